@@ -1,0 +1,448 @@
+# cython: language_level=3
+"""medsettle._core: the settlement kernel (DOMAIN.md §2) over flat arrays, without the GIL.
+
+Twin of medsettle/engine/reference.py: same steps, same order, same rounding; results and state must be
+bit-identical. The Python facade (medsettle/engine/core.py) validates every input before calling in;
+this module only loops. It never allocates per bill and never touches a Python object inside the loop.
+"""
+
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__)
+    #define MS_PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
+    #define MS_PREFETCH_R(p) __builtin_prefetch((p), 0, 3)
+    #else
+    #define MS_PREFETCH_W(p) ((void)0)
+    #define MS_PREFETCH_R(p) ((void)0)
+    #endif
+    """
+    void MS_PREFETCH_W(const void *p) nogil
+    void MS_PREFETCH_R(const void *p) nogil
+
+# -- layouts shared with medsettle/engine/state.py and persons.py (checked by tests) -----------------
+
+ctypedef struct PersonState:
+    int64_t balance
+    int64_t t2_base
+    int32_t ded_met[3]
+    int32_t pooled_paid[3]
+    int32_t t2_paid
+    int32_t maf_paid
+    int32_t adm_id
+    int32_t adm_ded_std
+    int32_t adm_ded_met
+    uint16_t adm_nsetl
+    uint8_t adm_count
+    uint8_t acc_year
+
+ctypedef struct PersonAttrs:
+    uint8_t insutype
+    uint8_t psn_type
+    uint8_t flags
+    uint8_t pad
+    int16_t region
+    int16_t filing_region
+    int32_t run_start
+    int32_t paid_through
+    int32_t extra_wait
+    int32_t filing_from
+    int32_t filing_to
+    int32_t pad2
+
+# Output columns: the order of medsettle.engine.columns.COLUMNS.
+cdef enum:
+    C_STATUS, C_GROUP, C_DED_KIND, C_ADM_COUNTED, C_YEAR, C_POOL_PROP, C_MEDFEE, C_FULAMT, C_OVERLMT,
+    C_PRESELFPAY, C_INSCP, C_DEDC, C_HIFP, C_HIFOB, C_HIFMI, C_CVLSERV, C_MAF, C_FUND, C_PSN_PART, C_ACCT,
+    C_CASH, C_HOSP_PART, C_BALC, C_T2_ADD, N_COLS
+
+cdef enum:
+    NC_STATUS, NC_MEDFEE, NC_FUND, NC_ACCT, NC_CASH, NC_BALC, N_NARROW
+
+cdef enum:
+    L_FEE, L_FULAMT, L_OVERLMT, L_PRESELFPAY, L_INSCP, N_LINE_COLS
+
+cdef enum:
+    OK = 0
+    PERSON_INACTIVE = 1
+    WAITING_PERIOD = 2
+    NO_RULES_IN_FORCE = 3
+    YEAR_CLOSED = 4
+    ADMISSION_LIMIT = 5
+
+cdef enum:
+    FLAG_ACTIVE = 1
+    FLAG_ASSISTANCE = 2
+    EMPLOYEE = 0          # INSUTYPES index of "310"
+    MT_EMERGENCY = 1      # MED_TYPES index of "13"
+    CLASS_A = 1
+    CLASS_B = 2
+    CLASS_C = 3
+    YEAR_BASE = 1900
+    MAX_ADMISSIONS = 255
+    MAX_ADM_SETTLEMENTS = 65535
+    PF_DISTANCE = 8       # bills ahead whose person state is prefetched
+
+# rs_misc columns (medsettle.policy.compile.MISC_*)
+cdef enum:
+    M_MAF_RATIO, M_MAF_CAP, M_ACCT_MT_MASK, M_ACCT_COVERED, M_CUT_EMERG, M_CUT_OTHER, M_WAITING, N_MISC
+
+DEF BP = 10000
+DEF LINE_DIVISOR = 1000000   # pric (1e-4 yuan) × cnt (1e-4) per fen
+
+COLUMN_NAMES = ("status", "group", "ded_kind", "adm_counted", "year", "pool_prop_bp", "medfee_sumamt",
+                "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc",
+                "hifp_pay", "hifob_pay", "hifmi_pay", "cvlserv_pay", "maf_pay", "fund_pay_sumamt", "psn_part_amt",
+                "acct_pay", "psn_cash_pay", "hosp_part_amt", "balc", "t2_base_add")
+
+
+def layout_sizes():
+    """sizeof the C records, so tests can check them against the numpy dtypes."""
+    return {"PersonState": sizeof(PersonState), "PersonAttrs": sizeof(PersonAttrs)}
+
+
+cdef inline int64_t rnd(int64_t num, int64_t den) noexcept nogil:
+    """round(num / den) half up, for num >= 0 and den > 0."""
+    return (num + den // 2) // den
+
+
+cdef inline int64_t i64max(int64_t a, int64_t b) noexcept nogil:
+    return a if a > b else b
+
+
+cdef inline int64_t i64min(int64_t a, int64_t b) noexcept nogil:
+    return a if a < b else b
+
+
+cdef class CorePolicy:
+    """A compiled policy held as typed memoryviews (see medsettle.policy.compile)."""
+
+    cdef const int32_t[::1] region_rs_start
+    cdef const int32_t[::1] region_rs_count
+    cdef const int8_t[:, ::1] region_group_basis
+    cdef const int32_t[::1] rs_from_day
+    cdef const int8_t[:, ::1] rs_group_of_mt
+    cdef const int32_t[:, :, :, :, :, ::1] rs_deductible
+    cdef const int32_t[:, :, :, :, ::1] rs_ratio
+    cdef const int32_t[:, :, :, ::1] rs_ceiling
+    cdef const uint8_t[:, ::1] rs_t2_mask
+    cdef const int32_t[:, ::1] rs_t2_ratio
+    cdef const int32_t[:, ::1] rs_t2_cap
+    cdef const int64_t[:, ::1] rs_t2_threshold
+    cdef const int32_t[:, ::1] rs_misc
+    cdef const uint8_t[::1] item_class
+    cdef const uint8_t[::1] item_restricted
+    cdef const int64_t[::1] item_cap
+    cdef const int32_t[:, ::1] item_selfpay
+
+    def __init__(self, compiled):
+        self.region_rs_start = compiled.region_rs_start
+        self.region_rs_count = compiled.region_rs_count
+        self.region_group_basis = compiled.region_group_basis
+        self.rs_from_day = compiled.rs_from_day
+        self.rs_group_of_mt = compiled.rs_group_of_mt
+        self.rs_deductible = compiled.rs_deductible
+        self.rs_ratio = compiled.rs_ratio
+        self.rs_ceiling = compiled.rs_ceiling
+        self.rs_t2_mask = compiled.rs_t2_mask
+        self.rs_t2_ratio = compiled.rs_t2_ratio
+        self.rs_t2_cap = compiled.rs_t2_cap
+        self.rs_t2_threshold = compiled.rs_t2_threshold
+        self.rs_misc = compiled.rs_misc
+        self.item_class = compiled.item_class
+        self.item_restricted = compiled.item_restricted
+        self.item_cap = compiled.item_cap
+        self.item_selfpay = compiled.item_selfpay
+        if self.rs_misc.shape[1] != N_MISC:
+            raise ValueError("rs_misc has %d columns, the core expects %d" % (self.rs_misc.shape[1], N_MISC))
+
+    cdef inline int ruleset_on(self, int region, int32_t day) noexcept nogil:
+        cdef int start = self.region_rs_start[region]
+        cdef int s = start + self.region_rs_count[region] - 1
+        while s >= start:
+            if self.rs_from_day[s] <= day:
+                return s
+            s -= 1
+        return -1
+
+
+cdef inline void roll_over(PersonState* st, int year) noexcept nogil:
+    st.ded_met[0] = 0; st.ded_met[1] = 0; st.ded_met[2] = 0
+    st.pooled_paid[0] = 0; st.pooled_paid[1] = 0; st.pooled_paid[2] = 0
+    st.t2_paid = 0
+    st.t2_base = 0
+    st.maf_paid = 0
+    st.adm_count = 0
+    st.acc_year = <uint8_t>(year - YEAR_BASE)
+
+
+cdef int settle_one(CorePolicy pol, const PersonAttrs* attrs_all, PersonState* state_all,
+                    Py_ssize_t i, int32_t person, int32_t day, int16_t year, int32_t month, uint8_t mt,
+                    uint8_t tier, int16_t treat_region, uint8_t acct_flag, int32_t adm, int64_t saf_cash,
+                    const int64_t* line_start, const int32_t* item, const int64_t* pric, const int64_t* cnt,
+                    const uint8_t* appr, int64_t* row, int64_t* line_out, bint full, bint presettle) noexcept nogil:
+    """Settle bill i; write its row (and its lines when ``full``). Returns its status."""
+    cdef const PersonAttrs* a = &attrs_all[person]
+    cdef PersonState st
+    cdef int s, g, sch, pt, status = OK
+    cdef Py_ssize_t j, j0 = line_start[i], j1 = line_start[i + 1]
+    cdef int64_t fee, fulamt, overlmt, preselfpay, inscp, cap, p_units, c_units
+    cdef int64_t medfee = 0, s_fulamt = 0, s_overlmt = 0, s_preselfpay = 0, s_inscp = 0
+    cdef int64_t standard, met, dedc, ratio, cut, eligible, share, room, hifp, e_over
+    cdef int64_t hifob = 0, hifmi = 0, t2_add = 0, room2, selfpaid, excess, maf = 0, fund, hosp = 0
+    cdef int64_t psn_part, payable, acct = 0, cash
+    cdef bint per_adm, in_progress
+    cdef int32_t wait
+    cdef uint8_t cls
+    cdef int adm_counted = 0
+
+    # Step 6: eligibility (same order as the reference).
+    if not (a.flags & FLAG_ACTIVE):
+        status = PERSON_INACTIVE
+    else:
+        s = pol.ruleset_on(a.region, day)
+        if s < 0:
+            status = NO_RULES_IN_FORCE
+        else:
+            wait = pol.rs_misc[s, M_WAITING] + a.extra_wait
+            if a.run_start < 0 or month < a.run_start + wait or a.paid_through < month - 1:
+                status = WAITING_PERIOD
+    if status == OK:
+        st = state_all[person]
+        if st.acc_year != 0 and st.acc_year + YEAR_BASE > year:
+            status = YEAR_CLOSED
+    if status == OK:
+        g = pol.rs_group_of_mt[s, mt]
+        per_adm = pol.region_group_basis[a.region, g] != 0
+        in_progress = per_adm and st.adm_nsetl > 0 and st.adm_id == adm
+        if per_adm and ((in_progress and st.adm_nsetl >= MAX_ADM_SETTLEMENTS) or
+                        (not in_progress and st.acc_year + YEAR_BASE == year and st.adm_count >= MAX_ADMISSIONS)):
+            status = ADMISSION_LIMIT
+    if status != OK:
+        if full:
+            for j in range(N_COLS):
+                row[j] = 0
+            for j in range(j0 * N_LINE_COLS, j1 * N_LINE_COLS):
+                line_out[j] = 0
+        else:
+            for j in range(N_NARROW):
+                row[j] = 0
+        row[0] = status
+        return status
+
+    if st.acc_year == 0 or st.acc_year + YEAR_BASE < year:
+        roll_over(&st, year)
+    sch = a.insutype
+    pt = a.psn_type
+
+    # Steps 1-5: per line, treatment region's catalogue (items resolved by the facade).
+    for j in range(j0, j1):
+        p_units = pric[j]
+        c_units = cnt[j]
+        fee = rnd(p_units * c_units, LINE_DIVISOR)
+        cls = pol.item_class[item[j]]
+        if cls == CLASS_C or (pol.item_restricted[item[j]] and not appr[j]):
+            fulamt = fee
+            overlmt = 0
+            preselfpay = 0
+        else:
+            fulamt = 0
+            cap = pol.item_cap[item[j]]
+            overlmt = rnd((p_units - cap) * c_units, LINE_DIVISOR) if (cap >= 0 and p_units > cap) else 0
+            preselfpay = rnd((fee - overlmt) * pol.item_selfpay[item[j], pt], BP) if cls == CLASS_B else 0
+        inscp = fee - fulamt - overlmt - preselfpay
+        medfee += fee
+        s_fulamt += fulamt
+        s_overlmt += overlmt
+        s_preselfpay += preselfpay
+        s_inscp += inscp
+        if full:
+            line_out[j * N_LINE_COLS + L_FEE] = fee
+            line_out[j * N_LINE_COLS + L_FULAMT] = fulamt
+            line_out[j * N_LINE_COLS + L_OVERLMT] = overlmt
+            line_out[j * N_LINE_COLS + L_PRESELFPAY] = preselfpay
+            line_out[j * N_LINE_COLS + L_INSCP] = inscp
+
+    # Step 7: deductible.
+    if per_adm and in_progress:
+        standard = st.adm_ded_std
+        met = st.adm_ded_met
+    elif per_adm:
+        standard = pol.rs_deductible[s, g, sch, pt, tier, st.adm_count if st.adm_count < 2 else 2]
+        met = 0
+    else:
+        standard = pol.rs_deductible[s, g, sch, pt, tier, 0]
+        met = st.ded_met[g]
+    dedc = i64min(s_inscp, i64max(0, standard - met))
+
+    # Step 8: pooled fund.
+    ratio = pol.rs_ratio[s, g, sch, pt, tier]
+    if treat_region != a.region and not (a.filing_region == treat_region and a.filing_from <= day
+                                         and day <= a.filing_to):
+        cut = pol.rs_misc[s, M_CUT_EMERG] if mt == MT_EMERGENCY else pol.rs_misc[s, M_CUT_OTHER]
+        ratio = i64min(i64max(ratio - cut, 0), BP)
+    eligible = s_inscp - dedc
+    share = rnd(eligible * ratio, BP)
+    room = i64max(0, pol.rs_ceiling[s, g, sch, pt] - st.pooled_paid[g])
+    if room == 0:
+        hifp = 0
+        e_over = eligible
+    elif share <= room:
+        hifp = share
+        e_over = 0
+    else:
+        hifp = room
+        e_over = i64max(0, eligible - rnd(room * BP, ratio))
+
+    # Step 9: second tier.
+    if (pol.rs_t2_mask[s, sch] >> g) & 1:
+        room2 = i64max(0, pol.rs_t2_cap[s, sch] - st.t2_paid)
+        if sch == EMPLOYEE:
+            hifob = i64min(rnd(e_over * pol.rs_t2_ratio[s, sch], BP), room2)
+        else:
+            selfpaid = s_inscp - hifp
+            excess = i64max(0, st.t2_base + selfpaid - i64max(pol.rs_t2_threshold[s, sch], st.t2_base))
+            hifmi = i64min(rnd(excess * pol.rs_t2_ratio[s, sch], BP), room2)
+            t2_add = selfpaid
+
+    # Step 10: medical assistance.
+    if a.flags & FLAG_ASSISTANCE:
+        maf = i64min(rnd(i64max(0, s_inscp - hifp - hifob - hifmi) * pol.rs_misc[s, M_MAF_RATIO], BP),
+                     i64max(0, pol.rs_misc[s, M_MAF_CAP] - st.maf_paid))
+
+    # Steps 11-15.
+    fund = hifp + hifob + hifmi + maf
+    if saf_cash >= 0:
+        hosp = i64max(0, medfee - fund - saf_cash)
+    psn_part = medfee - fund - hosp
+    if acct_flag and sch == EMPLOYEE and (pol.rs_misc[s, M_ACCT_MT_MASK] >> mt) & 1:
+        payable = i64max(0, psn_part - s_fulamt - s_overlmt) if pol.rs_misc[s, M_ACCT_COVERED] else psn_part
+        acct = i64min(payable, st.balance)
+    cash = psn_part - acct
+
+    # Step 16: accumulators.
+    st.balance -= acct
+    if per_adm:
+        if in_progress:
+            st.adm_ded_met += <int32_t>dedc
+            st.adm_nsetl += 1
+        else:
+            st.adm_id = adm
+            st.adm_ded_std = <int32_t>standard
+            st.adm_ded_met = <int32_t>dedc
+            st.adm_nsetl = 1
+            st.adm_count += 1
+            adm_counted = 1
+    else:
+        st.ded_met[g] += <int32_t>dedc
+    st.pooled_paid[g] += <int32_t>hifp
+    st.t2_paid += <int32_t>(hifob + hifmi)
+    st.t2_base += t2_add
+    st.maf_paid += <int32_t>maf
+    if not presettle:
+        state_all[person] = st
+
+    if full:
+        row[C_STATUS] = OK
+        row[C_GROUP] = g
+        row[C_DED_KIND] = per_adm
+        row[C_ADM_COUNTED] = adm_counted
+        row[C_YEAR] = year
+        row[C_POOL_PROP] = ratio
+        row[C_MEDFEE] = medfee
+        row[C_FULAMT] = s_fulamt
+        row[C_OVERLMT] = s_overlmt
+        row[C_PRESELFPAY] = s_preselfpay
+        row[C_INSCP] = s_inscp
+        row[C_DEDC] = dedc
+        row[C_HIFP] = hifp
+        row[C_HIFOB] = hifob
+        row[C_HIFMI] = hifmi
+        row[C_CVLSERV] = 0
+        row[C_MAF] = maf
+        row[C_FUND] = fund
+        row[C_PSN_PART] = psn_part
+        row[C_ACCT] = acct
+        row[C_CASH] = cash
+        row[C_HOSP_PART] = hosp
+        row[C_BALC] = st.balance
+        row[C_T2_ADD] = t2_add
+    else:
+        row[NC_STATUS] = OK
+        row[NC_MEDFEE] = medfee
+        row[NC_FUND] = fund
+        row[NC_ACCT] = acct
+        row[NC_CASH] = cash
+        row[NC_BALC] = st.balance
+    return OK
+
+
+def run(CorePolicy pol, const uint8_t[::1] attrs_bytes, uint8_t[::1] state_bytes,
+        const int32_t[::1] person, const int32_t[::1] day, const int16_t[::1] year, const int32_t[::1] month,
+        const uint8_t[::1] med_type, const uint8_t[::1] tier, const int16_t[::1] treat_region,
+        const uint8_t[::1] acct_flag, const int32_t[::1] adm, const int64_t[::1] saf_cash,
+        const int64_t[::1] line_start, const int32_t[::1] item, const int64_t[::1] pric,
+        const int64_t[::1] cnt, const uint8_t[::1] appr,
+        int64_t[:, ::1] out, int64_t[:, ::1] line_out, bint presettle=False):
+    """Settle a validated batch in order. ``line_out`` None narrows the outputs (``out`` has N_NARROW
+    columns). Returns the number of bills settled (status 0)."""
+    cdef Py_ssize_t n = person.shape[0], i
+    cdef bint full = line_out is not None
+    cdef Py_ssize_t ncols = N_COLS if full else N_NARROW
+    if out.shape[0] != n or out.shape[1] != ncols:
+        raise ValueError("out must be (%d, %d)" % (n, ncols))
+    if full and (line_out.shape[0] != item.shape[0] or line_out.shape[1] != N_LINE_COLS):
+        raise ValueError("line_out must be (%d, %d)" % (item.shape[0], N_LINE_COLS))
+    if line_start.shape[0] != n + 1:
+        raise ValueError("line_start must have n + 1 entries")
+    if state_bytes.shape[0] % sizeof(PersonState) or attrs_bytes.shape[0] % sizeof(PersonAttrs):
+        raise ValueError("state or attrs buffer is not a whole number of records")
+    if state_bytes.shape[0] // sizeof(PersonState) != attrs_bytes.shape[0] // sizeof(PersonAttrs):
+        raise ValueError("state and attrs have different numbers of persons")
+    cdef const PersonAttrs* attrs_all = <const PersonAttrs*> &attrs_bytes[0] if attrs_bytes.shape[0] else NULL
+    cdef PersonState* state_all = <PersonState*> &state_bytes[0] if state_bytes.shape[0] else NULL
+    cdef int64_t* out_ptr = &out[0, 0] if n else NULL
+    cdef int64_t* line_ptr = &line_out[0, 0] if (full and item.shape[0]) else NULL
+    cdef const int32_t* item_ptr = &item[0] if item.shape[0] else NULL
+    cdef const int64_t* pric_ptr = &pric[0] if item.shape[0] else NULL
+    cdef const int64_t* cnt_ptr = &cnt[0] if item.shape[0] else NULL
+    cdef const uint8_t* appr_ptr = &appr[0] if item.shape[0] else NULL
+    cdef Py_ssize_t settled = 0
+    with nogil:
+        for i in range(n):
+            if i + PF_DISTANCE < n:
+                MS_PREFETCH_W(&state_all[person[i + PF_DISTANCE]])
+                MS_PREFETCH_R(&attrs_all[person[i + PF_DISTANCE]])
+            if settle_one(pol, attrs_all, state_all, i, person[i], day[i], year[i], month[i], med_type[i],
+                          tier[i], treat_region[i], acct_flag[i], adm[i], saf_cash[i], &line_start[0],
+                          item_ptr, pric_ptr, cnt_ptr, appr_ptr, out_ptr + i * ncols, line_ptr, full,
+                          presettle) == OK:
+                settled += 1
+    return settled
+
+
+def cancel(uint8_t[::1] state_bytes, Py_ssize_t person, const int64_t[::1] original, int32_t adm):
+    """Move one person's state back by exactly a settlement's amounts. Returns (status, balance after)."""
+    if original.shape[0] != N_COLS:
+        raise ValueError("original must be a full row of %d columns" % N_COLS)
+    if person < 0 or (person + 1) * <Py_ssize_t>sizeof(PersonState) > state_bytes.shape[0]:
+        raise IndexError("person %d out of range" % person)
+    cdef PersonState* st = (<PersonState*> &state_bytes[0]) + person
+    cdef int g = <int>original[C_GROUP]
+    if st.acc_year != 0 and original[C_YEAR] < st.acc_year + YEAR_BASE:
+        return YEAR_CLOSED, st.balance
+    st.balance += original[C_ACCT]
+    if original[C_DED_KIND]:
+        if st.adm_nsetl > 0 and st.adm_id == adm:
+            st.adm_ded_met -= <int32_t>original[C_DEDC]
+            st.adm_nsetl -= 1
+            if st.adm_nsetl == 0:
+                st.adm_count -= 1
+    else:
+        st.ded_met[g] -= <int32_t>original[C_DEDC]
+    st.pooled_paid[g] -= <int32_t>original[C_HIFP]
+    st.t2_paid -= <int32_t>(original[C_HIFOB] + original[C_HIFMI])
+    st.t2_base -= original[C_T2_ADD]
+    st.maf_paid -= <int32_t>original[C_MAF]
+    return OK, st.balance

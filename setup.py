@@ -1,0 +1,35 @@
+"""Declares the Cython core only; all other metadata lives in pyproject.toml.
+
+MEDSETTLE_CYTHON_CHECKS=1 turns bounds and wraparound checks back on for debugging
+(scikit-learn's habit: directives set once, in the build).
+"""
+import os
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+checks = os.environ.get("MEDSETTLE_CYTHON_CHECKS") == "1"
+
+extensions = [
+    Extension(
+        "medsettle._core",
+        ["ext/_core.pyx"],
+        include_dirs=[numpy.get_include(), "ext"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=["-O3"],
+    )
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        language_level=3,
+        compiler_directives={
+            "boundscheck": checks,
+            "wraparound": checks,
+            "cdivision": True,
+            "initializedcheck": checks,
+        },
+    )
+)

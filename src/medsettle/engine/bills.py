@@ -1,0 +1,350 @@
+"""Bills in, as the engines take them: pydantic models at the edge, struct-of-arrays inside.
+
+:class:`Bill` is one bill with the platform's field names (amounts as numbers or numeric strings,
+parsed exactly). :class:`BillBatch` is many bills as numpy columns, the only thing the engines read.
+:func:`encode_bills` turns models into a batch (resolving persons, regions, catalogue items and
+admissions); :meth:`BillBatch.validate` checks every bound of DOMAIN.md §2 with vectorised numpy before
+any engine runs, so one bad bill fails the whole batch and nothing is settled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from .. import money
+from ..errors import InvalidInput, TotalMismatch, UnknownItem
+from ..policy.codes import MED_TYPE_INDEX, TIER_INDEX
+from ..policy.compile import CompiledPolicy
+from ..timeutil import day_number, local_date
+from .persons import Population
+from .state import MAX_YEAR, MIN_YEAR
+
+MAX_PRIC_UNITS = 10**6 * money.PRICE_SCALE  # pric ≤ 10^6 yuan
+MAX_CNT_UNITS = 10**4 * money.CNT_SCALE  # cnt ≤ 10^4
+MAX_LINES = 1000
+MAX_MEDFEE = 10**11  # fen
+LINE_DIVISOR = money.PRICE_SCALE * money.CNT_SCALE // money.FEN_PER_YUAN  # pric×cnt units per fen = 10^6
+NO_VALUE = -1
+
+
+def line_fee(pric_units: int, cnt_units: int) -> int:
+    """det_item_fee_sumamt = round(pric × cnt) in fen, half up (DOMAIN.md §2 step 1)."""
+    return money.round_half_up_div(pric_units * cnt_units, LINE_DIVISOR)
+
+
+def _amount(fn):
+    def parse(value: object) -> object:
+        if value is None or value == "":
+            return None
+        return fn(value, None)
+    return BeforeValidator(parse)
+
+
+def _flag(value: object) -> bool:
+    if value in (0, 1, True, False):
+        return bool(value)
+    if value in ("0", "1"):
+        return value == "1"
+    raise ValueError(f"expected 0 or 1, got {value!r}")
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
+
+
+class FeeLine(BaseModel):
+    """One fee-detail line (feedetail)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    feedetl_sn: str = ""
+    med_list_codg: str = Field(min_length=1)
+    pric: Annotated[int, _amount(money.to_price_units), Field(ge=0, le=MAX_PRIC_UNITS)]
+    cnt: Annotated[int, _amount(money.to_cnt_units), Field(gt=0, le=MAX_CNT_UNITS)]
+    det_item_fee_sumamt: Annotated[int | None, _amount(money.to_fen), Field(ge=0)] = None
+    hosp_appr_flag: Flag = False
+
+
+class Bill(BaseModel):
+    """One bill to settle. ``setl_time`` is the encounter time (the bill's date, Asia/Shanghai).
+
+    ``hosp_lv`` is the institution's tier: "1"-"3" for hospitals, "pharmacy" for a pharmacy.
+    ``mdtrtarea_admvs`` (treatment region) defaults to the person's insured region.
+    ``saf_cash_amt`` is set only on a store-and-forward forward: the cash the counter collected.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    bill_id: str = Field("", description="the sender's id for the bill (medins_setl_id)")
+    psn_no: str = Field(min_length=1)
+    mdtrt_id: str = Field(min_length=1)
+    med_type: Literal["11", "13", "14", "21", "41"]
+    setl_time: dt.datetime | dt.date
+    hosp_lv: Literal["pharmacy", "1", "2", "3"]
+    mdtrtarea_admvs: str | None = Field(None, pattern=r"^\d{6}$")
+    acct_used_flag: Flag = True
+    medfee_sumamt: Annotated[int | None, _amount(money.to_fen), Field(ge=0)] = None
+    saf_cash_amt: Annotated[int | None, _amount(money.to_fen), Field(ge=0, le=MAX_MEDFEE)] = None
+    feedetail: list[FeeLine] = Field(min_length=1, max_length=MAX_LINES)
+
+    @field_validator("med_type", "hosp_lv", mode="before")
+    @classmethod
+    def _code_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("setl_time", mode="before")
+    @classmethod
+    def _platform_time(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return local_date(value)
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def bill_date(self) -> dt.date:
+        return local_date(self.setl_time)
+
+
+def parse_bill(data: object, *, position: int | None = None) -> Bill:
+    """Validate one bill; errors name the bill (its bill_id, else its position) and the field."""
+    try:
+        return Bill.model_validate(data)
+    except ValidationError as exc:
+        bill = data.get("bill_id") if isinstance(data, dict) and data.get("bill_id") else position
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or None
+        raise InvalidInput(err["msg"], bill=bill, field=field) from None
+
+
+@dataclass
+class BillBatch:
+    """Bills as numpy columns (struct-of-arrays): what both engines read.
+
+    Per bill: person (row in the Population), day (day number), year, month (year*12+month-1),
+    med_type (index into MED_TYPES), tier (index into TIER_NAMES), treat_region (index into the policy's
+    regions), acct_flag, adm (admission key of its mdtrt_id), saf_cash (fen, -1 if not a forward),
+    caller_medfee (fen, -1 if not sent), line_start (n+1 offsets into the line columns).
+    Per line: item (index into the compiled catalogue items), pric (0.0001 yuan), cnt (0.0001),
+    appr (hosp_appr_flag), caller_fee (fen, -1 if not sent).
+    """
+
+    person: np.ndarray
+    day: np.ndarray
+    year: np.ndarray
+    month: np.ndarray
+    med_type: np.ndarray
+    tier: np.ndarray
+    treat_region: np.ndarray
+    acct_flag: np.ndarray
+    adm: np.ndarray
+    saf_cash: np.ndarray
+    caller_medfee: np.ndarray
+    line_start: np.ndarray
+    item: np.ndarray
+    pric: np.ndarray
+    cnt: np.ndarray
+    appr: np.ndarray
+    caller_fee: np.ndarray
+    bill_ids: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.person)
+
+    @classmethod
+    def from_columns(cls, *, person, day, med_type, tier, treat_region, acct_flag, adm, line_start, item, pric,
+                     cnt, appr=None, saf_cash=None, caller_medfee=None, caller_fee=None,
+                     bill_ids=None) -> BillBatch:
+        """Build a batch from columns, deriving year and month from the day numbers."""
+        day = np.ascontiguousarray(day, np.int32)
+        n, n_lines = len(day), len(item)
+        dates = day.astype("datetime64[D]")
+        months = dates.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
+        return cls(
+            person=np.ascontiguousarray(person, np.int32), day=day,
+            year=(months // 12 + 1970).astype(np.int16), month=(months + 1970 * 12).astype(np.int32),
+            med_type=np.ascontiguousarray(med_type, np.uint8), tier=np.ascontiguousarray(tier, np.uint8),
+            treat_region=np.ascontiguousarray(treat_region, np.int16),
+            acct_flag=np.ascontiguousarray(acct_flag, np.uint8), adm=np.ascontiguousarray(adm, np.int32),
+            saf_cash=np.full(n, NO_VALUE, np.int64) if saf_cash is None else np.ascontiguousarray(saf_cash, np.int64),
+            caller_medfee=(np.full(n, NO_VALUE, np.int64) if caller_medfee is None
+                           else np.ascontiguousarray(caller_medfee, np.int64)),
+            line_start=np.ascontiguousarray(line_start, np.int64), item=np.ascontiguousarray(item, np.int32),
+            pric=np.ascontiguousarray(pric, np.int64), cnt=np.ascontiguousarray(cnt, np.int64),
+            appr=np.zeros(n_lines, np.uint8) if appr is None else np.ascontiguousarray(appr, np.uint8),
+            caller_fee=(np.full(n_lines, NO_VALUE, np.int64) if caller_fee is None
+                        else np.ascontiguousarray(caller_fee, np.int64)),
+            bill_ids=bill_ids,
+        )
+
+    def bill(self, i: int) -> BillBatch:
+        """Bill ``i`` as a batch of one."""
+        a, b = int(self.line_start[i]), int(self.line_start[i + 1])
+        return BillBatch(
+            **{k: getattr(self, k)[i:i + 1] for k in _BILL_COLUMNS},
+            line_start=np.array([0, b - a], np.int64),
+            **{k: getattr(self, k)[a:b] for k in _LINE_COLUMNS},
+            bill_ids=None if self.bill_ids is None else self.bill_ids[i:i + 1],
+        )
+
+    def name_of(self, i: int) -> str | int:
+        if self.bill_ids is not None and self.bill_ids[i]:
+            return self.bill_ids[i]
+        return i
+
+    def validate(self, compiled: CompiledPolicy, n_persons: int) -> None:
+        """Check every bound before any engine runs; raise InvalidInput naming the first bad bill and field.
+
+        Vectorised: about the cost of one pass over the columns.
+        """
+        n = len(self.person)
+        for name in _BILL_COLUMNS:
+            if len(getattr(self, name)) != n:
+                raise InvalidInput(f"column has {len(getattr(self, name))} rows, expected {n}", field=name)
+        n_lines = len(self.item)
+        for name in _LINE_COLUMNS:
+            if len(getattr(self, name)) != n_lines:
+                raise InvalidInput(f"column has {len(getattr(self, name))} rows, expected {n_lines}", field=name)
+        if len(self.line_start) != n + 1 or (n + 1 and (self.line_start[0] != 0 or self.line_start[-1] != n_lines)):
+            raise InvalidInput("line_start must have n+1 offsets from 0 to the number of lines", field="line_start")
+        counts = np.diff(self.line_start)
+        self._fail_first(counts < 1, "feedetail", "a bill needs at least one line")
+        self._fail_first(counts > MAX_LINES, "feedetail", f"more than {MAX_LINES} lines")
+        self._fail_first((self.person < 0) | (self.person >= n_persons), "psn_no", "unknown person")
+        self._fail_first(self.med_type >= len(MED_TYPE_INDEX), "med_type", "unknown med type")
+        self._fail_first(self.tier >= len(TIER_INDEX), "hosp_lv", "unknown institution tier")
+        self._fail_first((self.treat_region < 0) | (self.treat_region >= len(compiled.region_codes)),
+                         "mdtrtarea_admvs", "treatment region is not in the policy")
+        self._fail_first(self.acct_flag > 1, "acct_used_flag", "expected 0 or 1")
+        self._fail_first((self.year < MIN_YEAR) | (self.year > MAX_YEAR), "setl_time",
+                         f"the bill's date must be in {MIN_YEAR}-{MAX_YEAR}")
+        self._fail_first((self.saf_cash < NO_VALUE) | (self.saf_cash > MAX_MEDFEE), "saf_cash_amt", "out of bounds")
+        self._fail_first((self.saf_cash >= 0) & (self.acct_flag != 0), "acct_used_flag",
+                         "a store-and-forward forward is settled without the personal account (acct_used_flag 0)")
+        line_bill = np.repeat(np.arange(n), counts) if n_lines else np.zeros(0, np.int64)
+        self._fail_lines((self.pric < 0) | (self.pric > MAX_PRIC_UNITS), line_bill, "pric",
+                         "must be between 0 and 1000000 yuan")
+        self._fail_lines((self.cnt <= 0) | (self.cnt > MAX_CNT_UNITS), line_bill, "cnt",
+                         "must be more than 0 and at most 10000")
+        self._fail_lines(self.appr > 1, line_bill, "hosp_appr_flag", "expected 0 or 1")
+        bad_item = (self.item < 0) | (self.item >= len(compiled.item_class))
+        self._fail_lines(bad_item, line_bill, "med_list_codg", "UNKNOWN_ITEM: not in the catalogue", UnknownItem)
+        if n_lines:
+            item_day = self.day[line_bill]
+            wrong_catalogue = ((compiled.item_region[self.item] != self.treat_region[line_bill])
+                               | (compiled.item_from_day[self.item] > item_day)
+                               | (compiled.item_to_day[self.item] <= item_day))
+            self._fail_lines(wrong_catalogue, line_bill, "med_list_codg",
+                             "UNKNOWN_ITEM: not in the treatment region's catalogue in force on the bill's date",
+                             UnknownItem)
+        fees = (self.pric * self.cnt + LINE_DIVISOR // 2) // LINE_DIVISOR
+        self._fail_lines((self.caller_fee >= 0) & (self.caller_fee != fees), line_bill, "det_item_fee_sumamt",
+                         "disagrees with round(pric × cnt)", TotalMismatch)
+        medfee = np.add.reduceat(fees, self.line_start[:-1]) if n_lines else np.zeros(n, np.int64)
+        self._fail_first(medfee > MAX_MEDFEE, "medfee_sumamt", "more than 10^11 fen")
+        self._fail_first((self.caller_medfee >= 0) & (self.caller_medfee != medfee), "medfee_sumamt",
+                         "disagrees with the sum of the lines' det_item_fee_sumamt", TotalMismatch)
+
+    def _fail_first(self, bad: np.ndarray, field: str, message: str, error=InvalidInput) -> None:
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise error(message, bill=self.name_of(i), field=field)
+
+    def _fail_lines(self, bad: np.ndarray, line_bill: np.ndarray, field: str, message: str,
+                    error=InvalidInput) -> None:
+        if bad.any():
+            j = int(np.argmax(bad))
+            i = int(line_bill[j])
+            raise error(message, bill=self.name_of(i), field=f"feedetail[{j - int(self.line_start[i])}].{field}")
+
+
+_BILL_COLUMNS = ("person", "day", "year", "month", "med_type", "tier", "treat_region", "acct_flag", "adm",
+                 "saf_cash", "caller_medfee")
+_LINE_COLUMNS = ("item", "pric", "cnt", "appr", "caller_fee")
+
+
+class AdmissionKeys:
+    """Gives each mdtrt_id a small int key, the way the core tells admissions apart."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, int] = {}
+
+    def key(self, mdtrt_id: str) -> int:
+        k = self._keys.get(mdtrt_id)
+        if k is None:
+            k = self._keys[mdtrt_id] = len(self._keys)
+        return k
+
+
+def encode_bills(bills: list[Bill], compiled: CompiledPolicy, population: Population,
+                 admissions: AdmissionKeys) -> BillBatch:
+    """Resolve persons, regions and items of validated bills into a BillBatch.
+
+    Raises before anything is returned, so a bad bill never reaches an engine. Admission keys are
+    only handed out once every bill has resolved.
+    """
+    n = len(bills)
+    person = np.empty(n, np.int32)
+    day = np.empty(n, np.int32)
+    med_type = np.empty(n, np.uint8)
+    tier = np.empty(n, np.uint8)
+    treat_region = np.empty(n, np.int16)
+    acct_flag = np.empty(n, np.uint8)
+    saf_cash = np.empty(n, np.int64)
+    caller_medfee = np.empty(n, np.int64)
+    line_start = np.zeros(n + 1, np.int64)
+    items: list[int] = []
+    prices: list[int] = []
+    cnts: list[int] = []
+    apprs: list[int] = []
+    caller_fees: list[int] = []
+    for i, bill in enumerate(bills):
+        name = bill.bill_id or i
+        try:
+            p = population.index_of(bill.psn_no)
+        except InvalidInput as exc:
+            raise type(exc)(f"unknown person {bill.psn_no!r}", bill=name, field="psn_no") from None
+        insured = int(population.attrs[p]["region"])
+        if bill.mdtrtarea_admvs is None:
+            region = insured
+        else:
+            try:
+                region = compiled.region_index(bill.mdtrtarea_admvs)
+            except KeyError:
+                raise InvalidInput(f"treatment region {bill.mdtrtarea_admvs} is not in the policy", bill=name,
+                                   field="mdtrtarea_admvs") from None
+        d = day_number(bill.bill_date)
+        lookup = compiled.item_lookup(region, d)
+        for j, line in enumerate(bill.feedetail):
+            idx = None if lookup is None else lookup.get(line.med_list_codg)
+            if idx is None:
+                raise UnknownItem(f"UNKNOWN_ITEM: {line.med_list_codg!r} is not in the catalogue of "
+                                  f"{compiled.region_codes[region]} in force on {bill.bill_date}",
+                                  bill=name, field=f"feedetail[{j}].med_list_codg")
+            items.append(idx)
+            prices.append(line.pric)
+            cnts.append(line.cnt)
+            apprs.append(int(line.hosp_appr_flag))
+            caller_fees.append(NO_VALUE if line.det_item_fee_sumamt is None else line.det_item_fee_sumamt)
+        person[i] = p
+        day[i] = d
+        med_type[i] = MED_TYPE_INDEX[bill.med_type]
+        tier[i] = TIER_INDEX[bill.hosp_lv]
+        treat_region[i] = region
+        acct_flag[i] = int(bill.acct_used_flag)
+        saf_cash[i] = NO_VALUE if bill.saf_cash_amt is None else bill.saf_cash_amt
+        caller_medfee[i] = NO_VALUE if bill.medfee_sumamt is None else bill.medfee_sumamt
+        line_start[i + 1] = len(items)
+    adm = np.array([admissions.key(b.mdtrt_id) for b in bills], np.int32)
+    return BillBatch.from_columns(
+        person=person, day=day, med_type=med_type, tier=tier, treat_region=treat_region, acct_flag=acct_flag,
+        adm=adm, line_start=line_start, item=np.array(items, np.int32), pric=np.array(prices, np.int64),
+        cnt=np.array(cnts, np.int64), appr=np.array(apprs, np.uint8), saf_cash=saf_cash,
+        caller_medfee=caller_medfee, caller_fee=np.array(caller_fees, np.int64),
+        bill_ids=[b.bill_id for b in bills],
+    )

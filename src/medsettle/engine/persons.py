@@ -1,0 +1,236 @@
+"""The insured population as the engines see it: static attributes in flat arrays, one row per person.
+
+Static attributes (scheme, person type, insured region, eligibility, filing) never change during a
+settlement; they live apart from the 64-byte mutable state (:mod:`.state`). Person and card events
+that change them (enrolment, transfer, cancellation) belong to the centre (medsettle.centre), which
+rebuilds the affected rows.
+
+A persons file is CSV with the columns of :data:`CSV_COLUMNS` (months as ``yyyy-mm``, dates as
+``yyyy-mm-dd``, balance in yuan).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+
+from .. import money
+from ..errors import InvalidInput, UnknownPerson
+from ..policy.codes import INSUTYPE_INDEX, INSUTYPES, PSN_TYPE_INDEX, PSN_TYPES, PSN_TYPES_OF_INSUTYPE
+from ..policy.models import Policy
+from ..timeutil import day_number, from_day_number
+
+FLAG_ACTIVE = 1
+FLAG_ASSISTANCE = 2
+NO_MONTH = -1
+NO_REGION = -1
+
+ATTR_DTYPE = np.dtype([
+    ("insutype", "u1"),      # index into INSUTYPES
+    ("psn_type", "u1"),      # index into PSN_TYPES
+    ("flags", "u1"),         # FLAG_ACTIVE | FLAG_ASSISTANCE
+    ("_pad", "u1"),
+    ("region", "<i2"),       # insured region: index into the policy's regions
+    ("filing_region", "<i2"),  # region of a filing (备案) for care elsewhere, -1 none
+    ("run_start", "<i4"),    # first month (year*12+month-1) of the current unbroken contribution run, -1 none
+    ("paid_through", "<i4"),  # last month contributed for, -1 none
+    ("extra_wait", "<i4"),   # extra waiting months (residents enrolled late)
+    ("filing_from", "<i4"),  # filing validity, day numbers, inclusive
+    ("filing_to", "<i4"),
+    ("_pad2", "<i4"),
+])
+assert ATTR_DTYPE.itemsize == 32
+
+CSV_COLUMNS = ("psn_no", "insutype", "psn_type", "insuplc_admdvs", "balance", "active", "assistance",
+               "contrib_from", "paid_through", "extra_wait_months", "filing_admdvs", "filing_begin", "filing_end")
+
+
+def _month(text: str, field: str) -> int:
+    if not text:
+        return NO_MONTH
+    try:
+        year, month = text.split("-")
+        y, m = int(year), int(month)
+        if not 1 <= m <= 12:
+            raise ValueError
+    except ValueError:
+        raise InvalidInput(f"expected yyyy-mm, got {text!r}", field=field) from None
+    return y * 12 + m - 1
+
+
+def _month_text(m: int) -> str:
+    return "" if m < 0 else f"{m // 12:04d}-{m % 12 + 1:02d}"
+
+
+class Population:
+    """Static attributes of every insured person, by row index, bound to one policy's region order."""
+
+    def __init__(self, policy: Policy, psn_nos: list[str], attrs: np.ndarray, balances: np.ndarray):
+        if attrs.dtype != ATTR_DTYPE or len(attrs) != len(psn_nos) or len(balances) != len(psn_nos):
+            raise ValueError("psn_nos, attrs and balances must have one row per person")
+        self.region_codes = tuple(r.admdvs for r in policy.regions)
+        self.psn_nos = psn_nos
+        self.attrs = attrs
+        self.balances = np.ascontiguousarray(balances, dtype=np.int64)
+        self._index: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.psn_nos)
+
+    def index_of(self, psn_no: str) -> int:
+        if self._index is None:
+            self._index = {p: i for i, p in enumerate(self.psn_nos)}
+        try:
+            return self._index[psn_no]
+        except KeyError:
+            raise UnknownPerson(f"unknown person {psn_no!r}", field="psn_no") from None
+
+    def describe(self, i: int) -> dict[str, object]:
+        """One person's attributes with the platform's codes (for 1101 and for people reading output)."""
+        a = self.attrs[i]
+        filing = int(a["filing_region"])
+        return {
+            "psn_no": self.psn_nos[i],
+            "insutype": INSUTYPES[a["insutype"]],
+            "psn_type": PSN_TYPES[a["psn_type"]],
+            "insuplc_admdvs": self.region_codes[a["region"]],
+            "active": bool(a["flags"] & FLAG_ACTIVE),
+            "assistance": bool(a["flags"] & FLAG_ASSISTANCE),
+            "contrib_from": _month_text(int(a["run_start"])),
+            "paid_through": _month_text(int(a["paid_through"])),
+            "extra_wait_months": int(a["extra_wait"]),
+            "filing_admdvs": self.region_codes[filing] if filing >= 0 else "",
+            "filing_begin": from_day_number(int(a["filing_from"])).isoformat() if filing >= 0 else "",
+            "filing_end": from_day_number(int(a["filing_to"])).isoformat() if filing >= 0 else "",
+        }
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_rows(cls, policy: Policy, rows: list[dict[str, str]], *, source: str = "persons") -> Population:
+        regions = {r.admdvs: i for i, r in enumerate(policy.regions)}
+        attrs = np.zeros(len(rows), dtype=ATTR_DTYPE)
+        balances = np.zeros(len(rows), dtype=np.int64)
+        psn_nos: list[str] = []
+        seen: set[str] = set()
+        for i, row in enumerate(rows):
+            where = f"{source} row {i + 1}"
+            try:
+                psn_no = (row.get("psn_no") or "").strip()
+                if not psn_no or psn_no in seen:
+                    raise InvalidInput("missing or repeated psn_no", field="psn_no")
+                insutype = row.get("insutype", "")
+                psn_type = row.get("psn_type", "")
+                if insutype not in INSUTYPE_INDEX:
+                    raise InvalidInput(f"unknown insutype {insutype!r}", field="insutype")
+                if psn_type not in PSN_TYPES_OF_INSUTYPE[insutype]:
+                    raise InvalidInput(f"psn_type {psn_type!r} is not a person type of insutype {insutype}",
+                                       field="psn_type")
+                region = row.get("insuplc_admdvs", "")
+                if region not in regions:
+                    raise InvalidInput(f"region {region!r} is not in the policy", field="insuplc_admdvs")
+                balance = money.to_fen(row.get("balance") or "0", "balance")
+                if balance < 0:
+                    raise InvalidInput("must not be negative", field="balance")
+                filing = row.get("filing_admdvs") or ""
+                if filing and filing not in regions:
+                    raise InvalidInput(f"region {filing!r} is not in the policy", field="filing_admdvs")
+                a = attrs[i]
+                a["insutype"] = INSUTYPE_INDEX[insutype]
+                a["psn_type"] = PSN_TYPE_INDEX[psn_type]
+                a["flags"] = ((FLAG_ACTIVE if row.get("active", "1") in ("1", "true", "") else 0)
+                              | (FLAG_ASSISTANCE if row.get("assistance", "0") in ("1", "true") else 0))
+                a["region"] = regions[region]
+                a["run_start"] = _month(row.get("contrib_from") or "", "contrib_from")
+                a["paid_through"] = _month(row.get("paid_through") or "", "paid_through")
+                a["extra_wait"] = int(row.get("extra_wait_months") or 0)
+                a["filing_region"] = regions[filing] if filing else NO_REGION
+                if filing:
+                    a["filing_from"] = day_number(dt.date.fromisoformat(row["filing_begin"]))
+                    a["filing_to"] = day_number(dt.date.fromisoformat(row["filing_end"]))
+            except InvalidInput as exc:
+                raise InvalidInput(f"{where}: {exc}") from None
+            except (ValueError, KeyError) as exc:
+                raise InvalidInput(f"{where}: {exc}") from None
+            balances[i] = balance
+            psn_nos.append(psn_no)
+            seen.add(psn_no)
+        return cls(policy, psn_nos, attrs, balances)
+
+    @classmethod
+    def from_csv(cls, policy: Policy, path: str | Path) -> Population:
+        path = Path(path)
+        try:
+            with path.open(newline="", encoding="utf-8") as f:
+                return cls.from_rows(policy, list(csv.DictReader(f)), source=str(path))
+        except FileNotFoundError:
+            raise InvalidInput(f"{path}: no such persons file") from None
+
+    def to_csv(self, path: str | Path) -> None:
+        with Path(path).open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            for i in range(len(self)):
+                d = self.describe(i)
+                writer.writerow({
+                    **{k: d[k] for k in ("psn_no", "insutype", "psn_type", "insuplc_admdvs", "contrib_from",
+                                          "paid_through", "extra_wait_months", "filing_admdvs", "filing_begin",
+                                          "filing_end")},
+                    "balance": str(money.fen_to_decimal(int(self.balances[i]))),
+                    "active": "1" if d["active"] else "0",
+                    "assistance": "1" if d["assistance"] else "0",
+                })
+
+    @classmethod
+    def generate(cls, policy: Policy, n: int, *, seed: int = 0, as_of: dt.date = dt.date(2026, 1, 1),
+                 with_psn_nos: bool = True) -> Population:
+        """A seeded, vectorised population: 60% employees (80% in service), residents otherwise.
+
+        Everyone is active with contributions running from before ``as_of`` (no waiting period),
+        2% have the assistance identity, 3% hold a filing for the next region. ``with_psn_nos=False``
+        skips the string ids (benchmarks with 10^8 persons).
+        """
+        rng = np.random.default_rng(seed)
+        n_regions = len(policy.regions)
+        attrs = np.zeros(n, dtype=ATTR_DTYPE)
+        employee = rng.random(n) < 0.6
+        attrs["insutype"] = np.where(employee, INSUTYPE_INDEX["310"], INSUTYPE_INDEX["390"])
+        retired = rng.random(n) < 0.2
+        minor = rng.random(n) < 0.25
+        attrs["psn_type"] = np.where(employee, np.where(retired, PSN_TYPE_INDEX["12"], PSN_TYPE_INDEX["11"]),
+                                     np.where(minor, PSN_TYPE_INDEX["1502"], PSN_TYPE_INDEX["1501"]))
+        attrs["flags"] = FLAG_ACTIVE | np.where(rng.random(n) < 0.02, FLAG_ASSISTANCE, 0).astype(np.uint8)
+        region = rng.integers(0, n_regions, n)
+        attrs["region"] = region
+        as_of_month = as_of.year * 12 + as_of.month - 1
+        attrs["run_start"] = as_of_month - rng.integers(6, 240, n)
+        attrs["paid_through"] = as_of_month + 24  # contributions current for the simulated period
+        filing = rng.random(n) < 0.03
+        attrs["filing_region"] = np.where(filing, (region + 1) % n_regions, NO_REGION)
+        attrs["filing_from"] = np.where(filing, day_number(as_of) - 30, 0)
+        attrs["filing_to"] = np.where(filing, day_number(as_of) + 365, 0)
+        balances = np.where(employee, rng.integers(0, 500_000, n), 0).astype(np.int64)
+        codes = [r.admdvs for r in policy.regions]
+        psn_nos = [f"{codes[r]}{i:014d}" for i, r in enumerate(region.tolist())] if with_psn_nos else \
+            _LazyPsnNos(n)
+        return cls(policy, psn_nos, attrs, balances)
+
+
+class _LazyPsnNos(list):
+    """Stands in for 10^8 person ids in benchmarks: indexes make their id on demand."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return f"BENCH{i:015d}"
+
+    def __iter__(self):
+        return (self[i] for i in range(self._n))

@@ -1,0 +1,307 @@
+"""Pydantic models of a region's rules and catalogues (DOMAIN.md §2), as a policy file states them.
+
+Money is validated into int fen, unit prices into int 0.0001-yuan units, ratios into int basis points,
+so nothing downstream ever sees a float. These models are also what the reference engine reads:
+they are the specification the compiled arrays must agree with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from .. import money
+from .codes import (
+    ADMISSION_ORDINALS,
+    CLASS_CODES,
+    INSUTYPES,
+    MAX_GROUPS,
+    MED_TYPES,
+    PSN_TYPES,
+    PSN_TYPES_OF_INSUTYPE,
+    TIER_NAMES,
+)
+
+LIMIT_MAX_FEN = 2**31 - 1  # DOMAIN.md §2: limits are below 2^31 fen
+
+
+def _fen(value: object) -> int:
+    return money.to_fen(value, None)
+
+
+def _bp(value: object) -> int:
+    return money.to_bp(value, None)
+
+
+def _price(value: object) -> int:
+    return money.to_price_units(value, None)
+
+
+Fen = Annotated[int, BeforeValidator(_fen), Field(ge=0, le=LIMIT_MAX_FEN)]
+BigFen = Annotated[int, BeforeValidator(_fen), Field(ge=0, le=2**62)]
+Bp = Annotated[int, BeforeValidator(_bp), Field(ge=0, le=10_000)]
+PriceUnits = Annotated[int, BeforeValidator(_price), Field(ge=0, le=10**10)]
+Admdvs = Annotated[str, Field(pattern=r"^\d{6}$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Group(_Model):
+    """A benefit group: deductible met and pooled paid are kept per person, per group, per year."""
+
+    name: str = Field(min_length=1)
+    deductible_basis: Literal["annual", "admission"] = "annual"
+
+
+class TierRate(_Model):
+    """Deductible and pooled ratio at one institution tier.
+
+    ``deductible`` has one amount for an annual group, or one per admission ordinal (1st, 2nd, 3rd
+    and later) for a per-admission group; a shorter list repeats its last amount.
+    """
+
+    deductible: list[Fen] = Field(min_length=1, max_length=ADMISSION_ORDINALS)
+    ratio: Bp
+
+    def deductible_for(self, ordinal: int) -> int:
+        """Deductible standard for the admission's ordinal in the year (1-based; annual: 1)."""
+        return self.deductible[min(ordinal, len(self.deductible)) - 1]
+
+
+class Benefit(_Model):
+    """Per group × scheme × person type: annual ceiling, and deductible and ratio per tier.
+
+    A tier missing from ``tiers`` pays nothing from the pooled fund there (ratio 0, no deductible).
+    """
+
+    group: str
+    insutype: Literal["310", "390"]
+    psn_types: list[Literal["11", "12", "1501", "1502"]] = Field(min_length=1)
+    ceiling: Fen
+    tiers: dict[Literal["pharmacy", "1", "2", "3"], TierRate]
+
+    @model_validator(mode="after")
+    def _psn_types_match_scheme(self) -> Benefit:
+        allowed = PSN_TYPES_OF_INSUTYPE[self.insutype]
+        wrong = [p for p in self.psn_types if p not in allowed]
+        if wrong:
+            raise ValueError(f"psn_types {wrong} do not belong to insutype {self.insutype} (allowed: {list(allowed)})")
+        return self
+
+
+class SecondTier(_Model):
+    """大额 (employees, no threshold) or 大病 (residents, above a yearly threshold of in-scope self-pay)."""
+
+    insutype: Literal["310", "390"]
+    groups: list[str]
+    ratio: Bp
+    annual_cap: Fen
+    threshold: BigFen = 0
+
+
+class Assistance(_Model):
+    """Medical assistance (医疗救助) for persons with that identity."""
+
+    ratio: Bp = 7000
+    annual_cap: Fen = 0
+
+
+class Account(_Model):
+    """Which med types may draw on the personal account, and whether it pays all of the person's share
+    (``all``) or only the part for covered items (``covered``)."""
+
+    med_types: list[Literal["11", "13", "14", "21", "41"]] = list(MED_TYPES)
+    scope: Literal["all", "covered"] = "all"
+
+
+class CrossRegionCut(_Model):
+    """Basis points taken off the pooled ratio when treated outside the insured region without a filing."""
+
+    emergency: Bp = 1000
+    other: Bp = 2000
+
+
+class LateEnrolment(_Model):
+    """Residents who enrol late wait the waiting months plus this many per uncovered year, capped."""
+
+    months_per_uncovered_year: int = Field(1, ge=0, le=12)
+    cap_months: int = Field(12, ge=0, le=120)
+
+
+class DeferredWindow(_Model):
+    """How long after the bill's date (or discharge) a deferred voucher may still be settled (§4)."""
+
+    outpatient_days: int = Field(7, ge=0, le=3650)
+    inpatient_days: int = Field(30, ge=0, le=3650)
+    manual_claim_days: int = Field(180, ge=0, le=3650)
+
+
+class RuleSet(_Model):
+    """The rules of one region in force from ``effective_from`` until the next rule set's date."""
+
+    version: str = Field(min_length=1)
+    effective_from: dt.date
+    med_type_groups: dict[Literal["11", "13", "14", "21", "41"], str]
+    benefits: list[Benefit] = Field(min_length=1)
+    second_tier: list[SecondTier] = []
+    assistance: Assistance = Assistance()
+    account: Account = Account()
+    cross_region_cut: CrossRegionCut = CrossRegionCut()
+    waiting_months: int = Field(3, ge=0, le=24)
+    late_enrolment: LateEnrolment = LateEnrolment()
+    deferred_window: DeferredWindow = DeferredWindow()
+
+    @field_validator("med_type_groups")
+    @classmethod
+    def _every_med_type_mapped(cls, value: dict[str, str]) -> dict[str, str]:
+        missing = [m for m in MED_TYPES if m not in value]
+        if missing:
+            raise ValueError(f"med types {missing} are not mapped to a benefit group")
+        return value
+
+    def benefit(self, group: str, insutype: str, psn_type: str) -> Benefit:
+        for b in self.benefits:
+            if b.group == group and b.insutype == insutype and psn_type in b.psn_types:
+                return b
+        raise KeyError((group, insutype, psn_type))
+
+    def second_tier_for(self, insutype: str) -> SecondTier | None:
+        for t in self.second_tier:
+            if t.insutype == insutype:
+                return t
+        return None
+
+
+class CatalogueItem(_Model):
+    """One catalogue entry. ``selfpay_prop_by_psn_type`` overrides ``selfpay_prop`` for a person type."""
+
+    med_list_codg: str = Field(min_length=1, max_length=50)
+    name: str = ""
+    chrgitm_lv: Literal["01", "02", "03"]
+    selfpay_prop: Bp = 0
+    selfpay_prop_by_psn_type: dict[Literal["11", "12", "1501", "1502"], Bp] = {}
+    pric_uplmt_amt: PriceUnits | None = None
+    lmt_used_flag: bool = False
+
+    @property
+    def item_class(self) -> int:
+        return CLASS_CODES[self.chrgitm_lv]
+
+    def selfpay_for(self, psn_type: str) -> int:
+        return self.selfpay_prop_by_psn_type.get(psn_type, self.selfpay_prop)
+
+
+class Catalogue(_Model):
+    """A treatment region's catalogue version, in force from ``effective_from``."""
+
+    version: str = Field(min_length=1)
+    effective_from: dt.date
+    items: list[CatalogueItem] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _codes_unique(self) -> Catalogue:
+        seen: set[str] = set()
+        for item in self.items:
+            if item.med_list_codg in seen:
+                raise ValueError(f"med_list_codg {item.med_list_codg!r} appears twice")
+            seen.add(item.med_list_codg)
+        return self
+
+    @cached_property
+    def by_code(self) -> dict[str, CatalogueItem]:
+        return {item.med_list_codg: item for item in self.items}
+
+
+class Region(_Model):
+    """A pooling region (统筹区): its benefit groups, rule sets and catalogues."""
+
+    admdvs: Admdvs
+    name: str = ""
+    insutypes: list[Literal["310", "390"]] = list(INSUTYPES)
+    groups: list[Group] = Field(min_length=1, max_length=MAX_GROUPS)
+    rulesets: list[RuleSet] = Field(min_length=1)
+    catalogues: list[Catalogue] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Region:
+        names = [g.name for g in self.groups]
+        if len(set(names)) != len(names):
+            raise ValueError(f"groups: names repeat: {names}")
+        for key, seq in (("rulesets", self.rulesets), ("catalogues", self.catalogues)):
+            dates = [x.effective_from for x in seq]
+            if dates != sorted(dates) or len(set(dates)) != len(dates):
+                raise ValueError(f"{key}: effective_from dates must be strictly increasing, got {dates}")
+        for i, rs in enumerate(self.rulesets):
+            where = f"rulesets[{i}] ({rs.version})"
+            for med_type, group in rs.med_type_groups.items():
+                if group not in names:
+                    raise ValueError(f"{where}.med_type_groups.{med_type}: unknown group {group!r} (groups: {names})")
+            for j, b in enumerate(rs.benefits):
+                if b.group not in names:
+                    raise ValueError(f"{where}.benefits[{j}].group: unknown group {b.group!r}")
+                if b.insutype not in self.insutypes:
+                    raise ValueError(f"{where}.benefits[{j}].insutype: {b.insutype} is not a scheme of this region")
+            for insutype in self.insutypes:
+                for psn_type in PSN_TYPES_OF_INSUTYPE[insutype]:
+                    for group in names:
+                        matches = [b for b in rs.benefits
+                                   if b.group == group and b.insutype == insutype and psn_type in b.psn_types]
+                        if len(matches) != 1:
+                            raise ValueError(
+                                f"{where}.benefits: group {group!r}, insutype {insutype}, psn_type {psn_type} "
+                                f"has {len(matches)} benefit entries; exactly one is needed")
+            for j, t in enumerate(rs.second_tier):
+                bad = [g for g in t.groups if g not in names]
+                if bad:
+                    raise ValueError(f"{where}.second_tier[{j}].groups: unknown groups {bad}")
+            if len({t.insutype for t in rs.second_tier}) != len(rs.second_tier):
+                raise ValueError(f"{where}.second_tier: one entry per insutype")
+        return self
+
+    def group_index(self, name: str) -> int:
+        return [g.name for g in self.groups].index(name)
+
+    def ruleset_on(self, day: dt.date) -> RuleSet | None:
+        """The rule set in force on ``day`` (the last one whose effective_from is not after it)."""
+        chosen = None
+        for rs in self.rulesets:
+            if rs.effective_from <= day:
+                chosen = rs
+        return chosen
+
+    def catalogue_on(self, day: dt.date) -> Catalogue | None:
+        chosen = None
+        for cat in self.catalogues:
+            if cat.effective_from <= day:
+                chosen = cat
+        return chosen
+
+
+class Policy(_Model):
+    """Everything the engines need: the regions, each with rules and catalogues."""
+
+    regions: list[Region] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_regions(self) -> Policy:
+        codes = [r.admdvs for r in self.regions]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"regions: admdvs repeat: {codes}")
+        return self
+
+    def region(self, admdvs: str) -> Region:
+        for r in self.regions:
+            if r.admdvs == admdvs:
+                return r
+        raise KeyError(admdvs)
+
+
+__all__ = [
+    "Account", "Assistance", "Benefit", "Catalogue", "CatalogueItem", "CrossRegionCut", "DeferredWindow",
+    "Group", "LateEnrolment", "Policy", "Region", "RuleSet", "SecondTier", "TierRate", "PSN_TYPES",
+]

@@ -1,0 +1,94 @@
+"""Generate the default catalogues shipped in src/medsettle/policy/data/ (run once; output committed).
+
+Deterministic (seeded): the same command always writes the same files. Codes follow the shapes of the
+national catalogue (X... western drugs, Z... Chinese patent medicines, numeric service items,
+C... consumables); names, classes, prices and caps are illustrative, not any real region's list.
+
+    python tools/gen_catalogue.py
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from decimal import Decimal
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent.parent / "src" / "medsettle" / "policy" / "data"
+
+DRUGS = ["阿莫西林胶囊", "头孢克肟片", "布洛芬缓释胶囊", "二甲双胍片", "硝苯地平控释片", "阿托伐他汀钙片",
+         "奥美拉唑肠溶胶囊", "氯雷他定片", "左氧氟沙星片", "甲钴胺片", "缬沙坦胶囊", "格列美脲片",
+         "阿司匹林肠溶片", "氨氯地平片", "胰岛素注射液", "瑞舒伐他汀钙片", "蒙脱石散", "对乙酰氨基酚片",
+         "复方甘草片", "氯化钠注射液"]
+HERBAL = ["连花清瘟胶囊", "板蓝根颗粒", "复方丹参滴丸", "藿香正气水", "六味地黄丸", "银翘解毒片",
+          "血塞通软胶囊", "感冒清热颗粒"]
+SERVICES = ["普通门诊诊查费", "血常规检查", "尿常规检查", "肝功能测定", "心电图检查", "胸部X线摄影",
+            "腹部彩超", "头颅CT平扫", "静脉输液", "肌肉注射", "床位费(三人间)", "护理费(二级)",
+            "阑尾切除术", "白内障摘除术", "血液透析", "核磁共振(1.5T)"]
+MATERIALS = ["一次性输液器", "医用纱布", "留置针", "人工晶体", "心脏支架", "骨科内固定钢板", "导尿管", "缝合线"]
+
+
+def _money(rng: random.Random, low: float, high: float, places: int) -> Decimal:
+    value = Decimal(str(round(rng.uniform(low, high), places)))  # ok-float: generating illustrative prices
+    return value.quantize(Decimal(1).scaleb(-places))
+
+
+def catalogue(region: str, seed: int, n_items: int = 240) -> list[dict[str, str]]:
+    rng = random.Random(seed)
+    shared = random.Random(20260101)  # codes and names shared by both regions (one national coding)
+    rows = []
+    for i in range(n_items):
+        kind = shared.choices(["drug", "herbal", "service", "material"], [45, 15, 28, 12])[0]
+        if kind == "drug":
+            code = f"X{shared.choice('ABCDJLMNR')}{shared.randint(1, 99):02d}{shared.choice('ABCDE')}{shared.choice('ABCDEFG')}{i:03d}A{shared.randint(1, 999):03d}0101"
+            name = shared.choice(DRUGS)
+            price = _money(rng, 0.3, 200, 4)
+        elif kind == "herbal":
+            code = f"Z{shared.choice('ABCDF')}{shared.randint(1, 20):02d}{shared.choice('ABC')}{i:03d}B{shared.randint(1, 999):03d}0101"
+            name = shared.choice(HERBAL)
+            price = _money(rng, 1, 120, 4)
+        elif kind == "service":
+            code = f"{shared.randint(11, 33):02d}{shared.randint(1, 9999):04d}{i:03d}{shared.randint(0, 99):02d}0000"
+            name = shared.choice(SERVICES)
+            price = _money(rng, 3, 3000, 2)
+        else:
+            code = f"C{shared.randint(1, 20):02d}{shared.randint(1, 99):02d}{i:03d}{shared.randint(0, 9999):04d}01"
+            name = shared.choice(MATERIALS)
+            price = _money(rng, 2, 20000, 2)
+        cls = rng.choices(["01", "02", "03"], [40, 45, 15])[0]
+        selfpay = Decimal(0)
+        if cls == "02":
+            selfpay = rng.choice([Decimal("0.05"), Decimal("0.10"), Decimal("0.15"), Decimal("0.20"), Decimal("0.30")])
+        row = {
+            "med_list_codg": code,
+            "name": f"{name}#{i:03d}",
+            "chrgitm_lv": cls,
+            "selfpay_prop": str(selfpay),
+            "pric_uplmt_amt": "",
+            "lmt_used_flag": "1" if cls == "02" and rng.random() < 0.1 else "0",
+            "selfpay_prop_11": "", "selfpay_prop_12": "", "selfpay_prop_1501": "", "selfpay_prop_1502": "",
+            "reference_price": str(price),
+        }
+        if cls == "02" and rng.random() < 0.15:
+            # retirees pay a smaller self-pay-first share on some class B items
+            row["selfpay_prop_12"] = str((selfpay / 2).quantize(Decimal("0.01")))
+        if kind in ("service", "material") and cls != "03" and rng.random() < 0.5:
+            row["pric_uplmt_amt"] = str((price * Decimal(rng.choice(["0.8", "0.9", "1.0", "1.2"]))).quantize(Decimal("0.01")))
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    columns = ["med_list_codg", "name", "chrgitm_lv", "selfpay_prop", "pric_uplmt_amt", "lmt_used_flag",
+               "selfpay_prop_11", "selfpay_prop_12", "selfpay_prop_1501", "selfpay_prop_1502", "reference_price"]
+    for region, seed in (("130100", 1301), ("330300", 3303)):
+        path = OUT / f"catalogue-{region}.csv"
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(catalogue(region, seed))
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
