@@ -12,7 +12,7 @@ I catalogue items; g group, s scheme, p person type, t tier, o admission ordinal
     rs_ceiling             int32[S, 3, 2, 4]
     rs_t2_mask             uint8[S, 2]           bit g set: second tier covers group g
     rs_t2_ratio / _cap     int32[S, 2]; rs_t2_threshold int64[S, 2]
-    rs_misc                int32[S, 8]           see MISC_* below
+    rs_misc                int32[S, 7]           see MISC_* below
     item_class             uint8[I]; item_restricted uint8[I]; item_cap int64[I] (-1 = no cap)
     item_selfpay           int32[I, 4]           self-pay-first ratio per person type, bp
 """
@@ -39,8 +39,8 @@ from .models import Policy
 
 # Columns of rs_misc.
 MISC_MAF_RATIO, MISC_MAF_CAP, MISC_ACCT_MT_MASK, MISC_ACCT_COVERED, MISC_CUT_EMERG, MISC_CUT_OTHER, \
-    MISC_WAITING, _MISC_SPARE = range(8)
-N_MISC = 8
+    MISC_WAITING = range(7)
+N_MISC = 7
 
 
 @dataclass

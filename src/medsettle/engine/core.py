@@ -1,0 +1,62 @@
+"""The Cython core behind the same interface as the reference engine (a thin, checking shell).
+
+Like scikit-learn's loss.py over _loss.pyx: this class owns the arrays, allocates outputs and hands
+validated columns to the kernel, which only loops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..policy.compile import CompiledPolicy
+from ..policy.models import Policy
+from .bills import BillBatch
+from .columns import COLUMNS, LINE_COLUMNS, N_COLUMNS, NARROW_COLUMNS
+from .persons import ATTR_DTYPE, Population
+from .state import STATE_DTYPE, PersonState, new_state_array, reset_state
+
+
+class CoreEngine:
+    """Settles batches with medsettle._core over a 64-byte-per-person state array."""
+
+    name = "core"
+
+    def __init__(self, policy: Policy, compiled: CompiledPolicy, population: Population, core_module=None):
+        if core_module is None:
+            from .. import _core as core_module  # noqa: PLC0415 (import only when the core is wanted)
+        self._core = core_module
+        if tuple(core_module.COLUMN_NAMES) != COLUMNS:
+            raise RuntimeError("medsettle._core was built from another version of the sources (columns differ);"
+                               " rebuild it with 'pip install -e .'")
+        sizes = core_module.layout_sizes()
+        if sizes != {"PersonState": STATE_DTYPE.itemsize, "PersonAttrs": ATTR_DTYPE.itemsize}:
+            raise RuntimeError(f"medsettle._core record sizes {sizes} do not match the numpy dtypes")
+        self.policy = policy
+        self.compiled = compiled
+        self.population = population
+        self._policy = core_module.CorePolicy(compiled)
+        self.state = new_state_array(population.balances)
+
+    def run(self, batch: BillBatch, *, presettle: bool = False, narrow: bool = False
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+        out = np.empty((len(batch), len(NARROW_COLUMNS) if narrow else N_COLUMNS), np.int64)
+        line_out = None if narrow else np.empty((len(batch.item), len(LINE_COLUMNS)), np.int64)
+        self._core.run(self._policy, self.population.attrs.view(np.uint8), self.state.view(np.uint8),
+                       batch.person, batch.day, batch.year, batch.month, batch.med_type, batch.tier,
+                       batch.treat_region, batch.acct_flag, batch.adm, batch.saf_cash, batch.line_start,
+                       batch.item, batch.pric, batch.cnt, batch.appr, out, line_out, presettle)
+        return out, line_out
+
+    def cancel(self, person: int, original: np.ndarray, adm: int) -> tuple[int, int]:
+        status, balance = self._core.cancel(self.state.view(np.uint8), person,
+                                            np.ascontiguousarray(original, np.int64), adm)
+        return int(status), int(balance)
+
+    def get_state(self, person: int) -> PersonState:
+        return PersonState.from_record(self.state[person])
+
+    def set_state(self, person: int, state: PersonState) -> None:
+        self.state[person] = state.to_record()
+
+    def reset(self) -> None:
+        reset_state(self.state, self.population.balances)

@@ -1,0 +1,115 @@
+"""Settlement results with the platform's field names (setlinfo, setldetail, the per-line split)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+import simplejson
+
+from ..money import bp_to_decimal, fen_to_decimal
+from ..policy import codes
+from .columns import COL, LINE_COL, LINE_COLUMNS
+
+# setlinfo amount fields, in the platform's order, that come straight from a result column.
+AMOUNT_FIELDS = (
+    "medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc",
+    "hifp_pay", "hifob_pay", "hifmi_pay", "cvlserv_pay", "maf_pay", "fund_pay_sumamt", "psn_part_amt",
+    "acct_pay", "psn_cash_pay", "hosp_part_amt",
+)
+
+
+@dataclass
+class Settlement:
+    """One settlement or cancel mirror. ``row`` holds int fen in COLUMNS order; ``lines`` the line split."""
+
+    setl_id: str
+    bill_id: str
+    psn_no: str
+    mdtrt_id: str
+    insutype: str
+    psn_type: str
+    med_type: str
+    setl_time: dt.datetime
+    row: np.ndarray
+    lines: np.ndarray | None = None
+    feedetl_sns: list[str] = field(default_factory=list)
+    person: int = -1
+    adm: int = -1
+    mirror_of: str | None = None   # set on a cancel mirror: the original's setl_id
+    cancelled_by: str | None = None  # set on an original once cancelled
+    presettle: bool = False
+
+    def amount(self, name: str) -> int:
+        return int(self.row[COL[name]])
+
+    @property
+    def balc(self) -> int:
+        return int(self.row[COL["balc"]])
+
+    def setlinfo(self) -> dict[str, object]:
+        """The platform's setlinfo: amounts as Decimal with 2 places, pool_prop_selfpay as a fraction."""
+        info: dict[str, object] = {
+            "setl_id": self.setl_id,
+            "mdtrt_id": self.mdtrt_id,
+            "psn_no": self.psn_no,
+            "insutype": self.insutype,
+            "psn_type": self.psn_type,
+            "setl_time": self.setl_time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        for name in AMOUNT_FIELDS[:7]:
+            info[name] = fen_to_decimal(self.amount(name))
+        info["pool_prop_selfpay"] = bp_to_decimal(int(self.row[COL["pool_prop_bp"]]))
+        for name in AMOUNT_FIELDS[7:]:
+            info[name] = fen_to_decimal(self.amount(name))
+        info["balc"] = fen_to_decimal(self.balc)
+        info["medins_setl_id"] = self.bill_id
+        return info
+
+    def setldetail(self) -> list[dict[str, object]]:
+        """One row per non-zero fund, plus the account (310200) and the institution's share (999996)."""
+        employee = self.insutype == codes.EMPLOYEE
+        funds = (
+            (codes.FUND_EMPLOYEE_POOLED if employee else codes.FUND_RESIDENT_BASIC, "hifp_pay"),
+            (codes.FUND_LARGE_AMOUNT, "hifob_pay"),
+            (codes.FUND_RESIDENT_CRITICAL, "hifmi_pay"),
+            (codes.FUND_ASSISTANCE, "maf_pay"),
+            (codes.FUND_EMPLOYEE_ACCOUNT, "acct_pay"),
+            (codes.FUND_INSTITUTION, "hosp_part_amt"),
+        )
+        return [{"fund_pay_type": code, "fund_payamt": fen_to_decimal(self.amount(name))}
+                for code, name in funds if self.amount(name) != 0]
+
+    def line_split(self) -> list[dict[str, object]]:
+        """Per fee line: det_item_fee_sumamt, fulamt_ownpay_amt, overlmt_amt, preselfpay_amt, inscp_scp_amt."""
+        if self.lines is None:
+            return []
+        result = []
+        for j, values in enumerate(self.lines):
+            entry: dict[str, object] = {"feedetl_sn": self.feedetl_sns[j] if j < len(self.feedetl_sns) else str(j + 1)}
+            for name in LINE_COLUMNS:
+                entry[name] = fen_to_decimal(int(values[LINE_COL[name]]))
+            result.append(entry)
+        return result
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"setlinfo": self.setlinfo(), "setldetail": self.setldetail()}
+        if self.lines is not None:
+            out["feedetail"] = self.line_split()
+        return out
+
+
+def mirror_row(original: np.ndarray, balance_after: int) -> np.ndarray:
+    """A cancel's record: every amount negated except balc (the balance after) and pool_prop_selfpay."""
+    row = original.copy()
+    for name in AMOUNT_FIELDS + ("t2_base_add",):
+        row[COL[name]] = -row[COL[name]]
+    row[COL["balc"]] = balance_after
+    return row
+
+
+def dumps(value: object) -> str:
+    """JSON text with Decimal amounts written exactly (12.50 stays 12.50), never through float."""
+    return simplejson.dumps(value, use_decimal=True, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,182 @@
+"""The settlement facade: bills in, settlements out, on either engine.
+
+:class:`Settler` owns a policy, a population, one engine (core or reference) and the records of the
+settlements it made, so it can cancel them. Three ways in:
+
+- :meth:`Settler.settle` / :meth:`presettle` / :meth:`cancel`: one bill, validated with pydantic;
+- :meth:`Settler.settle_many`: a list of bills, all validated before any is settled;
+- :meth:`Settler.run_batch`: a pre-built :class:`BillBatch` (struct-of-arrays), validated with
+  vectorised checks, returning the raw result arrays: the load-run path.
+
+Invalid input raises :class:`InvalidInput` and changes nothing. A refusal (PERSON_INACTIVE, ...)
+raises :class:`SettlementRefused` from the single-bill calls and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ..errors import AlreadyCancelled, InvalidInput, SettlementRefused
+from ..policy.codes import INSUTYPES, PSN_TYPES
+from ..policy.compile import CompiledPolicy, compile_policy
+from ..policy.models import Policy
+from ..timeutil import now_shanghai
+from .backends import resolve_engine_name
+from .bills import AdmissionKeys, Bill, BillBatch, encode_bills, parse_bill
+from .columns import COL, COLUMNS, NARROW_COLUMNS, REFUSAL_MESSAGES, REFUSALS, YEAR_CLOSED
+from .core import CoreEngine
+from .persons import Population
+from .reference import ReferenceEngine
+from .results import Settlement, mirror_row
+from .state import PersonState
+
+EngineName = Literal["auto", "core", "reference"]
+
+
+@dataclass
+class BatchResult:
+    """Raw results of a batch: ``out`` rows in ``columns`` order, ``lines`` per line (None when narrowed)."""
+
+    out: np.ndarray
+    lines: np.ndarray | None
+    columns: tuple[str, ...]
+
+    def column(self, name: str) -> np.ndarray:
+        return self.out[:, self.columns.index(name)]
+
+    @property
+    def settled(self) -> int:
+        return int(np.count_nonzero(self.column("status") == 0))
+
+
+class Settler:
+    def __init__(self, policy: Policy, population: Population, *, engine: EngineName = "auto",
+                 compiled: CompiledPolicy | None = None):
+        self.policy = policy
+        self.compiled = compiled or compile_policy(policy)
+        self.population = population
+        self.engine_name = resolve_engine_name(engine)
+        engine_class = CoreEngine if self.engine_name == "core" else ReferenceEngine
+        self.engine = engine_class(policy, self.compiled, population)
+        self.admissions = AdmissionKeys()
+        self.records: dict[str, Settlement] = {}
+        self._seq = itertools.count(1)
+
+    # -- one bill -------------------------------------------------------------------------------
+
+    def settle(self, bill: Bill | dict, *, when: dt.datetime | None = None) -> Settlement:
+        """Settle one bill; raise SettlementRefused (nothing changed) when the rules refuse it."""
+        return self._single(bill, presettle=False, when=when)
+
+    def presettle(self, bill: Bill | dict) -> Settlement:
+        """Compute what settling would give; change nothing (2206/2101/2303)."""
+        return self._single(bill, presettle=True, when=None)
+
+    def _single(self, bill: Bill | dict, *, presettle: bool, when: dt.datetime | None) -> Settlement:
+        model = bill if isinstance(bill, Bill) else parse_bill(bill)
+        batch = encode_bills([model], self.compiled, self.population, self.admissions)
+        batch.validate(self.compiled, len(self.population))
+        out, lines = self.engine.run(batch, presettle=presettle)
+        status = int(out[0, COL["status"]])
+        if status:
+            raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status], bill=model.bill_id or None)
+        return self._record(model, batch, 0, out[0], lines, presettle=presettle, when=when)
+
+    # -- many bills -----------------------------------------------------------------------------
+
+    def settle_many(self, bills: list[Bill | dict], *, presettle: bool = False
+                    ) -> list[Settlement | SettlementRefused]:
+        """Validate every bill, then settle them in order. One invalid bill fails the call before any is
+        settled; a refused bill gives its SettlementRefused in its place and the others go on."""
+        models = [b if isinstance(b, Bill) else parse_bill(b, position=i) for i, b in enumerate(bills)]
+        batch = encode_bills(models, self.compiled, self.population, self.admissions)
+        batch.validate(self.compiled, len(self.population))
+        out, lines = self.engine.run(batch, presettle=presettle)
+        results: list[Settlement | SettlementRefused] = []
+        for i, model in enumerate(models):
+            status = int(out[i, COL["status"]])
+            if status:
+                results.append(SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status],
+                                                 bill=model.bill_id or i))
+            else:
+                a, b = int(batch.line_start[i]), int(batch.line_start[i + 1])
+                results.append(self._record(model, batch, i, out[i], lines[a:b], presettle=presettle, when=None))
+        return results
+
+    def run_batch(self, batch: BillBatch, *, presettle: bool = False,
+                  outputs: Literal["full", "totals"] = "full", validate: bool = True) -> BatchResult:
+        """The load-run path: settle a struct-of-arrays batch; no per-settlement records are kept.
+
+        ``outputs="totals"`` narrows the result to NARROW_COLUMNS and skips the line split.
+        ``validate=False`` is for batches this process built and validated itself.
+        """
+        if outputs not in ("full", "totals"):
+            raise InvalidInput(f"unknown outputs {outputs!r}: choose full or totals", field="outputs")
+        if validate:
+            batch.validate(self.compiled, len(self.population))
+        narrow = outputs == "totals"
+        out, lines = self.engine.run(batch, presettle=presettle, narrow=narrow)
+        return BatchResult(out, lines, NARROW_COLUMNS if narrow else COLUMNS)
+
+    # -- cancel ---------------------------------------------------------------------------------
+
+    def cancel(self, setl_id: str, *, when: dt.datetime | None = None) -> Settlement:
+        """Cancel a settlement: a mirror record with a new setl_id, state moved back by the original's amounts.
+
+        Raises AlreadyCancelled for a second cancel, SettlementRefused(YEAR_CLOSED) for a closed year.
+        """
+        original = self.records.get(setl_id)
+        if original is None or original.mirror_of is not None:
+            raise InvalidInput(f"no settlement {setl_id!r} to cancel", field="setl_id")
+        if original.cancelled_by is not None:
+            raise AlreadyCancelled(f"settlement {setl_id} was already cancelled by {original.cancelled_by}",
+                                   field="setl_id")
+        status, balance = self.engine.cancel(original.person, original.row, original.adm)
+        if status:
+            raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status]
+                                    + f"; settlement {setl_id} can no longer be cancelled")
+        assert status != YEAR_CLOSED
+        mirror = Settlement(
+            setl_id=self._new_setl_id(), bill_id=original.bill_id, psn_no=original.psn_no,
+            mdtrt_id=original.mdtrt_id, insutype=original.insutype, psn_type=original.psn_type,
+            med_type=original.med_type, setl_time=when or now_shanghai().replace(tzinfo=None),
+            row=mirror_row(original.row, balance),
+            lines=None if original.lines is None else -original.lines,
+            feedetl_sns=original.feedetl_sns, person=original.person, adm=original.adm, mirror_of=setl_id,
+        )
+        original.cancelled_by = mirror.setl_id
+        self.records[mirror.setl_id] = mirror
+        return mirror
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def person_state(self, psn_no: str) -> PersonState:
+        return self.engine.get_state(self.population.index_of(psn_no))
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _new_setl_id(self) -> str:
+        return f"S{next(self._seq):015d}"
+
+    def _record(self, model: Bill, batch: BillBatch, i: int, row: np.ndarray, lines: np.ndarray | None, *,
+                presettle: bool, when: dt.datetime | None) -> Settlement:
+        p = int(batch.person[i])
+        attrs = self.population.attrs[p]
+        setl_time = when or (model.setl_time if isinstance(model.setl_time, dt.datetime)
+                             else dt.datetime.combine(model.setl_time, dt.time()))
+        result = Settlement(
+            setl_id="" if presettle else self._new_setl_id(), bill_id=model.bill_id, psn_no=model.psn_no,
+            mdtrt_id=model.mdtrt_id, insutype=INSUTYPES[attrs["insutype"]], psn_type=PSN_TYPES[attrs["psn_type"]],
+            med_type=model.med_type, setl_time=setl_time, row=row.copy(),
+            lines=None if lines is None else lines.copy(),
+            feedetl_sns=[line.feedetl_sn or str(j + 1) for j, line in enumerate(model.feedetail)],
+            person=p, adm=int(batch.adm[i]), presettle=presettle,
+        )
+        if not presettle:
+            self.records[result.setl_id] = result
+        return result
