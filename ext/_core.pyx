@@ -55,7 +55,8 @@ ctypedef struct PersonAttrs:
 cdef enum:
     C_STATUS, C_GROUP, C_DED_KIND, C_ADM_COUNTED, C_YEAR, C_POOL_PROP, C_MEDFEE, C_FULAMT, C_OVERLMT,
     C_PRESELFPAY, C_INSCP, C_DEDC, C_HIFP, C_HIFOB, C_HIFMI, C_CVLSERV, C_MAF, C_FUND, C_PSN_PART, C_ACCT,
-    C_CASH, C_HOSP_PART, C_BALC, C_T2_ADD, N_COLS
+    C_CASH, C_HOSP_PART, C_BALC, C_T2_ADD, C_PREV_ADM_ID, C_PREV_ADM_STD, C_PREV_ADM_MET,
+    C_PREV_ADM_NSETL, N_COLS
 
 cdef enum:
     NC_STATUS, NC_MEDFEE, NC_FUND, NC_ACCT, NC_CASH, NC_BALC, N_NARROW
@@ -94,7 +95,8 @@ DEF LINE_DIVISOR = 1000000   # pric (1e-4 yuan) × cnt (1e-4) per fen
 COLUMN_NAMES = ("status", "group", "ded_kind", "adm_counted", "year", "pool_prop_bp", "medfee_sumamt",
                 "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc",
                 "hifp_pay", "hifob_pay", "hifmi_pay", "cvlserv_pay", "maf_pay", "fund_pay_sumamt", "psn_part_amt",
-                "acct_pay", "psn_cash_pay", "hosp_part_amt", "balc", "t2_base_add")
+                "acct_pay", "psn_cash_pay", "hosp_part_amt", "balc", "t2_base_add", "prev_adm_id",
+                "prev_adm_ded_std", "prev_adm_ded_met", "prev_adm_nsetl")
 
 
 def layout_sizes():
@@ -196,6 +198,8 @@ cdef int settle_one(CorePolicy pol, const PersonAttrs* attrs_all, PersonState* s
     cdef int32_t wait
     cdef uint8_t cls
     cdef int adm_counted = 0
+    cdef int32_t prev_id, prev_std, prev_met
+    cdef uint16_t prev_nsetl
 
     # Step 6: eligibility (same order as the reference).
     if not (a.flags & FLAG_ACTIVE):
@@ -322,6 +326,10 @@ cdef int settle_one(CorePolicy pol, const PersonAttrs* attrs_all, PersonState* s
     cash = psn_part - acct
 
     # Step 16: accumulators.
+    prev_id = st.adm_id
+    prev_std = st.adm_ded_std
+    prev_met = st.adm_ded_met
+    prev_nsetl = st.adm_nsetl
     st.balance -= acct
     if per_adm:
         if in_progress:
@@ -368,6 +376,10 @@ cdef int settle_one(CorePolicy pol, const PersonAttrs* attrs_all, PersonState* s
         row[C_HOSP_PART] = hosp
         row[C_BALC] = st.balance
         row[C_T2_ADD] = t2_add
+        row[C_PREV_ADM_ID] = prev_id if adm_counted else 0
+        row[C_PREV_ADM_STD] = prev_std if adm_counted else 0
+        row[C_PREV_ADM_MET] = prev_met if adm_counted else 0
+        row[C_PREV_ADM_NSETL] = prev_nsetl if adm_counted else 0
     else:
         row[NC_STATUS] = OK
         row[NC_MEDFEE] = medfee
@@ -439,6 +451,11 @@ def cancel(uint8_t[::1] state_bytes, Py_ssize_t person, const int64_t[::1] origi
             st.adm_nsetl -= 1
             if st.adm_nsetl == 0:
                 st.adm_count -= 1
+                if original[C_ADM_COUNTED]:
+                    st.adm_id = <int32_t>original[C_PREV_ADM_ID]
+                    st.adm_ded_std = <int32_t>original[C_PREV_ADM_STD]
+                    st.adm_ded_met = <int32_t>original[C_PREV_ADM_MET]
+                    st.adm_nsetl = <uint16_t>original[C_PREV_ADM_NSETL]
     else:
         st.ded_met[g] -= <int32_t>original[C_DEDC]
     st.pooled_paid[g] -= <int32_t>original[C_HIFP]

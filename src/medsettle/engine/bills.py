@@ -118,8 +118,15 @@ def parse_bill(data: object, *, position: int | None = None) -> Bill:
     except ValidationError as exc:
         bill = data.get("bill_id") if isinstance(data, dict) and data.get("bill_id") else position
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or None
-        raise InvalidInput(err["msg"], bill=bill, field=field) from None
+        raise InvalidInput(err["msg"], bill=bill, field=field_path(err["loc"])) from None
+
+
+def field_path(loc: tuple) -> str | None:
+    """A pydantic error location as the field path medsettle uses: feedetail[0].pric."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or None
 
 
 @dataclass
@@ -318,6 +325,8 @@ def encode_bills(bills: list[Bill], compiled: CompiledPolicy, population: Popula
             except KeyError:
                 raise InvalidInput(f"treatment region {bill.mdtrtarea_admvs} is not in the policy", bill=name,
                                    field="mdtrtarea_admvs") from None
+        if not MIN_YEAR <= bill.bill_date.year <= MAX_YEAR:
+            raise InvalidInput(f"the bill's date must be in {MIN_YEAR}-{MAX_YEAR}", bill=name, field="setl_time")
         d = day_number(bill.bill_date)
         lookup = compiled.item_lookup(region, d)
         for j, line in enumerate(bill.feedetail):

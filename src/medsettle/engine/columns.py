@@ -31,6 +31,12 @@ COLUMNS = (
     "hosp_part_amt",
     "balc",
     "t2_base_add",       # what the bill added to the residents' running total T (大病 base)
+    # The admission in progress before a settlement that opened a new one, so that cancelling that
+    # settlement restores it (settle then cancel gives back the state exactly).
+    "prev_adm_id",
+    "prev_adm_ded_std",
+    "prev_adm_ded_met",
+    "prev_adm_nsetl",
 )
 COL = {name: i for i, name in enumerate(COLUMNS)}
 N_COLUMNS = len(COLUMNS)

@@ -213,6 +213,7 @@ class ReferenceEngine:
 
         # Step 16: the accumulators move by what this bill used.
         adm_counted = 0
+        prev_adm = (st.adm_id, st.adm_ded_std, st.adm_ded_met, st.adm_nsetl)
         st.balance -= acct_pay
         if per_admission:
             if in_progress:
@@ -240,6 +241,10 @@ class ReferenceEngine:
             "acct_pay": acct_pay, "psn_cash_pay": cash, "hosp_part_amt": hosp_part, "balc": st.balance,
             "t2_base_add": t2_base_add,
         }
+        if adm_counted:
+            for name, value in zip(("prev_adm_id", "prev_adm_ded_std", "prev_adm_ded_met", "prev_adm_nsetl"),
+                                   prev_adm):
+                values[name] = value
         for name, value in values.items():
             row[COL[name]] = value
 
@@ -250,7 +255,9 @@ class ReferenceEngine:
 
         ``original`` is the settlement's row of COLUMNS. Returns (status, balance after). A settlement of
         a closed year is refused with YEAR_CLOSED and nothing changes. The admission's deductible and
-        count move back only while that admission is the person's admission in progress.
+        count move back only while that admission is the person's admission in progress; cancelling the
+        settlement that opened it, when it is its only live one, un-counts it and makes the admission
+        before it the one in progress again.
         """
         st = self.get_state(person).copy()
         if int(original[COL["year"]]) < st.acc_year:
@@ -263,6 +270,11 @@ class ReferenceEngine:
                 st.adm_nsetl -= 1
                 if st.adm_nsetl == 0:  # its only live settlement: the admission no longer counts
                     st.adm_count -= 1
+                    if original[COL["adm_counted"]]:  # the admission before it is in progress again
+                        st.adm_id = int(original[COL["prev_adm_id"]])
+                        st.adm_ded_std = int(original[COL["prev_adm_ded_std"]])
+                        st.adm_ded_met = int(original[COL["prev_adm_ded_met"]])
+                        st.adm_nsetl = int(original[COL["prev_adm_nsetl"]])
         else:
             st.ded_met[g] -= int(original[COL["act_pay_dedc"]])
         st.pooled_paid[g] -= int(original[COL["hifp_pay"]])

@@ -1,0 +1,110 @@
+"""Bad input gets a clear error naming the bill and the field, and changes nothing (both engines)."""
+
+import numpy as np
+import pytest
+
+from medsettle.engine import encode_bills, parse_bill
+from medsettle.errors import InvalidInput, TotalMismatch, UnknownItem, UnknownPerson
+from worlds import bill, make_settler
+
+
+def snapshot(s):
+    return [s.engine.get_state(i) for i in range(len(s.population))], dict(s.records)
+
+
+@pytest.mark.parametrize("mutate, error, field", [
+    (lambda b: b["feedetail"][0].update(pric="-1.00"), InvalidInput, "feedetail[0].pric"),
+    (lambda b: b["feedetail"][0].update(cnt="0"), InvalidInput, "feedetail[0].cnt"),
+    (lambda b: b["feedetail"][0].update(cnt="-2"), InvalidInput, "feedetail[0].cnt"),
+    (lambda b: b["feedetail"][0].update(pric="1000000.0001"), InvalidInput, "feedetail[0].pric"),
+    (lambda b: b["feedetail"][0].update(cnt="10000.0001"), InvalidInput, "feedetail[0].cnt"),
+    (lambda b: b["feedetail"][0].update(pric="1.00001"), InvalidInput, "feedetail[0].pric"),
+    (lambda b: b["feedetail"][0].update(pric="abc"), InvalidInput, "feedetail[0].pric"),
+    (lambda b: b["feedetail"][0].update(pric=True), InvalidInput, "feedetail[0].pric"),
+    (lambda b: b["feedetail"][0].update(pric=[1]), InvalidInput, "feedetail[0].pric"),
+    (lambda b: b["feedetail"][0].update(hosp_appr_flag="2"), InvalidInput, "feedetail[0].hosp_appr_flag"),
+    (lambda b: b["feedetail"][0].update(med_list_codg="NOPE"), UnknownItem, "feedetail[0].med_list_codg"),
+    (lambda b: b["feedetail"][0].update(det_item_fee_sumamt="10.01"), TotalMismatch,
+     "feedetail[0].det_item_fee_sumamt"),
+    (lambda b: b.update(medfee_sumamt="10.01"), TotalMismatch, "medfee_sumamt"),
+    (lambda b: b.update(psn_no="NOBODY"), UnknownPerson, "psn_no"),
+    (lambda b: b.update(med_type="99"), InvalidInput, "med_type"),
+    (lambda b: b.update(hosp_lv="7"), InvalidInput, "hosp_lv"),
+    (lambda b: b.update(setl_time="yesterday"), InvalidInput, "setl_time"),
+    (lambda b: b.update(setl_time="1999-12-31 10:00:00"), InvalidInput, "setl_time"),
+    (lambda b: b.update(mdtrtarea_admvs="999999"), InvalidInput, "mdtrtarea_admvs"),
+    (lambda b: b.update(feedetail=[]), InvalidInput, "feedetail"),
+    (lambda b: b.update(feedetail=b["feedetail"] * 1001), InvalidInput, "feedetail"),
+    (lambda b: b.pop("psn_no"), InvalidInput, "psn_no"),
+    (lambda b: b.update(acct_used_flag="yes"), InvalidInput, "acct_used_flag"),
+])
+def test_bad_bill_is_refused_with_its_field_and_changes_nothing(engine, mutate, error, field):
+    s = make_settler(engine)
+    s.settle(bill("E1", [("A1", "10.00", 1)], when="2026-05-01 10:00:00"))
+    before = snapshot(s)
+    b = bill("E1", [("A1", "10.00", 1)], bill_id="BAD-1")
+    mutate(b)
+    with pytest.raises(error) as exc:
+        s.settle(b)
+    assert exc.value.field == field
+    assert "BAD-1" in str(exc.value) and field in str(exc.value)
+    assert snapshot(s) == before
+
+
+def test_total_over_the_medfee_bound(engine):
+    s = make_settler(engine)
+    lines = [("A1", "1000000.00", "10000")] * 2  # 2 × 10^10 yuan... far past 10^11 fen
+    with pytest.raises(InvalidInput, match="medfee_sumamt"):
+        s.settle(bill("E1", lines))
+
+
+def test_caller_totals_that_agree_are_accepted(engine):
+    s = make_settler(engine)
+    b = bill("E1", [("A1", "4.52", "1.5")], medfee_sumamt="6.78")
+    b["feedetail"][0]["det_item_fee_sumamt"] = 6.78  # a JSON number, parsed exactly
+    assert s.settle(b).amount("medfee_sumamt") == 678
+
+
+def test_one_invalid_bill_fails_the_whole_batch_before_anything_is_settled(engine):
+    s = make_settler(engine)
+    before = snapshot(s)
+    bills = [bill("E1", [("A1", "10.00", 1)], bill_id="G1"),
+             bill("R1", [("A1", "10.00", 1)], bill_id="G2"),
+             bill("E2", [("A1", "-10.00", 1)], bill_id="BAD"),
+             bill("E1", [("A1", "10.00", 1)], bill_id="G3", when="2026-06-01 10:00:00")]
+    with pytest.raises(InvalidInput, match="bill BAD"):
+        s.settle_many(bills)
+    bills[2] = bill("E2", [("ZZZ", "10.00", 1)], bill_id="BAD")
+    with pytest.raises(UnknownItem, match="bill BAD"):
+        s.settle_many(bills)
+    assert snapshot(s) == before
+
+
+def test_array_batch_validation_names_bill_and_field(engine):
+    s = make_settler(engine)
+    models = [parse_bill(bill("E1", [("A1", "10.00", 1), ("B05", "2.00", 3)], bill_id=f"K{i}")) for i in range(3)]
+    batch = encode_bills(models, s.compiled, s.population, s.admissions)
+    before = snapshot(s)
+    checks = [
+        ("cnt", 4, 0, "feedetail[0].cnt"),
+        ("pric", 3, -5, "feedetail[1].pric"),
+        ("item", 5, 10_000, "feedetail[1].med_list_codg"),
+        ("person", 2, 99, "psn_no"),
+        ("med_type", 1, 9, "med_type"),
+        ("acct_flag", 0, 2, "acct_used_flag"),
+    ]
+    for column, index, value, field in checks:
+        bad = encode_bills(models, s.compiled, s.population, s.admissions)
+        getattr(bad, column)[index] = value
+        with pytest.raises(InvalidInput) as exc:
+            s.run_batch(bad)
+        assert exc.value.field == field, column
+        assert f"bill K{index // 2 if column in ('cnt', 'pric', 'item') else index}" in str(exc.value)
+    assert snapshot(s) == before
+    # An item of the other region's catalogue is refused on the array path too.
+    wrong = encode_bills(models, s.compiled, s.population, s.admissions)
+    wrong.item[0] = s.compiled.catalogue_index[1][0][1]["A1"]
+    with pytest.raises(UnknownItem):
+        s.run_batch(wrong)
+    assert s.run_batch(batch).settled == 3
+    assert np.all(s.run_batch(batch, outputs="totals").column("status") == 0)
