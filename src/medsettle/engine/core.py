@@ -37,10 +37,17 @@ class CoreEngine:
         self._policy = core_module.CorePolicy(compiled)
         self.state = new_state_array(population.balances)
 
-    def run(self, batch: BillBatch, *, presettle: bool = False, narrow: bool = False
+    def run(self, batch: BillBatch, *, presettle: bool = False, narrow: bool = False,
+            out: np.ndarray | None = None, line_out: np.ndarray | None = None
             ) -> tuple[np.ndarray, np.ndarray | None]:
-        out = np.empty((len(batch), len(NARROW_COLUMNS) if narrow else N_COLUMNS), np.int64)
-        line_out = None if narrow else np.empty((len(batch.item), len(LINE_COLUMNS)), np.int64)
+        """Settle a validated batch. ``out``/``line_out`` may be given to reuse buffers across batches
+        (the kernel checks their shapes); otherwise they are allocated here."""
+        if out is None:
+            out = np.empty((len(batch), len(NARROW_COLUMNS) if narrow else N_COLUMNS), np.int64)
+        if narrow:
+            line_out = None
+        elif line_out is None:
+            line_out = np.empty((len(batch.item), len(LINE_COLUMNS)), np.int64)
         self._core.run(self._policy, self.population.attrs.view(np.uint8), self.state.view(np.uint8),
                        batch.person, batch.day, batch.year, batch.month, batch.med_type, batch.tier,
                        batch.treat_region, batch.acct_flag, batch.adm, batch.saf_cash, batch.line_start,

@@ -68,16 +68,25 @@ class ReferenceEngine:
 
     # -- settlement ---------------------------------------------------------------------------
 
-    def run(self, batch: BillBatch, *, presettle: bool = False, narrow: bool = False
+    def run(self, batch: BillBatch, *, presettle: bool = False, narrow: bool = False,
+            out: np.ndarray | None = None, line_out: np.ndarray | None = None
             ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Settle (or pre-settle) every bill in order; return (bill rows, line rows or None)."""
-        out = np.zeros((len(batch), N_COLUMNS), np.int64)
-        line_out = np.zeros((len(batch.item), len(LINE_COLUMNS)), np.int64)
+        """Settle (or pre-settle) every bill in order; return (bill rows, line rows or None).
+
+        ``out``/``line_out``, when given, receive the results (as in the core)."""
+        rows = np.zeros((len(batch), N_COLUMNS), np.int64)
+        lines = np.zeros((len(batch.item), len(LINE_COLUMNS)), np.int64)
         for i in range(len(batch)):
-            self._settle_one(batch, i, out[i], line_out, presettle)
+            self._settle_one(batch, i, rows[i], lines, presettle)
         if narrow:
-            return out[:, [COL[c] for c in NARROW_COLUMNS]].copy(), None
-        return out, line_out
+            rows, lines = rows[:, [COL[c] for c in NARROW_COLUMNS]], None
+        if out is not None:
+            out[...] = rows
+            rows = out
+        if line_out is not None and lines is not None:
+            line_out[...] = lines
+            lines = line_out
+        return rows, lines
 
     def _settle_one(self, batch: BillBatch, i: int, row: np.ndarray, line_out: np.ndarray,
                     presettle: bool) -> None:

@@ -109,18 +109,20 @@ class Settler:
         return results
 
     def run_batch(self, batch: BillBatch, *, presettle: bool = False,
-                  outputs: Literal["full", "totals"] = "full", validate: bool = True) -> BatchResult:
+                  outputs: Literal["full", "totals"] = "full", validate: bool = True,
+                  out: np.ndarray | None = None, line_out: np.ndarray | None = None) -> BatchResult:
         """The load-run path: settle a struct-of-arrays batch; no per-settlement records are kept.
 
         ``outputs="totals"`` narrows the result to NARROW_COLUMNS and skips the line split.
         ``validate=False`` is for batches this process built and validated itself.
+        ``out``/``line_out`` reuse result buffers across batches (load runs, benchmarks).
         """
         if outputs not in ("full", "totals"):
             raise InvalidInput(f"unknown outputs {outputs!r}: choose full or totals", field="outputs")
         if validate:
             batch.validate(self.compiled, len(self.population))
         narrow = outputs == "totals"
-        out, lines = self.engine.run(batch, presettle=presettle, narrow=narrow)
+        out, lines = self.engine.run(batch, presettle=presettle, narrow=narrow, out=out, line_out=line_out)
         return BatchResult(out, lines, NARROW_COLUMNS if narrow else COLUMNS)
 
     # -- cancel ---------------------------------------------------------------------------------
