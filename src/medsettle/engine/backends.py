@@ -5,13 +5,10 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 
 from ..errors import MedsettleError
-
-log = logging.getLogger("medsettle.engine")
 
 _core_module = None
 _core_error: str | None = None
@@ -57,5 +54,4 @@ def resolve_engine_name(name: str) -> str:
         _warned = True
         message = f"medsettle is running on the pure-Python reference engine (slow): {_core_error}"
         warnings.warn(message, RuntimeWarning, stacklevel=3)
-        log.warning(message)
     return "reference"

@@ -60,7 +60,7 @@ def item_prices(compiled: CompiledPolicy, seed: int = 7) -> np.ndarray:
     """A list price per catalogue item (0.0001 yuan): log-normal, near the cap where the item has one."""
     rng = np.random.default_rng(seed)
     n = len(compiled.item_class)
-    price = np.exp(rng.normal(np.log(30.0), 1.3, n))  # ok-float: generating illustrative prices
+    price = np.exp(rng.normal(np.log(15.0), 1.0, n))  # ok-float: generating illustrative prices
     units = np.clip((price * 100).astype(np.int64) * 100, 100, 10**8)  # whole fen, 0.01-10000 yuan
     has_cap = compiled.item_cap >= 0
     near_cap = (compiled.item_cap * rng.uniform(0.85, 1.15, n)).astype(np.int64) // 100 * 100
@@ -103,14 +103,16 @@ def generate_bills(compiled: CompiledPolicy, population: Population, n_bills: in
     line_region = np.repeat(treat_region, counts)
     line_day = np.repeat(day, counts)
     item = np.empty(n_lines, np.int32)
-    # Items come from the treatment region's catalogue in force on the bill's date.
+    prices = item_prices(compiled)
+    # Items come from the treatment region's catalogue in force on the bill's date; cheap items are
+    # billed more often than dear ones (weight 1/price^0.8), as at a real counter.
     for r in range(n_regions):
         for from_day, lookup in compiled.catalogue_index[r]:
             idx = np.fromiter(lookup.values(), np.int32)
             to_day = int(compiled.item_to_day[idx[0]])
             mask = (line_region == r) & (line_day >= from_day) & (line_day < to_day)
-            item[mask] = idx[rng.integers(0, len(idx), int(mask.sum()))]
-    prices = item_prices(compiled)
+            weight = prices[idx].astype(np.float64) ** -0.8  # ok-float: sampling weights
+            item[mask] = rng.choice(idx, int(mask.sum()), p=weight / weight.sum())
     pric = prices[item]
     cnt = rng.choice(np.array([10_000, 10_000, 10_000, 20_000, 30_000, 5_000, 15_000], np.int64), n_lines)
     appr = (rng.random(n_lines) < 0.5).astype(np.uint8)

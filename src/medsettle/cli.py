@@ -1,0 +1,269 @@
+"""The ``medsettle`` command. Every subcommand has --help; errors print one clear line and exit 1."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import __version__
+from .engine import Population, Settler, core_problem
+from .engine.columns import COL, REFUSALS
+from .engine.results import dumps
+from .errors import MedsettleError
+from .money import fen_to_decimal
+from .policy import default_policy_path, load_default_policy, load_policy
+from .policy.codes import MED_TYPES
+from .sim import generate_bills
+
+ENGINE_CHOICE = click.Choice(["auto", "core", "reference"])
+CHUNK = 50_000  # bills per engine call in long runs, so the progress bar moves
+
+
+def _fail_cleanly(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MedsettleError as exc:
+            raise click.ClickException(f"{exc.code}: {exc}") from None
+    return wrapper
+
+
+def _policy(path: str | None):
+    return load_policy(path) if path else load_default_policy()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="medsettle")
+def main() -> None:
+    """medsettle: medical-insurance settlement at hospital and pharmacy counters, simulated with real parts."""
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--persons", "n_persons", default=20_000, show_default=True, help="Insured persons to generate.")
+@click.option("--bills", "n_bills", default=100_000, show_default=True, help="Bills in the simulated day.")
+@click.option("--date", "day", default="2026-03-02", show_default=True, help="The day's date (yyyy-mm-dd).")
+@click.option("--seed", default=0, show_default=True, help="Seed for persons and bills (same seed, same day).")
+@click.option("--engine", default="auto", type=ENGINE_CHOICE, show_default=True,
+              help="Settlement engine: the Cython core, the pure-Python reference, or the core when built.")
+@_fail_cleanly
+def demo(n_persons: int, n_bills: int, day: str, seed: int, engine: str) -> None:
+    """Settle a generated day of bills for the default regions and print a summary table."""
+    if n_persons < 1 or n_bills < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--persons/--bills")
+    try:
+        start = dt.date.fromisoformat(day)
+    except ValueError:
+        raise click.BadParameter(f"not a yyyy-mm-dd date: {day!r}", param_hint="--date") from None
+    policy = load_default_policy()
+    population = Population.generate(policy, n_persons, seed=seed)
+    settler = Settler(policy, population, engine=engine)
+    click.echo(f"medsettle {__version__}: {n_bills:,} bills of {start} for {n_persons:,} insured persons in "
+               f"{', '.join(r.admdvs + ' ' + r.name for r in policy.regions)}; engine: {settler.engine_name}"
+               + (f" ({core_problem()})" if settler.engine_name == "reference" else ""))
+    stream = generate_bills(settler.compiled, population, n_bills, seed=seed, start=start)
+    started = time.perf_counter()
+    rows = _settle_in_chunks(settler, stream.batch, label="settling")
+    elapsed = time.perf_counter() - started
+    _print_summary(rows, stream.batch, population, settler)
+    click.echo(f"\n{n_bills:,} bills in {elapsed:.2f} s ({n_bills / elapsed:,.0f} bills/s, validation included) "
+               f"on the {settler.engine_name} engine")
+
+
+def _settle_in_chunks(settler: Settler, batch, *, label: str) -> np.ndarray:
+    n = len(batch)
+    batch.validate(settler.compiled, len(settler.population))  # the whole day is checked before anything moves
+    parts = []
+    with click.progressbar(length=n, label=label, file=sys.stderr, show_pos=True) as bar:
+        for a in range(0, n, CHUNK):
+            b = min(n, a + CHUNK)
+            parts.append(settler.run_batch(_slice(batch, a, b), validate=False).out)
+            bar.update(b - a)
+    return np.concatenate(parts) if parts else np.zeros((0, len(COL)), np.int64)
+
+
+def _slice(batch, a: int, b: int):
+    from .engine.bills import BillBatch  # noqa: PLC0415
+    la, lb = int(batch.line_start[a]), int(batch.line_start[b])
+    cols = {k: getattr(batch, k)[a:b] for k in ("person", "day", "year", "month", "med_type", "tier",
+                                                  "treat_region", "acct_flag", "adm", "saf_cash", "caller_medfee")}
+    lines = {k: getattr(batch, k)[la:lb] for k in ("item", "pric", "cnt", "appr", "caller_fee")}
+    return BillBatch(**cols, **lines, line_start=batch.line_start[a:b + 1] - la)
+
+
+def _print_summary(rows: np.ndarray, batch, population: Population, settler: Settler) -> None:
+    ok = rows[:, COL["status"]] == 0
+    region = population.attrs["region"][batch.person]
+    header = ("insured", "med_type", "bills", "medfee", "fund", "account", "cash", "institution")
+    table = []
+    for r, code in enumerate(settler.compiled.region_codes):
+        for m, med in enumerate(MED_TYPES):
+            sel = ok & (region == r) & (batch.med_type == m)
+            if sel.any():
+                table.append(_summary_row(code, med, rows[sel]))
+    table.append(_summary_row("all", "", rows[ok]))
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
+    line = "  ".join(h.rjust(w) for h, w in zip(header, widths))
+    click.echo(line)
+    click.echo("-" * len(line))
+    for i, t in enumerate(table):
+        if i == len(table) - 1:
+            click.echo("-" * len(line))
+        click.echo("  ".join(str(x).rjust(w) for x, w in zip(t, widths)))
+    refused = rows[~ok, COL["status"]]
+    if len(refused):
+        counts = {REFUSALS[int(c)]: int((refused == c).sum()) for c in np.unique(refused)}
+        click.echo("refused: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    settled = rows[ok]
+    balanced = np.array_equal(settled[:, COL["medfee_sumamt"]],
+                              settled[:, COL["fund_pay_sumamt"]] + settled[:, COL["acct_pay"]]
+                              + settled[:, COL["psn_cash_pay"]] + settled[:, COL["hosp_part_amt"]])
+    click.echo(f"check: medfee = fund + account + cash + institution on every bill: {'yes' if balanced else 'NO'}")
+
+
+def _summary_row(region: str, med: str, rows: np.ndarray) -> tuple:
+    def total(name: str) -> str:
+        return f"{fen_to_decimal(int(rows[:, COL[name]].sum())):,}"
+    return (region, med, f"{len(rows):,}", total("medfee_sumamt"), total("fund_pay_sumamt"), total("acct_pay"),
+            total("psn_cash_pay"), total("hosp_part_amt"))
+
+
+# -- settle -------------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("bills_file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="Policy TOML (default: shipped).")
+@click.option("--persons", "persons_file", type=click.Path(dir_okay=False), required=True,
+              help="Persons CSV (see 'medsettle persons generate').")
+@click.option("--engine", default="auto", type=ENGINE_CHOICE, show_default=True, help="Settlement engine.")
+@click.option("--presettle", is_flag=True, help="Compute only (2206): change no state between bills.")
+@_fail_cleanly
+def settle(bills_file: str, policy_file: str | None, persons_file: str, engine: str, presettle: bool) -> None:
+    """Settle a JSON-lines file of bills (in order) and print one JSON result per bill.
+
+    Each result has the platform's field names: {"bill_id", "infcode": 0, "output": {"setlinfo",
+    "setldetail", "feedetail"}} or {"bill_id", "infcode": -1, "err_code", "err_msg"} for a refused bill.
+    An invalid bill fails the whole file before anything is settled (error names the bill and field).
+    """
+    policy = _policy(policy_file)
+    population = Population.from_csv(policy, persons_file)
+    settler = Settler(policy, population, engine=engine)
+    bills = _read_jsonl(bills_file)
+    for bill, result in zip(bills, settler.settle_many(bills, presettle=presettle)):
+        bill_id = bill.get("bill_id", "") if isinstance(bill, dict) else ""
+        if isinstance(result, MedsettleError):
+            click.echo(dumps({"bill_id": bill_id, "infcode": -1, "err_code": result.code, "err_msg": str(result)}))
+        else:
+            click.echo(dumps({"bill_id": bill_id, "infcode": 0, "output": result.to_json()}))
+
+
+def _read_jsonl(path: str) -> list:
+    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    bills = []
+    try:
+        for n, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            try:
+                bills.append(json.loads(line, parse_float=Decimal))
+            except json.JSONDecodeError as exc:
+                raise click.ClickException(f"{path}: line {n}: not valid JSON: {exc.msg}") from None
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    return bills
+
+
+# -- policy -------------------------------------------------------------------------------------
+
+@main.group()
+def policy() -> None:
+    """Region rules: validate a policy file, find the shipped default."""
+
+
+@policy.command("check")
+@click.argument("policy_file", type=click.Path(dir_okay=False))
+@_fail_cleanly
+def policy_check(policy_file: str) -> None:
+    """Validate a policy file; print what it holds, or the file, field and reason of the first problem."""
+    pol = load_policy(policy_file)
+    for region in pol.regions:
+        items = sum(len(c.items) for c in region.catalogues)
+        click.echo(f"{region.admdvs} {region.name}: schemes {', '.join(region.insutypes)}; "
+                   f"groups {', '.join(g.name for g in region.groups)}; rule sets "
+                   f"{', '.join(f'{rs.version} from {rs.effective_from}' for rs in region.rulesets)}; "
+                   f"{len(region.catalogues)} catalogue version(s), {items} items")
+    click.echo(f"{policy_file}: ok")
+
+
+@policy.command("path")
+def policy_path() -> None:
+    """Print the path of the shipped default policy (copy it to start your own)."""
+    click.echo(default_policy_path())
+
+
+# -- persons and bills (generators) --------------------------------------------------------------
+
+@main.group()
+def persons() -> None:
+    """Insured persons: generate a population file."""
+
+
+@persons.command("generate")
+@click.option("--count", default=1000, show_default=True, help="How many persons.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="Policy TOML (default: shipped).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True, help="CSV to write.")
+@_fail_cleanly
+def persons_generate(count: int, seed: int, policy_file: str | None, out_file: str) -> None:
+    """Write a seeded population of insured persons across the policy's regions."""
+    pol = _policy(policy_file)
+    Population.generate(pol, count, seed=seed).to_csv(out_file)
+    click.echo(f"wrote {count:,} persons to {out_file}", err=True)
+
+
+@main.group()
+def bills() -> None:
+    """Bills: generate a JSON-lines file of bills for a population."""
+
+
+@bills.command("generate")
+@click.option("--persons", "persons_file", type=click.Path(dir_okay=False), required=True, help="Persons CSV.")
+@click.option("--count", default=1000, show_default=True, help="How many bills.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--date", "day", default="2026-03-02", show_default=True, help="First day (yyyy-mm-dd).")
+@click.option("--days", default=1, show_default=True, help="Spread the bills over this many days.")
+@click.option("--zipf", is_flag=True, help="Draw persons by Zipf (s = 1) instead of uniformly.")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="Policy TOML (default: shipped).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, allow_dash=True), default="-",
+              show_default=True, help="JSON-lines file to write.")
+@_fail_cleanly
+def bills_generate(persons_file: str, count: int, seed: int, day: str, days: int, zipf: bool,
+                   policy_file: str | None, out_file: str) -> None:
+    """Write seeded bills (1-8 lines, mean 4) for the persons in a persons file."""
+    pol = _policy(policy_file)
+    population = Population.from_csv(pol, persons_file)
+    settler = Settler(pol, population, engine="reference")  # only for the compiled catalogue
+    stream = generate_bills(settler.compiled, population, count, seed=seed, start=dt.date.fromisoformat(day),
+                            days=days, persons="zipf" if zipf else "uniform")
+    out = sys.stdout if out_file == "-" else Path(out_file).open("w", encoding="utf-8")
+    try:
+        for i in range(count):
+            out.write(dumps(stream.bill_dict(i)) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+
+
+if __name__ == "__main__":
+    main()
