@@ -83,7 +83,7 @@ cdef enum:
     YEAR_BASE = 1900
     MAX_ADMISSIONS = 255
     MAX_ADM_SETTLEMENTS = 65535
-    PF_DISTANCE = 8       # bills ahead whose person state is prefetched
+    PF_DISTANCE = 16       # bills ahead whose person state is prefetched
 
 # rs_misc columns (medsettle.policy.compile.MISC_*)
 cdef enum:
@@ -117,47 +117,91 @@ cdef inline int64_t i64min(int64_t a, int64_t b) noexcept nogil:
     return a if a < b else b
 
 
-cdef class CorePolicy:
-    """A compiled policy held as typed memoryviews (see medsettle.policy.compile)."""
+ctypedef struct ItemC:
+    # One catalogue item, packed for the branch-free line pass (32 bytes).
+    int64_t cap          # price cap in 0.0001 yuan; a huge value when the item has none
+    int32_t selfpay[4]   # self-pay-first ratio per person type, bp; 0 unless class B
+    uint8_t flags        # ITEM_ALL_OWNPAY (class C) | ITEM_RESTRICTED (needs hospital approval)
+    uint8_t pad[7]
 
-    cdef const int32_t[::1] region_rs_start
-    cdef const int32_t[::1] region_rs_count
-    cdef const int8_t[:, ::1] region_group_basis
-    cdef const int32_t[::1] rs_from_day
-    cdef const int8_t[:, ::1] rs_group_of_mt
-    cdef const int32_t[:, :, :, :, :, ::1] rs_deductible
-    cdef const int32_t[:, :, :, :, ::1] rs_ratio
-    cdef const int32_t[:, :, :, ::1] rs_ceiling
-    cdef const uint8_t[:, ::1] rs_t2_mask
-    cdef const int32_t[:, ::1] rs_t2_ratio
-    cdef const int32_t[:, ::1] rs_t2_cap
-    cdef const int64_t[:, ::1] rs_t2_threshold
-    cdef const int32_t[:, ::1] rs_misc
-    cdef const uint8_t[::1] item_class
-    cdef const uint8_t[::1] item_restricted
-    cdef const int64_t[::1] item_cap
-    cdef const int32_t[:, ::1] item_selfpay
+cdef enum:
+    ITEM_ALL_OWNPAY = 1
+    ITEM_RESTRICTED = 2
+
+# Shape of the per-rule-set tables (medsettle.policy.compile): g groups, s schemes, p person types,
+# t tiers, o admission ordinals.
+cdef enum:
+    NG = 3
+    NS = 2
+    NP = 4
+    NT = 4
+    NO = 3
+
+
+cdef class CorePolicy:
+    """A compiled policy as raw C arrays (see medsettle.policy.compile); keeps the numpy arrays alive."""
+
+    cdef object _keep
+    cdef const int32_t* region_rs_start
+    cdef const int32_t* region_rs_count
+    cdef const int8_t* region_group_basis   # [R, NG]
+    cdef const int32_t* rs_from_day
+    cdef const int8_t* rs_group_of_mt       # [S, 5]
+    cdef const int32_t* rs_deductible       # [S, NG, NS, NP, NT, NO]
+    cdef const int32_t* rs_ratio            # [S, NG, NS, NP, NT]
+    cdef const int32_t* rs_ceiling          # [S, NG, NS, NP]
+    cdef const uint8_t* rs_t2_mask          # [S, NS]
+    cdef const int32_t* rs_t2_ratio
+    cdef const int32_t* rs_t2_cap
+    cdef const int64_t* rs_t2_threshold
+    cdef const int32_t* rs_misc             # [S, N_MISC]
+    cdef const ItemC* items
+    cdef Py_ssize_t n_items
 
     def __init__(self, compiled):
-        self.region_rs_start = compiled.region_rs_start
-        self.region_rs_count = compiled.region_rs_count
-        self.region_group_basis = compiled.region_group_basis
-        self.rs_from_day = compiled.rs_from_day
-        self.rs_group_of_mt = compiled.rs_group_of_mt
-        self.rs_deductible = compiled.rs_deductible
-        self.rs_ratio = compiled.rs_ratio
-        self.rs_ceiling = compiled.rs_ceiling
-        self.rs_t2_mask = compiled.rs_t2_mask
-        self.rs_t2_ratio = compiled.rs_t2_ratio
-        self.rs_t2_cap = compiled.rs_t2_cap
-        self.rs_t2_threshold = compiled.rs_t2_threshold
-        self.rs_misc = compiled.rs_misc
-        self.item_class = compiled.item_class
-        self.item_restricted = compiled.item_restricted
-        self.item_cap = compiled.item_cap
-        self.item_selfpay = compiled.item_selfpay
-        if self.rs_misc.shape[1] != N_MISC:
-            raise ValueError("rs_misc has %d columns, the core expects %d" % (self.rs_misc.shape[1], N_MISC))
+        import numpy as np
+        arrays = {
+            "region_rs_start": (np.int32, None), "region_rs_count": (np.int32, None),
+            "region_group_basis": (np.int8, (NG,)), "rs_from_day": (np.int32, None),
+            "rs_group_of_mt": (np.int8, (5,)), "rs_deductible": (np.int32, (NG, NS, NP, NT, NO)),
+            "rs_ratio": (np.int32, (NG, NS, NP, NT)), "rs_ceiling": (np.int32, (NG, NS, NP)),
+            "rs_t2_mask": (np.uint8, (NS,)), "rs_t2_ratio": (np.int32, (NS,)), "rs_t2_cap": (np.int32, (NS,)),
+            "rs_t2_threshold": (np.int64, (NS,)), "rs_misc": (np.int32, (N_MISC,)),
+        }
+        keep = {}
+        for name, (dtype, tail) in arrays.items():
+            a = np.ascontiguousarray(getattr(compiled, name), dtype=dtype)
+            if tail is not None and a.shape[1:] != tail:
+                raise ValueError("%s has shape %s; the core expects (n,) + %s" % (name, a.shape, tail))
+            keep[name] = a
+        n_items = len(compiled.item_class)
+        item_dtype = np.dtype([("cap", "<i8"), ("selfpay", "<i4", (4,)), ("flags", "u1"), ("pad", "u1", (7,))])
+        items = np.zeros(max(n_items, 1), item_dtype)
+        if n_items:
+            class_b = (np.asarray(compiled.item_class) == CLASS_B)[:, None]
+            items["cap"][:n_items] = np.where(np.asarray(compiled.item_cap) >= 0, compiled.item_cap, 1 << 62)
+            items["selfpay"][:n_items] = np.where(class_b, compiled.item_selfpay, 0)
+            items["flags"][:n_items] = (np.where(np.asarray(compiled.item_class) == CLASS_C, ITEM_ALL_OWNPAY, 0)
+                                        | np.where(np.asarray(compiled.item_restricted) != 0, ITEM_RESTRICTED, 0))
+        keep["items"] = items
+        self._keep = keep
+        self.region_rs_start = <const int32_t*> _address(keep["region_rs_start"])
+        self.region_rs_count = <const int32_t*> _address(keep["region_rs_count"])
+        self.region_group_basis = <const int8_t*> _address(keep["region_group_basis"])
+        self.rs_from_day = <const int32_t*> _address(keep["rs_from_day"])
+        self.rs_group_of_mt = <const int8_t*> _address(keep["rs_group_of_mt"])
+        self.rs_deductible = <const int32_t*> _address(keep["rs_deductible"])
+        self.rs_ratio = <const int32_t*> _address(keep["rs_ratio"])
+        self.rs_ceiling = <const int32_t*> _address(keep["rs_ceiling"])
+        self.rs_t2_mask = <const uint8_t*> _address(keep["rs_t2_mask"])
+        self.rs_t2_ratio = <const int32_t*> _address(keep["rs_t2_ratio"])
+        self.rs_t2_cap = <const int32_t*> _address(keep["rs_t2_cap"])
+        self.rs_t2_threshold = <const int64_t*> _address(keep["rs_t2_threshold"])
+        self.rs_misc = <const int32_t*> _address(keep["rs_misc"])
+        self.items = <const ItemC*> _address(items)
+        self.n_items = n_items
+        if items.dtype.itemsize != sizeof(ItemC):
+            raise RuntimeError("item record size mismatch")
 
     cdef inline int ruleset_on(self, int region, int32_t day) noexcept nogil:
         cdef int start = self.region_rs_start[region]
@@ -167,6 +211,13 @@ cdef class CorePolicy:
                 return s
             s -= 1
         return -1
+
+
+cdef size_t _address(a) except 0:
+    """Address of a numpy array's first byte (arrays here are never empty)."""
+    if a.size == 0:
+        raise ValueError("an empty policy table")
+    return <size_t> a.ctypes.data
 
 
 cdef inline void roll_over(PersonState* st, int year) noexcept nogil:
@@ -188,15 +239,16 @@ cdef int settle_one(CorePolicy pol, const PersonAttrs* attrs_all, PersonState* s
     cdef const PersonAttrs* a = &attrs_all[person]
     cdef PersonState st
     cdef int s, g, sch, pt, status = OK
+    cdef Py_ssize_t gspt
     cdef Py_ssize_t j, j0 = line_start[i], j1 = line_start[i + 1]
-    cdef int64_t fee, fulamt, overlmt, preselfpay, inscp, cap, p_units, c_units
+    cdef int64_t fee, fulamt, overlmt, preselfpay, inscp, p_units, c_units, over_units, mask, all_ownpay
+    cdef const ItemC* it
     cdef int64_t medfee = 0, s_fulamt = 0, s_overlmt = 0, s_preselfpay = 0, s_inscp = 0
     cdef int64_t standard, met, dedc, ratio, cut, eligible, share, room, hifp, e_over
     cdef int64_t hifob = 0, hifmi = 0, t2_add = 0, room2, selfpaid, excess, maf = 0, fund, hosp = 0
     cdef int64_t psn_part, payable, acct = 0, cash
     cdef bint per_adm, in_progress
     cdef int32_t wait
-    cdef uint8_t cls
     cdef int adm_counted = 0
     cdef int32_t prev_id, prev_std, prev_met
     cdef uint16_t prev_nsetl
@@ -209,7 +261,7 @@ cdef int settle_one(CorePolicy pol, const PersonAttrs* attrs_all, PersonState* s
         if s < 0:
             status = NO_RULES_IN_FORCE
         else:
-            wait = pol.rs_misc[s, M_WAITING] + a.extra_wait
+            wait = pol.rs_misc[s * N_MISC + M_WAITING] + a.extra_wait
             if a.run_start < 0 or month < a.run_start + wait or a.paid_through < month - 1:
                 status = WAITING_PERIOD
     if status == OK:
@@ -217,8 +269,8 @@ cdef int settle_one(CorePolicy pol, const PersonAttrs* attrs_all, PersonState* s
         if st.acc_year != 0 and st.acc_year + YEAR_BASE > year:
             status = YEAR_CLOSED
     if status == OK:
-        g = pol.rs_group_of_mt[s, mt]
-        per_adm = pol.region_group_basis[a.region, g] != 0
+        g = pol.rs_group_of_mt[s * 5 + mt]
+        per_adm = pol.region_group_basis[a.region * NG + g] != 0
         in_progress = per_adm and st.adm_nsetl > 0 and st.adm_id == adm
         if per_adm and ((in_progress and st.adm_nsetl >= MAX_ADM_SETTLEMENTS) or
                         (not in_progress and st.acc_year + YEAR_BASE == year and st.adm_count >= MAX_ADMISSIONS)):
@@ -240,21 +292,23 @@ cdef int settle_one(CorePolicy pol, const PersonAttrs* attrs_all, PersonState* s
     sch = a.insutype
     pt = a.psn_type
 
-    # Steps 1-5: per line, treatment region's catalogue (items resolved by the facade).
+    # Steps 1-5: per line, treatment region's catalogue (items resolved by the facade). Branch-free:
+    # every amount is computed and the ones that do not apply are masked to 0, so a random mix of
+    # classes costs no mispredicted branches. Same results as the reference's if/else.
     for j in range(j0, j1):
+        it = &pol.items[item[j]]
         p_units = pric[j]
         c_units = cnt[j]
         fee = rnd(p_units * c_units, LINE_DIVISOR)
-        cls = pol.item_class[item[j]]
-        if cls == CLASS_C or (pol.item_restricted[item[j]] and not appr[j]):
-            fulamt = fee
-            overlmt = 0
-            preselfpay = 0
-        else:
-            fulamt = 0
-            cap = pol.item_cap[item[j]]
-            overlmt = rnd((p_units - cap) * c_units, LINE_DIVISOR) if (cap >= 0 and p_units > cap) else 0
-            preselfpay = rnd((fee - overlmt) * pol.item_selfpay[item[j], pt], BP) if cls == CLASS_B else 0
+        over_units = p_units - it.cap
+        over_units = over_units if over_units > 0 else 0
+        overlmt = rnd(over_units * c_units, LINE_DIVISOR)
+        preselfpay = rnd((fee - overlmt) * it.selfpay[pt], BP)
+        all_ownpay = (it.flags & ITEM_ALL_OWNPAY) | ((it.flags >> 1) & (appr[j] ^ 1))
+        mask = -all_ownpay
+        fulamt = fee & mask
+        overlmt = overlmt & ~mask
+        preselfpay = preselfpay & ~mask
         inscp = fee - fulamt - overlmt - preselfpay
         medfee += fee
         s_fulamt += fulamt
@@ -269,26 +323,27 @@ cdef int settle_one(CorePolicy pol, const PersonAttrs* attrs_all, PersonState* s
             line_out[j * N_LINE_COLS + L_INSCP] = inscp
 
     # Step 7: deductible.
+    gspt = (((s * NG + g) * NS + sch) * NP + pt) * NT + tier
     if per_adm and in_progress:
         standard = st.adm_ded_std
         met = st.adm_ded_met
     elif per_adm:
-        standard = pol.rs_deductible[s, g, sch, pt, tier, st.adm_count if st.adm_count < 2 else 2]
+        standard = pol.rs_deductible[gspt * NO + (st.adm_count if st.adm_count < 2 else 2)]
         met = 0
     else:
-        standard = pol.rs_deductible[s, g, sch, pt, tier, 0]
+        standard = pol.rs_deductible[gspt * NO]
         met = st.ded_met[g]
     dedc = i64min(s_inscp, i64max(0, standard - met))
 
     # Step 8: pooled fund.
-    ratio = pol.rs_ratio[s, g, sch, pt, tier]
+    ratio = pol.rs_ratio[gspt]
     if treat_region != a.region and not (a.filing_region == treat_region and a.filing_from <= day
                                          and day <= a.filing_to):
-        cut = pol.rs_misc[s, M_CUT_EMERG] if mt == MT_EMERGENCY else pol.rs_misc[s, M_CUT_OTHER]
+        cut = pol.rs_misc[s * N_MISC + (M_CUT_EMERG if mt == MT_EMERGENCY else M_CUT_OTHER)]
         ratio = i64min(i64max(ratio - cut, 0), BP)
     eligible = s_inscp - dedc
     share = rnd(eligible * ratio, BP)
-    room = i64max(0, pol.rs_ceiling[s, g, sch, pt] - st.pooled_paid[g])
+    room = i64max(0, pol.rs_ceiling[gspt // NT] - st.pooled_paid[g])
     if room == 0:
         hifp = 0
         e_over = eligible
@@ -300,28 +355,28 @@ cdef int settle_one(CorePolicy pol, const PersonAttrs* attrs_all, PersonState* s
         e_over = i64max(0, eligible - rnd(room * BP, ratio))
 
     # Step 9: second tier.
-    if (pol.rs_t2_mask[s, sch] >> g) & 1:
-        room2 = i64max(0, pol.rs_t2_cap[s, sch] - st.t2_paid)
+    if (pol.rs_t2_mask[s * NS + sch] >> g) & 1:
+        room2 = i64max(0, pol.rs_t2_cap[s * NS + sch] - st.t2_paid)
         if sch == EMPLOYEE:
-            hifob = i64min(rnd(e_over * pol.rs_t2_ratio[s, sch], BP), room2)
+            hifob = i64min(rnd(e_over * pol.rs_t2_ratio[s * NS + sch], BP), room2)
         else:
             selfpaid = s_inscp - hifp
-            excess = i64max(0, st.t2_base + selfpaid - i64max(pol.rs_t2_threshold[s, sch], st.t2_base))
-            hifmi = i64min(rnd(excess * pol.rs_t2_ratio[s, sch], BP), room2)
+            excess = i64max(0, st.t2_base + selfpaid - i64max(pol.rs_t2_threshold[s * NS + sch], st.t2_base))
+            hifmi = i64min(rnd(excess * pol.rs_t2_ratio[s * NS + sch], BP), room2)
             t2_add = selfpaid
 
     # Step 10: medical assistance.
     if a.flags & FLAG_ASSISTANCE:
-        maf = i64min(rnd(i64max(0, s_inscp - hifp - hifob - hifmi) * pol.rs_misc[s, M_MAF_RATIO], BP),
-                     i64max(0, pol.rs_misc[s, M_MAF_CAP] - st.maf_paid))
+        maf = i64min(rnd(i64max(0, s_inscp - hifp - hifob - hifmi) * pol.rs_misc[s * N_MISC + M_MAF_RATIO], BP),
+                     i64max(0, pol.rs_misc[s * N_MISC + M_MAF_CAP] - st.maf_paid))
 
     # Steps 11-15.
     fund = hifp + hifob + hifmi + maf
     if saf_cash >= 0:
         hosp = i64max(0, medfee - fund - saf_cash)
     psn_part = medfee - fund - hosp
-    if acct_flag and sch == EMPLOYEE and (pol.rs_misc[s, M_ACCT_MT_MASK] >> mt) & 1:
-        payable = i64max(0, psn_part - s_fulamt - s_overlmt) if pol.rs_misc[s, M_ACCT_COVERED] else psn_part
+    if acct_flag and sch == EMPLOYEE and (pol.rs_misc[s * N_MISC + M_ACCT_MT_MASK] >> mt) & 1:
+        payable = i64max(0, psn_part - s_fulamt - s_overlmt) if pol.rs_misc[s * N_MISC + M_ACCT_COVERED] else psn_part
         acct = i64min(payable, st.balance)
     cash = psn_part - acct
 
@@ -463,3 +518,17 @@ def cancel(uint8_t[::1] state_bytes, Py_ssize_t person, const int64_t[::1] origi
     st.t2_base -= original[C_T2_ADD]
     st.maf_paid -= <int32_t>original[C_MAF]
     return OK, st.balance
+
+
+def bare_debit(int64_t[::1] balance, const int32_t[::1] person, const int64_t[::1] amount, Py_ssize_t stride=1):
+    """The memory-access limit: ``balance[person * stride] -= amount`` over a stream, nothing else.
+
+    With ``stride`` 8 over the state array viewed as int64 it touches one 64-byte record per bill, as the
+    kernel does; with a dense balance array (stride 1) it is the floor for any layout.
+    """
+    cdef Py_ssize_t i, n = person.shape[0]
+    with nogil:
+        for i in range(n):
+            if i + PF_DISTANCE < n:
+                MS_PREFETCH_W(&balance[person[i + PF_DISTANCE] * stride])
+            balance[person[i] * stride] -= amount[i]

@@ -22,6 +22,7 @@ from ..errors import InvalidInput, UnknownPerson
 from ..policy.codes import INSUTYPE_INDEX, INSUTYPES, PSN_TYPE_INDEX, PSN_TYPES, PSN_TYPES_OF_INSUTYPE
 from ..policy.models import Policy
 from ..timeutil import day_number, from_day_number
+from .state import aligned_zeros
 
 FLAG_ACTIVE = 1
 FLAG_ASSISTANCE = 2
@@ -73,7 +74,8 @@ class Population:
             raise ValueError("psn_nos, attrs and balances must have one row per person")
         self.region_codes = tuple(r.admdvs for r in policy.regions)
         self.psn_nos = psn_nos
-        self.attrs = attrs
+        self.attrs = aligned_zeros(len(attrs), ATTR_DTYPE, align=ATTR_DTYPE.itemsize)  # one cache line each
+        self.attrs[:] = attrs
         self.balances = np.ascontiguousarray(balances, dtype=np.int64)
         self._index: dict[str, int] | None = None
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import mmap
+
 import numpy as np
 
 from ..policy.codes import MAX_GROUPS
@@ -44,6 +46,7 @@ STATE_DTYPE = np.dtype([
 ])
 assert STATE_DTYPE.itemsize == 64, STATE_DTYPE.itemsize
 
+HUGE_PAGE = 2 * 1024 * 1024
 YEAR_BASE = 1900
 MIN_YEAR, MAX_YEAR = 2000, 2099  # bill dates outside are refused as invalid input
 MAX_ADMISSIONS_PER_YEAR = 255
@@ -89,9 +92,30 @@ class PersonState:
                 self.acc_year - YEAR_BASE if self.acc_year else 0)
 
 
+def aligned_zeros(n: int, dtype: np.dtype, align: int = 64) -> np.ndarray:
+    """A zeroed array whose first record starts on an ``align``-byte boundary.
+
+    numpy aligns to 16 bytes only; a 64-byte record that straddles two cache lines costs two memory
+    accesses instead of one (and a prefetch brings only one), which halves the core's speed on large
+    populations.
+    """
+    dtype = np.dtype(dtype)
+    size = n * dtype.itemsize
+    if size >= HUGE_PAGE:
+        # Large tables: an anonymous mapping (page-aligned, zeroed by the kernel) with transparent huge
+        # pages asked for, so random access over gigabytes of state does not miss the TLB on every bill.
+        buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        if hasattr(mmap, "MADV_HUGEPAGE"):
+            buf.madvise(mmap.MADV_HUGEPAGE)
+        return np.frombuffer(buf, dtype=dtype, count=n)
+    raw = np.zeros(size + align, dtype=np.uint8)
+    offset = (-raw.ctypes.data) % align
+    return raw[offset:offset + size].view(dtype)
+
+
 def new_state_array(balances: np.ndarray) -> np.ndarray:
-    """A fresh state array: given balances, nothing accumulated, no admission."""
-    state = np.zeros(len(balances), dtype=STATE_DTYPE)
+    """A fresh state array (64-byte aligned): given balances, nothing accumulated, no admission."""
+    state = aligned_zeros(len(balances), STATE_DTYPE)
     reset_state(state, balances)
     return state
 

@@ -1,0 +1,48 @@
+"""Benchmark helpers: figures are collected here and printed as one table at the end of the run.
+
+Nothing here passes or fails on time: the table reports bills/s and ratios to baselines measured in the
+same run (the bare memory-access loop), because these machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+RESULTS: dict[tuple, dict[str, float]] = {}
+
+
+def record(key: tuple, name: str, bills: int, benchmark) -> float:
+    """Store bills/s from the best round of a pytest-benchmark run and return it."""
+    best = benchmark.stats.stats.min
+    rate = bills / best
+    RESULTS.setdefault(key, {})[name] = rate
+    benchmark.extra_info["bills_per_s"] = round(rate)
+    return rate
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "big: needs tens of GB of memory")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not RESULTS:
+        return
+    tr = terminalreporter
+    tr.section("medsettle: bills per second (best round), ratios to the same run's baselines")
+    names = ["core_full", "core_totals", "bare_record", "bare_dense", "validate", "reference_sample",
+             "single_fast", "single_validated"]
+    header = f"{'case':<28}" + "".join(f"{n:>17}" for n in names) + f"{'full/bare_rec':>15}{'totals/bare_rec':>17}"
+    tr.write_line(header)
+    for key, row in RESULTS.items():
+        label = " ".join(str(k) for k in key)
+        cells = "".join(f"{row[n]:>17,.0f}" if n in row else f"{'-':>17}" for n in names)
+        ratio_full = row.get("core_full", 0) / row["bare_record"] if row.get("bare_record") else float("nan")
+        ratio_tot = row.get("core_totals", 0) / row["bare_record"] if row.get("bare_record") else float("nan")
+        tr.write_line(f"{label:<28}{cells}{ratio_full:>15.2f}{ratio_tot:>17.2f}")
+
+
+@pytest.fixture(scope="session")
+def n_bills() -> int:
+    return int(os.environ.get("MEDSETTLE_BENCH_BILLS", 10_000_000))

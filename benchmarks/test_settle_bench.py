@@ -1,0 +1,113 @@
+"""Batch settlement throughput (issue 2): the Cython core with all outputs and narrowed to totals, the
+reference engine on a sample, and a bare ``balance[person] -= amount`` loop over the same stream.
+
+    python -m pytest benchmarks/ --benchmark-only                          # 10^4, 10^6, 10^7 persons
+    MEDSETTLE_BENCH_100M=1 python -m pytest benchmarks/ --benchmark-only   # adds 10^8 persons (~8 GB of state)
+    MEDSETTLE_BENCH_BILLS=1000000 ...                                      # a shorter stream
+
+State is re-initialised in place between rounds, so every round settles the same stream from the same
+starting state; result buffers are allocated once and reused.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+
+import numpy as np
+import pytest
+
+from conftest import record
+from medsettle import _core
+from medsettle.engine import Population, Settler
+from medsettle.engine.columns import LINE_COLUMNS, N_COLUMNS, NARROW_COLUMNS
+from medsettle.engine.state import STATE_DTYPE
+from medsettle.policy import load_default_policy
+from medsettle.sim import generate_bills
+
+SIZES = [10_000, 1_000_000, 10_000_000] + ([100_000_000] if os.environ.get("MEDSETTLE_BENCH_100M") == "1" else [])
+REFERENCE_SAMPLE = 20_000
+ROUNDS = 3
+
+_POLICY = load_default_policy()
+
+
+class World:
+    def __init__(self, n_persons: int, persons: str, n_bills: int):
+        gc.collect()
+        self.key = (f"{n_persons:,} persons", persons)
+        self.population = Population.generate(_POLICY, n_persons, seed=1, with_psn_nos=False)
+        self.settler = Settler(_POLICY, self.population, engine="core")
+        self.stream = generate_bills(self.settler.compiled, self.population, n_bills, seed=2, persons=persons,
+                                     days=28)
+        self.batch = self.stream.batch
+        self.n = n_bills
+        self.out = np.zeros((n_bills, N_COLUMNS), np.int64)
+        self.line_out = np.zeros((len(self.batch.item), len(LINE_COLUMNS)), np.int64)
+        self.narrow_out = np.zeros((n_bills, len(NARROW_COLUMNS)), np.int64)
+        fees = (self.batch.pric * self.batch.cnt + 500_000) // 1_000_000
+        self.amount = np.add.reduceat(fees, self.batch.line_start[:-1])
+        self.dense_balance = self.population.balances.copy()
+
+
+@pytest.fixture(scope="module", params=[(p, d) for p in SIZES for d in ("uniform", "zipf")],
+                ids=lambda x: f"{x[0]}-{x[1]}")
+def world(request, n_bills):
+    w = World(request.param[0], request.param[1], n_bills)
+    yield w
+    del w
+    gc.collect()
+
+
+def test_core_all_outputs(benchmark, world):
+    benchmark.pedantic(world.settler.run_batch, args=(world.batch,),
+                       kwargs={"validate": False, "out": world.out, "line_out": world.line_out},
+                       setup=world.settler.engine.reset, rounds=ROUNDS, iterations=1)
+    record(world.key, "core_full", world.n, benchmark)
+    assert np.count_nonzero(world.out[:, 0] == 0) > 0.9 * world.n
+
+
+def test_core_totals_only(benchmark, world):
+    benchmark.pedantic(world.settler.run_batch, args=(world.batch,),
+                       kwargs={"validate": False, "outputs": "totals", "out": world.narrow_out},
+                       setup=world.settler.engine.reset, rounds=ROUNDS, iterations=1)
+    record(world.key, "core_totals", world.n, benchmark)
+
+
+def test_bare_loop_on_the_state_records(benchmark, world):
+    """balance -= amount on the balance field of the 64-byte records: the kernel's memory-access limit."""
+    balances = world.settler.engine.state.view(np.int64)  # 8 int64 per record; balance is the first
+    stride = STATE_DTYPE.itemsize // 8
+    benchmark.pedantic(_core.bare_debit, args=(balances, world.batch.person, world.amount, stride),
+                       setup=world.settler.engine.reset, rounds=ROUNDS, iterations=1)
+    record(world.key, "bare_record", world.n, benchmark)
+
+
+def test_bare_loop_on_a_dense_balance_array(benchmark, world):
+    benchmark.pedantic(_core.bare_debit, args=(world.dense_balance, world.batch.person, world.amount, 1),
+                       rounds=ROUNDS, iterations=1)
+    record(world.key, "bare_dense", world.n, benchmark)
+
+
+def test_vectorised_validation(benchmark, world):
+    benchmark.pedantic(world.batch.validate, args=(world.settler.compiled, len(world.population)),
+                       rounds=ROUNDS, iterations=1)
+    record(world.key, "validate", world.n, benchmark)
+
+
+def test_reference_engine_on_a_sample(benchmark, world):
+    if world.key[0] != f"{SIZES[-1]:,} persons":
+        pytest.skip("the reference engine is measured once, on the largest population")
+    ref = Settler(_POLICY, world.population, engine="reference", compiled=world.settler.compiled)
+    sample = world.stream.batch
+    n = min(REFERENCE_SAMPLE, world.n)
+    end = int(sample.line_start[n])
+    from medsettle.engine.bills import BillBatch
+    part = BillBatch(**{k: getattr(sample, k)[:n] for k in ("person", "day", "year", "month", "med_type", "tier",
+                                                          "treat_region", "acct_flag", "adm", "saf_cash",
+                                                          "caller_medfee")},
+                     line_start=sample.line_start[:n + 1],
+                     **{k: getattr(sample, k)[:end] for k in ("item", "pric", "cnt", "appr", "caller_fee")})
+    benchmark.pedantic(ref.run_batch, args=(part,), kwargs={"validate": False}, setup=ref.engine.reset,
+                       rounds=1, iterations=1)
+    record(world.key, "reference_sample", n, benchmark)
