@@ -532,3 +532,97 @@ def bare_debit(int64_t[::1] balance, const int32_t[::1] person, const int64_t[::
             if i + PF_DISTANCE < n:
                 MS_PREFETCH_W(&balance[person[i + PF_DISTANCE] * stride])
             balance[person[i] * stride] -= amount[i]
+
+
+cdef inline void year_month_of(int32_t day, int16_t* year, int32_t* month) noexcept nogil:
+    """Civil year and month index (year*12+month-1) of a day number (days since 1970-01-01).
+
+    Howard Hinnant's days-to-civil algorithm; the batch path gets the same values from numpy.
+    """
+    cdef int64_t z = <int64_t>day + 719468
+    cdef int64_t era = (z if z >= 0 else z - 146096) // 146097
+    cdef int64_t doe = z - era * 146097
+    cdef int64_t yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    cdef int64_t y = yoe + era * 400
+    cdef int64_t doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    cdef int64_t mp = (5 * doy + 2) // 153
+    cdef int64_t m = mp + 3 if mp < 10 else mp - 9
+    if m <= 2:
+        y += 1
+    year[0] = <int16_t>y
+    month[0] = <int32_t>(y * 12 + m - 1)
+
+
+cdef class Session:
+    """The pre-validated single-bill fast path: one bill per call, no batch to build.
+
+    Arguments are already-resolved indices (person row, med type, tier, region, catalogue items of the
+    treatment region in force on the bill's date), as in a BillBatch. Indices and bounds are checked
+    here (cheap integer compares) so a bad call raises instead of touching memory it should not; the
+    catalogue-version and caller-total checks are the caller's (BillBatch.validate does them).
+    Results land in ``out`` (one row of COLUMN_NAMES) and ``lines`` (one row per line).
+    """
+
+    cdef CorePolicy pol
+    cdef object _attrs, _state
+    cdef const PersonAttrs* attrs
+    cdef PersonState* state
+    cdef Py_ssize_t n_persons, n_regions
+    cdef public object out, lines
+    cdef int64_t* out_ptr
+    cdef int64_t* lines_ptr
+    cdef int32_t item_buf[1000]
+    cdef int64_t pric_buf[1000]
+    cdef int64_t cnt_buf[1000]
+    cdef uint8_t appr_buf[1000]
+    cdef int64_t line_start[2]
+
+    def __init__(self, CorePolicy pol, attrs, state, Py_ssize_t n_regions):
+        import numpy as np
+        cdef uint8_t[::1] attrs_bytes = attrs.view(np.uint8)
+        cdef uint8_t[::1] state_bytes = state.view(np.uint8)
+        if attrs_bytes.shape[0] // sizeof(PersonAttrs) != state_bytes.shape[0] // sizeof(PersonState):
+            raise ValueError("state and attrs have different numbers of persons")
+        self.pol = pol
+        self._attrs = attrs
+        self._state = state
+        self.n_persons = state_bytes.shape[0] // sizeof(PersonState)
+        self.n_regions = n_regions
+        self.attrs = <const PersonAttrs*> &attrs_bytes[0] if self.n_persons else NULL
+        self.state = <PersonState*> &state_bytes[0] if self.n_persons else NULL
+        self.out = np.zeros(N_COLS, np.int64)
+        self.lines = np.zeros((1000, N_LINE_COLS), np.int64)
+        self.out_ptr = <int64_t*> <size_t> self.out.ctypes.data
+        self.lines_ptr = <int64_t*> <size_t> self.lines.ctypes.data
+
+    def settle(self, Py_ssize_t person, int32_t day, int med_type, int tier, int treat_region, int acct_flag,
+               int32_t adm, int64_t saf_cash, items, prices, cnts, apprs, bint presettle=False):
+        """Settle one bill; return its status (0 settled, else the refusal code)."""
+        cdef Py_ssize_t j, n = len(items)
+        cdef int16_t year
+        cdef int32_t month
+        if person < 0 or person >= self.n_persons:
+            raise ValueError("person %d out of range" % person)
+        if not (0 <= med_type < 5 and 0 <= tier < 4 and 0 <= treat_region < self.n_regions and 0 <= acct_flag <= 1):
+            raise ValueError("med_type, tier, treat_region or acct_flag out of range")
+        if saf_cash < -1 or (saf_cash >= 0 and acct_flag):
+            raise ValueError("saf_cash must be -1, or >= 0 with acct_flag 0")
+        if n < 1 or n > 1000 or len(prices) != n or len(cnts) != n or len(apprs) != n:
+            raise ValueError("a bill has 1 to 1000 lines, with one price, count and approval flag each")
+        for j in range(n):
+            self.item_buf[j] = items[j]
+            self.pric_buf[j] = prices[j]
+            self.cnt_buf[j] = cnts[j]
+            self.appr_buf[j] = apprs[j]
+            if not (0 <= self.item_buf[j] < self.pol.n_items and 0 <= self.pric_buf[j] <= 10000000000
+                    and 0 < self.cnt_buf[j] <= 100000000 and self.appr_buf[j] <= 1):
+                raise ValueError("line %d: item, pric, cnt or hosp_appr_flag out of bounds" % j)
+        year_month_of(day, &year, &month)
+        if year < 2000 or year > 2099:
+            raise ValueError("the bill's date must be in 2000-2099")
+        self.line_start[0] = 0
+        self.line_start[1] = n
+        return settle_one(self.pol, self.attrs, self.state, 0, <int32_t>person, day, year, month,
+                          <uint8_t>med_type, <uint8_t>tier, <int16_t>treat_region, <uint8_t>acct_flag, adm,
+                          saf_cash, self.line_start, self.item_buf, self.pric_buf, self.cnt_buf, self.appr_buf,
+                          self.out_ptr, self.lines_ptr, True, presettle)

@@ -9,6 +9,7 @@ refused rather than silently rounded.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from .errors import InvalidInput
@@ -40,7 +41,22 @@ def _to_decimal(value: object, field: str | None) -> Decimal:
     return d
 
 
+_PLAIN_NUMBER = re.compile(r"\s*([+-]?)(\d{1,30})(?:\.(\d{1,30}))?\s*\Z")
+
+
 def _scaled(value: object, scale: int, places: int, field: str | None) -> int:
+    # Fast exact paths for what counters send (ints and plain numeric strings); Decimal for the rest.
+    if type(value) is int:
+        return value * scale
+    if type(value) is str:
+        m = _PLAIN_NUMBER.match(value)
+        if m:
+            sign, whole, frac = m.groups()
+            frac = (frac or "").rstrip("0")
+            if len(frac) > places:
+                raise InvalidInput(f"{value!r} has more than {places} decimals", field=field)
+            units = int(whole) * scale + (int(frac.ljust(places, "0")) if frac else 0)
+            return -units if sign == "-" else units
     d = _to_decimal(value, field) * scale
     if d != d.to_integral_value():
         raise InvalidInput(f"{value!r} has more than {places} decimals", field=field)

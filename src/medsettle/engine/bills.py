@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from decimal import Decimal
+from typing import Annotated, Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from .. import money
-from ..errors import InvalidInput, TotalMismatch, UnknownItem
+from ..errors import InvalidInput, TotalMismatch, UnknownItem, UnknownPerson
 from ..policy.codes import MED_TYPE_INDEX, TIER_INDEX
 from ..policy.compile import CompiledPolicy
 from ..timeutil import day_number, local_date
@@ -37,12 +38,15 @@ def line_fee(pric_units: int, cnt_units: int) -> int:
     return money.round_half_up_div(pric_units * cnt_units, LINE_DIVISOR)
 
 
-def _amount(fn):
-    def parse(value: object) -> object:
-        if value is None or value == "":
-            return None
-        return fn(value, None)
-    return BeforeValidator(parse)
+# Amounts are validated by pydantic's own Decimal parser (exact; numbers and numeric strings alike) with
+# the platform's places, then turned into int units by the properties below: never through float.
+Yuan = Annotated[Decimal, Field(ge=0, le=Decimal(MAX_MEDFEE) / 100, decimal_places=2)]
+Price = Annotated[Decimal, Field(ge=0, le=Decimal(MAX_PRIC_UNITS) / money.PRICE_SCALE, decimal_places=4)]
+Count = Annotated[Decimal, Field(gt=0, le=Decimal(MAX_CNT_UNITS) / money.CNT_SCALE, decimal_places=4)]
+
+
+def _units(value: Decimal, places: int) -> int:
+    return int(value.scaleb(places))
 
 
 def _flag(value: object) -> bool:
@@ -63,10 +67,22 @@ class FeeLine(BaseModel):
 
     feedetl_sn: str = ""
     med_list_codg: str = Field(min_length=1)
-    pric: Annotated[int, _amount(money.to_price_units), Field(ge=0, le=MAX_PRIC_UNITS)]
-    cnt: Annotated[int, _amount(money.to_cnt_units), Field(gt=0, le=MAX_CNT_UNITS)]
-    det_item_fee_sumamt: Annotated[int | None, _amount(money.to_fen), Field(ge=0)] = None
+    pric: Price
+    cnt: Count
+    det_item_fee_sumamt: Yuan | None = None
     hosp_appr_flag: Flag = False
+
+    @property
+    def pric_units(self) -> int:
+        return _units(self.pric, 4)
+
+    @property
+    def cnt_units(self) -> int:
+        return _units(self.cnt, 4)
+
+    @property
+    def fee_fen(self) -> int | None:
+        return None if self.det_item_fee_sumamt is None else _units(self.det_item_fee_sumamt, 2)
 
 
 class Bill(BaseModel):
@@ -87,8 +103,8 @@ class Bill(BaseModel):
     hosp_lv: Literal["pharmacy", "1", "2", "3"]
     mdtrtarea_admvs: str | None = Field(None, pattern=r"^\d{6}$")
     acct_used_flag: Flag = True
-    medfee_sumamt: Annotated[int | None, _amount(money.to_fen), Field(ge=0)] = None
-    saf_cash_amt: Annotated[int | None, _amount(money.to_fen), Field(ge=0, le=MAX_MEDFEE)] = None
+    medfee_sumamt: Yuan | None = None
+    saf_cash_amt: Yuan | None = None
     feedetail: list[FeeLine] = Field(min_length=1, max_length=MAX_LINES)
 
     @field_validator("med_type", "hosp_lv", mode="before")
@@ -109,6 +125,14 @@ class Bill(BaseModel):
     @property
     def bill_date(self) -> dt.date:
         return local_date(self.setl_time)
+
+    @property
+    def medfee_fen(self) -> int | None:
+        return None if self.medfee_sumamt is None else _units(self.medfee_sumamt, 2)
+
+    @property
+    def saf_cash_fen(self) -> int | None:
+        return None if self.saf_cash_amt is None else _units(self.saf_cash_amt, 2)
 
 
 def parse_bill(data: object, *, position: int | None = None) -> Bill:
@@ -288,72 +312,98 @@ class AdmissionKeys:
         return k
 
 
+class ResolvedBill(NamedTuple):
+    """One bill with every code resolved to the index the engines use (the fast path's arguments)."""
+
+    person: int
+    day: int
+    med_type: int
+    tier: int
+    treat_region: int
+    acct_flag: int
+    adm: int
+    saf_cash: int
+    items: list[int]
+    prices: list[int]
+    cnts: list[int]
+    apprs: list[int]
+
+
+def resolve_bill(bill: Bill, compiled: CompiledPolicy, population: Population, admissions: AdmissionKeys, *,
+                 name: str | int | None = None) -> ResolvedBill:
+    """Resolve a validated bill's person, regions, items and admission, and check what the model cannot:
+    the date's year, the catalogue in force, the caller's totals and the medfee bound. Raises
+    InvalidInput naming the bill and field; changes nothing but the admission key table."""
+    name = bill.bill_id or name
+    try:
+        p = population.index_of(bill.psn_no)
+    except InvalidInput:
+        raise UnknownPerson(f"unknown person {bill.psn_no!r}", bill=name, field="psn_no") from None
+    if bill.mdtrtarea_admvs is None:
+        region = int(population.attrs[p]["region"])
+    else:
+        try:
+            region = compiled.region_index(bill.mdtrtarea_admvs)
+        except KeyError:
+            raise InvalidInput(f"treatment region {bill.mdtrtarea_admvs} is not in the policy", bill=name,
+                               field="mdtrtarea_admvs") from None
+    bill_date = bill.bill_date
+    if not MIN_YEAR <= bill_date.year <= MAX_YEAR:
+        raise InvalidInput(f"the bill's date must be in {MIN_YEAR}-{MAX_YEAR}", bill=name, field="setl_time")
+    d = day_number(bill_date)
+    lookup = compiled.item_lookup(region, d) or {}
+    items, prices, cnts, apprs = [], [], [], []
+    medfee = 0
+    for j, line in enumerate(bill.feedetail):
+        idx = lookup.get(line.med_list_codg)
+        if idx is None:
+            raise UnknownItem(f"UNKNOWN_ITEM: {line.med_list_codg!r} is not in the catalogue of "
+                              f"{compiled.region_codes[region]} in force on {bill_date}",
+                              bill=name, field=f"feedetail[{j}].med_list_codg")
+        pric, cnt, caller_fee = line.pric_units, line.cnt_units, line.fee_fen
+        fee = line_fee(pric, cnt)
+        if caller_fee is not None and caller_fee != fee:
+            raise TotalMismatch(f"{money.fen_to_decimal(caller_fee)} disagrees with round(pric × cnt)"
+                                f" = {money.fen_to_decimal(fee)}", bill=name, field=f"feedetail[{j}].det_item_fee_sumamt")
+        medfee += fee
+        items.append(idx)
+        prices.append(pric)
+        cnts.append(cnt)
+        apprs.append(int(line.hosp_appr_flag))
+    if medfee > MAX_MEDFEE:
+        raise InvalidInput("more than 10^11 fen", bill=name, field="medfee_sumamt")
+    caller_medfee = bill.medfee_fen
+    if caller_medfee is not None and caller_medfee != medfee:
+        raise TotalMismatch(f"{money.fen_to_decimal(caller_medfee)} disagrees with the sum of the lines' "
+                            f"det_item_fee_sumamt {money.fen_to_decimal(medfee)}", bill=name, field="medfee_sumamt")
+    saf_cash = NO_VALUE if bill.saf_cash_amt is None else bill.saf_cash_fen
+    if saf_cash >= 0 and bill.acct_used_flag:
+        raise InvalidInput("a store-and-forward forward is settled without the personal account "
+                           "(acct_used_flag 0)", bill=name, field="acct_used_flag")
+    return ResolvedBill(p, d, MED_TYPE_INDEX[bill.med_type], TIER_INDEX[bill.hosp_lv], region,
+                        int(bill.acct_used_flag), admissions.key(bill.mdtrt_id), saf_cash, items, prices, cnts, apprs)
+
+
 def encode_bills(bills: list[Bill], compiled: CompiledPolicy, population: Population,
                  admissions: AdmissionKeys) -> BillBatch:
-    """Resolve persons, regions and items of validated bills into a BillBatch.
+    """Resolve validated bills into a BillBatch; raises before anything is returned, so a bad bill never
+    reaches an engine."""
+    resolved = [resolve_bill(b, compiled, population, admissions, name=i) for i, b in enumerate(bills)]
+    counts = [len(r.items) for r in resolved]
+    line_start = np.zeros(len(bills) + 1, np.int64)
+    np.cumsum(counts, out=line_start[1:])
 
-    Raises before anything is returned, so a bad bill never reaches an engine. Admission keys are
-    only handed out once every bill has resolved.
-    """
-    n = len(bills)
-    person = np.empty(n, np.int32)
-    day = np.empty(n, np.int32)
-    med_type = np.empty(n, np.uint8)
-    tier = np.empty(n, np.uint8)
-    treat_region = np.empty(n, np.int16)
-    acct_flag = np.empty(n, np.uint8)
-    saf_cash = np.empty(n, np.int64)
-    caller_medfee = np.empty(n, np.int64)
-    line_start = np.zeros(n + 1, np.int64)
-    items: list[int] = []
-    prices: list[int] = []
-    cnts: list[int] = []
-    apprs: list[int] = []
-    caller_fees: list[int] = []
-    for i, bill in enumerate(bills):
-        name = bill.bill_id or i
-        try:
-            p = population.index_of(bill.psn_no)
-        except InvalidInput as exc:
-            raise type(exc)(f"unknown person {bill.psn_no!r}", bill=name, field="psn_no") from None
-        insured = int(population.attrs[p]["region"])
-        if bill.mdtrtarea_admvs is None:
-            region = insured
-        else:
-            try:
-                region = compiled.region_index(bill.mdtrtarea_admvs)
-            except KeyError:
-                raise InvalidInput(f"treatment region {bill.mdtrtarea_admvs} is not in the policy", bill=name,
-                                   field="mdtrtarea_admvs") from None
-        if not MIN_YEAR <= bill.bill_date.year <= MAX_YEAR:
-            raise InvalidInput(f"the bill's date must be in {MIN_YEAR}-{MAX_YEAR}", bill=name, field="setl_time")
-        d = day_number(bill.bill_date)
-        lookup = compiled.item_lookup(region, d)
-        for j, line in enumerate(bill.feedetail):
-            idx = None if lookup is None else lookup.get(line.med_list_codg)
-            if idx is None:
-                raise UnknownItem(f"UNKNOWN_ITEM: {line.med_list_codg!r} is not in the catalogue of "
-                                  f"{compiled.region_codes[region]} in force on {bill.bill_date}",
-                                  bill=name, field=f"feedetail[{j}].med_list_codg")
-            items.append(idx)
-            prices.append(line.pric)
-            cnts.append(line.cnt)
-            apprs.append(int(line.hosp_appr_flag))
-            caller_fees.append(NO_VALUE if line.det_item_fee_sumamt is None else line.det_item_fee_sumamt)
-        person[i] = p
-        day[i] = d
-        med_type[i] = MED_TYPE_INDEX[bill.med_type]
-        tier[i] = TIER_INDEX[bill.hosp_lv]
-        treat_region[i] = region
-        acct_flag[i] = int(bill.acct_used_flag)
-        saf_cash[i] = NO_VALUE if bill.saf_cash_amt is None else bill.saf_cash_amt
-        caller_medfee[i] = NO_VALUE if bill.medfee_sumamt is None else bill.medfee_sumamt
-        line_start[i + 1] = len(items)
-    adm = np.array([admissions.key(b.mdtrt_id) for b in bills], np.int32)
+    def column(field: str, dtype) -> np.ndarray:
+        return np.fromiter((getattr(r, field) for r in resolved), dtype, len(resolved))
+
+    def lines(field: str, dtype) -> np.ndarray:
+        return np.fromiter((x for r in resolved for x in getattr(r, field)), dtype, int(line_start[-1]))
+
     return BillBatch.from_columns(
-        person=person, day=day, med_type=med_type, tier=tier, treat_region=treat_region, acct_flag=acct_flag,
-        adm=adm, line_start=line_start, item=np.array(items, np.int32), pric=np.array(prices, np.int64),
-        cnt=np.array(cnts, np.int64), appr=np.array(apprs, np.uint8), saf_cash=saf_cash,
-        caller_medfee=caller_medfee, caller_fee=np.array(caller_fees, np.int64),
+        person=column("person", np.int32), day=column("day", np.int32), med_type=column("med_type", np.uint8),
+        tier=column("tier", np.uint8), treat_region=column("treat_region", np.int16),
+        acct_flag=column("acct_flag", np.uint8), adm=column("adm", np.int32), saf_cash=column("saf_cash", np.int64),
+        line_start=line_start, item=lines("items", np.int32), pric=lines("prices", np.int64),
+        cnt=lines("cnts", np.int64), appr=lines("apprs", np.uint8),
         bill_ids=[b.bill_id for b in bills],
     )

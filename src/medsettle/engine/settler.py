@@ -27,9 +27,10 @@ from ..policy.compile import CompiledPolicy, compile_policy
 from ..policy.models import Policy
 from ..timeutil import now_shanghai
 from .backends import resolve_engine_name
-from .bills import AdmissionKeys, Bill, BillBatch, encode_bills, parse_bill
+from .bills import AdmissionKeys, Bill, BillBatch, encode_bills, parse_bill, resolve_bill
 from .columns import COL, COLUMNS, NARROW_COLUMNS, REFUSAL_MESSAGES, REFUSALS, YEAR_CLOSED
 from .core import CoreEngine
+from .fastpath import fast_path
 from .persons import Population
 from .reference import ReferenceEngine
 from .results import Settlement, mirror_row
@@ -65,6 +66,7 @@ class Settler:
         self.engine = engine_class(policy, self.compiled, population)
         self.admissions = AdmissionKeys()
         self.records: dict[str, Settlement] = {}
+        self._fast = None  # the single-bill fast path, made on first use
         self._seq = itertools.count(1)
 
     # -- one bill -------------------------------------------------------------------------------
@@ -78,14 +80,17 @@ class Settler:
         return self._single(bill, presettle=True, when=None)
 
     def _single(self, bill: Bill | dict, *, presettle: bool, when: dt.datetime | None) -> Settlement:
+        # Validated by pydantic and resolve_bill, then through the single-bill fast path: no batch to build.
         model = bill if isinstance(bill, Bill) else parse_bill(bill)
-        batch = encode_bills([model], self.compiled, self.population, self.admissions)
-        batch.validate(self.compiled, len(self.population))
-        out, lines = self.engine.run(batch, presettle=presettle)
-        status = int(out[0, COL["status"]])
+        resolved = resolve_bill(model, self.compiled, self.population, self.admissions)
+        if self._fast is None:
+            self._fast = fast_path(self.engine)
+        status = self._fast.settle(*resolved, presettle=presettle)
         if status:
             raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status], bill=model.bill_id or None)
-        return self._record(model, batch, 0, out[0], lines, presettle=presettle, when=when)
+        lines = self._fast.lines[:len(resolved.items)]
+        return self._record(model, resolved.person, resolved.adm, self._fast.out, lines, presettle=presettle,
+                            when=when)
 
     # -- many bills -----------------------------------------------------------------------------
 
@@ -105,7 +110,8 @@ class Settler:
                                                  bill=model.bill_id or i))
             else:
                 a, b = int(batch.line_start[i]), int(batch.line_start[i + 1])
-                results.append(self._record(model, batch, i, out[i], lines[a:b], presettle=presettle, when=None))
+                results.append(self._record(model, int(batch.person[i]), int(batch.adm[i]), out[i], lines[a:b],
+                                            presettle=presettle, when=None))
         return results
 
     def run_batch(self, batch: BillBatch, *, presettle: bool = False,
@@ -124,6 +130,10 @@ class Settler:
         narrow = outputs == "totals"
         out, lines = self.engine.run(batch, presettle=presettle, narrow=narrow, out=out, line_out=line_out)
         return BatchResult(out, lines, NARROW_COLUMNS if narrow else COLUMNS)
+
+    def fast_path(self):
+        """The pre-validated single-bill path (see medsettle.engine.fastpath) on this settler's engine and state."""
+        return fast_path(self.engine)
 
     # -- cancel ---------------------------------------------------------------------------------
 
@@ -165,9 +175,8 @@ class Settler:
     def _new_setl_id(self) -> str:
         return f"S{next(self._seq):015d}"
 
-    def _record(self, model: Bill, batch: BillBatch, i: int, row: np.ndarray, lines: np.ndarray | None, *,
+    def _record(self, model: Bill, p: int, adm: int, row: np.ndarray, lines: np.ndarray | None, *,
                 presettle: bool, when: dt.datetime | None) -> Settlement:
-        p = int(batch.person[i])
         attrs = self.population.attrs[p]
         setl_time = when or (model.setl_time if isinstance(model.setl_time, dt.datetime)
                              else dt.datetime.combine(model.setl_time, dt.time()))
@@ -177,7 +186,7 @@ class Settler:
             med_type=model.med_type, setl_time=setl_time, row=row.copy(),
             lines=None if lines is None else lines.copy(),
             feedetl_sns=[line.feedetl_sn or str(j + 1) for j, line in enumerate(model.feedetail)],
-            person=p, adm=int(batch.adm[i]), presettle=presettle,
+            person=p, adm=adm, presettle=presettle,
         )
         if not presettle:
             self.records[result.setl_id] = result

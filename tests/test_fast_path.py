@@ -1,0 +1,52 @@
+"""The single-bill fast path gives exactly what the batch path gives, on both engines."""
+
+import numpy as np
+import pytest
+
+from medsettle.engine import Population, Settler
+from medsettle.policy import load_default_policy
+from medsettle.sim import generate_bills
+
+POLICY = load_default_policy()
+
+
+def _args(batch, i):
+    a, b = int(batch.line_start[i]), int(batch.line_start[i + 1])
+    return (int(batch.person[i]), int(batch.day[i]), int(batch.med_type[i]), int(batch.tier[i]),
+            int(batch.treat_region[i]), int(batch.acct_flag[i]), int(batch.adm[i]), int(batch.saf_cash[i]),
+            batch.item[a:b].tolist(), batch.pric[a:b].tolist(), batch.cnt[a:b].tolist(), batch.appr[a:b].tolist())
+
+
+def test_fast_path_equals_batch(engine):
+    population = Population.generate(POLICY, 300, seed=3)
+    batch_settler = Settler(POLICY, population, engine="core")
+    fast_settler = Settler(POLICY, population, engine=engine)
+    stream = generate_bills(batch_settler.compiled, population, 800, seed=4, days=400, persons="zipf")
+    expected = batch_settler.run_batch(stream.batch)
+    fast = fast_settler.fast_path()
+    for i in range(len(stream.batch)):
+        status = fast.settle(*_args(stream.batch, i))
+        assert status == expected.out[i, 0]
+        assert np.array_equal(fast.out, expected.out[i]), i
+        a, b = int(stream.batch.line_start[i]), int(stream.batch.line_start[i + 1])
+        if status == 0:
+            assert np.array_equal(fast.lines[:b - a], expected.lines[a:b])
+    for p in range(len(population)):
+        assert fast_settler.engine.get_state(p) == batch_settler.engine.get_state(p)
+
+
+def test_fast_path_presettle_changes_nothing_and_bad_indices_raise(engine):
+    population = Population.generate(POLICY, 10, seed=3)
+    s = Settler(POLICY, population, engine=engine)
+    stream = generate_bills(s.compiled, population, 5, seed=4)
+    fast = s.fast_path()
+    before = [s.engine.get_state(p) for p in range(10)]
+    fast.settle(*_args(stream.batch, 0), presettle=True)
+    assert [s.engine.get_state(p) for p in range(10)] == before
+    good = list(_args(stream.batch, 0))
+    for position, value in ((0, 10), (0, -1), (2, 5), (3, 4), (8, [10**6]), (9, [-1]), (10, [0])):
+        bad = list(good)
+        bad[position] = value if not isinstance(value, list) else value * len(good[8])
+        with pytest.raises(ValueError):
+            fast.settle(*bad)
+    assert [s.engine.get_state(p) for p in range(10)] == before
