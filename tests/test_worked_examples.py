@@ -260,3 +260,12 @@ def test_rules_in_force_on_the_bill_date(engine):
     r27 = s.settle(bill("F1", [("A1", "200.00", 1)], when="2027-02-01 10:00:00"))
     check(r26, hifp_pay=8000, pool_prop_bp=8000)
     check(r27, hifp_pay=9000, pool_prop_bp=9000)
+
+
+def test_bill_date_is_the_shanghai_date(engine):
+    # 20:00 UTC on 31 December is 04:00 on 1 January in Shanghai: the bill counts in the new year.
+    s = make_settler(engine)
+    s.settle(bill("E1", [("A1", "150.00", 1)], when="2026-12-31 10:00:00"))
+    r = s.settle(bill("E1", [("A1", "150.00", 1)], when="2026-12-31T20:00:00+00:00"))
+    check(r, act_pay_dedc=10000, year=2027)
+    assert s.person_state("E1").acc_year == 2027
