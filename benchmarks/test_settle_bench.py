@@ -99,15 +99,8 @@ def test_reference_engine_on_a_sample(benchmark, world):
     if world.key[0] != f"{SIZES[-1]:,} persons":
         pytest.skip("the reference engine is measured once, on the largest population")
     ref = Settler(_POLICY, world.population, engine="reference", compiled=world.settler.compiled)
-    sample = world.stream.batch
     n = min(REFERENCE_SAMPLE, world.n)
-    end = int(sample.line_start[n])
-    from medsettle.engine.bills import BillBatch
-    part = BillBatch(**{k: getattr(sample, k)[:n] for k in ("person", "day", "year", "month", "med_type", "tier",
-                                                          "treat_region", "acct_flag", "adm", "saf_cash",
-                                                          "caller_medfee")},
-                     line_start=sample.line_start[:n + 1],
-                     **{k: getattr(sample, k)[:end] for k in ("item", "pric", "cnt", "appr", "caller_fee")})
+    part = world.batch.slice(0, n)
     benchmark.pedantic(ref.run_batch, args=(part,), kwargs={"validate": False}, setup=ref.engine.reset,
                        rounds=1, iterations=1)
     record(world.key, "reference_sample", n, benchmark)

@@ -50,3 +50,14 @@ def test_fast_path_presettle_changes_nothing_and_bad_indices_raise(engine):
         with pytest.raises(ValueError):
             fast.settle(*bad)
     assert [s.engine.get_state(p) for p in range(10)] == before
+
+
+def test_a_batch_settled_in_slices_equals_the_whole(engine):
+    population = Population.generate(POLICY, 200, seed=5)
+    whole = Settler(POLICY, population, engine=engine)
+    parts = Settler(POLICY, population, engine=engine)
+    stream = generate_bills(whole.compiled, population, 500, seed=6, persons="zipf", days=30)
+    expected = whole.run_batch(stream.batch)
+    got = [parts.run_batch(stream.batch.slice(a, min(a + 70, 500))) for a in range(0, 500, 70)]
+    assert np.array_equal(np.concatenate([g.out for g in got]), expected.out)
+    assert np.array_equal(np.concatenate([g.lines for g in got]), expected.lines)

@@ -87,18 +87,9 @@ def _settle_in_chunks(settler: Settler, batch, *, label: str) -> np.ndarray:
     with click.progressbar(length=n, label=label, file=sys.stderr, show_pos=True) as bar:
         for a in range(0, n, CHUNK):
             b = min(n, a + CHUNK)
-            parts.append(settler.run_batch(_slice(batch, a, b), validate=False).out)
+            parts.append(settler.run_batch(batch.slice(a, b), validate=False).out)
             bar.update(b - a)
     return np.concatenate(parts) if parts else np.zeros((0, len(COL)), np.int64)
-
-
-def _slice(batch, a: int, b: int):
-    from .engine.bills import BillBatch  # noqa: PLC0415
-    la, lb = int(batch.line_start[a]), int(batch.line_start[b])
-    cols = {k: getattr(batch, k)[a:b] for k in ("person", "day", "year", "month", "med_type", "tier",
-                                                  "treat_region", "acct_flag", "adm", "saf_cash", "caller_medfee")}
-    lines = {k: getattr(batch, k)[la:lb] for k in ("item", "pric", "cnt", "appr", "caller_fee")}
-    return BillBatch(**cols, **lines, line_start=batch.line_start[a:b + 1] - la)
 
 
 def _print_summary(rows: np.ndarray, batch, population: Population, settler: Settler) -> None:

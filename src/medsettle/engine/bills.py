@@ -213,14 +213,14 @@ class BillBatch:
             bill_ids=bill_ids,
         )
 
-    def bill(self, i: int) -> BillBatch:
-        """Bill ``i`` as a batch of one."""
-        a, b = int(self.line_start[i]), int(self.line_start[i + 1])
+    def slice(self, start: int, stop: int) -> BillBatch:
+        """Bills ``start`` to ``stop - 1`` as a batch of their own (views, no copies but the offsets)."""
+        a, b = int(self.line_start[start]), int(self.line_start[stop])
         return BillBatch(
-            **{k: getattr(self, k)[i:i + 1] for k in _BILL_COLUMNS},
-            line_start=np.array([0, b - a], np.int64),
+            **{k: getattr(self, k)[start:stop] for k in _BILL_COLUMNS},
+            line_start=self.line_start[start:stop + 1] - a,
             **{k: getattr(self, k)[a:b] for k in _LINE_COLUMNS},
-            bill_ids=None if self.bill_ids is None else self.bill_ids[i:i + 1],
+            bill_ids=None if self.bill_ids is None else self.bill_ids[start:stop],
         )
 
     def name_of(self, i: int) -> str | int:
