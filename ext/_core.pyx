@@ -83,7 +83,7 @@ cdef enum:
     YEAR_BASE = 1900
     MAX_ADMISSIONS = 255
     MAX_ADM_SETTLEMENTS = 65535
-    PF_DISTANCE = 16       # bills ahead whose person state is prefetched
+    PF_DISTANCE = 16      # bills ahead whose person records are prefetched
 
 # rs_misc columns (medsettle.policy.compile.MISC_*)
 cdef enum:
@@ -230,13 +230,12 @@ cdef inline void roll_over(PersonState* st, int year) noexcept nogil:
     st.acc_year = <uint8_t>(year - YEAR_BASE)
 
 
-cdef int settle_one(CorePolicy pol, const PersonAttrs* attrs_all, PersonState* state_all,
-                    Py_ssize_t i, int32_t person, int32_t day, int16_t year, int32_t month, uint8_t mt,
+cdef int settle_one(CorePolicy pol, const PersonAttrs* a, PersonState* stp,
+                    Py_ssize_t i, int32_t day, int16_t year, int32_t month, uint8_t mt,
                     uint8_t tier, int16_t treat_region, uint8_t acct_flag, int32_t adm, int64_t saf_cash,
                     const int64_t* line_start, const int32_t* item, const int64_t* pric, const int64_t* cnt,
                     const uint8_t* appr, int64_t* row, int64_t* line_out, bint full, bint presettle) noexcept nogil:
-    """Settle bill i; write its row (and its lines when ``full``). Returns its status."""
-    cdef const PersonAttrs* a = &attrs_all[person]
+    """Settle bill i of person ``a``/``stp``; write its row (and its lines when ``full``). Returns its status."""
     cdef PersonState st
     cdef int s, g, sch, pt, status = OK
     cdef Py_ssize_t gspt
@@ -265,7 +264,7 @@ cdef int settle_one(CorePolicy pol, const PersonAttrs* attrs_all, PersonState* s
             if a.run_start < 0 or month < a.run_start + wait or a.paid_through < month - 1:
                 status = WAITING_PERIOD
     if status == OK:
-        st = state_all[person]
+        st = stp[0]
         if st.acc_year != 0 and st.acc_year + YEAR_BASE > year:
             status = YEAR_CLOSED
     if status == OK:
@@ -404,7 +403,7 @@ cdef int settle_one(CorePolicy pol, const PersonAttrs* attrs_all, PersonState* s
     st.t2_base += t2_add
     st.maf_paid += <int32_t>maf
     if not presettle:
-        state_all[person] = st
+        stp[0] = st
 
     if full:
         row[C_STATUS] = OK
@@ -478,13 +477,13 @@ def run(CorePolicy pol, const uint8_t[::1] attrs_bytes, uint8_t[::1] state_bytes
     cdef Py_ssize_t settled = 0
     with nogil:
         for i in range(n):
-            if i + PF_DISTANCE < n:
+            if i + PF_DISTANCE < n:  # the person records of a bill a little ahead are on their way meanwhile
                 MS_PREFETCH_W(&state_all[person[i + PF_DISTANCE]])
                 MS_PREFETCH_R(&attrs_all[person[i + PF_DISTANCE]])
-            if settle_one(pol, attrs_all, state_all, i, person[i], day[i], year[i], month[i], med_type[i],
-                          tier[i], treat_region[i], acct_flag[i], adm[i], saf_cash[i], &line_start[0],
-                          item_ptr, pric_ptr, cnt_ptr, appr_ptr, out_ptr + i * ncols, line_ptr, full,
-                          presettle) == OK:
+            if settle_one(pol, &attrs_all[person[i]], &state_all[person[i]], i, day[i], year[i], month[i],
+                          med_type[i], tier[i], treat_region[i], acct_flag[i], adm[i], saf_cash[i],
+                          &line_start[0], item_ptr, pric_ptr, cnt_ptr, appr_ptr, out_ptr + i * ncols,
+                          line_ptr, full, presettle) == OK:
                 settled += 1
     return settled
 
@@ -622,7 +621,7 @@ cdef class Session:
             raise ValueError("the bill's date must be in 2000-2099")
         self.line_start[0] = 0
         self.line_start[1] = n
-        return settle_one(self.pol, self.attrs, self.state, 0, <int32_t>person, day, year, month,
+        return settle_one(self.pol, &self.attrs[person], &self.state[person], 0, day, year, month,
                           <uint8_t>med_type, <uint8_t>tier, <int16_t>treat_region, <uint8_t>acct_flag, adm,
                           saf_cash, self.line_start, self.item_buf, self.pric_buf, self.cnt_buf, self.appr_buf,
                           self.out_ptr, self.lines_ptr, True, presettle)
