@@ -10,6 +10,16 @@ from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, u
 
 cdef extern from *:
     """
+    #if defined(__x86_64__)
+    #include <emmintrin.h>
+    /* Results are written once and read later by someone else: streaming stores skip reading each
+       output line into the cache first, which halves the memory traffic of the outputs. */
+    #define MS_STORE(p, v) _mm_stream_si64((long long *)(p), (long long)(v))
+    #define MS_STORE_FENCE() _mm_sfence()
+    #else
+    #define MS_STORE(p, v) (*(p) = (v))
+    #define MS_STORE_FENCE() ((void)0)
+    #endif
     #if defined(__GNUC__)
     #define MS_PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
     #define MS_PREFETCH_R(p) __builtin_prefetch((p), 0, 3)
@@ -20,6 +30,8 @@ cdef extern from *:
     """
     void MS_PREFETCH_W(const void *p) nogil
     void MS_PREFETCH_R(const void *p) nogil
+    void MS_STORE(int64_t *p, int64_t v) nogil
+    void MS_STORE_FENCE() nogil
 
 # -- layouts shared with medsettle/engine/state.py and persons.py (checked by tests) -----------------
 
@@ -315,11 +327,11 @@ cdef inline int settle_one(CorePolicy pol, const PersonAttrs* a, PersonState* st
         s_preselfpay += preselfpay
         s_inscp += inscp
         if full:
-            line_out[j * N_LINE_COLS + L_FEE] = fee
-            line_out[j * N_LINE_COLS + L_FULAMT] = fulamt
-            line_out[j * N_LINE_COLS + L_OVERLMT] = overlmt
-            line_out[j * N_LINE_COLS + L_PRESELFPAY] = preselfpay
-            line_out[j * N_LINE_COLS + L_INSCP] = inscp
+            MS_STORE(&line_out[j * N_LINE_COLS + L_FEE], fee)
+            MS_STORE(&line_out[j * N_LINE_COLS + L_FULAMT], fulamt)
+            MS_STORE(&line_out[j * N_LINE_COLS + L_OVERLMT], overlmt)
+            MS_STORE(&line_out[j * N_LINE_COLS + L_PRESELFPAY], preselfpay)
+            MS_STORE(&line_out[j * N_LINE_COLS + L_INSCP], inscp)
 
     # Step 7: deductible.
     gspt = (((s * NG + g) * NS + sch) * NP + pt) * NT + tier
@@ -406,34 +418,34 @@ cdef inline int settle_one(CorePolicy pol, const PersonAttrs* a, PersonState* st
         stp[0] = st
 
     if full:
-        row[C_STATUS] = OK
-        row[C_GROUP] = g
-        row[C_DED_KIND] = per_adm
-        row[C_ADM_COUNTED] = adm_counted
-        row[C_YEAR] = year
-        row[C_POOL_PROP] = ratio
-        row[C_MEDFEE] = medfee
-        row[C_FULAMT] = s_fulamt
-        row[C_OVERLMT] = s_overlmt
-        row[C_PRESELFPAY] = s_preselfpay
-        row[C_INSCP] = s_inscp
-        row[C_DEDC] = dedc
-        row[C_HIFP] = hifp
-        row[C_HIFOB] = hifob
-        row[C_HIFMI] = hifmi
-        row[C_CVLSERV] = 0
-        row[C_MAF] = maf
-        row[C_FUND] = fund
-        row[C_PSN_PART] = psn_part
-        row[C_ACCT] = acct
-        row[C_CASH] = cash
-        row[C_HOSP_PART] = hosp
-        row[C_BALC] = st.balance
-        row[C_T2_ADD] = t2_add
-        row[C_PREV_ADM_ID] = prev_id if adm_counted else 0
-        row[C_PREV_ADM_STD] = prev_std if adm_counted else 0
-        row[C_PREV_ADM_MET] = prev_met if adm_counted else 0
-        row[C_PREV_ADM_NSETL] = prev_nsetl if adm_counted else 0
+        MS_STORE(&row[C_STATUS], OK)
+        MS_STORE(&row[C_GROUP], g)
+        MS_STORE(&row[C_DED_KIND], per_adm)
+        MS_STORE(&row[C_ADM_COUNTED], adm_counted)
+        MS_STORE(&row[C_YEAR], year)
+        MS_STORE(&row[C_POOL_PROP], ratio)
+        MS_STORE(&row[C_MEDFEE], medfee)
+        MS_STORE(&row[C_FULAMT], s_fulamt)
+        MS_STORE(&row[C_OVERLMT], s_overlmt)
+        MS_STORE(&row[C_PRESELFPAY], s_preselfpay)
+        MS_STORE(&row[C_INSCP], s_inscp)
+        MS_STORE(&row[C_DEDC], dedc)
+        MS_STORE(&row[C_HIFP], hifp)
+        MS_STORE(&row[C_HIFOB], hifob)
+        MS_STORE(&row[C_HIFMI], hifmi)
+        MS_STORE(&row[C_CVLSERV], 0)
+        MS_STORE(&row[C_MAF], maf)
+        MS_STORE(&row[C_FUND], fund)
+        MS_STORE(&row[C_PSN_PART], psn_part)
+        MS_STORE(&row[C_ACCT], acct)
+        MS_STORE(&row[C_CASH], cash)
+        MS_STORE(&row[C_HOSP_PART], hosp)
+        MS_STORE(&row[C_BALC], st.balance)
+        MS_STORE(&row[C_T2_ADD], t2_add)
+        MS_STORE(&row[C_PREV_ADM_ID], prev_id if adm_counted else 0)
+        MS_STORE(&row[C_PREV_ADM_STD], prev_std if adm_counted else 0)
+        MS_STORE(&row[C_PREV_ADM_MET], prev_met if adm_counted else 0)
+        MS_STORE(&row[C_PREV_ADM_NSETL], prev_nsetl if adm_counted else 0)
     else:
         row[NC_STATUS] = OK
         row[NC_MEDFEE] = medfee
@@ -485,6 +497,7 @@ def run(CorePolicy pol, const uint8_t[::1] attrs_bytes, uint8_t[::1] state_bytes
                           &line_start[0], item_ptr, pric_ptr, cnt_ptr, appr_ptr, out_ptr + i * ncols,
                           line_ptr, full, presettle) == OK:
                 settled += 1
+        MS_STORE_FENCE()
     return settled
 
 
@@ -598,6 +611,7 @@ cdef class Session:
                int32_t adm, int64_t saf_cash, items, prices, cnts, apprs, bint presettle=False):
         """Settle one bill; return its status (0 settled, else the refusal code)."""
         cdef Py_ssize_t j, n = len(items)
+        cdef int status
         cdef int16_t year
         cdef int32_t month
         if person < 0 or person >= self.n_persons:
@@ -621,7 +635,9 @@ cdef class Session:
             raise ValueError("the bill's date must be in 2000-2099")
         self.line_start[0] = 0
         self.line_start[1] = n
-        return settle_one(self.pol, &self.attrs[person], &self.state[person], 0, day, year, month,
+        status = settle_one(self.pol, &self.attrs[person], &self.state[person], 0, day, year, month,
                           <uint8_t>med_type, <uint8_t>tier, <int16_t>treat_region, <uint8_t>acct_flag, adm,
                           saf_cash, self.line_start, self.item_buf, self.pric_buf, self.cnt_buf, self.appr_buf,
                           self.out_ptr, self.lines_ptr, True, presettle)
+        MS_STORE_FENCE()
+        return status
