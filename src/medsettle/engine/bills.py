@@ -304,12 +304,21 @@ class AdmissionKeys:
 
     def __init__(self) -> None:
         self._keys: dict[str, int] = {}
+        self._next = 0
 
     def key(self, mdtrt_id: str) -> int:
         k = self._keys.get(mdtrt_id)
         if k is None:
-            k = self._keys[mdtrt_id] = len(self._keys)
+            k = self._keys[mdtrt_id] = self._next
+            self._next += 1
         return k
+
+    def bind(self, mdtrt_id: str, key: int) -> None:
+        """Give ``mdtrt_id`` a known key (journal replay); new keys continue past it."""
+        if self._keys.get(mdtrt_id, key) != key:
+            raise ValueError(f"mdtrt_id {mdtrt_id!r} already has key {self._keys[mdtrt_id]}, not {key}")
+        self._keys[mdtrt_id] = key
+        self._next = max(self._next, key + 1)
 
 
 class ResolvedBill(NamedTuple):

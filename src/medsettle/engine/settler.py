@@ -15,7 +15,6 @@ raises :class:`SettlementRefused` from the single-bill calls and changes nothing
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -67,19 +66,25 @@ class Settler:
         self.admissions = AdmissionKeys()
         self.records: dict[str, Settlement] = {}
         self._fast = None  # the single-bill fast path, made on first use
-        self._seq = itertools.count(1)
+        self._last_seq = 0  # setl_ids are S + 15 digits, counting up
 
     # -- one bill -------------------------------------------------------------------------------
 
-    def settle(self, bill: Bill | dict, *, when: dt.datetime | None = None) -> Settlement:
-        """Settle one bill; raise SettlementRefused (nothing changed) when the rules refuse it."""
-        return self._single(bill, presettle=False, when=when)
+    def settle(self, bill: Bill | dict, *, when: dt.datetime | None = None, setl_id: str | None = None
+               ) -> Settlement:
+        """Settle one bill; raise SettlementRefused (nothing changed) when the rules refuse it.
+
+        ``setl_id`` gives the settlement a known id (journal replay); by default the next one is made.
+        """
+        self._check_unused(setl_id)
+        return self._single(bill, presettle=False, when=when, setl_id=setl_id)
 
     def presettle(self, bill: Bill | dict) -> Settlement:
         """Compute what settling would give; change nothing (2206/2101/2303)."""
-        return self._single(bill, presettle=True, when=None)
+        return self._single(bill, presettle=True, when=None, setl_id=None)
 
-    def _single(self, bill: Bill | dict, *, presettle: bool, when: dt.datetime | None) -> Settlement:
+    def _single(self, bill: Bill | dict, *, presettle: bool, when: dt.datetime | None,
+                setl_id: str | None) -> Settlement:
         # Validated by pydantic and resolve_bill, then through the single-bill fast path: no batch to build.
         model = bill if isinstance(bill, Bill) else parse_bill(bill)
         resolved = resolve_bill(model, self.compiled, self.population, self.admissions)
@@ -90,7 +95,7 @@ class Settler:
             raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status], bill=model.bill_id or None)
         lines = self._fast.lines[:len(resolved.items)]
         return self._record(model, resolved.person, resolved.adm, self._fast.out, lines, presettle=presettle,
-                            when=when)
+                            when=when, setl_id=setl_id)
 
     # -- many bills -----------------------------------------------------------------------------
 
@@ -137,11 +142,13 @@ class Settler:
 
     # -- cancel ---------------------------------------------------------------------------------
 
-    def cancel(self, setl_id: str, *, when: dt.datetime | None = None) -> Settlement:
+    def cancel(self, setl_id: str, *, when: dt.datetime | None = None, mirror_id: str | None = None
+               ) -> Settlement:
         """Cancel a settlement: a mirror record with a new setl_id, state moved back by the original's amounts.
 
         Raises AlreadyCancelled for a second cancel, SettlementRefused(YEAR_CLOSED) for a closed year.
         """
+        self._check_unused(mirror_id)
         original = self.records.get(setl_id)
         if original is None or original.mirror_of is not None:
             raise InvalidInput(f"no settlement {setl_id!r} to cancel", field="setl_id")
@@ -154,7 +161,7 @@ class Settler:
                                     + f"; settlement {setl_id} can no longer be cancelled")
         assert status != YEAR_CLOSED
         mirror = Settlement(
-            setl_id=self._new_setl_id(), bill_id=original.bill_id, psn_no=original.psn_no,
+            setl_id=self._claim_setl_id(mirror_id), bill_id=original.bill_id, psn_no=original.psn_no,
             mdtrt_id=original.mdtrt_id, insutype=original.insutype, psn_type=original.psn_type,
             med_type=original.med_type, setl_time=when or now_shanghai().replace(tzinfo=None),
             row=mirror_row(original.row, balance),
@@ -170,18 +177,44 @@ class Settler:
     def person_state(self, psn_no: str) -> PersonState:
         return self.engine.get_state(self.population.index_of(psn_no))
 
+    def credit(self, psn_no: str, amount: int) -> int:
+        """Credit (or, negative, debit) a person's account by ``amount`` fen; return the new balance.
+
+        Monthly account credits (划入) and balances moving with a transfer come through here. A debit
+        that would take the balance below 0 is refused and changes nothing.
+        """
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise InvalidInput("amount must be whole fen", field="amount")
+        person = self.population.index_of(psn_no)
+        state = self.engine.get_state(person)
+        if state.balance + amount < 0:
+            raise InvalidInput(f"the balance {state.balance} fen cannot pay {-amount} fen", field="amount")
+        state.balance += amount
+        self.engine.set_state(person, state)
+        return state.balance
+
     # -- helpers --------------------------------------------------------------------------------
 
-    def _new_setl_id(self) -> str:
-        return f"S{next(self._seq):015d}"
+    def _check_unused(self, setl_id: str | None) -> None:
+        if setl_id is not None and setl_id in self.records:
+            raise InvalidInput(f"setl_id {setl_id} is already used", field="setl_id")
+
+    def _claim_setl_id(self, setl_id: str | None) -> str:
+        """A new setl_id, or the given one (replay), after which new ids continue past it."""
+        if setl_id is None:
+            self._last_seq += 1
+            return f"S{self._last_seq:015d}"
+        if setl_id.startswith("S") and setl_id[1:].isdigit():
+            self._last_seq = max(self._last_seq, int(setl_id[1:]))
+        return setl_id
 
     def _record(self, model: Bill, p: int, adm: int, row: np.ndarray, lines: np.ndarray | None, *,
-                presettle: bool, when: dt.datetime | None) -> Settlement:
+                presettle: bool, when: dt.datetime | None, setl_id: str | None = None) -> Settlement:
         attrs = self.population.attrs[p]
         setl_time = when or (model.setl_time if isinstance(model.setl_time, dt.datetime)
                              else dt.datetime.combine(model.setl_time, dt.time()))
         result = Settlement(
-            setl_id="" if presettle else self._new_setl_id(), bill_id=model.bill_id, psn_no=model.psn_no,
+            setl_id="" if presettle else self._claim_setl_id(setl_id), bill_id=model.bill_id, psn_no=model.psn_no,
             mdtrt_id=model.mdtrt_id, insutype=INSUTYPES[attrs["insutype"]], psn_type=PSN_TYPES[attrs["psn_type"]],
             med_type=model.med_type, setl_time=setl_time, row=row.copy(),
             lines=None if lines is None else lines.copy(),

@@ -1,0 +1,188 @@
+"""The append-only journal: every state change of the centre, durable before its answer leaves.
+
+An entry is (seq, at, kind, region, key, body): ``seq`` is the append order, ``kind`` what happened
+(settle, cancel, credit, ...), ``region`` the insured region (the shard key), ``key`` the id that makes
+an entry unique within its kind (a setl_id, a msgid), ``body`` a JSON object. Entries are never
+updated or deleted; state is rebuilt by replaying them in ``seq`` order (:mod:`.replay`).
+
+Appends go through one writer thread that commits whatever has queued up in one transaction (group
+commit: many requests share one fsync, TigerBeetle's and PostgreSQL's trick). ``append`` returns only
+once its entry is durable (SQLite WAL with synchronous=FULL).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import queue
+import sqlite3
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterator
+
+import simplejson
+
+from ..errors import MedsettleError
+from ..timeutil import now_shanghai
+
+SCHEMA_VERSION = "1"
+MAX_GROUP = 512  # entries committed together at most; bounds a transaction's size
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal (
+    seq    INTEGER PRIMARY KEY,
+    at     TEXT NOT NULL,
+    kind   TEXT NOT NULL,
+    region TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    body   TEXT NOT NULL,
+    UNIQUE (kind, key)
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class JournalError(MedsettleError):
+    code = "JOURNAL_ERROR"
+
+
+class DuplicateEntry(JournalError):
+    """An entry of that kind with that key is already in the journal."""
+
+    code = "DUPLICATE_ENTRY"
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    at: dt.datetime
+    kind: str
+    region: str
+    key: str
+    body: dict[str, Any]
+
+
+class SQLiteJournal:
+    """The embedded journal: one SQLite file in WAL mode, synchronous=FULL."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.commits = 0  # transactions committed: fewer than entries when appends were grouped
+        self._queue: queue.Queue = queue.Queue()
+        self._closed = False
+        ready: Future = Future()
+        self._writer = threading.Thread(target=self._write_loop, args=(ready,), name="medsettle-journal",
+                                        daemon=True)
+        self._writer.start()
+        ready.result()  # raises if the file cannot be opened or has another schema
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def append(self, kind: str, region: str, key: str, body: dict[str, Any]) -> int:
+        """Append one entry; return its seq once it is durable. DuplicateEntry if (kind, key) exists."""
+        return self.append_future(kind, region, key, body).result()
+
+    def append_future(self, kind: str, region: str, key: str, body: dict[str, Any]) -> Future:
+        """Queue an entry; the Future resolves to its seq when durable (for callers that group their own)."""
+        if self._closed:
+            raise JournalError(f"journal {self.path} is closed")
+        row = (now_shanghai().replace(tzinfo=None).isoformat(timespec="microseconds"), kind, region, key,
+               simplejson.dumps(body, use_decimal=True, ensure_ascii=False, separators=(",", ":")))
+        future: Future = Future()
+        self._queue.put((row, future))
+        return future
+
+    def _write_loop(self, ready: Future) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(SCHEMA)
+            version = conn.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+            if version is None:
+                conn.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            elif version[0] != SCHEMA_VERSION:
+                raise JournalError(f"{self.path}: journal schema {version[0]}, this medsettle reads {SCHEMA_VERSION}")
+        except Exception as exc:  # noqa: BLE001 (handed to the opener)
+            ready.set_exception(exc if isinstance(exc, JournalError) else JournalError(f"{self.path}: {exc}"))
+            return
+        ready.set_result(None)
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            group = [item]
+            while len(group) < MAX_GROUP:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)  # finish this group, then stop
+                    break
+                group.append(nxt)
+            self._commit(conn, group)
+        conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, group: list) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            seqs = [conn.execute("INSERT INTO journal (at, kind, region, key, body) VALUES (?, ?, ?, ?, ?)",
+                                 row).lastrowid for row, _ in group]
+            conn.execute("COMMIT")
+            self.commits += 1
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK")
+            if len(group) > 1:  # one bad entry must not fail its neighbours: commit them one by one
+                for one in group:
+                    self._commit(conn, [one])
+                return
+            row, future = group[0]
+            future.set_exception(DuplicateEntry(f"a {row[1]} entry with key {row[3]!r} is already journaled"))
+            return
+        except sqlite3.Error as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            for _, future in group:
+                future.set_exception(JournalError(f"{self.path}: {exc}"))
+            return
+        for (_, future), seq in zip(group, seqs):
+            future.set_result(seq)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def entries(self, after: int = 0) -> Iterator[Entry]:
+        """Entries with seq > ``after``, in seq order (a separate read connection: WAL readers never block)."""
+        conn = sqlite3.connect(self.path)
+        try:
+            for seq, at, kind, region, key, body in conn.execute(
+                    "SELECT seq, at, kind, region, key, body FROM journal WHERE seq > ? ORDER BY seq", (after,)):
+                yield Entry(seq, dt.datetime.fromisoformat(at), kind, region, key, json.loads(body, parse_float=Decimal))
+        finally:
+            conn.close()
+
+    def count(self) -> int:
+        conn = sqlite3.connect(self.path)
+        try:
+            return conn.execute("SELECT count(*) FROM journal").fetchone()[0]
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        """Finish every queued append, then stop the writer."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._writer.join()
+
+    def __enter__(self) -> SQLiteJournal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
