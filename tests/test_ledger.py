@@ -8,23 +8,32 @@ import pytest
 
 from medsettle.engine import Population, Settler
 from medsettle.errors import MedsettleError
-from medsettle.ledger import DuplicateEntry, JournaledSettler, JournalError, SQLiteJournal, replay
+from medsettle.ledger import DuplicateEntry, JournaledSettler, JournalError, PostgresJournal, SQLiteJournal, replay
 from medsettle.policy import policy_from_dict
 from worlds import DEFAULT_PERSONS, bill, policy_dict
 
 POLICY = policy_from_dict(policy_dict())
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_journal(request, tmp_path):
+    """Opens journals on one database of the backend under test (reopening opens the same database)."""
+    if request.param == "sqlite":
+        path = tmp_path / "centre.db"
+        return lambda: SQLiteJournal(path)
+    url = request.getfixturevalue("postgres_server").new_database()
+    return lambda: PostgresJournal(url)
+
+
 def fresh_settler(engine):
     return Settler(POLICY, Population.from_rows(POLICY, DEFAULT_PERSONS), engine=engine)
 
 
-def test_entries_survive_reopening(tmp_path):
-    path = tmp_path / "centre.db"
-    with SQLiteJournal(path) as j:
+def test_entries_survive_reopening(new_journal):
+    with new_journal() as j:
         assert j.append("credit", "110100", "k1", {"amount": 5, "note": "划入"}) == 1
         assert j.append("credit", "110100", "k2", {"amount": 7}) == 2
-    with SQLiteJournal(path) as j:
+    with new_journal() as j:
         entries = list(j.entries())
         assert [(e.seq, e.key, e.body) for e in entries] == [(1, "k1", {"amount": 5, "note": "划入"}),
                                                              (2, "k2", {"amount": 7})]
@@ -32,8 +41,8 @@ def test_entries_survive_reopening(tmp_path):
         assert j.append("credit", "110100", "k3", {}) == 3
 
 
-def test_a_duplicate_fails_alone_and_the_others_land(tmp_path):
-    with SQLiteJournal(tmp_path / "j.db") as j:
+def test_a_duplicate_fails_alone_and_the_others_land(new_journal):
+    with new_journal() as j:
         j.append("settle", "110100", "S1", {})
         futures = [j.append_future("settle", "110100", key, {}) for key in ("S2", "S1", "S3")]
         assert isinstance(futures[1].exception(), DuplicateEntry)
@@ -41,8 +50,8 @@ def test_a_duplicate_fails_alone_and_the_others_land(tmp_path):
         assert [e.key for e in j.entries()] == ["S1", "S2", "S3"]
 
 
-def test_concurrent_appends_share_commits(tmp_path):
-    with SQLiteJournal(tmp_path / "j.db") as j:
+def test_concurrent_appends_share_commits(new_journal):
+    with new_journal() as j:
         seqs: list[int] = []
         lock = threading.Lock()
 
@@ -62,8 +71,8 @@ def test_concurrent_appends_share_commits(tmp_path):
         assert j.commits < 400  # appends that waited together were committed together
 
 
-def test_a_closed_journal_refuses_appends(tmp_path):
-    j = SQLiteJournal(tmp_path / "j.db")
+def test_a_closed_journal_refuses_appends(new_journal):
+    j = new_journal()
     j.close()
     with pytest.raises(JournalError, match="closed"):
         j.append("credit", "110100", "k", {})
@@ -76,12 +85,11 @@ def test_a_file_that_is_not_a_journal_is_refused(tmp_path):
         SQLiteJournal(path)
 
 
-def test_replay_equals_live_state(engine, tmp_path):
+def test_replay_equals_live_state(engine, new_journal):
     rng = random.Random(7)
     live = fresh_settler(engine)
-    path = tmp_path / "centre.db"
     made = []
-    with SQLiteJournal(path) as journal:
+    with new_journal() as journal:
         js = JournaledSettler(live, journal)
         for i in range(150):
             who = rng.choice(["E1", "E2", "R1", "M1", "F1", "X1", "W1"])
@@ -104,7 +112,7 @@ def test_replay_equals_live_state(engine, tmp_path):
         kinds = Counter(e.kind for e in journal.entries())
     assert kinds["settle"] >= 40 and kinds["cancel"] >= 5 and kinds["credit"] >= 5, kinds
     rebuilt = fresh_settler(engine)
-    with SQLiteJournal(path) as journal:
+    with new_journal() as journal:
         assert replay(journal, rebuilt) == n
     for p in range(len(live.population)):
         assert rebuilt.engine.get_state(p) == live.engine.get_state(p)
@@ -114,9 +122,9 @@ def test_replay_equals_live_state(engine, tmp_path):
         assert rebuilt.records[setl_id].cancelled_by == record.cancelled_by
 
 
-def test_a_failed_append_leaves_memory_as_it_was(engine, tmp_path):
+def test_a_failed_append_leaves_memory_as_it_was(engine, new_journal):
     live = fresh_settler(engine)
-    with SQLiteJournal(tmp_path / "centre.db") as journal:
+    with new_journal() as journal:
         journal.append("settle", "110100", "S000000000000001", {})  # the id the next settlement will take
         js = JournaledSettler(live, journal)
         before = live.person_state("E1")

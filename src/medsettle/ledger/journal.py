@@ -65,12 +65,17 @@ class Entry:
     body: dict[str, Any]
 
 
-class SQLiteJournal:
-    """The embedded journal: one SQLite file in WAL mode, synchronous=FULL."""
+class GroupCommitJournal:
+    """The journal's shape on any database: one writer thread, grouped commits, ordered reads.
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    A backend supplies ``_connect`` (the writer's connection, schema created and checked),
+    ``_insert`` (one row in the open transaction, returning its seq), ``_is_duplicate`` and the
+    read connection (``_read_rows``).
+    """
+
+    name = "journal"
+
+    def __init__(self) -> None:
         self.commits = 0  # transactions committed: fewer than entries when appends were grouped
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
@@ -78,7 +83,7 @@ class SQLiteJournal:
         self._writer = threading.Thread(target=self._write_loop, args=(ready,), name="medsettle-journal",
                                         daemon=True)
         self._writer.start()
-        ready.result()  # raises if the file cannot be opened or has another schema
+        ready.result()  # raises if the database cannot be opened or has another schema
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -89,7 +94,7 @@ class SQLiteJournal:
     def append_future(self, kind: str, region: str, key: str, body: dict[str, Any]) -> Future:
         """Queue an entry; the Future resolves to its seq when durable (for callers that group their own)."""
         if self._closed:
-            raise JournalError(f"journal {self.path} is closed")
+            raise JournalError(f"{self.name} is closed")
         row = (now_shanghai().replace(tzinfo=None).isoformat(timespec="microseconds"), kind, region, key,
                simplejson.dumps(body, use_decimal=True, ensure_ascii=False, separators=(",", ":")))
         future: Future = Future()
@@ -98,17 +103,12 @@ class SQLiteJournal:
 
     def _write_loop(self, ready: Future) -> None:
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(SCHEMA)
-            version = conn.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
-            if version is None:
-                conn.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            elif version[0] != SCHEMA_VERSION:
-                raise JournalError(f"{self.path}: journal schema {version[0]}, this medsettle reads {SCHEMA_VERSION}")
+            conn = self._connect()
+        except JournalError as exc:
+            ready.set_exception(exc)
+            return
         except Exception as exc:  # noqa: BLE001 (handed to the opener)
-            ready.set_exception(exc if isinstance(exc, JournalError) else JournalError(f"{self.path}: {exc}"))
+            ready.set_exception(JournalError(f"{self.name}: {exc}"))
             return
         ready.set_result(None)
         while True:
@@ -128,29 +128,24 @@ class SQLiteJournal:
             self._commit(conn, group)
         conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, group: list) -> None:
+    def _commit(self, conn: Any, group: list) -> None:
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            seqs = [conn.execute("INSERT INTO journal (at, kind, region, key, body) VALUES (?, ?, ?, ?, ?)",
-                                 row).lastrowid for row, _ in group]
-            conn.execute("COMMIT")
+            self._begin(conn)
+            seqs = [self._insert(conn, row) for row, _ in group]
+            conn.commit()
             self.commits += 1
-        except sqlite3.IntegrityError:
-            conn.execute("ROLLBACK")
-            if len(group) > 1:  # one bad entry must not fail its neighbours: commit them one by one
-                for one in group:
-                    self._commit(conn, [one])
+        except Exception as exc:  # noqa: BLE001 (every failure is handed to the waiting callers)
+            self._rollback(conn)
+            if self._is_duplicate(exc):
+                if len(group) > 1:  # one bad entry must not fail its neighbours: commit them one by one
+                    for one in group:
+                        self._commit(conn, [one])
+                    return
+                row, future = group[0]
+                future.set_exception(DuplicateEntry(f"a {row[1]} entry with key {row[3]!r} is already journaled"))
                 return
-            row, future = group[0]
-            future.set_exception(DuplicateEntry(f"a {row[1]} entry with key {row[3]!r} is already journaled"))
-            return
-        except sqlite3.Error as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             for _, future in group:
-                future.set_exception(JournalError(f"{self.path}: {exc}"))
+                future.set_exception(JournalError(f"{self.name}: {exc}"))
             return
         for (_, future), seq in zip(group, seqs):
             future.set_result(seq)
@@ -158,21 +153,14 @@ class SQLiteJournal:
     # -- reading ------------------------------------------------------------------------------
 
     def entries(self, after: int = 0) -> Iterator[Entry]:
-        """Entries with seq > ``after``, in seq order (a separate read connection: WAL readers never block)."""
-        conn = sqlite3.connect(self.path)
-        try:
-            for seq, at, kind, region, key, body in conn.execute(
-                    "SELECT seq, at, kind, region, key, body FROM journal WHERE seq > ? ORDER BY seq", (after,)):
-                yield Entry(seq, dt.datetime.fromisoformat(at), kind, region, key, json.loads(body, parse_float=Decimal))
-        finally:
-            conn.close()
+        """Entries with seq > ``after``, in seq order (read on a connection of its own)."""
+        for seq, at, kind, region, key, body in self._read_rows(
+                "SELECT seq, at, kind, region, key, body FROM journal WHERE seq > {p} ORDER BY seq", (after,)):
+            at = at if isinstance(at, dt.datetime) else dt.datetime.fromisoformat(at)
+            yield Entry(seq, at, kind, region, key, json.loads(body, parse_float=Decimal))
 
     def count(self) -> int:
-        conn = sqlite3.connect(self.path)
-        try:
-            return conn.execute("SELECT count(*) FROM journal").fetchone()[0]
-        finally:
-            conn.close()
+        return next(iter(self._read_rows("SELECT count(*) FROM journal", ())))[0]
 
     def close(self) -> None:
         """Finish every queued append, then stop the writer."""
@@ -181,8 +169,74 @@ class SQLiteJournal:
             self._queue.put(None)
             self._writer.join()
 
-    def __enter__(self) -> SQLiteJournal:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- backend hooks ------------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _begin(self, conn: Any) -> None:
+        pass
+
+    def _insert(self, conn: Any, row: tuple) -> int:
+        raise NotImplementedError
+
+    def _rollback(self, conn: Any) -> None:
+        try:
+            conn.rollback()
+        except Exception:  # noqa: BLE001 (the connection may already be broken; the error is reported)
+            pass
+
+    def _is_duplicate(self, exc: Exception) -> bool:
+        raise NotImplementedError
+
+    def _read_rows(self, sql: str, params: tuple) -> Iterator[tuple]:
+        raise NotImplementedError
+
+
+class SQLiteJournal(GroupCommitJournal):
+    """The embedded journal: one SQLite file in WAL mode, synchronous=FULL."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.name = f"journal {self.path}"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript(SCHEMA)
+        version = conn.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+        if version is None:
+            conn.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        elif version[0] != SCHEMA_VERSION:
+            raise JournalError(f"{self.path}: journal schema {version[0]}, this medsettle reads {SCHEMA_VERSION}")
+        return conn
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+
+    def _insert(self, conn: sqlite3.Connection, row: tuple) -> int:
+        return conn.execute("INSERT INTO journal (at, kind, region, key, body) VALUES (?, ?, ?, ?, ?)",
+                            row).lastrowid
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+    def _is_duplicate(self, exc: Exception) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError)
+
+    def _read_rows(self, sql: str, params: tuple) -> Iterator[tuple]:
+        conn = sqlite3.connect(self.path)
+        try:
+            yield from conn.execute(sql.format(p="?"), params)
+        finally:
+            conn.close()

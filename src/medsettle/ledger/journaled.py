@@ -12,13 +12,13 @@ from typing import Any
 
 from ..engine import Bill, Settler, parse_bill
 from ..engine.results import Settlement
-from .journal import SQLiteJournal
+from .journal import GroupCommitJournal
 
 SETTLE, CANCEL, CREDIT = "settle", "cancel", "credit"
 
 
 class JournaledSettler:
-    def __init__(self, settler: Settler, journal: SQLiteJournal):
+    def __init__(self, settler: Settler, journal: GroupCommitJournal):
         self.settler = settler
         self.journal = journal
 

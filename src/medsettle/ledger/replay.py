@@ -14,7 +14,7 @@ import numpy as np
 
 from ..engine import Settler
 from ..errors import MedsettleError
-from .journal import SQLiteJournal
+from .journal import GroupCommitJournal
 from .journaled import CANCEL, CREDIT, SETTLE
 
 
@@ -22,7 +22,7 @@ class ReplayMismatch(MedsettleError):
     code = "REPLAY_MISMATCH"
 
 
-def replay(journal: SQLiteJournal, settler: Settler) -> int:
+def replay(journal: GroupCommitJournal, settler: Settler) -> int:
     """Apply every journal entry to ``settler`` (fresh state); return the number of entries replayed."""
     n = 0
     for entry in journal.entries():
