@@ -30,17 +30,21 @@ def pytest_terminal_summary(terminalreporter):
     if not RESULTS:
         return
     tr = terminalreporter
-    tr.section("medsettle: bills per second (best round), ratios to the same run's baselines")
-    names = ["core_full", "core_totals", "bare_record", "bare_dense", "validate", "reference_sample",
+    tr.section("medsettle: figures per second (best round), ratios to the same run's baselines")
+    known = ["core_full", "core_totals", "bare_record", "bare_dense", "validate", "reference_sample",
              "single_fast", "single_validated"]
-    header = f"{'case':<28}" + "".join(f"{n:>17}" for n in names) + f"{'full/bare_rec':>15}{'totals/bare_rec':>17}"
-    tr.write_line(header)
+    present = {name for row in RESULTS.values() for name in row}
+    names = [n for n in known if n in present] + sorted(present - set(known))
+    ratios = "bare_record" in present
+    header = f"{'case':<28}" + "".join(f"{n:>17}" for n in names)
+    tr.write_line(header + (f"{'full/bare_rec':>15}{'totals/bare_rec':>17}" if ratios else ""))
     for key, row in RESULTS.items():
         label = " ".join(str(k) for k in key)
-        cells = "".join(f"{row[n]:>17,.0f}" if n in row else f"{'-':>17}" for n in names)
-        ratio_full = row.get("core_full", 0) / row["bare_record"] if row.get("bare_record") else float("nan")
-        ratio_tot = row.get("core_totals", 0) / row["bare_record"] if row.get("bare_record") else float("nan")
-        tr.write_line(f"{label:<28}{cells}{ratio_full:>15.2f}{ratio_tot:>17.2f}")
+        line = f"{label:<28}" + "".join(f"{row[n]:>17,.0f}" if n in row else f"{'-':>17}" for n in names)
+        if ratios and row.get("bare_record"):
+            line += f"{row.get('core_full', 0) / row['bare_record']:>15.3f}"
+            line += f"{row.get('core_totals', 0) / row['bare_record']:>17.3f}"
+        tr.write_line(line)
 
 
 @pytest.fixture(scope="session")
