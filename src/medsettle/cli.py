@@ -256,5 +256,62 @@ def bills_generate(persons_file: str, count: int, seed: int, day: str, days: int
             out.close()
 
 
+# -- the centre -----------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="Policy TOML (default: shipped).")
+@click.option("--persons", "persons_file", type=click.Path(dir_okay=False),
+              help="Persons CSV (default: 10,000 generated persons, seed 0).")
+@click.option("--db", "db_url", help="Journal: a SQLite path or postgresql://... (default: DATA_DIR/centre.db).")
+@click.option("--data-dir", default="medsettle-data", show_default=True, envvar="MEDSETTLE_DATA_DIR",
+              help="Where the embedded journal lives.")
+@click.option("--port", default=8901, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--engine", default="auto", type=ENGINE_CHOICE, show_default=True, help="Settlement engine.")
+@_fail_cleanly
+def serve(policy_file, persons_file, db_url, data_dir, port, engine) -> None:
+    """Run the settlement centre on 127.0.0.1: POST the platform's envelope to / ; GET /schema for schemas.
+
+    Offers 9001/9002 (sign in/out) and the pharmacy flow 2101/2102/2103 so far. Every answer that
+    changes state leaves only after its journal entry is durable; on start the journal is replayed.
+    """
+    import asyncio  # noqa: PLC0415
+
+    from aiohttp import web  # noqa: PLC0415
+
+    from .centre.app import make_app  # noqa: PLC0415
+    from .centre.institutions import default_institutions  # noqa: PLC0415
+    from .centre.service import Centre  # noqa: PLC0415
+    from .ledger import open_journal  # noqa: PLC0415
+
+    pol = _policy(policy_file)
+    population = Population.from_csv(pol, persons_file) if persons_file else Population.generate(pol, 10_000, seed=0)
+    url = db_url or str(Path(data_dir) / "centre.db")
+    journal = open_journal(url)
+    settler = Settler(pol, population, engine=engine)
+    started = time.perf_counter()
+    centre = Centre(settler, journal, default_institutions(pol))
+    click.echo(f"journal {url}: {journal.count():,} entries replayed in {time.perf_counter() - started:.2f} s")
+    click.echo("institutions: " + ", ".join(f"{code} ({i.tier})" for code, i in centre.institutions.items()))
+
+    async def run() -> None:
+        runner = web.AppRunner(make_app(centre))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked for
+        click.echo(f"medsettle centre listening on http://127.0.0.1:{bound}/ (engine: {settler.engine_name})")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        journal.close()
+
+
 if __name__ == "__main__":
     main()

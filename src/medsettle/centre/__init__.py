@@ -1,0 +1,1 @@
+"""The settlement centre: what counter software talks to (the platform's messages over HTTP)."""

@@ -1,0 +1,269 @@
+"""The centre's transactions: envelope checks, sign-in, idempotency, and the pharmacy flow (2101-2103).
+
+``Centre.handle(request_dict)`` answers one request with the platform's response dict. It is called
+from several threads at once (the HTTP server's workers): every in-memory change happens under one
+lock and queues its journal entry there, and the answer waits for the entry to be durable outside
+the lock, so concurrent requests share fsyncs (group commit). If the journal fails, the centre stops
+answering state-changing calls (its memory is ahead of its journal); a restart replays the journal.
+
+What counts as "the same request", which answers are stored and what 2601 covers are DOMAIN.md §3.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable
+
+from pydantic import BaseModel, ValidationError
+
+from ..engine import Settler
+from ..engine.bills import field_path
+from ..engine.results import Settlement
+from ..errors import InvalidInput, MedsettleError, SettlementRefused
+from ..ledger import GroupCommitJournal
+from ..ledger.journal import Entry
+from ..ledger.replay import replay
+from ..timeutil import now_shanghai
+from .institutions import Institution
+from .messages import INPUTS, Cancel, Envelope, PharmacySale, SignIn, SignOut
+
+SIGNIN, SIGNOUT, ANSWER = "signin", "signout", "answer"
+STATE_CHANGING = {"9001", "9002", "2102", "2103"}
+
+
+class EnvelopeRefused(MedsettleError):
+    """Unknown institution, missing or expired sign_no: refused and not stored (DOMAIN.md §3)."""
+
+    code = "ENVELOPE_REFUSED"
+
+
+class CentreUnavailable(MedsettleError):
+    code = "CENTRE_UNAVAILABLE"
+
+
+class Centre:
+    def __init__(self, settler: Settler, journal: GroupCommitJournal, institutions: list[Institution]):
+        self.settler = settler
+        self.journal = journal
+        self.institutions = {i.fixmedins_code: i for i in institutions}
+        self._lock = threading.Lock()
+        self._answers: dict[str, tuple[str, Any]] = {}  # msgid -> (request hash, response or Future)
+        self._signins: dict[str, dict[str, Any]] = {}  # sign_no -> fixmedins_code, day, ...
+        self._sign_seq = itertools.count(1)
+        self.failed: str | None = None
+        self._handlers: dict[str, Callable[[Envelope, Institution, BaseModel], dict]] = {
+            "9001": self._sign_in, "9002": self._sign_out, "2101": self._pharmacy_presettle,
+            "2102": self._pharmacy_settle, "2103": self._cancel,
+        }
+        replay(journal, settler, observe=self._observe)
+
+    # -- the one entry point ----------------------------------------------------------------
+
+    def handle(self, request: Any) -> dict[str, Any]:
+        refmsg_time = _now_text()
+        msgid = request.get("msgid", "") if isinstance(request, dict) else ""
+        try:
+            env = _parse(Envelope, request, "")
+            msgid = env.msgid
+            institution = self._check_envelope(env)
+            handler = self._handlers.get(env.infno)
+            if handler is None:
+                raise InvalidInput(f"transaction {env.infno} is not offered by this centre", field="infno")
+            payload = _parse(INPUTS[env.infno], env.input, "input.")
+            if env.infno not in STATE_CHANGING:
+                return _ok(msgid, refmsg_time, handler(env, institution, payload))
+            return self._once(env, lambda: _ok(msgid, refmsg_time, handler(env, institution, payload)), refmsg_time)
+        except SettlementRefused as exc:
+            return _error(msgid, refmsg_time, exc)
+        except MedsettleError as exc:
+            return _error(msgid, refmsg_time, exc)
+
+    # -- envelope, sign-in ------------------------------------------------------------------
+
+    def _check_envelope(self, env: Envelope) -> Institution:
+        institution = self.institutions.get(env.fixmedins_code)
+        if institution is None:
+            raise EnvelopeRefused(f"unknown institution {env.fixmedins_code!r}", field="fixmedins_code")
+        if env.mdtrtarea_admvs and env.mdtrtarea_admvs != institution.admdvs:
+            raise EnvelopeRefused(f"institution {institution.fixmedins_code} is in {institution.admdvs}, not "
+                                  f"{env.mdtrtarea_admvs}", field="mdtrtarea_admvs")
+        if env.infno != "9001":
+            signin = self._signins.get(env.sign_no)
+            if (signin is None or signin["fixmedins_code"] != env.fixmedins_code
+                    or signin["day"] != now_shanghai().date().isoformat()):
+                raise EnvelopeRefused("missing, unknown or expired sign_no: sign in with 9001", field="sign_no")
+        return institution
+
+    def _sign_in(self, env: Envelope, institution: Institution, payload: SignIn) -> dict:
+        now = now_shanghai()
+        sign_no = f"{now:%Y%m%d%H%M%S}{institution.fixmedins_code[-5:]}{next(self._sign_seq):06d}"
+        record = {"fixmedins_code": institution.fixmedins_code, "opter_no": payload.signIn.opter_no,
+                  "dev_no": env.dev_no, "day": now.date().isoformat()}
+        self._commit(SIGNIN, institution.admdvs, sign_no, {**record, "sign_no": sign_no},
+                     apply=lambda: self._signins.__setitem__(sign_no, record))
+        return {"signinoutb": {"sign_time": _now_text(), "sign_no": sign_no}}
+
+    def _sign_out(self, env: Envelope, institution: Institution, payload: SignOut) -> dict:
+        sign_no = payload.signOut.sign_no
+        if sign_no != env.sign_no:
+            raise InvalidInput("signs out another terminal's sign_no", field="input.signOut.sign_no")
+        self._commit(SIGNOUT, institution.admdvs, env.msgid, {"sign_no": sign_no},
+                     apply=lambda: self._signins.pop(sign_no, None))
+        return {"signoutoutb": {"sign_time": _now_text()}}
+
+    # -- pharmacy ---------------------------------------------------------------------------
+
+    def _pharmacy_presettle(self, env: Envelope, institution: Institution, payload: PharmacySale) -> dict:
+        bill = self._pharmacy_bill(env, institution, payload)
+        with self._lock:
+            return _settlement_output(self.settler.presettle(bill))
+
+    def _pharmacy_settle(self, env: Envelope, institution: Institution, payload: PharmacySale) -> dict:
+        bill = self._pharmacy_bill(env, institution, payload)
+        with self._lock:
+            self._refuse_if_failed()
+            result = self.settler.settle(bill)
+            output = _settlement_output(result)
+            future = self.journal.append_future("settle", institution.admdvs, result.setl_id, {
+                "setl_id": result.setl_id, "bill": bill, "setl_time": result.setl_time.isoformat(),
+                "adm": result.adm, "row": result.row.tolist(), "msgid": env.msgid, "hash": env.request_hash(),
+                "answer_output": output, "fixmedins_code": institution.fixmedins_code,
+            })
+        self._wait(future)
+        return output
+
+    def _cancel(self, env: Envelope, institution: Institution, payload: Cancel) -> dict:
+        original = self.settler.records.get(payload.data.setl_id)
+        if original is None or original.psn_no != payload.data.psn_no:
+            raise InvalidInput(f"no settlement {payload.data.setl_id} of person {payload.data.psn_no}",
+                               field="input.data.setl_id")
+        with self._lock:
+            self._refuse_if_failed()
+            mirror = self.settler.cancel(payload.data.setl_id)
+            output = _settlement_output(mirror)
+            future = self.journal.append_future("cancel", institution.admdvs, mirror.setl_id, {
+                "setl_id": mirror.setl_id, "original": payload.data.setl_id,
+                "setl_time": mirror.setl_time.isoformat(), "row": mirror.row.tolist(), "msgid": env.msgid,
+                "hash": env.request_hash(), "answer_output": output, "fixmedins_code": institution.fixmedins_code,
+            })
+        self._wait(future)
+        return output
+
+    def _pharmacy_bill(self, env: Envelope, institution: Institution, payload: PharmacySale) -> dict:
+        if payload.data.med_type != "41":
+            raise InvalidInput("a pharmacy sale has med_type 41", field="input.data.med_type")
+        if "41" not in institution.med_types:
+            raise InvalidInput(f"institution {institution.fixmedins_code} may not settle med_type 41",
+                               field="input.data.med_type")
+        when = next((f.fee_ocur_time for f in payload.feedetail if f.fee_ocur_time), "") or env.inf_time
+        bill = {
+            "bill_id": env.msgid, "psn_no": payload.data.psn_no, "mdtrt_id": f"MD{env.msgid}", "med_type": "41",
+            "setl_time": when or _now_text(), "hosp_lv": institution.tier, "mdtrtarea_admvs": institution.admdvs,
+            "acct_used_flag": str(payload.data.acct_used_flag),
+            "feedetail": [f.model_dump(mode="json", exclude_none=True) for f in payload.feedetail],
+        }
+        if payload.data.medfee_sumamt is not None:
+            bill["medfee_sumamt"] = str(payload.data.medfee_sumamt)
+        return bill
+
+    # -- idempotency and journaling ----------------------------------------------------------
+
+    def _once(self, env: Envelope, work: Callable[[], dict], refmsg_time: str) -> dict:
+        """Answer a state-changing request once; the same request gets the stored answer again."""
+        digest = env.request_hash()
+        with self._lock:
+            stored = self._answers.get(env.msgid)
+            if stored is None:
+                pending: Future = Future()
+                self._answers[env.msgid] = (digest, pending)
+        if stored is not None:
+            stored_digest, answer = stored
+            if stored_digest != digest:
+                raise InvalidInput(f"msgid {env.msgid} was already used for another request", field="msgid")
+            return _with_times(answer.result() if isinstance(answer, Future) else answer, refmsg_time)
+        try:
+            response = work()
+        except SettlementRefused as exc:  # refusals are answers too: stored and journaled
+            response = _error(env.msgid, refmsg_time, exc)
+            with self._lock:
+                future = self.journal.append_future(ANSWER, self.institutions[env.fixmedins_code].admdvs,
+                                                    env.msgid, {"hash": digest, "response": response})
+            self._wait(future)
+        except BaseException as exc:
+            with self._lock:
+                del self._answers[env.msgid]  # bad input is not stored: a corrected resend may use the msgid
+            pending.set_exception(exc)  # an identical request waiting meanwhile gets the same error
+            raise
+        with self._lock:
+            self._answers[env.msgid] = (digest, response)
+        pending.set_result(response)
+        return response
+
+    def _commit(self, kind: str, region: str, key: str, body: dict, *, apply: Callable[[], Any]) -> None:
+        with self._lock:
+            self._refuse_if_failed()
+            apply()
+            future = self.journal.append_future(kind, region, key, body)
+        self._wait(future)
+
+    def _wait(self, future: Future) -> None:
+        try:
+            future.result()
+        except Exception as exc:
+            self.failed = f"the journal failed: {exc}"
+            raise CentreUnavailable(f"{self.failed}; restart the centre (it replays its journal)") from None
+
+    def _refuse_if_failed(self) -> None:
+        if self.failed:
+            raise CentreUnavailable(f"{self.failed}; restart the centre (it replays its journal)")
+
+    def _observe(self, entry: Entry) -> None:
+        """Rebuild sign-ins and stored answers while the journal is replayed."""
+        body = entry.body
+        if entry.kind == SIGNIN:
+            self._signins[entry.key] = {k: body[k] for k in ("fixmedins_code", "opter_no", "dev_no", "day")}
+            self._sign_seq = itertools.count(len(self._signins) + 1)
+        elif entry.kind == SIGNOUT:
+            self._signins.pop(body["sign_no"], None)
+        elif entry.kind == ANSWER:
+            self._answers[entry.key] = (body["hash"], body["response"])
+        elif "msgid" in body:
+            self._answers[body["msgid"]] = (body["hash"], {"infcode": 0, "inf_refmsgid": body["msgid"],
+                                                           "err_msg": "", "output": body["answer_output"]})
+
+
+def _parse(model: type[BaseModel], data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise InvalidInput("expected a JSON object", field=prefix.rstrip(".") or "request")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InvalidInput(err["msg"], field=prefix + (field_path(err["loc"]) or "")) from None
+
+
+def _settlement_output(result: Settlement) -> dict:
+    out = result.to_json()
+    out["setlinfo"]["setl_id"] = result.setl_id
+    return out
+
+
+def _now_text() -> str:
+    return now_shanghai().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _ok(msgid: str, refmsg_time: str, output: dict) -> dict:
+    return {"infcode": 0, "inf_refmsgid": msgid, "refmsg_time": refmsg_time, "respond_time": _now_text(),
+            "err_msg": "", "output": output}
+
+
+def _error(msgid: str, refmsg_time: str, exc: MedsettleError) -> dict:
+    return {"infcode": -1, "inf_refmsgid": msgid, "refmsg_time": refmsg_time, "respond_time": _now_text(),
+            "err_msg": f"{exc.code}: {exc}", "output": {}}
+
+
+def _with_times(response: dict, refmsg_time: str) -> dict:
+    return {**response, "refmsg_time": refmsg_time, "respond_time": _now_text()}

@@ -1,0 +1,172 @@
+"""The centre as an integrator meets it: a real `medsettle serve` process, HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from medsettle.engine import Population
+from medsettle.policy import load_default_policy
+
+POLICY = load_default_policy()
+POPULATION = Population.generate(POLICY, 10_000, seed=0)  # what `serve` generates by default
+PHARMACY = "P13010000001"
+HOSPITAL = "H13010000001"
+
+
+def first_person(region="130100", insutype="310"):
+    for i in range(len(POPULATION)):
+        d = POPULATION.describe(i)
+        if d["insuplc_admdvs"] == region and d["insutype"] == insutype:
+            return d["psn_no"]
+    raise AssertionError("no such person")
+
+
+CODES = [item.med_list_codg for item in POLICY.region("130100").catalogues[0].items if item.chrgitm_lv == "01"]
+
+
+class Server:
+    seq = 0  # msgids stay unique across restarts of the centre within a test run
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.proc = None
+        self.url = None
+
+    def start(self):
+        self.proc = subprocess.Popen([sys.executable, "-m", "medsettle.cli", "serve", "--port", "0", "--data-dir",
+                                      str(self.data_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        for _ in range(20):
+            line = self.proc.stdout.readline()
+            if "listening on" in line:
+                self.url = line.split("listening on ")[1].split()[0]
+                return self
+        self.stop()
+        raise AssertionError("the centre did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+    def post(self, body, raw: bytes | None = None):
+        data = raw if raw is not None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url, data=data, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return json.loads(exc.read())
+
+    def call(self, infno, input_, *, sign_no="", fixmedins_code=PHARMACY, msgid=None):
+        Server.seq += 1
+        msgid = msgid or f"{fixmedins_code}20260302100000{Server.seq:04d}"
+        return self.post({"infno": infno, "msgid": msgid, "mdtrtarea_admvs": "130100", "insuplc_admdvs": "130100",
+                          "recer_sys_code": "MEDSETTLE", "dev_no": "D1", "infver": "V1.0", "opter_type": "1",
+                          "opter": "001", "opter_name": "clerk", "inf_time": "2026-03-02 10:00:00",
+                          "fixmedins_code": fixmedins_code, "fixmedins_name": "x", "sign_no": sign_no,
+                          "input": input_}), msgid
+
+    def journal_count(self):
+        conn = sqlite3.connect(self.data_dir / "centre.db")
+        try:
+            return conn.execute("SELECT count(*) FROM journal").fetchone()[0]
+        finally:
+            conn.close()
+
+
+@pytest.fixture()
+def server(tmp_path):
+    s = Server(tmp_path).start()
+    yield s
+    s.stop()
+
+
+def sign_in(server, code=PHARMACY):
+    answer, _ = server.call("9001", {"signIn": {"opter_no": "001", "mac": "00:11", "ip": "127.0.0.1"}},
+                            fixmedins_code=code)
+    assert answer["infcode"] == 0, answer
+    return answer["output"]["signinoutb"]["sign_no"]
+
+
+def sale(psn_no, lines=((0, "12.50", "2"),), **data):
+    return {"data": {"psn_no": psn_no, "mdtrt_cert_type": "03", "med_type": "41", "acct_used_flag": "1", **data},
+            "feedetail": [{"feedetl_sn": str(i + 1), "med_list_codg": CODES[k], "pric": p, "cnt": c,
+                           "fee_ocur_time": "2026-03-02 09:58:00"} for i, (k, p, c) in enumerate(lines)]}
+
+
+def test_a_pharmacy_sale_from_sign_in_to_cancel_survives_a_restart(tmp_path):
+    server = Server(tmp_path).start()
+    try:
+        sign_no = sign_in(server)
+        psn = first_person()
+        pre, _ = server.call("2101", sale(psn), sign_no=sign_no)
+        assert pre["infcode"] == 0, pre
+        assert pre["output"]["setlinfo"]["medfee_sumamt"] == 25.0
+        settled, msgid = server.call("2102", sale(psn, medfee_sumamt="25.00"), sign_no=sign_no)
+        assert settled["infcode"] == 0, settled
+        info = settled["output"]["setlinfo"]
+        assert info["medfee_sumamt"] == 25.0 and info["psn_part_amt"] + info["fund_pay_sumamt"] == 25.0
+        # The same request again: the stored answer, not a second settlement.
+        again, _ = server.call("2102", sale(psn, medfee_sumamt="25.00"), sign_no=sign_no, msgid=msgid)
+        assert again["output"] == settled["output"]
+        # The same msgid with another body is refused.
+        other, _ = server.call("2102", sale(psn, lines=((1, "3.00", "1"),)), sign_no=sign_no, msgid=msgid)
+        assert other["infcode"] == -1 and "msgid" in other["err_msg"]
+        entries = server.journal_count()
+    finally:
+        server.stop()
+    server = Server(tmp_path).start()  # the same data directory: the journal is replayed
+    try:
+        sign_no = sign_in(server)
+        again, _ = server.call("2102", sale(psn, medfee_sumamt="25.00"), sign_no=sign_no, msgid=msgid)
+        assert again["output"] == settled["output"]
+        cancelled, _ = server.call("2103", {"data": {"setl_id": info["setl_id"], "psn_no": psn}}, sign_no=sign_no)
+        assert cancelled["infcode"] == 0, cancelled
+        mirror = cancelled["output"]["setlinfo"]
+        assert mirror["medfee_sumamt"] == -25.0 and mirror["balc"] == info["balc"] + info["acct_pay"]
+        twice, _ = server.call("2103", {"data": {"setl_id": info["setl_id"], "psn_no": psn}}, sign_no=sign_no)
+        assert twice["infcode"] == -1 and "already cancelled" in twice["err_msg"]
+        assert server.journal_count() > entries
+    finally:
+        server.stop()
+
+
+def test_bad_requests_name_what_is_wrong_and_change_nothing(server):
+    sign_no = sign_in(server)
+    psn = first_person()
+    before = server.journal_count()
+    cases = [
+        (server.post(None, raw=b"{not json"), "not JSON"),
+        (server.post(None, raw=b"x" * (1024 * 1024 + 10)), "over"),
+        (server.call("9999", {}, sign_no=sign_no)[0], "infno"),
+        (server.call("2102", sale(psn), sign_no="nope")[0], "sign_no"),
+        (server.call("2102", sale(psn), sign_no=sign_no, fixmedins_code="X00000000000")[0], "fixmedins_code"),
+        (server.call("2102", sale(psn, lines=((0, "-1.00", "1"),)), sign_no=sign_no)[0], "feedetail[0].pric"),
+        (server.call("2102", sale(psn, lines=((0, "1.00", "abc"),)), sign_no=sign_no)[0], "feedetail[0].cnt"),
+        (server.call("2102", sale(psn, medfee_sumamt="99.99"), sign_no=sign_no)[0], "medfee_sumamt"),
+        (server.call("2102", sale("NOBODY"), sign_no=sign_no)[0], "psn_no"),
+        (server.call("2102", {"data": {"psn_no": psn}}, sign_no=sign_no)[0], "feedetail"),
+        (server.call("2102", sale(psn, med_type="11"), sign_no=sign_no)[0], "med_type"),
+    ]
+    for answer, named in cases:
+        assert answer["infcode"] == -1 and named in answer["err_msg"], (named, answer)
+    assert server.journal_count() == before
+    # A hospital may not sell as a pharmacy.
+    hospital_sign = sign_in(server, HOSPITAL)
+    answer, _ = server.call("2102", sale(psn), sign_no=hospital_sign, fixmedins_code=HOSPITAL)
+    assert answer["infcode"] == -1 and "med_type 41" in answer["err_msg"]
+
+
+def test_schemas_are_published(server):
+    with urllib.request.urlopen(server.url + "schema", timeout=30) as resp:
+        schemas = json.loads(resp.read())
+    assert "msgid" in schemas["envelope"]["properties"]
+    assert set(schemas["inputs"]) >= {"9001", "9002", "2101", "2102", "2103"}
