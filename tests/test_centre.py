@@ -170,3 +170,61 @@ def test_schemas_are_published(server):
         schemas = json.loads(resp.read())
     assert "msgid" in schemas["envelope"]["properties"]
     assert set(schemas["inputs"]) >= {"9001", "9002", "2101", "2102", "2103"}
+
+
+def fee(mdtrt_id, psn, sn, code_index, pric, cnt="1"):
+    return {"feedetl_sn": sn, "mdtrt_id": mdtrt_id, "psn_no": psn, "med_type": "11",
+            "fee_ocur_time": "2026-03-02 10:05:00", "med_list_codg": CODES[code_index], "medins_list_codg": "L" + sn,
+            "pric": pric, "cnt": cnt, "det_item_fee_sumamt": None, "hosp_appr_flag": "0"}
+
+
+def test_an_outpatient_visit_from_registration_to_settlement_and_back(tmp_path):
+    psn = first_person()
+    server = Server(tmp_path).start()
+    try:
+        sign_no = sign_in(server, HOSPITAL)
+
+        def call(infno, input_, **kw):
+            answer, msgid = server.call(infno, input_, sign_no=sign_no, fixmedins_code=HOSPITAL, **kw)
+            return answer, msgid
+
+        reg, _ = call("2201", {"data": {"psn_no": psn, "insutype": "310", "begntime": "2026-03-02 09:30:00",
+                                        "mdtrt_cert_type": "03", "mdtrt_cert_no": "X", "ipt_otp_no": "OP1"}})
+        assert reg["infcode"] == 0, reg
+        mdtrt_id = reg["output"]["data"]["mdtrt_id"]
+        visit, _ = call("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn, "med_type": "11"},
+                                 "diseinfo": [{"diag_type": "1", "diag_code": "J00"}]})
+        assert visit["infcode"] == 0, visit
+        up, _ = call("2204", {"feedetail": [fee(mdtrt_id, psn, "1", 0, "30.00"), fee(mdtrt_id, psn, "2", 1, "12.00", "2")]})
+        assert up["infcode"] == 0, up
+        assert [r["det_item_fee_sumamt"] for r in up["output"]["result"]] == [30.0, 24.0]
+        dup_sn, _ = call("2204", {"feedetail": [fee(mdtrt_id, psn, "2", 1, "1.00")]})
+        assert dup_sn["infcode"] == -1 and "feedetl_sn" in dup_sn["err_msg"]
+        assert call("2204", {"feedetail": [fee(mdtrt_id, psn, "3", 2, "5.00")]})[0]["infcode"] == 0
+        assert call("2205", {"data": {"feedetl_sn": "3", "mdtrt_id": mdtrt_id, "psn_no": psn}})[0]["infcode"] == 0
+        settle_input = {"data": {"psn_no": psn, "mdtrt_id": mdtrt_id, "med_type": "11", "medfee_sumamt": "54.00",
+                                 "acct_used_flag": "1", "insutype": "310"}}
+        pre, _ = call("2206", settle_input)
+        assert pre["infcode"] == 0 and pre["output"]["setlinfo"]["medfee_sumamt"] == 54.0, pre
+        settled, msgid = call("2207", settle_input)
+        assert settled["infcode"] == 0, settled
+        info = settled["output"]["setlinfo"]
+        assert {k: info[k] for k in ("medfee_sumamt", "mdtrt_id")} == {"medfee_sumamt": 54.0, "mdtrt_id": mdtrt_id}
+        assert call("2207", settle_input, msgid=msgid)[0]["output"] == settled["output"]  # resent: same answer
+        nothing_left, _ = call("2207", settle_input)
+        assert nothing_left["infcode"] == -1 and "no unsettled fee lines" in nothing_left["err_msg"]
+    finally:
+        server.stop()
+    server = Server(tmp_path).start()  # restart: visits, lines and answers come back from the journal
+    try:
+        sign_no = sign_in(server, HOSPITAL)
+        assert server.call("2207", settle_input, sign_no=sign_no, fixmedins_code=HOSPITAL,
+                           msgid=msgid)[0]["output"] == settled["output"]
+        cancel, _ = server.call("2208", {"data": {"setl_id": info["setl_id"], "mdtrt_id": mdtrt_id, "psn_no": psn}},
+                                sign_no=sign_no, fixmedins_code=HOSPITAL)
+        assert cancel["infcode"] == 0 and cancel["output"]["setlinfo"]["medfee_sumamt"] == -54.0, cancel
+        again, _ = server.call("2207", settle_input, sign_no=sign_no, fixmedins_code=HOSPITAL)
+        assert again["infcode"] == 0 and again["output"]["setlinfo"]["setl_id"] != info["setl_id"], again
+        assert again["output"]["setlinfo"]["medfee_sumamt"] == 54.0
+    finally:
+        server.stop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import simplejson
 from pydantic import BaseModel, ConfigDict, Field
@@ -104,8 +104,95 @@ class Cancel(BaseModel):
     data: CancelData
 
 
+class RegisterData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    psn_no: str = Field(min_length=1)
+    insutype: str = ""
+    begntime: str = Field(min_length=10)
+    mdtrt_cert_type: str = ""
+    mdtrt_cert_no: str = ""
+    ipt_otp_no: str = ""
+
+
+class Register(BaseModel):
+    """2201 input."""
+    data: RegisterData
+
+
+class RegisterCancelData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    mdtrt_id: str = Field(min_length=1)
+    psn_no: str = Field(min_length=1)
+    ipt_otp_no: str = ""
+
+
+class RegisterCancel(BaseModel):
+    """2202 input."""
+    data: RegisterCancelData
+
+
+class VisitInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    mdtrt_id: str = Field(min_length=1)
+    psn_no: str = Field(min_length=1)
+    med_type: Literal["11", "13", "14"]
+    begntime: str = ""
+
+
+class Visit(BaseModel):
+    """2203 input: the visit's med type and diagnoses."""
+    mdtrtinfo: VisitInfo
+    diseinfo: list[dict[str, Any]] = []
+
+
+class UploadedFee(FeeLine):
+    mdtrt_id: str = Field(min_length=1)
+    psn_no: str = Field(min_length=1)
+    med_type: str = ""
+    fee_ocur_time: str = ""
+    medins_list_codg: str = ""
+
+
+class FeeUpload(BaseModel):
+    """2204 input."""
+    feedetail: list[UploadedFee] = Field(min_length=1, max_length=1000)
+
+
+class FeeCancelData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    feedetl_sn: str = Field(min_length=1)
+    mdtrt_id: str = Field(min_length=1)
+    psn_no: str = Field(min_length=1)
+
+
+class FeeCancel(BaseModel):
+    """2205 input."""
+    data: FeeCancelData
+
+
+class OutpatientSettleData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    psn_no: str = Field(min_length=1)
+    mdtrt_id: str = Field(min_length=1)
+    mdtrt_cert_type: str = ""
+    mdtrt_cert_no: str = ""
+    med_type: str = ""
+    medfee_sumamt: Decimal | None = Field(None, ge=0, decimal_places=2)
+    psn_setlway: str = "01"
+    chrg_bchno: str = ""
+    insutype: str = ""
+    acct_used_flag: str | int = "1"
+
+
+class OutpatientSettle(BaseModel):
+    """2206 (pre-settle) and 2207 (settle) input."""
+    data: OutpatientSettleData
+
+
 INPUTS: dict[str, type[BaseModel]] = {
     "9001": SignIn, "9002": SignOut, "2101": PharmacySale, "2102": PharmacySale, "2103": Cancel,
+    "2201": Register, "2202": RegisterCancel, "2203": Visit, "2204": FeeUpload, "2205": FeeCancel,
+    "2206": OutpatientSettle, "2207": OutpatientSettle, "2208": Cancel,
 }
 
 

@@ -27,11 +27,13 @@ from ..ledger import GroupCommitJournal
 from ..ledger.journal import Entry
 from ..ledger.replay import replay
 from ..timeutil import now_shanghai
+from .encounters import EVENT_KINDS, Encounters
 from .institutions import Institution
 from .messages import INPUTS, Cancel, Envelope, PharmacySale, SignIn, SignOut
+from .outpatient import OutpatientFlow
 
 SIGNIN, SIGNOUT, ANSWER = "signin", "signout", "answer"
-STATE_CHANGING = {"9001", "9002", "2102", "2103"}
+STATE_CHANGING = {"9001", "9002", "2102", "2103", "2201", "2202", "2203", "2204", "2205", "2207", "2208"}
 
 
 class EnvelopeRefused(MedsettleError):
@@ -44,10 +46,11 @@ class CentreUnavailable(MedsettleError):
     code = "CENTRE_UNAVAILABLE"
 
 
-class Centre:
+class Centre(OutpatientFlow):
     def __init__(self, settler: Settler, journal: GroupCommitJournal, institutions: list[Institution]):
         self.settler = settler
         self.journal = journal
+        self.encounters = Encounters()
         self.institutions = {i.fixmedins_code: i for i in institutions}
         self._lock = threading.Lock()
         self._answers: dict[str, tuple[str, Any]] = {}  # msgid -> (request hash, response or Future)
@@ -56,7 +59,9 @@ class Centre:
         self.failed: str | None = None
         self._handlers: dict[str, Callable[[Envelope, Institution, BaseModel], dict]] = {
             "9001": self._sign_in, "9002": self._sign_out, "2101": self._pharmacy_presettle,
-            "2102": self._pharmacy_settle, "2103": self._cancel,
+            "2102": self._pharmacy_settle, "2103": self._cancel, "2201": self._register,
+            "2202": self._register_cancel, "2203": self._visit, "2204": self._fees, "2205": self._fees_cancel,
+            "2206": self._outpatient_presettle, "2207": self._outpatient_settle, "2208": self._cancel,
         }
         replay(journal, settler, observe=self._observe)
 
@@ -119,19 +124,37 @@ class Centre:
     def _pharmacy_presettle(self, env: Envelope, institution: Institution, payload: PharmacySale) -> dict:
         bill = self._pharmacy_bill(env, institution, payload)
         with self._lock:
-            return _settlement_output(self.settler.presettle(bill))
+            return self._settlement_output(self.settler.presettle(bill))
 
     def _pharmacy_settle(self, env: Envelope, institution: Institution, payload: PharmacySale) -> dict:
-        bill = self._pharmacy_bill(env, institution, payload)
+        return self._settle(env, institution, self._pharmacy_bill(env, institution, payload), {})
+
+    def _settle(self, env: Envelope, institution: Institution, bill: dict, extra: dict) -> dict:
+        """Settle a bill and journal it with its answer (``extra``: the visit's lines it settles)."""
         with self._lock:
             self._refuse_if_failed()
             result = self.settler.settle(bill)
-            output = _settlement_output(result)
+            output = self._settlement_output(result)
+            if extra:
+                self.encounters.mark_settled(extra["mdtrt_id"], extra["feedetl_sns"], result.setl_id)
             future = self.journal.append_future("settle", institution.admdvs, result.setl_id, {
                 "setl_id": result.setl_id, "bill": bill, "setl_time": result.setl_time.isoformat(),
                 "adm": result.adm, "row": result.row.tolist(), "msgid": env.msgid, "hash": env.request_hash(),
-                "answer_output": output, "fixmedins_code": institution.fixmedins_code,
+                "answer_output": output, "fixmedins_code": institution.fixmedins_code, **extra,
             })
+        self._wait(future)
+        return output
+
+    def _event(self, kind: str, institution: Institution, env: Envelope, make_body: Callable[[], dict],
+               make_output: Callable[[dict], dict]) -> dict:
+        """Apply an encounter event and journal it with its answer; return the answer's output."""
+        with self._lock:
+            self._refuse_if_failed()
+            body = make_body()
+            output = make_output(body)
+            self.encounters.apply(kind, body)
+            future = self.journal.append_future(kind, institution.admdvs, env.msgid, {
+                **body, "msgid": env.msgid, "hash": env.request_hash(), "answer_output": output})
         self._wait(future)
         return output
 
@@ -143,7 +166,8 @@ class Centre:
         with self._lock:
             self._refuse_if_failed()
             mirror = self.settler.cancel(payload.data.setl_id)
-            output = _settlement_output(mirror)
+            self.encounters.mark_cancelled(payload.data.setl_id)
+            output = self._settlement_output(mirror)
             future = self.journal.append_future("cancel", institution.admdvs, mirror.setl_id, {
                 "setl_id": mirror.setl_id, "original": payload.data.setl_id,
                 "setl_time": mirror.setl_time.isoformat(), "row": mirror.row.tolist(), "msgid": env.msgid,
@@ -168,6 +192,11 @@ class Centre:
         if payload.data.medfee_sumamt is not None:
             bill["medfee_sumamt"] = str(payload.data.medfee_sumamt)
         return bill
+
+    @staticmethod
+    def _settlement_output(result: Settlement) -> dict:
+        """setlinfo, setldetail and the per-line split, as the platform answers a settlement."""
+        return result.to_json()
 
     # -- idempotency and journaling ----------------------------------------------------------
 
@@ -230,7 +259,14 @@ class Centre:
             self._signins.pop(body["sign_no"], None)
         elif entry.kind == ANSWER:
             self._answers[entry.key] = (body["hash"], body["response"])
-        elif "msgid" in body:
+            return
+        elif entry.kind in EVENT_KINDS:
+            self.encounters.apply(entry.kind, body)
+        elif entry.kind == "settle" and "feedetl_sns" in body:
+            self.encounters.mark_settled(body["mdtrt_id"], body["feedetl_sns"], body["setl_id"])
+        elif entry.kind == "cancel":
+            self.encounters.mark_cancelled(body["original"])
+        if "msgid" in body:
             self._answers[body["msgid"]] = (body["hash"], {"infcode": 0, "inf_refmsgid": body["msgid"],
                                                            "err_msg": "", "output": body["answer_output"]})
 
@@ -243,12 +279,6 @@ def _parse(model: type[BaseModel], data: Any, prefix: str) -> Any:
     except ValidationError as exc:
         err = exc.errors()[0]
         raise InvalidInput(err["msg"], field=prefix + (field_path(err["loc"]) or "")) from None
-
-
-def _settlement_output(result: Settlement) -> dict:
-    out = result.to_json()
-    out["setlinfo"]["setl_id"] = result.setl_id
-    return out
 
 
 def _now_text() -> str:

@@ -1,0 +1,72 @@
+"""Encounters (就诊): a registration (2201) and what is uploaded under its mdtrt_id until it is settled.
+
+State changes here only through :meth:`Encounters.apply`, from a journal entry's body, so the same
+code serves a live request (after its entry is queued) and a replay of the journal on start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+REGISTER, REGISTER_CANCEL, VISIT, FEES, FEES_CANCEL = "register", "register_cancel", "visit", "fees", "fees_cancel"
+EVENT_KINDS = (REGISTER, REGISTER_CANCEL, VISIT, FEES, FEES_CANCEL)
+ALL_LINES = "0000"  # 2205 with this feedetl_sn cancels every unsettled line
+
+
+@dataclass
+class Encounter:
+    mdtrt_id: str
+    psn_no: str
+    fixmedins_code: str
+    begntime: str
+    med_type: str = "11"
+    cancelled: bool = False
+    lines: dict[str, dict[str, Any]] = field(default_factory=dict)  # feedetl_sn -> the uploaded line
+    settled: dict[str, str] = field(default_factory=dict)  # feedetl_sn -> setl_id
+
+    def open_lines(self) -> list[dict[str, Any]]:
+        """Uploaded, not yet settled, not cancelled lines, in upload order."""
+        return [line for sn, line in self.lines.items() if sn not in self.settled]
+
+
+class Encounters:
+    def __init__(self) -> None:
+        self.by_id: dict[str, Encounter] = {}
+        self.count = 0
+        self._settled_lines: dict[str, tuple[str, list[str]]] = {}  # setl_id -> (mdtrt_id, feedetl_sns)
+
+    def get(self, mdtrt_id: str) -> Encounter | None:
+        return self.by_id.get(mdtrt_id)
+
+    def apply(self, kind: str, body: dict[str, Any]) -> None:
+        if kind == REGISTER:
+            self.by_id[body["mdtrt_id"]] = Encounter(body["mdtrt_id"], body["psn_no"], body["fixmedins_code"],
+                                                     body["begntime"], body.get("med_type", "11"))
+            self.count += 1
+        elif kind == REGISTER_CANCEL:
+            self.by_id[body["mdtrt_id"]].cancelled = True
+        elif kind == VISIT:
+            self.by_id[body["mdtrt_id"]].med_type = body["med_type"]
+        elif kind == FEES:
+            enc = self.by_id[body["mdtrt_id"]]
+            for line in body["lines"]:
+                enc.lines[line["feedetl_sn"]] = line
+        elif kind == FEES_CANCEL:
+            enc = self.by_id[body["mdtrt_id"]]
+            for sn in body["feedetl_sns"]:
+                enc.lines.pop(sn, None)
+
+    def mark_settled(self, mdtrt_id: str, feedetl_sns: list[str], setl_id: str) -> None:
+        enc = self.by_id[mdtrt_id]
+        for sn in feedetl_sns:
+            enc.settled[sn] = setl_id
+        self._settled_lines[setl_id] = (mdtrt_id, list(feedetl_sns))
+
+    def mark_cancelled(self, setl_id: str) -> None:
+        """A cancelled settlement's lines are open again (the counter may settle or cancel them anew)."""
+        mdtrt_id, sns = self._settled_lines.pop(setl_id, ("", []))
+        enc = self.by_id.get(mdtrt_id)
+        for sn in sns:
+            if enc is not None:
+                enc.settled.pop(sn, None)

@@ -1,0 +1,122 @@
+"""The outpatient flow (DOMAIN.md §3): 2201/2202 registration, 2203 visit, 2204/2205 fees, 2206/2207 settle.
+
+A mixin of :class:`medsettle.centre.service.Centre`: these handlers use its lock, journal and settler.
+Every change is a journal entry applied through :class:`Encounters`, so a replay rebuilds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidInput, UnknownPerson
+from .encounters import ALL_LINES, FEES, FEES_CANCEL, REGISTER, REGISTER_CANCEL, VISIT, Encounter
+from .institutions import Institution
+from .messages import Envelope, FeeCancel, FeeUpload, OutpatientSettle, Register, RegisterCancel, Visit
+
+
+class OutpatientFlow:
+    def _register(self, env: Envelope, institution: Institution, payload: Register) -> dict:
+        if institution.tier == "pharmacy":
+            raise InvalidInput("a pharmacy does not register visits (use 2101/2102)", field="infno")
+        try:
+            self.settler.population.index_of(payload.data.psn_no)
+        except UnknownPerson:
+            raise UnknownPerson(f"unknown person {payload.data.psn_no!r}", field="input.data.psn_no") from None
+
+        def body() -> dict[str, Any]:
+            mdtrt_id = f"MD{institution.admdvs}{self.encounters.count + 1:012d}"
+            return {"mdtrt_id": mdtrt_id, "psn_no": payload.data.psn_no,
+                    "fixmedins_code": institution.fixmedins_code, "begntime": payload.data.begntime}
+
+        done = self._event(REGISTER, institution, env, body, lambda b: {
+            "data": {"mdtrt_id": b["mdtrt_id"], "psn_no": b["psn_no"], "ipt_otp_no": payload.data.ipt_otp_no}})
+        return done
+
+    def _register_cancel(self, env: Envelope, institution: Institution, payload: RegisterCancel) -> dict:
+        enc = self._encounter(payload.data.mdtrt_id, payload.data.psn_no, institution, "input.data")
+        if enc.settled:
+            raise InvalidInput("the visit has settled fees: cancel the settlement first (2208)",
+                               field="input.data.mdtrt_id")
+        return self._event(REGISTER_CANCEL, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id}, lambda b: {})
+
+    def _visit(self, env: Envelope, institution: Institution, payload: Visit) -> dict:
+        info = payload.mdtrtinfo
+        enc = self._encounter(info.mdtrt_id, info.psn_no, institution, "input.mdtrtinfo")
+        if info.med_type not in institution.med_types:
+            raise InvalidInput(f"institution {institution.fixmedins_code} may not settle med_type {info.med_type}",
+                               field="input.mdtrtinfo.med_type")
+        return self._event(VISIT, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id, "med_type": info.med_type},
+                           lambda b: {})
+
+    def _fees(self, env: Envelope, institution: Institution, payload: FeeUpload) -> dict:
+        first = payload.feedetail[0]
+        enc = self._encounter(first.mdtrt_id, first.psn_no, institution, "input.feedetail[0]")
+        seen: set[str] = set()
+        for j, line in enumerate(payload.feedetail):
+            if line.mdtrt_id != enc.mdtrt_id or line.psn_no != enc.psn_no:
+                raise InvalidInput("every line of one upload belongs to one visit and person",
+                                   field=f"input.feedetail[{j}].mdtrt_id")
+            if not line.feedetl_sn or line.feedetl_sn in enc.lines or line.feedetl_sn in seen:
+                raise InvalidInput(f"feedetl_sn {line.feedetl_sn!r} is missing or already uploaded",
+                                   field=f"input.feedetail[{j}].feedetl_sn")
+            seen.add(line.feedetl_sn)
+        lines = [line.model_dump(mode="json", include={"feedetl_sn", "med_list_codg", "pric", "cnt",
+                                                        "det_item_fee_sumamt", "hosp_appr_flag"}, exclude_none=True)
+                 for line in payload.feedetail]
+        split = self.settler.presettle(self._bill(env, institution, enc, lines)).line_split()
+        result = [{**s, "pric": line["pric"], "cnt": line["cnt"]} for s, line in zip(split, lines)]
+        return self._event(FEES, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id, "lines": lines},
+                           lambda b: {"result": result})
+
+    def _fees_cancel(self, env: Envelope, institution: Institution, payload: FeeCancel) -> dict:
+        enc = self._encounter(payload.data.mdtrt_id, payload.data.psn_no, institution, "input.data")
+        sn = payload.data.feedetl_sn
+        if sn == ALL_LINES:
+            sns = [line["feedetl_sn"] for line in enc.open_lines()]
+        elif sn in enc.lines and sn not in enc.settled:
+            sns = [sn]
+        else:
+            raise InvalidInput(f"no unsettled line {sn!r} in visit {enc.mdtrt_id}", field="input.data.feedetl_sn")
+        return self._event(FEES_CANCEL, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id, "feedetl_sns": sns},
+                           lambda b: {})
+
+    def _outpatient_presettle(self, env: Envelope, institution: Institution, payload: OutpatientSettle) -> dict:
+        enc, bill = self._outpatient_bill(env, institution, payload)
+        with self._lock:
+            return self._settlement_output(self.settler.presettle(bill))
+
+    def _outpatient_settle(self, env: Envelope, institution: Institution, payload: OutpatientSettle) -> dict:
+        enc, bill = self._outpatient_bill(env, institution, payload)
+        return self._settle(env, institution, bill, {"mdtrt_id": enc.mdtrt_id,
+                                                      "feedetl_sns": [ln["feedetl_sn"] for ln in bill["feedetail"]]})
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _outpatient_bill(self, env: Envelope, institution: Institution, payload: OutpatientSettle
+                         ) -> tuple[Encounter, dict]:
+        data = payload.data
+        enc = self._encounter(data.mdtrt_id, data.psn_no, institution, "input.data")
+        if data.med_type and data.med_type != enc.med_type:
+            raise InvalidInput(f"the visit's med_type is {enc.med_type} (2203)", field="input.data.med_type")
+        lines = enc.open_lines()
+        if not lines:
+            raise InvalidInput("the visit has no unsettled fee lines (2204)", field="input.data.mdtrt_id")
+        bill = self._bill(env, institution, enc, lines)
+        bill["acct_used_flag"] = str(data.acct_used_flag)
+        if data.medfee_sumamt is not None:
+            bill["medfee_sumamt"] = str(data.medfee_sumamt)
+        return enc, bill
+
+    def _bill(self, env: Envelope, institution: Institution, enc: Encounter, lines: list[dict]) -> dict:
+        return {"bill_id": env.msgid, "psn_no": enc.psn_no, "mdtrt_id": enc.mdtrt_id, "med_type": enc.med_type,
+                "setl_time": enc.begntime, "hosp_lv": institution.tier, "mdtrtarea_admvs": institution.admdvs,
+                "feedetail": lines}
+
+    def _encounter(self, mdtrt_id: str, psn_no: str, institution: Institution, where: str) -> Encounter:
+        enc = self.encounters.get(mdtrt_id)
+        if enc is None or enc.cancelled or enc.fixmedins_code != institution.fixmedins_code:
+            raise InvalidInput(f"no open visit {mdtrt_id!r} at {institution.fixmedins_code}",
+                               field=f"{where}.mdtrt_id")
+        if enc.psn_no != psn_no:
+            raise InvalidInput(f"visit {mdtrt_id} is not person {psn_no!r}'s", field=f"{where}.psn_no")
+        return enc
