@@ -228,3 +228,17 @@ def test_an_outpatient_visit_from_registration_to_settlement_and_back(tmp_path):
         assert again["output"]["setlinfo"]["medfee_sumamt"] == 54.0
     finally:
         server.stop()
+
+
+def test_accumulators_after_a_settlement(server):
+    psn = first_person()
+    sign_no = sign_in(server)
+    before, _ = server.call("5206", {"data": {"psn_no": psn, "cum_ym": "202603"}}, sign_no=sign_no)
+    assert before["infcode"] == 0, before
+    settled, _ = server.call("2102", sale(psn, lines=((0, "300.00", "1"),)), sign_no=sign_no)
+    info = settled["output"]["setlinfo"]
+    after, _ = server.call("5206", {"data": {"psn_no": psn, "cum_ym": "202603"}}, sign_no=sign_no)
+    cum = {c["cum_type_code"]: c["cum"] for c in after["output"]["cuminfo"]}
+    assert cum["D-outpatient"] == info["act_pay_dedc"] and cum["P-outpatient"] == info["hifp_pay"]
+    bad, _ = server.call("5206", {"data": {"psn_no": psn, "cum_ym": "2026-3"}}, sign_no=sign_no)
+    assert bad["infcode"] == -1 and "cum_ym" in bad["err_msg"]

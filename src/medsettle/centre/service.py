@@ -31,6 +31,7 @@ from .encounters import EVENT_KINDS, Encounters
 from .institutions import Institution
 from .messages import INPUTS, Cancel, Envelope, PharmacySale, SignIn, SignOut
 from .outpatient import OutpatientFlow
+from .queries import Queries
 
 SIGNIN, SIGNOUT, ANSWER = "signin", "signout", "answer"
 STATE_CHANGING = {"9001", "9002", "2102", "2103", "2201", "2202", "2203", "2204", "2205", "2207", "2208"}
@@ -46,7 +47,7 @@ class CentreUnavailable(MedsettleError):
     code = "CENTRE_UNAVAILABLE"
 
 
-class Centre(OutpatientFlow):
+class Centre(OutpatientFlow, Queries):
     def __init__(self, settler: Settler, journal: GroupCommitJournal, institutions: list[Institution]):
         self.settler = settler
         self.journal = journal
@@ -62,6 +63,7 @@ class Centre(OutpatientFlow):
             "2102": self._pharmacy_settle, "2103": self._cancel, "2201": self._register,
             "2202": self._register_cancel, "2203": self._visit, "2204": self._fees, "2205": self._fees_cancel,
             "2206": self._outpatient_presettle, "2207": self._outpatient_settle, "2208": self._cancel,
+            "5206": self._accumulators,
         }
         replay(journal, settler, observe=self._observe)
 

@@ -1,0 +1,37 @@
+"""Read-only transactions: 5206 year-to-date accumulators."""
+
+from __future__ import annotations
+
+from ..errors import InvalidInput, UnknownPerson
+from ..money import fen_to_decimal
+from .institutions import Institution
+from .messages import Accumulators, Envelope
+
+# cum_type_code of 5206 answers: medsettle's own codes (the platform's differ by region).
+GROUP_CODES = ("D", "P")  # deductible met, pooled fund paid: followed by the benefit group's name
+
+
+class Queries:
+    def _accumulators(self, env: Envelope, institution: Institution, payload: Accumulators) -> dict:
+        data = payload.data
+        try:
+            person = self.settler.population.index_of(data.psn_no)
+        except UnknownPerson:
+            raise UnknownPerson(f"unknown person {data.psn_no!r}", field="input.data.psn_no") from None
+        year = int(data.cum_ym[:4])
+        with self._lock:
+            st = self.settler.engine.get_state(person)
+        if st.acc_year and year < st.acc_year:
+            raise InvalidInput(f"only the current accumulator year ({st.acc_year}) is kept", field="input.data.cum_ym")
+        current = st.acc_year == year
+        region = self.settler.policy.regions[int(self.settler.population.attrs[person]["region"])]
+        cum = []
+        for g, group in enumerate(region.groups):
+            cum.append({"year": str(year), "cum_type_code": f"D-{group.name}",
+                        "cum": fen_to_decimal(st.ded_met[g] if current else 0)})
+            cum.append({"year": str(year), "cum_type_code": f"P-{group.name}",
+                        "cum": fen_to_decimal(st.pooled_paid[g] if current else 0)})
+        for code, value in (("T2-BASE", st.t2_base), ("T2-PAID", st.t2_paid), ("MAF-PAID", st.maf_paid)):
+            cum.append({"year": str(year), "cum_type_code": code, "cum": fen_to_decimal(value if current else 0)})
+        cum.append({"year": str(year), "cum_type_code": "ADM-COUNT", "cum": st.adm_count if current else 0})
+        return {"cuminfo": cum}
