@@ -242,3 +242,51 @@ def test_accumulators_after_a_settlement(server):
     assert cum["D-outpatient"] == info["act_pay_dedc"] and cum["P-outpatient"] == info["hifp_pay"]
     bad, _ = server.call("5206", {"data": {"psn_no": psn, "cum_ym": "2026-3"}}, sign_no=sign_no)
     assert bad["infcode"] == -1 and "cum_ym" in bad["err_msg"]
+
+
+def test_reversal_undoes_an_applied_settlement_and_tombstones_a_lost_one(tmp_path):
+    psn = first_person()
+    server = Server(tmp_path).start()
+    try:
+        sign_no = sign_in(server)
+        settled, omsgid = server.call("2102", sale(psn), sign_no=sign_no)
+        assert settled["infcode"] == 0
+        rvs = {"data": {"psn_no": psn, "omsgid": omsgid, "oinfno": "2102"}}
+        first, _ = server.call("2601", rvs, sign_no=sign_no)
+        assert first["infcode"] == 0 and first["output"]["data"]["rvs_rslt"] == "reversed", first
+        second, _ = server.call("2601", rvs, sign_no=sign_no)  # another 2601 for the same omsgid
+        assert second["output"] == first["output"]
+        # The settlement is cancelled: a 2103 for it is refused as already cancelled.
+        setl_id = settled["output"]["setlinfo"]["setl_id"]
+        again, _ = server.call("2103", {"data": {"setl_id": setl_id, "psn_no": psn}}, sign_no=sign_no)
+        assert again["infcode"] == -1 and "already cancelled" in again["err_msg"]
+        # A message that never arrived: a tombstone, and its late copy is refused.
+        lost = f"{PHARMACY}202603021000009999"
+        tomb, _ = server.call("2601", {"data": {"psn_no": psn, "omsgid": lost, "oinfno": "2102"}}, sign_no=sign_no)
+        assert tomb["output"]["data"]["rvs_rslt"] == "tombstone"
+        late, _ = server.call("2102", sale(psn), sign_no=sign_no, msgid=lost)
+        assert late["infcode"] == -1 and "reversed" in late["err_msg"]
+    finally:
+        server.stop()
+    server = Server(tmp_path).start()
+    try:
+        sign_no = sign_in(server)
+        assert server.call("2601", rvs, sign_no=sign_no)[0]["output"] == first["output"]
+        late, _ = server.call("2102", sale(psn), sign_no=sign_no, msgid=lost)
+        assert late["infcode"] == -1 and "reversed" in late["err_msg"]
+    finally:
+        server.stop()
+
+
+def test_reversal_of_a_registration(server):
+    psn = first_person()
+    sign_no = sign_in(server, HOSPITAL)
+    reg, omsgid = server.call("2201", {"data": {"psn_no": psn, "begntime": "2026-03-02 09:30:00"}}, sign_no=sign_no,
+                              fixmedins_code=HOSPITAL)
+    mdtrt_id = reg["output"]["data"]["mdtrt_id"]
+    rvs, _ = server.call("2601", {"data": {"psn_no": psn, "omsgid": omsgid, "oinfno": "2201"}}, sign_no=sign_no,
+                         fixmedins_code=HOSPITAL)
+    assert rvs["output"]["data"] == {"omsgid": omsgid, "oinfno": "2201", "rvs_rslt": "reversed", "mdtrt_id": mdtrt_id}
+    up, _ = server.call("2204", {"feedetail": [fee(mdtrt_id, psn, "1", 0, "1.00")]}, sign_no=sign_no,
+                        fixmedins_code=HOSPITAL)
+    assert up["infcode"] == -1 and "no open visit" in up["err_msg"]

@@ -200,10 +200,22 @@ class Accumulators(BaseModel):
     data: AccumulatorsData
 
 
+class ReversalData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    psn_no: str = Field(min_length=1)
+    omsgid: str = Field(min_length=1)
+    oinfno: Literal["2201", "2204", "2207", "2102"]  # 2304 and 2401 arrive with the inpatient flow
+
+
+class Reversal(BaseModel):
+    """2601 input: reverse a message whose answer was lost."""
+    data: ReversalData
+
+
 INPUTS: dict[str, type[BaseModel]] = {
     "9001": SignIn, "9002": SignOut, "2101": PharmacySale, "2102": PharmacySale, "2103": Cancel,
     "2201": Register, "2202": RegisterCancel, "2203": Visit, "2204": FeeUpload, "2205": FeeCancel,
-    "2206": OutpatientSettle, "2207": OutpatientSettle, "2208": Cancel, "5206": Accumulators,
+    "2206": OutpatientSettle, "2207": OutpatientSettle, "2208": Cancel, "5206": Accumulators, "2601": Reversal,
 }
 
 

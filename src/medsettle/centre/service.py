@@ -32,9 +32,10 @@ from .institutions import Institution
 from .messages import INPUTS, Cancel, Envelope, PharmacySale, SignIn, SignOut
 from .outpatient import OutpatientFlow
 from .queries import Queries
+from .reversal import REVERSAL, TOMBSTONE, ReversalFlow
 
 SIGNIN, SIGNOUT, ANSWER = "signin", "signout", "answer"
-STATE_CHANGING = {"9001", "9002", "2102", "2103", "2201", "2202", "2203", "2204", "2205", "2207", "2208"}
+STATE_CHANGING = {"9001", "9002", "2102", "2103", "2201", "2202", "2203", "2204", "2205", "2207", "2208", "2601"}
 
 
 class EnvelopeRefused(MedsettleError):
@@ -47,7 +48,7 @@ class CentreUnavailable(MedsettleError):
     code = "CENTRE_UNAVAILABLE"
 
 
-class Centre(OutpatientFlow, Queries):
+class Centre(OutpatientFlow, Queries, ReversalFlow):
     def __init__(self, settler: Settler, journal: GroupCommitJournal, institutions: list[Institution]):
         self.settler = settler
         self.journal = journal
@@ -56,6 +57,7 @@ class Centre(OutpatientFlow, Queries):
         self._lock = threading.Lock()
         self._answers: dict[str, tuple[str, Any]] = {}  # msgid -> (request hash, response or Future)
         self._signins: dict[str, dict[str, Any]] = {}  # sign_no -> fixmedins_code, day, ...
+        self._reversals: dict[str, dict] = {}  # omsgid -> the first 2601's output
         self._sign_seq = itertools.count(1)
         self.failed: str | None = None
         self._handlers: dict[str, Callable[[Envelope, Institution, BaseModel], dict]] = {
@@ -63,7 +65,7 @@ class Centre(OutpatientFlow, Queries):
             "2102": self._pharmacy_settle, "2103": self._cancel, "2201": self._register,
             "2202": self._register_cancel, "2203": self._visit, "2204": self._fees, "2205": self._fees_cancel,
             "2206": self._outpatient_presettle, "2207": self._outpatient_settle, "2208": self._cancel,
-            "5206": self._accumulators,
+            "5206": self._accumulators, "2601": self._reverse,
         }
         replay(journal, settler, observe=self._observe)
 
@@ -212,6 +214,8 @@ class Centre(OutpatientFlow, Queries):
                 self._answers[env.msgid] = (digest, pending)
         if stored is not None:
             stored_digest, answer = stored
+            if stored_digest == TOMBSTONE:
+                raise InvalidInput(f"msgid {env.msgid} was reversed by 2601 before it arrived", field="msgid")
             if stored_digest != digest:
                 raise InvalidInput(f"msgid {env.msgid} was already used for another request", field="msgid")
             return _with_times(answer.result() if isinstance(answer, Future) else answer, refmsg_time)
@@ -268,6 +272,10 @@ class Centre(OutpatientFlow, Queries):
             self.encounters.mark_settled(body["mdtrt_id"], body["feedetl_sns"], body["setl_id"])
         elif entry.kind == "cancel":
             self.encounters.mark_cancelled(body["original"])
+        elif entry.kind == REVERSAL:
+            self._reversals[body["omsgid"]] = body["answer_output"]
+            if body["tombstone"]:
+                self._answers[body["omsgid"]] = (TOMBSTONE, None)
         if "msgid" in body:
             self._answers[body["msgid"]] = (body["hash"], {"infcode": 0, "inf_refmsgid": body["msgid"],
                                                            "err_msg": "", "output": body["answer_output"]})
