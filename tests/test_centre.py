@@ -290,3 +290,41 @@ def test_reversal_of_a_registration(server):
     up, _ = server.call("2204", {"feedetail": [fee(mdtrt_id, psn, "1", 0, "1.00")]}, sign_no=sign_no,
                         fixmedins_code=HOSPITAL)
     assert up["infcode"] == -1 and "no open visit" in up["err_msg"]
+
+
+def test_reconciliation_finds_a_one_sided_settlement_and_2601_clears_it(server):
+    sign_no = sign_in(server)
+    persons = [POPULATION.describe(i) for i in range(len(POPULATION))]
+    employees = [p["psn_no"] for p in persons if p["insuplc_admdvs"] == "130100" and p["insutype"] == "310"][:4]
+    kept = []  # what the pharmacy's own books hold
+    for k, psn in enumerate(employees):
+        answer, msgid = server.call("2102", sale(psn, lines=((k, "20.00", "1"),)), sign_no=sign_no)
+        assert answer["infcode"] == 0, answer
+        if k == 2:
+            lost_msgid = msgid  # the answer never reached the counter: the books do not have it
+            continue
+        kept.append(answer["output"]["setlinfo"])
+    cancel, _ = server.call("2103", {"data": {"setl_id": kept[0]["setl_id"], "psn_no": kept[0]["psn_no"]}},
+                            sign_no=sign_no)
+    kept.append(cancel["output"]["setlinfo"])
+    today = cancel["output"]["setlinfo"]["setl_time"][:10]
+
+    def statement():
+        totals = {k: f"{sum(s[k] for s in kept):.2f}" for k in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay")}
+        count = sum(1 if s["medfee_sumamt"] >= 0 else -1 for s in kept)
+        answer, _ = server.call("3201", {"data": {"insutype": "310", "clr_type": "41", "setl_optins": "130100",
+                                                  "stmt_begndate": today, "stmt_enddate": today,
+                                                  "fixmedins_setl_cnt": count, **totals}}, sign_no=sign_no)
+        assert answer["infcode"] == 0, answer
+        return answer["output"]["stmtinfo"]
+
+    assert statement()["stmt_rslt"] == "1"
+    detail, _ = server.call("3202", {"data": {"stmt_begndate": today, "stmt_enddate": today},
+                                     "detail": [{"setl_id": s["setl_id"]} for s in kept]}, sign_no=sign_no)
+    one_sided = [d for d in detail["output"]["detail"] if d["stmt_rslt"] != "both"]
+    assert len(one_sided) == 1 and one_sided[0]["stmt_rslt"] == "centre_only"
+    rvs, _ = server.call("2601", {"data": {"psn_no": employees[2], "omsgid": lost_msgid, "oinfno": "2102"}},
+                         sign_no=sign_no)
+    assert rvs["output"]["data"]["rvs_rslt"] == "reversed"
+    # The settlement and its reversal mirror net to zero: the books now agree with the centre.
+    assert statement()["stmt_rslt"] == "0"

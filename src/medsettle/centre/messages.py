@@ -6,6 +6,7 @@ integrators. Amounts arrive as JSON numbers or numeric strings and are read exac
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from decimal import Decimal
 from typing import Any, Literal
@@ -212,10 +213,46 @@ class Reversal(BaseModel):
     data: ReversalData
 
 
+class StatementData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    insutype: Literal["310", "390"]
+    clr_type: Literal["11", "21", "41"]
+    setl_optins: str = Field(pattern=r"^\d{6}$")
+    stmt_begndate: dt.date
+    stmt_enddate: dt.date
+    medfee_sumamt: Decimal = Field(decimal_places=2)
+    fund_pay_sumamt: Decimal = Field(decimal_places=2)
+    acct_pay: Decimal = Field(decimal_places=2)
+    fixmedins_setl_cnt: int
+
+
+class Statement(BaseModel):
+    """3201 input: the institution's totals for one period, scheme, clearing type and insured region."""
+    data: StatementData
+
+
+class DetailPeriod(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    stmt_begndate: dt.date
+    stmt_enddate: dt.date
+
+
+class DetailLine(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    setl_id: str = Field(min_length=1)
+
+
+class StatementDetail(BaseModel):
+    """3202 input: the period and every setl_id (settlements and cancel mirrors) the institution holds."""
+    data: DetailPeriod
+    detail: list[DetailLine] = Field(max_length=100_000)
+
+
 INPUTS: dict[str, type[BaseModel]] = {
     "9001": SignIn, "9002": SignOut, "2101": PharmacySale, "2102": PharmacySale, "2103": Cancel,
     "2201": Register, "2202": RegisterCancel, "2203": Visit, "2204": FeeUpload, "2205": FeeCancel,
     "2206": OutpatientSettle, "2207": OutpatientSettle, "2208": Cancel, "5206": Accumulators, "2601": Reversal,
+    "3201": Statement, "3202": StatementDetail,
 }
 
 

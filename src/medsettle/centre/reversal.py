@@ -61,6 +61,7 @@ class ReversalFlow:
             if record.cancelled_by is not None:
                 return {"omsgid": omsgid, "oinfno": oinfno, "rvs_rslt": f"already cancelled by {record.cancelled_by}"}
             mirror = self.settler.cancel(setl_id)
+            self._setl_institution[mirror.setl_id] = institution.fixmedins_code
             self.encounters.mark_cancelled(setl_id)
             futures.append(self.journal.append_future("cancel", region, mirror.setl_id, {
                 "setl_id": mirror.setl_id, "original": setl_id, "setl_time": mirror.setl_time.isoformat(),

@@ -32,6 +32,7 @@ from .institutions import Institution
 from .messages import INPUTS, Cancel, Envelope, PharmacySale, SignIn, SignOut
 from .outpatient import OutpatientFlow
 from .queries import Queries
+from .reconciliation import Reconciliation
 from .reversal import REVERSAL, TOMBSTONE, ReversalFlow
 
 SIGNIN, SIGNOUT, ANSWER = "signin", "signout", "answer"
@@ -48,7 +49,7 @@ class CentreUnavailable(MedsettleError):
     code = "CENTRE_UNAVAILABLE"
 
 
-class Centre(OutpatientFlow, Queries, ReversalFlow):
+class Centre(OutpatientFlow, Queries, ReversalFlow, Reconciliation):
     def __init__(self, settler: Settler, journal: GroupCommitJournal, institutions: list[Institution]):
         self.settler = settler
         self.journal = journal
@@ -58,6 +59,7 @@ class Centre(OutpatientFlow, Queries, ReversalFlow):
         self._answers: dict[str, tuple[str, Any]] = {}  # msgid -> (request hash, response or Future)
         self._signins: dict[str, dict[str, Any]] = {}  # sign_no -> fixmedins_code, day, ...
         self._reversals: dict[str, dict] = {}  # omsgid -> the first 2601's output
+        self._setl_institution: dict[str, str] = {}  # setl_id (settlements and mirrors) -> fixmedins_code
         self._sign_seq = itertools.count(1)
         self.failed: str | None = None
         self._handlers: dict[str, Callable[[Envelope, Institution, BaseModel], dict]] = {
@@ -65,7 +67,8 @@ class Centre(OutpatientFlow, Queries, ReversalFlow):
             "2102": self._pharmacy_settle, "2103": self._cancel, "2201": self._register,
             "2202": self._register_cancel, "2203": self._visit, "2204": self._fees, "2205": self._fees_cancel,
             "2206": self._outpatient_presettle, "2207": self._outpatient_settle, "2208": self._cancel,
-            "5206": self._accumulators, "2601": self._reverse,
+            "5206": self._accumulators, "2601": self._reverse, "3201": self._statement,
+            "3202": self._statement_detail,
         }
         replay(journal, settler, observe=self._observe)
 
@@ -137,7 +140,8 @@ class Centre(OutpatientFlow, Queries, ReversalFlow):
         """Settle a bill and journal it with its answer (``extra``: the visit's lines it settles)."""
         with self._lock:
             self._refuse_if_failed()
-            result = self.settler.settle(bill)
+            result = self.settler.settle(bill, when=now_shanghai().replace(tzinfo=None, microsecond=0))
+            self._setl_institution[result.setl_id] = institution.fixmedins_code
             output = self._settlement_output(result)
             if extra:
                 self.encounters.mark_settled(extra["mdtrt_id"], extra["feedetl_sns"], result.setl_id)
@@ -170,6 +174,7 @@ class Centre(OutpatientFlow, Queries, ReversalFlow):
         with self._lock:
             self._refuse_if_failed()
             mirror = self.settler.cancel(payload.data.setl_id)
+            self._setl_institution[mirror.setl_id] = institution.fixmedins_code
             self.encounters.mark_cancelled(payload.data.setl_id)
             output = self._settlement_output(mirror)
             future = self.journal.append_future("cancel", institution.admdvs, mirror.setl_id, {
@@ -258,6 +263,8 @@ class Centre(OutpatientFlow, Queries, ReversalFlow):
     def _observe(self, entry: Entry) -> None:
         """Rebuild sign-ins and stored answers while the journal is replayed."""
         body = entry.body
+        if entry.kind in ("settle", "cancel"):
+            self._setl_institution[body["setl_id"]] = body["fixmedins_code"]
         if entry.kind == SIGNIN:
             self._signins[entry.key] = {k: body[k] for k in ("fixmedins_code", "opter_no", "dev_no", "day")}
             self._sign_seq = itertools.count(len(self._signins) + 1)

@@ -1,0 +1,54 @@
+"""3201/3202 reconciliation (对账, DOMAIN.md §3).
+
+3201 compares an institution's totals for a period with the centre's, per scheme (insutype), clearing
+type (11 for med types 11/13/14, 21 for 21, 41 for 41) and insured region (setl_optins), grouping
+settlements by the date of their setl_time (a cancel mirror on its cancel's date, counting -1 and with
+negative amounts). 3202 lists, per setl_id, whether both sides have it, so one-sided records can be
+found and reversed.
+"""
+
+from __future__ import annotations
+
+from ..engine.results import Settlement
+from ..money import fen_to_decimal
+from .institutions import Institution
+from .messages import Envelope, Statement, StatementDetail
+
+CLR_TYPE = {"11": "11", "13": "11", "14": "11", "21": "21", "41": "41"}
+
+
+class Reconciliation:
+    def _institution_records(self, institution: Institution, begin, end) -> list[Settlement]:
+        """This institution's settlements and mirrors with a setl_time date in [begin, end]."""
+        with self._lock:
+            return [r for setl_id, r in self.settler.records.items()
+                    if self._setl_institution.get(setl_id) == institution.fixmedins_code
+                    and begin <= r.setl_time.date() <= end]
+
+    def _statement(self, env: Envelope, institution: Institution, payload: Statement) -> dict:
+        d = payload.data
+        records = [r for r in self._institution_records(institution, d.stmt_begndate, d.stmt_enddate)
+                   if r.insutype == d.insutype and CLR_TYPE[r.med_type] == d.clr_type
+                   and self._insured_region(r) == d.setl_optins]
+        totals = {name: sum(r.amount(name) for r in records) for name in ("medfee_sumamt", "fund_pay_sumamt",
+                                                                           "acct_pay")}
+        count = sum(-1 if r.mirror_of else 1 for r in records)
+        theirs = {"medfee_sumamt": d.medfee_sumamt, "fund_pay_sumamt": d.fund_pay_sumamt, "acct_pay": d.acct_pay}
+        equal = count == d.fixmedins_setl_cnt and all(fen_to_decimal(totals[k]) == theirs[k] for k in totals)
+        return {"stmtinfo": {
+            "setl_optins": d.setl_optins, "stmt_rslt": "0" if equal else "1",
+            "stmt_rslt_dscr": "totals agree" if equal else "totals differ: compare the detail with 3202",
+            **{k: fen_to_decimal(v) for k, v in totals.items()}, "fixmedins_setl_cnt": count,
+        }}
+
+    def _statement_detail(self, env: Envelope, institution: Institution, payload: StatementDetail) -> dict:
+        d = payload.data
+        ours = {r.setl_id for r in self._institution_records(institution, d.stmt_begndate, d.stmt_enddate)}
+        theirs = {line.setl_id for line in payload.detail}
+        rows = [{"setl_id": s, "stmt_rslt": "both" if s in theirs else "centre_only"} for s in sorted(ours)]
+        rows += [{"setl_id": s, "stmt_rslt": "institution_only"} for s in sorted(theirs - ours)]
+        return {"detail": rows, "one_sided": sum(1 for r in rows if r["stmt_rslt"] != "both")}
+
+    def _insured_region(self, record: Settlement) -> str:
+        population = self.settler.population
+        return population.region_codes[int(population.attrs[record.person]["region"])]
