@@ -65,8 +65,11 @@ def test_malformed_messages_change_nothing(centre, data):
             request["input"]["feedetail"][0][key] = data.draw(scalars)
     answer = centre.handle(request)
     if answer["infcode"] == 0:
-        # A mutation that happened to be valid (say, another acct_used_flag): a real settlement, journaled.
-        assert centre.journal.count() == before_count + 1
+        # A mutation that happened to be valid (say, another acct_used_flag): a real settlement, journaled,
+        # or the stored answer of an earlier identical request (a msgid drawn twice): nothing new.
+        grew = centre.journal.count() - before_count
+        assert grew in (0, 1)
+        assert grew == 1 or (centre.settler.engine.state == before_state).all()
         return
     assert answer["err_msg"]
     refused = answer["err_msg"].split(":")[0] in REFUSALS.values()  # a rule's refusal is a stored answer
