@@ -30,6 +30,10 @@ SECONDS = float(os.environ.get("MEDSETTLE_BENCH_SECONDS", 8))
 PHARMACY = "P13010000001"
 
 
+class _Url(str):
+    pid: int = 0
+
+
 @pytest.fixture(scope="module")
 def centre_url(tmp_path_factory):
     data = tmp_path_factory.mktemp("centre")
@@ -42,6 +46,8 @@ def centre_url(tmp_path_factory):
             url = line.split("listening on ")[1].split()[0]
             break
     assert url, "the centre did not start"
+    url = _Url(url)
+    url.pid = proc.pid
     yield url
     proc.terminate()
     proc.wait(timeout=30)
@@ -99,13 +105,22 @@ def test_http_settlements_per_second(benchmark, centre_url, clients):
     def run():
         result["done"], result["lat"] = asyncio.run(_load(centre_url, clients, SECONDS))
 
+    cpu_before = _cpu_seconds(centre_url.pid)
     benchmark.pedantic(run, rounds=1, iterations=1)
+    server_cpu_ms = (_cpu_seconds(centre_url.pid) - cpu_before) * 1000 / max(1, result["done"])
     lat = sorted(result["lat"])
     tps = result["done"] / SECONDS
     p50, p99 = lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000
     RESULTS.setdefault(("centre http", f"{clients} clients"), {}).update(
         {"settlements/s": tps, "p50_ms": p50, "p99_ms": p99})
-    print(f"\ncentre, {clients} clients: {tps:,.0f} settlements/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(f"\ncentre, {clients} clients: {tps:,.0f} settlements/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+          f"server CPU {server_cpu_ms:.2f} ms per settlement (the load generator shares the machine)")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @pytest.fixture(scope="module")

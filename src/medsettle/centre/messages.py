@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import simplejson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ..engine.bills import FeeLine
 
@@ -38,8 +38,15 @@ class Envelope(BaseModel):
     sign_no: str = ""
     input: dict[str, Any]
 
+    _hash: str | None = PrivateAttr(None)
+
     def request_hash(self) -> str:
         """What makes two requests "the same" (DOMAIN.md §3): msgid plus the canonical JSON of these."""
+        if self._hash is None:
+            self._hash = self._compute_hash()
+        return self._hash
+
+    def _compute_hash(self) -> str:
         canonical = simplejson.dumps([self.infno, self.fixmedins_code, self.mdtrtarea_admvs, self.insuplc_admdvs,
                                       self.input], use_decimal=True, sort_keys=True, separators=(",", ":"),
                                      ensure_ascii=False)

@@ -148,7 +148,7 @@ class Centre(OutpatientFlow, Queries, ReversalFlow, Reconciliation):
             future = self.journal.append_future("settle", institution.admdvs, result.setl_id, {
                 "setl_id": result.setl_id, "bill": bill, "setl_time": result.setl_time.isoformat(),
                 "adm": result.adm, "row": result.row.tolist(), "msgid": env.msgid, "hash": env.request_hash(),
-                "answer_output": output, "fixmedins_code": institution.fixmedins_code, **extra,
+                "fixmedins_code": institution.fixmedins_code, **extra,
             })
         self._wait(future)
         return output
@@ -180,7 +180,7 @@ class Centre(OutpatientFlow, Queries, ReversalFlow, Reconciliation):
             future = self.journal.append_future("cancel", institution.admdvs, mirror.setl_id, {
                 "setl_id": mirror.setl_id, "original": payload.data.setl_id,
                 "setl_time": mirror.setl_time.isoformat(), "row": mirror.row.tolist(), "msgid": env.msgid,
-                "hash": env.request_hash(), "answer_output": output, "fixmedins_code": institution.fixmedins_code,
+                "hash": env.request_hash(), "fixmedins_code": institution.fixmedins_code,
             })
         self._wait(future)
         return output
@@ -284,8 +284,11 @@ class Centre(OutpatientFlow, Queries, ReversalFlow, Reconciliation):
             if body["tombstone"]:
                 self._answers[body["omsgid"]] = (TOMBSTONE, None)
         if "msgid" in body:
+            # A settlement's answer is a function of its record, so it is not journaled twice.
+            output = (body["answer_output"] if "answer_output" in body
+                      else self._settlement_output(self.settler.records[body["setl_id"]]))
             self._answers[body["msgid"]] = (body["hash"], {"infcode": 0, "inf_refmsgid": body["msgid"],
-                                                           "err_msg": "", "output": body["answer_output"]})
+                                                           "err_msg": "", "output": output})
 
 
 def _parse(model: type[BaseModel], data: Any, prefix: str) -> Any:
