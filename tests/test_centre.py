@@ -328,3 +328,65 @@ def test_reconciliation_finds_a_one_sided_settlement_and_2601_clears_it(server):
     assert rvs["output"]["data"]["rvs_rslt"] == "reversed"
     # The settlement and its reversal mirror net to zero: the books now agree with the centre.
     assert statement()["stmt_rslt"] == "0"
+
+
+NO_CAP = [item.med_list_codg for item in POLICY.region("130100").catalogues[0].items
+          if item.chrgitm_lv == "01" and item.pric_uplmt_amt is None]
+
+
+def inpatient_fee(mdtrt_id, psn, sn, pric):
+    return {"feedetl_sn": sn, "mdtrt_id": mdtrt_id, "psn_no": psn, "med_type": "21",
+            "fee_ocur_time": "2026-03-03 10:00:00", "med_list_codg": NO_CAP[0], "pric": pric, "cnt": "1"}
+
+
+def test_an_inpatient_stay_with_a_mid_stay_settlement(tmp_path):
+    # Default policy, 130100, tier 3, employees: inpatient deductible 1000.00 for the 1st admission of the
+    # year, 500.00 for the 2nd. A 600.00 mid-stay settlement uses 600.00 of it, the final one the other 400.00.
+    psn = first_person()
+    server = Server(tmp_path).start()
+    try:
+        sign_no = sign_in(server, HOSPITAL)
+
+        def call(infno, input_, **kw):
+            return server.call(infno, input_, sign_no=sign_no, fixmedins_code=HOSPITAL, **kw)[0]
+
+        admit = {"mdtrtinfo": {"psn_no": psn, "med_type": "21", "begntime": "2026-03-01 08:00:00", "ipt_no": "Z1"},
+                 "diseinfo": [{"diag_code": "K35"}]}
+        first = call("2401", admit)
+        assert first["infcode"] == 0, first
+        stay = first["output"]["data"]["mdtrt_id"]
+        again = call("2401", admit)
+        assert again["infcode"] == -1 and "in hospital already" in again["err_msg"]
+        assert call("2301", {"feedetail": [inpatient_fee(stay, psn, "1", "600.00")]})["infcode"] == 0
+        early = call("2304", {"data": {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "0"}})
+        assert early["infcode"] == -1 and "discharge first" in early["err_msg"]
+        mid = call("2304", {"data": {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "1"}})
+        assert mid["infcode"] == 0, mid
+        assert mid["output"]["setlinfo"]["act_pay_dedc"] == 600.0
+        assert call("2301", {"feedetail": [inpatient_fee(stay, psn, "2", "800.00")]})["infcode"] == 0
+        assert call("2402", {"dscginfo": {"mdtrt_id": stay, "psn_no": psn, "endtime": "2026-03-05 10:00:00"}},
+                    )["infcode"] == 0
+        final = call("2304", {"data": {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "0"}})
+        assert final["infcode"] == 0, final
+        assert final["output"]["setlinfo"]["act_pay_dedc"] == 400.0
+        assert final["output"]["setlinfo"]["setl_time"].startswith("2026-")
+        wrong = call("2207", {"data": {"psn_no": psn, "mdtrt_id": stay}})
+        assert wrong["infcode"] == -1 and "2303/2304" in wrong["err_msg"]
+    finally:
+        server.stop()
+    server = Server(tmp_path).start()  # after a restart the stay is over and a 2nd admission starts at 500.00
+    try:
+        sign_no = sign_in(server, HOSPITAL)
+        second = server.call("2401", {"mdtrtinfo": {"psn_no": psn, "med_type": "21", "begntime": "2026-04-01 08:00:00"}},
+                             sign_no=sign_no, fixmedins_code=HOSPITAL)[0]
+        assert second["infcode"] == 0, second
+        stay2 = second["output"]["data"]["mdtrt_id"]
+        assert server.call("2301", {"feedetail": [inpatient_fee(stay2, psn, "1", "900.00")]}, sign_no=sign_no,
+                           fixmedins_code=HOSPITAL)[0]["infcode"] == 0
+        assert server.call("2402", {"dscginfo": {"mdtrt_id": stay2, "psn_no": psn, "endtime": "2026-04-03 10:00:00"}},
+                           sign_no=sign_no, fixmedins_code=HOSPITAL)[0]["infcode"] == 0
+        pre = server.call("2303", {"data": {"psn_no": psn, "mdtrt_id": stay2, "mid_setl_flag": "0"}},
+                          sign_no=sign_no, fixmedins_code=HOSPITAL)[0]
+        assert pre["infcode"] == 0 and pre["output"]["setlinfo"]["act_pay_dedc"] == 500.0, pre
+    finally:
+        server.stop()

@@ -271,7 +271,7 @@ def bills_generate(persons_file: str, count: int, seed: int, day: str, days: int
 def serve(policy_file, persons_file, db_url, data_dir, port, engine) -> None:
     """Run the settlement centre on 127.0.0.1: POST the platform's envelope to / ; GET /schema for schemas.
 
-    Offers 9001/9002 (sign in/out) and the pharmacy flow 2101/2102/2103 so far. Every answer that
+    Offers sign-in, the pharmacy, outpatient and inpatient flows, 2601, 3201/3202 and 5206 so far. Every answer that
     changes state leaves only after its journal entry is durable; on start the journal is replayed.
     """
     import asyncio  # noqa: PLC0415

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 REGISTER, REGISTER_CANCEL, VISIT, FEES, FEES_CANCEL = "register", "register_cancel", "visit", "fees", "fees_cancel"
-EVENT_KINDS = (REGISTER, REGISTER_CANCEL, VISIT, FEES, FEES_CANCEL)
+DISCHARGE, DISCHARGE_CANCEL = "discharge", "discharge_cancel"
+EVENT_KINDS = (REGISTER, REGISTER_CANCEL, VISIT, FEES, FEES_CANCEL, DISCHARGE, DISCHARGE_CANCEL)
 ALL_LINES = "0000"  # 2205 with this feedetl_sn cancels every unsettled line
 
 
@@ -20,14 +21,24 @@ class Encounter:
     psn_no: str
     fixmedins_code: str
     begntime: str
-    med_type: str = "11"
+    med_type: str = "11"  # 21 for an admission (2401)
     cancelled: bool = False
+    endtime: str = ""  # discharge time (2402); empty while the patient is in hospital
     lines: dict[str, dict[str, Any]] = field(default_factory=dict)  # feedetl_sn -> the uploaded line
     settled: dict[str, str] = field(default_factory=dict)  # feedetl_sn -> setl_id
+
+    @property
+    def inpatient(self) -> bool:
+        return self.med_type == "21"
 
     def open_lines(self) -> list[dict[str, Any]]:
         """Uploaded, not yet settled, not cancelled lines, in upload order."""
         return [line for sn, line in self.lines.items() if sn not in self.settled]
+
+    @property
+    def closed(self) -> bool:
+        """Discharged and every uploaded line settled: the stay is over."""
+        return bool(self.endtime) and bool(self.lines) and not self.open_lines()
 
 
 class Encounters:
@@ -39,6 +50,13 @@ class Encounters:
     def get(self, mdtrt_id: str) -> Encounter | None:
         return self.by_id.get(mdtrt_id)
 
+    def in_hospital(self, psn_no: str) -> Encounter | None:
+        """The person's admission that is neither cancelled nor finally settled after discharge, if any."""
+        for enc in self.by_id.values():
+            if enc.psn_no == psn_no and enc.inpatient and not enc.cancelled and not enc.closed:
+                return enc
+        return None
+
     def apply(self, kind: str, body: dict[str, Any]) -> None:
         if kind == REGISTER:
             self.by_id[body["mdtrt_id"]] = Encounter(body["mdtrt_id"], body["psn_no"], body["fixmedins_code"],
@@ -48,6 +66,10 @@ class Encounters:
             self.by_id[body["mdtrt_id"]].cancelled = True
         elif kind == VISIT:
             self.by_id[body["mdtrt_id"]].med_type = body["med_type"]
+        elif kind == DISCHARGE:
+            self.by_id[body["mdtrt_id"]].endtime = body["endtime"]
+        elif kind == DISCHARGE_CANCEL:
+            self.by_id[body["mdtrt_id"]].endtime = ""
         elif kind == FEES:
             enc = self.by_id[body["mdtrt_id"]]
             for line in body["lines"]:

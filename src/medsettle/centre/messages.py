@@ -212,7 +212,7 @@ class ReversalData(BaseModel):
     model_config = ConfigDict(extra="allow")
     psn_no: str = Field(min_length=1)
     omsgid: str = Field(min_length=1)
-    oinfno: Literal["2201", "2204", "2207", "2102"]  # 2304 and 2401 arrive with the inpatient flow
+    oinfno: Literal["2201", "2204", "2207", "2102", "2304", "2401", "2301"]
 
 
 class Reversal(BaseModel):
@@ -255,11 +255,63 @@ class StatementDetail(BaseModel):
     detail: list[DetailLine] = Field(max_length=100_000)
 
 
+class AdmissionInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    psn_no: str = Field(min_length=1)
+    insutype: str = ""
+    mdtrt_cert_type: str = ""
+    mdtrt_cert_no: str = ""
+    med_type: Literal["21"] = "21"
+    begntime: str = Field(min_length=10)
+    ipt_no: str = ""
+
+
+class Admission(BaseModel):
+    """2401 input."""
+    mdtrtinfo: AdmissionInfo
+    diseinfo: list[dict[str, Any]] = []
+
+
+class DischargeInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    mdtrt_id: str = Field(min_length=1)
+    psn_no: str = Field(min_length=1)
+    endtime: str = Field(min_length=10)
+
+
+class Discharge(BaseModel):
+    """2402 input."""
+    dscginfo: DischargeInfo
+    diseinfo: list[dict[str, Any]] = []
+
+
+class StayData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    mdtrt_id: str = Field(min_length=1)
+    psn_no: str = Field(min_length=1)
+
+
+class StayCancel(BaseModel):
+    """2404 (admission cancel) and 2405 (discharge cancel) input."""
+    data: StayData
+
+
+class InpatientSettleData(OutpatientSettleData):
+    mid_setl_flag: Literal["0", "1", 0, 1] = "0"
+
+
+class InpatientSettle(BaseModel):
+    """2303 (pre-settle) and 2304 (settle; mid_setl_flag 1 for a mid-stay settlement) input."""
+    data: InpatientSettleData
+
+
 INPUTS: dict[str, type[BaseModel]] = {
     "9001": SignIn, "9002": SignOut, "2101": PharmacySale, "2102": PharmacySale, "2103": Cancel,
     "2201": Register, "2202": RegisterCancel, "2203": Visit, "2204": FeeUpload, "2205": FeeCancel,
     "2206": OutpatientSettle, "2207": OutpatientSettle, "2208": Cancel, "5206": Accumulators, "2601": Reversal,
-    "3201": Statement, "3202": StatementDetail,
+    "3201": Statement, "3202": StatementDetail, "2401": Admission, "2402": Discharge, "2404": StayCancel,
+    "2405": StayCancel, "2301": FeeUpload, "2302": FeeCancel, "2303": InpatientSettle, "2304": InpatientSettle,
+    "2305": Cancel,
 }
 
 

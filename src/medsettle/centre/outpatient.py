@@ -34,6 +34,8 @@ class OutpatientFlow:
 
     def _register_cancel(self, env: Envelope, institution: Institution, payload: RegisterCancel) -> dict:
         enc = self._encounter(payload.data.mdtrt_id, payload.data.psn_no, institution, "input.data")
+        if enc.inpatient:
+            raise InvalidInput(f"{enc.mdtrt_id} is an admission: cancel it with 2404", field="input.data.mdtrt_id")
         if enc.settled:
             raise InvalidInput("the visit has settled fees: cancel the settlement first (2208)",
                                field="input.data.mdtrt_id")
@@ -42,6 +44,8 @@ class OutpatientFlow:
     def _visit(self, env: Envelope, institution: Institution, payload: Visit) -> dict:
         info = payload.mdtrtinfo
         enc = self._encounter(info.mdtrt_id, info.psn_no, institution, "input.mdtrtinfo")
+        if enc.inpatient:
+            raise InvalidInput(f"{enc.mdtrt_id} is an admission", field="input.mdtrtinfo.mdtrt_id")
         if info.med_type not in institution.med_types:
             raise InvalidInput(f"institution {institution.fixmedins_code} may not settle med_type {info.med_type}",
                                field="input.mdtrtinfo.med_type")
@@ -49,8 +53,12 @@ class OutpatientFlow:
                            lambda b: {})
 
     def _fees(self, env: Envelope, institution: Institution, payload: FeeUpload) -> dict:
+        """2204 for a visit, 2301 for an admission."""
         first = payload.feedetail[0]
         enc = self._encounter(first.mdtrt_id, first.psn_no, institution, "input.feedetail[0]")
+        if enc.inpatient != (env.infno == "2301"):
+            raise InvalidInput("upload an admission's fees with 2301 and a visit's with 2204",
+                               field="input.feedetail[0].mdtrt_id")
         seen: set[str] = set()
         for j, line in enumerate(payload.feedetail):
             if line.mdtrt_id != enc.mdtrt_id or line.psn_no != enc.psn_no:
@@ -96,6 +104,8 @@ class OutpatientFlow:
                          ) -> tuple[Encounter, dict]:
         data = payload.data
         enc = self._encounter(data.mdtrt_id, data.psn_no, institution, "input.data")
+        if enc.inpatient:
+            raise InvalidInput(f"{enc.mdtrt_id} is an admission: settle it with 2303/2304", field="input.data.mdtrt_id")
         if data.med_type and data.med_type != enc.med_type:
             raise InvalidInput(f"the visit's med_type is {enc.med_type} (2203)", field="input.data.med_type")
         lines = enc.open_lines()

@@ -53,7 +53,7 @@ class ReversalFlow:
               original: dict[str, Any], futures: list[Future]) -> dict:
         """Undo an applied original (under the lock); queue its journal entries in ``futures``."""
         region = institution.admdvs
-        if oinfno in ("2207", "2102"):
+        if oinfno in ("2207", "2102", "2304"):
             setl_id = original.get("setlinfo", {}).get("setl_id")
             record = self.settler.records.get(setl_id or "")
             if record is None or record.psn_no != psn_no:
@@ -67,7 +67,7 @@ class ReversalFlow:
                 "setl_id": mirror.setl_id, "original": setl_id, "setl_time": mirror.setl_time.isoformat(),
                 "row": mirror.row.tolist(), "fixmedins_code": institution.fixmedins_code}))
             return {"omsgid": omsgid, "oinfno": oinfno, "rvs_rslt": "reversed", "setl_id": mirror.setl_id}
-        if oinfno == "2201":
+        if oinfno in ("2201", "2401"):
             enc = self.encounters.get(original.get("data", {}).get("mdtrt_id", ""))
             if enc is None or enc.psn_no != psn_no:
                 raise InvalidInput(f"the original is not a registration of {psn_no!r}", field="input.data.omsgid")
@@ -79,7 +79,7 @@ class ReversalFlow:
                 self.encounters.apply(REGISTER_CANCEL, body)
                 futures.append(self.journal.append_future(REGISTER_CANCEL, region, f"{env.msgid}/2601", body))
             return {"omsgid": omsgid, "oinfno": oinfno, "rvs_rslt": "reversed", "mdtrt_id": enc.mdtrt_id}
-        # 2204: cancel the uploaded lines that are still unsettled
+        # 2204 and 2301: cancel the uploaded lines that are still unsettled
         sns = [r["feedetl_sn"] for r in original.get("result", [])]
         enc = next((e for e in self.encounters.by_id.values() if sns and sns[0] in e.lines), None)
         if enc is None or enc.psn_no != psn_no:

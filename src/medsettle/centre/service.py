@@ -30,13 +30,15 @@ from ..timeutil import now_shanghai
 from .encounters import EVENT_KINDS, Encounters
 from .institutions import Institution
 from .messages import INPUTS, Cancel, Envelope, PharmacySale, SignIn, SignOut
+from .inpatient import InpatientFlow
 from .outpatient import OutpatientFlow
 from .queries import Queries
 from .reconciliation import Reconciliation
 from .reversal import REVERSAL, TOMBSTONE, ReversalFlow
 
 SIGNIN, SIGNOUT, ANSWER = "signin", "signout", "answer"
-STATE_CHANGING = {"9001", "9002", "2102", "2103", "2201", "2202", "2203", "2204", "2205", "2207", "2208", "2601"}
+STATE_CHANGING = {"9001", "9002", "2102", "2103", "2201", "2202", "2203", "2204", "2205", "2207", "2208", "2601",
+                  "2401", "2402", "2404", "2405", "2301", "2302", "2304", "2305"}
 
 
 class EnvelopeRefused(MedsettleError):
@@ -49,7 +51,7 @@ class CentreUnavailable(MedsettleError):
     code = "CENTRE_UNAVAILABLE"
 
 
-class Centre(OutpatientFlow, Queries, ReversalFlow, Reconciliation):
+class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliation):
     def __init__(self, settler: Settler, journal: GroupCommitJournal, institutions: list[Institution]):
         self.settler = settler
         self.journal = journal
@@ -68,7 +70,10 @@ class Centre(OutpatientFlow, Queries, ReversalFlow, Reconciliation):
             "2202": self._register_cancel, "2203": self._visit, "2204": self._fees, "2205": self._fees_cancel,
             "2206": self._outpatient_presettle, "2207": self._outpatient_settle, "2208": self._cancel,
             "5206": self._accumulators, "2601": self._reverse, "3201": self._statement,
-            "3202": self._statement_detail,
+            "3202": self._statement_detail, "2401": self._admit, "2402": self._discharge,
+            "2404": self._admission_cancel, "2405": self._discharge_cancel, "2301": self._fees,
+            "2302": self._fees_cancel, "2303": self._inpatient_presettle, "2304": self._inpatient_settle,
+            "2305": self._cancel,
         }
         replay(journal, settler, observe=self._observe)
 

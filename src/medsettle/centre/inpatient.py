@@ -1,0 +1,98 @@
+"""The inpatient flow (DOMAIN.md §2 'Admissions', §3): 2401/2402/2404/2405 admission and discharge,
+2301/2302 fees (the outpatient handlers, for admissions), 2303/2304 settle (mid-stay too), 2305 cancel.
+
+An admission is an encounter with med_type 21. A person has one admission in hospital at a time. Its
+deductible is charged once across all its settlements (the engines key it by mdtrt_id). The bill's
+date is the discharge time for the final settlement and the settlement's time for a mid-stay one.
+"""
+
+from __future__ import annotations
+
+from ..errors import InvalidInput, UnknownPerson
+from ..timeutil import now_shanghai
+from .encounters import DISCHARGE, DISCHARGE_CANCEL, REGISTER, REGISTER_CANCEL, Encounter
+from .institutions import Institution
+from .messages import Admission, Discharge, Envelope, InpatientSettle, StayCancel
+
+
+class InpatientFlow:
+    def _admit(self, env: Envelope, institution: Institution, payload: Admission) -> dict:
+        info = payload.mdtrtinfo
+        if "21" not in institution.med_types:
+            raise InvalidInput(f"institution {institution.fixmedins_code} does not admit patients",
+                               field="input.mdtrtinfo.med_type")
+        try:
+            self.settler.population.index_of(info.psn_no)
+        except UnknownPerson:
+            raise UnknownPerson(f"unknown person {info.psn_no!r}", field="input.mdtrtinfo.psn_no") from None
+        current = self.encounters.in_hospital(info.psn_no)
+        if current is not None:
+            raise InvalidInput(f"person {info.psn_no} is in hospital already (mdtrt_id {current.mdtrt_id})",
+                               field="input.mdtrtinfo.psn_no")
+
+        def body() -> dict:
+            return {"mdtrt_id": f"ZY{institution.admdvs}{self.encounters.count + 1:012d}", "psn_no": info.psn_no,
+                    "fixmedins_code": institution.fixmedins_code, "begntime": info.begntime, "med_type": "21"}
+
+        return self._event(REGISTER, institution, env, body, lambda b: {
+            "data": {"mdtrt_id": b["mdtrt_id"], "psn_no": b["psn_no"], "ipt_otp_no": info.ipt_no}})
+
+    def _discharge(self, env: Envelope, institution: Institution, payload: Discharge) -> dict:
+        info = payload.dscginfo
+        enc = self._stay(info.mdtrt_id, info.psn_no, institution, "input.dscginfo")
+        if enc.endtime:
+            raise InvalidInput(f"admission {enc.mdtrt_id} was discharged at {enc.endtime}",
+                               field="input.dscginfo.mdtrt_id")
+        return self._event(DISCHARGE, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id, "endtime": info.endtime},
+                           lambda b: {})
+
+    def _admission_cancel(self, env: Envelope, institution: Institution, payload: StayCancel) -> dict:
+        enc = self._stay(payload.data.mdtrt_id, payload.data.psn_no, institution, "input.data")
+        if enc.settled:
+            raise InvalidInput("the admission has settlements: cancel them first (2305)", field="input.data.mdtrt_id")
+        return self._event(REGISTER_CANCEL, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id}, lambda b: {})
+
+    def _discharge_cancel(self, env: Envelope, institution: Institution, payload: StayCancel) -> dict:
+        enc = self._stay(payload.data.mdtrt_id, payload.data.psn_no, institution, "input.data")
+        if not enc.endtime or enc.closed:
+            raise InvalidInput("only a discharge not yet finally settled can be cancelled",
+                               field="input.data.mdtrt_id")
+        return self._event(DISCHARGE_CANCEL, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id}, lambda b: {})
+
+    def _inpatient_presettle(self, env: Envelope, institution: Institution, payload: InpatientSettle) -> dict:
+        _, bill = self._inpatient_bill(env, institution, payload)
+        with self._lock:
+            return self._settlement_output(self.settler.presettle(bill))
+
+    def _inpatient_settle(self, env: Envelope, institution: Institution, payload: InpatientSettle) -> dict:
+        enc, bill = self._inpatient_bill(env, institution, payload)
+        return self._settle(env, institution, bill, {"mdtrt_id": enc.mdtrt_id,
+                                                      "feedetl_sns": [ln["feedetl_sn"] for ln in bill["feedetail"]]})
+
+    def _inpatient_bill(self, env: Envelope, institution: Institution, payload: InpatientSettle
+                        ) -> tuple[Encounter, dict]:
+        data = payload.data
+        enc = self._stay(data.mdtrt_id, data.psn_no, institution, "input.data")
+        mid_stay = str(data.mid_setl_flag) == "1"
+        if mid_stay and enc.endtime:
+            raise InvalidInput("the patient is discharged: settle finally (mid_setl_flag 0)",
+                               field="input.data.mid_setl_flag")
+        if not mid_stay and not enc.endtime:
+            raise InvalidInput("discharge first (2402), or settle mid-stay with mid_setl_flag 1",
+                               field="input.data.mid_setl_flag")
+        lines = enc.open_lines()
+        if not lines:
+            raise InvalidInput("the admission has no unsettled fee lines (2301)", field="input.data.mdtrt_id")
+        bill = self._bill(env, institution, enc, lines)
+        bill["setl_time"] = (env.inf_time or now_shanghai().strftime("%Y-%m-%d %H:%M:%S")) if mid_stay \
+            else enc.endtime
+        bill["acct_used_flag"] = str(data.acct_used_flag)
+        if data.medfee_sumamt is not None:
+            bill["medfee_sumamt"] = str(data.medfee_sumamt)
+        return enc, bill
+
+    def _stay(self, mdtrt_id: str, psn_no: str, institution: Institution, where: str) -> Encounter:
+        enc = self._encounter(mdtrt_id, psn_no, institution, where)
+        if not enc.inpatient:
+            raise InvalidInput(f"{mdtrt_id} is an outpatient visit, not an admission", field=f"{where}.mdtrt_id")
+        return enc
