@@ -390,3 +390,18 @@ def test_an_inpatient_stay_with_a_mid_stay_settlement(tmp_path):
         assert pre["infcode"] == 0 and pre["output"]["setlinfo"]["act_pay_dedc"] == 500.0, pre
     finally:
         server.stop()
+
+
+def test_cross_region_sale_is_routed_by_the_insured_region(server):
+    # A person insured in 330300 buys at a 130100 pharmacy: treatment catalogue of 130100, insured policy of
+    # 330300 (with its cross-region cut unless filed); a wrong insuplc_admdvs is refused naming the field.
+    visitor = first_person(region="330300")
+    sign_no = sign_in(server)
+    body = {"infno": "2102", "msgid": f"{PHARMACY}202603021000007001", "mdtrtarea_admvs": "130100",
+            "insuplc_admdvs": "130100", "fixmedins_code": PHARMACY, "sign_no": sign_no, "input": sale(visitor)}
+    wrong = server.post(body)
+    assert wrong["infcode"] == -1 and "insuplc_admdvs" in wrong["err_msg"]
+    body["insuplc_admdvs"] = "330300"
+    ok = server.post(body)
+    assert ok["infcode"] == 0, ok
+    assert ok["output"]["setlinfo"]["medfee_sumamt"] == 25.0

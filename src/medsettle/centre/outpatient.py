@@ -118,9 +118,23 @@ class OutpatientFlow:
         return enc, bill
 
     def _bill(self, env: Envelope, institution: Institution, enc: Encounter, lines: list[dict]) -> dict:
+        self._check_routing(env, enc.psn_no)
         return {"bill_id": env.msgid, "psn_no": enc.psn_no, "mdtrt_id": enc.mdtrt_id, "med_type": enc.med_type,
                 "setl_time": enc.begntime, "hosp_lv": institution.tier, "mdtrtarea_admvs": institution.admdvs,
                 "feedetail": lines}
+
+    def _check_routing(self, env: Envelope, psn_no: str) -> None:
+        """A settlement message is routed by insuplc_admdvs: when sent, it must be the person's insured region."""
+        if not env.insuplc_admdvs:
+            return
+        try:
+            person = self.settler.population.index_of(psn_no)
+        except UnknownPerson:
+            raise UnknownPerson(f"unknown person {psn_no!r}", field="input.data.psn_no") from None
+        insured = self.settler.population.region_codes[int(self.settler.population.attrs[person]["region"])]
+        if insured != env.insuplc_admdvs:
+            raise InvalidInput(f"person {psn_no} is insured in {insured}, not {env.insuplc_admdvs}",
+                               field="insuplc_admdvs")
 
     def _encounter(self, mdtrt_id: str, psn_no: str, institution: Institution, where: str) -> Encounter:
         enc = self.encounters.get(mdtrt_id)

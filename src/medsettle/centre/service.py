@@ -196,6 +196,7 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
         if "41" not in institution.med_types:
             raise InvalidInput(f"institution {institution.fixmedins_code} may not settle med_type 41",
                                field="input.data.med_type")
+        self._check_routing(env, payload.data.psn_no)
         when = next((f.fee_ocur_time for f in payload.feedetail if f.fee_ocur_time), "") or env.inf_time
         bill = {
             "bill_id": env.msgid, "psn_no": payload.data.psn_no, "mdtrt_id": f"MD{env.msgid}", "med_type": "41",
