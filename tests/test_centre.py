@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sqlite3
@@ -13,6 +14,7 @@ import pytest
 
 from medsettle.engine import Population
 from medsettle.policy import load_default_policy
+from medsettle.policy.models import RuleSet
 
 POLICY = load_default_policy()
 POPULATION = Population.generate(POLICY, 10_000, seed=0)  # what `serve` generates by default
@@ -405,3 +407,19 @@ def test_cross_region_sale_is_routed_by_the_insured_region(server):
     ok = server.post(body)
     assert ok["infcode"] == 0, ok
     assert ok["output"]["setlinfo"]["medfee_sumamt"] == 25.0
+
+
+def test_counters_download_the_catalogue_and_rules_in_force(server):
+    sign_no = sign_in(server)
+    page, _ = server.call("1312", {"data": {"page_size": 100, "date": "2026-03-02"}}, sign_no=sign_no)
+    assert page["infcode"] == 0, page
+    cat = POLICY.region("130100").catalogue_on(datetime.date(2026, 3, 2))
+    assert page["output"]["ver"] == cat.version and page["output"]["total"] == len(cat.items)
+    assert [i["med_list_codg"] for i in page["output"]["items"]] == [i.med_list_codg for i in cat.items[:100]]
+    same, _ = server.call("1312", {"data": {"ver": cat.version, "date": "2026-03-02"}}, sign_no=sign_no)
+    assert same["output"] == {"ver": cat.version, "unchanged": True, "items": []}
+    rules, _ = server.call("9901", {"data": {"date": "2025-06-01", "admdvs": "330300"}}, sign_no=sign_no)
+    assert rules["output"]["ver"] == "330300-2025.1"
+    assert RuleSet.model_validate(rules["output"]["ruleset"]) == POLICY.region("330300").rulesets[0]
+    bad, _ = server.call("9901", {"data": {"admdvs": "999999"}}, sign_no=sign_no)
+    assert bad["infcode"] == -1 and "input.data.admdvs" in bad["err_msg"]

@@ -95,3 +95,10 @@ version = "r1"
 effective_from = 2026-01-01
 med_type_groups = {{ "11" = "outpatient", "13" = "outpatient", "14" = "outpatient", "21" = "outpatient", "41" = "outpatient" }}
 ''' + "".join(benefits)
+
+
+def test_a_dumped_policy_loads_again_unchanged():
+    pol = load_default_policy()
+    dumped = pol.model_dump(mode="json")
+    assert dumped["regions"][0]["rulesets"][0]["benefits"][0]["ceiling"] == "5000.00"  # yuan, exact text
+    assert policy_from_dict(dumped) == pol

@@ -305,13 +305,27 @@ class InpatientSettle(BaseModel):
     data: InpatientSettleData
 
 
+class DownloadData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    admdvs: str = Field("", pattern=r"^(\d{6})?$")  # the region; default: the institution's
+    ver: str = ""  # a version the counter holds: the answer says whether it is still the one in force
+    date: dt.date | None = None  # the day whose version is wanted; default: today (Asia/Shanghai)
+    page_num: int = Field(1, ge=1)
+    page_size: int = Field(1000, ge=1, le=5000)
+
+
+class Download(BaseModel):
+    """1312 (catalogue) and 9901 (medsettle extension: pooled-fund rules) input."""
+    data: DownloadData = DownloadData()
+
+
 INPUTS: dict[str, type[BaseModel]] = {
     "9001": SignIn, "9002": SignOut, "2101": PharmacySale, "2102": PharmacySale, "2103": Cancel,
     "2201": Register, "2202": RegisterCancel, "2203": Visit, "2204": FeeUpload, "2205": FeeCancel,
     "2206": OutpatientSettle, "2207": OutpatientSettle, "2208": Cancel, "5206": Accumulators, "2601": Reversal,
     "3201": Statement, "3202": StatementDetail, "2401": Admission, "2402": Discharge, "2404": StayCancel,
     "2405": StayCancel, "2301": FeeUpload, "2302": FeeCancel, "2303": InpatientSettle, "2304": InpatientSettle,
-    "2305": Cancel,
+    "2305": Cancel, "1312": Download, "9901": Download,
 }
 
 

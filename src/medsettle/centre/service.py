@@ -27,6 +27,7 @@ from ..ledger import GroupCommitJournal
 from ..ledger.journal import Entry
 from ..ledger.replay import replay
 from ..timeutil import now_shanghai
+from .downloads import Downloads
 from .encounters import EVENT_KINDS, Encounters
 from .institutions import Institution
 from .messages import INPUTS, Cancel, Envelope, PharmacySale, SignIn, SignOut
@@ -51,7 +52,7 @@ class CentreUnavailable(MedsettleError):
     code = "CENTRE_UNAVAILABLE"
 
 
-class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliation):
+class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliation, Downloads):
     def __init__(self, settler: Settler, journal: GroupCommitJournal, institutions: list[Institution]):
         self.settler = settler
         self.journal = journal
@@ -73,7 +74,7 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
             "3202": self._statement_detail, "2401": self._admit, "2402": self._discharge,
             "2404": self._admission_cancel, "2405": self._discharge_cancel, "2301": self._fees,
             "2302": self._fees_cancel, "2303": self._inpatient_presettle, "2304": self._inpatient_settle,
-            "2305": self._cancel,
+            "2305": self._cancel, "1312": self._download_catalogue, "9901": self._download_rules,
         }
         replay(journal, settler, observe=self._observe)
 

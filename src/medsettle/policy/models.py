@@ -8,10 +8,11 @@ they are the specification the compiled arrays must agree with.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from functools import cached_property
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
 
 from .. import money
 from .codes import (
@@ -40,10 +41,16 @@ def _price(value: object) -> int:
     return money.to_price_units(value, None)
 
 
-Fen = Annotated[int, BeforeValidator(_fen), Field(ge=0, le=LIMIT_MAX_FEN)]
-BigFen = Annotated[int, BeforeValidator(_fen), Field(ge=0, le=2**62)]
-Bp = Annotated[int, BeforeValidator(_bp), Field(ge=0, le=10_000)]
-PriceUnits = Annotated[int, BeforeValidator(_price), Field(ge=0, le=10**10)]
+# In JSON (mode="json") amounts go back out in yuan and ratios as fractions, exact strings, so a dumped
+# policy loads again unchanged (counters cache rule sets downloaded this way).
+_YUAN = PlainSerializer(lambda v: str(money.fen_to_decimal(v)), return_type=str, when_used="json")
+_FRACTION = PlainSerializer(lambda v: str(money.bp_to_decimal(v)), return_type=str, when_used="json")
+_PRICE = PlainSerializer(lambda v: str(Decimal(v).scaleb(-4)), return_type=str, when_used="json")
+
+Fen = Annotated[int, BeforeValidator(_fen), Field(ge=0, le=LIMIT_MAX_FEN), _YUAN]
+BigFen = Annotated[int, BeforeValidator(_fen), Field(ge=0, le=2**62), _YUAN]
+Bp = Annotated[int, BeforeValidator(_bp), Field(ge=0, le=10_000), _FRACTION]
+PriceUnits = Annotated[int, BeforeValidator(_price), Field(ge=0, le=10**10), _PRICE]
 Admdvs = Annotated[str, Field(pattern=r"^\d{6}$")]
 
 

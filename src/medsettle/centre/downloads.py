@@ -1,0 +1,52 @@
+"""What counters cache for provisional settlement (DOMAIN.md §3 'Rules for the counter').
+
+1312 pages through the catalogue of a treatment region in force on a day (the platform's catalogue
+query); 9901 is medsettle's extension that answers the pooled-fund rule set in force (the models'
+own JSON: amounts in yuan and ratios as fractions, exact strings, so it loads again with
+medsettle.policy.policy_from_dict). Both say which version they answer, so a counter can keep what it has.
+"""
+
+from __future__ import annotations
+
+from ..errors import InvalidInput
+from ..timeutil import now_shanghai
+from .institutions import Institution
+from .messages import Download, Envelope
+
+
+class Downloads:
+    def _download_catalogue(self, env: Envelope, institution: Institution, payload: Download) -> dict:
+        d = payload.data
+        region = self._download_region(d.admdvs or institution.admdvs)
+        day = d.date or now_shanghai().date()
+        catalogue = region.catalogue_on(day)
+        if catalogue is None:
+            raise InvalidInput(f"no catalogue of {region.admdvs} is in force on {day}", field="input.data.date")
+        if d.ver == catalogue.version:
+            return {"ver": catalogue.version, "unchanged": True, "items": []}
+        start = (d.page_num - 1) * d.page_size
+        items = catalogue.items[start:start + d.page_size]
+        return {
+            "ver": catalogue.version, "effective_from": catalogue.effective_from.isoformat(), "unchanged": False,
+            "total": len(catalogue.items), "page_num": d.page_num, "page_size": d.page_size,
+            "items": [item.model_dump(mode="json") for item in items],
+        }
+
+    def _download_rules(self, env: Envelope, institution: Institution, payload: Download) -> dict:
+        d = payload.data
+        region = self._download_region(d.admdvs or institution.admdvs)
+        day = d.date or now_shanghai().date()
+        rules = region.ruleset_on(day)
+        if rules is None:
+            raise InvalidInput(f"no rule set of {region.admdvs} is in force on {day}", field="input.data.date")
+        if d.ver == rules.version:
+            return {"ver": rules.version, "unchanged": True}
+        return {"ver": rules.version, "unchanged": False, "admdvs": region.admdvs,
+                "groups": [g.model_dump(mode="json") for g in region.groups],
+                "ruleset": rules.model_dump(mode="json")}
+
+    def _download_region(self, admdvs: str):
+        try:
+            return self.settler.policy.region(admdvs)
+        except KeyError:
+            raise InvalidInput(f"region {admdvs} is not in the policy", field="input.data.admdvs") from None
