@@ -17,11 +17,7 @@ from .messages import Download, Envelope
 class Downloads:
     def _download_catalogue(self, env: Envelope, institution: Institution, payload: Download) -> dict:
         d = payload.data
-        region = self._download_region(d.admdvs or institution.admdvs)
-        day = d.date or now_shanghai().date()
-        catalogue = region.catalogue_on(day)
-        if catalogue is None:
-            raise InvalidInput(f"no catalogue of {region.admdvs} is in force on {day}", field="input.data.date")
+        region, catalogue = self._in_force(d, institution, "catalogue")
         if d.ver == catalogue.version:
             return {"ver": catalogue.version, "unchanged": True, "items": []}
         start = (d.page_num - 1) * d.page_size
@@ -34,19 +30,22 @@ class Downloads:
 
     def _download_rules(self, env: Envelope, institution: Institution, payload: Download) -> dict:
         d = payload.data
-        region = self._download_region(d.admdvs or institution.admdvs)
-        day = d.date or now_shanghai().date()
-        rules = region.ruleset_on(day)
-        if rules is None:
-            raise InvalidInput(f"no rule set of {region.admdvs} is in force on {day}", field="input.data.date")
+        region, rules = self._in_force(d, institution, "rule set")
         if d.ver == rules.version:
             return {"ver": rules.version, "unchanged": True}
         return {"ver": rules.version, "unchanged": False, "admdvs": region.admdvs,
                 "groups": [g.model_dump(mode="json") for g in region.groups],
                 "ruleset": rules.model_dump(mode="json")}
 
-    def _download_region(self, admdvs: str):
+    def _in_force(self, d, institution: Institution, what: str):
+        """(region, its catalogue or rule set in force on the asked day: today by default)."""
+        admdvs = d.admdvs or institution.admdvs
         try:
-            return self.settler.policy.region(admdvs)
+            region = self.settler.policy.region(admdvs)
         except KeyError:
             raise InvalidInput(f"region {admdvs} is not in the policy", field="input.data.admdvs") from None
+        day = d.date or now_shanghai().date()
+        found = region.catalogue_on(day) if what == "catalogue" else region.ruleset_on(day)
+        if found is None:
+            raise InvalidInput(f"no {what} of {admdvs} is in force on {day}", field="input.data.date")
+        return region, found
