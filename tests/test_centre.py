@@ -15,9 +15,15 @@ import pytest
 from medsettle.engine import Population
 from medsettle.policy import load_default_policy
 from medsettle.policy.models import RuleSet
+from medsettle.centre.registry import Registry
 
 POLICY = load_default_policy()
 POPULATION = Population.generate(POLICY, 10_000, seed=0)  # what `serve` generates by default
+REGISTRY = Registry.generate(POPULATION)  # and the identities and cards it gives them
+
+
+def card_of(psn_no):
+    return REGISTRY.cards_of[psn_no][0]
 PHARMACY = "P13010000001"
 HOSPITAL = "H13010000001"
 
@@ -99,7 +105,8 @@ def sign_in(server, code=PHARMACY):
 
 
 def sale(psn_no, lines=((0, "12.50", "2"),), **data):
-    return {"data": {"psn_no": psn_no, "mdtrt_cert_type": "03", "med_type": "41", "acct_used_flag": "1", **data},
+    return {"data": {"psn_no": psn_no, "mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn_no) if psn_no in
+                     REGISTRY.cards_of else "", "med_type": "41", "acct_used_flag": "1", **data},
             "feedetail": [{"feedetl_sn": str(i + 1), "med_list_codg": CODES[k], "pric": p, "cnt": c,
                            "fee_ocur_time": "2026-03-02 09:58:00"} for i, (k, p, c) in enumerate(lines)]}
 
@@ -191,7 +198,7 @@ def test_an_outpatient_visit_from_registration_to_settlement_and_back(tmp_path):
             return answer, msgid
 
         reg, _ = call("2201", {"data": {"psn_no": psn, "insutype": "310", "begntime": "2026-03-02 09:30:00",
-                                        "mdtrt_cert_type": "03", "mdtrt_cert_no": "X", "ipt_otp_no": "OP1"}})
+                                        "mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn), "ipt_otp_no": "OP1"}})
         assert reg["infcode"] == 0, reg
         mdtrt_id = reg["output"]["data"]["mdtrt_id"]
         visit, _ = call("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn, "med_type": "11"},
@@ -423,3 +430,64 @@ def test_counters_download_the_catalogue_and_rules_in_force(server):
     assert RuleSet.model_validate(rules["output"]["ruleset"]) == POLICY.region("330300").rulesets[0]
     bad, _ = server.call("9901", {"data": {"admdvs": "999999"}}, sign_no=sign_no)
     assert bad["infcode"] == -1 and "input.data.admdvs" in bad["err_msg"]
+
+
+def admin(server, body):
+    req = urllib.request.Request(server.url + "admin", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return json.loads(exc.read())
+
+
+def test_cards_person_info_activation_loss_and_cancellation(tmp_path):
+    active = next(c for c in REGISTRY.cards.values() if c.status == "active"
+                  and POPULATION.describe(POPULATION.index_of(c.psn_no))["insuplc_admdvs"] == "130100")
+    issued = next(c for c in REGISTRY.cards.values() if c.status == "issued"
+                  and POPULATION.describe(POPULATION.index_of(c.psn_no))["insuplc_admdvs"] == "130100")
+    server = Server(tmp_path).start()
+    try:
+        sign_no = sign_in(server)
+        info, _ = server.call("1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": active.card_no,
+                                                "card_sn": active.card_sn}}, sign_no=sign_no)
+        assert info["infcode"] == 0, info
+        base = info["output"]["baseinfo"]
+        assert base["psn_no"] == active.psn_no and len(base["certno"]) == 18
+        by_id, _ = server.call("1101", {"data": {"mdtrt_cert_type": "02", "certno": base["certno"]}}, sign_no=sign_no)
+        assert by_id["output"]["baseinfo"]["psn_no"] == active.psn_no
+        wrong_sn, _ = server.call("1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": active.card_no,
+                                                    "card_sn": "00" * 16}}, sign_no=sign_no)
+        assert wrong_sn["infcode"] == -1 and "CARD_UNKNOWN" in wrong_sn["err_msg"]
+        # An issued card is activated by its first pharmacy sale.
+        first_use, _ = server.call("2102", sale(issued.psn_no), sign_no=sign_no)
+        assert first_use["infcode"] == 0, first_use
+        status, _ = server.call("1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": issued.card_no}},
+                                sign_no=sign_no)
+        assert status["output"]["cardinfo"] == [{"card_no": issued.card_no, "status": "active"}]
+        # Reported lost (and replaced): the old card is refused at every counter, as a stored answer.
+        lost = admin(server, {"action": "card", "card_no": active.card_no, "card_action": "lost", "replace": True})
+        assert lost["ok"] and lost["replacement"]["status"] == "issued", lost
+        refused, msgid = server.call("2102", sale(active.psn_no), sign_no=sign_no)
+        assert refused["infcode"] == -1 and refused["err_msg"].startswith("CARD_LOST"), refused
+        assert server.call("2102", sale(active.psn_no), sign_no=sign_no, msgid=msgid)[0]["err_msg"] == refused["err_msg"]
+        # A cancelled person: every card cancelled, and the engine refuses them too.
+        gone = admin(server, {"action": "cancel_person", "psn_no": issued.psn_no, "reason": "death"})
+        assert gone["ok"], gone
+        after, _ = server.call("2102", sale(issued.psn_no), sign_no=sign_no)
+        assert after["err_msg"].startswith("CARD_CANCELLED"), after
+        assert admin(server, {"action": "card", "card_no": "nope", "card_action": "lost"})["ok"] is False
+    finally:
+        server.stop()
+    server = Server(tmp_path).start()  # the card events were journaled: a restart keeps them
+    try:
+        sign_no = sign_in(server)
+        again, _ = server.call("2102", sale(active.psn_no), sign_no=sign_no)
+        assert again["err_msg"].startswith("CARD_LOST")
+        no_card = sale(issued.psn_no)
+        no_card["data"]["mdtrt_cert_type"] = "02"
+        dead, _ = server.call("2102", no_card, sign_no=sign_no)
+        assert dead["err_msg"].startswith("PERSON_INACTIVE"), dead
+    finally:
+        server.stop()

@@ -1,6 +1,7 @@
 """The centre over HTTP (aiohttp): one endpoint takes the platform's envelope, answers with its response.
 
-POST / (or the platform's own path) with a JSON body; GET /schema for the message schemas. The centre's
+POST / (or the platform's own path) with a JSON body; GET /schema for the message schemas; POST /admin
+for the registry's card and person events (the server listens on 127.0.0.1 only). The centre's
 work runs on a thread pool so that many requests can wait for the journal together (group commit).
 Bodies over 1 MiB, bodies that are not JSON, and anything else malformed get ``infcode -1`` naming
 what is wrong; nothing about them is stored.
@@ -9,16 +10,20 @@ what is wrong; nothing about them is stored.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from aiohttp import web
 
 from ..engine.results import dumps
+from ..errors import MedsettleError
 from .messages import json_schemas
 from .service import Centre
 
+log = logging.getLogger("medsettle.centre")
 MAX_BODY = 1024 * 1024
 PLATFORM_PATH = "/fsi/api/rsfComIfsService/callService"
 
@@ -38,11 +43,38 @@ def make_app(centre: Centre, *, workers: int = 64) -> web.Application:
         except (ValueError, UnicodeDecodeError) as exc:
             return _json({"infcode": -1, "inf_refmsgid": "", "err_msg": f"INVALID_INPUT: the body is not JSON "
                           f"({exc})", "output": {}}, status=400)
-        response = await asyncio.get_running_loop().run_in_executor(executor, centre.handle, data)
+        try:
+            response = await asyncio.get_running_loop().run_in_executor(executor, centre.handle, data)
+        except Exception as exc:  # noqa: BLE001 (a bug: answer in the platform's shape, and log it)
+            log.exception("request failed")
+            return _json({"infcode": -1, "inf_refmsgid": data.get("msgid", "") if isinstance(data, dict) else "",
+                          "err_msg": f"INTERNAL_ERROR: {exc}", "output": {}}, status=500)
         return _json(response)
 
     async def schema(_: web.Request) -> web.Response:
         return _json(json_schemas())
+
+    async def admin(request: web.Request) -> web.Response:
+        """The registry's admin API: {"action": "card", "card_no", "card_action", "replace"} or
+        {"action": "cancel_person", "psn_no", "reason"}; answers {"ok": true, ...} or {"ok": false, "error"}."""
+        try:
+            body = json.loads(await request.read())
+            if body.get("action") == "card":
+                work = functools.partial(centre.card_event, str(body.get("card_no", "")), str(body.get("card_action")),
+                                         replace=bool(body.get("replace")))
+            elif body.get("action") == "cancel_person":
+                work = functools.partial(centre.cancel_person, str(body.get("psn_no", "")), str(body.get("reason")))
+            else:
+                return _json({"ok": False, "error": "action must be card or cancel_person"}, status=400)
+            result = await asyncio.get_running_loop().run_in_executor(executor, work)
+        except (ValueError, AttributeError) as exc:
+            return _json({"ok": False, "error": f"INVALID_INPUT: {exc}"}, status=400)
+        except MedsettleError as exc:
+            return _json({"ok": False, "error": f"{exc.code}: {exc}"}, status=400)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("admin request failed")
+            return _json({"ok": False, "error": f"INTERNAL_ERROR: {exc}"}, status=500)
+        return _json({"ok": True, **result})
 
     async def close_executor(_: web.Application) -> None:
         executor.shutdown(wait=True)
@@ -50,6 +82,7 @@ def make_app(centre: Centre, *, workers: int = 64) -> web.Application:
     app.router.add_post("/", call)
     app.router.add_post(PLATFORM_PATH, call)
     app.router.add_get("/schema", schema)
+    app.router.add_post("/admin", admin)
     app.on_cleanup.append(close_executor)
     return app
 

@@ -25,6 +25,7 @@ class InpatientFlow:
             self.settler.population.index_of(info.psn_no)
         except UnknownPerson:
             raise UnknownPerson(f"unknown person {info.psn_no!r}", field="input.mdtrtinfo.psn_no") from None
+        self._present_card(env, institution, info, info.psn_no, activate=True)
         current = self.encounters.in_hospital(info.psn_no)
         if current is not None:
             raise InvalidInput(f"person {info.psn_no} is in hospital already (mdtrt_id {current.mdtrt_id})",
@@ -60,12 +61,14 @@ class InpatientFlow:
         return self._event(DISCHARGE_CANCEL, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id}, lambda b: {})
 
     def _inpatient_presettle(self, env: Envelope, institution: Institution, payload: InpatientSettle) -> dict:
-        _, bill = self._inpatient_bill(env, institution, payload)
+        enc, bill = self._inpatient_bill(env, institution, payload)
+        self._present_card(env, institution, payload.data, enc.psn_no, presettle=True)
         with self._lock:
             return self._settlement_output(self.settler.presettle(bill))
 
     def _inpatient_settle(self, env: Envelope, institution: Institution, payload: InpatientSettle) -> dict:
         enc, bill = self._inpatient_bill(env, institution, payload)
+        self._present_card(env, institution, payload.data, enc.psn_no)
         return self._settle(env, institution, bill, {"mdtrt_id": enc.mdtrt_id,
                                                       "feedetl_sns": [ln["feedetl_sn"] for ln in bill["feedetail"]]})
 

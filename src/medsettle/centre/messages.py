@@ -319,13 +319,28 @@ class Download(BaseModel):
     data: DownloadData = DownloadData()
 
 
+class PersonQueryData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    mdtrt_cert_type: Literal["01", "02", "03"]
+    mdtrt_cert_no: str = ""
+    card_sn: str = ""
+    certno: str = ""
+    psn_cert_type: str = ""
+    psn_name: str = ""
+
+
+class PersonQuery(BaseModel):
+    """1101 input: who is this, by QR e-voucher (01), ID card (02) or social security card (03)."""
+    data: PersonQueryData
+
+
 INPUTS: dict[str, type[BaseModel]] = {
     "9001": SignIn, "9002": SignOut, "2101": PharmacySale, "2102": PharmacySale, "2103": Cancel,
     "2201": Register, "2202": RegisterCancel, "2203": Visit, "2204": FeeUpload, "2205": FeeCancel,
     "2206": OutpatientSettle, "2207": OutpatientSettle, "2208": Cancel, "5206": Accumulators, "2601": Reversal,
     "3201": Statement, "3202": StatementDetail, "2401": Admission, "2402": Discharge, "2404": StayCancel,
     "2405": StayCancel, "2301": FeeUpload, "2302": FeeCancel, "2303": InpatientSettle, "2304": InpatientSettle,
-    "2305": Cancel, "1312": Download, "9901": Download,
+    "2305": Cancel, "1312": Download, "9901": Download, "1101": PersonQuery,
 }
 
 

@@ -22,6 +22,7 @@ class OutpatientFlow:
             self.settler.population.index_of(payload.data.psn_no)
         except UnknownPerson:
             raise UnknownPerson(f"unknown person {payload.data.psn_no!r}", field="input.data.psn_no") from None
+        self._present_card(env, institution, payload.data, payload.data.psn_no, activate=True)
 
         def body() -> dict[str, Any]:
             mdtrt_id = f"MD{institution.admdvs}{self.encounters.count + 1:012d}"
@@ -90,11 +91,13 @@ class OutpatientFlow:
 
     def _outpatient_presettle(self, env: Envelope, institution: Institution, payload: OutpatientSettle) -> dict:
         enc, bill = self._outpatient_bill(env, institution, payload)
+        self._present_card(env, institution, payload.data, enc.psn_no, presettle=True)
         with self._lock:
             return self._settlement_output(self.settler.presettle(bill))
 
     def _outpatient_settle(self, env: Envelope, institution: Institution, payload: OutpatientSettle) -> dict:
         enc, bill = self._outpatient_bill(env, institution, payload)
+        self._present_card(env, institution, payload.data, enc.psn_no)
         return self._settle(env, institution, bill, {"mdtrt_id": enc.mdtrt_id,
                                                       "feedetl_sns": [ln["feedetl_sn"] for ln in bill["feedetail"]]})
 

@@ -27,6 +27,7 @@ from ..ledger import GroupCommitJournal
 from ..ledger.journal import Entry
 from ..ledger.replay import replay
 from ..timeutil import now_shanghai
+from .cards import CardChecks
 from .downloads import Downloads
 from .encounters import EVENT_KINDS, Encounters
 from .institutions import Institution
@@ -35,6 +36,7 @@ from .inpatient import InpatientFlow
 from .outpatient import OutpatientFlow
 from .queries import Queries
 from .reconciliation import Reconciliation
+from .registry import CARD_EVENT, PERSON_EVENT, Registry
 from .reversal import REVERSAL, TOMBSTONE, ReversalFlow
 
 SIGNIN, SIGNOUT, ANSWER = "signin", "signout", "answer"
@@ -52,10 +54,12 @@ class CentreUnavailable(MedsettleError):
     code = "CENTRE_UNAVAILABLE"
 
 
-class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliation, Downloads):
-    def __init__(self, settler: Settler, journal: GroupCommitJournal, institutions: list[Institution]):
+class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliation, Downloads, CardChecks):
+    def __init__(self, settler: Settler, journal: GroupCommitJournal, institutions: list[Institution],
+                 registry: Registry | None = None):
         self.settler = settler
         self.journal = journal
+        self.registry = registry or Registry.generate(settler.population)
         self.encounters = Encounters()
         self.institutions = {i.fixmedins_code: i for i in institutions}
         self._lock = threading.Lock()
@@ -75,6 +79,7 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
             "2404": self._admission_cancel, "2405": self._discharge_cancel, "2301": self._fees,
             "2302": self._fees_cancel, "2303": self._inpatient_presettle, "2304": self._inpatient_settle,
             "2305": self._cancel, "1312": self._download_catalogue, "9901": self._download_rules,
+            "1101": self._person_info,
         }
         replay(journal, settler, observe=self._observe)
 
@@ -136,11 +141,14 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
 
     def _pharmacy_presettle(self, env: Envelope, institution: Institution, payload: PharmacySale) -> dict:
         bill = self._pharmacy_bill(env, institution, payload)
+        self._present_card(env, institution, payload.data, payload.data.psn_no, presettle=True)
         with self._lock:
             return self._settlement_output(self.settler.presettle(bill))
 
     def _pharmacy_settle(self, env: Envelope, institution: Institution, payload: PharmacySale) -> dict:
-        return self._settle(env, institution, self._pharmacy_bill(env, institution, payload), {})
+        bill = self._pharmacy_bill(env, institution, payload)
+        self._present_card(env, institution, payload.data, payload.data.psn_no, activate=True)
+        return self._settle(env, institution, bill, {})
 
     def _settle(self, env: Envelope, institution: Institution, bill: dict, extra: dict) -> dict:
         """Settle a bill and journal it with its answer (``extra``: the visit's lines it settles)."""
@@ -280,6 +288,8 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
         elif entry.kind == ANSWER:
             self._answers[entry.key] = (body["hash"], body["response"])
             return
+        elif entry.kind in (CARD_EVENT, PERSON_EVENT):
+            self.registry.apply(entry.kind, body)
         elif entry.kind in EVENT_KINDS:
             self.encounters.apply(entry.kind, body)
         elif entry.kind == "settle" and "feedetl_sns" in body:

@@ -1,0 +1,83 @@
+"""Cards at the counter: 1101 person info, card checks on every message that presents one, activation
+on first use at a designated institution, and the card and person events of the admin API.
+
+The centre's record of a card is authoritative (DOMAIN.md §5): a lost or cancelled card is refused at
+every counter; an issued card is activated by its first registration (2201/2401) or pharmacy sale (2102);
+a pre-settlement treats a card its registration would activate as active.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidInput, UnknownPerson
+from .institutions import Institution
+from .messages import Envelope, PersonQuery
+from .registry import CARD_EVENT, ISSUED, PERSON_EVENT, Card, CardRefused
+
+
+class CardChecks:
+    def _person_info(self, env: Envelope, institution: Institution, payload: PersonQuery) -> dict:
+        d = payload.data
+        if d.mdtrt_cert_type == "03":
+            psn_no = self.registry.card_for(d.mdtrt_cert_no, d.card_sn, field="input.data.mdtrt_cert_no").psn_no
+        elif d.mdtrt_cert_type == "02":
+            psn_no = self.registry.person_by_certno(d.certno or d.mdtrt_cert_no)
+        else:
+            raise InvalidInput("the QR e-voucher (01) is not offered by this centre yet: use 02 or 03",
+                               field="input.data.mdtrt_cert_type")
+        with self._lock:
+            balance = self.settler.person_state(psn_no).balance
+        return self.registry.baseinfo(psn_no, balance)
+
+    def _present_card(self, env: Envelope, institution: Institution, data: Any, psn_no: str, *,
+                      activate: bool = False, presettle: bool = False) -> Card | None:
+        """Check the card a message presents (mdtrt_cert_type 03); activate an issued one on first use."""
+        if getattr(data, "mdtrt_cert_type", "") != "03":
+            return None
+        card_sn = (getattr(data, "model_extra", None) or {}).get("card_sn", "")
+        card = self.registry.card_for(data.mdtrt_cert_no, card_sn, psn_no, field="input.data.mdtrt_cert_no")
+        if card.status == ISSUED:
+            if activate:
+                self._commit(CARD_EVENT, institution.admdvs, f"{env.msgid}/activate",
+                             {"card_no": card.card_no, "action": "activate", "by": institution.fixmedins_code},
+                             apply=lambda: self.registry.apply(CARD_EVENT, {"card_no": card.card_no,
+                                                                            "action": "activate"}))
+            elif not presettle:
+                raise CardRefused("CARD_NOT_ACTIVATED", f"card {card.card_no} is not activated: activate it at a "
+                                  "bank or by a registration or pharmacy sale", field="input.data.mdtrt_cert_no")
+        return card
+
+    # -- admin API (journaled events) ---------------------------------------------------------
+
+    def card_event(self, card_no: str, action: str, *, replace: bool = False) -> dict:
+        """activate (at a bank), lost (optionally with a replacement card, issued), or cancel a card."""
+        if action not in ("activate", "lost", "cancel"):
+            raise InvalidInput(f"unknown card action {action!r}: activate, lost or cancel", field="action")
+        card = self.registry.cards.get(card_no)
+        if card is None:
+            raise InvalidInput(f"no card {card_no!r}", field="card_no")
+        body: dict[str, Any] = {"card_no": card_no, "action": action}
+        if action == "lost" and replace:
+            n = len(self.registry.cards)
+            region = card.card_sn[:6]
+            body["replacement"] = {"card_no": f"R{n:08d}", "card_sn": f"{region}D156000005{n:08d}FFFFFFFF",
+                                   "psn_no": card.psn_no, "status": ISSUED}
+        self._commit(CARD_EVENT, card.card_sn[:6], f"admin/{card_no}/{action}/{len(self.registry.cards)}", body,
+                     apply=lambda: self.registry.apply(CARD_EVENT, body))
+        return body
+
+    def cancel_person(self, psn_no: str, reason: str) -> dict:
+        """End a person's insurance here (emigration, household registration lost, transfer out, death)."""
+        if reason not in ("emigration", "household", "transfer_out", "death"):
+            raise InvalidInput(f"unknown reason {reason!r}: emigration, household, transfer_out or death",
+                               field="reason")
+        try:
+            index = self.settler.population.index_of(psn_no)
+        except UnknownPerson:
+            raise UnknownPerson(f"unknown person {psn_no!r}", field="psn_no") from None
+        region = self.settler.population.region_codes[int(self.settler.population.attrs[index]["region"])]
+        body = {"psn_no": psn_no, "action": "cancel", "reason": reason}
+        self._commit(PERSON_EVENT, region, f"admin/{psn_no}/cancel", body,
+                     apply=lambda: self.registry.apply(PERSON_EVENT, body))
+        return body

@@ -1,0 +1,147 @@
+"""Who the insured are and which cards they hold (seeds 000-003, DOMAIN.md §5 'Lifecycle').
+
+The engines know persons only by row and static attributes; the registry adds the identity a counter
+sees (name, ID number, sex, birth date, unit) and the social security cards, whose state the centre
+keeps authoritatively: issued (not yet activated), active, lost, cancelled. A generated population
+gets deterministic identities and one card each, so the same seed always gives the same people.
+Card and person events change state only through :meth:`Registry.apply` (journaled by the centre).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass
+
+from ..engine.persons import FLAG_ACTIVE, FLAG_ASSISTANCE, Population
+from ..errors import SettlementRefused
+
+ISSUED, ACTIVE, LOST, CANCELLED = "issued", "active", "lost", "cancelled"
+CARD_EVENT, PERSON_EVENT = "card_event", "person_event"
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CHECK = "10X98765432"
+
+
+class CardRefused(SettlementRefused):
+    """The card cannot be used: its code says why (CARD_LOST, CARD_CANCELLED, CARD_NOT_ACTIVATED,
+    CARD_UNKNOWN). Like every refusal of a state-changing call, it is a stored answer."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None):
+        super().__init__(code, message)
+        self.field = field
+
+
+@dataclass
+class Identity:
+    psn_no: str
+    psn_name: str
+    certno: str
+    gend: str  # "1" male, "2" female
+    brdy: dt.date
+    emp_name: str
+
+
+@dataclass
+class Card:
+    card_no: str  # 9 characters, printed on the card (EF05 07)
+    card_sn: str  # card identification code, 32 hex digits (EF05 01)
+    psn_no: str
+    status: str = ISSUED
+
+
+def id_check_digit(first17: str) -> str:
+    """The 18th character of a citizen ID number (ISO 7064 MOD 11-2)."""
+    return ID_CHECK[sum(int(c) * w for c, w in zip(first17, ID_WEIGHTS)) % 11]
+
+
+class Registry:
+    def __init__(self, population: Population, identities: dict[str, Identity], cards: list[Card]):
+        self.population = population
+        self.identities = identities
+        self.by_certno = {i.certno: i.psn_no for i in identities.values()}
+        self.cards = {c.card_no: c for c in cards}
+        self.cards_of: dict[str, list[str]] = {}
+        for c in cards:
+            self.cards_of.setdefault(c.psn_no, []).append(c.card_no)
+
+    @classmethod
+    def generate(cls, population: Population, *, seed: int = 0, activated_share: float = 0.9) -> Registry:
+        """Deterministic identities and one card per person (most activated, some only issued)."""
+        rng = random.Random(seed)
+        identities, cards = {}, []
+        for i, psn_no in enumerate(population.psn_nos):
+            d = population.describe(i)
+            age = {"11": rng.randint(22, 58), "12": rng.randint(61, 88), "1501": rng.randint(18, 80),
+                   "1502": rng.randint(1, 17)}[d["psn_type"]]
+            brdy = dt.date(2026 - age, rng.randint(1, 12), rng.randint(1, 28))
+            gend = rng.choice("12")
+            region = d["insuplc_admdvs"]
+            seq = f"{i % 1000:03d}"
+            if (int(seq[-1]) % 2 == 1) != (gend == "1"):  # the 17th digit is odd for men
+                seq = seq[:2] + str((int(seq[-1]) + 1) % 10)
+            first17 = f"{region}{brdy:%Y%m%d}{seq}"
+            identities[psn_no] = Identity(psn_no, rng.choice(SURNAMES) + "".join(rng.sample(GIVEN, rng.randint(1, 2))),
+                                          first17 + id_check_digit(first17), gend, brdy,
+                                          "城乡居民虚拟单位" if d["insutype"] == "390" else f"单位{rng.randint(1, 500):03d}")
+            serial = f"{i:08d}"
+            cards.append(Card(card_no=f"{region[:2]}{i:07d}",
+                              card_sn=f"{region}D156000005{serial}FFFFFFFF",
+                              psn_no=psn_no, status=ACTIVE if rng.random() < activated_share else ISSUED))
+        return cls(population, identities, cards)
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    def card_for(self, card_no: str, card_sn: str = "", psn_no: str = "", *, field: str = "mdtrt_cert_no") -> Card:
+        """The card with this number (and identification code, when given) that may be used now."""
+        card = self.cards.get(card_no)
+        if card is None or (card_sn and card.card_sn.upper() != card_sn.upper()):
+            raise CardRefused("CARD_UNKNOWN", f"no card {card_no!r} with that identification code", field=field)
+        if psn_no and card.psn_no != psn_no:
+            raise CardRefused("CARD_UNKNOWN", f"card {card_no} is not person {psn_no!r}'s", field=field)
+        if card.status == LOST:
+            raise CardRefused("CARD_LOST", f"card {card_no} is reported lost", field=field)
+        if card.status == CANCELLED:
+            raise CardRefused("CARD_CANCELLED", f"card {card_no} is cancelled", field=field)
+        return card
+
+    def person_by_certno(self, certno: str) -> str:
+        psn_no = self.by_certno.get(certno)
+        if psn_no is None:
+            raise CardRefused("UNKNOWN_PERSON", f"no insured person with ID number {certno!r}", field="mdtrt_cert_no")
+        return psn_no
+
+    # -- events -------------------------------------------------------------------------------
+
+    def apply(self, kind: str, body: dict) -> None:
+        if kind == CARD_EVENT:
+            card = self.cards[body["card_no"]]
+            card.status = {"activate": ACTIVE, "lost": LOST, "cancel": CANCELLED}[body["action"]]
+            if body.get("replacement"):  # lost and replaced: a new card, issued, for the same person
+                new = Card(**body["replacement"])
+                self.cards[new.card_no] = new
+                self.cards_of.setdefault(new.psn_no, []).append(new.card_no)
+        elif kind == PERSON_EVENT and body["action"] == "cancel":
+            index = self.population.index_of(body["psn_no"])
+            self.population.attrs["flags"][index] &= 0xFF & ~FLAG_ACTIVE  # the core reads this flag live
+            for card_no in self.cards_of.get(body["psn_no"], []):
+                self.cards[card_no].status = CANCELLED
+
+    def baseinfo(self, psn_no: str, balance: int) -> dict:
+        """The 1101 answer for a person: baseinfo, insuinfo[], idetinfo[]."""
+        from ..money import fen_to_decimal  # noqa: PLC0415
+
+        ident = self.identities[psn_no]
+        d = self.population.describe(self.population.index_of(psn_no))
+        flags = int(self.population.attrs["flags"][self.population.index_of(psn_no)])
+        age = (dt.date.today() - ident.brdy).days // 365
+        return {
+            "baseinfo": {"psn_no": psn_no, "psn_cert_type": "01", "certno": ident.certno, "psn_name": ident.psn_name,
+                         "gend": ident.gend, "brdy": ident.brdy.isoformat(), "age": age},
+            "insuinfo": [{"balc": fen_to_decimal(balance), "insutype": d["insutype"], "psn_type": d["psn_type"],
+                          "psn_insu_stas": "1" if flags & FLAG_ACTIVE else "4", "insuplc_admdvs": d["insuplc_admdvs"],
+                          "emp_name": ident.emp_name}],
+            "idetinfo": [{"psn_idet_type": "2301", "idet_name": "医疗救助对象"}] if flags & FLAG_ASSISTANCE else [],
+            "cardinfo": [{"card_no": c, "status": self.cards[c].status} for c in self.cards_of.get(psn_no, [])],
+        }
