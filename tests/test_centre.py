@@ -491,3 +491,24 @@ def test_cards_person_info_activation_loss_and_cancellation(tmp_path):
         assert dead["err_msg"].startswith("PERSON_INACTIVE"), dead
     finally:
         server.stop()
+
+
+def test_admin_commands_credit_and_cancel_through_the_cli(server):
+    psn = first_person()
+    cli = [sys.executable, "-m", "medsettle.cli", "persons"]
+    ok = subprocess.run(cli + ["credit", psn, "120.50", "--month", "2026-03", "--centre", server.url],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    credited = json.loads(ok.stdout)
+    again = subprocess.run(cli + ["credit", psn, "120.50", "--month", "2026-03", "--centre", server.url],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "already made" in again.stderr
+    sign_no = sign_in(server)
+    info, _ = server.call("1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn)}}, sign_no=sign_no)
+    assert f'{info["output"]["insuinfo"][0]["balc"]:.2f}' == credited["balc"]
+    lost = subprocess.run(cli + ["card", card_of(psn), "lost", "--replace", "--centre", server.url],
+                          capture_output=True, text=True, timeout=60)
+    assert lost.returncode == 0 and json.loads(lost.stdout)["replacement"]["status"] == "issued"
+    unreachable = subprocess.run(cli + ["cancel", psn, "--reason", "death", "--centre", "http://127.0.0.1:9/"],
+                                 capture_output=True, text=True, timeout=60)
+    assert unreachable.returncode == 1 and "cannot reach the centre" in unreachable.stderr

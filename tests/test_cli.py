@@ -110,7 +110,8 @@ def test_policy_check(tmp_path):
 
 def test_every_command_has_help():
     for args in (["--help"], ["demo", "--help"], ["settle", "--help"], ["policy", "check", "--help"],
-                 ["persons", "generate", "--help"], ["bills", "generate", "--help"]):
+                 ["persons", "generate", "--help"], ["bills", "generate", "--help"], ["serve", "--help"],
+                 ["persons", "card", "--help"], ["persons", "credit", "--help"], ["persons", "cancel", "--help"]):
         r = run(*args)
         assert r.returncode == 0 and "Usage:" in r.stdout, args
 

@@ -207,7 +207,7 @@ def policy_path() -> None:
 
 @main.group()
 def persons() -> None:
-    """Insured persons: generate a population file."""
+    """Insured persons: generate a population file; card, credit and cancellation events at a running centre."""
 
 
 @persons.command("generate")
@@ -221,6 +221,57 @@ def persons_generate(count: int, seed: int, policy_file: str | None, out_file: s
     pol = _policy(policy_file)
     Population.generate(pol, count, seed=seed).to_csv(out_file)
     click.echo(f"wrote {count:,} persons to {out_file}", err=True)
+
+
+def _admin(centre_url: str, body: dict) -> None:
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    req = urllib.request.Request(centre_url.rstrip("/") + "/admin", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            answer = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        answer = json.loads(exc.read() or b"{}")
+    except urllib.error.URLError as exc:
+        raise click.ClickException(f"cannot reach the centre at {centre_url}: {exc.reason}") from None
+    if not answer.get("ok"):
+        raise click.ClickException(answer.get("error", "the centre refused"))
+    click.echo(json.dumps(answer, ensure_ascii=False))
+
+
+CENTRE_OPTION = click.option("--centre", "centre_url", default="http://127.0.0.1:8901/", show_default=True,
+                             help="The running centre (medsettle serve).")
+
+
+@persons.command("card")
+@click.argument("card_no")
+@click.argument("action", type=click.Choice(["activate", "lost", "cancel"]))
+@click.option("--replace", is_flag=True, help="With lost: issue a replacement card.")
+@CENTRE_OPTION
+def persons_card(card_no: str, action: str, replace: bool, centre_url: str) -> None:
+    """Activate a card (as a bank would), report it lost (and replace it), or cancel it."""
+    _admin(centre_url, {"action": "card", "card_no": card_no, "card_action": action, "replace": replace})
+
+
+@persons.command("credit")
+@click.argument("psn_no")
+@click.argument("amount")
+@click.option("--month", "key", required=True, help="The month credited (yyyy-mm): each is credited once.")
+@CENTRE_OPTION
+def persons_credit(psn_no: str, amount: str, key: str, centre_url: str) -> None:
+    """Credit a person's personal account (划入) with AMOUNT yuan for a month."""
+    _admin(centre_url, {"action": "credit", "psn_no": psn_no, "amount": amount, "key": key})
+
+
+@persons.command("cancel")
+@click.argument("psn_no")
+@click.option("--reason", required=True, type=click.Choice(["emigration", "household", "transfer_out", "death"]))
+@CENTRE_OPTION
+def persons_cancel(psn_no: str, reason: str, centre_url: str) -> None:
+    """End a person's insurance: every card is cancelled and the person is refused at every counter."""
+    _admin(centre_url, {"action": "cancel_person", "psn_no": psn_no, "reason": reason})
 
 
 @main.group()

@@ -55,17 +55,21 @@ def make_app(centre: Centre, *, workers: int = 64) -> web.Application:
         return _json(json_schemas())
 
     async def admin(request: web.Request) -> web.Response:
-        """The registry's admin API: {"action": "card", "card_no", "card_action", "replace"} or
-        {"action": "cancel_person", "psn_no", "reason"}; answers {"ok": true, ...} or {"ok": false, "error"}."""
+        """The registry's admin API: {"action": "card", "card_no", "card_action", "replace"},
+        {"action": "credit", "psn_no", "amount", "key"} or {"action": "cancel_person", "psn_no", "reason"};
+        answers {"ok": true, ...} or {"ok": false, "error"}."""
         try:
             body = json.loads(await request.read())
             if body.get("action") == "card":
                 work = functools.partial(centre.card_event, str(body.get("card_no", "")), str(body.get("card_action")),
                                          replace=bool(body.get("replace")))
+            elif body.get("action") == "credit":
+                work = functools.partial(centre.credit_account, str(body.get("psn_no", "")), body.get("amount"),
+                                         str(body.get("key", "")))
             elif body.get("action") == "cancel_person":
                 work = functools.partial(centre.cancel_person, str(body.get("psn_no", "")), str(body.get("reason")))
             else:
-                return _json({"ok": False, "error": "action must be card or cancel_person"}, status=400)
+                return _json({"ok": False, "error": "action must be card, credit or cancel_person"}, status=400)
             result = await asyncio.get_running_loop().run_in_executor(executor, work)
         except (ValueError, AttributeError) as exc:
             return _json({"ok": False, "error": f"INVALID_INPUT: {exc}"}, status=400)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InvalidInput, UnknownPerson
+from ..money import fen_to_decimal, to_fen
 from .institutions import Institution
 from .messages import Envelope, PersonQuery
 from .registry import CARD_EVENT, ISSUED, PERSON_EVENT, Card, CardRefused
@@ -66,6 +67,28 @@ class CardChecks:
         self._commit(CARD_EVENT, card.card_sn[:6], f"admin/{card_no}/{action}/{len(self.registry.cards)}", body,
                      apply=lambda: self.registry.apply(CARD_EVENT, body))
         return body
+
+    def credit_account(self, psn_no: str, amount: Any, key: str) -> dict:
+        """Credit a person's account (the monthly 划入) once per ``key`` (say "2026-03"); amount in yuan."""
+        fen = to_fen(amount, "amount")
+        if fen <= 0:
+            raise InvalidInput("a credit is a positive amount", field="amount")
+        try:
+            index = self.settler.population.index_of(psn_no)
+        except UnknownPerson:
+            raise UnknownPerson(f"unknown person {psn_no!r}", field="psn_no") from None
+        region = self.settler.population.region_codes[int(self.settler.population.attrs[index]["region"])]
+        journal_key = f"{psn_no}/{key}"
+        with self._lock:
+            self._refuse_if_failed()
+            if journal_key in self._credit_keys:
+                raise InvalidInput(f"the credit {key} of {psn_no} was already made", field="key")
+            self._credit_keys.add(journal_key)
+            balance = self.settler.credit(psn_no, fen)
+            future = self.journal.append_future("credit", region, journal_key, {
+                "psn_no": psn_no, "amount": fen, "reason": f"monthly credit {key}", "balance": balance})
+        self._wait(future)
+        return {"psn_no": psn_no, "amount": str(fen_to_decimal(fen)), "balc": str(fen_to_decimal(balance))}
 
     def cancel_person(self, psn_no: str, reason: str) -> dict:
         """End a person's insurance here (emigration, household registration lost, transfer out, death)."""

@@ -67,6 +67,7 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
         self._signins: dict[str, dict[str, Any]] = {}  # sign_no -> fixmedins_code, day, ...
         self._reversals: dict[str, dict] = {}  # omsgid -> the first 2601's output
         self._setl_institution: dict[str, str] = {}  # setl_id (settlements and mirrors) -> fixmedins_code
+        self._credit_keys: set[str] = set()  # "psn_no/month" of account credits made
         self._sign_seq = itertools.count(1)
         self.failed: str | None = None
         self._handlers: dict[str, Callable[[Envelope, Institution, BaseModel], dict]] = {
@@ -288,6 +289,8 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
         elif entry.kind == ANSWER:
             self._answers[entry.key] = (body["hash"], body["response"])
             return
+        elif entry.kind == "credit":
+            self._credit_keys.add(entry.key)
         elif entry.kind in (CARD_EVENT, PERSON_EVENT):
             self.registry.apply(entry.kind, body)
         elif entry.kind in EVENT_KINDS:
