@@ -16,6 +16,7 @@ class MedsettleError(Exception):
     def __init__(self, message: str, *, field: str | None = None, bill: int | str | None = None):
         self.field = field
         self.bill = bill
+        self.reason = message  # without the bill and field prefix
         parts = []
         if bill is not None:
             parts.append(f"bill {bill}")
@@ -56,7 +57,7 @@ class TotalMismatch(InvalidInput):
 class SettlementRefused(MedsettleError):
     """A well-formed bill that the rules refuse; nothing was changed.
 
-    ``code`` is one of :data:`medsettle.engine.results.REFUSAL_CODES`.
+    ``code`` is one of :data:`medsettle.engine.columns.REFUSALS` or a card refusal (CARD_LOST, ...).
     """
 
     def __init__(self, code: str, message: str, *, bill: int | str | None = None):

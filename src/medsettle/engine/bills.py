@@ -38,15 +38,26 @@ def line_fee(pric_units: int, cnt_units: int) -> int:
     return money.round_half_up_div(pric_units * cnt_units, LINE_DIVISOR)
 
 
-# Amounts are validated by pydantic's own Decimal parser (exact; numbers and numeric strings alike) with
-# the platform's places, then turned into int units by the properties below: never through float.
-Yuan = Annotated[Decimal, Field(ge=0, le=Decimal(MAX_MEDFEE) / 100, decimal_places=2)]
-Price = Annotated[Decimal, Field(ge=0, le=Decimal(MAX_PRIC_UNITS) / money.PRICE_SCALE, decimal_places=4)]
-Count = Annotated[Decimal, Field(gt=0, le=Decimal(MAX_CNT_UNITS) / money.CNT_SCALE, decimal_places=4)]
+# Amounts are parsed by pydantic's own Decimal parser (exact; numbers and numeric strings alike, NaN and
+# infinity refused), then turned into int units, with their places and bounds checked, by _units: never
+# through float. The bounds are checked there rather than as pydantic constraints, which cost a Python
+# call each on the validated single-bill path.
+Yuan = Decimal
+Price = Decimal
+Count = Decimal
 
 
-def _units(value: Decimal, places: int) -> int:
-    return int(value.scaleb(places))
+def _units(value: Decimal, places: int, low: int, high: int, field: str, *, above_low: bool = False) -> int:
+    """``value`` in int units of 10^-places, checked against [low, high] (or (low, high])."""
+    scaled = value.scaleb(places)
+    units = int(scaled)
+    if units != scaled:
+        raise InvalidInput(f"{value} has more than {places} decimals", field=field)
+    if units < low or (above_low and units == low) or units > high:
+        lowest = Decimal(low).scaleb(-places)
+        raise InvalidInput(f"{value} must be {'more than' if above_low else 'at least'} {lowest} and at most "
+                           f"{Decimal(high).scaleb(-places)}", field=field)
+    return units
 
 
 def _flag(value: object) -> bool:
@@ -72,17 +83,12 @@ class FeeLine(BaseModel):
     det_item_fee_sumamt: Yuan | None = None
     hosp_appr_flag: Flag = False
 
-    @property
-    def pric_units(self) -> int:
-        return _units(self.pric, 4)
-
-    @property
-    def cnt_units(self) -> int:
-        return _units(self.cnt, 4)
-
-    @property
-    def fee_fen(self) -> int | None:
-        return None if self.det_item_fee_sumamt is None else _units(self.det_item_fee_sumamt, 2)
+    def units(self, j: int) -> tuple[int, int, int | None]:
+        """(pric, cnt, det_item_fee_sumamt) in int units, checked; ``j`` names the line in errors."""
+        return (_units(self.pric, 4, 0, MAX_PRIC_UNITS, f"feedetail[{j}].pric"),
+                _units(self.cnt, 4, 0, MAX_CNT_UNITS, f"feedetail[{j}].cnt", above_low=True),
+                None if self.det_item_fee_sumamt is None else
+                _units(self.det_item_fee_sumamt, 2, 0, MAX_MEDFEE, f"feedetail[{j}].det_item_fee_sumamt"))
 
 
 class Bill(BaseModel):
@@ -128,11 +134,11 @@ class Bill(BaseModel):
 
     @property
     def medfee_fen(self) -> int | None:
-        return None if self.medfee_sumamt is None else _units(self.medfee_sumamt, 2)
+        return None if self.medfee_sumamt is None else _units(self.medfee_sumamt, 2, 0, MAX_MEDFEE, "medfee_sumamt")
 
     @property
     def saf_cash_fen(self) -> int | None:
-        return None if self.saf_cash_amt is None else _units(self.saf_cash_amt, 2)
+        return None if self.saf_cash_amt is None else _units(self.saf_cash_amt, 2, 0, MAX_MEDFEE, "saf_cash_amt")
 
 
 def parse_bill(data: object, *, position: int | None = None) -> Bill:
@@ -345,6 +351,16 @@ def resolve_bill(bill: Bill, compiled: CompiledPolicy, population: Population, a
     InvalidInput naming the bill and field; changes nothing but the admission key table."""
     name = bill.bill_id or name
     try:
+        return _resolve(bill, compiled, population, admissions, name)
+    except InvalidInput as exc:
+        if exc.bill is None and name is not None:  # name the bill in errors about one of its fields
+            raise type(exc)(exc.reason, bill=name, field=exc.field) from None
+        raise
+
+
+def _resolve(bill: Bill, compiled: CompiledPolicy, population: Population, admissions: AdmissionKeys,
+             name: str | int | None) -> ResolvedBill:
+    try:
         p = population.index_of(bill.psn_no)
     except InvalidInput:
         raise UnknownPerson(f"unknown person {bill.psn_no!r}", bill=name, field="psn_no") from None
@@ -369,7 +385,7 @@ def resolve_bill(bill: Bill, compiled: CompiledPolicy, population: Population, a
             raise UnknownItem(f"UNKNOWN_ITEM: {line.med_list_codg!r} is not in the catalogue of "
                               f"{compiled.region_codes[region]} in force on {bill_date}",
                               bill=name, field=f"feedetail[{j}].med_list_codg")
-        pric, cnt, caller_fee = line.pric_units, line.cnt_units, line.fee_fen
+        pric, cnt, caller_fee = line.units(j)
         fee = line_fee(pric, cnt)
         if caller_fee is not None and caller_fee != fee:
             raise TotalMismatch(f"{money.fen_to_decimal(caller_fee)} disagrees with round(pric × cnt)"
