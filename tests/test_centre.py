@@ -512,3 +512,20 @@ def test_admin_commands_credit_and_cancel_through_the_cli(server):
     unreachable = subprocess.run(cli + ["cancel", psn, "--reason", "death", "--centre", "http://127.0.0.1:9/"],
                                  capture_output=True, text=True, timeout=60)
     assert unreachable.returncode == 1 and "cannot reach the centre" in unreachable.stderr
+
+
+def test_a_resent_sign_in_gets_its_sign_no_again_after_a_restart(tmp_path):
+    server = Server(tmp_path).start()
+    signin = {"signIn": {"opter_no": "001", "mac": "00:11", "ip": "127.0.0.1"}}
+    try:
+        first, msgid = server.call("9001", signin)
+    finally:
+        server.stop()
+    server = Server(tmp_path).start()
+    try:
+        again, _ = server.call("9001", signin, msgid=msgid)
+        assert again["output"] == first["output"]
+        sale_answer, _ = server.call("2101", sale(first_person()), sign_no=first["output"]["signinoutb"]["sign_no"])
+        assert sale_answer["infcode"] == 0, sale_answer  # the sign-in survived the restart
+    finally:
+        server.stop()

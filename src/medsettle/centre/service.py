@@ -1,4 +1,7 @@
-"""The centre's transactions: envelope checks, sign-in, idempotency, and the pharmacy flow (2101-2103).
+"""The centre: envelope checks, sign-in, idempotency, the pharmacy flow, and dispatch to the other flows.
+
+The transactions live in mixins by subject (outpatient, inpatient, cards, reversal, reconciliation,
+queries, downloads); this class owns the lock, the journal, the stored answers and the replay.
 
 ``Centre.handle(request_dict)`` answers one request with the platform's response dict. It is called
 from several threads at once (the HTTP server's workers): every in-memory change happens under one
@@ -100,9 +103,7 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
             if env.infno not in STATE_CHANGING:
                 return _ok(msgid, refmsg_time, handler(env, institution, payload))
             return self._once(env, lambda: _ok(msgid, refmsg_time, handler(env, institution, payload)), refmsg_time)
-        except SettlementRefused as exc:
-            return _error(msgid, refmsg_time, exc)
-        except MedsettleError as exc:
+        except MedsettleError as exc:  # refusals and bad input alike (refusals were stored by _once)
             return _error(msgid, refmsg_time, exc)
 
     # -- envelope, sign-in ------------------------------------------------------------------
@@ -126,17 +127,24 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
         sign_no = f"{now:%Y%m%d%H%M%S}{institution.fixmedins_code[-5:]}{next(self._sign_seq):06d}"
         record = {"fixmedins_code": institution.fixmedins_code, "opter_no": payload.signIn.opter_no,
                   "dev_no": env.dev_no, "day": now.date().isoformat()}
-        self._commit(SIGNIN, institution.admdvs, sign_no, {**record, "sign_no": sign_no},
+        output = {"signinoutb": {"sign_time": _now_text(), "sign_no": sign_no}}
+        self._commit(SIGNIN, institution.admdvs, sign_no, {**record, "sign_no": sign_no, **self._answer(env, output)},
                      apply=lambda: self._signins.__setitem__(sign_no, record))
-        return {"signinoutb": {"sign_time": _now_text(), "sign_no": sign_no}}
+        return output
 
     def _sign_out(self, env: Envelope, institution: Institution, payload: SignOut) -> dict:
         sign_no = payload.signOut.sign_no
         if sign_no != env.sign_no:
             raise InvalidInput("signs out another terminal's sign_no", field="input.signOut.sign_no")
-        self._commit(SIGNOUT, institution.admdvs, env.msgid, {"sign_no": sign_no},
+        output = {"signoutoutb": {"sign_time": _now_text()}}
+        self._commit(SIGNOUT, institution.admdvs, env.msgid, {"sign_no": sign_no, **self._answer(env, output)},
                      apply=lambda: self._signins.pop(sign_no, None))
-        return {"signoutoutb": {"sign_time": _now_text()}}
+        return output
+
+    @staticmethod
+    def _answer(env: Envelope, output: dict) -> dict:
+        """The journal fields that let a replay give the same request its stored answer again."""
+        return {"msgid": env.msgid, "hash": env.request_hash(), "answer_output": output}
 
     # -- pharmacy ---------------------------------------------------------------------------
 
@@ -176,8 +184,8 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
             body = make_body()
             output = make_output(body)
             self.encounters.apply(kind, body)
-            future = self.journal.append_future(kind, institution.admdvs, env.msgid, {
-                **body, "msgid": env.msgid, "hash": env.request_hash(), "answer_output": output})
+            future = self.journal.append_future(kind, institution.admdvs, env.msgid,
+                                                {**body, **self._answer(env, output)})
         self._wait(future)
         return output
 
