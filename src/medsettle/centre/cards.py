@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidInput, UnknownPerson
+from ..errors import InvalidInput
 from ..money import fen_to_decimal, to_fen
 from .institutions import Institution
 from .messages import Envelope, PersonQuery
@@ -73,11 +73,7 @@ class CardChecks:
         fen = to_fen(amount, "amount")
         if fen <= 0:
             raise InvalidInput("a credit is a positive amount", field="amount")
-        try:
-            index = self.settler.population.index_of(psn_no)
-        except UnknownPerson:
-            raise UnknownPerson(f"unknown person {psn_no!r}", field="psn_no") from None
-        region = self.settler.population.region_codes[int(self.settler.population.attrs[index]["region"])]
+        region = self.settler.population.region_of(self.settler.population.index_of(psn_no))
         journal_key = f"{psn_no}/{key}"
         with self._lock:
             self._refuse_if_failed()
@@ -95,11 +91,7 @@ class CardChecks:
         if reason not in ("emigration", "household", "transfer_out", "death"):
             raise InvalidInput(f"unknown reason {reason!r}: emigration, household, transfer_out or death",
                                field="reason")
-        try:
-            index = self.settler.population.index_of(psn_no)
-        except UnknownPerson:
-            raise UnknownPerson(f"unknown person {psn_no!r}", field="psn_no") from None
-        region = self.settler.population.region_codes[int(self.settler.population.attrs[index]["region"])]
+        region = self.settler.population.region_of(self.settler.population.index_of(psn_no))
         body = {"psn_no": psn_no, "action": "cancel", "reason": reason}
         self._commit(PERSON_EVENT, region, f"admin/{psn_no}/cancel", body,
                      apply=lambda: self.registry.apply(PERSON_EVENT, body))

@@ -8,7 +8,7 @@ date is the discharge time for the final settlement and the settlement's time fo
 
 from __future__ import annotations
 
-from ..errors import InvalidInput, UnknownPerson
+from ..errors import InvalidInput
 from ..timeutil import now_shanghai
 from .encounters import DISCHARGE, DISCHARGE_CANCEL, REGISTER, REGISTER_CANCEL, Encounter
 from .institutions import Institution
@@ -21,10 +21,7 @@ class InpatientFlow:
         if "21" not in institution.med_types:
             raise InvalidInput(f"institution {institution.fixmedins_code} does not admit patients",
                                field="input.mdtrtinfo.med_type")
-        try:
-            self.settler.population.index_of(info.psn_no)
-        except UnknownPerson:
-            raise UnknownPerson(f"unknown person {info.psn_no!r}", field="input.mdtrtinfo.psn_no") from None
+        self.settler.population.index_of(info.psn_no, "input.mdtrtinfo.psn_no")
         self._present_card(env, institution, info, info.psn_no, activate=True)
         current = self.encounters.in_hospital(info.psn_no)
         if current is not None:
@@ -86,12 +83,9 @@ class InpatientFlow:
         lines = enc.open_lines()
         if not lines:
             raise InvalidInput("the admission has no unsettled fee lines (2301)", field="input.data.mdtrt_id")
-        bill = self._bill(env, institution, enc, lines)
+        bill = self._bill(env, institution, enc, lines, data)
         bill["setl_time"] = (env.inf_time or now_shanghai().strftime("%Y-%m-%d %H:%M:%S")) if mid_stay \
             else enc.endtime
-        bill["acct_used_flag"] = str(data.acct_used_flag)
-        if data.medfee_sumamt is not None:
-            bill["medfee_sumamt"] = str(data.medfee_sumamt)
         return enc, bill
 
     def _stay(self, mdtrt_id: str, psn_no: str, institution: Institution, where: str) -> Encounter:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidInput, UnknownPerson
+from ..errors import InvalidInput
 from .encounters import ALL_LINES, FEES, FEES_CANCEL, REGISTER, REGISTER_CANCEL, VISIT, Encounter
 from .institutions import Institution
 from .messages import Envelope, FeeCancel, FeeUpload, OutpatientSettle, Register, RegisterCancel, Visit
@@ -18,10 +18,7 @@ class OutpatientFlow:
     def _register(self, env: Envelope, institution: Institution, payload: Register) -> dict:
         if institution.tier == "pharmacy":
             raise InvalidInput("a pharmacy does not register visits (use 2101/2102)", field="infno")
-        try:
-            self.settler.population.index_of(payload.data.psn_no)
-        except UnknownPerson:
-            raise UnknownPerson(f"unknown person {payload.data.psn_no!r}", field="input.data.psn_no") from None
+        self.settler.population.index_of(payload.data.psn_no, "input.data.psn_no")
         self._present_card(env, institution, payload.data, payload.data.psn_no, activate=True)
 
         def body() -> dict[str, Any]:
@@ -114,27 +111,27 @@ class OutpatientFlow:
         lines = enc.open_lines()
         if not lines:
             raise InvalidInput("the visit has no unsettled fee lines (2204)", field="input.data.mdtrt_id")
-        bill = self._bill(env, institution, enc, lines)
-        bill["acct_used_flag"] = str(data.acct_used_flag)
-        if data.medfee_sumamt is not None:
-            bill["medfee_sumamt"] = str(data.medfee_sumamt)
-        return enc, bill
+        return enc, self._bill(env, institution, enc, lines, data)
 
-    def _bill(self, env: Envelope, institution: Institution, enc: Encounter, lines: list[dict]) -> dict:
+    def _bill(self, env: Envelope, institution: Institution, enc: Encounter, lines: list[dict],
+              data: Any = None) -> dict:
+        """The bill of an encounter's lines; ``data`` (a settle message's) adds acct_used_flag and the
+        caller's medfee_sumamt."""
         self._check_routing(env, enc.psn_no)
-        return {"bill_id": env.msgid, "psn_no": enc.psn_no, "mdtrt_id": enc.mdtrt_id, "med_type": enc.med_type,
+        bill = {"bill_id": env.msgid, "psn_no": enc.psn_no, "mdtrt_id": enc.mdtrt_id, "med_type": enc.med_type,
                 "setl_time": enc.begntime, "hosp_lv": institution.tier, "mdtrtarea_admvs": institution.admdvs,
                 "feedetail": lines}
+        if data is not None:
+            bill["acct_used_flag"] = str(data.acct_used_flag)
+            if data.medfee_sumamt is not None:
+                bill["medfee_sumamt"] = str(data.medfee_sumamt)
+        return bill
 
     def _check_routing(self, env: Envelope, psn_no: str) -> None:
         """A settlement message is routed by insuplc_admdvs: when sent, it must be the person's insured region."""
         if not env.insuplc_admdvs:
             return
-        try:
-            person = self.settler.population.index_of(psn_no)
-        except UnknownPerson:
-            raise UnknownPerson(f"unknown person {psn_no!r}", field="input.data.psn_no") from None
-        insured = self.settler.population.region_codes[int(self.settler.population.attrs[person]["region"])]
+        insured = self.settler.population.region_of(self.settler.population.index_of(psn_no, "input.data.psn_no"))
         if insured != env.insuplc_admdvs:
             raise InvalidInput(f"person {psn_no} is insured in {insured}, not {env.insuplc_admdvs}",
                                field="insuplc_admdvs")

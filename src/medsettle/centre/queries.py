@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import InvalidInput, UnknownPerson
+from ..errors import InvalidInput
 from ..money import fen_to_decimal
 from .institutions import Institution
 from .messages import Accumulators, Envelope
@@ -14,10 +14,7 @@ GROUP_CODES = ("D", "P")  # deductible met, pooled fund paid: followed by the be
 class Queries:
     def _accumulators(self, env: Envelope, institution: Institution, payload: Accumulators) -> dict:
         data = payload.data
-        try:
-            person = self.settler.population.index_of(data.psn_no)
-        except UnknownPerson:
-            raise UnknownPerson(f"unknown person {data.psn_no!r}", field="input.data.psn_no") from None
+        person = self.settler.population.index_of(data.psn_no, "input.data.psn_no")
         year = int(data.cum_ym[:4])
         with self._lock:
             st = self.settler.engine.get_state(person)

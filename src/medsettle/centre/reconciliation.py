@@ -50,5 +50,4 @@ class Reconciliation:
         return {"detail": rows, "one_sided": sum(1 for r in rows if r["stmt_rslt"] != "both")}
 
     def _insured_region(self, record: Settlement) -> str:
-        population = self.settler.population
-        return population.region_codes[int(population.attrs[record.person]["region"])]
+        return self.settler.population.region_of(record.person)

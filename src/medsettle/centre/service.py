@@ -14,7 +14,6 @@ What counts as "the same request", which answers are stored and what 2601 covers
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import threading
 from concurrent.futures import Future

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from .. import money
-from ..errors import InvalidInput, TotalMismatch, UnknownItem, UnknownPerson
+from ..errors import InvalidInput, TotalMismatch, UnknownItem
 from ..policy.codes import MED_TYPE_INDEX, TIER_INDEX
 from ..policy.compile import CompiledPolicy
 from ..timeutil import day_number, local_date
@@ -360,10 +360,7 @@ def resolve_bill(bill: Bill, compiled: CompiledPolicy, population: Population, a
 
 def _resolve(bill: Bill, compiled: CompiledPolicy, population: Population, admissions: AdmissionKeys,
              name: str | int | None) -> ResolvedBill:
-    try:
-        p = population.index_of(bill.psn_no)
-    except InvalidInput:
-        raise UnknownPerson(f"unknown person {bill.psn_no!r}", bill=name, field="psn_no") from None
+    p = population.index_of(bill.psn_no)
     if bill.mdtrtarea_admvs is None:
         region = int(population.attrs[p]["region"])
     else:

@@ -82,13 +82,18 @@ class Population:
     def __len__(self) -> int:
         return len(self.psn_nos)
 
-    def index_of(self, psn_no: str) -> int:
+    def index_of(self, psn_no: str, field: str = "psn_no") -> int:
+        """The person's row; UnknownPerson naming ``field`` (where the caller got psn_no from) if none."""
         if self._index is None:
             self._index = {p: i for i, p in enumerate(self.psn_nos)}
         try:
             return self._index[psn_no]
         except KeyError:
-            raise UnknownPerson(f"unknown person {psn_no!r}", field="psn_no") from None
+            raise UnknownPerson(f"unknown person {psn_no!r}", field=field) from None
+
+    def region_of(self, i: int) -> str:
+        """The insured region (admdvs) of row ``i``."""
+        return self.region_codes[int(self.attrs[i]["region"])]
 
     def describe(self, i: int) -> dict[str, object]:
         """One person's attributes with the platform's codes (for 1101 and for people reading output)."""

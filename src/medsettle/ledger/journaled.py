@@ -63,7 +63,7 @@ class JournaledSettler:
         return balance
 
     def _region(self, person: int) -> str:
-        return self.settler.population.region_codes[int(self.settler.population.attrs[person]["region"])]
+        return self.settler.population.region_of(person)
 
 
 class _rollback_on_failure:

@@ -23,7 +23,6 @@ from .codes import (
     MED_TYPES,
     PSN_TYPES,
     PSN_TYPES_OF_INSUTYPE,
-    TIER_NAMES,
 )
 
 LIMIT_MAX_FEN = 2**31 - 1  # DOMAIN.md §2: limits are below 2^31 fen
