@@ -1,0 +1,27 @@
+"""Reader drivers: read the insured person's social security card at the counter (DOMAIN.md §5).
+
+    from medsettle.readers import PcscReader
+    with PcscReader("Counter 00 00", psam="Counter 00 01") as reader:
+        reader.wait_for_card(timeout=10)
+        card = reader.read_card()        # a CardRecord
+        reader.verify_pin("123456")
+        reader.authenticate(card)         # through the PSAM: raises CardNotGenuine for clones and altered data
+
+Every failure of the PC/SC stack becomes one of the errors in :mod:`.errors`.
+"""
+
+from .base import Reader
+from .errors import (CardBlocked, CardMute, CardNotGenuine, CardRemoved, CardUnreadable, NoCard, NoReader,
+                     ReaderError, ServiceDown, WrongPin)
+from .record import CardRecord
+
+__all__ = ["CardBlocked", "CardMute", "CardNotGenuine", "CardRecord", "CardRemoved", "CardUnreadable", "NoCard",
+           "NoReader", "PcscReader", "Reader", "ReaderError", "ServiceDown", "WrongPin", "list_readers"]
+
+
+def __getattr__(name):  # pyscard is an optional dependency: import it only when the PC/SC driver is used
+    if name in ("PcscReader", "list_readers"):
+        from . import pcsc  # noqa: PLC0415
+
+        return getattr(pcsc, name)
+    raise AttributeError(name)

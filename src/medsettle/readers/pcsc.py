@@ -1,0 +1,352 @@
+"""The PC/SC reader driver, on pyscard's ``smartcard.scard`` layer (the PC/SC API itself, so every
+failure arrives as an hresult that maps one-to-one onto medsettle's reader errors).
+
+Deadlines: nothing in pcscd times out an APDU (a hung card hangs SCardTransmit until its link closes), so
+every operation runs on the reader's worker thread and the caller waits at most ``deadline`` seconds. On
+expiry the context, the card handle and the worker are abandoned (pcsc-lite holds the context's lock
+through the hung call) and CardMute is raised; the next operation starts on a fresh context.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+
+from smartcard import scard
+
+from ..hardware import apdu as A
+from .base import Reader
+from .errors import (CardBlocked, CardMute, CardNotGenuine, CardRemoved, CardUnreadable, NoCard, NoReader,
+                     ReaderError, ServiceDown, WrongPin)
+from .record import CardRecord, card_record, parse_record
+
+PROTOCOLS = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+KNOWN_ATRS = (A.CARD_ATR,)
+MAX_CHAINED = 4  # 61xx / 6Cxx follow-ups per command, so a looping card cannot keep us forever
+
+_REMOVED = {scard.SCARD_W_REMOVED_CARD, scard.SCARD_E_NOT_TRANSACTED, scard.SCARD_W_RESET_CARD}
+_NO_CARD = {scard.SCARD_E_NO_SMARTCARD, scard.SCARD_W_UNPOWERED_CARD, scard.SCARD_E_TIMEOUT}
+# After pcscd restarts, an old handle is invalid: the service went away under it.
+_SERVICE = {scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED, scard.SCARD_F_COMM_ERROR,
+            scard.SCARD_E_INVALID_HANDLE}
+_NO_READER = {scard.SCARD_E_UNKNOWN_READER, scard.SCARD_E_READER_UNAVAILABLE, scard.SCARD_E_NO_READERS_AVAILABLE}
+_MUTE = {scard.SCARD_W_UNRESPONSIVE_CARD}
+
+
+def pcsc_error(hresult: int, what: str, reader: str | None) -> ReaderError:
+    """The medsettle error for a failed PC/SC call."""
+    message = f"{what}: {scard.SCardGetErrorMessage(hresult).strip()} (0x{hresult & 0xFFFFFFFF:08X})"
+    if hresult in _REMOVED:
+        return CardRemoved(f"the card was removed ({message})", reader=reader)
+    if hresult in _NO_CARD:
+        return NoCard(f"no card in the reader ({message})", reader=reader)
+    if hresult in _SERVICE:
+        return ServiceDown(f"the PC/SC service is not available ({message}); is pcscd running?", reader=reader)
+    if hresult in _NO_READER:
+        return NoReader(f"no such reader ({message})", reader=reader)
+    if hresult in _MUTE:
+        return CardMute(f"the card does not answer ({message})", reader=reader)
+    return CardUnreadable(message, reader=reader)
+
+
+def _context() -> int:
+    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hresult != scard.SCARD_S_SUCCESS:
+        raise ServiceDown(f"cannot reach the PC/SC service: {scard.SCardGetErrorMessage(hresult).strip()}; "
+                          "is pcscd running?")
+    return context
+
+
+def _check_pin(pin: str) -> None:
+    if not (isinstance(pin, str) and pin.isdigit() and 4 <= len(pin) <= 12):
+        raise ValueError("a PIN is 4 to 12 digits")
+
+
+def list_readers() -> list[str]:
+    """The names of the readers pcscd offers (ServiceDown when it is not running)."""
+    context = _context()
+    try:
+        hresult, names = scard.SCardListReaders(context, [])
+        if hresult == scard.SCARD_E_NO_READERS_AVAILABLE:
+            return []
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise pcsc_error(hresult, "list readers", None)
+        return list(names)
+    finally:
+        scard.SCardReleaseContext(context)
+
+
+class _Link:
+    """One connection to one slot (the card's or the PSAM's): context, handle, protocol."""
+
+    def __init__(self, reader: str, trace):
+        self.reader, self.trace = reader, trace
+        self.context = _context()
+        self.handle = None
+        self.protocol = None
+
+    def connect(self) -> bytes:
+        hresult, handle, protocol = scard.SCardConnect(self.context, self.reader, scard.SCARD_SHARE_SHARED, PROTOCOLS)
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise pcsc_error(hresult, "connect", self.reader)
+        self.handle, self.protocol = handle, protocol
+        hresult, _, _, _, atr = scard.SCardStatus(handle)
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise pcsc_error(hresult, "status", self.reader)
+        return bytes(atr)
+
+    def transmit(self, command: bytes) -> tuple[bytes, int]:
+        """Send one C-APDU; follow 61xx with GET RESPONSE and 6Cxx with the same command and Le = xx."""
+        for _ in range(MAX_CHAINED):
+            data, sw = self._exchange(command)
+            if sw >> 8 == A.MORE_DATA:
+                command = bytes([0x00, 0xC0, 0x00, 0x00, sw & 0xFF])
+            elif sw >> 8 == A.WRONG_LE:
+                command = command[:-1] + bytes([sw & 0xFF])
+            else:
+                return data, sw
+        raise CardUnreadable(f"the card kept asking for another GET RESPONSE or Le (last {sw:04X})", reader=self.reader)
+
+    def _exchange(self, command: bytes) -> tuple[bytes, int]:
+        started = time.perf_counter()
+        hresult, answer = scard.SCardTransmit(self.handle, self.protocol, list(command))
+        elapsed = time.perf_counter() - started
+        if hresult != scard.SCARD_S_SUCCESS:
+            error = pcsc_error(hresult, "transmit", self.reader)
+            if self.trace:
+                self.trace(self.reader, command, None, elapsed, type(error).__name__)
+            raise error
+        answer = bytes(answer)
+        if self.trace:
+            self.trace(self.reader, command, answer, elapsed)
+        if len(answer) < 2 or answer[-2] >> 4 not in (0x6, 0x9):  # ISO 7816: SW1 is 6x or 9x
+            raise CardUnreadable(f"answer {answer.hex().upper() or '(empty)'} to {command[:4].hex().upper()} "
+                                 "is not an ISO 7816 response", reader=self.reader)
+        return answer[:-2], (answer[-2] << 8) | answer[-1]
+
+    def disconnect(self) -> None:
+        if self.handle is not None:
+            handle, self.handle = self.handle, None
+            scard.SCardDisconnect(handle, scard.SCARD_LEAVE_CARD)
+
+    def close(self) -> None:
+        self.disconnect()
+        scard.SCardReleaseContext(self.context)
+
+
+class PcscReader(Reader):
+    """A counter's reader: the card in ``name`` (slot 00) and, for authentication, the PSAM in ``psam``
+    (slot 01 of the same reader). ``name=None`` takes the first reader pcscd lists."""
+
+    def __init__(self, name: str | None = None, psam: str | None = None, *, deadline: float = 2.0, trace=None):
+        if name is None:
+            names = list_readers()
+            if not names:
+                raise NoReader("pcscd lists no reader")
+            name = names[0]
+            if psam is None and name.endswith(" 00") and name[:-3] + " 01" in names:
+                psam = name[:-3] + " 01"
+        self.name, self.psam_name = name, psam
+        self.deadline = deadline
+        self.trace = trace
+        self._worker: concurrent.futures.ThreadPoolExecutor | None = None
+        self._card: _Link | None = None
+        self._psam: _Link | None = None
+
+    # -- running an operation under its deadline -------------------------------------------------
+
+    def _run(self, what: str, operation, deadline: float | None = None):
+        deadline = self.deadline if deadline is None else deadline
+        if self._worker is None:
+            self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"reader-{self.name}")
+        future = self._worker.submit(operation)
+        try:
+            return future.result(timeout=deadline)
+        except concurrent.futures.TimeoutError:
+            self._abandon()
+            raise CardMute(f"the card did not answer {what} within {deadline:g} s", reader=self.name) from None
+        except (CardRemoved, ServiceDown, CardUnreadable, NoCard):
+            self._drop_links()  # the next operation connects afresh
+            raise
+
+    def _abandon(self) -> None:
+        """Leave a hung call behind: its worker, context and handles are never used again."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.shutdown(wait=False, cancel_futures=True)
+        self._card = self._psam = None
+
+    def _drop_links(self) -> None:
+        for link in (self._card, self._psam):
+            if link is not None:
+                try:
+                    link.close()
+                except Exception:  # noqa: BLE001 - the service may be gone; nothing left to release
+                    pass
+        self._card = self._psam = None
+
+    # -- the card ---------------------------------------------------------------------------------
+
+    def _card_link(self, *, new_session: bool = False) -> _Link:
+        """The card's link. A new card session re-selects the application on the open handle; when the
+        card was swapped or reset since, pcscd refuses the old handle and we reconnect (ATR check again)."""
+        if self._card is None:
+            self._card = _Link(self.name, self.trace)
+        link = self._card
+        if link.handle is None:
+            self._connect_card(link)
+        elif new_session:
+            try:
+                self._select_application(link)
+            except CardRemoved:
+                link.disconnect()
+                self._connect_card(link)
+        return link
+
+    def _connect_card(self, link: _Link) -> None:
+        atr = link.connect()
+        if atr not in KNOWN_ATRS:
+            link.disconnect()
+            raise CardUnreadable(f"ATR {atr.hex().upper()} is not a social security card's", reader=self.name)
+        self._select_application(link)
+
+    def _select_application(self, link: _Link) -> None:
+        _, sw = link.transmit(bytes([0x00, 0xA4, 0x04, 0x00, len(A.SSSE_AID)]) + A.SSSE_AID)
+        if sw != A.OK:
+            raise CardUnreadable(f"the card has no social security application (SELECT answered {sw:04X})",
+                                 reader=self.name)
+
+    def read_card(self) -> CardRecord:
+        return self._run("READ RECORD", self._read)
+
+    def verify_pin(self, pin: str) -> None:
+        _check_pin(pin)
+        self._run("VERIFY", lambda: self._verify(pin))
+
+    def authenticate(self, record: CardRecord) -> None:
+        self._run("INTERNAL AUTHENTICATE", lambda: self._authenticate(record))
+
+    def read_and_authenticate(self, pin: str | None = None) -> CardRecord:
+        """Read, verify the PIN (if given) and authenticate as one operation under one deadline."""
+        if pin is not None:
+            _check_pin(pin)
+
+        def operation() -> CardRecord:
+            record = self._read()
+            if pin is not None:
+                self._verify(pin)
+            self._authenticate(record)
+            return record
+
+        return self._run("a card read", operation)
+
+    def _read(self) -> CardRecord:
+        link = self._card_link(new_session=True)  # every read starts a card session
+        values = {}
+        for fid, records in A.RECORDS_OF_FILE.items():
+            p2 = (A.SFI_OF_FILE[fid] << 3) | 0x04
+            for rec in records:
+                data, sw = link.transmit(bytes([0x00, 0xB2, rec, p2, 2 + A.RECORD_LENGTHS[rec]]))
+                if sw != A.OK:
+                    raise CardUnreadable(f"READ RECORD {rec:02X} answered {sw:04X}", reader=self.name)
+                values[rec] = parse_record(rec, data)
+        return card_record(values)
+
+    def _verify(self, pin: str) -> None:
+        padded = pin + "F" * (len(pin) % 2)
+        _, sw = self._card_link().transmit(bytes([0x00, 0x20, 0x00, 0x00, len(padded) // 2]) + bytes.fromhex(padded))
+        if sw == A.OK:
+            return
+        if sw == A.PIN_BLOCKED:
+            raise CardBlocked("the PIN is blocked: the holder must have it reset at the social security centre",
+                              reader=self.name)
+        if sw >> 4 == 0x63C:
+            raise WrongPin(sw & 0x0F, reader=self.name)
+        raise CardUnreadable(f"VERIFY answered {sw:04X}", reader=self.name)
+
+    def _authenticate(self, record: CardRecord) -> None:
+        if self.psam_name is None:
+            raise NoReader("no PSAM slot is configured for this reader: cannot authenticate cards",
+                           reader=self.name)
+        psam = self._psam_link()
+        challenge, sw = psam.transmit(bytes([0x00, 0x84, 0x00, 0x00, 0x08]))
+        self._psam_ok(sw, "GET CHALLENGE")
+        _, sw = psam.transmit(bytes([0x80, 0x1A, 0x00, 0x00, 0x10]) + bytes.fromhex(record.card_sn))
+        if sw == A.KEY_NOT_FOUND:
+            raise CardNotGenuine(f"the PSAM holds no issuing key for region {record.region}", reader=self.name)
+        self._psam_ok(sw, "DERIVE CARD KEY")
+        cryptogram, sw = self._card_link().transmit(bytes([0x00, 0x88, 0x00, 0x01, 0x08]) + challenge)
+        if sw != A.OK or len(cryptogram) != 16:
+            raise CardNotGenuine(f"INTERNAL AUTHENTICATE answered {sw:04X}", reader=self.name)
+        _, sw = psam.transmit(bytes([0x80, 0x82, 0x00, 0x00, 0x18]) + cryptogram + record.digest)
+        if sw == A.AUTH_FAILED:
+            raise CardNotGenuine(f"card {record.card_no} is not genuine: its answer does not verify "
+                                 "(a cloned card, or data altered after issue)", reader=self.name)
+        self._psam_ok(sw, "VERIFY CARD")
+
+    # -- the PSAM ---------------------------------------------------------------------------------
+
+    def _psam_link(self) -> _Link:
+        if self._psam is None:
+            link = _Link(self.psam_name, self.trace)
+            try:
+                link.connect()
+                _, sw = link.transmit(bytes([0x00, 0xA4, 0x04, 0x00, len(A.PSAM_AID)]) + A.PSAM_AID)
+                self._psam_ok(sw, "SELECT")
+            except NoCard:
+                link.close()
+                raise NoReader("no PSAM in the reader's second slot", reader=self.psam_name) from None
+            except ReaderError:
+                link.close()
+                raise
+            self._psam = link
+        return self._psam
+
+    def _psam_ok(self, sw: int, what: str) -> None:
+        if sw != A.OK:
+            raise NoReader(f"the PSAM failed {what} ({sw:04X})", reader=self.psam_name)
+
+    # -- presence -----------------------------------------------------------------------------------
+
+    def _reader_state(self, context: int, timeout_ms: int, known: int = scard.SCARD_STATE_UNAWARE) -> int:
+        hresult, states = scard.SCardGetStatusChange(context, timeout_ms, [(self.name, known)])
+        if hresult == scard.SCARD_E_TIMEOUT:
+            return known
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise pcsc_error(hresult, "status", self.name)
+        return states[0][1]
+
+    def card_present(self) -> bool:
+        context = _context()
+        try:
+            state = self._reader_state(context, 0)
+            if state & scard.SCARD_STATE_UNKNOWN:
+                raise NoReader("no such reader", reader=self.name)
+            present = bool(state & scard.SCARD_STATE_PRESENT)
+        finally:
+            scard.SCardReleaseContext(context)
+        if not present:
+            self._drop_links()
+        return present
+
+    def wait_for_card(self, timeout: float) -> None:
+        """Return when a card is present; NoCard after ``timeout`` (pcscd sees a card up to 0.4 s late)."""
+        context = _context()
+        try:
+            state = self._reader_state(context, 0)
+            deadline = time.monotonic() + timeout
+            while not state & scard.SCARD_STATE_PRESENT:
+                if state & scard.SCARD_STATE_UNKNOWN:
+                    raise NoReader("no such reader", reader=self.name)
+                left_ms = int((deadline - time.monotonic()) * 1000)
+                if left_ms <= 0:
+                    raise NoCard(f"no card within {timeout:g} s", reader=self.name)
+                state = self._reader_state(context, min(left_ms, 500), state & ~scard.SCARD_STATE_CHANGED)
+        finally:
+            scard.SCardReleaseContext(context)
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+        self._drop_links()
