@@ -24,3 +24,34 @@ def postgres_server():
     server = PostgresServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def pcsc_stack():
+    """A real pcscd with two counters (card slot + PSAM slot each), for one test module: cards stay
+    inserted and are swapped in place between tests (pcscd's 0.4 s poll is paid only when a test
+    removes a card). Skipped, with the reason, only where pcscd, vpcd or pyscard cannot run."""
+    from hw import COUNTERS, STACK_DIR, skip_without_pcsc
+
+    skip_without_pcsc()
+    from medsettle.hardware.stack import PcscStack
+
+    stack = PcscStack(STACK_DIR, COUNTERS).start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def counter(pcsc_stack):
+    """Counter A with a genuine card in it (no faults, PIN tries reset), ready to read."""
+    from hw import genuine_card
+
+    from medsettle.readers import PcscReader
+
+    slot = pcsc_stack.counters["Counter A"]
+    slot.card.clear_faults()
+    slot.card.insert(genuine_card())
+    with PcscReader(slot.card_reader, psam=slot.psam_reader, deadline=1.0) as probe:
+        probe.wait_for_card(3)
+    yield slot
+    slot.card.clear_faults()

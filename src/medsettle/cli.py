@@ -364,5 +364,10 @@ def serve(policy_file, persons_file, db_url, data_dir, port, engine) -> None:
         journal.close()
 
 
+from .cli_hardware import card, hardware  # noqa: E402 - the groups live in their own module
+
+main.add_command(hardware)
+main.add_command(card)
+
 if __name__ == "__main__":
     main()

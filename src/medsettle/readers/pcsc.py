@@ -10,6 +10,8 @@ through the hung call) and CardMute is raised; the next operation starts on a fr
 from __future__ import annotations
 
 import concurrent.futures
+import queue
+import threading
 import time
 
 from smartcard import scard
@@ -119,6 +121,9 @@ class _Link:
         answer = bytes(answer)
         if self.trace:
             self.trace(self.reader, command, answer, elapsed)
+        if not answer:  # pcscd's "no valid response": the link to the card broke during the APDU
+            raise CardRemoved(f"the card went away during {command[:4].hex().upper()} (removed, or dead)",
+                              reader=self.reader)
         if len(answer) < 2 or answer[-2] >> 4 not in (0x6, 0x9):  # ISO 7816: SW1 is 6x or 9x
             raise CardUnreadable(f"answer {answer.hex().upper() or '(empty)'} to {command[:4].hex().upper()} "
                                  "is not an ISO 7816 response", reader=self.reader)
@@ -132,6 +137,32 @@ class _Link:
     def close(self) -> None:
         self.disconnect()
         scard.SCardReleaseContext(self.context)
+
+
+class _Worker:
+    """One daemon thread that runs a reader's operations in order. Not a ThreadPoolExecutor: Python joins
+    those at exit, so a card hung in SCardTransmit would hang the program's exit too."""
+
+    def __init__(self, name: str):
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._loop, name=name, daemon=True).start()
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, operation = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(operation())
+                except BaseException as error:  # noqa: BLE001 - handed to the waiting caller
+                    future.set_exception(error)
+
+    def submit(self, operation) -> concurrent.futures.Future:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._jobs.put((future, operation))
+        return future
+
+    def stop(self) -> None:
+        self._jobs.put(None)
 
 
 class PcscReader(Reader):
@@ -149,7 +180,7 @@ class PcscReader(Reader):
         self.name, self.psam_name = name, psam
         self.deadline = deadline
         self.trace = trace
-        self._worker: concurrent.futures.ThreadPoolExecutor | None = None
+        self._worker: _Worker | None = None
         self._card: _Link | None = None
         self._psam: _Link | None = None
 
@@ -158,7 +189,7 @@ class PcscReader(Reader):
     def _run(self, what: str, operation, deadline: float | None = None):
         deadline = self.deadline if deadline is None else deadline
         if self._worker is None:
-            self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"reader-{self.name}")
+            self._worker = _Worker(f"reader-{self.name}")
         future = self._worker.submit(operation)
         try:
             return future.result(timeout=deadline)
@@ -173,7 +204,7 @@ class PcscReader(Reader):
         """Leave a hung call behind: its worker, context and handles are never used again."""
         worker, self._worker = self._worker, None
         if worker is not None:
-            worker.shutdown(wait=False, cancel_futures=True)
+            worker.stop()  # it ends when (if ever) the hung call returns
         self._card = self._psam = None
 
     def _drop_links(self) -> None:
@@ -218,6 +249,10 @@ class PcscReader(Reader):
 
     def read_card(self) -> CardRecord:
         return self._run("READ RECORD", self._read)
+
+    def transmit(self, command: bytes) -> tuple[bytes, int]:
+        """One raw APDU to the card in the current session (61xx and 6Cxx followed), for support work."""
+        return self._run("an APDU", lambda: self._card_link().transmit(bytes(command)))
 
     def verify_pin(self, pin: str) -> None:
         _check_pin(pin)
@@ -347,6 +382,11 @@ class PcscReader(Reader):
 
     def close(self) -> None:
         if self._worker is not None:
-            self._worker.shutdown(wait=True)
+            try:
+                self._worker.submit(self._drop_links).result(timeout=self.deadline)
+            except concurrent.futures.TimeoutError:
+                pass  # a call still hung in the stack: leave its handles to it
+            self._worker.stop()
             self._worker = None
-        self._drop_links()
+        else:
+            self._drop_links()

@@ -1,0 +1,156 @@
+"""``medsettle hardware ...`` and ``medsettle card ...``: the virtual reader stack and the cards in it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+HARDWARE_DIR = click.option("--dir", "directory", default=str(Path("medsettle-data") / "hardware"), show_default=True,
+                            envvar="MEDSETTLE_HARDWARE_DIR", type=click.Path(file_okay=False),
+                            help="Where the stack keeps its pcscd configuration, logs and control socket.")
+
+
+def _stack_errors(fn):
+    """Stack and reader errors become one clear line and exit status 1."""
+    import functools  # noqa: PLC0415
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .errors import MedsettleError  # noqa: PLC0415
+        from .hardware.stack import StackError  # noqa: PLC0415
+
+        try:
+            return fn(*args, **kwargs)
+        except (StackError, MedsettleError, ValueError) as error:
+            raise click.ClickException(str(error)) from None
+
+    return wrapper
+
+
+@click.group()
+def hardware() -> None:
+    """The virtual reader stack: pcscd with vpcd readers (card slot + PSAM slot per counter)."""
+
+
+@hardware.command("up")
+@HARDWARE_DIR
+@click.option("--counter", "counters", multiple=True, default=["Counter"], show_default=True,
+              help="A reader entry (repeat for several counters).")
+@_stack_errors
+def hardware_up(directory: str, counters: tuple[str, ...]) -> None:
+    """Start pcscd with one virtual reader per counter, each with a PSAM, in the background."""
+    from .hardware import daemon  # noqa: PLC0415
+
+    client = daemon.start(directory, counters)
+    for name, counter in client.status()["counters"].items():
+        click.echo(f"{name}: card reader {counter['card_reader']!r}, PSAM reader {counter['psam_reader']!r}")
+    click.echo(f"virtual reader stack up (pid {client.state['pid']}, files in {directory}); "
+               "'medsettle card issue' inserts a card, 'medsettle hardware down' stops it")
+
+
+@hardware.command("down")
+@HARDWARE_DIR
+@_stack_errors
+def hardware_down(directory: str) -> None:
+    """Stop the virtual reader stack (cards are removed, pcscd is stopped)."""
+    from .hardware import daemon  # noqa: PLC0415
+
+    click.echo("stopped" if daemon.stop(directory) else f"no virtual reader stack was running in {directory}")
+
+
+@hardware.command("status")
+@HARDWARE_DIR
+@_stack_errors
+def hardware_status(directory: str) -> None:
+    """Show the readers of the running stack and the card in each."""
+    from .hardware.daemon import HardwareClient  # noqa: PLC0415
+
+    click.echo(json.dumps(HardwareClient(directory).status(), ensure_ascii=False, indent=2))
+
+
+@click.group()
+def card() -> None:
+    """Social security cards: issue a virtual card into a reader, read the card in a reader."""
+
+
+@card.command("issue")
+@click.argument("psn_no", required=False)
+@click.option("--persons", "persons_file", type=click.Path(dir_okay=False, exists=True),
+              help="Persons CSV (default: the centre's default population: 10,000 generated persons, seed 0).")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="Policy TOML (default: shipped).")
+@click.option("--counter", help="Which counter's reader (default: the first).")
+@click.option("--pin", default="123456", show_default=True, help="The PIN set at issue.")
+@click.option("--cloned", is_flag=True, help="A clone: the data is genuine, the key is not.")
+@click.option("--alter-name", help="Altered data: write this name into EF06 09 after issue.")
+@HARDWARE_DIR
+@_stack_errors
+def card_issue(psn_no, persons_file, policy_file, counter, pin, cloned, alter_name, directory) -> None:
+    """Personalise a virtual card from PSN_NO's records (default: the first person) and insert it."""
+    from .centre.registry import Registry  # noqa: PLC0415
+    from .engine import Population  # noqa: PLC0415
+    from .hardware.daemon import HardwareClient  # noqa: PLC0415
+    from .hardware.personalise import profile_for  # noqa: PLC0415
+    from .policy import default_policy_path, load_policy  # noqa: PLC0415
+
+    pol = load_policy(policy_file or default_policy_path())
+    population = Population.from_csv(pol, persons_file) if persons_file else Population.generate(pol, 10_000, seed=0)
+    profile = profile_for(Registry.generate(population), psn_no, pin=pin)
+    altered = {0x09: alter_name.encode("gbk")} if alter_name else None
+    answer = HardwareClient(directory).insert(profile, counter, cloned=cloned, altered=altered)
+    click.echo(f"card {profile.card_no} of {profile.name} ({profile.certno}) inserted in {answer['reader']!r}")
+
+
+@card.command("read")
+@click.option("--reader", "reader_name", help="The reader (default: the first pcscd lists).")
+@click.option("--psam", "psam_name", help="The PSAM's reader (default: slot 01 of the same reader).")
+@click.option("--pin", help="Verify this PIN too.")
+@click.option("--no-auth", is_flag=True, help="Do not authenticate the card through the PSAM.")
+@click.option("--wait", default=2.0, show_default=True, help="Seconds to wait for a card.")
+@click.option("--trace", is_flag=True, help="Print every APDU to stderr (PINs masked).")
+@_stack_errors
+def card_read(reader_name, psam_name, pin, no_auth, wait, trace) -> None:
+    """Read the card in the first reader (or --reader) and print it as JSON."""
+    from .readers import PcscReader  # noqa: PLC0415
+    from .readers.trace import ApduTrace  # noqa: PLC0415
+
+    with PcscReader(reader_name, psam_name, trace=ApduTrace(sys.stderr) if trace else None) as reader:
+        reader.wait_for_card(wait)
+        record = reader.read_card()
+        if pin is not None:
+            reader.verify_pin(pin)
+        if not no_auth:
+            reader.authenticate(record)
+    click.echo(json.dumps({"reader": reader.name, **record.as_dict(), "pin_verified": pin is not None,
+                           "authenticated": not no_auth}, ensure_ascii=False, indent=2))
+
+
+@card.command("remove")
+@click.option("--counter", help="Which counter's reader (default: the first).")
+@HARDWARE_DIR
+@_stack_errors
+def card_remove(counter, directory) -> None:
+    """Take the card out of a reader of the running stack."""
+    from .hardware.daemon import HardwareClient  # noqa: PLC0415
+
+    HardwareClient(directory).remove(counter)
+    click.echo("removed")
+
+
+@card.command("fault")
+@click.argument("faults", nargs=-1)
+@click.option("--counter", help="Which counter's reader (default: the first).")
+@HARDWARE_DIR
+@_stack_errors
+def card_fault(faults, counter, directory) -> None:
+    """Switch on card faults: mute, slow_s=0.5, remove_mid_apdu, garbage, truncated, wrong_atr; none clears."""
+    from .hardware.daemon import HardwareClient  # noqa: PLC0415
+
+    settings = {}
+    for fault in faults:
+        name, _, value = fault.partition("=")
+        settings[name] = float(value) if value else True
+    HardwareClient(directory).set_faults(counter, **settings)
+    click.echo("faults: " + (", ".join(faults) or "none"))

@@ -1,0 +1,82 @@
+"""`medsettle hardware up/down`, `medsettle card issue/read/fault/remove`: the stack as a background
+process and the cards in it, driven as a user would from a shell."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from hw import DAEMON_DIR, registry, skip_without_pcsc
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def medsettle(*args, check=True):
+    result = subprocess.run([sys.executable, "-m", "medsettle.cli", *args], capture_output=True, text=True, timeout=60,
+                            env={**__import__("os").environ, "MEDSETTLE_HARDWARE_DIR": str(DAEMON_DIR)})
+    if check and result.returncode != 0:
+        raise AssertionError(f"medsettle {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def stack_up():
+    skip_without_pcsc()
+    medsettle("hardware", "down")  # a stack left by an interrupted run
+    up = medsettle("hardware", "up", "--counter", "Desk 1")
+    assert "'Desk 1 00 00'" in up.stdout and "'Desk 1 00 01'" in up.stdout
+    yield
+    down = medsettle("hardware", "down")
+    assert down.stdout.strip() == "stopped"
+    assert not (DAEMON_DIR / "daemon.json").exists()
+
+
+def test_issue_then_read_prints_the_persons_card(stack_up):
+    issued = medsettle("card", "issue")
+    first = registry().population.psn_nos[0]
+    ident = registry().identities[first]
+    assert ident.psn_name in issued.stdout and ident.certno in issued.stdout
+    read = medsettle("card", "read", "--pin", "123456")
+    card = json.loads(read.stdout)
+    assert (card["certno"], card["name"], card["reader"]) == (ident.certno, ident.psn_name, "Desk 1 00 00")
+    assert card["authenticated"] and card["pin_verified"]
+
+
+def test_issue_a_named_person_and_trace(stack_up):
+    psn_no = registry().population.psn_nos[5]
+    medsettle("card", "issue", psn_no)
+    read = medsettle("card", "read", "--trace")
+    assert json.loads(read.stdout)["certno"] == registry().identities[psn_no].certno
+    assert "[INTERNAL AUTHENTICATE]" in read.stderr
+
+
+def test_clone_and_altered_cards_fail_with_a_clear_message(stack_up):
+    medsettle("card", "issue", "--cloned")
+    read = medsettle("card", "read", check=False)
+    assert read.returncode == 1 and "not genuine" in read.stderr
+    medsettle("card", "issue", "--alter-name", "李四")
+    assert "not genuine" in medsettle("card", "read", check=False).stderr
+    assert json.loads(medsettle("card", "read", "--no-auth").stdout)["name"] == "李四"
+
+
+def test_fault_then_clear(stack_up):
+    medsettle("card", "issue")
+    medsettle("card", "fault", "garbage")
+    read = medsettle("card", "read", check=False)
+    assert read.returncode == 1 and "not an ISO 7816 response" in read.stderr
+    medsettle("card", "fault")
+    assert json.loads(medsettle("card", "read").stdout)["authenticated"]
+
+
+def test_unknown_person_and_no_card(stack_up):
+    bad = medsettle("card", "issue", "P-NOBODY", check=False)
+    assert bad.returncode == 1 and "psn_no" in bad.stderr
+    medsettle("card", "remove")
+    empty = medsettle("card", "read", "--wait", "0.6", check=False)
+    assert empty.returncode == 1 and "no card" in empty.stderr
+
+
+def test_commands_without_a_running_stack_say_how_to_start_it(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "medsettle.cli", "card", "issue", "--dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "medsettle hardware up" in result.stderr

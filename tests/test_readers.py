@@ -1,0 +1,252 @@
+"""The PC/SC reader driver against a real pcscd with virtual cards: every field, PIN, authenticity, each
+fault mode ending in its error within its deadline, two counters at once, pcscd going away under a session."""
+
+import threading
+import time
+
+import pytest
+from hw import genuine_card, profiles
+
+from medsettle.hardware.card import VirtualCard
+from medsettle.readers import (CardBlocked, CardMute, CardNotGenuine, CardRemoved, CardUnreadable, NoCard, NoReader,
+                               PcscReader, ServiceDown, WrongPin, list_readers)
+from medsettle.readers.trace import ApduTrace
+from medsettle.readers.watcher import CardWatcher
+
+pytestmark = pytest.mark.timeout(60)
+DEADLINE = 0.5
+POLL = 0.45  # pcscd notices insertion and removal up to 0.4 s late
+
+
+def reader_for(slot, **kwargs) -> PcscReader:
+    return PcscReader(slot.card_reader, psam=slot.psam_reader, deadline=kwargs.pop("deadline", DEADLINE), **kwargs)
+
+
+def reinsert(slot, card) -> None:
+    """Take the card out, wait until pcscd has seen that, put ``card`` in and wait until it is seen."""
+    slot.card.remove()
+    time.sleep(POLL)
+    slot.card.insert(card)
+    with reader_for(slot) as probe:
+        probe.wait_for_card(3)
+
+
+def test_pcscd_lists_both_counters_with_their_psam_slots(pcsc_stack):
+    assert {"Counter A 00 00", "Counter A 00 01", "Counter B 00 00", "Counter B 00 01"} <= set(list_readers())
+
+
+def test_reads_every_field_of_several_personalised_cards(counter):
+    with reader_for(counter) as reader:
+        for p in profiles(8):
+            counter.card.insert(VirtualCard.issue(p))
+            record = reader.read_and_authenticate(pin="123456")
+            assert (record.region, record.card_sn, record.card_no, record.certno, record.name, record.sex) == (
+                p.region, p.card_sn, p.card_no, p.certno, p.name, p.sex)
+            assert (record.birth_date, record.issue_date, record.expiry) == (p.birth_date, p.issue_date, p.expiry)
+            assert (record.spec_version, record.card_type, record.issuer, record.nation, record.birthplace) == (
+                "3.00", "1", p.region + "000000", "01", p.certno[:6])
+    assert {p.region for p in profiles(8)} == {"130100", "330300"}
+
+
+def test_wrong_pin_until_blocked(counter):
+    with reader_for(counter) as reader:
+        reader.read_card()
+        with pytest.raises(WrongPin) as first:
+            reader.verify_pin("000000")
+        assert first.value.tries_left == 2
+        reader.verify_pin("123456")  # a right PIN resets the count
+        for tries_left in (2, 1):
+            with pytest.raises(WrongPin, match=f"{tries_left} tr") as wrong:
+                reader.verify_pin("654321")
+            assert wrong.value.tries_left == tries_left
+        with pytest.raises(CardBlocked, match="blocked"):
+            reader.verify_pin("654321")
+        with pytest.raises(CardBlocked):
+            reader.verify_pin("123456")
+        with pytest.raises(ValueError, match="PIN"):
+            reader.verify_pin("12a4")
+
+
+def test_genuine_cards_authenticate_and_clones_and_altered_cards_are_refused(counter):
+    p = profiles(1)[0]
+    with reader_for(counter) as reader:
+        reader.read_and_authenticate()
+        counter.card.insert(VirtualCard.issue(p, cloned=True))
+        record = reader.read_card()
+        assert record.name == p.name  # a clone reads like the real card ...
+        with pytest.raises(CardNotGenuine, match="not genuine"):
+            reader.authenticate(record)  # ... but cannot answer the challenge
+        counter.card.insert(VirtualCard.issue(p, altered={0x09: "张三".encode("gbk")}))
+        assert reader.read_card().name == "张三"
+        with pytest.raises(CardNotGenuine):
+            reader.read_and_authenticate()
+
+
+@pytest.mark.parametrize("fault, error", [
+    ({"mute": True}, CardMute),
+    ({"slow_s": 0.3}, CardMute),  # 0.3 s per APDU, 20 APDUs: far past a 0.5 s deadline
+    ({"garbage": True}, CardUnreadable),
+    ({"truncated": True}, CardUnreadable),
+])
+def test_each_fault_ends_in_its_error_within_the_deadline(counter, fault, error):
+    reader = reader_for(counter)
+    reader.read_card()
+    counter.card.set_faults(**fault)
+    started = time.monotonic()
+    with pytest.raises(error):
+        reader.read_and_authenticate()
+    assert time.monotonic() - started < DEADLINE + 0.25
+    counter.card.clear_faults()
+    time.sleep(0.35)  # let a hung APDU finish before the next test uses the reader
+    assert reader.read_card().card_no == profiles(1)[0].card_no  # the reader recovers once the card does
+    reader.close()
+
+
+def test_a_slow_card_within_the_deadline_is_read(counter):
+    counter.card.set_faults(slow_s=0.002)
+    with reader_for(counter, deadline=2.0) as reader:
+        assert reader.read_and_authenticate().card_no == profiles(1)[0].card_no
+
+
+def test_card_removed_mid_apdu(counter):
+    with reader_for(counter) as reader:
+        reader.read_card()
+        counter.card.set_faults(remove_mid_apdu=True)
+        started = time.monotonic()
+        with pytest.raises((CardRemoved, NoCard)):
+            reader.read_card()
+        assert time.monotonic() - started < DEADLINE + 0.25
+        counter.card.clear_faults()
+        time.sleep(POLL)
+        assert not reader.card_present()
+        with pytest.raises(NoCard):
+            reader.read_card()
+        reinsert(counter, genuine_card())
+        assert reader.read_card().card_no == profiles(1)[0].card_no
+
+
+def test_card_pulled_between_operations_is_noticed(counter):
+    with reader_for(counter) as reader:
+        record = reader.read_card()
+        counter.card.remove()
+        time.sleep(POLL)
+        assert not reader.card_present()
+        with pytest.raises((CardRemoved, NoCard)):
+            reader.authenticate(record)
+        reinsert(counter, genuine_card())
+        assert reader.card_present()
+
+
+def test_wrong_atr_is_not_a_social_security_card(counter):
+    counter.card.set_faults(wrong_atr=True)
+    reinsert(counter, genuine_card())
+    with reader_for(counter) as reader, pytest.raises(CardUnreadable, match="ATR"):
+        reader.read_card()
+    counter.card.clear_faults()
+    reinsert(counter, genuine_card())
+
+
+def test_no_card_and_no_reader(pcsc_stack):
+    slot = pcsc_stack.counters["Counter B"]
+    slot.card.remove()
+    time.sleep(POLL)
+    with reader_for(slot) as reader:
+        started = time.monotonic()
+        with pytest.raises(NoCard, match="within 0.3 s"):
+            reader.wait_for_card(0.3)
+        assert 0.25 < time.monotonic() - started < 1.0
+        with pytest.raises(NoCard):
+            reader.read_card()
+    with PcscReader("No Such Reader 00 00", deadline=DEADLINE) as ghost, pytest.raises(NoReader):
+        ghost.read_card()
+    with PcscReader(slot.card_reader, deadline=DEADLINE) as without_psam:
+        slot.card.insert(genuine_card(1))
+        without_psam.wait_for_card(3)
+        with pytest.raises(NoReader, match="no PSAM"):
+            without_psam.authenticate(without_psam.read_card())
+
+
+def test_two_counters_at_once(pcsc_stack):
+    a, b = pcsc_stack.counters["Counter A"], pcsc_stack.counters["Counter B"]
+    pa, pb = profiles(3)[1:3]
+    a.card.clear_faults()
+    a.card.insert(VirtualCard.issue(pa))
+    b.card.insert(VirtualCard.issue(pb))
+    results, errors = {a.name: [], b.name: []}, []
+
+    def serve(slot):
+        try:
+            with reader_for(slot, deadline=2.0) as reader:
+                reader.wait_for_card(3)
+                for _ in range(50):
+                    results[slot.name].append(reader.read_and_authenticate(pin="123456").card_no)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=serve, args=(slot,)) for slot in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    assert results == {a.name: [pa.card_no] * 50, b.name: [pb.card_no] * 50}
+
+
+def test_trace_logs_every_apdu_and_masks_the_pin(counter):
+    trace = ApduTrace()
+    with reader_for(counter, trace=trace) as reader:
+        reader.read_and_authenticate(pin="123456")
+    text = "\n".join(trace.lines)
+    assert "[SELECT]" in text and text.count("[READ RECORD]") == 13 and "[INTERNAL AUTHENTICATE]" in text
+    assert "[GET RESPONSE]" in text and "[PSAM VERIFY CARD]" in text
+    verify = next(line for line in trace.lines if "[VERIFY]" in line)
+    assert "12 34 56" not in verify and "FF FF FF" in verify
+
+
+def test_raw_transmit_follows_6cxx(counter):
+    with reader_for(counter) as reader:
+        reader.read_card()
+        data, sw = reader.transmit(bytes([0x00, 0xB2, 0x07, 0x2C, 0x01]))  # wrong Le: the card says 6C0B
+        assert sw == 0x9000 and data == b"\x07\x09" + profiles(1)[0].card_no.encode()
+
+
+def test_pcscd_stopped_under_a_session_then_back(pcsc_stack, counter):
+    watcher = CardWatcher([counter.card_reader]).start()
+    try:
+        assert watcher.events.get(timeout=3).kind == "service_up"
+        assert watcher.events.get(timeout=3).kind == "inserted"
+        reader = reader_for(counter)
+        reader.read_card()
+        pcsc_stack.stop_pcscd()
+        started = time.monotonic()
+        with pytest.raises(ServiceDown, match="pcscd"):
+            reader.read_card()
+        assert time.monotonic() - started < DEADLINE + 0.25
+        assert watcher.events.get(timeout=3).kind == "service_down"
+        with pytest.raises(ServiceDown):
+            list_readers()
+        pcsc_stack.start_pcscd()
+        assert watcher.events.get(timeout=5).kind == "service_up"  # the monitor was restarted
+        assert watcher.events.get(timeout=3).kind == "inserted"  # and sees the card that stayed in
+        assert watcher.restarts >= 1
+        reader.wait_for_card(3)
+        assert reader.read_card().card_no == profiles(1)[0].card_no
+        reader.close()
+    finally:
+        watcher.stop()
+        if pcsc_stack.process is None:
+            pcsc_stack.start_pcscd()
+
+
+def test_watcher_reports_removal_and_insertion(counter):
+    watcher = CardWatcher([counter.card_reader]).start()
+    try:
+        assert [watcher.events.get(timeout=3).kind for _ in range(2)] == ["service_up", "inserted"]
+        counter.card.remove()
+        event = watcher.events.get(timeout=2)
+        assert (event.kind, event.reader) == ("removed", counter.card_reader)
+        counter.card.insert(genuine_card())
+        event = watcher.events.get(timeout=2)
+        assert (event.kind, event.reader) == ("inserted", counter.card_reader)
+    finally:
+        watcher.stop()
