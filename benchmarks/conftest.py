@@ -11,6 +11,16 @@ import os
 import pytest
 
 RESULTS: dict[tuple, dict[str, float]] = {}
+LATENCIES: dict[str, tuple[float, float, int]] = {}  # case → (median s, p99 s, samples)
+
+
+def record_latency(name: str, benchmark) -> tuple[float, float]:
+    """Store the median and p99 of every round of a pedantic pytest-benchmark run."""
+    data = sorted(benchmark.stats.stats.data)
+    median, p99 = data[len(data) // 2], data[min(len(data) - 1, int(len(data) * 0.99))]
+    LATENCIES[name] = (median, p99, len(data))
+    benchmark.extra_info.update(median_ms=round(median * 1e3, 4), p99_ms=round(p99 * 1e3, 4))
+    return median, p99
 
 
 def record(key: tuple, name: str, bills: int, benchmark) -> float:
@@ -27,9 +37,13 @@ def pytest_configure(config):
 
 
 def pytest_terminal_summary(terminalreporter):
+    tr = terminalreporter
+    if LATENCIES:
+        tr.section("medsettle: latencies (median, p99)")
+        for name, (median, p99, n) in LATENCIES.items():
+            tr.write_line(f"{name:<48}{median * 1e3:>10.3f} ms{p99 * 1e3:>10.3f} ms   ({n:,} samples)")
     if not RESULTS:
         return
-    tr = terminalreporter
     tr.section("medsettle: figures per second (best round), ratios to the same run's baselines")
     known = ["core_full", "core_totals", "bare_record", "bare_dense", "validate", "reference_sample",
              "single_fast", "single_validated"]
