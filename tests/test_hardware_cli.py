@@ -4,6 +4,7 @@ process and the cards in it, driven as a user would from a shell."""
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from hw import DAEMON_DIR, registry, skip_without_pcsc
@@ -72,6 +73,7 @@ def test_unknown_person_and_no_card(stack_up):
     bad = medsettle("card", "issue", "P-NOBODY", check=False)
     assert bad.returncode == 1 and "psn_no" in bad.stderr
     medsettle("card", "remove")
+    time.sleep(0.45)  # pcscd sees the removal at its next poll
     empty = medsettle("card", "read", "--wait", "0.6", check=False)
     assert empty.returncode == 1 and "no card" in empty.stderr
 

@@ -250,3 +250,15 @@ def test_watcher_reports_removal_and_insertion(counter):
         assert (event.kind, event.reader) == ("inserted", counter.card_reader)
     finally:
         watcher.stop()
+
+
+def test_a_card_pulled_just_before_a_read_is_removed_not_unreadable(counter):
+    """Within pcscd's 0.4 s poll a pulled card still 'connects' with a stale ATR: the driver must say removed."""
+    with reader_for(counter) as reader:
+        for _ in range(3):
+            reader.close()
+            counter.card.remove()
+            with pytest.raises((CardRemoved, NoCard)):
+                reader.read_card()
+            reinsert(counter, genuine_card())
+            assert reader.read_card().card_no == profiles(1)[0].card_no

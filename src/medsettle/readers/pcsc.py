@@ -237,6 +237,15 @@ class PcscReader(Reader):
     def _connect_card(self, link: _Link) -> None:
         atr = link.connect()
         if atr not in KNOWN_ATRS:
+            # A card pulled less than one pcscd poll (0.4 s) ago still "connects", with a stale ATR: an APDU
+            # tells a card that is gone (CardRemoved) from one that is there but not ours.
+            try:
+                link.transmit(bytes([0x00, 0xA4, 0x04, 0x00, len(A.SSSE_AID)]) + A.SSSE_AID)
+            except (CardRemoved, NoCard):
+                link.disconnect()
+                raise
+            except ReaderError:
+                pass
             link.disconnect()
             raise CardUnreadable(f"ATR {atr.hex().upper()} is not a social security card's", reader=self.name)
         self._select_application(link)
