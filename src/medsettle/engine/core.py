@@ -13,7 +13,7 @@ from ..policy.models import Policy
 from .bills import BillBatch
 from .columns import COLUMNS, LINE_COLUMNS, N_COLUMNS, NARROW_COLUMNS
 from .persons import ATTR_DTYPE, Population
-from .state import STATE_DTYPE, PersonState, new_state_array, reset_state
+from .state import STATE_DTYPE, PersonState, aligned_zeros, new_state_array, reset_state
 
 
 class CoreEngine:
@@ -36,6 +36,7 @@ class CoreEngine:
         self.population = population
         self._policy = core_module.CorePolicy(compiled)
         self.state = new_state_array(population.balances)
+        self._state_buf = self.state  # room to grow into (add_person)
 
     def run(self, batch: BillBatch, *, presettle: bool = False, narrow: bool = False,
             out: np.ndarray | None = None, line_out: np.ndarray | None = None
@@ -53,6 +54,16 @@ class CoreEngine:
                        batch.treat_region, batch.acct_flag, batch.adm, batch.saf_cash, batch.line_start,
                        batch.item, batch.pric, batch.cnt, batch.appr, out, line_out, presettle)
         return out, line_out
+
+    def add_person(self) -> None:
+        """Make room for the person just appended to the population (state grows by doubling, like it)."""
+        n = len(self.population)
+        if n > len(self._state_buf):
+            grown = aligned_zeros(max(16, 2 * len(self._state_buf)), STATE_DTYPE)
+            grown[:len(self.state)] = self.state
+            self._state_buf = grown
+        self.state = self._state_buf[:n]
+        reset_state(self.state[n - 1:n], self.population.balances[n - 1:n])
 
     def cancel(self, person: int, original: np.ndarray, adm: int) -> tuple[int, int]:
         status, balance = self._core.cancel(self.state.view(np.uint8), person,

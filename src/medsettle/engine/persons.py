@@ -77,10 +77,49 @@ class Population:
         self.attrs = aligned_zeros(len(attrs), ATTR_DTYPE, align=ATTR_DTYPE.itemsize)  # one cache line each
         self.attrs[:] = attrs
         self.balances = np.ascontiguousarray(balances, dtype=np.int64)
+        self._attrs_buf, self._balances_buf = self.attrs, self.balances  # room to grow into (append)
         self._index: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self.psn_nos)
+
+    # -- enrolment ------------------------------------------------------------------------------
+
+    def append(self, psn_no: str, attrs: dict[str, int], balance: int = 0) -> int:
+        """Add one person (an enrolment) with the given ATTR_DTYPE fields; return the new row.
+
+        The arrays grow by doubling, so a run of enrolments copies them rarely. Arrays taken from
+        ``attrs`` or ``balances`` before an append may be stale after it (engines read them afresh).
+        """
+        if self._index is None:
+            self._index = {p: i for i, p in enumerate(self.psn_nos)}
+        if psn_no in self._index:
+            raise InvalidInput(f"person {psn_no!r} already exists", field="psn_no")
+        unknown = set(attrs) - set(ATTR_DTYPE.names)
+        if unknown:
+            raise ValueError(f"unknown person attributes {sorted(unknown)}")
+        row = len(self.psn_nos)
+        if row == len(self._attrs_buf):
+            self._grow(max(16, 2 * row))
+        self.attrs = self._attrs_buf[:row + 1]
+        self.balances = self._balances_buf[:row + 1]
+        record = np.zeros((), ATTR_DTYPE)
+        record["filing_region"] = NO_REGION
+        record["run_start"] = record["paid_through"] = NO_MONTH
+        for name, value in attrs.items():
+            record[name] = value
+        self.attrs[row] = record
+        self.balances[row] = balance
+        self.psn_nos.append(psn_no)
+        self._index[psn_no] = row
+        return row
+
+    def _grow(self, capacity: int) -> None:
+        attrs = aligned_zeros(capacity, ATTR_DTYPE, align=ATTR_DTYPE.itemsize)
+        attrs[:len(self.attrs)] = self.attrs
+        balances = np.zeros(capacity, np.int64)
+        balances[:len(self.balances)] = self.balances
+        self._attrs_buf, self._balances_buf = attrs, balances
 
     def index_of(self, psn_no: str, field: str = "psn_no") -> int:
         """The person's row; UnknownPerson naming ``field`` (where the caller got psn_no from) if none."""

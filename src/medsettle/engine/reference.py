@@ -66,6 +66,9 @@ class ReferenceEngine:
     def reset(self) -> None:
         self._states.clear()
 
+    def add_person(self) -> None:
+        """Nothing to allocate: a person's state is made on first use from the population's balance."""
+
     # -- settlement ---------------------------------------------------------------------------
 
     def run(self, batch: BillBatch, *, presettle: bool = False, narrow: bool = False,

@@ -30,7 +30,7 @@ from .bills import AdmissionKeys, Bill, BillBatch, encode_bills, parse_bill, res
 from .columns import COL, COLUMNS, NARROW_COLUMNS, REFUSAL_MESSAGES, REFUSALS, YEAR_CLOSED
 from .core import CoreEngine
 from .fastpath import fast_path
-from .persons import Population
+from .persons import ATTR_DTYPE, Population
 from .reference import ReferenceEngine
 from .results import Settlement, mirror_row
 from .state import PersonState
@@ -171,6 +171,28 @@ class Settler:
         original.cancelled_by = mirror.setl_id
         self.records[mirror.setl_id] = mirror
         return mirror
+
+    # -- persons ----------------------------------------------------------------------------------
+
+    def enrol(self, psn_no: str, attrs: dict[str, int], balance: int = 0) -> int:
+        """Add a person (static attributes as ATTR_DTYPE fields) with an opening balance; return the row.
+
+        The engine's state grows with the population; a fast path made before is stale afterwards
+        (its arrays may have moved): the Settler's own is remade, callers holding one make a new one.
+        """
+        row = self.population.append(psn_no, attrs, balance)
+        self.engine.add_person()
+        self._fast = None
+        return row
+
+    def update_person(self, psn_no: str, **attrs: int) -> None:
+        """Change static attributes of a person (contributions, transfer, cancellation) between bills."""
+        unknown = set(attrs) - set(ATTR_DTYPE.names)
+        if unknown:
+            raise ValueError(f"unknown person attributes {sorted(unknown)}")
+        row = self.population.attrs[self.population.index_of(psn_no)]
+        for name, value in attrs.items():
+            row[name] = value
 
     # -- state ----------------------------------------------------------------------------------
 
