@@ -55,26 +55,17 @@ def make_app(centre: Centre, *, workers: int = 64) -> web.Application:
         return _json(json_schemas())
 
     async def admin(request: web.Request) -> web.Response:
-        """The registry's admin API: {"action": "card", "card_no", "card_action", "replace"},
-        {"action": "credit", "psn_no", "amount", "key"} or {"action": "cancel_person", "psn_no", "reason"};
-        answers {"ok": true, ...} or {"ok": false, "error"}."""
+        """The admin API of persons and cards (medsettle.centre.admin: one model per action: enrol,
+        change_unit, contribute, issue_card, issue_cards_employer, transfer_out, transfer_in, issue_qr,
+        card, credit, cancel_person); answers {"ok": true, ...} or {"ok": false, "error"}."""
         try:
             body = json.loads(await request.read())
-            if body.get("action") == "card":
-                work = functools.partial(centre.card_event, str(body.get("card_no", "")), str(body.get("card_action")),
-                                         replace=bool(body.get("replace")))
-            elif body.get("action") == "credit":
-                work = functools.partial(centre.credit_account, str(body.get("psn_no", "")), body.get("amount"),
-                                         str(body.get("key", "")))
-            elif body.get("action") == "cancel_person":
-                work = functools.partial(centre.cancel_person, str(body.get("psn_no", "")), str(body.get("reason")))
-            else:
-                return _json({"ok": False, "error": "action must be card, credit or cancel_person"}, status=400)
+            work = functools.partial(centre.admin, body)
             result = await asyncio.get_running_loop().run_in_executor(executor, work)
-        except (ValueError, AttributeError) as exc:
-            return _json({"ok": False, "error": f"INVALID_INPUT: {exc}"}, status=400)
         except MedsettleError as exc:
             return _json({"ok": False, "error": f"{exc.code}: {exc}"}, status=400)
+        except ValueError as exc:  # malformed JSON
+            return _json({"ok": False, "error": f"INVALID_INPUT: {exc}"}, status=400)
         except Exception as exc:  # noqa: BLE001
             log.exception("admin request failed")
             return _json({"ok": False, "error": f"INTERNAL_ERROR: {exc}"}, status=500)

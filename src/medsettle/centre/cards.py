@@ -24,9 +24,8 @@ class CardChecks:
             psn_no = self.registry.card_for(d.mdtrt_cert_no, d.card_sn, field="input.data.mdtrt_cert_no").psn_no
         elif d.mdtrt_cert_type == "02":
             psn_no = self.registry.person_by_certno(d.certno or d.mdtrt_cert_no)
-        else:
-            raise InvalidInput("the QR e-voucher (01) is not offered by this centre yet: use 02 or 03",
-                               field="input.data.mdtrt_cert_type")
+        else:  # 01, the QR e-voucher
+            psn_no = self.person_by_qr(d.mdtrt_cert_no, field="input.data.mdtrt_cert_no")
         with self._lock:
             balance = self.settler.person_state(psn_no).balance
         return self.registry.baseinfo(psn_no, balance)
@@ -34,7 +33,13 @@ class CardChecks:
     def _present_card(self, env: Envelope, institution: Institution, data: Any, psn_no: str, *,
                       activate: bool = False, presettle: bool = False) -> Card | None:
         """Check the card a message presents (mdtrt_cert_type 03); activate an issued one on first use."""
-        if getattr(data, "mdtrt_cert_type", "") != "03":
+        cert_type = getattr(data, "mdtrt_cert_type", "")
+        if cert_type == "01":  # the QR e-voucher: valid, and this person's
+            if self.person_by_qr(data.mdtrt_cert_no, field="input.data.mdtrt_cert_no") != psn_no:
+                raise CardRefused("QR_UNKNOWN", f"the QR e-voucher is not person {psn_no}'s",
+                                  field="input.data.mdtrt_cert_no")
+            return None
+        if cert_type != "03":
             return None
         card_sn = (getattr(data, "model_extra", None) or {}).get("card_sn", "")
         card = self.registry.card_for(data.mdtrt_cert_no, card_sn, psn_no, field="input.data.mdtrt_cert_no")
@@ -93,6 +98,8 @@ class CardChecks:
                                field="reason")
         region = self.settler.population.region_of(self.settler.population.index_of(psn_no))
         body = {"psn_no": psn_no, "action": "cancel", "reason": reason}
+        if not self.settler.population.describe(self.settler.population.index_of(psn_no))["active"]:
+            raise InvalidInput(f"person {psn_no} is not insured here now", field="psn_no")
         self._commit(PERSON_EVENT, region, f"admin/{psn_no}/cancel", body,
                      apply=lambda: self.registry.apply(PERSON_EVENT, body))
         return body

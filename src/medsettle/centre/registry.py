@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ..engine.persons import FLAG_ACTIVE, FLAG_ASSISTANCE, Population
 from ..errors import SettlementRefused
+from ..timeutil import now_shanghai
 
 ISSUED, ACTIVE, LOST, CANCELLED = "issued", "active", "lost", "cancelled"
 CARD_EVENT, PERSON_EVENT = "card_event", "person_event"
@@ -41,6 +42,7 @@ class Identity:
     gend: str  # "1" male, "2" female
     brdy: dt.date
     emp_name: str
+    emp_no: str = ""
 
 
 @dataclass
@@ -49,6 +51,8 @@ class Card:
     card_sn: str  # card identification code, 32 hex digits (EF05 01)
     psn_no: str
     status: str = ISSUED
+    channel: str = "generated"  # on_the_spot, service_point, delegate, employer (seed 002)
+    ready_on: str = ""  # ISO date from which the card can be collected and used ("" = at once)
 
 
 def id_check_digit(first17: str) -> str:
@@ -65,6 +69,9 @@ class Registry:
         self.cards_of: dict[str, list[str]] = {}
         for c in cards:
             self.cards_of.setdefault(c.psn_no, []).append(c.card_no)
+        self.contributions: dict[str, set[int]] = {}  # psn_no -> months paid (year*12+month-1)
+        self.transfer_gaps: dict[str, set[int]] = {}  # psn_no -> months lost to a transfer between regions
+        self.transfers: dict[str, dict] = {}  # certificate_no -> the transfer certificate
 
     @classmethod
     def generate(cls, population: Population, *, seed: int = 0, activated_share: float = 0.9) -> Registry:
@@ -104,7 +111,27 @@ class Registry:
             raise CardRefused("CARD_LOST", f"card {card_no} is reported lost", field=field)
         if card.status == CANCELLED:
             raise CardRefused("CARD_CANCELLED", f"card {card_no} is cancelled", field=field)
+        if card.ready_on and dt.date.fromisoformat(card.ready_on) > now_shanghai().date():
+            raise CardRefused("CARD_NOT_READY", f"card {card_no} is still being made: ready on {card.ready_on}",
+                              field=field)
         return card
+
+    def usable_card_of(self, psn_no: str) -> Card | None:
+        """The person's card that is issued or active (at most one at a time), if any."""
+        for card_no in self.cards_of.get(psn_no, []):
+            if self.cards[card_no].status in (ISSUED, ACTIVE):
+                return self.cards[card_no]
+        return None
+
+    def add_card(self, card: Card) -> None:
+        self.cards[card.card_no] = card
+        self.cards_of.setdefault(card.psn_no, []).append(card.card_no)
+
+    def add_identity(self, ident: Identity) -> None:
+        if ident.certno in self.by_certno:
+            raise ValueError(f"ID number {ident.certno} is already registered")
+        self.identities[ident.psn_no] = ident
+        self.by_certno[ident.certno] = ident.psn_no
 
     def person_by_certno(self, certno: str) -> str:
         psn_no = self.by_certno.get(certno)
@@ -115,13 +142,13 @@ class Registry:
     # -- events -------------------------------------------------------------------------------
 
     def apply(self, kind: str, body: dict) -> None:
-        if kind == CARD_EVENT:
+        if kind == CARD_EVENT and body["action"] == "issue":
+            self.add_card(Card(**body["card"]))
+        elif kind == CARD_EVENT:
             card = self.cards[body["card_no"]]
             card.status = {"activate": ACTIVE, "lost": LOST, "cancel": CANCELLED}[body["action"]]
             if body.get("replacement"):  # lost and replaced: a new card, issued, for the same person
-                new = Card(**body["replacement"])
-                self.cards[new.card_no] = new
-                self.cards_of.setdefault(new.psn_no, []).append(new.card_no)
+                self.add_card(Card(**body["replacement"]))
         elif kind == PERSON_EVENT and body["action"] == "cancel":
             index = self.population.index_of(body["psn_no"])
             self.population.attrs["flags"][index] &= 0xFF & ~FLAG_ACTIVE  # the core reads this flag live

@@ -36,6 +36,7 @@ from .institutions import Institution
 from .messages import INPUTS, Cancel, Envelope, PharmacySale, SignIn, SignOut
 from .inpatient import InpatientFlow
 from .outpatient import OutpatientFlow
+from .persons import PersonAdmin
 from .queries import Queries
 from .reconciliation import Reconciliation
 from .registry import CARD_EVENT, PERSON_EVENT, Registry
@@ -56,7 +57,8 @@ class CentreUnavailable(MedsettleError):
     code = "CENTRE_UNAVAILABLE"
 
 
-class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliation, Downloads, CardChecks):
+class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliation, Downloads, CardChecks,
+             PersonAdmin):
     def __init__(self, settler: Settler, journal: GroupCommitJournal, institutions: list[Institution],
                  registry: Registry | None = None):
         self.settler = settler
@@ -70,6 +72,7 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
         self._reversals: dict[str, dict] = {}  # omsgid -> the first 2601's output
         self._setl_institution: dict[str, str] = {}  # setl_id (settlements and mirrors) -> fixmedins_code
         self._credit_keys: set[str] = set()  # "psn_no/month" of account credits made
+        self._qr_tokens: dict[str, tuple] = {}  # QR e-voucher token -> (psn_no, expiry); in memory only
         self._sign_seq = itertools.count(1)
         self.failed: str | None = None
         self._handlers: dict[str, Callable[[Envelope, Institution, BaseModel], dict]] = {
@@ -298,8 +301,10 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
             return
         elif entry.kind == "credit":
             self._credit_keys.add(entry.key)
-        elif entry.kind in (CARD_EVENT, PERSON_EVENT):
+        elif entry.kind == CARD_EVENT:
             self.registry.apply(entry.kind, body)
+        elif entry.kind == PERSON_EVENT:
+            self._apply_person_event(body)
         elif entry.kind in EVENT_KINDS:
             self.encounters.apply(entry.kind, body)
         elif entry.kind == "settle" and "feedetl_sns" in body:

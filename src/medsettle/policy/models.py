@@ -123,6 +123,10 @@ class Account(_Model):
 
     med_types: list[Literal["11", "13", "14", "21", "41"]] = list(MED_TYPES)
     scope: Literal["all", "covered"] = "all"
+    # The monthly credit (划入): employees in service get this share of their contribution base, retirees a
+    # fixed sum (the 2021 reform's shape); residents have no account.
+    in_service_share: Bp = 200
+    retiree_monthly: Fen = 10_000
 
 
 class CrossRegionCut(_Model):

@@ -1,0 +1,107 @@
+"""The admin API's requests (POST /admin, ``medsettle persons ...``): one pydantic model per action, so a
+bad request names its field like every other message of the centre."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+YuanText = str  # validated by money.to_fen where used, so the field is named in the error
+
+
+class _Admin(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CardAction(_Admin):
+    action: Literal["card"]
+    card_no: str = Field(min_length=1)
+    card_action: Literal["activate", "lost", "cancel"]
+    replace: bool = False
+
+
+class Credit(_Admin):
+    action: Literal["credit"]
+    psn_no: str = Field(min_length=1)
+    amount: YuanText
+    key: str = Field(min_length=1)
+
+
+class CancelPerson(_Admin):
+    action: Literal["cancel_person"]
+    psn_no: str = Field(min_length=1)
+    reason: Literal["emigration", "household", "transfer_out", "death"]
+
+
+class Enrol(_Admin):
+    """A new insured person: employees with their unit, residents in the region's virtual unit."""
+
+    action: Literal["enrol"]
+    insuplc_admdvs: str = Field(pattern=r"^\d{6}$")
+    insutype: Literal["310", "390"]
+    psn_type: Literal["11", "12", "1501", "1502"]
+    certno: str = Field(pattern=r"^\d{17}[\dX]$")
+    psn_name: str = Field(min_length=1, max_length=15)
+    gend: Literal["1", "2"]
+    brdy: dt.date
+    emp_no: str | None = Field(None, min_length=1, max_length=30)
+    emp_name: str | None = Field(None, min_length=1, max_length=100)
+    uncovered_years: int = Field(0, ge=0, le=100, description="residents enrolling late: years not covered")
+    assistance: bool = False
+
+
+class ChangeUnit(_Admin):
+    action: Literal["change_unit"]
+    psn_no: str = Field(min_length=1)
+    emp_no: str = Field(min_length=1, max_length=30)
+    emp_name: str = Field(min_length=1, max_length=100)
+    certificate: str = Field(min_length=1, max_length=60, description="the new unit's registration certificate")
+
+
+class Contribute(_Admin):
+    """One month's contribution; an employee in service gives the base, retirees and residents none."""
+
+    action: Literal["contribute"]
+    psn_no: str = Field(min_length=1)
+    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    base: YuanText | None = None
+
+
+class IssueCard(_Admin):
+    action: Literal["issue_card"]
+    psn_no: str = Field(min_length=1)
+    channel: Literal["on_the_spot", "service_point", "delegate"]
+    delegate_certno: str | None = Field(None, pattern=r"^\d{17}[\dX]$")
+
+
+class IssueCardsEmployer(_Admin):
+    action: Literal["issue_cards_employer"]
+    emp_no: str = Field(min_length=1)
+    psn_nos: list[str] = Field(min_length=1, max_length=10_000)
+
+
+class TransferOut(_Admin):
+    action: Literal["transfer_out"]
+    psn_no: str = Field(min_length=1)
+    to_admdvs: str = Field(pattern=r"^\d{6}$")
+
+
+class TransferIn(_Admin):
+    action: Literal["transfer_in"]
+    certificate_no: str = Field(min_length=1)
+    emp_no: str | None = Field(None, min_length=1, max_length=30)
+    emp_name: str | None = Field(None, min_length=1, max_length=100)
+
+
+class IssueQr(_Admin):
+    action: Literal["issue_qr"]
+    psn_no: str = Field(min_length=1)
+
+
+ADMIN_REQUESTS: dict[str, type[_Admin]] = {
+    "card": CardAction, "credit": Credit, "cancel_person": CancelPerson, "enrol": Enrol, "change_unit": ChangeUnit,
+    "contribute": Contribute, "issue_card": IssueCard, "issue_cards_employer": IssueCardsEmployer,
+    "transfer_out": TransferOut, "transfer_in": TransferIn, "issue_qr": IssueQr,
+}

@@ -1,0 +1,253 @@
+"""Persons and cards at a real centre over HTTP (seeds 000-003): enrolment, contributions and the monthly
+account credit, waiting periods, card channels, unit change, transfer between regions, the QR e-voucher,
+bad admin requests that change nothing, and all of it surviving a restart (replayed from the journal)."""
+
+from __future__ import annotations
+
+import pytest
+from test_centre import CODES, PHARMACY, Server, admin, first_person, sign_in
+
+from medsettle.centre.persons import add_working_days
+from medsettle.centre.registry import id_check_digit
+from medsettle.timeutil import now_shanghai
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def certno(region: str, born: str, seq: str) -> str:
+    first17 = f"{region}{born}{seq}"
+    return first17 + id_check_digit(first17)
+
+
+def ok(answer):
+    assert answer.get("ok"), answer
+    return answer
+
+
+def call(server, infno, input_, sign_no, insuplc="130100"):
+    Server.seq += 1
+    msgid = f"{PHARMACY}20260302100000{Server.seq:04d}"
+    return server.post({"infno": infno, "msgid": msgid, "mdtrtarea_admvs": "130100", "insuplc_admdvs": insuplc,
+                        "recer_sys_code": "MEDSETTLE", "dev_no": "D1", "infver": "V1.0", "opter_type": "1",
+                        "opter": "001", "opter_name": "clerk", "inf_time": "2026-03-02 10:00:00",
+                        "fixmedins_code": PHARMACY, "fixmedins_name": "x", "sign_no": sign_no, "input": input_})
+
+
+def sale(psn_no, cert_type, cert_no, price="100.00"):
+    return {"data": {"psn_no": psn_no, "mdtrt_cert_type": cert_type, "mdtrt_cert_no": cert_no, "med_type": "41",
+                     "acct_used_flag": "1"},
+            "feedetail": [{"feedetl_sn": "1", "med_list_codg": CODES[0], "pric": price, "cnt": "1",
+                           "fee_ocur_time": "2026-03-02 09:58:00"}]}
+
+
+EMPLOYEE = {"action": "enrol", "insuplc_admdvs": "130100", "insutype": "310", "psn_type": "11",
+            "certno": certno("130100", "19900315", "123"), "psn_name": "周新", "gend": "1", "brdy": "1990-03-15",
+            "emp_no": "U130100001", "emp_name": "石家庄第一机械厂"}
+
+
+@pytest.fixture()
+def server(tmp_path):
+    s = Server(tmp_path).start()
+    yield s
+    s.stop()
+
+
+def test_enrol_contribute_wait_then_settle_and_survive_a_restart(tmp_path):
+    server = Server(tmp_path).start()
+    try:
+        sign_no = sign_in(server)
+        enrolled = ok(admin(server, EMPLOYEE))
+        psn = enrolled["psn_no"]
+        assert psn.startswith("130100") and len(psn) == 20
+        refused = call(server, "2102", sale(psn, "02", EMPLOYEE["certno"]), sign_no)
+        assert refused["infcode"] == -1 and "WAITING_PERIOD" in refused["err_msg"]  # no contributions yet
+        for month in ("2025-11", "2025-12"):
+            ok(admin(server, {"action": "contribute", "psn_no": psn, "month": month, "base": "8000.00"}))
+        # waiting months 3 from November 2025: benefits from February; a bill of 2 March also needs
+        # contributions reaching February (the bill's month or the one before)
+        ok(admin(server, {"action": "contribute", "psn_no": psn, "month": "2026-01", "base": "8000.00"}))
+        still = call(server, "2102", sale(psn, "02", EMPLOYEE["certno"]), sign_no)
+        assert "WAITING_PERIOD" in still["err_msg"]
+        last = ok(admin(server, {"action": "contribute", "psn_no": psn, "month": "2026-02", "base": "8000.00"}))
+        assert (last["credit"], last["balc"], last["contrib_from"], last["paid_through"]) == (
+            "160.00", "640.00", "2025-11", "2026-02")  # 2% of 8,000.00 a month
+        settled = call(server, "2102", sale(psn, "02", EMPLOYEE["certno"]), sign_no)
+        assert settled["infcode"] == 0, settled
+        setl = settled["output"]["setlinfo"]
+        balance_after = setl["balc"]
+        card = ok(admin(server, {"action": "issue_card", "psn_no": psn, "channel": "on_the_spot"}))
+        assert card["ready_on"] == "" and card["status"] == "issued" and card["card_sn"].startswith("130100D156")
+        again = admin(server, {"action": "issue_card", "psn_no": psn, "channel": "on_the_spot"})
+        assert not again["ok"] and "already holds card" in again["error"]
+        with_card = call(server, "2102", sale(psn, "03", card["card_no"], "10.00"), sign_no)
+        assert with_card["infcode"] == 0, with_card  # first use at a pharmacy activates it
+        info = call(server, "1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": card["card_no"]}}, sign_no)
+        assert info["output"]["cardinfo"] == [{"card_no": card["card_no"], "status": "active"}]
+        assert info["output"]["insuinfo"][0]["emp_name"] == "石家庄第一机械厂"
+        balance = info["output"]["insuinfo"][0]["balc"]
+    finally:
+        server.stop()
+    server = Server(tmp_path).start()  # everything above is replayed from the journal
+    try:
+        sign_no = sign_in(server)
+        info = call(server, "1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": card["card_no"]}}, sign_no)
+        assert info["infcode"] == 0, info
+        assert info["output"]["baseinfo"]["psn_no"] == psn and info["output"]["insuinfo"][0]["balc"] == balance
+        assert float(balance) < float(balance_after) < 640
+        dup = admin(server, {"action": "contribute", "psn_no": psn, "month": "2026-01", "base": "8000.00"})
+        assert not dup["ok"] and "month" in dup["error"] and "already recorded" in dup["error"]
+    finally:
+        server.stop()
+
+
+def test_retirees_get_a_fixed_sum_and_late_residents_wait_longer(server):
+    retiree = ok(admin(server, {**EMPLOYEE, "psn_type": "12", "certno": certno("130100", "19550101", "011"),
+                                "brdy": "1955-01-01"}))
+    credit = ok(admin(server, {"action": "contribute", "psn_no": retiree["psn_no"], "month": "2026-01"}))
+    assert credit["credit"] == "100.00" and credit["balc"] == "100.00"
+    with_base = admin(server, {"action": "contribute", "psn_no": retiree["psn_no"], "month": "2026-02",
+                               "base": "5000"})
+    assert not with_base["ok"] and "field base" in with_base["error"]
+    resident = ok(admin(server, {"action": "enrol", "insuplc_admdvs": "330300", "insutype": "390", "psn_type": "1501",
+                                 "certno": certno("330300", "19851010", "022"), "psn_name": "吴佳",
+                                 "gend": "2", "brdy": "1985-10-10", "uncovered_years": 5}))
+    assert resident["extra_wait_months"] == 5 and resident["emp_no"] == "330300V00000"
+    paid = ok(admin(server, {"action": "contribute", "psn_no": resident["psn_no"], "month": "2026-01"}))
+    assert paid["credit"] == "0.00" and paid["balc"] == "0.00"
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"certno": EMPLOYEE["certno"][:-1] + ("1" if EMPLOYEE["certno"][-1] != "1" else "2")}, "certno"),  # check digit
+    ({"emp_no": None, "emp_name": None}, "emp_no"),
+    ({"insuplc_admdvs": "999999"}, "insuplc_admdvs"),
+    ({"psn_type": "1501"}, "psn_type"),
+    ({"brdy": "2990-01-01"}, "brdy"),
+    ({"psn_name": "x" * 16}, "psn_name"),
+    ({"gend": "3"}, "gend"),
+    ({"colour": "blue"}, "colour"),
+])
+def test_bad_enrolments_name_the_field_and_change_nothing(server, change, field):
+    before = server.journal_count()
+    body = {k: v for k, v in {**EMPLOYEE, **change}.items() if v is not None}
+    answer = admin(server, body)
+    assert not answer["ok"] and f"field {field}" in answer["error"], answer
+    assert server.journal_count() == before
+
+
+def test_unknown_actions_and_malformed_requests(server):
+    before = server.journal_count()
+    for body in ({"action": "fly"}, {"action": "contribute", "psn_no": "nobody", "month": "2026-01"},
+                 {"action": "contribute", "psn_no": first_person(), "month": "2026-13"}, ["not", "a", "dict"]):
+        answer = admin(server, body)
+        assert not answer["ok"] and "field" in answer["error"], answer
+    assert server.journal_count() == before
+
+
+def test_card_channels(server):
+    sign_no = sign_in(server)
+    a = ok(admin(server, EMPLOYEE))["psn_no"]
+    b = ok(admin(server, {**EMPLOYEE, "certno": certno("130100", "19920101", "035"), "psn_name": "郑平"}))["psn_no"]
+    c = ok(admin(server, {**EMPLOYEE, "certno": certno("130100", "19930101", "047"), "emp_no": "U999"}))["psn_no"]
+    bulk = admin(server, {"action": "issue_cards_employer", "emp_no": "U130100001", "psn_nos": [a, b, c]})
+    assert not bulk["ok"] and "psn_nos[2]" in bulk["error"]  # c is not the unit's: no card made for anyone
+    bulk = ok(admin(server, {"action": "issue_cards_employer", "emp_no": "U130100001", "psn_nos": [a, b]}))
+    ready = add_working_days(now_shanghai().date(), 3).isoformat()  # the centre's calendar is Asia/Shanghai
+    assert [x["ready_on"] for x in bulk["cards"]] == [ready, ready]
+    for month in ("2025-10", "2025-11", "2025-12", "2026-01", "2026-02"):
+        ok(admin(server, {"action": "contribute", "psn_no": a, "month": month, "base": "6000"}))
+    not_ready = call(server, "2102", sale(a, "03", bulk["cards"][0]["card_no"]), sign_no)
+    assert not_ready["infcode"] == -1 and "CARD_NOT_READY" in not_ready["err_msg"]
+    no_delegate = admin(server, {"action": "issue_card", "psn_no": c, "channel": "delegate"})
+    assert not no_delegate["ok"] and "delegate_certno" in no_delegate["error"]
+    delegate = ok(admin(server, {"action": "issue_card", "psn_no": c, "channel": "delegate",
+                                 "delegate_certno": certno("130100", "19600101", "051")}))
+    assert delegate["ready_on"] == ""
+    point = ok(admin(server, {"action": "card", "card_no": bulk["cards"][1]["card_no"], "card_action": "lost"}))
+    assert point["action"] == "lost"
+    counter = ok(admin(server, {"action": "issue_card", "psn_no": b, "channel": "service_point"}))
+    assert counter["ready_on"] == ready
+
+
+def test_unit_change_with_certificate(server):
+    psn = first_person("130100", "310")
+    sign_no = sign_in(server)
+    ok(admin(server, {"action": "change_unit", "psn_no": psn, "emp_no": "U77", "emp_name": "新单位",
+                      "certificate": "130100-REG-0077"}))
+    info = call(server, "1101", {"data": {"mdtrt_cert_type": "02", "certno": _certno_of(server, psn, sign_no)}},
+                sign_no)
+    assert info["output"]["insuinfo"][0]["emp_name"] == "新单位"
+    again = admin(server, {"action": "change_unit", "psn_no": psn, "emp_no": "U77", "emp_name": "新单位",
+                           "certificate": "130100-REG-0077"})
+    assert not again["ok"] and "already with unit" in again["error"]
+    resident = first_person("130100", "390")
+    refused = admin(server, {"action": "change_unit", "psn_no": resident, "emp_no": "U1", "emp_name": "x",
+                             "certificate": "c"})
+    assert not refused["ok"] and "residents" in refused["error"]
+
+
+def _certno_of(server, psn, sign_no):
+    from test_centre import REGISTRY
+
+    return REGISTRY.identities[psn].certno
+
+
+def test_transfer_between_regions_moves_balance_and_accumulators(tmp_path):
+    from test_centre import REGISTRY, card_of
+
+    psn = first_person("130100", "310")
+    server = Server(tmp_path).start()
+    try:
+        sign_no = sign_in(server)
+        paid = call(server, "2102", sale(psn, "03", card_of(psn)), sign_no)
+        assert paid["infcode"] == 0, paid
+        before = call(server, "5206", {"data": {"psn_no": psn}}, sign_no)["output"]
+        cert = ok(admin(server, {"action": "transfer_out", "psn_no": psn, "to_admdvs": "330300"}))
+        assert cert["from_admdvs"] == "130100"
+        assert cert["balance"] == f"{paid['output']['setlinfo']['balc']:.2f}"
+        old_card = call(server, "2102", sale(psn, "03", card_of(psn)), sign_no)
+        assert "CARD_CANCELLED" in old_card["err_msg"]
+        between = call(server, "2102", sale(psn, "02", REGISTRY.identities[psn].certno), sign_no)
+        assert "PERSON_INACTIVE" in between["err_msg"]
+        bad = admin(server, {"action": "transfer_in", "certificate_no": cert["certificate_no"]})
+        assert not bad["ok"] and "field emp_no" in bad["error"]
+        accepted = ok(admin(server, {"action": "transfer_in", "certificate_no": cert["certificate_no"],
+                                     "emp_no": "U330300009", "emp_name": "温州鞋业"}))
+        assert accepted["insuplc_admdvs"] == "330300" and accepted["balc"] == cert["balance"]
+        twice = admin(server, {"action": "transfer_in", "certificate_no": cert["certificate_no"],
+                               "emp_no": "U330300009", "emp_name": "温州鞋业"})
+        assert not twice["ok"] and "already accepted" in twice["error"]
+        after = call(server, "5206", {"data": {"psn_no": psn}}, sign_no, insuplc="330300")["output"]
+        assert after == before  # the year's accumulators moved with the person
+        new_card = ok(admin(server, {"action": "issue_card", "psn_no": psn, "channel": "on_the_spot"}))
+        assert new_card["card_sn"].startswith("330300")
+        cross = call(server, "2102", sale(psn, "03", new_card["card_no"], "10.00"), sign_no, insuplc="330300")
+        assert cross["infcode"] == 0, cross  # settled in 130100 for a person now insured in 330300
+        assert cross["output"]["setlinfo"]["psn_no"] == psn
+    finally:
+        server.stop()
+    server = Server(tmp_path).start()
+    try:
+        sign_no = sign_in(server)
+        info = call(server, "1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": new_card["card_no"]}},
+                    sign_no, insuplc="330300")
+        assert info["output"]["insuinfo"][0]["insuplc_admdvs"] == "330300"
+    finally:
+        server.stop()
+
+
+def test_qr_e_voucher_identifies_the_person(server):
+    psn = first_person("130100", "310")
+    sign_no = sign_in(server)
+    qr = ok(admin(server, {"action": "issue_qr", "psn_no": psn}))
+    token = qr["mdtrt_cert_no"]
+    assert len(token) == 40 and token.startswith("130100")
+    info = call(server, "1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": token}}, sign_no)
+    assert info["output"]["baseinfo"]["psn_no"] == psn
+    paid = call(server, "2102", sale(psn, "01", token), sign_no)
+    assert paid["infcode"] == 0, paid
+    unknown = call(server, "1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": "130100" + "0" * 34}},
+                   sign_no)
+    assert unknown["infcode"] == -1 and "QR_UNKNOWN" in unknown["err_msg"]
+    other = first_person("130100", "390")
+    wrong = call(server, "2102", sale(other, "01", token), sign_no)
+    assert wrong["infcode"] == -1 and "QR_UNKNOWN" in wrong["err_msg"]
