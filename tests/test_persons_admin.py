@@ -251,3 +251,27 @@ def test_qr_e_voucher_identifies_the_person(server):
     other = first_person("130100", "390")
     wrong = call(server, "2102", sale(other, "01", token), sign_no)
     assert wrong["infcode"] == -1 and "QR_UNKNOWN" in wrong["err_msg"]
+
+
+def test_the_persons_commands_drive_the_centre(server):
+    import json
+    import subprocess
+    import sys
+
+    def medsettle(*args):
+        return subprocess.run([sys.executable, "-m", "medsettle.cli", "persons", *args, "--centre", server.url],
+                              capture_output=True, text=True, timeout=60)
+
+    enrolled = medsettle("enrol", "--region", "330300", "--insutype", "390", "--psn-type", "1502",
+                         "--certno", certno("330300", "20150601", "064"), "--name", "陈小明", "--sex", "1",
+                         "--born", "2015-06-01")
+    assert enrolled.returncode == 0, enrolled.stderr
+    psn = json.loads(enrolled.stdout)["psn_no"]
+    paid = medsettle("contribute", psn, "--month", "2026-01")
+    assert paid.returncode == 0 and json.loads(paid.stdout)["paid_through"] == "2026-01"
+    card = medsettle("issue-card", psn, "--channel", "on_the_spot")
+    assert json.loads(card.stdout)["card_sn"].startswith("330300")
+    bad = medsettle("contribute", psn, "--month", "2026-01")
+    assert bad.returncode == 1 and "already recorded" in bad.stderr
+    qr = medsettle("qr", psn)
+    assert json.loads(qr.stdout)["mdtrt_cert_no"].startswith("330300")

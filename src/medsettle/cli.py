@@ -207,7 +207,8 @@ def policy_path() -> None:
 
 @main.group()
 def persons() -> None:
-    """Insured persons: generate a population file; card, credit and cancellation events at a running centre."""
+    """Insured persons: generate a population file; enrolment, units, contributions, cards, transfers and
+    cancellation at a running centre."""
 
 
 @persons.command("generate")
@@ -364,10 +365,12 @@ def serve(policy_file, persons_file, db_url, data_dir, port, engine) -> None:
         journal.close()
 
 
-from .cli_hardware import card, hardware  # noqa: E402 - the groups live in their own module
+from .cli_hardware import card, hardware  # noqa: E402 - the groups live in their own modules
+from .cli_persons import register as _register_person_commands  # noqa: E402
 
 main.add_command(hardware)
 main.add_command(card)
+_register_person_commands(persons)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,96 @@
+"""``medsettle persons enrol|change-unit|contribute|issue-card|employer-cards|transfer-out|transfer-in|qr``:
+the agency's side of persons and cards, each one admin request to a running centre (POST /admin)."""
+
+from __future__ import annotations
+
+import click
+
+
+def _post(ctx_obj, body: dict) -> None:
+    from .cli import _admin  # noqa: PLC0415 - shared with the other persons commands
+
+    _admin(ctx_obj, {k: v for k, v in body.items() if v is not None})
+
+
+CENTRE = click.option("--centre", "centre_url", default="http://127.0.0.1:8901/", show_default=True,
+                      help="The running centre (medsettle serve).")
+
+
+def register(persons: click.Group) -> None:
+    @persons.command("enrol")
+    @click.option("--region", "insuplc_admdvs", required=True, help="Insured region (6 digits).")
+    @click.option("--insutype", required=True, type=click.Choice(["310", "390"]), help="310 employee, 390 resident.")
+    @click.option("--psn-type", required=True, type=click.Choice(["11", "12", "1501", "1502"]))
+    @click.option("--certno", required=True, help="18-character citizen ID number.")
+    @click.option("--name", "psn_name", required=True)
+    @click.option("--sex", "gend", required=True, type=click.Choice(["1", "2"]), help="1 male, 2 female.")
+    @click.option("--born", "brdy", required=True, help="Birth date yyyy-mm-dd.")
+    @click.option("--emp-no", help="Employees: the unit's code.")
+    @click.option("--emp-name", help="Employees: the unit's name.")
+    @click.option("--uncovered-years", type=int, default=0, show_default=True,
+                  help="Residents enrolling late: years without cover (extra waiting months).")
+    @click.option("--assistance", is_flag=True, help="Has the medical-assistance identity.")
+    @CENTRE
+    def enrol(centre_url, **fields) -> None:
+        """Enrol a person: an employee with a unit, or a resident in the region's virtual unit."""
+        _post(centre_url, {"action": "enrol", **fields})
+
+    @persons.command("change-unit")
+    @click.argument("psn_no")
+    @click.option("--emp-no", required=True)
+    @click.option("--emp-name", required=True)
+    @click.option("--certificate", required=True, help="The new unit's registration certificate number.")
+    @CENTRE
+    def change_unit(centre_url, **fields) -> None:
+        """Move an employee to a new unit, on the new unit's certificate."""
+        _post(centre_url, {"action": "change_unit", **fields})
+
+    @persons.command("contribute")
+    @click.argument("psn_no")
+    @click.option("--month", required=True, help="The month paid for, yyyy-mm.")
+    @click.option("--base", help="Employees in service: the contribution base in yuan.")
+    @CENTRE
+    def contribute(centre_url, **fields) -> None:
+        """Record a month's contribution; credits the account (a share of the base, or the retirees' sum)."""
+        _post(centre_url, {"action": "contribute", **fields})
+
+    @persons.command("issue-card")
+    @click.argument("psn_no")
+    @click.option("--channel", required=True, type=click.Choice(["on_the_spot", "service_point", "delegate"]))
+    @click.option("--delegate-certno", help="With --channel delegate: the delegate's ID number.")
+    @CENTRE
+    def issue_card(centre_url, **fields) -> None:
+        """Issue a social security card (ready at once on the spot or by a delegate, 3 working days at a point)."""
+        _post(centre_url, {"action": "issue_card", **fields})
+
+    @persons.command("employer-cards")
+    @click.argument("emp_no")
+    @click.argument("psn_nos", nargs=-1, required=True)
+    @CENTRE
+    def employer_cards(centre_url, emp_no, psn_nos) -> None:
+        """Issue cards in bulk through an employer for its employees (all checked before any is made)."""
+        _post(centre_url, {"action": "issue_cards_employer", "emp_no": emp_no, "psn_nos": list(psn_nos)})
+
+    @persons.command("transfer-out")
+    @click.argument("psn_no")
+    @click.option("--to", "to_admdvs", required=True, help="The new region (6 digits).")
+    @CENTRE
+    def transfer_out(centre_url, **fields) -> None:
+        """End the relation here and issue a transfer certificate (balance and accumulators on it)."""
+        _post(centre_url, {"action": "transfer_out", **fields})
+
+    @persons.command("transfer-in")
+    @click.argument("certificate_no")
+    @click.option("--emp-no", help="Employees: the unit in the new region.")
+    @click.option("--emp-name", help="Employees: its name.")
+    @CENTRE
+    def transfer_in(centre_url, **fields) -> None:
+        """Accept a transfer certificate in the new region."""
+        _post(centre_url, {"action": "transfer_in", **fields})
+
+    @persons.command("qr")
+    @click.argument("psn_no")
+    @CENTRE
+    def qr(centre_url, psn_no) -> None:
+        """Issue a QR e-voucher token (mdtrt_cert_type 01) for a person, valid 5 minutes."""
+        _post(centre_url, {"action": "issue_qr", "psn_no": psn_no})
