@@ -224,7 +224,8 @@ def persons_generate(count: int, seed: int, policy_file: str | None, out_file: s
     click.echo(f"wrote {count:,} persons to {out_file}", err=True)
 
 
-def _admin(centre_url: str, body: dict) -> None:
+def admin_request(centre_url: str, body: dict) -> dict:
+    """POST one admin request to a running centre; its answer, or a ClickException with its error."""
     import urllib.error  # noqa: PLC0415
     import urllib.request  # noqa: PLC0415
 
@@ -237,9 +238,13 @@ def _admin(centre_url: str, body: dict) -> None:
         answer = json.loads(exc.read() or b"{}")
     except urllib.error.URLError as exc:
         raise click.ClickException(f"cannot reach the centre at {centre_url}: {exc.reason}") from None
-    if not answer.get("ok"):
+    if not answer.pop("ok", False):
         raise click.ClickException(answer.get("error", "the centre refused"))
-    click.echo(json.dumps(answer, ensure_ascii=False))
+    return answer
+
+
+def _admin(centre_url: str, body: dict) -> None:
+    click.echo(json.dumps(admin_request(centre_url, body), ensure_ascii=False))
 
 
 CENTRE_OPTION = click.option("--centre", "centre_url", default="http://127.0.0.1:8901/", show_default=True,

@@ -81,23 +81,35 @@ def card() -> None:
 @click.option("--persons", "persons_file", type=click.Path(dir_okay=False, exists=True),
               help="Persons CSV (default: the centre's default population: 10,000 generated persons, seed 0).")
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="Policy TOML (default: shipped).")
+@click.option("--centre", "centre_url", help="Take the person's records from this running centre (for persons "
+              "enrolled or cards issued there); default: the default population, as the centre generates it.")
 @click.option("--counter", help="Which counter's reader (default: the first).")
 @click.option("--pin", default="123456", show_default=True, help="The PIN set at issue.")
 @click.option("--cloned", is_flag=True, help="A clone: the data is genuine, the key is not.")
 @click.option("--alter-name", help="Altered data: write this name into EF06 09 after issue.")
 @HARDWARE_DIR
 @_stack_errors
-def card_issue(psn_no, persons_file, policy_file, counter, pin, cloned, alter_name, directory) -> None:
+def card_issue(psn_no, persons_file, policy_file, centre_url, counter, pin, cloned, alter_name, directory) -> None:
     """Personalise a virtual card from PSN_NO's records (default: the first person) and insert it."""
-    from .centre.registry import Registry  # noqa: PLC0415
-    from .engine import Population  # noqa: PLC0415
     from .hardware.daemon import HardwareClient  # noqa: PLC0415
-    from .hardware.personalise import profile_for  # noqa: PLC0415
-    from .policy import default_policy_path, load_policy  # noqa: PLC0415
 
-    pol = load_policy(policy_file or default_policy_path())
-    population = Population.from_csv(pol, persons_file) if persons_file else Population.generate(pol, 10_000, seed=0)
-    profile = profile_for(Registry.generate(population), psn_no, pin=pin)
+    if centre_url:
+        from .cli import admin_request  # noqa: PLC0415
+        from .hardware.personalise import profile_from_record  # noqa: PLC0415
+
+        if not psn_no:
+            raise click.UsageError("with --centre, name the person (PSN_NO)")
+        profile = profile_from_record(admin_request(centre_url, {"action": "card_record", "psn_no": psn_no}), pin)
+    else:
+        from .centre.registry import Registry  # noqa: PLC0415
+        from .engine import Population  # noqa: PLC0415
+        from .hardware.personalise import profile_for  # noqa: PLC0415
+        from .policy import default_policy_path, load_policy  # noqa: PLC0415
+
+        pol = load_policy(policy_file or default_policy_path())
+        population = (Population.from_csv(pol, persons_file) if persons_file
+                      else Population.generate(pol, 10_000, seed=0))
+        profile = profile_for(Registry.generate(population), psn_no, pin=pin)
     altered = {0x09: alter_name.encode("gbk")} if alter_name else None
     answer = HardwareClient(directory).insert(profile, counter, cloned=cloned, altered=altered)
     click.echo(f"card {profile.card_no} of {profile.name} ({profile.certno}) inserted in {answer['reader']!r}")

@@ -100,8 +100,15 @@ class IssueQr(_Admin):
     psn_no: str = Field(min_length=1)
 
 
+class CardRecord(_Admin):
+    """Read-only: what the issuing bureau writes on a person's card (for personalising a virtual card)."""
+
+    action: Literal["card_record"]
+    psn_no: str = Field(min_length=1)
+
+
 ADMIN_REQUESTS: dict[str, type[_Admin]] = {
     "card": CardAction, "credit": Credit, "cancel_person": CancelPerson, "enrol": Enrol, "change_unit": ChangeUnit,
     "contribute": Contribute, "issue_card": IssueCard, "issue_cards_employer": IssueCardsEmployer,
-    "transfer_out": TransferOut, "transfer_in": TransferIn, "issue_qr": IssueQr,
+    "transfer_out": TransferOut, "transfer_in": TransferIn, "issue_qr": IssueQr, "card_record": CardRecord,
 }

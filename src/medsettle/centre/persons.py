@@ -273,6 +273,18 @@ class PersonAdmin:
         return {"psn_no": cert["psn_no"], "insuplc_admdvs": cert["to_admdvs"],
                 "balc": str(fen_to_decimal(balance)), "note": "issue a card of the new region ('issue_card')"}
 
+    def card_record(self, req: A.CardRecord) -> dict:
+        """The person's identity and newest card, as a card is personalised from them (read-only)."""
+        self._describe(req.psn_no)
+        ident = self.registry.identities[req.psn_no]
+        cards = self.registry.cards_of.get(req.psn_no, [])
+        if not cards:
+            raise InvalidInput(f"person {req.psn_no} has no card: issue one first", field="psn_no")
+        card = self.registry.cards[cards[-1]]
+        return {"psn_no": req.psn_no, "psn_name": ident.psn_name, "certno": ident.certno, "gend": ident.gend,
+                "brdy": ident.brdy.isoformat(), "card_no": card.card_no, "card_sn": card.card_sn,
+                "status": card.status}
+
     # -- the QR e-voucher ------------------------------------------------------------------------------
 
     def issue_qr(self, req: A.IssueQr) -> dict:

@@ -19,6 +19,15 @@ def issue_date_of(card_sn: str) -> dt.date:
     return dt.date(2019, 1, 1) + dt.timedelta(days=serial * 37 % 2190)
 
 
+def profile_from_record(record: dict, pin: str = "123456") -> CardProfile:
+    """A card profile from a running centre's card record (the admin API's ``card_record``)."""
+    issued = issue_date_of(record["card_sn"])
+    return CardProfile(card_sn=record["card_sn"], card_no=record["card_no"], certno=record["certno"],
+                       name=record["psn_name"], sex=record["gend"], birth_date=dt.date.fromisoformat(record["brdy"]),
+                       issue_date=issued, expiry=issued.replace(year=issued.year + VALID_YEARS),
+                       birthplace=record["certno"][:6], pin=pin)
+
+
 def profile_for(registry: Registry, psn_no: str | None = None, *, card_no: str | None = None,
                 pin: str = "123456") -> CardProfile:
     """The card profile of a person's newest card (or of ``card_no``); the first person when neither given."""
