@@ -372,9 +372,11 @@ def serve(policy_file, persons_file, db_url, data_dir, port, engine) -> None:
 
 from .cli_hardware import card, hardware  # noqa: E402 - the groups live in their own modules
 from .cli_persons import register as _register_person_commands  # noqa: E402
+from .cli_terminal import terminal  # noqa: E402
 
 main.add_command(hardware)
 main.add_command(card)
+main.add_command(terminal)
 _register_person_commands(persons)
 
 if __name__ == "__main__":

@@ -87,6 +87,10 @@ class PharmacyData(BaseModel):
     insutype: str = ""
     acct_used_flag: str | int = "1"
     chrg_bchno: str = ""
+    # medsettle extensions (DOMAIN.md §4): the cash a store-and-forward counter collected, and the voucher
+    # of a deferred settlement (自费转医保), which the window of the treatment region's policy applies to.
+    saf_cash_amt: Decimal | None = Field(None, ge=0, decimal_places=2)
+    deferred_voucher_no: str | None = Field(None, min_length=1, max_length=64)
 
 
 class PharmacyFee(FeeLine):

@@ -66,7 +66,10 @@ class ReversalFlow:
             futures.append(self.journal.append_future("cancel", region, mirror.setl_id, {
                 "setl_id": mirror.setl_id, "original": setl_id, "setl_time": mirror.setl_time.isoformat(),
                 "row": mirror.row.tolist(), "fixmedins_code": institution.fixmedins_code}))
-            return {"omsgid": omsgid, "oinfno": oinfno, "rvs_rslt": "reversed", "setl_id": mirror.setl_id}
+            # setl_id is the mirror's; reversed_setl_id the settlement whose answer was lost (medsettle adds
+            # it so the institution can hold both for reconciliation).
+            return {"omsgid": omsgid, "oinfno": oinfno, "rvs_rslt": "reversed", "setl_id": mirror.setl_id,
+                    "reversed_setl_id": setl_id}
         if oinfno in ("2201", "2401"):
             enc = self.encounters.get(original.get("data", {}).get("mdtrt_id", ""))
             if enc is None or enc.psn_no != psn_no:

@@ -14,6 +14,7 @@ What counts as "the same request", which answers are stored and what 2601 covers
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import threading
 from concurrent.futures import Future
@@ -28,7 +29,7 @@ from ..errors import InvalidInput, MedsettleError, SettlementRefused
 from ..ledger import GroupCommitJournal
 from ..ledger.journal import Entry
 from ..ledger.replay import replay
-from ..timeutil import now_shanghai
+from ..timeutil import local_date, now_shanghai
 from .cards import CardChecks
 from .downloads import Downloads
 from .encounters import EVENT_KINDS, Encounters
@@ -226,7 +227,26 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
         }
         if payload.data.medfee_sumamt is not None:
             bill["medfee_sumamt"] = str(payload.data.medfee_sumamt)
+        if payload.data.saf_cash_amt is not None:
+            bill["saf_cash_amt"] = str(payload.data.saf_cash_amt)
+        if payload.data.deferred_voucher_no is not None:
+            self._check_deferred_window(institution, bill["setl_time"], "41")
         return bill
+
+    def _check_deferred_window(self, institution: Institution, setl_time: str, med_type: str) -> None:
+        """A deferred settlement (自费转医保) must come within the treatment region's window (DOMAIN.md §4):
+        until 23:59:59 of the Nth calendar day after the bill's date; later it is a manual claim."""
+        try:
+            bill_date = local_date(setl_time)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="input.feedetail[0].fee_ocur_time") from None
+        region = self.settler.policy.region(institution.admdvs)
+        rules = region.ruleset_on(bill_date) or region.rulesets[0]
+        days = rules.deferred_window.inpatient_days if med_type == "21" else rules.deferred_window.outpatient_days
+        last_day = bill_date + dt.timedelta(days=days)
+        if now_shanghai().date() > last_day:
+            raise SettlementRefused("WINDOW_EXPIRED", f"the bill of {bill_date} could be settled until {last_day}; "
+                                    "it is now a manual claim at the insured region's agency")
 
     @staticmethod
     def _settlement_output(result: Settlement) -> dict:

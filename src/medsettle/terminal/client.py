@@ -1,0 +1,49 @@
+"""The centre as the counter reaches it: one POST per message, a deadline on each, and one error for
+every way the centre can be unreachable (DOMAIN.md §4: connection refused, timeout, 5xx)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import urllib.error
+import urllib.request
+
+from ..errors import MedsettleError
+
+
+class CentreUnreachable(MedsettleError):
+    """No answer from the centre. Whether the request arrived is unknown (except for a refused connection)."""
+
+    code = "CENTRE_UNREACHABLE"
+
+    def __init__(self, message: str, *, surely_not_received: bool = False):
+        self.surely_not_received = surely_not_received
+        super().__init__(message)
+
+
+class CentreClient:
+    def __init__(self, url: str, *, timeout: float = 5.0):
+        self.url = url if url.endswith("/") else url + "/"
+        self.timeout = timeout
+
+    def post(self, body: bytes) -> dict:
+        """Send one request (the exact bytes journaled) and return the decoded answer."""
+        request = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                answer = response.read()
+        except urllib.error.HTTPError as error:
+            if error.code >= 500:
+                raise CentreUnreachable(f"the centre answered HTTP {error.code}") from None
+            answer = error.read()
+        except urllib.error.URLError as error:
+            refused = isinstance(error.reason, ConnectionRefusedError)
+            raise CentreUnreachable(f"cannot reach the centre at {self.url}: {error.reason}",
+                                    surely_not_received=refused) from None
+        except (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException) as error:
+            raise CentreUnreachable(f"no answer from the centre at {self.url}: {error!r}") from None
+        try:
+            return json.loads(answer)
+        except ValueError:
+            raise CentreUnreachable(f"the centre answered something that is not JSON: {answer[:80]!r}") from None

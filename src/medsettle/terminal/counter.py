@@ -1,0 +1,513 @@
+"""A pharmacy counter's flows (DOMAIN.md §3-§4), every step journaled before it takes effect.
+
+Online: sign in (9001), identify the patient (card read through the reader, or QR e-voucher, or ID card),
+1101, pre-settle (2101), settle (2102), receipt; cancel (2103); reconciliation (3201, then 3202 when the
+totals differ); sign out (9002).
+
+When the centre does not answer, a settle is resent unchanged (same msgid and bytes) for ``resend_for``
+seconds; if the patient cannot wait, the sale is abandoned: a 2601 is journaled (sent now or on resume)
+and the patient pays the whole bill in cash against a deferred-settlement voucher. When the counter's own
+equipment fails (reader, card, PSAM), or the terminal crashed mid-sale, the same: cash and a voucher.
+A voucher is re-settled later at this counter (自费转医保): a 2102 with the bill's original date and the
+``deferred_voucher_no`` extension; the insured share (fund and account) is refunded to the patient. Past
+the window or the bill's year, the centre refuses and the voucher becomes a manual claim. A voucher's
+settlement has one msgid, written before it is sent, so it is settled at most once whatever crashes.
+
+Choices where DOMAIN.md is silent: a sale interrupted by a crash before its settle was written is turned
+into a voucher on restart (the patient paid cash); a voucher whose sale was abandoned waits until the
+2601 is answered, so a settle that did arrive is reversed before the voucher can be settled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import random
+import time
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from ..errors import InvalidInput, MedsettleError
+from ..timeutil import local_date, now_shanghai
+from .client import CentreClient, CentreUnreachable
+from .crash import crash_point
+from .journal import TerminalJournal
+
+MANUAL_CLAIM_CODES = ("WINDOW_EXPIRED", "YEAR_CLOSED")
+
+
+class CounterError(MedsettleError):
+    code = "COUNTER_ERROR"
+
+
+class Refused(CounterError):
+    """The centre refused (infcode -1); ``err_msg`` is its message, ``refusal`` its code."""
+
+    code = "REFUSED"
+
+    def __init__(self, err_msg: str):
+        self.err_msg = err_msg
+        self.refusal = err_msg.split(":", 1)[0] if ":" in err_msg else ""
+        super().__init__(f"the centre refused: {err_msg}")
+
+
+@dataclass
+class Identity:
+    """How the patient was identified: 03 card (card_no, card_sn), 01 QR token, 02 ID number."""
+
+    mdtrt_cert_type: str
+    mdtrt_cert_no: str
+    card_sn: str = ""
+    certno: str = ""
+    psn_name: str = ""
+    psn_no: str = ""
+
+
+@dataclass
+class Receipt:
+    """What is printed for the patient (all amounts in yuan)."""
+
+    kind: str  # sale, deferred, refund, cancel
+    sale: str
+    psn_name: str = ""
+    medfee: str = "0.00"
+    fund: str = "0.00"
+    account: str = "0.00"
+    cash: str = "0.00"
+    balance: str = ""
+    setl_id: str = ""
+    voucher: str = ""
+    refund: str = "0.00"
+    note: str = ""
+
+    def text(self) -> str:
+        title = {"sale": "医保结算单 settlement", "deferred": "自费收据 cash receipt (deferred settlement)",
+                 "refund": "自费转医保 refund", "cancel": "退费 cancellation"}[self.kind]
+        lines = [title, f"sale {self.sale}" + (f"  setl_id {self.setl_id}" if self.setl_id else ""),
+                 f"patient {self.psn_name}", f"total {self.medfee}", f"fund {self.fund}", f"account {self.account}",
+                 f"cash {self.cash}"]
+        if self.balance:
+            lines.append(f"account balance {self.balance}")
+        if self.voucher:
+            lines.append(f"voucher {self.voucher}")
+        if self.kind == "refund":
+            lines.append(f"refunded to the patient {self.refund}")
+        if self.note:
+            lines.append(self.note)
+        return "\n".join(lines)
+
+
+def _yuan(value: Any) -> str:
+    return f"{Decimal(str(value)):.2f}"
+
+
+def bill_total(items: list[dict]) -> str:
+    """The bill's total as the centre computes it: each line round(pric × cnt) half up, summed."""
+    total = sum((Decimal(i["pric"]) * Decimal(i["cnt"])).quantize(Decimal("0.01"), ROUND_HALF_UP) for i in items)
+    return f"{total:.2f}"
+
+
+class Counter:
+    def __init__(self, fixmedins_code: str, journal: TerminalJournal, client: CentreClient, *, reader=None,
+                 admdvs: str | None = None, opter: str = "001", dev_no: str = "T01", resend_for: float = 3.0,
+                 clock=now_shanghai):
+        self.code = fixmedins_code
+        self.admdvs = admdvs or fixmedins_code[1:7]
+        self.journal, self.client, self.reader = journal, client, reader
+        self.opter, self.dev_no = opter, dev_no
+        self.resend_for = resend_for
+        self.now = clock  # Asia/Shanghai wall time; a test may set the counter's clock back
+
+    # -- messages ------------------------------------------------------------------------------------
+
+    def _new_message(self, db, infno: str, input_: dict, *, insuplc: str = "", sale: str | None = None,
+                     voucher: str | None = None) -> str:
+        now = self.now()
+        msgid = f"{self.code}{now:%Y%m%d%H%M%S}{self.journal.next_seq(db) % 10_000:04d}"
+        while self.journal.message(msgid) is not None:  # 10,000 messages in one second: take the next second
+            now += dt.timedelta(seconds=1)
+            msgid = f"{self.code}{now:%Y%m%d%H%M%S}{self.journal.next_seq(db) % 10_000:04d}"
+        envelope = {"infno": infno, "msgid": msgid, "mdtrtarea_admvs": self.admdvs, "insuplc_admdvs": insuplc,
+                    "recer_sys_code": "MEDSETTLE", "dev_no": self.dev_no, "infver": "V1.0", "opter_type": "1",
+                    "opter": self.opter, "opter_name": self.opter, "inf_time": now.strftime("%Y-%m-%d %H:%M:%S"),
+                    "fixmedins_code": self.code, "fixmedins_name": self.code,
+                    "sign_no": self.journal.get_meta("sign_no", ""), "input": input_}
+        self.journal.write_message(db, msgid, infno, json.dumps(envelope, ensure_ascii=False).encode(), sale=sale,
+                                   voucher=voucher)
+        return msgid
+
+    def _send(self, msgid: str, deadline_s: float | None = None) -> dict:
+        """Send the journaled bytes, resending them unchanged until answered or ``deadline_s`` passes."""
+        message = self.journal.message(msgid)
+        if message["state"] == "answered":
+            return message["answer"]
+        give_up = time.monotonic() + (self.resend_for if deadline_s is None else deadline_s)
+        delay = 0.05
+        while True:
+            try:
+                return self.client.post(message["request"])
+            except CentreUnreachable:
+                if time.monotonic() + delay > give_up:
+                    raise
+                time.sleep(delay * random.uniform(0.5, 1.5))  # back-off with jitter: counters do not march
+                delay = min(delay * 2, 1.0)
+
+    def _query(self, infno: str, input_: dict, insuplc: str = "") -> dict:
+        """A message that changes nothing (1101, 2101, 3201, 3202): journaled, sent, answered or raised."""
+        with self.journal.transaction() as db:
+            msgid = self._new_message(db, infno, input_, insuplc=insuplc)
+        answer = self._send(msgid)
+        with self.journal.transaction() as db:
+            self.journal.record_answer(db, msgid, answer)
+        if answer.get("infcode") != 0:
+            raise Refused(answer.get("err_msg", ""))
+        return answer["output"]
+
+    # -- sign in and out -----------------------------------------------------------------------------
+
+    def sign_in(self) -> str:
+        with self.journal.transaction() as db:
+            msgid = self._new_message(db, "9001", {"signIn": {"opter_no": self.opter, "mac": "00:00:00:00:00:00",
+                                                              "ip": "127.0.0.1"}})
+        answer = self._send(msgid)
+        return self._finish_sign_in(msgid, answer)
+
+    def _finish_sign_in(self, msgid: str, answer: dict) -> str:
+        if answer.get("infcode") != 0:
+            raise Refused(answer.get("err_msg", ""))
+        sign_no = answer["output"]["signinoutb"]["sign_no"]
+        with self.journal.transaction() as db:
+            self.journal.record_answer(db, msgid, answer)
+            self.journal.set_meta(db, "sign_no", sign_no)
+        return sign_no
+
+    def sign_out(self) -> None:
+        sign_no = self.journal.get_meta("sign_no", "")
+        self._query("9002", {"signOut": {"sign_no": sign_no, "opter_no": self.opter}})
+        with self.journal.transaction() as db:
+            self.journal.set_meta(db, "sign_no", "")
+
+    # -- identifying the patient ---------------------------------------------------------------------
+
+    def read_card(self, pin: str | None = None) -> Identity:
+        """Read and authenticate the card in the counter's reader (reader errors propagate)."""
+        if self.reader is None:
+            raise CounterError("this counter has no reader: identify by QR e-voucher or ID number")
+        record = self.reader.read_and_authenticate(pin)
+        return Identity("03", record.card_no, record.card_sn, certno=record.certno, psn_name=record.name)
+
+    def person_info(self, identity: Identity) -> dict:
+        data = {"mdtrt_cert_type": identity.mdtrt_cert_type, "mdtrt_cert_no": identity.mdtrt_cert_no}
+        if identity.card_sn:
+            data["card_sn"] = identity.card_sn
+        if identity.mdtrt_cert_type == "02":
+            data["certno"] = identity.mdtrt_cert_no
+        return self._query("1101", {"data": data})
+
+    # -- a sale ----------------------------------------------------------------------------------------
+
+    def sell(self, identity: Identity | None, items: list[dict], *, acct_used: bool = True) -> Receipt:
+        """Settle a pharmacy sale; ``identity`` None means the equipment failed before anyone was identified.
+        ``items``: dicts with med_list_codg, pric, cnt (yuan and counts as strings)."""
+        if not items:
+            raise InvalidInput("a sale has at least one item", field="items")
+        bill_time = self.now().strftime("%Y-%m-%d %H:%M:%S")
+        lines = [{"feedetl_sn": str(i + 1), "med_list_codg": it["med_list_codg"], "pric": str(it["pric"]),
+                  "cnt": str(it["cnt"]), "fee_ocur_time": bill_time} for i, it in enumerate(items)]
+        medfee = bill_total(lines)
+        with self.journal.transaction() as db:
+            sale = f"SALE{self.journal.next_seq(db):08d}"
+            data = {"identity": dataclasses.asdict(identity) if identity else None, "lines": lines,
+                    "bill_time": bill_time, "medfee": medfee, "acct_used": acct_used}
+            self.journal.put_sale(db, sale, "new", data)
+        crash_point("sale_recorded")
+        if identity is None:
+            return self._defer(sale, "equipment failure: the patient could not be identified")
+        try:
+            info = self.person_info(identity)
+        except CentreUnreachable:
+            return self._defer(sale, "centre unreachable")
+        person = info["baseinfo"]
+        insu = info["insuinfo"][0]
+        data.update(psn_no=person["psn_no"], psn_name=person["psn_name"], insuplc_admdvs=insu["insuplc_admdvs"],
+                    insutype=insu["insutype"])
+        request = {"data": {"psn_no": person["psn_no"], "mdtrt_cert_type": identity.mdtrt_cert_type,
+                            "mdtrt_cert_no": identity.mdtrt_cert_no, "med_type": "41", "medfee_sumamt": medfee,
+                            "insutype": insu["insutype"], "acct_used_flag": "1" if acct_used else "0"},
+                   "feedetail": lines}
+        if identity.card_sn:
+            request["data"]["card_sn"] = identity.card_sn
+        try:
+            self._query("2101", request, insuplc=insu["insuplc_admdvs"])  # pre-settle: the clerk sees the split
+        except CentreUnreachable:
+            return self._defer(sale, "centre unreachable", data=data)
+        with self.journal.transaction() as db:
+            msgid = self._new_message(db, "2102", request, insuplc=insu["insuplc_admdvs"], sale=sale)
+            self.journal.put_sale(db, sale, "settling", {**data, "msgid": msgid})
+        crash_point("settle_written")
+        try:
+            answer = self._send(msgid)
+        except CentreUnreachable:
+            return self._abandon(sale, msgid)
+        crash_point("settle_sent")
+        return self._finish_settle(sale, msgid, answer)
+
+    def _finish_settle(self, sale: str, msgid: str, answer: dict) -> Receipt:
+        state, data = self.journal.sale(sale)
+        with self.journal.transaction() as db:
+            self.journal.record_answer(db, msgid, answer)
+            if answer.get("infcode") == 0:
+                self.journal.put_sale(db, sale, "settled", {**data, "setlinfo": answer["output"]["setlinfo"]})
+            else:
+                self.journal.put_sale(db, sale, "refused", {**data, "err_msg": answer.get("err_msg", "")})
+        crash_point("settle_recorded")
+        if answer.get("infcode") != 0:
+            raise Refused(answer.get("err_msg", ""))
+        return self._print_settled(sale)
+
+    def _print_settled(self, sale: str) -> Receipt:
+        _, data = self.journal.sale(sale)
+        s = data["setlinfo"]
+        receipt = Receipt("sale", sale, data.get("psn_name", ""), _yuan(s["medfee_sumamt"]), _yuan(s["fund_pay_sumamt"]),
+                          _yuan(s["acct_pay"]), _yuan(s["psn_cash_pay"]), _yuan(s["balc"]), s["setl_id"])
+        with self.journal.transaction() as db:
+            self.journal.put_sale(db, sale, "done", {**data, "receipt": dataclasses.asdict(receipt)})
+        return receipt
+
+    # -- cash with deferred settlement -----------------------------------------------------------------
+
+    def _defer(self, sale: str, reason: str, *, data: dict | None = None) -> Receipt:
+        """The patient pays the whole bill in cash; a voucher keeps the bill, its date and who it was."""
+        with self.journal.transaction() as db:
+            receipt = self._record_voucher(db, sale, reason, data)
+        crash_point("voucher_recorded")
+        return receipt
+
+    def _record_voucher(self, db, sale: str, reason: str, data: dict | None = None,
+                        blocked_by: str | None = None) -> Receipt:
+        data = data or self.journal.sale(sale)[1]
+        voucher = f"V{self.code}{self.journal.next_seq(db):08d}"
+        self.journal.put_voucher(db, voucher, sale, "pending", {
+            "reason": reason, "lines": data["lines"], "bill_time": data["bill_time"], "medfee": data["medfee"],
+            "identity": data.get("identity"), "psn_no": data.get("psn_no", ""), "psn_name": data.get("psn_name", ""),
+            "insuplc_admdvs": data.get("insuplc_admdvs", ""), "insutype": data.get("insutype", "")},
+            blocked_by=blocked_by)
+        self.journal.put_sale(db, sale, "deferred", {**data, "voucher": voucher, "reversal": blocked_by})
+        return Receipt("deferred", sale, data.get("psn_name", ""), data["medfee"], cash=data["medfee"], voucher=voucher,
+                       note=f"{reason}: paid in cash; bring this voucher back for the insured share")
+
+    def _abandon(self, sale: str, msgid: str) -> Receipt:
+        """The settle got no answer and the patient cannot wait: in one step, journal a 2601 reversing it
+        (sent now or on resume), stop resending the settle, and take cash against a voucher that waits for
+        the reversal's answer, so a settle that did arrive is undone before the voucher can be settled."""
+        _, data = self.journal.sale(sale)
+        with self.journal.transaction() as db:
+            reversal = self._new_message(db, "2601", {"data": {"psn_no": data["psn_no"], "omsgid": msgid,
+                                                               "oinfno": "2102"}},
+                                         insuplc=data.get("insuplc_admdvs", ""), sale=sale)
+            db.execute("UPDATE outbox SET state = 'abandoned' WHERE msgid = ?", (msgid,))
+            receipt = self._record_voucher(db, sale, "centre unreachable during settlement", data,
+                                           blocked_by=reversal)
+        crash_point("reversal_written")
+        try:
+            self._finish_reversal(reversal, self._send(reversal, deadline_s=0))
+        except CentreUnreachable:
+            pass  # resent by resume() until answered
+        return receipt
+
+    def _finish_reversal(self, msgid: str, answer: dict) -> None:
+        with self.journal.transaction() as db:
+            self.journal.record_answer(db, msgid, answer)
+            if answer.get("infcode") == 0:
+                db.execute("UPDATE vouchers SET blocked_by = NULL WHERE blocked_by = ?", (msgid,))
+
+    def pending_vouchers(self) -> list[dict]:
+        return self.journal.vouchers("pending", "settling")
+
+    def settle_voucher(self, voucher: str, identity: Identity | None = None) -> Receipt:
+        """Re-settle a voucher at this counter (自费转医保): refunds the insured share, or makes it a manual claim."""
+        v = self.journal.voucher(voucher)
+        if v is None:
+            raise InvalidInput(f"no voucher {voucher!r}", field="voucher")
+        if v["state"] == "settled":
+            return Receipt(**v["receipt"])
+        if v["state"] == "manual_claim":
+            raise CounterError(f"voucher {voucher} is a manual claim now: {v.get('err_msg', '')}")
+        if v["state"] == "settling":  # written before a crash or an outage: the same msgid again, never a new one
+            return self._finish_voucher(voucher, v["msgid"], self._send(v["msgid"]))
+        if v["blocked_by"]:
+            reversal = self.journal.message(v["blocked_by"])
+            self._finish_reversal(reversal["msgid"], self._send(reversal["msgid"]))
+            if self.journal.voucher(voucher)["blocked_by"]:
+                raise CounterError(f"the reversal {reversal['msgid']} of the abandoned settlement was refused")
+        who = identity or (Identity(**v["identity"]) if v.get("identity") else None)
+        if who is None:
+            raise InvalidInput("identify the patient (card, QR e-voucher or ID number) to settle the voucher",
+                               field="identity")
+        info = self.person_info(who)
+        psn_no, insu = info["baseinfo"]["psn_no"], info["insuinfo"][0]
+        request = {"data": {"psn_no": psn_no, "mdtrt_cert_type": who.mdtrt_cert_type,
+                            "mdtrt_cert_no": who.mdtrt_cert_no, "med_type": "41", "medfee_sumamt": v["medfee"],
+                            "insutype": insu["insutype"], "acct_used_flag": "1", "deferred_voucher_no": voucher},
+                   "feedetail": v["lines"]}
+        if who.card_sn:
+            request["data"]["card_sn"] = who.card_sn
+        with self.journal.transaction() as db:
+            msgid = self._new_message(db, "2102", request, insuplc=insu["insuplc_admdvs"], voucher=voucher)
+            data = {k: v[k] for k in v if k not in ("voucher", "sale", "state", "blocked_by")}
+            self.journal.put_voucher(db, voucher, v["sale"], "settling",
+                                     {**data, "msgid": msgid, "psn_no": psn_no, "psn_name": info["baseinfo"]["psn_name"],
+                                      "insuplc_admdvs": insu["insuplc_admdvs"], "insutype": insu["insutype"]})
+        crash_point("voucher_settle_written")
+        answer = self._send(msgid)
+        crash_point("voucher_settle_sent")
+        return self._finish_voucher(voucher, msgid, answer)
+
+    def _finish_voucher(self, voucher: str, msgid: str, answer: dict) -> Receipt:
+        v = self.journal.voucher(voucher)
+        data = {k: v[k] for k in v if k not in ("voucher", "sale", "state", "blocked_by")}
+        if answer.get("infcode") == 0:
+            s = answer["output"]["setlinfo"]
+            refund = Decimal(str(s["fund_pay_sumamt"])) + Decimal(str(s["acct_pay"]))
+            receipt = Receipt("refund", v["sale"], v.get("psn_name", ""), _yuan(s["medfee_sumamt"]),
+                              _yuan(s["fund_pay_sumamt"]), _yuan(s["acct_pay"]), _yuan(s["psn_cash_pay"]),
+                              _yuan(s["balc"]), s["setl_id"], voucher, f"{refund:.2f}")
+            state, data = "settled", {**data, "setlinfo": s, "receipt": dataclasses.asdict(receipt)}
+        else:
+            err = answer.get("err_msg", "")
+            code = err.split(":", 1)[0]
+            state = "manual_claim" if code in MANUAL_CLAIM_CODES else "pending"
+            data = {**data, "err_msg": err}
+            receipt = None
+        with self.journal.transaction() as db:
+            self.journal.record_answer(db, msgid, answer)
+            self.journal.put_voucher(db, voucher, v["sale"], state, data)
+        if receipt is None:
+            if state == "manual_claim":
+                raise CounterError(f"voucher {voucher} could not be settled here ({err}): it is now a manual "
+                                   "claim for the insured region's agency")
+            raise Refused(err)
+        return receipt
+
+    # -- cancel ----------------------------------------------------------------------------------------
+
+    def cancel(self, sale: str) -> Receipt:
+        """Cancel a settled sale (2103); a lost answer is resolved by resending the same request."""
+        found = self.journal.sale(sale)
+        if found is None or found[0] not in ("done", "settled", "cancelling"):
+            raise InvalidInput(f"no settled sale {sale!r}", field="sale")
+        state, data = found
+        if state == "cancelling":
+            msgid = data["cancel_msgid"]
+        else:
+            with self.journal.transaction() as db:
+                msgid = self._new_message(db, "2103", {"data": {"setl_id": data["setlinfo"]["setl_id"],
+                                                                "psn_no": data["psn_no"]}},
+                                          insuplc=data.get("insuplc_admdvs", ""), sale=sale)
+                self.journal.put_sale(db, sale, "cancelling", {**data, "cancel_msgid": msgid})
+        answer = self._send(msgid)
+        with self.journal.transaction() as db:
+            self.journal.record_answer(db, msgid, answer)
+            if answer.get("infcode") == 0:
+                self.journal.put_sale(db, sale, "cancelled", {**data, "mirror": answer["output"]["setlinfo"]})
+        if answer.get("infcode") != 0:
+            raise Refused(answer.get("err_msg", ""))
+        m = answer["output"]["setlinfo"]
+        return Receipt("cancel", sale, data.get("psn_name", ""), _yuan(m["medfee_sumamt"]), _yuan(m["fund_pay_sumamt"]),
+                       _yuan(m["acct_pay"]), _yuan(m["psn_cash_pay"]), _yuan(m["balc"]), m["setl_id"])
+
+    # -- after a restart -------------------------------------------------------------------------------
+
+    def resume(self, deadline_s: float = 0.0) -> dict:
+        """Finish what a crash or an outage left: resend every unanswered message unchanged, record the
+        answers, print receipts not printed, turn sales interrupted before their settle into vouchers."""
+        done = {"answered": 0, "still_unanswered": 0, "vouchers_made": 0, "receipts": 0}
+        for message in self.journal.unanswered():
+            try:
+                answer = self._send(message["msgid"], deadline_s=deadline_s)
+            except CentreUnreachable:
+                done["still_unanswered"] += 1
+                continue
+            done["answered"] += 1
+            infno = message["infno"]
+            try:
+                if infno == "9001":
+                    self._finish_sign_in(message["msgid"], answer)
+                elif infno == "2601":
+                    self._finish_reversal(message["msgid"], answer)
+                elif infno == "2102" and message["voucher"]:
+                    self._finish_voucher(message["voucher"], message["msgid"], answer)
+                elif infno == "2102" and message["sale"]:
+                    self._finish_settle(message["sale"], message["msgid"], answer)
+                elif infno == "2103":
+                    self.cancel(message["sale"])
+                else:
+                    with self.journal.transaction() as db:
+                        self.journal.record_answer(db, message["msgid"], answer)
+            except (Refused, CounterError):
+                pass  # recorded; the clerk sees it in the sale or voucher
+        for sale, _state, _data in self.journal.sales("new"):
+            self._defer(sale, "the terminal stopped during the sale")
+            done["vouchers_made"] += 1
+        for sale, _state, _data in self.journal.sales("settled"):
+            self._print_settled(sale)
+            done["receipts"] += 1
+        return done
+
+    # -- end of day ------------------------------------------------------------------------------------
+
+    def reconcile(self, day: dt.date | None = None, *, detail: bool = False) -> dict:
+        """3201 per scheme, clearing type and insured region for ``day``; 3202 where the totals differ
+        (or always, with ``detail``), listing the one-sided settlements."""
+        day = day or self.now().date()
+        records = self._settlements_on(day)
+        groups: dict[tuple, list[dict]] = {}
+        for r in records:
+            groups.setdefault((r["insutype"], "41", r["insuplc_admdvs"]), []).append(r)
+        results, one_sided = [], []
+        for (insutype, clr_type, region), rows in sorted(groups.items()):
+            def total(name: str, rows=rows) -> str:
+                return f"{sum(Decimal(str(r[name])) for r in rows):.2f}"
+
+            out = self._query("3201", {"data": {
+                "insutype": insutype, "clr_type": clr_type, "setl_optins": region, "stmt_begndate": day.isoformat(),
+                "stmt_enddate": day.isoformat(), "medfee_sumamt": total("medfee_sumamt"),
+                "fund_pay_sumamt": total("fund_pay_sumamt"), "acct_pay": total("acct_pay"),
+                "fixmedins_setl_cnt": sum(-1 if r["mirror"] else 1 for r in rows)}})
+            results.append({"insutype": insutype, "clr_type": clr_type, "setl_optins": region,
+                            "stmt_rslt": out["stmtinfo"]["stmt_rslt"]})
+        if detail or not groups or any(r["stmt_rslt"] != "0" for r in results):
+            detail = self._query("3202", {"data": {"stmt_begndate": day.isoformat(), "stmt_enddate": day.isoformat()},
+                                          "detail": [{"setl_id": r["setl_id"]} for r in records]})
+            one_sided = [row for row in detail["detail"] if row["stmt_rslt"] != "both"]
+        return {"day": day.isoformat(), "groups": results, "one_sided": one_sided,
+                "clean": not one_sided and all(r["stmt_rslt"] == "0" for r in results)}
+
+    def _settlements_on(self, day: dt.date) -> list[dict]:
+        """Every settlement and mirror this counter holds with a setl_time on ``day``."""
+        rows = []
+
+        def add(setlinfo: dict, region: str, mirror: bool) -> None:
+            if local_date(setlinfo["setl_time"]) == day:
+                rows.append({**setlinfo, "insuplc_admdvs": region, "mirror": mirror})
+
+        for _sale, state, data in self.journal.sales("done", "settled", "cancelled", "cancelling"):
+            add(data["setlinfo"], data["insuplc_admdvs"], False)
+            if state == "cancelled":
+                add(data["mirror"], data["insuplc_admdvs"], True)
+        for v in self.journal.vouchers("settled"):
+            add(v["setlinfo"], v["insuplc_admdvs"], False)
+        for _sale, _state, data in self.journal.sales("deferred"):
+            reversal = self.journal.message(data["reversal"]) if data.get("reversal") else None
+            result = ((reversal or {}).get("answer") or {}).get("output", {}).get("data", {})
+            if result.get("reversed_setl_id"):  # a settle that arrived and was undone: both sides hold both
+                zero = {"setl_time": data["bill_time"], "medfee_sumamt": 0, "fund_pay_sumamt": 0, "acct_pay": 0,
+                        "insutype": data["insutype"]}
+                add({**zero, "setl_id": result["reversed_setl_id"]}, data["insuplc_admdvs"], False)
+                add({**zero, "setl_id": result["setl_id"]}, data["insuplc_admdvs"], True)
+        return rows
+
+
+__all__ = ["Counter", "CounterError", "Identity", "Receipt", "Refused", "bill_total"]

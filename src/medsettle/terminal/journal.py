@@ -1,0 +1,161 @@
+"""The terminal's own durable journal (SQLite, WAL, synchronous=FULL), separate from the centre's.
+
+Every msgid is written (with the exact bytes to send) before it is sent, and every step of a sale or a
+voucher is a state recorded in one transaction with the message it concerns, so a terminal killed at any
+point finds on restart exactly what it had done and what it had not.
+
+Tables:
+- ``outbox``:   msgid → infno, request bytes, state (``written`` → ``answered``), answer, sale or voucher
+- ``sales``:    one row per sale at the counter; state ``new`` → ``settling`` → ``settled`` → ``done``
+                (receipt printed), or → ``deferred`` (cash taken, voucher made), ``cancelled``
+- ``vouchers``: deferred-settlement vouchers; state ``pending`` → ``settling`` → ``settled``, or
+                ``manual_claim``; ``blocked_by`` is a 2601 that must be answered first
+- ``meta``:     sign_no, the msgid sequence
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    msgid    TEXT PRIMARY KEY,
+    infno    TEXT NOT NULL,
+    request  BLOB NOT NULL,
+    state    TEXT NOT NULL,
+    answer   TEXT,
+    sale     TEXT,
+    voucher  TEXT,
+    created  TEXT NOT NULL,
+    answered TEXT
+);
+CREATE TABLE IF NOT EXISTS sales (
+    sale     TEXT PRIMARY KEY,
+    state    TEXT NOT NULL,
+    data     TEXT NOT NULL,
+    updated  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vouchers (
+    voucher    TEXT PRIMARY KEY,
+    sale       TEXT NOT NULL UNIQUE,
+    state      TEXT NOT NULL,
+    data       TEXT NOT NULL,
+    blocked_by TEXT,
+    updated    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class TerminalJournal:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One durable step: everything inside commits together (fsync) or not at all."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- meta ----------------------------------------------------------------------------------------
+
+    def get_meta(self, name: str, default: str | None = None) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, db: sqlite3.Connection, name: str, value: str) -> None:
+        db.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = ?",
+                   (name, value, value))
+
+    def next_seq(self, db: sqlite3.Connection) -> int:
+        seq = int(self.get_meta("seq", "0")) + 1
+        self.set_meta(db, "seq", str(seq))
+        return seq
+
+    # -- outbox --------------------------------------------------------------------------------------
+
+    def write_message(self, db: sqlite3.Connection, msgid: str, infno: str, request: bytes, *,
+                      sale: str | None = None, voucher: str | None = None) -> None:
+        db.execute("INSERT INTO outbox (msgid, infno, request, state, sale, voucher, created) "
+                   "VALUES (?, ?, ?, 'written', ?, ?, ?)", (msgid, infno, request, sale, voucher, _now()))
+
+    def record_answer(self, db: sqlite3.Connection, msgid: str, answer: dict) -> None:
+        db.execute("UPDATE outbox SET state = 'answered', answer = ?, answered = ? WHERE msgid = ?",
+                   (json.dumps(answer, ensure_ascii=False), _now(), msgid))
+
+    def message(self, msgid: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT msgid, infno, request, state, answer, sale, voucher FROM outbox "
+                               "WHERE msgid = ?", (msgid,)).fetchone()
+        if row is None:
+            return None
+        return {"msgid": row[0], "infno": row[1], "request": bytes(row[2]), "state": row[3],
+                "answer": json.loads(row[4]) if row[4] else None, "sale": row[5], "voucher": row[6]}
+
+    def unanswered(self) -> list[dict[str, Any]]:
+        """Messages written and never answered, oldest first: each is resent unchanged until answered."""
+        rows = self._db.execute("SELECT msgid FROM outbox WHERE state = 'written' ORDER BY rowid").fetchall()
+        return [self.message(r[0]) for r in rows]
+
+    # -- sales and vouchers ----------------------------------------------------------------------------
+
+    def put_sale(self, db: sqlite3.Connection, sale: str, state: str, data: dict) -> None:
+        db.execute("INSERT INTO sales (sale, state, data, updated) VALUES (?, ?, ?, ?) ON CONFLICT (sale) "
+                   "DO UPDATE SET state = excluded.state, data = excluded.data, updated = excluded.updated",
+                   (sale, state, json.dumps(data, ensure_ascii=False), _now()))
+
+    def sale(self, sale: str) -> tuple[str, dict] | None:
+        row = self._db.execute("SELECT state, data FROM sales WHERE sale = ?", (sale,)).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    def sales(self, *states: str) -> list[tuple[str, str, dict]]:
+        query = "SELECT sale, state, data FROM sales"
+        if states:
+            query += f" WHERE state IN ({','.join('?' * len(states))})"
+        return [(r[0], r[1], json.loads(r[2])) for r in self._db.execute(query + " ORDER BY rowid", states)]
+
+    def put_voucher(self, db: sqlite3.Connection, voucher: str, sale: str, state: str, data: dict,
+                    blocked_by: str | None = None) -> None:
+        db.execute("INSERT INTO vouchers (voucher, sale, state, data, blocked_by, updated) VALUES (?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT (voucher) DO UPDATE SET state = excluded.state, data = excluded.data, "
+                   "blocked_by = excluded.blocked_by, updated = excluded.updated",
+                   (voucher, sale, state, json.dumps(data, ensure_ascii=False), blocked_by, _now()))
+
+    def voucher(self, voucher: str) -> dict | None:
+        row = self._db.execute("SELECT voucher, sale, state, data, blocked_by FROM vouchers WHERE voucher = ?",
+                               (voucher,)).fetchone()
+        return self._voucher_row(row) if row else None
+
+    def vouchers(self, *states: str) -> list[dict]:
+        query = "SELECT voucher, sale, state, data, blocked_by FROM vouchers"
+        if states:
+            query += f" WHERE state IN ({','.join('?' * len(states))})"
+        return [self._voucher_row(r) for r in self._db.execute(query + " ORDER BY rowid", states)]
+
+    @staticmethod
+    def _voucher_row(row) -> dict:
+        return {"voucher": row[0], "sale": row[1], "state": row[2], **json.loads(row[3]), "blocked_by": row[4]}

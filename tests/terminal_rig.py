@@ -1,0 +1,88 @@
+"""What the counter's scenario tests share: a centre process, a proxy that can lose the centre's answers,
+counters with their own journals, and the checks that no fen was lost or paid twice."""
+
+from __future__ import annotations
+
+import socket
+from decimal import Decimal
+import socketserver
+import threading
+
+from test_centre import CODES, PHARMACY, REGISTRY, Server, first_person
+
+from medsettle.terminal import CentreClient, Counter, Identity, TerminalJournal
+
+ITEMS = [{"med_list_codg": CODES[0], "pric": "12.50", "cnt": "2"}, {"med_list_codg": CODES[1], "pric": "30.00",
+                                                                     "cnt": "1"}]
+PERSON = first_person("130100", "310")
+CERTNO = REGISTRY.identities[PERSON].certno
+
+
+def by_certno() -> Identity:
+    return Identity("02", CERTNO)
+
+
+class LossyProxy:
+    """A TCP proxy in front of the centre. ``drop`` names infnos whose answers are lost: the request
+    reaches the centre (and is applied), the answer is read and thrown away, the connection closed."""
+
+    def __init__(self, upstream_url: str):
+        host_port = upstream_url.split("//")[1].strip("/")
+        self.upstream = (host_port.split(":")[0], int(host_port.split(":")[1]))
+        self.drop: set[str] = set()
+        self.dropped = 0
+        proxy = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                self.request.settimeout(10)
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = self.request.recv(65536)
+                    if not chunk:
+                        return
+                    request += chunk
+                head, _, body = request.partition(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                while len(body) < length:
+                    body += self.request.recv(65536)
+                with socket.create_connection(proxy.upstream, timeout=10) as up:
+                    up.sendall(head + b"\r\n\r\n" + body)
+                    answer = b""
+                    while chunk := up.recv(65536):
+                        answer += chunk
+                if any(f'"infno": "{infno}"'.encode() in body for infno in proxy.drop):
+                    proxy.dropped += 1
+                    return  # the centre applied it; the counter never hears
+                self.request.sendall(answer)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def make_counter(url: str, journal_path, **kwargs) -> Counter:
+    return Counter(PHARMACY, TerminalJournal(journal_path), CentreClient(url, timeout=2.0),
+                   resend_for=kwargs.pop("resend_for", 0.6), **kwargs)
+
+
+def centre_records(server: Server, sign_no: str) -> list[dict]:
+    """What the centre holds for the pharmacy today, as 3202 lists it (centre_only when we send nothing)."""
+    from medsettle.timeutil import now_shanghai
+
+    day = now_shanghai().date().isoformat()
+    answer, _ = server.call("3202", {"data": {"stmt_begndate": day, "stmt_enddate": day}, "detail": []},
+                            sign_no=sign_no)
+    assert answer["infcode"] == 0, answer
+    return answer["output"]["detail"]
+
+
+def balance_of(server: Server, sign_no: str) -> Decimal:
+    answer, _ = server.call("1101", {"data": {"mdtrt_cert_type": "02", "certno": CERTNO}}, sign_no=sign_no)
+    return Decimal(str(answer["output"]["insuinfo"][0]["balc"]))

@@ -1,0 +1,263 @@
+"""The counter against a real centre process on 127.0.0.1: online sales, the centre down before the
+request, its answer lost after the request, the terminal's own crash points, deferred vouchers inside and
+outside the window, and after each scenario: reconciliation clean and no fen lost or paid twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+
+import pytest
+from terminal_rig import (CERTNO, ITEMS, PERSON, LossyProxy, balance_of, by_certno, centre_records,
+                          make_counter)
+from test_centre import PHARMACY, Server, sign_in
+
+from medsettle.errors import InvalidInput
+from medsettle.terminal import CentreUnreachable, CounterError
+from medsettle.terminal.crash import EXIT_CODE, POINTS
+from medsettle.timeutil import now_shanghai
+
+pytestmark = pytest.mark.timeout(180)
+MEDFEE = Decimal("55.00")  # 12.50 × 2 + 30.00
+
+
+class EngineServer(Server):
+    """`medsettle serve --engine E`: the counter's settlements run on both engines."""
+
+    def __init__(self, data_dir, engine="auto"):
+        super().__init__(data_dir)
+        self.engine = engine
+
+    def start(self):
+        original = subprocess.Popen
+
+        def popen(args, **kwargs):
+            return original([*args, "--engine", self.engine], **kwargs)
+
+        subprocess.Popen = popen
+        try:
+            return super().start()
+        finally:
+            subprocess.Popen = original
+
+
+@pytest.fixture()
+def centre(tmp_path):
+    server = Server(tmp_path / "centre").start()
+    yield server
+    server.stop()
+
+
+def money(receipt, *names) -> Decimal:
+    return sum(Decimal(getattr(receipt, n)) for n in names)
+
+
+@pytest.mark.parametrize("engine", ["core", "reference"])
+def test_online_sale_cancel_and_clean_reconciliation(tmp_path, engine):
+    server = EngineServer(tmp_path / "centre", engine).start()
+    try:
+        counter = make_counter(server.url, tmp_path / "t.db")
+        counter.sign_in()
+        before = balance_of(server, counter.journal.get_meta("sign_no"))
+        receipt = counter.sell(by_certno(), ITEMS)
+        assert receipt.kind == "sale" and Decimal(receipt.medfee) == MEDFEE
+        assert money(receipt, "fund", "account", "cash") == MEDFEE
+        assert before - Decimal(receipt.account) == Decimal(receipt.balance)
+        assert "fund" in receipt.text() and receipt.setl_id
+        second = counter.sell(by_certno(), ITEMS[:1], acct_used=False)
+        assert Decimal(second.account) == 0
+        cancelled = counter.cancel(second.sale)
+        assert Decimal(cancelled.medfee) == -Decimal(second.medfee)
+        result = counter.reconcile(detail=True)
+        assert result["clean"], result
+        assert {r["stmt_rslt"] for r in result["groups"]} == {"0"}
+        counter.sign_out()
+    finally:
+        server.stop()
+
+
+def test_centre_down_before_the_request_then_the_voucher_is_settled(tmp_path):
+    server = Server(tmp_path / "centre").start()
+    counter = make_counter(server.url, tmp_path / "t.db")
+    counter.sign_in()
+    sign_no = counter.journal.get_meta("sign_no")
+    before = balance_of(server, sign_no)
+    server.stop()  # the centre is down before the sale's first message
+    try:
+        receipt = counter.sell(by_certno(), ITEMS)
+        assert receipt.kind == "deferred" and Decimal(receipt.cash) == MEDFEE and receipt.voucher
+        assert [v["voucher"] for v in counter.pending_vouchers()] == [receipt.voucher]
+        server.start()
+        counter.client.url = server.url
+        counter.sign_in()  # a restarted centre keeps sign-ins, but the port changed with it
+        refund = counter.settle_voucher(receipt.voucher)
+        assert refund.kind == "refund" and refund.voucher == receipt.voucher
+        assert Decimal(refund.refund) == Decimal(refund.fund) + Decimal(refund.account) > 0
+        assert Decimal(refund.medfee) == MEDFEE
+        assert counter.pending_vouchers() == []
+        assert counter.settle_voucher(receipt.voucher) == refund  # settled at most once: same receipt again
+        sign_no = counter.journal.get_meta("sign_no")
+        assert balance_of(server, sign_no) == before - Decimal(refund.account)
+        assert counter.reconcile(detail=True)["clean"]
+    finally:
+        server.stop()
+
+
+def test_a_lost_answer_is_resent_unchanged_and_answered_once(centre, tmp_path):
+    proxy = LossyProxy(centre.url)
+    try:
+        counter = make_counter(proxy.url, tmp_path / "t.db", resend_for=5)
+        counter.sign_in()
+        proxy.drop = {"2102"}
+        original_post = counter.client.post
+
+        def post_then_heal(body):  # the first 2102's answer is lost; its resend gets the stored answer
+            try:
+                return original_post(body)
+            finally:
+                if proxy.dropped:
+                    proxy.drop = set()
+
+        counter.client.post = post_then_heal
+        receipt = counter.sell(by_certno(), ITEMS)
+        assert proxy.dropped == 1 and receipt.kind == "sale"
+        records = centre_records(centre, counter.journal.get_meta("sign_no"))
+        assert [r["setl_id"] for r in records] == [receipt.setl_id]  # one settlement, not two
+        assert counter.reconcile(detail=True)["clean"]
+    finally:
+        proxy.close()
+
+
+def test_answer_lost_and_patient_cannot_wait_reverses_then_settles_the_voucher(centre, tmp_path):
+    proxy = LossyProxy(centre.url)
+    try:
+        counter = make_counter(proxy.url, tmp_path / "t.db")
+        counter.sign_in()
+        sign_no = counter.journal.get_meta("sign_no")
+        before = balance_of(centre, sign_no)
+        proxy.drop = {"2102"}
+        receipt = counter.sell(by_certno(), ITEMS)  # applied at the centre, never answered
+        assert receipt.kind == "deferred" and proxy.dropped >= 1
+        voucher = counter.journal.voucher(receipt.voucher)
+        assert voucher["blocked_by"] is None  # the 2601 went through and undid the settlement
+        assert balance_of(centre, sign_no) == before
+        proxy.drop = set()
+        refund = counter.settle_voucher(receipt.voucher)
+        assert balance_of(centre, sign_no) == before - Decimal(refund.account)  # paid once
+        result = counter.reconcile(detail=True)
+        assert result["clean"], result
+        assert len(centre_records(centre, sign_no)) == 3  # the lost one, its mirror, the voucher's
+    finally:
+        proxy.close()
+
+
+def test_a_voucher_waits_for_its_reversal(centre, tmp_path):
+    """The 2601 cannot be sent while the centre is away: the voucher is not settled before it is answered."""
+    proxy = LossyProxy(centre.url)
+    counter = make_counter(proxy.url, tmp_path / "t.db")
+    counter.sign_in()
+    proxy.drop = {"2102", "2601"}
+    receipt = counter.sell(by_certno(), ITEMS)
+    assert counter.journal.voucher(receipt.voucher)["blocked_by"]
+    proxy.close()  # now the centre is unreachable altogether
+    with pytest.raises(CentreUnreachable):
+        counter.settle_voucher(receipt.voucher)
+    counter.client.url = centre.url
+    assert counter.resume()["answered"] >= 1
+    assert counter.journal.voucher(receipt.voucher)["blocked_by"] is None
+    assert counter.settle_voucher(receipt.voucher).kind == "refund"
+    assert counter.reconcile(detail=True)["clean"]
+
+
+def test_equipment_failure_then_resettlement_inside_and_outside_the_window(centre, tmp_path):
+    counter = make_counter(centre.url, tmp_path / "t.db")
+    counter.sign_in()
+    inside = counter.sell(None, ITEMS)  # the reader broke: nobody identified
+    assert inside.kind == "deferred" and inside.cash == "55.00"
+    with pytest.raises(InvalidInput, match="identity"):
+        counter.settle_voucher(inside.voucher)
+    refund = counter.settle_voucher(inside.voucher, by_certno())
+    assert refund.kind == "refund"
+    # A bill 9 days old: past the default outpatient and pharmacy window of 7 days
+    old_counter = make_counter(centre.url, tmp_path / "t.db", clock=lambda: now_shanghai() - dt.timedelta(days=9))
+    outside = old_counter.sell(None, ITEMS)
+    with pytest.raises(CounterError, match="manual claim"):
+        counter.settle_voucher(outside.voucher, by_certno())
+    assert counter.journal.voucher(outside.voucher)["state"] == "manual_claim"
+    assert "WINDOW_EXPIRED" in counter.journal.voucher(outside.voucher)["err_msg"]
+    assert counter.reconcile(detail=True)["clean"]
+
+
+def terminal(url, journal, *args, crash_at=None, check=True):
+    env = {**os.environ}
+    env.pop("MEDSETTLE_CRASH_AT", None)
+    if crash_at:
+        env["MEDSETTLE_CRASH_AT"] = crash_at
+    result = subprocess.run([sys.executable, "-m", "medsettle.cli", "terminal", "-i", PHARMACY, "--centre", url,
+                             "--journal", str(journal), "--resend-for", "0.5", "--timeout", "2", *args],
+                            capture_output=True, text=True, timeout=120, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"terminal {args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+ITEM_ARGS = [f"{i['med_list_codg']}:{i['pric']}:{i['cnt']}" for i in ITEMS]
+SALE_POINTS = ["sale_recorded", "settle_written", "settle_sent", "settle_recorded"]
+VOUCHER_POINTS = ["voucher_settle_written", "voucher_settle_sent"]
+
+
+@pytest.mark.parametrize("point", SALE_POINTS + VOUCHER_POINTS + ["voucher_recorded", "reversal_written"])
+def test_every_crash_point_of_the_terminal(centre, tmp_path, point):
+    journal = tmp_path / "t.db"
+    terminal(centre.url, journal, "signin")
+    sign_no = sign_in(centre)  # the test's own eyes on the centre
+    before = balance_of(centre, sign_no)
+    proxy = None
+    if point in VOUCHER_POINTS or point == "voucher_recorded":
+        made = terminal(centre.url, journal, "sell", *ITEM_ARGS, crash_at="voucher_recorded", check=False)
+        assert made.returncode == EXIT_CODE
+    if point in VOUCHER_POINTS:
+        voucher = terminal(centre.url, journal, "vouchers")
+        pending = json.loads(voucher.stdout)
+        assert len(pending) == 1
+        crashed = terminal(centre.url, journal, "resettle", pending[0]["voucher"], "--certno", CERTNO,
+                           crash_at=point, check=False)
+    elif point == "reversal_written":
+        proxy = LossyProxy(centre.url)
+        proxy.drop = {"2102"}
+        crashed = terminal(proxy.url, journal, "sell", "--certno", CERTNO, *ITEM_ARGS, crash_at=point, check=False)
+    elif point != "voucher_recorded":
+        crashed = terminal(centre.url, journal, "sell", "--certno", CERTNO, *ITEM_ARGS, crash_at=point, check=False)
+    else:
+        crashed = made
+    assert crashed.returncode == EXIT_CODE, crashed.stderr
+    if proxy:
+        proxy.close()
+    terminal(centre.url, journal, "resume")  # the restarted terminal finishes what was left
+    for v in json.loads(terminal(centre.url, journal, "vouchers").stdout):
+        terminal(centre.url, journal, "resettle", v["voucher"], "--certno", CERTNO)
+    report = json.loads(terminal(centre.url, journal, "reconcile", "--detail").stdout)
+    assert report["clean"], report
+    counter = make_counter(centre.url, journal)
+    settled = [d["setlinfo"] for _s, state, d in counter.journal.sales("done")]
+    settled += [v["setlinfo"] for v in counter.journal.vouchers("settled")]
+    assert len(settled) == 1  # the sale was paid exactly once, online or by its voucher
+    assert balance_of(centre, sign_no) == before - Decimal(str(settled[0]["acct_pay"]))
+    assert Decimal(str(settled[0]["medfee_sumamt"])) == MEDFEE
+
+
+def test_crash_points_are_all_tested():
+    tested = set(SALE_POINTS + VOUCHER_POINTS + ["voucher_recorded", "reversal_written"])
+    assert tested == set(POINTS)
+
+
+def test_terminal_commands_have_help():
+    result = subprocess.run([sys.executable, "-m", "medsettle.cli", "terminal", "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0
+    for command in ("signin", "sell", "cancel", "vouchers", "resettle", "reconcile", "signout", "resume", "shell"):
+        assert command in result.stdout
