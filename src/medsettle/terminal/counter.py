@@ -243,6 +243,13 @@ class Counter:
             self._query("2101", request, insuplc=insu["insuplc_admdvs"])  # pre-settle: the clerk sees the split
         except CentreUnreachable:
             return self._defer(sale, "centre unreachable", data=data)
+        if identity.mdtrt_cert_type == "03" and self.reader is not None and not self.reader.card_present():
+            with self.journal.transaction() as db:  # pulled before the settle was sent: nothing happened
+                self.journal.put_sale(db, sale, "aborted", {**data, "reason": "card removed before settlement"})
+            from ..readers import CardRemoved  # noqa: PLC0415
+
+            raise CardRemoved("the card was taken out before the settlement: insert it and start the sale again",
+                              reader=getattr(self.reader, "name", None))
         with self.journal.transaction() as db:
             msgid = self._new_message(db, "2102", request, insuplc=insu["insuplc_admdvs"], sale=sale)
             self.journal.put_sale(db, sale, "settling", {**data, "msgid": msgid})
