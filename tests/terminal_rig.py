@@ -67,8 +67,11 @@ class LossyProxy:
         self.server.server_close()
 
 
-def make_counter(url: str, journal_path, **kwargs) -> Counter:
-    return Counter(PHARMACY, TerminalJournal(journal_path), CentreClient(url, timeout=2.0),
+SAF_PHARMACY = "P13010000002"  # the default institutions' store-and-forward pharmacy
+
+
+def make_counter(url: str, journal_path, code: str = PHARMACY, **kwargs) -> Counter:
+    return Counter(code, TerminalJournal(journal_path), CentreClient(url, timeout=2.0),
                    resend_for=kwargs.pop("resend_for", 0.6), **kwargs)
 
 

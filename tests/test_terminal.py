@@ -192,12 +192,12 @@ def test_equipment_failure_then_resettlement_inside_and_outside_the_window(centr
     assert counter.reconcile(detail=True)["clean"]
 
 
-def terminal(url, journal, *args, crash_at=None, check=True):
+def terminal(url, journal, *args, crash_at=None, check=True, code=PHARMACY):
     env = {**os.environ}
     env.pop("MEDSETTLE_CRASH_AT", None)
     if crash_at:
         env["MEDSETTLE_CRASH_AT"] = crash_at
-    result = subprocess.run([sys.executable, "-m", "medsettle.cli", "terminal", "-i", PHARMACY, "--centre", url,
+    result = subprocess.run([sys.executable, "-m", "medsettle.cli", "terminal", "-i", code, "--centre", url,
                              "--journal", str(journal), "--resend-for", "0.5", "--timeout", "2", *args],
                             capture_output=True, text=True, timeout=120, env=env)
     if check and result.returncode != 0:
@@ -208,6 +208,9 @@ def terminal(url, journal, *args, crash_at=None, check=True):
 ITEM_ARGS = [f"{i['med_list_codg']}:{i['pric']}:{i['cnt']}" for i in ITEMS]
 SALE_POINTS = ["sale_recorded", "settle_written", "settle_sent", "settle_recorded"]
 VOUCHER_POINTS = ["voucher_settle_written", "voucher_settle_sent"]
+
+
+QUEUE_POINTS = ["saf_recorded", "forward_written", "forward_sent"]  # in test_terminal_saf.py
 
 
 @pytest.mark.parametrize("point", SALE_POINTS + VOUCHER_POINTS + ["voucher_recorded", "reversal_written"])
@@ -251,7 +254,7 @@ def test_every_crash_point_of_the_terminal(centre, tmp_path, point):
 
 
 def test_crash_points_are_all_tested():
-    tested = set(SALE_POINTS + VOUCHER_POINTS + ["voucher_recorded", "reversal_written"])
+    tested = set(SALE_POINTS + VOUCHER_POINTS + QUEUE_POINTS + ["voucher_recorded", "reversal_written"])
     assert tested == set(POINTS)
 
 

@@ -165,6 +165,14 @@ def reconcile(counter, day, detail) -> None:
     _emit(counter.reconcile(dt.date.fromisoformat(day) if day else None, detail=detail))
 
 
+@terminal.command("forward")
+@click.option("--rounds", default=5, show_default=True, help="Rounds of forwarding, with back-off between them.")
+@click.pass_obj
+def forward(counter, rounds) -> None:
+    """Forward queued provisional settlements (store-and-forward) in order."""
+    _emit(counter.forward_until_done(rounds=rounds))
+
+
 @terminal.command("resume")
 @click.option("--wait", default=0.0, show_default=True, help="Seconds to keep resending unanswered messages.")
 @click.pass_obj

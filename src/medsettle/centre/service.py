@@ -26,6 +26,7 @@ from ..engine import Settler
 from ..engine.bills import field_path
 from ..engine.results import Settlement
 from ..errors import InvalidInput, MedsettleError, SettlementRefused
+from ..money import fen_to_decimal
 from ..ledger import GroupCommitJournal
 from ..ledger.journal import Entry
 from ..ledger.replay import replay
@@ -130,7 +131,12 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
         sign_no = f"{now:%Y%m%d%H%M%S}{institution.fixmedins_code[-5:]}{next(self._sign_seq):06d}"
         record = {"fixmedins_code": institution.fixmedins_code, "opter_no": payload.signIn.opter_no,
                   "dev_no": env.dev_no, "day": now.date().isoformat()}
-        output = {"signinoutb": {"sign_time": _now_text(), "sign_no": sign_no}}
+        # medsettle extension: the counter learns its failure policy and floor limits (DOMAIN.md §4) here.
+        output = {"signinoutb": {"sign_time": _now_text(), "sign_no": sign_no},
+                  "insinfo": {"failure_policy": institution.failure_policy,
+                              "floor_per_bill": str(fen_to_decimal(institution.floor_per_bill)),
+                              "floor_per_person_day": str(fen_to_decimal(institution.floor_per_person_day)),
+                              "floor_outstanding": str(fen_to_decimal(institution.floor_outstanding))}}
         self._commit(SIGNIN, institution.admdvs, sign_no, {**record, "sign_no": sign_no, **self._answer(env, output)},
                      apply=lambda: self._signins.__setitem__(sign_no, record))
         return output

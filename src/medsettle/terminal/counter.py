@@ -13,6 +13,12 @@ A voucher is re-settled later at this counter (自费转医保): a 2102 with the
 the window or the bill's year, the centre refuses and the voucher becomes a manual claim. A voucher's
 settlement has one msgid, written before it is sent, so it is settled at most once whatever crashes.
 
+A store-and-forward counter (the institution's policy, learnt at sign-in) settles provisionally instead
+when the centre is away before the settle was sent (:mod:`.provisional`): within the floor limits the
+patient pays the provisional cash share and the entry is queued; :meth:`Counter.forward` sends the queue in
+order (the settle with acct_used_flag 0 and the cash collected), refunds a surplus to the patient and
+reports the institution's share of a shortfall; refused, too old or too often tried entries are flagged.
+
 Choices where DOMAIN.md is silent: a sale interrupted by a crash before its settle was written is turned
 into a voucher on restart (the patient paid cash); a voucher whose sale was abandoned waits until the
 2601 is answered, so a settle that did arrive is reversed before the voucher can be settled.
@@ -34,6 +40,7 @@ from ..timeutil import local_date, now_shanghai
 from .client import CentreClient, CentreUnreachable
 from .crash import crash_point
 from .journal import TerminalJournal
+from .provisional import CannotSettleProvisionally, provisional_split
 
 MANUAL_CLAIM_CODES = ("WINDOW_EXPIRED", "YEAR_CLOSED")
 
@@ -84,6 +91,7 @@ class Receipt:
 
     def text(self) -> str:
         title = {"sale": "医保结算单 settlement", "deferred": "自费收据 cash receipt (deferred settlement)",
+                 "provisional": "临时结算单 provisional settlement",
                  "refund": "自费转医保 refund", "cancel": "退费 cancellation"}[self.kind]
         lines = [title, f"sale {self.sale}" + (f"  setl_id {self.setl_id}" if self.setl_id else ""),
                  f"patient {self.psn_name}", f"total {self.medfee}", f"fund {self.fund}", f"account {self.account}",
@@ -181,7 +189,22 @@ class Counter:
         with self.journal.transaction() as db:
             self.journal.record_answer(db, msgid, answer)
             self.journal.set_meta(db, "sign_no", sign_no)
+            self.journal.set_meta(db, "insinfo", json.dumps(answer["output"].get("insinfo") or {}))
+        if self.failure_policy == "store_and_forward":
+            self.cache_rules()
         return sign_no
+
+    @property
+    def failure_policy(self) -> str:
+        return json.loads(self.journal.get_meta("insinfo", "{}")).get("failure_policy", "cash_deferred")
+
+    def cache_rules(self) -> None:
+        """Download the rule set (9901) and catalogue (1312) in force for provisional settlement."""
+        rules = self._query("9901", {"data": {}})
+        catalogue = self._query("1312", {"data": {"page_size": 5000}})
+        with self.journal.transaction() as db:
+            self.journal.set_meta(db, "rules", json.dumps(rules, ensure_ascii=False))
+            self.journal.set_meta(db, "catalogue", json.dumps(catalogue, ensure_ascii=False))
 
     def sign_out(self) -> None:
         sign_no = self.journal.get_meta("sign_no", "")
@@ -228,11 +251,17 @@ class Counter:
         try:
             info = self.person_info(identity)
         except CentreUnreachable:
-            return self._defer(sale, "centre unreachable")
+            return self._centre_away(sale, identity)
         person = info["baseinfo"]
         insu = info["insuinfo"][0]
         data.update(psn_no=person["psn_no"], psn_name=person["psn_name"], insuplc_admdvs=insu["insuplc_admdvs"],
                     insutype=insu["insutype"])
+        with self.journal.transaction() as db:
+            self.journal.remember_person(db, [f"02:{person['certno']}", f"03:{identity.mdtrt_cert_no}"]
+                                         if identity.mdtrt_cert_type == "03" else [f"02:{person['certno']}"],
+                                         {"psn_no": person["psn_no"], "psn_name": person["psn_name"],
+                                          "insutype": insu["insutype"], "psn_type": insu["psn_type"],
+                                          "insuplc_admdvs": insu["insuplc_admdvs"]})
         request = {"data": {"psn_no": person["psn_no"], "mdtrt_cert_type": identity.mdtrt_cert_type,
                             "mdtrt_cert_no": identity.mdtrt_cert_no, "med_type": "41", "medfee_sumamt": medfee,
                             "insutype": insu["insutype"], "acct_used_flag": "1" if acct_used else "0"},
@@ -242,7 +271,9 @@ class Counter:
         try:
             self._query("2101", request, insuplc=insu["insuplc_admdvs"])  # pre-settle: the clerk sees the split
         except CentreUnreachable:
-            return self._defer(sale, "centre unreachable", data=data)
+            with self.journal.transaction() as db:
+                self.journal.put_sale(db, sale, "new", data)
+            return self._centre_away(sale, identity)
         if identity.mdtrt_cert_type == "03" and self.reader is not None and not self.reader.card_present():
             with self.journal.transaction() as db:  # pulled before the settle was sent: nothing happened
                 self.journal.put_sale(db, sale, "aborted", {**data, "reason": "card removed before settlement"})
@@ -398,6 +429,120 @@ class Counter:
             raise Refused(err)
         return receipt
 
+    # -- store-and-forward ------------------------------------------------------------------------------
+
+    def _centre_away(self, sale: str, identity: Identity) -> Receipt:
+        """The centre did not answer before the settle was sent: the institution's policy decides."""
+        if self.failure_policy != "store_and_forward":
+            return self._defer(sale, "centre unreachable")
+        try:
+            return self._provisional(sale, identity)
+        except CannotSettleProvisionally as why:
+            return self._defer(sale, f"centre unreachable; {why}")
+
+    def _provisional(self, sale: str, identity: Identity) -> Receipt:
+        _, data = self.journal.sale(sale)
+        key = f"{identity.mdtrt_cert_type}:{identity.mdtrt_cert_no}"
+        person = self.journal.known_person(key)
+        if person is None:
+            raise CannotSettleProvisionally("the counter does not know this person yet")
+        if person["insuplc_admdvs"] != self.admdvs:
+            raise CannotSettleProvisionally("the person is insured in another region")
+        rules, catalogue = self.journal.get_meta("rules"), self.journal.get_meta("catalogue")
+        if not (rules and catalogue):
+            raise CannotSettleProvisionally("no cached rules: sign in while the centre is up")
+        bill = {"bill_id": sale, "mdtrt_id": f"SAF{sale}", "med_type": "41", "setl_time": data["bill_time"],
+                "hosp_lv": "pharmacy", "feedetail": data["lines"]}
+        split = provisional_split(json.loads(rules), json.loads(catalogue), person, bill)
+        fund, cash = Decimal(str(split["fund_pay_sumamt"])), Decimal(str(split["psn_cash_pay"]))
+        limits = json.loads(self.journal.get_meta("insinfo", "{}"))
+        outstanding = self.journal.saf_entries("queued", "forwarding")
+        today = data["bill_time"][:10]
+        same_day = [e for e in outstanding if e["psn_no"] == person["psn_no"] and e["bill_time"][:10] == today]
+        for name, used in (("floor_per_bill", Decimal(0)),
+                           ("floor_per_person_day", sum(Decimal(e["provisional_fund"]) for e in same_day)),
+                           ("floor_outstanding", sum(Decimal(e["provisional_fund"]) for e in outstanding))):
+            if used + fund > Decimal(limits.get(name, "0")):
+                raise CannotSettleProvisionally(f"over the floor limit {name} ({limits.get(name)})")
+        data = {**data, **person, "identity": dataclasses.asdict(identity)}
+        entry = {"psn_no": person["psn_no"], "psn_name": person["psn_name"], "insutype": person["insutype"],
+                 "insuplc_admdvs": person["insuplc_admdvs"], "bill_time": data["bill_time"], "lines": data["lines"],
+                 "medfee": data["medfee"], "identity": data["identity"], "provisional_fund": f"{fund:.2f}",
+                 "cash_collected": f"{cash:.2f}", "created": self.now().isoformat()}
+        with self.journal.transaction() as db:
+            self.journal.put_sale(db, sale, "provisional", data)
+            self.journal.put_saf(db, sale, "queued", entry)
+        crash_point("saf_recorded")
+        return Receipt("provisional", sale, person["psn_name"], data["medfee"], f"{fund:.2f}", "0.00", f"{cash:.2f}",
+                       note="provisional settlement (centre unreachable): forwarded when the centre is back")
+
+    def forward(self, *, max_attempts: int = 20, max_age: dt.timedelta = dt.timedelta(days=7)) -> list[dict]:
+        """Forward queued provisional settlements in order; stop at the first that gets no answer.
+        Returns what happened to each entry handled (forwarded with refund or institution share, flagged)."""
+        results = []
+        for entry in self.journal.saf_entries("queued", "forwarding"):
+            data = {k: v for k, v in entry.items() if k not in ("seq", "sale", "state", "msgid", "attempts")}
+            age = self.now() - dt.datetime.fromisoformat(entry["created"])
+            if entry["msgid"] is None and (entry["attempts"] >= max_attempts or age > max_age):
+                with self.journal.transaction() as db:
+                    self.journal.put_saf(db, entry["sale"], "flagged", {**data, "flag": "too old or too many tries"},
+                                         attempts=entry["attempts"])
+                results.append({"sale": entry["sale"], "state": "flagged", "why": "too old or too many tries"})
+                continue
+            msgid = entry["msgid"]
+            if msgid is None:
+                identity = entry["identity"]
+                request = {"data": {"psn_no": entry["psn_no"], "mdtrt_cert_type": identity["mdtrt_cert_type"],
+                                    "mdtrt_cert_no": identity["mdtrt_cert_no"], "med_type": "41",
+                                    "medfee_sumamt": entry["medfee"], "insutype": entry["insutype"],
+                                    "acct_used_flag": "0", "saf_cash_amt": entry["cash_collected"]},
+                           "feedetail": entry["lines"]}
+                with self.journal.transaction() as db:
+                    msgid = self._new_message(db, "2102", request, insuplc=entry["insuplc_admdvs"], sale=entry["sale"])
+                    self.journal.put_saf(db, entry["sale"], "forwarding", data, msgid=msgid,
+                                         attempts=entry["attempts"])
+                crash_point("forward_written")
+            try:
+                answer = self._send(msgid, deadline_s=0)
+            except CentreUnreachable:
+                with self.journal.transaction() as db:
+                    self.journal.put_saf(db, entry["sale"], "forwarding", data, msgid=msgid,
+                                         attempts=entry["attempts"] + 1)
+                break  # in order: the next waits for this one
+            crash_point("forward_sent")
+            results.append(self._finish_forward(entry["sale"], msgid, answer))
+        return results
+
+    def forward_until_done(self, rounds: int = 10, base_delay: float = 0.1, max_delay: float = 5.0) -> list[dict]:
+        """Forward with exponential back-off and jitter between rounds, at most ``rounds`` rounds."""
+        results, delay = [], base_delay
+        for _ in range(rounds):
+            results += self.forward()
+            if not self.journal.saf_entries("queued", "forwarding"):
+                break
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, max_delay)
+        return results
+
+    def _finish_forward(self, sale: str, msgid: str, answer: dict) -> dict:
+        entry = next(e for e in self.journal.saf_entries() if e["sale"] == sale)
+        data = {k: v for k, v in entry.items() if k not in ("seq", "sale", "state", "msgid", "attempts")}
+        if answer.get("infcode") == 0:
+            s = answer["output"]["setlinfo"]
+            surplus = Decimal(entry["cash_collected"]) - Decimal(str(s["psn_cash_pay"]))
+            outcome = {"sale": sale, "state": "forwarded", "setl_id": s["setl_id"],
+                       "refund_to_patient": f"{max(surplus, Decimal(0)):.2f}",
+                       "institution_bears": f"{Decimal(str(s['hosp_part_amt'])):.2f}"}
+            state, data = "forwarded", {**data, "setlinfo": s, "outcome": outcome}
+        else:  # refused outright: the institution bears the provisional fund share; a clerk looks at it
+            outcome = {"sale": sale, "state": "flagged", "why": answer.get("err_msg", ""),
+                       "institution_bears": entry["provisional_fund"]}
+            state, data = "flagged", {**data, "flag": answer.get("err_msg", ""), "outcome": outcome}
+        with self.journal.transaction() as db:
+            self.journal.record_answer(db, msgid, answer)
+            self.journal.put_saf(db, sale, state, data, msgid=msgid, attempts=entry["attempts"])
+        return outcome
+
     # -- cancel ----------------------------------------------------------------------------------------
 
     def cancel(self, sale: str) -> Receipt:
@@ -425,6 +570,9 @@ class Counter:
         return Receipt("cancel", sale, data.get("psn_name", ""), _yuan(m["medfee_sumamt"]), _yuan(m["fund_pay_sumamt"]),
                        _yuan(m["acct_pay"]), _yuan(m["psn_cash_pay"]), _yuan(m["balc"]), m["setl_id"])
 
+    def _is_forward(self, sale: str) -> bool:
+        return any(e["sale"] == sale for e in self.journal.saf_entries())
+
     # -- after a restart -------------------------------------------------------------------------------
 
     def resume(self, deadline_s: float = 0.0) -> dict:
@@ -446,6 +594,8 @@ class Counter:
                     self._finish_reversal(message["msgid"], answer)
                 elif infno == "2102" and message["voucher"]:
                     self._finish_voucher(message["voucher"], message["msgid"], answer)
+                elif infno == "2102" and message["sale"] and self._is_forward(message["sale"]):
+                    self._finish_forward(message["sale"], message["msgid"], answer)
                 elif infno == "2102" and message["sale"]:
                     self._finish_settle(message["sale"], message["msgid"], answer)
                 elif infno == "2103":
@@ -461,6 +611,8 @@ class Counter:
         for sale, _state, _data in self.journal.sales("settled"):
             self._print_settled(sale)
             done["receipts"] += 1
+        if self.journal.saf_entries("queued", "forwarding"):
+            done["forwarded"] = sum(1 for r in self.forward() if r["state"] == "forwarded")
         return done
 
     # -- end of day ------------------------------------------------------------------------------------
@@ -506,6 +658,8 @@ class Counter:
                 add(data["mirror"], data["insuplc_admdvs"], True)
         for v in self.journal.vouchers("settled"):
             add(v["setlinfo"], v["insuplc_admdvs"], False)
+        for e in self.journal.saf_entries("forwarded"):
+            add(e["setlinfo"], e["insuplc_admdvs"], False)
         for _sale, _state, data in self.journal.sales("deferred"):
             reversal = self.journal.message(data["reversal"]) if data.get("reversal") else None
             result = ((reversal or {}).get("answer") or {}).get("output", {}).get("data", {})

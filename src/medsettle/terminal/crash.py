@@ -18,6 +18,9 @@ POINTS = (
     "voucher_settle_written",  # the voucher's 2102 is durable, not yet sent
     "voucher_settle_sent",    # the voucher's 2102 was answered, the answer not yet recorded
     "reversal_written",       # a 2601 abandoning a sale is durable, not yet sent
+    "saf_recorded",           # a provisional settlement is queued (cash taken)
+    "forward_written",        # a queued entry's 2102 is durable, not yet sent
+    "forward_sent",           # the forward was answered, the answer not yet recorded
 )
 EXIT_CODE = 86
 

@@ -10,7 +10,11 @@ Tables:
                 (receipt printed), or → ``deferred`` (cash taken, voucher made), ``cancelled``
 - ``vouchers``: deferred-settlement vouchers; state ``pending`` → ``settling`` → ``settled``, or
                 ``manual_claim``; ``blocked_by`` is a 2601 that must be answered first
-- ``meta``:     sign_no, the msgid sequence
+- ``saf``:      store-and-forward entries in the order taken; state ``queued`` → ``forwarding`` (msgid
+                written) → ``forwarded``, or ``flagged`` for a clerk (refused, too old, too many tries)
+- ``persons``:  who the counter has seen (1101 answers), by card number or ID number, for provisional
+                settlement while the centre is away
+- ``meta``:     sign_no, the msgid sequence, the failure policy and floor limits, the cached rules
 """
 
 from __future__ import annotations
@@ -49,6 +53,16 @@ CREATE TABLE IF NOT EXISTS vouchers (
     blocked_by TEXT,
     updated    TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS saf (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    sale     TEXT NOT NULL UNIQUE,
+    state    TEXT NOT NULL,
+    data     TEXT NOT NULL,
+    msgid    TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    updated  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS persons (key TEXT PRIMARY KEY, person TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -155,6 +169,31 @@ class TerminalJournal:
         if states:
             query += f" WHERE state IN ({','.join('?' * len(states))})"
         return [self._voucher_row(r) for r in self._db.execute(query + " ORDER BY rowid", states)]
+
+    # -- store-and-forward ---------------------------------------------------------------------------
+
+    def put_saf(self, db: sqlite3.Connection, sale: str, state: str, data: dict, *, msgid: str | None = None,
+                attempts: int = 0) -> None:
+        db.execute("INSERT INTO saf (sale, state, data, msgid, attempts, updated) VALUES (?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT (sale) DO UPDATE SET state = excluded.state, data = excluded.data, "
+                   "msgid = excluded.msgid, attempts = excluded.attempts, updated = excluded.updated",
+                   (sale, state, json.dumps(data, ensure_ascii=False), msgid, attempts, _now()))
+
+    def saf_entries(self, *states: str) -> list[dict]:
+        query = "SELECT seq, sale, state, data, msgid, attempts FROM saf"
+        if states:
+            query += f" WHERE state IN ({','.join('?' * len(states))})"
+        return [{"seq": r[0], "sale": r[1], "state": r[2], **json.loads(r[3]), "msgid": r[4], "attempts": r[5]}
+                for r in self._db.execute(query + " ORDER BY seq", states)]
+
+    def remember_person(self, db: sqlite3.Connection, keys: list[str], person: dict) -> None:
+        for key in keys:
+            db.execute("INSERT INTO persons (key, person) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                       "person = excluded.person", (key, json.dumps(person, ensure_ascii=False)))
+
+    def known_person(self, key: str) -> dict | None:
+        row = self._db.execute("SELECT person FROM persons WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     @staticmethod
     def _voucher_row(row) -> dict:

@@ -1,0 +1,128 @@
+"""Store-and-forward at a pharmacy whose policy says so (P13010000002): provisional settlement with the
+cached rules and without the account while the centre is down, floor limits, forwarding in order when it is
+back, the provisional/actual difference (surplus refunded to the patient), a refused forward flagged and
+borne by the institution, and the crash points of the queue."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from terminal_rig import CERTNO, ITEMS, PERSON, SAF_PHARMACY, balance_of, by_certno, make_counter
+from test_centre import CODES, REGISTRY, Server, admin, first_person, sign_in
+from test_terminal import terminal
+
+from medsettle.terminal import Identity
+from medsettle.terminal.crash import EXIT_CODE
+
+pytestmark = pytest.mark.timeout(180)
+ITEM_ARGS = [f"{i['med_list_codg']}:{i['pric']}:{i['cnt']}" for i in ITEMS]
+BIG = [{"med_list_codg": CODES[0], "pric": "2000.00", "cnt": "1"}]  # crosses the 1,500.00 deductible
+
+
+@pytest.fixture()
+def world(tmp_path):
+    server = Server(tmp_path / "centre").start()
+    counter = make_counter(server.url, tmp_path / "t.db", SAF_PHARMACY)
+    counter.sign_in()
+    assert counter.failure_policy == "store_and_forward"
+    yield server, counter
+    server.stop()
+
+
+def go_down(server, counter):
+    server.stop()  # the counter's next message finds nobody listening
+
+
+def come_back(server, counter):
+    server.start()
+    counter.client.url = server.url
+
+
+def test_provisional_then_forwarded_with_the_surplus_refunded(world):
+    server, counter = world
+    online = counter.sell(by_certno(), BIG)  # the deductible is met now; the counter knows the person
+    assert online.kind == "sale" and Decimal(online.fund) > 0
+    balance = balance_of(server, sign_in(server))  # the test's own eyes on the centre
+    go_down(server, counter)
+    provisional = counter.sell(by_certno(), ITEMS)
+    # provisional: the cached rules, nothing met this year (so under the deductible: no fund), no account
+    assert provisional.kind == "provisional"
+    assert (provisional.fund, provisional.account, provisional.cash) == ("0.00", "0.00", "55.00")
+    come_back(server, counter)
+    counter.sign_in()
+    [outcome] = counter.forward()
+    assert outcome["state"] == "forwarded"
+    actual = next(e for e in counter.journal.saf_entries("forwarded"))["setlinfo"]
+    assert Decimal(str(actual["acct_pay"])) == 0 and Decimal(str(actual["fund_pay_sumamt"])) > 0
+    # the deductible was met: the fund pays part, so the patient paid too much and gets the difference back
+    assert Decimal(outcome["refund_to_patient"]) == Decimal("55.00") - Decimal(str(actual["psn_cash_pay"])) > 0
+    assert outcome["institution_bears"] == "0.00"
+    assert balance_of(server, sign_in(server)) == balance  # the account was not touched
+    assert counter.reconcile(detail=True)["clean"]
+
+
+def test_floor_limits_unknown_persons_and_forwarding_order(world):
+    server, counter = world
+    counter.sell(by_certno(), ITEMS)  # known to the counter from now on
+    go_down(server, counter)
+    over = counter.sell(by_certno(), [{"med_list_codg": CODES[0], "pric": "3000.00", "cnt": "1"}])
+    assert over.kind == "deferred" and "floor_per_bill" in over.note  # 825.00 provisional fund > 500.00
+    stranger = REGISTRY.identities[first_person("130100", "390")].certno
+    unknown = counter.sell(Identity("02", stranger), ITEMS)
+    assert unknown.kind == "deferred" and "does not know" in unknown.note
+    first = counter.sell(by_certno(), ITEMS)
+    second = counter.sell(by_certno(), ITEMS[:1])
+    assert first.kind == second.kind == "provisional"
+    assert counter.forward() == []  # still down: nothing forwarded, attempts counted
+    assert [e["attempts"] for e in counter.journal.saf_entries("forwarding")] == [1]
+    come_back(server, counter)
+    counter.sign_in()
+    outcomes = counter.forward_until_done(rounds=3, base_delay=0.01)
+    assert [o["sale"] for o in outcomes] == [first.sale, second.sale]  # in the order taken
+    assert counter.reconcile(detail=True)["clean"]
+
+
+def test_a_refused_forward_is_flagged_and_borne_by_the_institution(world):
+    server, counter = world
+    counter.sell(by_certno(), ITEMS)
+    go_down(server, counter)
+    provisional = counter.sell(by_certno(), ITEMS)
+    come_back(server, counter)
+    counter.sign_in()
+    assert admin(server, {"action": "cancel_person", "psn_no": PERSON, "reason": "emigration"})["ok"]
+    [outcome] = counter.forward()
+    assert outcome["state"] == "flagged" and "PERSON_INACTIVE" in outcome["why"]
+    assert outcome["sale"] == provisional.sale and outcome["institution_bears"] == provisional.fund
+    assert counter.journal.saf_entries("flagged")[0]["flag"]
+    assert counter.reconcile(detail=True)["clean"]  # a refused forward is in neither side's books
+
+
+@pytest.mark.parametrize("point", ["saf_recorded", "forward_written", "forward_sent"])
+def test_crash_points_of_the_queue(tmp_path, point):
+    server = Server(tmp_path / "centre").start()
+    journal = tmp_path / "t.db"
+    try:
+        terminal(server.url, journal, "signin", code=SAF_PHARMACY)
+        terminal(server.url, journal, "sell", "--certno", CERTNO, *ITEM_ARGS, code=SAF_PHARMACY)
+        server.stop()
+        crashed = terminal(server.url, journal, "sell", "--certno", CERTNO, *ITEM_ARGS, code=SAF_PHARMACY,
+                           crash_at=point if point == "saf_recorded" else None, check=False)
+        if point == "saf_recorded":
+            assert crashed.returncode == EXIT_CODE
+        else:
+            assert json.loads(crashed.stdout)["kind"] == "provisional"
+        server.start()
+        if point != "saf_recorded":  # the next command's resume forwards the queue, and crashes there
+            again = terminal(server.url, journal, "signin", code=SAF_PHARMACY, crash_at=point, check=False)
+            assert again.returncode == EXIT_CODE, again.stderr
+        terminal(server.url, journal, "signin", code=SAF_PHARMACY)
+        counter = make_counter(server.url, journal, SAF_PHARMACY)
+        entries = counter.journal.saf_entries()
+        assert [e["state"] for e in entries] == ["forwarded"]  # forwarded exactly once
+        report = json.loads(terminal(server.url, journal, "reconcile", "--detail", code=SAF_PHARMACY).stdout)
+        assert report["clean"], report
+    finally:
+        server.stop()
+
