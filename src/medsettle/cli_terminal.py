@@ -1,4 +1,4 @@
-"""``medsettle terminal``: a pharmacy counter, in a shell (``shell``) or one action per command for POS
+"""``medsettle terminal``: a pharmacy or outpatient counter, in a shell (``shell``) or one action per command for POS
 integration (every action prints JSON). Each command first finishes what a crash or an outage left
 (resends unanswered messages unchanged, prints receipts not printed)."""
 
@@ -122,12 +122,31 @@ def sell(counter, items, card, pin, qr, certno, no_account) -> None:
     _emit(receipt)
 
 
+@terminal.command("visit")
+@click.argument("items", nargs=-1, required=True)
+@click.option("--med-type", default="11", show_default=True, type=click.Choice(["11", "13", "14"]))
+@click.option("--diagnosis", default="J06.900", show_default=True, help="ICD-10 code of the diagnosis.")
+@click.option("--card", is_flag=True, help="Read the card in the reader.")
+@click.option("--pin", help="With --card: verify the PIN.")
+@click.option("--qr", help="The QR e-voucher token (01).")
+@click.option("--certno", help="The ID card number (02).")
+@click.option("--no-account", is_flag=True, help="Do not use the personal account.")
+@click.pass_obj
+@_errors
+def visit(counter, items, med_type, diagnosis, card, pin, qr, certno, no_account) -> None:
+    """An outpatient visit at a hospital: register, record, upload ITEMS (CODE:PRICE:COUNT ...), settle."""
+    receipt = counter.visit(_identity(counter, card, pin, qr, certno), _items(items), med_type=med_type,
+                            acct_used=not no_account, diagnosis=diagnosis)
+    click.echo(receipt.text(), err=True)
+    _emit(receipt)
+
+
 @terminal.command("cancel")
 @click.argument("sale")
 @click.pass_obj
 @_errors
 def cancel(counter, sale) -> None:
-    """Cancel a settled sale (2103)."""
+    """Cancel a settled sale (2103) or visit (2208)."""
     _emit(counter.cancel(sale))
 
 

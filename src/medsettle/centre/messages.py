@@ -194,6 +194,7 @@ class OutpatientSettleData(BaseModel):
     chrg_bchno: str = ""
     insutype: str = ""
     acct_used_flag: str | int = "1"
+    deferred_voucher_no: str | None = Field(None, min_length=1, max_length=64)  # medsettle extension (§4)
 
 
 class OutpatientSettle(BaseModel):

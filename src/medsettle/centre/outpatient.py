@@ -94,6 +94,8 @@ class OutpatientFlow:
 
     def _outpatient_settle(self, env: Envelope, institution: Institution, payload: OutpatientSettle) -> dict:
         enc, bill = self._outpatient_bill(env, institution, payload)
+        if payload.data.deferred_voucher_no is not None:
+            self._check_deferred_window(institution, enc.begntime, enc.med_type)
         self._present_card(env, institution, payload.data, enc.psn_no)
         return self._settle(env, institution, bill, {"mdtrt_id": enc.mdtrt_id,
                                                       "feedetl_sns": [ln["feedetl_sn"] for ln in bill["feedetail"]]})

@@ -40,6 +40,7 @@ from ..timeutil import local_date, now_shanghai
 from .client import CentreClient, CentreUnreachable
 from .crash import crash_point
 from .journal import TerminalJournal
+from .outpatient import OutpatientCounter
 from .provisional import CannotSettleProvisionally, provisional_split
 
 MANUAL_CLAIM_CODES = ("WINDOW_EXPIRED", "YEAR_CLOSED")
@@ -117,7 +118,7 @@ def bill_total(items: list[dict]) -> str:
     return f"{total:.2f}"
 
 
-class Counter:
+class Counter(OutpatientCounter):
     def __init__(self, fixmedins_code: str, journal: TerminalJournal, client: CentreClient, *, reader=None,
                  admdvs: str | None = None, opter: str = "001", dev_no: str = "T01", resend_for: float = 3.0,
                  clock=now_shanghai):
@@ -330,20 +331,21 @@ class Counter:
         self.journal.put_voucher(db, voucher, sale, "pending", {
             "reason": reason, "lines": data["lines"], "bill_time": data["bill_time"], "medfee": data["medfee"],
             "identity": data.get("identity"), "psn_no": data.get("psn_no", ""), "psn_name": data.get("psn_name", ""),
-            "insuplc_admdvs": data.get("insuplc_admdvs", ""), "insutype": data.get("insutype", "")},
-            blocked_by=blocked_by)
+            "insuplc_admdvs": data.get("insuplc_admdvs", ""), "insutype": data.get("insutype", ""),
+            "kind": data.get("kind", "pharmacy"), "med_type": data.get("med_type", "41"),
+            "diagnosis": data.get("diagnosis", "")}, blocked_by=blocked_by)
         self.journal.put_sale(db, sale, "deferred", {**data, "voucher": voucher, "reversal": blocked_by})
         return Receipt("deferred", sale, data.get("psn_name", ""), data["medfee"], cash=data["medfee"], voucher=voucher,
                        note=f"{reason}: paid in cash; bring this voucher back for the insured share")
 
-    def _abandon(self, sale: str, msgid: str) -> Receipt:
+    def _abandon(self, sale: str, msgid: str, oinfno: str = "2102") -> Receipt:
         """The settle got no answer and the patient cannot wait: in one step, journal a 2601 reversing it
         (sent now or on resume), stop resending the settle, and take cash against a voucher that waits for
         the reversal's answer, so a settle that did arrive is undone before the voucher can be settled."""
         _, data = self.journal.sale(sale)
         with self.journal.transaction() as db:
             reversal = self._new_message(db, "2601", {"data": {"psn_no": data["psn_no"], "omsgid": msgid,
-                                                               "oinfno": "2102"}},
+                                                               "oinfno": oinfno}},
                                          insuplc=data.get("insuplc_admdvs", ""), sale=sale)
             db.execute("UPDATE outbox SET state = 'abandoned' WHERE msgid = ?", (msgid,))
             receipt = self._record_voucher(db, sale, "centre unreachable during settlement", data,
@@ -373,6 +375,8 @@ class Counter:
             return Receipt(**v["receipt"])
         if v["state"] == "manual_claim":
             raise CounterError(f"voucher {voucher} is a manual claim now: {v.get('err_msg', '')}")
+        if v["state"] == "settling" and v.get("resale"):  # a visit's voucher: its visit goes on where it stopped
+            return self._continue_resale(voucher, v["resale"], identity)
         if v["state"] == "settling":  # written before a crash or an outage: the same msgid again, never a new one
             return self._finish_voucher(voucher, v["msgid"], self._send(v["msgid"]))
         if v["blocked_by"]:
@@ -384,6 +388,8 @@ class Counter:
         if who is None:
             raise InvalidInput("identify the patient (card, QR e-voucher or ID number) to settle the voucher",
                                field="identity")
+        if v.get("kind") == "outpatient":
+            return self._resettle_visit_voucher(v, who)
         info = self.person_info(who)
         psn_no, insu = info["baseinfo"]["psn_no"], info["insuinfo"][0]
         request = {"data": {"psn_no": psn_no, "mdtrt_cert_type": who.mdtrt_cert_type,
@@ -420,7 +426,8 @@ class Counter:
             data = {**data, "err_msg": err}
             receipt = None
         with self.journal.transaction() as db:
-            self.journal.record_answer(db, msgid, answer)
+            if msgid is not None:  # None: a visit's voucher, whose messages were recorded step by step
+                self.journal.record_answer(db, msgid, answer)
             self.journal.put_voucher(db, voucher, v["sale"], state, data)
         if receipt is None:
             if state == "manual_claim":
@@ -555,8 +562,10 @@ class Counter:
             msgid = data["cancel_msgid"]
         else:
             with self.journal.transaction() as db:
-                msgid = self._new_message(db, "2103", {"data": {"setl_id": data["setlinfo"]["setl_id"],
-                                                                "psn_no": data["psn_no"]}},
+                infno = "2208" if data.get("kind") == "outpatient" else "2103"
+                msgid = self._new_message(db, infno, {"data": {"setl_id": data["setlinfo"]["setl_id"],
+                                                               "psn_no": data["psn_no"],
+                                                               "mdtrt_id": data["setlinfo"]["mdtrt_id"]}},
                                           insuplc=data.get("insuplc_admdvs", ""), sale=sale)
                 self.journal.put_sale(db, sale, "cancelling", {**data, "cancel_msgid": msgid})
         answer = self._send(msgid)
@@ -598,16 +607,25 @@ class Counter:
                     self._finish_forward(message["sale"], message["msgid"], answer)
                 elif infno == "2102" and message["sale"]:
                     self._finish_settle(message["sale"], message["msgid"], answer)
-                elif infno == "2103":
+                elif infno in ("2103", "2208"):
                     self.cancel(message["sale"])
                 else:
                     with self.journal.transaction() as db:
                         self.journal.record_answer(db, message["msgid"], answer)
             except (Refused, CounterError):
                 pass  # recorded; the clerk sees it in the sale or voucher
-        for sale, _state, _data in self.journal.sales("new"):
-            self._defer(sale, "the terminal stopped during the sale")
-            done["vouchers_made"] += 1
+        for sale, state, data in self.journal.sales("new", "identified", "visit 2201", "visit 2203", "visit 2204",
+                                                    "visit 2207"):
+            try:
+                if data.get("voucher"):  # the new visit of a voucher's re-settlement
+                    self._continue_resale(data["voucher"], sale)
+                elif state == "new":
+                    self._defer(sale, "the terminal stopped during the sale")
+                    done["vouchers_made"] += 1
+                else:  # a visit the patient is waiting for: on with it from where it stopped
+                    self.advance_visit(sale)
+            except (Refused, CounterError, CentreUnreachable):
+                pass  # recorded; the clerk sees it
         for sale, _state, _data in self.journal.sales("settled"):
             self._print_settled(sale)
             done["receipts"] += 1
@@ -624,7 +642,7 @@ class Counter:
         records = self._settlements_on(day)
         groups: dict[tuple, list[dict]] = {}
         for r in records:
-            groups.setdefault((r["insutype"], "41", r["insuplc_admdvs"]), []).append(r)
+            groups.setdefault((r["insutype"], r["clr_type"], r["insuplc_admdvs"]), []).append(r)
         results, one_sided = [], []
         for (insutype, clr_type, region), rows in sorted(groups.items()):
             def total(name: str, rows=rows) -> str:
@@ -648,16 +666,19 @@ class Counter:
         """Every settlement and mirror this counter holds with a setl_time on ``day``."""
         rows = []
 
-        def add(setlinfo: dict, region: str, mirror: bool) -> None:
+        def add(setlinfo: dict, region: str, mirror: bool, kind: str = "pharmacy") -> None:
             if local_date(setlinfo["setl_time"]) == day:
-                rows.append({**setlinfo, "insuplc_admdvs": region, "mirror": mirror})
+                rows.append({**setlinfo, "insuplc_admdvs": region, "mirror": mirror,
+                             "clr_type": "41" if kind == "pharmacy" else "11"})
 
         for _sale, state, data in self.journal.sales("done", "settled", "cancelled", "cancelling"):
-            add(data["setlinfo"], data["insuplc_admdvs"], False)
+            if data.get("voucher"):
+                continue  # a voucher's re-settlement: counted with its voucher below
+            add(data["setlinfo"], data["insuplc_admdvs"], False, data.get("kind", "pharmacy"))
             if state == "cancelled":
-                add(data["mirror"], data["insuplc_admdvs"], True)
+                add(data["mirror"], data["insuplc_admdvs"], True, data.get("kind", "pharmacy"))
         for v in self.journal.vouchers("settled"):
-            add(v["setlinfo"], v["insuplc_admdvs"], False)
+            add(v["setlinfo"], v["insuplc_admdvs"], False, v.get("kind", "pharmacy"))
         for e in self.journal.saf_entries("forwarded"):
             add(e["setlinfo"], e["insuplc_admdvs"], False)
         for _sale, _state, data in self.journal.sales("deferred"):
@@ -666,8 +687,9 @@ class Counter:
             if result.get("reversed_setl_id"):  # a settle that arrived and was undone: both sides hold both
                 zero = {"setl_time": data["bill_time"], "medfee_sumamt": 0, "fund_pay_sumamt": 0, "acct_pay": 0,
                         "insutype": data["insutype"]}
-                add({**zero, "setl_id": result["reversed_setl_id"]}, data["insuplc_admdvs"], False)
-                add({**zero, "setl_id": result["setl_id"]}, data["insuplc_admdvs"], True)
+                kind = data.get("kind", "pharmacy")
+                add({**zero, "setl_id": result["reversed_setl_id"]}, data["insuplc_admdvs"], False, kind)
+                add({**zero, "setl_id": result["setl_id"]}, data["insuplc_admdvs"], True, kind)
         return rows
 
 
