@@ -141,6 +141,54 @@ def visit(counter, items, med_type, diagnosis, card, pin, qr, certno, no_account
     _emit(receipt)
 
 
+@terminal.command("admit")
+@click.option("--diagnosis", default="K35.900", show_default=True)
+@click.option("--card", is_flag=True, help="Read the card in the reader.")
+@click.option("--pin")
+@click.option("--qr")
+@click.option("--certno")
+@click.pass_obj
+@_errors
+def admit(counter, diagnosis, card, pin, qr, certno) -> None:
+    """Admit a patient (2401); prints the stay's id."""
+    identity = _identity(counter, card, pin, qr, certno)
+    if identity is None:
+        raise click.UsageError("identify the patient: --card, --qr or --certno")
+    _emit({"stay": counter.admit(identity, diagnosis=diagnosis)})
+
+
+@terminal.command("stay-fees")
+@click.argument("stay")
+@click.argument("items", nargs=-1, required=True)
+@click.pass_obj
+@_errors
+def stay_fees(counter, stay, items) -> None:
+    """Upload fee lines of a stay (2301): ITEMS as CODE:PRICE:COUNT."""
+    _emit(counter.stay_fees(stay, _items(items)))
+
+
+@terminal.command("settle-stay")
+@click.argument("stay")
+@click.option("--final", is_flag=True, help="The final settlement, after discharge (else mid-stay).")
+@click.pass_obj
+@_errors
+def settle_stay(counter, stay, final) -> None:
+    """Settle a stay's uploaded lines (2304), mid-stay or final."""
+    receipt = counter.settle_stay(stay, final=final)
+    click.echo(receipt.text(), err=True)
+    _emit(receipt)
+
+
+@terminal.command("discharge")
+@click.argument("stay")
+@click.pass_obj
+@_errors
+def discharge(counter, stay) -> None:
+    """Discharge the patient of a stay (2402)."""
+    counter.discharge(stay)
+    _emit({"stay": stay, "discharged": True})
+
+
 @terminal.command("cancel")
 @click.argument("sale")
 @click.pass_obj

@@ -40,6 +40,7 @@ from ..timeutil import local_date, now_shanghai
 from .client import CentreClient, CentreUnreachable
 from .crash import crash_point
 from .journal import TerminalJournal
+from .inpatient import InpatientCounter
 from .outpatient import OutpatientCounter
 from .provisional import CannotSettleProvisionally, provisional_split
 
@@ -118,7 +119,7 @@ def bill_total(items: list[dict]) -> str:
     return f"{total:.2f}"
 
 
-class Counter(OutpatientCounter):
+class Counter(OutpatientCounter, InpatientCounter):
     def __init__(self, fixmedins_code: str, journal: TerminalJournal, client: CentreClient, *, reader=None,
                  admdvs: str | None = None, opter: str = "001", dev_no: str = "T01", resend_for: float = 3.0,
                  clock=now_shanghai):
@@ -616,6 +617,8 @@ class Counter(OutpatientCounter):
                 pass  # recorded; the clerk sees it in the sale or voucher
         for sale, state, data in self.journal.sales("new", "identified", "visit 2201", "visit 2203", "visit 2204",
                                                     "visit 2207"):
+            if data.get("kind") == "inpatient":
+                continue  # a stay goes on by the clerk's next step; its unanswered steps were resent above
             try:
                 if data.get("voucher"):  # the new visit of a voucher's re-settlement
                     self._continue_resale(data["voucher"], sale)
@@ -671,6 +674,13 @@ class Counter(OutpatientCounter):
                 rows.append({**setlinfo, "insuplc_admdvs": region, "mirror": mirror,
                              "clr_type": "41" if kind == "pharmacy" else "11"})
 
+        for _sale, _state, data in self.journal.sales():
+            if data.get("kind") != "inpatient":
+                continue
+            for setlinfo in self.stay_settlements(data):
+                if local_date(setlinfo["setl_time"]) == day:
+                    rows.append({**setlinfo, "insuplc_admdvs": data["insuplc_admdvs"], "mirror": False,
+                                 "clr_type": "21"})
         for _sale, state, data in self.journal.sales("done", "settled", "cancelled", "cancelling"):
             if data.get("voucher"):
                 continue  # a voucher's re-settlement: counted with its voucher below

@@ -1,0 +1,123 @@
+"""A hospital's inpatient counter (住院): admission (2401), fee uploads during the stay (2301), mid-stay and
+final settlement (2303 pre-settle, 2304), discharge (2402).
+
+A stay lives for days, so it is not one flow but a series of journaled steps, each keyed in the stay's
+record (``2401``, ``2301#1``, ``2304#2``, ...) with its msgid written before it is sent. Everything the
+counter knows of a stay (its mdtrt_id, the lines uploaded, the settlements) is read from the answers of its
+steps, so a step answered just before a crash counts exactly once. An inpatient is in the hospital: when the
+centre does not answer, the step is left to be resent unchanged (``resume``) rather than abandoned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from .crash import crash_point
+
+
+class InpatientCounter:
+    """Mixin of :class:`medsettle.terminal.Counter`."""
+
+    def admit(self, identity, *, diagnosis: str = "K35.900") -> str:
+        """Admit the patient (2401); returns the stay's id (the counter's; the centre's mdtrt_id is in it)."""
+        begntime = self.now().strftime("%Y-%m-%d %H:%M:%S")
+        with self.journal.transaction() as db:
+            stay = f"STAY{self.journal.next_seq(db):08d}"
+            self.journal.put_sale(db, stay, "new", {
+                "kind": "inpatient", "identity": dataclasses.asdict(identity), "bill_time": begntime,
+                "diagnosis": diagnosis, "steps": {}, "lines": [], "lines_sent": 0, "medfee": "0.00"})
+        self._identify_for(stay, identity)
+        _, data = self.journal.sale(stay)
+        who = self._cert_of(data)
+        self._stay_step(stay, "2401", {"mdtrtinfo": {"psn_no": data["psn_no"], "insutype": data["insutype"],
+                                                     "med_type": "21", "begntime": begntime, "ipt_no": stay, **who},
+                                       "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": diagnosis}]})
+        return stay
+
+    def stay_fees(self, stay: str, items: list[dict]) -> list[dict]:
+        """Upload fee lines of the stay (2301); answers the centre's per-line split."""
+        _, data = self.journal.sale(stay)
+        first = len(self._stay_lines(data)) + 1
+        when = self.now().strftime("%Y-%m-%d %H:%M:%S")
+        lines = [{"feedetl_sn": str(first + i), "med_list_codg": it["med_list_codg"], "pric": str(it["pric"]),
+                  "cnt": str(it["cnt"]), "fee_ocur_time": when, "mdtrt_id": self._mdtrt_id(data),
+                  "psn_no": data["psn_no"], "med_type": "21"} for i, it in enumerate(items)]
+        key = f"2301#{sum(1 for k in data['steps'] if k.startswith('2301'))+1}"
+        return self._stay_step(stay, key, {"feedetail": lines})["result"]
+
+    def settle_stay(self, stay: str, *, final: bool):
+        """Settle the lines uploaded so far: mid-stay (``final=False``) or after discharge."""
+        from .counter import Receipt, _yuan  # noqa: PLC0415
+
+        _, data = self.journal.sale(stay)
+        request = {"data": {"psn_no": data["psn_no"], "mdtrt_id": self._mdtrt_id(data), "med_type": "21",
+                            "insutype": data["insutype"], "acct_used_flag": "1",
+                            "mid_setl_flag": "0" if final else "1", **self._cert_of(data)}}
+        self._query("2303", request, insuplc=data["insuplc_admdvs"])
+        key = f"2304#{sum(1 for k in data['steps'] if k.startswith('2304'))+1}"
+        s = self._stay_step(stay, key, request)["setlinfo"]
+        return Receipt("sale", stay, data.get("psn_name", ""), _yuan(s["medfee_sumamt"]), _yuan(s["fund_pay_sumamt"]),
+                       _yuan(s["acct_pay"]), _yuan(s["psn_cash_pay"]), _yuan(s["balc"]), s["setl_id"],
+                       note="final settlement" if final else "mid-stay settlement")
+
+    def discharge(self, stay: str) -> None:
+        _, data = self.journal.sale(stay)
+        self._stay_step(stay, "2402", {"dscginfo": {"mdtrt_id": self._mdtrt_id(data), "psn_no": data["psn_no"],
+                                                    "endtime": self.now().strftime("%Y-%m-%d %H:%M:%S")},
+                                       "diseinfo": [{"diag_type": "1", "diag_srt_no": "1",
+                                                     "diag_code": data["diagnosis"]}]})
+
+    def stay_settlements(self, data: dict) -> list[dict]:
+        """The setlinfo of every answered 2304 of a stay, in order."""
+        out = []
+        for key, msgid in data["steps"].items():
+            message = self.journal.message(msgid)
+            if key.startswith("2304") and message["state"] == "answered" and message["answer"]["infcode"] == 0:
+                out.append(message["answer"]["output"]["setlinfo"])
+        return out
+
+    # -- helpers -----------------------------------------------------------------------------------------
+
+    def _stay_step(self, stay: str, key: str, request: dict) -> dict:
+        """Write (once), send and record one step of a stay; its output, or Refused."""
+        from .counter import Refused  # noqa: PLC0415
+
+        state, data = self.journal.sale(stay)
+        msgid = data["steps"].get(key)
+        if msgid is None:
+            with self.journal.transaction() as db:
+                msgid = self._new_message(db, key.split("#")[0], request, insuplc=data["insuplc_admdvs"], sale=stay)
+                data["steps"][key] = msgid
+                self.journal.put_sale(db, stay, f"stay {key}", data)
+            if key.startswith("2304"):
+                crash_point("settle_written")
+        answer = self._send(msgid)  # CentreUnreachable: left written, resent unchanged by resume()
+        if key.startswith("2304"):
+            crash_point("settle_sent")
+        with self.journal.transaction() as db:
+            self.journal.record_answer(db, msgid, answer)
+        if answer.get("infcode") != 0:
+            raise Refused(answer.get("err_msg", ""))
+        return answer["output"]
+
+    def _mdtrt_id(self, data: dict) -> str:
+        message = self.journal.message(data["steps"]["2401"])
+        if message["state"] != "answered":
+            raise ValueError("the admission is not answered yet: resume first")
+        return message["answer"]["output"]["data"]["mdtrt_id"]
+
+    def _stay_lines(self, data: dict) -> list[dict]:
+        lines = []
+        for key, msgid in data["steps"].items():
+            if key.startswith("2301"):
+                lines += json.loads(self.journal.message(msgid)["request"])["input"]["feedetail"]
+        return lines
+
+    @staticmethod
+    def _cert_of(data: dict) -> dict:
+        who = data["identity"]
+        cert = {"mdtrt_cert_type": who["mdtrt_cert_type"], "mdtrt_cert_no": who["mdtrt_cert_no"]}
+        if who.get("card_sn"):
+            cert["card_sn"] = who["card_sn"]
+        return cert

@@ -1,0 +1,82 @@
+"""An inpatient stay at a hospital counter against a real centre: admission, fees over the stay, a mid-stay
+settlement, discharge and the final settlement; a lost settle answer resolved by resending; the terminal
+crashing after a settle was sent; reconciliation clean."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from terminal_rig import CERTNO, LossyProxy, balance_of, by_certno, make_counter
+from test_centre import CODES, Server, sign_in
+from test_terminal import terminal
+
+from medsettle.terminal import CentreUnreachable
+from medsettle.terminal.crash import EXIT_CODE
+
+pytestmark = pytest.mark.timeout(180)
+HOSPITAL = "H13010000002"
+DAY1 = [{"med_list_codg": CODES[0], "pric": "800.00", "cnt": "1"}]
+DAY2 = [{"med_list_codg": CODES[1], "pric": "350.00", "cnt": "2"}]
+
+
+@pytest.fixture()
+def centre(tmp_path):
+    server = Server(tmp_path / "centre").start()
+    yield server
+    server.stop()
+
+
+def test_a_stay_with_a_mid_stay_and_a_final_settlement(centre, tmp_path):
+    counter = make_counter(centre.url, tmp_path / "h.db", HOSPITAL)
+    counter.sign_in()
+    before = balance_of(centre, sign_in(centre))
+    stay = counter.admit(by_certno())
+    split = counter.stay_fees(stay, DAY1)
+    assert [line["feedetl_sn"] for line in split] == ["1"]
+    mid = counter.settle_stay(stay, final=False)
+    assert Decimal(mid.medfee) == Decimal("800.00") and mid.note == "mid-stay settlement"
+    counter.stay_fees(stay, DAY2)
+    counter.discharge(stay)
+    final = counter.settle_stay(stay, final=True)
+    assert Decimal(final.medfee) == Decimal("700.00")  # only the lines not settled mid-stay
+    # the admission's deductible is charged once across both settlements
+    assert balance_of(centre, sign_in(centre)) == before - Decimal(mid.account) - Decimal(final.account)
+    report = counter.reconcile(detail=True)
+    assert report["clean"], report
+    assert {g["clr_type"] for g in report["groups"]} == {"21"}
+
+
+def test_a_lost_settle_answer_is_resent_unchanged(centre, tmp_path):
+    proxy = LossyProxy(centre.url)
+    try:
+        counter = make_counter(proxy.url, tmp_path / "h.db", HOSPITAL)
+        counter.sign_in()
+        stay = counter.admit(by_certno())
+        counter.stay_fees(stay, DAY1)
+        counter.discharge(stay)
+        proxy.drop = {"2304"}
+        with pytest.raises(CentreUnreachable):
+            counter.settle_stay(stay, final=True)  # applied, never answered: left to resend
+        proxy.drop = set()
+        assert counter.resume()["answered"] == 1
+        _, data = counter.journal.sale(stay)
+        assert len(counter.stay_settlements(data)) == 1
+        assert counter.reconcile(detail=True)["clean"]  # one settlement on both sides, not two
+    finally:
+        proxy.close()
+
+
+def test_the_terminal_crashing_after_a_stays_settle_was_sent(centre, tmp_path):
+    journal = tmp_path / "h.db"
+    terminal(centre.url, journal, "signin", code=HOSPITAL)
+    stay = json.loads(terminal(centre.url, journal, "admit", "--certno", CERTNO, code=HOSPITAL).stdout)["stay"]
+    terminal(centre.url, journal, "stay-fees", stay, f"{CODES[0]}:800.00:1", code=HOSPITAL)
+    crashed = terminal(centre.url, journal, "settle-stay", stay, code=HOSPITAL, crash_at="settle_sent", check=False)
+    assert crashed.returncode == EXIT_CODE
+    report = json.loads(terminal(centre.url, journal, "reconcile", "--detail", code=HOSPITAL).stdout)
+    assert report["clean"], report  # the resume before reconcile recorded the answer, once
+    counter = make_counter(centre.url, journal, HOSPITAL)
+    _, data = counter.journal.sale(stay)
+    assert len(counter.stay_settlements(data)) == 1
