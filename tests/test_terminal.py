@@ -264,3 +264,31 @@ def test_terminal_commands_have_help():
     assert result.returncode == 0
     for command in ("signin", "sell", "cancel", "vouchers", "resettle", "reconcile", "signout", "resume", "shell"):
         assert command in result.stdout
+
+
+def test_centre_killed_after_the_answer_keeps_the_settlement(tmp_path):
+    server = Server(tmp_path / "centre").start()
+    try:
+        counter = make_counter(server.url, tmp_path / "t.db")
+        counter.sign_in()
+        receipt = counter.sell(by_certno(), ITEMS)
+        server.proc.kill()  # SIGKILL right after answering: no clean shutdown
+        server.proc.wait(30)
+        server.start()
+        counter.client.url = server.url
+        report = counter.reconcile(detail=True)
+        assert report["clean"], report  # the answer left only after the journal entry was durable
+        assert [r["setl_id"] for r in centre_records(server, counter.journal.get_meta("sign_no"))] == [receipt.setl_id]
+    finally:
+        server.stop()
+
+
+def test_the_interactive_counter(centre, tmp_path):
+    commands = "\n".join(["signin", f"sell --certno {CERTNO} {ITEM_ARGS[0]}", "vouchers", "help", "bogus",
+                          "reconcile --detail", "signout", "quit"]) + "\n"
+    result = subprocess.run([sys.executable, "-m", "medsettle.cli", "terminal", "-i", PHARMACY, "--centre", centre.url,
+                             "--journal", str(tmp_path / "t.db")], input=commands, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert '"sign_no"' in result.stdout and '"kind": "sale"' in result.stdout and '"clean": true' in result.stdout
+    assert "unknown command 'bogus'" in result.stderr and "医保结算单" in result.stderr
