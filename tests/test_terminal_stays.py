@@ -1,9 +1,11 @@
 """An inpatient stay at a hospital counter against a real centre: admission, fees over the stay, a mid-stay
 settlement, discharge and the final settlement; a lost settle answer resolved by resending; the terminal
-crashing after a settle was sent; reconciliation clean."""
+crashing after a settle was sent; a final settlement the patient cannot wait for, deferred to a voucher
+inside and outside the 30 days after discharge; reconciliation clean."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 
@@ -12,8 +14,9 @@ from terminal_rig import CERTNO, LossyProxy, balance_of, by_certno, make_counter
 from test_centre import CODES, Server, sign_in
 from test_terminal import terminal
 
-from medsettle.terminal import CentreUnreachable
+from medsettle.terminal import CentreUnreachable, CounterError
 from medsettle.terminal.crash import EXIT_CODE
+from medsettle.timeutil import now_shanghai
 
 pytestmark = pytest.mark.timeout(180)
 HOSPITAL = "H13010000002"
@@ -80,3 +83,52 @@ def test_the_terminal_crashing_after_a_stays_settle_was_sent(centre, tmp_path):
     counter = make_counter(centre.url, journal, HOSPITAL)
     _, data = counter.journal.sale(stay)
     assert len(counter.stay_settlements(data)) == 1
+
+
+def test_final_settlement_unanswered_patient_leaves_then_the_stays_voucher(centre, tmp_path):
+    proxy = LossyProxy(centre.url)
+    try:
+        counter = make_counter(proxy.url, tmp_path / "h.db", HOSPITAL)
+        counter.sign_in()
+        before = balance_of(centre, sign_in(centre))
+        stay = counter.admit(by_certno())
+        counter.stay_fees(stay, DAY1)
+        mid = counter.settle_stay(stay, final=False)
+        counter.stay_fees(stay, DAY2)
+        counter.discharge(stay)
+        proxy.drop = {"2304"}
+        with pytest.raises(CentreUnreachable):
+            counter.settle_stay(stay, final=True)
+        deferred = counter.defer_stay(stay)  # the 2601 goes through and undoes the lost settlement
+        assert deferred.kind == "deferred" and Decimal(deferred.cash) == Decimal("700.00")
+        assert counter.journal.voucher(deferred.voucher)["blocked_by"] is None
+        assert balance_of(centre, sign_in(centre)) == before - Decimal(mid.account)
+        proxy.drop = set()
+        refund = counter.settle_voucher(deferred.voucher)
+        assert refund.kind == "refund" and Decimal(refund.medfee) == Decimal("700.00")
+        assert balance_of(centre, sign_in(centre)) == before - Decimal(mid.account) - Decimal(refund.account)
+        report = counter.reconcile(detail=True)
+        assert report["clean"], report
+    finally:
+        proxy.close()
+
+
+def test_a_stays_voucher_more_than_30_days_after_discharge_is_a_manual_claim(centre, tmp_path):
+    proxy = LossyProxy(centre.url)
+    try:
+        past = make_counter(proxy.url, tmp_path / "h.db", HOSPITAL, clock=lambda: now_shanghai() - dt.timedelta(days=40))
+        past.sign_in()
+        stay = past.admit(by_certno())
+        past.stay_fees(stay, DAY1)
+        past.discharge(stay)  # discharged 40 days ago
+        proxy.drop = {"2304"}
+        with pytest.raises(CentreUnreachable):
+            past.settle_stay(stay, final=True)
+        deferred = past.defer_stay(stay)
+        proxy.drop = set()
+        today = make_counter(proxy.url, tmp_path / "h.db", HOSPITAL)
+        with pytest.raises(CounterError, match="manual claim"):
+            today.settle_voucher(deferred.voucher)
+        assert "WINDOW_EXPIRED" in today.journal.voucher(deferred.voucher)["err_msg"]
+    finally:
+        proxy.close()

@@ -179,6 +179,17 @@ def settle_stay(counter, stay, final) -> None:
     _emit(receipt)
 
 
+@terminal.command("defer-stay")
+@click.argument("stay")
+@click.pass_obj
+@_errors
+def defer_stay(counter, stay) -> None:
+    """The final settlement got no answer and the patient leaves: 2601 and a cash voucher."""
+    receipt = counter.defer_stay(stay)
+    click.echo(receipt.text(), err=True)
+    _emit(receipt)
+
+
 @terminal.command("discharge")
 @click.argument("stay")
 @click.pass_obj

@@ -65,6 +65,8 @@ class InpatientFlow:
 
     def _inpatient_settle(self, env: Envelope, institution: Institution, payload: InpatientSettle) -> dict:
         enc, bill = self._inpatient_bill(env, institution, payload)
+        if payload.data.deferred_voucher_no is not None:  # the window runs from discharge (DOMAIN.md §4)
+            self._check_deferred_window(institution, enc.endtime or bill["setl_time"], "21")
         self._present_card(env, institution, payload.data, enc.psn_no)
         return self._settle(env, institution, bill, {"mdtrt_id": enc.mdtrt_id,
                                                       "feedetl_sns": [ln["feedetl_sn"] for ln in bill["feedetail"]]})

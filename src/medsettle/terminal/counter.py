@@ -378,6 +378,8 @@ class Counter(OutpatientCounter, InpatientCounter):
             raise CounterError(f"voucher {voucher} is a manual claim now: {v.get('err_msg', '')}")
         if v["state"] == "settling" and v.get("resale"):  # a visit's voucher: its visit goes on where it stopped
             return self._continue_resale(voucher, v["resale"], identity)
+        if v.get("kind") == "inpatient" and (v["state"] == "settling" or not v["blocked_by"]):
+            return self._resettle_stay_voucher(v)
         if v["state"] == "settling":  # written before a crash or an outage: the same msgid again, never a new one
             return self._finish_voucher(voucher, v["msgid"], self._send(v["msgid"]))
         if v["blocked_by"]:
@@ -391,6 +393,8 @@ class Counter(OutpatientCounter, InpatientCounter):
                                field="identity")
         if v.get("kind") == "outpatient":
             return self._resettle_visit_voucher(v, who)
+        if v.get("kind") == "inpatient":
+            return self._resettle_stay_voucher(self.journal.voucher(voucher))
         info = self.person_info(who)
         psn_no, insu = info["baseinfo"]["psn_no"], info["insuinfo"][0]
         request = {"data": {"psn_no": psn_no, "mdtrt_cert_type": who.mdtrt_cert_type,
@@ -672,7 +676,7 @@ class Counter(OutpatientCounter, InpatientCounter):
         def add(setlinfo: dict, region: str, mirror: bool, kind: str = "pharmacy") -> None:
             if local_date(setlinfo["setl_time"]) == day:
                 rows.append({**setlinfo, "insuplc_admdvs": region, "mirror": mirror,
-                             "clr_type": "41" if kind == "pharmacy" else "11"})
+                             "clr_type": {"pharmacy": "41", "outpatient": "11", "inpatient": "21"}[kind]})
 
         for _sale, _state, data in self.journal.sales():
             if data.get("kind") != "inpatient":
@@ -688,10 +692,11 @@ class Counter(OutpatientCounter, InpatientCounter):
             if state == "cancelled":
                 add(data["mirror"], data["insuplc_admdvs"], True, data.get("kind", "pharmacy"))
         for v in self.journal.vouchers("settled"):
-            add(v["setlinfo"], v["insuplc_admdvs"], False, v.get("kind", "pharmacy"))
+            if v.get("kind") != "inpatient":  # a stay's voucher is settled by a step of the stay, counted above
+                add(v["setlinfo"], v["insuplc_admdvs"], False, v.get("kind", "pharmacy"))
         for e in self.journal.saf_entries("forwarded"):
             add(e["setlinfo"], e["insuplc_admdvs"], False)
-        for _sale, _state, data in self.journal.sales("deferred"):
+        for _sale, _state, data in self.journal.sales():  # abandoned settles, whatever the sale did next
             reversal = self.journal.message(data["reversal"]) if data.get("reversal") else None
             result = ((reversal or {}).get("answer") or {}).get("output", {}).get("data", {})
             if result.get("reversed_setl_id"):  # a settle that arrived and was undone: both sides hold both

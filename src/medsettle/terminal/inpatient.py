@@ -5,13 +5,16 @@ A stay lives for days, so it is not one flow but a series of journaled steps, ea
 record (``2401``, ``2301#1``, ``2304#2``, ...) with its msgid written before it is sent. Everything the
 counter knows of a stay (its mdtrt_id, the lines uploaded, the settlements) is read from the answers of its
 steps, so a step answered just before a crash counts exactly once. An inpatient is in the hospital: when the
-centre does not answer, the step is left to be resent unchanged (``resume``) rather than abandoned.
+centre does not answer, the step is left to be resent unchanged (``resume``) rather than abandoned, except
+the final settlement of a patient who is going home (:meth:`defer_stay`): a 2601 and a cash voucher,
+settled later within the window after discharge (30 days by default).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from decimal import ROUND_HALF_UP, Decimal
 
 from .crash import crash_point
 
@@ -60,6 +63,43 @@ class InpatientCounter:
         return Receipt("sale", stay, data.get("psn_name", ""), _yuan(s["medfee_sumamt"]), _yuan(s["fund_pay_sumamt"]),
                        _yuan(s["acct_pay"]), _yuan(s["psn_cash_pay"]), _yuan(s["balc"]), s["setl_id"],
                        note="final settlement" if final else "mid-stay settlement")
+
+    def defer_stay(self, stay: str):
+        """The final settlement got no answer and the patient is going home: reverse it (2601) and take
+        cash for the unsettled part against a voucher, settled later within the window after discharge."""
+        from .counter import CounterError  # noqa: PLC0415
+
+        _, data = self.journal.sale(stay)
+        pending = [(k, m) for k, m in data["steps"].items()
+                   if k.startswith("2304") and self.journal.message(m)["state"] == "written"]
+        if not pending:
+            raise CounterError(f"stay {stay} has no unanswered settlement to defer")
+        settled = sum(Decimal(str(s["medfee_sumamt"])) for s in self.stay_settlements(data))
+        total = sum((Decimal(line["pric"]) * Decimal(line["cnt"])).quantize(Decimal("0.01"), ROUND_HALF_UP)
+                    for line in self._stay_lines(data))
+        with self.journal.transaction() as db:
+            self.journal.put_sale(db, stay, "stay deferred", {**data, "medfee": f"{total - settled:.2f}"})
+        return self._abandon(stay, pending[-1][1], oinfno="2304")
+
+    def _resettle_stay_voucher(self, voucher: dict):
+        """A stay's voucher: its final settlement, sent now with the voucher's number."""
+        stay = voucher["sale"]
+        _, data = self.journal.sale(stay)
+        request = {"data": {"psn_no": data["psn_no"], "mdtrt_id": self._mdtrt_id(data), "med_type": "21",
+                            "insutype": data["insutype"], "acct_used_flag": "1", "mid_setl_flag": "0",
+                            "deferred_voucher_no": voucher["voucher"], **self._cert_of(data)}}
+        key = voucher.get("step") or f"2304#{sum(1 for k in data['steps'] if k.startswith('2304')) + 1}"
+        if not voucher.get("step"):
+            fields = {k: voucher[k] for k in voucher if k not in ("voucher", "sale", "state", "blocked_by")}
+            with self.journal.transaction() as db:
+                self.journal.put_voucher(db, voucher["voucher"], stay, "settling", {**fields, "step": key})
+        from .counter import Refused  # noqa: PLC0415
+
+        try:
+            output = self._stay_step(stay, key, request)
+        except Refused as refused:
+            return self._finish_voucher(voucher["voucher"], None, {"infcode": -1, "err_msg": refused.err_msg})
+        return self._finish_voucher(voucher["voucher"], None, {"infcode": 0, "output": output})
 
     def discharge(self, stay: str) -> None:
         _, data = self.journal.sale(stay)
