@@ -126,3 +126,35 @@ def test_crash_points_of_the_queue(tmp_path, point):
     finally:
         server.stop()
 
+
+
+def test_a_store_and_forward_hospital_forwards_a_provisional_visit(tmp_path):
+    server = Server(tmp_path / "centre").start()
+    try:
+        counter = make_counter(server.url, tmp_path / "h.db", "H13010000003")  # tier 1, store-and-forward
+        counter.sign_in()
+        assert counter.failure_policy == "store_and_forward"
+        online = counter.visit(by_certno(), BIG)  # known to the counter; the deductible is met
+        assert online.kind == "sale"
+        balance = balance_of(server, sign_in(server))
+        server.stop()
+        provisional = counter.visit(by_certno(), ITEMS, med_type="11")
+        assert provisional.kind == "provisional" and provisional.account == "0.00"
+        assert Decimal(provisional.fund) + Decimal(provisional.cash) == Decimal("55.00")
+        assert counter.forward() == []  # still away
+        server.start()
+        counter.client.url = server.url
+        counter.sign_in()
+        [outcome] = counter.forward_until_done(rounds=3, base_delay=0.01)
+        assert outcome["state"] == "forwarded"
+        actual = counter.journal.saf_entries("forwarded")[0]["setlinfo"]
+        assert Decimal(str(actual["acct_pay"])) == 0
+        # provisional: nothing met, so no fund share; actual: the deductible was met, so a refund
+        assert provisional.fund == "0.00"
+        assert Decimal(outcome["refund_to_patient"]) == Decimal(provisional.cash) - Decimal(str(actual["psn_cash_pay"]))
+        assert Decimal(outcome["refund_to_patient"]) > 0
+        assert balance_of(server, sign_in(server)) == balance
+        report = counter.reconcile(detail=True)
+        assert report["clean"], report
+    finally:
+        server.stop()

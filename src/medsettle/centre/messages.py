@@ -195,6 +195,7 @@ class OutpatientSettleData(BaseModel):
     insutype: str = ""
     acct_used_flag: str | int = "1"
     deferred_voucher_no: str | None = Field(None, min_length=1, max_length=64)  # medsettle extension (§4)
+    saf_cash_amt: Decimal | None = Field(None, ge=0, decimal_places=2)  # a store-and-forward forward (§4)
 
 
 class OutpatientSettle(BaseModel):

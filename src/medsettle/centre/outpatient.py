@@ -127,6 +127,8 @@ class OutpatientFlow:
             bill["acct_used_flag"] = str(data.acct_used_flag)
             if data.medfee_sumamt is not None:
                 bill["medfee_sumamt"] = str(data.medfee_sumamt)
+            if getattr(data, "saf_cash_amt", None) is not None:
+                bill["saf_cash_amt"] = str(data.saf_cash_amt)
         return bill
 
     def _check_routing(self, env: Envelope, psn_no: str) -> None:

@@ -133,7 +133,7 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
                   "dev_no": env.dev_no, "day": now.date().isoformat()}
         # medsettle extension: the counter learns its failure policy and floor limits (DOMAIN.md §4) here.
         output = {"signinoutb": {"sign_time": _now_text(), "sign_no": sign_no},
-                  "insinfo": {"failure_policy": institution.failure_policy,
+                  "insinfo": {"failure_policy": institution.failure_policy, "tier": institution.tier,
                               "floor_per_bill": str(fen_to_decimal(institution.floor_per_bill)),
                               "floor_per_person_day": str(fen_to_decimal(institution.floor_per_person_day)),
                               "floor_outstanding": str(fen_to_decimal(institution.floor_outstanding))}}

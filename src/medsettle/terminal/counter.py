@@ -463,8 +463,10 @@ class Counter(OutpatientCounter, InpatientCounter):
         rules, catalogue = self.journal.get_meta("rules"), self.journal.get_meta("catalogue")
         if not (rules and catalogue):
             raise CannotSettleProvisionally("no cached rules: sign in while the centre is up")
-        bill = {"bill_id": sale, "mdtrt_id": f"SAF{sale}", "med_type": "41", "setl_time": data["bill_time"],
-                "hosp_lv": "pharmacy", "feedetail": data["lines"]}
+        tier = json.loads(self.journal.get_meta("insinfo", "{}")).get("tier", "pharmacy")
+        bill = {"bill_id": sale, "mdtrt_id": f"SAF{sale}", "med_type": data.get("med_type", "41"),
+                "setl_time": data["bill_time"], "hosp_lv": tier,
+                "feedetail": [{k: v for k, v in line.items() if k != "fee_ocur_time"} for line in data["lines"]]}
         split = provisional_split(json.loads(rules), json.loads(catalogue), person, bill)
         fund, cash = Decimal(str(split["fund_pay_sumamt"])), Decimal(str(split["psn_cash_pay"]))
         limits = json.loads(self.journal.get_meta("insinfo", "{}"))
@@ -480,7 +482,9 @@ class Counter(OutpatientCounter, InpatientCounter):
         entry = {"psn_no": person["psn_no"], "psn_name": person["psn_name"], "insutype": person["insutype"],
                  "insuplc_admdvs": person["insuplc_admdvs"], "bill_time": data["bill_time"], "lines": data["lines"],
                  "medfee": data["medfee"], "identity": data["identity"], "provisional_fund": f"{fund:.2f}",
-                 "cash_collected": f"{cash:.2f}", "created": self.now().isoformat()}
+                 "cash_collected": f"{cash:.2f}", "created": self.now().isoformat(),
+                 "kind": data.get("kind", "pharmacy"), "med_type": data.get("med_type", "41"),
+                 "diagnosis": data.get("diagnosis", "")}
         with self.journal.transaction() as db:
             self.journal.put_sale(db, sale, "provisional", data)
             self.journal.put_saf(db, sale, "queued", entry)
@@ -495,11 +499,28 @@ class Counter(OutpatientCounter, InpatientCounter):
         for entry in self.journal.saf_entries("queued", "forwarding"):
             data = {k: v for k, v in entry.items() if k not in ("seq", "sale", "state", "msgid", "attempts")}
             age = self.now() - dt.datetime.fromisoformat(entry["created"])
-            if entry["msgid"] is None and (entry["attempts"] >= max_attempts or age > max_age):
+            if entry["msgid"] is None and not entry.get("resale") and (entry["attempts"] >= max_attempts
+                                                                        or age > max_age):
                 with self.journal.transaction() as db:
                     self.journal.put_saf(db, entry["sale"], "flagged", {**data, "flag": "too old or too many tries"},
                                          attempts=entry["attempts"])
                 results.append({"sale": entry["sale"], "state": "flagged", "why": "too old or too many tries"})
+                continue
+            if entry.get("kind") == "outpatient":  # a visit is forwarded as a visit, step by step
+                try:
+                    setlinfo = self._forward_visit(entry)
+                except CentreUnreachable:
+                    fresh = next(e for e in self.journal.saf_entries() if e["sale"] == entry["sale"])
+                    with self.journal.transaction() as db:
+                        rest = {k: v for k, v in fresh.items() if k not in ("seq", "sale", "state", "msgid", "attempts")}
+                        self.journal.put_saf(db, entry["sale"], "forwarding", rest, attempts=fresh["attempts"] + 1)
+                    break
+                except Refused as refused:
+                    results.append(self._finish_forward(entry["sale"], None, {"infcode": -1,
+                                                                               "err_msg": refused.err_msg}))
+                    continue
+                results.append(self._finish_forward(entry["sale"], None, {"infcode": 0,
+                                                                           "output": {"setlinfo": setlinfo}}))
                 continue
             msgid = entry["msgid"]
             if msgid is None:
@@ -551,7 +572,8 @@ class Counter(OutpatientCounter, InpatientCounter):
                        "institution_bears": entry["provisional_fund"]}
             state, data = "flagged", {**data, "flag": answer.get("err_msg", ""), "outcome": outcome}
         with self.journal.transaction() as db:
-            self.journal.record_answer(db, msgid, answer)
+            if msgid is not None:  # None: a visit, whose steps recorded their own answers
+                self.journal.record_answer(db, msgid, answer)
             self.journal.put_saf(db, sale, state, data, msgid=msgid, attempts=entry["attempts"])
         return outcome
 
@@ -624,6 +646,8 @@ class Counter(OutpatientCounter, InpatientCounter):
             if data.get("kind") == "inpatient":
                 continue  # a stay goes on by the clerk's next step; its unanswered steps were resent above
             try:
+                if data.get("forward_of"):
+                    continue  # a provisional visit's forward: forward() below takes it on
                 if data.get("voucher"):  # the new visit of a voucher's re-settlement
                     self._continue_resale(data["voucher"], sale)
                 elif state == "new":
@@ -686,8 +710,8 @@ class Counter(OutpatientCounter, InpatientCounter):
                     rows.append({**setlinfo, "insuplc_admdvs": data["insuplc_admdvs"], "mirror": False,
                                  "clr_type": "21"})
         for _sale, state, data in self.journal.sales("done", "settled", "cancelled", "cancelling"):
-            if data.get("voucher"):
-                continue  # a voucher's re-settlement: counted with its voucher below
+            if data.get("voucher") or data.get("forward_of"):
+                continue  # a voucher's re-settlement or a forward: counted with its voucher or entry below
             add(data["setlinfo"], data["insuplc_admdvs"], False, data.get("kind", "pharmacy"))
             if state == "cancelled":
                 add(data["mirror"], data["insuplc_admdvs"], True, data.get("kind", "pharmacy"))
@@ -695,7 +719,7 @@ class Counter(OutpatientCounter, InpatientCounter):
             if v.get("kind") != "inpatient":  # a stay's voucher is settled by a step of the stay, counted above
                 add(v["setlinfo"], v["insuplc_admdvs"], False, v.get("kind", "pharmacy"))
         for e in self.journal.saf_entries("forwarded"):
-            add(e["setlinfo"], e["insuplc_admdvs"], False)
+            add(e["setlinfo"], e["insuplc_admdvs"], False, e.get("kind", "pharmacy"))
         for _sale, _state, data in self.journal.sales():  # abandoned settles, whatever the sale did next
             reversal = self.journal.message(data["reversal"]) if data.get("reversal") else None
             result = ((reversal or {}).get("answer") or {}).get("output", {}).get("data", {})

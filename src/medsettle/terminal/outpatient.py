@@ -45,7 +45,7 @@ class OutpatientCounter:
         try:
             self._identify_for(sale, identity)
         except CentreUnreachable:
-            return self._defer(sale, "centre unreachable")
+            return self._centre_away(sale, identity)  # the institution's policy: voucher or provisional
         return self.advance_visit(sale)
 
     def _identify_for(self, sale: str, identity) -> None:
@@ -84,7 +84,32 @@ class OutpatientCounter:
                            "acct_used_flag": "1" if data["acct_used"] else "0", **cert}}
         if data.get("voucher"):
             settle["data"]["deferred_voucher_no"] = data["voucher"]
+        if data.get("saf_cash") is not None:  # the forward of a provisional visit: the cash collected
+            settle["data"]["saf_cash_amt"] = data["saf_cash"]
         return settle
+
+    def _forward_visit(self, entry: dict):
+        """Forward a provisional visit: the whole visit on its original day, 2207 with the cash collected.
+        Returns the 2207's setlinfo; CentreUnreachable leaves it to the next round; Refused if refused."""
+        from .counter import Identity  # noqa: PLC0415
+
+        resale = entry.get("resale")
+        if resale is None:
+            with self.journal.transaction() as db:
+                resale = f"SALE{self.journal.next_seq(db):08d}"
+                self.journal.put_sale(db, resale, "new", {
+                    "kind": "outpatient", "identity": entry["identity"], "lines": entry["lines"],
+                    "bill_time": entry["bill_time"], "medfee": entry["medfee"], "acct_used": False,
+                    "med_type": entry["med_type"], "diagnosis": entry.get("diagnosis", "J06.900"), "steps": {},
+                    "saf_cash": entry["cash_collected"], "forward_of": entry["sale"]})
+                data = {k: v for k, v in entry.items() if k not in ("seq", "sale", "state", "msgid", "attempts")}
+                self.journal.put_saf(db, entry["sale"], "forwarding", {**data, "resale": resale},
+                                     attempts=entry["attempts"])
+        _, data = self.journal.sale(resale)
+        if "psn_no" not in data:
+            self._identify_for(resale, Identity(**entry["identity"]))
+        self.advance_visit(resale)
+        return self.journal.sale(resale)[1]["setlinfo"]
 
     def advance_visit(self, sale: str):
         """Take a visit from where it stopped to its settlement (each step sent once, resent unchanged)."""
