@@ -49,6 +49,11 @@ def test_a_stay_with_a_mid_stay_and_a_final_settlement(centre, tmp_path):
     report = counter.reconcile(detail=True)
     assert report["clean"], report
     assert {g["clr_type"] for g in report["groups"]} == {"21"}
+    cancelled = counter.cancel_stay_settlement(stay, final.setl_id)
+    assert Decimal(cancelled.medfee) == -Decimal("700.00")
+    assert counter.cancel_stay_settlement(stay, final.setl_id) == cancelled  # resent, not made twice
+    assert balance_of(centre, sign_in(centre)) == before - Decimal(mid.account)
+    assert counter.reconcile(detail=True)["clean"]
 
 
 def test_a_lost_settle_answer_is_resent_unchanged(centre, tmp_path):

@@ -190,6 +190,16 @@ def defer_stay(counter, stay) -> None:
     _emit(receipt)
 
 
+@terminal.command("cancel-stay-settlement")
+@click.argument("stay")
+@click.argument("setl_id")
+@click.pass_obj
+@_errors
+def cancel_stay_settlement(counter, stay, setl_id) -> None:
+    """Cancel one settlement of a stay (2305)."""
+    _emit(counter.cancel_stay_settlement(stay, setl_id))
+
+
 @terminal.command("discharge")
 @click.argument("stay")
 @click.pass_obj

@@ -706,9 +706,9 @@ class Counter(OutpatientCounter, InpatientCounter):
             if data.get("kind") != "inpatient":
                 continue
             for setlinfo in self.stay_settlements(data):
-                if local_date(setlinfo["setl_time"]) == day:
-                    rows.append({**setlinfo, "insuplc_admdvs": data["insuplc_admdvs"], "mirror": False,
-                                 "clr_type": "21"})
+                add(setlinfo, data["insuplc_admdvs"], False, "inpatient")
+            for setlinfo in self.stay_mirrors(data):
+                add(setlinfo, data["insuplc_admdvs"], True, "inpatient")
         for _sale, state, data in self.journal.sales("done", "settled", "cancelled", "cancelling"):
             if data.get("voucher") or data.get("forward_of"):
                 continue  # a voucher's re-settlement or a forward: counted with its voucher or entry below

@@ -101,6 +101,28 @@ class InpatientCounter:
             return self._finish_voucher(voucher["voucher"], None, {"infcode": -1, "err_msg": refused.err_msg})
         return self._finish_voucher(voucher["voucher"], None, {"infcode": 0, "output": output})
 
+    def cancel_stay_settlement(self, stay: str, setl_id: str):
+        """Cancel one of the stay's settlements (2305): its mirror, a negative receipt."""
+        from .counter import InvalidInput, Receipt, _yuan  # noqa: PLC0415
+
+        _, data = self.journal.sale(stay)
+        if setl_id not in [s["setl_id"] for s in self.stay_settlements(data)]:
+            raise InvalidInput(f"no settlement {setl_id!r} of stay {stay}", field="setl_id")
+        key = f"2305#{setl_id}"  # one cancel per settlement: resent, never made twice
+        m = self._stay_step(stay, key, {"data": {"setl_id": setl_id, "psn_no": data["psn_no"],
+                                                 "mdtrt_id": self._mdtrt_id(data)}})["setlinfo"]
+        return Receipt("cancel", stay, data.get("psn_name", ""), _yuan(m["medfee_sumamt"]), _yuan(m["fund_pay_sumamt"]),
+                       _yuan(m["acct_pay"]), _yuan(m["psn_cash_pay"]), _yuan(m["balc"]), m["setl_id"])
+
+    def stay_mirrors(self, data: dict) -> list[dict]:
+        """The setlinfo of every answered 2305 (cancel mirror) of a stay."""
+        out = []
+        for key, msgid in data["steps"].items():
+            message = self.journal.message(msgid)
+            if key.startswith("2305") and message["state"] == "answered" and message["answer"]["infcode"] == 0:
+                out.append(message["answer"]["output"]["setlinfo"])
+        return out
+
     def discharge(self, stay: str) -> None:
         _, data = self.journal.sale(stay)
         self._stay_step(stay, "2402", {"dscginfo": {"mdtrt_id": self._mdtrt_id(data), "psn_no": data["psn_no"],
