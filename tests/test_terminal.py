@@ -17,7 +17,7 @@ from terminal_rig import (CERTNO, ITEMS, PERSON, LossyProxy, balance_of, by_cert
 from test_centre import PHARMACY, Server, sign_in
 
 from medsettle.errors import InvalidInput
-from medsettle.terminal import CentreUnreachable, CounterError
+from medsettle.terminal import CentreClient, CentreUnreachable, CounterError, Identity
 from medsettle.terminal.crash import EXIT_CODE, POINTS
 from medsettle.timeutil import now_shanghai
 
@@ -292,3 +292,50 @@ def test_the_interactive_counter(centre, tmp_path):
     assert result.returncode == 0, result.stderr
     assert '"sign_no"' in result.stdout and '"kind": "sale"' in result.stdout and '"clean": true' in result.stdout
     assert "unknown command 'bogus'" in result.stderr and "医保结算单" in result.stderr
+
+
+def test_a_qr_e_voucher_identifies_the_patient_at_the_counter(centre, tmp_path):
+    from test_centre import admin
+
+    counter = make_counter(centre.url, tmp_path / "t.db")
+    counter.sign_in()
+    token = admin(centre, {"action": "issue_qr", "psn_no": PERSON})["mdtrt_cert_no"]
+    receipt = counter.sell(Identity("01", token), ITEMS)
+    assert receipt.kind == "sale" and receipt.psn_name
+    assert counter.reconcile(detail=True)["clean"]
+
+
+@pytest.mark.parametrize("behaviour", ["http_500", "too_slow", "refused"])
+def test_every_kind_of_unreachable_centre_is_one_error(behaviour):
+    """Connection refused, a timeout and a 5xx are all CentreUnreachable (DOMAIN.md §4)."""
+    import http.server
+    import socket
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the stdlib's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            if behaviour == "too_slow":
+                threading.Event().wait(1.0)
+            self.send_response(500)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    if behaviour == "refused":
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{probe.getsockname()[1]}/"
+        server = None
+    else:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        with pytest.raises(CentreUnreachable) as caught:
+            CentreClient(url, timeout=0.3).post(b"{}")
+        assert caught.value.surely_not_received == (behaviour == "refused")
+    finally:
+        if server:
+            server.shutdown()

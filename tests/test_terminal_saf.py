@@ -158,3 +158,30 @@ def test_a_store_and_forward_hospital_forwards_a_provisional_visit(tmp_path):
         assert report["clean"], report
     finally:
         server.stop()
+
+
+def test_entries_past_the_retry_or_age_limit_are_flagged_for_a_clerk(world):
+    import datetime as dt
+
+    server, counter = world
+    counter.sell(by_certno(), ITEMS)
+    go_down(server, counter)
+    tried = counter.sell(by_certno(), ITEMS)
+    other = counter.sell(by_certno(), ITEMS[:1])
+    for _ in range(2):
+        assert counter.forward() == []  # the first entry is tried (written, sent, no answer); the rest wait
+    come_back(server, counter)
+    counter.sign_in()
+    outcomes = counter.forward(max_attempts=2)
+    assert outcomes[0] == {"sale": tried.sale, "state": "flagged", "why": "too old or too many tries"}
+    assert outcomes[1]["sale"] == other.sale and outcomes[1]["state"] == "forwarded"  # the flag does not block
+    assert counter.resume()["answered"] == 1  # the flagged forward was written: resent, and its answer settles it
+    assert [e["state"] for e in counter.journal.saf_entries()] == ["forwarded", "forwarded"]
+    go_down(server, counter)
+    stale = counter.sell(by_certno(), ITEMS)
+    come_back(server, counter)
+    counter.sign_in()
+    assert counter.forward(max_age=dt.timedelta(0)) == [{"sale": stale.sale, "state": "flagged",
+                                                         "why": "too old or too many tries"}]
+    assert counter.resume().get("forwarded", 0) == 0  # never written, so never sent: the clerk decides
+    assert counter.reconcile(detail=True)["clean"]  # a flagged entry never sent is in neither side's books

@@ -168,7 +168,12 @@ class Counter(OutpatientCounter, InpatientCounter):
         """A message that changes nothing (1101, 2101, 3201, 3202): journaled, sent, answered or raised."""
         with self.journal.transaction() as db:
             msgid = self._new_message(db, infno, input_, insuplc=insuplc)
-        answer = self._send(msgid)
+        try:
+            answer = self._send(msgid)
+        except CentreUnreachable:
+            with self.journal.transaction() as db:  # it changes nothing: not worth resending later
+                db.execute("UPDATE outbox SET state = 'abandoned' WHERE msgid = ?", (msgid,))
+            raise
         with self.journal.transaction() as db:
             self.journal.record_answer(db, msgid, answer)
         if answer.get("infcode") != 0:
@@ -499,8 +504,9 @@ class Counter(OutpatientCounter, InpatientCounter):
         for entry in self.journal.saf_entries("queued", "forwarding"):
             data = {k: v for k, v in entry.items() if k not in ("seq", "sale", "state", "msgid", "attempts")}
             age = self.now() - dt.datetime.fromisoformat(entry["created"])
-            if entry["msgid"] is None and not entry.get("resale") and (entry["attempts"] >= max_attempts
-                                                                        or age > max_age):
+            # Past the limits an entry is flagged for a clerk; a forward already written stays in the outbox
+            # and is still resent (resume), since it may have arrived: its answer settles the flag.
+            if entry["attempts"] >= max_attempts or age > max_age:
                 with self.journal.transaction() as db:
                     self.journal.put_saf(db, entry["sale"], "flagged", {**data, "flag": "too old or too many tries"},
                                          attempts=entry["attempts"])
