@@ -4,6 +4,7 @@ and the voucher settled after repair by reading the card."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from decimal import Decimal
 
@@ -15,6 +16,8 @@ from medsettle.hardware.card import VirtualCard
 from medsettle.hardware.personalise import profile_for
 from medsettle.hardware.psam import VirtualPSAM
 from medsettle.readers import CardMute, CardRemoved, NoReader, PcscReader, ReaderError
+from medsettle.terminal import CounterError
+from medsettle.timeutil import now_shanghai
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -86,3 +89,18 @@ def test_equipment_failure_then_the_voucher_is_settled_by_reading_the_card(rig, 
     refund = counter.settle_voucher(deferred.voucher, counter.read_card())
     assert refund.kind == "refund" and Decimal(refund.refund) > 0
     assert counter.reconcile(detail=True)["clean"]
+
+
+def test_reader_failure_then_resettlement_past_the_window_is_a_manual_claim(rig):
+    server, counter, slot = rig
+    slot.card.set_faults(garbage=True)  # the reader answers nonsense
+    with pytest.raises(ReaderError):
+        counter.read_card()
+    nine_days_ago = make_counter(server.url, counter.journal.path, reader=counter.reader,
+                                 clock=lambda: now_shanghai() - dt.timedelta(days=9))
+    deferred = nine_days_ago.sell(None, ITEMS)  # the bill of 9 days ago, paid in cash
+    slot.card.clear_faults()  # repaired, but too late: the pharmacy window is 7 days
+    with pytest.raises(CounterError, match="manual claim"):
+        counter.settle_voucher(deferred.voucher, counter.read_card())
+    assert counter.journal.voucher(deferred.voucher)["state"] == "manual_claim"
+    assert centre_records(server, counter.journal.get_meta("sign_no")) == []

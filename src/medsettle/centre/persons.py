@@ -31,7 +31,17 @@ from ..money import apply_bp, fen_to_decimal, to_fen
 from ..policy.codes import INSUTYPE_INDEX, PSN_TYPE_INDEX, PSN_TYPES_OF_INSUTYPE
 from ..timeutil import month_index, now_shanghai
 from . import admin as A
-from .registry import ACTIVE, CANCELLED, CARD_EVENT, ISSUED, PERSON_EVENT, Card, CardRefused, Identity, id_check_digit
+from .registry import (
+    ACTIVE,
+    CANCELLED,
+    CARD_EVENT,
+    ISSUED,
+    PERSON_EVENT,
+    Card,
+    CardRefused,
+    Identity,
+    id_check_digit,
+)
 
 READY_AFTER_WORKING_DAYS = {"on_the_spot": 0, "delegate": 0, "service_point": 3, "employer": 3}
 QR_VALID = dt.timedelta(minutes=5)

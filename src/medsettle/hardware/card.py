@@ -16,7 +16,13 @@ import os
 from dataclasses import dataclass, field
 
 from . import apdu as A
-from .keys import SIMULATION_ROOT_KEY, auth_cryptogram, card_digest, card_key, issuing_key
+from .keys import (
+    SIMULATION_ROOT_KEY,
+    auth_cryptogram,
+    card_digest,
+    card_key,
+    issuing_key,
+)
 
 
 @dataclass(frozen=True)

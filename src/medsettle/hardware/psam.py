@@ -45,7 +45,7 @@ class VirtualPSAM:
     def process(self, command: bytes) -> bytes:
         if len(command) < 4:
             return A.sw(A.WRONG_LENGTH)
-        cla, ins, p1, p2 = command[:4]
+        cla, ins, p1, _p2 = command[:4]
         body = command[4:]
         data = body[1:1 + body[0]] if body and len(body) >= 1 + body[0] else b""
         if (cla, ins) == (0x00, 0xA4):

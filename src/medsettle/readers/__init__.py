@@ -11,8 +11,18 @@ Every failure of the PC/SC stack becomes one of the errors in :mod:`.errors`.
 """
 
 from .base import Reader
-from .errors import (CardBlocked, CardMute, CardNotGenuine, CardRemoved, CardUnreadable, NoCard, NoReader,
-                     ReaderError, ServiceDown, WrongPin)
+from .errors import (
+    CardBlocked,
+    CardMute,
+    CardNotGenuine,
+    CardRemoved,
+    CardUnreadable,
+    NoCard,
+    NoReader,
+    ReaderError,
+    ServiceDown,
+    WrongPin,
+)
 from .record import CardRecord
 
 __all__ = ["CardBlocked", "CardMute", "CardNotGenuine", "CardRecord", "CardRemoved", "CardUnreadable", "NoCard",

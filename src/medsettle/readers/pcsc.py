@@ -18,8 +18,18 @@ from smartcard import scard
 
 from ..hardware import apdu as A
 from .base import Reader
-from .errors import (CardBlocked, CardMute, CardNotGenuine, CardRemoved, CardUnreadable, NoCard, NoReader,
-                     ReaderError, ServiceDown, WrongPin)
+from .errors import (
+    CardBlocked,
+    CardMute,
+    CardNotGenuine,
+    CardRemoved,
+    CardUnreadable,
+    NoCard,
+    NoReader,
+    ReaderError,
+    ServiceDown,
+    WrongPin,
+)
 from .record import CardRecord, card_record, parse_record
 
 PROTOCOLS = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1

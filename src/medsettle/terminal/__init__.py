@@ -5,7 +5,10 @@ later at the same counter within the window).
 - :mod:`.journal`  the terminal's SQLite journal: every msgid written before it is sent, every step a state
 - :mod:`.client`   the centre over HTTP; connection refused, timeout and 5xx become CentreUnreachable
 - :mod:`.crash`    named crash points (MEDSETTLE_CRASH_AT) for the scenario tests
-- :mod:`.counter`  the counter's flows: sign-in, identify, sale, cancel, vouchers, reconciliation, resume
+- :mod:`.counter`  the counter: sign-in, identify, the pharmacy sale, cancel, vouchers, store-and-forward,
+                   reconciliation, resume
+- :mod:`.outpatient`, :mod:`.inpatient`  a hospital's visits and stays, as journaled steps
+- :mod:`.provisional`  the provisional split of a store-and-forward counter, from its cached rules
 """
 
 from .client import CentreClient, CentreUnreachable

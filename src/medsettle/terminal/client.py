@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import urllib.error
 import urllib.request
 
@@ -41,7 +40,7 @@ class CentreClient:
             refused = isinstance(error.reason, ConnectionRefusedError)
             raise CentreUnreachable(f"cannot reach the centre at {self.url}: {error.reason}",
                                     surely_not_received=refused) from None
-        except (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException) as error:
+        except (TimeoutError, ConnectionError, http.client.HTTPException) as error:
             raise CentreUnreachable(f"no answer from the centre at {self.url}: {error!r}") from None
         try:
             return json.loads(answer)

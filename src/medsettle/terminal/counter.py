@@ -39,8 +39,8 @@ from ..errors import InvalidInput, MedsettleError
 from ..timeutil import local_date, now_shanghai
 from .client import CentreClient, CentreUnreachable
 from .crash import crash_point
-from .journal import TerminalJournal
 from .inpatient import InpatientCounter
+from .journal import TerminalJournal
 from .outpatient import OutpatientCounter
 from .provisional import CannotSettleProvisionally, provisional_split
 
@@ -300,7 +300,7 @@ class Counter(OutpatientCounter, InpatientCounter):
         return self._finish_settle(sale, msgid, answer)
 
     def _finish_settle(self, sale: str, msgid: str, answer: dict) -> Receipt:
-        state, data = self.journal.sale(sale)
+        _, data = self.journal.sale(sale)
         with self.journal.transaction() as db:
             self.journal.record_answer(db, msgid, answer)
             if answer.get("infcode") == 0:

@@ -145,7 +145,7 @@ class InpatientCounter:
         """Write (once), send and record one step of a stay; its output, or Refused."""
         from .counter import Refused  # noqa: PLC0415
 
-        state, data = self.journal.sale(stay)
+        _, data = self.journal.sale(stay)
         msgid = data["steps"].get(key)
         if msgid is None:
             with self.journal.transaction() as db:
