@@ -89,6 +89,17 @@ def signout(counter) -> None:
     _emit({"signed_out": True})
 
 
+def _identity_options(fn):
+    """--card [--pin], --qr, --certno: how the patient is identified (the card first, if asked)."""
+    for option in reversed([
+            click.option("--card", is_flag=True, help="Read the card in the reader."),
+            click.option("--pin", help="With --card: verify the PIN."),
+            click.option("--qr", help="The QR e-voucher token (01)."),
+            click.option("--certno", help="The ID card number (02).")]):
+        fn = option(fn)
+    return fn
+
+
 def _identity(counter, card: bool, pin, qr, certno):
     """The card if asked and readable; else the QR e-voucher or ID number; None when nothing works."""
     from .readers import ReaderError  # noqa: PLC0415
@@ -108,10 +119,7 @@ def _identity(counter, card: bool, pin, qr, certno):
 
 @terminal.command("sell")
 @click.argument("items", nargs=-1, required=True)
-@click.option("--card", is_flag=True, help="Read the card in the reader.")
-@click.option("--pin", help="With --card: verify the PIN.")
-@click.option("--qr", help="The QR e-voucher token (01).")
-@click.option("--certno", help="The ID card number (02).")
+@_identity_options
 @click.option("--no-account", is_flag=True, help="Do not use the personal account.")
 @click.pass_obj
 @_errors
@@ -126,10 +134,7 @@ def sell(counter, items, card, pin, qr, certno, no_account) -> None:
 @click.argument("items", nargs=-1, required=True)
 @click.option("--med-type", default="11", show_default=True, type=click.Choice(["11", "13", "14"]))
 @click.option("--diagnosis", default="J06.900", show_default=True, help="ICD-10 code of the diagnosis.")
-@click.option("--card", is_flag=True, help="Read the card in the reader.")
-@click.option("--pin", help="With --card: verify the PIN.")
-@click.option("--qr", help="The QR e-voucher token (01).")
-@click.option("--certno", help="The ID card number (02).")
+@_identity_options
 @click.option("--no-account", is_flag=True, help="Do not use the personal account.")
 @click.pass_obj
 @_errors
@@ -143,10 +148,7 @@ def visit(counter, items, med_type, diagnosis, card, pin, qr, certno, no_account
 
 @terminal.command("admit")
 @click.option("--diagnosis", default="K35.900", show_default=True)
-@click.option("--card", is_flag=True, help="Read the card in the reader.")
-@click.option("--pin")
-@click.option("--qr")
-@click.option("--certno")
+@_identity_options
 @click.pass_obj
 @_errors
 def admit(counter, diagnosis, card, pin, qr, certno) -> None:
@@ -228,10 +230,7 @@ def vouchers(counter) -> None:
 
 @terminal.command("resettle")
 @click.argument("voucher")
-@click.option("--card", is_flag=True, help="Read the card in the reader.")
-@click.option("--pin")
-@click.option("--qr")
-@click.option("--certno")
+@_identity_options
 @click.pass_obj
 @_errors
 def resettle(counter, voucher, card, pin, qr, certno) -> None:
