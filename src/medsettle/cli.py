@@ -324,8 +324,10 @@ def bills_generate(persons_file: str, count: int, seed: int, day: str, days: int
               help="Where the embedded journal lives.")
 @click.option("--port", default=8901, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--engine", default="auto", type=ENGINE_CHOICE, show_default=True, help="Settlement engine.")
+@click.option("--regions", help="Insured regions this process owns, comma-separated (default: all). Several "
+              "processes may share one PostgreSQL --db, each owning other regions.")
 @_fail_cleanly
-def serve(policy_file, persons_file, db_url, data_dir, port, engine) -> None:
+def serve(policy_file, persons_file, db_url, data_dir, port, engine, regions) -> None:
     """Run the settlement centre on 127.0.0.1: POST the platform's envelope to / ; GET /schema for schemas.
 
     Offers sign-in, the pharmacy, outpatient and inpatient flows, 2601, 3201/3202 and 5206 so far. Every answer that
@@ -346,7 +348,8 @@ def serve(policy_file, persons_file, db_url, data_dir, port, engine) -> None:
     journal = open_journal(url)
     settler = Settler(pol, population, engine=engine)
     started = time.perf_counter()
-    centre = Centre(settler, journal, default_institutions(pol))
+    owned = [r.strip() for r in regions.split(",") if r.strip()] if regions else None
+    centre = Centre(settler, journal, default_institutions(pol), regions=owned)
     click.echo(f"journal {url}: {journal.count():,} entries replayed in {time.perf_counter() - started:.2f} s")
     click.echo("institutions: " + ", ".join(f"{code} ({i.tier})" for code, i in centre.institutions.items()))
 

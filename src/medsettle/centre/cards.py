@@ -26,6 +26,8 @@ class CardChecks:
             psn_no = self.registry.person_by_certno(d.certno or d.mdtrt_cert_no)
         else:  # 01, the QR e-voucher
             psn_no = self.person_by_qr(d.mdtrt_cert_no, field="input.data.mdtrt_cert_no")
+        if self.partial:
+            self.owns_person(psn_no, "input.data.mdtrt_cert_no")
         with self._lock:
             balance = self.settler.person_state(psn_no).balance
         return self.registry.baseinfo(psn_no, balance)

@@ -29,7 +29,7 @@ class InpatientFlow:
                                field="input.mdtrtinfo.psn_no")
 
         def body() -> dict:
-            return {"mdtrt_id": f"ZY{institution.admdvs}{self.encounters.count + 1:012d}", "psn_no": info.psn_no,
+            return {"mdtrt_id": self._new_mdtrt_id("ZY", institution), "psn_no": info.psn_no,
                     "fixmedins_code": institution.fixmedins_code, "begntime": info.begntime, "med_type": "21"}
 
         return self._event(REGISTER, institution, env, body, lambda b: {

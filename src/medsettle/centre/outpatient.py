@@ -22,7 +22,7 @@ class OutpatientFlow:
         self._present_card(env, institution, payload.data, payload.data.psn_no, activate=True)
 
         def body() -> dict[str, Any]:
-            mdtrt_id = f"MD{institution.admdvs}{self.encounters.count + 1:012d}"
+            mdtrt_id = self._new_mdtrt_id("MD", institution)
             return {"mdtrt_id": mdtrt_id, "psn_no": payload.data.psn_no,
                     "fixmedins_code": institution.fixmedins_code, "begntime": payload.data.begntime}
 

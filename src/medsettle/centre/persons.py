@@ -77,6 +77,8 @@ class PersonAdmin:
         except ValidationError as exc:
             err = exc.errors()[0]
             raise InvalidInput(err["msg"], field=field_path(err["loc"]) or "request") from None
+        if self.partial:
+            self._check_admin_ownership(req)
         if isinstance(req, A.CardAction):
             return self.card_event(req.card_no, req.card_action, replace=req.replace)
         if isinstance(req, A.Credit):
@@ -84,6 +86,29 @@ class PersonAdmin:
         if isinstance(req, A.CancelPerson):
             return self.cancel_person(req.psn_no, req.reason)
         return getattr(self, req.action)(req)
+
+    def _check_admin_ownership(self, req) -> None:
+        """Only the process owning a person's region changes them (several processes, one database)."""
+        if isinstance(req, A.Enrol) and req.insuplc_admdvs not in self.owned:
+            raise InvalidInput(f"region {req.insuplc_admdvs} is not owned by this centre process",
+                               field="insuplc_admdvs")
+        if isinstance(req, A.CardAction) and req.card_no in self.registry.cards:
+            self.owns_person(self.registry.cards[req.card_no].psn_no, "card_no")
+        if isinstance(req, A.IssueCardsEmployer):
+            for j, psn_no in enumerate(req.psn_nos):
+                self.owns_person(psn_no, f"psn_nos[{j}]")
+        if isinstance(req, A.TransferIn):
+            cert = self.registry.transfers.get(req.certificate_no)
+            if cert is not None and not {cert["from_admdvs"], cert["to_admdvs"]} <= self.owned:
+                raise InvalidInput("a transfer between regions owned by different centre processes is accepted "
+                                   "by a process owning both (the person's state lives in the old one)",
+                                   field="certificate_no")
+        if isinstance(req, A.TransferOut) and req.to_admdvs not in self.owned:
+            raise InvalidInput(f"region {req.to_admdvs} is owned by another centre process: transfer within the "
+                               "regions of one process", field="to_admdvs")
+        psn_no = getattr(req, "psn_no", None)
+        if psn_no:
+            self.owns_person(psn_no)
 
     # -- enrolment and units ------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ found and reversed.
 from __future__ import annotations
 
 from ..engine.results import Settlement
+from ..errors import InvalidInput
 from ..money import fen_to_decimal
 from .institutions import Institution
 from .messages import Envelope, Statement, StatementDetail
@@ -23,10 +24,13 @@ class Reconciliation:
         with self._lock:
             return [r for setl_id, r in self.settler.records.items()
                     if self._setl_institution.get(setl_id) == institution.fixmedins_code
-                    and begin <= r.setl_time.date() <= end]
+                    and begin <= r.setl_time.date() <= end and self._insured_region(r) in self.owned]
 
     def _statement(self, env: Envelope, institution: Institution, payload: Statement) -> dict:
         d = payload.data
+        if d.setl_optins not in self.owned:
+            raise InvalidInput(f"insured region {d.setl_optins} is reconciled by the centre process that owns it",
+                               field="input.data.setl_optins")
         records = [r for r in self._institution_records(institution, d.stmt_begndate, d.stmt_enddate)
                    if r.insutype == d.insutype and CLR_TYPE[r.med_type] == d.clr_type
                    and self._insured_region(r) == d.setl_optins]

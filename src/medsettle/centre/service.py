@@ -62,9 +62,21 @@ class CentreUnavailable(MedsettleError):
 class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliation, Downloads, CardChecks,
              PersonAdmin):
     def __init__(self, settler: Settler, journal: GroupCommitJournal, institutions: list[Institution],
-                 registry: Registry | None = None):
+                 registry: Registry | None = None, *, regions: list[str] | None = None):
+        """``regions``: the insured regions this process owns (default: all of the policy's). Several
+        processes may share one PostgreSQL journal, each owning other regions (DESIGN.md): each is the one
+        writer of its regions' persons, refuses the others' and numbers its ids apart."""
         self.settler = settler
         self.journal = journal
+        every = [r.admdvs for r in settler.policy.regions]
+        unknown = sorted(set(regions or []) - set(every))
+        if unknown:
+            raise InvalidInput(f"regions {unknown} are not in the policy ({', '.join(every)})", field="regions")
+        self.owned = set(regions or every)
+        self.partial = self.owned != set(every)
+        self.id_prefix = min(self.owned) if self.partial else ""  # setl_id, mdtrt_id and sign_no apart
+        settler.id_prefix = self.id_prefix
+        journal.claim_regions(sorted(self.owned))
         self.registry = registry or Registry.generate(settler.population)
         self.encounters = Encounters()
         self.institutions = {i.fixmedins_code: i for i in institutions}
@@ -104,6 +116,8 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
             if handler is None:
                 raise InvalidInput(f"transaction {env.infno} is not offered by this centre", field="infno")
             payload = _parse(INPUTS[env.infno], env.input, "input.")
+            if self.partial:
+                self._check_ownership(env, payload)
             if env.infno not in STATE_CHANGING:
                 return _ok(msgid, refmsg_time, handler(env, institution, payload))
             return self._once(env, lambda: _ok(msgid, refmsg_time, handler(env, institution, payload)), refmsg_time)
@@ -121,6 +135,12 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
                                   f"{env.mdtrtarea_admvs}", field="mdtrtarea_admvs")
         if env.infno != "9001":
             signin = self._signins.get(env.sign_no)
+            if signin is None and self.partial:  # signed in at another process sharing the database
+                entry = self.journal.find(SIGNIN, env.sign_no)
+                if entry is not None:
+                    signin = {k: entry.body[k] for k in ("fixmedins_code", "opter_no", "dev_no", "day")}
+                    with self._lock:
+                        self._signins.setdefault(env.sign_no, signin)
             if (signin is None or signin["fixmedins_code"] != env.fixmedins_code
                     or signin["day"] != now_shanghai().date().isoformat()):
                 raise EnvelopeRefused("missing, unknown or expired sign_no: sign in with 9001", field="sign_no")
@@ -128,7 +148,7 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
 
     def _sign_in(self, env: Envelope, institution: Institution, payload: SignIn) -> dict:
         now = now_shanghai()
-        sign_no = f"{now:%Y%m%d%H%M%S}{institution.fixmedins_code[-5:]}{next(self._sign_seq):06d}"
+        sign_no = f"{now:%Y%m%d%H%M%S}{institution.fixmedins_code[-5:]}{self.id_prefix}{next(self._sign_seq):06d}"
         record = {"fixmedins_code": institution.fixmedins_code, "opter_no": payload.signIn.opter_no,
                   "dev_no": env.dev_no, "day": now.date().isoformat()}
         # medsettle extension: the counter learns its failure policy and floor limits (DOMAIN.md §4) here.
@@ -149,6 +169,35 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
         self._commit(SIGNOUT, institution.admdvs, env.msgid, {"sign_no": sign_no, **self._answer(env, output)},
                      apply=lambda: self._signins.pop(sign_no, None))
         return output
+
+    # -- regions owned by this process ----------------------------------------------------------
+
+    def owns_person(self, psn_no: str, field: str = "psn_no") -> None:
+        """Refuse a person insured in a region this process does not own (another process writes them)."""
+        population = self.settler.population
+        region = population.region_of(population.index_of(psn_no, field))
+        if region not in self.owned:
+            raise InvalidInput(f"person {psn_no} is insured in {region}, which this centre process does not own "
+                               f"(it owns {', '.join(sorted(self.owned))}): send it to that region's process",
+                               field=field)
+
+    def _check_ownership(self, env: Envelope, payload: BaseModel) -> None:
+        if env.insuplc_admdvs and env.insuplc_admdvs not in self.owned:
+            raise InvalidInput(f"insured region {env.insuplc_admdvs} is not owned by this centre process "
+                               f"(it owns {', '.join(sorted(self.owned))})", field="insuplc_admdvs")
+        for part in ("data", "mdtrtinfo", "dscginfo"):
+            psn_no = getattr(getattr(payload, part, None), "psn_no", None)
+            if psn_no:
+                self.owns_person(psn_no, f"input.{part}.psn_no")
+        for j, line in enumerate(getattr(payload, "feedetail", None) or []):
+            if getattr(line, "psn_no", None):
+                self.owns_person(line.psn_no, f"input.feedetail[{j}].psn_no")
+
+    def _new_mdtrt_id(self, kind: str, institution: Institution) -> str:
+        n = self.encounters.count + 1
+        if self.id_prefix:
+            return f"{kind}{institution.admdvs}{self.id_prefix}{n:06d}"
+        return f"{kind}{institution.admdvs}{n:012d}"
 
     @staticmethod
     def _answer(env: Envelope, output: dict) -> dict:

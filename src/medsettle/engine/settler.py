@@ -67,6 +67,7 @@ class Settler:
         self.records: dict[str, Settlement] = {}
         self._fast = None  # the single-bill fast path, made on first use
         self._last_seq = 0  # setl_ids are S + 15 digits, counting up
+        self.id_prefix = ""  # digits that start this process's setl_ids when several share a database
 
     # -- one bill -------------------------------------------------------------------------------
 
@@ -222,12 +223,14 @@ class Settler:
             raise InvalidInput(f"setl_id {setl_id} is already used", field="setl_id")
 
     def _claim_setl_id(self, setl_id: str | None) -> str:
-        """A new setl_id, or the given one (replay), after which new ids continue past it."""
+        """A new setl_id, or the given one (replay), after which new ids continue past it. With an
+        ``id_prefix`` (several centre processes on one database) the ids are S + prefix + sequence."""
+        prefix = self.id_prefix
         if setl_id is None:
             self._last_seq += 1
-            return f"S{self._last_seq:015d}"
-        if setl_id.startswith("S") and setl_id[1:].isdigit():
-            self._last_seq = max(self._last_seq, int(setl_id[1:]))
+            return f"S{prefix}{self._last_seq:0{15 - len(prefix)}d}"
+        if setl_id.startswith("S" + prefix) and setl_id[1 + len(prefix):].isdigit() and len(setl_id) == 16:
+            self._last_seq = max(self._last_seq, int(setl_id[1 + len(prefix):]))
         return setl_id
 
     def _record(self, model: Bill, p: int, adm: int, row: np.ndarray, lines: np.ndarray | None, *,

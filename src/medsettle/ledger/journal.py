@@ -162,6 +162,19 @@ class GroupCommitJournal:
     def count(self) -> int:
         return next(iter(self._read_rows("SELECT count(*) FROM journal", ())))[0]
 
+    def find(self, kind: str, key: str) -> Entry | None:
+        """The entry of this kind and key, if any (another process may have written it)."""
+        for seq, at, kind_, region, key_, body in self._read_rows(
+                "SELECT seq, at, kind, region, key, body FROM journal WHERE kind = {p} AND key = {p}", (kind, key)):
+            at = at if isinstance(at, dt.datetime) else dt.datetime.fromisoformat(at)
+            return Entry(seq, at, kind_, region, key_, json.loads(body, parse_float=Decimal))
+        return None
+
+    def claim_regions(self, regions: list[str]) -> None:
+        """Become the one writer of these insured regions' persons, for as long as this journal is open;
+        JournalError naming the region if another centre process holds it."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Finish every queued append, then stop the writer."""
         if not self._closed:
@@ -233,6 +246,27 @@ class SQLiteJournal(GroupCommitJournal):
 
     def _is_duplicate(self, exc: Exception) -> bool:
         return isinstance(exc, sqlite3.IntegrityError)
+
+    def close(self) -> None:
+        super().close()
+        owner = getattr(self, "_owner_file", None)
+        if owner is not None:
+            owner.close()  # releases the lock
+            self._owner_file = None
+
+    def claim_regions(self, regions: list[str]) -> None:
+        """A SQLite journal has one writer process: an exclusive lock on a file beside it, whatever the regions."""
+        import fcntl  # noqa: PLC0415 (POSIX only, like the rest of the stack)
+
+        if getattr(self, "_owner_file", None) is not None:
+            return  # this journal object holds it already
+        self._owner_file = open(self.path.with_name(self.path.name + ".owner"), "w")  # noqa: SIM115 - held open
+        try:
+            fcntl.flock(self._owner_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._owner_file.close()
+            raise JournalError(f"{self.path}: another centre process is using this journal (a SQLite journal has "
+                               "one; share a PostgreSQL database to run several)") from None
 
     def _read_rows(self, sql: str, params: tuple) -> Iterator[tuple]:
         conn = sqlite3.connect(self.path)

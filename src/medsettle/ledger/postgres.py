@@ -3,7 +3,8 @@
 Same schema, same behaviour and the same test suite as the SQLite journal. A commit is durable with
 PostgreSQL's defaults (fsync and synchronous_commit on). Schema creation is serialised with an advisory
 lock so several processes may open the same database at once. (Each centre process owning a disjoint
-set of insured regions, held with advisory locks, arrives with the centre itself.)
+set of insured regions: :meth:`PostgresJournal.claim_regions` holds one session-level advisory lock per
+region on a connection kept for the process's life, so a second process claiming a region is refused.)
 """
 
 from __future__ import annotations
@@ -64,6 +65,24 @@ class PostgresJournal(GroupCommitJournal):
         import psycopg  # noqa: PLC0415
         with psycopg.connect(self.url) as conn:
             yield from conn.execute(sql.format(p="%s"), params)
+
+    def claim_regions(self, regions: list[str]) -> None:
+        import psycopg  # noqa: PLC0415
+
+        owner = getattr(self, "_owner", None) or psycopg.connect(self.url, autocommit=True)  # locks live with it
+        for region in regions:
+            if not owner.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                                 (_lock_id("medsettle-region"), int(region))).fetchone()[0]:
+                owner.close()
+                raise JournalError(f"region {region} is owned by another centre process on this database")
+        self._owner = owner
+
+    def close(self) -> None:
+        super().close()
+        owner = getattr(self, "_owner", None)
+        if owner is not None:
+            owner.close()  # releases the regions
+            self._owner = None
 
 
 def _lock_id(name: str) -> int:
