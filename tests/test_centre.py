@@ -179,6 +179,8 @@ def test_schemas_are_published(server):
         schemas = json.loads(resp.read())
     assert "msgid" in schemas["envelope"]["properties"]
     assert set(schemas["inputs"]) >= {"9001", "9002", "2101", "2102", "2103"}
+    assert {"enrol", "contribute", "issue_card", "transfer_out", "transfer_in", "issue_qr"} <= set(schemas["admin"])
+    assert "certno" in schemas["admin"]["enrol"]["properties"]
 
 
 def fee(mdtrt_id, psn, sn, code_index, pric, cnt="1"):

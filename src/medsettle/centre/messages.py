@@ -351,6 +351,9 @@ INPUTS: dict[str, type[BaseModel]] = {
 
 
 def json_schemas() -> dict[str, Any]:
-    """JSON Schema of the envelope and of every transaction's input, by infno."""
+    """JSON Schema of the envelope, of every transaction's input by infno, and of the admin API's requests."""
+    from .admin import ADMIN_REQUESTS  # noqa: PLC0415 (the admin models are not platform messages)
+
     return {"envelope": Envelope.model_json_schema(),
-            "inputs": {infno: model.model_json_schema() for infno, model in INPUTS.items()}}
+            "inputs": {infno: model.model_json_schema() for infno, model in INPUTS.items()},
+            "admin": {action: model.model_json_schema() for action, model in ADMIN_REQUESTS.items()}}
