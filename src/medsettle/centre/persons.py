@@ -32,8 +32,6 @@ from ..policy.codes import INSUTYPE_INDEX, PSN_TYPE_INDEX, PSN_TYPES_OF_INSUTYPE
 from ..timeutil import month_index, now_shanghai
 from . import admin as A
 from .registry import (
-    ACTIVE,
-    CANCELLED,
     CARD_EVENT,
     ISSUED,
     PERSON_EVENT,
@@ -401,4 +399,4 @@ class PersonAdmin:
             raise ValueError(f"unknown person event {action!r}")
 
 
-__all__ = ["ACTIVE", "CANCELLED", "PersonAdmin", "add_working_days"]
+__all__ = ["PersonAdmin", "add_working_days"]
