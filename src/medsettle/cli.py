@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import sys
 import time
@@ -14,6 +13,7 @@ import click
 import numpy as np
 
 from . import __version__
+from .cli_errors import fail_cleanly
 from .engine import Population, Settler, core_problem
 from .engine.columns import COL, REFUSALS
 from .engine.results import dumps
@@ -25,16 +25,6 @@ from .sim import generate_bills
 
 ENGINE_CHOICE = click.Choice(["auto", "core", "reference"])
 CHUNK = 50_000  # bills per engine call in long runs, so the progress bar moves
-
-
-def _fail_cleanly(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except MedsettleError as exc:
-            raise click.ClickException(f"{exc.code}: {exc}") from None
-    return wrapper
 
 
 def _policy(path: str | None):
@@ -56,7 +46,7 @@ def main() -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed for persons and bills (same seed, same day).")
 @click.option("--engine", default="auto", type=ENGINE_CHOICE, show_default=True,
               help="Settlement engine: the Cython core, the pure-Python reference, or the core when built.")
-@_fail_cleanly
+@fail_cleanly()
 def demo(n_persons: int, n_bills: int, day: str, seed: int, engine: str) -> None:
     """Settle a generated day of bills for the default regions and print a summary table."""
     if n_persons < 1 or n_bills < 1:
@@ -138,7 +128,7 @@ def _summary_row(region: str, med: str, rows: np.ndarray) -> tuple:
               help="Persons CSV (see 'medsettle persons generate').")
 @click.option("--engine", default="auto", type=ENGINE_CHOICE, show_default=True, help="Settlement engine.")
 @click.option("--presettle", is_flag=True, help="Compute only (2206): change no state between bills.")
-@_fail_cleanly
+@fail_cleanly()
 def settle(bills_file: str, policy_file: str | None, persons_file: str, engine: str, presettle: bool) -> None:
     """Settle a JSON-lines file of bills (in order) and print one JSON result per bill.
 
@@ -184,7 +174,7 @@ def policy() -> None:
 
 @policy.command("check")
 @click.argument("policy_file", type=click.Path(dir_okay=False))
-@_fail_cleanly
+@fail_cleanly()
 def policy_check(policy_file: str) -> None:
     """Validate a policy file; print what it holds, or the file, field and reason of the first problem."""
     pol = load_policy(policy_file)
@@ -216,7 +206,7 @@ def persons() -> None:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="Policy TOML (default: shipped).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True, help="CSV to write.")
-@_fail_cleanly
+@fail_cleanly()
 def persons_generate(count: int, seed: int, policy_file: str | None, out_file: str) -> None:
     """Write a seeded population of insured persons across the policy's regions."""
     pol = _policy(policy_file)
@@ -295,7 +285,7 @@ def bills() -> None:
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="Policy TOML (default: shipped).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, allow_dash=True), default="-",
               show_default=True, help="JSON-lines file to write.")
-@_fail_cleanly
+@fail_cleanly()
 def bills_generate(persons_file: str, count: int, seed: int, day: str, days: int, zipf: bool,
                    policy_file: str | None, out_file: str) -> None:
     """Write seeded bills (1-8 lines, mean 4) for the persons in a persons file."""
@@ -326,7 +316,7 @@ def bills_generate(persons_file: str, count: int, seed: int, day: str, days: int
 @click.option("--engine", default="auto", type=ENGINE_CHOICE, show_default=True, help="Settlement engine.")
 @click.option("--regions", help="Insured regions this process owns, comma-separated (default: all). Several "
               "processes may share one PostgreSQL --db, each owning other regions.")
-@_fail_cleanly
+@fail_cleanly()
 def serve(policy_file, persons_file, db_url, data_dir, port, engine, regions) -> None:
     """Run the settlement centre on 127.0.0.1: POST the platform's envelope to / ; GET /schema for schemas.
 

@@ -8,26 +8,16 @@ from pathlib import Path
 
 import click
 
+from .cli_errors import fail_cleanly
+from .hardware.stack import StackError
+
 HARDWARE_DIR = click.option("--dir", "directory", default=str(Path("medsettle-data") / "hardware"), show_default=True,
                             envvar="MEDSETTLE_HARDWARE_DIR", type=click.Path(file_okay=False),
                             help="Where the stack keeps its pcscd configuration, logs and control socket.")
 
 
-def _stack_errors(fn):
-    """Stack and reader errors become one clear line and exit status 1."""
-    import functools  # noqa: PLC0415
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from .errors import MedsettleError  # noqa: PLC0415
-        from .hardware.stack import StackError  # noqa: PLC0415
-
-        try:
-            return fn(*args, **kwargs)
-        except (StackError, MedsettleError, ValueError) as error:
-            raise click.ClickException(str(error)) from None
-
-    return wrapper
+# Stack errors and bad values (a PIN, a profile) fail as cleanly as medsettle's own errors.
+_stack_errors = fail_cleanly(StackError, ValueError)
 
 
 @click.group()

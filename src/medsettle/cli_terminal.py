@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from .cli_errors import fail_cleanly
+
 
 def _items(specs: tuple[str, ...]) -> list[dict]:
     items = []
@@ -57,19 +59,7 @@ def terminal(ctx, code, centre_url, reader_name, journal_path, resend_for, timeo
         _shell(ctx)
 
 
-def _errors(fn):
-    import functools  # noqa: PLC0415
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from .errors import MedsettleError  # noqa: PLC0415
-
-        try:
-            return fn(*args, **kwargs)
-        except MedsettleError as error:
-            raise click.ClickException(f"{error.code}: {error}") from None
-
-    return wrapper
+_errors = fail_cleanly()
 
 
 @terminal.command("signin")

@@ -228,13 +228,37 @@ class Counter(OutpatientCounter, InpatientCounter):
         record = self.reader.read_and_authenticate(pin)
         return Identity("03", record.card_no, record.card_sn, certno=record.certno, psn_name=record.name)
 
+    @staticmethod
+    def _cert_of(data: dict) -> dict:
+        """The mdtrt_cert fields of a message, from a sale's, visit's or stay's stored identity."""
+        who = data["identity"]
+        cert = {"mdtrt_cert_type": who["mdtrt_cert_type"], "mdtrt_cert_no": who["mdtrt_cert_no"]}
+        if who.get("card_sn"):
+            cert["card_sn"] = who["card_sn"]
+        return cert
+
     def person_info(self, identity: Identity) -> dict:
-        data = {"mdtrt_cert_type": identity.mdtrt_cert_type, "mdtrt_cert_no": identity.mdtrt_cert_no}
-        if identity.card_sn:
-            data["card_sn"] = identity.card_sn
+        data = self._cert_of({"identity": dataclasses.asdict(identity)})
         if identity.mdtrt_cert_type == "02":
             data["certno"] = identity.mdtrt_cert_no
         return self._query("1101", {"data": data})
+
+    def _identify_for(self, sale: str, identity: Identity, state: str = "identified") -> dict:
+        """1101 for a sale, visit or stay: who it is, kept in its data (put in ``state``) and in the counter's
+        person cache (for provisional settlement while the centre is away). Returns the updated data."""
+        info = self.person_info(identity)
+        person, insu = info["baseinfo"], info["insuinfo"][0]
+        _, data = self.journal.sale(sale)
+        data = {**data, "psn_no": person["psn_no"], "psn_name": person["psn_name"],
+                "insuplc_admdvs": insu["insuplc_admdvs"], "insutype": insu["insutype"]}
+        keys = [f"02:{person['certno']}"] + ([f"03:{identity.mdtrt_cert_no}"] if identity.mdtrt_cert_type == "03"
+                                              else [])
+        with self.journal.transaction() as db:
+            self.journal.put_sale(db, sale, state, data)
+            self.journal.remember_person(db, keys, {"psn_no": person["psn_no"], "psn_name": person["psn_name"],
+                                                    "insutype": insu["insutype"], "psn_type": insu["psn_type"],
+                                                    "insuplc_admdvs": insu["insuplc_admdvs"]})
+        return data
 
     # -- a sale ----------------------------------------------------------------------------------------
 
@@ -255,31 +279,17 @@ class Counter(OutpatientCounter, InpatientCounter):
         crash_point("sale_recorded")
         if identity is None:
             return self._defer(sale, "equipment failure: the patient could not be identified")
-        try:
-            info = self.person_info(identity)
+        try:  # the sale stays "new": a crash before its settle is written makes it a voucher on resume
+            data = self._identify_for(sale, identity, state="new")
         except CentreUnreachable:
             return self._centre_away(sale, identity)
-        person = info["baseinfo"]
-        insu = info["insuinfo"][0]
-        data.update(psn_no=person["psn_no"], psn_name=person["psn_name"], insuplc_admdvs=insu["insuplc_admdvs"],
-                    insutype=insu["insutype"])
-        with self.journal.transaction() as db:
-            self.journal.remember_person(db, [f"02:{person['certno']}", f"03:{identity.mdtrt_cert_no}"]
-                                         if identity.mdtrt_cert_type == "03" else [f"02:{person['certno']}"],
-                                         {"psn_no": person["psn_no"], "psn_name": person["psn_name"],
-                                          "insutype": insu["insutype"], "psn_type": insu["psn_type"],
-                                          "insuplc_admdvs": insu["insuplc_admdvs"]})
-        request = {"data": {"psn_no": person["psn_no"], "mdtrt_cert_type": identity.mdtrt_cert_type,
-                            "mdtrt_cert_no": identity.mdtrt_cert_no, "med_type": "41", "medfee_sumamt": medfee,
-                            "insutype": insu["insutype"], "acct_used_flag": "1" if acct_used else "0"},
+        request = {"data": {"psn_no": data["psn_no"], "med_type": "41", "medfee_sumamt": medfee,
+                            "insutype": data["insutype"], "acct_used_flag": "1" if acct_used else "0",
+                            **self._cert_of(data)},
                    "feedetail": lines}
-        if identity.card_sn:
-            request["data"]["card_sn"] = identity.card_sn
         try:
-            self._query("2101", request, insuplc=insu["insuplc_admdvs"])  # pre-settle: the clerk sees the split
+            self._query("2101", request, insuplc=data["insuplc_admdvs"])  # pre-settle: the clerk sees the split
         except CentreUnreachable:
-            with self.journal.transaction() as db:
-                self.journal.put_sale(db, sale, "new", data)
             return self._centre_away(sale, identity)
         if identity.mdtrt_cert_type == "03" and self.reader is not None and not self.reader.card_present():
             with self.journal.transaction() as db:  # pulled before the settle was sent: nothing happened
@@ -289,7 +299,7 @@ class Counter(OutpatientCounter, InpatientCounter):
             raise CardRemoved("the card was taken out before the settlement: insert it and start the sale again",
                               reader=getattr(self.reader, "name", None))
         with self.journal.transaction() as db:
-            msgid = self._new_message(db, "2102", request, insuplc=insu["insuplc_admdvs"], sale=sale)
+            msgid = self._new_message(db, "2102", request, insuplc=data["insuplc_admdvs"], sale=sale)
             self.journal.put_sale(db, sale, "settling", {**data, "msgid": msgid})
         crash_point("settle_written")
         try:
@@ -402,15 +412,13 @@ class Counter(OutpatientCounter, InpatientCounter):
             return self._resettle_stay_voucher(self.journal.voucher(voucher))
         info = self.person_info(who)
         psn_no, insu = info["baseinfo"]["psn_no"], info["insuinfo"][0]
-        request = {"data": {"psn_no": psn_no, "mdtrt_cert_type": who.mdtrt_cert_type,
-                            "mdtrt_cert_no": who.mdtrt_cert_no, "med_type": "41", "medfee_sumamt": v["medfee"],
-                            "insutype": insu["insutype"], "acct_used_flag": "1", "deferred_voucher_no": voucher},
+        request = {"data": {"psn_no": psn_no, "med_type": "41", "medfee_sumamt": v["medfee"],
+                            "insutype": insu["insutype"], "acct_used_flag": "1", "deferred_voucher_no": voucher,
+                            **self._cert_of({"identity": dataclasses.asdict(who)})},
                    "feedetail": v["lines"]}
-        if who.card_sn:
-            request["data"]["card_sn"] = who.card_sn
         with self.journal.transaction() as db:
             msgid = self._new_message(db, "2102", request, insuplc=insu["insuplc_admdvs"], voucher=voucher)
-            data = {k: v[k] for k in v if k not in ("voucher", "sale", "state", "blocked_by")}
+            data = self.journal.voucher_fields(v)
             self.journal.put_voucher(db, voucher, v["sale"], "settling",
                                      {**data, "msgid": msgid, "psn_no": psn_no, "psn_name": info["baseinfo"]["psn_name"],
                                       "insuplc_admdvs": insu["insuplc_admdvs"], "insutype": insu["insutype"]})
@@ -421,7 +429,7 @@ class Counter(OutpatientCounter, InpatientCounter):
 
     def _finish_voucher(self, voucher: str, msgid: str, answer: dict) -> Receipt:
         v = self.journal.voucher(voucher)
-        data = {k: v[k] for k in v if k not in ("voucher", "sale", "state", "blocked_by")}
+        data = self.journal.voucher_fields(v)
         if answer.get("infcode") == 0:
             s = answer["output"]["setlinfo"]
             refund = Decimal(str(s["fund_pay_sumamt"])) + Decimal(str(s["acct_pay"]))
@@ -502,7 +510,7 @@ class Counter(OutpatientCounter, InpatientCounter):
         Returns what happened to each entry handled (forwarded with refund or institution share, flagged)."""
         results = []
         for entry in self.journal.saf_entries("queued", "forwarding"):
-            data = {k: v for k, v in entry.items() if k not in ("seq", "sale", "state", "msgid", "attempts")}
+            data = self.journal.saf_fields(entry)
             age = self.now() - dt.datetime.fromisoformat(entry["created"])
             # Past the limits an entry is flagged for a clerk; a forward already written stays in the outbox
             # and is still resent (resume), since it may have arrived: its answer settles the flag.
@@ -518,7 +526,7 @@ class Counter(OutpatientCounter, InpatientCounter):
                 except CentreUnreachable:
                     fresh = next(e for e in self.journal.saf_entries() if e["sale"] == entry["sale"])
                     with self.journal.transaction() as db:
-                        rest = {k: v for k, v in fresh.items() if k not in ("seq", "sale", "state", "msgid", "attempts")}
+                        rest = self.journal.saf_fields(fresh)
                         self.journal.put_saf(db, entry["sale"], "forwarding", rest, attempts=fresh["attempts"] + 1)
                     break
                 except Refused as refused:
@@ -565,7 +573,7 @@ class Counter(OutpatientCounter, InpatientCounter):
 
     def _finish_forward(self, sale: str, msgid: str, answer: dict) -> dict:
         entry = next(e for e in self.journal.saf_entries() if e["sale"] == sale)
-        data = {k: v for k, v in entry.items() if k not in ("seq", "sale", "state", "msgid", "attempts")}
+        data = self.journal.saf_fields(entry)
         if answer.get("infcode") == 0:
             s = answer["output"]["setlinfo"]
             surplus = Decimal(entry["cash_collected"]) - Decimal(str(s["psn_cash_pay"]))

@@ -90,7 +90,7 @@ class InpatientCounter:
                             "deferred_voucher_no": voucher["voucher"], **self._cert_of(data)}}
         key = voucher.get("step") or f"2304#{sum(1 for k in data['steps'] if k.startswith('2304')) + 1}"
         if not voucher.get("step"):
-            fields = {k: voucher[k] for k in voucher if k not in ("voucher", "sale", "state", "blocked_by")}
+            fields = self.journal.voucher_fields(voucher)
             with self.journal.transaction() as db:
                 self.journal.put_voucher(db, voucher["voucher"], stay, "settling", {**fields, "step": key})
         from .counter import Refused  # noqa: PLC0415
@@ -175,11 +175,3 @@ class InpatientCounter:
             if key.startswith("2301"):
                 lines += json.loads(self.journal.message(msgid)["request"])["input"]["feedetail"]
         return lines
-
-    @staticmethod
-    def _cert_of(data: dict) -> dict:
-        who = data["identity"]
-        cert = {"mdtrt_cert_type": who["mdtrt_cert_type"], "mdtrt_cert_no": who["mdtrt_cert_no"]}
-        if who.get("card_sn"):
-            cert["card_sn"] = who["card_sn"]
-        return cert

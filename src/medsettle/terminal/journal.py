@@ -197,5 +197,15 @@ class TerminalJournal:
         return json.loads(row[0]) if row else None
 
     @staticmethod
+    def voucher_fields(voucher: dict) -> dict:
+        """A voucher's stored data, without the columns ``voucher()`` adds (to write it back changed)."""
+        return {k: v for k, v in voucher.items() if k not in ("voucher", "sale", "state", "blocked_by")}
+
+    @staticmethod
+    def saf_fields(entry: dict) -> dict:
+        """A queued entry's stored data, without the columns ``saf_entries()`` adds."""
+        return {k: v for k, v in entry.items() if k not in ("seq", "sale", "state", "msgid", "attempts")}
+
+    @staticmethod
     def _voucher_row(row) -> dict:
         return {"voucher": row[0], "sale": row[1], "state": row[2], **json.loads(row[3]), "blocked_by": row[4]}

@@ -48,26 +48,8 @@ class OutpatientCounter:
             return self._centre_away(sale, identity)  # the institution's policy: voucher or provisional
         return self.advance_visit(sale)
 
-    def _identify_for(self, sale: str, identity) -> None:
-        """1101 for a sale or visit, remembered in its data and in the counter's person cache."""
-        info = self.person_info(identity)
-        person, insu = info["baseinfo"], info["insuinfo"][0]
-        _, data = self.journal.sale(sale)
-        keys = [f"02:{person['certno']}"] + ([f"03:{identity.mdtrt_cert_no}"] if identity.mdtrt_cert_type == "03"
-                                              else [])
-        with self.journal.transaction() as db:
-            self.journal.put_sale(db, sale, "identified", {
-                **data, "psn_no": person["psn_no"], "psn_name": person["psn_name"],
-                "insuplc_admdvs": insu["insuplc_admdvs"], "insutype": insu["insutype"]})
-            self.journal.remember_person(db, keys, {"psn_no": person["psn_no"], "psn_name": person["psn_name"],
-                                                    "insutype": insu["insutype"], "psn_type": insu["psn_type"],
-                                                    "insuplc_admdvs": insu["insuplc_admdvs"]})
-
     def _visit_request(self, infno: str, data: dict) -> dict:
-        who = data["identity"]
-        cert = {"mdtrt_cert_type": who["mdtrt_cert_type"], "mdtrt_cert_no": who["mdtrt_cert_no"]}
-        if who.get("card_sn"):
-            cert["card_sn"] = who["card_sn"]
+        cert = self._cert_of(data)
         if infno == "2201":
             return {"data": {"psn_no": data["psn_no"], "insutype": data["insutype"], "begntime": data["bill_time"],
                              "ipt_otp_no": data["sale"], **cert}}
@@ -102,7 +84,7 @@ class OutpatientCounter:
                     "bill_time": entry["bill_time"], "medfee": entry["medfee"], "acct_used": False,
                     "med_type": entry["med_type"], "diagnosis": entry.get("diagnosis", "J06.900"), "steps": {},
                     "saf_cash": entry["cash_collected"], "forward_of": entry["sale"]})
-                data = {k: v for k, v in entry.items() if k not in ("seq", "sale", "state", "msgid", "attempts")}
+                data = self.journal.saf_fields(entry)
                 self.journal.put_saf(db, entry["sale"], "forwarding", {**data, "resale": resale},
                                      attempts=entry["attempts"])
         _, data = self.journal.sale(resale)
@@ -166,7 +148,7 @@ class OutpatientCounter:
                     "med_type": voucher.get("med_type", "11"), "diagnosis": voucher.get("diagnosis", "J06.900"),
                     "steps": {}, "voucher": voucher["voucher"]}
             self.journal.put_sale(db, resale, "new", data)
-            fields = {k: voucher[k] for k in voucher if k not in ("voucher", "sale", "state", "blocked_by")}
+            fields = self.journal.voucher_fields(voucher)
             self.journal.put_voucher(db, voucher["voucher"], voucher["sale"], "settling", {**fields, "resale": resale})
         return self._continue_resale(voucher["voucher"], resale, identity)
 
@@ -178,7 +160,7 @@ class OutpatientCounter:
             self._identify_for(resale, identity or Identity(**data["identity"]))
             _, data = self.journal.sale(resale)
             v = self.journal.voucher(voucher_no)
-            fields = {k: v[k] for k in v if k not in ("voucher", "sale", "state", "blocked_by")}
+            fields = self.journal.voucher_fields(v)
             with self.journal.transaction() as db:  # the voucher learns whom it was for, for reconciliation
                 self.journal.put_voucher(db, voucher_no, v["sale"], v["state"], {
                     **fields, **{k: data[k] for k in ("psn_no", "psn_name", "insuplc_admdvs", "insutype")}})
