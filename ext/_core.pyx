@@ -6,6 +6,7 @@ bit-identical. The Python facade (medsettle/engine/core.py) validates every inpu
 this module only loops. It never allocates per bill and never touches a Python object inside the loop.
 """
 
+from libc.string cimport memset
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint64_t
 
 cdef extern from *:
@@ -95,7 +96,8 @@ cdef enum:
     YEAR_BASE = 1900
     MAX_ADMISSIONS = 255
     MAX_ADM_SETTLEMENTS = 65535
-    PF_DISTANCE = 16      # bills ahead whose person records are prefetched
+    PF_DISTANCE = 16      # bills ahead whose person records are prefetched (in the line pass)
+    CHUNK = 32            # bills per two-pass chunk: their person records and line totals stay in cache
 
 # rs_misc columns (medsettle.policy.compile.MISC_*)
 cdef enum:
@@ -242,22 +244,82 @@ cdef inline void roll_over(PersonState* st, int year) noexcept nogil:
     st.acc_year = <uint8_t>(year - YEAR_BASE)
 
 
-cdef inline int settle_one(CorePolicy pol, const PersonAttrs* a, PersonState* stp,
-                    Py_ssize_t i, int32_t day, int16_t year, int32_t month, uint8_t mt,
-                    uint8_t tier, int16_t treat_region, uint8_t acct_flag, int32_t adm, int64_t saf_cash,
-                    const int64_t* line_start, const int32_t* item, const int64_t* pric, const int64_t* cnt,
-                    const uint8_t* appr, int64_t* row, int64_t* line_out, bint full, bint presettle) noexcept nogil:
-    """Settle bill i of person ``a``/``stp``; write its row (and its lines when ``full``). Returns its status."""
-    cdef PersonState st
-    cdef int s, g, sch, pt, status = OK
-    cdef Py_ssize_t gspt
-    cdef Py_ssize_t j, j0 = line_start[i], j1 = line_start[i + 1]
+ctypedef struct BillSums:
+    # The line pass's totals for one bill (steps 1-5), handed to the state pass.
+    int64_t medfee
+    int64_t fulamt
+    int64_t overlmt
+    int64_t preselfpay
+    int64_t inscp
+
+
+cdef inline void price_lines(CorePolicy pol, const PersonAttrs* attrs, Py_ssize_t nb, const int64_t* line_start,
+                             const int32_t* item, const int64_t* pric, const int64_t* cnt, const uint8_t* appr,
+                             int64_t* line_out, bint full, BillSums* sums) noexcept nogil:
+    """Steps 1-5 for every line of ``nb`` consecutive bills: bill k's lines are line_start[k] up to
+    line_start[k + 1] (each bill has at least one), its person's attributes ``attrs[k]``, its totals go
+    to ``sums[k]``. Treatment region's catalogue, items resolved by the facade.
+
+    Branch-free: one flat loop over the lines (the bill a line belongs to is counted, not looped over,
+    so bills of 1 to 8 lines cost no mispredicted loop exits), and every amount is computed and the
+    ones that do not apply are masked to 0, so a random mix of classes costs no mispredicted branches
+    either. Same results as the reference's if/else."""
+    cdef Py_ssize_t j, k = 0
+    cdef int64_t next_bill_start = line_start[1]
     cdef int64_t fee, fulamt, overlmt, preselfpay, inscp, p_units, c_units, over_units, mask, all_ownpay
     cdef const ItemC* it
-    cdef int64_t medfee = 0, s_fulamt = 0, s_overlmt = 0, s_preselfpay = 0, s_inscp = 0
+    cdef BillSums* bs
+    memset(sums, 0, nb * sizeof(BillSums))
+    for j in range(line_start[0], line_start[nb]):
+        k += j >= next_bill_start
+        next_bill_start = line_start[k + 1]
+        it = &pol.items[item[j]]
+        p_units = pric[j]
+        c_units = cnt[j]
+        fee = rnd(p_units * c_units, LINE_DIVISOR)
+        over_units = p_units - it.cap
+        over_units = over_units if over_units > 0 else 0
+        overlmt = rnd(over_units * c_units, LINE_DIVISOR)
+        preselfpay = rnd((fee - overlmt) * it.selfpay[attrs[k].psn_type], BP)
+        all_ownpay = (it.flags & ITEM_ALL_OWNPAY) | ((it.flags >> 1) & (appr[j] ^ 1))
+        mask = -all_ownpay
+        fulamt = fee & mask
+        overlmt = overlmt & ~mask
+        preselfpay = preselfpay & ~mask
+        inscp = fee - fulamt - overlmt - preselfpay
+        bs = &sums[k]
+        bs.medfee += fee
+        bs.fulamt += fulamt
+        bs.overlmt += overlmt
+        bs.preselfpay += preselfpay
+        bs.inscp += inscp
+        if full:
+            MS_STORE(&line_out[j * N_LINE_COLS + L_FEE], fee)
+            MS_STORE(&line_out[j * N_LINE_COLS + L_FULAMT], fulamt)
+            MS_STORE(&line_out[j * N_LINE_COLS + L_OVERLMT], overlmt)
+            MS_STORE(&line_out[j * N_LINE_COLS + L_PRESELFPAY], preselfpay)
+            MS_STORE(&line_out[j * N_LINE_COLS + L_INSCP], inscp)
+
+
+cdef inline int settle_state(CorePolicy pol, const PersonAttrs* a, PersonState* stp, const BillSums* sums,
+                             int32_t day, int16_t year, int32_t month, uint8_t mt, uint8_t tier,
+                             int16_t treat_region, uint8_t acct_flag, int32_t adm, int64_t saf_cash,
+                             Py_ssize_t j0, Py_ssize_t j1, int64_t* row, int64_t* line_out, bint full,
+                             bint presettle) noexcept nogil:
+    """Steps 6-16 for one bill whose lines ``price_lines`` has priced into ``sums``: eligibility, then the
+    split against the person's state; writes its row. A refused bill's row and lines are zeroed (the line
+    pass ran before eligibility was known). Returns the bill's status."""
+    cdef PersonState scratch  # a presettle works on a copy and leaves the person untouched
+    cdef PersonState* st = stp
+    cdef int s, g, sch, pt, status = OK
+    cdef Py_ssize_t gspt
+    cdef Py_ssize_t j
+    cdef int64_t medfee = sums.medfee, s_fulamt = sums.fulamt, s_overlmt = sums.overlmt
+    cdef int64_t s_preselfpay = sums.preselfpay, s_inscp = sums.inscp
     cdef int64_t standard, met, dedc, ratio, cut, eligible, share, room, hifp, e_over
     cdef int64_t hifob = 0, hifmi = 0, t2_add = 0, room2, selfpaid, excess, maf = 0, fund, hosp = 0
-    cdef int64_t psn_part, payable, acct = 0, cash
+    cdef int64_t psn_part, payable, acct = 0, cash, use_acct
+    cdef bint covered_only
     cdef bint per_adm, in_progress
     cdef int32_t wait
     cdef int adm_counted = 0
@@ -276,7 +338,9 @@ cdef inline int settle_one(CorePolicy pol, const PersonAttrs* a, PersonState* st
             if a.run_start < 0 or month < a.run_start + wait or a.paid_through < month - 1:
                 status = WAITING_PERIOD
     if status == OK:
-        st = stp[0]
+        if presettle:
+            scratch = stp[0]
+            st = &scratch
         if st.acc_year != 0 and st.acc_year + YEAR_BASE > year:
             status = YEAR_CLOSED
     if status == OK:
@@ -291,7 +355,7 @@ cdef inline int settle_one(CorePolicy pol, const PersonAttrs* a, PersonState* st
             for j in range(N_COLS):
                 row[j] = 0
             for j in range(j0 * N_LINE_COLS, j1 * N_LINE_COLS):
-                line_out[j] = 0
+                MS_STORE(&line_out[j], 0)
         else:
             for j in range(N_NARROW):
                 row[j] = 0
@@ -299,39 +363,9 @@ cdef inline int settle_one(CorePolicy pol, const PersonAttrs* a, PersonState* st
         return status
 
     if st.acc_year == 0 or st.acc_year + YEAR_BASE < year:
-        roll_over(&st, year)
+        roll_over(st, year)
     sch = a.insutype
     pt = a.psn_type
-
-    # Steps 1-5: per line, treatment region's catalogue (items resolved by the facade). Branch-free:
-    # every amount is computed and the ones that do not apply are masked to 0, so a random mix of
-    # classes costs no mispredicted branches. Same results as the reference's if/else.
-    for j in range(j0, j1):
-        it = &pol.items[item[j]]
-        p_units = pric[j]
-        c_units = cnt[j]
-        fee = rnd(p_units * c_units, LINE_DIVISOR)
-        over_units = p_units - it.cap
-        over_units = over_units if over_units > 0 else 0
-        overlmt = rnd(over_units * c_units, LINE_DIVISOR)
-        preselfpay = rnd((fee - overlmt) * it.selfpay[pt], BP)
-        all_ownpay = (it.flags & ITEM_ALL_OWNPAY) | ((it.flags >> 1) & (appr[j] ^ 1))
-        mask = -all_ownpay
-        fulamt = fee & mask
-        overlmt = overlmt & ~mask
-        preselfpay = preselfpay & ~mask
-        inscp = fee - fulamt - overlmt - preselfpay
-        medfee += fee
-        s_fulamt += fulamt
-        s_overlmt += overlmt
-        s_preselfpay += preselfpay
-        s_inscp += inscp
-        if full:
-            MS_STORE(&line_out[j * N_LINE_COLS + L_FEE], fee)
-            MS_STORE(&line_out[j * N_LINE_COLS + L_FULAMT], fulamt)
-            MS_STORE(&line_out[j * N_LINE_COLS + L_OVERLMT], overlmt)
-            MS_STORE(&line_out[j * N_LINE_COLS + L_PRESELFPAY], preselfpay)
-            MS_STORE(&line_out[j * N_LINE_COLS + L_INSCP], inscp)
 
     # Step 7: deductible.
     gspt = (((s * NG + g) * NS + sch) * NP + pt) * NT + tier
@@ -386,9 +420,12 @@ cdef inline int settle_one(CorePolicy pol, const PersonAttrs* a, PersonState* st
     if saf_cash >= 0:
         hosp = i64max(0, medfee - fund - saf_cash)
     psn_part = medfee - fund - hosp
-    if acct_flag and sch == EMPLOYEE and (pol.rs_misc[s * N_MISC + M_ACCT_MT_MASK] >> mt) & 1:
-        payable = i64max(0, psn_part - s_fulamt - s_overlmt) if pol.rs_misc[s * N_MISC + M_ACCT_COVERED] else psn_part
-        acct = i64min(payable, st.balance)
+    # Branch-free (whether the account pays is a coin toss across a batch): payable is masked to 0
+    # when it may not pay, and max(0, .) stands for the reference's "covered items only" choice.
+    use_acct = acct_flag & (sch == EMPLOYEE) & ((pol.rs_misc[s * N_MISC + M_ACCT_MT_MASK] >> mt) & 1)
+    covered_only = pol.rs_misc[s * N_MISC + M_ACCT_COVERED] != 0
+    payable = i64max(0, psn_part - ((s_fulamt + s_overlmt) & -(<int64_t>covered_only)))
+    acct = i64min(payable, st.balance) & -use_acct
     cash = psn_part - acct
 
     # Step 16: accumulators.
@@ -414,8 +451,6 @@ cdef inline int settle_one(CorePolicy pol, const PersonAttrs* a, PersonState* st
     st.t2_paid += <int32_t>(hifob + hifmi)
     st.t2_base += t2_add
     st.maf_paid += <int32_t>maf
-    if not presettle:
-        stp[0] = st
 
     if full:
         MS_STORE(&row[C_STATUS], OK)
@@ -474,6 +509,11 @@ def run(CorePolicy pol, const uint8_t[::1] attrs_bytes, uint8_t[::1] state_bytes
         raise ValueError("line_out must be (%d, %d)" % (item.shape[0], N_LINE_COLS))
     if line_start.shape[0] != n + 1:
         raise ValueError("line_start must have n + 1 entries")
+    for i in range(n):  # the line pass counts bills by their first line: each must have one
+        if line_start[i + 1] <= line_start[i]:
+            raise ValueError("bill %d has no lines (line_start must be strictly increasing)" % i)
+    if line_start[0] != 0 or line_start[n] != item.shape[0]:
+        raise ValueError("line_start must run from 0 to the number of lines")
     if state_bytes.shape[0] % sizeof(PersonState) or attrs_bytes.shape[0] % sizeof(PersonAttrs):
         raise ValueError("state or attrs buffer is not a whole number of records")
     if state_bytes.shape[0] // sizeof(PersonState) != attrs_bytes.shape[0] // sizeof(PersonAttrs):
@@ -486,17 +526,32 @@ def run(CorePolicy pol, const uint8_t[::1] attrs_bytes, uint8_t[::1] state_bytes
     cdef const int64_t* pric_ptr = &pric[0] if item.shape[0] else NULL
     cdef const int64_t* cnt_ptr = &cnt[0] if item.shape[0] else NULL
     cdef const uint8_t* appr_ptr = &appr[0] if item.shape[0] else NULL
-    cdef Py_ssize_t settled = 0
+    cdef Py_ssize_t settled = 0, c0, c1
+    cdef BillSums sums[CHUNK]
+    cdef PersonAttrs attrs_copy[CHUNK]
     with nogil:
-        for i in range(n):
-            if i + PF_DISTANCE < n:  # the person records of a bill a little ahead are on their way meanwhile
-                MS_PREFETCH_W(&state_all[person[i + PF_DISTANCE]])
-                MS_PREFETCH_R(&attrs_all[person[i + PF_DISTANCE]])
-            if settle_one(pol, &attrs_all[person[i]], &state_all[person[i]], i, day[i], year[i], month[i],
-                          med_type[i], tier[i], treat_region[i], acct_flag[i], adm[i], saf_cash[i],
-                          &line_start[0], item_ptr, pric_ptr, cnt_ptr, appr_ptr, out_ptr + i * ncols,
-                          line_ptr, full, presettle) == OK:
-                settled += 1
+        # Two passes per chunk of bills. The line pass copies each person's attributes into
+        # ``attrs_copy`` (it needs the person type) and prefetches their state; the state pass then finds
+        # the attributes, the line totals (``sums``) and the state in cache. Chunks are small so that a
+        # chunk's records (32 x 96 bytes) and their pages stay in the first-level cache and TLB between
+        # the passes (256 bills per chunk measured 35% slower on a 10^7-person population).
+        c0 = 0
+        while c0 < n:
+            c1 = c0 + CHUNK if c0 + CHUNK < n else n
+            for i in range(c0, c1):
+                if i + PF_DISTANCE < n:
+                    MS_PREFETCH_R(&attrs_all[person[i + PF_DISTANCE]])
+                    MS_PREFETCH_W(&state_all[person[i + PF_DISTANCE]])
+                attrs_copy[i - c0] = attrs_all[person[i]]
+            price_lines(pol, attrs_copy, c1 - c0, &line_start[c0], item_ptr, pric_ptr, cnt_ptr, appr_ptr,
+                        line_ptr, full, sums)
+            for i in range(c0, c1):
+                if settle_state(pol, &attrs_copy[i - c0], &state_all[person[i]], &sums[i - c0], day[i], year[i],
+                                month[i], med_type[i], tier[i], treat_region[i], acct_flag[i], adm[i],
+                                saf_cash[i], line_start[i], line_start[i + 1], out_ptr + i * ncols, line_ptr,
+                                full, presettle) == OK:
+                    settled += 1
+            c0 = c1
         MS_STORE_FENCE()
     return settled
 
@@ -612,6 +667,7 @@ cdef class Session:
         """Settle one bill; return its status (0 settled, else the refusal code)."""
         cdef Py_ssize_t j, n = len(items)
         cdef int status
+        cdef BillSums sums
         cdef int16_t year
         cdef int32_t month
         if person < 0 or person >= self.n_persons:
@@ -635,9 +691,10 @@ cdef class Session:
             raise ValueError("the bill's date must be in 2000-2099")
         self.line_start[0] = 0
         self.line_start[1] = n
-        status = settle_one(self.pol, &self.attrs[person], &self.state[person], 0, day, year, month,
-                          <uint8_t>med_type, <uint8_t>tier, <int16_t>treat_region, <uint8_t>acct_flag, adm,
-                          saf_cash, self.line_start, self.item_buf, self.pric_buf, self.cnt_buf, self.appr_buf,
-                          self.out_ptr, self.lines_ptr, True, presettle)
+        price_lines(self.pol, &self.attrs[person], 1, self.line_start, self.item_buf, self.pric_buf, self.cnt_buf,
+                    self.appr_buf, self.lines_ptr, True, &sums)
+        status = settle_state(self.pol, &self.attrs[person], &self.state[person], &sums, day, year, month,
+                              <uint8_t>med_type, <uint8_t>tier, <int16_t>treat_region, <uint8_t>acct_flag, adm,
+                              saf_cash, 0, n, self.out_ptr, self.lines_ptr, True, presettle)
         MS_STORE_FENCE()
         return status

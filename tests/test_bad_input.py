@@ -108,3 +108,16 @@ def test_array_batch_validation_names_bill_and_field(engine):
         s.run_batch(wrong)
     assert s.run_batch(batch).settled == 3
     assert np.all(s.run_batch(batch, outputs="totals").column("status") == 0)
+
+
+def test_the_core_kernel_refuses_a_bill_without_lines_before_touching_state():
+    """The kernel's own guard (the facade validates first): its line pass counts bills by their first
+    line, so a batch whose line offsets do not rise is refused before anything is priced."""
+    s = make_settler("core")
+    models = [parse_bill(bill("E1", [("A1", "10.00", 1), ("B05", "2.00", 3)], bill_id=f"K{i}")) for i in range(3)]
+    batch = encode_bills(models, s.compiled, s.population, s.admissions)
+    batch.line_start[2] = batch.line_start[1]  # bill 1 now has no lines, bill 2 has four
+    before = snapshot(s)
+    with pytest.raises(ValueError, match="bill 1 has no lines"):
+        s.engine.run(batch)
+    assert snapshot(s) == before
