@@ -1,0 +1,33 @@
+-- wrk script for benchmarks/test_centre_bench.py: every request is a 2102 pharmacy sale with a msgid of
+-- its own (so none is answered from the idempotency table), for a person and a class-A item taken in
+-- turn from the files the benchmark writes. A reply whose infcode is not 0 is printed as "REFUSED ...",
+-- and the benchmark fails on it.
+local dir = os.getenv("MEDSETTLE_WRK_DIR")
+local sign_no = os.getenv("MEDSETTLE_SIGN_NO")
+local persons, codes = {}, {}
+for line in io.lines(dir .. "/persons.txt") do persons[#persons + 1] = line end
+for line in io.lines(dir .. "/codes.txt") do codes[#codes + 1] = line end
+
+local thread_tag = 0
+local counter = 0
+
+function setup(thread)
+  thread_tag = thread_tag + 1
+  thread:set("tag", thread_tag)
+end
+
+function request()
+  counter = counter + 1
+  local body = string.format(
+    '{"infno":"2102","msgid":"W%s-%d-%d","fixmedins_code":"P13010000001","sign_no":"%s",' ..
+    '"inf_time":"2026-03-02 10:00:00","input":{"data":{"psn_no":"%s","med_type":"41",' ..
+    '"acct_used_flag":"1"},"feedetail":[{"feedetl_sn":"1","med_list_codg":"%s","pric":"12.50","cnt":"2"}]}}',
+    os.time(), tag or 0, counter, sign_no, persons[(counter * 7919) % #persons + 1], codes[counter % #codes + 1])
+  return wrk.format("POST", "/", {["Content-Type"] = "application/json"}, body)
+end
+
+function response(status, headers, body)
+  if not body:find('"infcode":%s*0,') then
+    io.write("REFUSED " .. body:sub(1, 300) .. "\n")
+  end
+end
