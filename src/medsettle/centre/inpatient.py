@@ -59,9 +59,7 @@ class InpatientFlow:
 
     def _inpatient_presettle(self, env: Envelope, institution: Institution, payload: InpatientSettle) -> dict:
         enc, bill = self._inpatient_bill(env, institution, payload)
-        self._present_card(env, institution, payload.data, enc.psn_no, presettle=True)
-        with self._lock:
-            return self._settlement_output(self.settler.presettle(bill))
+        return self._presettle(env, institution, payload.data, enc.psn_no, bill)
 
     def _inpatient_settle(self, env: Envelope, institution: Institution, payload: InpatientSettle) -> dict:
         enc, bill = self._inpatient_bill(env, institution, payload)

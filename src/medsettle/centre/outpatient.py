@@ -88,9 +88,7 @@ class OutpatientFlow:
 
     def _outpatient_presettle(self, env: Envelope, institution: Institution, payload: OutpatientSettle) -> dict:
         enc, bill = self._outpatient_bill(env, institution, payload)
-        self._present_card(env, institution, payload.data, enc.psn_no, presettle=True)
-        with self._lock:
-            return self._settlement_output(self.settler.presettle(bill))
+        return self._presettle(env, institution, payload.data, enc.psn_no, bill)
 
     def _outpatient_settle(self, env: Envelope, institution: Institution, payload: OutpatientSettle) -> dict:
         enc, bill = self._outpatient_bill(env, institution, payload)

@@ -208,7 +208,11 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
 
     def _pharmacy_presettle(self, env: Envelope, institution: Institution, payload: PharmacySale) -> dict:
         bill = self._pharmacy_bill(env, institution, payload)
-        self._present_card(env, institution, payload.data, payload.data.psn_no, presettle=True)
+        return self._presettle(env, institution, payload.data, payload.data.psn_no, bill)
+
+    def _presettle(self, env: Envelope, institution: Institution, data: Any, psn_no: str, bill: dict) -> dict:
+        """A pre-settlement (2101/2206/2303): the card is checked, not activated; nothing changes."""
+        self._present_card(env, institution, data, psn_no, presettle=True)
         with self._lock:
             return self._settlement_output(self.settler.presettle(bill))
 
