@@ -84,8 +84,8 @@ def to_bp(value: object, field: str | None = "ratio") -> int:
 
 
 def fen_to_decimal(fen: int) -> Decimal:
-    """int fen to a Decimal with exactly 2 places, for JSON output."""
-    return Decimal(fen).scaleb(-2).quantize(Decimal("0.01"))
+    """int fen to a Decimal with exactly 2 places, for JSON output (scaleb keeps the exponent at -2)."""
+    return Decimal(fen).scaleb(-2)
 
 
 def bp_to_decimal(bp: int) -> Decimal:

@@ -11,10 +11,11 @@ import hashlib
 from decimal import Decimal
 from typing import Any, Literal
 
-import simplejson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ..engine.bills import FeeLine
+from ..errors import InvalidInput
+from ..jsontext import dumps_bytes
 
 
 class Envelope(BaseModel):
@@ -47,10 +48,14 @@ class Envelope(BaseModel):
         return self._hash
 
     def _compute_hash(self) -> str:
-        canonical = simplejson.dumps([self.infno, self.fixmedins_code, self.mdtrtarea_admvs, self.insuplc_admdvs,
-                                      self.input], use_decimal=True, sort_keys=True, separators=(",", ":"),
-                                     ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        # Compact, keys sorted, non-ASCII kept: the same text simplejson gave earlier versions (a test
+        # checks), so hashes journaled by them still match.
+        try:
+            canonical = dumps_bytes([self.infno, self.fixmedins_code, self.mdtrtarea_admvs, self.insuplc_admdvs,
+                                     self.input], sort_keys=True)
+        except TypeError as exc:  # half a UTF-16 pair, or an object no JSON text has: not a request
+            raise InvalidInput(f"the request cannot be written as JSON text ({exc})", field="input") from None
+        return hashlib.sha256(canonical).hexdigest()
 
 
 class SignInData(BaseModel):

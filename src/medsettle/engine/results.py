@@ -6,8 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
-import simplejson
 
+from .. import jsontext
 from ..money import bp_to_decimal, fen_to_decimal
 from ..policy import codes
 from .columns import COL, LINE_COL, LINE_COLUMNS
@@ -34,7 +34,7 @@ class Settlement:
     setl_time: dt.datetime
     row: np.ndarray
     lines: np.ndarray | None = None
-    feedetl_sns: list[str] = field(default_factory=list)
+    feedetl_sns: tuple[str, ...] = ()  # a tuple of str: the garbage collector need not walk it
     person: int = -1
     adm: int = -1
     mirror_of: str | None = None   # set on a cancel mirror: the original's setl_id
@@ -48,8 +48,11 @@ class Settlement:
     def balc(self) -> int:
         return int(self.row[COL["balc"]])
 
-    def setlinfo(self) -> dict[str, object]:
-        """The platform's setlinfo: amounts as Decimal with 2 places, pool_prop_selfpay as a fraction."""
+    def setlinfo(self, values: list[int] | None = None) -> dict[str, object]:
+        """The platform's setlinfo: amounts as Decimal with 2 places, pool_prop_selfpay as a fraction.
+
+        ``values``: ``row.tolist()`` if the caller has it (a Python list indexes far faster than numpy)."""
+        values = self.row.tolist() if values is None else values
         info: dict[str, object] = {
             "setl_id": self.setl_id,
             "mdtrt_id": self.mdtrt_id,
@@ -58,46 +61,52 @@ class Settlement:
             "psn_type": self.psn_type,
             "setl_time": self.setl_time.strftime("%Y-%m-%d %H:%M:%S"),
         }
-        for name in AMOUNT_FIELDS[:7]:
-            info[name] = fen_to_decimal(self.amount(name))
-        info["pool_prop_selfpay"] = bp_to_decimal(int(self.row[COL["pool_prop_bp"]]))
-        for name in AMOUNT_FIELDS[7:]:
-            info[name] = fen_to_decimal(self.amount(name))
-        info["balc"] = fen_to_decimal(self.balc)
+        for name, col in _AMOUNTS_BEFORE_RATIO:
+            info[name] = fen_to_decimal(values[col])
+        info["pool_prop_selfpay"] = bp_to_decimal(values[COL["pool_prop_bp"]])
+        for name, col in _AMOUNTS_AFTER_RATIO:
+            info[name] = fen_to_decimal(values[col])
+        info["balc"] = fen_to_decimal(values[COL["balc"]])
         info["medins_setl_id"] = self.bill_id
         return info
 
-    def setldetail(self) -> list[dict[str, object]]:
+    def setldetail(self, values: list[int] | None = None) -> list[dict[str, object]]:
         """One row per non-zero fund, plus the account (310200) and the institution's share (999996)."""
-        employee = self.insutype == codes.EMPLOYEE
-        funds = (
-            (codes.FUND_EMPLOYEE_POOLED if employee else codes.FUND_RESIDENT_BASIC, "hifp_pay"),
-            (codes.FUND_LARGE_AMOUNT, "hifob_pay"),
-            (codes.FUND_RESIDENT_CRITICAL, "hifmi_pay"),
-            (codes.FUND_ASSISTANCE, "maf_pay"),
-            (codes.FUND_EMPLOYEE_ACCOUNT, "acct_pay"),
-            (codes.FUND_INSTITUTION, "hosp_part_amt"),
-        )
-        return [{"fund_pay_type": code, "fund_payamt": fen_to_decimal(self.amount(name))}
-                for code, name in funds if self.amount(name) != 0]
+        values = self.row.tolist() if values is None else values
+        funds = _EMPLOYEE_FUNDS if self.insutype == codes.EMPLOYEE else _RESIDENT_FUNDS
+        return [{"fund_pay_type": code, "fund_payamt": fen_to_decimal(values[col])}
+                for code, col in funds if values[col] != 0]
 
     def line_split(self) -> list[dict[str, object]]:
         """Per fee line: det_item_fee_sumamt, fulamt_ownpay_amt, overlmt_amt, preselfpay_amt, inscp_scp_amt."""
         if self.lines is None:
             return []
         result = []
-        for j, values in enumerate(self.lines):
-            entry: dict[str, object] = {"feedetl_sn": self.feedetl_sns[j] if j < len(self.feedetl_sns) else str(j + 1)}
-            for name in LINE_COLUMNS:
-                entry[name] = fen_to_decimal(int(values[LINE_COL[name]]))
+        sns = self.feedetl_sns
+        for j, values in enumerate(self.lines.tolist()):
+            entry: dict[str, object] = {"feedetl_sn": sns[j] if j < len(sns) else str(j + 1)}
+            for name, col in _LINE_AMOUNTS:
+                entry[name] = fen_to_decimal(values[col])
             result.append(entry)
         return result
 
     def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {"setlinfo": self.setlinfo(), "setldetail": self.setldetail()}
+        values = self.row.tolist()
+        out: dict[str, object] = {"setlinfo": self.setlinfo(values), "setldetail": self.setldetail(values)}
         if self.lines is not None:
             out["feedetail"] = self.line_split()
         return out
+
+
+# (field, column) pairs, resolved once: the answer of every settlement walks them.
+_AMOUNTS_BEFORE_RATIO = tuple((name, COL[name]) for name in AMOUNT_FIELDS[:7])
+_AMOUNTS_AFTER_RATIO = tuple((name, COL[name]) for name in AMOUNT_FIELDS[7:])
+_LINE_AMOUNTS = tuple((name, LINE_COL[name]) for name in LINE_COLUMNS)
+_OTHER_FUNDS = ((codes.FUND_LARGE_AMOUNT, COL["hifob_pay"]), (codes.FUND_RESIDENT_CRITICAL, COL["hifmi_pay"]),
+                (codes.FUND_ASSISTANCE, COL["maf_pay"]), (codes.FUND_EMPLOYEE_ACCOUNT, COL["acct_pay"]),
+                (codes.FUND_INSTITUTION, COL["hosp_part_amt"]))
+_EMPLOYEE_FUNDS = ((codes.FUND_EMPLOYEE_POOLED, COL["hifp_pay"]),) + _OTHER_FUNDS
+_RESIDENT_FUNDS = ((codes.FUND_RESIDENT_BASIC, COL["hifp_pay"]),) + _OTHER_FUNDS
 
 
 def mirror_row(original: np.ndarray, balance_after: int) -> np.ndarray:
@@ -111,4 +120,4 @@ def mirror_row(original: np.ndarray, balance_after: int) -> np.ndarray:
 
 def dumps(value: object) -> str:
     """JSON text with Decimal amounts written exactly (12.50 stays 12.50), never through float."""
-    return simplejson.dumps(value, use_decimal=True, ensure_ascii=False, separators=(",", ":"))
+    return jsontext.dumps(value)

@@ -243,7 +243,7 @@ class Settler:
             mdtrt_id=model.mdtrt_id, insutype=INSUTYPES[attrs["insutype"]], psn_type=PSN_TYPES[attrs["psn_type"]],
             med_type=model.med_type, setl_time=setl_time, row=row.copy(),
             lines=None if lines is None else lines.copy(),
-            feedetl_sns=[line.feedetl_sn or str(j + 1) for j, line in enumerate(model.feedetail)],
+            feedetl_sns=tuple(line.feedetl_sn or str(j + 1) for j, line in enumerate(model.feedetail)),
             person=p, adm=adm, presettle=presettle,
         )
         if not presettle:
