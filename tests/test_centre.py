@@ -155,6 +155,7 @@ def test_bad_requests_name_what_is_wrong_and_change_nothing(server):
     cases = [
         (server.post(None, raw=b"{not json"), "not JSON"),
         (server.post(None, raw=b"x" * (1024 * 1024 + 10)), "over"),
+        (server.post(None, raw=b'{"infno":"2102","msgid":"\\ud800"}'), "surrogate"),
         (server.call("9999", {}, sign_no=sign_no)[0], "infno"),
         (server.call("2102", sale(psn), sign_no="nope")[0], "sign_no"),
         (server.call("2102", sale(psn), sign_no=sign_no, fixmedins_code="X00000000000")[0], "fixmedins_code"),

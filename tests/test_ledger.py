@@ -71,6 +71,37 @@ def test_concurrent_appends_share_commits(new_journal):
         assert j.commits < 400  # appends that waited together were committed together
 
 
+def test_a_large_group_gets_each_entry_its_own_seq(new_journal):
+    with new_journal() as j:
+        j.append("credit", "110100", "first", {})
+        # Queued together, so the writer commits them in one or a few groups of several statements.
+        futures = {f"k{i}": j.append_future("credit", "110100", f"k{i}", {"i": i}) for i in range(300)}
+        seqs = {key: future.result() for key, future in futures.items()}
+        assert sorted(seqs.values()) == list(range(2, 302))
+        assert {e.key: e.seq for e in j.entries(after=1)} == seqs
+        assert all(e.body == {"i": int(e.key[1:])} for e in j.entries(after=1))
+
+
+class SmallSQLiteJournal(SQLiteJournal):
+    """A journal whose file may not grow past a few pages (SQLite's max_page_count): a real SQLITE_FULL."""
+
+    def _connect(self):
+        conn = super()._connect()
+        conn.execute("PRAGMA max_page_count = 8")
+        return conn
+
+
+def test_after_a_failed_commit_nothing_more_is_written(tmp_path):
+    with SmallSQLiteJournal(tmp_path / "small.db") as j:
+        j.append("credit", "110100", "fits", {"note": "small"})
+        with pytest.raises(JournalError, match="full"):
+            j.append("credit", "110100", "too-big", {"note": "x" * 100_000})
+        # This one would fit, but it came after an entry that was lost: refused too.
+        with pytest.raises(JournalError, match="an earlier commit failed"):
+            j.append("credit", "110100", "after", {"note": "small"})
+        assert [e.key for e in j.entries()] == ["fits"]
+
+
 def test_a_closed_journal_refuses_appends(new_journal):
     j = new_journal()
     j.close()

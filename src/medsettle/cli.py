@@ -327,7 +327,7 @@ def serve(policy_file, persons_file, db_url, data_dir, port, engine, regions) ->
 
     from aiohttp import web  # noqa: PLC0415
 
-    from .centre.app import make_app  # noqa: PLC0415
+    from .centre.app import make_app, tune_gc_for_serving  # noqa: PLC0415
     from .centre.institutions import default_institutions  # noqa: PLC0415
     from .centre.service import Centre  # noqa: PLC0415
     from .ledger import open_journal  # noqa: PLC0415
@@ -342,6 +342,7 @@ def serve(policy_file, persons_file, db_url, data_dir, port, engine, regions) ->
     centre = Centre(settler, journal, default_institutions(pol), regions=owned)
     click.echo(f"journal {url}: {journal.count():,} entries replayed in {time.perf_counter() - started:.2f} s")
     click.echo("institutions: " + ", ".join(f"{code} ({i.tier})" for code, i in centre.institutions.items()))
+    tune_gc_for_serving()
 
     async def run() -> None:
         runner = web.AppRunner(make_app(centre))

@@ -1,8 +1,11 @@
 """The centre over HTTP (aiohttp): one endpoint takes the platform's envelope, answers with its response.
 
 POST / (or the platform's own path) with a JSON body; GET /schema for the message schemas; POST /admin
-for the registry's card and person events (the server listens on 127.0.0.1 only). The centre's
-work runs on a thread pool so that many requests can wait for the journal together (group commit).
+for the registry's card and person events (the server listens on 127.0.0.1 only). A request is applied
+on the event loop (``Centre.submit``) and its answer awaits the journal's group commit there, so many
+requests share one fsync without a thread each; the few requests that may block on something else (a
+2601 waiting for the original's answer, reconciliation and downloads that read much) and the admin API
+run on a small thread pool.
 Bodies over 1 MiB, bodies that are not JSON, and anything else malformed get ``infcode -1`` naming
 what is wrong; nothing about them is stored.
 """
@@ -10,15 +13,18 @@ what is wrong; nothing about them is stored.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
+import gc
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 
 from aiohttp import web
 
-from ..engine.results import dumps
+from ..jsontext import dumps_bytes
 from ..errors import MedsettleError
 from .messages import json_schemas
 from .service import Centre
@@ -28,9 +34,14 @@ MAX_BODY = 1024 * 1024
 PLATFORM_PATH = "/fsi/api/rsfComIfsService/callService"
 
 
-def make_app(centre: Centre, *, workers: int = 64) -> web.Application:
+# Transactions answered on the thread pool: they may wait on another answer or do long reads.
+ON_THREADS = frozenset({"2601", "3201", "3202", "1312", "9901"})
+
+
+def make_app(centre: Centre, *, workers: int = 8) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medsettle-centre")
+    durable: list[_DurableAnswers] = []  # made on the first request, on the server's event loop
 
     async def call(request: web.Request) -> web.Response:
         try:
@@ -40,11 +51,24 @@ def make_app(centre: Centre, *, workers: int = 64) -> web.Application:
                           f"{MAX_BODY} bytes", "output": {}}, status=413)
         try:
             data = json.loads(raw, parse_float=Decimal)
+            if b"\\u" in raw:  # an escape may spell half a UTF-16 pair, which no UTF-8 text can hold
+                json.dumps(data, ensure_ascii=False, default=str).encode()
+        except UnicodeEncodeError:
+            return _json({"infcode": -1, "inf_refmsgid": "", "err_msg": "INVALID_INPUT: the body holds an unpaired "
+                          "UTF-16 surrogate escape (\\ud800-\\udfff)", "output": {}}, status=400)
         except (ValueError, UnicodeDecodeError) as exc:
             return _json({"infcode": -1, "inf_refmsgid": "", "err_msg": f"INVALID_INPUT: the body is not JSON "
                           f"({exc})", "output": {}}, status=400)
         try:
-            response = await asyncio.get_running_loop().run_in_executor(executor, centre.handle, data)
+            if isinstance(data, dict) and data.get("infno") in ON_THREADS:
+                response = await asyncio.get_running_loop().run_in_executor(executor, centre.handle, data)
+            else:
+                answer = centre.submit(data)
+                if not answer.done():
+                    if not durable:
+                        durable.append(_DurableAnswers(asyncio.get_running_loop()))
+                    await durable[0].wait(answer)
+                response = answer.result()
         except Exception as exc:  # noqa: BLE001 (a bug: answer in the platform's shape, and log it)
             log.exception("request failed")
             return _json({"infcode": -1, "inf_refmsgid": data.get("msgid", "") if isinstance(data, dict) else "",
@@ -82,5 +106,58 @@ def make_app(centre: Centre, *, workers: int = 64) -> web.Application:
     return app
 
 
+class _DurableAnswers:
+    """Hands answers made durable on the journal's thread over to the event loop, one wake-up per batch.
+
+    ``asyncio.wrap_future`` would wake the loop once per answer (a write to its self-pipe each); after a
+    group commit of 64 answers that is 64 wake-ups, each a GIL hand-off between the journal's thread
+    and the loop. Here the first answer of a batch schedules one drain, and the others ride along."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._loop = loop
+        self._ready: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._drain_scheduled = False
+
+    def wait(self, answer: Future) -> asyncio.Future:
+        """An asyncio future that completes (with None) once ``answer`` is done. Not with ``answer``
+        itself: ``answer`` holds this callback, which holds the waiter, so that would be a reference
+        cycle per request, left for the cyclic garbage collector."""
+        waiter = self._loop.create_future()
+        answer.add_done_callback(lambda done: self._arrived(done, waiter))
+        return waiter
+
+    def _arrived(self, answer: Future, waiter: asyncio.Future) -> None:  # on the journal's thread
+        self._ready.append((answer, waiter))
+        with self._lock:
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:  # on the loop
+        with self._lock:
+            self._drain_scheduled = False  # an answer arriving from now on schedules the next drain
+        while self._ready:
+            _, waiter = self._ready.popleft()
+            if not waiter.done():  # the client may have gone away meanwhile
+                waiter.set_result(None)
+
+
+def tune_gc_for_serving() -> None:
+    """Keep Python's cyclic garbage collector out of the answer path of a long-running centre.
+
+    Called once the centre is built (policy, population, registry and the replayed journal): those
+    objects live as long as the process, so ``gc.freeze`` takes them out of every later collection. A
+    youngest-generation threshold of 20,000 instead of 700 lets the objects of the requests in flight
+    (64 clients each waiting for a group commit) die young instead of being promoted and walked again
+    by the full collections. Measured with 64 clients: collections took 0.6 of every 5 seconds before,
+    under 0.02 after. The request path itself makes no reference cycles, so nothing piles up.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
+
+
 def _json(body: dict, status: int = 200) -> web.Response:
-    return web.Response(text=dumps(body), status=status, content_type="application/json")
+    return web.Response(body=dumps_bytes(body), status=status, content_type="application/json", charset="utf-8")

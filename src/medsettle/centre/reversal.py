@@ -12,6 +12,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..errors import InvalidInput
+from ..jsontext import loads
 from .encounters import FEES_CANCEL, REGISTER_CANCEL
 from .institutions import Institution
 from .messages import Envelope, Reversal
@@ -36,10 +37,10 @@ class ReversalFlow:
             if stored is None:
                 self._answers[data.omsgid] = (TOMBSTONE, None)
                 result = {"omsgid": data.omsgid, "oinfno": data.oinfno, "rvs_rslt": "tombstone"}
-            elif stored[0] == TOMBSTONE or stored[1]["infcode"] != 0:
+            elif stored[0] == TOMBSTONE or (original := loads(stored[1]))["infcode"] != 0:
                 result = {"omsgid": data.omsgid, "oinfno": data.oinfno, "rvs_rslt": "nothing applied"}
             else:
-                result = self._undo(env, institution, data.omsgid, data.oinfno, data.psn_no, stored[1]["output"], futures)
+                result = self._undo(env, institution, data.omsgid, data.oinfno, data.psn_no, original["output"], futures)
             output = {"data": result}
             self._reversals[data.omsgid] = output
             futures.append(self.journal.append_future(REVERSAL, institution.admdvs, env.msgid, {

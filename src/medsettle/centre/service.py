@@ -3,17 +3,20 @@
 The transactions live in mixins by subject (outpatient, inpatient, cards, reversal, reconciliation,
 queries, downloads); this class owns the lock, the journal, the stored answers and the replay.
 
-``Centre.handle(request_dict)`` answers one request with the platform's response dict. It is called
-from several threads at once (the HTTP server's workers): every in-memory change happens under one
-lock and queues its journal entry there, and the answer waits for the entry to be durable outside
-the lock, so concurrent requests share fsyncs (group commit). If the journal fails, the centre stops
-answering state-changing calls (its memory is ahead of its journal); a restart replays the journal.
+``Centre.submit(request_dict)`` answers one request without waiting for the disk: it applies the request
+in memory under one lock, queues its journal entries there, and returns a Future of the platform's
+response dict that resolves once those entries are durable. The HTTP server calls it on its event loop
+and awaits the Future, so many requests share one fsync (group commit) without a thread each.
+``Centre.handle(request_dict)`` is the blocking form (``submit(...).result()``); it may be called from
+several threads at once. If the journal fails, the centre stops answering state-changing calls (its
+memory is ahead of its journal); a restart replays the journal.
 
 What counts as "the same request", which answers are stored and what 2601 covers are DOMAIN.md §3.
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import itertools
 import threading
@@ -26,6 +29,7 @@ from ..engine import Settler
 from ..engine.bills import field_path
 from ..engine.results import Settlement
 from ..errors import InvalidInput, MedsettleError, SettlementRefused
+from ..jsontext import dumps_bytes, loads
 from ..money import fen_to_decimal
 from ..ledger import GroupCommitJournal
 from ..ledger.journal import Entry
@@ -47,6 +51,11 @@ from .reversal import REVERSAL, TOMBSTONE, ReversalFlow
 SIGNIN, SIGNOUT, ANSWER = "signin", "signout", "answer"
 STATE_CHANGING = {"9001", "9002", "2102", "2103", "2201", "2202", "2203", "2204", "2205", "2207", "2208", "2601",
                   "2401", "2402", "2404", "2405", "2301", "2302", "2304", "2305"}
+
+
+# The journal entries the request being answered has queued; its answer leaves once they are durable.
+# Set by ``_once`` around a state-changing request; ``_wait`` outside one (the admin API) blocks instead.
+_JOURNAL_WAITS: contextvars.ContextVar[list[Future] | None] = contextvars.ContextVar("journal_waits", default=None)
 
 
 class EnvelopeRefused(MedsettleError):
@@ -81,7 +90,10 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
         self.encounters = Encounters()
         self.institutions = {i.fixmedins_code: i for i in institutions}
         self._lock = threading.Lock()
-        self._answers: dict[str, tuple[str, Any]] = {}  # msgid -> (request hash, response or Future)
+        # msgid -> (request hash, the response as JSON bytes, or its Future while it is not yet durable).
+        # Bytes, not dicts: millions of stored answers would otherwise be millions of containers for
+        # Python's cyclic garbage collector to walk again and again (pauses of a second and more).
+        self._answers: dict[str, tuple[str, Any]] = {}
         self._signins: dict[str, dict[str, Any]] = {}  # sign_no -> fixmedins_code, day, ...
         self._reversals: dict[str, dict] = {}  # omsgid -> the first 2601's output
         self._setl_institution: dict[str, str] = {}  # setl_id (settlements and mirrors) -> fixmedins_code
@@ -106,6 +118,14 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
     # -- the one entry point ----------------------------------------------------------------
 
     def handle(self, request: Any) -> dict[str, Any]:
+        """Answer one request; return once its journal entries are durable (blocks the calling thread)."""
+        return self.submit(request).result()
+
+    def submit(self, request: Any) -> Future:
+        """Answer one request: a Future of the response that resolves once its journal entries are durable.
+
+        The request is applied (or refused) before this returns; only the durability is awaited. The
+        Future never raises: every failure is an answer in the platform's shape."""
         refmsg_time = _now_text()
         msgid = request.get("msgid", "") if isinstance(request, dict) else ""
         try:
@@ -119,10 +139,12 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
             if self.partial:
                 self._check_ownership(env, payload)
             if env.infno not in STATE_CHANGING:
-                return _ok(msgid, refmsg_time, handler(env, institution, payload))
-            return self._once(env, lambda: _ok(msgid, refmsg_time, handler(env, institution, payload)), refmsg_time)
+                return _answered(_ok(msgid, refmsg_time, handler(env, institution, payload)))
+            pending = self._once(env, lambda: _ok(msgid, refmsg_time, handler(env, institution, payload)))
         except MedsettleError as exc:  # refusals and bad input alike (refusals were stored by _once)
-            return _error(msgid, refmsg_time, exc)
+            return _answered(_error(msgid, refmsg_time, exc))
+        return _then(pending, lambda response: _with_times(response, refmsg_time),
+                     lambda exc: _error(msgid, refmsg_time, exc))
 
     # -- envelope, sign-in ------------------------------------------------------------------
 
@@ -314,8 +336,12 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
 
     # -- idempotency and journaling ----------------------------------------------------------
 
-    def _once(self, env: Envelope, work: Callable[[], dict], refmsg_time: str) -> dict:
-        """Answer a state-changing request once; the same request gets the stored answer again."""
+    def _once(self, env: Envelope, work: Callable[[], dict]) -> Future:
+        """Answer a state-changing request once; the same request gets the stored answer again.
+
+        Returns the Future of the answer, resolved once the journal entries ``work`` queued are durable;
+        until then an identical request gets that same Future, so no copy of an answer leaves before
+        the original is durable. A failed journal fails the Future with CentreUnavailable."""
         digest = env.request_hash()
         with self._lock:
             stored = self._answers.get(env.msgid)
@@ -328,24 +354,39 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
                 raise InvalidInput(f"msgid {env.msgid} was reversed by 2601 before it arrived", field="msgid")
             if stored_digest != digest:
                 raise InvalidInput(f"msgid {env.msgid} was already used for another request", field="msgid")
-            return _with_times(answer.result() if isinstance(answer, Future) else answer, refmsg_time)
+            return answer if isinstance(answer, Future) else _answered(loads(answer))
+        journal_waits: list[Future] = []
+        token = _JOURNAL_WAITS.set(journal_waits)
         try:
-            response = work()
-        except SettlementRefused as exc:  # refusals are answers too: stored and journaled
-            response = _error(env.msgid, refmsg_time, exc)
-            with self._lock:
-                future = self.journal.append_future(ANSWER, self.institutions[env.fixmedins_code].admdvs,
-                                                    env.msgid, {"hash": digest, "response": response})
-            self._wait(future)
+            try:
+                response = work()
+            except SettlementRefused as exc:  # refusals are answers too: stored and journaled
+                response = _error(env.msgid, _now_text(), exc)
+                with self._lock:
+                    self._wait(self.journal.append_future(ANSWER, self.institutions[env.fixmedins_code].admdvs,
+                                                          env.msgid, {"hash": digest, "response": response}))
         except BaseException as exc:
             with self._lock:
                 del self._answers[env.msgid]  # bad input is not stored: a corrected resend may use the msgid
             pending.set_exception(exc)  # an identical request waiting meanwhile gets the same error
             raise
+        finally:
+            _JOURNAL_WAITS.reset(token)
+        _when_all(journal_waits, lambda failure: self._settle_answer(env.msgid, digest, pending, response, failure))
+        return pending
+
+    def _settle_answer(self, msgid: str, digest: str, pending: Future, response: dict,
+                       failure: BaseException | None) -> None:
+        """Store a durable answer for repeats, or, if its journal entries failed, forget it and fail."""
+        if failure is None:
+            with self._lock:
+                self._answers[msgid] = (digest, dumps_bytes(response))
+            pending.set_result(response)
+            return
+        self.failed = f"the journal failed: {failure}"
         with self._lock:
-            self._answers[env.msgid] = (digest, response)
-        pending.set_result(response)
-        return response
+            del self._answers[msgid]
+        pending.set_exception(CentreUnavailable(f"{self.failed}; restart the centre (it replays its journal)"))
 
     def _commit(self, kind: str, region: str, key: str, body: dict, *, apply: Callable[[], Any]) -> None:
         with self._lock:
@@ -355,6 +396,12 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
         self._wait(future)
 
     def _wait(self, future: Future) -> None:
+        """Wait until a queued journal entry is durable; inside a state-changing request, the answer
+        waits for it instead (see ``_once``)."""
+        journal_waits = _JOURNAL_WAITS.get()
+        if journal_waits is not None:
+            journal_waits.append(future)
+            return
         try:
             future.result()
         except Exception as exc:
@@ -376,7 +423,7 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
         elif entry.kind == SIGNOUT:
             self._signins.pop(body["sign_no"], None)
         elif entry.kind == ANSWER:
-            self._answers[entry.key] = (body["hash"], body["response"])
+            self._answers[entry.key] = (body["hash"], dumps_bytes(body["response"]))
             return
         elif entry.kind == "credit":
             self._credit_keys.add(entry.key)
@@ -398,8 +445,8 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
             # A settlement's answer is a function of its record, so it is not journaled twice.
             output = (body["answer_output"] if "answer_output" in body
                       else self._settlement_output(self.settler.records[body["setl_id"]]))
-            self._answers[body["msgid"]] = (body["hash"], {"infcode": 0, "inf_refmsgid": body["msgid"],
-                                                           "err_msg": "", "output": output})
+            self._answers[body["msgid"]] = (body["hash"], dumps_bytes({"infcode": 0, "inf_refmsgid": body["msgid"],
+                                                                       "err_msg": "", "output": output}))
 
 
 def _parse(model: type[BaseModel], data: Any, prefix: str) -> Any:
@@ -428,3 +475,58 @@ def _error(msgid: str, refmsg_time: str, exc: MedsettleError) -> dict:
 
 def _with_times(response: dict, refmsg_time: str) -> dict:
     return {**response, "refmsg_time": refmsg_time, "respond_time": _now_text()}
+
+
+def _answered(response: dict) -> Future:
+    future: Future = Future()
+    future.set_result(response)
+    return future
+
+
+def _then(future: Future, on_result: Callable[[Any], Any], on_error: Callable[[MedsettleError], Any]) -> Future:
+    """A Future of ``on_result(result)``, or of ``on_error(exc)`` if ``future`` failed with a MedsettleError
+    (any other exception is passed on: a bug)."""
+    if future.done() and future.exception() is None:
+        return _answered(on_result(future.result()))
+    chained: Future = Future()
+
+    def done(source: Future) -> None:
+        exc = source.exception()
+        if exc is None:
+            chained.set_result(on_result(source.result()))
+        elif isinstance(exc, MedsettleError):
+            chained.set_result(on_error(exc))
+        else:
+            chained.set_exception(exc)
+
+    future.add_done_callback(done)
+    return chained
+
+
+def _when_all(futures: list[Future], then: Callable[[BaseException | None], None]) -> None:
+    """Call ``then(None)`` once every future has succeeded, or ``then(first failure)`` once all are done.
+
+    The callbacks hold neither ``futures`` nor each other, so no reference cycle is made: the answers
+    of a busy centre are then freed by reference counting alone, not by the cyclic collector's pauses."""
+    if not futures:
+        then(None)
+        return
+    waiting = _Countdown(len(futures), then)
+    for future in futures:
+        future.add_done_callback(waiting.one_done)
+
+
+class _Countdown:
+    __slots__ = ("remaining", "failure", "then", "lock")
+
+    def __init__(self, count: int, then: Callable[[BaseException | None], None]):
+        self.remaining, self.failure, self.then, self.lock = count, None, then, threading.Lock()
+
+    def one_done(self, future: Future) -> None:
+        with self.lock:
+            self.remaining -= 1
+            if self.failure is None:
+                self.failure = future.exception()
+            last = self.remaining == 0
+        if last:
+            self.then(self.failure)

@@ -13,6 +13,7 @@ once its entry is durable (SQLite WAL with synchronous=FULL).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import queue
 import sqlite3
@@ -23,9 +24,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 
-import simplejson
-
 from ..errors import MedsettleError
+from ..jsontext import dumps
 from ..timeutil import now_shanghai
 
 SCHEMA_VERSION = "1"
@@ -77,6 +77,7 @@ class GroupCommitJournal:
 
     def __init__(self) -> None:
         self.commits = 0  # transactions committed: fewer than entries when appends were grouped
+        self.broken: JournalError | None = None  # the first failed commit: nothing after it is written
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
         ready: Future = Future()
@@ -96,7 +97,7 @@ class GroupCommitJournal:
         if self._closed:
             raise JournalError(f"{self.name} is closed")
         row = (now_shanghai().replace(tzinfo=None).isoformat(timespec="microseconds"), kind, region, key,
-               simplejson.dumps(body, use_decimal=True, ensure_ascii=False, separators=(",", ":")))
+               dumps(body))
         future: Future = Future()
         self._queue.put((row, future))
         return future
@@ -129,9 +130,15 @@ class GroupCommitJournal:
         conn.close()
 
     def _commit(self, conn: Any, group: list) -> None:
+        if self.broken is not None:
+            # Once a commit has failed, later entries are refused too, so the journal never holds an
+            # entry whose predecessor was lost (its writers answered "unavailable" for that one).
+            for _, future in group:
+                future.set_exception(JournalError(f"{self.name}: an earlier commit failed ({self.broken})"))
+            return
         try:
             self._begin(conn)
-            seqs = [self._insert(conn, row) for row, _ in group]
+            seqs = self._insert_many(conn, [row for row, _ in group])
             conn.commit()
             self.commits += 1
         except Exception as exc:  # noqa: BLE001 (every failure is handed to the waiting callers)
@@ -144,8 +151,9 @@ class GroupCommitJournal:
                 row, future = group[0]
                 future.set_exception(DuplicateEntry(f"a {row[1]} entry with key {row[3]!r} is already journaled"))
                 return
+            self.broken = JournalError(f"{self.name}: {exc}")
             for _, future in group:
-                future.set_exception(JournalError(f"{self.name}: {exc}"))
+                future.set_exception(self.broken)
             return
         for (_, future), seq in zip(group, seqs):
             future.set_result(seq)
@@ -199,6 +207,10 @@ class GroupCommitJournal:
     def _insert(self, conn: Any, row: tuple) -> int:
         raise NotImplementedError
 
+    def _insert_many(self, conn: Any, rows: list[tuple]) -> list[int]:
+        """Insert a group's rows in the open transaction; their seqs in order."""
+        return [self._insert(conn, row) for row in rows]
+
     def _rollback(self, conn: Any) -> None:
         try:
             conn.rollback()
@@ -210,6 +222,14 @@ class GroupCommitJournal:
 
     def _read_rows(self, sql: str, params: tuple) -> Iterator[tuple]:
         raise NotImplementedError
+
+
+_CHUNKS = (128, 32, 8, 1)  # rows per INSERT statement, largest first
+
+
+@functools.lru_cache(maxsize=len(_CHUNKS))
+def _insert_rows_sql(rows: int) -> str:
+    return "INSERT INTO journal (at, kind, region, key, body) VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
 
 
 class SQLiteJournal(GroupCommitJournal):
@@ -239,6 +259,21 @@ class SQLiteJournal(GroupCommitJournal):
     def _insert(self, conn: sqlite3.Connection, row: tuple) -> int:
         return conn.execute("INSERT INTO journal (at, kind, region, key, body) VALUES (?, ?, ?, ?, ?)",
                             row).lastrowid
+
+    def _insert_many(self, conn: sqlite3.Connection, rows: list[tuple]) -> list[int]:
+        # A few multi-row INSERTs per group instead of one step per row: the writer thread gives the GIL
+        # up and takes it back once per statement, and every such hand-off stalls the event loop that
+        # answers requests. Chunk sizes come from a fixed set so their statements stay in the cache.
+        # seq is the rowid, and BEGIN IMMEDIATE keeps every other writer out until the commit, so the
+        # group's seqs are consecutive.
+        done = 0
+        while done < len(rows):
+            size = next(n for n in _CHUNKS if n <= len(rows) - done)
+            chunk = rows[done:done + size]
+            conn.execute(_insert_rows_sql(size), [value for row in chunk for value in row])
+            done += size
+        last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        return list(range(last - len(rows) + 1, last + 1))
 
     def _rollback(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
