@@ -7,11 +7,12 @@ integrators. Amounts arrive as JSON numbers or numeric strings and are read exac
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..engine.bills import FeeLine
 from ..errors import InvalidInput
@@ -39,15 +40,12 @@ class Envelope(BaseModel):
     sign_no: str = ""
     input: dict[str, Any]
 
-    _hash: str | None = PrivateAttr(None)
-
     def request_hash(self) -> str:
         """What makes two requests "the same" (DOMAIN.md §3): msgid plus the canonical JSON of these."""
-        if self._hash is None:
-            self._hash = self._compute_hash()
-        return self._hash
+        return self.digest
 
-    def _compute_hash(self) -> str:
+    @functools.cached_property
+    def digest(self) -> str:
         # Compact, keys sorted, non-ASCII kept: the same text simplejson gave earlier versions (a test
         # checks), so hashes journaled by them still match.
         try:

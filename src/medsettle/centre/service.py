@@ -20,6 +20,7 @@ import contextvars
 import datetime as dt
 import itertools
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any, Callable
 
@@ -29,7 +30,7 @@ from ..engine import Settler
 from ..engine.bills import field_path
 from ..engine.results import Settlement
 from ..errors import InvalidInput, MedsettleError, SettlementRefused
-from ..jsontext import dumps_bytes, loads
+from ..jsontext import dumps_bytes, fen_number, loads
 from ..money import fen_to_decimal
 from ..ledger import GroupCommitJournal
 from ..ledger.journal import Entry
@@ -118,8 +119,10 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
     # -- the one entry point ----------------------------------------------------------------
 
     def handle(self, request: Any) -> dict[str, Any]:
-        """Answer one request; return once its journal entries are durable (blocks the calling thread)."""
-        return self.submit(request).result()
+        """Answer one request; return once its journal entries are durable (blocks the calling thread).
+
+        The response is plain JSON data, amounts as Decimal (``submit``'s may hold pre-written numbers)."""
+        return loads(dumps_bytes(self.submit(request).result()))
 
     def submit(self, request: Any) -> Future:
         """Answer one request: a Future of the response that resolves once its journal entries are durable.
@@ -331,8 +334,9 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
 
     @staticmethod
     def _settlement_output(result: Settlement) -> dict:
-        """setlinfo, setldetail and the per-line split, as the platform answers a settlement."""
-        return result.to_json()
+        """setlinfo, setldetail and the per-line split, as the platform answers a settlement; the amounts
+        are pre-written JSON numbers (jsontext.fen_number): an answer is only ever written out."""
+        return result.to_json(fen_number)
 
     # -- idempotency and journaling ----------------------------------------------------------
 
@@ -459,8 +463,16 @@ def _parse(model: type[BaseModel], data: Any, prefix: str) -> Any:
         raise InvalidInput(err["msg"], field=prefix + (field_path(err["loc"]) or "")) from None
 
 
+_clock_text: tuple[int, str] = (0, "")  # (unix second, its text): every answer carries it twice
+
+
 def _now_text() -> str:
-    return now_shanghai().strftime("%Y-%m-%d %H:%M:%S")
+    """The time now in Asia/Shanghai as the platform writes it, made once per second."""
+    global _clock_text
+    second = int(time.time())
+    if _clock_text[0] != second:
+        _clock_text = (second, now_shanghai().strftime("%Y-%m-%d %H:%M:%S"))
+    return _clock_text[1]
 
 
 def _ok(msgid: str, refmsg_time: str, output: dict) -> dict:

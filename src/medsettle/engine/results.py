@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -48,10 +49,12 @@ class Settlement:
     def balc(self) -> int:
         return int(self.row[COL["balc"]])
 
-    def setlinfo(self, values: list[int] | None = None) -> dict[str, object]:
+    def setlinfo(self, values: list[int] | None = None, amount: Callable[[int], object] = fen_to_decimal
+                 ) -> dict[str, object]:
         """The platform's setlinfo: amounts as Decimal with 2 places, pool_prop_selfpay as a fraction.
 
-        ``values``: ``row.tolist()`` if the caller has it (a Python list indexes far faster than numpy)."""
+        ``values``: ``row.tolist()`` if the caller has it (a Python list indexes far faster than numpy).
+        ``amount``: how an amount in fen is given (jsontext.fen_number for text that is only written)."""
         values = self.row.tolist() if values is None else values
         info: dict[str, object] = {
             "setl_id": self.setl_id,
@@ -62,22 +65,23 @@ class Settlement:
             "setl_time": self.setl_time.strftime("%Y-%m-%d %H:%M:%S"),
         }
         for name, col in _AMOUNTS_BEFORE_RATIO:
-            info[name] = fen_to_decimal(values[col])
+            info[name] = amount(values[col])
         info["pool_prop_selfpay"] = bp_to_decimal(values[COL["pool_prop_bp"]])
         for name, col in _AMOUNTS_AFTER_RATIO:
-            info[name] = fen_to_decimal(values[col])
-        info["balc"] = fen_to_decimal(values[COL["balc"]])
+            info[name] = amount(values[col])
+        info["balc"] = amount(values[COL["balc"]])
         info["medins_setl_id"] = self.bill_id
         return info
 
-    def setldetail(self, values: list[int] | None = None) -> list[dict[str, object]]:
+    def setldetail(self, values: list[int] | None = None, amount: Callable[[int], object] = fen_to_decimal
+                   ) -> list[dict[str, object]]:
         """One row per non-zero fund, plus the account (310200) and the institution's share (999996)."""
         values = self.row.tolist() if values is None else values
         funds = _EMPLOYEE_FUNDS if self.insutype == codes.EMPLOYEE else _RESIDENT_FUNDS
-        return [{"fund_pay_type": code, "fund_payamt": fen_to_decimal(values[col])}
+        return [{"fund_pay_type": code, "fund_payamt": amount(values[col])}
                 for code, col in funds if values[col] != 0]
 
-    def line_split(self) -> list[dict[str, object]]:
+    def line_split(self, amount: Callable[[int], object] = fen_to_decimal) -> list[dict[str, object]]:
         """Per fee line: det_item_fee_sumamt, fulamt_ownpay_amt, overlmt_amt, preselfpay_amt, inscp_scp_amt."""
         if self.lines is None:
             return []
@@ -86,15 +90,16 @@ class Settlement:
         for j, values in enumerate(self.lines.tolist()):
             entry: dict[str, object] = {"feedetl_sn": sns[j] if j < len(sns) else str(j + 1)}
             for name, col in _LINE_AMOUNTS:
-                entry[name] = fen_to_decimal(values[col])
+                entry[name] = amount(values[col])
             result.append(entry)
         return result
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self, amount: Callable[[int], object] = fen_to_decimal) -> dict[str, object]:
+        """setlinfo, setldetail and the line split; amounts as Decimal, or as ``amount`` makes them."""
         values = self.row.tolist()
-        out: dict[str, object] = {"setlinfo": self.setlinfo(values), "setldetail": self.setldetail(values)}
+        out: dict[str, object] = {"setlinfo": self.setlinfo(values, amount), "setldetail": self.setldetail(values, amount)}
         if self.lines is not None:
-            out["feedetail"] = self.line_split()
+            out["feedetail"] = self.line_split(amount)
         return out
 
 
