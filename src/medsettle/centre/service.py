@@ -7,8 +7,8 @@ queries, downloads); this class owns the lock, the journal, the stored answers a
 in memory under one lock, queues its journal entries there, and returns a Future of the platform's
 response dict that resolves once those entries are durable. The HTTP server calls it on its event loop
 and awaits the Future, so many requests share one fsync (group commit) without a thread each.
-``Centre.handle(request_dict)`` is the blocking form (``submit(...).result()``); it may be called from
-several threads at once. If the journal fails, the centre stops answering state-changing calls (its
+``Centre.handle(request_dict)`` is the blocking form, for Python callers (plain JSON data back, amounts as
+Decimal); it may be called from several threads at once. If the journal fails, the centre stops answering state-changing calls (its
 memory is ahead of its journal); a restart replays the journal.
 
 What counts as "the same request", which answers are stored and what 2601 covers are DOMAIN.md §3.
