@@ -31,6 +31,7 @@ from .columns import COL, COLUMNS, NARROW_COLUMNS, REFUSAL_MESSAGES, REFUSALS, Y
 from .core import CoreEngine
 from .fastpath import fast_path
 from .persons import ATTR_DTYPE, Population
+from .plainbill import BillHead, quick_resolve
 from .reference import ReferenceEngine
 from .results import Settlement, mirror_row
 from .state import PersonState
@@ -86,16 +87,21 @@ class Settler:
 
     def _single(self, bill: Bill | dict, *, presettle: bool, when: dt.datetime | None,
                 setl_id: str | None) -> Settlement:
-        # Validated by pydantic and resolve_bill, then through the single-bill fast path: no batch to build.
-        model = bill if isinstance(bill, Bill) else parse_bill(bill)
-        resolved = resolve_bill(model, self.compiled, self.population, self.admissions)
+        # Validated (the plain shape by plainbill's quick route, anything else by the Bill model) and
+        # resolved, then through the single-bill fast path: no batch to build.
+        quick = None if isinstance(bill, Bill) else quick_resolve(bill, self.compiled, self.population,
+                                                                   self.admissions)
+        if quick is None:
+            model = bill if isinstance(bill, Bill) else parse_bill(bill)
+            quick = resolve_bill(model, self.compiled, self.population, self.admissions), BillHead.of(model)
+        resolved, head = quick
         if self._fast is None:
             self._fast = fast_path(self.engine)
         status = self._fast.settle(*resolved, presettle=presettle)
         if status:
-            raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status], bill=model.bill_id or None)
+            raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status], bill=head.bill_id or None)
         lines = self._fast.lines[:len(resolved.items)]
-        return self._record(model, resolved.person, resolved.adm, self._fast.out, lines, presettle=presettle,
+        return self._record(head, resolved.person, resolved.adm, self._fast.out, lines, presettle=presettle,
                             when=when, setl_id=setl_id)
 
     # -- many bills -----------------------------------------------------------------------------
@@ -116,7 +122,7 @@ class Settler:
                                                  bill=model.bill_id or i))
             else:
                 a, b = int(batch.line_start[i]), int(batch.line_start[i + 1])
-                results.append(self._record(model, int(batch.person[i]), int(batch.adm[i]), out[i], lines[a:b],
+                results.append(self._record(BillHead.of(model), int(batch.person[i]), int(batch.adm[i]), out[i], lines[a:b],
                                             presettle=presettle, when=None))
         return results
 
@@ -233,17 +239,16 @@ class Settler:
             self._last_seq = max(self._last_seq, int(setl_id[1 + len(prefix):]))
         return setl_id
 
-    def _record(self, model: Bill, p: int, adm: int, row: np.ndarray, lines: np.ndarray | None, *,
+    def _record(self, head: BillHead, p: int, adm: int, row: np.ndarray, lines: np.ndarray | None, *,
                 presettle: bool, when: dt.datetime | None, setl_id: str | None = None) -> Settlement:
         attrs = self.population.attrs[p]
-        setl_time = when or (model.setl_time if isinstance(model.setl_time, dt.datetime)
-                             else dt.datetime.combine(model.setl_time, dt.time()))
+        setl_time = when or (head.setl_time if isinstance(head.setl_time, dt.datetime)
+                             else dt.datetime.combine(head.setl_time, dt.time()))
         result = Settlement(
-            setl_id="" if presettle else self._claim_setl_id(setl_id), bill_id=model.bill_id, psn_no=model.psn_no,
-            mdtrt_id=model.mdtrt_id, insutype=INSUTYPES[attrs["insutype"]], psn_type=PSN_TYPES[attrs["psn_type"]],
-            med_type=model.med_type, setl_time=setl_time, row=row.copy(),
-            lines=None if lines is None else lines.copy(),
-            feedetl_sns=tuple(line.feedetl_sn or str(j + 1) for j, line in enumerate(model.feedetail)),
+            setl_id="" if presettle else self._claim_setl_id(setl_id), bill_id=head.bill_id, psn_no=head.psn_no,
+            mdtrt_id=head.mdtrt_id, insutype=INSUTYPES[attrs["insutype"]], psn_type=PSN_TYPES[attrs["psn_type"]],
+            med_type=head.med_type, setl_time=setl_time, row=row.copy(),
+            lines=None if lines is None else lines.copy(), feedetl_sns=head.feedetl_sns,
             person=p, adm=adm, presettle=presettle,
         )
         if not presettle:

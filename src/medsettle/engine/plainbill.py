@@ -1,0 +1,146 @@
+"""The validated single-bill path's quick route, for bills in the plain shape counters send.
+
+``Settler.settle(dict)`` validates a bill with the :class:`~.bills.Bill` model and then resolves it. Most
+of that time goes to pydantic's model machinery (a model object per line, Python validators, a Decimal
+per amount) and to Decimal arithmetic. Counters send one shape: codes, flags and amounts as strings
+("41", "1", "12.50"). For that shape this module checks the whole bill with a TypedDict that pydantic-core
+validates in Rust alone, turns the amounts into int units straight from their text, and resolves the
+bill to the same :class:`~.bills.ResolvedBill` the model way gives.
+
+The route only ever says yes to a bill the model way accepts: anything else (another shape, an amount
+with more places or out of bounds, an unknown person or item, totals that disagree, ...) makes
+:func:`quick_resolve` return None, and the caller takes the model way, which settles it or raises the
+canonical error naming the field. tests/test_plain_bills.py settles random bills, good and bad, both ways
+and on both engines, and checks that results, errors and state agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal, NamedTuple
+
+from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
+from typing_extensions import NotRequired, TypedDict
+
+from ..errors import UnknownPerson
+from ..policy.codes import MED_TYPE_INDEX, TIER_INDEX
+from ..policy.compile import CompiledPolicy
+from ..timeutil import day_number, local_date
+from .bills import (MAX_CNT_UNITS, MAX_LINES, MAX_MEDFEE, MAX_PRIC_UNITS, NO_VALUE, AdmissionKeys, Bill,
+                    ResolvedBill, line_fee)
+from .persons import Population
+from .state import MAX_YEAR, MIN_YEAR
+
+# Plain amounts: digits, and at most as many places as the field has (4 for pric and cnt, 2 for yuan).
+Units4 = Annotated[str, StringConstraints(pattern=r"^\d{1,12}(\.\d{1,4})?$")]
+Yuan2 = Annotated[str, StringConstraints(pattern=r"^\d{1,12}(\.\d{1,2})?$")]
+Flag01 = Literal["0", "1"]
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+
+
+class _PlainLine(TypedDict):
+    feedetl_sn: NotRequired[str]
+    med_list_codg: NonEmpty
+    pric: Units4
+    cnt: Units4
+    det_item_fee_sumamt: NotRequired[Yuan2]
+    hosp_appr_flag: NotRequired[Flag01]
+
+
+class _PlainBill(TypedDict):
+    bill_id: NotRequired[str]
+    psn_no: NonEmpty
+    mdtrt_id: NonEmpty
+    med_type: Literal["11", "13", "14", "21", "41"]
+    setl_time: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?$")]
+    hosp_lv: Literal["pharmacy", "1", "2", "3"]
+    mdtrtarea_admvs: NotRequired[Annotated[str, StringConstraints(pattern=r"^\d{6}$")]]
+    acct_used_flag: NotRequired[Flag01]
+    medfee_sumamt: NotRequired[Yuan2]
+    saf_cash_amt: NotRequired[Yuan2]
+    feedetail: Annotated[list[_PlainLine], Field(min_length=1, max_length=MAX_LINES)]
+
+
+_PLAIN = TypeAdapter(_PlainBill)
+
+
+class BillHead(NamedTuple):
+    """What a settlement record keeps of its bill."""
+
+    bill_id: str
+    psn_no: str
+    mdtrt_id: str
+    med_type: str
+    setl_time: dt.datetime | dt.date
+    feedetl_sns: tuple[str, ...]
+
+    @classmethod
+    def of(cls, bill: Bill) -> BillHead:
+        return cls(bill.bill_id, bill.psn_no, bill.mdtrt_id, bill.med_type, bill.setl_time,
+                   tuple(line.feedetl_sn or str(j + 1) for j, line in enumerate(bill.feedetail)))
+
+
+def quick_resolve(data: object, compiled: CompiledPolicy, population: Population, admissions: AdmissionKeys
+                  ) -> tuple[ResolvedBill, BillHead] | None:
+    """The bill resolved as ``resolve_bill(parse_bill(data))`` would, or None: take the model way."""
+    try:
+        bill = _PLAIN.validate_python(data)
+    except ValidationError:
+        return None
+    try:
+        bill_date = local_date(bill["setl_time"])
+    except ValueError:
+        return None
+    if not MIN_YEAR <= bill_date.year <= MAX_YEAR:
+        return None
+    try:
+        p = population.index_of(bill["psn_no"])
+    except UnknownPerson:
+        return None
+    treatment = bill.get("mdtrtarea_admvs")
+    if treatment is None:
+        region = int(population.attrs[p]["region"])
+    elif treatment in compiled.region_codes:
+        region = compiled.region_codes.index(treatment)
+    else:
+        return None
+    lookup = compiled.item_lookup(region, day_number(bill_date)) or {}
+    items, prices, cnts, apprs, sns = [], [], [], [], []
+    medfee = 0
+    for j, line in enumerate(bill["feedetail"]):
+        idx = lookup.get(line["med_list_codg"])
+        pric, cnt = _units(line["pric"], 4), _units(line["cnt"], 4)
+        if idx is None or pric > MAX_PRIC_UNITS or not 0 < cnt <= MAX_CNT_UNITS:
+            return None
+        fee = line_fee(pric, cnt)
+        caller_fee = line.get("det_item_fee_sumamt")
+        if caller_fee is not None and _units(caller_fee, 2) != fee:
+            return None
+        medfee += fee
+        items.append(idx)
+        prices.append(pric)
+        cnts.append(cnt)
+        apprs.append(1 if line.get("hosp_appr_flag") == "1" else 0)
+        sns.append(line.get("feedetl_sn") or str(j + 1))
+    if medfee > MAX_MEDFEE:
+        return None
+    caller_medfee = bill.get("medfee_sumamt")
+    if caller_medfee is not None and _units(caller_medfee, 2) != medfee:
+        return None
+    acct_flag = 0 if bill.get("acct_used_flag") == "0" else 1  # the model's default is 1
+    saf_cash_text = bill.get("saf_cash_amt")
+    saf_cash = NO_VALUE if saf_cash_text is None else _units(saf_cash_text, 2)
+    if saf_cash != NO_VALUE and (saf_cash > MAX_MEDFEE or acct_flag):
+        return None
+    resolved = ResolvedBill(p, day_number(bill_date), MED_TYPE_INDEX[bill["med_type"]], TIER_INDEX[bill["hosp_lv"]],
+                            region, acct_flag, admissions.key(bill["mdtrt_id"]), saf_cash, items, prices, cnts,
+                            apprs)
+    head = BillHead(bill.get("bill_id", ""), bill["psn_no"], bill["mdtrt_id"], bill["med_type"], bill_date,
+                    tuple(sns))
+    return resolved, head
+
+
+def _units(text: str, places: int) -> int:
+    """A plain amount's text ("12.5", pattern-checked: digits, at most ``places`` decimals) in int units."""
+    whole, _, frac = text.partition(".")
+    return int(whole) * 10**places + (int(frac) * 10 ** (places - len(frac)) if frac else 0)

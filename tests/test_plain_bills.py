@@ -1,0 +1,95 @@
+"""The validated path's quick route (engine.plainbill) settles exactly as the Bill model's way does.
+
+Random bills, good and bad, are settled both ways on both engines: a Settler given the dict (the quick
+route, falling back to the model for anything else) and one given ``parse_bill(dict)`` (the model way
+only). Every outcome must agree: the same result row, line split and record fields, or the same error
+with the same field; and the persons' state must be the same at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from medsettle.engine import Population, Settler, parse_bill
+from medsettle.engine.bills import resolve_bill
+from medsettle.engine.plainbill import quick_resolve
+from medsettle.errors import MedsettleError
+from medsettle.policy import load_default_policy
+from medsettle.sim import generate_bills
+
+POLICY = load_default_policy()
+POPULATION = Population.generate(POLICY, 300, seed=7)
+STREAM_SETTLER = Settler(POLICY, POPULATION, engine="reference")
+STREAM = generate_bills(STREAM_SETTLER.compiled, POPULATION, 400, seed=8, days=400, persons="zipf")
+BILLS = [STREAM.bill_dict(i) for i in range(len(STREAM.batch))]
+
+# (where, value) mutations: where is a top-level key, or ("line", key) for the first fee line.
+AMOUNTS = ["0", "0.00", "1", "12.5", "12.50", "12.500", "12.5000", "12.50001", "-1.00", "-0.00", "abc", "",
+           " 1.00", "1e3", "007.10", "99999999999", Decimal("12.50"), Decimal("1E+1"), 12, 12.5, True, None]
+MUTATIONS = st.one_of(
+    st.tuples(st.sampled_from([("line", "pric"), ("line", "cnt"), ("line", "det_item_fee_sumamt"), "medfee_sumamt",
+                               "saf_cash_amt"]), st.sampled_from(AMOUNTS)),
+    st.tuples(st.just("med_type"), st.sampled_from(["11", "41", "99", 41, 11, "", None])),
+    st.tuples(st.just("hosp_lv"), st.sampled_from(["pharmacy", "1", "3", "4", 1, 3, None])),
+    st.tuples(st.sampled_from(["acct_used_flag", ("line", "hosp_appr_flag")]),
+              st.sampled_from(["0", "1", 0, 1, True, False, "yes", "2", None])),
+    st.tuples(st.just("setl_time"), st.sampled_from(["2026-03-02", "2026-03-02 09:00:00", "2026-02-30", "1999-01-01",
+                                                      "2026-03-02T09:00:00", " 2026-03-02", "2026-03-02 9:00:00",
+                                                      "03/02/2026", 20260302])),
+    st.tuples(st.just("mdtrtarea_admvs"), st.sampled_from(["130100", "330300", "999999", "13010", None, 130100])),
+    st.tuples(st.sampled_from(["psn_no", ("line", "med_list_codg")]), st.sampled_from(["NOBODY", "", None, 7])),
+    st.tuples(st.sampled_from(["feedetail", "extra_key", ("line", "memo")]), st.sampled_from([[], "x", None])),
+)
+
+
+def _apply(bill: dict, where, value) -> dict:
+    bill = copy.deepcopy(bill)
+    if isinstance(where, tuple) and not (isinstance(bill.get("feedetail"), list) and bill["feedetail"]):
+        return bill  # no first line left to change
+    target, key = (bill["feedetail"][0], where[1]) if isinstance(where, tuple) else (bill, where)
+    if value is None and key in target and key != "feedetail":
+        del target[key]  # absent rather than null, half the time
+    else:
+        target[key] = value
+    return bill
+
+
+def _outcome(settler: Settler, bill):
+    try:
+        r = settler.settle(bill)
+    except MedsettleError as exc:
+        return ("error", type(exc).__name__, str(exc), exc.field)
+    return ("settled", r.setl_id, r.bill_id, r.psn_no, r.mdtrt_id, r.med_type, r.setl_time, r.feedetl_sns,
+            r.insutype, r.psn_type, r.row.tolist(), None if r.lines is None else r.lines.tolist())
+
+
+def test_plain_bills_take_the_quick_route_and_resolve_as_the_model_does():
+    for bill in BILLS[:100]:
+        quick = quick_resolve(bill, STREAM_SETTLER.compiled, POPULATION, STREAM_SETTLER.admissions)
+        assert quick is not None, bill  # the shape counters send is the quick route's
+        model = parse_bill(bill)
+        assert quick[0] == resolve_bill(model, STREAM_SETTLER.compiled, POPULATION, STREAM_SETTLER.admissions)
+        assert quick[1].feedetl_sns == tuple(line.feedetl_sn or str(j + 1) for j, line in enumerate(model.feedetail))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_both_ways_agree_on_random_bills(engine, data):
+    quick = Settler(POLICY, POPULATION, engine=engine)
+    model_way = Settler(POLICY, POPULATION, engine=engine)
+    for _ in range(data.draw(st.integers(1, 6))):
+        bill = BILLS[data.draw(st.integers(0, len(BILLS) - 1))]
+        for where, value in data.draw(st.lists(MUTATIONS, max_size=2)):
+            bill = _apply(bill, where, value)
+        try:
+            model = parse_bill(bill)
+        except MedsettleError as exc:
+            expected = ("error", type(exc).__name__, str(exc), exc.field)
+        else:
+            expected = _outcome(model_way, model)
+        assert _outcome(quick, bill) == expected, bill
+    assert all(quick.engine.get_state(p) == model_way.engine.get_state(p) for p in range(len(POPULATION)))
