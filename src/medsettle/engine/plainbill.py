@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal, NamedTuple
 
-from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import Field, StrictBool, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
 from ..errors import UnknownPerson
@@ -34,7 +34,7 @@ from .state import MAX_YEAR, MIN_YEAR
 # Plain amounts: digits, and at most as many places as the field has (4 for pric and cnt, 2 for yuan).
 Units4 = Annotated[str, StringConstraints(pattern=r"^\d{1,12}(\.\d{1,4})?$")]
 Yuan2 = Annotated[str, StringConstraints(pattern=r"^\d{1,12}(\.\d{1,2})?$")]
-Flag01 = Literal["0", "1"]
+Flag01 = Literal["0", "1"] | StrictBool  # as the model's _flag, less the ints 0 and 1
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
 
@@ -120,14 +120,14 @@ def quick_resolve(data: object, compiled: CompiledPolicy, population: Population
         items.append(idx)
         prices.append(pric)
         cnts.append(cnt)
-        apprs.append(1 if line.get("hosp_appr_flag") == "1" else 0)
+        apprs.append(1 if line.get("hosp_appr_flag") in ("1", True) else 0)
         sns.append(line.get("feedetl_sn") or str(j + 1))
     if medfee > MAX_MEDFEE:
         return None
     caller_medfee = bill.get("medfee_sumamt")
     if caller_medfee is not None and _units(caller_medfee, 2) != medfee:
         return None
-    acct_flag = 0 if bill.get("acct_used_flag") == "0" else 1  # the model's default is 1
+    acct_flag = 0 if bill.get("acct_used_flag") in ("0", False) else 1  # the model's default is 1
     saf_cash_text = bill.get("saf_cash_amt")
     saf_cash = NO_VALUE if saf_cash_text is None else _units(saf_cash_text, 2)
     if saf_cash != NO_VALUE and (saf_cash > MAX_MEDFEE or acct_flag):
@@ -143,4 +143,4 @@ def quick_resolve(data: object, compiled: CompiledPolicy, population: Population
 def _units(text: str, places: int) -> int:
     """A plain amount's text ("12.5", pattern-checked: digits, at most ``places`` decimals) in int units."""
     whole, _, frac = text.partition(".")
-    return int(whole) * 10**places + (int(frac) * 10 ** (places - len(frac)) if frac else 0)
+    return int(whole + (frac + "0000")[:places])  # the pattern allows at most ``places`` (≤ 4) decimals
