@@ -26,8 +26,8 @@ from ..errors import UnknownPerson
 from ..policy.codes import MED_TYPE_INDEX, TIER_INDEX
 from ..policy.compile import CompiledPolicy
 from ..timeutil import day_number, local_date
-from .bills import (MAX_CNT_UNITS, MAX_LINES, MAX_MEDFEE, MAX_PRIC_UNITS, NO_VALUE, AdmissionKeys, Bill,
-                    ResolvedBill, line_fee)
+from .bills import (LINE_DIVISOR, MAX_CNT_UNITS, MAX_LINES, MAX_MEDFEE, MAX_PRIC_UNITS, NO_VALUE, AdmissionKeys,
+                    Bill, ResolvedBill)
 from .persons import Population
 from .state import MAX_YEAR, MIN_YEAR
 
@@ -62,6 +62,7 @@ class _PlainBill(TypedDict):
 
 
 _PLAIN = TypeAdapter(_PlainBill)
+_HALF_LINE_DIVISOR = LINE_DIVISOR // 2
 
 
 class BillHead(NamedTuple):
@@ -105,16 +106,19 @@ def quick_resolve(data: object, compiled: CompiledPolicy, population: Population
     else:
         return None
     lookup = compiled.item_lookup(region, day_number(bill_date)) or {}
+    lines = bill["feedetail"]
     items, prices, cnts, apprs, sns = [], [], [], [], []
     medfee = 0
-    for j, line in enumerate(bill["feedetail"]):
+    for j, line in enumerate(lines):
         idx = lookup.get(line["med_list_codg"])
-        pric, cnt = _units(line["pric"], 4), _units(line["cnt"], 4)
+        whole, _, frac = line["pric"].partition(".")
+        pric = int(whole + (frac + "0000")[:4])
+        whole, _, frac = line["cnt"].partition(".")
+        cnt = int(whole + (frac + "0000")[:4])
         if idx is None or pric > MAX_PRIC_UNITS or not 0 < cnt <= MAX_CNT_UNITS:
             return None
-        fee = line_fee(pric, cnt)
-        caller_fee = line.get("det_item_fee_sumamt")
-        if caller_fee is not None and _units(caller_fee, 2) != fee:
+        fee = (pric * cnt + _HALF_LINE_DIVISOR) // LINE_DIVISOR  # line_fee, for pric, cnt ≥ 0
+        if "det_item_fee_sumamt" in line and _units(line["det_item_fee_sumamt"], 2) != fee:
             return None
         medfee += fee
         items.append(idx)
