@@ -9,7 +9,7 @@ with the same field; and the persons' state must be the same at the end.
 from __future__ import annotations
 
 import copy
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,7 +29,8 @@ BILLS = [STREAM.bill_dict(i) for i in range(len(STREAM.batch))]
 
 # (where, value) mutations: where is a top-level key, or ("line", key) for the first fee line.
 AMOUNTS = ["0", "0.00", "1", "12.5", "12.50", "12.500", "12.5000", "12.50001", "-1.00", "-0.00", "abc", "",
-           " 1.00", "1e3", "007.10", "99999999999", Decimal("12.50"), Decimal("1E+1"), 12, 12.5, True, None]
+           " 1.00", "1e3", "007.10", "99999999999", "2.6550", "0.0001", "1234.5678", "0.3333", "2.5005",
+           Decimal("12.50"), Decimal("1E+1"), 12, 12.5, True, None]
 MUTATIONS = st.one_of(
     st.tuples(st.sampled_from([("line", "pric"), ("line", "cnt"), ("line", "det_item_fee_sumamt"), "medfee_sumamt",
                                "saf_cash_amt"]), st.sampled_from(AMOUNTS)),
@@ -43,11 +44,34 @@ MUTATIONS = st.one_of(
     st.tuples(st.just("mdtrtarea_admvs"), st.sampled_from(["130100", "330300", "999999", "13010", None, 130100])),
     st.tuples(st.sampled_from(["psn_no", ("line", "med_list_codg")]), st.sampled_from(["NOBODY", "", None, 7])),
     st.tuples(st.sampled_from(["feedetail", "extra_key", ("line", "memo")]), st.sampled_from([[], "x", None])),
+    # The caller's totals: right, or a fen off (the route checks them with its own line fee arithmetic).
+    st.tuples(st.sampled_from(["line total", "bill total"]), st.sampled_from([0, 0, 1, -1])),
 )
+
+
+def _fee(line: dict) -> int | None:
+    """round(pric × cnt) in fen, half up, computed here independently; None unless both are plain."""
+    try:
+        return int((Decimal(line["pric"]) * Decimal(line["cnt"]) * 100).quantize(Decimal(1), ROUND_HALF_UP))
+    except (KeyError, TypeError, ArithmeticError, ValueError):
+        return None
+
+
+def _yuan(fen: int) -> str:
+    return f"{'-' if fen < 0 else ''}{abs(fen) // 100}.{abs(fen) % 100:02d}"
 
 
 def _apply(bill: dict, where, value) -> dict:
     bill = copy.deepcopy(bill)
+    if where in ("line total", "bill total"):
+        lines = bill.get("feedetail") if isinstance(bill.get("feedetail"), list) else []
+        fees = [_fee(line) if isinstance(line, dict) else None for line in lines]
+        if lines and None not in fees:
+            if where == "line total":
+                lines[0]["det_item_fee_sumamt"] = _yuan(fees[0] + value)
+            else:
+                bill["medfee_sumamt"] = _yuan(sum(fees) + value)
+        return bill
     if isinstance(where, tuple) and not (isinstance(bill.get("feedetail"), list) and bill["feedetail"]):
         return bill  # no first line left to change
     target, key = (bill["feedetail"][0], where[1]) if isinstance(where, tuple) else (bill, where)
