@@ -24,8 +24,8 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from ..jsontext import dumps_bytes
 from ..errors import MedsettleError
+from ..jsontext import dumps_bytes
 from .messages import json_schemas
 from .service import Centre
 

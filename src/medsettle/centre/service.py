@@ -21,8 +21,9 @@ import datetime as dt
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -31,18 +32,19 @@ from ..engine.bills import field_path
 from ..engine.results import Settlement
 from ..errors import InvalidInput, MedsettleError, SettlementRefused
 from ..jsontext import dumps_bytes, fen_number, loads
-from ..money import fen_to_decimal
 from ..ledger import GroupCommitJournal
 from ..ledger.journal import Entry
 from ..ledger.replay import replay
+from ..money import fen_to_decimal
 from ..timeutil import local_date, now_shanghai
 from .cards import CardChecks
 from .downloads import Downloads
 from .encounters import EVENT_KINDS, Encounters
+from .inpatient import InpatientFlow
 from .institutions import Institution
 from .messages import INPUTS, Cancel, Envelope, PharmacySale, SignIn, SignOut
-from .inpatient import InpatientFlow
 from .outpatient import OutpatientFlow
+from .pending import answered, then, when_all
 from .persons import PersonAdmin
 from .queries import Queries
 from .reconciliation import Reconciliation
@@ -142,12 +144,12 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
             if self.partial:
                 self._check_ownership(env, payload)
             if env.infno not in STATE_CHANGING:
-                return _answered(_ok(msgid, refmsg_time, handler(env, institution, payload)))
+                return answered(_ok(msgid, refmsg_time, handler(env, institution, payload)))
             pending = self._once(env, lambda: _ok(msgid, refmsg_time, handler(env, institution, payload)))
         except MedsettleError as exc:  # refusals and bad input alike (refusals were stored by _once)
-            return _answered(_error(msgid, refmsg_time, exc))
-        return _then(pending, lambda response: _with_times(response, refmsg_time),
-                     lambda exc: _error(msgid, refmsg_time, exc))
+            return answered(_error(msgid, refmsg_time, exc))
+        return then(pending, lambda response: _with_times(response, refmsg_time),
+                    lambda exc: _error(msgid, refmsg_time, exc))
 
     # -- envelope, sign-in ------------------------------------------------------------------
 
@@ -358,7 +360,7 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
                 raise InvalidInput(f"msgid {env.msgid} was reversed by 2601 before it arrived", field="msgid")
             if stored_digest != digest:
                 raise InvalidInput(f"msgid {env.msgid} was already used for another request", field="msgid")
-            return answer if isinstance(answer, Future) else _answered(loads(answer))
+            return answer if isinstance(answer, Future) else answered(loads(answer))
         journal_waits: list[Future] = []
         token = _JOURNAL_WAITS.set(journal_waits)
         try:
@@ -376,7 +378,7 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
             raise
         finally:
             _JOURNAL_WAITS.reset(token)
-        _when_all(journal_waits, lambda failure: self._settle_answer(env.msgid, digest, pending, response, failure))
+        when_all(journal_waits, lambda failure: self._settle_answer(env.msgid, digest, pending, response, failure))
         return pending
 
     def _settle_answer(self, msgid: str, digest: str, pending: Future, response: dict,
@@ -487,58 +489,3 @@ def _error(msgid: str, refmsg_time: str, exc: MedsettleError) -> dict:
 
 def _with_times(response: dict, refmsg_time: str) -> dict:
     return {**response, "refmsg_time": refmsg_time, "respond_time": _now_text()}
-
-
-def _answered(response: dict) -> Future:
-    future: Future = Future()
-    future.set_result(response)
-    return future
-
-
-def _then(future: Future, on_result: Callable[[Any], Any], on_error: Callable[[MedsettleError], Any]) -> Future:
-    """A Future of ``on_result(result)``, or of ``on_error(exc)`` if ``future`` failed with a MedsettleError
-    (any other exception is passed on: a bug)."""
-    if future.done() and future.exception() is None:
-        return _answered(on_result(future.result()))
-    chained: Future = Future()
-
-    def done(source: Future) -> None:
-        exc = source.exception()
-        if exc is None:
-            chained.set_result(on_result(source.result()))
-        elif isinstance(exc, MedsettleError):
-            chained.set_result(on_error(exc))
-        else:
-            chained.set_exception(exc)
-
-    future.add_done_callback(done)
-    return chained
-
-
-def _when_all(futures: list[Future], then: Callable[[BaseException | None], None]) -> None:
-    """Call ``then(None)`` once every future has succeeded, or ``then(first failure)`` once all are done.
-
-    The callbacks hold neither ``futures`` nor each other, so no reference cycle is made: the answers
-    of a busy centre are then freed by reference counting alone, not by the cyclic collector's pauses."""
-    if not futures:
-        then(None)
-        return
-    waiting = _Countdown(len(futures), then)
-    for future in futures:
-        future.add_done_callback(waiting.one_done)
-
-
-class _Countdown:
-    __slots__ = ("remaining", "failure", "then", "lock")
-
-    def __init__(self, count: int, then: Callable[[BaseException | None], None]):
-        self.remaining, self.failure, self.then, self.lock = count, None, then, threading.Lock()
-
-    def one_done(self, future: Future) -> None:
-        with self.lock:
-            self.remaining -= 1
-            if self.failure is None:
-                self.failure = future.exception()
-            last = self.remaining == 0
-        if last:
-            self.then(self.failure)
