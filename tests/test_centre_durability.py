@@ -7,24 +7,16 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from faults import small_sqlite_journal
 from medsettle.centre.institutions import default_institutions
 from medsettle.centre.service import Centre
-from medsettle.jsontext import dumps
 from medsettle.engine import Population, Settler
+from medsettle.jsontext import dumps
 from medsettle.ledger import SQLiteJournal
 from medsettle.policy import load_default_policy
 
 POLICY = load_default_policy()
 PHARMACY = "P13010000001"
-
-
-class SmallSQLiteJournal(SQLiteJournal):
-    """A journal file that may not grow past a few pages (SQLite's max_page_count): the disk fills up."""
-
-    def _connect(self):
-        conn = super()._connect()
-        conn.execute("PRAGMA max_page_count = 16")
-        return conn
 
 
 def new_centre(journal):
@@ -82,7 +74,7 @@ def test_an_answer_and_its_duplicate_wait_until_the_entry_is_durable(tmp_path):
 
 def test_a_full_disk_stops_the_centre_and_a_restart_replays_what_was_answered(tmp_path):
     path = tmp_path / "centre.db"
-    journal = SmallSQLiteJournal(path)
+    journal = small_sqlite_journal(path, pages=16)  # the disk fills up after a few dozen sales
     centre = new_centre(journal)
     sign_no = sign_in(centre)
     psn = insured_in_130100(centre)

@@ -10,6 +10,7 @@ from medsettle.engine import Population, Settler
 from medsettle.errors import MedsettleError
 from medsettle.ledger import DuplicateEntry, JournaledSettler, JournalError, PostgresJournal, SQLiteJournal, replay
 from medsettle.policy import policy_from_dict
+from faults import small_sqlite_journal
 from worlds import DEFAULT_PERSONS, bill, policy_dict
 
 POLICY = policy_from_dict(policy_dict())
@@ -82,17 +83,8 @@ def test_a_large_group_gets_each_entry_its_own_seq(new_journal):
         assert all(e.body == {"i": int(e.key[1:])} for e in j.entries(after=1))
 
 
-class SmallSQLiteJournal(SQLiteJournal):
-    """A journal whose file may not grow past a few pages (SQLite's max_page_count): a real SQLITE_FULL."""
-
-    def _connect(self):
-        conn = super()._connect()
-        conn.execute("PRAGMA max_page_count = 8")
-        return conn
-
-
 def test_after_a_failed_commit_nothing_more_is_written(tmp_path):
-    with SmallSQLiteJournal(tmp_path / "small.db") as j:
+    with small_sqlite_journal(tmp_path / "small.db", pages=8) as j:
         j.append("credit", "110100", "fits", {"note": "small"})
         with pytest.raises(JournalError, match="full"):
             j.append("credit", "110100", "too-big", {"note": "x" * 100_000})
