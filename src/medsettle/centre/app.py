@@ -20,12 +20,11 @@ import json
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from decimal import Decimal
 
 from aiohttp import web
 
 from ..errors import MedsettleError
-from ..jsontext import dumps_bytes
+from ..jsontext import dumps_bytes, loads
 from .messages import json_schemas
 from .service import Centre
 
@@ -50,7 +49,7 @@ def make_app(centre: Centre, *, workers: int = 8) -> web.Application:
             return _json({"infcode": -1, "inf_refmsgid": "", "err_msg": f"INVALID_INPUT: the body is over "
                           f"{MAX_BODY} bytes", "output": {}}, status=413)
         try:
-            data = json.loads(raw, parse_float=Decimal)
+            data = loads(raw)
             if b"\\u" in raw:  # an escape may spell half a UTF-16 pair, which no UTF-8 text can hold
                 json.dumps(data, ensure_ascii=False, default=str).encode()
         except UnicodeEncodeError:
@@ -61,7 +60,8 @@ def make_app(centre: Centre, *, workers: int = 8) -> web.Application:
                           f"({exc})", "output": {}}, status=400)
         try:
             if isinstance(data, dict) and data.get("infno") in ON_THREADS:
-                response = await asyncio.get_running_loop().run_in_executor(executor, centre.handle, data)
+                response = await asyncio.get_running_loop().run_in_executor(
+                    executor, lambda: centre.submit(data).result())
             else:
                 answer = centre.submit(data)
                 if not answer.done():

@@ -105,16 +105,14 @@ def quick_resolve(data: object, compiled: CompiledPolicy, population: Population
         region = compiled.region_codes.index(treatment)
     else:
         return None
-    lookup = compiled.item_lookup(region, day_number(bill_date)) or {}
+    day = day_number(bill_date)
+    lookup = compiled.item_lookup(region, day) or {}
     lines = bill["feedetail"]
     items, prices, cnts, apprs, sns = [], [], [], [], []
     medfee = 0
     for j, line in enumerate(lines):
         idx = lookup.get(line["med_list_codg"])
-        whole, _, frac = line["pric"].partition(".")
-        pric = int(whole + (frac + "0000")[:4])
-        whole, _, frac = line["cnt"].partition(".")
-        cnt = int(whole + (frac + "0000")[:4])
+        pric, cnt = _units(line["pric"], 4), _units(line["cnt"], 4)
         if idx is None or pric > MAX_PRIC_UNITS or not 0 < cnt <= MAX_CNT_UNITS:
             return None
         fee = (pric * cnt + _HALF_LINE_DIVISOR) // LINE_DIVISOR  # line_fee, for pric, cnt ≥ 0
@@ -136,7 +134,7 @@ def quick_resolve(data: object, compiled: CompiledPolicy, population: Population
     saf_cash = NO_VALUE if saf_cash_text is None else _units(saf_cash_text, 2)
     if saf_cash != NO_VALUE and (saf_cash > MAX_MEDFEE or acct_flag):
         return None
-    resolved = ResolvedBill(p, day_number(bill_date), MED_TYPE_INDEX[bill["med_type"]], TIER_INDEX[bill["hosp_lv"]],
+    resolved = ResolvedBill(p, day, MED_TYPE_INDEX[bill["med_type"]], TIER_INDEX[bill["hosp_lv"]],
                             region, acct_flag, admissions.key(bill["mdtrt_id"]), saf_cash, items, prices, cnts,
                             apprs)
     head = BillHead(bill.get("bill_id", ""), bill["psn_no"], bill["mdtrt_id"], bill["med_type"], bill_date,

@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import queue
 import sqlite3
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import MedsettleError
-from ..jsontext import dumps
+from ..jsontext import dumps, loads
 from ..timeutil import now_shanghai
 
 SCHEMA_VERSION = "1"
@@ -165,7 +163,7 @@ class GroupCommitJournal:
         for seq, at, kind, region, key, body in self._read_rows(
                 "SELECT seq, at, kind, region, key, body FROM journal WHERE seq > {p} ORDER BY seq", (after,)):
             at = at if isinstance(at, dt.datetime) else dt.datetime.fromisoformat(at)
-            yield Entry(seq, at, kind, region, key, json.loads(body, parse_float=Decimal))
+            yield Entry(seq, at, kind, region, key, loads(body))
 
     def count(self) -> int:
         return next(iter(self._read_rows("SELECT count(*) FROM journal", ())))[0]
@@ -175,7 +173,7 @@ class GroupCommitJournal:
         for seq, at, kind_, region, key_, body in self._read_rows(
                 "SELECT seq, at, kind, region, key, body FROM journal WHERE kind = {p} AND key = {p}", (kind, key)):
             at = at if isinstance(at, dt.datetime) else dt.datetime.fromisoformat(at)
-            return Entry(seq, at, kind_, region, key_, json.loads(body, parse_float=Decimal))
+            return Entry(seq, at, kind_, region, key_, loads(body))
         return None
 
     def claim_regions(self, regions: list[str]) -> None:
