@@ -1,4 +1,4 @@
-"""Declares the Cython core only; all other metadata lives in pyproject.toml.
+"""Declares the Cython modules only; all other metadata lives in pyproject.toml.
 
 MEDSETTLE_CYTHON_CHECKS=1 turns bounds and wraparound checks back on for debugging
 (scikit-learn's habit: directives set once, in the build).
@@ -13,12 +13,13 @@ checks = os.environ.get("MEDSETTLE_CYTHON_CHECKS") == "1"
 
 extensions = [
     Extension(
-        "medsettle._core",
-        ["ext/_core.pyx"],
+        f"medsettle.{name}",
+        [f"ext/{name}.pyx"],
         include_dirs=[numpy.get_include(), "ext"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"],
     )
+    for name in ("_core", "_plain")  # the settlement kernel; the validated path's quick route
 ]
 
 setup(

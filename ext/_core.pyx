@@ -98,6 +98,7 @@ cdef enum:
     MAX_ADM_SETTLEMENTS = 65535
     PF_DISTANCE = 16      # bills ahead whose person records are prefetched (in the line pass)
     CHUNK = 32            # bills per two-pass chunk: their person records and line totals stay in cache
+    MAX_LINES = 1000      # lines per bill (DOMAIN.md's bound)
 
 # rs_misc columns (medsettle.policy.compile.MISC_*)
 cdef enum:
@@ -628,6 +629,10 @@ cdef class Session:
     here (cheap integer compares) so a bad call raises instead of touching memory it should not; the
     catalogue-version and caller-total checks are the caller's (BillBatch.validate does them).
     Results land in ``out`` (one row of COLUMN_NAMES) and ``lines`` (one row per line).
+
+    A bill's lines go in either as sequences (:meth:`settle`) or written beforehand into the input
+    buffers ``item_in``, ``pric_in``, ``cnt_in`` and ``appr_in`` (:meth:`settle_loaded`; medsettle._plain's
+    route writes them there straight from a bill's text).
     """
 
     cdef CorePolicy pol
@@ -635,13 +640,13 @@ cdef class Session:
     cdef const PersonAttrs* attrs
     cdef PersonState* state
     cdef Py_ssize_t n_persons, n_regions
-    cdef public object out, lines
+    cdef public object out, lines, item_in, pric_in, cnt_in, appr_in
     cdef int64_t* out_ptr
     cdef int64_t* lines_ptr
-    cdef int32_t item_buf[1000]
-    cdef int64_t pric_buf[1000]
-    cdef int64_t cnt_buf[1000]
-    cdef uint8_t appr_buf[1000]
+    cdef int32_t* item_buf
+    cdef int64_t* pric_buf
+    cdef int64_t* cnt_buf
+    cdef uint8_t* appr_buf
     cdef int64_t line_start[2]
 
     def __init__(self, CorePolicy pol, attrs, state, Py_ssize_t n_regions):
@@ -658,14 +663,39 @@ cdef class Session:
         self.attrs = <const PersonAttrs*> &attrs_bytes[0] if self.n_persons else NULL
         self.state = <PersonState*> &state_bytes[0] if self.n_persons else NULL
         self.out = np.zeros(N_COLS, np.int64)
-        self.lines = np.zeros((1000, N_LINE_COLS), np.int64)
+        self.lines = np.zeros((MAX_LINES, N_LINE_COLS), np.int64)
         self.out_ptr = <int64_t*> <size_t> self.out.ctypes.data
         self.lines_ptr = <int64_t*> <size_t> self.lines.ctypes.data
+        self.item_in = np.zeros(MAX_LINES, np.int32)
+        self.pric_in = np.zeros(MAX_LINES, np.int64)
+        self.cnt_in = np.zeros(MAX_LINES, np.int64)
+        self.appr_in = np.zeros(MAX_LINES, np.uint8)
+        self.item_buf = <int32_t*> <size_t> self.item_in.ctypes.data
+        self.pric_buf = <int64_t*> <size_t> self.pric_in.ctypes.data
+        self.cnt_buf = <int64_t*> <size_t> self.cnt_in.ctypes.data
+        self.appr_buf = <uint8_t*> <size_t> self.appr_in.ctypes.data
 
     def settle(self, Py_ssize_t person, int32_t day, int med_type, int tier, int treat_region, int acct_flag,
                int32_t adm, int64_t saf_cash, items, prices, cnts, apprs, bint presettle=False):
         """Settle one bill; return its status (0 settled, else the refusal code)."""
         cdef Py_ssize_t j, n = len(items)
+        if n < 1 or n > MAX_LINES or len(prices) != n or len(cnts) != n or len(apprs) != n:
+            raise ValueError("a bill has 1 to 1000 lines, with one price, count and approval flag each")
+        for j in range(n):
+            self.item_buf[j] = items[j]
+            self.pric_buf[j] = prices[j]
+            self.cnt_buf[j] = cnts[j]
+            self.appr_buf[j] = apprs[j]
+        return self._settle(person, day, med_type, tier, treat_region, acct_flag, adm, saf_cash, n, presettle)
+
+    def settle_loaded(self, Py_ssize_t person, int32_t day, int med_type, int tier, int treat_region,
+                      int acct_flag, int32_t adm, int64_t saf_cash, Py_ssize_t n, bint presettle=False):
+        """Settle one bill whose ``n`` lines are in the input buffers; return its status."""
+        return self._settle(person, day, med_type, tier, treat_region, acct_flag, adm, saf_cash, n, presettle)
+
+    cdef int _settle(self, Py_ssize_t person, int32_t day, int med_type, int tier, int treat_region,
+                     int acct_flag, int32_t adm, int64_t saf_cash, Py_ssize_t n, bint presettle) except -1:
+        cdef Py_ssize_t j
         cdef int status
         cdef BillSums sums
         cdef int16_t year
@@ -676,13 +706,9 @@ cdef class Session:
             raise ValueError("med_type, tier, treat_region or acct_flag out of range")
         if saf_cash < -1 or (saf_cash >= 0 and acct_flag):
             raise ValueError("saf_cash must be -1, or >= 0 with acct_flag 0")
-        if n < 1 or n > 1000 or len(prices) != n or len(cnts) != n or len(apprs) != n:
-            raise ValueError("a bill has 1 to 1000 lines, with one price, count and approval flag each")
+        if n < 1 or n > MAX_LINES:
+            raise ValueError("a bill has 1 to 1000 lines")
         for j in range(n):
-            self.item_buf[j] = items[j]
-            self.pric_buf[j] = prices[j]
-            self.cnt_buf[j] = cnts[j]
-            self.appr_buf[j] = apprs[j]
             if not (0 <= self.item_buf[j] < self.pol.n_items and 0 <= self.pric_buf[j] <= 10000000000
                     and 0 < self.cnt_buf[j] <= 100000000 and self.appr_buf[j] <= 1):
                 raise ValueError("line %d: item, pric, cnt or hosp_appr_flag out of bounds" % j)
@@ -698,3 +724,9 @@ cdef class Session:
                               saf_cash, 0, n, self.out_ptr, self.lines_ptr, True, presettle)
         MS_STORE_FENCE()
         return status
+
+    def person_codes(self, Py_ssize_t person):
+        """(insutype, psn_type) of a person as indices into INSUTYPES and PSN_TYPES, read from the attrs."""
+        if person < 0 or person >= self.n_persons:
+            raise ValueError("person %d out of range" % person)
+        return self.attrs[person].insutype, self.attrs[person].psn_type

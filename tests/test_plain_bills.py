@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from medsettle.engine import Population, Settler, parse_bill
 from medsettle.engine.bills import resolve_bill
-from medsettle.engine.plainbill import quick_resolve
+from medsettle.engine.plainbill import quick_resolve, validate_plain
 from medsettle.errors import MedsettleError
 from medsettle.policy import load_default_policy
 from medsettle.sim import generate_bills
@@ -30,31 +30,39 @@ BILLS = [STREAM.bill_dict(i) for i in range(len(STREAM.batch))]
 # (where, value) mutations: where is a top-level key, or ("line", key) for the first fee line.
 AMOUNTS = ["0", "0.00", "1", "12.5", "12.50", "12.500", "12.5000", "12.50001", "-1.00", "-0.00", "abc", "",
            " 1.00", "1e3", "007.10", "99999999999", "2.6550", "0.0001", "1234.5678", "0.3333", "2.5005",
+           "١٢.٥٠", "12.٥", "１２.50", "12.50\n", "+12.50", "1_000.00", "12,50", ".5", "5.",
            Decimal("12.50"), Decimal("1E+1"), 12, 12.5, True, None]
-MUTATIONS = st.one_of(
-    st.tuples(st.sampled_from([("line", "pric"), ("line", "cnt"), ("line", "det_item_fee_sumamt"), "medfee_sumamt",
-                               "saf_cash_amt"]), st.sampled_from(AMOUNTS)),
-    st.tuples(st.just("med_type"), st.sampled_from(["11", "41", "99", 41, 11, "", None])),
-    st.tuples(st.just("hosp_lv"), st.sampled_from(["pharmacy", "1", "3", "4", 1, 3, None])),
-    st.tuples(st.sampled_from(["acct_used_flag", ("line", "hosp_appr_flag")]),
-              st.sampled_from(["0", "1", 0, 1, True, False, "yes", "2", None])),
-    st.tuples(st.just("setl_time"), st.sampled_from(["2026-03-02", "2026-03-02 09:00:00", "2026-02-30", "1999-01-01",
-                                                      "2026-03-02T09:00:00", " 2026-03-02", "2026-03-02 9:00:00",
-                                                      "03/02/2026", 20260302])),
-    st.tuples(st.just("mdtrtarea_admvs"), st.sampled_from(["130100", "330300", "999999", "13010", None, 130100])),
-    st.tuples(st.sampled_from(["psn_no", ("line", "med_list_codg")]), st.sampled_from(["NOBODY", "", None, 7])),
-    st.tuples(st.sampled_from(["feedetail", "extra_key", ("line", "memo")]), st.sampled_from([[], "x", None])),
+DATES = ["2026-03-02", "2026-03-02 09:00:00", "2026-02-30", "1999-01-01", "2026-03-02T09:00:00", " 2026-03-02",
+         "2026-03-02 9:00:00", "03/02/2026", 20260302, "2024-02-29", "2026-02-29", "2000-02-29", "2100-01-01",
+         "2099-12-31 23:59:59", "2026-04-31", "2026-00-10", "2026-13-01", "2026-03-00", "2026-03-02 24:00:00",
+         "2026-03-02 23:60:00", "2026-03-02 23:59:60", "٢٠٢٦-03-02", "2026-03-02\n"]
+# (places, values) pairs: every place is changed to every value of its list.
+MUTATION_TABLE = [
+    ([("line", "pric"), ("line", "cnt"), ("line", "det_item_fee_sumamt"), "medfee_sumamt", "saf_cash_amt"], AMOUNTS),
+    (["med_type"], ["11", "41", "99", 41, 11, "", None]),
+    (["hosp_lv"], ["pharmacy", "1", "3", "4", 1, 3, None]),
+    (["acct_used_flag", ("line", "hosp_appr_flag")], ["0", "1", 0, 1, True, False, "yes", "2", None]),
+    (["setl_time"], DATES),
+    (["mdtrtarea_admvs"], ["130100", "330300", "999999", "13010", None, 130100]),
+    (["psn_no", ("line", "med_list_codg")], ["NOBODY", "", None, 7]),
+    (["feedetail", "extra_key", ("line", "memo")], [[], "x", None]),
     # The caller's totals: right, or a fen off (the route checks them with its own line fee arithmetic).
-    st.tuples(st.sampled_from(["line total", "bill total"]), st.sampled_from([0, 0, 1, -1])),
-)
+    (["line total", "bill total"], [0, 1, -1]),
+]
+MUTATIONS = st.one_of([st.tuples(st.sampled_from(places), st.sampled_from(values))
+                       for places, values in MUTATION_TABLE])
 
 
 def _fee(line: dict) -> int | None:
     """round(pric × cnt) in fen, half up, computed here independently; None unless both are plain."""
     try:
-        return int((Decimal(line["pric"]) * Decimal(line["cnt"]) * 100).quantize(Decimal(1), ROUND_HALF_UP))
+        return int(_exact_fen(line).quantize(Decimal(1), ROUND_HALF_UP))
     except (KeyError, TypeError, ArithmeticError, ValueError):
         return None
+
+
+def _exact_fen(line: dict) -> Decimal:
+    return Decimal(line["pric"]) * Decimal(line["cnt"]) * 100
 
 
 def _yuan(fen: int) -> str:
@@ -91,18 +99,30 @@ def _outcome(settler: Settler, bill):
             r.insutype, r.psn_type, r.row.tolist(), None if r.lines is None else r.lines.tolist())
 
 
-def test_plain_bills_take_the_quick_route_and_resolve_as_the_model_does():
+def test_plain_bills_take_the_quick_route_and_resolve_as_the_model_does(engine):
+    """Both routes (plainbill.resolve_plain on the reference engine, medsettle._plain on the core) say yes
+    to the shape counters send and resolve it as the model way does, lines included."""
+    settler = Settler(POLICY, POPULATION, engine=engine)
+    fast = settler.fast_path()
     for bill in BILLS[:100]:
-        quick = quick_resolve(bill, STREAM_SETTLER.compiled, POPULATION, STREAM_SETTLER.admissions)
-        assert quick is not None, bill  # the shape counters send is the quick route's
+        routed = fast.route(validate_plain(bill))
+        assert routed is not None, bill  # the shape counters send is the quick route's
+        (person, day, med_type, tier, region, acct_flag, adm, saf_cash, n), head = routed
         model = parse_bill(bill)
-        assert quick[0] == resolve_bill(model, STREAM_SETTLER.compiled, POPULATION, STREAM_SETTLER.admissions)
-        assert quick[1].feedetl_sns == tuple(line.feedetl_sn or str(j + 1) for j, line in enumerate(model.feedetail))
+        expected = resolve_bill(model, settler.compiled, POPULATION, settler.admissions)
+        assert (person, day, med_type, tier, region, acct_flag, adm, saf_cash) == tuple(expected[:8])
+        assert (fast.item_in[:n].tolist(), fast.pric_in[:n].tolist(), fast.cnt_in[:n].tolist(),
+                fast.appr_in[:n].tolist()) == (expected.items, expected.prices, expected.cnts, expected.apprs)
+        assert head.feedetl_sns == tuple(line.feedetl_sn or str(j + 1) for j, line in enumerate(model.feedetail))
+        assert (head.bill_id, head.psn_no, head.mdtrt_id, head.med_type, head.setl_time) == (
+            model.bill_id, model.psn_no, model.mdtrt_id, model.med_type, model.setl_time)
+    assert quick_resolve(BILLS[0], settler.compiled, POPULATION, settler.admissions) is not None
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_both_ways_agree_on_random_bills(engine, data):
+    """Streams of bills with up to two random changes each: the state carries over from bill to bill."""
     quick = Settler(POLICY, POPULATION, engine=engine)
     model_way = Settler(POLICY, POPULATION, engine=engine)
     for _ in range(data.draw(st.integers(1, 6))):
@@ -117,3 +137,22 @@ def test_both_ways_agree_on_random_bills(engine, data):
             expected = _outcome(model_way, model)
         assert _outcome(quick, bill) == expected, bill
     assert all(quick.engine.get_state(p) == model_way.engine.get_state(p) for p in range(len(POPULATION)))
+
+
+def test_both_ways_agree_on_every_single_change(engine):
+    """Every change of MUTATION_TABLE, one at a time, to bills whose first line fee has a half fen or more
+    to round (so a fen-off caller total tells half-up rounding from truncation)."""
+    bases = [b for b in BILLS if _fee(b["feedetail"][0]) > _exact_fen(b["feedetail"][0])][:3]  # rounds up
+    assert len(bases) == 3
+    for places, values in MUTATION_TABLE:
+        for where in places:
+            for value in values:
+                for base in bases:
+                    bill = _apply(base, where, value)
+                    quick = Settler(POLICY, POPULATION, engine=engine)
+                    model_way = Settler(POLICY, POPULATION, engine=engine)
+                    try:
+                        expected = _outcome(model_way, parse_bill(bill))
+                    except MedsettleError as exc:
+                        expected = ("error", type(exc).__name__, str(exc), exc.field)
+                    assert _outcome(quick, bill) == expected, (where, value, bill)

@@ -24,7 +24,14 @@ def bare_debit(balance: np.ndarray, person: np.ndarray, amount: np.ndarray, stri
 class Session:
     out: np.ndarray
     lines: np.ndarray
+    item_in: np.ndarray
+    pric_in: np.ndarray
+    cnt_in: np.ndarray
+    appr_in: np.ndarray
     def __init__(self, pol: CorePolicy, attrs: np.ndarray, state: np.ndarray, n_regions: int) -> None: ...
     def settle(self, person: int, day: int, med_type: int, tier: int, treat_region: int, acct_flag: int, adm: int,
                saf_cash: int, items: Sequence[int], prices: Sequence[int], cnts: Sequence[int],
                apprs: Sequence[int], presettle: bool = False) -> int: ...
+    def settle_loaded(self, person: int, day: int, med_type: int, tier: int, treat_region: int, acct_flag: int,
+                      adm: int, saf_cash: int, n: int, presettle: bool = False) -> int: ...
+    def person_codes(self, person: int) -> tuple[int, int]: ...

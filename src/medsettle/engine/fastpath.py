@@ -5,6 +5,11 @@ For load testers and counters that settle one bill at a time and have already re
 :class:`BillBatch` holds them). No pydantic, no batch to build: about a microsecond per bill on the core.
 ``settle`` returns the status (0 settled, else the refusal code of :data:`columns.REFUSALS`); the results
 are in ``out`` (one row of :data:`columns.COLUMNS`) and ``lines[:n]``.
+
+The validated path (``Settler.settle(dict)``) comes through here too: ``route`` resolves a bill that
+plainbill.validate_plain accepted and writes its lines into the input buffers (``item_in``, ``pric_in``,
+``cnt_in``, ``appr_in``), and ``settle_loaded`` settles it from there. On the core the route is
+medsettle._plain, in C; on the reference engine it is plainbill.resolve_plain.
 """
 
 from __future__ import annotations
@@ -13,28 +18,54 @@ from typing import Sequence
 
 import numpy as np
 
-from .bills import NO_VALUE, BillBatch
+from ..policy.codes import MED_TYPE_INDEX, TIER_INDEX
+from .bills import NO_VALUE, MAX_LINES, AdmissionKeys, BillBatch
 from .columns import LINE_COLUMNS, N_COLUMNS
 from .core import CoreEngine
+from .plainbill import BillHead, resolve_plain
 from .reference import ReferenceEngine
+
+# What ``route`` gives: the arguments of ``settle_loaded`` but presettle, and the bill's head.
+Routed = tuple[tuple[int, int, int, int, int, int, int, int, int], BillHead]
 
 
 class CoreFastPath:
-    def __init__(self, engine: CoreEngine):
-        self._session = engine._core.Session(engine._policy, engine.population.attrs, engine.state,
-                                             len(engine.compiled.region_codes))
-        self.settle = self._session.settle  # bound C method: no Python frame in between
-        self.out: np.ndarray = self._session.out
-        self.lines: np.ndarray = self._session.lines
+    def __init__(self, engine: CoreEngine, admissions: AdmissionKeys | None = None):
+        self._session = session = engine._core.Session(engine._policy, engine.population.attrs, engine.state,
+                                                       len(engine.compiled.region_codes))
+        # Bound C methods: no Python frame in between.
+        self.settle = session.settle
+        self.settle_loaded = session.settle_loaded
+        self.person_codes = session.person_codes
+        self.out: np.ndarray = session.out
+        self.lines: np.ndarray = session.lines
+        self.item_in, self.pric_in, self.cnt_in, self.appr_in = (session.item_in, session.pric_in, session.cnt_in,
+                                                                 session.appr_in)
+        self.route = _no_route
+        if admissions is not None:
+            try:
+                from .. import _plain  # noqa: PLC0415 (built with _core; only the validated path needs it)
+            except ImportError:  # a build from older sources: the Python route, into the same buffers
+                self.route = PythonRoute(engine, admissions, self).resolve
+            else:
+                self.route = _plain.PlainRoute(engine.compiled, engine.population, admissions, session,
+                                               med_type_index=MED_TYPE_INDEX, tier_index=TIER_INDEX,
+                                               bill_head=BillHead).resolve
 
 
 class ReferenceFastPath:
     """The same calls on the reference engine (a batch of one underneath)."""
 
-    def __init__(self, engine: ReferenceEngine):
+    def __init__(self, engine: ReferenceEngine, admissions: AdmissionKeys | None = None):
         self._engine = engine
+        self._admissions = admissions
         self.out = np.zeros(N_COLUMNS, np.int64)
-        self.lines = np.zeros((1000, len(LINE_COLUMNS)), np.int64)
+        self.lines = np.zeros((MAX_LINES, len(LINE_COLUMNS)), np.int64)
+        self.item_in = np.zeros(MAX_LINES, np.int32)
+        self.pric_in = np.zeros(MAX_LINES, np.int64)
+        self.cnt_in = np.zeros(MAX_LINES, np.int64)
+        self.appr_in = np.zeros(MAX_LINES, np.uint8)
+        self.route = _no_route if admissions is None else PythonRoute(engine, admissions, self).resolve
 
     def settle(self, person: int, day: int, med_type: int, tier: int, treat_region: int, acct_flag: int, adm: int,
                saf_cash: int, items: Sequence[int], prices: Sequence[int], cnts: Sequence[int],
@@ -50,6 +81,43 @@ class ReferenceFastPath:
         self.lines[:n] = lines
         return int(out[0, 0])
 
+    def settle_loaded(self, person: int, day: int, med_type: int, tier: int, treat_region: int, acct_flag: int,
+                      adm: int, saf_cash: int, n: int, presettle: bool = False) -> int:
+        if not 1 <= n <= MAX_LINES:
+            raise ValueError("a bill has 1 to 1000 lines")
+        return self.settle(person, day, med_type, tier, treat_region, acct_flag, adm, saf_cash, self.item_in[:n],
+                           self.pric_in[:n], self.cnt_in[:n], self.appr_in[:n], presettle)
 
-def fast_path(engine: CoreEngine | ReferenceEngine) -> CoreFastPath | ReferenceFastPath:
-    return CoreFastPath(engine) if isinstance(engine, CoreEngine) else ReferenceFastPath(engine)
+    def person_codes(self, person: int) -> tuple[int, int]:
+        record = self._engine.population.attrs[person]
+        return int(record["insutype"]), int(record["psn_type"])
+
+
+class PythonRoute:
+    """plainbill.resolve_plain, writing the lines into a fast path's input buffers (as medsettle._plain does)."""
+
+    def __init__(self, engine: CoreEngine | ReferenceEngine, admissions: AdmissionKeys,
+                 buffers: CoreFastPath | ReferenceFastPath):
+        self._engine, self._admissions, self._buffers = engine, admissions, buffers
+
+    def resolve(self, bill: dict) -> Routed | None:
+        resolved = resolve_plain(bill, self._engine.compiled, self._engine.population, self._admissions)
+        if resolved is None:
+            return None
+        r, head = resolved
+        n, b = len(r.items), self._buffers
+        b.item_in[:n], b.pric_in[:n], b.cnt_in[:n], b.appr_in[:n] = r.items, r.prices, r.cnts, r.apprs
+        return (r.person, r.day, r.med_type, r.tier, r.treat_region, r.acct_flag, r.adm, r.saf_cash, n), head
+
+
+def _no_route(bill: dict) -> None:
+    """The route of a fast path made without admission keys: every bill takes the model way."""
+    return None
+
+
+def fast_path(engine: CoreEngine | ReferenceEngine, admissions: AdmissionKeys | None = None
+              ) -> CoreFastPath | ReferenceFastPath:
+    """The fast path on ``engine``; with ``admissions`` (the Settler's keys) it also has the plain route."""
+    if isinstance(engine, CoreEngine):
+        return CoreFastPath(engine, admissions)
+    return ReferenceFastPath(engine, admissions)

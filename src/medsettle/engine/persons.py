@@ -91,9 +91,7 @@ class Population:
         The arrays grow by doubling, so a run of enrolments copies them rarely. Arrays taken from
         ``attrs`` or ``balances`` before an append may be stale after it (engines read them afresh).
         """
-        if self._index is None:
-            self._index = {p: i for i, p in enumerate(self.psn_nos)}
-        if psn_no in self._index:
+        if psn_no in self.index:
             raise InvalidInput(f"person {psn_no!r} already exists", field="psn_no")
         unknown = set(attrs) - set(ATTR_DTYPE.names)
         if unknown:
@@ -111,7 +109,7 @@ class Population:
         self.attrs[row] = record
         self.balances[row] = balance
         self.psn_nos.append(psn_no)
-        self._index[psn_no] = row
+        self.index[psn_no] = row
         return row
 
     def _grow(self, capacity: int) -> None:
@@ -121,12 +119,17 @@ class Population:
         balances[:len(self.balances)] = self.balances
         self._attrs_buf, self._balances_buf = attrs, balances
 
-    def index_of(self, psn_no: str, field: str = "psn_no") -> int:
-        """The person's row; UnknownPerson naming ``field`` (where the caller got psn_no from) if none."""
+    @property
+    def index(self) -> dict[str, int]:
+        """{psn_no: row}, made on first use and kept up to date by :meth:`append` (do not change it)."""
         if self._index is None:
             self._index = {p: i for i, p in enumerate(self.psn_nos)}
+        return self._index
+
+    def index_of(self, psn_no: str, field: str = "psn_no") -> int:
+        """The person's row; UnknownPerson naming ``field`` (where the caller got psn_no from) if none."""
         try:
-            return self._index[psn_no]
+            return self.index[psn_no]
         except KeyError:
             raise UnknownPerson(f"unknown person {psn_no!r}", field=field) from None
 

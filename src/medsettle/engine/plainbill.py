@@ -5,7 +5,9 @@ of that time goes to pydantic's model machinery (a model object per line, Python
 per amount) and to Decimal arithmetic. Counters send one shape: codes, flags and amounts as strings
 ("41", "1", "12.50"). For that shape this module checks the whole bill with a TypedDict that pydantic-core
 validates in Rust alone, turns the amounts into int units straight from their text, and resolves the
-bill to the same :class:`~.bills.ResolvedBill` the model way gives.
+bill to the same :class:`~.bills.ResolvedBill` the model way gives. That last part, :func:`resolve_plain`,
+is the reference engine's; the core's fast path has its twin in C (ext/_plain.pyx), which writes the
+lines straight into the Session's buffers (see medsettle.engine.fastpath).
 
 The route only ever says yes to a bill the model way accepts: anything else (another shape, an amount
 with more places or out of bounds, an unknown person or item, totals that disagree, ...) makes
@@ -81,13 +83,27 @@ class BillHead(NamedTuple):
                    tuple(line.feedetl_sn or str(j + 1) for j, line in enumerate(bill.feedetail)))
 
 
+def validate_plain(data: object) -> dict | None:
+    """``data`` checked against the plain shape by pydantic-core (a new dict), or None: not plain."""
+    try:
+        return _PLAIN.validate_python(data)
+    except ValidationError:
+        return None
+
+
 def quick_resolve(data: object, compiled: CompiledPolicy, population: Population, admissions: AdmissionKeys
                   ) -> tuple[ResolvedBill, BillHead] | None:
     """The bill resolved as ``resolve_bill(parse_bill(data))`` would, or None: take the model way."""
-    try:
-        bill = _PLAIN.validate_python(data)
-    except ValidationError:
-        return None
+    bill = validate_plain(data)
+    return None if bill is None else resolve_plain(bill, compiled, population, admissions)
+
+
+def resolve_plain(bill: dict, compiled: CompiledPolicy, population: Population, admissions: AdmissionKeys
+                  ) -> tuple[ResolvedBill, BillHead] | None:
+    """A bill that :func:`validate_plain` gave resolved as the model way would, or None: take the model way.
+
+    The route of the reference engine's fast path; medsettle._plain (ext/_plain.pyx) is its twin in C,
+    for the core's."""
     try:
         bill_date = local_date(bill["setl_time"])
     except ValueError:

@@ -21,7 +21,7 @@ AMOUNT_FIELDS = (
 )
 
 
-@dataclass
+@dataclass(slots=True)  # slots: no per-record __dict__ (a centre keeps millions of them)
 class Settlement:
     """One settlement or cancel mirror. ``row`` holds int fen in COLUMNS order; ``lines`` the line split."""
 

@@ -31,7 +31,7 @@ from .columns import COL, COLUMNS, NARROW_COLUMNS, REFUSAL_MESSAGES, REFUSALS, Y
 from .core import CoreEngine
 from .fastpath import fast_path
 from .persons import ATTR_DTYPE, Population
-from .plainbill import BillHead, quick_resolve
+from .plainbill import BillHead, validate_plain
 from .reference import ReferenceEngine
 from .results import Settlement, mirror_row
 from .state import PersonState
@@ -87,22 +87,26 @@ class Settler:
 
     def _single(self, bill: Bill | dict, *, presettle: bool, when: dt.datetime | None,
                 setl_id: str | None) -> Settlement:
-        # Validated (the plain shape by plainbill's quick route, anything else by the Bill model) and
-        # resolved, then through the single-bill fast path: no batch to build.
-        quick = None if isinstance(bill, Bill) else quick_resolve(bill, self.compiled, self.population,
-                                                                   self.admissions)
-        if quick is None:
+        # Validated and resolved, then settled through the single-bill fast path (no batch to build): the
+        # plain shape counters send by pydantic-core and the fast path's route, which writes the lines
+        # straight into its buffers; anything else by the Bill model.
+        fast = self._fast or self._make_fast_path()
+        plain = None if isinstance(bill, Bill) else validate_plain(bill)
+        routed = None if plain is None else fast.route(plain)
+        if routed is not None:
+            args, head = routed
+            status = fast.settle_loaded(*args, presettle)
+            person, adm, n_lines = args[0], args[6], args[8]
+        else:
             model = bill if isinstance(bill, Bill) else parse_bill(bill)
-            quick = resolve_bill(model, self.compiled, self.population, self.admissions), BillHead.of(model)
-        resolved, head = quick
-        if self._fast is None:
-            self._fast = fast_path(self.engine)
-        status = self._fast.settle(*resolved, presettle=presettle)
+            resolved = resolve_bill(model, self.compiled, self.population, self.admissions)
+            head = BillHead.of(model)
+            status = fast.settle(*resolved, presettle=presettle)
+            person, adm, n_lines = resolved.person, resolved.adm, len(resolved.items)
         if status:
             raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status], bill=head.bill_id or None)
-        lines = self._fast.lines[:len(resolved.items)]
-        return self._record(head, resolved.person, resolved.adm, self._fast.out, lines, presettle=presettle,
-                            when=when, setl_id=setl_id)
+        return self._record(head, person, adm, fast.out, fast.lines[:n_lines], presettle=presettle, when=when,
+                            setl_id=setl_id)
 
     # -- many bills -----------------------------------------------------------------------------
 
@@ -145,7 +149,11 @@ class Settler:
 
     def fast_path(self):
         """The pre-validated single-bill path (see medsettle.engine.fastpath) on this settler's engine and state."""
-        return fast_path(self.engine)
+        return fast_path(self.engine, self.admissions)
+
+    def _make_fast_path(self):
+        self._fast = fast_path(self.engine, self.admissions)
+        return self._fast
 
     # -- cancel ---------------------------------------------------------------------------------
 
@@ -228,29 +236,40 @@ class Settler:
         if setl_id is not None and setl_id in self.records:
             raise InvalidInput(f"setl_id {setl_id} is already used", field="setl_id")
 
+    @property
+    def id_prefix(self) -> str:
+        """Digits that start this process's setl_ids when several share a database ("" alone)."""
+        return self._id_prefix
+
+    @id_prefix.setter
+    def id_prefix(self, prefix: str) -> None:
+        self._id_prefix = prefix
+        self._id_format = f"S{prefix}%0{15 - len(prefix)}d"  # made once: every settlement formats one
+
     def _claim_setl_id(self, setl_id: str | None) -> str:
         """A new setl_id, or the given one (replay), after which new ids continue past it. With an
         ``id_prefix`` (several centre processes on one database) the ids are S + prefix + sequence."""
-        prefix = self.id_prefix
         if setl_id is None:
             self._last_seq += 1
-            return f"S{prefix}{self._last_seq:0{15 - len(prefix)}d}"
+            return self._id_format % self._last_seq
+        prefix = self._id_prefix
         if setl_id.startswith("S" + prefix) and setl_id[1 + len(prefix):].isdigit() and len(setl_id) == 16:
             self._last_seq = max(self._last_seq, int(setl_id[1 + len(prefix):]))
         return setl_id
 
     def _record(self, head: BillHead, p: int, adm: int, row: np.ndarray, lines: np.ndarray | None, *,
                 presettle: bool, when: dt.datetime | None, setl_id: str | None = None) -> Settlement:
-        attrs = self.population.attrs[p]
+        insutype, psn_type = (self._fast or self._make_fast_path()).person_codes(p)
         setl_time = when or (head.setl_time if isinstance(head.setl_time, dt.datetime)
-                             else dt.datetime.combine(head.setl_time, dt.time()))
+                             else dt.datetime.combine(head.setl_time, _MIDNIGHT))
         result = Settlement(
-            setl_id="" if presettle else self._claim_setl_id(setl_id), bill_id=head.bill_id, psn_no=head.psn_no,
-            mdtrt_id=head.mdtrt_id, insutype=INSUTYPES[attrs["insutype"]], psn_type=PSN_TYPES[attrs["psn_type"]],
-            med_type=head.med_type, setl_time=setl_time, row=row.copy(),
-            lines=None if lines is None else lines.copy(), feedetl_sns=head.feedetl_sns,
-            person=p, adm=adm, presettle=presettle,
+            "" if presettle else self._claim_setl_id(setl_id), head.bill_id, head.psn_no, head.mdtrt_id,
+            INSUTYPES[insutype], PSN_TYPES[psn_type], head.med_type, setl_time, row.copy(),
+            None if lines is None else lines.copy(), head.feedetl_sns, p, adm, presettle=presettle,
         )
         if not presettle:
             self.records[result.setl_id] = result
         return result
+
+
+_MIDNIGHT = dt.time()
