@@ -31,7 +31,7 @@ BILLS = [STREAM.bill_dict(i) for i in range(len(STREAM.batch))]
 AMOUNTS = ["0", "0.00", "1", "12.5", "12.50", "12.500", "12.5000", "12.50001", "-1.00", "-0.00", "abc", "",
            " 1.00", "1e3", "007.10", "99999999999", "2.6550", "0.0001", "1234.5678", "0.3333", "2.5005",
            "١٢.٥٠", "12.٥", "１２.50", "12.50\n", "+12.50", "1_000.00", "12,50", ".5", "5.",
-           Decimal("12.50"), Decimal("1E+1"), 12, 12.5, True, None]
+           b"12.50", bytearray(b"1"), Decimal("12.50"), Decimal("1E+1"), 12, 12.5, True, None]
 DATES = ["2026-03-02", "2026-03-02 09:00:00", "2026-02-30", "1999-01-01", "2026-03-02T09:00:00", " 2026-03-02",
          "2026-03-02 9:00:00", "03/02/2026", 20260302, "2024-02-29", "2026-02-29", "2000-02-29", "2100-01-01",
          "2099-12-31 23:59:59", "2026-04-31", "2026-00-10", "2026-13-01", "2026-03-00", "2026-03-02 24:00:00",
@@ -44,7 +44,7 @@ MUTATION_TABLE = [
     (["acct_used_flag", ("line", "hosp_appr_flag")], ["0", "1", 0, 1, True, False, "yes", "2", None]),
     (["setl_time"], DATES),
     (["mdtrtarea_admvs"], ["130100", "330300", "999999", "13010", None, 130100]),
-    (["psn_no", ("line", "med_list_codg")], ["NOBODY", "", None, 7]),
+    (["psn_no", ("line", "med_list_codg")], ["NOBODY", "", None, 7, b"NOBODY"]),
     (["feedetail", "extra_key", ("line", "memo")], [[], "x", None]),
     # The caller's totals: right, or a fen off (the route checks them with its own line fee arithmetic).
     (["line total", "bill total"], [0, 1, -1]),

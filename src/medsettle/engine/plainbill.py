@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal, NamedTuple
 
-from pydantic import Field, StrictBool, StringConstraints, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, StrictBool, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
 from ..errors import UnknownPerson
@@ -40,7 +40,12 @@ Flag01 = Literal["0", "1"] | StrictBool  # as the model's _flag, less the ints 0
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
 
+# Strict: text must be str (lax mode would take bytes as text, which the Bill model refuses for amounts).
+_STRICT = ConfigDict(strict=True)
+
+
 class _PlainLine(TypedDict):
+    __pydantic_config__ = _STRICT
     feedetl_sn: NotRequired[str]
     med_list_codg: NonEmpty
     pric: Units4
@@ -50,6 +55,7 @@ class _PlainLine(TypedDict):
 
 
 class _PlainBill(TypedDict):
+    __pydantic_config__ = _STRICT
     bill_id: NotRequired[str]
     psn_no: NonEmpty
     mdtrt_id: NonEmpty
