@@ -28,7 +28,10 @@ cdef extern from *:
     #define MS_PREFETCH_W(p) ((void)0)
     #define MS_PREFETCH_R(p) ((void)0)
     #endif
+    #define MAX_PRIC_UNITS 10000000000LL  /* a line's pric bound, 10^6 yuan in 0.0001 yuan */
+    #define MAX_CNT_UNITS 100000000LL     /* a line's cnt bound, 10^4 in 0.0001 */
     """
+    const int64_t MAX_PRIC_UNITS, MAX_CNT_UNITS
     void MS_PREFETCH_W(const void *p) nogil
     void MS_PREFETCH_R(const void *p) nogil
     void MS_STORE(int64_t *p, int64_t v) nogil
@@ -709,8 +712,8 @@ cdef class Session:
         if n < 1 or n > MAX_LINES:
             raise ValueError("a bill has 1 to 1000 lines")
         for j in range(n):
-            if not (0 <= self.item_buf[j] < self.pol.n_items and 0 <= self.pric_buf[j] <= 10000000000
-                    and 0 < self.cnt_buf[j] <= 100000000 and self.appr_buf[j] <= 1):
+            if not (0 <= self.item_buf[j] < self.pol.n_items and 0 <= self.pric_buf[j] <= MAX_PRIC_UNITS
+                    and 0 < self.cnt_buf[j] <= MAX_CNT_UNITS and self.appr_buf[j] <= 1):
                 raise ValueError("line %d: item, pric, cnt or hosp_appr_flag out of bounds" % j)
         year_month_of(day, &year, &month)
         if year < 2000 or year > 2099:

@@ -14,25 +14,52 @@ settles the bill the model's way, which settles it or raises the canonical error
 tests/test_plain_bills.py settles random bills, good and bad, both ways on both engines.
 """
 
-from cpython.datetime cimport date_new, import_datetime
+from cpython.datetime cimport datetime_new, import_datetime
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
 import_datetime()
+
+cdef extern from *:
+    """
+    /* tuple.__new__(cls, items) for a tuple subclass without __init__ or slots (a NamedTuple), minus the
+       call machinery: the route makes one per bill. */
+    static PyObject *ms_tuple_as(PyObject *cls, PyObject *items) {
+        Py_ssize_t i, n = PyTuple_GET_SIZE(items);
+        PyObject *obj = ((PyTypeObject *)cls)->tp_alloc((PyTypeObject *)cls, n);
+        if (obj == NULL) return NULL;
+        for (i = 0; i < n; i++) {
+            PyObject *item = PyTuple_GET_ITEM(items, i);
+            Py_INCREF(item);
+            PyTuple_SET_ITEM(obj, i, item);
+        }
+        return obj;
+    }
+    """
+    object ms_tuple_as(object cls, tuple items)
 
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object text)
     const char* PyUnicode_DATA(object text)
     Py_ssize_t PyUnicode_GET_LENGTH(object text)
 
-DEF MAX_LINES = 1000
-DEF MAX_PRIC_UNITS = 10000000000      # 10^6 yuan in 0.0001 yuan
-DEF MAX_CNT_UNITS = 100000000         # 10^4 in 0.0001
-DEF MAX_MEDFEE = 100000000000         # fen
-DEF LINE_DIVISOR = 1000000            # pric units × cnt units per fen
-DEF NO_VALUE = -1
-DEF NOT_PLAIN = -2                    # an amount the route does not take: the model decides
-DEF MIN_YEAR = 2000
-DEF MAX_YEAR = 2099
+# DOMAIN.md's bounds, as C constants (a DEF past 2^31 would compare as a Python int).
+cdef extern from *:
+    """
+    #define MAX_PRIC_UNITS 10000000000LL  /* 10^6 yuan in 0.0001 yuan */
+    #define MAX_CNT_UNITS 100000000LL     /* 10^4 in 0.0001 */
+    #define MAX_MEDFEE 100000000000LL     /* fen */
+    #define LINE_DIVISOR 1000000LL        /* pric units x cnt units per fen */
+    """
+    const int64_t MAX_PRIC_UNITS, MAX_CNT_UNITS, MAX_MEDFEE, LINE_DIVISOR
+
+cdef enum:
+    MAX_LINES = 1000
+    NO_VALUE = -1
+    NOT_PLAIN = -2                    # an amount the route does not take: the model decides
+    MIN_YEAR = 2000
+    MAX_YEAR = 2099
 
 # "1" .. "1000": the default feedetl_sn of each line, made once.
 cdef tuple LINE_NUMBERS = tuple(str(j + 1) for j in range(MAX_LINES))
@@ -130,7 +157,10 @@ cdef class PlainRoute:
     """
 
     cdef dict person_index, region_index, med_type_index, tier_index, lookups
-    cdef object compiled, admissions, bill_head
+    cdef object compiled, admission_key, bill_head
+    cdef int last_region
+    cdef int32_t last_day
+    cdef dict last_lookup
     cdef const uint8_t[::1] attrs_bytes      # the population's ATTR_DTYPE records, 32 bytes each
     cdef Py_ssize_t attrs_size, region_offset
     cdef int32_t[::1] items
@@ -140,13 +170,17 @@ cdef class PlainRoute:
     def __init__(self, compiled, population, admissions, session, *, med_type_index, tier_index, bill_head):
         import numpy as np
         self.compiled = compiled
-        self.admissions = admissions
+        self.admission_key = admissions.key
         self.person_index = population.index
         self.region_index = {code: i for i, code in enumerate(compiled.region_codes)}
         self.med_type_index = dict(med_type_index)
         self.tier_index = dict(tier_index)
+        if not (isinstance(bill_head, type) and issubclass(bill_head, tuple)
+                and bill_head.__basicsize__ == tuple.__basicsize__ and len(bill_head._fields) == 6):
+            raise TypeError("bill_head must be a NamedTuple class of 6 fields (its instances are made in C)")
         self.bill_head = bill_head
         self.lookups = {}
+        self.last_region = -1
         self.attrs_bytes = population.attrs.view(np.uint8)
         self.attrs_size = population.attrs.dtype.itemsize
         self.region_offset = population.attrs.dtype.fields["region"][1]
@@ -156,12 +190,16 @@ cdef class PlainRoute:
         self.apprs = session.appr_in
 
     cdef dict lookup(self, int region, int32_t day):
-        """The treatment region's catalogue in force on ``day`` ({code: item}), cached per region and day."""
+        """The treatment region's catalogue in force on ``day`` ({code: item}), cached per region and day
+        (and the last one at hand: a stream of bills mostly keeps to one region and day)."""
+        if region == self.last_region and day == self.last_day:
+            return self.last_lookup
         key = (region, day)
         found = self.lookups.get(key)
         if found is None:
             found = self.compiled.item_lookup(region, day) or {}
             self.lookups[key] = found
+        self.last_region, self.last_day, self.last_lookup = region, day, <dict>found
         return <dict>found
 
     def resolve(self, dict bill):
@@ -194,7 +232,7 @@ cdef class PlainRoute:
         n = len(lines)
         if n < 1 or n > MAX_LINES:
             return None
-        sns = [None] * n
+        sns = PyTuple_New(n)
         for j in range(n):
             line = <dict?> lines[j]
             found = lookup.get(line["med_list_codg"])
@@ -214,7 +252,9 @@ cdef class PlainRoute:
             self.cnts[j] = cnt
             flag = line.get("hosp_appr_flag")
             self.apprs[j] = 1 if flag is True or flag == "1" else 0
-            sns[j] = line.get("feedetl_sn") or LINE_NUMBERS[j]
+            sn = line.get("feedetl_sn") or LINE_NUMBERS[j]
+            Py_INCREF(sn)  # PyTuple_SET_ITEM steals a reference
+            PyTuple_SET_ITEM(sns, j, sn)
         if medfee > MAX_MEDFEE:
             return None
         caller_text = bill.get("medfee_sumamt")
@@ -229,6 +269,8 @@ cdef class PlainRoute:
         med_type = bill["med_type"]
         mdtrt_id = bill["mdtrt_id"]
         args = (p, day, self.med_type_index[med_type], self.tier_index[bill["hosp_lv"]], region, acct_flag,
-                self.admissions.key(mdtrt_id), saf_cash, n)
-        head = self.bill_head(bill.get("bill_id", ""), psn_no, mdtrt_id, med_type, date_new(y, m, d), tuple(sns))
+                self.admission_key(mdtrt_id), saf_cash, n)
+        # BillHead's fields in its order, made as tuple.__new__ does (its NamedTuple __new__ is Python code).
+        head = ms_tuple_as(self.bill_head, (bill.get("bill_id", ""), psn_no, mdtrt_id, med_type,
+                                            datetime_new(y, m, d, 0, 0, 0, 0, None), sns))
         return args, head

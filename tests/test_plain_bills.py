@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from medsettle.engine import Population, Settler, parse_bill
 from medsettle.engine.bills import resolve_bill
-from medsettle.engine.plainbill import quick_resolve, validate_plain
+from medsettle.engine.plainbill import BillHead, quick_resolve, validate_plain
 from medsettle.errors import MedsettleError
 from medsettle.policy import load_default_policy
 from medsettle.sim import generate_bills
@@ -114,8 +114,7 @@ def test_plain_bills_take_the_quick_route_and_resolve_as_the_model_does(engine):
         assert (fast.item_in[:n].tolist(), fast.pric_in[:n].tolist(), fast.cnt_in[:n].tolist(),
                 fast.appr_in[:n].tolist()) == (expected.items, expected.prices, expected.cnts, expected.apprs)
         assert head.feedetl_sns == tuple(line.feedetl_sn or str(j + 1) for j, line in enumerate(model.feedetail))
-        assert (head.bill_id, head.psn_no, head.mdtrt_id, head.med_type, head.setl_time) == (
-            model.bill_id, model.psn_no, model.mdtrt_id, model.med_type, model.setl_time)
+        assert head == BillHead.of(model)
     assert quick_resolve(BILLS[0], settler.compiled, POPULATION, settler.admissions) is not None
 
 

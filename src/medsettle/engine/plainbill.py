@@ -19,6 +19,7 @@ and on both engines, and checks that results, errors and state agree.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Literal, NamedTuple
 
 from pydantic import ConfigDict, Field, StrictBool, StringConstraints, TypeAdapter, ValidationError
@@ -33,12 +34,12 @@ from .bills import (LINE_DIVISOR, MAX_CNT_UNITS, MAX_LINES, MAX_MEDFEE, MAX_PRIC
 from .persons import Population
 from .state import MAX_YEAR, MIN_YEAR
 
-# Plain amounts: digits, and at most as many places as the field has (4 for pric and cnt, 2 for yuan).
-Units4 = Annotated[str, StringConstraints(pattern=r"^\d{1,12}(\.\d{1,4})?$")]
-Yuan2 = Annotated[str, StringConstraints(pattern=r"^\d{1,12}(\.\d{1,2})?$")]
+# The shape pydantic-core checks: which keys, str or bool, the codes. The text of amounts and dates is read
+# and checked by the route itself, which parses it anyway (a pattern here would read it twice): plain
+# amounts are ASCII digits with at most as many places as the field has (4 for pric and cnt, 2 for yuan),
+# dates "yyyy-MM-dd" or "yyyy-MM-dd HH:mm:ss".
 Flag01 = Literal["0", "1"] | StrictBool  # as the model's _flag, less the ints 0 and 1
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
-
 
 # Strict: text must be str (lax mode would take bytes as text, which the Bill model refuses for amounts).
 _STRICT = ConfigDict(strict=True)
@@ -48,9 +49,9 @@ class _PlainLine(TypedDict):
     __pydantic_config__ = _STRICT
     feedetl_sn: NotRequired[str]
     med_list_codg: NonEmpty
-    pric: Units4
-    cnt: Units4
-    det_item_fee_sumamt: NotRequired[Yuan2]
+    pric: str
+    cnt: str
+    det_item_fee_sumamt: NotRequired[str]
     hosp_appr_flag: NotRequired[Flag01]
 
 
@@ -60,12 +61,12 @@ class _PlainBill(TypedDict):
     psn_no: NonEmpty
     mdtrt_id: NonEmpty
     med_type: Literal["11", "13", "14", "21", "41"]
-    setl_time: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?$")]
+    setl_time: str
     hosp_lv: Literal["pharmacy", "1", "2", "3"]
-    mdtrtarea_admvs: NotRequired[Annotated[str, StringConstraints(pattern=r"^\d{6}$")]]
+    mdtrtarea_admvs: NotRequired[str]
     acct_used_flag: NotRequired[Flag01]
-    medfee_sumamt: NotRequired[Yuan2]
-    saf_cash_amt: NotRequired[Yuan2]
+    medfee_sumamt: NotRequired[str]
+    saf_cash_amt: NotRequired[str]
     feedetail: Annotated[list[_PlainLine], Field(min_length=1, max_length=MAX_LINES)]
 
 
@@ -74,19 +75,24 @@ _HALF_LINE_DIVISOR = LINE_DIVISOR // 2
 
 
 class BillHead(NamedTuple):
-    """What a settlement record keeps of its bill."""
+    """What a settlement record keeps of its bill. ``setl_time`` is the time the record shows when the
+    caller gives none: the bill's own datetime, or midnight of its date."""
 
     bill_id: str
     psn_no: str
     mdtrt_id: str
     med_type: str
-    setl_time: dt.datetime | dt.date
+    setl_time: dt.datetime
     feedetl_sns: tuple[str, ...]
 
     @classmethod
     def of(cls, bill: Bill) -> BillHead:
-        return cls(bill.bill_id, bill.psn_no, bill.mdtrt_id, bill.med_type, bill.setl_time,
+        return cls(bill.bill_id, bill.psn_no, bill.mdtrt_id, bill.med_type, _as_datetime(bill.setl_time),
                    tuple(line.feedetl_sn or str(j + 1) for j, line in enumerate(bill.feedetail)))
+
+
+def _as_datetime(when: dt.datetime | dt.date) -> dt.datetime:
+    return when if isinstance(when, dt.datetime) else dt.datetime(when.year, when.month, when.day)
 
 
 def validate_plain(data: object) -> dict | None:
@@ -110,6 +116,8 @@ def resolve_plain(bill: dict, compiled: CompiledPolicy, population: Population, 
 
     The route of the reference engine's fast path; medsettle._plain (ext/_plain.pyx) is its twin in C,
     for the core's."""
+    if not _PLAIN_TIME.fullmatch(bill["setl_time"]):
+        return None
     try:
         bill_date = local_date(bill["setl_time"])
     except ValueError:
@@ -135,7 +143,7 @@ def resolve_plain(bill: dict, compiled: CompiledPolicy, population: Population, 
     for j, line in enumerate(lines):
         idx = lookup.get(line["med_list_codg"])
         pric, cnt = _units(line["pric"], 4), _units(line["cnt"], 4)
-        if idx is None or pric > MAX_PRIC_UNITS or not 0 < cnt <= MAX_CNT_UNITS:
+        if idx is None or pric is None or cnt is None or pric > MAX_PRIC_UNITS or not 0 < cnt <= MAX_CNT_UNITS:
             return None
         fee = (pric * cnt + _HALF_LINE_DIVISOR) // LINE_DIVISOR  # line_fee, for pric, cnt ≥ 0
         if "det_item_fee_sumamt" in line and _units(line["det_item_fee_sumamt"], 2) != fee:
@@ -154,17 +162,24 @@ def resolve_plain(bill: dict, compiled: CompiledPolicy, population: Population, 
     acct_flag = 0 if bill.get("acct_used_flag") in ("0", False) else 1  # the model's default is 1
     saf_cash_text = bill.get("saf_cash_amt")
     saf_cash = NO_VALUE if saf_cash_text is None else _units(saf_cash_text, 2)
-    if saf_cash != NO_VALUE and (saf_cash > MAX_MEDFEE or acct_flag):
+    if saf_cash is None or (saf_cash != NO_VALUE and (saf_cash > MAX_MEDFEE or acct_flag)):
         return None
     resolved = ResolvedBill(p, day, MED_TYPE_INDEX[bill["med_type"]], TIER_INDEX[bill["hosp_lv"]],
                             region, acct_flag, admissions.key(bill["mdtrt_id"]), saf_cash, items, prices, cnts,
                             apprs)
-    head = BillHead(bill.get("bill_id", ""), bill["psn_no"], bill["mdtrt_id"], bill["med_type"], bill_date,
-                    tuple(sns))
+    head = BillHead(bill.get("bill_id", ""), bill["psn_no"], bill["mdtrt_id"], bill["med_type"],
+                    _as_datetime(bill_date), tuple(sns))
     return resolved, head
 
 
-def _units(text: str, places: int) -> int:
-    """A plain amount's text ("12.5", pattern-checked: digits, at most ``places`` decimals) in int units."""
+_PLAIN_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}( [0-9]{2}:[0-9]{2}:[0-9]{2})?")
+_PLAIN_AMOUNT = {places: re.compile(rf"[0-9]{{1,12}}(\.[0-9]{{1,{places}}})?") for places in (2, 4)}
+
+
+def _units(text: str, places: int) -> int | None:
+    """A plain amount's text ("12.5": 1-12 ASCII digits, then at most ``places`` (2 or 4) decimals) in int
+    units of 10^-places, or None for any other text."""
+    if not _PLAIN_AMOUNT[places].fullmatch(text):
+        return None
     whole, _, frac = text.partition(".")
-    return int(whole + (frac + "0000")[:places])  # the pattern allows at most ``places`` (≤ 4) decimals
+    return int(whole + (frac + "0000")[:places])

@@ -78,20 +78,21 @@ class Settler:
 
         ``setl_id`` gives the settlement a known id (journal replay); by default the next one is made.
         """
-        self._check_unused(setl_id)
-        return self._single(bill, presettle=False, when=when, setl_id=setl_id)
+        if setl_id is not None:
+            self._check_unused(setl_id)
+        return self._single(bill, False, when, setl_id)
 
     def presettle(self, bill: Bill | dict) -> Settlement:
         """Compute what settling would give; change nothing (2206/2101/2303)."""
-        return self._single(bill, presettle=True, when=None, setl_id=None)
+        return self._single(bill, True, None, None)
 
-    def _single(self, bill: Bill | dict, *, presettle: bool, when: dt.datetime | None,
-                setl_id: str | None) -> Settlement:
+    def _single(self, bill: Bill | dict, presettle: bool, when: dt.datetime | None, setl_id: str | None
+                ) -> Settlement:
         # Validated and resolved, then settled through the single-bill fast path (no batch to build): the
         # plain shape counters send by pydantic-core and the fast path's route, which writes the lines
         # straight into its buffers; anything else by the Bill model.
         fast = self._fast or self._make_fast_path()
-        plain = None if isinstance(bill, Bill) else validate_plain(bill)
+        plain = None if isinstance(bill, Bill) else validate_plain(bill)  # on every call: kept small
         routed = None if plain is None else fast.route(plain)
         if routed is not None:
             args, head = routed
@@ -105,8 +106,7 @@ class Settler:
             person, adm, n_lines = resolved.person, resolved.adm, len(resolved.items)
         if status:
             raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status], bill=head.bill_id or None)
-        return self._record(head, person, adm, fast.out, fast.lines[:n_lines], presettle=presettle, when=when,
-                            setl_id=setl_id)
+        return self._record(head, person, adm, fast.out, fast.lines[:n_lines], presettle, when, setl_id)
 
     # -- many bills -----------------------------------------------------------------------------
 
@@ -126,8 +126,8 @@ class Settler:
                                                  bill=model.bill_id or i))
             else:
                 a, b = int(batch.line_start[i]), int(batch.line_start[i + 1])
-                results.append(self._record(BillHead.of(model), int(batch.person[i]), int(batch.adm[i]), out[i], lines[a:b],
-                                            presettle=presettle, when=None))
+                results.append(self._record(BillHead.of(model), int(batch.person[i]), int(batch.adm[i]), out[i],
+                                            lines[a:b], presettle, None))
         return results
 
     def run_batch(self, batch: BillBatch, *, presettle: bool = False,
@@ -257,11 +257,10 @@ class Settler:
             self._last_seq = max(self._last_seq, int(setl_id[1 + len(prefix):]))
         return setl_id
 
-    def _record(self, head: BillHead, p: int, adm: int, row: np.ndarray, lines: np.ndarray | None, *,
+    def _record(self, head: BillHead, p: int, adm: int, row: np.ndarray, lines: np.ndarray | None,
                 presettle: bool, when: dt.datetime | None, setl_id: str | None = None) -> Settlement:
         insutype, psn_type = (self._fast or self._make_fast_path()).person_codes(p)
-        setl_time = when or (head.setl_time if isinstance(head.setl_time, dt.datetime)
-                             else dt.datetime.combine(head.setl_time, _MIDNIGHT))
+        setl_time = when or head.setl_time
         result = Settlement(
             "" if presettle else self._claim_setl_id(setl_id), head.bill_id, head.psn_no, head.mdtrt_id,
             INSUTYPES[insutype], PSN_TYPES[psn_type], head.med_type, setl_time, row.copy(),
@@ -271,5 +270,3 @@ class Settler:
             self.records[result.setl_id] = result
         return result
 
-
-_MIDNIGHT = dt.time()
