@@ -23,7 +23,11 @@ AMOUNT_FIELDS = (
 
 @dataclass(slots=True)  # slots: no per-record __dict__ (a centre keeps millions of them)
 class Settlement:
-    """One settlement or cancel mirror. ``row`` holds int fen in COLUMNS order; ``lines`` the line split."""
+    """One settlement or cancel mirror. ``row`` holds int fen in COLUMNS order; ``lines`` the line split.
+
+    Both are kept as bytes (``row_data``, ``lines_data``: a bytes object costs less to make and to keep than
+    an array) and read as read-only int64 arrays.
+    """
 
     setl_id: str
     bill_id: str
@@ -33,14 +37,24 @@ class Settlement:
     psn_type: str
     med_type: str
     setl_time: dt.datetime
-    row: np.ndarray
-    lines: np.ndarray | None = None
+    row_data: bytes
+    lines_data: bytes | None = None
     feedetl_sns: tuple[str, ...] = ()  # a tuple of str: the garbage collector need not walk it
     person: int = -1
     adm: int = -1
     mirror_of: str | None = None   # set on a cancel mirror: the original's setl_id
     cancelled_by: str | None = None  # set on an original once cancelled
     presettle: bool = False
+
+    @property
+    def row(self) -> np.ndarray:
+        return np.frombuffer(self.row_data, np.int64)
+
+    @property
+    def lines(self) -> np.ndarray | None:
+        if self.lines_data is None:
+            return None
+        return np.frombuffer(self.lines_data, np.int64).reshape(-1, len(LINE_COLUMNS))
 
     def amount(self, name: str) -> int:
         return int(self.row[COL[name]])

@@ -179,8 +179,8 @@ class Settler:
             setl_id=self._claim_setl_id(mirror_id), bill_id=original.bill_id, psn_no=original.psn_no,
             mdtrt_id=original.mdtrt_id, insutype=original.insutype, psn_type=original.psn_type,
             med_type=original.med_type, setl_time=when or now_shanghai().replace(tzinfo=None),
-            row=mirror_row(original.row, balance),
-            lines=None if original.lines is None else -original.lines,
+            row_data=mirror_row(original.row, balance).tobytes(),
+            lines_data=None if original.lines_data is None else (-original.lines).tobytes(),
             feedetl_sns=original.feedetl_sns, person=original.person, adm=original.adm, mirror_of=setl_id,
         )
         original.cancelled_by = mirror.setl_id
@@ -263,8 +263,8 @@ class Settler:
         setl_time = when or head.setl_time
         result = Settlement(
             "" if presettle else self._claim_setl_id(setl_id), head.bill_id, head.psn_no, head.mdtrt_id,
-            INSUTYPES[insutype], PSN_TYPES[psn_type], head.med_type, setl_time, row.copy(),
-            None if lines is None else lines.copy(), head.feedetl_sns, p, adm, presettle=presettle,
+            INSUTYPES[insutype], PSN_TYPES[psn_type], head.med_type, setl_time, row.tobytes(),
+            None if lines is None else lines.tobytes(), head.feedetl_sns, p, adm, presettle=presettle,
         )
         if not presettle:
             self.records[result.setl_id] = result
