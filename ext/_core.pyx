@@ -733,3 +733,19 @@ cdef class Session:
         if person < 0 or person >= self.n_persons:
             raise ValueError("person %d out of range" % person)
         return self.attrs[person].insutype, self.attrs[person].psn_type
+
+
+cdef extern from "Python.h":
+    void PyObject_GC_UnTrack(object obj)
+    bint PyObject_GC_IsTracked(object obj)
+
+
+def gc_untrack(obj):
+    """Take ``obj`` out of the cyclic garbage collector's lists (reference counting still frees it).
+
+    For settlement records: they hold only atoms (str, bytes, int, datetime, a tuple of str), so they can
+    never be part of a reference cycle and the collector has nothing to find in them, yet a centre keeps
+    millions, and every collection would walk them. CPython untracks tuples and dicts of atoms the same way.
+    """
+    if PyObject_GC_IsTracked(obj):
+        PyObject_GC_UnTrack(obj)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from medsettle.engine import Population, Settler
+from medsettle.engine.results import mirror_row
 from medsettle.policy import load_default_policy
 from medsettle.sim import generate_bills
 
@@ -61,3 +62,23 @@ def test_a_batch_settled_in_slices_equals_the_whole(engine):
     got = [parts.run_batch(stream.batch.slice(a, min(a + 70, 500))) for a in range(0, 500, 70)]
     assert np.array_equal(np.concatenate([g.out for g in got]), expected.out)
     assert np.array_equal(np.concatenate([g.lines for g in got]), expected.lines)
+
+
+def test_records_are_kept_out_of_the_cyclic_collector(engine):
+    """Settlement records hold only atoms, so with the compiled core they are untracked (gc_untrack):
+    they stay readable, cancellable and collectable by reference counting."""
+    import gc
+
+    from medsettle.engine.backends import core_module
+
+    population = Population.generate(POLICY, 50, seed=3)
+    s = Settler(POLICY, population, engine=engine)
+    stream = generate_bills(s.compiled, population, 20, seed=4, days=30)
+    records = [s.settle(stream.bill_dict(i)) for i in range(20)]
+    mirror = s.cancel(records[0].setl_id)
+    tracked = core_module() is None
+    assert {gc.is_tracked(r) for r in records + [mirror]} == {tracked}
+    gc.collect()
+    assert s.records[records[0].setl_id].cancelled_by == mirror.setl_id
+    assert np.array_equal(mirror.row, mirror_row(records[0].row, mirror.balc))
+    assert records[5].row.flags.writeable is False  # a view of the record's bytes, not a copy to change

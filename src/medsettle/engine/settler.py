@@ -25,7 +25,7 @@ from ..policy.codes import INSUTYPES, PSN_TYPES
 from ..policy.compile import CompiledPolicy, compile_policy
 from ..policy.models import Policy
 from ..timeutil import now_shanghai
-from .backends import resolve_engine_name
+from .backends import core_module, resolve_engine_name
 from .bills import AdmissionKeys, Bill, BillBatch, encode_bills, parse_bill, resolve_bill
 from .columns import COL, COLUMNS, NARROW_COLUMNS, REFUSAL_MESSAGES, REFUSALS, YEAR_CLOSED
 from .core import CoreEngine
@@ -184,6 +184,7 @@ class Settler:
             feedetl_sns=original.feedetl_sns, person=original.person, adm=original.adm, mirror_of=setl_id,
         )
         original.cancelled_by = mirror.setl_id
+        _untrack(mirror)
         self.records[mirror.setl_id] = mirror
         return mirror
 
@@ -267,6 +268,16 @@ class Settler:
             None if lines is None else lines.tobytes(), head.feedetl_sns, p, adm, presettle=presettle,
         )
         if not presettle:
+            _untrack(result)
             self.records[result.setl_id] = result
         return result
+
+
+def _no_untrack(record: Settlement) -> None:
+    """Without the compiled core, records stay in the collector's lists (they cost it time, nothing else)."""
+
+
+# Records hold only atoms, so they are never part of a reference cycle: taken out of the cyclic
+# collector's lists (medsettle._core.gc_untrack), millions of them cost its collections nothing.
+_untrack = getattr(core_module(), "gc_untrack", _no_untrack)
 
