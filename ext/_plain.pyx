@@ -162,7 +162,7 @@ cdef class PlainRoute:
     cdef int32_t last_day
     cdef dict last_lookup
     cdef const uint8_t[::1] attrs_bytes      # the population's ATTR_DTYPE records, 32 bytes each
-    cdef Py_ssize_t attrs_size, region_offset
+    cdef Py_ssize_t attrs_size, region_offset, n_persons
     cdef int32_t[::1] items
     cdef int64_t[::1] prices, cnts
     cdef uint8_t[::1] apprs
@@ -183,6 +183,7 @@ cdef class PlainRoute:
         self.last_region = -1
         self.attrs_bytes = population.attrs.view(np.uint8)
         self.attrs_size = population.attrs.dtype.itemsize
+        self.n_persons = len(population.attrs)
         self.region_offset = population.attrs.dtype.fields["region"][1]
         self.items = session.item_in
         self.prices = session.pric_in
@@ -217,6 +218,8 @@ cdef class PlainRoute:
         if row is None:
             return None
         p = row
+        if p >= self.n_persons:  # enrolled after this route was made: its attrs array is stale
+            return None
         treatment = bill.get("mdtrtarea_admvs")
         if treatment is None:
             record = &self.attrs_bytes[p * self.attrs_size + self.region_offset]

@@ -59,3 +59,23 @@ def test_fast_path_made_after_enrolment_sees_the_new_person():
     fast = settler.fast_path()
     assert fast is not None
     assert settler.settle(bill("N19", [("A1", "50.00", "1")])).amount("acct_pay") == 1
+
+
+@pytest.mark.parametrize("engine", ["core", "reference"])
+def test_a_fast_path_made_before_an_enrolment_routes_no_bill_of_the_new_person(engine):
+    """The C route of a fast path made before an enrolment holds the attrs array of that time, which has
+    no row for the new person (and may have moved): it says no rather than read past it. (The Python route
+    reads the population afresh on every bill.) The Settler's own fast path, made anew, settles the bill."""
+    from medsettle.engine.plainbill import validate_plain
+
+    settler = make_settler(engine)
+    stale = settler.fast_path()
+    settler.enrol("N0", employee_attrs(), balance=1)
+    new_bill = bill("N0", [("A1", "50.00", "1")])
+    routed = stale.route(validate_plain(new_bill))
+    if engine == "core":
+        assert routed is None
+    else:
+        assert routed[0][0] == settler.population.index_of("N0")
+    assert settler.fast_path().route(validate_plain(new_bill)) is not None
+    assert settler.settle(new_bill).amount("acct_pay") == 1
