@@ -104,6 +104,8 @@ def test_plain_bills_take_the_quick_route_and_resolve_as_the_model_does(engine):
     to the shape counters send and resolve it as the model way does, lines included."""
     settler = Settler(POLICY, POPULATION, engine=engine)
     fast = settler.fast_path()
+    # The core's route is C (medsettle._plain), not the Python twin it falls back to without that module.
+    assert type(fast.route.__self__).__name__ == ("PlainRoute" if engine == "core" else "PythonRoute")
     for bill in BILLS[:100]:
         routed = fast.route(validate_plain(bill))
         assert routed is not None, bill  # the shape counters send is the quick route's
