@@ -3,9 +3,10 @@
 ``Settler.settle(dict)`` validates a bill with the :class:`~.bills.Bill` model and then resolves it. Most
 of that time goes to pydantic's model machinery (a model object per line, Python validators, a Decimal
 per amount) and to Decimal arithmetic. Counters send one shape: codes, flags and amounts as strings
-("41", "1", "12.50"). For that shape this module checks the whole bill with a TypedDict that pydantic-core
-validates in Rust alone, turns the amounts into int units straight from their text, and resolves the
-bill to the same :class:`~.bills.ResolvedBill` the model way gives. That last part, :func:`resolve_plain`,
+("41", "1", "12.50"). For that shape pydantic-core checks the bill's shape (keys, str or bool, the
+codes) against a strict TypedDict in Rust alone; the route then reads the amounts' and dates' text,
+checking it as it parses it, turns the amounts into int units, and resolves the bill to the same
+:class:`~.bills.ResolvedBill` the model way gives. That last part, :func:`resolve_plain`,
 is the reference engine's; the core's fast path has its twin in C (ext/_plain.pyx), which writes the
 lines straight into the Session's buffers (see medsettle.engine.fastpath).
 
