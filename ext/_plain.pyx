@@ -207,7 +207,7 @@ cdef class PlainRoute:
         """``((person, day, med_type, tier, treat_region, acct_flag, adm, saf_cash, n_lines), head)`` with the
         lines in the Session's buffers, or None: take the model way."""
         cdef int y, m, d, region, acct_flag
-        cdef int64_t pric, cnt, fee, medfee = 0, caller, saf_cash
+        cdef int64_t pric, cnt, fee, medfee = 0, saf_cash
         cdef Py_ssize_t j, n, p
         cdef int32_t day
         cdef const uint8_t* record
