@@ -5,6 +5,7 @@ import pytest
 from worlds import REGION_A, bill, make_settler
 
 from medsettle.engine.persons import FLAG_ACTIVE
+from medsettle.engine.plainbill import validate_plain
 from medsettle.errors import InvalidInput
 from medsettle.policy.codes import INSUTYPE_INDEX, PSN_TYPE_INDEX
 
@@ -66,8 +67,6 @@ def test_a_fast_path_made_before_an_enrolment_routes_no_bill_of_the_new_person(e
     """The C route of a fast path made before an enrolment holds the attrs array of that time, which has
     no row for the new person (and may have moved): it says no rather than read past it. (The Python route
     reads the population afresh on every bill.) The Settler's own fast path, made anew, settles the bill."""
-    from medsettle.engine.plainbill import validate_plain
-
     settler = make_settler(engine)
     stale = settler.fast_path()
     settler.enrol("N0", employee_attrs(), balance=1)

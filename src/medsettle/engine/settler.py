@@ -92,7 +92,7 @@ class Settler:
         # plain shape counters send by pydantic-core and the fast path's route, which writes the lines
         # straight into its buffers; anything else by the Bill model.
         fast = self._fast or self._make_fast_path()
-        plain = None if isinstance(bill, Bill) else validate_plain(bill)  # on every call: kept small
+        plain = None if isinstance(bill, Bill) else validate_plain(bill)
         routed = None if plain is None else fast.route(plain)
         if routed is not None:
             args, head = routed
@@ -152,7 +152,7 @@ class Settler:
         return fast_path(self.engine, self.admissions)
 
     def _make_fast_path(self):
-        self._fast = fast_path(self.engine, self.admissions)
+        self._fast = self.fast_path()  # the Settler's own, made anew after an enrolment
         return self._fast
 
     # -- cancel ---------------------------------------------------------------------------------
