@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from .cli_errors import fail_cleanly
-from .hardware.stack import StackError
+from ..hardware.stack import StackError
+from ._common import admin_request
+from ._errors import fail_cleanly
 
 HARDWARE_DIR = click.option("--dir", "directory", default=str(Path("medsettle-data") / "hardware"), show_default=True,
                             envvar="MEDSETTLE_HARDWARE_DIR", type=click.Path(file_okay=False),
@@ -32,7 +33,7 @@ def hardware() -> None:
 @_stack_errors
 def hardware_up(directory: str, counters: tuple[str, ...]) -> None:
     """Start pcscd with one virtual reader per counter, each with a PSAM, in the background."""
-    from .hardware import daemon  # noqa: PLC0415
+    from ..hardware import daemon  # noqa: PLC0415
 
     client = daemon.start(directory, counters)
     for name, counter in client.status()["counters"].items():
@@ -46,7 +47,7 @@ def hardware_up(directory: str, counters: tuple[str, ...]) -> None:
 @_stack_errors
 def hardware_down(directory: str) -> None:
     """Stop the virtual reader stack (cards are removed, pcscd is stopped)."""
-    from .hardware import daemon  # noqa: PLC0415
+    from ..hardware import daemon  # noqa: PLC0415
 
     click.echo("stopped" if daemon.stop(directory) else f"no virtual reader stack was running in {directory}")
 
@@ -56,7 +57,7 @@ def hardware_down(directory: str) -> None:
 @_stack_errors
 def hardware_status(directory: str) -> None:
     """Show the readers of the running stack and the card in each."""
-    from .hardware.daemon import HardwareClient  # noqa: PLC0415
+    from ..hardware.daemon import HardwareClient  # noqa: PLC0415
 
     click.echo(json.dumps(HardwareClient(directory).status(), ensure_ascii=False, indent=2))
 
@@ -81,20 +82,19 @@ def card() -> None:
 @_stack_errors
 def card_issue(psn_no, persons_file, policy_file, centre_url, counter, pin, cloned, alter_name, directory) -> None:
     """Personalise a virtual card from PSN_NO's records (default: the first person) and insert it."""
-    from .hardware.daemon import HardwareClient  # noqa: PLC0415
+    from ..hardware.daemon import HardwareClient  # noqa: PLC0415
 
     if centre_url:
-        from .cli import admin_request  # noqa: PLC0415
-        from .hardware.personalise import profile_from_record  # noqa: PLC0415
+        from ..hardware.personalise import profile_from_record  # noqa: PLC0415
 
         if not psn_no:
             raise click.UsageError("with --centre, name the person (PSN_NO)")
         profile = profile_from_record(admin_request(centre_url, {"action": "card_record", "psn_no": psn_no}), pin)
     else:
-        from .centre.registry import Registry  # noqa: PLC0415
-        from .engine import Population  # noqa: PLC0415
-        from .hardware.personalise import profile_for  # noqa: PLC0415
-        from .policy import default_policy_path, load_policy  # noqa: PLC0415
+        from ..centre.registry import Registry  # noqa: PLC0415
+        from ..engine import Population  # noqa: PLC0415
+        from ..hardware.personalise import profile_for  # noqa: PLC0415
+        from ..policy import default_policy_path, load_policy  # noqa: PLC0415
 
         pol = load_policy(policy_file or default_policy_path())
         population = (Population.from_csv(pol, persons_file) if persons_file
@@ -115,8 +115,8 @@ def card_issue(psn_no, persons_file, policy_file, centre_url, counter, pin, clon
 @_stack_errors
 def card_read(reader_name, psam_name, pin, no_auth, wait, trace) -> None:
     """Read the card in the first reader (or --reader) and print it as JSON."""
-    from .readers import PcscReader  # noqa: PLC0415
-    from .readers.trace import ApduTrace  # noqa: PLC0415
+    from ..readers import PcscReader  # noqa: PLC0415
+    from ..readers.trace import ApduTrace  # noqa: PLC0415
 
     with PcscReader(reader_name, psam_name, trace=ApduTrace(sys.stderr) if trace else None) as reader:
         reader.wait_for_card(wait)
@@ -135,7 +135,7 @@ def card_read(reader_name, psam_name, pin, no_auth, wait, trace) -> None:
 @_stack_errors
 def card_remove(counter, directory) -> None:
     """Take the card out of a reader of the running stack."""
-    from .hardware.daemon import HardwareClient  # noqa: PLC0415
+    from ..hardware.daemon import HardwareClient  # noqa: PLC0415
 
     HardwareClient(directory).remove(counter)
     click.echo("removed")
@@ -148,7 +148,7 @@ def card_remove(counter, directory) -> None:
 @_stack_errors
 def card_fault(faults, counter, directory) -> None:
     """Switch on card faults: mute, slow_s=0.5, remove_mid_apdu, garbage, truncated, wrong_atr; none clears."""
-    from .hardware.daemon import HardwareClient  # noqa: PLC0415
+    from ..hardware.daemon import HardwareClient  # noqa: PLC0415
 
     settings = {}
     for fault in faults:

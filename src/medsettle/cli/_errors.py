@@ -6,7 +6,7 @@ import functools
 
 import click
 
-from .errors import MedsettleError
+from ..errors import MedsettleError
 
 
 def fail_cleanly(*plain: type[Exception]):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .cli_errors import fail_cleanly
+from ._errors import fail_cleanly
 
 
 def _items(specs: tuple[str, ...]) -> list[dict]:
@@ -41,11 +41,11 @@ def _emit(value) -> None:
 @click.pass_context
 def terminal(ctx, code, centre_url, reader_name, journal_path, resend_for, timeout) -> None:
     """A counter of institution CODE talking to the centre; without a command, an interactive shell."""
-    from .terminal import CentreClient, Counter, TerminalJournal  # noqa: PLC0415
+    from ..terminal import CentreClient, Counter, TerminalJournal  # noqa: PLC0415
 
     reader = None
     if reader_name:
-        from .readers import PcscReader  # noqa: PLC0415
+        from ..readers import PcscReader  # noqa: PLC0415
 
         reader = PcscReader(reader_name, psam=reader_name[:-3] + " 01" if reader_name.endswith(" 00") else None)
     journal = TerminalJournal(journal_path or Path("medsettle-data") / f"terminal-{code}.db")
@@ -92,8 +92,8 @@ def _identity_options(fn):
 
 def _identity(counter, card: bool, pin, qr, certno):
     """The card if asked and readable; else the QR e-voucher or ID number; None when nothing works."""
-    from .readers import ReaderError  # noqa: PLC0415
-    from .terminal import Identity  # noqa: PLC0415
+    from ..readers import ReaderError  # noqa: PLC0415
+    from ..terminal import Identity  # noqa: PLC0415
 
     if card:
         try:

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import click
 
-
-def _post(ctx_obj, body: dict) -> None:
-    from .cli import _admin  # noqa: PLC0415 - shared with the other persons commands
-
-    _admin(ctx_obj, {k: v for k, v in body.items() if v is not None})
+from ._common import CENTRE_OPTION, print_admin
 
 
-CENTRE = click.option("--centre", "centre_url", default="http://127.0.0.1:8901/", show_default=True,
-                      help="The running centre (medsettle serve).")
+def _post(centre_url: str, body: dict) -> None:
+    print_admin(centre_url, {k: v for k, v in body.items() if v is not None})
 
 
-def register(persons: click.Group) -> None:
+CENTRE = CENTRE_OPTION
+
+
+def register_agency_commands(persons: click.Group) -> None:
     @persons.command("enrol")
     @click.option("--region", "insuplc_admdvs", required=True, help="Insured region (6 digits).")
     @click.option("--insutype", required=True, type=click.Choice(["310", "390"]), help="310 employee, 390 resident.")

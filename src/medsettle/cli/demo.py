@@ -1,0 +1,102 @@
+"""``medsettle demo``: settle a generated day of bills and print fund, account and cash per region."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+
+import click
+import numpy as np
+
+from .. import __version__
+from ..engine import Population, Settler, core_problem
+from ..engine.columns import COL, REFUSALS
+from ..money import fen_to_decimal
+from ..policy import load_default_policy
+from ..policy.codes import MED_TYPES
+from ..sim import generate_bills
+from ._common import ENGINE_CHOICE
+from ._errors import fail_cleanly
+
+CHUNK = 50_000  # bills per engine call in long runs, so the progress bar moves
+
+
+@click.command()
+@click.option("--persons", "n_persons", default=20_000, show_default=True, help="Insured persons to generate.")
+@click.option("--bills", "n_bills", default=100_000, show_default=True, help="Bills in the simulated day.")
+@click.option("--date", "day", default="2026-03-02", show_default=True, help="The day's date (yyyy-mm-dd).")
+@click.option("--seed", default=0, show_default=True, help="Seed for persons and bills (same seed, same day).")
+@click.option("--engine", default="auto", type=ENGINE_CHOICE, show_default=True,
+              help="Settlement engine: the Cython core, the pure-Python reference, or the core when built.")
+@fail_cleanly()
+def demo(n_persons: int, n_bills: int, day: str, seed: int, engine: str) -> None:
+    """Settle a generated day of bills for the default regions and print a summary table."""
+    if n_persons < 1 or n_bills < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--persons/--bills")
+    try:
+        start = dt.date.fromisoformat(day)
+    except ValueError:
+        raise click.BadParameter(f"not a yyyy-mm-dd date: {day!r}", param_hint="--date") from None
+    policy = load_default_policy()
+    population = Population.generate(policy, n_persons, seed=seed)
+    settler = Settler(policy, population, engine=engine)
+    click.echo(f"medsettle {__version__}: {n_bills:,} bills of {start} for {n_persons:,} insured persons in "
+               f"{', '.join(r.admdvs + ' ' + r.name for r in policy.regions)}; engine: {settler.engine_name}"
+               + (f" ({core_problem()})" if settler.engine_name == "reference" else ""))
+    stream = generate_bills(settler.compiled, population, n_bills, seed=seed, start=start)
+    started = time.perf_counter()
+    rows = _settle_in_chunks(settler, stream.batch, label="settling")
+    elapsed = time.perf_counter() - started
+    _print_summary(rows, stream.batch, population, settler)
+    click.echo(f"\n{n_bills:,} bills in {elapsed:.2f} s ({n_bills / elapsed:,.0f} bills/s, validation included) "
+               f"on the {settler.engine_name} engine")
+
+
+def _settle_in_chunks(settler: Settler, batch, *, label: str) -> np.ndarray:
+    n = len(batch)
+    batch.validate(settler.compiled, len(settler.population))  # the whole day is checked before anything moves
+    parts = []
+    with click.progressbar(length=n, label=label, file=sys.stderr, show_pos=True) as bar:
+        for a in range(0, n, CHUNK):
+            b = min(n, a + CHUNK)
+            parts.append(settler.run_batch(batch.slice(a, b), validate=False).out)
+            bar.update(b - a)
+    return np.concatenate(parts) if parts else np.zeros((0, len(COL)), np.int64)
+
+
+def _print_summary(rows: np.ndarray, batch, population: Population, settler: Settler) -> None:
+    ok = rows[:, COL["status"]] == 0
+    region = population.attrs["region"][batch.person]
+    header = ("insured", "med_type", "bills", "medfee", "fund", "account", "cash", "institution")
+    table = []
+    for r, code in enumerate(settler.compiled.region_codes):
+        for m, med in enumerate(MED_TYPES):
+            sel = ok & (region == r) & (batch.med_type == m)
+            if sel.any():
+                table.append(_summary_row(code, med, rows[sel]))
+    table.append(_summary_row("all", "", rows[ok]))
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
+    line = "  ".join(h.rjust(w) for h, w in zip(header, widths))
+    click.echo(line)
+    click.echo("-" * len(line))
+    for i, t in enumerate(table):
+        if i == len(table) - 1:
+            click.echo("-" * len(line))
+        click.echo("  ".join(str(x).rjust(w) for x, w in zip(t, widths)))
+    refused = rows[~ok, COL["status"]]
+    if len(refused):
+        counts = {REFUSALS[int(c)]: int((refused == c).sum()) for c in np.unique(refused)}
+        click.echo("refused: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    settled = rows[ok]
+    balanced = np.array_equal(settled[:, COL["medfee_sumamt"]],
+                              settled[:, COL["fund_pay_sumamt"]] + settled[:, COL["acct_pay"]]
+                              + settled[:, COL["psn_cash_pay"]] + settled[:, COL["hosp_part_amt"]])
+    click.echo(f"check: medfee = fund + account + cash + institution on every bill: {'yes' if balanced else 'NO'}")
+
+
+def _summary_row(region: str, med: str, rows: np.ndarray) -> tuple:
+    def total(name: str) -> str:
+        return f"{fen_to_decimal(int(rows[:, COL[name]].sum())):,}"
+    return (region, med, f"{len(rows):,}", total("medfee_sumamt"), total("fund_pay_sumamt"), total("acct_pay"),
+            total("psn_cash_pay"), total("hosp_part_amt"))

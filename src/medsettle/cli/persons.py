@@ -1,0 +1,61 @@
+"""``medsettle persons ...``: generate a population file; the registry's events at a running centre."""
+
+from __future__ import annotations
+
+import click
+
+from ..engine import Population
+from ._common import CENTRE_OPTION, policy_from, print_admin
+from ._errors import fail_cleanly
+from .persons_agency import register_agency_commands
+
+
+@click.group()
+def persons() -> None:
+    """Insured persons: generate a population file; enrolment, units, contributions, cards, transfers and
+    cancellation at a running centre."""
+
+
+@persons.command("generate")
+@click.option("--count", default=1000, show_default=True, help="How many persons.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="Policy TOML (default: shipped).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True, help="CSV to write.")
+@fail_cleanly()
+def persons_generate(count: int, seed: int, policy_file: str | None, out_file: str) -> None:
+    """Write a seeded population of insured persons across the policy's regions."""
+    pol = policy_from(policy_file)
+    Population.generate(pol, count, seed=seed).to_csv(out_file)
+    click.echo(f"wrote {count:,} persons to {out_file}", err=True)
+
+
+@persons.command("card")
+@click.argument("card_no")
+@click.argument("action", type=click.Choice(["activate", "lost", "cancel"]))
+@click.option("--replace", is_flag=True, help="With lost: issue a replacement card.")
+@CENTRE_OPTION
+def persons_card(card_no: str, action: str, replace: bool, centre_url: str) -> None:
+    """Activate a card (as a bank would), report it lost (and replace it), or cancel it."""
+    print_admin(centre_url, {"action": "card", "card_no": card_no, "card_action": action, "replace": replace})
+
+
+@persons.command("credit")
+@click.argument("psn_no")
+@click.argument("amount")
+@click.option("--month", "key", required=True, help="The month credited (yyyy-mm): each is credited once.")
+@CENTRE_OPTION
+def persons_credit(psn_no: str, amount: str, key: str, centre_url: str) -> None:
+    """Credit a person's personal account (划入) with AMOUNT yuan for a month."""
+    print_admin(centre_url, {"action": "credit", "psn_no": psn_no, "amount": amount, "key": key})
+
+
+@persons.command("cancel")
+@click.argument("psn_no")
+@click.option("--reason", required=True, type=click.Choice(["emigration", "household", "transfer_out", "death"]))
+@CENTRE_OPTION
+def persons_cancel(psn_no: str, reason: str, centre_url: str) -> None:
+    """End a person's insurance: every card is cancelled and the person is refused at every counter."""
+    print_admin(centre_url, {"action": "cancel_person", "psn_no": psn_no, "reason": reason})
+
+
+register_agency_commands(persons)
