@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""medsettle._core: the settlement kernel (DOMAIN.md §2) over flat arrays, without the GIL.
+"""medsettle._core: the settlement kernel (docs/settlement.md) over flat arrays, without the GIL.
 
 Twin of medsettle/engine/reference.py: same steps, same order, same rounding; results and state must be
 bit-identical. The Python facade (medsettle/engine/core.py) validates every input before calling in;
@@ -101,7 +101,7 @@ cdef enum:
     MAX_ADM_SETTLEMENTS = 65535
     PF_DISTANCE = 16      # bills ahead whose person records are prefetched (in the line pass)
     CHUNK = 32            # bills per two-pass chunk: their person records and line totals stay in cache
-    MAX_LINES = 1000      # lines per bill (DOMAIN.md's bound)
+    MAX_LINES = 1000      # lines per bill (docs/settlement.md's bounds)
 
 # rs_misc columns (medsettle.policy.compile.MISC_*)
 cdef enum:

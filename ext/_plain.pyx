@@ -44,7 +44,7 @@ cdef extern from "Python.h":
     const char* PyUnicode_DATA(object text)
     Py_ssize_t PyUnicode_GET_LENGTH(object text)
 
-# DOMAIN.md's bounds, as C constants (a DEF past 2^31 would compare as a Python int).
+# docs/settlement.md's boundss, as C constants (a DEF past 2^31 would compare as a Python int).
 cdef extern from *:
     """
     #define MAX_PRIC_UNITS 10000000000LL  /* 10^6 yuan in 0.0001 yuan */

@@ -1,4 +1,4 @@
-"""The virtual card and PSAM answer APDUs as DOMAIN.md §5 says, checked byte by byte without any stack."""
+"""The virtual card and PSAM answer APDUs as docs/card.md says, checked byte by byte without any stack."""
 
 import datetime as dt
 

@@ -1,4 +1,4 @@
-"""No answer leaves before its journal entry is durable (DOMAIN.md §3): not the original's, not a
+"""No answer leaves before its journal entry is durable (docs/messages.md): not the original's, not a
 duplicate's; when the journal fails, no answer claims what the disk does not hold, and a restart
 replays exactly what was answered."""
 

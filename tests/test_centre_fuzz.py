@@ -1,4 +1,4 @@
-"""Random malformed messages never change the centre's journal or state (DOMAIN.md §3 'Bad input')."""
+"""Random malformed messages never change the centre's journal or state (docs/messages.md 'Bad input')."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Several centre processes on one PostgreSQL database, each owning other insured regions (DESIGN.md):
+"""Several centre processes on one PostgreSQL database, each owning other insured regions (docs/architecture.md):
 each settles its own regions' persons and refuses the others', a region cannot be owned twice, a sign-in
 made at one process is honoured by the other, ids never collide, and each replays to the same state.
 A SQLite journal has one centre process."""

@@ -1,4 +1,4 @@
-"""Contribution runs, waiting periods and late enrolment (DOMAIN.md §2 step 6), end to end on both engines."""
+"""Contribution runs, waiting periods and late enrolment (docs/settlement.md step 6), end to end on both engines."""
 
 import pytest
 

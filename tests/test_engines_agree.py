@@ -1,5 +1,5 @@
 """Property tests: on random policies, persons and bill streams, the Cython core and the reference engine
-give identical results and state; DOMAIN.md §2's invariants hold on every bill; settle then cancel
+give identical results and state; docs/settlement.md's invariants hold on every bill; settle then cancel
 restores the state."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """medsettle.jsontext: exact Decimal amounts, and the same canonical text as the simplejson it replaced.
 
 Request hashes journaled by earlier versions were sha256 of simplejson's canonical text; a resent
-request after an upgrade must still be recognised as "the same request" (DOMAIN.md §3).
+request after an upgrade must still be recognised as "the same request" (docs/messages.md).
 """
 
 from __future__ import annotations

@@ -307,7 +307,7 @@ def test_a_qr_e_voucher_identifies_the_patient_at_the_counter(centre, tmp_path):
 
 @pytest.mark.parametrize("behaviour", ["http_500", "too_slow", "refused"])
 def test_every_kind_of_unreachable_centre_is_one_error(behaviour):
-    """Connection refused, a timeout and a 5xx are all CentreUnreachable (DOMAIN.md §4)."""
+    """Connection refused, a timeout and a 5xx are all CentreUnreachable (docs/failures.md)."""
     import http.server
     import socket
     import threading

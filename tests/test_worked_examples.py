@@ -1,4 +1,4 @@
-"""Worked examples of DOMAIN.md §2, each computed by hand in its comment, on both engines.
+"""Worked examples of docs/settlement.md, each computed by hand in its comment, on both engines.
 
 Region A (worlds.py), rule set 2026: outpatient deductible 100.00, ratio 0.80, ceiling 1000.00;
 inpatient per-admission deductible 500/300/100 by ordinal, ratio 0.90; second tier on outpatient and

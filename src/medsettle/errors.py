@@ -33,7 +33,7 @@ class PolicyError(MedsettleError):
 
 
 class InvalidInput(MedsettleError, ValueError):
-    """A bill or message is malformed or out of bounds (DOMAIN.md §2 'Units and limits')."""
+    """A bill or message is malformed or out of bounds (docs/settlement.md 'Units and limits')."""
 
     code = "INVALID_INPUT"
 

@@ -95,7 +95,7 @@ def bp_to_decimal(bp: int) -> Decimal:
 def round_half_up_div(numerator: int, denominator: int) -> int:
     """round(numerator / denominator), halves away from zero; denominator > 0.
 
-    Every rounding of DOMAIN.md §2 goes through this (the reference engine) or its C twin.
+    Every rounding of docs/settlement.md goes through this (the reference engine) or its C twin.
     """
     if numerator >= 0:
         return (numerator + denominator // 2) // denominator
@@ -103,5 +103,5 @@ def round_half_up_div(numerator: int, denominator: int) -> int:
 
 
 def apply_bp(amount: int, ratio_bp: int) -> int:
-    """round(amount × ratio) to a whole fen, half up (DOMAIN.md §2)."""
+    """round(amount × ratio) to a whole fen, half up (docs/settlement.md)."""
     return round_half_up_div(amount * ratio_bp, BP)

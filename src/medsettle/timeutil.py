@@ -1,4 +1,4 @@
-"""Dates in Asia/Shanghai, as the platform keeps them (DOMAIN.md §2 'Time').
+"""Dates in Asia/Shanghai, as the platform keeps them (docs/settlement.md 'Time').
 
 Inside the engines a date is a day number (days since 1970-01-01, local date) and a month is
 ``year * 12 + month - 1``; both are plain ints so the core can compare them without Python objects.

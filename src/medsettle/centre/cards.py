@@ -1,7 +1,7 @@
 """Cards at the counter: 1101 person info, card checks on every message that presents one, activation
 on first use at a designated institution, and the card and person events of the admin API.
 
-The centre's record of a card is authoritative (DOMAIN.md §5): a lost or cancelled card is refused at
+The centre's record of a card is authoritative (docs/card.md): a lost or cancelled card is refused at
 every counter; an issued card is activated by its first registration (2201/2401) or pharmacy sale (2102);
 a pre-settlement treats a card its registration would activate as active.
 """

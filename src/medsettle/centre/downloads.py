@@ -1,4 +1,4 @@
-"""What counters cache for provisional settlement (DOMAIN.md §3 'Rules for the counter').
+"""What counters cache for provisional settlement (docs/messages.md 'Rules for the counter').
 
 1312 pages through the catalogue of a treatment region in force on a day (the platform's catalogue
 query); 9901 is medsettle's extension that answers the pooled-fund rule set in force (the models'

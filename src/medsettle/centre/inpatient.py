@@ -1,4 +1,4 @@
-"""The inpatient flow (DOMAIN.md §2 'Admissions', §3): 2401/2402/2404/2405 admission and discharge,
+"""The inpatient flow (docs/settlement.md 'Admissions', §3): 2401/2402/2404/2405 admission and discharge,
 2301/2302 fees (the outpatient handlers, for admissions), 2303/2304 settle (mid-stay too), 2305 cancel.
 
 An admission is an encounter with med_type 21. A person has one admission in hospital at a time. Its
@@ -63,7 +63,7 @@ class InpatientFlow:
 
     def _inpatient_settle(self, env: Envelope, institution: Institution, payload: InpatientSettle) -> dict:
         enc, bill = self._inpatient_bill(env, institution, payload)
-        if payload.data.deferred_voucher_no is not None:  # the window runs from discharge (DOMAIN.md §4)
+        if payload.data.deferred_voucher_no is not None:  # the window runs from discharge (docs/failures.md)
             self._check_deferred_window(institution, enc.endtime or bill["setl_time"], "21")
         self._present_card(env, institution, payload.data, enc.psn_no)
         return self._settle(env, institution, bill, {"mdtrt_id": enc.mdtrt_id,

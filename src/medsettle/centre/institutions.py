@@ -1,4 +1,4 @@
-"""Designated institutions (DOMAIN.md §3 'Institutions'): who may settle what, and how their counters fail.
+"""Designated institutions (docs/messages.md 'Institutions'): who may settle what, and how their counters fail.
 
 A hospital settles med types 11, 13, 14 and 21 at its tier; a pharmacy settles 41. The failure policy
 and floor limits are read by counters (issue 5); the centre only keeps them.

@@ -1,4 +1,4 @@
-"""The platform's message envelope and the inputs of the transactions the centre answers (DOMAIN.md §3).
+"""The platform's message envelope and the inputs of the transactions the centre answers (docs/messages.md).
 
 Pydantic models at the edge; their JSON Schema is what ``medsettle centre schema`` publishes for
 integrators. Amounts arrive as JSON numbers or numeric strings and are read exactly (never as float).
@@ -41,7 +41,7 @@ class Envelope(BaseModel):
     input: dict[str, Any]
 
     def request_hash(self) -> str:
-        """What makes two requests "the same" (DOMAIN.md §3): msgid plus the canonical JSON of these."""
+        """What makes two requests "the same" (docs/messages.md): msgid plus the canonical JSON of these."""
         return self.digest
 
     @functools.cached_property
@@ -90,7 +90,7 @@ class PharmacyData(BaseModel):
     insutype: str = ""
     acct_used_flag: str | int = "1"
     chrg_bchno: str = ""
-    # medsettle extensions (DOMAIN.md §4): the cash a store-and-forward counter collected, and the voucher
+    # medsettle extensions (docs/failures.md): the cash a store-and-forward counter collected, and the voucher
     # of a deferred settlement (自费转医保), which the window of the treatment region's policy applies to.
     saf_cash_amt: Decimal | None = Field(None, ge=0, decimal_places=2)
     deferred_voucher_no: str | None = Field(None, min_length=1, max_length=64)

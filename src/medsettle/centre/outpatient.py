@@ -1,4 +1,4 @@
-"""The outpatient flow (DOMAIN.md §3): 2201/2202 registration, 2203 visit, 2204/2205 fees, 2206/2207 settle.
+"""The outpatient flow (docs/messages.md): 2201/2202 registration, 2203 visit, 2204/2205 fees, 2206/2207 settle.
 
 A mixin of :class:`medsettle.centre.service.Centre`: these handlers use its lock, journal and settler.
 Every change is a journal entry applied through :class:`Encounters`, so a replay rebuilds it.

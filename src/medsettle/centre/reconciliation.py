@@ -1,4 +1,4 @@
-"""3201/3202 reconciliation (对账, DOMAIN.md §3).
+"""3201/3202 reconciliation (对账, docs/messages.md).
 
 3201 compares an institution's totals for a period with the centre's, per scheme (insutype), clearing
 type (11 for med types 11/13/14, 21 for 21, 41 for 41) and insured region (setl_optins), grouping

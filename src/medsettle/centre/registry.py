@@ -1,4 +1,4 @@
-"""Who the insured are and which cards they hold (seeds 000-003, DOMAIN.md §5 'Lifecycle').
+"""Who the insured are and which cards they hold (seeds 000-003, docs/card.md 'Lifecycle').
 
 The engines know persons only by row and static attributes; the registry adds the identity a counter
 sees (name, ID number, sex, birth date, unit) and the social security cards, whose state the centre

@@ -1,4 +1,4 @@
-"""2601 reversal (冲正, DOMAIN.md §3): undo a message whose answer was lost, or make sure it never lands.
+"""2601 reversal (冲正, docs/messages.md): undo a message whose answer was lost, or make sure it never lands.
 
 If the original was applied, it is undone (a settlement by a cancel mirror, a registration by its
 cancel, a fee upload by cancelling its lines that are still unsettled); if it never arrived, a

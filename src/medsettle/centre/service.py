@@ -11,7 +11,7 @@ and awaits the Future, so many requests share one fsync (group commit) without a
 Decimal); it may be called from several threads at once. If the journal fails, the centre stops answering state-changing calls (its
 memory is ahead of its journal); a restart replays the journal.
 
-What counts as "the same request", which answers are stored and what 2601 covers are DOMAIN.md §3.
+What counts as "the same request", which answers are stored and what 2601 covers are docs/messages.md.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ _JOURNAL_WAITS: contextvars.ContextVar[list[Future] | None] = contextvars.Contex
 
 
 class EnvelopeRefused(MedsettleError):
-    """Unknown institution, missing or expired sign_no: refused and not stored (DOMAIN.md §3)."""
+    """Unknown institution, missing or expired sign_no: refused and not stored (docs/messages.md)."""
 
     code = "ENVELOPE_REFUSED"
 
@@ -76,7 +76,7 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
     def __init__(self, settler: Settler, journal: GroupCommitJournal, institutions: list[Institution],
                  registry: Registry | None = None, *, regions: list[str] | None = None):
         """``regions``: the insured regions this process owns (default: all of the policy's). Several
-        processes may share one PostgreSQL journal, each owning other regions (DESIGN.md): each is the one
+        processes may share one PostgreSQL journal, each owning other regions (docs/architecture.md): each is the one
         writer of its regions' persons, refuses the others' and numbers its ids apart."""
         self.settler = settler
         self.journal = journal
@@ -178,7 +178,7 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
         sign_no = f"{now:%Y%m%d%H%M%S}{institution.fixmedins_code[-5:]}{self.id_prefix}{next(self._sign_seq):06d}"
         record = {"fixmedins_code": institution.fixmedins_code, "opter_no": payload.signIn.opter_no,
                   "dev_no": env.dev_no, "day": now.date().isoformat()}
-        # medsettle extension: the counter learns its failure policy and floor limits (DOMAIN.md §4) here.
+        # medsettle extension: the counter learns its failure policy and floor limits (docs/failures.md) here.
         output = {"signinoutb": {"sign_time": _now_text(), "sign_no": sign_no},
                   "insinfo": {"failure_policy": institution.failure_policy, "tier": institution.tier,
                               "floor_per_bill": str(fen_to_decimal(institution.floor_per_bill)),
@@ -320,7 +320,7 @@ class Centre(OutpatientFlow, InpatientFlow, Queries, ReversalFlow, Reconciliatio
         return bill
 
     def _check_deferred_window(self, institution: Institution, setl_time: str, med_type: str) -> None:
-        """A deferred settlement (自费转医保) must come within the treatment region's window (DOMAIN.md §4):
+        """A deferred settlement (自费转医保) must come within the treatment region's window (docs/failures.md):
         until 23:59:59 of the Nth calendar day after the bill's date; later it is a manual claim."""
         try:
             bill_date = local_date(setl_time)

@@ -3,7 +3,7 @@
 :class:`Bill` is one bill with the platform's field names (amounts as numbers or numeric strings,
 parsed exactly). :class:`BillBatch` is many bills as numpy columns, the only thing the engines read.
 :func:`encode_bills` turns models into a batch (resolving persons, regions, catalogue items and
-admissions); :meth:`BillBatch.validate` checks every bound of DOMAIN.md §2 with vectorised numpy before
+admissions); :meth:`BillBatch.validate` checks every bound of docs/settlement.md with vectorised numpy before
 any engine runs, so one bad bill fails the whole batch and nothing is settled.
 """
 
@@ -34,7 +34,7 @@ NO_VALUE = -1
 
 
 def line_fee(pric_units: int, cnt_units: int) -> int:
-    """det_item_fee_sumamt = round(pric × cnt) in fen, half up (DOMAIN.md §2 step 1)."""
+    """det_item_fee_sumamt = round(pric × cnt) in fen, half up (docs/settlement.md step 1)."""
     return money.round_half_up_div(pric_units * cnt_units, LINE_DIVISOR)
 
 

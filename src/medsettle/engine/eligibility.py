@@ -1,4 +1,4 @@
-"""From a contribution history to the two months the engines check (DOMAIN.md §2 step 6).
+"""From a contribution history to the two months the engines check (docs/settlement.md step 6).
 
 The engines read, per person, ``run_start`` (the first month of the current unbroken run of monthly
 contributions) and ``paid_through`` (the last month paid for); benefits start on the first day of

@@ -1,4 +1,4 @@
-"""The pure-Python reference engine: DOMAIN.md §2 step by step, readable as a specification.
+"""The pure-Python reference engine: docs/settlement.md step by step, readable as a specification.
 
 It reads the policy *models* (not the compiled arrays), so a compilation mistake shows up as a
 difference from the core. It is slow on purpose-free grounds only: no caching, no tricks.
@@ -263,7 +263,7 @@ class ReferenceEngine:
     # -- cancel -------------------------------------------------------------------------------
 
     def cancel(self, person: int, original: np.ndarray, adm: int) -> tuple[int, int]:
-        """Move the accumulators and balance back by exactly the original's amounts (DOMAIN.md §2 Cancel).
+        """Move the accumulators and balance back by exactly the original's amounts (docs/settlement.md Cancel).
 
         ``original`` is the settlement's row of COLUMNS. Returns (status, balance after). A settlement of
         a closed year is refused with YEAR_CLOSED and nothing changes. The admission's deductible and

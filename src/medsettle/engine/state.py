@@ -1,4 +1,4 @@
-"""Per-person mutable settlement state: one 64-byte record per person (DOMAIN.md §2 accumulators).
+"""Per-person mutable settlement state: one 64-byte record per person (docs/settlement.md accumulators).
 
 The core keeps a numpy structured array with :data:`STATE_DTYPE` and reads it as a C struct of the
 same layout (ext/_core.pyx ``PersonState``); the reference engine keeps :class:`PersonState` objects.

@@ -1,5 +1,5 @@
 """The operating system of a virtual social security card: it takes a C-APDU and gives the R-APDU,
-exactly as DOMAIN.md §5 describes the real one. No sockets here (see :mod:`.vpcd`), so it is easy to test.
+exactly as docs/card.md describes the real one. No sockets here (see :mod:`.vpcd`), so it is easy to test.
 
 A card is personalised from a :class:`CardProfile` (the issuer's data: the centre's person and card
 records). At personalisation it is given its key and the digest of the issuer's data; the two data

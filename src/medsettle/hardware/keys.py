@@ -1,4 +1,4 @@
-"""The card key scheme of DOMAIN.md §5, with SM4 and SM3 from the ``cryptography`` package.
+"""The card key scheme of docs/card.md, with SM4 and SM3 from the ``cryptography`` package.
 
     national root key ──SM4-ECB(region as 3 BCD bytes ‖ 13 zero bytes)──▶ region issuing key
     region issuing key ──SM4-ECB(card identification code, 16 bytes)──▶ card key

@@ -1,5 +1,5 @@
 """A private PC/SC stack: pcscd with vpcd reader entries, one per counter, each with two slots (00 the
-insured person's card, 01 the PSAM), as ../shared/PCSC.md measured it.
+insured person's card, 01 the PSAM), as docs/card.md measured it.
 
     with PcscStack(workdir, counters=["Counter A", "Counter B"]) as stack:
         stack.counters["Counter A"].card.insert(VirtualCard.issue(profile))

@@ -1,4 +1,4 @@
-"""Pydantic models of a region's rules and catalogues (DOMAIN.md §2), as a policy file states them.
+"""Pydantic models of a region's rules and catalogues (docs/settlement.md), as a policy file states them.
 
 Money is validated into int fen, unit prices into int 0.0001-yuan units, ratios into int basis points,
 so nothing downstream ever sees a float. These models are also what the reference engine reads:
@@ -25,7 +25,7 @@ from .codes import (
     PSN_TYPES_OF_INSUTYPE,
 )
 
-LIMIT_MAX_FEN = 2**31 - 1  # DOMAIN.md §2: limits are below 2^31 fen
+LIMIT_MAX_FEN = 2**31 - 1  # docs/settlement.md: limits are below 2^31 fen
 
 
 def _fen(value: object) -> int:

@@ -1,4 +1,4 @@
-"""Reader drivers: read the insured person's social security card at the counter (DOMAIN.md §5).
+"""Reader drivers: read the insured person's social security card at the counter (docs/card.md).
 
     from medsettle.readers import PcscReader
     with PcscReader("Counter 00 00", psam="Counter 00 01") as reader:

@@ -1,6 +1,6 @@
 """The small set of errors a counter sees from its reader, whatever the stack below raised.
 
-The terminal treats all of them as an equipment failure (DOMAIN.md §4) except WrongPin, which the
+The terminal treats all of them as an equipment failure (docs/failures.md) except WrongPin, which the
 patient can retry; each message says which reader and what to do.
 """
 

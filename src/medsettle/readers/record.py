@@ -56,7 +56,7 @@ def _text(value: bytes, rec: int, encoding: str = "ascii") -> str:
 
 
 def parse_record(rec: int, tlv: bytes) -> bytes:
-    """The value of one READ RECORD answer, checked against DOMAIN.md §5's tag and length."""
+    """The value of one READ RECORD answer, checked against docs/card.md's tag and length."""
     if len(tlv) < 2 or tlv[0] != rec or tlv[1] != A.RECORD_LENGTHS[rec] or len(tlv) != 2 + tlv[1]:
         raise CardUnreadable(f"record {rec:02X} is malformed: {tlv.hex()}")
     return tlv[2:]

@@ -1,5 +1,5 @@
 """The counter (收费窗口) of a hospital or pharmacy: online settlement through the centre, its own durable
-journal, and the failure procedures of DOMAIN.md §4 (cash with a deferred-settlement voucher, re-settled
+journal, and the failure procedures of docs/failures.md (cash with a deferred-settlement voucher, re-settled
 later at the same counter within the window).
 
 - :mod:`.journal`  the terminal's SQLite journal: every msgid written before it is sent, every step a state

@@ -1,5 +1,5 @@
 """The centre as the counter reaches it: one POST per message, a deadline on each, and one error for
-every way the centre can be unreachable (DOMAIN.md §4: connection refused, timeout, 5xx)."""
+every way the centre can be unreachable (docs/failures.md: connection refused, timeout, 5xx)."""
 
 from __future__ import annotations
 

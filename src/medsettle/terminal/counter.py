@@ -1,4 +1,4 @@
-"""A pharmacy counter's flows (DOMAIN.md §3-§4), every step journaled before it takes effect.
+"""A pharmacy counter's flows (docs/messages.md-§4), every step journaled before it takes effect.
 
 Online: sign in (9001), identify the patient (card read through the reader, or QR e-voucher, or ID card),
 1101, pre-settle (2101), settle (2102), receipt; cancel (2103); reconciliation (3201, then 3202 when the
@@ -19,7 +19,7 @@ patient pays the provisional cash share and the entry is queued; :meth:`Counter.
 order (the settle with acct_used_flag 0 and the cash collected), refunds a surplus to the patient and
 reports the institution's share of a shortfall; refused, too old or too often tried entries are flagged.
 
-Choices where DOMAIN.md is silent: a sale interrupted by a crash before its settle was written is turned
+Choices where the platform's contract is silent: a sale interrupted by a crash before its settle was written is turned
 into a voucher on restart (the patient paid cash); a voucher whose sale was abandoned waits until the
 2601 is answered, so a settle that did arrive is reversed before the voucher can be settled.
 """

@@ -17,7 +17,7 @@ from .client import CentreUnreachable
 from .crash import crash_point
 
 STEPS = ("2201", "2203", "2204", "2207")
-REVERSIBLE = ("2201", "2204", "2207")  # what 2601 covers among the visit's steps (DOMAIN.md §3)
+REVERSIBLE = ("2201", "2204", "2207")  # what 2601 covers among the visit's steps (docs/messages.md)
 
 
 class OutpatientCounter:

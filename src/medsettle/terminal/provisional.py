@@ -1,8 +1,8 @@
-"""Provisional settlement at a store-and-forward counter (DOMAIN.md §4): with the rules and catalogue the
+"""Provisional settlement at a store-and-forward counter (docs/failures.md): with the rules and catalogue the
 counter cached at sign-in, without the personal account, assuming nothing met or paid this year and no
 second tier or assistance. It runs the reference engine on a one-person world built from the cache.
 
-Choices where DOMAIN.md is silent: the counter settles provisionally only for a person it knows (an earlier
+Choices where the platform's contract is silent: the counter settles provisionally only for a person it knows (an earlier
 1101 answer, kept in its journal: scheme, person type, insured region) who is insured in the counter's own
 region (it caches only its region's rules); anyone else pays cash against a deferred voucher.
 """
