@@ -1,7 +1,8 @@
 """The platform's message envelope and the inputs of the transactions the centre answers (docs/messages.md).
 
-Pydantic models at the edge; their JSON Schema is what ``medsettle centre schema`` publishes for
-integrators. Amounts arrive as JSON numbers or numeric strings and are read exactly (never as float).
+Pydantic models at the edge; their JSON Schema is what a running centre (``medsettle serve``) serves at
+``GET /schema`` for integrators. Amounts arrive as JSON numbers or numeric strings and are read exactly
+(never as float).
 """
 
 from __future__ import annotations
