@@ -105,7 +105,7 @@ def test_policy_check(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[[regions]]\nadmdvs = "12"\n')
     r = run("policy", "check", str(bad))
-    assert r.returncode == 1 and "bad.toml" in r.stderr and "regions.0.admdvs" in r.stderr
+    assert r.returncode == 1 and "bad.toml" in r.stderr and "regions[0].admdvs" in r.stderr
 
 
 def test_every_command_has_help():

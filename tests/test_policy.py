@@ -29,15 +29,15 @@ def test_money_in_toml_is_exact(tmp_path):
 
 
 @pytest.mark.parametrize("mutate, field, reason", [
-    (lambda d: d["regions"][0]["rulesets"][0]["benefits"][0].update(ceiling="-1.00"), "ceiling", "greater than"),
+    (lambda d: d["regions"][0]["rulesets"][0]["benefits"][0].update(ceiling="-1.00"), "ceiling", "must not be negative"),
     (lambda d: d["regions"][0]["rulesets"][0]["benefits"][0].update(ceiling="1.001"), "ceiling", "decimals"),
-    (lambda d: d["regions"][0]["rulesets"][0]["benefits"][0]["tiers"]["1"].update(ratio="1.5"), "ratio",
-     "less than"),
+    (lambda d: d["regions"][0]["rulesets"][0]["benefits"][0]["tiers"]["1"].update(ratio="1.5"), "tiers.1.ratio",
+     "must be at most 1 (100%), not 1.5"),
     (lambda d: d["regions"][0]["rulesets"][0]["med_type_groups"].pop("21"), "med_type_groups", "not mapped"),
     (lambda d: d["regions"][0]["rulesets"][0]["med_type_groups"].update({"21": "dental"}), "med_type_groups",
      "unknown group"),
     (lambda d: d["regions"][0]["rulesets"][0]["benefits"].pop(), "benefits", "exactly one is needed"),
-    (lambda d: d["regions"][0].update(admdvs="12345"), "admdvs", "pattern"),
+    (lambda d: d["regions"][0].update(admdvs="12345"), "regions[0].admdvs", "6 digits"),
     (lambda d: d["regions"][0]["catalogues"][0]["items"][0].update(chrgitm_lv="04"), "chrgitm_lv", "01"),
     (lambda d: d["regions"][0]["catalogues"][0]["items"].append({"med_list_codg": "A1", "chrgitm_lv": "01"}),
      "catalogues", "appears twice"),

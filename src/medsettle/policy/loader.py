@@ -33,7 +33,11 @@ def load_policy(path: str | Path) -> Policy:
         with path.open("rb") as f:
             raw = tomllib.load(f, parse_float=Decimal)
     except FileNotFoundError:
-        raise PolicyError(f"{path}: no such file") from None
+        raise PolicyError(f"{path}: no such file (medsettle policy path shows the shipped default to copy)") from None
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read the policy file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{path}: not UTF-8 text (byte {exc.start}): a policy file is TOML in UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{path}: not valid TOML: {exc}") from None
     return policy_from_dict(raw, source=path)
@@ -53,28 +57,69 @@ def default_policy_path() -> Path:
 def policy_from_dict(raw: dict[str, Any], *, source: Path | str = "<dict>") -> Policy:
     """Validate a policy given as plain data; catalogue ``file`` entries resolve beside ``source``."""
     base = Path(source).parent if isinstance(source, Path) else Path(".")
-    for r_i, region in enumerate(raw.get("regions", []) or []):
+    csv_files: dict[tuple[int, int], Path] = {}  # (region, catalogue) -> the CSV its items came from
+    for r_i, region in enumerate(_list(raw.get("regions")) if isinstance(raw, dict) else []):
         if not isinstance(region, dict):
             continue
-        for c_i, cat in enumerate(region.get("catalogues", []) or []):
+        for c_i, cat in enumerate(_list(region.get("catalogues"))):
             if isinstance(cat, dict) and "file" in cat:
                 csv_path = base / str(cat.pop("file"))
-                cat["items"] = _read_catalogue_csv(csv_path, where=f"regions[{r_i}].catalogues[{c_i}].file")
+                where = f"{source}: regions[{r_i}].catalogues[{c_i}].file"
+                cat["items"] = _read_catalogue_csv(csv_path, where=where)
+                csv_files[r_i, c_i] = csv_path
     try:
         return Policy.model_validate(raw)
     except ValidationError as exc:
-        raise PolicyError(f"{source}: " + _describe(exc)) from None
+        raise PolicyError(f"{source}: " + _describe(exc, raw, csv_files)) from None
 
 
-def _describe(exc: ValidationError) -> str:
+def _list(value: Any) -> list:
+    """``value`` when it is a list; anything else is left for the models to refuse with its field named."""
+    return value if isinstance(value, list) else []
+
+
+def _describe(exc: ValidationError, raw: Any, csv_files: dict[tuple[int, int], Path]) -> str:
+    """The first errors as 'path (region ..., rule set ...): reason', the path as the file writes it."""
     lines = []
     for err in exc.errors()[:10]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"{loc}: {err['msg']}")
+        lines.append(f"{_field_path(err['loc'], raw, csv_files)}: {_reason(err)}")
     more = exc.error_count() - len(lines)
     if more > 0:
         lines.append(f"... and {more} more")
     return "; ".join(lines)
+
+
+def _field_path(loc: tuple, raw: Any, csv_files: dict[tuple[int, int], Path]) -> str:
+    """``regions[0].rulesets[1].benefits[0].tiers.1.ratio (region 130100, rule set 130100-2026.1)``:
+    TOML arrays of tables have no names, so the region and version they belong to are added, and for
+    a catalogue read from a CSV file, that file and line."""
+    path, context, node = "", [], raw
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+        if isinstance(part, int) and isinstance(node, dict):
+            if isinstance(node.get("admdvs"), str):
+                context.append(f"region {node['admdvs']}")
+            elif isinstance(node.get("version"), str):
+                kind = "catalogue" if "items" in node else "rule set"
+                context.append(f"{kind} {node['version']}")
+    if len(loc) >= 6 and loc[0] == "regions" and loc[2] == "catalogues" and loc[4] == "items":
+        csv_path = csv_files.get((loc[1], loc[3]))
+        if csv_path is not None and isinstance(loc[5], int):
+            context.append(f"{csv_path} line {loc[5] + 2}")  # line 1 is the header
+    path = path or "(top level)"
+    return f"{path} ({', '.join(context)})" if context else path
+
+
+def _reason(err: dict) -> str:
+    """pydantic's message without its 'Value error, ' prefix (our validators already say what is wrong)."""
+    msg = err["msg"]
+    if err["type"] == "value_error" and msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return msg
 
 
 def _read_catalogue_csv(path: Path, *, where: str) -> list[dict[str, Any]]:
@@ -83,7 +128,8 @@ def _read_catalogue_csv(path: Path, *, where: str) -> list[dict[str, Any]]:
             reader = csv.DictReader(f)
             missing = [c for c in CATALOGUE_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
-                raise PolicyError(f"{path}: {where}: missing columns {missing}")
+                raise PolicyError(f"{where}: the catalogue file {path} lacks the columns {', '.join(missing)} "
+                                  f"(line 1 must name {', '.join(CATALOGUE_COLUMNS)})")
             items = []
             for line_no, row in enumerate(reader, start=2):
                 item: dict[str, Any] = {
@@ -101,4 +147,9 @@ def _read_catalogue_csv(path: Path, *, where: str) -> list[dict[str, Any]]:
                 items.append(item)
             return items
     except FileNotFoundError:
-        raise PolicyError(f"{path}: {where}: no such catalogue file") from None
+        raise PolicyError(f"{where}: no catalogue file {path} (catalogue files are named relative to the "
+                          "policy file; copy them along with it)") from None
+    except OSError as exc:
+        raise PolicyError(f"{where}: cannot read the catalogue file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{where}: the catalogue file {path} is not UTF-8 text (byte {exc.start})") from None

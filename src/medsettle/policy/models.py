@@ -26,18 +26,37 @@ from .codes import (
 )
 
 LIMIT_MAX_FEN = 2**31 - 1  # docs/settlement.md: limits are below 2^31 fen
+BIG_MAX_FEN = 2**62
+PRICE_MAX_UNITS = 10**10
 
 
-def _fen(value: object) -> int:
-    return money.to_fen(value, None)
+# Each converter checks its bounds itself, so a bad value is described in the units the policy file
+# writes it in (yuan, fractions), not in the fen, basis points or price units it becomes inside.
+
+def _yuan_within(max_fen: int):
+    def to_fen(value: object) -> int:
+        fen = money.to_fen(value, None)
+        if fen < 0:
+            raise ValueError(f"must not be negative (an amount in yuan), not {value}")
+        if fen > max_fen:
+            raise ValueError(f"must be at most {money.fen_to_decimal(max_fen)} yuan, not {value}")
+        return fen
+    return to_fen
 
 
-def _bp(value: object) -> int:
-    return money.to_bp(value, None)
+def _fraction(value: object) -> int:
+    bp = money.to_bp(value, None)
+    if not 0 <= bp <= money.BP:
+        bound = "at least 0 (0%)" if bp < 0 else "at most 1 (100%)"
+        raise ValueError(f"must be {bound}, not {value}: ratios are fractions from 0 to 1")
+    return bp
 
 
 def _price(value: object) -> int:
-    return money.to_price_units(value, None)
+    units = money.to_price_units(value, None)
+    if not 0 <= units <= PRICE_MAX_UNITS:
+        raise ValueError(f"must be a price from 0 to {PRICE_MAX_UNITS // money.PRICE_SCALE} yuan, not {value}")
+    return units
 
 
 # In JSON (mode="json") amounts go back out in yuan and ratios as fractions, exact strings, so a dumped
@@ -46,11 +65,19 @@ _YUAN = PlainSerializer(lambda v: str(money.fen_to_decimal(v)), return_type=str,
 _FRACTION = PlainSerializer(lambda v: str(money.bp_to_decimal(v)), return_type=str, when_used="json")
 _PRICE = PlainSerializer(lambda v: str(Decimal(v).scaleb(-4)), return_type=str, when_used="json")
 
-Fen = Annotated[int, BeforeValidator(_fen), Field(ge=0, le=LIMIT_MAX_FEN), _YUAN]
-BigFen = Annotated[int, BeforeValidator(_fen), Field(ge=0, le=2**62), _YUAN]
-Bp = Annotated[int, BeforeValidator(_bp), Field(ge=0, le=10_000), _FRACTION]
-PriceUnits = Annotated[int, BeforeValidator(_price), Field(ge=0, le=10**10), _PRICE]
-Admdvs = Annotated[str, Field(pattern=r"^\d{6}$")]
+Fen = Annotated[int, BeforeValidator(_yuan_within(LIMIT_MAX_FEN)), _YUAN]
+BigFen = Annotated[int, BeforeValidator(_yuan_within(BIG_MAX_FEN)), _YUAN]
+Bp = Annotated[int, BeforeValidator(_fraction), _FRACTION]
+PriceUnits = Annotated[int, BeforeValidator(_price), _PRICE]
+
+
+def _admdvs(value: object) -> object:
+    if not (isinstance(value, str) and len(value) == 6 and value.isascii() and value.isdigit()):
+        raise ValueError(f"must be a region code of 6 digits in quotes (such as \"130100\"), not {value!r}")
+    return value
+
+
+Admdvs = Annotated[str, BeforeValidator(_admdvs)]
 
 
 class _Model(BaseModel):
@@ -309,6 +336,20 @@ class Policy(_Model):
             if r.admdvs == admdvs:
                 return r
         raise KeyError(admdvs)
+
+    def first_day_in_force(self) -> dt.date:
+        """The first day on which every region has both a rule set and a catalogue in force (the last
+        of each stays in force from its date on, so every later day is covered too)."""
+        return max(max(r.rulesets[0].effective_from, r.catalogues[0].effective_from) for r in self.regions)
+
+    def coverage(self) -> str:
+        """What :meth:`first_day_in_force` rests on, in words for an error message:
+        'the policy's rule sets cover 2025-2026 (130100 from 2025-01-01, 330300 from 2025-01-01)'."""
+        years = sorted({rs.effective_from.year for r in self.regions for rs in r.rulesets})
+        span = f"{years[0]}-{years[-1]}" if len(years) > 1 else str(years[0])
+        starts = ", ".join(f"{r.admdvs} from {max(r.rulesets[0].effective_from, r.catalogues[0].effective_from)}"
+                           for r in self.regions)
+        return f"the policy's rule sets cover {span} ({starts}; the latest stays in force after)"
 
 
 __all__ = [
