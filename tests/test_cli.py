@@ -39,8 +39,10 @@ def test_demo_prints_a_balanced_summary():
 def test_demo_falls_back_to_the_reference_engine_and_says_so_once():
     r = run("demo", "--bills", "300", "--persons", "100", env={"MEDSETTLE_NO_EXTENSIONS": "1"})
     assert r.returncode == 0, r.stderr
-    assert "engine: reference" in r.stdout
-    assert r.stderr.count("running on the pure-Python reference engine") == 1
+    assert "engine: reference, because the Cython core is off (MEDSETTLE_NO_EXTENSIONS=1)" in r.stdout
+    said = "medsettle: the Cython core is off (MEDSETTLE_NO_EXTENSIONS=1); using the reference engine"
+    assert r.stderr.count(said) == 1
+    assert "Warning" not in r.stderr and "settler = " not in r.stderr  # no warnings-module source line
     forced = run("demo", "--bills", "10", "--engine", "core", env={"MEDSETTLE_NO_EXTENSIONS": "1"})
     assert forced.returncode == 1 and "CORE_UNAVAILABLE" in forced.stderr
 

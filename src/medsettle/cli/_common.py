@@ -5,10 +5,12 @@ The command modules import from here (and from ``_errors``), never from each oth
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import click
 
+from ..engine.state import MAX_YEAR, MIN_YEAR
 from ..policy import load_default_policy, load_policy
 
 ENGINE_CHOICE = click.Choice(["auto", "core", "reference"])
@@ -20,6 +22,56 @@ CENTRE_OPTION = click.option("--centre", "centre_url", default="http://127.0.0.1
 def policy_from(path: str | None):
     """The policy in ``path``, or the shipped default when none is given."""
     return load_policy(path) if path else load_default_policy()
+
+
+def parse_day(text: str, option: str = "--date") -> dt.date:
+    """A yyyy-mm-dd option value, or one Error line naming the option."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise click.ClickException(f"{option} {text}: not a date; write it as yyyy-mm-dd (e.g. 2026-03-02)") \
+            from None
+
+
+def check_days_in_force(policy, start: dt.date, days: int = 1, option: str = "--date") -> None:
+    """Bills dated ``start`` .. ``start + days - 1`` must fall where every region has rules and a catalogue
+    in force, and in the years a bill may carry; otherwise one Error line saying which days are allowed."""
+    first = policy.first_day_in_force()
+    if start < first:
+        raise click.ClickException(f"{option} {start}: {policy.coverage()}; choose a date on or after {first}")
+    latest = dt.date(MAX_YEAR, 12, 31)
+    if start.year < MIN_YEAR or (latest - start).days < days - 1:
+        span = f"{start}" if days == 1 else f"{start} and {days:,} days"
+        raise click.ClickException(f"{option} {span}: bills are dated {MIN_YEAR}-{MAX_YEAR}, so from "
+                                   f"{MIN_YEAR}-01-01 to {latest}; choose a date and days within them")
+
+
+def at_least(value: int, minimum: int, option: str) -> int:
+    """A count option checked here rather than by click.IntRange, so a bad one is one Error line."""
+    if value < minimum:
+        raise click.ClickException(f"{option} {value}: must be at least {minimum}")
+    return value
+
+
+def open_output(path: str, option: str = "--out"):
+    """``path`` opened for writing text (``-``: stdout), or one Error line naming it and why not."""
+    import sys  # noqa: PLC0415
+
+    if path == "-":
+        return sys.stdout
+    try:
+        return open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 (the caller closes it)
+    except OSError as exc:
+        raise click.ClickException(f"{option} {path}: cannot write there: {exc.strerror}{_hint_for(path)}") \
+            from None
+
+
+def _hint_for(path: str) -> str:
+    from pathlib import Path  # noqa: PLC0415
+
+    parent = Path(path).parent
+    return f" (the directory {parent} does not exist; create it or choose another path)" \
+        if not parent.exists() else ""
 
 
 def admin_request(centre_url: str, body: dict) -> dict:

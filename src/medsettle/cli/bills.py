@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
-from pathlib import Path
 
 import click
 
 from ..engine import Population, Settler
 from ..engine.results import dumps
 from ..sim import generate_bills
-from ._common import policy_from
+from ._common import at_least, check_days_in_force, open_output, parse_day, policy_from
 from ._errors import fail_cleanly
 
 
@@ -34,12 +32,17 @@ def bills() -> None:
 def bills_generate(persons_file: str, count: int, seed: int, day: str, days: int, zipf: bool,
                    policy_file: str | None, out_file: str) -> None:
     """Write seeded bills (1-8 lines, mean 4) for the persons in a persons file."""
+    at_least(count, 1, "--count")
+    at_least(days, 1, "--days")
+    at_least(seed, 0, "--seed")
+    start = parse_day(day)
     pol = policy_from(policy_file)
+    check_days_in_force(pol, start, days)
     population = Population.from_csv(pol, persons_file)
     settler = Settler(pol, population, engine="reference")  # only for the compiled catalogue
-    stream = generate_bills(settler.compiled, population, count, seed=seed, start=dt.date.fromisoformat(day),
+    stream = generate_bills(settler.compiled, population, count, seed=seed, start=start,
                             days=days, persons="zipf" if zipf else "uniform")
-    out = sys.stdout if out_file == "-" else Path(out_file).open("w", encoding="utf-8")
+    out = open_output(out_file)
     try:
         for i in range(count):
             out.write(dumps(stream.bill_dict(i)) + "\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 import time
 
@@ -16,7 +15,7 @@ from ..money import fen_to_decimal
 from ..policy import load_default_policy
 from ..policy.codes import MED_TYPES
 from ..sim import generate_bills
-from ._common import ENGINE_CHOICE
+from ._common import ENGINE_CHOICE, at_least, check_days_in_force, parse_day
 from ._errors import fail_cleanly
 
 CHUNK = 50_000  # bills per engine call in long runs, so the progress bar moves
@@ -32,18 +31,16 @@ CHUNK = 50_000  # bills per engine call in long runs, so the progress bar moves
 @fail_cleanly()
 def demo(n_persons: int, n_bills: int, day: str, seed: int, engine: str) -> None:
     """Settle a generated day of bills for the default regions and print a summary table."""
-    if n_persons < 1 or n_bills < 1:
-        raise click.BadParameter("must be at least 1", param_hint="--persons/--bills")
-    try:
-        start = dt.date.fromisoformat(day)
-    except ValueError:
-        raise click.BadParameter(f"not a yyyy-mm-dd date: {day!r}", param_hint="--date") from None
+    at_least(n_persons, 1, "--persons")
+    at_least(n_bills, 1, "--bills")
+    at_least(seed, 0, "--seed")
+    start = parse_day(day)
     policy = load_default_policy()
+    check_days_in_force(policy, start)
     population = Population.generate(policy, n_persons, seed=seed)
     settler = Settler(policy, population, engine=engine)
     click.echo(f"medsettle {__version__}: {n_bills:,} bills of {start} for {n_persons:,} insured persons in "
-               f"{', '.join(r.admdvs + ' ' + r.name for r in policy.regions)}; engine: {settler.engine_name}"
-               + (f" ({core_problem()})" if settler.engine_name == "reference" else ""))
+               f"{', '.join(r.admdvs + ' ' + r.name for r in policy.regions)}; engine: {_engine_said(settler)}")
     stream = generate_bills(settler.compiled, population, n_bills, seed=seed, start=start)
     started = time.perf_counter()
     rows = _settle_in_chunks(settler, stream.batch, label="settling")
@@ -51,6 +48,12 @@ def demo(n_persons: int, n_bills: int, day: str, seed: int, engine: str) -> None
     _print_summary(rows, stream.batch, population, settler)
     click.echo(f"\n{n_bills:,} bills in {elapsed:.2f} s ({n_bills / elapsed:,.0f} bills/s, validation included) "
                f"on the {settler.engine_name} engine")
+
+
+def _engine_said(settler: Settler) -> str:
+    """The engine's name, and why it is not the core when the core is missing (asked for or not)."""
+    problem = core_problem() if settler.engine_name == "reference" else None
+    return f"reference, because {problem}" if problem else settler.engine_name
 
 
 def _settle_in_chunks(settler: Settler, batch, *, label: str) -> np.ndarray:

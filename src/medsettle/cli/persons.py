@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from ..engine import Population
-from ._common import CENTRE_OPTION, policy_from, print_admin
+from ._common import CENTRE_OPTION, at_least, open_output, policy_from, print_admin
 from ._errors import fail_cleanly
 from .persons_agency import register_agency_commands
 
@@ -24,8 +26,16 @@ def persons() -> None:
 @fail_cleanly()
 def persons_generate(count: int, seed: int, policy_file: str | None, out_file: str) -> None:
     """Write a seeded population of insured persons across the policy's regions."""
+    at_least(count, 1, "--count")
+    at_least(seed, 0, "--seed")
     pol = policy_from(policy_file)
-    Population.generate(pol, count, seed=seed).to_csv(out_file)
+    population = Population.generate(pol, count, seed=seed)
+    out = open_output(out_file)
+    try:
+        population.write_csv(out)
+    finally:
+        if out is not sys.stdout:
+            out.close()
     click.echo(f"wrote {count:,} persons to {out_file}", err=True)
 
 

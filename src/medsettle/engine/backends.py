@@ -1,17 +1,22 @@
 """Choosing an engine: the Cython core when it is built, else the reference engine, said once.
 
 ``MEDSETTLE_NO_EXTENSIONS=1`` forces the reference engine (aiohttp's switch for its C parser).
+The fall-back is said as one plain sentence on stderr (not through :mod:`warnings`, whose format
+adds a source line that tells a user nothing), once per process.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
+import sys
 
 from ..errors import MedsettleError
 
+REBUILD_HINT = "rebuild it with 'pip install -e .' (or 'python setup.py build_ext --inplace' in a checkout)"
+
 _core_module = None
-_core_error: str | None = None
+_core_error: str | None = None  # why the core is not used, when it is not
+_core_fix = ""  # what to do about it ("" when it was turned off on purpose)
 _warned = False
 
 
@@ -21,26 +26,47 @@ class CoreUnavailable(MedsettleError):
 
 def core_module():
     """medsettle._core, or None when it is disabled or cannot be imported (reason in core_problem())."""
-    global _core_module, _core_error
+    global _core_module, _core_error, _core_fix
     if _core_module is None and _core_error is None:
         if os.environ.get("MEDSETTLE_NO_EXTENSIONS") == "1":
-            _core_error = "MEDSETTLE_NO_EXTENSIONS=1 is set"
+            _core_error = "the Cython core is off (MEDSETTLE_NO_EXTENSIONS=1)"
         else:
             try:
                 from .. import _core  # noqa: PLC0415
-                _core_module = _core
             except ImportError as exc:
-                _core_error = f"the compiled core cannot be imported ({exc}); reinstall with 'pip install .'"
+                _core_error = f"the Cython core is not built or cannot be imported ({exc})"
+            else:
+                _core_error = _stale(_core)
+                _core_module = None if _core_error else _core
+            _core_fix = REBUILD_HINT if _core_error else ""
     return _core_module
 
 
+def _stale(core) -> str | None:
+    """Why a compiled core that imports does not fit these sources (built from an older checkout), or None."""
+    from .columns import COLUMNS  # noqa: PLC0415
+    from .persons import ATTR_DTYPE  # noqa: PLC0415
+    from .state import STATE_DTYPE  # noqa: PLC0415
+
+    try:
+        columns, sizes = tuple(core.COLUMN_NAMES), core.layout_sizes()
+    except AttributeError as exc:
+        return f"the Cython core was built from other sources ({exc})"
+    if columns != COLUMNS:
+        return "the Cython core was built from other sources (its result columns differ)"
+    if sizes != {"PersonState": STATE_DTYPE.itemsize, "PersonAttrs": ATTR_DTYPE.itemsize}:
+        return f"the Cython core was built from other sources (record sizes {sizes})"
+    return None
+
+
 def core_problem() -> str | None:
+    """Why the core is not used when asked for ('the Cython core is ...', and what to do), or None."""
     core_module()
-    return _core_error
+    return _core_error and _core_error + (f"; {_core_fix}" if _core_fix else "")
 
 
 def resolve_engine_name(name: str) -> str:
-    """'auto' becomes 'core' or, with one clear warning, 'reference'; 'core' without a core is an error."""
+    """'auto' becomes 'core' or, said once on stderr, 'reference'; 'core' without a core is an error."""
     global _warned
     if name not in ("auto", "core", "reference"):
         raise MedsettleError(f"unknown engine {name!r}: choose core, reference or auto", field="engine")
@@ -49,9 +75,9 @@ def resolve_engine_name(name: str) -> str:
     if core_module() is not None:
         return "core"
     if name == "core":
-        raise CoreUnavailable(f"the Cython core is not available: {_core_error}")
+        raise CoreUnavailable(f"the core engine was asked for, but {core_problem()}")
     if not _warned:
         _warned = True
-        message = f"medsettle is running on the pure-Python reference engine (slow): {_core_error}"
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        print(f"medsettle: {_core_error}; using the reference engine (pure Python, slow)"
+              + (f"; {_core_fix}" if _core_fix else ""), file=sys.stderr)
     return "reference"

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..policy.compile import CompiledPolicy
 from ..policy.models import Policy
+from .backends import REBUILD_HINT, CoreUnavailable
 from .bills import BillBatch
 from .columns import COLUMNS, LINE_COLUMNS, N_COLUMNS, NARROW_COLUMNS
 from .persons import ATTR_DTYPE, Population
@@ -26,11 +27,12 @@ class CoreEngine:
             from .. import _core as core_module  # noqa: PLC0415 (import only when the core is wanted)
         self._core = core_module
         if tuple(core_module.COLUMN_NAMES) != COLUMNS:
-            raise RuntimeError("medsettle._core was built from another version of the sources (columns differ);"
-                               " rebuild it with 'pip install -e .'")
+            raise CoreUnavailable(f"the Cython core was built from other sources (its result columns differ); "
+                                  f"{REBUILD_HINT}")
         sizes = core_module.layout_sizes()
         if sizes != {"PersonState": STATE_DTYPE.itemsize, "PersonAttrs": ATTR_DTYPE.itemsize}:
-            raise RuntimeError(f"medsettle._core record sizes {sizes} do not match the numpy dtypes")
+            raise CoreUnavailable(f"the Cython core was built from other sources (record sizes {sizes}); "
+                                  f"{REBUILD_HINT}")
         self.policy = policy
         self.compiled = compiled
         self.population = population

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,88 @@ def _month(text: str, field: str) -> int:
 
 def _month_text(m: int) -> str:
     return "" if m < 0 else f"{m // 12:04d}-{m % 12 + 1:02d}"
+
+
+def _date(text: str, field: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"expected a date yyyy-mm-dd, got {text!r}", field=field) from None
+
+
+def _count(text: str, field: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > 1200:
+        raise InvalidInput(f"expected a whole number of months from 0 to 1200, got {text!r}", field=field)
+    return int(text)
+
+
+def _flag(text: str | None, field: str, *, default: bool) -> bool:
+    if text in (None, ""):
+        return default
+    if text in ("1", "true", "True"):
+        return True
+    if text in ("0", "false", "False"):
+        return False
+    raise InvalidInput(f"expected 1 or 0, got {text!r}", field=field)
+
+
+def _row_name(i: int, lines: list[int] | None) -> str:
+    return f"line {lines[i]}" if lines is not None else f"row {i + 1}"
+
+
+def _column_name(field: str | None, columns: list[str] | None) -> str:
+    if field is None:
+        return ""
+    if columns is not None and field in columns:
+        return f", column {columns.index(field) + 1} ({field})"
+    return f", column {field}"
+
+
+REQUIRED_COLUMNS = CSV_COLUMNS[:4]
+PERSONS_FILE_HELP = (f"a persons file is CSV, line 1 naming the columns ({','.join(REQUIRED_COLUMNS)},...), then "
+                     "one person a line, as 'medsettle persons generate --out FILE' writes it")
+
+
+def _read_persons_csv(f, path: Path) -> tuple[list[str], list[dict[str, str]], list[int]]:
+    """The header, the rows as dicts and each row's line number, checked for the file's shape: not
+    empty, not JSON, the needed columns named once each, no unknown column, every row as wide as
+    the header. Blank lines are skipped."""
+    reader = csv.reader(f)
+    try:
+        header = next(reader, None)
+        if header is None or not any(h.strip() for h in header):
+            raise InvalidInput(f"{path}: empty, no header line: {PERSONS_FILE_HELP}")
+        if header[0].lstrip().startswith(("{", "[")):
+            raise InvalidInput(f"{path} line 1, column 1: {header[0].lstrip()[0]!r} looks like JSON, not CSV: "
+                               f"{PERSONS_FILE_HELP}")
+        _check_header(header, path)
+        rows, lines = [], []
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                where = f"column {len(header) + 1}" if len(row) > len(header) else f"column {len(row) + 1}"
+                raise InvalidInput(f"{path} line {reader.line_num}, {where}: {len(row)} fields where line 1 names "
+                                   f"{len(header)} columns (a comma too many or too few?)")
+            rows.append(dict(zip(header, row)))
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise InvalidInput(f"{path} line {reader.line_num}: not readable as CSV: {exc}") from None
+    if not rows:
+        raise InvalidInput(f"{path}: no persons after the header line: {PERSONS_FILE_HELP}")
+    return header, rows, lines
+
+
+def _check_header(header: list[str], path: Path) -> None:
+    for j, name in enumerate(header):
+        if name not in CSV_COLUMNS:
+            raise InvalidInput(f"{path} line 1, column {j + 1}: unknown column {name!r} (the columns of a persons "
+                               f"file are {','.join(CSV_COLUMNS)})")
+        if header.index(name) != j:
+            raise InvalidInput(f"{path} line 1, column {j + 1}: column {name!r} named twice")
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise InvalidInput(f"{path} line 1: no column {', '.join(missing)}: {PERSONS_FILE_HELP}")
 
 
 class Population:
@@ -159,79 +242,109 @@ class Population:
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def from_rows(cls, policy: Policy, rows: list[dict[str, str]], *, source: str = "persons") -> Population:
+    def from_rows(cls, policy: Policy, rows: list[dict[str, str]], *, source: str = "persons",
+                  lines: list[int] | None = None, columns: list[str] | None = None) -> Population:
+        """Persons from rows of the persons file's columns (strings, as CSV gives them).
+
+        A bad row fails with InvalidInput naming ``source``, the row (``lines``: the file's line of
+        each row, when the rows came from a file) and the column (its number too, given ``columns``).
+        """
         regions = {r.admdvs: i for i, r in enumerate(policy.regions)}
         attrs = np.zeros(len(rows), dtype=ATTR_DTYPE)
         balances = np.zeros(len(rows), dtype=np.int64)
         psn_nos: list[str] = []
-        seen: set[str] = set()
+        first_row_of: dict[str, int] = {}
         for i, row in enumerate(rows):
-            where = f"{source} row {i + 1}"
             try:
                 psn_no = (row.get("psn_no") or "").strip()
-                if not psn_no or psn_no in seen:
-                    raise InvalidInput("missing or repeated psn_no", field="psn_no")
-                insutype = row.get("insutype", "")
-                psn_type = row.get("psn_type", "")
-                if insutype not in INSUTYPE_INDEX:
-                    raise InvalidInput(f"unknown insutype {insutype!r}", field="insutype")
-                if psn_type not in PSN_TYPES_OF_INSUTYPE[insutype]:
-                    raise InvalidInput(f"psn_type {psn_type!r} is not a person type of insutype {insutype}",
-                                       field="psn_type")
-                region = row.get("insuplc_admdvs", "")
-                if region not in regions:
-                    raise InvalidInput(f"region {region!r} is not in the policy", field="insuplc_admdvs")
-                balance = money.to_fen(row.get("balance") or "0", "balance")
-                if balance < 0:
-                    raise InvalidInput("must not be negative", field="balance")
-                filing = row.get("filing_admdvs") or ""
-                if filing and filing not in regions:
-                    raise InvalidInput(f"region {filing!r} is not in the policy", field="filing_admdvs")
-                a = attrs[i]
-                a["insutype"] = INSUTYPE_INDEX[insutype]
-                a["psn_type"] = PSN_TYPE_INDEX[psn_type]
-                a["flags"] = ((FLAG_ACTIVE if row.get("active", "1") in ("1", "true", "") else 0)
-                              | (FLAG_ASSISTANCE if row.get("assistance", "0") in ("1", "true") else 0))
-                a["region"] = regions[region]
-                a["run_start"] = _month(row.get("contrib_from") or "", "contrib_from")
-                a["paid_through"] = _month(row.get("paid_through") or "", "paid_through")
-                a["extra_wait"] = int(row.get("extra_wait_months") or 0)
-                a["filing_region"] = regions[filing] if filing else NO_REGION
-                if filing:
-                    a["filing_from"] = day_number(dt.date.fromisoformat(row["filing_begin"]))
-                    a["filing_to"] = day_number(dt.date.fromisoformat(row["filing_end"]))
+                if not psn_no:
+                    raise InvalidInput("psn_no is empty: every person needs one", field="psn_no")
+                if psn_no in first_row_of:
+                    raise InvalidInput(f"psn_no {psn_no} repeats {_row_name(first_row_of[psn_no], lines)}",
+                                       field="psn_no")
+                balances[i] = cls._fill_attrs(attrs[i], row, regions)
             except InvalidInput as exc:
-                raise InvalidInput(f"{where}: {exc}") from None
-            except (ValueError, KeyError) as exc:
-                raise InvalidInput(f"{where}: {exc}") from None
-            balances[i] = balance
+                raise InvalidInput(f"{source} {_row_name(i, lines)}{_column_name(exc.field, columns)}: "
+                                   f"{exc.reason}") from None
             psn_nos.append(psn_no)
-            seen.add(psn_no)
+            first_row_of[psn_no] = i
         return cls(policy, psn_nos, attrs, balances)
+
+    @staticmethod
+    def _fill_attrs(a, row: dict[str, str], regions: dict[str, int]) -> int:
+        """Check one row and write its attributes into ``a``; its balance in fen."""
+        insutype = row.get("insutype") or ""
+        psn_type = row.get("psn_type") or ""
+        if insutype not in INSUTYPE_INDEX:
+            raise InvalidInput(f"unknown insutype {insutype!r}: 310 (employees) or 390 (residents)",
+                               field="insutype")
+        if psn_type not in PSN_TYPES_OF_INSUTYPE[insutype]:
+            raise InvalidInput(f"psn_type {psn_type!r} is not a person type of insutype {insutype} "
+                               f"({', '.join(PSN_TYPES_OF_INSUTYPE[insutype])})", field="psn_type")
+        region = row.get("insuplc_admdvs") or ""
+        if region not in regions:
+            raise InvalidInput(f"region {region!r} is not in the policy ({', '.join(regions)})",
+                               field="insuplc_admdvs")
+        balance = money.to_fen(row.get("balance") or "0", "balance")
+        if balance < 0:
+            raise InvalidInput("must not be negative", field="balance")
+        filing = row.get("filing_admdvs") or ""
+        if filing and filing not in regions:
+            raise InvalidInput(f"region {filing!r} is not in the policy ({', '.join(regions)})",
+                               field="filing_admdvs")
+        a["insutype"] = INSUTYPE_INDEX[insutype]
+        a["psn_type"] = PSN_TYPE_INDEX[psn_type]
+        a["flags"] = ((FLAG_ACTIVE if _flag(row.get("active"), "active", default=True) else 0)
+                      | (FLAG_ASSISTANCE if _flag(row.get("assistance"), "assistance", default=False) else 0))
+        a["region"] = regions[region]
+        a["run_start"] = _month(row.get("contrib_from") or "", "contrib_from")
+        a["paid_through"] = _month(row.get("paid_through") or "", "paid_through")
+        a["extra_wait"] = _count(row.get("extra_wait_months") or "0", "extra_wait_months")
+        a["filing_region"] = regions[filing] if filing else NO_REGION
+        if filing:
+            a["filing_from"] = day_number(_date(row.get("filing_begin") or "", "filing_begin"))
+            a["filing_to"] = day_number(_date(row.get("filing_end") or "", "filing_end"))
+        return balance
 
     @classmethod
     def from_csv(cls, policy: Policy, path: str | Path) -> Population:
+        """The persons of a persons file (CSV, line 1 naming the columns); InvalidInput naming the file,
+        line and column of the first problem, so a file that is not one is refused, not half-read."""
         path = Path(path)
         try:
-            with path.open(newline="", encoding="utf-8") as f:
-                return cls.from_rows(policy, list(csv.DictReader(f)), source=str(path))
+            data = path.read_bytes()
         except FileNotFoundError:
-            raise InvalidInput(f"{path}: no such persons file") from None
+            raise InvalidInput(f"{path}: no such persons file (make one with 'medsettle persons generate "
+                               f"--out {path}')") from None
+        except OSError as exc:
+            raise InvalidInput(f"{path}: cannot read the persons file: {exc.strerror}") from None
+        try:
+            text = data.decode("utf-8-sig")  # -sig: the byte-order mark a spreadsheet writes is not a column
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n") + 1
+            raise InvalidInput(f"{path} line {line}: not UTF-8 text (byte {exc.start}): a persons file is UTF-8 "
+                               "CSV") from None
+        columns, rows, lines = _read_persons_csv(io.StringIO(text, newline=""), path)
+        return cls.from_rows(policy, rows, source=str(path), lines=lines, columns=columns)
 
     def to_csv(self, path: str | Path) -> None:
         with Path(path).open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-            writer.writeheader()
-            for i in range(len(self)):
-                d = self.describe(i)
-                writer.writerow({
-                    **{k: d[k] for k in ("psn_no", "insutype", "psn_type", "insuplc_admdvs", "contrib_from",
-                                          "paid_through", "extra_wait_months", "filing_admdvs", "filing_begin",
-                                          "filing_end")},
-                    "balance": str(money.fen_to_decimal(int(self.balances[i]))),
-                    "active": "1" if d["active"] else "0",
-                    "assistance": "1" if d["assistance"] else "0",
-                })
+            self.write_csv(f)
+
+    def write_csv(self, f) -> None:
+        """Write the persons file to an open text file (opened with ``newline=""``, as csv wants)."""
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for i in range(len(self)):
+            d = self.describe(i)
+            writer.writerow({
+                **{k: d[k] for k in ("psn_no", "insutype", "psn_type", "insuplc_admdvs", "contrib_from",
+                                      "paid_through", "extra_wait_months", "filing_admdvs", "filing_begin",
+                                      "filing_end")},
+                "balance": str(money.fen_to_decimal(int(self.balances[i]))),
+                "active": "1" if d["active"] else "0",
+                "assistance": "1" if d["assistance"] else "0",
+            })
 
     @classmethod
     def generate(cls, policy: Policy, n: int, *, seed: int = 0, as_of: dt.date = dt.date(2026, 1, 1),
