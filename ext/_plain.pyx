@@ -112,9 +112,10 @@ cdef int days_in_month(int y, int m) noexcept:
     return 30 if m in (4, 6, 9, 11) else 31
 
 
-cdef bint parse_date(object text, int* year, int* month, int* day) noexcept:
+cdef bint parse_date(object text, int* year, int* month, int* day, int* hms) noexcept:
     """The date of "yyyy-MM-dd" or "yyyy-MM-dd HH:mm:ss" (ASCII, a real calendar date and clock time, as
-    datetime.fromisoformat requires), or False."""
+    datetime.fromisoformat requires), or False. ``hms`` gets the time of day (hour, minute, second; all 0
+    for a date alone): the settlement answers it as its setl_time."""
     if type(text) is not str or not PyUnicode_IS_ASCII(text):
         return False
     cdef const char* s = PyUnicode_DATA(text)
@@ -129,12 +130,14 @@ cdef bint parse_date(object text, int* year, int* month, int* day) noexcept:
     day[0] = two_digits(s + 8)
     if not (1 <= month[0] <= 12 and 1 <= day[0] <= days_in_month(year[0], month[0])):
         return False
+    hms[0] = hms[1] = hms[2] = 0
     if n == 19:
         if s[10] != c' ' or s[13] != c':' or s[16] != c':':
             return False
         hour, minute, second = two_digits(s + 11), two_digits(s + 14), two_digits(s + 17)
         if not (0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 59):
             return False
+        hms[0], hms[1], hms[2] = hour, minute, second
     return True
 
 
@@ -207,11 +210,12 @@ cdef class PlainRoute:
         """``((person, day, med_type, tier, treat_region, acct_flag, adm, saf_cash, n_lines), head)`` with the
         lines in the Session's buffers, or None: take the model way."""
         cdef int y, m, d, region, acct_flag
+        cdef int hms[3]
         cdef int64_t pric, cnt, fee, medfee = 0, saf_cash
         cdef Py_ssize_t j, n, p
         cdef int32_t day
         cdef const uint8_t* record
-        if not parse_date(bill["setl_time"], &y, &m, &d) or not MIN_YEAR <= y <= MAX_YEAR:
+        if not parse_date(bill["setl_time"], &y, &m, &d, hms) or not MIN_YEAR <= y <= MAX_YEAR:
             return None
         psn_no = bill["psn_no"]
         row = self.person_index.get(psn_no)
@@ -275,5 +279,5 @@ cdef class PlainRoute:
                 self.admission_key(mdtrt_id), saf_cash, n)
         # BillHead's fields in its order, made as tuple.__new__ does (its NamedTuple __new__ is Python code).
         head = ms_tuple_as(self.bill_head, (bill.get("bill_id", ""), psn_no, mdtrt_id, med_type,
-                                            datetime_new(y, m, d, 0, 0, 0, 0, None), sns))
+                                            datetime_new(y, m, d, hms[0], hms[1], hms[2], 0, None), sns))
         return args, head

@@ -21,7 +21,7 @@ from .. import money
 from ..errors import InvalidInput, TotalMismatch, UnknownItem
 from ..policy.codes import MED_TYPE_INDEX, TIER_INDEX
 from ..policy.compile import CompiledPolicy
-from ..timeutil import day_number, local_date
+from ..timeutil import SHANGHAI, day_number, local_date
 from .persons import Population
 from .state import MAX_YEAR, MIN_YEAR
 
@@ -92,7 +92,9 @@ class FeeLine(BaseModel):
 
 
 class Bill(BaseModel):
-    """One bill to settle. ``setl_time`` is the encounter time (the bill's date, Asia/Shanghai).
+    """One bill to settle. ``setl_time`` is the encounter time, Asia/Shanghai: its date picks the rules and
+    the accumulator year, and the settlement answers it, time of day included, as its own setl_time
+    (a date alone: midnight) unless the caller gives the time of settling (the centre does).
 
     ``hosp_lv`` is the institution's tier: "1"-"3" for hospitals, "pharmacy" for a pharmacy.
     ``mdtrtarea_admvs`` (treatment region) defaults to the person's insured region.
@@ -123,7 +125,7 @@ class Bill(BaseModel):
     def _platform_time(cls, value: object) -> object:
         if isinstance(value, str):
             try:
-                return local_date(value)
+                return local_time(value)
             except ValueError as exc:
                 raise ValueError(str(exc)) from None
         return value
@@ -139,6 +141,22 @@ class Bill(BaseModel):
     @property
     def saf_cash_fen(self) -> int | None:
         return None if self.saf_cash_amt is None else _units(self.saf_cash_amt, 2, 0, MAX_MEDFEE, "saf_cash_amt")
+
+
+def local_time(text: str) -> dt.datetime | dt.date:
+    """A platform time string as the bill means it: "yyyy-MM-dd HH:mm:ss" (or another ISO form with a time)
+    is a naive Asia/Shanghai datetime, keeping its time of day (the settlement answers it as its
+    setl_time); "yyyy-MM-dd" is a date. Accepts exactly what :func:`~medsettle.timeutil.local_date` does."""
+    local_date(text)  # the same checks and the same error message as the date alone
+    text = text.strip()
+    if len(text) <= 10:
+        return dt.date.fromisoformat(text)
+    return local_naive(dt.datetime.fromisoformat(text))
+
+
+def local_naive(when: dt.datetime) -> dt.datetime:
+    """``when`` as a naive Asia/Shanghai datetime (naive datetimes are taken as Shanghai time already)."""
+    return when if when.tzinfo is None else when.astimezone(SHANGHAI).replace(tzinfo=None)
 
 
 def parse_bill(data: object, *, position: int | None = None) -> Bill:

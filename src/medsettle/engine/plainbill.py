@@ -31,7 +31,7 @@ from ..policy.codes import MED_TYPE_INDEX, TIER_INDEX
 from ..policy.compile import CompiledPolicy
 from ..timeutil import day_number, local_date
 from .bills import (LINE_DIVISOR, MAX_CNT_UNITS, MAX_LINES, MAX_MEDFEE, MAX_PRIC_UNITS, NO_VALUE, AdmissionKeys,
-                    Bill, ResolvedBill)
+                    Bill, ResolvedBill, local_naive, local_time)
 from .persons import Population
 from .state import MAX_YEAR, MIN_YEAR
 
@@ -77,7 +77,7 @@ _HALF_LINE_DIVISOR = LINE_DIVISOR // 2
 
 class BillHead(NamedTuple):
     """What a settlement record keeps of its bill. ``setl_time`` is the time the record shows when the
-    caller gives none: the bill's own datetime, or midnight of its date."""
+    caller gives none: the bill's own date and time of day (naive, Asia/Shanghai), or midnight of a date."""
 
     bill_id: str
     psn_no: str
@@ -93,7 +93,7 @@ class BillHead(NamedTuple):
 
 
 def _as_datetime(when: dt.datetime | dt.date) -> dt.datetime:
-    return when if isinstance(when, dt.datetime) else dt.datetime(when.year, when.month, when.day)
+    return local_naive(when) if isinstance(when, dt.datetime) else dt.datetime(when.year, when.month, when.day)
 
 
 def validate_plain(data: object) -> dict | None:
@@ -120,9 +120,10 @@ def resolve_plain(bill: dict, compiled: CompiledPolicy, population: Population, 
     if not _PLAIN_TIME.fullmatch(bill["setl_time"]):
         return None
     try:
-        bill_date = local_date(bill["setl_time"])
+        bill_time = local_time(bill["setl_time"])
     except ValueError:
         return None
+    bill_date = local_date(bill_time)
     if not MIN_YEAR <= bill_date.year <= MAX_YEAR:
         return None
     try:
@@ -169,7 +170,7 @@ def resolve_plain(bill: dict, compiled: CompiledPolicy, population: Population, 
                             region, acct_flag, admissions.key(bill["mdtrt_id"]), saf_cash, items, prices, cnts,
                             apprs)
     head = BillHead(bill.get("bill_id", ""), bill["psn_no"], bill["mdtrt_id"], bill["med_type"],
-                    _as_datetime(bill_date), tuple(sns))
+                    _as_datetime(bill_time), tuple(sns))
     return resolved, head
 
 
