@@ -138,6 +138,8 @@ def test_documents_name_no_internal_notes():
         text = path.read_text(encoding="utf-8")
         for name in ("DOMAIN.md", "DESIGN.md", "PCSC.md", "../shared", "seeds/"):
             assert name not in text, f"{path.relative_to(ROOT)} names {name}, which users do not have"
+        cited = re.search(r"\bseeds? \d{3}", text)
+        assert cited is None, f"{path.relative_to(ROOT)} cites {cited.group(0)!r} of the design notes' sources"
 
 
 def test_relative_links_resolve():
