@@ -15,7 +15,7 @@ from test_centre import REGISTRY, Server
 from medsettle.hardware.card import VirtualCard
 from medsettle.hardware.personalise import profile_for
 from medsettle.hardware.psam import VirtualPSAM
-from medsettle.readers import CardMute, CardRemoved, NoReader, PcscReader, ReaderError
+from medsettle.readers import CardMute, CardRemoved, NoReader, ReaderError
 from medsettle.terminal import CounterError
 from medsettle.timeutil import now_shanghai
 
@@ -28,6 +28,8 @@ def rig(pcsc_stack, tmp_path):
     slot = pcsc_stack.counters["Counter A"]
     slot.card.clear_faults()
     slot.card.insert(VirtualCard.issue(profile_for(REGISTRY, PERSON)))
+    from medsettle.readers import PcscReader  # after pcsc_stack: without pyscard it has skipped, naming it
+
     reader = PcscReader(slot.card_reader, psam=slot.psam_reader, deadline=1.0)
     reader.wait_for_card(3)
     server = Server(tmp_path / "centre").start()

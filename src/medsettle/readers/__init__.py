@@ -7,7 +7,10 @@
         reader.verify_pin("123456")
         reader.authenticate(card)         # through the PSAM: raises CardNotGenuine for clones and altered data
 
-Every failure of the PC/SC stack becomes one of the errors in :mod:`.errors`.
+Every failure of the PC/SC stack becomes one of the errors in :mod:`.errors`. The PC/SC driver needs pyscard
+(``pip install 'medsettle[readers]'``); without it this package still imports (the errors, the interface,
+the card record: what the terminal and the virtual hardware use), and only taking :class:`PcscReader`,
+:func:`list_readers` or :func:`first_reader` raises :class:`PyscardMissing`, which says how to install it.
 """
 
 from .base import Reader
@@ -19,6 +22,7 @@ from .errors import (
     CardUnreadable,
     NoCard,
     NoReader,
+    PyscardMissing,
     ReaderError,
     ServiceDown,
     WrongPin,
@@ -26,11 +30,12 @@ from .errors import (
 from .record import CardRecord
 
 __all__ = ["CardBlocked", "CardMute", "CardNotGenuine", "CardRecord", "CardRemoved", "CardUnreadable", "NoCard",
-           "NoReader", "PcscReader", "Reader", "ReaderError", "ServiceDown", "WrongPin", "list_readers"]
+           "NoReader", "PcscReader", "PyscardMissing", "Reader", "ReaderError", "ServiceDown", "WrongPin",
+           "first_reader", "list_readers"]
 
 
 def __getattr__(name):  # pyscard is an optional dependency: import it only when the PC/SC driver is used
-    if name in ("PcscReader", "list_readers"):
+    if name in ("PcscReader", "list_readers", "first_reader"):
         from . import pcsc  # noqa: PLC0415
 
         return getattr(pcsc, name)

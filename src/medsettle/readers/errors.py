@@ -74,3 +74,16 @@ class ServiceDown(ReaderError):
     """The PC/SC service (pcscd) is not running or went away."""
 
     code = "SERVICE_DOWN"
+
+
+PYSCARD_MISSING = "pyscard is not installed: pip install 'medsettle[readers]' (after apt-get install libpcsclite-dev)"
+
+
+class PyscardMissing(ReaderError, ImportError):
+    """The PC/SC driver needs pyscard, an optional dependency that is not installed. Also an ImportError,
+    so code that imports the driver optionally can catch it as it would any missing module."""
+
+    code = "NO_PYSCARD"
+
+    def __init__(self, message: str = PYSCARD_MISSING):
+        super().__init__(message)

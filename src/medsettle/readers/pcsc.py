@@ -2,9 +2,11 @@
 failure arrives as an hresult that maps one-to-one onto medsettle's reader errors).
 
 Deadlines: nothing in pcscd times out an APDU (a hung card hangs SCardTransmit until its link closes), so
-every operation runs on the reader's worker thread and the caller waits at most ``deadline`` seconds. On
-expiry the context, the card handle and the worker are abandoned (pcsc-lite holds the context's lock
-through the hung call) and CardMute is raised; the next operation starts on a fresh context.
+every operation runs on the reader's worker thread and the caller watches it. The deadline is per PC/SC
+call (one APDU, a connect): a card that answers every APDU, however slowly, is read, however many APDUs
+the operation takes; only a call left unanswered for ``deadline`` seconds is a mute card. Then the
+context, the card handle and the worker are abandoned (pcsc-lite holds the context's lock through the
+hung call) and CardMute is raised; the next operation starts on a fresh context.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import queue
 import threading
 import time
 
-from smartcard import scard
+from ._pyscard import scard
 
 from ..hardware import apdu as A
 from .base import Reader
@@ -74,6 +76,21 @@ def _check_pin(pin: str) -> None:
         raise ValueError("a PIN is 4 to 12 digits")
 
 
+class _InFlight:
+    """When the PC/SC call a reader's worker is in began (None between calls), so the caller can hold each
+    call, not the whole operation, to the deadline. One per worker: a call abandoned on an old worker that
+    returns late cannot clear the mark of the new one's."""
+
+    def __init__(self):
+        self.since: float | None = None
+
+    def __enter__(self) -> None:
+        self.since = time.monotonic()
+
+    def __exit__(self, *exc) -> None:
+        self.since = None
+
+
 def list_readers() -> list[str]:
     """The names of the readers pcscd offers (ServiceDown when it is not running)."""
     context = _context()
@@ -88,21 +105,38 @@ def list_readers() -> list[str]:
         scard.SCardReleaseContext(context)
 
 
+def first_reader() -> tuple[str, str | None]:
+    """The first reader pcscd lists and its PSAM's slot (slot 01 of the same reader entry, when pcscd lists
+    it), as ``card read`` and a terminal without ``--reader`` take them; NoReader when there is none."""
+    names = list_readers()
+    card_names = [name for name in names if not name.endswith(" 01")] or names
+    if not card_names:
+        raise NoReader("pcscd lists no reader: is a reader plugged in, or the virtual stack up "
+                       "('medsettle hardware up')?")
+    name = card_names[0]
+    psam = name[:-3] + " 01" if name.endswith(" 00") and name[:-3] + " 01" in names else None
+    return name, psam
+
+
 class _Link:
     """One connection to one slot (the card's or the PSAM's): context, handle, protocol."""
 
-    def __init__(self, reader: str, trace):
-        self.reader, self.trace = reader, trace
-        self.context = _context()
+    def __init__(self, reader: str, trace, in_flight: _InFlight):
+        self.reader, self.trace, self.in_flight = reader, trace, in_flight
+        with in_flight:
+            self.context = _context()
         self.handle = None
         self.protocol = None
 
     def connect(self) -> bytes:
-        hresult, handle, protocol = scard.SCardConnect(self.context, self.reader, scard.SCARD_SHARE_SHARED, PROTOCOLS)
+        with self.in_flight:
+            hresult, handle, protocol = scard.SCardConnect(self.context, self.reader, scard.SCARD_SHARE_SHARED,
+                                                           PROTOCOLS)
         if hresult != scard.SCARD_S_SUCCESS:
             raise pcsc_error(hresult, "connect", self.reader)
         self.handle, self.protocol = handle, protocol
-        hresult, _, _, _, atr = scard.SCardStatus(handle)
+        with self.in_flight:
+            hresult, _, _, _, atr = scard.SCardStatus(handle)
         if hresult != scard.SCARD_S_SUCCESS:
             raise pcsc_error(hresult, "status", self.reader)
         return bytes(atr)
@@ -121,7 +155,8 @@ class _Link:
 
     def _exchange(self, command: bytes) -> tuple[bytes, int]:
         started = time.perf_counter()
-        hresult, answer = scard.SCardTransmit(self.handle, self.protocol, list(command))
+        with self.in_flight:
+            hresult, answer = scard.SCardTransmit(self.handle, self.protocol, list(command))
         elapsed = time.perf_counter() - started
         if hresult != scard.SCARD_S_SUCCESS:
             error = pcsc_error(hresult, "transmit", self.reader)
@@ -177,38 +212,47 @@ class _Worker:
 
 class PcscReader(Reader):
     """A counter's reader: the card in ``name`` (slot 00) and, for authentication, the PSAM in ``psam``
-    (slot 01 of the same reader). ``name=None`` takes the first reader pcscd lists."""
+    (slot 01 of the same reader). ``name=None`` takes :func:`first_reader`. ``deadline``: the seconds one
+    APDU (or connect) may go unanswered before the card counts as mute."""
 
     def __init__(self, name: str | None = None, psam: str | None = None, *, deadline: float = 2.0, trace=None):
         if name is None:
-            names = list_readers()
-            if not names:
-                raise NoReader("pcscd lists no reader")
-            name = names[0]
-            if psam is None and name.endswith(" 00") and name[:-3] + " 01" in names:
-                psam = name[:-3] + " 01"
+            name, first_psam = first_reader()
+            psam = first_psam if psam is None else psam
         self.name, self.psam_name = name, psam
         self.deadline = deadline
         self.trace = trace
         self._worker: _Worker | None = None
+        self._in_flight = _InFlight()
         self._card: _Link | None = None
         self._psam: _Link | None = None
 
     # -- running an operation under its deadline -------------------------------------------------
 
-    def _run(self, what: str, operation, deadline: float | None = None):
-        deadline = self.deadline if deadline is None else deadline
+    def _run(self, what: str, operation):
         if self._worker is None:
             self._worker = _Worker(f"reader-{self.name}")
         future = self._worker.submit(operation)
         try:
-            return future.result(timeout=deadline)
-        except concurrent.futures.TimeoutError:
-            self._abandon()
-            raise CardMute(f"the card did not answer {what} within {deadline:g} s", reader=self.name) from None
+            return self._result(future, self._in_flight, what)
         except (CardRemoved, ServiceDown, CardUnreadable, NoCard):
             self._drop_links()  # the next operation connects afresh
             raise
+
+    def _result(self, future: concurrent.futures.Future, in_flight: _InFlight, what: str):
+        """The operation's result, however long it takes in all; CardMute as soon as one PC/SC call of it
+        has gone unanswered for ``deadline`` seconds."""
+        while True:
+            since = in_flight.since
+            left = self.deadline if since is None else since + self.deadline - time.monotonic()
+            try:
+                return future.result(timeout=max(left, 0.0))
+            except concurrent.futures.TimeoutError:
+                since = in_flight.since
+                if since is not None and time.monotonic() - since >= self.deadline and not future.done():
+                    self._abandon()
+                    raise CardMute(f"the card did not answer within {self.deadline:g} s during {what}",
+                                   reader=self.name) from None
 
     def _abandon(self) -> None:
         """Leave a hung call behind: its worker, context and handles are never used again."""
@@ -216,6 +260,7 @@ class PcscReader(Reader):
         if worker is not None:
             worker.stop()  # it ends when (if ever) the hung call returns
         self._card = self._psam = None
+        self._in_flight = _InFlight()
 
     def _drop_links(self) -> None:
         for link in (self._card, self._psam):
@@ -232,7 +277,7 @@ class PcscReader(Reader):
         """The card's link. A new card session re-selects the application on the open handle; when the
         card was swapped or reset since, pcscd refuses the old handle and we reconnect (ATR check again)."""
         if self._card is None:
-            self._card = _Link(self.name, self.trace)
+            self._card = _Link(self.name, self.trace, self._in_flight)
         link = self._card
         if link.handle is None:
             self._connect_card(link)
@@ -281,7 +326,8 @@ class PcscReader(Reader):
         self._run("INTERNAL AUTHENTICATE", lambda: self._authenticate(record))
 
     def read_and_authenticate(self, pin: str | None = None) -> CardRecord:
-        """Read, verify the PIN (if given) and authenticate as one operation under one deadline."""
+        """Read, verify the PIN (if given) and authenticate as one operation on the worker (each of its
+        APDUs under the deadline)."""
         if pin is not None:
             _check_pin(pin)
 
@@ -342,7 +388,7 @@ class PcscReader(Reader):
 
     def _psam_link(self) -> _Link:
         if self._psam is None:
-            link = _Link(self.psam_name, self.trace)
+            link = _Link(self.psam_name, self.trace, self._in_flight)
             try:
                 link.connect()
                 _, sw = link.transmit(bytes([0x00, 0xA4, 0x04, 0x00, len(A.PSAM_AID)]) + A.PSAM_AID)

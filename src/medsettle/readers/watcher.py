@@ -17,7 +17,7 @@ import queue
 import threading
 from dataclasses import dataclass
 
-from smartcard import scard
+from ._pyscard import scard
 
 log = logging.getLogger(__name__)
 
