@@ -24,8 +24,8 @@ def medsettle(*args, check=True):
 def stack_up():
     skip_without_pcsc()
     medsettle("hardware", "down")  # a stack left by an interrupted run
-    up = medsettle("hardware", "up", "--counter", "Desk 1")
-    assert "'Desk 1 00 00'" in up.stdout and "'Desk 1 00 01'" in up.stdout
+    up = medsettle("hardware", "up", "--counter", "Desk 1", "--counter", "Desk 2")
+    assert "'Desk 1 00 00'" in up.stdout and "'Desk 1 00 01'" in up.stdout and "'Desk 2 00 01'" in up.stdout
     yield
     down = medsettle("hardware", "down")
     assert down.stdout.strip() == "stopped"
@@ -67,6 +67,30 @@ def test_fault_then_clear(stack_up):
     assert read.returncode == 1 and "not an ISO 7816 response" in read.stderr
     medsettle("card", "fault")
     assert json.loads(medsettle("card", "read").stdout)["authenticated"]
+
+
+def test_fault_none_clears_and_a_bad_fault_changes_nothing(stack_up):
+    medsettle("card", "issue")
+    medsettle("card", "fault", "garbage")
+    assert medsettle("card", "fault", "none").stdout.strip() == "faults: none"
+    assert json.loads(medsettle("card", "read").stdout)["authenticated"]
+    medsettle("card", "fault", "truncated")
+    assert medsettle("card", "fault", "mute", "slow_s=abc", check=False).returncode == 1
+    assert "not an ISO 7816 response" in medsettle("card", "read", check=False).stderr  # still only truncated
+    assert medsettle("card", "fault", "mute").stdout.strip() == "faults: mute"  # exactly these: truncated is off
+    medsettle("card", "fault", "none")
+
+
+def test_read_names_the_counter_whose_card_and_psam_to_use(stack_up):
+    first, second = registry().population.psn_nos[1:3]
+    medsettle("card", "issue", first)
+    medsettle("card", "issue", second, "--counter", "Desk 2")
+    read = json.loads(medsettle("card", "read", "--counter", "Desk 2", "--pin", "123456").stdout)
+    assert (read["reader"], read["certno"]) == ("Desk 2 00 00", registry().identities[second].certno)
+    assert read["authenticated"]  # through Desk 2's own PSAM slot
+    assert json.loads(medsettle("card", "read").stdout)["certno"] == registry().identities[first].certno
+    unknown = medsettle("card", "read", "--counter", "Desk 3", check=False)
+    assert unknown.returncode == 1 and "'Desk 3'" in unknown.stderr and "Desk 1, Desk 2" in unknown.stderr
 
 
 def test_unknown_person_and_no_card(stack_up):

@@ -14,7 +14,8 @@ from ._errors import fail_cleanly
 
 HARDWARE_DIR = click.option("--dir", "directory", default=str(Path("medsettle-data") / "hardware"), show_default=True,
                             envvar="MEDSETTLE_HARDWARE_DIR", type=click.Path(file_okay=False),
-                            help="Where the stack keeps its pcscd configuration, logs and control socket.")
+                            help="Where the stack keeps its pcscd configuration, logs and control socket "
+                                 "(relative to the working directory; the stack is handed it absolute).")
 
 
 # Stack errors and bad values (a PIN, a profile) fail as cleanly as medsettle's own errors.
@@ -107,17 +108,27 @@ def card_issue(psn_no, persons_file, policy_file, centre_url, counter, pin, clon
 
 @card.command("read")
 @click.option("--reader", "reader_name", help="The reader (default: the first pcscd lists).")
+@click.option("--counter", help="The card reader of this counter of the running virtual stack, with its PSAM "
+              "(instead of --reader).")
 @click.option("--psam", "psam_name", help="The PSAM's reader (default: slot 01 of the same reader).")
 @click.option("--pin", help="Verify this PIN too.")
 @click.option("--no-auth", is_flag=True, help="Do not authenticate the card through the PSAM.")
 @click.option("--wait", default=2.0, show_default=True, help="Seconds to wait for a card.")
 @click.option("--trace", is_flag=True, help="Print every APDU to stderr (PINs masked).")
+@HARDWARE_DIR
 @_stack_errors
-def card_read(reader_name, psam_name, pin, no_auth, wait, trace) -> None:
-    """Read the card in the first reader (or --reader) and print it as JSON."""
-    from ..readers import PcscReader  # noqa: PLC0415
+def card_read(reader_name, counter, psam_name, pin, no_auth, wait, trace, directory) -> None:
+    """Read the card in the first reader (or --reader, or --counter's) and print it as JSON."""
+    from ..readers import PcscReader  # noqa: PLC0415 - PyscardMissing (an Error: line) without pyscard
     from ..readers.trace import ApduTrace  # noqa: PLC0415
 
+    if counter is not None:
+        if reader_name is not None:
+            raise click.UsageError("name the reader either by --reader or by --counter, not both")
+        from ..hardware.daemon import HardwareClient  # noqa: PLC0415
+
+        reader_name, counter_psam = HardwareClient(directory).readers(counter)
+        psam_name = psam_name or counter_psam
     with PcscReader(reader_name, psam_name, trace=ApduTrace(sys.stderr) if trace else None) as reader:
         reader.wait_for_card(wait)
         record = reader.read_card()
@@ -147,12 +158,11 @@ def card_remove(counter, directory) -> None:
 @HARDWARE_DIR
 @_stack_errors
 def card_fault(faults, counter, directory) -> None:
-    """Switch on card faults: mute, slow_s=0.5, remove_mid_apdu, garbage, truncated, wrong_atr; none clears."""
+    """Give the card exactly these faults: mute, slow_s=SECONDS (per APDU), remove_mid_apdu, garbage,
+    truncated, wrong_atr; 'none' (or no fault) clears them all."""
     from ..hardware.daemon import HardwareClient  # noqa: PLC0415
+    from ..hardware.vpcd import parse_faults  # noqa: PLC0415
 
-    settings = {}
-    for fault in faults:
-        name, _, value = fault.partition("=")
-        settings[name] = float(value) if value else True
+    settings = parse_faults(faults)  # a bad word fails here, before the stack is touched
     HardwareClient(directory).set_faults(counter, **settings)
-    click.echo("faults: " + (", ".join(faults) or "none"))
+    click.echo("faults: " + (", ".join(faults) if settings else "none"))

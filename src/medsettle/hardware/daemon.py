@@ -5,16 +5,22 @@ The daemon owns a :class:`PcscStack` and answers JSON-line requests on a Unix so
 
     {"op": "insert", "counter": "Counter", "profile": {...}, "cloned": false, "altered": {"09": "<hex>"}}
     {"op": "remove", "counter": "Counter"}
-    {"op": "faults", "counter": "Counter", "faults": {"mute": true}}      (an empty dict clears them)
+    {"op": "faults", "counter": "Counter", "faults": {"mute": true}}      (exactly these; {} clears them)
     {"op": "status"}      {"op": "stop_pcscd"}      {"op": "start_pcscd"}      {"op": "stop"}
 
 Every answer is {"ok": true, ...} or {"ok": false, "error": "..."}.
+
+Every path handed to the daemon process and written to its state file is absolute, so the stack works
+whatever the working directory of the command that started it and of the ones that talk to it. A daemon
+that cannot start logs its traceback for the engineer and then one line, ``FAILED_MARK`` and the
+reason, which :func:`start` reports with the log's path.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 import signal
@@ -22,15 +28,30 @@ import socket
 import socketserver
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 
 from .card import CardProfile, VirtualCard
 from .stack import PcscStack, StackError
+from .vpcd import Faults
 
-STATE_FILE, SOCKET_FILE = "daemon.json", "control.sock"
+STATE_FILE, SOCKET_FILE, LOG_FILE = "daemon.json", "control.sock", "daemon.log"
 START_TIMEOUT_S = 15.0
+FAILED_MARK = "medsettle hardware daemon failed: "
+SOCKET_PATH_MAX = 100  # a Unix socket's path has room for 107 bytes on Linux
+
+
+def socket_path(directory: Path) -> Path:
+    """The control socket: in the stack's directory, or (when that path is too long for a Unix socket)
+    in the temporary directory under a name made from the stack directory's absolute path."""
+    path = directory / SOCKET_FILE
+    if len(os.fsencode(path)) <= SOCKET_PATH_MAX:
+        return path
+    digest = hashlib.sha256(os.fsencode(directory)).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"medsettle-hardware-{digest}.sock"
 
 
 def profile_to_json(profile: CardProfile) -> dict:
@@ -61,8 +82,8 @@ class _Handler(socketserver.StreamRequestHandler):
 
 class HardwareDaemon:
     def __init__(self, directory: Path, counters: list[str]):
-        self.directory = directory
-        self.stack = PcscStack(directory, counters)
+        self.directory = Path(directory).absolute()
+        self.stack = PcscStack(self.directory, counters)
         self.stopped = threading.Event()
         self.cards: dict[str, dict] = {}
 
@@ -94,16 +115,13 @@ class HardwareDaemon:
         if op == "remove":
             counter.card.remove()
             return None
-        if op == "faults":
-            if request.get("faults"):
-                counter.card.set_faults(**request["faults"])
-            else:
-                counter.card.clear_faults()
+        if op == "faults":  # the card's faults become exactly these, as `card fault` prints them
+            counter.card.set_faults(**{**vars(Faults()), **(request.get("faults") or {})})
             return None
         raise ValueError(f"unknown op {op!r}")
 
     def serve(self) -> None:
-        sock_path = self.directory / SOCKET_FILE
+        sock_path = socket_path(self.directory)
         sock_path.unlink(missing_ok=True)
         self.stack.start()
         server = socketserver.ThreadingUnixStreamServer(str(sock_path), _Handler)
@@ -126,7 +144,7 @@ class HardwareClient:
     """Talks to a running daemon (started by :func:`start`)."""
 
     def __init__(self, directory: str | os.PathLike):
-        self.directory = Path(directory)
+        self.directory = Path(directory).absolute()
         state_file = self.directory / STATE_FILE
         if not state_file.exists():
             raise StackError(f"no virtual reader stack is running in {self.directory}: start it with "
@@ -161,10 +179,20 @@ class HardwareClient:
     def status(self) -> dict:
         return self.request("status")
 
+    def readers(self, counter: str | None = None) -> tuple[str, str]:
+        """The card reader and the PSAM reader of ``counter`` (default: the first), as pcscd names them."""
+        counters = self.status()["counters"]
+        name = counter if counter is not None else next(iter(counters))
+        if name not in counters:
+            raise StackError(f"no counter {name!r} in the virtual reader stack in {self.directory}; "
+                             f"its counters: {', '.join(counters)}")
+        return counters[name]["card_reader"], counters[name]["psam_reader"]
+
 
 def start(directory: str | os.PathLike, counters=("Counter",)) -> HardwareClient:
-    """Start the daemon in the background and wait until its readers are up."""
-    directory = Path(directory)
+    """Start the daemon in the background and wait until its readers are up; StackError (one line: the
+    reason and the log's path) when it does not come up."""
+    directory = Path(directory).absolute()
     directory.mkdir(parents=True, exist_ok=True)
     if (directory / STATE_FILE).exists():
         try:
@@ -173,7 +201,9 @@ def start(directory: str | os.PathLike, counters=("Counter",)) -> HardwareClient
             return client  # already running
         except StackError:
             (directory / STATE_FILE).unlink(missing_ok=True)
-    log = open(directory / "daemon.log", "ab")  # noqa: SIM115 - handed to the child
+    log_path = directory / LOG_FILE
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    log_start = log.tell()
     process = subprocess.Popen([sys.executable, "-m", "medsettle.hardware.daemon", str(directory), *counters],
                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()
@@ -182,11 +212,24 @@ def start(directory: str | os.PathLike, counters=("Counter",)) -> HardwareClient
         if (directory / STATE_FILE).exists():
             return HardwareClient(directory)
         if process.poll() is not None:
-            tail = (directory / "daemon.log").read_text(errors="replace").strip().splitlines()[-3:]
-            raise StackError("the virtual reader stack did not start: " + " / ".join(tail))
+            raise StackError(f"the virtual reader stack did not start: {_failure(log_path, log_start)} "
+                             f"(log: {log_path})")
         time.sleep(0.02)
     process.terminate()
-    raise StackError(f"the virtual reader stack did not start within {START_TIMEOUT_S:g} s")
+    process.wait(5)
+    raise StackError(f"the virtual reader stack did not start within {START_TIMEOUT_S:g} s (log: {log_path})")
+
+
+def _failure(log_path: Path, start: int) -> str:
+    """The reason the daemon gave for not starting (its FAILED_MARK line, written after the traceback)."""
+    with open(log_path, "rb") as log:
+        log.seek(start)
+        lines = log.read().decode(errors="replace").splitlines()
+    reasons = [line[len(FAILED_MARK):] for line in lines if line.startswith(FAILED_MARK)]
+    if reasons:
+        return reasons[-1]
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    return f"it exited without saying why ({last})" if last else "it exited without saying why"
 
 
 def stop(directory: str | os.PathLike, timeout: float = 10.0) -> bool:
@@ -202,18 +245,28 @@ def stop(directory: str | os.PathLike, timeout: float = 10.0) -> bool:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
-            (Path(directory) / STATE_FILE).unlink(missing_ok=True)
+            (client.directory / STATE_FILE).unlink(missing_ok=True)
             return False
     deadline = time.monotonic() + timeout
-    while (Path(directory) / STATE_FILE).exists() and time.monotonic() < deadline:
+    while (client.directory / STATE_FILE).exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     return True
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
+    """Run the daemon; a failure to start is logged as a traceback, then as one FAILED_MARK line."""
     directory, counters = Path(argv[0]), argv[1:] or ["Counter"]
-    HardwareDaemon(directory, counters).serve()
+    try:
+        HardwareDaemon(directory, counters).serve()
+    except Exception as error:  # noqa: BLE001 - the starting command reports it; the log keeps the traceback
+        traceback.print_exc()
+        reason = " ".join(str(error).split()) or type(error).__name__
+        if not isinstance(error, StackError):
+            reason = f"{type(error).__name__}: {reason}"
+        print(FAILED_MARK + reason, file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -8,12 +8,15 @@ insured person's card, 01 the PSAM), as docs/card.md measured it.
 Facts this follows: one pcscd per /run/pcscd (so one stack per machine at a time); each reader entry needs
 its own copy of libifdvpcd.so, or two entries silently share one card; pcscd is our child and is reaped
 (a killed, unreaped pcscd stays a zombie and blocks the next start); a pcscd left running by an earlier
-run is found by the pid file this stack wrote and stopped; no reversed mode (pcscd aborts on an empty slot).
+run is found by the pid file this stack wrote and stopped; no reversed mode (pcscd aborts on an empty slot);
+every path handed to pcscd (its configuration directory, the drivers' copies) is absolute, because pcscd
+does not resolve a relative one against our working directory.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -44,16 +47,23 @@ def vpcd_driver() -> str | None:
                 None)
 
 
+PYSCARD_MISSING = "pyscard is not installed (pip install 'medsettle[readers]' after libpcsclite-dev; .ci/run installs it)"
+
+
 def unavailable_reason() -> str | None:
-    """Why a PC/SC stack cannot run on this machine, or None when it can."""
+    """Why a PC/SC stack cannot run on this machine (everything missing, so a skipped test names each
+    part, pyscard included), or None when it can."""
+    missing = []
     if pcscd_path() is None:
-        return "pcscd is not installed (apt-get install pcscd vsmartcard-vpcd libpcsclite-dev)"
+        missing.append("pcscd is not installed (apt-get install pcscd vsmartcard-vpcd libpcsclite-dev)")
     if vpcd_driver() is None:
-        return "the vpcd reader driver is not installed (apt-get install vsmartcard-vpcd)"
+        missing.append("the vpcd reader driver is not installed (apt-get install vsmartcard-vpcd)")
     try:
         import smartcard.System  # noqa: F401, PLC0415
     except ImportError:
-        return "pyscard is not installed (pip install 'medsettle[readers]', after libpcsclite-dev)"
+        missing.append(PYSCARD_MISSING)
+    if missing:
+        return "; ".join(missing)
     try:
         PCSCD_RUN_DIR.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -61,6 +71,16 @@ def unavailable_reason() -> str | None:
     if not os.access(PCSCD_RUN_DIR, os.W_OK):
         return f"{PCSCD_RUN_DIR} is not writable by this user"
     return None
+
+
+def pcscd_failure(log_text: str) -> str:
+    """pcscd's own reason for stopping, from the lines it logged this run ('invalid directory ...'), without
+    its timestamp and source location; the first line that says what is wrong is the cause."""
+    for line in log_text.splitlines():
+        message = re.sub(r"^\s*\d+\s+\S+\.c:\d+:\S+\(\)\s*", "", line).strip()
+        if message and not message.startswith("Cannot remove"):
+            return message
+    return "it logged nothing"
 
 
 def free_port_pair() -> int:
@@ -119,7 +139,7 @@ class Counter:
 class PcscStack:
     def __init__(self, workdir: str | os.PathLike, counters=("Counter",), *, regions=("130100", "330300"),
                  debug: bool = False):
-        self.workdir = Path(workdir)
+        self.workdir = Path(workdir).absolute()  # pcscd is handed paths in it
         self.counter_names = list(counters)
         self.regions = tuple(regions)
         self.debug = debug
@@ -133,6 +153,10 @@ class PcscStack:
     @property
     def conf_dir(self) -> Path:
         return self.workdir / "reader.conf.d"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "pcscd.log"
 
     # -- bring-up ---------------------------------------------------------------------------------
 
@@ -172,7 +196,8 @@ class PcscStack:
         command = [pcscd_path(), "--foreground", "-c", str(self.conf_dir)]
         if self.debug:
             command += ["--debug", "--apdu"]
-        log_file = open(self.workdir / "pcscd.log", "ab")  # noqa: SIM115 - closed when pcscd is stopped
+        log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed when pcscd is stopped
+        self._log_start = log_file.tell()
         self.process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self._log_file = log_file
         self.pid_file.write_text(str(self.process.pid))
@@ -187,7 +212,7 @@ class PcscStack:
         listed: set[str] = set()
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise StackError(f"pcscd exited with {self.process.returncode}; see {self.workdir / 'pcscd.log'}")
+                raise StackError(self._exit_reason())
             try:
                 listed = {str(r) for r in readers()}
             except EstablishContextException:
@@ -197,6 +222,15 @@ class PcscStack:
             time.sleep(0.01)
         self.stop_pcscd()
         raise StackError(f"pcscd did not list the readers {sorted(wanted - listed)} within {START_TIMEOUT_S} s")
+
+    def _exit_reason(self) -> str:
+        """One line: pcscd's exit status, its own reason, and where its log is."""
+        returncode = self.process.returncode
+        self.stop_pcscd()  # reaps it and closes the log
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_start)
+            reason = pcscd_failure(log.read().decode(errors="replace"))
+        return f"pcscd exited with status {returncode}: {reason} (log: {self.log_path})"
 
     def _foreign_pcscd(self) -> int | None:
         """The pid of a pcscd already running on this machine that is not ours, if any."""

@@ -43,6 +43,41 @@ class Faults:
         self.__init__()
 
 
+FAULT_WORDS = ", ".join(f"{name}=SECONDS" if isinstance(value, float) else name
+                        for name, value in vars(Faults()).items()) + "; none clears them all"
+
+
+def parse_faults(words) -> dict[str, bool | float]:
+    """``card fault`` words (``mute``, ``slow_s=0.5``, ``none``) as the settings for :meth:`Slot.set_faults`;
+    an empty dict for ``none`` or no word (the card works again). ValueError naming the word and listing
+    the known faults for anything else."""
+    known = {name: type(value) for name, value in vars(Faults()).items()}
+    words = list(words)
+    if words == ["none"]:
+        return {}
+    settings: dict[str, bool | float] = {}
+    for word in words:
+        name, has_value, value = word.partition("=")
+        if name == "none":
+            raise ValueError(f"fault 'none' stands alone (got {' '.join(words)!r}); known faults: {FAULT_WORDS}")
+        if name not in known:
+            raise ValueError(f"unknown fault {word!r}; known faults: {FAULT_WORDS}")
+        if known[name] is bool:
+            if has_value:
+                raise ValueError(f"fault {name!r} takes no value (got {word!r}); known faults: {FAULT_WORDS}")
+            settings[name] = True
+            continue
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not has_value or not 0 < seconds < 3600:  # also refuses nan and inf
+            raise ValueError(f"fault {name!r} needs seconds between 0 and 3600, as in {name}=0.5 (got {word!r}); "
+                             f"known faults: {FAULT_WORDS}")
+        settings[name] = seconds
+    return settings
+
+
 class Slot:
     """A slot of a vpcd reader entry: ``insert`` a card (anything with ``reset()``, ``process()`` and
     ``atr``), ``remove`` it. While a card is inserted the slot reconnects to vpcd by itself when pcscd
@@ -87,9 +122,12 @@ class Slot:
         return self._inserted.is_set()
 
     def set_faults(self, **faults) -> None:
+        """Switch these faults on (or off, with a false value); the others stay as they are. An unknown
+        name changes nothing."""
+        unknown = sorted(set(faults) - set(vars(Faults())))
+        if unknown:
+            raise ValueError(f"unknown fault {unknown[0]!r}; known faults: {FAULT_WORDS}")
         for name, value in faults.items():
-            if not hasattr(self.faults, name):
-                raise ValueError(f"unknown fault {name!r}; known: {', '.join(vars(Faults()))}")
             setattr(self.faults, name, value)
         if not self.faults.mute:
             self._unmuted.set()

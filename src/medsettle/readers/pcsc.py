@@ -16,9 +16,8 @@ import queue
 import threading
 import time
 
-from ._pyscard import scard
-
 from ..hardware import apdu as A
+from ._pyscard import scard
 from .base import Reader
 from .errors import (
     CardBlocked,
