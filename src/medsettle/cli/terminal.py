@@ -1,12 +1,17 @@
 """``medsettle terminal``: a pharmacy or outpatient counter, in a shell (``shell``) or one action per command for POS
 integration (every action prints JSON). Each command first finishes what a crash or an outage left
-(resends unanswered messages unchanged, prints receipts not printed)."""
+(resends unanswered messages unchanged, prints receipts not printed).
+
+The counter (its journal, and that resume) is opened only when a command runs, never for ``--help``: help
+needs no option and writes nothing. A mistake at the counter (a malformed item, an unknown sale, a refusal
+by the centre) is one ``Error:`` line; the shell prints it and prompts again."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
-import sys
+import sqlite3
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,13 +21,90 @@ from ._errors import fail_cleanly
 
 
 def _items(specs: tuple[str, ...]) -> list[dict]:
+    """ITEMS as CODE:PRICE:COUNT, checked here (code, price and count) before the counter is even opened."""
+    from ..errors import MedsettleError  # noqa: PLC0415
+    from ..terminal.counter import check_items  # noqa: PLC0415
+
     items = []
     for i, spec in enumerate(specs):
         parts = spec.split(":")
         if len(parts) != 3:
-            raise click.BadParameter(f"item {i + 1}: expected CODE:PRICE:COUNT, got {spec!r}", param_hint="ITEMS")
+            raise click.ClickException(f"item {i + 1}: expected CODE:PRICE:COUNT (e.g. XJ48CB002A2760101:12.50:2), "
+                                       f"got {spec!r}")
         items.append({"med_list_codg": parts[0], "pric": parts[1], "cnt": parts[2]})
+    try:
+        check_items(items)
+    except MedsettleError as error:
+        raise click.ClickException(f"{error} (ITEMS are CODE:PRICE:COUNT, the price in yuan)") from None
     return items
+
+
+class _Session:
+    """The ``terminal`` group's options, and the counter opened from them when a command first needs it:
+    its journal is created, and what a crash left is finished, only then (never for --help)."""
+
+    def __init__(self, code, centre_url, reader_name, journal_path, resend_for, timeout):
+        self.code, self.centre_url, self.reader_name = code, centre_url, reader_name
+        self.journal_path = Path(journal_path) if journal_path else (
+            Path("medsettle-data") / f"terminal-{code}.db" if code else None)
+        self.resend_for, self.timeout = resend_for, timeout
+        self.reader = None
+        self._counter = None
+
+    def counter(self, *, card: bool = False):
+        """The counter, opened (and resumed) on first use; with ``card``, with a reader (found first, so
+        that a missing reader changes nothing)."""
+        if card and self.reader is None:
+            self.reader = _open_reader(self.reader_name)
+        if self._counter is None:
+            self._counter = self._open()
+        if card and self._counter.reader is None:
+            self._counter.reader = self.reader
+        return self._counter
+
+    def _open(self):
+        from ..terminal import CentreClient, Counter, TerminalJournal  # noqa: PLC0415
+
+        if not self.code:
+            raise click.ClickException("missing option --institution / -i: give the institution's code before the "
+                                       "command, e.g. medsettle terminal -i P13010000001 signin")
+        try:
+            journal = TerminalJournal(self.journal_path)
+        except (OSError, sqlite3.Error) as error:
+            raise click.ClickException(f"cannot open the terminal journal {self.journal_path}: {error} "
+                                       "(give a writable --journal FILE)") from None
+        counter = Counter(self.code, journal, CentreClient(self.centre_url, timeout=self.timeout), reader=self.reader,
+                          resend_for=self.resend_for)
+        resumed = counter.resume()
+        if any(resumed.values()):
+            click.echo(f"resumed: {json.dumps(resumed)}", err=True)
+        return counter
+
+    def close(self) -> None:
+        if self._counter is not None:
+            self._counter.journal.close()
+        if self.reader is not None:
+            self.reader.close()
+
+
+def _open_reader(reader_name: str | None):
+    """The card reader: ``reader_name`` (its PSAM in slot 01 of the same reader), or the first reader pcscd
+    lists, as ``medsettle card read`` takes it. No driver, no pcscd or no reader at all is one Error line."""
+    try:
+        from ..readers import PcscReader  # noqa: PLC0415
+    except ModuleNotFoundError:
+        raise click.ClickException("--card needs the PC/SC reader driver pyscard: pip install 'medsettle[readers]' "
+                                   "(or identify the patient by --certno or --qr)") from None
+    from ..readers import ReaderError  # noqa: PLC0415
+
+    if reader_name:
+        psam = reader_name[:-3] + " 01" if reader_name.endswith(" 00") else None
+        return PcscReader(reader_name, psam=psam)
+    try:
+        return PcscReader()  # the first reader pcscd lists, its PSAM in slot 01
+    except ReaderError as error:
+        raise click.ClickException(f"--card: no card reader ({error}); start the readers (medsettle hardware up) "
+                                   "or give --reader NAME, or identify the patient by --certno or --qr") from None
 
 
 def _emit(value) -> None:
@@ -31,9 +113,10 @@ def _emit(value) -> None:
 
 
 @click.group(invoke_without_command=True)
-@click.option("--institution", "-i", "code", required=True, help="The institution's code (e.g. P13010000001).")
+@click.option("--institution", "-i", "code", help="The institution's code (e.g. P13010000001); every command needs it.")
 @click.option("--centre", "centre_url", default="http://127.0.0.1:8901/", show_default=True)
-@click.option("--reader", "reader_name", help="The card reader (its PSAM in slot 01 of the same reader).")
+@click.option("--reader", "reader_name",
+              help="The card reader for --card (its PSAM in slot 01 of the same reader; default: the first pcscd lists).")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False),
               help="The terminal's journal (default: medsettle-data/terminal-CODE.db).")
 @click.option("--resend-for", default=3.0, show_default=True, help="Seconds a settle is resent before giving up.")
@@ -41,20 +124,9 @@ def _emit(value) -> None:
 @click.pass_context
 def terminal(ctx, code, centre_url, reader_name, journal_path, resend_for, timeout) -> None:
     """A counter of institution CODE talking to the centre; without a command, an interactive shell."""
-    from ..terminal import CentreClient, Counter, TerminalJournal  # noqa: PLC0415
-
-    reader = None
-    if reader_name:
-        from ..readers import PcscReader  # noqa: PLC0415
-
-        reader = PcscReader(reader_name, psam=reader_name[:-3] + " 01" if reader_name.endswith(" 00") else None)
-    journal = TerminalJournal(journal_path or Path("medsettle-data") / f"terminal-{code}.db")
-    counter = Counter(code, journal, CentreClient(centre_url, timeout=timeout), reader=reader, resend_for=resend_for)
-    ctx.obj = counter
-    ctx.call_on_close(journal.close)
-    resumed = counter.resume()
-    if any(resumed.values()):
-        click.echo(f"resumed: {json.dumps(resumed)}", err=True)
+    session = _Session(code, centre_url, reader_name, journal_path, resend_for, timeout)
+    ctx.obj = session
+    ctx.call_on_close(session.close)
     if ctx.invoked_subcommand is None:
         _shell(ctx)
 
@@ -62,17 +134,28 @@ def terminal(ctx, code, centre_url, reader_name, journal_path, resend_for, timeo
 _errors = fail_cleanly()
 
 
+def _with_counter(fn):
+    """Decorator: the command gets the counter, opened (and resumed) only now that the command runs."""
+
+    @click.pass_obj
+    @functools.wraps(fn)
+    def wrapper(session, *args, **kwargs):
+        return fn(session.counter(), *args, **kwargs)
+
+    return wrapper
+
+
 @terminal.command("signin")
-@click.pass_obj
 @_errors
+@_with_counter
 def signin(counter) -> None:
     """Sign in (9001) at the start of the day."""
     _emit({"sign_no": counter.sign_in()})
 
 
 @terminal.command("signout")
-@click.pass_obj
 @_errors
+@_with_counter
 def signout(counter) -> None:
     """Sign out (9002) at the end of the day."""
     counter.sign_out()
@@ -88,6 +171,42 @@ def _identity_options(fn):
             click.option("--certno", help="The ID card number (02).")]):
         fn = option(fn)
     return fn
+
+
+def _identified(session, card: bool, pin, qr, certno):
+    """(the counter, the patient's identity): the ID number's form is checked and the reader found before
+    the counter is opened, so a typo or a missing reader changes nothing."""
+    if certno is not None:
+        _check_certno(certno)
+    counter = session.counter(card=card)
+    return counter, _identity(counter, card, pin, qr, certno)
+
+
+def _check_certno(certno: str) -> None:
+    """A citizen ID number: 18 characters, 17 digits and a check digit (0-9 or X, ISO 7064 MOD 11-2)."""
+    from ..centre.registry import id_check_digit  # noqa: PLC0415
+
+    if len(certno) != 18 or not certno[:17].isdigit() or certno[17] not in "0123456789X":
+        raise click.ClickException(f"--certno {certno!r} is not an ID number: 18 characters, 17 digits and a check "
+                                   "digit (0-9 or X)")
+    if id_check_digit(certno[:17]) != certno[17]:
+        raise click.ClickException(f"--certno {certno!r}: the check digit is wrong (mistyped?); check the ID card")
+
+
+def _receipt_or_refusal(action) -> None:
+    """Run ``action`` (a sale or a visit) and print its receipt. A refusal by the centre ended the sale: it
+    is printed as such (JSON with the centre's err_msg) and the command fails with one Error line."""
+    from ..terminal import Refused  # noqa: PLC0415
+
+    try:
+        receipt = action()
+    except Refused as refused:
+        if refused.sale is None:
+            raise
+        _emit({"sale": refused.sale, "state": "refused", "err_msg": refused.err_msg})
+        raise click.ClickException(f"{refused.code}: {refused} (nothing is owed; no voucher)") from None
+    click.echo(receipt.text(), err=True)
+    _emit(receipt)
 
 
 def _identity(counter, card: bool, pin, qr, certno):
@@ -113,11 +232,12 @@ def _identity(counter, card: bool, pin, qr, certno):
 @click.option("--no-account", is_flag=True, help="Do not use the personal account.")
 @click.pass_obj
 @_errors
-def sell(counter, items, card, pin, qr, certno, no_account) -> None:
-    """Settle a pharmacy sale of ITEMS (CODE:PRICE:COUNT ...); without identification: cash and a voucher."""
-    receipt = counter.sell(_identity(counter, card, pin, qr, certno), _items(items), acct_used=not no_account)
-    click.echo(receipt.text(), err=True)
-    _emit(receipt)
+def sell(session, items, card, pin, qr, certno, no_account) -> None:
+    """Settle a pharmacy sale of ITEMS (CODE:PRICE:COUNT ...); without identification: cash and a voucher.
+    A sale the centre refuses (an unknown person or item) ends refused: nothing owed, no voucher."""
+    items = _items(items)
+    counter, identity = _identified(session, card, pin, qr, certno)
+    _receipt_or_refusal(lambda: counter.sell(identity, items, acct_used=not no_account))
 
 
 @terminal.command("visit")
@@ -128,12 +248,12 @@ def sell(counter, items, card, pin, qr, certno, no_account) -> None:
 @click.option("--no-account", is_flag=True, help="Do not use the personal account.")
 @click.pass_obj
 @_errors
-def visit(counter, items, med_type, diagnosis, card, pin, qr, certno, no_account) -> None:
+def visit(session, items, med_type, diagnosis, card, pin, qr, certno, no_account) -> None:
     """An outpatient visit at a hospital: register, record, upload ITEMS (CODE:PRICE:COUNT ...), settle."""
-    receipt = counter.visit(_identity(counter, card, pin, qr, certno), _items(items), med_type=med_type,
-                            acct_used=not no_account, diagnosis=diagnosis)
-    click.echo(receipt.text(), err=True)
-    _emit(receipt)
+    items = _items(items)
+    counter, identity = _identified(session, card, pin, qr, certno)
+    _receipt_or_refusal(lambda: counter.visit(identity, items, med_type=med_type, acct_used=not no_account,
+                                              diagnosis=diagnosis))
 
 
 @terminal.command("admit")
@@ -141,19 +261,21 @@ def visit(counter, items, med_type, diagnosis, card, pin, qr, certno, no_account
 @_identity_options
 @click.pass_obj
 @_errors
-def admit(counter, diagnosis, card, pin, qr, certno) -> None:
+def admit(session, diagnosis, card, pin, qr, certno) -> None:
     """Admit a patient (2401); prints the stay's id."""
-    identity = _identity(counter, card, pin, qr, certno)
+    if not (card or qr or certno):
+        raise click.ClickException("identify the patient: --card, --qr or --certno")
+    counter, identity = _identified(session, card, pin, qr, certno)
     if identity is None:
-        raise click.UsageError("identify the patient: --card, --qr or --certno")
+        raise click.ClickException("the patient could not be identified: try --qr or --certno")
     _emit({"stay": counter.admit(identity, diagnosis=diagnosis)})
 
 
 @terminal.command("stay-fees")
 @click.argument("stay")
 @click.argument("items", nargs=-1, required=True)
-@click.pass_obj
 @_errors
+@_with_counter
 def stay_fees(counter, stay, items) -> None:
     """Upload fee lines of a stay (2301): ITEMS as CODE:PRICE:COUNT."""
     _emit(counter.stay_fees(stay, _items(items)))
@@ -162,8 +284,8 @@ def stay_fees(counter, stay, items) -> None:
 @terminal.command("settle-stay")
 @click.argument("stay")
 @click.option("--final", is_flag=True, help="The final settlement, after discharge (else mid-stay).")
-@click.pass_obj
 @_errors
+@_with_counter
 def settle_stay(counter, stay, final) -> None:
     """Settle a stay's uploaded lines (2304), mid-stay or final."""
     receipt = counter.settle_stay(stay, final=final)
@@ -173,8 +295,8 @@ def settle_stay(counter, stay, final) -> None:
 
 @terminal.command("defer-stay")
 @click.argument("stay")
-@click.pass_obj
 @_errors
+@_with_counter
 def defer_stay(counter, stay) -> None:
     """The final settlement got no answer and the patient leaves: 2601 and a cash voucher."""
     receipt = counter.defer_stay(stay)
@@ -185,8 +307,8 @@ def defer_stay(counter, stay) -> None:
 @terminal.command("cancel-stay-settlement")
 @click.argument("stay")
 @click.argument("setl_id")
-@click.pass_obj
 @_errors
+@_with_counter
 def cancel_stay_settlement(counter, stay, setl_id) -> None:
     """Cancel one settlement of a stay (2305)."""
     _emit(counter.cancel_stay_settlement(stay, setl_id))
@@ -194,8 +316,8 @@ def cancel_stay_settlement(counter, stay, setl_id) -> None:
 
 @terminal.command("discharge")
 @click.argument("stay")
-@click.pass_obj
 @_errors
+@_with_counter
 def discharge(counter, stay) -> None:
     """Discharge the patient of a stay (2402)."""
     counter.discharge(stay)
@@ -204,15 +326,16 @@ def discharge(counter, stay) -> None:
 
 @terminal.command("cancel")
 @click.argument("sale")
-@click.pass_obj
 @_errors
+@_with_counter
 def cancel(counter, sale) -> None:
     """Cancel a settled sale (2103) or visit (2208)."""
     _emit(counter.cancel(sale))
 
 
 @terminal.command("vouchers")
-@click.pass_obj
+@_errors
+@_with_counter
 def vouchers(counter) -> None:
     """List the deferred-settlement vouchers not yet settled."""
     _emit(counter.pending_vouchers())
@@ -223,9 +346,10 @@ def vouchers(counter) -> None:
 @_identity_options
 @click.pass_obj
 @_errors
-def resettle(counter, voucher, card, pin, qr, certno) -> None:
+def resettle(session, voucher, card, pin, qr, certno) -> None:
     """Settle a voucher (自费转医保) and print the refund of the insured share."""
-    receipt = counter.settle_voucher(voucher, _identity(counter, card, pin, qr, certno))
+    counter, identity = _identified(session, card, pin, qr, certno)
+    receipt = counter.settle_voucher(voucher, identity)
     click.echo(receipt.text(), err=True)
     _emit(receipt)
 
@@ -233,18 +357,23 @@ def resettle(counter, voucher, card, pin, qr, certno) -> None:
 @terminal.command("reconcile")
 @click.option("--day", help="yyyy-mm-dd (default: today).")
 @click.option("--detail", is_flag=True, help="Always ask for the detail (3202), even when the totals agree.")
-@click.pass_obj
 @_errors
+@_with_counter
 def reconcile(counter, day, detail) -> None:
     """End-of-day reconciliation: 3201 per scheme and insured region, 3202 when totals differ."""
     import datetime as dt  # noqa: PLC0415
 
-    _emit(counter.reconcile(dt.date.fromisoformat(day) if day else None, detail=detail))
+    try:
+        when = dt.date.fromisoformat(day) if day else None
+    except ValueError:
+        raise click.ClickException(f"--day {day!r} is not a date: give yyyy-mm-dd, e.g. 2026-03-02") from None
+    _emit(counter.reconcile(when, detail=detail))
 
 
 @terminal.command("forward")
 @click.option("--rounds", default=5, show_default=True, help="Rounds of forwarding, with back-off between them.")
-@click.pass_obj
+@_errors
+@_with_counter
 def forward(counter, rounds) -> None:
     """Forward queued provisional settlements (store-and-forward) in order."""
     _emit(counter.forward_until_done(rounds=rounds))
@@ -252,7 +381,8 @@ def forward(counter, rounds) -> None:
 
 @terminal.command("resume")
 @click.option("--wait", default=0.0, show_default=True, help="Seconds to keep resending unanswered messages.")
-@click.pass_obj
+@_errors
+@_with_counter
 def resume(counter, wait) -> None:
     """Finish what a crash or an outage left (also done before every command)."""
     _emit(counter.resume(deadline_s=wait))
@@ -266,6 +396,9 @@ def shell(ctx) -> None:
 
 
 def _shell(ctx) -> None:
+    """The interactive counter: one command a line, until quit or the end of input. The counter is opened
+    (and what a crash left finished) before the first prompt."""
+    ctx.obj.counter()
     click.echo(f"medsettle counter {ctx.obj.code}: signin, sell ITEMS [--certno N|--qr T|--card], cancel SALE, "
                "vouchers, resettle V [...], reconcile, signout, quit", err=True)
     while True:
@@ -280,14 +413,29 @@ def _shell(ctx) -> None:
         if line == "help":
             click.echo(terminal.get_help(ctx))
             continue
-        args = shlex.split(line)
-        command = terminal.get_command(ctx, args[0])
-        if command is None or command.name == "shell":
-            click.echo(f"unknown command {args[0]!r}", err=True)
-            continue
         try:
-            command.main(args[1:], prog_name=args[0], obj=ctx.obj, standalone_mode=False)
-        except click.ClickException as error:
-            error.show(sys.stderr)
+            _run_line(ctx, line)
         except click.exceptions.Abort:
             return
+
+
+def _run_line(ctx, line: str) -> None:
+    """One line of the shell. Whatever is wrong with it (unbalanced quotes, an unknown command or option, a
+    malformed item, an error of the command) is one Error line on stderr, and the shell prompts again."""
+    try:
+        args = shlex.split(line)
+    except ValueError as error:
+        click.echo(f"Error: cannot read the line ({error}): check its quotes", err=True)
+        return
+    command = terminal.get_command(ctx, args[0])
+    if command is None or command.name == "shell":
+        click.echo(f"Error: unknown command {args[0]!r}: type 'help' for the commands", err=True)
+        return
+    try:
+        command.main(args[1:], prog_name=args[0], obj=ctx.obj, standalone_mode=False)
+    except click.ClickException as error:
+        click.echo(f"Error: {error.format_message()}", err=True)
+    except click.exceptions.Abort:
+        raise
+    except Exception as error:  # noqa: BLE001 - a fault of one command must not close the clerk's counter
+        click.echo(f"Error: {args[0]} failed ({type(error).__name__}: {error}); the counter goes on", err=True)

@@ -13,6 +13,11 @@ A voucher is re-settled later at this counter (自费转医保): a 2102 with the
 the window or the bill's year, the centre refuses and the voucher becomes a manual claim. A voucher's
 settlement has one msgid, written before it is sent, so it is settled at most once whatever crashes.
 
+A refusal is not a failure: when the centre refuses the person (1101), the pre-settle (2101: an item not in
+the catalogue) or the settle, the sale ends ``refused`` with the centre's err_msg (:class:`Refused`): nothing
+is owed, no voucher is made, and a restart leaves it so. Items malformed or (with a cached catalogue) unknown
+are refused before anything is journaled or sent (:func:`check_items`).
+
 A store-and-forward counter (the institution's policy, learnt at sign-in) settles provisionally instead
 when the centre is away before the settle was sent (:mod:`.provisional`): within the floor limits the
 patient pays the provisional cash share and the entry is queued; :meth:`Counter.forward` sends the queue in
@@ -35,7 +40,9 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from ..errors import InvalidInput, MedsettleError
+from .. import money
+from ..engine.bills import MAX_CNT_UNITS, MAX_LINES, MAX_PRIC_UNITS
+from ..errors import InvalidInput, MedsettleError, UnknownItem
 from ..timeutil import local_date, now_shanghai
 from .client import CentreClient, CentreUnreachable
 from .crash import crash_point
@@ -52,14 +59,17 @@ class CounterError(MedsettleError):
 
 
 class Refused(CounterError):
-    """The centre refused (infcode -1); ``err_msg`` is its message, ``refusal`` its code."""
+    """The centre refused (infcode -1); ``err_msg`` is its message, ``refusal`` its code. ``sale`` is the
+    sale, visit or stay the refusal ended (state ``refused``: nothing owed, no voucher), when it ended one."""
 
     code = "REFUSED"
 
-    def __init__(self, err_msg: str):
+    def __init__(self, err_msg: str, *, sale: str | None = None):
         self.err_msg = err_msg
         self.refusal = err_msg.split(":", 1)[0] if ":" in err_msg else ""
-        super().__init__(f"the centre refused: {err_msg}")
+        self.sale = sale
+        what = f"sale {sale}" if sale else "the request"
+        super().__init__(f"the centre refused {what}: {err_msg}")
 
 
 @dataclass
@@ -113,6 +123,30 @@ def _yuan(value: Any) -> str:
     return f"{Decimal(str(value)):.2f}"
 
 
+def check_items(items: list[dict], catalogue_codes: set[str] | None = None) -> None:
+    """Refuse, before anything is journaled or sent, items the centre would refuse for their form: a
+    code, a price (yuan, at most 4 decimals, 0 to 10^6) and a count (more than 0, at most 10^4, at most 4
+    decimals), as docs/settlement.md 'Units and limits' says; with the counter's cached catalogue, a code
+    not in it too (without one, the centre's refusal of the pre-settle ends the sale)."""
+    if not items:
+        raise InvalidInput("a sale has at least one item", field="items")
+    if len(items) > MAX_LINES:
+        raise InvalidInput(f"{len(items)} items: at most {MAX_LINES} in one bill", field="items")
+    for n, item in enumerate(items, 1):
+        code = str(item.get("med_list_codg") or "").strip()
+        if not code:
+            raise InvalidInput("the item code is empty", field=f"item {n}")
+        if catalogue_codes is not None and code not in catalogue_codes:
+            raise UnknownItem(f"{code!r} is not in the catalogue: check the code", field=f"item {n}")
+        pric = money.to_price_units(item.get("pric"), field=f"item {n} price")
+        if not 0 <= pric <= MAX_PRIC_UNITS:
+            raise InvalidInput(f"{item.get('pric')!r} must be at least 0 and at most 1000000 yuan",
+                               field=f"item {n} price")
+        cnt = money.to_cnt_units(item.get("cnt"), field=f"item {n} count")
+        if not 0 < cnt <= MAX_CNT_UNITS:
+            raise InvalidInput(f"{item.get('cnt')!r} must be more than 0 and at most 10000", field=f"item {n} count")
+
+
 def bill_total(items: list[dict]) -> str:
     """The bill's total as the centre computes it: each line round(pric × cnt) half up, summed."""
     total = sum((Decimal(i["pric"]) * Decimal(i["cnt"])).quantize(Decimal("0.01"), ROUND_HALF_UP) for i in items)
@@ -164,21 +198,39 @@ class Counter(OutpatientCounter, InpatientCounter):
                 time.sleep(delay * random.uniform(0.5, 1.5))  # back-off with jitter: counters do not march
                 delay = min(delay * 2, 1.0)
 
-    def _query(self, infno: str, input_: dict, insuplc: str = "") -> dict:
-        """A message that changes nothing (1101, 2101, 3201, 3202): journaled, sent, answered or raised."""
+    def _query(self, infno: str, input_: dict, insuplc: str = "", *, sale: str | None = None) -> dict:
+        """A message that changes nothing (1101, 2101, 3201, 3202): journaled, sent, answered or raised.
+        With ``sale``, the message is the sale's and a refusal ends the sale: it is put ``refused`` in the
+        transaction that records the answer, so no restart can take it for an interrupted sale."""
         with self.journal.transaction() as db:
-            msgid = self._new_message(db, infno, input_, insuplc=insuplc)
+            msgid = self._new_message(db, infno, input_, insuplc=insuplc, sale=sale)
         try:
             answer = self._send(msgid)
         except CentreUnreachable:
             with self.journal.transaction() as db:  # it changes nothing: not worth resending later
                 db.execute("UPDATE outbox SET state = 'abandoned' WHERE msgid = ?", (msgid,))
             raise
+        refused = answer.get("infcode") != 0
         with self.journal.transaction() as db:
             self.journal.record_answer(db, msgid, answer)
-        if answer.get("infcode") != 0:
-            raise Refused(answer.get("err_msg", ""))
+            if refused and sale is not None:
+                self._put_refused(db, sale, answer.get("err_msg", ""))
+        if refused:
+            raise Refused(answer.get("err_msg", ""), sale=sale)
         return answer["output"]
+
+    def _put_refused(self, db, sale: str, err_msg: str) -> None:
+        """The centre refused a step of ``sale`` before anything was settled: the sale ends, nothing owed."""
+        _, data = self.journal.sale(sale)
+        self.journal.put_sale(db, sale, "refused", {**data, "err_msg": err_msg})
+
+    def _refusal_of(self, sale: str) -> str | None:
+        """The err_msg of a refused message of ``sale`` (a restart recorded its answer), else None."""
+        for message in self.journal.messages_of(sale):
+            answer = message["answer"]
+            if answer is not None and answer.get("infcode") != 0:
+                return answer.get("err_msg", "")
+        return None
 
     # -- sign in and out -----------------------------------------------------------------------------
 
@@ -213,6 +265,18 @@ class Counter(OutpatientCounter, InpatientCounter):
             self.journal.set_meta(db, "rules", json.dumps(rules, ensure_ascii=False))
             self.journal.set_meta(db, "catalogue", json.dumps(catalogue, ensure_ascii=False))
 
+    def cached_catalogue_codes(self) -> set[str] | None:
+        """The item codes of the catalogue cached at sign-in (a store-and-forward counter), or None when the
+        counter holds no complete catalogue (then only the centre knows which codes exist)."""
+        cached = self.journal.get_meta("catalogue")
+        if not cached:
+            return None
+        catalogue = json.loads(cached)
+        items = catalogue.get("items") or []
+        if not items or catalogue.get("total", len(items)) != len(items):
+            return None
+        return {item["med_list_codg"] for item in items}
+
     def sign_out(self) -> None:
         sign_no = self.journal.get_meta("sign_no", "")
         self._query("9002", {"signOut": {"sign_no": sign_no, "opter_no": self.opter}})
@@ -237,16 +301,18 @@ class Counter(OutpatientCounter, InpatientCounter):
             cert["card_sn"] = who["card_sn"]
         return cert
 
-    def person_info(self, identity: Identity) -> dict:
+    def person_info(self, identity: Identity, *, sale: str | None = None) -> dict:
+        """1101; with ``sale``, a refusal (an unknown person, card or QR e-voucher) ends that sale."""
         data = self._cert_of({"identity": dataclasses.asdict(identity)})
         if identity.mdtrt_cert_type == "02":
             data["certno"] = identity.mdtrt_cert_no
-        return self._query("1101", {"data": data})
+        return self._query("1101", {"data": data}, sale=sale)
 
     def _identify_for(self, sale: str, identity: Identity, state: str = "identified") -> dict:
         """1101 for a sale, visit or stay: who it is, kept in its data (put in ``state``) and in the counter's
-        person cache (for provisional settlement while the centre is away). Returns the updated data."""
-        info = self.person_info(identity)
+        person cache (for provisional settlement while the centre is away). Returns the updated data.
+        A refusal ends the sale (Refused, state ``refused``): nobody to settle for, nothing owed."""
+        info = self.person_info(identity, sale=sale)
         person, insu = info["baseinfo"], info["insuinfo"][0]
         _, data = self.journal.sale(sale)
         data = {**data, "psn_no": person["psn_no"], "psn_name": person["psn_name"],
@@ -265,8 +331,7 @@ class Counter(OutpatientCounter, InpatientCounter):
     def sell(self, identity: Identity | None, items: list[dict], *, acct_used: bool = True) -> Receipt:
         """Settle a pharmacy sale; ``identity`` None means the equipment failed before anyone was identified.
         ``items``: dicts with med_list_codg, pric, cnt (yuan and counts as strings)."""
-        if not items:
-            raise InvalidInput("a sale has at least one item", field="items")
+        check_items(items, self.cached_catalogue_codes())
         bill_time = self.now().strftime("%Y-%m-%d %H:%M:%S")
         lines = [{"feedetl_sn": str(i + 1), "med_list_codg": it["med_list_codg"], "pric": str(it["pric"]),
                   "cnt": str(it["cnt"]), "fee_ocur_time": bill_time} for i, it in enumerate(items)]
@@ -288,7 +353,8 @@ class Counter(OutpatientCounter, InpatientCounter):
                             **self._cert_of(data)},
                    "feedetail": lines}
         try:
-            self._query("2101", request, insuplc=data["insuplc_admdvs"])  # pre-settle: the clerk sees the split
+            # pre-settle: the clerk sees the split; a refusal (an unknown item) ends the sale
+            self._query("2101", request, insuplc=data["insuplc_admdvs"], sale=sale)
         except CentreUnreachable:
             return self._centre_away(sale, identity)
         if identity.mdtrt_cert_type == "03" and self.reader is not None and not self.reader.card_present():
@@ -319,7 +385,7 @@ class Counter(OutpatientCounter, InpatientCounter):
                 self.journal.put_sale(db, sale, "refused", {**data, "err_msg": answer.get("err_msg", "")})
         crash_point("settle_recorded")
         if answer.get("infcode") != 0:
-            raise Refused(answer.get("err_msg", ""))
+            raise Refused(answer.get("err_msg", ""), sale=sale)
         return self._print_settled(sale)
 
     def _print_settled(self, sale: str) -> Receipt:
@@ -596,9 +662,12 @@ class Counter(OutpatientCounter, InpatientCounter):
     def cancel(self, sale: str) -> Receipt:
         """Cancel a settled sale (2103); a lost answer is resolved by resending the same request."""
         found = self.journal.sale(sale)
-        if found is None or found[0] not in ("done", "settled", "cancelling"):
-            raise InvalidInput(f"no settled sale {sale!r}", field="sale")
+        if found is None:
+            raise InvalidInput(f"no sale {sale!r} at this counter (sell prints the sale's id)", field="sale")
         state, data = found
+        if state not in ("done", "settled", "cancelling"):
+            why = f"refused by the centre ({data.get('err_msg', '')})" if state == "refused" else state
+            raise InvalidInput(f"sale {sale} is not settled ({why}): there is nothing to cancel", field="sale")
         if state == "cancelling":
             msgid = data["cancel_msgid"]
         else:
@@ -627,7 +696,8 @@ class Counter(OutpatientCounter, InpatientCounter):
 
     def resume(self, deadline_s: float = 0.0) -> dict:
         """Finish what a crash or an outage left: resend every unanswered message unchanged, record the
-        answers, print receipts not printed, turn sales interrupted before their settle into vouchers."""
+        answers, print receipts not printed, turn sales interrupted before their settle into vouchers
+        (but a sale the centre refused stays refused: nothing is owed for it)."""
         done = {"answered": 0, "still_unanswered": 0, "vouchers_made": 0, "receipts": 0}
         for message in self.journal.unanswered():
             try:
@@ -664,6 +734,9 @@ class Counter(OutpatientCounter, InpatientCounter):
                     continue  # a provisional visit's forward: forward() below takes it on
                 if data.get("voucher"):  # the new visit of a voucher's re-settlement
                     self._continue_resale(data["voucher"], sale)
+                elif state == "new" and (err_msg := self._refusal_of(sale)) is not None:
+                    with self.journal.transaction() as db:  # refused, then stopped: a refusal, not a voucher
+                        self._put_refused(db, sale, err_msg)
                 elif state == "new":
                     self._defer(sale, "the terminal stopped during the sale")
                     done["vouchers_made"] += 1

@@ -16,6 +16,7 @@ import dataclasses
 import json
 from decimal import ROUND_HALF_UP, Decimal
 
+from ..errors import InvalidInput
 from .crash import crash_point
 
 
@@ -31,16 +32,28 @@ class InpatientCounter:
                 "kind": "inpatient", "identity": dataclasses.asdict(identity), "bill_time": begntime,
                 "diagnosis": diagnosis, "steps": {}, "lines": [], "lines_sent": 0, "medfee": "0.00"})
         self._identify_for(stay, identity)
-        _, data = self.journal.sale(stay)
+        data = self._stay_data(stay)
         who = self._cert_of(data)
-        self._stay_step(stay, "2401", {"mdtrtinfo": {"psn_no": data["psn_no"], "insutype": data["insutype"],
-                                                     "med_type": "21", "begntime": begntime, "ipt_no": stay, **who},
-                                       "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": diagnosis}]})
+        from .counter import Refused  # noqa: PLC0415
+
+        try:
+            self._stay_step(stay, "2401", {"mdtrtinfo": {"psn_no": data["psn_no"], "insutype": data["insutype"],
+                                                         "med_type": "21", "begntime": begntime, "ipt_no": stay,
+                                                         **who},
+                                           "diseinfo": [{"diag_type": "1", "diag_srt_no": "1",
+                                                         "diag_code": diagnosis}]})
+        except Refused as refused:  # not admitted: the stay ends here
+            with self.journal.transaction() as db:
+                self._put_refused(db, stay, refused.err_msg)
+            raise Refused(refused.err_msg, sale=stay) from None
         return stay
 
     def stay_fees(self, stay: str, items: list[dict]) -> list[dict]:
         """Upload fee lines of the stay (2301); answers the centre's per-line split."""
-        _, data = self.journal.sale(stay)
+        from .counter import check_items  # noqa: PLC0415 - shared with the pharmacy flow
+
+        data = self._stay_data(stay)
+        check_items(items, self.cached_catalogue_codes())
         first = len(self._stay_lines(data)) + 1
         when = self.now().strftime("%Y-%m-%d %H:%M:%S")
         lines = [{"feedetl_sn": str(first + i), "med_list_codg": it["med_list_codg"], "pric": str(it["pric"]),
@@ -53,7 +66,7 @@ class InpatientCounter:
         """Settle the lines uploaded so far: mid-stay (``final=False``) or after discharge."""
         from .counter import Receipt, _yuan  # noqa: PLC0415
 
-        _, data = self.journal.sale(stay)
+        data = self._stay_data(stay)
         request = {"data": {"psn_no": data["psn_no"], "mdtrt_id": self._mdtrt_id(data), "med_type": "21",
                             "insutype": data["insutype"], "acct_used_flag": "1",
                             "mid_setl_flag": "0" if final else "1", **self._cert_of(data)}}
@@ -69,7 +82,7 @@ class InpatientCounter:
         cash for the unsettled part against a voucher, settled later within the window after discharge."""
         from .counter import CounterError  # noqa: PLC0415
 
-        _, data = self.journal.sale(stay)
+        data = self._stay_data(stay)
         pending = [(k, m) for k, m in data["steps"].items()
                    if k.startswith("2304") and self.journal.message(m)["state"] == "written"]
         if not pending:
@@ -84,7 +97,7 @@ class InpatientCounter:
     def _resettle_stay_voucher(self, voucher: dict):
         """A stay's voucher: its final settlement, sent now with the voucher's number."""
         stay = voucher["sale"]
-        _, data = self.journal.sale(stay)
+        data = self._stay_data(stay)
         request = {"data": {"psn_no": data["psn_no"], "mdtrt_id": self._mdtrt_id(data), "med_type": "21",
                             "insutype": data["insutype"], "acct_used_flag": "1", "mid_setl_flag": "0",
                             "deferred_voucher_no": voucher["voucher"], **self._cert_of(data)}}
@@ -103,9 +116,9 @@ class InpatientCounter:
 
     def cancel_stay_settlement(self, stay: str, setl_id: str):
         """Cancel one of the stay's settlements (2305): its mirror, a negative receipt."""
-        from .counter import InvalidInput, Receipt, _yuan  # noqa: PLC0415
+        from .counter import Receipt, _yuan  # noqa: PLC0415
 
-        _, data = self.journal.sale(stay)
+        data = self._stay_data(stay)
         if setl_id not in [s["setl_id"] for s in self.stay_settlements(data)]:
             raise InvalidInput(f"no settlement {setl_id!r} of stay {stay}", field="setl_id")
         key = f"2305#{setl_id}"  # one cancel per settlement: resent, never made twice
@@ -124,7 +137,7 @@ class InpatientCounter:
         return out
 
     def discharge(self, stay: str) -> None:
-        _, data = self.journal.sale(stay)
+        data = self._stay_data(stay)
         self._stay_step(stay, "2402", {"dscginfo": {"mdtrt_id": self._mdtrt_id(data), "psn_no": data["psn_no"],
                                                     "endtime": self.now().strftime("%Y-%m-%d %H:%M:%S")},
                                        "diseinfo": [{"diag_type": "1", "diag_srt_no": "1",
@@ -145,7 +158,7 @@ class InpatientCounter:
         """Write (once), send and record one step of a stay; its output, or Refused."""
         from .counter import Refused  # noqa: PLC0415
 
-        _, data = self.journal.sale(stay)
+        data = self._stay_data(stay)
         msgid = data["steps"].get(key)
         if msgid is None:
             with self.journal.transaction() as db:
@@ -163,10 +176,24 @@ class InpatientCounter:
             raise Refused(answer.get("err_msg", ""))
         return answer["output"]
 
+    def _stay_data(self, stay: str) -> dict:
+        """The journaled record of ``stay``; an id that is not one of this counter's admitted stays is an
+        error naming it (a typo at the counter), never a crash."""
+        found = self.journal.sale(stay)
+        if found is None or found[1].get("kind") != "inpatient":
+            raise InvalidInput(f"no stay {stay!r} at this counter (admit prints the stay's id)", field="stay")
+        state, data = found
+        if state == "refused":
+            raise InvalidInput(f"stay {stay} was refused by the centre ({data.get('err_msg', '')}): admit again",
+                               field="stay")
+        return data
+
     def _mdtrt_id(self, data: dict) -> str:
+        from .counter import CounterError  # noqa: PLC0415
+
         message = self.journal.message(data["steps"]["2401"])
         if message["state"] != "answered":
-            raise ValueError("the admission is not answered yet: resume first")
+            raise CounterError("the admission is not answered yet: run resume when the centre is back")
         return message["answer"]["output"]["data"]["mdtrt_id"]
 
     def _stay_lines(self, data: dict) -> list[dict]:

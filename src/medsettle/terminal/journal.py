@@ -7,7 +7,8 @@ point finds on restart exactly what it had done and what it had not.
 Tables:
 - ``outbox``:   msgid → infno, request bytes, state (``written`` → ``answered``), answer, sale or voucher
 - ``sales``:    one row per sale at the counter; state ``new`` → ``settling`` → ``settled`` → ``done``
-                (receipt printed), or → ``deferred`` (cash taken, voucher made), ``cancelled``
+                (receipt printed), or → ``deferred`` (cash taken, voucher made), ``cancelled``, or
+                ``refused`` (the centre refused the person, an item or the settle: nothing owed, no voucher)
 - ``vouchers``: deferred-settlement vouchers; state ``pending`` → ``settling`` → ``settled``, or
                 ``manual_claim``; ``blocked_by`` is a 2601 that must be answered first
 - ``saf``:      store-and-forward entries in the order taken; state ``queued`` → ``forwarding`` (msgid
@@ -130,6 +131,11 @@ class TerminalJournal:
             return None
         return {"msgid": row[0], "infno": row[1], "request": bytes(row[2]), "state": row[3],
                 "answer": json.loads(row[4]) if row[4] else None, "sale": row[5], "voucher": row[6]}
+
+    def messages_of(self, sale: str) -> list[dict[str, Any]]:
+        """The messages written for ``sale``, oldest first."""
+        rows = self._db.execute("SELECT msgid FROM outbox WHERE sale = ? ORDER BY rowid", (sale,)).fetchall()
+        return [self.message(r[0]) for r in rows]
 
     def unanswered(self) -> list[dict[str, Any]]:
         """Messages written and never answered, oldest first: each is resent unchanged until answered."""

@@ -26,10 +26,11 @@ class OutpatientCounter:
     def visit(self, identity, items: list[dict], *, med_type: str = "11", acct_used: bool = True,
               diagnosis: str = "J06.900"):
         """Register, record the visit, upload the fees and settle; ``identity`` None: cash and a voucher."""
-        from .counter import bill_total  # noqa: PLC0415 - shared with the pharmacy flow
+        from .counter import bill_total, check_items  # noqa: PLC0415 - shared with the pharmacy flow
 
         if med_type not in ("11", "13", "14"):
             raise ValueError("an outpatient visit has med_type 11, 13 or 14")
+        check_items(items, self.cached_catalogue_codes())
         begntime = self.now().strftime("%Y-%m-%d %H:%M:%S")
         lines = [{"feedetl_sn": str(i + 1), "med_list_codg": it["med_list_codg"], "pric": str(it["pric"]),
                   "cnt": str(it["cnt"]), "fee_ocur_time": begntime} for i, it in enumerate(items)]
@@ -105,7 +106,7 @@ class OutpatientCounter:
             if msgid is None:
                 if infno == "2207":  # the clerk sees the split first; it changes nothing
                     self._query("2206", self._visit_request("2207", {**data, "sale": sale}),
-                                insuplc=data["insuplc_admdvs"])
+                                insuplc=data["insuplc_admdvs"], sale=sale)  # refused: the visit ends
                 with self.journal.transaction() as db:
                     msgid = self._new_message(db, infno, self._visit_request(infno, {**data, "sale": sale}),
                                               insuplc=data["insuplc_admdvs"], sale=sale)
@@ -128,7 +129,7 @@ class OutpatientCounter:
                     data["mdtrt_id"] = answer["output"]["data"]["mdtrt_id"]
                     self.journal.put_sale(db, sale, "visit 2201", data)
             if answer.get("infcode") != 0:
-                raise Refused(answer.get("err_msg", ""))
+                raise Refused(answer.get("err_msg", ""), sale=sale)
         return self._print_settled(sale)
 
     def _abandon_visit(self, sale: str, infno: str, msgid: str):
