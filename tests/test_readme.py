@@ -63,7 +63,9 @@ def readme_blocks(text: str) -> list[Block]:
         if not fence:
             i += 1
             continue
-        end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
+        end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), None)
+        if end is None:
+            raise ValueError(f"line {i + 1}: a code block that is never closed")
         before = lines[i - 1] if i > 0 else ""
         marker = MARKER.search(before)
         blocks.append(Block(i + 1, fence.group(1), "\n".join(lines[i + 1:end]) + "\n",
@@ -221,7 +223,8 @@ def _settle_bill(block: Block, work: Path, env: dict[str, str], where: str) -> N
 
 def _check(argv: list[str], cwd: Path, env: dict[str, str], where: str) -> str:
     try:
-        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT)
+        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT,
+                              check=False)  # a failure is reported below, with the block's output
     except subprocess.TimeoutExpired:
         pytest.fail(f"{where}: still running after {BLOCK_TIMEOUT} s")
     if done.returncode != 0:
