@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -131,6 +132,35 @@ def test_settlement_worked_example(tmp_path):
             answer["output"].pop("feedetail")
             answer["output"]["setlinfo"].pop("setl_time")
         assert got == expected, f"docs/settlement.md's worked example is not what the {engine} engine answers"
+
+
+def test_messages_example(tmp_path):
+    """docs/messages.md's 2102 request, sent to a fresh centre, gets the answer the page shows."""
+    blocks = [b for b in readme_blocks((ROOT / "docs" / "messages.md").read_text(encoding="utf-8"))
+              if b.lang == "json"]
+    request = next(json.loads(b.text, parse_float=Decimal) for b in blocks if '"infno": "2102"' in b.text)
+    documented = next(json.loads(b.text, parse_float=Decimal) for b in blocks if '"infcode": 0' in b.text)
+    centre = _Centre.start(tmp_path / "centre-data", _environment(tmp_path))
+    try:
+        signin = _post(centre.url, {"infno": "9001", "msgid": "P33030000001202603020900000001",
+                                    "fixmedins_code": request["fixmedins_code"],
+                                    "input": {"signIn": {"opter_no": "001"}}})
+        assert signin["infcode"] == 0, signin["err_msg"]
+        answer = _post(centre.url, {**request, "sign_no": signin["output"]["signinoutb"]["sign_no"]})
+    finally:
+        centre.stop()
+    for body in (answer, documented):
+        for key in ("refmsg_time", "respond_time"):
+            body.pop(key)
+        body["output"]["setlinfo"].pop("setl_time")
+    assert answer == documented, "docs/messages.md's example answer is not what the centre answers"
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, json.dumps(body, default=str, ensure_ascii=False).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read(), parse_float=Decimal)
 
 
 def test_documents_name_no_internal_notes():
