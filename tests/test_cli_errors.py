@@ -265,3 +265,56 @@ def test_a_core_built_from_other_sources_is_not_used(tmp_path):
     r = run("demo", "--bills", "20", "--persons", "20", env=env)
     assert r.returncode == 0, r.stderr
     assert "the Cython core was built from other sources" in r.stderr and "engine: reference" in r.stdout
+
+
+def test_generate_bills_refuses_a_start_before_the_catalogues_instead_of_indexing_garbage():
+    import datetime as dt
+
+    from medsettle.engine import Population
+    from medsettle.policy import load_default_policy
+    from medsettle.policy.compile import compile_policy
+    from medsettle.sim import generate_bills
+
+    policy = load_default_policy()
+    compiled, population = compile_policy(policy), Population.generate(policy, 10)
+    first = policy.first_day_in_force()
+    assert len(generate_bills(compiled, population, 5, start=first).batch) == 5
+    with pytest.raises(ValueError, match=f"no rule set and catalogue in force before {first}"):
+        generate_bills(compiled, population, 5, start=first - dt.timedelta(days=1))
+
+
+# -- serve: the port is checked and bound before the journal is made ------------------------------------
+
+def test_serve_on_a_port_in_use_is_one_line_and_leaves_no_journal(tmp_path):
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        data_dir = tmp_path / "data"
+        r = run("serve", "--port", str(port), "--data-dir", str(data_dir))
+        one_error_line(r, f"--port {port}", f"cannot listen on 127.0.0.1:{port}", "choose another --port")
+        assert not (data_dir / "centre.db").exists() and not data_dir.exists()
+    finally:
+        holder.close()
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--port", "99999"], ["--port 99999", "1-65535"]),
+    (["--port", "-1"], ["--port -1", "1-65535"]),
+    (["--regions", "999999"], ["--regions 999999", "not a region of the policy"]),
+    (["--persons", "{tmp}/nope.csv"], ["nope.csv: no such persons file"]),
+    (["--policy", "{tmp}/nope.toml"], ["nope.toml: no such file"]),
+])
+def test_serve_with_a_bad_option_is_one_line_and_leaves_no_journal(args, fragments, tmp_path):
+    data_dir = tmp_path / "data"
+    r = run("serve", "--data-dir", str(data_dir), *(a.format(tmp=tmp_path) for a in args))
+    one_error_line(r, *fragments)
+    assert not data_dir.exists()
+
+
+def test_serve_with_a_file_as_its_data_dir_says_so(tmp_path):
+    not_a_dir = tmp_path / "data"
+    not_a_dir.write_text("")
+    one_error_line(run("serve", "--port", "0", "--data-dir", str(not_a_dir)), f"--data-dir {not_a_dir}",
+                   "not a directory")

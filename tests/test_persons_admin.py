@@ -275,3 +275,35 @@ def test_the_persons_commands_drive_the_centre(server):
     assert bad.returncode == 1 and "already recorded" in bad.stderr
     qr = medsettle("qr", psn)
     assert json.loads(qr.stdout)["mdtrt_cert_no"].startswith("330300")
+
+
+@pytest.mark.parametrize("month", ["March", "2026-13", "2026-3", "26-03", "2026-00", "0000-01", ""])
+def test_a_credit_or_contribution_for_a_month_that_is_not_yyyy_mm_is_refused_and_changes_nothing(server, month):
+    psn = first_person()
+    before = server.journal_count()
+    credit = admin(server, {"action": "credit", "psn_no": psn, "amount": "120.50", "key": month})
+    assert not credit["ok"] and "field key" in credit["error"] and "yyyy-mm" in credit["error"], credit
+    paid = admin(server, {"action": "contribute", "psn_no": psn, "month": month})
+    assert not paid["ok"] and "field month" in paid["error"] and "yyyy-mm" in paid["error"], paid
+    assert server.journal_count() == before
+    # The real month is credited once, and only once: the refusal above did not use it up or double it.
+    first = ok(admin(server, {"action": "credit", "psn_no": psn, "amount": "120.50", "key": "2026-03"}))
+    again = admin(server, {"action": "credit", "psn_no": psn, "amount": "120.50", "key": "2026-03"})
+    assert first["amount"] == "120.50" and not again["ok"] and "already made" in again["error"]
+    assert server.journal_count() == before + 1
+
+
+def test_the_persons_commands_refuse_a_month_that_is_not_yyyy_mm(server):
+    import subprocess
+    import sys
+
+    psn = first_person()
+    before = server.journal_count()
+    for command in (["credit", psn, "120.50"], ["contribute", psn]):
+        for month in ("March", "2026-13"):
+            r = subprocess.run([sys.executable, "-m", "medsettle", "persons", *command, "--month", month,
+                                "--centre", server.url], capture_output=True, text=True, timeout=60)
+            lines = r.stderr.splitlines()
+            assert r.returncode == 1 and len(lines) == 1, r.stderr
+            assert lines[0].startswith("Error: --month: ") and repr(month) in lines[0] and "yyyy-mm" in lines[0]
+    assert server.journal_count() == before

@@ -4,11 +4,35 @@ bad request names its field like every other message of the centre."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 YuanText = str  # validated by money.to_fen where used, so the field is named in the error
+
+FIRST_MONTH_YEAR, LAST_MONTH_YEAR = 1900, 2099  # contributions go back decades; bills stop at 2099
+
+
+def check_month(text: str) -> str:
+    """``text`` when it is a real month written yyyy-mm (2026-03); else ValueError saying how to write one.
+    Shared by the admin API and the ``medsettle persons`` commands, so both refuse the same months."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})", text)
+    if not match or not 1 <= int(match[2]) <= 12 or not FIRST_MONTH_YEAR <= int(match[1]) <= LAST_MONTH_YEAR:
+        raise ValueError(f"{text!r} is not a month: write it as yyyy-mm, such as 2026-03 "
+                         f"(years {FIRST_MONTH_YEAR}-{LAST_MONTH_YEAR}, months 01-12)")
+    return text
+
+
+def _month_field(text: str) -> str:
+    try:
+        return check_month(text)
+    except ValueError as exc:  # pydantic's own message would start 'Value error, '
+        raise PydanticCustomError("month", "{reason}", {"reason": str(exc)}) from None
+
+
+Month = Annotated[str, AfterValidator(_month_field)]
 
 
 class _Admin(BaseModel):
@@ -26,7 +50,7 @@ class Credit(_Admin):
     action: Literal["credit"]
     psn_no: str = Field(min_length=1)
     amount: YuanText
-    key: str = Field(min_length=1)
+    key: Month = Field(description="the month credited, yyyy-mm: each is credited once")
 
 
 class CancelPerson(_Admin):
@@ -65,7 +89,7 @@ class Contribute(_Admin):
 
     action: Literal["contribute"]
     psn_no: str = Field(min_length=1)
-    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    month: Month
     base: YuanText | None = None
 
 

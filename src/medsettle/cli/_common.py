@@ -74,6 +74,18 @@ def _hint_for(path: str) -> str:
         if not parent.exists() else ""
 
 
+def month_option(ctx, param, value: str | None) -> str | None:
+    """click callback for --month: a real yyyy-mm month, or one Error line (not click's usage block)."""
+    from ..centre.admin import check_month  # noqa: PLC0415
+
+    if value is None:
+        return None
+    try:
+        return check_month(value.strip())
+    except ValueError as exc:
+        raise click.ClickException(f"--month: {exc}") from None
+
+
 def admin_request(centre_url: str, body: dict) -> dict:
     """POST one admin request to a running centre; its answer, or a ClickException with its error."""
     import urllib.error  # noqa: PLC0415

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..engine import Population
-from ._common import CENTRE_OPTION, at_least, open_output, policy_from, print_admin
+from ._common import CENTRE_OPTION, at_least, month_option, open_output, policy_from, print_admin
 from ._errors import fail_cleanly
 from .persons_agency import register_agency_commands
 
@@ -52,7 +52,8 @@ def persons_card(card_no: str, action: str, replace: bool, centre_url: str) -> N
 @persons.command("credit")
 @click.argument("psn_no")
 @click.argument("amount")
-@click.option("--month", "key", required=True, help="The month credited (yyyy-mm): each is credited once.")
+@click.option("--month", "key", required=True, callback=month_option,
+              help="The month credited (yyyy-mm): each is credited once.")
 @CENTRE_OPTION
 def persons_credit(psn_no: str, amount: str, key: str, centre_url: str) -> None:
     """Credit a person's personal account (划入) with AMOUNT yuan for a month."""

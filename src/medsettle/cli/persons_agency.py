@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import CENTRE_OPTION, print_admin
+from ._common import CENTRE_OPTION, month_option, print_admin
 
 
 def _post(centre_url: str, body: dict) -> None:
@@ -46,7 +46,7 @@ def register_agency_commands(persons: click.Group) -> None:
 
     @persons.command("contribute")
     @click.argument("psn_no")
-    @click.option("--month", required=True, help="The month paid for, yyyy-mm.")
+    @click.option("--month", required=True, callback=month_option, help="The month paid for, yyyy-mm.")
     @click.option("--base", help="Employees in service: the contribution base in yuan.")
     @CENTRE
     def contribute(centre_url, **fields) -> None:

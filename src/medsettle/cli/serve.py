@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import time
 from pathlib import Path
 
@@ -37,35 +39,89 @@ def serve(policy_file, persons_file, db_url, data_dir, port, engine, regions) ->
     from ..centre.app import make_app, tune_gc_for_serving  # noqa: PLC0415
     from ..centre.institutions import default_institutions  # noqa: PLC0415
     from ..centre.service import Centre  # noqa: PLC0415
-    from ..ledger import open_journal  # noqa: PLC0415
 
+    # Everything that can be wrong with the command line is found before the journal is opened, and the
+    # port is bound before it too, so a mistake leaves no journal behind.
+    if not 0 <= port <= 65535:
+        raise click.ClickException(f"--port {port}: a port is 1-65535 (0: any free port)")
     pol = policy_from(policy_file)
-    population = Population.from_csv(pol, persons_file) if persons_file else Population.generate(pol, 10_000, seed=0)
-    url = db_url or str(Path(data_dir) / "centre.db")
-    journal = open_journal(url)
-    settler = Settler(pol, population, engine=engine)
-    started = time.perf_counter()
     owned = [r.strip() for r in regions.split(",") if r.strip()] if regions else None
-    centre = Centre(settler, journal, default_institutions(pol), regions=owned)
-    click.echo(f"journal {url}: {journal.count():,} entries replayed in {time.perf_counter() - started:.2f} s")
-    click.echo("institutions: " + ", ".join(f"{code} ({i.tier})" for code, i in centre.institutions.items()))
-    tune_gc_for_serving()
-
-    async def run() -> None:
-        runner = web.AppRunner(make_app(centre))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", port)
-        await site.start()
-        bound = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked for
-        click.echo(f"medsettle centre listening on http://127.0.0.1:{bound}/ (engine: {settler.engine_name})")
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
-
+    _check_regions(pol, owned)
+    population = Population.from_csv(pol, persons_file) if persons_file else Population.generate(pol, 10_000, seed=0)
+    settler = Settler(pol, population, engine=engine)
+    if not db_url and Path(data_dir).exists() and not Path(data_dir).is_dir():
+        raise click.ClickException(f"--data-dir {data_dir}: a file, not a directory; name a directory for the journal")
+    listener = _listen(port)
     try:
+        url = db_url or str(Path(data_dir) / "centre.db")
+        journal = _open_journal(url)
+    except BaseException:
+        listener.close()
+        raise
+    try:
+        started = time.perf_counter()
+        centre = Centre(settler, journal, default_institutions(pol), regions=owned)
+        click.echo(f"journal {url}: {journal.count():,} entries replayed in {time.perf_counter() - started:.2f} s")
+        click.echo("institutions: " + ", ".join(f"{code} ({i.tier})" for code, i in centre.institutions.items()))
+        tune_gc_for_serving()
+
+        async def run() -> None:
+            runner = web.AppRunner(make_app(centre))
+            await runner.setup()
+            await web.SockSite(runner, listener).start()
+            bound = listener.getsockname()[1]  # the real port when 0 was asked for
+            click.echo(f"medsettle centre listening on http://127.0.0.1:{bound}/ (engine: {settler.engine_name})")
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await runner.cleanup()
+
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
     finally:
         journal.close()
+        listener.close()
+
+
+def _check_regions(policy, owned: list[str] | None) -> None:
+    every = [r.admdvs for r in policy.regions]
+    unknown = [r for r in owned or [] if r not in every]
+    if unknown:
+        raise click.ClickException(f"--regions {','.join(unknown)}: not a region of the policy "
+                                   f"(its regions: {', '.join(every)})")
+
+
+def _listen(port: int) -> socket.socket:
+    """A socket listening on 127.0.0.1:``port``, or one Error line saying the port is taken."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp does: restarts reuse the port
+    try:
+        listener.bind(("127.0.0.1", port))
+        listener.listen(1024)
+    except OSError as exc:
+        listener.close()
+        hint = ("another program (perhaps another medsettle serve) is using it; stop it or choose another --port "
+                "(0: any free port)") if exc.errno == errno.EADDRINUSE else "choose another --port"
+        raise click.ClickException(f"--port {port}: cannot listen on 127.0.0.1:{port}: {exc.strerror}; {hint}") \
+            from None
+    listener.setblocking(False)
+    return listener
+
+
+def _open_journal(url: str):
+    """The journal at ``url``, or one Error line naming it and why it cannot be opened."""
+    import sqlite3  # noqa: PLC0415
+
+    from ..ledger import open_journal  # noqa: PLC0415
+
+    try:
+        return open_journal(url)
+    except (OSError, sqlite3.Error) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise click.ClickException(f"journal {url}: cannot open it: {reason}; check --data-dir or --db") from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("psycopg"):
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise click.ClickException(f"--db {url}: cannot connect: {first_line}") from None
+        raise

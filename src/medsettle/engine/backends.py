@@ -43,20 +43,10 @@ def core_module():
 
 
 def _stale(core) -> str | None:
-    """Why a compiled core that imports does not fit these sources (built from an older checkout), or None."""
-    from .columns import COLUMNS  # noqa: PLC0415
-    from .persons import ATTR_DTYPE  # noqa: PLC0415
-    from .state import STATE_DTYPE  # noqa: PLC0415
+    """Why a compiled core that imports does not fit these sources, or None (the checks live by the engine)."""
+    from .core import build_mismatch  # noqa: PLC0415 (core imports this module)
 
-    try:
-        columns, sizes = tuple(core.COLUMN_NAMES), core.layout_sizes()
-    except AttributeError as exc:
-        return f"the Cython core was built from other sources ({exc})"
-    if columns != COLUMNS:
-        return "the Cython core was built from other sources (its result columns differ)"
-    if sizes != {"PersonState": STATE_DTYPE.itemsize, "PersonAttrs": ATTR_DTYPE.itemsize}:
-        return f"the Cython core was built from other sources (record sizes {sizes})"
-    return None
+    return build_mismatch(core)
 
 
 def core_problem() -> str | None:

@@ -17,6 +17,20 @@ from .persons import ATTR_DTYPE, Population
 from .state import STATE_DTYPE, PersonState, aligned_zeros, new_state_array, reset_state
 
 
+def build_mismatch(core_module) -> str | None:
+    """Why a compiled core that imports does not fit these sources (built from an older checkout), or None.
+    backends asks this before choosing the core, so 'auto' falls back and says why instead of failing here."""
+    try:
+        if tuple(core_module.COLUMN_NAMES) != COLUMNS:
+            return "the Cython core was built from other sources (its result columns differ)"
+        sizes = core_module.layout_sizes()
+    except AttributeError as exc:
+        return f"the Cython core was built from other sources ({exc})"
+    if sizes != {"PersonState": STATE_DTYPE.itemsize, "PersonAttrs": ATTR_DTYPE.itemsize}:
+        return f"the Cython core was built from other sources (record sizes {sizes})"
+    return None
+
+
 class CoreEngine:
     """Settles batches with medsettle._core over a 64-byte-per-person state array."""
 
@@ -26,13 +40,9 @@ class CoreEngine:
         if core_module is None:
             from .. import _core as core_module  # noqa: PLC0415 (import only when the core is wanted)
         self._core = core_module
-        if tuple(core_module.COLUMN_NAMES) != COLUMNS:
-            raise CoreUnavailable(f"the Cython core was built from other sources (its result columns differ); "
-                                  f"{REBUILD_HINT}")
-        sizes = core_module.layout_sizes()
-        if sizes != {"PersonState": STATE_DTYPE.itemsize, "PersonAttrs": ATTR_DTYPE.itemsize}:
-            raise CoreUnavailable(f"the Cython core was built from other sources (record sizes {sizes}); "
-                                  f"{REBUILD_HINT}")
+        mismatch = build_mismatch(core_module)
+        if mismatch:
+            raise CoreUnavailable(f"{mismatch}; {REBUILD_HINT}")
         self.policy = policy
         self.compiled = compiled
         self.population = population

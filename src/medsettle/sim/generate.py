@@ -93,6 +93,7 @@ def generate_bills(compiled: CompiledPolicy, population: Population, n_bills: in
     pharmacy = med_type == MED_TYPE_INDEX["41"]
     tier = np.where(pharmacy, TIER_INDEX["pharmacy"], rng.integers(1, 4, n_bills)).astype(np.uint8)
     day0 = day_number(start)
+    _check_in_force(compiled, day0, start)
     day = (day0 + np.sort(rng.integers(0, days, n_bills))).astype(np.int32)
 
     # 1..lines_max lines, mean about 4 (a binomial shifted by one).
@@ -122,6 +123,18 @@ def generate_bills(compiled: CompiledPolicy, population: Population, n_bills: in
                                    acct_flag=acct_flag, adm=adm, line_start=line_start, item=item, pric=pric,
                                    cnt=cnt, appr=appr)
     return BillStream(batch, compiled, population)
+
+
+def _check_in_force(compiled: CompiledPolicy, day0: int, start: dt.date) -> None:
+    """Items are drawn from the catalogue in force, so every region needs one (and a rule set) from
+    ``start`` on; otherwise the draw would index nothing."""
+    for r, code in enumerate(compiled.region_codes):
+        first_rules = int(compiled.rs_from_day[compiled.region_rs_start[r]])
+        first_catalogue = compiled.catalogue_index[r][0][0]
+        first = max(first_rules, first_catalogue)
+        if day0 < first:
+            raise ValueError(f"start {start}: region {code} has no rule set and catalogue in force before "
+                             f"{from_day_number(first)}")
 
 
 def _zipf_ranks(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
