@@ -318,3 +318,35 @@ def test_serve_with_a_file_as_its_data_dir_says_so(tmp_path):
     not_a_dir.write_text("")
     one_error_line(run("serve", "--port", "0", "--data-dir", str(not_a_dir)), f"--data-dir {not_a_dir}",
                    "not a directory")
+
+
+# -- the persons commands and the address of the centre -------------------------------------------------
+
+@pytest.fixture()
+def not_a_centre():
+    """An HTTP server on 127.0.0.1 that is not a medsettle centre (it answers POST with an HTML error)."""
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def test_persons_commands_with_a_centre_that_is_not_one(not_a_centre):
+    r = run("persons", "qr", "P1", "--centre", not_a_centre)
+    one_error_line(r, not_a_centre, "not as a medsettle centre does", "check --centre")
+
+
+def test_persons_commands_with_an_address_that_is_not_http_or_not_listening():
+    one_error_line(run("persons", "qr", "P1", "--centre", "127.0.0.1:8901"), "--centre 127.0.0.1:8901",
+                   "not an http:// address")
+    with socket.socket() as probe:  # a port nothing listens on: bound here, never listened on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/"
+        one_error_line(run("persons", "qr", "P1", "--centre", url), f"cannot reach the centre at {url}",
+                       "medsettle serve")

@@ -91,15 +91,28 @@ def admin_request(centre_url: str, body: dict) -> dict:
     import urllib.error  # noqa: PLC0415
     import urllib.request  # noqa: PLC0415
 
+    if not centre_url.startswith(("http://", "https://")):
+        raise click.ClickException(f"--centre {centre_url}: not an http:// address (the default is "
+                                   "http://127.0.0.1:8901/, where 'medsettle serve' listens)")
     req = urllib.request.Request(centre_url.rstrip("/") + "/admin", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
-            answer = json.loads(resp.read())
+            text = resp.read()
     except urllib.error.HTTPError as exc:
-        answer = json.loads(exc.read() or b"{}")
+        text = exc.read() or b"{}"
     except urllib.error.URLError as exc:
-        raise click.ClickException(f"cannot reach the centre at {centre_url}: {exc.reason}") from None
+        raise click.ClickException(f"cannot reach the centre at {centre_url}: {exc.reason} (is 'medsettle serve' "
+                                   "running there?)") from None
+    except (OSError, ValueError) as exc:  # a connection reset, a malformed address
+        raise click.ClickException(f"cannot reach the centre at {centre_url}: {exc}") from None
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise click.ClickException(f"{centre_url} answered, but not as a medsettle centre does (no JSON object "
+                                   "from POST /admin); check --centre")
     if not answer.pop("ok", False):
         raise click.ClickException(answer.get("error", "the centre refused"))
     return answer

@@ -21,6 +21,9 @@ def fail_cleanly(*plain: type[Exception]):
                 raise click.ClickException(f"{exc.code}: {exc}") from None
             except plain as exc:
                 raise click.ClickException(str(exc)) from None
+            except MemoryError:
+                raise click.ClickException("not enough memory for this run: ask for fewer (--persons, --bills, "
+                                           "--count)") from None
 
         return wrapper
 
