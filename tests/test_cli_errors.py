@@ -350,3 +350,18 @@ def test_persons_commands_with_an_address_that_is_not_http_or_not_listening():
         url = f"http://127.0.0.1:{probe.getsockname()[1]}/"
         one_error_line(run("persons", "qr", "P1", "--centre", url), f"cannot reach the centre at {url}",
                        "medsettle serve")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["policy", "check", "{dir}"], "{dir}: cannot read the policy file: Is a directory"),
+    (["bills", "generate", "--persons", "{dir}"], "{dir}: cannot read the persons file: Is a directory"),
+    (["bills", "generate", "--persons", "{persons}", "--policy", "{dir}"], "cannot read the policy file"),
+    (["bills", "generate", "--persons", "{persons}", "--out", "{dir}"], "--out {dir}: cannot write there"),
+    (["persons", "generate", "--out", "{dir}"], "--out {dir}: cannot write there: Is a directory"),
+    (["serve", "--persons", "{dir}", "--data-dir", "{dir}/data"], "cannot read the persons file"),
+])
+def test_a_directory_where_a_file_belongs_is_one_line(args, fragment, tmp_path, persons_csv):
+    values = {"dir": tmp_path, "persons": persons_csv}
+    r = run(*(a.format(**values) for a in args))
+    one_error_line(r, fragment.format(**values))
+    assert list(tmp_path.iterdir()) == []

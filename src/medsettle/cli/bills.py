@@ -19,14 +19,14 @@ def bills() -> None:
 
 
 @bills.command("generate")
-@click.option("--persons", "persons_file", type=click.Path(dir_okay=False), required=True, help="Persons CSV.")
+@click.option("--persons", "persons_file", type=click.Path(), required=True, help="Persons CSV.")
 @click.option("--count", default=1000, show_default=True, help="How many bills.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--date", "day", default="2026-03-02", show_default=True, help="First day (yyyy-mm-dd).")
 @click.option("--days", default=1, show_default=True, help="Spread the bills over this many days.")
 @click.option("--zipf", is_flag=True, help="Draw persons by Zipf (s = 1) instead of uniformly.")
-@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="Policy TOML (default: shipped).")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False, allow_dash=True), default="-",
+@click.option("--policy", "policy_file", type=click.Path(), help="Policy TOML (default: shipped).")
+@click.option("--out", "out_file", type=click.Path(allow_dash=True), default="-",
               show_default=True, help="JSON-lines file to write.")
 @fail_cleanly()
 def bills_generate(persons_file: str, count: int, seed: int, day: str, days: int, zipf: bool,

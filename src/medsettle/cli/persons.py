@@ -21,8 +21,8 @@ def persons() -> None:
 @persons.command("generate")
 @click.option("--count", default=1000, show_default=True, help="How many persons.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="Policy TOML (default: shipped).")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True, help="CSV to write.")
+@click.option("--policy", "policy_file", type=click.Path(), help="Policy TOML (default: shipped).")
+@click.option("--out", "out_file", type=click.Path(), required=True, help="CSV to write.")
 @fail_cleanly()
 def persons_generate(count: int, seed: int, policy_file: str | None, out_file: str) -> None:
     """Write a seeded population of insured persons across the policy's regions."""

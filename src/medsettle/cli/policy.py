@@ -14,7 +14,7 @@ def policy() -> None:
 
 
 @policy.command("check")
-@click.argument("policy_file", type=click.Path(dir_okay=False))
+@click.argument("policy_file", type=click.Path())
 @fail_cleanly()
 def policy_check(policy_file: str) -> None:
     """Validate a policy file; print what it holds, or the file, field and reason of the first problem."""

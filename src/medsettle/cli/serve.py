@@ -15,8 +15,8 @@ from ._errors import fail_cleanly
 
 
 @click.command()
-@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="Policy TOML (default: shipped).")
-@click.option("--persons", "persons_file", type=click.Path(dir_okay=False),
+@click.option("--policy", "policy_file", type=click.Path(), help="Policy TOML (default: shipped).")
+@click.option("--persons", "persons_file", type=click.Path(),
               help="Persons CSV (default: 10,000 generated persons, seed 0).")
 @click.option("--db", "db_url", help="Journal: a SQLite path or postgresql://... (default: DATA_DIR/centre.db).")
 @click.option("--data-dir", default="medsettle-data", show_default=True, envvar="MEDSETTLE_DATA_DIR",
