@@ -182,6 +182,22 @@ def test_relative_links_resolve():
             assert (path.parent / target).exists(), f"{path.relative_to(ROOT)} links to missing {target}"
 
 
+def test_sections_cited_in_code_exist():
+    """A comment or docstring citing docs/<name>.md 'Section' names a document and a heading it has."""
+    headings = {path.name: {line.lstrip("#").strip() for line in path.read_text(encoding="utf-8").splitlines()
+                            if line.startswith("#")} for path in DOCS}
+    cited = set()
+    for path in sorted([*(ROOT / "src").rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "ext").glob("*")]):
+        if path.suffix not in (".py", ".pyx", ".pxd", ".pyi"):
+            continue
+        for name, section in re.findall(r"docs/(\w+\.md) '([^']+)'", path.read_text(encoding="utf-8")):
+            cited.add((path.relative_to(ROOT), name, section))
+    assert cited
+    for path, name, section in sorted(cited):
+        assert name in headings, f"{path} cites docs/{name}, which does not exist"
+        assert section in headings[name], f"{path} cites docs/{name} '{section}': it has no such heading"
+
+
 def test_commands_named_in_docs_and_docstrings_exist():
     """Every `medsettle COMMAND [SUBCOMMAND]` quoted in README, docs/ or the source is a real command."""
     sources = [README, *DOCS, *sorted((ROOT / "src" / "medsettle").rglob("*.py"))]
