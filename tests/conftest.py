@@ -31,10 +31,13 @@ def pcsc_stack():
     """A real pcscd with two counters (card slot + PSAM slot each), for one test module: cards stay
     inserted and are swapped in place between tests (pcscd's 0.4 s poll is paid only when a test
     removes a card). Skipped, with the reason, only where pcscd, vpcd or pyscard cannot run."""
-    from hw import COUNTERS, STACK_DIR, skip_without_pcsc
+    from hw import COUNTERS, DAEMON_DIR, STACK_DIR, skip_without_pcsc
 
     skip_without_pcsc()
+    from medsettle.hardware import daemon
     from medsettle.hardware.stack import PcscStack
+
+    daemon.stop(DAEMON_DIR)  # a CLI test's stack an interrupted run left up would own /run/pcscd
 
     stack = PcscStack(STACK_DIR, COUNTERS).start()
     yield stack
