@@ -1,5 +1,5 @@
 """Stand-ins for the counter's physical devices: virtual social security cards and PSAMs that plug into a
-real pcscd through vpcd, and the bring-up of that PC/SC stack (docs/card.md, docs/card.md).
+real pcscd through vpcd, and the bring-up of that PC/SC stack (docs/card.md).
 
 - :mod:`.keys`    the SM4/SM3 key scheme (national root → region issuing key → card key) and the digest
 - :mod:`.card`    the card's operating system: application SSSE, EF05/EF06, PIN, challenge, authenticate
