@@ -32,25 +32,17 @@ def serve(policy_file, persons_file, db_url, data_dir, port, engine, regions) ->
     Offers sign-in, the pharmacy, outpatient and inpatient flows, 2601, 3201/3202 and 5206 so far. Every answer that
     changes state leaves only after its journal entry is durable; on start the journal is replayed.
     """
-    import asyncio  # noqa: PLC0415
-
-    from aiohttp import web  # noqa: PLC0415
-
-    from ..centre.app import make_app, tune_gc_for_serving  # noqa: PLC0415
     from ..centre.institutions import default_institutions  # noqa: PLC0415
     from ..centre.service import Centre  # noqa: PLC0415
 
-    # Everything that can be wrong with the command line is found before the journal is opened, and the
-    # port is bound before it too, so a mistake leaves no journal behind.
-    if not 0 <= port <= 65535:
-        raise click.ClickException(f"--port {port}: a port is 1-65535 (0: any free port)")
+    # Everything that can be wrong with the command line is found, and the port bound, before the journal
+    # is opened, so a mistake leaves no journal behind.
+    _check_port_and_data_dir(port, data_dir, db_url)
     pol = policy_from(policy_file)
     owned = [r.strip() for r in regions.split(",") if r.strip()] if regions else None
     _check_regions(pol, owned)
     population = Population.from_csv(pol, persons_file) if persons_file else Population.generate(pol, 10_000, seed=0)
     settler = Settler(pol, population, engine=engine)
-    if not db_url and Path(data_dir).exists() and not Path(data_dir).is_dir():
-        raise click.ClickException(f"--data-dir {data_dir}: a file, not a directory; name a directory for the journal")
     listener = _listen(port)
     try:
         url = db_url or str(Path(data_dir) / "centre.db")
@@ -63,25 +55,43 @@ def serve(policy_file, persons_file, db_url, data_dir, port, engine, regions) ->
         centre = Centre(settler, journal, default_institutions(pol), regions=owned)
         click.echo(f"journal {url}: {journal.count():,} entries replayed in {time.perf_counter() - started:.2f} s")
         click.echo("institutions: " + ", ".join(f"{code} ({i.tier})" for code, i in centre.institutions.items()))
-        tune_gc_for_serving()
-
-        async def run() -> None:
-            runner = web.AppRunner(make_app(centre))
-            await runner.setup()
-            await web.SockSite(runner, listener).start()
-            bound = listener.getsockname()[1]  # the real port when 0 was asked for
-            click.echo(f"medsettle centre listening on http://127.0.0.1:{bound}/ (engine: {settler.engine_name})")
-            try:
-                await asyncio.Event().wait()
-            finally:
-                await runner.cleanup()
-
-        asyncio.run(run())
+        _serve_forever(centre, listener)
     except KeyboardInterrupt:
         pass
     finally:
         journal.close()
         listener.close()
+
+
+def _serve_forever(centre, listener: socket.socket) -> None:
+    """Answer on the bound socket until interrupted."""
+    import asyncio  # noqa: PLC0415
+
+    from aiohttp import web  # noqa: PLC0415
+
+    from ..centre.app import make_app, tune_gc_for_serving  # noqa: PLC0415
+
+    tune_gc_for_serving()
+
+    async def run() -> None:
+        runner = web.AppRunner(make_app(centre))
+        await runner.setup()
+        await web.SockSite(runner, listener).start()
+        bound = listener.getsockname()[1]  # the real port when 0 was asked for
+        click.echo(f"medsettle centre listening on http://127.0.0.1:{bound}/ (engine: {centre.settler.engine_name})")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(run())
+
+
+def _check_port_and_data_dir(port: int, data_dir: str, db_url: str | None) -> None:
+    if not 0 <= port <= 65535:
+        raise click.ClickException(f"--port {port}: a port is 1-65535 (0: any free port)")
+    if not db_url and Path(data_dir).exists() and not Path(data_dir).is_dir():
+        raise click.ClickException(f"--data-dir {data_dir}: a file, not a directory; name a directory for the journal")
 
 
 def _check_regions(policy, owned: list[str] | None) -> None:
