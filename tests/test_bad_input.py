@@ -121,3 +121,25 @@ def test_the_core_kernel_refuses_a_bill_without_lines_before_touching_state():
     with pytest.raises(ValueError, match="bill 1 has no lines"):
         s.engine.run(batch)
     assert snapshot(s) == before
+
+
+@pytest.mark.parametrize("change, where", [
+    ({"active": "yes"}, "row 2, column active: expected 1 or 0, got 'yes'"),
+    ({"assistance": "maybe"}, "row 2, column assistance: expected 1 or 0"),
+    ({"extra_wait_months": "-1"}, "row 2, column extra_wait_months: expected a whole number of months"),
+    ({"contrib_from": "March"}, "row 2, column contrib_from: expected yyyy-mm"),
+    ({"filing_admdvs": "220200", "filing_begin": "2026/01/01"}, "row 2, column filing_begin: expected a date"),
+    ({"insutype": "311"}, "row 2, column insutype: unknown insutype '311'"),
+    ({"psn_no": "E1"}, "row 2, column psn_no: psn_no E1 repeats row 1"),
+    ({"psn_no": " "}, "row 2, column psn_no: psn_no is empty"),
+])
+def test_a_bad_persons_row_is_refused_naming_row_and_column(change, where):
+    """Values that were read silently before (active 'yes' as inactive, a negative wait, ...) are refused."""
+    from medsettle.engine import Population
+    from medsettle.policy import policy_from_dict
+    from worlds import DEFAULT_PERSONS, policy_dict
+
+    rows = [dict(DEFAULT_PERSONS[0]), {**DEFAULT_PERSONS[1], **change}]
+    with pytest.raises(InvalidInput) as exc:
+        Population.from_rows(policy_from_dict(policy_dict()), rows, source="people")
+    assert str(exc.value).startswith(f"people {where}"), str(exc.value)
