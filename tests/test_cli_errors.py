@@ -365,3 +365,12 @@ def test_a_directory_where_a_file_belongs_is_one_line(args, fragment, tmp_path, 
     r = run(*(a.format(**values) for a in args))
     one_error_line(r, fragment.format(**values))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_serve_with_an_unreachable_database_is_one_line(tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"postgresql://nobody@127.0.0.1:{probe.getsockname()[1]}/medsettle"
+        r = run("serve", "--port", "0", "--db", url, "--data-dir", str(tmp_path / "data"))
+    one_error_line(r, "JOURNAL_ERROR", "PostgreSQL journal")  # psycopg's reason spans two lines: joined here
+    assert not (tmp_path / "data").exists()

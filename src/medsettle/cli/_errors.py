@@ -9,6 +9,11 @@ import click
 from ..errors import MedsettleError
 
 
+def one_line(message: str) -> str:
+    """``message`` on one line: a reason quoted from elsewhere (a database driver's, say) may span several."""
+    return "; ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
 def fail_cleanly(*plain: type[Exception]):
     """Decorator: a medsettle error becomes 'CODE: message'; the ``plain`` exception types their message."""
 
@@ -18,9 +23,9 @@ def fail_cleanly(*plain: type[Exception]):
             try:
                 return fn(*args, **kwargs)
             except MedsettleError as exc:
-                raise click.ClickException(f"{exc.code}: {exc}") from None
+                raise click.ClickException(one_line(f"{exc.code}: {exc}")) from None
             except plain as exc:
-                raise click.ClickException(str(exc)) from None
+                raise click.ClickException(one_line(str(exc))) from None
             except MemoryError:
                 raise click.ClickException("not enough memory for this run: ask for fewer (--persons, --bills, "
                                            "--count)") from None
