@@ -245,6 +245,13 @@ def test_a_one_shot_mistake_writes_nothing(tmp_path):
         assert not journal.exists(), args
 
 
+@pytest.mark.parametrize("url", ["localhost:8901", "ftp://127.0.0.1/", "http://127.0.0.1:99999/"])
+def test_a_mistyped_centre_url_is_one_error_line_before_anything_is_written(tmp_path, url):
+    journal = tmp_path / "never.db"
+    assert_one_clean_error(run_terminal(url, journal, "signin"), repr(url))
+    assert not journal.exists()
+
+
 def test_a_missing_institution_is_one_error_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "medsettle.cli", "terminal", "signin"], capture_output=True,
                             text=True, timeout=60, cwd=tmp_path)

@@ -68,6 +68,7 @@ class _Session:
         if not self.code:
             raise click.ClickException("missing option --institution / -i: give the institution's code before the "
                                        "command, e.g. medsettle terminal -i P13010000001 signin")
+        _check_centre_url(self.centre_url)
         try:
             journal = TerminalJournal(self.journal_path)
         except (OSError, sqlite3.Error) as error:
@@ -87,24 +88,40 @@ class _Session:
             self.reader.close()
 
 
+def _check_centre_url(url: str) -> None:
+    """--centre is an http(s) URL with a host: a typo is said at once, not after the resends give up."""
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
+    except ValueError as error:
+        raise click.ClickException(f"--centre {url!r} is not a URL ({error}): give e.g. http://127.0.0.1:8901/") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.ClickException(f"--centre {url!r} is not an http URL: give e.g. http://127.0.0.1:8901/")
+
+
 def _open_reader(reader_name: str | None):
     """The card reader: ``reader_name`` (its PSAM in slot 01 of the same reader), or the first reader pcscd
-    lists, as ``medsettle card read`` takes it. No driver, no pcscd or no reader at all is one Error line."""
-    try:
-        from ..readers import PcscReader  # noqa: PLC0415
-    except ModuleNotFoundError:
-        raise click.ClickException("--card needs the PC/SC reader driver pyscard: pip install 'medsettle[readers]' "
-                                   "(or identify the patient by --certno or --qr)") from None
+    lists with its PSAM, as ``medsettle card read`` takes them. No pyscard, no pcscd or no reader at all is
+    one Error line, before the counter is opened: the counter never had a reader, so there is no sale to
+    make a voucher of (a reader that fails during a sale is equipment failure: cash and a voucher)."""
     from ..readers import ReaderError  # noqa: PLC0415
 
-    if reader_name:
-        psam = reader_name[:-3] + " 01" if reader_name.endswith(" 00") else None
-        return PcscReader(reader_name, psam=psam)
     try:
-        return PcscReader()  # the first reader pcscd lists, its PSAM in slot 01
+        from ..readers import PcscReader, first_reader  # noqa: PLC0415 - PyscardMissing without pyscard
+
+        if reader_name:
+            name, psam = reader_name, (reader_name[:-3] + " 01" if reader_name.endswith(" 00") else None)
+        else:
+            name, psam = first_reader()
+        return PcscReader(name, psam=psam)
+    except ImportError as error:  # PyscardMissing says how to install it
+        raise click.ClickException(f"--card needs the PC/SC reader driver: {error}; or identify the patient by "
+                                   "--certno or --qr") from None
     except ReaderError as error:
-        raise click.ClickException(f"--card: no card reader ({error}); start the readers (medsettle hardware up) "
-                                   "or give --reader NAME, or identify the patient by --certno or --qr") from None
+        raise click.ClickException(f"--card: no card reader ({error}); give --reader NAME, or identify the patient "
+                                   "by --certno or --qr") from None
 
 
 def _emit(value) -> None:
@@ -119,8 +136,10 @@ def _emit(value) -> None:
               help="The card reader for --card (its PSAM in slot 01 of the same reader; default: the first pcscd lists).")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False),
               help="The terminal's journal (default: medsettle-data/terminal-CODE.db).")
-@click.option("--resend-for", default=3.0, show_default=True, help="Seconds a settle is resent before giving up.")
-@click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for each answer.")
+@click.option("--resend-for", default=3.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds a settle is resent before giving up.")
+@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds to wait for each answer.")
 @click.pass_context
 def terminal(ctx, code, centre_url, reader_name, journal_path, resend_for, timeout) -> None:
     """A counter of institution CODE talking to the centre; without a command, an interactive shell."""
