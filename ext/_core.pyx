@@ -89,6 +89,12 @@ cdef enum:
     ADMISSION_LIMIT = 5
 
 cdef enum:
+    # What a cancel does to its settlement's admission (medsettle.engine.columns.CANCEL_*).
+    CANCEL_IN_PROGRESS = 1
+    CANCEL_PAST = 2
+    CANCEL_PAST_LAST = 3
+
+cdef enum:
     FLAG_ACTIVE = 1
     FLAG_ASSISTANCE = 2
     EMPLOYEE = 0          # INSUTYPES index of "310"
@@ -115,6 +121,9 @@ COLUMN_NAMES = ("status", "group", "ded_kind", "adm_counted", "year", "pool_prop
                 "hifp_pay", "hifob_pay", "hifmi_pay", "cvlserv_pay", "maf_pay", "fund_pay_sumamt", "psn_part_amt",
                 "acct_pay", "psn_cash_pay", "hosp_part_amt", "balc", "t2_base_add", "prev_adm_id",
                 "prev_adm_ded_std", "prev_adm_ded_met", "prev_adm_nsetl")
+
+
+CANCEL_ROLES = (CANCEL_IN_PROGRESS, CANCEL_PAST, CANCEL_PAST_LAST)  # checked against medsettle.engine.columns
 
 
 def layout_sizes():
@@ -569,28 +578,40 @@ def run(CorePolicy pol, const uint8_t[::1] attrs_bytes, uint8_t[::1] state_bytes
     return settled
 
 
-def cancel(uint8_t[::1] state_bytes, Py_ssize_t person, const int64_t[::1] original, int32_t adm):
-    """Move one person's state back by exactly a settlement's amounts. Returns (status, balance after)."""
+def cancel(uint8_t[::1] state_bytes, Py_ssize_t person, const int64_t[::1] original, int role, restore):
+    """Move one person's state back by exactly a settlement's amounts. Returns (status, balance after).
+
+    A per-admission settlement's admission moves as ``role`` says (CANCEL_*, as the reference's cancel):
+    the one in progress gives back its deductible met and the settlement, and once none is left it no
+    longer counts and ``restore`` (adm_id, adm_ded_std, adm_ded_met, adm_nsetl) is in progress instead;
+    an earlier admission's last live settlement un-counts it."""
     if original.shape[0] != N_COLS:
         raise ValueError("original must be a full row of %d columns" % N_COLS)
     if person < 0 or (person + 1) * <Py_ssize_t>sizeof(PersonState) > state_bytes.shape[0]:
         raise IndexError("person %d out of range" % person)
+    if role != CANCEL_IN_PROGRESS and role != CANCEL_PAST and role != CANCEL_PAST_LAST:
+        raise ValueError("unknown cancel role %d" % role)
+    cdef int32_t restore_id, restore_std, restore_met
+    cdef uint16_t restore_nsetl
+    restore_id, restore_std, restore_met, restore_nsetl = restore
     cdef PersonState* st = (<PersonState*> &state_bytes[0]) + person
     cdef int g = <int>original[C_GROUP]
     if st.acc_year != 0 and original[C_YEAR] < st.acc_year + YEAR_BASE:
         return YEAR_CLOSED, st.balance
     st.balance += original[C_ACCT]
     if original[C_DED_KIND]:
-        if st.adm_nsetl > 0 and st.adm_id == adm:
+        if role == CANCEL_IN_PROGRESS:
             st.adm_ded_met -= <int32_t>original[C_DEDC]
             st.adm_nsetl -= 1
             if st.adm_nsetl == 0:
-                st.adm_count -= 1
-                if original[C_ADM_COUNTED]:
-                    st.adm_id = <int32_t>original[C_PREV_ADM_ID]
-                    st.adm_ded_std = <int32_t>original[C_PREV_ADM_STD]
-                    st.adm_ded_met = <int32_t>original[C_PREV_ADM_MET]
-                    st.adm_nsetl = <uint16_t>original[C_PREV_ADM_NSETL]
+                if st.adm_count > 0:
+                    st.adm_count -= 1
+                st.adm_id = restore_id
+                st.adm_ded_std = restore_std
+                st.adm_ded_met = restore_met
+                st.adm_nsetl = restore_nsetl
+        elif role == CANCEL_PAST_LAST and st.adm_count > 0:
+            st.adm_count -= 1
     else:
         st.ded_met[g] -= <int32_t>original[C_DEDC]
     st.pooled_paid[g] -= <int32_t>original[C_HIFP]

@@ -31,8 +31,9 @@ COLUMNS = (
     "hosp_part_amt",
     "balc",
     "t2_base_add",       # what the bill added to the residents' running total T (大病 base)
-    # The admission in progress before a settlement that opened a new one, so that cancelling that
-    # settlement restores it (settle then cancel gives back the state exactly).
+    # The admission in progress before a settlement that opened a new one (0 on other rows): the
+    # Settler's admission records start from it, so that cancelling the new admission away puts it back
+    # in progress (settle then cancel gives back the state exactly).
     "prev_adm_id",
     "prev_adm_ded_std",
     "prev_adm_ded_met",
@@ -44,6 +45,15 @@ N_COLUMNS = len(COLUMNS)
 # Narrowed outputs for load runs: the totals only, no per-line split.
 NARROW_COLUMNS = ("status", "medfee_sumamt", "fund_pay_sumamt", "acct_pay", "psn_cash_pay", "balc")
 NARROW_COL = {name: i for i, name in enumerate(NARROW_COLUMNS)}
+
+# What cancelling a per-admission settlement does to its admission (the engines' ``cancel`` is told which;
+# the Settler works it out from the settlement records, medsettle.engine.admissions):
+CANCEL_IN_PROGRESS = 1  # the admission in progress: its deductible met and live settlements move back; when
+                        # none is left it no longer counts, and the admission given as ``restore`` is in progress
+CANCEL_PAST = 2         # an earlier admission that keeps other live settlements: its count stays
+CANCEL_PAST_LAST = 3    # an earlier admission's last live settlement: it no longer counts (later ones keep theirs)
+CANCEL_ROLES = (CANCEL_IN_PROGRESS, CANCEL_PAST, CANCEL_PAST_LAST)
+NO_ADMISSION = (-1, 0, 0, 0)  # (adm_id, adm_ded_std, adm_ded_met, adm_nsetl) of a person with none in progress
 
 LINE_COLUMNS = ("det_item_fee_sumamt", "fulamt_ownpay_amt", "overlmt_amt", "preselfpay_amt", "inscp_scp_amt")
 LINE_COL = {name: i for i, name in enumerate(LINE_COLUMNS)}

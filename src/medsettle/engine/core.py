@@ -12,7 +12,7 @@ from ..policy.compile import CompiledPolicy
 from ..policy.models import Policy
 from .backends import REBUILD_HINT, CoreUnavailable
 from .bills import BillBatch
-from .columns import COLUMNS, LINE_COLUMNS, N_COLUMNS, NARROW_COLUMNS
+from .columns import CANCEL_ROLES, COLUMNS, LINE_COLUMNS, N_COLUMNS, NARROW_COLUMNS
 from .persons import ATTR_DTYPE, Population
 from .state import STATE_DTYPE, PersonState, aligned_zeros, new_state_array, reset_state
 
@@ -23,6 +23,8 @@ def build_mismatch(core_module) -> str | None:
     try:
         if tuple(core_module.COLUMN_NAMES) != COLUMNS:
             return "the Cython core was built from other sources (its result columns differ)"
+        if tuple(getattr(core_module, "CANCEL_ROLES", ())) != CANCEL_ROLES:
+            return "the Cython core was built from other sources (its cancel differs)"
         sizes = core_module.layout_sizes()
     except AttributeError as exc:
         return f"the Cython core was built from other sources ({exc})"
@@ -77,9 +79,11 @@ class CoreEngine:
         self.state = self._state_buf[:n]
         reset_state(self.state[n - 1:n], self.population.balances[n - 1:n])
 
-    def cancel(self, person: int, original: np.ndarray, adm: int) -> tuple[int, int]:
+    def cancel(self, person: int, original: np.ndarray, role: int, restore: tuple[int, int, int, int]
+               ) -> tuple[int, int]:
+        """As ReferenceEngine.cancel: ``role`` (columns.CANCEL_*) says what happens to the admission."""
         status, balance = self._core.cancel(self.state.view(np.uint8), person,
-                                            np.ascontiguousarray(original, np.int64), adm)
+                                            np.ascontiguousarray(original, np.int64), role, tuple(restore))
         return int(status), int(balance)
 
     def get_state(self, person: int) -> PersonState:

@@ -27,6 +27,9 @@ from ..timeutil import from_day_number
 from .bills import BillBatch, line_fee
 from .columns import (
     ADMISSION_LIMIT,
+    CANCEL_IN_PROGRESS,
+    CANCEL_PAST_LAST,
+    CANCEL_ROLES,
     COL,
     LINE_COL,
     LINE_COLUMNS,
@@ -262,31 +265,35 @@ class ReferenceEngine:
 
     # -- cancel -------------------------------------------------------------------------------
 
-    def cancel(self, person: int, original: np.ndarray, adm: int) -> tuple[int, int]:
+    def cancel(self, person: int, original: np.ndarray, role: int, restore: tuple[int, int, int, int]
+               ) -> tuple[int, int]:
         """Move the accumulators and balance back by exactly the original's amounts (docs/settlement.md Cancel).
 
         ``original`` is the settlement's row of COLUMNS. Returns (status, balance after). A settlement of
-        a closed year is refused with YEAR_CLOSED and nothing changes. The admission's deductible and
-        count move back only while that admission is the person's admission in progress; cancelling the
-        settlement that opened it, when it is its only live one, un-counts it and makes the admission
-        before it the one in progress again.
+        a closed year is refused with YEAR_CLOSED and nothing changes.
+
+        A per-admission settlement's admission moves as ``role`` says (columns.CANCEL_*; the Settler knows
+        it from its records, medsettle.engine.admissions): the admission in progress gives back the
+        deductible met and the settlement, and once it has none left it no longer counts and ``restore``
+        (adm_id, adm_ded_std, adm_ded_met, adm_nsetl) is in progress instead; an earlier admission no
+        longer counts once its last live settlement is cancelled, whatever began since.
         """
+        if role not in CANCEL_ROLES:
+            raise ValueError(f"unknown cancel role {role}")
         st = self.get_state(person).copy()
         if int(original[COL["year"]]) < st.acc_year:
             return YEAR_CLOSED, st.balance
         g = int(original[COL["group"]])
         st.balance += int(original[COL["acct_pay"]])
         if original[COL["ded_kind"]]:
-            if st.adm_nsetl > 0 and st.adm_id == adm:
+            if role == CANCEL_IN_PROGRESS:
                 st.adm_ded_met -= int(original[COL["act_pay_dedc"]])
                 st.adm_nsetl -= 1
-                if st.adm_nsetl == 0:  # its only live settlement: the admission no longer counts
-                    st.adm_count -= 1
-                    if original[COL["adm_counted"]]:  # the admission before it is in progress again
-                        st.adm_id = int(original[COL["prev_adm_id"]])
-                        st.adm_ded_std = int(original[COL["prev_adm_ded_std"]])
-                        st.adm_ded_met = int(original[COL["prev_adm_ded_met"]])
-                        st.adm_nsetl = int(original[COL["prev_adm_nsetl"]])
+                if st.adm_nsetl == 0:  # its last live settlement: the admission no longer counts
+                    st.adm_count = max(0, st.adm_count - 1)
+                    st.adm_id, st.adm_ded_std, st.adm_ded_met, st.adm_nsetl = (int(x) for x in restore)
+            elif role == CANCEL_PAST_LAST:
+                st.adm_count = max(0, st.adm_count - 1)
         else:
             st.ded_met[g] -= int(original[COL["act_pay_dedc"]])
         st.pooled_paid[g] -= int(original[COL["hifp_pay"]])

@@ -11,6 +11,7 @@ import numpy as np
 from .. import jsontext
 from ..money import bp_to_decimal, fen_to_decimal
 from ..policy import codes
+from .admissions import Admission
 from .columns import COL, LINE_COL, LINE_COLUMNS
 
 # setlinfo amount fields, in the platform's order, that come straight from a result column.
@@ -45,6 +46,7 @@ class Settlement:
     mirror_of: str | None = None   # set on a cancel mirror: the original's setl_id
     cancelled_by: str | None = None  # set on an original once cancelled
     presettle: bool = False
+    admission: Admission | None = None  # a per-admission settlement's admission (what its cancel needs)
 
     @property
     def row(self) -> np.ndarray:

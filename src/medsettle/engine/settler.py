@@ -27,7 +27,9 @@ from ..policy.models import Policy
 from ..timeutil import now_shanghai
 from .backends import core_module, resolve_engine_name
 from .bills import AdmissionKeys, Bill, BillBatch, encode_bills, parse_bill, resolve_bill
-from .columns import COL, COLUMNS, NARROW_COLUMNS, REFUSAL_MESSAGES, REFUSALS, YEAR_CLOSED
+from .admissions import AdmissionBook
+from .columns import (CANCEL_PAST, COL, COLUMNS, NARROW_COLUMNS, NO_ADMISSION, REFUSAL_MESSAGES,
+                      REFUSALS)
 from .core import CoreEngine
 from .fastpath import fast_path
 from .persons import ATTR_DTYPE, Population
@@ -37,6 +39,7 @@ from .results import Settlement, mirror_row
 from .state import PersonState
 
 EngineName = Literal["auto", "core", "reference"]
+_DED_KIND, _DEDC = COL["ded_kind"], COL["act_pay_dedc"]
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Settler:
         self.engine = engine_class(policy, self.compiled, population)
         self.admissions = AdmissionKeys()
         self.records: dict[str, Settlement] = {}
+        self.admission_book = AdmissionBook()  # what cancels need of admissions no longer in progress
         self._fast = None  # the single-bill fast path, made on first use
         self._last_seq = 0  # setl_ids are S + 15 digits, counting up
         self.id_prefix = ""  # digits that start this process's setl_ids when several share a database
@@ -170,11 +174,10 @@ class Settler:
         if original.cancelled_by is not None:
             raise AlreadyCancelled(f"settlement {setl_id} was already cancelled by {original.cancelled_by}",
                                    field="setl_id")
-        status, balance = self.engine.cancel(original.person, original.row, original.adm)
+        status, balance = self._cancel_in_engine(original)
         if status:
             raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status]
                                     + f"; settlement {setl_id} can no longer be cancelled")
-        assert status != YEAR_CLOSED
         mirror = Settlement(
             setl_id=self._claim_setl_id(mirror_id), bill_id=original.bill_id, psn_no=original.psn_no,
             mdtrt_id=original.mdtrt_id, insutype=original.insutype, psn_type=original.psn_type,
@@ -187,6 +190,19 @@ class Settler:
         _untrack(mirror)
         self.records[mirror.setl_id] = mirror
         return mirror
+
+    def _cancel_in_engine(self, original: Settlement) -> tuple[int, int]:
+        """The engine's cancel of ``original``, told what becomes of its admission (docs/settlement.md,
+        Admissions): the admission book works that out from the records; the 64-byte state cannot."""
+        row, person = original.row, original.person
+        if not row[_DED_KIND]:
+            return self.engine.cancel(person, row, CANCEL_PAST, NO_ADMISSION)
+        state = self.engine.get_state(person)
+        role, restore = self.admission_book.plan_cancel(person, original.admission, state)
+        status, balance = self.engine.cancel(person, row, role, restore)
+        if status == 0:
+            self.admission_book.cancelled(person, original.admission, int(row[_DEDC]), role)
+        return status, balance
 
     # -- persons ----------------------------------------------------------------------------------
 
@@ -268,6 +284,10 @@ class Settler:
             None if lines is None else lines.tobytes(), head.feedetl_sns, p, adm, presettle=presettle,
         )
         if not presettle:
+            if row[_DED_KIND]:  # a per-admission settlement: its admission is booked for cancels
+                result.admission = self.admission_book.settled(p, adm, row.tolist(),
+                                                               lambda: self.engine.get_state(p))
+                _untrack(result.admission)
             _untrack(result)
             self.records[result.setl_id] = result
         return result
@@ -277,7 +297,8 @@ def _no_untrack(record: Settlement) -> None:
     """Without the compiled core, records stay in the collector's lists (they cost it time, nothing else)."""
 
 
-# Records hold only atoms, so they are never part of a reference cycle: taken out of the cyclic
-# collector's lists (medsettle._core.gc_untrack), millions of them cost its collections nothing.
+# Records hold only atoms and their Admission (ints and the older Admission it followed), so they are
+# never part of a reference cycle: taken out of the cyclic collector's lists (medsettle._core.gc_untrack),
+# millions of them cost its collections nothing.
 _untrack = getattr(core_module(), "gc_untrack", _no_untrack)
 

@@ -18,6 +18,9 @@ Layout (64 bytes, naturally aligned):
     adm_nsetl      uint16  live (not cancelled) settlements of that admission
     adm_count      uint8   admissions counted in the accumulator year
     acc_year       uint8   accumulator year - 1900; 0 = no bill settled yet
+
+Only the admission in progress is here. What cancelling needs of an earlier one (its live settlements,
+the deductible they met) lives with its settlement records (engine/admissions.py), not in this record.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The engine applies a change in memory, the journal makes it durable, and only then does the call
 return. If the journal refuses or fails, the person's in-memory state is put back as it was (the
-64-byte record snapshot taken before), so memory never holds what the journal does not.
+64-byte record snapshot taken before, and what the Settler's admission book held of the person), so
+memory never holds what the journal does not.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class JournaledSettler:
     def cancel(self, setl_id: str, *, when: dt.datetime | None = None) -> Settlement:
         original = self.settler.records.get(setl_id)
         person = original.person if original is not None else None
-        with _rollback_on_failure(self.settler, person):
+        with _rollback_on_failure(self.settler, person, original):
             mirror = self.settler.cancel(setl_id, when=when)
             try:
                 self.journal.append(CANCEL, self._region(mirror.person), mirror.setl_id, {
@@ -67,18 +68,24 @@ class JournaledSettler:
 
 
 class _rollback_on_failure:
-    """Snapshot one person's state; put it back if the block raises."""
+    """Snapshot one person's state and admission bookkeeping (with that of the settlement to cancel);
+    put them back if the block raises."""
 
-    def __init__(self, settler: Settler, person: int | None):
+    def __init__(self, settler: Settler, person: int | None, original: Settlement | None = None):
         self.settler = settler
         self.person = person
+        self.original = original
         self.saved: Any = None
+        self.booked: Any = None
 
     def __enter__(self) -> None:
         if self.person is not None:
             self.saved = self.settler.engine.get_state(self.person)
+            admission = None if self.original is None else self.original.admission
+            self.booked = self.settler.admission_book.snapshot(self.person, admission)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is not None and self.person is not None:
             self.settler.engine.set_state(self.person, self.saved)
+            self.settler.admission_book.restore(self.booked)
         return False
