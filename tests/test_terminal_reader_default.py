@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from terminal_rig import ITEMS, PERSON
@@ -45,6 +46,45 @@ def test_sell_by_card_without_reader_takes_the_first_reader(pcsc_stack, tmp_path
         receipt = json.loads(result.stdout)
         assert receipt["kind"] == "sale" and receipt["psn_name"] == REGISTRY.identities[PERSON].psn_name
         assert "card not usable" not in result.stderr
+    finally:
+        server.stop()
+        slot.card.clear_faults()
+
+
+@pytest.mark.parametrize("mistake, code", [("wrong_pin", "WRONG_PIN"), ("no_card", "NO_CARD"),
+                                           ("cloned", "CARD_NOT_GENUINE")])
+def test_a_card_mistake_is_one_error_line_and_no_voucher(pcsc_stack, tmp_path, mistake, code):
+    """A wrong PIN, no card inserted or a cloned card is not an equipment failure: no cash-and-voucher sale,
+    one Error line saying what to do; the right card and PIN then settle as usual."""
+    from medsettle.hardware.card import VirtualCard
+    from medsettle.hardware.personalise import profile_for
+    from medsettle.readers import first_reader
+
+    name, _psam = first_reader()
+    slot = next(s for s in pcsc_stack.counters.values() if s.card_reader == name)
+    slot.card.clear_faults()
+    profile = profile_for(REGISTRY, PERSON)
+    if mistake == "no_card":
+        if slot.card.inserted:
+            slot.card.remove()
+    else:
+        slot.card.insert(VirtualCard.issue(profile, cloned=mistake == "cloned"))
+    time.sleep(0.5)  # pcscd sees the insertion or removal at its next poll
+    server = Server(tmp_path / "centre").start()
+    try:
+        journal = tmp_path / "t.db"
+        assert terminal(server.url, journal, "signin").returncode == 0
+        pin = "000000" if mistake == "wrong_pin" else "123456"
+        result = terminal(server.url, journal, "sell", "--card", "--pin", pin, *ITEM_ARGS)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+        assert len(errors) == 1 and code in errors[0], result.stderr
+        assert json.loads(terminal(server.url, journal, "vouchers").stdout) == []  # no cash-and-voucher sale
+        slot.card.insert(VirtualCard.issue(profile))
+        time.sleep(0.5)
+        again = terminal(server.url, journal, "sell", "--card", "--pin", "123456", *ITEM_ARGS)
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["kind"] == "sale"
     finally:
         server.stop()
         slot.card.clear_faults()

@@ -228,8 +228,17 @@ def _receipt_or_refusal(action) -> None:
     _emit(receipt)
 
 
+# What the patient or the clerk can put right at once: no card inserted, a wrong PIN, a blocked PIN, a card
+# that is not genuine. None is an equipment failure, so none makes a voucher.
+_CARD_MISTAKES = {"NO_CARD": "insert the card and sell again", "WRONG_PIN": "sell again with the right --pin",
+                  "CARD_BLOCKED": "identify the patient by --certno or --qr",
+                  "CARD_NOT_GENUINE": "do not accept this card: identify the patient by --certno"}
+
+
 def _identity(counter, card: bool, pin, qr, certno):
-    """The card if asked and readable; else the QR e-voucher or ID number; None when nothing works."""
+    """The card if asked and readable; else the QR e-voucher or ID number; None when nothing works (the
+    equipment failed: cash and a voucher). A card mistake with nothing else to go on is one Error line and
+    no sale, since it is not an equipment failure."""
     from ..readers import ReaderError  # noqa: PLC0415
     from ..terminal import Identity  # noqa: PLC0415
 
@@ -237,6 +246,9 @@ def _identity(counter, card: bool, pin, qr, certno):
         try:
             return counter.read_card(pin)
         except ReaderError as error:
+            if error.code in _CARD_MISTAKES and not (qr or certno):
+                raise click.ClickException(f"{error.code}: {error}; nothing was sold: "
+                                           f"{_CARD_MISTAKES[error.code]}") from None
             click.echo(f"card not usable ({error.code}: {error})", err=True)
     if qr:
         return Identity("01", qr)
