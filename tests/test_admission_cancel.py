@@ -1,4 +1,4 @@
-"""Cancelling an admission's settlements, worked by hand, on both engines (docs/settlement.md, Admissions).
+"""Cancelling an admission's settlements, worked by hand, on both engines (docs/settlement.md 'Admissions').
 
 The rule: an admission's deductible standard and ordinal are fixed at its first settlement; it counts
 once, in the year of its first settlement; cancelling its last settlement not yet cancelled un-counts it,

@@ -1,6 +1,6 @@
 """Admissions as the Settler's settlement records know them: what a cancel needs of a past admission.
 
-The rule (docs/settlement.md, Admissions): an admission's deductible standard and ordinal are fixed at its
+The rule (docs/settlement.md 'Admissions'): an admission's deductible standard and ordinal are fixed at its
 first settlement; it counts once, in the year of its first settlement; cancelling its last settlement not
 yet cancelled un-counts it, whether or not a later admission has begun since. Later admissions keep the
 ordinals they were settled with, and the next new admission takes the count as it then stands.

@@ -192,8 +192,9 @@ class Settler:
         return mirror
 
     def _cancel_in_engine(self, original: Settlement) -> tuple[int, int]:
-        """The engine's cancel of ``original``, told what becomes of its admission (docs/settlement.md,
-        Admissions): the admission book works that out from the records; the 64-byte state cannot."""
+        """The engine's cancel of ``original``, told what becomes of its admission
+        (docs/settlement.md 'Admissions'): the admission book works that out from the records; the
+        64-byte state cannot."""
         row, person = original.row, original.person
         if not row[_DED_KIND]:
             return self.engine.cancel(person, row, CANCEL_PAST, NO_ADMISSION)
