@@ -76,22 +76,24 @@ class Settler:
 
     # -- one bill -------------------------------------------------------------------------------
 
-    def settle(self, bill: Bill | dict, *, when: dt.datetime | None = None, setl_id: str | None = None
-               ) -> Settlement:
+    def settle(self, bill: Bill | dict, *, when: dt.datetime | None = None, setl_id: str | None = None,
+               keep_record: bool = True) -> Settlement:
         """Settle one bill; raise SettlementRefused (nothing changed) when the rules refuse it.
 
         ``setl_id`` gives the settlement a known id (journal replay); by default the next one is made.
+        ``keep_record=False`` keeps no record of it (it cannot be cancelled): for streams that write each
+        answer at once and must not grow with the number of bills (medsettle settle).
         """
         if setl_id is not None:
             self._check_unused(setl_id)
-        return self._single(bill, False, when, setl_id)
+        return self._single(bill, False, when, setl_id, keep_record)
 
     def presettle(self, bill: Bill | dict) -> Settlement:
         """Compute what settling would give; change nothing (2206/2101/2303)."""
         return self._single(bill, True, None, None)
 
-    def _single(self, bill: Bill | dict, presettle: bool, when: dt.datetime | None, setl_id: str | None
-                ) -> Settlement:
+    def _single(self, bill: Bill | dict, presettle: bool, when: dt.datetime | None, setl_id: str | None,
+                keep_record: bool = True) -> Settlement:
         # Validated and resolved, then settled through the single-bill fast path (no batch to build): the
         # plain shape counters send by pydantic-core and the fast path's route, which writes the lines
         # straight into its buffers; anything else by the Bill model.
@@ -110,7 +112,26 @@ class Settler:
             person, adm, n_lines = resolved.person, resolved.adm, len(resolved.items)
         if status:
             raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status], bill=head.bill_id or None)
-        return self._record(head, person, adm, fast.out, fast.lines[:n_lines], presettle, when, setl_id)
+        return self._record(head, person, adm, fast.out, fast.lines[:n_lines], presettle, when, setl_id, keep_record)
+
+    def settle_plain(self, bill: dict, *, presettle: bool = False) -> Settlement | None:
+        """Settle (or presettle) a bill known to be in the plain shape, keeping no record: for streams that
+        checked every bill in a first pass and write each answer at once (medsettle settle).
+
+        ``bill`` is one that plainbill.validate_plain accepted, or parsed from the same text as one: its
+        shape is not checked again. None when the route declines it (then take :meth:`settle`).
+        Raises SettlementRefused (nothing changed) as :meth:`settle` does.
+        """
+        fast = self._fast or self._make_fast_path()
+        routed = fast.route(bill)
+        if routed is None:
+            return None
+        args, head = routed
+        status = fast.settle_loaded(*args, presettle)
+        if status:
+            raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status], bill=head.bill_id or None)
+        person, adm, n_lines = args[0], args[6], args[8]
+        return self._record(head, person, adm, fast.out, fast.lines[:n_lines], presettle, None, None, False)
 
     # -- many bills -----------------------------------------------------------------------------
 
@@ -276,7 +297,8 @@ class Settler:
         return setl_id
 
     def _record(self, head: BillHead, p: int, adm: int, row: np.ndarray, lines: np.ndarray | None,
-                presettle: bool, when: dt.datetime | None, setl_id: str | None = None) -> Settlement:
+                presettle: bool, when: dt.datetime | None, setl_id: str | None = None, keep: bool = True
+                ) -> Settlement:
         insutype, psn_type = (self._fast or self._make_fast_path()).person_codes(p)
         setl_time = when or head.setl_time
         result = Settlement(
@@ -284,7 +306,7 @@ class Settler:
             INSUTYPES[insutype], PSN_TYPES[psn_type], head.med_type, setl_time, row.tobytes(),
             None if lines is None else lines.tobytes(), head.feedetl_sns, p, adm, presettle=presettle,
         )
-        if not presettle:
+        if keep and not presettle:
             if row[_DED_KIND]:  # a per-admission settlement: its admission is booked for cancels
                 result.admission = self.admission_book.settled(p, adm, row.tolist(),
                                                                lambda: self.engine.get_state(p))
