@@ -150,6 +150,16 @@ def test_a_sale_the_centre_refuses_ends_refused_without_a_voucher(tmp_path, engi
         server.stop()
 
 
+def test_a_sale_before_signing_in_is_refused_and_says_how_to_sign_in(centre, tmp_path):
+    journal = tmp_path / "t.db"
+    refused = run_terminal(centre.url, journal, "sell", "--certno", CERTNO, ITEM_ARGS[0])
+    assert_one_clean_error(refused, "sign_no", f"medsettle terminal -i {PHARMACY} signin", "no voucher")
+    assert json.loads(run_terminal(centre.url, journal, "vouchers").stdout) == []
+    assert run_terminal(centre.url, journal, "signin").returncode == 0
+    sold = run_terminal(centre.url, journal, "sell", "--certno", CERTNO, ITEM_ARGS[0])
+    assert sold.returncode == 0 and json.loads(sold.stdout)["kind"] == "sale"
+
+
 def test_a_refusal_answered_after_a_restart_stays_a_refusal(centre, tmp_path):
     """The terminal died while its 1101 was unanswered: the restart resends it, hears the refusal, and
     ends the sale refused instead of taking it for an interrupted sale (a voucher)."""

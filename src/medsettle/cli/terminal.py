@@ -150,7 +150,22 @@ def terminal(ctx, code, centre_url, reader_name, journal_path, resend_for, timeo
         _shell(ctx)
 
 
-_errors = fail_cleanly()
+def _errors(fn):
+    """Every medsettle error one Error line (fail_cleanly); a refusal for want of a sign-in (the centre
+    speaks of its message, 9001) also names the command that signs in."""
+    cleanly = fail_cleanly()(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return cleanly(*args, **kwargs)
+        except click.ClickException as error:
+            if "sign_no" in error.message:
+                session = click.get_current_context().find_object(_Session)
+                error.message += f"; sign in first: medsettle terminal -i {session.code} signin"
+            raise
+
+    return wrapper
 
 
 def _with_counter(fn):
@@ -402,7 +417,7 @@ def reconcile(counter, day, detail) -> None:
 
 
 @terminal.command("forward")
-@click.option("--rounds", default=5, show_default=True, help="Rounds of forwarding, with back-off between them.")
+@click.option("--rounds", default=5, show_default=True, type=click.IntRange(min=1), help="Rounds of forwarding, with back-off between them.")
 @_errors
 @_with_counter
 def forward(counter, rounds) -> None:
@@ -411,7 +426,7 @@ def forward(counter, rounds) -> None:
 
 
 @terminal.command("resume")
-@click.option("--wait", default=0.0, show_default=True, help="Seconds to keep resending unanswered messages.")
+@click.option("--wait", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Seconds to keep resending unanswered messages.")
 @_errors
 @_with_counter
 def resume(counter, wait) -> None:
