@@ -98,6 +98,7 @@ BAD_LINES = [
     ("discharge STAY-NOPE", "'STAY-NOPE'"),
     ("reconcile --day 2026-13-01", "'2026-13-01'"),
     ("admit", "--certno"),
+    ("sell --pin 123456 --certno 12345 X:1:1", "--card"),
 ]
 
 
@@ -249,7 +250,9 @@ def test_a_one_shot_mistake_writes_nothing(tmp_path):
     """A malformed item or ID number is refused before the journal is even created."""
     journal = tmp_path / "never.db"
     for args, name in [(["sell", "X:abc:1"], "'abc'"), (["sell", "X:1"], "'X:1'"),
-                       (["sell", "--certno", "123", "X:1:1"], "'123'"), (["admit"], "--certno")]:
+                       (["sell", "--certno", "123", "X:1:1"], "'123'"), (["admit"], "--certno"),
+                       (["visit", "X:1:0"], "'0'"), (["stay-fees", "STAY1", "X:-1:1"], "'-1'"),
+                       (["reconcile", "--day", "March"], "'March'")]:
         result = run_terminal("http://127.0.0.1:9/", journal, *args)
         assert_one_clean_error(result, name)
         assert not journal.exists(), args
@@ -305,7 +308,8 @@ def test_help_never_needs_options_and_never_writes(tmp_path):
 def test_sell_help_without_institution_in_a_fresh_directory(tmp_path):
     """The two cases seen, as a newcomer runs them (a real process in a fresh directory)."""
     for args in (["terminal", "sell", "--help"], ["terminal", "-i", "X", "sell", "--help"]):
-        result = subprocess.run([sys.executable, "-m", "medsettle.cli", *args], capture_output=True, text=True, check=False,
+        result = subprocess.run([sys.executable, "-m", "medsettle.cli", *args], capture_output=True, text=True,
+                                check=False,
                                 timeout=60, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert "CODE:PRICE:COUNT" in result.stdout and result.stderr == ""

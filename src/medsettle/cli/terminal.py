@@ -96,7 +96,8 @@ def _check_centre_url(url: str) -> None:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
     except ValueError as error:
-        raise click.ClickException(f"--centre {url!r} is not a URL ({error}): give e.g. http://127.0.0.1:8901/") from None
+        raise click.ClickException(f"--centre {url!r} is not a URL ({error}): give e.g. http://127.0.0.1:8901/") \
+            from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise click.ClickException(f"--centre {url!r} is not an http URL: give e.g. http://127.0.0.1:8901/")
 
@@ -133,7 +134,8 @@ def _emit(value) -> None:
 @click.option("--institution", "-i", "code", help="The institution's code (e.g. P13010000001); every command needs it.")
 @click.option("--centre", "centre_url", default="http://127.0.0.1:8901/", show_default=True)
 @click.option("--reader", "reader_name",
-              help="The card reader for --card (its PSAM in slot 01 of the same reader; default: the first pcscd lists).")
+              help="The card reader for --card (its PSAM in slot 01 of the same reader; default: the first reader "
+                   "pcscd lists).")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False),
               help="The terminal's journal (default: medsettle-data/terminal-CODE.db).")
 @click.option("--resend-for", default=3.0, show_default=True, type=click.FloatRange(min=0),
@@ -210,21 +212,26 @@ def _identity_options(fn):
 def _identified(session, card: bool, pin, qr, certno):
     """(the counter, the patient's identity): the ID number's form is checked and the reader found before
     the counter is opened, so a typo or a missing reader changes nothing."""
+    if pin is not None and not card:
+        raise click.ClickException("--pin is the card's PIN: give it with --card")
     if certno is not None:
-        _check_certno(certno)
+        certno = _check_certno(certno)
     counter = session.counter(card=card)
     return counter, _identity(counter, card, pin, qr, certno)
 
 
-def _check_certno(certno: str) -> None:
-    """A citizen ID number: 18 characters, 17 digits and a check digit (0-9 or X, ISO 7064 MOD 11-2)."""
+def _check_certno(certno: str) -> str:
+    """A citizen ID number: 18 characters, 17 digits and a check digit (0-9 or X, ISO 7064 MOD 11-2); a
+    lower-case x is taken as X. Returns the number as the centre knows it."""
     from ..centre.registry import id_check_digit  # noqa: PLC0415
 
+    certno = certno.strip().upper()
     if len(certno) != 18 or not certno[:17].isdigit() or certno[17] not in "0123456789X":
         raise click.ClickException(f"--certno {certno!r} is not an ID number: 18 characters, 17 digits and a check "
                                    "digit (0-9 or X)")
     if id_check_digit(certno[:17]) != certno[17]:
         raise click.ClickException(f"--certno {certno!r}: the check digit is wrong (mistyped?); check the ID card")
+    return certno
 
 
 def _receipt_or_refusal(action) -> None:
@@ -320,11 +327,12 @@ def admit(session, diagnosis, card, pin, qr, certno) -> None:
 @terminal.command("stay-fees")
 @click.argument("stay")
 @click.argument("items", nargs=-1, required=True)
+@click.pass_obj
 @_errors
-@_with_counter
-def stay_fees(counter, stay, items) -> None:
+def stay_fees(session, stay, items) -> None:
     """Upload fee lines of a stay (2301): ITEMS as CODE:PRICE:COUNT."""
-    _emit(counter.stay_fees(stay, _items(items)))
+    items = _items(items)  # checked before the counter is opened
+    _emit(session.counter().stay_fees(stay, items))
 
 
 @terminal.command("settle-stay")
@@ -403,9 +411,9 @@ def resettle(session, voucher, card, pin, qr, certno) -> None:
 @terminal.command("reconcile")
 @click.option("--day", help="yyyy-mm-dd (default: today).")
 @click.option("--detail", is_flag=True, help="Always ask for the detail (3202), even when the totals agree.")
+@click.pass_obj
 @_errors
-@_with_counter
-def reconcile(counter, day, detail) -> None:
+def reconcile(session, day, detail) -> None:
     """End-of-day reconciliation: 3201 per scheme and insured region, 3202 when totals differ."""
     import datetime as dt  # noqa: PLC0415
 
@@ -413,11 +421,12 @@ def reconcile(counter, day, detail) -> None:
         when = dt.date.fromisoformat(day) if day else None
     except ValueError:
         raise click.ClickException(f"--day {day!r} is not a date: give yyyy-mm-dd, e.g. 2026-03-02") from None
-    _emit(counter.reconcile(when, detail=detail))
+    _emit(session.counter().reconcile(when, detail=detail))
 
 
 @terminal.command("forward")
-@click.option("--rounds", default=5, show_default=True, type=click.IntRange(min=1), help="Rounds of forwarding, with back-off between them.")
+@click.option("--rounds", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Rounds of forwarding, with back-off between them.")
 @_errors
 @_with_counter
 def forward(counter, rounds) -> None:
@@ -426,7 +435,8 @@ def forward(counter, rounds) -> None:
 
 
 @terminal.command("resume")
-@click.option("--wait", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Seconds to keep resending unanswered messages.")
+@click.option("--wait", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds to keep resending unanswered messages.")
 @_errors
 @_with_counter
 def resume(counter, wait) -> None:
