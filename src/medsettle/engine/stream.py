@@ -96,14 +96,6 @@ class BillsFile:
         self.close()
 
 
-def read_quick(line: bytes) -> object:
-    """The line's JSON by orjson, or None when orjson refuses it (the exact reader then decides)."""
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-
-
 def read_plain(line: bytes) -> dict | None:
     """The line's bill in the plain shape counters send (plainbill.validate_plain's, read and checked in
     one go by pydantic-core, which is quicker than reading it first), or None: another shape, or not JSON.
@@ -226,6 +218,18 @@ class _TimeTexts(dict):
         return text
 
 
+class _LineTexts(dict):
+    """A line's split (its LINE_COLUMNS' int64 bytes, as numpy gives them: trailing NULs dropped) -> its
+    text after the feedetl_sn. Splits repeat (an item at a price, for a kind of person), so they are kept."""
+
+    def __missing__(self, key: bytes) -> str:
+        values = np.frombuffer(key.ljust(_LINE_KEY.itemsize, b"\0"), np.int64).tolist()
+        text = "".join([name + _AMOUNT_TEXTS[fen] for name, fen in zip(_LINE_NAMES, values)])
+        if len(self) < 1 << 16:
+            self[key] = text
+        return text
+
+
 class _CodeTexts(dict):
     """A code (insutype, psn_type) -> its text inside JSON quotes."""
 
@@ -300,6 +304,7 @@ _AFTER_FUNDS = {(True, True): '}],"feedetail":[', (False, True): '],"feedetail":
                 (True, False): "}]}}\n", (False, False): "]}}\n"}
 # A line of the split: its opening ("},{" after the first), its feedetl_sn, then each amount after its name.
 _LINE_NAMES = ['","' + LINE_COLUMNS[0] + '":', *_names(LINE_COLUMNS[1:])]
+_LINE_KEY = np.dtype(f"S{8 * len(LINE_COLUMNS)}")  # a line's split as one bytes key (see _LineTexts)
 
 
 def render_answers(entries: list[Settlement | bytes]) -> bytes:
@@ -362,12 +367,9 @@ def _settled_texts(settled: list[Settlement]) -> tuple[list[str], list[str], np.
 
     first = np.zeros(len(cells), bool)  # a bill's first line opens without "},"
     first[(np.cumsum(n_lines) - n_lines)[n_lines > 0]] = True
-    cell_texts = _amount_texts(cells).T.tolist()
-    columns = [np.where(first, '{"feedetl_sn":"', '},{"feedetl_sn":"').tolist(),
-               _string_texts(_line_numbers(settled, n_lines))]
-    for name, texts in zip(_LINE_NAMES, cell_texts):
-        columns += [repeat(name), texts]
-    lines = list(map("".join, zip(*columns)))
+    openings = np.where(first, '{"feedetl_sn":"', '},{"feedetl_sn":"').tolist()
+    splits = map(_LINE_TEXTS.__getitem__, cells.view(_LINE_KEY).ravel().tolist())
+    lines = list(map("".join, zip(openings, _string_texts(_line_numbers(settled, n_lines)), splits)))
     tails = np.where(n_lines > 0, "}]}}\n", np.where(has_lines, "]}}\n", "")).tolist()
     return heads, lines, n_lines, tails
 
@@ -405,6 +407,7 @@ _BILL_ID, _SETL_ID, _MDTRT_ID, _PSN_NO = (attrgetter("bill_id"), attrgetter("set
                                           attrgetter("psn_no"))
 _INSUTYPE, _PSN_TYPE, _SETL_TIME = attrgetter("insutype"), attrgetter("psn_type"), attrgetter("setl_time")
 _AMOUNT_TEXTS, _RATIO_TEXTS, _TIME_TEXTS, _CODE_TEXTS = _AmountTexts(), _RatioTexts(), _TimeTexts(), _CodeTexts()
+_LINE_TEXTS = _LineTexts()
 
 
 class AnswerWriter:
@@ -496,9 +499,13 @@ class BillStream:
         route = fast_path(self.settler.engine, _NoAdmissionKeys()).route
         quick = self._quick = bytearray()
         progress = self._progress("checked", None)
+        validate_json = _PLAIN_SHAPE.validate_json
         for chunk in _chunks(bills.lines(), self.CHUNK):
             for number, line in chunk:
-                plain = read_plain(line)
+                try:  # read_plain, inline: this loop runs once per bill
+                    plain = validate_json(line)
+                except ValidationError:
+                    plain = None
                 if plain is not None and route(plain) is not None:
                     quick.append(1)
                 else:
@@ -521,7 +528,7 @@ class BillStream:
         """The second pass (after :meth:`check`): settle the bills in order, one answer each."""
         quick, keys = self._quick, self.keys
         settler, presettle = self.settler, self.presettle
-        settle_plain = settler.settle_plain
+        settle_plain, loads = settler.settle_plain, orjson.loads
         settle_model = settler.presettle if presettle else (lambda bill: settler.settle(bill, keep_record=False))
         persons: set[int] = set()  # for the reference engine's admissions in progress
         track_persons = not isinstance(settler.engine, CoreEngine)
@@ -534,8 +541,14 @@ class BillStream:
             answers: list[Settlement | bytes] = []
             for number, line in chunk:
                 try:
-                    bill = read_quick(line) if quick[index] else None
-                    result = None if bill is None else settle_plain(bill, presettle=presettle)
+                    result = None
+                    if quick[index]:
+                        try:
+                            bill = loads(line)
+                        except orjson.JSONDecodeError:  # a number orjson does not read, in a key the shape ignores
+                            pass
+                        else:
+                            result = settle_plain(bill, presettle=presettle)
                     if result is None:  # the model way, as Settler.settle takes it
                         bill = read_exact(line, bills.where(number))
                         result = settle_model(bill)
@@ -582,4 +595,4 @@ def settle_file(settler: Settler, bills: BillsFile, out: IO[bytes], *, presettle
 
 
 __all__ = ["AnswerWriter", "BillStream", "BillsFile", "BillsFileError", "Progress",
-           "StreamAdmissionKeys", "progress_wanted", "read_exact", "read_quick", "settle_file"]
+           "StreamAdmissionKeys", "progress_wanted", "read_exact", "read_plain", "settle_file"]
