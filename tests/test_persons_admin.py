@@ -1,4 +1,4 @@
-"""Persons and cards at a real centre over HTTP (seeds 000-003): enrolment, contributions and the monthly
+"""Persons and cards at a real centre over HTTP: enrolment, contributions and the monthly
 account credit, waiting periods, card channels, unit change, transfer between regions, the QR e-voucher,
 bad admin requests that change nothing, and all of it surviving a restart (replayed from the journal)."""
 

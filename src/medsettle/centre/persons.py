@@ -1,4 +1,4 @@
-"""Persons and cards as the region's agency keeps them (seeds 000-003): enrolment, unit changes,
+"""Persons and cards as the region's agency keeps them: enrolment, unit changes,
 contributions with the monthly account credit, card issue through its channels, transfer between regions,
 and the QR e-voucher. Each change is a journaled PERSON_EVENT or CARD_EVENT, applied by
 :meth:`PersonAdmin._apply_person_event` both live and on replay, so a restarted centre has the same persons.

@@ -1,4 +1,4 @@
-"""Who the insured are and which cards they hold (seeds 000-003, docs/card.md 'Lifecycle').
+"""Who the insured are and which cards they hold (docs/card.md 'Lifecycle').
 
 The engines know persons only by row and static attributes; the registry adds the identity a counter
 sees (name, ID number, sex, birth date, unit) and the social security cards, whose state the centre
@@ -51,7 +51,7 @@ class Card:
     card_sn: str  # card identification code, 32 hex digits (EF05 01)
     psn_no: str
     status: str = ISSUED
-    channel: str = "generated"  # on_the_spot, service_point, delegate, employer (seed 002)
+    channel: str = "generated"  # on_the_spot, service_point, delegate, employer
     ready_on: str = ""  # ISO date from which the card can be collected and used ("" = at once)
 
 

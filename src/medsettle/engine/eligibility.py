@@ -20,7 +20,7 @@ def contribution_run(paid_months: Iterable[int], transfer_gap_months: Iterable[i
     """(run_start, paid_through) as month indices (year*12+month-1), or (-1, -1) with no contributions.
 
     A missed month restarts the run; a gap of up to 3 months whose every month is marked as lost to a
-    transfer between regions does not (seed 001: the relation moves with the person).
+    transfer between regions does not (the relation moves with the person).
     """
     months = sorted(set(paid_months))
     if not months:

@@ -1,6 +1,6 @@
 """One reader slot: a virtual card (or PSAM) linked to vpcd over TCP, as the plastic is to the contacts.
 
-vpcd's wire format (PCSC.md): 2-byte big-endian length, then the payload. A 1-byte payload is a control
+vpcd's wire format (docs/card.md): 2-byte big-endian length, then the payload. A 1-byte payload is a control
 message (0 power off, 1 power on, 2 reset: no reply; 4 get ATR: reply with the ATR); anything longer is
 a C-APDU, answered with the R-APDU. Connecting is inserting the card; closing is removing it.
 

@@ -1,6 +1,6 @@
 """Watch readers for cards coming and going, and keep watching when pcscd goes away and comes back.
 
-pyscard's CardMonitor thread dies silently when pcscd stops (PCSC.md). This watcher's monitoring loop
+pyscard's CardMonitor thread dies silently when pcscd stops (docs/card.md). This watcher's monitoring loop
 also ends on any PC/SC failure, but its supervisor notices, reports ``service_down``, and restarts the loop
 on a fresh context with back-off until pcscd answers again (``service_up``, ``restarts`` counts them).
 
