@@ -105,7 +105,7 @@ def test_settle_command(benchmark, files, capsys):
     end_to_end = record(KEY, "settle_cli", N_BILLS, benchmark)
     # Per bill, as the validated path is measured: the time of the run less that of a run of one bill.
     per_bill = (N_BILLS - 1) / (benchmark.stats.stats.min - startup)
-    _results()["settle_cli_per_bill"] = per_bill
+    _results()["cli_per_bill"] = per_bill
     validated = _results().get("single_validated")
     with capsys.disabled():
         print(f"\nmedsettle settle, {N_BILLS:,} bills, {N_PERSONS:,} persons: {end_to_end:,.0f} bills/s end to end, "
@@ -127,7 +127,7 @@ def test_settle_command_memory_does_not_grow_with_the_bills(benchmark, files, ca
     _, persons, short, long_, _ = files
     short_kb = _peak_rss_kb(_settle_command(persons, short))
     long_kb = benchmark.pedantic(_peak_rss_kb, args=(_settle_command(persons, long_),), rounds=1, iterations=1)
-    record(KEY, f"settle_cli_{N_RSS_LONG // 1000}k", N_RSS_LONG, benchmark)
+    record(KEY, f"cli_{N_RSS_LONG // 1000}k_bills", N_RSS_LONG, benchmark)
     ratio = long_kb / short_kb
     with capsys.disabled():
         print(f"\nmedsettle settle peak RSS: {N_BILLS:,} bills {short_kb / 1024:,.1f} MiB, "

@@ -32,6 +32,6 @@ def settle(bills_file: str, policy_file: str | None, persons_file: str, engine: 
     population = Population.from_csv(policy, persons_file)
     settler = Settler(policy, population, engine=engine)
     with BillsFile(bills_file, stdin=sys.stdin.buffer if bills_file == "-" else None) as bills:
-        # Read twice: every bill is checked before the first is settled (engine/stream.py).
+        # Two passes: every bill is checked before the first is settled (engine/stream.py).
         settle_file(settler, bills, sys.stdout.buffer, presettle=presettle,
                     progress_to=sys.stderr if progress_wanted(sys.stderr) else None)

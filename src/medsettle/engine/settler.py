@@ -76,24 +76,22 @@ class Settler:
 
     # -- one bill -------------------------------------------------------------------------------
 
-    def settle(self, bill: Bill | dict, *, when: dt.datetime | None = None, setl_id: str | None = None,
-               keep_record: bool = True) -> Settlement:
+    def settle(self, bill: Bill | dict, *, when: dt.datetime | None = None, setl_id: str | None = None
+               ) -> Settlement:
         """Settle one bill; raise SettlementRefused (nothing changed) when the rules refuse it.
 
         ``setl_id`` gives the settlement a known id (journal replay); by default the next one is made.
-        ``keep_record=False`` keeps no record of it (it cannot be cancelled): for streams that write each
-        answer at once and must not grow with the number of bills (medsettle settle).
         """
         if setl_id is not None:
             self._check_unused(setl_id)
-        return self._single(bill, False, when, setl_id, keep_record)
+        return self._single(bill, False, when, setl_id)
 
     def presettle(self, bill: Bill | dict) -> Settlement:
         """Compute what settling would give; change nothing (2206/2101/2303)."""
         return self._single(bill, True, None, None)
 
-    def _single(self, bill: Bill | dict, presettle: bool, when: dt.datetime | None, setl_id: str | None,
-                keep_record: bool = True) -> Settlement:
+    def _single(self, bill: Bill | dict, presettle: bool, when: dt.datetime | None, setl_id: str | None
+                ) -> Settlement:
         # Validated and resolved, then settled through the single-bill fast path (no batch to build): the
         # plain shape counters send by pydantic-core and the fast path's route, which writes the lines
         # straight into its buffers; anything else by the Bill model.
@@ -112,26 +110,7 @@ class Settler:
             person, adm, n_lines = resolved.person, resolved.adm, len(resolved.items)
         if status:
             raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status], bill=head.bill_id or None)
-        return self._record(head, person, adm, fast.out, fast.lines[:n_lines], presettle, when, setl_id, keep_record)
-
-    def settle_plain(self, bill: dict, *, presettle: bool = False) -> Settlement | None:
-        """Settle (or presettle) a bill known to be in the plain shape, keeping no record: for streams that
-        checked every bill in a first pass and write each answer at once (medsettle settle).
-
-        ``bill`` is one that plainbill.validate_plain accepted, or parsed from the same text as one: its
-        shape is not checked again. None when the route declines it (then take :meth:`settle`).
-        Raises SettlementRefused (nothing changed) as :meth:`settle` does.
-        """
-        fast = self._fast or self._make_fast_path()
-        routed = fast.route(bill)
-        if routed is None:
-            return None
-        args, head = routed
-        status = fast.settle_loaded(*args, presettle)
-        if status:
-            raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status], bill=head.bill_id or None)
-        person, adm, n_lines = args[0], args[6], args[8]
-        return self._record(head, person, adm, fast.out, fast.lines[:n_lines], presettle, None, None, False)
+        return self._record(head, person, adm, fast.out, fast.lines[:n_lines], presettle, when, setl_id)
 
     # -- many bills -----------------------------------------------------------------------------
 
@@ -285,6 +264,11 @@ class Settler:
         self._id_prefix = prefix
         self._id_format = f"S{prefix}%0{15 - len(prefix)}d"  # made once: every settlement formats one
 
+    def new_setl_ids(self, n: int) -> list[str]:
+        """The next ``n`` setl_ids, claimed: for a stream that settles batches (run_batch) and answers each
+        settled bill with its setl_id, keeping no records (medsettle settle)."""
+        return [self._claim_setl_id(None) for _ in range(n)]
+
     def _claim_setl_id(self, setl_id: str | None) -> str:
         """A new setl_id, or the given one (replay), after which new ids continue past it. With an
         ``id_prefix`` (several centre processes on one database) the ids are S + prefix + sequence."""
@@ -297,8 +281,7 @@ class Settler:
         return setl_id
 
     def _record(self, head: BillHead, p: int, adm: int, row: np.ndarray, lines: np.ndarray | None,
-                presettle: bool, when: dt.datetime | None, setl_id: str | None = None, keep: bool = True
-                ) -> Settlement:
+                presettle: bool, when: dt.datetime | None, setl_id: str | None = None) -> Settlement:
         insutype, psn_type = (self._fast or self._make_fast_path()).person_codes(p)
         setl_time = when or head.setl_time
         result = Settlement(
@@ -306,7 +289,7 @@ class Settler:
             INSUTYPES[insutype], PSN_TYPES[psn_type], head.med_type, setl_time, row.tobytes(),
             None if lines is None else lines.tobytes(), head.feedetl_sns, p, adm, presettle=presettle,
         )
-        if keep and not presettle:
+        if not presettle:
             if row[_DED_KIND]:  # a per-admission settlement: its admission is booked for cancels
                 result.admission = self.admission_book.settled(p, adm, row.tolist(),
                                                                lambda: self.engine.get_state(p))

@@ -1,21 +1,21 @@
-"""Settling a JSON-lines file of bills as a stream (``medsettle settle``): one line in, one answer out.
+"""Settling a JSON-lines file of bills as a stream (``medsettle settle``): line by line, a chunk at a time.
 
-Two passes over the file. The first checks every bill as settling it would (the plain shape and the
-quick route, or the Bill model and its resolution) and settles nothing, so an invalid bill still fails
-the run before anything is settled; it keeps one byte per bill: whether the quick route takes it. The
-second reads the file again and settles the bills in order, writing the answers a chunk at a time.
-Standard input is spooled to a temporary file first, so that it can be read twice.
+Two passes. The first reads the bills (a file or standard input) and checks each as settling it would:
+the plain shape and the quick route, or the Bill model and its resolution. It settles nothing, so an
+invalid bill still fails the run before anything is settled or written; what it resolved (the indices
+the engines take, the ids an answer repeats) goes to a temporary file, a chunk of bills at a time. The
+second pass settles the spooled chunks in order, each as a batch (Settler.run_batch: the path the
+command always took, which settled the list of bills as a batch), and writes their answers.
 
-What it keeps does not grow with the number of bills: no settlement records (a stream cannot cancel),
-and the admission keys of mdtrt_ids that no person's admission in progress holds are forgotten now and
-then (:class:`StreamAdmissionKeys`).
+What it keeps does not grow with the number of bills: no settlement records (a stream cancels
+nothing), and the admission keys of mdtrt_ids that no person's admission in progress holds are
+forgotten now and then (:class:`StreamAdmissionKeys`).
 
-Why it is quick: reading a bill and writing its answer must not cost more than settling it. The first
-pass reads and checks a line in one go (pydantic-core, the plain shape's own validator); the second reads
-it with orjson, exact for the plain shape (every amount a string: no number goes through float), and
-does not check the shape again. Any other bill is read by the exact reader (numbers as Decimal) and
-takes the model way, as ``Settler.settle`` would. Answers are written a chunk of bills at a time
-(:func:`render_answers`).
+Why it is quick: reading a bill and writing its answer must cost no more than settling it. A line is
+read and checked in one go by pydantic-core (the plain shape's own validator reading JSON: strings
+only, no number through float) and resolved by the quick route once; any other bill is read by the
+exact reader (numbers as Decimal) and takes the model way, as ``Settler.settle`` would. Settling a
+chunk is one engine call, and its answers are written together (:func:`render_answers`).
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import marshal
 import re
-import shutil
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import chain, islice, repeat
-from operator import attrgetter
+from itertools import chain, compress, count, islice, repeat
 from typing import IO, Self
 
 import numpy as np
@@ -41,12 +41,14 @@ from pydantic import ValidationError
 from ..errors import MedsettleError, SettlementRefused
 from ..money import bp_to_decimal
 from ..policy import codes
-from .bills import parse_bill, resolve_bill
-from .columns import COL, COLUMNS, LINE_COLUMNS
+from ..policy.codes import INSUTYPES, PSN_TYPES
+from .bills import BillBatch, ResolvedBill, parse_bill, resolve_bill
+from .columns import COL, LINE_COLUMNS, REFUSAL_MESSAGES, REFUSALS
 from .core import CoreEngine
 from .fastpath import fast_path
 from .plainbill import _PLAIN as _PLAIN_SHAPE  # the plain shape's validator
-from .results import AMOUNT_FIELDS, Settlement
+from .plainbill import BillHead
+from .results import AMOUNT_FIELDS
 from .settler import Settler
 
 
@@ -54,31 +56,31 @@ class BillsFileError(ValueError):
     """A bills file that cannot be settled: the message names the file, the line and what is wrong."""
 
 
-# -- the file, read twice ------------------------------------------------------------------------------
+# -- the bills, read once ------------------------------------------------------------------------------
 
 
 class BillsFile:
-    """A JSON-lines bills file that can be read twice, line by line, as bytes (standard input: spooled)."""
+    """A JSON-lines bills file (or standard input), read once, line by line, as bytes."""
 
     def __init__(self, path: str, stdin: IO[bytes] | None = None):
         self.path = path
         self.name = "standard input" if path == "-" else path
         if path == "-":
-            self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
-            shutil.copyfileobj(stdin, self._file, 1 << 20)
-        else:
-            try:
-                self._file = open(path, "rb")  # noqa: SIM115 (closed by close())
-            except FileNotFoundError:
-                raise BillsFileError(f"{path}: no such bills file: give the path of a JSON-lines file of bills "
-                                     "(one bill a line, as 'medsettle bills generate' writes), or - for "
-                                     "standard input") from None
-            except OSError as exc:
-                raise BillsFileError(f"{path}: cannot read the bills file: {exc.strerror}") from None
+            self._file = stdin
+            self._close = False
+            return
+        try:
+            self._file = open(path, "rb")  # noqa: SIM115 (closed by close())
+        except FileNotFoundError:
+            raise BillsFileError(f"{path}: no such bills file: give the path of a JSON-lines file of bills "
+                                 "(one bill a line, as 'medsettle bills generate' writes), or - for "
+                                 "standard input") from None
+        except OSError as exc:
+            raise BillsFileError(f"{path}: cannot read the bills file: {exc.strerror}") from None
+        self._close = True
 
     def lines(self) -> Iterator[tuple[int, bytes]]:
-        """(line number, line) of every line that is not blank, from the start of the file."""
-        self._file.seek(0)
+        """(line number, line) of every line that is not blank."""
         for number, line in enumerate(self._file, start=1):
             if not line.isspace():
                 yield number, line
@@ -87,25 +89,14 @@ class BillsFile:
         return f"{self.name}: line {line_number}"
 
     def close(self) -> None:
-        self._file.close()
+        if self._close:
+            self._file.close()
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def read_plain(line: bytes) -> dict | None:
-    """The line's bill in the plain shape counters send (plainbill.validate_plain's, read and checked in
-    one go by pydantic-core, which is quicker than reading it first), or None: another shape, or not JSON.
-
-    Strings are read as json reads them; numbers, which the plain shape has none of, may be read otherwise
-    (NaN, 1e400 in a key it ignores), so a bill read here is read again by orjson or the exact reader."""
-    try:
-        return _PLAIN_SHAPE.validate_json(line)
-    except ValidationError:
-        return None
 
 
 def read_exact(line: bytes, where: str) -> object:
@@ -133,41 +124,28 @@ class StreamAdmissionKeys:
     A key only ever matters while it is some person's admission in progress (the engines compare a bill's
     key with its person's ``adm_id`` and nothing else, and a stream cancels nothing). ``keep_only`` forgets
     the others; if such an mdtrt_id comes again it gets a new key, which no person holds either, so every
-    bill settles as it would have. New keys never reuse an old number.
+    bill settles as it would have. New keys never reuse an old number. ``key`` is a dict's own lookup
+    (a missing mdtrt_id takes the next number): no Python call per bill. A stream replays no journal, so
+    there is no ``bind``.
     """
 
     def __init__(self) -> None:
-        self._keys: dict[str, int] = {}
-        self._next = 0
-
-    def key(self, mdtrt_id: str) -> int:
-        k = self._keys.get(mdtrt_id)
-        if k is None:
-            k = self._keys[mdtrt_id] = self._next
-            self._next += 1
-        return k
-
-    def bind(self, mdtrt_id: str, key: int) -> None:
-        """As AdmissionKeys.bind (journal replay; a stream does not replay)."""
-        if self._keys.get(mdtrt_id, key) != key:
-            raise ValueError(f"mdtrt_id {mdtrt_id!r} already has key {self._keys[mdtrt_id]}, not {key}")
-        self._keys[mdtrt_id] = key
-        self._next = max(self._next, key + 1)
+        self._keys: defaultdict[str, int] = defaultdict(count().__next__)
+        self.key = self._keys.__getitem__
 
     def keep_only(self, live: set[int]) -> None:
         """Forget every mdtrt_id whose key is not in ``live``."""
-        self._keys = {mdtrt_id: k for mdtrt_id, k in self._keys.items() if k in live}
+        for mdtrt_id in [mdtrt_id for mdtrt_id, k in self._keys.items() if k not in live]:
+            del self._keys[mdtrt_id]
 
     def __len__(self) -> int:
         return len(self._keys)
 
 
 class _NoAdmissionKeys:
-    """The first pass's keys: it settles nothing, so it needs none (and keeps none)."""
+    """The first pass's keys: it settles nothing, so any int will do (and none is kept)."""
 
-    @staticmethod
-    def key(mdtrt_id: str) -> int:
-        return 0
+    key = len
 
 
 def admissions_in_progress(settler: Settler, persons: set[int]) -> set[int]:
@@ -307,17 +285,33 @@ _LINE_NAMES = ['","' + LINE_COLUMNS[0] + '":', *_names(LINE_COLUMNS[1:])]
 _LINE_KEY = np.dtype(f"S{8 * len(LINE_COLUMNS)}")  # a line's split as one bytes key (see _LineTexts)
 
 
-def render_answers(entries: list[Settlement | bytes]) -> bytes:
-    """The answers of a chunk of bills, one a line, in order: a Settlement is a settled bill's, bytes an
-    answer already written (a refusal)."""
-    k = len(entries)
-    written = [i for i, entry in enumerate(entries) if type(entry) is bytes]
-    settled = entries if not written else [entry for entry in entries if type(entry) is not bytes]
-    heads, lines, n_lines, tails = _settled_texts(settled)
-    if written:  # a written answer is a head without lines or tail
-        at = np.setdiff1d(np.arange(k), written)
+@dataclass
+class Settled:
+    """What the answers of a chunk's settled bills are written from, one entry per bill, in order."""
+
+    rows: np.ndarray  # result rows, columns.COLUMNS
+    cells: np.ndarray  # their line splits (LINE_COLUMNS), bill after bill
+    n_lines: np.ndarray  # lines per bill
+    bill_ids: list[str]
+    setl_ids: list[str]
+    mdtrt_ids: list[str]
+    psn_nos: list[str]
+    insutypes: list[str]
+    psn_types: list[str]
+    setl_times: list[str]  # "yyyy-MM-dd HH:mm:ss"
+    feedetl_sns: list[str]  # every line's
+
+
+def render_answers(settled: Settled, refusals: dict[int, bytes]) -> bytes:
+    """The answers of a chunk of bills, one a line, in order: the settled bills' and, at their positions
+    among them, the answers of refused bills (already written)."""
+    heads, lines, tails = _settled_texts(settled)
+    n_lines = settled.n_lines
+    k = len(heads) + len(refusals)
+    if refusals:  # a refusal's answer takes a head's place, without lines or tail
+        at = np.setdiff1d(np.arange(k), list(refusals))
         heads, n_lines, tails = _spread(heads, at, k), _spread(n_lines, at, k), _spread(tails, at, k)
-        heads[written] = [entries[i].decode() for i in written]
+        heads[list(refusals)] = [answer.decode() for answer in refusals.values()]
     # Bill i's texts: its head, one per line, its tail; they start at 2*i + the lines before it, so line l
     # (of all the chunk's) of bill i is at 2*i + 1 + l.
     bill_at = 2 * np.arange(k) + np.cumsum(n_lines) - n_lines
@@ -330,48 +324,41 @@ def render_answers(entries: list[Settlement | bytes]) -> bytes:
 
 def _spread(values: np.ndarray | list, at: np.ndarray, k: int) -> np.ndarray:
     """``values`` (one per settled bill) at rows ``at`` of k rows, the others empty ("" or 0)."""
-    values = np.asarray(values) if not isinstance(values, list) else np.array(values, object)
+    values = np.array(values, object) if isinstance(values, list) else values
     spread = np.full(k, "" if values.dtype == object else 0, values.dtype)
     spread[at] = values
     return spread
 
 
-def _settled_texts(settled: list[Settlement]) -> tuple[list[str], list[str], np.ndarray, list[str]]:
-    """(the text of each answer up to its line split, of each line, lines per bill, each answer's tail)."""
-    n = len(settled)
-    rows = np.frombuffer(b"".join(map(_ROW_DATA, settled)), np.int64).reshape(n, len(COLUMNS))
-    lines_data = list(map(_LINES_DATA, settled))
-    has_lines = np.fromiter((data is not None for data in lines_data), bool, n)
-    if not has_lines.all():
-        lines_data = [data or b"" for data in lines_data]
-    n_lines = np.fromiter(map(len, lines_data), np.int64, n) // (8 * len(LINE_COLUMNS))
-    cells = np.frombuffer(b"".join(lines_data), np.int64).reshape(-1, len(LINE_COLUMNS))
-
+def _settled_texts(settled: Settled) -> tuple[list[str], list[str], list[str]]:
+    """(the text of each answer up to its line split, of each line, each answer's tail)."""
+    rows, cells, n_lines = settled.rows, settled.cells, settled.n_lines
+    strings = _string_texts([*settled.bill_ids, *settled.setl_ids, *settled.mdtrt_ids, *settled.psn_nos,
+                             *settled.feedetl_sns])
+    n = len(rows)
     values: dict[str, list[str]] = {
-        "bill_id": _string_texts(list(map(_BILL_ID, settled))), "setl_id": _string_texts(list(map(_SETL_ID, settled))),
-        "mdtrt_id": _string_texts(list(map(_MDTRT_ID, settled))), "psn_no": _string_texts(list(map(_PSN_NO, settled))),
-        "insutype": list(map(_CODE_TEXTS.__getitem__, map(_INSUTYPE, settled))),
-        "psn_type": list(map(_CODE_TEXTS.__getitem__, map(_PSN_TYPE, settled))),
-        "setl_time": list(map(_TIME_TEXTS.__getitem__, map(_SETL_TIME, settled))),
+        "bill_id": strings[:n], "setl_id": strings[n:2 * n], "mdtrt_id": strings[2 * n:3 * n],
+        "psn_no": strings[3 * n:4 * n],
+        "insutype": list(map(_CODE_TEXTS.__getitem__, settled.insutypes)),
+        "psn_type": list(map(_CODE_TEXTS.__getitem__, settled.psn_types)),
+        "setl_time": settled.setl_times,
         "pool_prop_selfpay": list(map(_RATIO_TEXTS.__getitem__, rows[:, COL["pool_prop_bp"]].tolist())),
     }
     amounts = _amount_texts(rows[:, [COL[name] for name in _HEAD_AMOUNTS]])
     values.update(zip(_HEAD_AMOUNTS, amounts.T.tolist()))
     paid = rows[:, [COL[name] for name in _FUND_COLUMNS]] != 0
-    any_paid = paid.any(axis=1)
-    closing = np.where(has_lines, np.where(any_paid, _AFTER_FUNDS[True, True], _AFTER_FUNDS[False, True]),
-                       np.where(any_paid, _AFTER_FUNDS[True, False], _AFTER_FUNDS[False, False]))
+    closing = np.where(paid.any(axis=1), '}],"feedetail":[', '],"feedetail":[').tolist()
     columns = [column for text, value in _HEAD for column in (repeat(text), values[value])]
-    columns += [repeat(_HEAD_END), *_fund_pieces(paid, amounts, values["insutype"]), closing.tolist()]
+    columns += [repeat(_HEAD_END), *_fund_pieces(paid, amounts, settled.insutypes), closing]
     heads = list(map("".join, zip(*columns)))
 
     first = np.zeros(len(cells), bool)  # a bill's first line opens without "},"
     first[(np.cumsum(n_lines) - n_lines)[n_lines > 0]] = True
     openings = np.where(first, '{"feedetl_sn":"', '},{"feedetl_sn":"').tolist()
-    splits = map(_LINE_TEXTS.__getitem__, cells.view(_LINE_KEY).ravel().tolist())
-    lines = list(map("".join, zip(openings, _string_texts(_line_numbers(settled, n_lines)), splits)))
-    tails = np.where(n_lines > 0, "}]}}\n", np.where(has_lines, "]}}\n", "")).tolist()
-    return heads, lines, n_lines, tails
+    splits = map(_LINE_TEXTS.__getitem__, np.ascontiguousarray(cells).view(_LINE_KEY).ravel().tolist())
+    lines = list(map("".join, zip(openings, strings[4 * n:], splits)))
+    tails = np.where(n_lines > 0, "}]}}\n", "]}}\n").tolist()
+    return heads, lines, tails
 
 
 def _fund_pieces(paid: np.ndarray, amounts: np.ndarray, insutypes: list[str]) -> list[list[str]]:
@@ -381,14 +368,6 @@ def _fund_pieces(paid: np.ndarray, amounts: np.ndarray, insutypes: list[str]) ->
     opening = np.where(paid, np.where(before == 0, _FIRST_FUND[resident], _NEXT_FUND[resident]), "")
     amount = np.where(paid, amounts[:, [_HEAD_AMOUNTS.index(name) for name in _FUND_COLUMNS]], "")
     return [column for f in range(len(_FUND_COLUMNS)) for column in (opening[:, f].tolist(), amount[:, f].tolist())]
-
-
-def _line_numbers(settled: list[Settlement], n_lines: np.ndarray) -> list[str]:
-    """Every line's feedetl_sn, in order (a record without one for a line: its number, from 1)."""
-    sns = list(map(_FEEDETL_SNS, settled))
-    if np.array_equal(np.fromiter(map(len, sns), np.int64, len(sns)), n_lines):
-        return list(chain.from_iterable(sns))
-    return [sn[j] if j < len(sn) else str(j + 1) for sn, count in zip(sns, n_lines.tolist()) for j in range(count)]
 
 
 def _amount_texts(values: np.ndarray) -> np.ndarray:
@@ -402,27 +381,8 @@ def _amount_texts(values: np.ndarray) -> np.ndarray:
     return texts.reshape(values.shape)
 
 
-_ROW_DATA, _LINES_DATA, _FEEDETL_SNS = attrgetter("row_data"), attrgetter("lines_data"), attrgetter("feedetl_sns")
-_BILL_ID, _SETL_ID, _MDTRT_ID, _PSN_NO = (attrgetter("bill_id"), attrgetter("setl_id"), attrgetter("mdtrt_id"),
-                                          attrgetter("psn_no"))
-_INSUTYPE, _PSN_TYPE, _SETL_TIME = attrgetter("insutype"), attrgetter("psn_type"), attrgetter("setl_time")
 _AMOUNT_TEXTS, _RATIO_TEXTS, _TIME_TEXTS, _CODE_TEXTS = _AmountTexts(), _RatioTexts(), _TimeTexts(), _CodeTexts()
 _LINE_TEXTS = _LineTexts()
-
-
-class AnswerWriter:
-    """Writes the answers of each chunk of bills as one piece of bytes (:func:`render_answers`)."""
-
-    def __init__(self, out: IO[bytes]):
-        self._out = out
-
-    def write(self, answers: list[Settlement | bytes]) -> None:
-        """``answers``: a Settlement for a settled bill, bytes for an answer already written (a refusal)."""
-        if answers:
-            self._out.write(render_answers(answers))
-
-    def flush(self) -> None:
-        self._out.flush()
 
 
 # -- progress ------------------------------------------------------------------------------------------
@@ -476,10 +436,74 @@ class StreamSummary:
     refused: int
 
 
-class BillStream:
-    """Checks then settles a :class:`BillsFile` on one Settler, writing answers to an :class:`AnswerWriter`.
+class _ChunkOfBills:
+    """A chunk of checked bills, resolved as the engines take them: what the first pass spools for the
+    second (with marshal: quick to write and read back, and only what the second pass needs)."""
 
-    The Settler must be fresh (no bill yet): its admission keys are replaced by :class:`StreamAdmissionKeys`.
+    def __init__(self) -> None:
+        self.args: list[int] = []  # per bill: person, day, med_type, tier, treat_region, acct_flag, -, saf_cash, lines
+        self.items: list[bytes] = []
+        self.prices: list[bytes] = []
+        self.counts: list[bytes] = []
+        self.apprs: list[bytes] = []
+        self.heads: list[BillHead] = []
+
+    def add_routed(self, args: tuple, head: BillHead, fast) -> None:
+        """A bill the quick route resolved (its lines in ``fast``'s input buffers). The first pass runs
+        this once per bill: as few steps as can be (args as the route gives them, adm and all)."""
+        n = args[8]
+        self.args += args
+        self.items.append(fast.item_in[:n].tobytes())
+        self.prices.append(fast.pric_in[:n].tobytes())
+        self.counts.append(fast.cnt_in[:n].tobytes())
+        self.apprs.append(fast.appr_in[:n].tobytes())
+        self.heads.append(head)
+
+    def add_resolved(self, r: ResolvedBill, head: BillHead) -> None:
+        """A bill the model way resolved."""
+        self.args += (*r[:8], len(r.items))
+        self.items.append(np.array(r.items, np.int32).tobytes())
+        self.prices.append(np.array(r.prices, np.int64).tobytes())
+        self.counts.append(np.array(r.cnts, np.int64).tobytes())
+        self.apprs.append(np.array(r.apprs, np.uint8).tobytes())
+        self.heads.append(head)
+
+    def spool(self, compiled, n_persons: int, to: IO[bytes]) -> None:
+        """Check the chunk as a batch (what the second pass settles cannot fail) and write it to ``to``."""
+        parts = (np.array(self.args, np.int64).tobytes(), b"".join(self.items), b"".join(self.prices),
+                 b"".join(self.counts), b"".join(self.apprs), [h.bill_id for h in self.heads],
+                 [h.psn_no for h in self.heads], [h.mdtrt_id for h in self.heads],
+                 list(map(_TIME_TEXTS.__getitem__, [h.setl_time for h in self.heads])),
+                 [h.feedetl_sns for h in self.heads])
+        _batch_of(parts, np.zeros(len(self.heads), np.int32)).validate(compiled, n_persons)
+        data = marshal.dumps(parts)
+        to.write(len(data).to_bytes(8, "little") + data)  # marshal.load from a file reads in tiny pieces
+
+
+def _unspool(spool: IO[bytes]) -> tuple:
+    """The next chunk that _ChunkOfBills.spool wrote."""
+    size = int.from_bytes(spool.read(8), "little")
+    return marshal.loads(spool.read(size))
+
+
+def _batch_of(parts: tuple, adm: np.ndarray) -> BillBatch:
+    """The batch of a spooled chunk, with its bills' admission keys."""
+    args = np.frombuffer(parts[0], np.int64).reshape(-1, 9)  # the route's arguments (its adm: not this one)
+    line_start = np.zeros(len(args) + 1, np.int64)
+    np.cumsum(args[:, 8], out=line_start[1:])
+    return BillBatch.from_columns(
+        person=args[:, 0], day=args[:, 1], med_type=args[:, 2], tier=args[:, 3], treat_region=args[:, 4],
+        acct_flag=args[:, 5], saf_cash=args[:, 7], adm=adm, line_start=line_start,
+        item=np.frombuffer(parts[1], np.int32), pric=np.frombuffer(parts[2], np.int64),
+        cnt=np.frombuffer(parts[3], np.int64), appr=np.frombuffer(parts[4], np.uint8), bill_ids=parts[5])
+
+
+class BillStream:
+    """Checks then settles a :class:`BillsFile` on one Settler, writing one answer a bill to ``out``.
+
+    The first pass resolves every bill and spools the resolved chunks to a temporary file; the second
+    settles each chunk as a batch (Settler.run_batch, the path the command always took) and writes its
+    answers. The Settler must be fresh (no bill yet): its admission keys become :class:`StreamAdmissionKeys`.
     """
 
     CHUNK = 2048  # bills read, settled and answered at a time
@@ -491,90 +515,109 @@ class BillStream:
         self.presettle = presettle
         self.keys = settler.admissions = StreamAdmissionKeys()
         self._progress = progress or (lambda verb, total: Progress(None, verb, total))
-        self._quick: bytearray = bytearray()  # per bill: 1 when the quick route takes it
+        self._spool: IO[bytes] | None = None
+        self._chunks = 0
+        self.bills = 0
 
     def check(self, bills: BillsFile) -> int:
-        """The first pass: every bill checked, nothing settled; the number of bills. Raises BillsFileError
-        naming the file, line, bill and field of the first invalid bill."""
-        route = fast_path(self.settler.engine, _NoAdmissionKeys()).route
-        quick = self._quick = bytearray()
+        """The first pass: every bill checked and resolved, nothing settled; the number of bills. Raises
+        BillsFileError naming the file, line, bill and field of the first invalid bill."""
+        settler = self.settler
+        fast = fast_path(settler.engine, _NoAdmissionKeys())
+        route, validate_json = fast.route, _PLAIN_SHAPE.validate_json
+        spool = self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         progress = self._progress("checked", None)
-        validate_json = _PLAIN_SHAPE.validate_json
-        for chunk in _chunks(bills.lines(), self.CHUNK):
-            for number, line in chunk:
-                try:  # read_plain, inline: this loop runs once per bill
+        self.bills = self._chunks = 0
+        for lines in _chunks(bills.lines(), self.CHUNK):
+            chunk = _ChunkOfBills()
+            for number, line in lines:
+                try:  # JSON read and the plain shape checked in one go
                     plain = validate_json(line)
                 except ValidationError:
                     plain = None
-                if plain is not None and route(plain) is not None:
-                    quick.append(1)
+                routed = None if plain is None else route(plain)
+                if routed is not None:
+                    chunk.add_routed(*routed, fast)
                 else:
-                    self._check_model(read_exact(line, bills.where(number)), bills.where(number))
-                    quick.append(0)
-            progress.update(len(quick))
-        progress.finish(len(quick))
-        return len(quick)
+                    chunk.add_resolved(*self._resolve(read_exact(line, bills.where(number)), bills.where(number)))
+            try:
+                chunk.spool(settler.compiled, len(settler.population), spool)
+            except MedsettleError as exc:  # what the route or the model let through, the batch refuses
+                raise BillsFileError(f"{bills.name}: {exc.code}: {exc} (nothing was settled)") from None
+            self.bills += len(lines)
+            self._chunks += 1
+            progress.update(self.bills)
+        progress.finish(self.bills)
+        return self.bills
 
-    def _check_model(self, bill: object, where: str) -> None:
+    def _resolve(self, bill: object, where: str) -> tuple[ResolvedBill, BillHead]:
         settler = self.settler
         try:
             model = parse_bill(bill)
-            resolve_bill(model, settler.compiled, settler.population, _NoAdmissionKeys())
+            return resolve_bill(model, settler.compiled, settler.population, _NoAdmissionKeys()), BillHead.of(model)
         except MedsettleError as exc:
             raise BillsFileError(f"{where}: {exc.code}: {exc} (nothing was settled: correct the bill and "
                                  "run again)") from None
 
-    def settle(self, bills: BillsFile, writer: AnswerWriter) -> StreamSummary:
+    def settle(self, out: IO[bytes]) -> StreamSummary:
         """The second pass (after :meth:`check`): settle the bills in order, one answer each."""
-        quick, keys = self._quick, self.keys
-        settler, presettle = self.settler, self.presettle
-        settle_plain, loads = settler.settle_plain, orjson.loads
-        settle_model = settler.presettle if presettle else (lambda bill: settler.settle(bill, keep_record=False))
+        settler, keys, spool = self.settler, self.keys, self._spool
+        insutype_of = np.array(INSUTYPES, object)[settler.population.attrs["insutype"]]
+        psn_type_of = np.array(PSN_TYPES, object)[settler.population.attrs["psn_type"]]
         persons: set[int] = set()  # for the reference engine's admissions in progress
         track_persons = not isinstance(settler.engine, CoreEngine)
-        forget_at = self.FORGET_EVERY
-        refused = index = 0
-        progress = self._progress("settled", len(quick))
-        for chunk in _chunks(bills.lines(), self.CHUNK):
-            if index + len(chunk) > len(quick):
-                raise BillsFileError(f"{bills.name}: the file changed while it was being settled")
-            answers: list[Settlement | bytes] = []
-            for number, line in chunk:
-                try:
-                    result = None
-                    if quick[index]:
-                        try:
-                            bill = loads(line)
-                        except orjson.JSONDecodeError:  # a number orjson does not read, in a key the shape ignores
-                            pass
-                        else:
-                            result = settle_plain(bill, presettle=presettle)
-                    if result is None:  # the model way, as Settler.settle takes it
-                        bill = read_exact(line, bills.where(number))
-                        result = settle_model(bill)
-                except SettlementRefused as exc:
-                    refused += 1
-                    answers.append(_refusal(bill.get("bill_id", ""), exc, index))
-                else:
-                    answers.append(result)
-                    if track_persons:
-                        persons.add(result.person)
-                index += 1
-            writer.write(answers)
+        forget_at, done, refused = self.FORGET_EVERY, 0, 0
+        progress = self._progress("settled", self.bills)
+        spool.seek(0)
+        for _ in range(self._chunks):
+            parts = _unspool(spool)
+            bill_ids, psn_nos, mdtrt_ids, setl_times, sns = parts[5:]
+            batch = _batch_of(parts, np.fromiter(map(keys.key, mdtrt_ids), np.int32, len(mdtrt_ids)))
+            result = settler.run_batch(batch, presettle=self.presettle, validate=False)  # checked when spooled
+            status = result.column("status")
+            ok = status == 0
+            refusals = {int(i): _refusal(bill_ids[i], int(status[i]), done + int(i)) for i in np.flatnonzero(~ok)}
+            pick = functools.partial(_settled_only, ok.tolist() if refusals else None)
+            n_lines = np.diff(batch.line_start)
+            persons_ok = batch.person[ok]
+            answers = Settled(
+                rows=result.out[ok], cells=result.lines[np.repeat(ok, n_lines)], n_lines=n_lines[ok],
+                bill_ids=pick(bill_ids), setl_ids=self._setl_ids(int(ok.sum())), mdtrt_ids=pick(mdtrt_ids),
+                psn_nos=pick(psn_nos), insutypes=insutype_of[persons_ok].tolist(),
+                psn_types=psn_type_of[persons_ok].tolist(), setl_times=pick(setl_times),
+                feedetl_sns=list(chain.from_iterable(pick(sns))))
+            out.write(render_answers(answers, refusals))
+            if track_persons:
+                persons.update(batch.person.tolist())
             if len(keys) >= forget_at:
                 keys.keep_only(admissions_in_progress(settler, persons))
                 forget_at = len(keys) + self.FORGET_EVERY
-            progress.update(index)
-        writer.flush()
-        progress.finish(index)
-        return StreamSummary(index, index - refused, refused)
+            done += len(status)
+            refused += len(refusals)
+            progress.update(done)
+        out.flush()
+        progress.finish(done)
+        return StreamSummary(done, done - refused, refused)
+
+    def _setl_ids(self, n: int) -> list[str]:
+        return [""] * n if self.presettle else self.settler.new_setl_ids(n)
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
 
 
-def _refusal(bill_id: object, exc: SettlementRefused, index: int) -> bytes:
+def _settled_only(ok: list[bool] | None, items: list) -> list:
+    """The items of the settled bills (all of them when ``ok`` is None: none was refused)."""
+    return items if ok is None else list(compress(items, ok))
+
+
+def _refusal(bill_id: str, status: int, index: int) -> bytes:
     """A refused bill's answer. Its err_msg names the bill as settling a list of bills names it: by its
     bill_id, else its position (from 0)."""
-    message = str(SettlementRefused(exc.code, exc.reason, bill=bill_id or index))
-    return orjson.dumps({"bill_id": bill_id, "infcode": -1, "err_code": exc.code, "err_msg": message}) + b"\n"
+    code = REFUSALS[status]
+    message = str(SettlementRefused(code, REFUSAL_MESSAGES[status], bill=bill_id or index))
+    return orjson.dumps({"bill_id": bill_id, "infcode": -1, "err_code": code, "err_msg": message}) + b"\n"
 
 
 def _chunks(items: Iterator, size: int) -> Iterator[list]:
@@ -590,9 +633,12 @@ def settle_file(settler: Settler, bills: BillsFile, out: IO[bytes], *, presettle
     ``progress_to``: where progress goes (a terminal), or None for none."""
     stream = BillStream(settler, presettle=presettle,
                         progress=lambda verb, total: Progress(progress_to, verb, total))
-    stream.check(bills)
-    return stream.settle(bills, AnswerWriter(out))
+    try:
+        stream.check(bills)
+        return stream.settle(out)
+    finally:
+        stream.close()
 
 
-__all__ = ["AnswerWriter", "BillStream", "BillsFile", "BillsFileError", "Progress",
-           "StreamAdmissionKeys", "progress_wanted", "read_exact", "read_plain", "settle_file"]
+__all__ = ["BillStream", "BillsFile", "BillsFileError", "Progress", "Settled", "StreamAdmissionKeys",
+           "progress_wanted", "read_exact", "render_answers", "settle_file"]
