@@ -148,6 +148,14 @@ def test_standard_input_is_read_like_a_file(world, engine):
     assert result.stdout_bytes == per_bill_answers(policy, persons, path, engine)
 
 
+def test_an_empty_file_or_one_of_blank_lines_answers_nothing(world, tmp_path):
+    _, persons, _ = world
+    for text in ("", "\n  \n\t\n"):
+        (tmp_path / "empty.jsonl").write_text(text)
+        result = run_settle("--persons", str(persons), str(tmp_path / "empty.jsonl"))
+        assert result.exit_code == 0 and result.stdout_bytes == b"" and result.stderr == ""
+
+
 def test_an_invalid_bill_in_the_middle_fails_the_run_before_anything_is_settled(world, engine, tmp_path):
     policy, persons, path = world
     lines = path.read_text(encoding="utf-8").splitlines()
