@@ -156,8 +156,10 @@ def test_an_empty_file_or_one_of_blank_lines_answers_nothing(world, tmp_path):
         assert result.exit_code == 0 and result.stdout_bytes == b"" and result.stderr == ""
 
 
-def test_an_invalid_bill_in_the_middle_fails_the_run_before_anything_is_settled(world, engine, tmp_path):
+def test_an_invalid_bill_in_the_middle_fails_the_run_before_anything_is_settled(world, engine, tmp_path,
+                                                                                  monkeypatch):
     policy, persons, path = world
+    monkeypatch.setattr(BillStream, "CHUNK", 16)  # the bad bill is in a later chunk than the first
     lines = path.read_text(encoding="utf-8").splitlines()
     bad = json.loads(lines[200])
     bad["feedetail"][1]["pric"] = "12.345678"
