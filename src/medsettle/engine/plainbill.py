@@ -72,6 +72,7 @@ class _PlainBill(TypedDict):
 
 
 _PLAIN = TypeAdapter(_PlainBill)
+PLAIN_SHAPE = _PLAIN  # public: the plain shape's validator, for readers of JSON text (medsettle settle)
 _HALF_LINE_DIVISOR = LINE_DIVISOR // 2
 
 

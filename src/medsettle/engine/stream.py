@@ -46,7 +46,7 @@ from .bills import BillBatch, ResolvedBill, parse_bill, resolve_bill
 from .columns import COL, LINE_COLUMNS, REFUSAL_MESSAGES, REFUSALS
 from .core import CoreEngine
 from .fastpath import fast_path
-from .plainbill import _PLAIN as _PLAIN_SHAPE  # the plain shape's validator
+from .plainbill import PLAIN_SHAPE as _PLAIN_SHAPE  # the plain shape's validator
 from .plainbill import BillHead
 from .results import AMOUNT_FIELDS
 from .settler import Settler
