@@ -44,9 +44,35 @@ def pcsc_stack():
     stack.stop()
 
 
+@pytest.fixture(params=["virtual", "pcsc"])
+def reader_backend(request):
+    """Each card and reader test runs on both reader backends: ``virtual`` (the card OS and PSAM on a fresh
+    virtual bus in this process) always, ``pcsc`` (the module's real pcscd with vpcd readers) where pcscd,
+    vpcd and pyscard are installed, skipped naming what is missing otherwise."""
+    from hw import pcsc_backend, virtual_backend
+
+    if request.param == "virtual":
+        return virtual_backend()
+    return pcsc_backend(request.getfixturevalue("pcsc_stack"))
+
+
 @pytest.fixture
-def counter(pcsc_stack):
-    """Counter A with a genuine card in it (no faults, PIN tries reset), ready to read."""
+def counter(reader_backend):
+    """Counter A of the backend's stack with a genuine card in it (no faults, PIN tries reset), ready to read."""
+    from hw import genuine_card
+
+    slot = reader_backend.counters["Counter A"]
+    slot.card.clear_faults()
+    slot.card.insert(genuine_card())
+    with reader_backend.reader(slot, deadline=1.0) as probe:
+        probe.wait_for_card(3)
+    yield slot
+    slot.card.clear_faults()
+
+
+@pytest.fixture
+def pcsc_counter(pcsc_stack):
+    """Counter A of the real pcscd with a genuine card in it, for the tests about pcscd itself."""
     from hw import genuine_card
 
     from medsettle.readers import PcscReader

@@ -43,3 +43,53 @@ def skip_without_pcsc() -> None:
     reason = unavailable_reason()
     if reason:
         pytest.skip(f"no PC/SC stack on this machine: {reason}")
+
+
+class ReaderBackend:
+    """One reader backend under test and its stack: the same reader entries (``counters``, each with ``card``
+    and ``psam`` slots one call away from a fault) whether pcscd sits between reader and card or not, so one
+    test body runs on both. ``poll``: how late the backend sees a card come or go (pcscd's 0.4 s poll)."""
+
+    def __init__(self, name: str, counters: dict, *, poll: float, **options):
+        self.name, self.counters, self.poll, self.options = name, counters, poll, options
+
+    def __repr__(self) -> str:
+        return f"ReaderBackend({self.name!r})"
+
+    def reader_named(self, name: str, psam: str | None = None, **options):
+        from medsettle.readers import open_reader
+
+        return open_reader(self.name, name, psam=psam, **self.options, **options)
+
+    def reader(self, slot, **options):
+        """A reader for the card and PSAM slots of reader entry ``slot``."""
+        return self.reader_named(slot.card_reader, psam=slot.psam_reader, **options)
+
+    def seen(self) -> None:
+        """Wait until the backend has seen the last insertion or removal."""
+        if self.poll:
+            import time
+
+            time.sleep(self.poll)
+
+    def reinsert(self, slot, card) -> None:
+        """Take the card out, wait until the backend has seen that, put ``card`` in and wait until it is seen."""
+        slot.card.remove()
+        self.seen()
+        slot.card.insert(card)
+        with self.reader(slot) as probe:
+            probe.wait_for_card(3)
+
+
+PCSCD_POLL_S = 0.45  # pcscd notices insertion and removal up to 0.4 s late
+
+
+def pcsc_backend(stack) -> ReaderBackend:
+    return ReaderBackend("pcsc", stack.counters, poll=PCSCD_POLL_S)
+
+
+def virtual_backend(bus=None, **options) -> ReaderBackend:
+    from medsettle.hardware.bus import VirtualBus
+
+    bus = VirtualBus(COUNTERS) if bus is None else bus
+    return ReaderBackend("virtual", bus.counters, poll=0.0, bus=bus, **options)

@@ -1,5 +1,7 @@
-"""The PC/SC reader driver against a real pcscd with virtual cards: every field, PIN, authenticity, each
-fault mode ending in its error within its deadline, two counters at once, pcscd going away under a session."""
+"""The reader backends with virtual cards: every field, PIN, authenticity, each fault mode ending in its error
+within its deadline, two counters at once, on both backends (``virtual`` always; ``pcsc``, a real pcscd with vpcd
+readers, where it is installed); pcscd's own behaviour (its reader list, going away under a session, the
+watcher) on PC/SC only."""
 
 import threading
 import time
@@ -8,13 +10,21 @@ import pytest
 from hw import genuine_card, profiles
 
 from medsettle.hardware.card import VirtualCard
-from medsettle.readers import (CardBlocked, CardMute, CardNotGenuine, CardRemoved, CardUnreadable, NoCard, NoReader,
-                               ServiceDown, WrongPin)
+from medsettle.readers import (
+    CardBlocked,
+    CardMute,
+    CardNotGenuine,
+    CardRemoved,
+    CardUnreadable,
+    NoCard,
+    NoReader,
+    ServiceDown,
+    WrongPin,
+)
 from medsettle.readers.trace import ApduTrace
 
 pytestmark = pytest.mark.timeout(60)
 DEADLINE = 0.5
-POLL = 0.45  # pcscd notices insertion and removal up to 0.4 s late
 
 
 def pcsc():
@@ -32,25 +42,22 @@ def card_watcher(readers):
 
 
 def reader_for(slot, **kwargs):
+    """A PC/SC reader for the pcscd-only tests."""
     return pcsc().PcscReader(slot.card_reader, psam=slot.psam_reader, deadline=kwargs.pop("deadline", DEADLINE),
                              **kwargs)
 
 
-def reinsert(slot, card) -> None:
-    """Take the card out, wait until pcscd has seen that, put ``card`` in and wait until it is seen."""
-    slot.card.remove()
-    time.sleep(POLL)
-    slot.card.insert(card)
-    with reader_for(slot) as probe:
-        probe.wait_for_card(3)
+def open_for(backend, slot, **kwargs):
+    """A reader of ``backend`` for reader entry ``slot``, with the tests' deadline unless given."""
+    return backend.reader(slot, deadline=kwargs.pop("deadline", DEADLINE), **kwargs)
 
 
 def test_pcscd_lists_both_counters_with_their_psam_slots(pcsc_stack):
     assert {"Counter A 00 00", "Counter A 00 01", "Counter B 00 00", "Counter B 00 01"} <= set(pcsc().list_readers())
 
 
-def test_reads_every_field_of_several_personalised_cards(counter):
-    with reader_for(counter) as reader:
+def test_reads_every_field_of_several_personalised_cards(reader_backend, counter):
+    with open_for(reader_backend, counter) as reader:
         for p in profiles(8):
             counter.card.insert(VirtualCard.issue(p))
             record = reader.read_and_authenticate(pin="123456")
@@ -62,8 +69,8 @@ def test_reads_every_field_of_several_personalised_cards(counter):
     assert {p.region for p in profiles(8)} == {"130100", "330300"}
 
 
-def test_wrong_pin_until_blocked(counter):
-    with reader_for(counter) as reader:
+def test_wrong_pin_until_blocked(reader_backend, counter):
+    with open_for(reader_backend, counter) as reader:
         reader.read_card()
         with pytest.raises(WrongPin) as first:
             reader.verify_pin("000000")
@@ -81,9 +88,9 @@ def test_wrong_pin_until_blocked(counter):
             reader.verify_pin("12a4")
 
 
-def test_genuine_cards_authenticate_and_clones_and_altered_cards_are_refused(counter):
+def test_genuine_cards_authenticate_and_clones_and_altered_cards_are_refused(reader_backend, counter):
     p = profiles(1)[0]
-    with reader_for(counter) as reader:
+    with open_for(reader_backend, counter) as reader:
         reader.read_and_authenticate()
         counter.card.insert(VirtualCard.issue(p, cloned=True))
         record = reader.read_card()
@@ -102,8 +109,8 @@ def test_genuine_cards_authenticate_and_clones_and_altered_cards_are_refused(cou
     ({"garbage": True}, CardUnreadable),
     ({"truncated": True}, CardUnreadable),
 ])
-def test_each_fault_ends_in_its_error_within_the_deadline(counter, fault, error):
-    reader = reader_for(counter)
+def test_each_fault_ends_in_its_error_within_the_deadline(reader_backend, counter, fault, error):
+    reader = open_for(reader_backend, counter)
     reader.read_card()
     counter.card.set_faults(**fault)
     started = time.monotonic()
@@ -111,16 +118,17 @@ def test_each_fault_ends_in_its_error_within_the_deadline(counter, fault, error)
         reader.read_and_authenticate()
     assert time.monotonic() - started < DEADLINE + 0.25
     counter.card.clear_faults()
-    time.sleep(0.35 + fault.get("slow_s", 0))  # let a hung APDU finish before the next test uses the reader
+    if reader_backend.name == "pcsc":  # let a hung APDU finish in pcscd before the next test uses the reader
+        time.sleep(0.35 + fault.get("slow_s", 0))
     assert reader.read_card().card_no == profiles(1)[0].card_no  # the reader recovers once the card does
     reader.close()
 
 
-def test_a_slow_card_is_read_however_long_the_whole_read_takes_and_only_a_mute_one_times_out(counter):
+def test_a_slow_card_is_read_however_long_the_whole_read_takes_and_only_a_mute_one_times_out(reader_backend, counter):
     """The deadline is per APDU: 0.15 s per APDU is well within 0.5 s, though the read's 16 card APDUs
     take far longer than 0.5 s in all; the same card turned mute fails within the deadline."""
     counter.card.set_faults(slow_s=0.3 * DEADLINE)
-    with reader_for(counter) as reader:
+    with open_for(reader_backend, counter) as reader:
         started = time.monotonic()
         record = reader.read_and_authenticate(pin="123456")
         took = time.monotonic() - started
@@ -134,8 +142,8 @@ def test_a_slow_card_is_read_however_long_the_whole_read_takes_and_only_a_mute_o
     counter.card.clear_faults()
 
 
-def test_card_removed_mid_apdu(counter):
-    with reader_for(counter) as reader:
+def test_card_removed_mid_apdu(reader_backend, counter):
+    with open_for(reader_backend, counter) as reader:
         reader.read_card()
         counter.card.set_faults(remove_mid_apdu=True)
         started = time.monotonic()
@@ -143,57 +151,57 @@ def test_card_removed_mid_apdu(counter):
             reader.read_card()
         assert time.monotonic() - started < DEADLINE + 0.25
         counter.card.clear_faults()
-        time.sleep(POLL)
+        reader_backend.seen()
         assert not reader.card_present()
         with pytest.raises(NoCard):
             reader.read_card()
-        reinsert(counter, genuine_card())
+        reader_backend.reinsert(counter, genuine_card())
         assert reader.read_card().card_no == profiles(1)[0].card_no
 
 
-def test_card_pulled_between_operations_is_noticed(counter):
-    with reader_for(counter) as reader:
+def test_card_pulled_between_operations_is_noticed(reader_backend, counter):
+    with open_for(reader_backend, counter) as reader:
         record = reader.read_card()
         counter.card.remove()
-        time.sleep(POLL)
+        reader_backend.seen()
         assert not reader.card_present()
         with pytest.raises((CardRemoved, NoCard)):
             reader.authenticate(record)
-        reinsert(counter, genuine_card())
+        reader_backend.reinsert(counter, genuine_card())
         assert reader.card_present()
 
 
-def test_wrong_atr_is_not_a_social_security_card(counter):
+def test_wrong_atr_is_not_a_social_security_card(reader_backend, counter):
     counter.card.set_faults(wrong_atr=True)
-    reinsert(counter, genuine_card())
-    with reader_for(counter) as reader, pytest.raises(CardUnreadable, match="ATR"):
+    reader_backend.reinsert(counter, genuine_card())
+    with open_for(reader_backend, counter) as reader, pytest.raises(CardUnreadable, match="ATR"):
         reader.read_card()
     counter.card.clear_faults()
-    reinsert(counter, genuine_card())
+    reader_backend.reinsert(counter, genuine_card())
 
 
-def test_no_card_and_no_reader(pcsc_stack):
-    slot = pcsc_stack.counters["Counter B"]
+def test_no_card_and_no_reader(reader_backend):
+    slot = reader_backend.counters["Counter B"]
     slot.card.remove()
-    time.sleep(POLL)
-    with reader_for(slot) as reader:
+    reader_backend.seen()
+    with open_for(reader_backend, slot) as reader:
         started = time.monotonic()
         with pytest.raises(NoCard, match="within 0.3 s"):
             reader.wait_for_card(0.3)
         assert 0.25 < time.monotonic() - started < 1.0
         with pytest.raises(NoCard):
             reader.read_card()
-    with pcsc().PcscReader("No Such Reader 00 00", deadline=DEADLINE) as ghost, pytest.raises(NoReader):
+    with reader_backend.reader_named("No Such Reader 00 00", deadline=DEADLINE) as ghost, pytest.raises(NoReader):
         ghost.read_card()
-    with pcsc().PcscReader(slot.card_reader, deadline=DEADLINE) as without_psam:
+    with reader_backend.reader_named(slot.card_reader, deadline=DEADLINE) as without_psam:
         slot.card.insert(genuine_card(1))
         without_psam.wait_for_card(3)
         with pytest.raises(NoReader, match="no PSAM"):
             without_psam.authenticate(without_psam.read_card())
 
 
-def test_two_counters_at_once(pcsc_stack):
-    a, b = pcsc_stack.counters["Counter A"], pcsc_stack.counters["Counter B"]
+def test_two_counters_at_once(reader_backend):
+    a, b = reader_backend.counters["Counter A"], reader_backend.counters["Counter B"]
     pa, pb = profiles(3)[1:3]
     a.card.clear_faults()
     a.card.insert(VirtualCard.issue(pa))
@@ -202,7 +210,7 @@ def test_two_counters_at_once(pcsc_stack):
 
     def serve(slot):
         try:
-            with reader_for(slot, deadline=2.0) as reader:
+            with open_for(reader_backend, slot, deadline=2.0) as reader:
                 reader.wait_for_card(3)
                 for _ in range(50):
                     results[slot.name].append(reader.read_and_authenticate(pin="123456").card_no)
@@ -218,9 +226,9 @@ def test_two_counters_at_once(pcsc_stack):
     assert results == {a.name: [pa.card_no] * 50, b.name: [pb.card_no] * 50}
 
 
-def test_trace_logs_every_apdu_and_masks_the_pin(counter):
+def test_trace_logs_every_apdu_and_masks_the_pin(reader_backend, counter):
     trace = ApduTrace()
-    with reader_for(counter, trace=trace) as reader:
+    with open_for(reader_backend, counter, trace=trace) as reader:
         reader.read_and_authenticate(pin="123456")
     text = "\n".join(trace.lines)
     assert "[SELECT]" in text and text.count("[READ RECORD]") == 13 and "[INTERNAL AUTHENTICATE]" in text
@@ -229,14 +237,15 @@ def test_trace_logs_every_apdu_and_masks_the_pin(counter):
     assert "12 34 56" not in verify and "FF FF FF" in verify
 
 
-def test_raw_transmit_follows_6cxx(counter):
-    with reader_for(counter) as reader:
+def test_raw_transmit_follows_6cxx(reader_backend, counter):
+    with open_for(reader_backend, counter) as reader:
         reader.read_card()
         data, sw = reader.transmit(bytes([0x00, 0xB2, 0x07, 0x2C, 0x01]))  # wrong Le: the card says 6C0B
         assert sw == 0x9000 and data == b"\x07\x09" + profiles(1)[0].card_no.encode()
 
 
-def test_pcscd_stopped_under_a_session_then_back(pcsc_stack, counter):
+def test_pcscd_stopped_under_a_session_then_back(pcsc_stack, pcsc_counter):
+    counter = pcsc_counter
     watcher = card_watcher([counter.card_reader]).start()
     try:
         assert watcher.events.get(timeout=3).kind == "service_up"
@@ -264,7 +273,8 @@ def test_pcscd_stopped_under_a_session_then_back(pcsc_stack, counter):
             pcsc_stack.start_pcscd()
 
 
-def test_watcher_reports_removal_and_insertion(counter):
+def test_watcher_reports_removal_and_insertion(pcsc_counter):
+    counter = pcsc_counter
     watcher = card_watcher([counter.card_reader]).start()
     try:
         assert [watcher.events.get(timeout=3).kind for _ in range(2)] == ["service_up", "inserted"]
@@ -278,13 +288,13 @@ def test_watcher_reports_removal_and_insertion(counter):
         watcher.stop()
 
 
-def test_a_card_pulled_just_before_a_read_is_removed_not_unreadable(counter):
+def test_a_card_pulled_just_before_a_read_is_removed_not_unreadable(reader_backend, counter):
     """Within pcscd's 0.4 s poll a pulled card still 'connects' with a stale ATR: the driver must say removed."""
-    with reader_for(counter) as reader:
+    with open_for(reader_backend, counter) as reader:
         for _ in range(3):
             reader.close()
             counter.card.remove()
             with pytest.raises((CardRemoved, NoCard)):
                 reader.read_card()
-            reinsert(counter, genuine_card())
+            reader_backend.reinsert(counter, genuine_card())
             assert reader.read_card().card_no == profiles(1)[0].card_no

@@ -78,6 +78,25 @@ def parse_faults(words) -> dict[str, bool | float]:
     return settings
 
 
+def switch_faults(current: Faults, settings: dict) -> None:
+    """Switch the named faults on (or off, with a false value), the others as they are; ValueError naming an
+    unknown fault (and nothing changed)."""
+    unknown = sorted(set(settings) - set(vars(Faults())))
+    if unknown:
+        raise ValueError(f"unknown fault {unknown[0]!r}; known faults: {FAULT_WORDS}")
+    for name, value in settings.items():
+        setattr(current, name, value)
+
+
+def distort(answer: bytes, faults: Faults) -> bytes:
+    """The card's R-APDU as the contacts deliver it with the answer faults switched on (garbage, truncated)."""
+    if faults.garbage:  # random bytes under a status word no card may give (SW1 must be 6x or 9x)
+        return os.urandom(max(1, len(answer) - 2)) + b"\x0f\x0f"
+    if faults.truncated:
+        return answer[: max(1, len(answer) // 2)]
+    return answer
+
+
 class Slot:
     """A slot of a vpcd reader entry: ``insert`` a card (anything with ``reset()``, ``process()`` and
     ``atr``), ``remove`` it. While a card is inserted the slot reconnects to vpcd by itself when pcscd
@@ -124,11 +143,7 @@ class Slot:
     def set_faults(self, **faults) -> None:
         """Switch these faults on (or off, with a false value); the others stay as they are. An unknown
         name changes nothing."""
-        unknown = sorted(set(faults) - set(vars(Faults())))
-        if unknown:
-            raise ValueError(f"unknown fault {unknown[0]!r}; known faults: {FAULT_WORDS}")
-        for name, value in faults.items():
-            setattr(self.faults, name, value)
+        switch_faults(self.faults, faults)
         if not self.faults.mute:
             self._unmuted.set()
 
@@ -224,9 +239,4 @@ class Slot:
                 return None
         if faults.slow_s:
             time.sleep(faults.slow_s)
-        answer = card.process(command)
-        if faults.garbage:  # random bytes under a status word no card may give (SW1 must be 6x or 9x)
-            return os.urandom(max(1, len(answer) - 2)) + b"\x0f\x0f"
-        if faults.truncated:
-            return answer[: max(1, len(answer) // 2)]
-        return answer
+        return distort(card.process(command), faults)

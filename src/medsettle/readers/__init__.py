@@ -7,12 +7,19 @@
         reader.verify_pin("123456")
         reader.authenticate(card)         # through the PSAM: raises CardNotGenuine for clones and altered data
 
+Two backends give that same :class:`Reader`, picked by name with :func:`open_reader` (:mod:`.backends`): ``pcsc``
+(:class:`PcscReader`, through pcscd) and ``virtual`` (:class:`VirtualReader`, the Python card OS and PSAM on a
+:class:`~medsettle.hardware.bus.VirtualBus` in this process, no pcscd), both sending :mod:`.protocol`'s APDUs:
+
+    reader = open_reader("virtual", "Counter 00 00", psam="Counter 00 01", bus=bus)
+
 Every failure of the PC/SC stack becomes one of the errors in :mod:`.errors`. The PC/SC driver needs pyscard
 (``pip install 'medsettle[readers]'``); without it this package still imports (the errors, the interface,
 the card record: what the terminal and the virtual hardware use), and only taking :class:`PcscReader`,
 :func:`list_readers` or :func:`first_reader` raises :class:`PyscardMissing`, which says how to install it.
 """
 
+from .backends import backend_names, open_reader, register_backend
 from .base import Reader
 from .errors import (
     CardBlocked,
@@ -25,13 +32,15 @@ from .errors import (
     PyscardMissing,
     ReaderError,
     ServiceDown,
+    UnknownBackend,
     WrongPin,
 )
 from .record import CardRecord
 
 __all__ = ["CardBlocked", "CardMute", "CardNotGenuine", "CardRecord", "CardRemoved", "CardUnreadable", "NoCard",
-           "NoReader", "PcscReader", "PyscardMissing", "Reader", "ReaderError", "ServiceDown", "WrongPin",
-           "first_reader", "list_readers"]
+           "NoReader", "PcscReader", "PyscardMissing", "Reader", "ReaderError", "ServiceDown", "UnknownBackend",
+           "VirtualReader", "WrongPin", "backend_names", "first_reader", "list_readers", "open_reader",
+           "register_backend"]
 
 
 def __getattr__(name):  # pyscard is an optional dependency: import it only when the PC/SC driver is used
@@ -39,4 +48,8 @@ def __getattr__(name):  # pyscard is an optional dependency: import it only when
         from . import pcsc  # noqa: PLC0415
 
         return getattr(pcsc, name)
+    if name == "VirtualReader":
+        from .virtual import VirtualReader  # noqa: PLC0415
+
+        return VirtualReader
     raise AttributeError(name)

@@ -1,5 +1,6 @@
 """The reader interface the counter programs against; :class:`medsettle.readers.pcsc.PcscReader` is
-the PC/SC implementation (a physical reader and the virtual stack look the same through it)."""
+the PC/SC implementation (a physical reader and the virtual stack look the same through it), and
+:class:`medsettle.readers.virtual.VirtualReader` the one on a virtual bus in this process (no pcscd)."""
 
 from __future__ import annotations
 

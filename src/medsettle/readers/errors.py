@@ -87,3 +87,13 @@ class PyscardMissing(ReaderError, ImportError):
 
     def __init__(self, message: str = PYSCARD_MISSING):
         super().__init__(message)
+
+
+class UnknownBackend(ReaderError, ValueError):
+    """No reader backend of that name (``open_reader``): the message lists the backends there are."""
+
+    code = "UNKNOWN_READER_BACKEND"
+
+    def __init__(self, backend: str, known: list[str]):
+        self.backend = backend
+        super().__init__(f"no reader backend {backend!r}; the backends are: {', '.join(known)}")

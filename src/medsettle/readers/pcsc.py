@@ -7,6 +7,9 @@ call (one APDU, a connect): a card that answers every APDU, however slowly, is r
 the operation takes; only a call left unanswered for ``deadline`` seconds is a mute card. Then the
 context, the card handle and the worker are abandoned (pcsc-lite holds the context's lock through the
 hung call) and CardMute is raised; the next operation starts on a fresh context.
+
+The APDUs themselves (select, read, verify, authenticate, 61xx / 6Cxx) are :mod:`.protocol`'s, shared with the
+virtual backend; this module is how they travel through pcscd.
 """
 
 from __future__ import annotations
@@ -16,26 +19,23 @@ import queue
 import threading
 import time
 
-from ..hardware import apdu as A
+from . import protocol
 from ._pyscard import scard
 from .base import Reader
 from .errors import (
-    CardBlocked,
     CardMute,
-    CardNotGenuine,
     CardRemoved,
     CardUnreadable,
     NoCard,
     NoReader,
     ReaderError,
     ServiceDown,
-    WrongPin,
 )
-from .record import CardRecord, card_record, parse_record
+from .protocol import KNOWN_ATRS, MAX_CHAINED, CardSession
+from .record import CardRecord
 
 PROTOCOLS = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
-KNOWN_ATRS = (A.CARD_ATR,)
-MAX_CHAINED = 4  # 61xx / 6Cxx follow-ups per command, so a looping card cannot keep us forever
+__all__ = ["KNOWN_ATRS", "MAX_CHAINED", "PROTOCOLS", "PcscReader", "first_reader", "list_readers", "pcsc_error"]
 
 _REMOVED = {scard.SCARD_W_REMOVED_CARD, scard.SCARD_E_NOT_TRANSACTED, scard.SCARD_W_RESET_CARD}
 _NO_CARD = {scard.SCARD_E_NO_SMARTCARD, scard.SCARD_W_UNPOWERED_CARD, scard.SCARD_E_TIMEOUT}
@@ -70,9 +70,7 @@ def _context() -> int:
     return context
 
 
-def _check_pin(pin: str) -> None:
-    if not (isinstance(pin, str) and pin.isdigit() and 4 <= len(pin) <= 12):
-        raise ValueError("a PIN is 4 to 12 digits")
+_check_pin = protocol.check_pin
 
 
 class _InFlight:
@@ -127,6 +125,10 @@ class _Link:
         self.handle = None
         self.protocol = None
 
+    @property
+    def connected(self) -> bool:
+        return self.handle is not None
+
     def connect(self) -> bytes:
         with self.in_flight:
             hresult, handle, protocol = scard.SCardConnect(self.context, self.reader, scard.SCARD_SHARE_SHARED,
@@ -142,15 +144,7 @@ class _Link:
 
     def transmit(self, command: bytes) -> tuple[bytes, int]:
         """Send one C-APDU; follow 61xx with GET RESPONSE and 6Cxx with the same command and Le = xx."""
-        for _ in range(MAX_CHAINED):
-            data, sw = self._exchange(command)
-            if sw >> 8 == A.MORE_DATA:
-                command = bytes([0x00, 0xC0, 0x00, 0x00, sw & 0xFF])
-            elif sw >> 8 == A.WRONG_LE:
-                command = command[:-1] + bytes([sw & 0xFF])
-            else:
-                return data, sw
-        raise CardUnreadable(f"the card kept asking for another GET RESPONSE or Le (last {sw:04X})", reader=self.reader)
+        return protocol.transmit(self._exchange, command, self.reader)
 
     def _exchange(self, command: bytes) -> tuple[bytes, int]:
         started = time.perf_counter()
@@ -165,13 +159,7 @@ class _Link:
         answer = bytes(answer)
         if self.trace:
             self.trace(self.reader, command, answer, elapsed)
-        if not answer:  # pcscd's "no valid response": the link to the card broke during the APDU
-            raise CardRemoved(f"the card went away during {command[:4].hex().upper()} (removed, or dead)",
-                              reader=self.reader)
-        if len(answer) < 2 or answer[-2] >> 4 not in (0x6, 0x9):  # ISO 7816: SW1 is 6x or 9x
-            raise CardUnreadable(f"answer {answer.hex().upper() or '(empty)'} to {command[:4].hex().upper()} "
-                                 "is not an ISO 7816 response", reader=self.reader)
-        return answer[:-2], (answer[-2] << 8) | answer[-1]
+        return protocol.split_answer(answer, command, self.reader)  # empty: pcscd's "no valid response"
 
     def disconnect(self) -> None:
         if self.handle is not None:
@@ -223,8 +211,10 @@ class PcscReader(Reader):
         self.trace = trace
         self._worker: _Worker | None = None
         self._in_flight = _InFlight()
-        self._card: _Link | None = None
-        self._psam: _Link | None = None
+        self._session = CardSession(name, psam, self._open_link)
+
+    def _open_link(self, reader: str) -> _Link:
+        return _Link(reader, self.trace, self._in_flight)  # the in-flight mark of the worker of the moment
 
     # -- running an operation under its deadline -------------------------------------------------
 
@@ -258,152 +248,34 @@ class PcscReader(Reader):
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.stop()  # it ends when (if ever) the hung call returns
-        self._card = self._psam = None
+        self._session.forget()
         self._in_flight = _InFlight()
 
     def _drop_links(self) -> None:
-        for link in (self._card, self._psam):
-            if link is not None:
-                try:
-                    link.close()
-                except Exception:  # noqa: BLE001 - the service may be gone; nothing left to release
-                    pass
-        self._card = self._psam = None
+        self._session.close()
 
-    # -- the card ---------------------------------------------------------------------------------
-
-    def _card_link(self, *, new_session: bool = False) -> _Link:
-        """The card's link. A new card session re-selects the application on the open handle; when the
-        card was swapped or reset since, pcscd refuses the old handle and we reconnect (ATR check again)."""
-        if self._card is None:
-            self._card = _Link(self.name, self.trace, self._in_flight)
-        link = self._card
-        if link.handle is None:
-            self._connect_card(link)
-        elif new_session:
-            try:
-                self._select_application(link)
-            except CardRemoved:
-                link.disconnect()
-                self._connect_card(link)
-        return link
-
-    def _connect_card(self, link: _Link) -> None:
-        atr = link.connect()
-        if atr not in KNOWN_ATRS:
-            # A card pulled less than one pcscd poll (0.4 s) ago still "connects", with a stale ATR: an APDU
-            # tells a card that is gone (CardRemoved) from one that is there but not ours.
-            try:
-                link.transmit(bytes([0x00, 0xA4, 0x04, 0x00, len(A.SSSE_AID)]) + A.SSSE_AID)
-            except (CardRemoved, NoCard):
-                link.disconnect()
-                raise
-            except ReaderError:
-                pass
-            link.disconnect()
-            raise CardUnreadable(f"ATR {atr.hex().upper()} is not a social security card's", reader=self.name)
-        self._select_application(link)
-
-    def _select_application(self, link: _Link) -> None:
-        _, sw = link.transmit(bytes([0x00, 0xA4, 0x04, 0x00, len(A.SSSE_AID)]) + A.SSSE_AID)
-        if sw != A.OK:
-            raise CardUnreadable(f"the card has no social security application (SELECT answered {sw:04X})",
-                                 reader=self.name)
+    # -- the card (the APDUs are the session's: :class:`.protocol.CardSession`) -----------------------
 
     def read_card(self) -> CardRecord:
-        return self._run("READ RECORD", self._read)
+        return self._run("READ RECORD", self._session.read)
 
     def transmit(self, command: bytes) -> tuple[bytes, int]:
         """One raw APDU to the card in the current session (61xx and 6Cxx followed), for support work."""
-        return self._run("an APDU", lambda: self._card_link().transmit(bytes(command)))
+        return self._run("an APDU", lambda: self._session.transmit(bytes(command)))
 
     def verify_pin(self, pin: str) -> None:
         _check_pin(pin)
-        self._run("VERIFY", lambda: self._verify(pin))
+        self._run("VERIFY", lambda: self._session.verify(pin))
 
     def authenticate(self, record: CardRecord) -> None:
-        self._run("INTERNAL AUTHENTICATE", lambda: self._authenticate(record))
+        self._run("INTERNAL AUTHENTICATE", lambda: self._session.authenticate(record))
 
     def read_and_authenticate(self, pin: str | None = None) -> CardRecord:
         """Read, verify the PIN (if given) and authenticate as one operation on the worker (each of its
         APDUs under the deadline)."""
         if pin is not None:
             _check_pin(pin)
-
-        def operation() -> CardRecord:
-            record = self._read()
-            if pin is not None:
-                self._verify(pin)
-            self._authenticate(record)
-            return record
-
-        return self._run("a card read", operation)
-
-    def _read(self) -> CardRecord:
-        link = self._card_link(new_session=True)  # every read starts a card session
-        values = {}
-        for fid, records in A.RECORDS_OF_FILE.items():
-            p2 = (A.SFI_OF_FILE[fid] << 3) | 0x04
-            for rec in records:
-                data, sw = link.transmit(bytes([0x00, 0xB2, rec, p2, 2 + A.RECORD_LENGTHS[rec]]))
-                if sw != A.OK:
-                    raise CardUnreadable(f"READ RECORD {rec:02X} answered {sw:04X}", reader=self.name)
-                values[rec] = parse_record(rec, data)
-        return card_record(values)
-
-    def _verify(self, pin: str) -> None:
-        padded = pin + "F" * (len(pin) % 2)
-        _, sw = self._card_link().transmit(bytes([0x00, 0x20, 0x00, 0x00, len(padded) // 2]) + bytes.fromhex(padded))
-        if sw == A.OK:
-            return
-        if sw == A.PIN_BLOCKED:
-            raise CardBlocked("the PIN is blocked: the holder must have it reset at the social security centre",
-                              reader=self.name)
-        if sw >> 4 == 0x63C:
-            raise WrongPin(sw & 0x0F, reader=self.name)
-        raise CardUnreadable(f"VERIFY answered {sw:04X}", reader=self.name)
-
-    def _authenticate(self, record: CardRecord) -> None:
-        if self.psam_name is None:
-            raise NoReader("no PSAM slot is configured for this reader: cannot authenticate cards",
-                           reader=self.name)
-        psam = self._psam_link()
-        challenge, sw = psam.transmit(bytes([0x00, 0x84, 0x00, 0x00, 0x08]))
-        self._psam_ok(sw, "GET CHALLENGE")
-        _, sw = psam.transmit(bytes([0x80, 0x1A, 0x00, 0x00, 0x10]) + bytes.fromhex(record.card_sn))
-        if sw == A.KEY_NOT_FOUND:
-            raise CardNotGenuine(f"the PSAM holds no issuing key for region {record.region}", reader=self.name)
-        self._psam_ok(sw, "DERIVE CARD KEY")
-        cryptogram, sw = self._card_link().transmit(bytes([0x00, 0x88, 0x00, 0x01, 0x08]) + challenge)
-        if sw != A.OK or len(cryptogram) != 16:
-            raise CardNotGenuine(f"INTERNAL AUTHENTICATE answered {sw:04X}", reader=self.name)
-        _, sw = psam.transmit(bytes([0x80, 0x82, 0x00, 0x00, 0x18]) + cryptogram + record.digest)
-        if sw == A.AUTH_FAILED:
-            raise CardNotGenuine(f"card {record.card_no} is not genuine: its answer does not verify "
-                                 "(a cloned card, or data altered after issue)", reader=self.name)
-        self._psam_ok(sw, "VERIFY CARD")
-
-    # -- the PSAM ---------------------------------------------------------------------------------
-
-    def _psam_link(self) -> _Link:
-        if self._psam is None:
-            link = _Link(self.psam_name, self.trace, self._in_flight)
-            try:
-                link.connect()
-                _, sw = link.transmit(bytes([0x00, 0xA4, 0x04, 0x00, len(A.PSAM_AID)]) + A.PSAM_AID)
-                self._psam_ok(sw, "SELECT")
-            except NoCard:
-                link.close()
-                raise NoReader("no PSAM in the reader's second slot", reader=self.psam_name) from None
-            except ReaderError:
-                link.close()
-                raise
-            self._psam = link
-        return self._psam
-
-    def _psam_ok(self, sw: int, what: str) -> None:
-        if sw != A.OK:
-            raise NoReader(f"the PSAM failed {what} ({sw:04X})", reader=self.psam_name)
+        return self._run("a card read", lambda: self._session.read_and_authenticate(pin))
 
     # -- presence -----------------------------------------------------------------------------------
 
