@@ -1,11 +1,10 @@
-"""The counter with a real reader: pcscd, a virtual card personalised from the centre's records and a PSAM.
-Happy path by card, the card pulled mid-settlement, the reader or the PSAM failing (cash and a voucher)
-and the voucher settled after repair by reading the card."""
+"""The counter with a reader on each backend (the virtual bus always; pcscd where it is installed), a virtual
+card personalised from the centre's records and a PSAM. Happy path by card, the card pulled mid-settlement, the
+reader or the PSAM failing (cash and a voucher) and the voucher settled after repair by reading the card."""
 
 from __future__ import annotations
 
 import datetime as dt
-import time
 from decimal import Decimal
 
 import pytest
@@ -23,14 +22,12 @@ pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture()
-def rig(pcsc_stack, tmp_path):
-    """A centre process and Counter A with the person's genuine card and a PSAM."""
-    slot = pcsc_stack.counters["Counter A"]
+def rig(reader_backend, tmp_path):
+    """A centre process and Counter A of the backend's stack with the person's genuine card and a PSAM."""
+    slot = reader_backend.counters["Counter A"]
     slot.card.clear_faults()
     slot.card.insert(VirtualCard.issue(profile_for(REGISTRY, PERSON)))
-    from medsettle.readers import PcscReader  # after pcsc_stack: without pyscard it has skipped, naming it
-
-    reader = PcscReader(slot.card_reader, psam=slot.psam_reader, deadline=1.0)
+    reader = reader_backend.reader(slot, deadline=1.0)
     reader.wait_for_card(3)
     server = Server(tmp_path / "centre").start()
     counter = make_counter(server.url, tmp_path / "t.db", reader=reader)
@@ -52,11 +49,11 @@ def test_sale_by_card_with_pin(rig):
     assert counter.reconcile(detail=True)["clean"]
 
 
-def test_card_pulled_mid_settlement_sends_nothing(rig, pcsc_stack):
+def test_card_pulled_mid_settlement_sends_nothing(rig, reader_backend):
     server, counter, slot = rig
     identity = counter.read_card()
     slot.card.remove()
-    time.sleep(0.45)  # pcscd sees the removal at its next poll
+    reader_backend.seen()  # pcscd sees the removal at its next poll
     with pytest.raises(CardRemoved):
         counter.sell(identity, ITEMS)
     assert centre_records(server, counter.journal.get_meta("sign_no")) == []  # no settlement was sent
@@ -67,7 +64,7 @@ def test_card_pulled_mid_settlement_sends_nothing(rig, pcsc_stack):
 
 
 @pytest.mark.parametrize("failure", ["mute_card", "removed_mid_apdu", "psam_failed"])
-def test_equipment_failure_then_the_voucher_is_settled_by_reading_the_card(rig, failure):
+def test_equipment_failure_then_the_voucher_is_settled_by_reading_the_card(rig, reader_backend, failure):
     server, counter, slot = rig
     if failure == "mute_card":
         slot.card.set_faults(mute=True)
@@ -85,7 +82,7 @@ def test_equipment_failure_then_the_voucher_is_settled_by_reading_the_card(rig, 
         slot.psam.insert(VirtualPSAM.for_regions(["130100", "330300"]))
     if not slot.card.inserted:
         slot.card.insert(VirtualCard.issue(profile_for(REGISTRY, PERSON)))
-    time.sleep(0.5)
+    reader_backend.seen()
     counter.reader.close()
     counter.reader.wait_for_card(3)
     refund = counter.settle_voucher(deferred.voucher, counter.read_card())
