@@ -147,3 +147,14 @@ def test_the_control_socket_fits_a_unix_socket_path_however_deep_the_directory(t
     assert len(os.fsencode(deep / SOCKET_FILE)) > 107  # too long for AF_UNIX (sun_path holds 108 bytes)
     placed = socket_path(deep)
     assert len(os.fsencode(placed)) <= 107 and placed.is_absolute() and placed != socket_path(tmp_path / "other")
+
+
+def test_stack_error_is_one_of_medsettles_errors_with_a_stable_code():
+    from medsettle.errors import MedsettleError
+    from medsettle.hardware import daemon
+    from medsettle.hardware.stack import StackError
+
+    with pytest.raises(MedsettleError, match="no virtual reader stack is running") as caught:
+        daemon.HardwareClient(Path("no-such-stack-dir"))
+    assert isinstance(caught.value, StackError) and isinstance(caught.value, RuntimeError)
+    assert caught.value.code == "STACK_ERROR"

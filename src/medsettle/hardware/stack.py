@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import MedsettleError
 from .psam import VirtualPSAM
 from .vpcd import Slot
 
@@ -34,8 +35,14 @@ PCSCD_RUN_DIR = Path("/run/pcscd")
 START_TIMEOUT_S = 5.0
 
 
-class StackError(RuntimeError):
-    """The PC/SC stack cannot be brought up; the message says what is missing and how to get it."""
+class StackError(MedsettleError, RuntimeError):
+    """The PC/SC stack cannot be brought up or does not answer; the message says what is missing and how to
+    get it. One of medsettle's errors (code STACK_ERROR), and still a RuntimeError as it always was."""
+
+    code = "STACK_ERROR"
+
+    def __init__(self, message: str):
+        super().__init__(message)
 
 
 def pcscd_path() -> str | None:
