@@ -167,10 +167,7 @@ class VirtualCard:
         if p2 & 0x07 != 0x04:  # only "record number in P1"
             return A.sw(A.WRONG_P1P2)
         sfi = p2 >> 3
-        if sfi == 0:
-            fid = self.selected_file
-        else:
-            fid = {5: A.EF05, 6: A.EF06}.get(sfi)
+        fid = self.selected_file if sfi == 0 else {5: A.EF05, 6: A.EF06}.get(sfi)
         if fid is None:
             return A.sw(A.FILE_NOT_FOUND)
         if rec not in A.RECORDS_OF_FILE[fid]:

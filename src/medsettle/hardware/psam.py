@@ -3,13 +3,13 @@ checks a card's INTERNAL AUTHENTICATE answer, so the terminal never holds a key.
 
 Commands (our simulation's PSAM; real PSAMs follow the same pattern with vendor-specific codes):
 
-| command | APDU | answer |
-| --- | --- | --- |
-| SELECT the PSAM application | ``00 A4 04 00 0E "MEDSETTLE.PSAM"`` | 9000 |
-| GET CHALLENGE | ``00 84 00 00 08`` | 8 random bytes, 9000; the PSAM remembers them for one check |
-| DERIVE CARD KEY | ``80 1A 00 00 10 <card identification code, 16 bytes>`` | 9000; 6A88 when the region's issuing key is not held |
-| VERIFY CARD | ``80 82 00 00 18 <card's 16-byte answer> <8-byte digest of the data read>`` | 9000 genuine; 6988 not genuine; 6985 without a challenge and a derived key |
-| READ TERMINAL NUMBER | ``00 B0 96 00 06`` | the 6-byte PSAM terminal number (BCD), 9000 |
+- SELECT the PSAM application: ``00 A4 04 00 0E "MEDSETTLE.PSAM"`` → 9000
+- GET CHALLENGE: ``00 84 00 00 08`` → 8 random bytes, 9000; the PSAM remembers them for one check
+- DERIVE CARD KEY: ``80 1A 00 00 10 <card identification code, 16 bytes>`` → 9000; 6A88 when the region's
+  issuing key is not held
+- VERIFY CARD: ``80 82 00 00 18 <card's 16-byte answer> <8-byte digest of the data read>`` → 9000 genuine;
+  6988 not genuine; 6985 without a challenge and a derived key
+- READ TERMINAL NUMBER: ``00 B0 96 00 06`` → the 6-byte PSAM terminal number (BCD), 9000
 
 The challenge and the derived key are used once: every check starts with GET CHALLENGE and DERIVE CARD KEY.
 """

@@ -54,7 +54,8 @@ def vpcd_driver() -> str | None:
                 None)
 
 
-PYSCARD_MISSING = "pyscard is not installed (pip install 'medsettle[readers]' after libpcsclite-dev; .ci/run installs it)"
+PYSCARD_MISSING = ("pyscard is not installed (pip install 'medsettle[readers]' after libpcsclite-dev; "
+                   ".ci/run installs it)")
 
 
 def unavailable_reason() -> str | None:
@@ -192,7 +193,8 @@ class PcscStack:
             shutil.copyfile(driver, library)
             (self.conf_dir / f"{index:02d}-counter.conf").write_text(
                 f'FRIENDLYNAME "{name}"\nDEVICENAME   /dev/null:{port}\nLIBPATH      {library}\nCHANNELID    {port}\n')
-            self.counters[name] = Counter(name, port, Slot(port, name=f"{name}/card"), Slot(port + 1, name=f"{name}/psam"))
+            card, psam = Slot(port, name=f"{name}/card"), Slot(port + 1, name=f"{name}/psam")
+            self.counters[name] = Counter(name, port, card, psam)
 
     def start_pcscd(self) -> None:
         """Start pcscd on the written configuration and wait until every reader is listed."""

@@ -14,6 +14,7 @@ personalisation (:meth:`VirtualCard.issue`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -156,10 +157,8 @@ class Slot:
     def _close(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):  # the other end may have closed first
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def _run(self) -> None:

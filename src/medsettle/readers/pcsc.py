@@ -15,6 +15,7 @@ virtual backend; this module is how they travel through pcscd.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import queue
 import threading
 import time
@@ -318,10 +319,8 @@ class PcscReader(Reader):
 
     def close(self) -> None:
         if self._worker is not None:
-            try:
+            with contextlib.suppress(concurrent.futures.TimeoutError):  # a call still hung: its handles stay its
                 self._worker.submit(self._drop_links).result(timeout=self.deadline)
-            except concurrent.futures.TimeoutError:
-                pass  # a call still hung in the stack: leave its handles to it
             self._worker.stop()
             self._worker = None
         else:
