@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 from ..errors import MedsettleError
 from ..jsontext import dumps, loads
-from ..timeutil import now_shanghai
+from ..seams import SYSTEM_CLOCK, Clock
 
 SCHEMA_VERSION = "1"
 MAX_GROUP = 512  # entries committed together at most; bounds a transaction's size
@@ -73,7 +73,9 @@ class GroupCommitJournal:
 
     name = "journal"
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        """``clock``: where the rows' timestamps come from (the simulator passes its virtual clock)."""
+        self._clock = clock
         self.commits = 0  # transactions committed: fewer than entries when appends were grouped
         self.broken: JournalError | None = None  # the first failed commit: nothing after it is written
         self._queue: queue.Queue = queue.Queue()
@@ -94,7 +96,7 @@ class GroupCommitJournal:
         """Queue an entry; the Future resolves to its seq when durable (for callers that group their own)."""
         if self._closed:
             raise JournalError(f"{self.name} is closed")
-        row = (now_shanghai().replace(tzinfo=None).isoformat(timespec="microseconds"), kind, region, key,
+        row = (self._clock.now().replace(tzinfo=None).isoformat(timespec="microseconds"), kind, region, key,
                dumps(body))
         future: Future = Future()
         self._queue.put((row, future))
@@ -233,11 +235,11 @@ def _insert_rows_sql(rows: int) -> str:
 class SQLiteJournal(GroupCommitJournal):
     """The embedded journal: one SQLite file in WAL mode, synchronous=FULL."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, clock: Clock = SYSTEM_CLOCK):
         self.path = Path(path)
         self.name = f"journal {self.path}"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        super().__init__()
+        super().__init__(clock=clock)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)

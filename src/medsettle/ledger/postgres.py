@@ -12,6 +12,7 @@ from __future__ import annotations
 import zlib
 from typing import Any, Iterator
 
+from ..seams import SYSTEM_CLOCK, Clock
 from .journal import SCHEMA_VERSION, GroupCommitJournal, JournalError
 
 SCHEMA = """
@@ -29,14 +30,14 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 class PostgresJournal(GroupCommitJournal):
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, clock: Clock = SYSTEM_CLOCK):
         try:
             import psycopg  # noqa: F401, PLC0415 (only deployments on PostgreSQL need it)
         except ImportError:
             raise JournalError("the PostgreSQL journal needs psycopg 3: pip install 'psycopg[binary]'") from None
         self.url = url
         self.name = "PostgreSQL journal"
-        super().__init__()
+        super().__init__(clock=clock)
 
     # -- backend hooks ------------------------------------------------------------------------
 
