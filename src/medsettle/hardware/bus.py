@@ -16,23 +16,35 @@ The entries are named as :class:`.stack.PcscStack` names its readers (``<name> 0
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..seams import Clock
 from .apdu import FOREIGN_ATR
 from .psam import VirtualPSAM
 from .vpcd import Faults, distort, switch_faults
 
-__all__ = ["BusEntry", "VirtualBus", "VirtualSlot"]
+__all__ = ["BusEntry", "SlotCard", "VirtualBus", "VirtualSlot"]
+
+
+class SlotCard(Protocol):
+    """What goes into a slot: a card's (or a PSAM's) operating system, as VirtualCard and VirtualPSAM are."""
+
+    atr: bytes
+
+    def reset(self) -> bytes: ...
+
+    def process(self, command: bytes) -> bytes: ...
 
 
 class VirtualSlot:
     """One slot: the card (or PSAM) in it, its faults, and a count of insertions and removals that tells a
     reader's connection the card it connected to is no longer the one there."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.card = None
+        self.card: SlotCard | None = None
         self.faults = Faults()
         self.apdus = 0  # C-APDUs answered, for tests and benchmarks
         self.atr = b""  # as the card answered power-on at its insertion
@@ -42,7 +54,7 @@ class VirtualSlot:
 
     # -- the tester's hands ---------------------------------------------------------------------
 
-    def insert(self, card) -> None:
+    def insert(self, card: SlotCard) -> None:
         """Put ``card`` in the slot (replacing any card already there), powered on: its session starts afresh,
         and its ATR is the foreign one when ``wrong_atr`` is on now."""
         with self._lock:
@@ -66,7 +78,7 @@ class VirtualSlot:
     def inserted(self) -> bool:
         return self._inserted
 
-    def set_faults(self, **faults) -> None:
+    def set_faults(self, **faults: bool | float) -> None:
         """Switch these faults on (or off, with a false value); the others stay as they are. An unknown
         name changes nothing."""
         switch_faults(self.faults, faults)
@@ -87,18 +99,20 @@ class VirtualSlot:
             with self._lock:
                 self._pull()
             return b""
+        card = self.card
+        assert card is not None  # inserted
         if faults.mute:
             clock.sleep(within)
             return b"" if generation != self.generation else None
         if faults.slow_s >= within:
             clock.sleep(within)
-            self.card.process(command)  # the card answers after the reader has given up on it
+            card.process(command)  # the card answers after the reader has given up on it
             return None
         if faults.slow_s:
             clock.sleep(faults.slow_s)
         if generation != self.generation:
             return b""
-        answer = distort(self.card.process(command), faults)
+        answer = distort(card.process(command), faults)
         self.apdus += 1
         return answer
 
@@ -124,7 +138,8 @@ class VirtualBus:
     """The reader entries of one process (a counter each), with a PSAM for ``regions`` in every PSAM slot.
     ``stop_service`` and ``start_service`` stand for the PC/SC service going away and coming back."""
 
-    def __init__(self, counters=("Counter",), *, regions=("130100", "330300")):
+    def __init__(self, counters: Iterable[str] = ("Counter",), *,
+                 regions: Iterable[str] = ("130100", "330300")) -> None:
         self.regions = tuple(regions)
         self.counters: dict[str, BusEntry] = {}
         self.service_up = True
@@ -172,5 +187,5 @@ class VirtualBus:
     def __enter__(self) -> VirtualBus:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -49,7 +49,7 @@ def _factory(backend: str) -> Callable[..., Reader]:
     return factory
 
 
-def open_reader(backend: str, name: str | None = None, *, psam: str | None = None, **options) -> Reader:
+def open_reader(backend: str, name: str | None = None, *, psam: str | None = None, **options: object) -> Reader:
     """A reader of ``backend`` for the card in ``name`` and the PSAM in ``psam`` (``name=None``: the backend's
     first reader and its PSAM). ``options`` are the backend's own: ``deadline`` and ``trace`` for both,
     ``bus`` (required) and ``clock`` for ``virtual``."""

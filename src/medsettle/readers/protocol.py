@@ -93,7 +93,7 @@ class CardSession:
     ``open_link(slot name)`` gives. It keeps the two links open between operations and reconnects when the
     card was swapped or reset."""
 
-    def __init__(self, card_reader: str, psam_reader: str | None, open_link: Callable[[str], Link]):
+    def __init__(self, card_reader: str, psam_reader: str | None, open_link: Callable[[str], Link]) -> None:
         self.card_reader, self.psam_reader = card_reader, psam_reader
         self._open_link = open_link
         self._card: Link | None = None

@@ -31,6 +31,7 @@ __all__ = ["POLL_S", "VirtualReader"]
 
 POLL_S = 0.02  # how often wait_for_card looks at the slot (on the reader's clock)
 T = TypeVar("T")
+Trace = Callable[..., None]  # (reader, command, answer or None, elapsed seconds[, error]): an ApduTrace
 
 
 class _Unanswered(Exception):
@@ -46,7 +47,7 @@ class _Link:
     """One connection to one slot of the bus; it holds the slot's insertion count at connect, so a card
     pulled or swapped since is refused, as pcscd refuses a stale handle."""
 
-    def __init__(self, bus: VirtualBus, reader: str, *, trace, clock: Clock, deadline: float):
+    def __init__(self, bus: VirtualBus, reader: str, *, trace: Trace | None, clock: Clock, deadline: float) -> None:
         if not bus.service_up:
             raise _service_down(reader)
         slot = bus.slot(reader)
@@ -102,7 +103,7 @@ class VirtualReader(Reader):
     one APDU may go unanswered before the card counts as mute, on ``clock``."""
 
     def __init__(self, name: str | None = None, psam: str | None = None, *, bus: VirtualBus, deadline: float = 2.0,
-                 trace=None, clock: Clock = SYSTEM_CLOCK):
+                 trace: Trace | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         if name is None:
             first = bus.first_reader()
             if first is None:
