@@ -3,9 +3,9 @@
 POST / (or the platform's own path) with a JSON body; GET /schema for the message schemas; POST /admin
 for the registry's card and person events (the server listens on 127.0.0.1 only). A request is applied
 on the event loop (``Centre.submit``) and its answer awaits the journal's group commit there, so many
-requests share one fsync without a thread each; the few requests that may block on something else (a
-2601 waiting for the original's answer, reconciliation and downloads that read much) and the admin API
-run on a small thread pool.
+requests share one fsync without a thread each. No transaction blocks: a 2601 waiting for its original's
+answer is a chained Future like any other. Only the admin API, whose calls wait for the journal, runs
+on a small thread pool.
 Bodies over 1 MiB, bodies that are not JSON, and anything else malformed get ``infcode -1`` naming
 what is wrong; nothing about them is stored.
 """
@@ -33,10 +33,6 @@ MAX_BODY = 1024 * 1024
 PLATFORM_PATH = "/fsi/api/rsfComIfsService/callService"
 
 
-# Transactions answered on the thread pool: they may wait on another answer or do long reads.
-ON_THREADS = frozenset({"2601", "3201", "3202", "1312", "9901"})
-
-
 def make_app(centre: Centre, *, workers: int = 8) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medsettle-centre")
@@ -59,16 +55,12 @@ def make_app(centre: Centre, *, workers: int = 8) -> web.Application:
             return _json({"infcode": -1, "inf_refmsgid": "", "err_msg": f"INVALID_INPUT: the body is not JSON "
                           f"({exc})", "output": {}}, status=400)
         try:
-            if isinstance(data, dict) and data.get("infno") in ON_THREADS:
-                response = await asyncio.get_running_loop().run_in_executor(
-                    executor, lambda: centre.submit(data).result())
-            else:
-                answer = centre.submit(data)
-                if not answer.done():
-                    if not durable:
-                        durable.append(_DurableAnswers(asyncio.get_running_loop()))
-                    await durable[0].wait(answer)
-                response = answer.result()
+            answer = centre.submit(data)
+            if not answer.done():
+                if not durable:
+                    durable.append(_DurableAnswers(asyncio.get_running_loop()))
+                await durable[0].wait(answer)
+            response = answer.result()
         except Exception as exc:  # noqa: BLE001 (a bug: answer in the platform's shape, and log it)
             log.exception("request failed")
             return _json({"infcode": -1, "inf_refmsgid": data.get("msgid", "") if isinstance(data, dict) else "",

@@ -1,5 +1,5 @@
 """Cards at the counter: 1101 person info, card checks on every message that presents one, activation
-on first use at a designated institution, and the card and person events of the admin API.
+on first use at a designated institution, and the card events and account credits of the admin API.
 
 The centre's record of a card is authoritative (docs/card.md): a lost or cancelled card is refused at
 every counter; an issued card is activated by its first registration (2201/2401) or pharmacy sale (2102);
@@ -11,46 +11,69 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InvalidInput
+from ..ledger.journal import Entry
 from ..money import fen_to_decimal, to_fen
+from .core import Ledger
 from .institutions import Institution
 from .messages import Envelope, PersonQuery
-from .registry import CARD_EVENT, ISSUED, PERSON_EVENT, Card, CardRefused
+from .qr import QrVouchers
+from .regions import OwnedRegions
+from .registry import CARD_EVENT, ISSUED, Card, CardRefused, Registry
+
+CREDIT = "credit"
 
 
-class CardChecks:
+class Cards:
+    """The cards' state is the registry's (changed only through its ``apply``); this flow owns the keys of
+    the account credits made (``psn_no/key``), so each credit is made once."""
+
+    def __init__(self, ledger: Ledger, registry: Registry, qr: QrVouchers, regions: OwnedRegions):
+        self._ledger = ledger
+        self._registry = registry
+        self._qr = qr
+        self._regions = regions
+        self._credit_keys: set[str] = set()
+        ledger.owns(CARD_EVENT, self._replay_card_event)
+        ledger.owns(CREDIT, self._replay_credit)
+
+    def handlers(self) -> dict:
+        return {"1101": self._person_info}
+
     def _person_info(self, env: Envelope, institution: Institution, payload: PersonQuery) -> dict:
         d = payload.data
         if d.mdtrt_cert_type == "03":
-            psn_no = self.registry.card_for(d.mdtrt_cert_no, d.card_sn, field="input.data.mdtrt_cert_no").psn_no
+            psn_no = self._registry.card_for(d.mdtrt_cert_no, d.card_sn, field="input.data.mdtrt_cert_no",
+                                             today=self._ledger.clock.now().date()).psn_no
         elif d.mdtrt_cert_type == "02":
-            psn_no = self.registry.person_by_certno(d.certno or d.mdtrt_cert_no)
+            psn_no = self._registry.person_by_certno(d.certno or d.mdtrt_cert_no)
         else:  # 01, the QR e-voucher
-            psn_no = self.person_by_qr(d.mdtrt_cert_no, field="input.data.mdtrt_cert_no")
-        if self.partial:
-            self.owns_person(psn_no, "input.data.mdtrt_cert_no")
-        with self._lock:
-            balance = self.settler.person_state(psn_no).balance
-        return self.registry.baseinfo(psn_no, balance)
+            psn_no = self._qr.person_of(d.mdtrt_cert_no, field="input.data.mdtrt_cert_no")
+        if self._regions.partial:
+            self._regions.owns_person(psn_no, "input.data.mdtrt_cert_no")
+        with self._ledger.lock:
+            balance = self._ledger.settler.person_state(psn_no).balance
+        return self._registry.baseinfo(psn_no, balance, today=self._ledger.clock.now().date())
 
-    def _present_card(self, env: Envelope, institution: Institution, data: Any, psn_no: str, *,
+    def present(self, env: Envelope, institution: Institution, data: Any, psn_no: str, *,
                       activate: bool = False, presettle: bool = False) -> Card | None:
         """Check the card a message presents (mdtrt_cert_type 03); activate an issued one on first use."""
         cert_type = getattr(data, "mdtrt_cert_type", "")
         if cert_type == "01":  # the QR e-voucher: valid, and this person's
-            if self.person_by_qr(data.mdtrt_cert_no, field="input.data.mdtrt_cert_no") != psn_no:
+            if self._qr.person_of(data.mdtrt_cert_no, field="input.data.mdtrt_cert_no") != psn_no:
                 raise CardRefused("QR_UNKNOWN", f"the QR e-voucher is not person {psn_no}'s",
                                   field="input.data.mdtrt_cert_no")
             return None
         if cert_type != "03":
             return None
         card_sn = (getattr(data, "model_extra", None) or {}).get("card_sn", "")
-        card = self.registry.card_for(data.mdtrt_cert_no, card_sn, psn_no, field="input.data.mdtrt_cert_no")
+        card = self._registry.card_for(data.mdtrt_cert_no, card_sn, psn_no, field="input.data.mdtrt_cert_no",
+                                       today=self._ledger.clock.now().date())
         if card.status == ISSUED:
             if activate:
-                self._commit(CARD_EVENT, institution.admdvs, f"{env.msgid}/activate",
-                             {"card_no": card.card_no, "action": "activate", "by": institution.fixmedins_code},
-                             apply=lambda: self.registry.apply(CARD_EVENT, {"card_no": card.card_no,
-                                                                            "action": "activate"}))
+                self._ledger.commit(CARD_EVENT, institution.admdvs, f"{env.msgid}/activate",
+                                    {"card_no": card.card_no, "action": "activate", "by": institution.fixmedins_code},
+                                    apply=lambda: self._registry.apply(CARD_EVENT, {"card_no": card.card_no,
+                                                                                    "action": "activate"}))
             elif not presettle:
                 raise CardRefused("CARD_NOT_ACTIVATED", f"card {card.card_no} is not activated: activate it at a "
                                   "bank or by a registration or pharmacy sale", field="input.data.mdtrt_cert_no")
@@ -62,17 +85,17 @@ class CardChecks:
         """activate (at a bank), lost (optionally with a replacement card, issued), or cancel a card."""
         if action not in ("activate", "lost", "cancel"):
             raise InvalidInput(f"unknown card action {action!r}: activate, lost or cancel", field="action")
-        card = self.registry.cards.get(card_no)
+        card = self._registry.cards.get(card_no)
         if card is None:
             raise InvalidInput(f"no card {card_no!r}", field="card_no")
         body: dict[str, Any] = {"card_no": card_no, "action": action}
         if action == "lost" and replace:
-            n = len(self.registry.cards)
+            n = len(self._registry.cards)
             region = card.card_sn[:6]
             body["replacement"] = {"card_no": f"R{n:08d}", "card_sn": f"{region}D156000005{n:08d}FFFFFFFF",
                                    "psn_no": card.psn_no, "status": ISSUED}
-        self._commit(CARD_EVENT, card.card_sn[:6], f"admin/{card_no}/{action}/{len(self.registry.cards)}", body,
-                     apply=lambda: self.registry.apply(CARD_EVENT, body))
+        self._ledger.commit(CARD_EVENT, card.card_sn[:6], f"admin/{card_no}/{action}/{len(self._registry.cards)}",
+                            body, apply=lambda: self._registry.apply(CARD_EVENT, body))
         return body
 
     def credit_account(self, psn_no: str, amount: Any, key: str) -> dict:
@@ -80,28 +103,24 @@ class CardChecks:
         fen = to_fen(amount, "amount")
         if fen <= 0:
             raise InvalidInput("a credit is a positive amount", field="amount")
-        region = self.settler.population.region_of(self.settler.population.index_of(psn_no))
+        ledger = self._ledger
+        region = ledger.settler.population.region_of(ledger.settler.population.index_of(psn_no))
         journal_key = f"{psn_no}/{key}"
-        with self._lock:
-            self._refuse_if_failed()
+        with ledger.lock:
+            ledger.refuse_if_failed()
             if journal_key in self._credit_keys:
                 raise InvalidInput(f"the credit {key} of {psn_no} was already made", field="key")
             self._credit_keys.add(journal_key)
-            balance = self.settler.credit(psn_no, fen)
-            future = self.journal.append_future("credit", region, journal_key, {
+            balance = ledger.settler.credit(psn_no, fen)
+            future = ledger.append(CREDIT, region, journal_key, {
                 "psn_no": psn_no, "amount": fen, "reason": f"monthly credit {key}", "balance": balance})
-        self._wait(future)
+        ledger.wait(future)
         return {"psn_no": psn_no, "amount": str(fen_to_decimal(fen)), "balc": str(fen_to_decimal(balance))}
 
-    def cancel_person(self, psn_no: str, reason: str) -> dict:
-        """End a person's insurance here (emigration, household registration lost, transfer out, death)."""
-        if reason not in ("emigration", "household", "transfer_out", "death"):
-            raise InvalidInput(f"unknown reason {reason!r}: emigration, household, transfer_out or death",
-                               field="reason")
-        region = self.settler.population.region_of(self.settler.population.index_of(psn_no))
-        body = {"psn_no": psn_no, "action": "cancel", "reason": reason}
-        if not self.settler.population.describe(self.settler.population.index_of(psn_no))["active"]:
-            raise InvalidInput(f"person {psn_no} is not insured here now", field="psn_no")
-        self._commit(PERSON_EVENT, region, f"admin/{psn_no}/cancel", body,
-                     apply=lambda: self.registry.apply(PERSON_EVENT, body))
-        return body
+    # -- replay ---------------------------------------------------------------------------------
+
+    def _replay_card_event(self, entry: Entry) -> None:
+        self._registry.apply(entry.kind, entry.body)
+
+    def _replay_credit(self, entry: Entry) -> None:
+        self._credit_keys.add(entry.key)  # the settler has applied the credit (medsettle.ledger.replay)

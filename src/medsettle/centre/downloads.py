@@ -9,12 +9,20 @@ medsettle.policy.policy_from_dict). Both say which version they answer, so a cou
 from __future__ import annotations
 
 from ..errors import InvalidInput
-from ..timeutil import now_shanghai
+from ..policy.models import Policy
+from ..seams import Clock
 from .institutions import Institution
 from .messages import Download, Envelope
 
 
 class Downloads:
+    def __init__(self, policy: Policy, clock: Clock):
+        self._policy = policy
+        self._clock = clock  # "today" when the counter does not name a day
+
+    def handlers(self) -> dict:
+        return {"1312": self._download_catalogue, "9901": self._download_rules}
+
     def _download_catalogue(self, env: Envelope, institution: Institution, payload: Download) -> dict:
         d = payload.data
         region, catalogue = self._in_force(d, institution, "catalogue")
@@ -41,10 +49,10 @@ class Downloads:
         """(region, its catalogue or rule set in force on the asked day: today by default)."""
         admdvs = d.admdvs or institution.admdvs
         try:
-            region = self.settler.policy.region(admdvs)
+            region = self._policy.region(admdvs)
         except KeyError:
             raise InvalidInput(f"region {admdvs} is not in the policy", field="input.data.admdvs") from None
-        day = d.date or now_shanghai().date()
+        day = d.date or self._clock.now().date()
         found = region.catalogue_on(day) if what == "catalogue" else region.ruleset_on(day)
         if found is None:
             raise InvalidInput(f"no {what} of {admdvs} is in force on {day}", field="input.data.date")

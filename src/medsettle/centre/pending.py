@@ -43,6 +43,32 @@ def then(future: Future, on_result: Callable[[Any], Any], on_error: Callable[[Me
     return chained
 
 
+def after(future: Future, make: Callable[[], Future]) -> Future:
+    """A Future of what ``make()`` answers, called once ``future`` is done (whatever its outcome): an answer
+    that depends on another is chained to it, so no thread waits. ``make`` runs on the thread that
+    completes ``future`` (the journal's, or the caller's if it is done already)."""
+    chained: Future = Future()
+
+    def done(_: Future) -> None:
+        try:
+            made = make()
+        except BaseException as exc:  # a bug: passed on to the caller
+            chained.set_exception(exc)
+            return
+        made.add_done_callback(lambda result: _copy(result, chained))
+
+    future.add_done_callback(done)
+    return chained
+
+
+def _copy(source: Future, target: Future) -> None:
+    exc = source.exception()
+    if exc is None:
+        target.set_result(source.result())
+    else:
+        target.set_exception(exc)
+
+
 def when_all(futures: list[Future], on_all_done: Callable[[BaseException | None], None]) -> None:
     """Call ``on_all_done(None)`` once every future has succeeded, or ``on_all_done(first failure)`` once
     all are done.

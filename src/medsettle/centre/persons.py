@@ -1,7 +1,7 @@
 """Persons and cards as the region's agency keeps them: enrolment, unit changes,
 contributions with the monthly account credit, card issue through its channels, transfer between regions,
 and the QR e-voucher. Each change is a journaled PERSON_EVENT or CARD_EVENT, applied by
-:meth:`PersonAdmin._apply_person_event` both live and on replay, so a restarted centre has the same persons.
+:meth:`PersonsFlow._apply_person_event` both live and on replay, so a restarted centre has the same persons.
 
 Choices where the seeds are silent (also in README):
 - psn_no of a new person: the region's 6 digits and the person's row, 14 digits (as generated ones);
@@ -18,7 +18,6 @@ Choices where the seeds are silent (also in README):
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,23 +26,26 @@ from ..engine.bills import field_path
 from ..engine.eligibility import contribution_run, late_enrolment_wait
 from ..engine.persons import FLAG_ACTIVE, FLAG_ASSISTANCE
 from ..errors import InvalidInput
+from ..ledger.journal import Entry
 from ..money import apply_bp, fen_to_decimal, to_fen
 from ..policy.codes import INSUTYPE_INDEX, PSN_TYPE_INDEX, PSN_TYPES_OF_INSUTYPE
-from ..timeutil import month_index, now_shanghai
+from ..timeutil import month_index
 from . import admin as A
+from .cards import Cards
+from .core import Ledger
+from .qr import QrVouchers
+from .regions import OwnedRegions
 from .registry import (
     CARD_EVENT,
     ISSUED,
     PERSON_EVENT,
     Card,
-    CardRefused,
     Identity,
+    Registry,
     id_check_digit,
 )
 
 READY_AFTER_WORKING_DAYS = {"on_the_spot": 0, "delegate": 0, "service_point": 3, "employer": 3}
-QR_VALID = dt.timedelta(minutes=5)
-QR_LENGTH = 40
 MAX_BASE_FEN = 100_000_000  # a monthly contribution base above 1,000,000.00 yuan is a typing error
 
 
@@ -59,8 +61,17 @@ def _month_text(m: int) -> str:
     return f"{m // 12:04d}-{m % 12 + 1:02d}"
 
 
-class PersonAdmin:
-    """Mixin of the Centre: the admin API of persons and cards."""
+class PersonsFlow:
+    """The admin API of persons and cards. The persons' state is the settler's (their rows) and the
+    registry's (identities, contributions, transfers); card actions and credits go to the cards flow."""
+
+    def __init__(self, ledger: Ledger, registry: Registry, cards: Cards, qr: QrVouchers, regions: OwnedRegions):
+        self._ledger = ledger
+        self._registry = registry
+        self._cards = cards
+        self._qr = qr
+        self._regions = regions
+        ledger.owns(PERSON_EVENT, self._replay)
 
     def admin(self, body: Any) -> dict:
         """One admin request (a dict with ``action``); answers a dict, raises InvalidInput naming the field."""
@@ -75,43 +86,47 @@ class PersonAdmin:
         except ValidationError as exc:
             err = exc.errors()[0]
             raise InvalidInput(err["msg"], field=field_path(err["loc"]) or "request") from None
-        if self.partial:
+        if self._regions.partial:
             self._check_admin_ownership(req)
         if isinstance(req, A.CardAction):
-            return self.card_event(req.card_no, req.card_action, replace=req.replace)
+            return self._cards.card_event(req.card_no, req.card_action, replace=req.replace)
         if isinstance(req, A.Credit):
-            return self.credit_account(req.psn_no, req.amount, req.key)
+            return self._cards.credit_account(req.psn_no, req.amount, req.key)
         if isinstance(req, A.CancelPerson):
             return self.cancel_person(req.psn_no, req.reason)
-        return getattr(self, req.action)(req)
+        actions = {"enrol": self.enrol, "change_unit": self.change_unit, "contribute": self.contribute,
+                   "issue_card": self.issue_card, "issue_cards_employer": self.issue_cards_employer,
+                   "transfer_out": self.transfer_out, "transfer_in": self.transfer_in, "issue_qr": self.issue_qr,
+                   "card_record": self.card_record}
+        return actions[req.action](req)
 
     def _check_admin_ownership(self, req) -> None:
         """Only the process owning a person's region changes them (several processes, one database)."""
-        if isinstance(req, A.Enrol) and req.insuplc_admdvs not in self.owned:
+        if isinstance(req, A.Enrol) and req.insuplc_admdvs not in self._regions.owned:
             raise InvalidInput(f"region {req.insuplc_admdvs} is not owned by this centre process",
                                field="insuplc_admdvs")
-        if isinstance(req, A.CardAction) and req.card_no in self.registry.cards:
-            self.owns_person(self.registry.cards[req.card_no].psn_no, "card_no")
+        if isinstance(req, A.CardAction) and req.card_no in self._registry.cards:
+            self._regions.owns_person(self._registry.cards[req.card_no].psn_no, "card_no")
         if isinstance(req, A.IssueCardsEmployer):
             for j, psn_no in enumerate(req.psn_nos):
-                self.owns_person(psn_no, f"psn_nos[{j}]")
+                self._regions.owns_person(psn_no, f"psn_nos[{j}]")
         if isinstance(req, A.TransferIn):
-            cert = self.registry.transfers.get(req.certificate_no)
-            if cert is not None and not {cert["from_admdvs"], cert["to_admdvs"]} <= self.owned:
+            cert = self._registry.transfers.get(req.certificate_no)
+            if cert is not None and not {cert["from_admdvs"], cert["to_admdvs"]} <= self._regions.owned:
                 raise InvalidInput("a transfer between regions owned by different centre processes is accepted "
                                    "by a process owning both (the person's state lives in the old one)",
                                    field="certificate_no")
-        if isinstance(req, A.TransferOut) and req.to_admdvs not in self.owned:
+        if isinstance(req, A.TransferOut) and req.to_admdvs not in self._regions.owned:
             raise InvalidInput(f"region {req.to_admdvs} is owned by another centre process: transfer within the "
                                "regions of one process", field="to_admdvs")
         psn_no = getattr(req, "psn_no", None)
         if psn_no:
-            self.owns_person(psn_no)
+            self._regions.owns_person(psn_no)
 
     # -- enrolment and units ------------------------------------------------------------------------
 
     def enrol(self, req: A.Enrol) -> dict:
-        policy = self.settler.policy
+        policy = self._ledger.settler.policy
         regions = [r.admdvs for r in policy.regions]
         if req.insuplc_admdvs not in regions:
             raise InvalidInput(f"region {req.insuplc_admdvs} is not one of this centre's ({', '.join(regions)})",
@@ -123,15 +138,15 @@ class PersonAdmin:
             raise InvalidInput(f"person type {req.psn_type} is not one of scheme {req.insutype}", field="psn_type")
         if id_check_digit(req.certno[:17]) != req.certno[17]:
             raise InvalidInput("the ID number's check digit is wrong", field="certno")
-        if req.certno in self.registry.by_certno:
-            raise InvalidInput(f"ID number {req.certno} is already insured as {self.registry.by_certno[req.certno]}",
+        if req.certno in self._registry.by_certno:
+            raise InvalidInput(f"ID number {req.certno} is already insured as {self._registry.by_certno[req.certno]}",
                                field="certno")
         try:
             if len(req.psn_name.encode("gbk")) > 30:
                 raise InvalidInput("the name is longer than a card holds (30 bytes in GBK)", field="psn_name")
         except UnicodeEncodeError:
             raise InvalidInput("the name has characters outside GBK", field="psn_name") from None
-        today = now_shanghai().date()
+        today = self._ledger.clock.now().date()
         if req.brdy > today:
             raise InvalidInput("the birth date is in the future", field="brdy")
         if req.insutype == "310":
@@ -146,10 +161,10 @@ class PersonAdmin:
         if req.insutype == "390" and req.uncovered_years:
             rules = region.ruleset_on(today) or region.rulesets[0]
             extra_wait = late_enrolment_wait(rules, req.uncovered_years)
-        with self._lock:
-            row = len(self.settler.population)
+        with self._ledger.lock:
+            row = len(self._ledger.settler.population)
             psn_no = f"{region.admdvs}{row:014d}"
-            while psn_no in (self.settler.population._index or {}):
+            while psn_no in self._ledger.settler.population.index:
                 row += 1
                 psn_no = f"{region.admdvs}{row:014d}"
         body = {"action": "enrol", "psn_no": psn_no, "insutype": req.insutype, "psn_type": req.psn_type,
@@ -167,7 +182,7 @@ class PersonAdmin:
                                field="psn_no")
         if not d["active"]:
             raise InvalidInput(f"person {req.psn_no} is not insured here now", field="psn_no")
-        ident = self.registry.identities[req.psn_no]
+        ident = self._registry.identities[req.psn_no]
         if ident.emp_no == req.emp_no:
             raise InvalidInput(f"person {req.psn_no} is already with unit {req.emp_no}", field="emp_no")
         body = {"action": "change_unit", "psn_no": req.psn_no, "emp_no": req.emp_no, "emp_name": req.emp_name,
@@ -183,9 +198,9 @@ class PersonAdmin:
             raise InvalidInput(f"person {req.psn_no} is not insured here now", field="psn_no")
         year, mon = (int(x) for x in req.month.split("-"))
         month = year * 12 + mon - 1
-        if month in self.registry.contributions.get(req.psn_no, set()):
+        if month in self._registry.contributions.get(req.psn_no, set()):
             raise InvalidInput(f"the contribution of {req.month} is already recorded", field="month")
-        region = self.settler.policy.regions[[r.admdvs for r in self.settler.policy.regions].index(d["insuplc_admdvs"])]
+        region = self._ledger.settler.policy.region(d["insuplc_admdvs"])
         rules = region.ruleset_on(dt.date(year, mon, 1)) or region.rulesets[0]
         if d["psn_type"] == "11":  # an employee in service: a share of the base goes to the account
             if req.base is None:
@@ -200,9 +215,9 @@ class PersonAdmin:
             credit = rules.account.retiree_monthly if d["psn_type"] == "12" else 0
         body = {"action": "contribute", "psn_no": req.psn_no, "month": month, "credit": credit}
         self._person_commit(d["insuplc_admdvs"], f"{req.psn_no}/contribute/{req.month}", body)
-        with self._lock:
-            balance = self.settler.person_state(req.psn_no).balance
-            attrs = self.settler.population.describe(self.settler.population.index_of(req.psn_no))
+        with self._ledger.lock:
+            balance = self._ledger.settler.person_state(req.psn_no).balance
+            attrs = self._ledger.settler.population.describe(self._ledger.settler.population.index_of(req.psn_no))
         return {"psn_no": req.psn_no, "month": req.month, "credit": str(fen_to_decimal(credit)),
                 "balc": str(fen_to_decimal(balance)), "contrib_from": attrs["contrib_from"],
                 "paid_through": attrs["paid_through"]}
@@ -214,7 +229,7 @@ class PersonAdmin:
             if req.delegate_certno is None:
                 raise InvalidInput("a card collected by a delegate needs the delegate's ID number",
                                    field="delegate_certno")
-            holder = self.registry.identities.get(req.psn_no)
+            holder = self._registry.identities.get(req.psn_no)
             if holder is not None and req.delegate_certno == holder.certno:
                 raise InvalidInput("the delegate is someone other than the holder", field="delegate_certno")
         elif req.delegate_certno is not None:
@@ -222,13 +237,13 @@ class PersonAdmin:
         return self._issue(req.psn_no, req.channel, req.delegate_certno)
 
     def _issue(self, psn_no: str, channel: str, delegate_certno: str | None) -> dict:
-        with self._lock:  # the card number is the count of cards: taken and used under the lock
+        with self._ledger.lock:  # the card number is the count of cards: taken and used under the lock
             card = self._new_card(psn_no, channel, field="psn_no")
             body = {"action": "issue", "card": vars(card), "delegate_certno": delegate_certno}
-            self._refuse_if_failed()
-            self.registry.apply(CARD_EVENT, body)
-            future = self.journal.append_future(CARD_EVENT, card.card_sn[:6], f"{card.card_no}/issue", body)
-        self._wait(future)
+            self._ledger.refuse_if_failed()
+            self._registry.apply(CARD_EVENT, body)
+            future = self._ledger.append(CARD_EVENT, card.card_sn[:6], f"{card.card_no}/issue", body)
+        self._ledger.wait(future)
         return {"psn_no": psn_no, "card_no": card.card_no, "card_sn": card.card_sn, "status": card.status,
                 "channel": channel, "ready_on": card.ready_on}
 
@@ -237,7 +252,7 @@ class PersonAdmin:
         if len(set(req.psn_nos)) != len(req.psn_nos):
             raise InvalidInput("a person is listed twice", field="psn_nos")
         for i, psn_no in enumerate(req.psn_nos):
-            ident = self.registry.identities.get(psn_no)
+            ident = self._registry.identities.get(psn_no)
             if ident is None or ident.emp_no != req.emp_no:
                 raise InvalidInput(f"{psn_no!r} is not an employee of unit {req.emp_no}", field=f"psn_nos[{i}]")
             self._new_card(psn_no, "employer", field=f"psn_nos[{i}]")  # checks only
@@ -248,13 +263,13 @@ class PersonAdmin:
         d = self._describe(psn_no, field=field)
         if not d["active"]:
             raise InvalidInput(f"person {psn_no} is not insured here now", field=field)
-        held = self.registry.usable_card_of(psn_no)
+        held = self._registry.usable_card_of(psn_no)
         if held is not None:
             raise InvalidInput(f"person {psn_no} already holds card {held.card_no} ({held.status}): report it lost "
                                "first", field=field)
-        n = len(self.registry.cards)
+        n = len(self._registry.cards)
         region = d["insuplc_admdvs"]
-        ready = add_working_days(now_shanghai().date(), READY_AFTER_WORKING_DAYS[channel])
+        ready = add_working_days(self._ledger.clock.now().date(), READY_AFTER_WORKING_DAYS[channel])
         return Card(card_no=f"{region[:2]}{n:07d}", card_sn=f"{region}D156000005{n:08d}FFFFFFFF", psn_no=psn_no,
                     status=ISSUED, channel=channel,
                     ready_on="" if READY_AFTER_WORKING_DAYS[channel] == 0 else ready.isoformat())
@@ -267,12 +282,12 @@ class PersonAdmin:
             raise InvalidInput(f"person {req.psn_no} is not insured here now", field="psn_no")
         if req.to_admdvs == d["insuplc_admdvs"]:
             raise InvalidInput("a transfer goes to another region", field="to_admdvs")
-        if req.to_admdvs not in [r.admdvs for r in self.settler.policy.regions]:
+        if req.to_admdvs not in [r.admdvs for r in self._ledger.settler.policy.regions]:
             raise InvalidInput(f"region {req.to_admdvs} is not one of this centre's", field="to_admdvs")
-        today = now_shanghai().date()
-        with self._lock:
-            state = self.settler.person_state(req.psn_no)
-        cert = {"certificate_no": f"TC{d['insuplc_admdvs']}{req.to_admdvs}{len(self.registry.transfers) + 1:08d}",
+        today = self._ledger.clock.now().date()
+        with self._ledger.lock:
+            state = self._ledger.settler.person_state(req.psn_no)
+        cert = {"certificate_no": f"TC{d['insuplc_admdvs']}{req.to_admdvs}{len(self._registry.transfers) + 1:08d}",
                 "psn_no": req.psn_no, "from_admdvs": d["insuplc_admdvs"], "to_admdvs": req.to_admdvs,
                 "month": month_index(today), "date": today.isoformat(), "balance": state.balance,
                 "accumulators": {"year": state.acc_year, "deductible_met": list(state.ded_met),
@@ -284,7 +299,7 @@ class PersonAdmin:
         return {**cert, "balance": str(fen_to_decimal(cert["balance"]))}
 
     def transfer_in(self, req: A.TransferIn) -> dict:
-        cert = self.registry.transfers.get(req.certificate_no)
+        cert = self._registry.transfers.get(req.certificate_no)
         if cert is None:
             raise InvalidInput(f"no transfer certificate {req.certificate_no!r}", field="certificate_no")
         if cert["accepted"]:
@@ -292,12 +307,12 @@ class PersonAdmin:
         d = self._describe(cert["psn_no"])
         if d["insutype"] == "310" and not (req.emp_no and req.emp_name):
             raise InvalidInput("an employee is accepted with their new unit (emp_no and emp_name)", field="emp_no")
-        with self._lock:
-            balance = self.settler.person_state(cert["psn_no"]).balance
+        with self._ledger.lock:
+            balance = self._ledger.settler.person_state(cert["psn_no"]).balance
         if balance != cert["balance"]:  # nothing may move while the person is between regions
             raise InvalidInput(f"the balance {balance} differs from the certificate's {cert['balance']}",
                                field="certificate_no")
-        month = month_index(now_shanghai().date())
+        month = month_index(self._ledger.clock.now().date())
         body = {"action": "transfer_in", "certificate_no": req.certificate_no, "psn_no": cert["psn_no"],
                 "gap_months": list(range(cert["month"] + 1, month)),
                 "emp_no": req.emp_no or f"{cert['to_admdvs']}V00000",
@@ -309,11 +324,11 @@ class PersonAdmin:
     def card_record(self, req: A.CardRecord) -> dict:
         """The person's identity and newest card, as a card is personalised from them (read-only)."""
         self._describe(req.psn_no)
-        ident = self.registry.identities[req.psn_no]
-        cards = self.registry.cards_of.get(req.psn_no, [])
+        ident = self._registry.identities[req.psn_no]
+        cards = self._registry.cards_of.get(req.psn_no, [])
         if not cards:
             raise InvalidInput(f"person {req.psn_no} has no card: issue one first", field="psn_no")
-        card = self.registry.cards[cards[-1]]
+        card = self._registry.cards[cards[-1]]
         return {"psn_no": req.psn_no, "psn_name": ident.psn_name, "certno": ident.certno, "gend": ident.gend,
                 "brdy": ident.brdy.isoformat(), "card_no": card.card_no, "card_sn": card.card_sn,
                 "status": card.status}
@@ -324,38 +339,42 @@ class PersonAdmin:
         d = self._describe(req.psn_no)
         if not d["active"]:
             raise InvalidInput(f"person {req.psn_no} is not insured here now", field="psn_no")
-        token = d["insuplc_admdvs"] + secrets.token_hex((QR_LENGTH - 6) // 2)
-        expires = now_shanghai() + QR_VALID
-        with self._lock:
-            now = now_shanghai()
-            self._qr_tokens = {t: v for t, v in getattr(self, "_qr_tokens", {}).items() if v[1] > now}
-            self._qr_tokens[token] = (req.psn_no, expires)
+        token, expires = self._qr.issue(req.psn_no, d["insuplc_admdvs"])
         return {"psn_no": req.psn_no, "mdtrt_cert_type": "01", "mdtrt_cert_no": token,
                 "expires": expires.strftime("%Y-%m-%d %H:%M:%S")}
 
-    def person_by_qr(self, token: str, field: str = "mdtrt_cert_no") -> str:
-        entry = getattr(self, "_qr_tokens", {}).get(token)
-        if entry is None:
-            raise CardRefused("QR_UNKNOWN", "unknown QR e-voucher: ask the patient to refresh it", field=field)
-        psn_no, expires = entry
-        if expires <= now_shanghai():
-            raise CardRefused("QR_EXPIRED", "the QR e-voucher has expired: ask the patient to refresh it",
-                              field=field)
-        return psn_no
+    # -- ending a person's insurance -------------------------------------------------------------------
+
+    def cancel_person(self, psn_no: str, reason: str) -> dict:
+        """End a person's insurance here (emigration, household registration lost, transfer out, death)."""
+        if reason not in ("emigration", "household", "transfer_out", "death"):
+            raise InvalidInput(f"unknown reason {reason!r}: emigration, household, transfer_out or death",
+                               field="reason")
+        population = self._ledger.settler.population
+        region = population.region_of(population.index_of(psn_no))
+        body = {"psn_no": psn_no, "action": "cancel", "reason": reason}
+        if not population.describe(population.index_of(psn_no))["active"]:
+            raise InvalidInput(f"person {psn_no} is not insured here now", field="psn_no")
+        self._ledger.commit(PERSON_EVENT, region, f"admin/{psn_no}/cancel", body,
+                            apply=lambda: self._registry.apply(PERSON_EVENT, body))
+        return body
 
     # -- journaling and applying ---------------------------------------------------------------------
 
     def _describe(self, psn_no: str, field: str = "psn_no") -> dict:
-        population = self.settler.population
+        population = self._ledger.settler.population
         return population.describe(population.index_of(psn_no, field))
 
     def _person_commit(self, region: str, key: str, body: dict) -> None:
-        self._commit(PERSON_EVENT, region, key, body, apply=lambda: self._apply_person_event(body))
+        self._ledger.commit(PERSON_EVENT, region, key, body, apply=lambda: self._apply_person_event(body))
+
+    def _replay(self, entry: Entry) -> None:
+        self._apply_person_event(entry.body)
 
     def _apply_person_event(self, body: dict) -> None:
         """Apply a person event, live (under the lock, before it is journaled) or on replay."""
         action, psn_no = body["action"], body.get("psn_no")
-        settler, registry = self.settler, self.registry
+        settler, registry = self._ledger.settler, self._registry
         if action == "cancel":
             registry.apply(PERSON_EVENT, body)
         elif action == "enrol":
@@ -399,4 +418,4 @@ class PersonAdmin:
             raise ValueError(f"unknown person event {action!r}")
 
 
-__all__ = ["PersonAdmin", "add_working_days"]
+__all__ = ["PersonsFlow", "add_working_days"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import InvalidInput
 from ..money import fen_to_decimal
+from .core import Ledger
 from .institutions import Institution
 from .messages import Accumulators, Envelope
 
@@ -12,16 +13,22 @@ GROUP_CODES = ("D", "P")  # deductible met, pooled fund paid: followed by the be
 
 
 class Queries:
+    def __init__(self, ledger: Ledger):
+        self._ledger = ledger
+
+    def handlers(self) -> dict:
+        return {"5206": self._accumulators}
+
     def _accumulators(self, env: Envelope, institution: Institution, payload: Accumulators) -> dict:
         data = payload.data
-        person = self.settler.population.index_of(data.psn_no, "input.data.psn_no")
+        person = self._ledger.settler.population.index_of(data.psn_no, "input.data.psn_no")
         year = int(data.cum_ym[:4])
-        with self._lock:
-            st = self.settler.engine.get_state(person)
+        with self._ledger.lock:
+            st = self._ledger.settler.engine.get_state(person)
         if st.acc_year and year < st.acc_year:
             raise InvalidInput(f"only the current accumulator year ({st.acc_year}) is kept", field="input.data.cum_ym")
         current = st.acc_year == year
-        region = self.settler.policy.regions[int(self.settler.population.attrs[person]["region"])]
+        region = self._ledger.settler.policy.regions[int(self._ledger.settler.population.attrs[person]["region"])]
         cum = []
         for g, group in enumerate(region.groups):
             cum.append({"year": str(year), "cum_type_code": f"D-{group.name}",

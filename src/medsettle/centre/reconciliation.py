@@ -12,23 +12,36 @@ from __future__ import annotations
 from ..engine.results import Settlement
 from ..errors import InvalidInput
 from ..money import fen_to_decimal
+from .core import Ledger
 from .institutions import Institution
 from .messages import Envelope, Statement, StatementDetail
+from .settlements import Settlements
 
 CLR_TYPE = {"11": "11", "13": "11", "14": "11", "21": "21", "41": "41"}
 
 
 class Reconciliation:
+    """Reads the settler's records and which institution each belongs to; changes nothing."""
+
+    def __init__(self, ledger: Ledger, settlements: Settlements, owned: set[str]):
+        self._ledger = ledger
+        self._settlements = settlements
+        self._owned = owned
+
+    def handlers(self) -> dict:
+        return {"3201": self._statement, "3202": self._statement_detail}
+
     def _institution_records(self, institution: Institution, begin, end) -> list[Settlement]:
         """This institution's settlements and mirrors with a setl_time date in [begin, end]."""
-        with self._lock:
-            return [r for setl_id, r in self.settler.records.items()
-                    if self._setl_institution.get(setl_id) == institution.fixmedins_code
-                    and begin <= r.setl_time.date() <= end and self._insured_region(r) in self.owned]
+        institution_of = self._settlements.institution_of
+        with self._ledger.lock:
+            return [r for setl_id, r in self._ledger.settler.records.items()
+                    if institution_of(setl_id) == institution.fixmedins_code
+                    and begin <= r.setl_time.date() <= end and self._insured_region(r) in self._owned]
 
     def _statement(self, env: Envelope, institution: Institution, payload: Statement) -> dict:
         d = payload.data
-        if d.setl_optins not in self.owned:
+        if d.setl_optins not in self._owned:
             raise InvalidInput(f"insured region {d.setl_optins} is reconciled by the centre process that owns it",
                                field="input.data.setl_optins")
         records = [r for r in self._institution_records(institution, d.stmt_begndate, d.stmt_enddate)
@@ -54,4 +67,4 @@ class Reconciliation:
         return {"detail": rows, "one_sided": sum(1 for r in rows if r["stmt_rslt"] != "both")}
 
     def _insured_region(self, record: Settlement) -> str:
-        return self.settler.population.region_of(record.person)
+        return self._ledger.settler.population.region_of(record.person)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from ..engine.persons import FLAG_ACTIVE, FLAG_ASSISTANCE, Population
 from ..errors import SettlementRefused
-from ..timeutil import now_shanghai
 
 ISSUED, ACTIVE, LOST, CANCELLED = "issued", "active", "lost", "cancelled"
 CARD_EVENT, PERSON_EVENT = "card_event", "person_event"
@@ -100,8 +99,10 @@ class Registry:
 
     # -- lookups ------------------------------------------------------------------------------
 
-    def card_for(self, card_no: str, card_sn: str = "", psn_no: str = "", *, field: str = "mdtrt_cert_no") -> Card:
-        """The card with this number (and identification code, when given) that may be used now."""
+    def card_for(self, card_no: str, card_sn: str = "", psn_no: str = "", *, field: str = "mdtrt_cert_no",
+                 today: dt.date) -> Card:
+        """The card with this number (and identification code, when given) that may be used ``today``
+        (the centre's day, Asia/Shanghai)."""
         card = self.cards.get(card_no)
         if card is None or (card_sn and card.card_sn.upper() != card_sn.upper()):
             raise CardRefused("CARD_UNKNOWN", f"no card {card_no!r} with that identification code", field=field)
@@ -111,7 +112,7 @@ class Registry:
             raise CardRefused("CARD_LOST", f"card {card_no} is reported lost", field=field)
         if card.status == CANCELLED:
             raise CardRefused("CARD_CANCELLED", f"card {card_no} is cancelled", field=field)
-        if card.ready_on and dt.date.fromisoformat(card.ready_on) > now_shanghai().date():
+        if card.ready_on and dt.date.fromisoformat(card.ready_on) > today:
             raise CardRefused("CARD_NOT_READY", f"card {card_no} is still being made: ready on {card.ready_on}",
                               field=field)
         return card
@@ -155,14 +156,14 @@ class Registry:
             for card_no in self.cards_of.get(body["psn_no"], []):
                 self.cards[card_no].status = CANCELLED
 
-    def baseinfo(self, psn_no: str, balance: int) -> dict:
-        """The 1101 answer for a person: baseinfo, insuinfo[], idetinfo[]."""
+    def baseinfo(self, psn_no: str, balance: int, *, today: dt.date) -> dict:
+        """The 1101 answer for a person: baseinfo, insuinfo[], idetinfo[] (their age on ``today``)."""
         from ..money import fen_to_decimal  # noqa: PLC0415
 
         ident = self.identities[psn_no]
         d = self.population.describe(self.population.index_of(psn_no))
         flags = int(self.population.attrs["flags"][self.population.index_of(psn_no)])
-        age = (dt.date.today() - ident.brdy).days // 365
+        age = (today - ident.brdy).days // 365
         return {
             "baseinfo": {"psn_no": psn_no, "psn_cert_type": "01", "certno": ident.certno, "psn_name": ident.psn_name,
                          "gend": ident.gend, "brdy": ident.brdy.isoformat(), "age": age},

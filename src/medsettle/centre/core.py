@@ -1,0 +1,143 @@
+"""The centre's ledgered core: the lock, the journal, the settler, the fail-stop state and the commit path.
+
+Every flow of the centre (medsettle.centre.service builds them) changes state through this object: under
+:attr:`Ledger.lock` it applies a change in memory and queues its journal entry; the answer of the request
+waits for that entry (see :meth:`Ledger.collect_waits`), so many requests share one fsync. If the journal
+fails, the core fails stop: its memory is ahead of its journal, so it refuses every later change until a
+restart replays the journal.
+
+On replay the core hands each journal entry to the flow that owns the entry's kind (:meth:`Ledger.owns`),
+then to the observers that look at every entry (the answer store).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import Any
+
+from ..engine import Settler
+from ..errors import MedsettleError
+from ..ledger import GroupCommitJournal
+from ..ledger.journal import Entry
+from ..ledger.replay import replay
+from ..seams import Clock
+
+Replayer = Callable[[Entry], None]
+
+# The journal entries the request being answered has queued; its answer leaves once they are durable.
+# Set by ``Ledger.collect_waits`` around a state-changing request; ``Ledger.wait`` outside one (the admin
+# API) blocks instead.
+_JOURNAL_WAITS: contextvars.ContextVar[list[Future] | None] = contextvars.ContextVar("journal_waits", default=None)
+
+
+class CentreUnavailable(MedsettleError):
+    """The journal failed: the centre refuses changes until it is restarted (and replays its journal)."""
+
+    code = "CENTRE_UNAVAILABLE"
+
+
+class Ledger:
+    """The lock, the journal and the settler the flows share, and the one way to change state durably."""
+
+    def __init__(self, settler: Settler, journal: GroupCommitJournal, clock: Clock):
+        self.settler = settler
+        self.journal = journal
+        self.clock = clock
+        self.lock = threading.Lock()
+        self._failure: str | None = None
+        self._owners: dict[str, Replayer] = {}
+        self._observers: list[Replayer] = []
+        self._clock_text: tuple[int, str] = (0, "")
+
+    # -- the time, as answers write it ----------------------------------------------------------
+
+    def now_text(self) -> str:
+        """The time now in Asia/Shanghai as the platform writes it, made once per second (every answer
+        carries it twice)."""
+        second = int(self.clock.time())
+        if self._clock_text[0] != second:
+            self._clock_text = (second, self.clock.now().strftime("%Y-%m-%d %H:%M:%S"))
+        return self._clock_text[1]
+
+    # -- fail-stop ------------------------------------------------------------------------------
+
+    @property
+    def failed(self) -> str | None:
+        """Why the centre stopped changing state (the journal failed), or None."""
+        return self._failure
+
+    def fail(self, failure: BaseException) -> CentreUnavailable:
+        """Fail stop: record that the journal failed; the error every later change is refused with."""
+        self._failure = f"the journal failed: {failure}"
+        return self.unavailable()
+
+    def unavailable(self) -> CentreUnavailable:
+        return CentreUnavailable(f"{self._failure}; restart the centre (it replays its journal)")
+
+    def refuse_if_failed(self) -> None:
+        if self._failure:
+            raise self.unavailable()
+
+    # -- the commit path ------------------------------------------------------------------------
+
+    def commit(self, kind: str, region: str, key: str, body: dict, *, apply: Callable[[], Any]) -> None:
+        """Apply a change and queue its journal entry, under the lock; the answer waits for it."""
+        with self.lock:
+            self.refuse_if_failed()
+            apply()
+            future = self.journal.append_future(kind, region, key, body)
+        self.wait(future)
+
+    def append(self, kind: str, region: str, key: str, body: dict) -> Future:
+        """Queue one journal entry (the caller holds the lock and has applied the change)."""
+        return self.journal.append_future(kind, region, key, body)
+
+    def wait(self, future: Future) -> None:
+        """Wait until a queued journal entry is durable; inside a state-changing request, the answer
+        waits for it instead (see :meth:`collect_waits`)."""
+        journal_waits = _JOURNAL_WAITS.get()
+        if journal_waits is not None:
+            journal_waits.append(future)
+            return
+        try:
+            future.result()
+        except Exception as exc:
+            raise self.fail(exc) from None
+
+    @contextlib.contextmanager
+    def collect_waits(self) -> Iterator[list[Future]]:
+        """Within this block, :meth:`wait` collects the journal entries into the list it yields instead of
+        blocking: the request's answer is then chained to them, and no thread waits."""
+        journal_waits: list[Future] = []
+        token = _JOURNAL_WAITS.set(journal_waits)
+        try:
+            yield journal_waits
+        finally:
+            _JOURNAL_WAITS.reset(token)
+
+    # -- replay ---------------------------------------------------------------------------------
+
+    def owns(self, kind: str, replayer: Replayer) -> None:
+        """Register the flow that rebuilds its state from the journal entries of ``kind``."""
+        if kind in self._owners:
+            raise ValueError(f"journal entries of kind {kind!r} already have an owner")
+        self._owners[kind] = replayer
+
+    def observe_every(self, observer: Replayer) -> None:
+        """Register an observer of every entry (after its owner has replayed it)."""
+        self._observers.append(observer)
+
+    def replay(self) -> int:
+        """Replay the journal into the (fresh) settler and every flow; return the number of entries."""
+        return replay(self.journal, self.settler, observe=self._observe)
+
+    def _observe(self, entry: Entry) -> None:
+        owner = self._owners.get(entry.kind)
+        if owner is not None:
+            owner(entry)
+        for observer in self._observers:
+            observer(entry)
