@@ -298,3 +298,25 @@ def test_a_card_pulled_just_before_a_read_is_removed_not_unreadable(reader_backe
                 reader.read_card()
             reader_backend.reinsert(counter, genuine_card())
             assert reader.read_card().card_no == profiles(1)[0].card_no
+
+
+def test_both_backends_send_the_same_apdus_for_a_read(pcsc_counter):
+    """One protocol for both: the same commands, in the same order, to the card and the PSAM (only the
+    random challenge inside INTERNAL AUTHENTICATE differs)."""
+    from hw import virtual_backend
+
+    virtual = virtual_backend()
+    virtual.counters["Counter A"].card.insert(genuine_card())
+
+    def commands(reader) -> list[tuple[str, str]]:
+        trace = ApduTrace()
+        reader.trace = trace
+        reader.read_and_authenticate(pin="123456")
+        reader.close()
+        return [(line.split(" > ")[0][-2:], line.split(" > ")[1].split(" [")[1].split("]")[0]) for line in trace.lines]
+
+    on_pcsc = commands(reader_for(pcsc_counter, deadline=2.0))
+    on_virtual = commands(virtual.reader(virtual.counters["Counter A"], deadline=2.0))
+    assert on_pcsc == on_virtual and len(on_virtual) == 21
+    assert [name for slot, name in on_virtual if slot == "01"] == [
+        "SELECT", "GET CHALLENGE", "PSAM DERIVE CARD KEY", "PSAM VERIFY CARD"]
