@@ -3,13 +3,15 @@ counters with their own journals, and the checks that no fen was lost or paid tw
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
-from decimal import Decimal
 import socketserver
 import threading
+from decimal import Decimal
 
 from test_centre import CODES, PHARMACY, REGISTRY, Server, first_person
 
+from medsettle.seams import SystemClock
 from medsettle.terminal import CentreClient, Counter, Identity, TerminalJournal
 
 ITEMS = [{"med_list_codg": CODES[0], "pric": "12.50", "cnt": "2"}, {"med_list_codg": CODES[1], "pric": "30.00",
@@ -68,6 +70,45 @@ class LossyProxy:
 
 
 SAF_PHARMACY = "P13010000002"  # the default institutions' store-and-forward pharmacy
+
+
+class ShiftedClock(SystemClock):
+    """The real clock with its wall time set back (or on) by ``shift``: a counter that lives days ago."""
+
+    def __init__(self, shift: dt.timedelta) -> None:
+        self.shift = shift
+
+    def now(self) -> dt.datetime:
+        return super().now() + self.shift
+
+
+def days_ago(days: int) -> ShiftedClock:
+    return ShiftedClock(-dt.timedelta(days=days))
+
+
+class FakeClock:
+    """A virtual clock: time moves only when the code under test sleeps (or the test advances it), so a
+    resend loop's back-off costs no real time. ``sleeps`` lists every wait asked for."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.start, self.elapsed = start, 0.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> dt.datetime:
+        return self.start + dt.timedelta(seconds=self.elapsed)
+
+    def time(self) -> float:
+        return self.now().timestamp()
+
+    def monotonic(self) -> float:
+        return self.elapsed
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        self.elapsed += max(0.0, seconds)
 
 
 def make_counter(url: str, journal_path, code: str = PHARMACY, **kwargs) -> Counter:

@@ -4,7 +4,6 @@ outside the window, and after each scenario: reconciliation clean and no fen los
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -12,14 +11,13 @@ import sys
 from decimal import Decimal
 
 import pytest
-from terminal_rig import (CERTNO, ITEMS, PERSON, LossyProxy, balance_of, by_certno, centre_records,
+from terminal_rig import (CERTNO, ITEMS, PERSON, LossyProxy, balance_of, by_certno, centre_records, days_ago,
                           make_counter)
 from test_centre import PHARMACY, Server, sign_in
 
 from medsettle.errors import InvalidInput
 from medsettle.terminal import CentreClient, CentreUnreachable, CounterError, Identity
 from medsettle.terminal.crash import EXIT_CODE, POINTS
-from medsettle.timeutil import now_shanghai
 
 pytestmark = pytest.mark.timeout(180)
 MEDFEE = Decimal("55.00")  # 12.50 × 2 + 30.00
@@ -183,7 +181,7 @@ def test_equipment_failure_then_resettlement_inside_and_outside_the_window(centr
     refund = counter.settle_voucher(inside.voucher, by_certno())
     assert refund.kind == "refund"
     # A bill 9 days old: past the default outpatient and pharmacy window of 7 days
-    old_counter = make_counter(centre.url, tmp_path / "t.db", clock=lambda: now_shanghai() - dt.timedelta(days=9))
+    old_counter = make_counter(centre.url, tmp_path / "t.db", clock=days_ago(9))
     outside = old_counter.sell(None, ITEMS)
     with pytest.raises(CounterError, match="manual claim"):
         counter.settle_voucher(outside.voucher, by_certno())

@@ -4,11 +4,10 @@ reader or the PSAM failing (cash and a voucher) and the voucher settled after re
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 
 import pytest
-from terminal_rig import ITEMS, PERSON, balance_of, centre_records, make_counter
+from terminal_rig import ITEMS, PERSON, balance_of, centre_records, days_ago, make_counter
 from test_centre import REGISTRY, Server
 
 from medsettle.hardware.card import VirtualCard
@@ -16,7 +15,6 @@ from medsettle.hardware.personalise import profile_for
 from medsettle.hardware.psam import VirtualPSAM
 from medsettle.readers import CardMute, CardRemoved, NoReader, ReaderError
 from medsettle.terminal import CounterError
-from medsettle.timeutil import now_shanghai
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -96,7 +94,7 @@ def test_reader_failure_then_resettlement_past_the_window_is_a_manual_claim(rig)
     with pytest.raises(ReaderError):
         counter.read_card()
     nine_days_ago = make_counter(server.url, counter.journal.path, reader=counter.reader,
-                                 clock=lambda: now_shanghai() - dt.timedelta(days=9))
+                                 clock=days_ago(9))
     deferred = nine_days_ago.sell(None, ITEMS)  # the bill of 9 days ago, paid in cash
     slot.card.clear_faults()  # repaired, but too late: the pharmacy window is 7 days
     with pytest.raises(CounterError, match="manual claim"):

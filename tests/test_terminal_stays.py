@@ -5,18 +5,16 @@ inside and outside the 30 days after discharge; reconciliation clean."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from decimal import Decimal
 
 import pytest
-from terminal_rig import CERTNO, LossyProxy, balance_of, by_certno, make_counter
+from terminal_rig import CERTNO, LossyProxy, balance_of, by_certno, days_ago, make_counter
 from test_centre import CODES, Server, sign_in
 from test_terminal import terminal
 
 from medsettle.terminal import CentreUnreachable, CounterError
 from medsettle.terminal.crash import EXIT_CODE
-from medsettle.timeutil import now_shanghai
 
 pytestmark = pytest.mark.timeout(180)
 HOSPITAL = "H13010000002"
@@ -121,7 +119,7 @@ def test_final_settlement_unanswered_patient_leaves_then_the_stays_voucher(centr
 def test_a_stays_voucher_more_than_30_days_after_discharge_is_a_manual_claim(centre, tmp_path):
     proxy = LossyProxy(centre.url)
     try:
-        past = make_counter(proxy.url, tmp_path / "h.db", HOSPITAL, clock=lambda: now_shanghai() - dt.timedelta(days=40))
+        past = make_counter(proxy.url, tmp_path / "h.db", HOSPITAL, clock=days_ago(40))
         past.sign_in()
         stay = past.admit(by_certno())
         past.stay_fees(stay, DAY1)

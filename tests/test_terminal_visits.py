@@ -4,18 +4,16 @@ the terminal crashing mid-visit, and vouchers of visits inside and outside the w
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from decimal import Decimal
 
 import pytest
-from terminal_rig import CERTNO, ITEMS, LossyProxy, balance_of, by_certno, make_counter
+from terminal_rig import CERTNO, ITEMS, LossyProxy, balance_of, by_certno, days_ago, make_counter
 from test_centre import Server, sign_in
 from test_terminal import terminal
 
 from medsettle.terminal import CounterError
 from medsettle.terminal.crash import EXIT_CODE
-from medsettle.timeutil import now_shanghai
 
 pytestmark = pytest.mark.timeout(180)
 HOSPITAL = "H13010000001"
@@ -91,7 +89,7 @@ def test_lost_settle_answer_in_a_visit_is_reversed_and_paid_once(centre, tmp_pat
 
 def test_a_visits_voucher_past_the_window_is_a_manual_claim(centre, tmp_path):
     counter = hospital(centre.url, tmp_path)
-    old = make_counter(centre.url, tmp_path / "h.db", HOSPITAL, clock=lambda: now_shanghai() - dt.timedelta(days=8))
+    old = make_counter(centre.url, tmp_path / "h.db", HOSPITAL, clock=days_ago(8))
     deferred = old.visit(None, ITEMS)
     with pytest.raises(CounterError, match="manual claim"):
         counter.settle_voucher(deferred.voucher, by_certno())

@@ -2,18 +2,22 @@
 journal, and the failure procedures of docs/failures.md (cash with a deferred-settlement voucher, re-settled
 later at the same counter within the window).
 
-- :mod:`.journal`  the terminal's SQLite journal: every msgid written before it is sent, every step a state
-- :mod:`.client`   the centre over HTTP; connection refused, timeout and 5xx become CentreUnreachable
-- :mod:`.crash`    named crash points (MEDSETTLE_CRASH_AT) for the scenario tests
-- :mod:`.counter`  the counter: sign-in, identify, the pharmacy sale, cancel, vouchers, store-and-forward,
-                   reconciliation, resume
-- :mod:`.outpatient`, :mod:`.inpatient`  a hospital's visits and stays, as journaled steps
+- :mod:`.counter`   the counter: one object holding its parts (the module's docstring says who owns what)
+- :mod:`.journal`   the terminal's SQLite journal, the only module that speaks SQL: every msgid written before
+                    it is sent, every step a state (:mod:`.states`: the sale states and their transitions)
+- :mod:`.client`    the transport to the centre (:class:`Transport`); HTTP, where connection refused, timeout
+                    and 5xx become CentreUnreachable
+- :mod:`.crash`     named crash points (MEDSETTLE_CRASH_AT) for the scenario tests
+- :mod:`.messaging`, :mod:`.signin`, :mod:`.identify`, :mod:`.pharmacy`, :mod:`.visits`, :mod:`.stays`,
+  :mod:`.outcomes`, :mod:`.vouchers`, :mod:`.saf`, :mod:`.cancel`, :mod:`.resume`, :mod:`.reconcile`
+                    the counter's parts, one subject each
 - :mod:`.provisional`  the provisional split of a store-and-forward counter, from its cached rules
 """
 
-from .client import CentreClient, CentreUnreachable
+from .client import CentreClient, CentreUnreachable, Transport
 from .counter import Counter, CounterError, Identity, Receipt, Refused
 from .journal import TerminalJournal
+from .states import IllegalTransition, SaleState
 
-__all__ = ["CentreClient", "CentreUnreachable", "Counter", "CounterError", "Identity", "Receipt", "Refused",
-           "TerminalJournal"]
+__all__ = ["CentreClient", "CentreUnreachable", "Counter", "CounterError", "IllegalTransition", "Identity", "Receipt",
+           "Refused", "SaleState", "TerminalJournal", "Transport"]

@@ -7,6 +7,7 @@ import http.client
 import json
 import urllib.error
 import urllib.request
+from typing import Protocol
 
 from ..errors import MedsettleError
 
@@ -21,7 +22,19 @@ class CentreUnreachable(MedsettleError):
         super().__init__(message)
 
 
+class Transport(Protocol):
+    """How the counter reaches the centre: one request's exact bytes in, the decoded answer out.
+
+    :class:`CentreClient` is the real one (HTTP); a test or the simulator passes one that calls a centre in
+    the same process. Every way of getting no answer is :class:`CentreUnreachable`."""
+
+    def post(self, body: bytes) -> dict:
+        """Send ``body`` (the journaled bytes, unchanged) and return the centre's answer as JSON data."""
+
+
 class CentreClient:
+    """The centre over HTTP: one POST per message, ``timeout`` seconds each."""
+
     def __init__(self, url: str, *, timeout: float = 5.0):
         self.url = url if url.endswith("/") else url + "/"
         self.timeout = timeout

@@ -2,12 +2,18 @@
 no flush beyond what is already durable) when it reaches that point, as a power cut would. The scenario
 tests run a terminal with each point and check that the restarted terminal finishes correctly.
 
+What a crash does is the counter's :class:`~medsettle.seams.CrashHook` (the real one exits the process; a test's
+raises :class:`~medsettle.seams.Crashed`), and which point crashes is the environment's, or the counter's
+``crash_at`` (:class:`CrashPoints`).
+
 Points, in the order a sale reaches them (see :data:`POINTS`).
 """
 
 from __future__ import annotations
 
 import os
+
+from ..seams import EXIT_ON_CRASH, CrashHook
 
 POINTS = (
     "sale_recorded",          # the sale is in the journal, nothing sent
@@ -22,11 +28,21 @@ POINTS = (
     "forward_written",        # a queued entry's 2102 is durable, not yet sent
     "forward_sent",           # the forward was answered, the answer not yet recorded
 )
-EXIT_CODE = 86
+EXIT_CODE = EXIT_ON_CRASH.exit_code  # 86
 
 
-def crash_point(name: str) -> None:
-    """Exit the process here if the environment asks for it."""
-    assert name in POINTS, name
-    if os.environ.get("MEDSETTLE_CRASH_AT") == name:
-        os._exit(EXIT_CODE)
+class CrashPoints:
+    """Where a counter crashes: at ``at`` if given, else where ``MEDSETTLE_CRASH_AT`` says (read at each
+    point, so a process started with it set crashes there); what happens then is ``hook``'s."""
+
+    def __init__(self, hook: CrashHook = EXIT_ON_CRASH, at: str | None = None) -> None:
+        if at is not None and at not in POINTS:
+            raise ValueError(f"no crash point {at!r}: one of {', '.join(POINTS)}")
+        self._hook, self._at = hook, at
+
+    def reach(self, name: str) -> None:
+        """The flow is at point ``name``: crash here if asked to."""
+        assert name in POINTS, name
+        wanted = self._at if self._at is not None else os.environ.get("MEDSETTLE_CRASH_AT")
+        if wanted == name:
+            self._hook(name)

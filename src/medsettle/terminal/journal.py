@@ -5,10 +5,13 @@ voucher is a state recorded in one transaction with the message it concerns, so 
 point finds on restart exactly what it had done and what it had not.
 
 Tables:
-- ``outbox``:   msgid → infno, request bytes, state (``written`` → ``answered``), answer, sale or voucher
-- ``sales``:    one row per sale at the counter; state ``new`` → ``settling`` → ``settled`` → ``done``
-                (receipt printed), or → ``deferred`` (cash taken, voucher made), ``cancelled``, or
-                ``refused`` (the centre refused the person, an item or the settle: nothing owed, no voucher)
+- ``outbox``:   msgid → infno, request bytes, state (``written`` → ``answered``, or ``abandoned``: no longer
+                resent), answer, sale or voucher
+- ``sales``:    one row per sale, visit or stay at the counter; its state is a :class:`~.states.SaleState`
+                (a pharmacy sale ``new`` → ``settling`` → ``settled`` → ``done`` (receipt printed), or →
+                ``deferred`` (cash taken, voucher made), ``provisional``, ``cancelled``, ``aborted`` or
+                ``refused`` (the centre refused the person, an item or the settle: nothing owed, no voucher);
+                a visit's and a stay's steps in between), every write checked against its transitions
 - ``vouchers``: deferred-settlement vouchers; state ``pending`` → ``settling`` → ``settled``, or
                 ``manual_claim``; ``blocked_by`` is a 2601 that must be answered first
 - ``saf``:      store-and-forward entries in the order taken; state ``queued`` → ``forwarding`` (msgid
@@ -16,6 +19,9 @@ Tables:
 - ``persons``:  who the counter has seen (1101 answers), by card number or ID number, for provisional
                 settlement while the centre is away
 - ``meta``:     sign_no, the msgid sequence, the failure policy and floor limits, the cached rules
+
+This module is the only one that speaks SQL: the counter's parts read and write rows through its methods,
+inside :meth:`TerminalJournal.transaction` where a step must be durable as one.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from ..seams import SYSTEM_CLOCK, Clock
+from .states import SaleState, check_transition
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -69,13 +78,11 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-
-
 class TerminalJournal:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, clock: Clock = SYSTEM_CLOCK):
+        """``clock``: the rows' timestamps (``created``, ``answered``, ``updated``) come from its wall time."""
         self.path = Path(path)
+        self._clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -85,6 +92,10 @@ class TerminalJournal:
 
     def close(self) -> None:
         self._db.close()
+
+    def _now(self) -> str:
+        """A row's timestamp: UTC, to the millisecond, as journals have always stored it."""
+        return self._clock.now().astimezone(dt.UTC).isoformat(timespec="milliseconds")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -118,11 +129,15 @@ class TerminalJournal:
     def write_message(self, db: sqlite3.Connection, msgid: str, infno: str, request: bytes, *,
                       sale: str | None = None, voucher: str | None = None) -> None:
         db.execute("INSERT INTO outbox (msgid, infno, request, state, sale, voucher, created) "
-                   "VALUES (?, ?, ?, 'written', ?, ?, ?)", (msgid, infno, request, sale, voucher, _now()))
+                   "VALUES (?, ?, ?, 'written', ?, ?, ?)", (msgid, infno, request, sale, voucher, self._now()))
 
     def record_answer(self, db: sqlite3.Connection, msgid: str, answer: dict) -> None:
         db.execute("UPDATE outbox SET state = 'answered', answer = ?, answered = ? WHERE msgid = ?",
-                   (json.dumps(answer, ensure_ascii=False), _now(), msgid))
+                   (json.dumps(answer, ensure_ascii=False), self._now(), msgid))
+
+    def abandon_message(self, db: sqlite3.Connection, msgid: str) -> None:
+        """Stop resending ``msgid`` (it changes nothing, or a 2601 now reverses it)."""
+        db.execute("UPDATE outbox SET state = 'abandoned' WHERE msgid = ?", (msgid,))
 
     def message(self, msgid: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT msgid, infno, request, state, answer, sale, voucher FROM outbox "
@@ -144,27 +159,47 @@ class TerminalJournal:
 
     # -- sales and vouchers ----------------------------------------------------------------------------
 
-    def put_sale(self, db: sqlite3.Connection, sale: str, state: str, data: dict) -> None:
+    def put_sale(self, db: sqlite3.Connection, sale: str, state: SaleState, data: dict, *,
+                 step: str | None = None) -> None:
+        """Write ``sale`` in ``state`` (a stay's :attr:`~SaleState.STAY_STEP` names its ``step``); a state
+        its present one may not go to raises :class:`~.states.IllegalTransition`, and nothing is written."""
+        row = db.execute("SELECT state FROM sales WHERE sale = ?", (sale,)).fetchone()
+        check_transition(sale, SaleState.parse(row[0]) if row else None, state)
         db.execute("INSERT INTO sales (sale, state, data, updated) VALUES (?, ?, ?, ?) ON CONFLICT (sale) "
                    "DO UPDATE SET state = excluded.state, data = excluded.data, updated = excluded.updated",
-                   (sale, state, json.dumps(data, ensure_ascii=False), _now()))
+                   (sale, state.stored(step), json.dumps(data, ensure_ascii=False), self._now()))
 
-    def sale(self, sale: str) -> tuple[str, dict] | None:
+    def put_refused(self, db: sqlite3.Connection, sale: str, err_msg: str) -> None:
+        """The centre refused a step of ``sale`` before anything was settled: it ends, nothing owed."""
+        _, data = self.sale(sale)
+        self.put_sale(db, sale, SaleState.REFUSED, {**data, "err_msg": err_msg})
+
+    def sale(self, sale: str) -> tuple[SaleState, dict] | None:
         row = self._db.execute("SELECT state, data FROM sales WHERE sale = ?", (sale,)).fetchone()
-        return (row[0], json.loads(row[1])) if row else None
+        return (SaleState.parse(row[0]), json.loads(row[1])) if row else None
 
-    def sales(self, *states: str) -> list[tuple[str, str, dict]]:
-        query = "SELECT sale, state, data FROM sales"
+    def sales(self, *states: SaleState | str) -> list[tuple[str, SaleState, dict]]:
+        """The sales in any of ``states`` (all without), oldest first."""
+        states = tuple(SaleState(s) for s in states)
+        query, args = "SELECT sale, state, data FROM sales", [s.value for s in states if s is not SaleState.STAY_STEP]
         if states:
-            query += f" WHERE state IN ({','.join('?' * len(states))})"
-        return [(r[0], r[1], json.loads(r[2])) for r in self._db.execute(query + " ORDER BY rowid", states)]
+            query += f" WHERE state IN ({','.join('?' * len(args))})"
+            if SaleState.STAY_STEP in states:
+                query += " OR (state LIKE 'stay %' AND state != ?)"
+                args.append(SaleState.STAY_DEFERRED.value)
+        return [(r[0], SaleState.parse(r[1]), json.loads(r[2]))
+                for r in self._db.execute(query + " ORDER BY rowid", args)]
 
     def put_voucher(self, db: sqlite3.Connection, voucher: str, sale: str, state: str, data: dict,
                     blocked_by: str | None = None) -> None:
         db.execute("INSERT INTO vouchers (voucher, sale, state, data, blocked_by, updated) VALUES (?, ?, ?, ?, ?, ?) "
                    "ON CONFLICT (voucher) DO UPDATE SET state = excluded.state, data = excluded.data, "
                    "blocked_by = excluded.blocked_by, updated = excluded.updated",
-                   (voucher, sale, state, json.dumps(data, ensure_ascii=False), blocked_by, _now()))
+                   (voucher, sale, state, json.dumps(data, ensure_ascii=False), blocked_by, self._now()))
+
+    def unblock_vouchers(self, db: sqlite3.Connection, reversal: str) -> None:
+        """The 2601 ``reversal`` is answered: the vouchers that waited for it may be settled."""
+        db.execute("UPDATE vouchers SET blocked_by = NULL WHERE blocked_by = ?", (reversal,))
 
     def voucher(self, voucher: str) -> dict | None:
         row = self._db.execute("SELECT voucher, sale, state, data, blocked_by FROM vouchers WHERE voucher = ?",
@@ -184,7 +219,7 @@ class TerminalJournal:
         db.execute("INSERT INTO saf (sale, state, data, msgid, attempts, updated) VALUES (?, ?, ?, ?, ?, ?) "
                    "ON CONFLICT (sale) DO UPDATE SET state = excluded.state, data = excluded.data, "
                    "msgid = excluded.msgid, attempts = excluded.attempts, updated = excluded.updated",
-                   (sale, state, json.dumps(data, ensure_ascii=False), msgid, attempts, _now()))
+                   (sale, state, json.dumps(data, ensure_ascii=False), msgid, attempts, self._now()))
 
     def saf_entries(self, *states: str) -> list[dict]:
         query = "SELECT seq, sale, state, data, msgid, attempts FROM saf"

@@ -17,25 +17,40 @@ import json
 from decimal import ROUND_HALF_UP, Decimal
 
 from ..errors import InvalidInput
-from .crash import crash_point
+from ..seams import Clock
+from .common import CounterError, Identity, Receipt, Refused, cert_of, check_items, receipt_of
+from .crash import CrashPoints
+from .identify import Identification
+from .journal import TerminalJournal
+from .messaging import Messenger
+from .outcomes import Outcomes
+from .signin import SignIn
+from .states import SaleState
 
 
-class InpatientCounter:
-    """Mixin of :class:`medsettle.terminal.Counter`."""
+class Stays:
+    """Inpatient stays: their steps, their settlements and mirrors, and their vouchers' settlements."""
 
-    def admit(self, identity, *, diagnosis: str = "K35.900") -> str:
+    def __init__(self, journal: TerminalJournal, messenger: Messenger, identification: Identification,
+                 signin: SignIn, outcomes: Outcomes, *, clock: Clock, crash: CrashPoints) -> None:
+        self._journal, self._messenger, self._identification = journal, messenger, identification
+        self._signin, self._outcomes = signin, outcomes
+        self._clock, self._crash = clock, crash
+
+    def _now_text(self) -> str:
+        return self._clock.now().strftime("%Y-%m-%d %H:%M:%S")
+
+    def admit(self, identity: Identity, *, diagnosis: str = "K35.900") -> str:
         """Admit the patient (2401); returns the stay's id (the counter's; the centre's mdtrt_id is in it)."""
-        begntime = self.now().strftime("%Y-%m-%d %H:%M:%S")
-        with self.journal.transaction() as db:
-            stay = f"STAY{self.journal.next_seq(db):08d}"
-            self.journal.put_sale(db, stay, "new", {
+        begntime = self._now_text()
+        with self._journal.transaction() as db:
+            stay = f"STAY{self._journal.next_seq(db):08d}"
+            self._journal.put_sale(db, stay, SaleState.NEW, {
                 "kind": "inpatient", "identity": dataclasses.asdict(identity), "bill_time": begntime,
                 "diagnosis": diagnosis, "steps": {}, "lines": [], "lines_sent": 0, "medfee": "0.00"})
-        self._identify_for(stay, identity)
+        self._identification.identify_for(stay, identity)
         data = self._stay_data(stay)
-        who = self._cert_of(data)
-        from .counter import Refused  # noqa: PLC0415
-
+        who = cert_of(data)
         try:
             self._stay_step(stay, "2401", {"mdtrtinfo": {"psn_no": data["psn_no"], "insutype": data["insutype"],
                                                          "med_type": "21", "begntime": begntime, "ipt_no": stay,
@@ -43,95 +58,83 @@ class InpatientCounter:
                                            "diseinfo": [{"diag_type": "1", "diag_srt_no": "1",
                                                          "diag_code": diagnosis}]})
         except Refused as refused:  # not admitted: the stay ends here
-            with self.journal.transaction() as db:
-                self._put_refused(db, stay, refused.err_msg)
+            with self._journal.transaction() as db:
+                self._journal.put_refused(db, stay, refused.err_msg)
             raise Refused(refused.err_msg, sale=stay) from None
         return stay
 
     def stay_fees(self, stay: str, items: list[dict]) -> list[dict]:
         """Upload fee lines of the stay (2301); answers the centre's per-line split."""
-        from .counter import check_items  # noqa: PLC0415 - shared with the pharmacy flow
-
         data = self._stay_data(stay)
-        check_items(items, self.cached_catalogue_codes())
+        check_items(items, self._signin.cached_catalogue_codes())
         first = len(self._stay_lines(data)) + 1
-        when = self.now().strftime("%Y-%m-%d %H:%M:%S")
+        when = self._now_text()
         lines = [{"feedetl_sn": str(first + i), "med_list_codg": it["med_list_codg"], "pric": str(it["pric"]),
                   "cnt": str(it["cnt"]), "fee_ocur_time": when, "mdtrt_id": self._mdtrt_id(data),
                   "psn_no": data["psn_no"], "med_type": "21"} for i, it in enumerate(items)]
         key = f"2301#{sum(1 for k in data['steps'] if k.startswith('2301'))+1}"
         return self._stay_step(stay, key, {"feedetail": lines})["result"]
 
-    def settle_stay(self, stay: str, *, final: bool):
+    def settle_stay(self, stay: str, *, final: bool) -> Receipt:
         """Settle the lines uploaded so far: mid-stay (``final=False``) or after discharge."""
-        from .counter import Receipt, _yuan  # noqa: PLC0415
-
         data = self._stay_data(stay)
         request = {"data": {"psn_no": data["psn_no"], "mdtrt_id": self._mdtrt_id(data), "med_type": "21",
                             "insutype": data["insutype"], "acct_used_flag": "1",
-                            "mid_setl_flag": "0" if final else "1", **self._cert_of(data)}}
-        self._query("2303", request, insuplc=data["insuplc_admdvs"])
+                            "mid_setl_flag": "0" if final else "1", **cert_of(data)}}
+        self._messenger.query("2303", request, insuplc=data["insuplc_admdvs"])
         key = f"2304#{sum(1 for k in data['steps'] if k.startswith('2304'))+1}"
         s = self._stay_step(stay, key, request)["setlinfo"]
-        return Receipt("sale", stay, data.get("psn_name", ""), _yuan(s["medfee_sumamt"]), _yuan(s["fund_pay_sumamt"]),
-                       _yuan(s["acct_pay"]), _yuan(s["psn_cash_pay"]), _yuan(s["balc"]), s["setl_id"],
-                       note="final settlement" if final else "mid-stay settlement")
+        return receipt_of("sale", stay, data.get("psn_name", ""), s,
+                          note="final settlement" if final else "mid-stay settlement")
 
-    def defer_stay(self, stay: str):
+    def defer_stay(self, stay: str) -> Receipt:
         """The final settlement got no answer and the patient is going home: reverse it (2601) and take
         cash for the unsettled part against a voucher, settled later within the window after discharge."""
-        from .counter import CounterError  # noqa: PLC0415
-
         data = self._stay_data(stay)
         pending = [(k, m) for k, m in data["steps"].items()
-                   if k.startswith("2304") and self.journal.message(m)["state"] == "written"]
+                   if k.startswith("2304") and self._journal.message(m)["state"] == "written"]
         if not pending:
             raise CounterError(f"stay {stay} has no unanswered settlement to defer")
         settled = sum(Decimal(str(s["medfee_sumamt"])) for s in self.stay_settlements(data))
         total = sum((Decimal(line["pric"]) * Decimal(line["cnt"])).quantize(Decimal("0.01"), ROUND_HALF_UP)
                     for line in self._stay_lines(data))
-        with self.journal.transaction() as db:
-            self.journal.put_sale(db, stay, "stay deferred", {**data, "medfee": f"{total - settled:.2f}"})
-        return self._abandon(stay, pending[-1][1], oinfno="2304")
+        with self._journal.transaction() as db:
+            self._journal.put_sale(db, stay, SaleState.STAY_DEFERRED, {**data, "medfee": f"{total - settled:.2f}"})
+        return self._outcomes.abandon(stay, pending[-1][1], oinfno="2304")
 
-    def _resettle_stay_voucher(self, voucher: dict):
+    def resettle_voucher(self, voucher: dict) -> Receipt:
         """A stay's voucher: its final settlement, sent now with the voucher's number."""
         stay = voucher["sale"]
         data = self._stay_data(stay)
         request = {"data": {"psn_no": data["psn_no"], "mdtrt_id": self._mdtrt_id(data), "med_type": "21",
                             "insutype": data["insutype"], "acct_used_flag": "1", "mid_setl_flag": "0",
-                            "deferred_voucher_no": voucher["voucher"], **self._cert_of(data)}}
+                            "deferred_voucher_no": voucher["voucher"], **cert_of(data)}}
         key = voucher.get("step") or f"2304#{sum(1 for k in data['steps'] if k.startswith('2304')) + 1}"
         if not voucher.get("step"):
-            fields = self.journal.voucher_fields(voucher)
-            with self.journal.transaction() as db:
-                self.journal.put_voucher(db, voucher["voucher"], stay, "settling", {**fields, "step": key})
-        from .counter import Refused  # noqa: PLC0415
-
+            fields = self._journal.voucher_fields(voucher)
+            with self._journal.transaction() as db:
+                self._journal.put_voucher(db, voucher["voucher"], stay, "settling", {**fields, "step": key})
         try:
             output = self._stay_step(stay, key, request)
         except Refused as refused:
-            return self._finish_voucher(voucher["voucher"], None, {"infcode": -1, "err_msg": refused.err_msg})
-        return self._finish_voucher(voucher["voucher"], None, {"infcode": 0, "output": output})
+            return self._outcomes.finish_voucher(voucher["voucher"], None, {"infcode": -1, "err_msg": refused.err_msg})
+        return self._outcomes.finish_voucher(voucher["voucher"], None, {"infcode": 0, "output": output})
 
-    def cancel_stay_settlement(self, stay: str, setl_id: str):
+    def cancel_stay_settlement(self, stay: str, setl_id: str) -> Receipt:
         """Cancel one of the stay's settlements (2305): its mirror, a negative receipt."""
-        from .counter import Receipt, _yuan  # noqa: PLC0415
-
         data = self._stay_data(stay)
         if setl_id not in [s["setl_id"] for s in self.stay_settlements(data)]:
             raise InvalidInput(f"no settlement {setl_id!r} of stay {stay}", field="setl_id")
         key = f"2305#{setl_id}"  # one cancel per settlement: resent, never made twice
         m = self._stay_step(stay, key, {"data": {"setl_id": setl_id, "psn_no": data["psn_no"],
                                                  "mdtrt_id": self._mdtrt_id(data)}})["setlinfo"]
-        return Receipt("cancel", stay, data.get("psn_name", ""), _yuan(m["medfee_sumamt"]), _yuan(m["fund_pay_sumamt"]),
-                       _yuan(m["acct_pay"]), _yuan(m["psn_cash_pay"]), _yuan(m["balc"]), m["setl_id"])
+        return receipt_of("cancel", stay, data.get("psn_name", ""), m)
 
     def stay_mirrors(self, data: dict) -> list[dict]:
         """The setlinfo of every answered 2305 (cancel mirror) of a stay."""
         out = []
         for key, msgid in data["steps"].items():
-            message = self.journal.message(msgid)
+            message = self._journal.message(msgid)
             if key.startswith("2305") and message["state"] == "answered" and message["answer"]["infcode"] == 0:
                 out.append(message["answer"]["output"]["setlinfo"])
         return out
@@ -139,7 +142,7 @@ class InpatientCounter:
     def discharge(self, stay: str) -> None:
         data = self._stay_data(stay)
         self._stay_step(stay, "2402", {"dscginfo": {"mdtrt_id": self._mdtrt_id(data), "psn_no": data["psn_no"],
-                                                    "endtime": self.now().strftime("%Y-%m-%d %H:%M:%S")},
+                                                    "endtime": self._now_text()},
                                        "diseinfo": [{"diag_type": "1", "diag_srt_no": "1",
                                                      "diag_code": data["diagnosis"]}]})
 
@@ -147,7 +150,7 @@ class InpatientCounter:
         """The setlinfo of every answered 2304 of a stay, in order."""
         out = []
         for key, msgid in data["steps"].items():
-            message = self.journal.message(msgid)
+            message = self._journal.message(msgid)
             if key.startswith("2304") and message["state"] == "answered" and message["answer"]["infcode"] == 0:
                 out.append(message["answer"]["output"]["setlinfo"])
         return out
@@ -156,22 +159,20 @@ class InpatientCounter:
 
     def _stay_step(self, stay: str, key: str, request: dict) -> dict:
         """Write (once), send and record one step of a stay; its output, or Refused."""
-        from .counter import Refused  # noqa: PLC0415
-
         data = self._stay_data(stay)
         msgid = data["steps"].get(key)
         if msgid is None:
-            with self.journal.transaction() as db:
-                msgid = self._new_message(db, key.split("#")[0], request, insuplc=data["insuplc_admdvs"], sale=stay)
+            with self._journal.transaction() as db:
+                msgid = self._messenger.new_message(db, key.split("#")[0], request, insuplc=data["insuplc_admdvs"],
+                                                    sale=stay)
                 data["steps"][key] = msgid
-                self.journal.put_sale(db, stay, f"stay {key}", data)
+                self._journal.put_sale(db, stay, SaleState.STAY_STEP, data, step=key)
             if key.startswith("2304"):
-                crash_point("settle_written")
-        answer = self._send(msgid)  # CentreUnreachable: left written, resent unchanged by resume()
+                self._crash.reach("settle_written")
+        answer = self._messenger.send(msgid)  # CentreUnreachable: left written, resent unchanged by resume()
         if key.startswith("2304"):
-            crash_point("settle_sent")
-        with self.journal.transaction() as db:
-            self.journal.record_answer(db, msgid, answer)
+            self._crash.reach("settle_sent")
+        self._messenger.record(msgid, answer)
         if answer.get("infcode") != 0:
             raise Refused(answer.get("err_msg", ""))
         return answer["output"]
@@ -179,19 +180,17 @@ class InpatientCounter:
     def _stay_data(self, stay: str) -> dict:
         """The journaled record of ``stay``; an id that is not one of this counter's admitted stays is an
         error naming it (a typo at the counter), never a crash."""
-        found = self.journal.sale(stay)
+        found = self._journal.sale(stay)
         if found is None or found[1].get("kind") != "inpatient":
             raise InvalidInput(f"no stay {stay!r} at this counter (admit prints the stay's id)", field="stay")
         state, data = found
-        if state == "refused":
+        if state is SaleState.REFUSED:
             raise InvalidInput(f"stay {stay} was refused by the centre ({data.get('err_msg', '')}): admit again",
                                field="stay")
         return data
 
     def _mdtrt_id(self, data: dict) -> str:
-        from .counter import CounterError  # noqa: PLC0415
-
-        message = self.journal.message(data["steps"]["2401"])
+        message = self._journal.message(data["steps"]["2401"])
         if message["state"] != "answered":
             raise CounterError("the admission is not answered yet: run resume when the centre is back")
         return message["answer"]["output"]["data"]["mdtrt_id"]
@@ -200,5 +199,5 @@ class InpatientCounter:
         lines = []
         for key, msgid in data["steps"].items():
             if key.startswith("2301"):
-                lines += json.loads(self.journal.message(msgid)["request"])["input"]["feedetail"]
+                lines += json.loads(self._journal.message(msgid)["request"])["input"]["feedetail"]
         return lines
