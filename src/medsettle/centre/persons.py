@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..engine.bills import field_path
-from ..engine.eligibility import contribution_run, late_enrolment_wait
+from ..engine.eligibility import late_enrolment_wait
 from ..engine.persons import FLAG_ACTIVE, FLAG_ASSISTANCE
 from ..errors import InvalidInput
 from ..ledger.journal import Entry
@@ -387,33 +387,24 @@ class PersonsFlow:
             registry.add_identity(Identity(psn_no, ident["psn_name"], ident["certno"], ident["gend"],
                                            dt.date.fromisoformat(ident["brdy"]), ident["emp_name"], ident["emp_no"]))
         elif action == "change_unit":
-            ident = registry.identities[psn_no]
-            ident.emp_no, ident.emp_name = body["emp_no"], body["emp_name"]
+            registry.change_unit(psn_no, body["emp_no"], body["emp_name"])
         elif action == "contribute":
-            months = registry.contributions.setdefault(psn_no, set())
-            months.add(body["month"])
-            run_start, paid_through = contribution_run(months, registry.transfer_gaps.get(psn_no, ()))
+            run_start, paid_through = registry.add_contribution(psn_no, body["month"])
             settler.update_person(psn_no, run_start=run_start, paid_through=paid_through)
             if body["credit"]:
                 settler.credit(psn_no, body["credit"])
         elif action == "transfer_out":
-            cert = body["certificate"]
-            registry.transfers[cert["certificate_no"]] = dict(cert)
-            registry.apply(PERSON_EVENT, {"action": "cancel", "psn_no": psn_no})  # ends the relation, cards too
+            registry.file_transfer(body["certificate"])  # ends the relation, cards too
         elif action == "transfer_in":
-            cert = registry.transfers[body["certificate_no"]]
-            cert["accepted"] = True
+            cert, run = registry.accept_transfer(body["certificate_no"], psn_no, body["gap_months"])
             regions = [r.admdvs for r in settler.policy.regions]
             index = settler.population.index_of(psn_no)
             flags = int(settler.population.attrs[index]["flags"]) | FLAG_ACTIVE
-            registry.transfer_gaps.setdefault(psn_no, set()).update(body["gap_months"])
-            months = registry.contributions.get(psn_no, set())
-            run_start, paid_through = contribution_run(months, registry.transfer_gaps[psn_no]) if months else (
-                int(settler.population.attrs[index]["run_start"]), int(settler.population.attrs[index]["paid_through"]))
+            run_start, paid_through = run or (int(settler.population.attrs[index]["run_start"]),
+                                              int(settler.population.attrs[index]["paid_through"]))
             settler.update_person(psn_no, region=regions.index(cert["to_admdvs"]), flags=flags,
                                   run_start=run_start, paid_through=paid_through)
-            ident = registry.identities[psn_no]
-            ident.emp_no, ident.emp_name = body["emp_no"], body["emp_name"]
+            registry.change_unit(psn_no, body["emp_no"], body["emp_name"])
         else:
             raise ValueError(f"unknown person event {action!r}")
 

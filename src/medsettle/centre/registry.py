@@ -13,6 +13,7 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 
+from ..engine.eligibility import contribution_run
 from ..engine.persons import FLAG_ACTIVE, FLAG_ASSISTANCE, Population
 from ..errors import SettlementRefused
 
@@ -155,6 +156,32 @@ class Registry:
             self.population.attrs["flags"][index] &= 0xFF & ~FLAG_ACTIVE  # the core reads this flag live
             for card_no in self.cards_of.get(body["psn_no"], []):
                 self.cards[card_no].status = CANCELLED
+
+    def change_unit(self, psn_no: str, emp_no: str, emp_name: str) -> None:
+        ident = self.identities[psn_no]
+        ident.emp_no, ident.emp_name = emp_no, emp_name
+
+    def add_contribution(self, psn_no: str, month: int) -> tuple[int, int]:
+        """Record a month paid; the person's contribution run as it stands now (run_start, paid_through)."""
+        months = self.contributions.setdefault(psn_no, set())
+        months.add(month)
+        return contribution_run(months, self.transfer_gaps.get(psn_no, ()))
+
+    def file_transfer(self, certificate: dict) -> None:
+        """The old region ends the relation (the person inactive, the cards cancelled) and keeps the certificate."""
+        self.transfers[certificate["certificate_no"]] = dict(certificate)
+        self.apply(PERSON_EVENT, {"action": "cancel", "psn_no": certificate["psn_no"]})
+
+    def accept_transfer(self, certificate_no: str, psn_no: str, gap_months: list[int]
+                        ) -> tuple[dict, tuple[int, int] | None]:
+        """The new region accepts: the certificate, and the contribution run counting the months lost to the
+        transfer (None if the person has no contributions recorded here)."""
+        cert = self.transfers[certificate_no]
+        cert["accepted"] = True
+        gaps = self.transfer_gaps.setdefault(psn_no, set())
+        gaps.update(gap_months)
+        months = self.contributions.get(psn_no, set())
+        return cert, (contribution_run(months, gaps) if months else None)
 
     def baseinfo(self, psn_no: str, balance: int, *, today: dt.date) -> dict:
         """The 1101 answer for a person: baseinfo, insuinfo[], idetinfo[] (their age on ``today``)."""
