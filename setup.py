@@ -15,7 +15,8 @@ extensions = [
     Extension(
         f"medsettle.{name}",
         [f"ext/{name}.pyx"],
-        include_dirs=[numpy.get_include(), "ext"],
+        include_dirs=[numpy.get_include(), "ext"],  # "ext" for bounds.h
+        depends=["ext/bounds.h", "ext/_bounds.pxd", "ext/_types.pxd"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"],
     )
@@ -25,6 +26,7 @@ extensions = [
 setup(
     ext_modules=cythonize(
         extensions,
+        include_path=["ext"],  # where the .pyx files' cimports (_bounds.pxd, _types.pxd) are found
         language_level=3,
         compiler_directives={
             "boundscheck": checks,

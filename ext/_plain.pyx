@@ -44,22 +44,13 @@ cdef extern from "Python.h":
     const char* PyUnicode_DATA(object text)
     Py_ssize_t PyUnicode_GET_LENGTH(object text)
 
-# docs/settlement.md's boundss, as C constants (a DEF past 2^31 would compare as a Python int).
-cdef extern from *:
-    """
-    #define MAX_PRIC_UNITS 10000000000LL  /* 10^6 yuan in 0.0001 yuan */
-    #define MAX_CNT_UNITS 100000000LL     /* 10^4 in 0.0001 */
-    #define MAX_MEDFEE 100000000000LL     /* fen */
-    #define LINE_DIVISOR 1000000LL        /* pric units x cnt units per fen */
-    """
-    const int64_t MAX_PRIC_UNITS, MAX_CNT_UNITS, MAX_MEDFEE, LINE_DIVISOR
+from _bounds cimport *  # docs/settlement.md's bounds (ext/bounds.h, as medsettle/engine/bounds.py)
 
 cdef enum:
-    MAX_LINES = 1000
     NO_VALUE = -1
     NOT_PLAIN = -2                    # an amount the route does not take: the model decides
-    MIN_YEAR = 2000
-    MAX_YEAR = 2099
+
+BOUNDS = bounds_report()  # checked against medsettle.engine.bounds.COMPILED_BOUNDS
 
 # "1" .. "1000": the default feedetl_sn of each line, made once.
 cdef tuple LINE_NUMBERS = tuple(str(j + 1) for j in range(MAX_LINES))

@@ -18,6 +18,7 @@ def run(pol: CorePolicy, attrs_bytes: np.ndarray, state_bytes: np.ndarray, perso
         presettle: bool = False) -> int: ...
 
 CANCEL_ROLES: tuple[int, int, int]
+BOUNDS: dict[str, int]  # the bounds it was built with (medsettle.engine.bounds.COMPILED_BOUNDS)
 
 def cancel(state_bytes: np.ndarray, person: int, original: np.ndarray, role: int,
            restore: tuple[int, int, int, int]) -> tuple[int, int]: ...

@@ -23,13 +23,10 @@ from ..policy.codes import MED_TYPE_INDEX, TIER_INDEX
 from ..policy.compile import CompiledPolicy
 from ..timeutil import SHANGHAI, day_number, local_date
 from .persons import Population
-from .state import MAX_YEAR, MIN_YEAR
+# The bounds live in bounds.py (the compiled modules report theirs against it); named here too, where
+# the code that checks them has always found them.
+from .bounds import LINE_DIVISOR, MAX_CNT_UNITS, MAX_LINES, MAX_MEDFEE, MAX_PRIC_UNITS, MAX_YEAR, MIN_YEAR
 
-MAX_PRIC_UNITS = 10**6 * money.PRICE_SCALE  # pric ≤ 10^6 yuan
-MAX_CNT_UNITS = 10**4 * money.CNT_SCALE  # cnt ≤ 10^4
-MAX_LINES = 1000
-MAX_MEDFEE = 10**11  # fen
-LINE_DIVISOR = money.PRICE_SCALE * money.CNT_SCALE // money.FEN_PER_YUAN  # pric×cnt units per fen = 10^6
 NO_VALUE = -1
 
 

@@ -10,26 +10,34 @@ import numpy as np
 
 from ..policy.compile import CompiledPolicy
 from ..policy.models import Policy
-from .backends import REBUILD_HINT, CoreUnavailable
+from types import ModuleType
+
+from .backends import REBUILD_HINT, CoreUnavailable, core_module, core_problem
 from .bills import BillBatch
+from .bounds import COMPILED_BOUNDS
 from .columns import CANCEL_ROLES, COLUMNS, LINE_COLUMNS, N_COLUMNS, NARROW_COLUMNS
 from .persons import ATTR_DTYPE, Population
 from .state import STATE_DTYPE, PersonState, aligned_zeros, new_state_array, reset_state
 
 
-def build_mismatch(core_module) -> str | None:
-    """Why a compiled core that imports does not fit these sources (built from an older checkout), or None.
-    backends asks this before choosing the core, so 'auto' falls back and says why instead of failing here."""
+def build_mismatch(core: ModuleType, plain: ModuleType | None = None) -> str | None:
+    """Why a compiled core (and its quick route) that import do not fit these sources (built from an older
+    checkout), or None. backends asks this before choosing the core, so 'auto' falls back and says why
+    instead of failing here."""
     try:
-        if tuple(core_module.COLUMN_NAMES) != COLUMNS:
+        if tuple(core.COLUMN_NAMES) != COLUMNS:
             return "the Cython core was built from other sources (its result columns differ)"
-        if tuple(getattr(core_module, "CANCEL_ROLES", ())) != CANCEL_ROLES:
+        if tuple(getattr(core, "CANCEL_ROLES", ())) != CANCEL_ROLES:
             return "the Cython core was built from other sources (its cancel differs)"
-        sizes = core_module.layout_sizes()
+        sizes = core.layout_sizes()
     except AttributeError as exc:
         return f"the Cython core was built from other sources ({exc})"
     if sizes != {"PersonState": STATE_DTYPE.itemsize, "PersonAttrs": ATTR_DTYPE.itemsize}:
         return f"the Cython core was built from other sources (record sizes {sizes})"
+    for module in (core, plain):
+        if module is not None and getattr(module, "BOUNDS", None) != COMPILED_BOUNDS:
+            return (f"the Cython core was built from other sources ({module.__name__}'s bounds differ from "
+                    "medsettle.engine.bounds)")
     return None
 
 
@@ -38,17 +46,21 @@ class CoreEngine:
 
     name = "core"
 
-    def __init__(self, policy: Policy, compiled: CompiledPolicy, population: Population, core_module=None):
-        if core_module is None:
-            from .. import _core as core_module  # noqa: PLC0415 (import only when the core is wanted)
-        self._core = core_module
-        mismatch = build_mismatch(core_module)
+    def __init__(self, policy: Policy, compiled: CompiledPolicy, population: Population,
+                 core: ModuleType | None = None):
+        """``core`` is medsettle._core by default (from backends, the one place it is imported)."""
+        if core is None:
+            core = core_module()
+            if core is None:
+                raise CoreUnavailable(f"the core engine was asked for, but {core_problem()}")
+        mismatch = build_mismatch(core)
         if mismatch:
             raise CoreUnavailable(f"{mismatch}; {REBUILD_HINT}")
+        self._core = core
         self.policy = policy
         self.compiled = compiled
         self.population = population
-        self._policy = core_module.CorePolicy(compiled)
+        self._policy = core.CorePolicy(compiled)
         self.state = new_state_array(population.balances)
         self._state_buf = self.state  # room to grow into (add_person)
 
@@ -68,6 +80,10 @@ class CoreEngine:
                        batch.treat_region, batch.acct_flag, batch.adm, batch.saf_cash, batch.line_start,
                        batch.item, batch.pric, batch.cnt, batch.appr, out, line_out, presettle)
         return out, line_out
+
+    def session(self):  # -> medsettle._core.Session
+        """A single-bill Session of the kernel over this engine's policy, persons and state (the fast path's)."""
+        return self._core.Session(self._policy, self.population.attrs, self.state, len(self.compiled.region_codes))
 
     def add_person(self) -> None:
         """Make room for the person just appended to the population (state grows by doubling, like it)."""

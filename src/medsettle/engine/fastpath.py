@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from ..policy.codes import MED_TYPE_INDEX, TIER_INDEX
+from .backends import CoreUnavailable, Engine, core_problem, plain_module
 from .bills import NO_VALUE, MAX_LINES, AdmissionKeys, BillBatch
 from .columns import LINE_COLUMNS, N_COLUMNS
 from .core import CoreEngine
@@ -31,8 +32,7 @@ Routed = tuple[tuple[int, int, int, int, int, int, int, int, int], BillHead]
 
 class CoreFastPath:
     def __init__(self, engine: CoreEngine, admissions: AdmissionKeys | None = None):
-        self._session = session = engine._core.Session(engine._policy, engine.population.attrs, engine.state,
-                                                       len(engine.compiled.region_codes))
+        self._session = session = engine.session()
         # Bound C methods: no Python frame in between.
         self.settle = session.settle
         self.settle_loaded = session.settle_loaded
@@ -43,14 +43,12 @@ class CoreFastPath:
                                                                  session.appr_in)
         self.route = _no_route
         if admissions is not None:
-            try:
-                from .. import _plain  # noqa: PLC0415 (built with _core; only the validated path needs it)
-            except ImportError:  # a build from older sources: the Python route, into the same buffers
-                self.route = PythonRoute(engine, admissions, self).resolve
-            else:
-                self.route = _plain.PlainRoute(engine.compiled, engine.population, admissions, session,
-                                               med_type_index=MED_TYPE_INDEX, tier_index=TIER_INDEX,
-                                               bill_head=BillHead).resolve
+            plain = plain_module()  # there whenever the core is used (backends takes both or neither)
+            if plain is None:
+                raise CoreUnavailable(f"the core's quick route is missing: {core_problem()}")
+            self.route = plain.PlainRoute(engine.compiled, engine.population, admissions, session,
+                                          med_type_index=MED_TYPE_INDEX, tier_index=TIER_INDEX,
+                                          bill_head=BillHead).resolve
 
 
 class ReferenceFastPath:
@@ -115,9 +113,10 @@ def _no_route(bill: dict) -> None:
     return None
 
 
-def fast_path(engine: CoreEngine | ReferenceEngine, admissions: AdmissionKeys | None = None
-              ) -> CoreFastPath | ReferenceFastPath:
+def fast_path(engine: Engine, admissions: AdmissionKeys | None = None) -> CoreFastPath | ReferenceFastPath:
     """The fast path on ``engine``; with ``admissions`` (the Settler's keys) it also has the plain route."""
     if isinstance(engine, CoreEngine):
         return CoreFastPath(engine, admissions)
-    return ReferenceFastPath(engine, admissions)
+    if isinstance(engine, ReferenceEngine):
+        return ReferenceFastPath(engine, admissions)
+    raise TypeError(f"no fast path for {type(engine).__name__}")

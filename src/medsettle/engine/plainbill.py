@@ -33,7 +33,7 @@ from ..timeutil import day_number, local_date
 from .bills import (LINE_DIVISOR, MAX_CNT_UNITS, MAX_LINES, MAX_MEDFEE, MAX_PRIC_UNITS, NO_VALUE, AdmissionKeys,
                     Bill, ResolvedBill, local_naive, local_time)
 from .persons import Population
-from .state import MAX_YEAR, MIN_YEAR
+from .bounds import MAX_YEAR, MIN_YEAR
 
 # The shape pydantic-core checks: which keys, str or bool, the codes. The text of amounts and dates is read
 # and checked by the route itself, which parses it anyway (a pattern here would read it twice): plain

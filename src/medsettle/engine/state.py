@@ -32,6 +32,8 @@ import mmap
 import numpy as np
 
 from ..policy.codes import MAX_GROUPS
+# Bill years and the admission limits are bounds (bounds.py); named here too for their importers.
+from .bounds import MAX_ADMISSIONS_PER_YEAR, MAX_SETTLEMENTS_PER_ADMISSION, MAX_YEAR, MIN_YEAR  # noqa: F401
 
 STATE_DTYPE = np.dtype([
     ("balance", "<i8"),
@@ -51,9 +53,6 @@ assert STATE_DTYPE.itemsize == 64, STATE_DTYPE.itemsize
 
 HUGE_PAGE = 2 * 1024 * 1024
 YEAR_BASE = 1900
-MIN_YEAR, MAX_YEAR = 2000, 2099  # bill dates outside are refused as invalid input
-MAX_ADMISSIONS_PER_YEAR = 255
-MAX_SETTLEMENTS_PER_ADMISSION = 65535
 
 
 @dataclass
