@@ -158,3 +158,10 @@ def test_stack_error_is_one_of_medsettles_errors_with_a_stable_code():
         daemon.HardwareClient(Path("no-such-stack-dir"))
     assert isinstance(caught.value, StackError) and isinstance(caught.value, RuntimeError)
     assert caught.value.code == "STACK_ERROR"
+
+
+def test_a_stack_error_line_has_no_code_as_before(tmp_path):
+    """StackError is a MedsettleError now; the hardware commands still print its words alone, as before."""
+    line = one_error_line(medsettle("hardware", "status", "--dir", "none", cwd=tmp_path))
+    assert line == (f"Error: no virtual reader stack is running in {tmp_path / 'none'}: "
+                    "start it with 'medsettle hardware up'")

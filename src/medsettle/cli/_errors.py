@@ -15,17 +15,18 @@ def one_line(message: str) -> str:
 
 
 def fail_cleanly(*plain: type[Exception]):
-    """Decorator: a medsettle error becomes 'CODE: message'; the ``plain`` exception types their message."""
+    """Decorator: a medsettle error becomes 'CODE: message'; the ``plain`` exception types (medsettle's own
+    included, such as StackError) their message alone."""
 
     def decorate(fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
+            except plain as exc:  # before MedsettleError: a plain type may be one of medsettle's own
+                raise click.ClickException(one_line(str(exc))) from None
             except MedsettleError as exc:
                 raise click.ClickException(one_line(f"{exc.code}: {exc}")) from None
-            except plain as exc:
-                raise click.ClickException(one_line(str(exc))) from None
             except MemoryError:
                 raise click.ClickException("not enough memory for this run: ask for fewer (--persons, --bills, "
                                            "--count)") from None
