@@ -65,7 +65,8 @@ def world(tmp_path, engine):
     population = Population.generate(POLICY, 200, seed=0)
     registry = Registry.generate(population)
     journal = SQLiteJournal(tmp_path / "centre.db")
-    centre = Centre(Settler(POLICY, population, engine=engine), journal, default_institutions(POLICY), registry)
+    centre = Centre(Settler(POLICY, population, engine=engine), journal, default_institutions(POLICY),
+                    registry=registry)
     psn_no = next(p for i, p in enumerate(population.psn_nos) if population.region_of(i) == "130100")
     yield centre, Identity("02", registry.identities[psn_no].certno)
     journal.close()
