@@ -43,7 +43,7 @@ class Cards:
         d = payload.data
         if d.mdtrt_cert_type == "03":
             psn_no = self._registry.card_for(d.mdtrt_cert_no, d.card_sn, field="input.data.mdtrt_cert_no",
-                                             today=self._ledger.clock.now().date()).psn_no
+                                             clock=self._ledger.clock).psn_no
         elif d.mdtrt_cert_type == "02":
             psn_no = self._registry.person_by_certno(d.certno or d.mdtrt_cert_no)
         else:  # 01, the QR e-voucher
@@ -67,7 +67,7 @@ class Cards:
             return None
         card_sn = (getattr(data, "model_extra", None) or {}).get("card_sn", "")
         card = self._registry.card_for(data.mdtrt_cert_no, card_sn, psn_no, field="input.data.mdtrt_cert_no",
-                                       today=self._ledger.clock.now().date())
+                                       clock=self._ledger.clock)
         if card.status == ISSUED:
             if activate:
                 self._ledger.commit(CARD_EVENT, institution.admdvs, f"{env.msgid}/activate",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ..engine.eligibility import contribution_run
 from ..engine.persons import FLAG_ACTIVE, FLAG_ASSISTANCE, Population
 from ..errors import SettlementRefused
+from ..seams import Clock
 
 ISSUED, ACTIVE, LOST, CANCELLED = "issued", "active", "lost", "cancelled"
 CARD_EVENT, PERSON_EVENT = "card_event", "person_event"
@@ -101,9 +102,9 @@ class Registry:
     # -- lookups ------------------------------------------------------------------------------
 
     def card_for(self, card_no: str, card_sn: str = "", psn_no: str = "", *, field: str = "mdtrt_cert_no",
-                 today: dt.date) -> Card:
-        """The card with this number (and identification code, when given) that may be used ``today``
-        (the centre's day, Asia/Shanghai)."""
+                 clock: Clock) -> Card:
+        """The card with this number (and identification code, when given) that may be used now (on the
+        centre's ``clock``, Asia/Shanghai: asked only for a card still being made)."""
         card = self.cards.get(card_no)
         if card is None or (card_sn and card.card_sn.upper() != card_sn.upper()):
             raise CardRefused("CARD_UNKNOWN", f"no card {card_no!r} with that identification code", field=field)
@@ -113,7 +114,7 @@ class Registry:
             raise CardRefused("CARD_LOST", f"card {card_no} is reported lost", field=field)
         if card.status == CANCELLED:
             raise CardRefused("CARD_CANCELLED", f"card {card_no} is cancelled", field=field)
-        if card.ready_on and dt.date.fromisoformat(card.ready_on) > today:
+        if card.ready_on and dt.date.fromisoformat(card.ready_on) > clock.now().date():
             raise CardRefused("CARD_NOT_READY", f"card {card_no} is still being made: ready on {card.ready_on}",
                               field=field)
         return card
