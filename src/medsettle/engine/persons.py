@@ -211,10 +211,13 @@ class Population:
 
     def index_of(self, psn_no: str, field: str = "psn_no") -> int:
         """The person's row; UnknownPerson naming ``field`` (where the caller got psn_no from) if none."""
-        try:
-            return self.index[psn_no]
-        except KeyError:
-            raise UnknownPerson(f"unknown person {psn_no!r}", field=field) from None
+        if isinstance(self.psn_nos, _LazyPsnNos):  # no dict of 10^8 ids for the reference engine's bills
+            row = self.psn_nos.row_of(psn_no)
+        else:
+            row = self.index.get(psn_no)
+        if row is None:
+            raise UnknownPerson(f"unknown person {psn_no!r}", field=field)
+        return row
 
     def region_of(self, i: int) -> str:
         """The insured region (admdvs) of row ``i``."""
@@ -396,3 +399,9 @@ class _LazyPsnNos(list):
 
     def __iter__(self):
         return (self[i] for i in range(self._n))
+
+    def row_of(self, psn_no: str) -> int | None:
+        """The row whose id is ``psn_no``, or None."""
+        digits = psn_no[5:] if psn_no.startswith("BENCH") else ""
+        row = int(digits) if len(digits) == 15 and digits.isdigit() else -1
+        return row if 0 <= row < self._n else None

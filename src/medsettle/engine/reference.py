@@ -1,30 +1,33 @@
 """The pure-Python reference engine: docs/settlement.md step by step, readable as a specification.
 
-It reads the policy *models* (not the compiled arrays), so a compilation mistake shows up as a
-difference from the core. It is slow on purpose-free grounds only: no caching, no tricks.
-Every settlement test runs it beside the core; any difference is a bug in one of them.
+It settles parsed bills (:class:`~.bills.Bill`, the platform's codes and exact amounts) against the
+policy *models*: the insured region's rule set in force on the bill's date, the treatment region's
+catalogue in force then, the benefit of the bill's group, scheme and person type, each looked up by
+code, never the compiled arrays or the core's item indices. Given a batch (what the core reads) it
+first decodes it back to bills (engine/decode.py), so a mistake in the encoder or in the policy's
+compilation shows up as a difference from the core. Every settlement test runs it beside the core;
+any difference is a bug in one of them.
+
+Each step of the settlement order is one function below, named after it: the line steps 1-5
+(:func:`price_line`), then the bill steps 6-16 in the order :meth:`ReferenceEngine.settle_bill` calls
+them. It is slow on purpose-free grounds only: no caching, no tricks.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
 import numpy as np
 
 from ..money import BP, apply_bp, round_half_up_div
-from ..policy.codes import (
-    EMERGENCY_MED_TYPE,
-    EMPLOYEE,
-    INSUTYPES,
-    MED_TYPES,
-    PSN_TYPES,
-    TIER_NAMES,
-    CLASS_A,
-    CLASS_B,
-    CLASS_C,
-)
+from ..policy.codes import CLASS_A, CLASS_B, CLASS_C, EMERGENCY_MED_TYPE, EMPLOYEE, INSUTYPES, PSN_TYPES
 from ..policy.compile import CompiledPolicy
-from ..policy.models import Policy
-from ..timeutil import from_day_number
-from .bills import BillBatch, line_fee
+from ..policy.models import Benefit, CatalogueItem, Policy, Region, RuleSet, SecondTier, TierRate
+from ..timeutil import day_number, month_index
+from .bills import AdmissionKeys, Bill, BillBatch, line_fee
+from .bounds import MAX_ADMISSIONS_PER_YEAR, MAX_SETTLEMENTS_PER_ADMISSION
 from .columns import (
     ADMISSION_LIMIT,
     CANCEL_IN_PROGRESS,
@@ -40,20 +43,293 @@ from .columns import (
     WAITING_PERIOD,
     YEAR_CLOSED,
 )
+from .decode import decode_batch
 from .persons import FLAG_ACTIVE, FLAG_ASSISTANCE, Population
-from .state import MAX_ADMISSIONS_PER_YEAR, MAX_SETTLEMENTS_PER_ADMISSION, PersonState
+from .state import PersonState
+
+
+# -- the line steps (1-5), with the treatment region's catalogue ---------------------------------------
+
+class LineAmounts(NamedTuple):
+    """One line's amounts, or a bill's sums of them, in fen (the order of columns.LINE_COLUMNS)."""
+
+    fee: int  # det_item_fee_sumamt (a bill's medfee_sumamt)
+    fulamt: int  # fulamt_ownpay_amt
+    overlmt: int  # overlmt_amt (a bill's overlmt_selfpay)
+    preselfpay: int  # preselfpay_amt
+    inscp: int  # inscp_scp_amt
+
+
+assert [LINE_COL[c] for c in LINE_COLUMNS] == list(range(len(LineAmounts._fields))), LINE_COLUMNS
+
+
+def is_all_own_pay(item: CatalogueItem, approved: bool) -> bool:
+    """Step 2: a class C item, or a restricted one sent without the hospital's approval, is all own pay."""
+    return item.item_class == CLASS_C or (item.lmt_used_flag and not approved)
+
+
+def over_price_cap(item: CatalogueItem, pric: int, cnt: int) -> int:
+    """Step 3: round(max(0, pric - cap) × cnt); no cap, no overage."""
+    if item.pric_uplmt_amt is not None and pric > item.pric_uplmt_amt:
+        return line_fee(pric - item.pric_uplmt_amt, cnt)
+    return 0
+
+
+def self_pay_first(item: CatalogueItem, fee: int, overlmt: int, psn_type: str) -> int:
+    """Step 4: class B pays its self-pay-first share of what is under the cap first; class A nothing."""
+    if item.item_class == CLASS_B:
+        return apply_bp(fee - overlmt, item.selfpay_for(psn_type))
+    assert item.item_class == CLASS_A
+    return 0
+
+
+def price_line(item: CatalogueItem, pric: int, cnt: int, approved: bool, psn_type: str) -> LineAmounts:
+    """Steps 1-5 for one line; step 5, the in-scope amount, is what the other steps leave."""
+    fee = line_fee(pric, cnt)  # step 1
+    if is_all_own_pay(item, approved):
+        fulamt, overlmt, preselfpay = fee, 0, 0  # steps 3-4 are skipped
+    else:
+        fulamt = 0
+        overlmt = over_price_cap(item, pric, cnt)
+        preselfpay = self_pay_first(item, fee, overlmt, psn_type)
+    return LineAmounts(fee, fulamt, overlmt, preselfpay, fee - fulamt - overlmt - preselfpay)
+
+
+def bill_sums(lines: list[LineAmounts]) -> LineAmounts:
+    """The bill's medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt and inscp_scp_amt."""
+    return LineAmounts(*(sum(column) for column in zip(*lines)))
+
+
+# -- the bill steps (6-16), with the policy of the insured region ---------------------------------------
+
+@dataclass(frozen=True)
+class Encounter:
+    """One bill as the steps read it: the person, the regions, the date and the kind of visit."""
+
+    person: int  # row in the Population
+    attrs: np.void  # the person's attributes (persons.ATTR_DTYPE)
+    insutype: str
+    psn_type: str
+    insured: Region
+    insured_index: int
+    treat: Region
+    treat_index: int
+    date: dt.date
+    med_type: str
+    tier: str
+    acct_used: bool
+    saf_cash: int | None  # the cash a store-and-forward forward collected, fen; None otherwise
+    admission: int  # the key of its mdtrt_id
+
+    @property
+    def day(self) -> int:
+        return day_number(self.date)
+
+    @property
+    def month(self) -> int:
+        """year × 12 + month - 1, as the population counts contribution months."""
+        return month_index(self.date)
+
+
+def eligibility(enc: Encounter, rules: RuleSet | None, state: PersonState) -> int | None:
+    """Step 6: the refusal code, checked in docs/settlement.md's order, or None when the bill is eligible."""
+    attrs = enc.attrs
+    if not attrs["flags"] & FLAG_ACTIVE:
+        return PERSON_INACTIVE
+    if rules is None:
+        return NO_RULES_IN_FORCE
+    run_start, paid_through = int(attrs["run_start"]), int(attrs["paid_through"])
+    wait = rules.waiting_months + int(attrs["extra_wait"])
+    if run_start < 0 or enc.month < run_start + wait or enc.month - 1 > paid_through:
+        return WAITING_PERIOD
+    if state.acc_year > enc.date.year:
+        return YEAR_CLOSED
+    return None
+
+
+def start_year(state: PersonState, year: int) -> None:
+    """Time: the first bill of a later year starts the year's accumulators again (the balance and the
+    admission in progress carry over)."""
+    if state.acc_year < year:
+        state.ded_met = [0] * len(state.ded_met)
+        state.pooled_paid = [0] * len(state.pooled_paid)
+        state.t2_paid = state.t2_base = state.maf_paid = 0
+        state.adm_count = 0
+        state.acc_year = year
+
+
+@dataclass(frozen=True)
+class BenefitGroup:
+    """The bill's benefit group and what the insured region's rule set gives it there."""
+
+    name: str
+    index: int  # the group's id in its region
+    per_admission: bool  # its deductible is per admission (else annual)
+    benefit: Benefit  # of the group, the scheme and the person type
+    rate: TierRate | None  # at the institution's tier; None: the pooled fund pays nothing there
+
+
+def benefit_group(enc: Encounter, rules: RuleSet) -> BenefitGroup:
+    """The med type's group in the rule set in force, and its benefit for the person at the tier."""
+    name = rules.med_type_groups[enc.med_type]
+    index = enc.insured.group_index(name)
+    benefit = rules.benefit(name, enc.insutype, enc.psn_type)
+    return BenefitGroup(name, index, enc.insured.groups[index].deductible_basis == "admission", benefit,
+                        benefit.tiers.get(enc.tier))
+
+
+class Deductible(NamedTuple):
+    """The standard a bill's deductible is charged against and what of it is already met."""
+
+    standard: int
+    met: int
+    in_progress: bool  # the bill continues the admission in progress
+
+
+def admission_limit_reached(group: BenefitGroup, enc: Encounter, state: PersonState) -> bool:
+    """Admissions: ADMISSION_LIMIT past 65,535 settlements of one admission or 255 admissions a year."""
+    if not group.per_admission:
+        return False
+    if in_admission(group, enc, state):
+        return state.adm_nsetl >= MAX_SETTLEMENTS_PER_ADMISSION
+    return state.adm_count >= MAX_ADMISSIONS_PER_YEAR
+
+
+def in_admission(group: BenefitGroup, enc: Encounter, state: PersonState) -> bool:
+    """The bill settles more of the person's admission in progress (a mid-stay or final settlement)."""
+    return group.per_admission and state.adm_nsetl > 0 and state.adm_id == enc.admission
+
+
+def deductible_standard(group: BenefitGroup, enc: Encounter, state: PersonState) -> Deductible:
+    """The group's standard, or the admission's: fixed at its first settlement, by its ordinal in the year."""
+    if in_admission(group, enc, state):
+        return Deductible(state.adm_ded_std, state.adm_ded_met, True)
+    if group.per_admission:
+        return Deductible(group.rate.deductible_for(state.adm_count + 1) if group.rate else 0, 0, False)
+    return Deductible(group.rate.deductible_for(1) if group.rate else 0, state.ded_met[group.index], False)
+
+
+def deductible(inscp: int, ded: Deductible) -> int:
+    """Step 7: act_pay_dedc = min(inscp, max(0, standard - met))."""
+    return min(inscp, max(0, ded.standard - ded.met))
+
+
+def has_filing(enc: Encounter) -> bool:
+    """The person has a filing (备案) for the treatment region valid on the bill's date."""
+    attrs = enc.attrs
+    return (int(attrs["filing_region"]) == enc.treat_index
+            and int(attrs["filing_from"]) <= enc.day <= int(attrs["filing_to"]))
+
+
+def pool_ratio(group: BenefitGroup, enc: Encounter, rules: RuleSet) -> int:
+    """Step 8's ratio: the tier's, less the cross-region cut away from home without a filing, in 0-10000 bp."""
+    ratio = group.rate.ratio if group.rate else 0
+    if enc.treat_index != enc.insured_index and not has_filing(enc):
+        cut = rules.cross_region_cut.emergency if enc.med_type == EMERGENCY_MED_TYPE else rules.cross_region_cut.other
+        ratio = min(max(ratio - cut, 0), BP)
+    return ratio
+
+
+def pooled_fund(eligible: int, ratio: int, ceiling: int, paid: int) -> tuple[int, int]:
+    """Step 8: (hifp_pay, E_over), E_over being the eligible amount beyond where the ceiling was reached."""
+    share = apply_bp(eligible, ratio)
+    room = max(0, ceiling - paid)
+    if room == 0:
+        return 0, eligible
+    if share <= room:
+        return share, 0
+    return room, max(0, eligible - round_half_up_div(room * BP, ratio))
+
+
+class SecondTierPay(NamedTuple):
+    hifob: int  # employees' large-amount fund (大额)
+    hifmi: int  # residents' critical-illness insurance (大病)
+    t2_base_add: int  # what the bill adds to the residents' running in-scope self-paid total
+
+
+def second_tier(tier2: SecondTier | None, group: BenefitGroup, enc: Encounter, e_over: int, inscp: int,
+                hifp: int, state: PersonState) -> SecondTierPay:
+    """Step 9, only in the groups where the policy enables it."""
+    if tier2 is None or group.name not in tier2.groups:
+        return SecondTierPay(0, 0, 0)
+    room = max(0, tier2.annual_cap - state.t2_paid)
+    if enc.insutype == EMPLOYEE:
+        return SecondTierPay(min(apply_bp(e_over, tier2.ratio), room), 0, 0)
+    selfpaid = inscp - hifp
+    before = state.t2_base
+    excess = max(0, before + selfpaid - max(tier2.threshold, before))
+    return SecondTierPay(0, min(apply_bp(excess, tier2.ratio), room), selfpaid)
+
+
+def medical_assistance(enc: Encounter, rules: RuleSet, inscp: int, hifp: int, t2: SecondTierPay,
+                       state: PersonState) -> int:
+    """Step 10, for persons with an assistance identity."""
+    if not enc.attrs["flags"] & FLAG_ASSISTANCE:
+        return 0
+    room = max(0, rules.assistance.annual_cap - state.maf_paid)
+    return min(apply_bp(max(0, inscp - hifp - t2.hifob - t2.hifmi), rules.assistance.ratio), room)
+
+
+def civil_servant_supplement() -> int:
+    """Step 11's cvlserv_pay: 0."""
+    return 0
+
+
+def hospital_part(medfee: int, fund: int, saf_cash: int | None) -> int:
+    """Step 12: what the institution bears, only on a store-and-forward forward."""
+    return 0 if saf_cash is None else max(0, medfee - fund - saf_cash)
+
+
+def person_part(medfee: int, fund: int, hosp_part: int) -> int:
+    """Step 13: psn_part_amt."""
+    return medfee - fund - hosp_part
+
+
+def personal_account(enc: Encounter, rules: RuleSet, psn_part: int, sums: LineAmounts, balance: int) -> int:
+    """Step 14: acct_pay, when the bill asks for it, the scheme has accounts and the med type may use it."""
+    if not (enc.acct_used and enc.insutype == EMPLOYEE and enc.med_type in rules.account.med_types):
+        return 0
+    payable = psn_part if rules.account.scope == "all" else max(0, psn_part - sums.fulamt - sums.overlmt)
+    return min(payable, balance)
+
+
+def cash(psn_part: int, acct_pay: int) -> int:
+    """Step 15: psn_cash_pay."""
+    return psn_part - acct_pay
+
+
+def move_accumulators(state: PersonState, group: BenefitGroup, ded: Deductible, enc: Encounter, dedc: int,
+                      hifp: int, t2: SecondTierPay, maf: int, acct_pay: int) -> bool:
+    """Step 16: the accumulators move by what this bill used; True when it began (counted) an admission."""
+    state.balance -= acct_pay
+    counted = False
+    if ded.in_progress:
+        state.adm_ded_met += dedc
+        state.adm_nsetl += 1
+    elif group.per_admission:
+        state.adm_id, state.adm_ded_std, state.adm_ded_met, state.adm_nsetl = enc.admission, ded.standard, dedc, 1
+        state.adm_count += 1
+        counted = True
+    else:
+        state.ded_met[group.index] += dedc
+    state.pooled_paid[group.index] += hifp
+    state.t2_paid += t2.hifob + t2.hifmi
+    state.t2_base += t2.t2_base_add
+    state.maf_paid += maf
+    return counted
 
 
 class ReferenceEngine:
     """Settles bills one at a time against :class:`PersonState` objects."""
 
-    name = "reference"
+    name: ClassVar[str] = "reference"
 
     def __init__(self, policy: Policy, compiled: CompiledPolicy, population: Population):
         self.policy = policy
-        self.compiled = compiled
+        self.compiled = compiled  # only to decode batches: settling reads the policy models
         self.population = population
         self._states: dict[int, PersonState] = {}
+        self._admissions = AdmissionKeys()  # the admission names decode_batch gives, and their keys
 
     # -- state --------------------------------------------------------------------------------
 
@@ -77,13 +353,11 @@ class ReferenceEngine:
     def run(self, batch: BillBatch, *, presettle: bool = False, narrow: bool = False,
             out: np.ndarray | None = None, line_out: np.ndarray | None = None
             ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Settle (or pre-settle) every bill in order; return (bill rows, line rows or None).
-
-        ``out``/``line_out``, when given, receive the results (as in the core)."""
-        rows = np.zeros((len(batch), N_COLUMNS), np.int64)
-        lines = np.zeros((len(batch.item), len(LINE_COLUMNS)), np.int64)
-        for i in range(len(batch)):
-            self._settle_one(batch, i, rows[i], lines, presettle)
+        """Settle (or pre-settle) every bill of a validated batch in order, decoded back to bills;
+        return (bill rows, line rows or None). ``out``/``line_out``, when given, receive the results
+        (as in the core)."""
+        rows, lines = self.settle_bills(decode_batch(batch, self.compiled, self.population, self._admissions),
+                                        presettle=presettle)
         if narrow:
             rows, lines = rows[:, [COL[c] for c in NARROW_COLUMNS]], None
         if out is not None:
@@ -94,174 +368,93 @@ class ReferenceEngine:
             lines = line_out
         return rows, lines
 
-    def _settle_one(self, batch: BillBatch, i: int, row: np.ndarray, line_out: np.ndarray,
-                    presettle: bool) -> None:
-        p = int(batch.person[i])
-        attrs = self.population.attrs[p]
-        insutype = INSUTYPES[attrs["insutype"]]
-        psn_type = PSN_TYPES[attrs["psn_type"]]
-        insured = self.policy.regions[attrs["region"]]
-        day = int(batch.day[i])
-        bill_date = from_day_number(day)
-        year, month = int(batch.year[i]), int(batch.month[i])
-        med_type = MED_TYPES[batch.med_type[i]]
-        tier = TIER_NAMES[batch.tier[i]]
-        treat_region = int(batch.treat_region[i])
+    def settle_bills(self, bills: list[Bill], *, presettle: bool = False, admissions: AdmissionKeys | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Settle validated bills in order: (rows of columns.COLUMNS, rows of LINE_COLUMNS, bill by bill).
 
-        # Step 6: eligibility. Order: inactive, no rules (the waiting months are policy), waiting, year.
-        if not attrs["flags"] & FLAG_ACTIVE:
-            row[COL["status"]] = PERSON_INACTIVE
-            return
-        rules = insured.ruleset_on(bill_date)
-        if rules is None:
-            row[COL["status"]] = NO_RULES_IN_FORCE
-            return
-        run_start, paid_through = int(attrs["run_start"]), int(attrs["paid_through"])
-        wait = rules.waiting_months + int(attrs["extra_wait"])
-        if run_start < 0 or month < run_start + wait or paid_through < month - 1:
-            row[COL["status"]] = WAITING_PERIOD
-            return
-        st = self.get_state(p).copy()
-        if st.acc_year > year:
-            row[COL["status"]] = YEAR_CLOSED
-            return
-        if st.acc_year < year:  # the first bill of a new year: the year's accumulators start again
-            _roll_over(st, year)
+        ``admissions`` gives each mdtrt_id the key its admission is kept under (the Settler's, which
+        validated the bills; by default the names decoded batches carry)."""
+        admissions = self._admissions if admissions is None else admissions
+        rows = np.zeros((len(bills), N_COLUMNS), np.int64)
+        lines = np.zeros((sum(len(b.feedetail) for b in bills), len(LINE_COLUMNS)), np.int64)
+        first_line = 0
+        for i, bill in enumerate(bills):
+            values, priced = self.settle_bill(bill, admissions, presettle=presettle)
+            row = [0] * N_COLUMNS
+            for name, value in values.items():
+                row[COL[name]] = value
+            rows[i] = row
+            if priced:  # LineAmounts are in LINE_COLUMNS order
+                lines[first_line:first_line + len(priced)] = priced
+            first_line += len(bill.feedetail)
+        return rows, lines
 
-        # The bill's benefit group and deductible standard, from the insured region's policy
-        # (checked before any line so a refused bill leaves its lines at 0, as in the core).
-        group_name = rules.med_type_groups[med_type]
-        g = insured.group_index(group_name)
-        per_admission = insured.groups[g].deductible_basis == "admission"
-        benefit = rules.benefit(group_name, insutype, psn_type)
-        rate = benefit.tiers.get(tier)
-        adm = int(batch.adm[i])
-        in_progress = per_admission and st.adm_nsetl > 0 and st.adm_id == adm
-        if per_admission and in_progress:
-            if st.adm_nsetl >= MAX_SETTLEMENTS_PER_ADMISSION:
-                row[COL["status"]] = ADMISSION_LIMIT
-                return
-            standard, met = st.adm_ded_std, st.adm_ded_met
-        elif per_admission:
-            if st.adm_count >= MAX_ADMISSIONS_PER_YEAR:
-                row[COL["status"]] = ADMISSION_LIMIT
-                return
-            standard, met = (rate.deductible_for(st.adm_count + 1) if rate else 0), 0
-        else:
-            standard, met = (rate.deductible_for(1) if rate else 0), st.ded_met[g]
+    def settle_bill(self, bill: Bill, admissions: AdmissionKeys, *, presettle: bool = False
+                    ) -> tuple[dict[str, int], list[LineAmounts]]:
+        """docs/settlement.md's settlement order for one bill: (its row's values by column, its lines).
+        A refused bill gives only its status, no lines priced, and changes nothing."""
+        enc = self.encounter(bill, admissions.key(bill.mdtrt_id))
+        rules = enc.insured.ruleset_on(enc.date)
+        state = self.get_state(enc.person).copy()
+        refusal = eligibility(enc, rules, state)  # step 6
+        if refusal is not None:
+            return {"status": refusal}, []
+        assert rules is not None
+        start_year(state, enc.date.year)
+        group = benefit_group(enc, rules)
+        if admission_limit_reached(group, enc, state):
+            return {"status": ADMISSION_LIMIT}, []
+        ded = deductible_standard(group, enc, state)
 
-        # Steps 1-5: per line, with the treatment region's catalogue.
-        treat = self.policy.regions[treat_region]
-        catalogue = treat.catalogue_on(bill_date)
-        sums = dict.fromkeys(LINE_COLUMNS, 0)
-        for j in range(int(batch.line_start[i]), int(batch.line_start[i + 1])):
-            item = catalogue.by_code[self.compiled.item_codes[batch.item[j]]]
-            pric, cnt = int(batch.pric[j]), int(batch.cnt[j])
-            fee = line_fee(pric, cnt)
-            fulamt = overlmt = preselfpay = 0
-            if item.item_class == CLASS_C or (item.lmt_used_flag and not batch.appr[j]):
-                fulamt = fee
-            else:
-                if item.pric_uplmt_amt is not None and pric > item.pric_uplmt_amt:
-                    overlmt = line_fee(pric - item.pric_uplmt_amt, cnt)
-                if item.item_class == CLASS_B:
-                    preselfpay = apply_bp(fee - overlmt, item.selfpay_for(psn_type))
-                else:
-                    assert item.item_class == CLASS_A
-            inscp = fee - fulamt - overlmt - preselfpay
-            for name, value in zip(LINE_COLUMNS, (fee, fulamt, overlmt, preselfpay, inscp)):
-                line_out[j, LINE_COL[name]] = value
-                sums[name] += value
-        medfee, fulamt, overlmt = sums["det_item_fee_sumamt"], sums["fulamt_ownpay_amt"], sums["overlmt_amt"]
-        preselfpay, inscp = sums["preselfpay_amt"], sums["inscp_scp_amt"]
+        catalogue = enc.treat.catalogue_on(enc.date)
+        assert catalogue is not None  # the bill was validated against it
+        priced = [price_line(catalogue.by_code[line.med_list_codg], *line.units(j)[:2], line.hosp_appr_flag,
+                             enc.psn_type) for j, line in enumerate(bill.feedetail)]  # steps 1-5
+        sums = bill_sums(priced)
 
-        # Step 7: deductible.
-        act_pay_dedc = min(inscp, max(0, standard - met))
-
-        # Step 8: pooled fund.
-        ratio = rate.ratio if rate else 0
-        if treat_region != int(attrs["region"]) and not _has_filing(attrs, treat_region, day):
-            cut = rules.cross_region_cut.emergency if med_type == EMERGENCY_MED_TYPE else rules.cross_region_cut.other
-            ratio = min(max(ratio - cut, 0), BP)
-        eligible = inscp - act_pay_dedc
-        share = apply_bp(eligible, ratio)
-        room = max(0, benefit.ceiling - st.pooled_paid[g])
-        if room == 0:
-            hifp, eligible_over = 0, eligible
-        elif share <= room:
-            hifp, eligible_over = share, 0
-        else:
-            hifp = room
-            eligible_over = max(0, eligible - round_half_up_div(room * BP, ratio))
-
-        # Step 9: second tier.
-        hifob = hifmi = t2_base_add = 0
-        tier2 = rules.second_tier_for(insutype)
-        if tier2 is not None and group_name in tier2.groups:
-            room2 = max(0, tier2.annual_cap - st.t2_paid)
-            if insutype == EMPLOYEE:
-                hifob = min(apply_bp(eligible_over, tier2.ratio), room2)
-            else:
-                selfpaid = inscp - hifp
-                before = st.t2_base
-                excess = max(0, before + selfpaid - max(tier2.threshold, before))
-                hifmi = min(apply_bp(excess, tier2.ratio), room2)
-                t2_base_add = selfpaid
-
-        # Step 10: medical assistance.
-        maf = 0
-        if attrs["flags"] & FLAG_ASSISTANCE:
-            room_maf = max(0, rules.assistance.annual_cap - st.maf_paid)
-            maf = min(apply_bp(max(0, inscp - hifp - hifob - hifmi), rules.assistance.ratio), room_maf)
-
-        # Steps 11-15.
-        cvlserv = 0
-        fund = hifp + hifob + hifmi + cvlserv + maf
-        saf_cash = int(batch.saf_cash[i])
-        hosp_part = max(0, medfee - fund - saf_cash) if saf_cash >= 0 else 0
-        psn_part = medfee - fund - hosp_part
-        acct_pay = 0
-        if batch.acct_flag[i] and insutype == EMPLOYEE and med_type in rules.account.med_types:
-            payable = psn_part if rules.account.scope == "all" else max(0, psn_part - fulamt - overlmt)
-            acct_pay = min(payable, st.balance)
-        cash = psn_part - acct_pay
-
-        # Step 16: the accumulators move by what this bill used.
-        adm_counted = 0
-        prev_adm = (st.adm_id, st.adm_ded_std, st.adm_ded_met, st.adm_nsetl)
-        st.balance -= acct_pay
-        if per_admission:
-            if in_progress:
-                st.adm_ded_met += act_pay_dedc
-                st.adm_nsetl += 1
-            else:
-                st.adm_id, st.adm_ded_std, st.adm_ded_met, st.adm_nsetl = adm, standard, act_pay_dedc, 1
-                st.adm_count += 1
-                adm_counted = 1
-        else:
-            st.ded_met[g] += act_pay_dedc
-        st.pooled_paid[g] += hifp
-        st.t2_paid += hifob + hifmi
-        st.t2_base += t2_base_add
-        st.maf_paid += maf
+        dedc = deductible(sums.inscp, ded)  # step 7
+        ratio = pool_ratio(group, enc, rules)  # step 8
+        hifp, e_over = pooled_fund(sums.inscp - dedc, ratio, group.benefit.ceiling, state.pooled_paid[group.index])
+        t2 = second_tier(rules.second_tier_for(enc.insutype), group, enc, e_over, sums.inscp, hifp, state)  # 9
+        maf = medical_assistance(enc, rules, sums.inscp, hifp, t2, state)  # step 10
+        cvlserv = civil_servant_supplement()  # step 11
+        fund = hifp + t2.hifob + t2.hifmi + cvlserv + maf
+        hosp_part = hospital_part(sums.fee, fund, enc.saf_cash)  # step 12
+        psn_part = person_part(sums.fee, fund, hosp_part)  # step 13
+        acct_pay = personal_account(enc, rules, psn_part, sums, state.balance)  # step 14
+        cash_pay = cash(psn_part, acct_pay)  # step 15
+        before = (state.adm_id, state.adm_ded_std, state.adm_ded_met, state.adm_nsetl)
+        counted = move_accumulators(state, group, ded, enc, dedc, hifp, t2, maf, acct_pay)  # step 16
         if not presettle:
-            self._states[p] = st
+            self._states[enc.person] = state
 
         values = {
-            "status": 0, "group": g, "ded_kind": int(per_admission), "adm_counted": adm_counted, "year": year,
-            "pool_prop_bp": ratio, "medfee_sumamt": medfee, "fulamt_ownpay_amt": fulamt,
-            "overlmt_selfpay": overlmt, "preselfpay_amt": preselfpay, "inscp_scp_amt": inscp,
-            "act_pay_dedc": act_pay_dedc, "hifp_pay": hifp, "hifob_pay": hifob, "hifmi_pay": hifmi,
+            "status": 0, "group": group.index, "ded_kind": int(group.per_admission), "adm_counted": int(counted),
+            "year": enc.date.year, "pool_prop_bp": ratio, "medfee_sumamt": sums.fee, "fulamt_ownpay_amt": sums.fulamt,
+            "overlmt_selfpay": sums.overlmt, "preselfpay_amt": sums.preselfpay, "inscp_scp_amt": sums.inscp,
+            "act_pay_dedc": dedc, "hifp_pay": hifp, "hifob_pay": t2.hifob, "hifmi_pay": t2.hifmi,
             "cvlserv_pay": cvlserv, "maf_pay": maf, "fund_pay_sumamt": fund, "psn_part_amt": psn_part,
-            "acct_pay": acct_pay, "psn_cash_pay": cash, "hosp_part_amt": hosp_part, "balc": st.balance,
-            "t2_base_add": t2_base_add,
+            "acct_pay": acct_pay, "psn_cash_pay": cash_pay, "hosp_part_amt": hosp_part, "balc": state.balance,
+            "t2_base_add": t2.t2_base_add,
         }
-        if adm_counted:
-            for name, value in zip(("prev_adm_id", "prev_adm_ded_std", "prev_adm_ded_met", "prev_adm_nsetl"),
-                                   prev_adm):
-                values[name] = value
-        for name, value in values.items():
-            row[COL[name]] = value
+        if counted:  # what a cancel of the admission's last settlement restores
+            values.update(zip(("prev_adm_id", "prev_adm_ded_std", "prev_adm_ded_met", "prev_adm_nsetl"), before))
+        return values, priced
+
+    def encounter(self, bill: Bill, admission: int) -> Encounter:
+        """The bill's person, regions (by code, in the policy) and date as the steps read them; ``admission``
+        is its mdtrt_id's key."""
+        person = self.population.index_of(bill.psn_no)
+        attrs = self.population.attrs[person]
+        insured_index = int(attrs["region"])
+        treat_code = bill.mdtrtarea_admvs or self.population.region_codes[insured_index]
+        return Encounter(
+            person=person, attrs=attrs, insutype=INSUTYPES[attrs["insutype"]], psn_type=PSN_TYPES[attrs["psn_type"]],
+            insured=self.policy.regions[insured_index], insured_index=insured_index,
+            treat=self.policy.region(treat_code), treat_index=self.population.region_codes.index(treat_code),
+            date=bill.bill_date, med_type=bill.med_type, tier=bill.hosp_lv, acct_used=bill.acct_used_flag,
+            saf_cash=bill.saf_cash_fen,
+            admission=admission)
 
     # -- cancel -------------------------------------------------------------------------------
 
@@ -302,16 +495,3 @@ class ReferenceEngine:
         st.maf_paid -= int(original[COL["maf_pay"]])
         self._states[person] = st
         return 0, st.balance
-
-
-def _roll_over(st: PersonState, year: int) -> None:
-    """Start the year's accumulators again; the balance and the admission in progress carry over."""
-    st.ded_met = [0] * len(st.ded_met)
-    st.pooled_paid = [0] * len(st.pooled_paid)
-    st.t2_paid = st.t2_base = st.maf_paid = 0
-    st.adm_count = 0
-    st.acc_year = year
-
-
-def _has_filing(attrs: np.void, region: int, day: int) -> bool:
-    return int(attrs["filing_region"]) == region and int(attrs["filing_from"]) <= day <= int(attrs["filing_to"])

@@ -25,7 +25,7 @@ from ..policy.codes import INSUTYPES, PSN_TYPES
 from ..policy.compile import CompiledPolicy, compile_policy
 from ..policy.models import Policy
 from ..timeutil import now_shanghai
-from .backends import core_module, resolve_engine_name
+from .backends import Engine, core_module, resolve_engine_name
 from .bills import AdmissionKeys, Bill, BillBatch, encode_bills, parse_bill, resolve_bill
 from .admissions import AdmissionBook
 from .columns import (CANCEL_PAST, COL, COLUMNS, NARROW_COLUMNS, NO_ADMISSION, REFUSAL_MESSAGES,
@@ -65,8 +65,8 @@ class Settler:
         self.compiled = compiled or compile_policy(policy)
         self.population = population
         self.engine_name = resolve_engine_name(engine)
-        engine_class = CoreEngine if self.engine_name == "core" else ReferenceEngine
-        self.engine = engine_class(policy, self.compiled, population)
+        engine_class: type[Engine] = CoreEngine if self.engine_name == "core" else ReferenceEngine
+        self.engine: Engine = engine_class(policy, self.compiled, population)
         self.admissions = AdmissionKeys()
         self.records: dict[str, Settlement] = {}
         self.admission_book = AdmissionBook()  # what cancels need of admissions no longer in progress
@@ -96,6 +96,8 @@ class Settler:
         # plain shape counters send by pydantic-core and the fast path's route, which writes the lines
         # straight into its buffers; anything else by the Bill model.
         fast = self._fast or self._make_fast_path()
+        if isinstance(self.engine, ReferenceEngine):
+            return self._single_on_reference(bill, presettle, when, setl_id)
         plain = None if isinstance(bill, Bill) else validate_plain(bill)
         routed = None if plain is None else fast.route(plain)
         if routed is not None:
@@ -112,6 +114,20 @@ class Settler:
             raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status], bill=head.bill_id or None)
         return self._record(head, person, adm, fast.out, fast.lines[:n_lines], presettle, when, setl_id)
 
+    def _single_on_reference(self, bill: Bill | dict, presettle: bool, when: dt.datetime | None,
+                             setl_id: str | None) -> Settlement:
+        """The reference engine settles the parsed bill itself, against the policy models, once the bill
+        has been validated and resolved as on the core (the same errors, the same admission key)."""
+        assert isinstance(self.engine, ReferenceEngine)
+        model = bill if isinstance(bill, Bill) else parse_bill(bill)
+        resolved = resolve_bill(model, self.compiled, self.population, self.admissions)
+        out, lines = self.engine.settle_bills([model], presettle=presettle, admissions=self.admissions)
+        status = int(out[0, COL["status"]])
+        if status:
+            raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status], bill=model.bill_id or None)
+        return self._record(BillHead.of(model), resolved.person, resolved.adm, out[0], lines, presettle, when,
+                            setl_id)
+
     # -- many bills -----------------------------------------------------------------------------
 
     def settle_many(self, bills: list[Bill | dict], *, presettle: bool = False
@@ -121,7 +137,10 @@ class Settler:
         models = [b if isinstance(b, Bill) else parse_bill(b, position=i) for i, b in enumerate(bills)]
         batch = encode_bills(models, self.compiled, self.population, self.admissions)
         batch.validate(self.compiled, len(self.population))
-        out, lines = self.engine.run(batch, presettle=presettle)
+        if isinstance(self.engine, ReferenceEngine):  # it settles the parsed bills, not their encoding
+            out, lines = self.engine.settle_bills(models, presettle=presettle, admissions=self.admissions)
+        else:
+            out, lines = self.engine.run(batch, presettle=presettle)
         results: list[Settlement | SettlementRefused] = []
         for i, model in enumerate(models):
             status = int(out[i, COL["status"]])
