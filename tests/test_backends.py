@@ -21,23 +21,27 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "medsettle"
 COMPILED = {"_core", "_plain"}
 
 
+def _is_compiled(name: object) -> bool:
+    return str(name).split(".")[-1] in COMPILED
+
+
+def _imports_compiled(node: ast.AST) -> bool:
+    """``node`` imports medsettle._core or medsettle._plain, in any spelling."""
+    if isinstance(node, ast.ImportFrom):
+        module = node.module or ""
+        return _is_compiled(module) or (module in ("", "medsettle") and any(_is_compiled(a.name) for a in node.names))
+    if isinstance(node, ast.Import):
+        return any(_is_compiled(alias.name) for alias in node.names)
+    if isinstance(node, ast.Call):
+        called = getattr(node.func, "attr", getattr(node.func, "id", ""))
+        return called in ("import_module", "__import__") and any(
+            isinstance(a, ast.Constant) and _is_compiled(a.value) for a in node.args)
+    return False
+
+
 def _imports_of_compiled(tree: ast.AST) -> list[int]:
-    """Lines of ``tree`` that import medsettle._core or medsettle._plain, in any spelling."""
-    lines = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            module = node.module or ""
-            names = {alias.name for alias in node.names}
-            if module.split(".")[-1] in COMPILED or (module in ("", "medsettle") and names & COMPILED):
-                lines.append(node.lineno)
-        elif isinstance(node, ast.Import):
-            if any(alias.name.split(".")[-1] in COMPILED for alias in node.names):
-                lines.append(node.lineno)
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
-                "import_module", "__import__"):
-            if any(isinstance(a, ast.Constant) and str(a.value).split(".")[-1] in COMPILED for a in node.args):
-                lines.append(node.lineno)
-    return lines
+    """Lines of ``tree`` that import a compiled module."""
+    return [node.lineno for node in ast.walk(tree) if _imports_compiled(node)]
 
 
 def test_only_backends_imports_the_compiled_modules():

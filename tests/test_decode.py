@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from medsettle.engine import Population, Settler
-from medsettle.errors import SettlementRefused
 from medsettle.engine.bills import AdmissionKeys, Bill, encode_bills, parse_bill
 from medsettle.engine.decode import admission_name, decode_batch
+from medsettle.errors import SettlementRefused
 from medsettle.policy import load_default_policy
 from medsettle.policy.compile import compile_policy
 from medsettle.sim import generate_bills

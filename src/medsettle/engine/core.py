@@ -6,12 +6,12 @@ validated columns to the kernel, which only loops.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 
 from ..policy.compile import CompiledPolicy
 from ..policy.models import Policy
-from types import ModuleType
-
 from .backends import REBUILD_HINT, CoreUnavailable, core_module, core_problem
 from .bills import BillBatch
 from .bounds import COMPILED_BOUNDS

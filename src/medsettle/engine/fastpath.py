@@ -14,13 +14,13 @@ medsettle._plain, in C; on the reference engine it is plainbill.resolve_plain.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..policy.codes import MED_TYPE_INDEX, TIER_INDEX
 from .backends import CoreUnavailable, Engine, core_problem, plain_module
-from .bills import NO_VALUE, MAX_LINES, AdmissionKeys, BillBatch
+from .bills import MAX_LINES, NO_VALUE, AdmissionKeys, BillBatch
 from .columns import LINE_COLUMNS, N_COLUMNS
 from .core import CoreEngine
 from .plainbill import BillHead, resolve_plain

@@ -47,7 +47,6 @@ from .decode import decode_batch
 from .persons import FLAG_ACTIVE, FLAG_ASSISTANCE, Population
 from .state import PersonState
 
-
 # -- the line steps (1-5), with the treatment region's catalogue ---------------------------------------
 
 class LineAmounts(NamedTuple):
@@ -97,7 +96,7 @@ def price_line(item: CatalogueItem, pric: int, cnt: int, approved: bool, psn_typ
 
 def bill_sums(lines: list[LineAmounts]) -> LineAmounts:
     """The bill's medfee_sumamt, fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt and inscp_scp_amt."""
-    return LineAmounts(*(sum(column) for column in zip(*lines)))
+    return LineAmounts(*(sum(column) for column in zip(*lines, strict=True)))
 
 
 # -- the bill steps (6-16), with the policy of the insured region ---------------------------------------
@@ -438,7 +437,8 @@ class ReferenceEngine:
             "t2_base_add": t2.t2_base_add,
         }
         if counted:  # what a cancel of the admission's last settlement restores
-            values.update(zip(("prev_adm_id", "prev_adm_ded_std", "prev_adm_ded_met", "prev_adm_nsetl"), before))
+            values.update(zip(("prev_adm_id", "prev_adm_ded_std", "prev_adm_ded_met", "prev_adm_nsetl"), before,
+                              strict=True))
         return values, priced
 
     def encounter(self, bill: Bill, admission: int) -> Encounter:
