@@ -28,3 +28,20 @@ def test_the_bounds_are_docs_settlement_md():
     # the state's records hold them: adm_count is one byte, adm_nsetl two
     assert bounds.MAX_ADMISSIONS_PER_YEAR == 2**8 - 1 and bounds.MAX_SETTLEMENTS_PER_ADMISSION == 2**16 - 1
     assert state.STATE_DTYPE["adm_count"].itemsize == 1 and state.STATE_DTYPE["adm_nsetl"].itemsize == 2
+
+
+def test_a_credit_past_the_balance_bound_is_refused_and_changes_nothing(engine):
+    from medsettle.engine import Population, Settler
+    from medsettle.errors import InvalidInput
+    from medsettle.policy import load_default_policy
+
+    policy = load_default_policy()
+    settler = Settler(policy, Population.generate(policy, 3), engine=engine)
+    psn_no = settler.population.psn_nos[0]
+    before = settler.person_state(psn_no).balance
+    top = bounds.MAX_BALANCE_FEN - before
+    assert settler.credit(psn_no, top) == bounds.MAX_BALANCE_FEN  # up to the bound is fine
+    with pytest.raises(InvalidInput, match="bound") as refused:
+        settler.credit(psn_no, 1)
+    assert refused.value.field == "amount"
+    assert settler.person_state(psn_no).balance == bounds.MAX_BALANCE_FEN

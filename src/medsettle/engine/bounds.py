@@ -19,6 +19,8 @@ MIN_YEAR, MAX_YEAR = 2000, 2099  # bill dates outside are refused as invalid inp
 MAX_ADMISSIONS_PER_YEAR = 255  # ADMISSION_LIMIT past that (the state's adm_count is one byte)
 MAX_SETTLEMENTS_PER_ADMISSION = 65535  # ADMISSION_LIMIT past that (adm_nsetl is two bytes)
 LIMIT_MAX_FEN = 2**31 - 1  # a policy limit (deductible, ceiling, cap) is below 2^31 fen: int32 in the core
+MAX_CREDIT_FEN = 10**7  # one account credit (划入), fen: 100,000 yuan
+MAX_BALANCE_FEN = 10**11  # a personal account's balance, fen
 
 # name: value, as medsettle._core.BOUNDS and medsettle._plain.BOUNDS report them.
 COMPILED_BOUNDS: dict[str, int] = {

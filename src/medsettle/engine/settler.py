@@ -27,6 +27,7 @@ from ..policy.models import Policy
 from ..timeutil import now_shanghai
 from .backends import Engine, core_module, resolve_engine_name
 from .bills import AdmissionKeys, Bill, BillBatch, encode_bills, parse_bill, resolve_bill
+from .bounds import MAX_BALANCE_FEN
 from .admissions import AdmissionBook
 from .columns import (CANCEL_PAST, COL, COLUMNS, NARROW_COLUMNS, NO_ADMISSION, REFUSAL_MESSAGES,
                       REFUSALS)
@@ -255,7 +256,8 @@ class Settler:
         """Credit (or, negative, debit) a person's account by ``amount`` fen; return the new balance.
 
         Monthly account credits (划入) and balances moving with a transfer come through here. A debit
-        that would take the balance below 0 is refused and changes nothing.
+        that would take the balance below 0, or a credit past the balance bound (bounds.MAX_BALANCE_FEN),
+        is refused and changes nothing.
         """
         if not isinstance(amount, int) or isinstance(amount, bool):
             raise InvalidInput("amount must be whole fen", field="amount")
@@ -263,6 +265,9 @@ class Settler:
         state = self.engine.get_state(person)
         if state.balance + amount < 0:
             raise InvalidInput(f"the balance {state.balance} fen cannot pay {-amount} fen", field="amount")
+        if state.balance + amount > MAX_BALANCE_FEN:
+            raise InvalidInput(f"the balance {state.balance} fen plus {amount} fen would pass the bound of "
+                               f"{MAX_BALANCE_FEN} fen", field="amount")
         state.balance += amount
         self.engine.set_state(person, state)
         return state.balance
