@@ -2,9 +2,9 @@
 counter cached at sign-in, without the personal account, assuming nothing met or paid this year and no
 second tier or assistance. It runs the reference engine on a one-person world built from the cache.
 
-Choices where the platform's contract is silent: the counter settles provisionally only for a person it knows (an earlier
-1101 answer, kept in its journal: scheme, person type, insured region) who is insured in the counter's own
-region (it caches only its region's rules); anyone else pays cash against a deferred voucher.
+Choices where the platform's contract is silent: the counter settles provisionally only for a person it knows
+(an earlier 1101 answer, kept in its journal: scheme, person type, insured region) who is insured in the
+counter's own region (it caches only its region's rules); anyone else pays cash against a deferred voucher.
 """
 
 from __future__ import annotations
