@@ -1,5 +1,5 @@
 /* docs/settlement.md's bounds for the compiled modules (ext/_bounds.pxd declares them to Cython).
-   The same values as medsettle/engine/bounds.py; the modules report them as BOUNDS, and the engine
+   The same values as medsettle/bounds.py; the modules report them as BOUNDS, and the engine
    refuses a build whose BOUNDS differ from bounds.COMPILED_BOUNDS (tests/test_bounds.py). */
 #ifndef MEDSETTLE_BOUNDS_H
 #define MEDSETTLE_BOUNDS_H
