@@ -102,7 +102,6 @@ def test_medsettle_settle_answers_each_bills_own_time(engine, tmp_path):
 def test_the_centre_answers_the_time_at_which_it_settled(tmp_path, monkeypatch):
     """The centre settles with its own clock (``when``): the answer shows when it settled, not the time the
     counter wrote on the fee lines; a restart replays that time from the journal."""
-    from medsettle.centre import service
     from medsettle.centre.institutions import default_institutions
     from medsettle.centre.service import Centre
     from medsettle.engine import Population, Settler
@@ -110,11 +109,24 @@ def test_the_centre_answers_the_time_at_which_it_settled(tmp_path, monkeypatch):
 
     policy = load_default_policy()
     settled_at = dt.datetime(2026, 3, 2, 14, 15, 16, tzinfo=dt.timezone(dt.timedelta(hours=8)))
-    monkeypatch.setattr(service, "now_shanghai", lambda: settled_at)
+
+    class StoppedClock:  # the centre's clock, stopped at settled_at
+        def now(self):
+            return settled_at
+
+        def time(self):
+            return settled_at.timestamp()
+
+        def monotonic(self):
+            return 0.0
+
+        def sleep(self, seconds):
+            pass
 
     def new_centre(journal):
         population = Population.generate(policy, 200, seed=0)
-        return Centre(Settler(policy, population, engine="core"), journal, default_institutions(policy))
+        return Centre(Settler(policy, population, engine="core"), journal, default_institutions(policy),
+                      clock=StoppedClock())
 
     code = policy.region("130100").catalogues[0].items[0].med_list_codg
     with SQLiteJournal(tmp_path / "centre.db") as journal:
