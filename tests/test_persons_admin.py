@@ -307,3 +307,13 @@ def test_the_persons_commands_refuse_a_month_that_is_not_yyyy_mm(server):
             assert r.returncode == 1 and len(lines) == 1, r.stderr
             assert lines[0].startswith("Error: --month: ") and repr(month) in lines[0] and "yyyy-mm" in lines[0]
     assert server.journal_count() == before
+
+
+def test_a_credit_over_100000_yuan_is_refused_and_changes_nothing(server):
+    psn = first_person()
+    before = server.journal_count()
+    over = admin(server, {"action": "credit", "psn_no": psn, "amount": "100000.01", "key": "2026-04"})
+    assert not over["ok"] and "field amount" in over["error"] and "100000.00" in over["error"], over
+    assert server.journal_count() == before
+    at_bound = ok(admin(server, {"action": "credit", "psn_no": psn, "amount": "100000.00", "key": "2026-04"}))
+    assert at_bound["amount"] == "100000.00" and server.journal_count() == before + 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..bounds import MAX_CREDIT_FEN
 from ..errors import InvalidInput
 from ..ledger.journal import Entry
 from ..money import fen_to_decimal, to_fen
@@ -103,6 +104,8 @@ class Cards:
         fen = to_fen(amount, "amount")
         if fen <= 0:
             raise InvalidInput("a credit is a positive amount", field="amount")
+        if fen > MAX_CREDIT_FEN:
+            raise InvalidInput(f"a credit is at most {fen_to_decimal(MAX_CREDIT_FEN)} yuan", field="amount")
         ledger = self._ledger
         region = ledger.settler.population.region_of(ledger.settler.population.index_of(psn_no))
         journal_key = f"{psn_no}/{key}"

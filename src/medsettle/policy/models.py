@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
 
 from .. import money
+from ..bounds import LIMIT_MAX_FEN  # docs/settlement.md: limits are below 2^31 fen
+from ..bounds import MAX_PRIC_UNITS as PRICE_MAX_UNITS
 from .codes import (
     ADMISSION_ORDINALS,
     CLASS_CODES,
@@ -25,9 +27,7 @@ from .codes import (
     PSN_TYPES_OF_INSUTYPE,
 )
 
-LIMIT_MAX_FEN = 2**31 - 1  # docs/settlement.md: limits are below 2^31 fen
 BIG_MAX_FEN = 2**62
-PRICE_MAX_UNITS = 10**10
 
 
 # Each converter checks its bounds itself, so a bad value is described in the units the policy file
