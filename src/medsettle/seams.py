@@ -62,7 +62,7 @@ class Randomness(Protocol):
     def token_hex(self, nbytes: int) -> str:
         """A random string of 2 * nbytes hex digits (QR tokens, nonces)."""
 
-    def uniform(self, low: float, high: float) -> float:
+    def uniform(self, low: float, high: float) -> float:  # ok-float: back-off jitter, not money
         """A float in [low, high] (back-off jitter)."""
 
     def randbelow(self, n: int) -> int:
@@ -75,7 +75,7 @@ class SystemRandomness:
     def token_hex(self, nbytes: int) -> str:
         return secrets.token_hex(nbytes)
 
-    def uniform(self, low: float, high: float) -> float:
+    def uniform(self, low: float, high: float) -> float:  # ok-float: back-off jitter, not money
         return random.uniform(low, high)
 
     def randbelow(self, n: int) -> int:
@@ -94,7 +94,7 @@ class SeededRandomness:
     def token_hex(self, nbytes: int) -> str:
         return self._rng.getrandbits(8 * nbytes).to_bytes(nbytes, "big").hex()
 
-    def uniform(self, low: float, high: float) -> float:
+    def uniform(self, low: float, high: float) -> float:  # ok-float: back-off jitter, not money
         return self._rng.uniform(low, high)
 
     def randbelow(self, n: int) -> int:

@@ -419,7 +419,7 @@ class Progress:
             self._stream.write("\n")
             self._stream.flush()
 
-    def _show(self, done: int, now: float) -> None:
+    def _show(self, done: int, now: float) -> None:  # ok-float: a monotonic time
         of = f" of {self._total:,}" if self._total is not None else ""
         rate = done / max(now - self._start, 1e-9)
         self._stream.write(f"\r{self._verb} {done:,}{of} bills ({rate:,.0f} bills/s)")

@@ -80,7 +80,7 @@ class _InFlight:
     returns late cannot clear the mark of the new one's."""
 
     def __init__(self):
-        self.since: float | None = None
+        self.since: float | None = None  # ok-float: a monotonic time
 
     def __enter__(self) -> None:
         self.since = time.monotonic()
