@@ -22,6 +22,7 @@ from typing import Protocol
 
 from ..seams import Clock
 from .apdu import FOREIGN_ATR
+from .names import ReaderEntryNames
 from .psam import VirtualPSAM
 from .vpcd import Faults, distort, switch_faults
 
@@ -88,7 +89,8 @@ class VirtualSlot:
 
     # -- the contacts ---------------------------------------------------------------------------
 
-    def answer(self, command: bytes, generation: int, *, within: float, clock: Clock) -> bytes | None:
+    def answer(self, command: bytes, generation: int, *,
+               within: float, clock: Clock) -> bytes | None:  # ok-float: within is seconds
         """The card's R-APDU to ``command`` as the faults bend it: ``b""`` when the card connected at
         ``generation`` is gone or leaves during the APDU, None when it does not answer within ``within``
         seconds (after waiting them on ``clock``)."""
@@ -118,20 +120,12 @@ class VirtualSlot:
 
 
 @dataclass
-class BusEntry:
+class BusEntry(ReaderEntryNames):
     """One reader entry: the card slot (reader name ``<name> 00 00``) and the PSAM slot (``<name> 00 01``)."""
 
     name: str
     card: VirtualSlot
     psam: VirtualSlot
-
-    @property
-    def card_reader(self) -> str:
-        return f"{self.name} 00 00"
-
-    @property
-    def psam_reader(self) -> str:
-        return f"{self.name} 00 01"
 
 
 class VirtualBus:

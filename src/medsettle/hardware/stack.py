@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MedsettleError
+from .names import ReaderEntryNames
 from .psam import VirtualPSAM
 from .vpcd import Slot
 
@@ -127,21 +128,13 @@ def _cmdline(pid: int) -> str:
 
 
 @dataclass
-class Counter:
+class Counter(ReaderEntryNames):
     """One reader entry: the card slot (reader name ``<name> 00 00``) and the PSAM slot (``<name> 00 01``)."""
 
     name: str
     port: int
     card: Slot
     psam: Slot
-
-    @property
-    def card_reader(self) -> str:
-        return f"{self.name} 00 00"
-
-    @property
-    def psam_reader(self) -> str:
-        return f"{self.name} 00 01"
 
 
 class PcscStack:
