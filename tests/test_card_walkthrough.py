@@ -165,3 +165,16 @@ def test_a_stack_error_line_has_no_code_as_before(tmp_path):
     line = one_error_line(medsettle("hardware", "status", "--dir", "none", cwd=tmp_path))
     assert line == (f"Error: no virtual reader stack is running in {tmp_path / 'none'}: "
                     "start it with 'medsettle hardware up'")
+
+
+def test_a_half_written_or_empty_state_file_is_one_stack_error_line(tmp_path):
+    """CI once read daemon.json in the instant between its creation and its filling; the daemon now writes it
+    whole (a rename), and a client that still meets an unreadable one says what to do instead of a JSON error."""
+    from medsettle.hardware.daemon import STATE_FILE, _write_atomically
+
+    (tmp_path / STATE_FILE).write_text("")
+    line = one_error_line(medsettle("hardware", "status", "--dir", str(tmp_path), cwd=tmp_path))
+    assert "state file" in line and "cannot be read" in line and "'medsettle hardware down' then 'up'" in line
+    _write_atomically(tmp_path / STATE_FILE, '{"pid": 1, "socket": "x"}')
+    assert json.loads((tmp_path / STATE_FILE).read_text()) == {"pid": 1, "socket": "x"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [STATE_FILE]  # no partial file left beside it

@@ -130,7 +130,8 @@ class HardwareDaemon:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         signal.signal(signal.SIGTERM, lambda *_: self.stopped.set())
         status = self.do({"op": "status"})
-        (self.directory / STATE_FILE).write_text(json.dumps({"pid": os.getpid(), "socket": str(sock_path), **status}))
+        _write_atomically(self.directory / STATE_FILE,
+                          json.dumps({"pid": os.getpid(), "socket": str(sock_path), **status}))
         try:
             self.stopped.wait()
         finally:
@@ -138,6 +139,15 @@ class HardwareDaemon:
             self.stack.stop()
             sock_path.unlink(missing_ok=True)
             (self.directory / STATE_FILE).unlink(missing_ok=True)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: :func:`start` polls for the state file and reads it the moment it
+    appears, so a file created empty and filled afterwards is read half-written (seen in CI as
+    "Expecting value: line 1 column 1")."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 class HardwareClient:
@@ -149,7 +159,11 @@ class HardwareClient:
         if not state_file.exists():
             raise StackError(f"no virtual reader stack is running in {self.directory}: start it with "
                              "'medsettle hardware up'")
-        self.state = json.loads(state_file.read_text())
+        try:
+            self.state = json.loads(state_file.read_text())
+        except (OSError, ValueError) as error:
+            raise StackError(f"the virtual reader stack's state file {state_file} cannot be read ({error}); "
+                             "'medsettle hardware down' then 'up'") from None
 
     def request(self, op: str, **fields) -> dict:
         with socket.socket(socket.AF_UNIX) as sock:
@@ -160,7 +174,12 @@ class HardwareClient:
                 raise StackError(f"the virtual reader stack in {self.directory} does not answer ({error}); "
                                  "'medsettle hardware down' then 'up'") from None
             sock.sendall(json.dumps({"op": op, **fields}).encode() + b"\n")
-            answer = json.loads(sock.makefile().readline())
+            line = sock.makefile().readline()
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            raise StackError(f"the virtual reader stack in {self.directory} closed the connection without an "
+                             f"answer to {op!r} (log: {self.directory / LOG_FILE})") from None
         if not answer.pop("ok"):
             raise StackError(answer["error"])
         return answer
