@@ -12,7 +12,7 @@ from decimal import Decimal
 from test_centre import CODES, PHARMACY, REGISTRY, Server, first_person
 
 from medsettle.seams import SystemClock
-from medsettle.terminal import CentreClient, Counter, Identity, TerminalJournal
+from medsettle.terminal import CentreClient, Counter, Identity, CounterStore
 
 ITEMS = [{"med_list_codg": CODES[0], "pric": "12.50", "cnt": "2"}, {"med_list_codg": CODES[1], "pric": "30.00",
                                                                      "cnt": "1"}]
@@ -112,7 +112,7 @@ class FakeClock:
 
 
 def make_counter(url: str, journal_path, code: str = PHARMACY, **kwargs) -> Counter:
-    return Counter(code, TerminalJournal(journal_path), CentreClient(url, timeout=2.0),
+    return Counter(code, CounterStore(journal_path), CentreClient(url, timeout=2.0),
                    resend_for=kwargs.pop("resend_for", 0.6), **kwargs)
 
 

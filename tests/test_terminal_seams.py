@@ -25,7 +25,7 @@ from medsettle.jsontext import dumps_bytes, loads
 from medsettle.ledger import SQLiteJournal
 from medsettle.policy import load_default_policy
 from medsettle.seams import Crashed, RaiseOnCrash, SeededRandomness
-from medsettle.terminal import CentreUnreachable, Counter, Identity, TerminalJournal
+from medsettle.terminal import CentreUnreachable, Counter, Identity, CounterStore
 from medsettle.terminal.states import TRANSITIONS, IllegalTransition, SaleState
 from medsettle.timeutil import now_shanghai
 
@@ -79,7 +79,7 @@ def fake_start():
 
 
 def open_counter(path, transport, clock, **kwargs) -> Counter:
-    return Counter(PHARMACY, TerminalJournal(path, clock=clock), transport, clock=clock,
+    return Counter(PHARMACY, CounterStore(path, clock=clock), transport, clock=clock,
                    randomness=SeededRandomness(SEED), resend_for=3.0, **kwargs)
 
 
@@ -181,7 +181,7 @@ def test_a_resume_that_cannot_finish_a_step_says_what_failed_and_goes_on(world, 
 
 
 def test_an_illegal_transition_raises_and_writes_nothing(tmp_path):
-    journal = TerminalJournal(tmp_path / "t.db")
+    journal = CounterStore(tmp_path / "t.db")
     with journal.transaction() as db:
         journal.put_sale(db, "SALE1", SaleState.NEW, {"n": 1})
     for illegal in (SaleState.DONE, SaleState.CANCELLED, SaleState.SETTLED):
@@ -205,7 +205,7 @@ STORED = ["new", "identified", "settling", "settled", "done", "deferred", "provi
 
 def old_journal(path, states, data: dict) -> None:
     """A journal as the counter has always written it: its tables, and a sale row per stored state."""
-    TerminalJournal(path).close()
+    CounterStore(path).close()
     with sqlite3.connect(path) as db:
         for n, state in enumerate(states):
             db.execute("INSERT INTO sales VALUES (?, ?, ?, ?)", (f"SALE{n:08d}", state, json.dumps(data),
@@ -220,7 +220,7 @@ def stored_states(path) -> list[str]:
 def test_every_stored_state_reads_back_and_is_written_back_the_same(tmp_path):
     path = tmp_path / "old.db"
     old_journal(path, STORED, {"n": 0})
-    journal = TerminalJournal(path)
+    journal = CounterStore(path)
     states = [state for _sale, state, _data in journal.sales()]
     assert states == [SaleState.parse(s) for s in STORED] and all(isinstance(s, SaleState) for s in states)
     assert [sale for sale, _, _ in journal.sales(SaleState.STAY_STEP)] == [f"SALE{n:08d}" for n in range(15, 20)]
@@ -240,7 +240,7 @@ def test_a_journal_written_before_resumes(world, tmp_path):
     old_journal(path, ["new"], {"identity": None, "lines": [line], "bill_time": line["fee_ocur_time"],
                                 "medfee": "25.00", "acct_used": True})
     clock = FakeClock(fake_start())
-    counter = Counter(PHARMACY, TerminalJournal(path), MemoryTransport(centre, clock), clock=clock)
+    counter = Counter(PHARMACY, CounterStore(path), MemoryTransport(centre, clock), clock=clock)
     assert counter.resume()["vouchers_made"] == 1
     assert stored_states(path) == ["deferred"] and counter.pending_vouchers()[0]["medfee"] == "25.00"
 
@@ -261,7 +261,7 @@ def _calls(tree: ast.AST) -> set[str]:
     return names
 
 
-def test_the_counter_reaches_time_randomness_exit_and_sql_only_through_its_seams_and_journal():
+def test_the_counter_reaches_time_randomness_exit_and_sql_only_through_its_seams_and_store():
     forbidden = ("time.", "random.", "secrets.", "os._exit", "now_shanghai", "datetime.now", "dt.datetime.now")
     for module in sorted(TERMINAL.glob("*.py")):
         tree = ast.parse(module.read_text())
@@ -269,5 +269,5 @@ def test_the_counter_reaches_time_randomness_exit_and_sql_only_through_its_seams
         assert not [c for c in calls if c.startswith(forbidden)], module.name
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         assert not imported & {"time", "random", "secrets"}, module.name
-        if module.name != "journal.py":
+        if module.name != "store.py":
             assert not [c for c in calls if c.endswith((".execute", ".executescript", ".executemany"))], module.name

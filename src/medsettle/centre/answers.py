@@ -60,7 +60,7 @@ class AnswerStore:
         Returns the Future of the answer, resolved once the journal entries ``work`` queued are durable;
         until then an identical request gets that same Future. A refusal (SettlementRefused) is an answer
         too, stored and journaled in ``region``; bad input is not stored (a corrected resend may use the
-        msgid). A failed journal fails the Future with CentreUnavailable."""
+        msgid). A failed journal fails the Future with CentreFailStopped."""
         digest = env.request_hash()
         with self._ledger.lock:
             stored = self._answers.get(env.msgid)

@@ -34,8 +34,10 @@ Replayer = Callable[[Entry], None]
 _JOURNAL_WAITS: contextvars.ContextVar[list[Future] | None] = contextvars.ContextVar("journal_waits", default=None)
 
 
-class CentreUnavailable(MedsettleError):
-    """The journal failed: the centre refuses changes until it is restarted (and replays its journal)."""
+class CentreFailStopped(MedsettleError):
+    """The centre's journal failed, so the centre has stopped taking changes (fail-stop) until it is restarted
+    and replays its journal. Not :class:`~medsettle.terminal.client.CentreUnreachable`, which is a counter
+    getting no answer over the network; the wire code stays CENTRE_UNAVAILABLE."""
 
     code = "CENTRE_UNAVAILABLE"
 
@@ -70,13 +72,13 @@ class Ledger:
         """Why the centre stopped changing state (the journal failed), or None."""
         return self._failure
 
-    def fail(self, failure: BaseException) -> CentreUnavailable:
+    def fail(self, failure: BaseException) -> CentreFailStopped:
         """Fail stop: record that the journal failed; the error every later change is refused with."""
         self._failure = f"the journal failed: {failure}"
         return self.unavailable()
 
-    def unavailable(self) -> CentreUnavailable:
-        return CentreUnavailable(f"{self._failure}; restart the centre (it replays its journal)")
+    def unavailable(self) -> CentreFailStopped:
+        return CentreFailStopped(f"{self._failure}; restart the centre (it replays its journal)")
 
     def refuse_if_failed(self) -> None:
         if self._failure:

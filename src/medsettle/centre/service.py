@@ -38,7 +38,7 @@ from ..ledger import GroupCommitJournal
 from ..seams import SYSTEM_CLOCK, SYSTEM_RANDOM, Clock, Randomness
 from .answers import AnswerStore, error_response, ok_response
 from .cards import Cards
-from .core import CentreUnavailable, Ledger
+from .core import CentreFailStopped, Ledger
 from .downloads import Downloads
 from .encounters import Encounters
 from .inpatient import InpatientFlow
@@ -62,7 +62,7 @@ STATE_CHANGING = {"9001", "9002", "2102", "2103", "2201", "2202", "2203", "2204"
 
 Handler = Callable[[Envelope, Institution, BaseModel], dict]
 
-__all__ = ["Centre", "CentreUnavailable", "EnvelopeRefused", "STATE_CHANGING"]
+__all__ = ["Centre", "CentreFailStopped", "EnvelopeRefused", "STATE_CHANGING"]
 
 
 class Centre:

@@ -63,14 +63,14 @@ class _Session:
         return self._counter
 
     def _open(self):
-        from ..terminal import CentreClient, Counter, TerminalJournal  # noqa: PLC0415
+        from ..terminal import CentreClient, Counter, CounterStore  # noqa: PLC0415
 
         if not self.code:
             raise click.ClickException("missing option --institution / -i: give the institution's code before the "
                                        "command, e.g. medsettle terminal -i P13010000001 signin")
         _check_centre_url(self.centre_url)
         try:
-            journal = TerminalJournal(self.journal_path)
+            journal = CounterStore(self.journal_path)
         except (OSError, sqlite3.Error) as error:
             raise click.ClickException(f"cannot open the terminal journal {self.journal_path}: {error} "
                                        "(give a writable --journal FILE)") from None

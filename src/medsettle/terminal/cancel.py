@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..errors import InvalidInput
 from .common import Receipt, Refused, receipt_of
-from .journal import TerminalJournal
+from .store import CounterStore
 from .messaging import Messenger
 from .states import SaleState
 
@@ -15,7 +15,7 @@ CANCELLABLE = (SaleState.DONE, SaleState.SETTLED, SaleState.CANCELLING)
 class Cancels:
     """Cancels the counter's settled pharmacy sales and outpatient visits."""
 
-    def __init__(self, journal: TerminalJournal, messenger: Messenger) -> None:
+    def __init__(self, journal: CounterStore, messenger: Messenger) -> None:
         self._journal, self._messenger = journal, messenger
 
     def cancel(self, sale: str) -> Receipt:

@@ -16,7 +16,7 @@ Who owns what (each part a class in its own module; a part reaches another only 
 - :class:`~.resume.Resumption`             what a restart finishes
 - :class:`~.reconcile.Reconciliation`      3201/3202 at the end of the day
 
-Every step is journaled (:class:`~.journal.TerminalJournal`, the only module that speaks SQL) before it takes
+Every step is journaled (:class:`~.journal.CounterStore`, the only module that speaks SQL) before it takes
 effect, and a sale's states are :class:`~.states.SaleState` with their allowed transitions.
 
 The counter reaches the world only through its seams: the transport to the centre (:class:`~.client.Transport`,
@@ -35,7 +35,7 @@ from .client import Transport
 from .common import CounterError, Identity, Receipt, Refused, bill_total, check_items
 from .crash import CrashPoints
 from .identify import Identification
-from .journal import TerminalJournal
+from .store import CounterStore
 from .messaging import Messenger
 from .outcomes import Outcomes
 from .pharmacy import PharmacySales
@@ -51,7 +51,7 @@ from .vouchers import Vouchers
 class Counter:
     """A counter: its parts, wired once, and the public API the CLI and integrators use."""
 
-    def __init__(self, fixmedins_code: str, journal: TerminalJournal, client: Transport, *, reader: Any = None,
+    def __init__(self, fixmedins_code: str, journal: CounterStore, client: Transport, *, reader: Any = None,
                  admdvs: str | None = None, opter: str = "001", dev_no: str = "T01", resend_for: float = 3.0,
                  clock: Clock = SYSTEM_CLOCK, randomness: Randomness = SYSTEM_RANDOM, crash: CrashHook = EXIT_ON_CRASH,
                  crash_at: str | None = None) -> None:

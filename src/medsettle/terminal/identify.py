@@ -8,7 +8,7 @@ import dataclasses
 from typing import Any
 
 from .common import CounterError, Identity, cert_of
-from .journal import TerminalJournal
+from .store import CounterStore
 from .messaging import Messenger
 from .states import SaleState
 
@@ -16,7 +16,7 @@ from .states import SaleState
 class Identification:
     """Owns the counter's card reader (None: no reader) and the 1101s of its sales, visits and stays."""
 
-    def __init__(self, journal: TerminalJournal, messenger: Messenger, reader: Any = None) -> None:
+    def __init__(self, journal: CounterStore, messenger: Messenger, reader: Any = None) -> None:
         self._journal, self._messenger = journal, messenger
         self.reader = reader  # the CLI gives a counter its reader when a command needs the card
 

@@ -17,7 +17,7 @@ import sqlite3
 from ..seams import Clock, Randomness
 from .client import CentreUnreachable, Transport
 from .common import Refused
-from .journal import TerminalJournal
+from .store import CounterStore
 
 FIRST_DELAY = 0.05  # seconds before the first resend; doubled each time, at most MAX_DELAY
 MAX_DELAY = 1.0
@@ -26,7 +26,7 @@ MAX_DELAY = 1.0
 class Messenger:
     """Writes, sends and resends the counter's messages; owns the envelope's fixed fields and the transport."""
 
-    def __init__(self, journal: TerminalJournal, transport: Transport, *, code: str, admdvs: str, opter: str,
+    def __init__(self, journal: CounterStore, transport: Transport, *, code: str, admdvs: str, opter: str,
                  dev_no: str, resend_for: float, clock: Clock, randomness: Randomness) -> None:
         self.journal = journal
         self.transport = transport

@@ -16,7 +16,7 @@ from decimal import Decimal
 from .client import CentreUnreachable
 from .common import MANUAL_CLAIM_CODES, CounterError, Receipt, Refused, receipt_of
 from .crash import CrashPoints
-from .journal import TerminalJournal
+from .store import CounterStore
 from .messaging import Messenger
 from .states import SaleState
 
@@ -24,7 +24,7 @@ from .states import SaleState
 class Outcomes:
     """Settled sales' receipts, vouchers made, 2601s of abandoned settles, and vouchers' settlements."""
 
-    def __init__(self, journal: TerminalJournal, messenger: Messenger, crash: CrashPoints) -> None:
+    def __init__(self, journal: CounterStore, messenger: Messenger, crash: CrashPoints) -> None:
         self._journal, self._messenger, self._crash = journal, messenger, crash
 
     # -- settled -------------------------------------------------------------------------------------

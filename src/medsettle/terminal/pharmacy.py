@@ -21,7 +21,7 @@ from .client import CentreUnreachable
 from .common import Identity, Receipt, bill_lines, bill_total, cert_of, check_items
 from .crash import CrashPoints
 from .identify import Identification
-from .journal import TerminalJournal
+from .store import CounterStore
 from .messaging import Messenger
 from .outcomes import Outcomes
 from .saf import Provisional
@@ -32,7 +32,7 @@ from .states import SaleState
 class PharmacySales:
     """The pharmacy counter's sales."""
 
-    def __init__(self, journal: TerminalJournal, messenger: Messenger, identification: Identification,
+    def __init__(self, journal: CounterStore, messenger: Messenger, identification: Identification,
                  signin: SignIn, outcomes: Outcomes, provisional: Provisional, *, clock: Clock,
                  crash: CrashPoints) -> None:
         self._journal, self._messenger, self._identification = journal, messenger, identification

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from ..seams import Clock
 from ..timeutil import local_date
-from .journal import TerminalJournal
+from .store import CounterStore
 from .messaging import Messenger
 from .states import SaleState
 from .stays import Stays
@@ -20,7 +20,7 @@ CLEARING_TYPE = {"pharmacy": "41", "outpatient": "11", "inpatient": "21"}
 class Reconciliation:
     """The counter's side of the day's statement."""
 
-    def __init__(self, journal: TerminalJournal, messenger: Messenger, stays: Stays, *, clock: Clock) -> None:
+    def __init__(self, journal: CounterStore, messenger: Messenger, stays: Stays, *, clock: Clock) -> None:
         self._journal, self._messenger, self._stays, self._clock = journal, messenger, stays, clock
 
     def reconcile(self, day: dt.date | None = None, *, detail: bool = False) -> dict:

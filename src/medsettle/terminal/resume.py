@@ -19,7 +19,7 @@ from collections.abc import Callable
 from .cancel import Cancels
 from .client import CentreUnreachable
 from .common import CounterError
-from .journal import TerminalJournal
+from .store import CounterStore
 from .messaging import Messenger
 from .outcomes import Outcomes
 from .saf import Forwarding
@@ -37,7 +37,7 @@ INTERRUPTED = (SaleState.NEW, SaleState.IDENTIFIED, SaleState.VISIT_2201, SaleSt
 class Resumption:
     """Takes every flow's unfinished work on after a restart, each step by its own flow's public methods."""
 
-    def __init__(self, journal: TerminalJournal, messenger: Messenger, signin: SignIn, outcomes: Outcomes,
+    def __init__(self, journal: CounterStore, messenger: Messenger, signin: SignIn, outcomes: Outcomes,
                  visits: Visits, forwarding: Forwarding, cancels: Cancels) -> None:
         self._journal, self._messenger, self._signin, self._outcomes = journal, messenger, signin, outcomes
         self._visits, self._forwarding, self._cancels = visits, forwarding, cancels

@@ -17,7 +17,7 @@ from ..seams import Clock, Randomness
 from .client import CentreUnreachable
 from .common import Identity, Receipt, Refused
 from .crash import CrashPoints
-from .journal import TerminalJournal
+from .store import CounterStore
 from .messaging import Messenger
 from .outcomes import Outcomes
 from .provisional import CannotSettleProvisionally, provisional_split
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 class Provisional:
     """What the counter does when the centre is away before the settle was sent: the institution's policy."""
 
-    def __init__(self, journal: TerminalJournal, signin: SignIn, outcomes: Outcomes, *, admdvs: str, clock: Clock,
+    def __init__(self, journal: CounterStore, signin: SignIn, outcomes: Outcomes, *, admdvs: str, clock: Clock,
                  crash: CrashPoints) -> None:
         self._journal, self._signin, self._outcomes = journal, signin, outcomes
         self._admdvs, self._clock, self._crash = admdvs, clock, crash
@@ -95,7 +95,7 @@ class Provisional:
 class Forwarding:
     """Sends the queue of provisional settlements in order when the centre is back."""
 
-    def __init__(self, journal: TerminalJournal, messenger: Messenger, visits: Visits, *, clock: Clock,
+    def __init__(self, journal: CounterStore, messenger: Messenger, visits: Visits, *, clock: Clock,
                  randomness: Randomness, crash: CrashPoints) -> None:
         self._journal, self._messenger, self._visits = journal, messenger, visits
         self._clock, self._randomness, self._crash = clock, randomness, crash

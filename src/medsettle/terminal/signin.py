@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from .common import Refused
-from .journal import TerminalJournal
+from .store import CounterStore
 from .messaging import Messenger
 
 STORE_AND_FORWARD = "store_and_forward"
@@ -16,7 +16,7 @@ STORE_AND_FORWARD = "store_and_forward"
 class SignIn:
     """The counter's sign-in and what it caches from it (kept in the journal's meta)."""
 
-    def __init__(self, journal: TerminalJournal, messenger: Messenger) -> None:
+    def __init__(self, journal: CounterStore, messenger: Messenger) -> None:
         self._journal, self._messenger = journal, messenger
 
     def sign_in(self) -> str:

@@ -5,8 +5,8 @@ held, so a journal written before opens and resumes unchanged. The stay's steps 
 (``stay 2401``, ``stay 2301#2``, ``stay 2304#1``, ...): one state, :attr:`SaleState.STAY_STEP`, whose stored
 form carries the step's key (the key is also in the stay's ``steps``).
 
-Every write of a state goes through :meth:`TerminalJournal.put_sale
-<medsettle.terminal.journal.TerminalJournal.put_sale>`, which checks :func:`check_transition`: a flow that
+Every write of a state goes through :meth:`CounterStore.put_sale
+<medsettle.terminal.store.CounterStore.put_sale>`, which checks :func:`check_transition`: a flow that
 would take a sale where no flow may take it (a refused sale settled, a cancelled one deferred) raises
 :class:`IllegalTransition` before anything is written. Writing a sale's own state again (its data changed) is
 always allowed.

@@ -21,7 +21,7 @@ from ..seams import Clock
 from .common import CounterError, Identity, Receipt, Refused, cert_of, check_items, receipt_of
 from .crash import CrashPoints
 from .identify import Identification
-from .journal import TerminalJournal
+from .store import CounterStore
 from .messaging import Messenger
 from .outcomes import Outcomes
 from .signin import SignIn
@@ -31,7 +31,7 @@ from .states import SaleState
 class Stays:
     """Inpatient stays: their steps, their settlements and mirrors, and their vouchers' settlements."""
 
-    def __init__(self, journal: TerminalJournal, messenger: Messenger, identification: Identification,
+    def __init__(self, journal: CounterStore, messenger: Messenger, identification: Identification,
                  signin: SignIn, outcomes: Outcomes, *, clock: Clock, crash: CrashPoints) -> None:
         self._journal, self._messenger, self._identification = journal, messenger, identification
         self._signin, self._outcomes = signin, outcomes

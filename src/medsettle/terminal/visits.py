@@ -18,7 +18,7 @@ from .client import CentreUnreachable
 from .common import Identity, Receipt, Refused, bill_lines, bill_total, cert_of, check_items
 from .crash import CrashPoints
 from .identify import Identification
-from .journal import TerminalJournal
+from .store import CounterStore
 from .messaging import Messenger
 from .outcomes import Outcomes
 from .saf import Provisional
@@ -34,7 +34,7 @@ STEP_STATE = {"2201": SaleState.VISIT_2201, "2203": SaleState.VISIT_2203, "2204"
 class Visits:
     """Outpatient visits, their provisional forwards and their vouchers' re-settlements."""
 
-    def __init__(self, journal: TerminalJournal, messenger: Messenger, identification: Identification,
+    def __init__(self, journal: CounterStore, messenger: Messenger, identification: Identification,
                  signin: SignIn, outcomes: Outcomes, provisional: Provisional, *, clock: Clock,
                  crash: CrashPoints) -> None:
         self._journal, self._messenger, self._identification = journal, messenger, identification

@@ -16,7 +16,7 @@ from ..errors import InvalidInput
 from .common import CounterError, Identity, Receipt, cert_of
 from .crash import CrashPoints
 from .identify import Identification
-from .journal import TerminalJournal
+from .store import CounterStore
 from .messaging import Messenger
 from .outcomes import Outcomes
 from .stays import Stays
@@ -26,7 +26,7 @@ from .visits import Visits
 class Vouchers:
     """Settles the counter's vouchers, each the way its sale was made (pharmacy, visit or stay)."""
 
-    def __init__(self, journal: TerminalJournal, messenger: Messenger, identification: Identification,
+    def __init__(self, journal: CounterStore, messenger: Messenger, identification: Identification,
                  outcomes: Outcomes, visits: Visits, stays: Stays, *, crash: CrashPoints) -> None:
         self._journal, self._messenger, self._identification = journal, messenger, identification
         self._outcomes, self._visits, self._stays = outcomes, visits, stays

@@ -1,4 +1,7 @@
-"""The terminal's own durable journal (SQLite, WAL, synchronous=FULL), separate from the centre's.
+"""The counter's durable store (SQLite, WAL, synchronous=FULL), separate from the centre's journal.
+
+It is a store, not a journal: its rows are updated in place as a sale moves on (the centre's journal only
+appends). The CLI still calls its file the terminal's journal (``--journal``), as it always has.
 
 Every msgid is written (with the exact bytes to send) before it is sent, and every step of a sale or a
 voucher is a state recorded in one transaction with the message it concerns, so a terminal killed at any
@@ -21,7 +24,7 @@ Tables:
 - ``meta``:     sign_no, the msgid sequence, the failure policy and floor limits, the cached rules
 
 This module is the only one that speaks SQL: the counter's parts read and write rows through its methods,
-inside :meth:`TerminalJournal.transaction` where a step must be durable as one.
+inside :meth:`CounterStore.transaction` where a step must be durable as one.
 """
 
 from __future__ import annotations
@@ -78,7 +81,9 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-class TerminalJournal:
+class CounterStore:
+    """The counter's tables and the only SQL the counter runs; every state write checked by its transitions."""
+
     def __init__(self, path: str | Path, *, clock: Clock = SYSTEM_CLOCK):
         """``clock``: the rows' timestamps (``created``, ``answered``, ``updated``) come from its wall time."""
         self.path = Path(path)
