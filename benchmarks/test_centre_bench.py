@@ -27,9 +27,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from conftest import RESULTS  # noqa: E402
-from medsettle.engine import Population  # noqa: E402
-from medsettle.policy import load_default_policy  # noqa: E402
+from conftest import RESULTS
+from medsettle.engine import Population
+from medsettle.policy import load_default_policy
 
 CLIENTS = (1, 8, 64)
 SECONDS = float(os.environ.get("MEDSETTLE_BENCH_SECONDS", 8))

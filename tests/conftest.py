@@ -73,9 +73,9 @@ def counter(reader_backend):
 @pytest.fixture
 def pcsc_counter(pcsc_stack):
     """Counter A of the real pcscd with a genuine card in it, for the tests about pcscd itself."""
-    from hw import genuine_card
-
     from medsettle.readers import PcscReader
+
+    from hw import genuine_card
 
     slot = pcsc_stack.counters["Counter A"]
     slot.card.clear_faults()

@@ -9,10 +9,9 @@ import socketserver
 import threading
 from decimal import Decimal
 
-from test_centre import CODES, PHARMACY, REGISTRY, Server, first_person
-
 from medsettle.seams import SystemClock
-from medsettle.terminal import CentreClient, Counter, Identity, CounterStore
+from medsettle.terminal import CentreClient, Counter, CounterStore, Identity
+from test_centre import CODES, PHARMACY, REGISTRY, Server, first_person
 
 ITEMS = [{"med_list_codg": CODES[0], "pric": "12.50", "cnt": "2"}, {"med_list_codg": CODES[1], "pric": "30.00",
                                                                      "cnt": "1"}]

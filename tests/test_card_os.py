@@ -3,12 +3,13 @@
 import datetime as dt
 
 import pytest
-from hw import profiles
 
 from medsettle.hardware import apdu as A
 from medsettle.hardware.card import CardProfile, VirtualCard
 from medsettle.hardware.keys import auth_cryptogram, card_digest, card_key, issuing_key, sm3, sm4_ecb_encrypt
 from medsettle.hardware.psam import VirtualPSAM
+
+from hw import profiles
 
 SELECT_SSSE = bytes([0x00, 0xA4, 0x04, 0x00, 0x0F]) + A.SSSE_AID
 

@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hw import registry, skip_without_pcsc
 
 from medsettle.hardware import apdu as A
 from medsettle.hardware.stack import PcscStack, pcscd_failure, unavailable_reason, vpcd_driver
+
+from hw import registry, skip_without_pcsc
 
 pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parents[1]

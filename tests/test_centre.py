@@ -12,10 +12,10 @@ import urllib.request
 
 import pytest
 
+from medsettle.centre.registry import Registry
 from medsettle.engine import Population
 from medsettle.policy import load_default_policy
 from medsettle.policy.models import RuleSet
-from medsettle.centre.registry import Registry
 
 POLICY = load_default_policy()
 POPULATION = Population.generate(POLICY, 10_000, seed=0)  # what `serve` generates by default

@@ -128,4 +128,4 @@ def test_the_reference_decodes_persons_of_a_benchmark_population_without_an_id_t
     batch = generate_bills(core.compiled, population, 100, start=policy.first_day_in_force()).batch
     reference = Settler(policy, population, engine="reference", compiled=core.compiled)
     assert np.array_equal(reference.run_batch(batch).out, core.run_batch(batch).out)
-    assert population._index is None  # noqa: SLF001 (what the test is about: no id table was made)
+    assert population._index is None  # what the test is about: no id table was made

@@ -2,12 +2,12 @@
 persons settle the same on both engines, and persons enrolled before are untouched."""
 
 import pytest
-from worlds import REGION_A, bill, make_settler
 
 from medsettle.engine.persons import FLAG_ACTIVE
 from medsettle.engine.plainbill import validate_plain
 from medsettle.errors import InvalidInput
 from medsettle.policy.codes import INSUTYPE_INDEX, PSN_TYPE_INDEX
+from worlds import REGION_A, bill, make_settler
 
 
 def employee_attrs(**over):

@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+
 from hw import DAEMON_DIR, registry, skip_without_pcsc
 
 pytestmark = pytest.mark.timeout(120)

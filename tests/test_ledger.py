@@ -1,16 +1,16 @@
 """The SQLite journal: durable appends, group commit, and state rebuilt by replay equal to the live state."""
 
 import random
-from collections import Counter
 import threading
+from collections import Counter
 
 import pytest
 
+from faults import small_sqlite_journal
 from medsettle.engine import Population, Settler
 from medsettle.errors import MedsettleError
 from medsettle.ledger import DuplicateEntry, JournaledSettler, JournalError, PostgresJournal, SQLiteJournal, replay
 from medsettle.policy import policy_from_dict
-from faults import small_sqlite_journal
 from worlds import DEFAULT_PERSONS, bill, policy_dict
 
 POLICY = policy_from_dict(policy_dict())

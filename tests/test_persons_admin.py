@@ -5,11 +5,11 @@ bad admin requests that change nothing, and all of it surviving a restart (repla
 from __future__ import annotations
 
 import pytest
-from test_centre import CODES, PHARMACY, Server, admin, first_person, sign_in
 
 from medsettle.centre.persons import add_working_days
 from medsettle.centre.registry import id_check_digit
 from medsettle.timeutil import now_shanghai
+from test_centre import CODES, PHARMACY, Server, admin, first_person, sign_in
 
 pytestmark = pytest.mark.timeout(120)
 

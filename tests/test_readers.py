@@ -7,7 +7,6 @@ import threading
 import time
 
 import pytest
-from hw import genuine_card, profiles
 
 from medsettle.hardware.card import VirtualCard
 from medsettle.readers import (
@@ -22,6 +21,8 @@ from medsettle.readers import (
     WrongPin,
 )
 from medsettle.readers.trace import ApduTrace
+
+from hw import genuine_card, profiles
 
 pytestmark = pytest.mark.timeout(60)
 DEADLINE = 0.5

@@ -49,7 +49,7 @@ def test_the_model_way_answers_the_bills_own_time(engine):
     assert s.settle(declined).setlinfo()["setl_time"] == "2026-03-02 09:31:00"
     utc = s.settle(a_bill("2026-03-02T01:32:00+00:00"))  # 01:32 UTC is 09:32 in Shanghai
     assert utc.setl_time == dt.datetime(2026, 3, 2, 9, 32)
-    model = Bill.model_validate({**a_bill(), "setl_time": dt.datetime(2026, 3, 2, 1, 33, tzinfo=dt.timezone.utc)})
+    model = Bill.model_validate({**a_bill(), "setl_time": dt.datetime(2026, 3, 2, 1, 33, tzinfo=dt.UTC)})
     assert s.settle(model).setlinfo()["setl_time"] == "2026-03-02 09:33:00"
     # A date alone is midnight of that date.
     assert s.settle(a_bill("2026-03-02")).setlinfo()["setl_time"] == "2026-03-02 00:00:00"

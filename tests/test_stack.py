@@ -5,10 +5,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hw import skip_without_pcsc
 
 from medsettle.hardware import stack as stack_module
 from medsettle.hardware.stack import PcscStack, StackError
+
+from hw import skip_without_pcsc
 
 pytestmark = pytest.mark.timeout(60)
 BASE = Path(tempfile.gettempdir()) / "medsettle-test-stack"

@@ -11,13 +11,22 @@ import sys
 from decimal import Decimal
 
 import pytest
-from terminal_rig import (CERTNO, ITEMS, PERSON, LossyProxy, balance_of, by_certno, centre_records, days_ago,
-                          make_counter)
-from test_centre import PHARMACY, Server, sign_in
 
 from medsettle.errors import InvalidInput
 from medsettle.terminal import CentreClient, CentreUnreachable, CounterError, Identity
 from medsettle.terminal.crash import EXIT_CODE, POINTS
+from terminal_rig import (
+    CERTNO,
+    ITEMS,
+    PERSON,
+    LossyProxy,
+    balance_of,
+    by_certno,
+    centre_records,
+    days_ago,
+    make_counter,
+)
+from test_centre import PHARMACY, Server, sign_in
 
 pytestmark = pytest.mark.timeout(180)
 MEDFEE = Decimal("55.00")  # 12.50 × 2 + 30.00
@@ -311,7 +320,7 @@ def test_every_kind_of_unreachable_centre_is_one_error(behaviour):
     import threading
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the stdlib's name
+        def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
             if behaviour == "too_slow":
                 threading.Event().wait(1.0)

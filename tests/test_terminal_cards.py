@@ -7,14 +7,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from terminal_rig import ITEMS, PERSON, balance_of, centre_records, days_ago, make_counter
-from test_centre import REGISTRY, Server
 
 from medsettle.hardware.card import VirtualCard
 from medsettle.hardware.personalise import profile_for
 from medsettle.hardware.psam import VirtualPSAM
 from medsettle.readers import CardMute, CardRemoved, NoReader, ReaderError
 from medsettle.terminal import CounterError
+from terminal_rig import ITEMS, PERSON, balance_of, centre_records, days_ago, make_counter
+from test_centre import REGISTRY, Server
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -13,6 +13,10 @@ import sys
 from decimal import Decimal
 
 import pytest
+
+from medsettle.centre.registry import id_check_digit
+from medsettle.errors import InvalidInput, UnknownItem
+from medsettle.terminal import Identity, Refused
 from terminal_rig import (
     CERTNO,
     ITEMS,
@@ -24,10 +28,6 @@ from terminal_rig import (
 )
 from test_centre import PHARMACY, Server, admin, sign_in
 from test_terminal import ITEM_ARGS, EngineServer
-
-from medsettle.centre.registry import id_check_digit
-from medsettle.errors import InvalidInput, UnknownItem
-from medsettle.terminal import Identity, Refused
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -12,6 +12,7 @@ import textwrap
 import time
 
 import pytest
+
 from terminal_rig import ITEMS, PERSON
 from test_centre import PHARMACY, REGISTRY, Server
 

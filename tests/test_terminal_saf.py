@@ -9,12 +9,12 @@ import json
 from decimal import Decimal
 
 import pytest
-from terminal_rig import CERTNO, ITEMS, PERSON, SAF_PHARMACY, balance_of, by_certno, make_counter
-from test_centre import CODES, REGISTRY, Server, admin, first_person, sign_in
-from test_terminal import terminal
 
 from medsettle.terminal import Identity
 from medsettle.terminal.crash import EXIT_CODE
+from terminal_rig import CERTNO, ITEMS, PERSON, SAF_PHARMACY, balance_of, by_certno, make_counter
+from test_centre import CODES, REGISTRY, Server, admin, first_person, sign_in
+from test_terminal import terminal
 
 pytestmark = pytest.mark.timeout(180)
 ITEM_ARGS = [f"{i['med_list_codg']}:{i['pric']}:{i['cnt']}" for i in ITEMS]

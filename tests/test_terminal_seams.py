@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-from terminal_rig import FakeClock
 
 from medsettle.centre.institutions import default_institutions
 from medsettle.centre.registry import Registry
@@ -25,9 +24,10 @@ from medsettle.jsontext import dumps_bytes, loads
 from medsettle.ledger import SQLiteJournal
 from medsettle.policy import load_default_policy
 from medsettle.seams import Crashed, RaiseOnCrash, SeededRandomness
-from medsettle.terminal import CentreUnreachable, Counter, Identity, CounterStore
+from medsettle.terminal import CentreUnreachable, Counter, CounterStore, Identity
 from medsettle.terminal.states import TRANSITIONS, IllegalTransition, SaleState
 from medsettle.timeutil import now_shanghai
+from terminal_rig import FakeClock
 
 pytestmark = pytest.mark.timeout(120)
 POLICY = load_default_policy()

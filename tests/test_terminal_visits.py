@@ -8,12 +8,12 @@ import json
 from decimal import Decimal
 
 import pytest
-from terminal_rig import CERTNO, ITEMS, LossyProxy, balance_of, by_certno, days_ago, make_counter
-from test_centre import Server, sign_in
-from test_terminal import terminal
 
 from medsettle.terminal import CounterError
 from medsettle.terminal.crash import EXIT_CODE
+from terminal_rig import CERTNO, ITEMS, LossyProxy, balance_of, by_certno, days_ago, make_counter
+from test_centre import Server, sign_in
+from test_terminal import terminal
 
 pytestmark = pytest.mark.timeout(180)
 HOSPITAL = "H13010000001"

@@ -10,7 +10,6 @@ import sys
 import time
 
 import pytest
-from hw import COUNTERS, genuine_card, profiles
 
 from medsettle.hardware.bus import VirtualBus
 from medsettle.readers import (
@@ -28,6 +27,8 @@ from medsettle.readers import (
 )
 from medsettle.readers.trace import ApduTrace
 from medsettle.timeutil import SHANGHAI
+
+from hw import COUNTERS, genuine_card, profiles
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,6 +1,6 @@
 """Type stubs for the Cython core (ext/_core.pyx); see that file for what each call does."""
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

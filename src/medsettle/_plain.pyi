@@ -1,6 +1,7 @@
 """Type stubs for the validated path's quick route in C (ext/_plain.pyx); see that file."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 BOUNDS: dict[str, int]  # the bounds it was built with (medsettle.engine.bounds.COMPILED_BOUNDS)
 

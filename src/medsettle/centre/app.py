@@ -61,7 +61,7 @@ def make_app(centre: Centre, *, workers: int = 8) -> web.Application:
                     durable.append(_DurableAnswers(asyncio.get_running_loop()))
                 await durable[0].wait(answer)
             response = answer.result()
-        except Exception as exc:  # noqa: BLE001 (a bug: answer in the platform's shape, and log it)
+        except Exception as exc:  # a bug: answer in the platform's shape, and log it
             log.exception("request failed")
             return _json({"infcode": -1, "inf_refmsgid": data.get("msgid", "") if isinstance(data, dict) else "",
                           "err_msg": f"INTERNAL_ERROR: {exc}", "output": {}}, status=500)
@@ -82,7 +82,7 @@ def make_app(centre: Centre, *, workers: int = 8) -> web.Application:
             return _json({"ok": False, "error": f"{exc.code}: {exc}"}, status=400)
         except ValueError as exc:  # malformed JSON
             return _json({"ok": False, "error": f"INVALID_INPUT: {exc}"}, status=400)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # a bug: answer in the platform's shape, and log it
             log.exception("admin request failed")
             return _json({"ok": False, "error": f"INTERNAL_ERROR: {exc}"}, status=500)
         return _json({"ok": True, **result})

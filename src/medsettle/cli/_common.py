@@ -60,7 +60,7 @@ def open_output(path: str, option: str = "--out"):
     if path == "-":
         return sys.stdout
     try:
-        return open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 (the caller closes it)
+        return open(path, "w", encoding="utf-8", newline="")  # the caller closes it
     except OSError as exc:
         raise click.ClickException(f"{option} {path}: cannot write there: {exc.strerror}{_hint_for(path)}") \
             from None

@@ -22,10 +22,11 @@ from ..errors import InvalidInput, TotalMismatch, UnknownItem
 from ..policy.codes import MED_TYPE_INDEX, TIER_INDEX
 from ..policy.compile import CompiledPolicy
 from ..timeutil import SHANGHAI, day_number, local_date
-from .persons import Population
+
 # The bounds live in bounds.py (the compiled modules report theirs against it); named here too, where
 # the code that checks them has always found them.
 from .bounds import LINE_DIVISOR, MAX_CNT_UNITS, MAX_LINES, MAX_MEDFEE, MAX_PRIC_UNITS, MAX_YEAR, MIN_YEAR
+from .persons import Population
 
 NO_VALUE = -1
 

@@ -21,19 +21,30 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple, NotRequired
 
 from pydantic import ConfigDict, Field, StrictBool, StringConstraints, TypeAdapter, ValidationError
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from ..errors import UnknownPerson
 from ..policy.codes import MED_TYPE_INDEX, TIER_INDEX
 from ..policy.compile import CompiledPolicy
 from ..timeutil import day_number, local_date
-from .bills import (LINE_DIVISOR, MAX_CNT_UNITS, MAX_LINES, MAX_MEDFEE, MAX_PRIC_UNITS, NO_VALUE, AdmissionKeys,
-                    Bill, ResolvedBill, local_naive, local_time)
-from .persons import Population
+from .bills import (
+    LINE_DIVISOR,
+    MAX_CNT_UNITS,
+    MAX_LINES,
+    MAX_MEDFEE,
+    MAX_PRIC_UNITS,
+    NO_VALUE,
+    AdmissionKeys,
+    Bill,
+    ResolvedBill,
+    local_naive,
+    local_time,
+)
 from .bounds import MAX_YEAR, MIN_YEAR
+from .persons import Population
 
 # The shape pydantic-core checks: which keys, str or bool, the codes. The text of amounts and dates is read
 # and checked by the route itself, which parses it anyway (a pattern here would read it twice): plain

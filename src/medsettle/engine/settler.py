@@ -25,12 +25,11 @@ from ..policy.codes import INSUTYPES, PSN_TYPES
 from ..policy.compile import CompiledPolicy, compile_policy
 from ..policy.models import Policy
 from ..timeutil import now_shanghai
+from .admissions import AdmissionBook
 from .backends import Engine, core_module, resolve_engine_name
 from .bills import AdmissionKeys, Bill, BillBatch, encode_bills, parse_bill, resolve_bill
 from .bounds import MAX_BALANCE_FEN
-from .admissions import AdmissionBook
-from .columns import (CANCEL_PAST, COL, COLUMNS, NARROW_COLUMNS, NO_ADMISSION, REFUSAL_MESSAGES,
-                      REFUSALS)
+from .columns import CANCEL_PAST, COL, COLUMNS, NARROW_COLUMNS, NO_ADMISSION, REFUSAL_MESSAGES, REFUSALS
 from .core import CoreEngine
 from .fastpath import fast_path
 from .persons import ATTR_DTYPE, Population

@@ -25,13 +25,13 @@ the deductible they met) lives with its settlement records (engine/admissions.py
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import mmap
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..policy.codes import MAX_GROUPS
+
 # Bill years and the admission limits are bounds (bounds.py); named here too for their importers.
 from .bounds import MAX_ADMISSIONS_PER_YEAR, MAX_SETTLEMENTS_PER_ADMISSION, MAX_YEAR, MIN_YEAR  # noqa: F401
 

@@ -2,8 +2,8 @@
 
 from ..seams import SYSTEM_CLOCK, Clock
 from .journal import DuplicateEntry, Entry, GroupCommitJournal, JournalError, SQLiteJournal
-from .postgres import PostgresJournal
 from .journaled import JournaledSettler
+from .postgres import PostgresJournal
 from .replay import ReplayMismatch, replay
 
 

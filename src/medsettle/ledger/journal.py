@@ -17,10 +17,11 @@ import functools
 import queue
 import sqlite3
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import MedsettleError
 from ..jsontext import dumps, loads

@@ -10,7 +10,8 @@ region on a connection kept for the process's life, so a second process claiming
 from __future__ import annotations
 
 import zlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..seams import SYSTEM_CLOCK, Clock
 from .journal import SCHEMA_VERSION, GroupCommitJournal, JournalError

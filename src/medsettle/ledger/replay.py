@@ -9,7 +9,7 @@ applied as recorded.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

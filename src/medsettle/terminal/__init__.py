@@ -16,8 +16,8 @@ later at the same counter within the window).
 
 from .client import CentreClient, CentreUnreachable, Transport
 from .counter import Counter, CounterError, Identity, Receipt, Refused
-from .store import CounterStore
 from .states import IllegalTransition, SaleState
+from .store import CounterStore
 
 __all__ = ["CentreClient", "CentreUnreachable", "Counter", "CounterError", "IllegalTransition", "Identity", "Receipt",
            "Refused", "SaleState", "CounterStore", "Transport"]

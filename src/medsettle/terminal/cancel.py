@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from ..errors import InvalidInput
 from .common import Receipt, Refused, receipt_of
-from .store import CounterStore
 from .messaging import Messenger
 from .states import SaleState
+from .store import CounterStore
 
 CANCELLABLE = (SaleState.DONE, SaleState.SETTLED, SaleState.CANCELLING)
 

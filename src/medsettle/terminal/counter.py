@@ -35,7 +35,6 @@ from .client import Transport
 from .common import CounterError, Identity, Receipt, Refused, bill_total, check_items
 from .crash import CrashPoints
 from .identify import Identification
-from .store import CounterStore
 from .messaging import Messenger
 from .outcomes import Outcomes
 from .pharmacy import PharmacySales
@@ -44,6 +43,7 @@ from .resume import Resumption
 from .saf import Forwarding, Provisional
 from .signin import SignIn
 from .stays import Stays
+from .store import CounterStore
 from .visits import Visits
 from .vouchers import Vouchers
 

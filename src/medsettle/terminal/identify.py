@@ -8,9 +8,9 @@ import dataclasses
 from typing import Any
 
 from .common import CounterError, Identity, cert_of
-from .store import CounterStore
 from .messaging import Messenger
 from .states import SaleState
+from .store import CounterStore
 
 
 class Identification:

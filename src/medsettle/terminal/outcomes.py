@@ -16,9 +16,9 @@ from decimal import Decimal
 from .client import CentreUnreachable
 from .common import MANUAL_CLAIM_CODES, CounterError, Receipt, Refused, receipt_of
 from .crash import CrashPoints
-from .store import CounterStore
 from .messaging import Messenger
 from .states import SaleState
+from .store import CounterStore
 
 
 class Outcomes:

@@ -21,12 +21,12 @@ from .client import CentreUnreachable
 from .common import Identity, Receipt, bill_lines, bill_total, cert_of, check_items
 from .crash import CrashPoints
 from .identify import Identification
-from .store import CounterStore
 from .messaging import Messenger
 from .outcomes import Outcomes
 from .saf import Provisional
 from .signin import SignIn
 from .states import SaleState
+from .store import CounterStore
 
 
 class PharmacySales:

@@ -9,10 +9,10 @@ from decimal import Decimal
 
 from ..seams import Clock
 from ..timeutil import local_date
-from .store import CounterStore
 from .messaging import Messenger
 from .states import SaleState
 from .stays import Stays
+from .store import CounterStore
 
 CLEARING_TYPE = {"pharmacy": "41", "outpatient": "11", "inpatient": "21"}
 

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from .cancel import Cancels
 from .client import CentreUnreachable
 from .common import CounterError
-from .store import CounterStore
 from .messaging import Messenger
 from .outcomes import Outcomes
 from .saf import Forwarding
 from .signin import SignIn
 from .states import SaleState
+from .store import CounterStore
 from .visits import Visits
 
 log = logging.getLogger(__name__)

@@ -17,12 +17,12 @@ from ..seams import Clock, Randomness
 from .client import CentreUnreachable
 from .common import Identity, Receipt, Refused
 from .crash import CrashPoints
-from .store import CounterStore
 from .messaging import Messenger
 from .outcomes import Outcomes
 from .provisional import CannotSettleProvisionally, provisional_split
 from .signin import STORE_AND_FORWARD, SignIn
 from .states import SaleState
+from .store import CounterStore
 
 if TYPE_CHECKING:
     from .visits import Visits

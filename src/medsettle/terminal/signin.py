@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 from .common import Refused
-from .store import CounterStore
 from .messaging import Messenger
+from .store import CounterStore
 
 STORE_AND_FORWARD = "store_and_forward"
 

@@ -21,11 +21,11 @@ from ..seams import Clock
 from .common import CounterError, Identity, Receipt, Refused, cert_of, check_items, receipt_of
 from .crash import CrashPoints
 from .identify import Identification
-from .store import CounterStore
 from .messaging import Messenger
 from .outcomes import Outcomes
 from .signin import SignIn
 from .states import SaleState
+from .store import CounterStore
 
 
 class Stays:

@@ -18,12 +18,12 @@ from .client import CentreUnreachable
 from .common import Identity, Receipt, Refused, bill_lines, bill_total, cert_of, check_items
 from .crash import CrashPoints
 from .identify import Identification
-from .store import CounterStore
 from .messaging import Messenger
 from .outcomes import Outcomes
 from .saf import Provisional
 from .signin import SignIn
 from .states import SaleState
+from .store import CounterStore
 
 STEPS = ("2201", "2203", "2204", "2207")
 REVERSIBLE = ("2201", "2204", "2207")  # what 2601 covers among the visit's steps (docs/messages.md)

@@ -16,10 +16,10 @@ from ..errors import InvalidInput
 from .common import CounterError, Identity, Receipt, cert_of
 from .crash import CrashPoints
 from .identify import Identification
-from .store import CounterStore
 from .messaging import Messenger
 from .outcomes import Outcomes
 from .stays import Stays
+from .store import CounterStore
 from .visits import Visits
 
 
