@@ -12,6 +12,7 @@ once its entry is durable (SQLite WAL with synchronous=FULL).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import queue
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Self
 
 from ..errors import MedsettleError
 from ..jsontext import dumps, loads
@@ -64,6 +65,12 @@ class Entry:
     body: dict[str, Any]
 
 
+# One row as it is written: (at, kind, region, key, body), all text; the database gives it its seq.
+Row = tuple[str, str, str, str, str]
+# What the writer thread takes off its queue: a row and the Future its seq goes to; None means stop.
+Queued = tuple[Row, Future[int]]
+
+
 class GroupCommitJournal:
     """The journal's shape on any database: one writer thread, grouped commits, ordered reads.
 
@@ -79,9 +86,9 @@ class GroupCommitJournal:
         self._clock = clock
         self.commits = 0  # transactions committed: fewer than entries when appends were grouped
         self.broken: JournalError | None = None  # the first failed commit: nothing after it is written
-        self._queue: queue.Queue = queue.Queue()
+        self._queue: queue.Queue[Queued | None] = queue.Queue()
         self._closed = False
-        ready: Future = Future()
+        ready: Future[None] = Future()
         self._writer = threading.Thread(target=self._write_loop, args=(ready,), name="medsettle-journal",
                                         daemon=True)
         self._writer.start()
@@ -93,17 +100,17 @@ class GroupCommitJournal:
         """Append one entry; return its seq once it is durable. DuplicateEntry if (kind, key) exists."""
         return self.append_future(kind, region, key, body).result()
 
-    def append_future(self, kind: str, region: str, key: str, body: dict[str, Any]) -> Future:
+    def append_future(self, kind: str, region: str, key: str, body: dict[str, Any]) -> Future[int]:
         """Queue an entry; the Future resolves to its seq when durable (for callers that group their own)."""
         if self._closed:
             raise JournalError(f"{self.name} is closed")
-        row = (self._clock.now().replace(tzinfo=None).isoformat(timespec="microseconds"), kind, region, key,
+        row: Row = (self._clock.now().replace(tzinfo=None).isoformat(timespec="microseconds"), kind, region, key,
                dumps(body))
-        future: Future = Future()
+        future: Future[int] = Future()
         self._queue.put((row, future))
         return future
 
-    def _write_loop(self, ready: Future) -> None:
+    def _write_loop(self, ready: Future[None]) -> None:
         try:
             conn = self._connect()
         except JournalError as exc:
@@ -130,7 +137,7 @@ class GroupCommitJournal:
             self._commit(conn, group)
         conn.close()
 
-    def _commit(self, conn: Any, group: list) -> None:
+    def _commit(self, conn: Any, group: list[Queued]) -> None:
         if self.broken is not None:
             # Once a commit has failed, later entries are refused too, so the journal never holds an
             # entry whose predecessor was lost (its writers answered "unavailable" for that one).
@@ -156,7 +163,7 @@ class GroupCommitJournal:
             for _, future in group:
                 future.set_exception(self.broken)
             return
-        for (_, future), seq in zip(group, seqs):
+        for (_, future), seq in zip(group, seqs, strict=True):
             future.set_result(seq)
 
     # -- reading ------------------------------------------------------------------------------
@@ -191,7 +198,7 @@ class GroupCommitJournal:
             self._queue.put(None)
             self._writer.join()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -205,18 +212,17 @@ class GroupCommitJournal:
     def _begin(self, conn: Any) -> None:
         pass
 
-    def _insert(self, conn: Any, row: tuple) -> int:
+    def _insert(self, conn: Any, row: Row) -> int:
         raise NotImplementedError
 
-    def _insert_many(self, conn: Any, rows: list[tuple]) -> list[int]:
+    def _insert_many(self, conn: Any, rows: list[Row]) -> list[int]:
         """Insert a group's rows in the open transaction; their seqs in order."""
         return [self._insert(conn, row) for row in rows]
 
     def _rollback(self, conn: Any) -> None:
-        try:
+        # Any failure is ignored: the connection may already be broken, and the error is reported.
+        with contextlib.suppress(Exception):
             conn.rollback()
-        except Exception:  # noqa: BLE001 (the connection may already be broken; the error is reported)
-            pass
 
     def _is_duplicate(self, exc: Exception) -> bool:
         raise NotImplementedError
@@ -236,7 +242,9 @@ def _insert_rows_sql(rows: int) -> str:
 class SQLiteJournal(GroupCommitJournal):
     """The embedded journal: one SQLite file in WAL mode, synchronous=FULL."""
 
-    def __init__(self, path: str | Path, *, clock: Clock = SYSTEM_CLOCK):
+    _owner_file: IO[str] | None = None  # the open ".owner" file whose lock claim_regions holds
+
+    def __init__(self, path: str | Path, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.path = Path(path)
         self.name = f"journal {self.path}"
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -257,11 +265,13 @@ class SQLiteJournal(GroupCommitJournal):
     def _begin(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
 
-    def _insert(self, conn: sqlite3.Connection, row: tuple) -> int:
-        return conn.execute("INSERT INTO journal (at, kind, region, key, body) VALUES (?, ?, ?, ?, ?)",
-                            row).lastrowid
+    def _insert(self, conn: sqlite3.Connection, row: Row) -> int:
+        seq = conn.execute("INSERT INTO journal (at, kind, region, key, body) VALUES (?, ?, ?, ?, ?)", row).lastrowid
+        if seq is None:  # sqlite3 sets lastrowid after every INSERT; None would mean the row has no seq
+            raise JournalError(f"{self.path}: the INSERT gave no seq")
+        return seq
 
-    def _insert_many(self, conn: sqlite3.Connection, rows: list[tuple]) -> list[int]:
+    def _insert_many(self, conn: sqlite3.Connection, rows: list[Row]) -> list[int]:
         # A few multi-row INSERTs per group instead of one step per row: the writer thread gives the GIL
         # up and takes it back once per statement, and every such hand-off stalls the event loop that
         # answers requests. Chunk sizes come from a fixed set so their statements stay in the cache.
@@ -285,7 +295,7 @@ class SQLiteJournal(GroupCommitJournal):
 
     def close(self) -> None:
         super().close()
-        owner = getattr(self, "_owner_file", None)
+        owner = self._owner_file
         if owner is not None:
             owner.close()  # releases the lock
             self._owner_file = None
@@ -294,13 +304,14 @@ class SQLiteJournal(GroupCommitJournal):
         """A SQLite journal has one writer process: an exclusive lock on a file beside it, whatever the regions."""
         import fcntl  # noqa: PLC0415 (POSIX only, like the rest of the stack)
 
-        if getattr(self, "_owner_file", None) is not None:
+        if self._owner_file is not None:
             return  # this journal object holds it already
-        self._owner_file = open(self.path.with_name(self.path.name + ".owner"), "w")  # noqa: SIM115 - held open
+        owner = open(self.path.with_name(self.path.name + ".owner"), "w")  # noqa: SIM115 - held open
+        self._owner_file = owner
         try:
-            fcntl.flock(self._owner_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            self._owner_file.close()
+            owner.close()
             raise JournalError(f"{self.path}: another centre process is using this journal (a SQLite journal has "
                                "one; share a PostgreSQL database to run several)") from None
 

@@ -9,6 +9,7 @@ memory never holds what the journal does not.
 from __future__ import annotations
 
 import datetime as dt
+from types import TracebackType
 from typing import Any
 
 from ..engine import Bill, Settler, parse_bill
@@ -19,7 +20,7 @@ SETTLE, CANCEL, CREDIT = "settle", "cancel", "credit"
 
 
 class JournaledSettler:
-    def __init__(self, settler: Settler, journal: GroupCommitJournal):
+    def __init__(self, settler: Settler, journal: GroupCommitJournal) -> None:
         self.settler = settler
         self.journal = journal
 
@@ -71,7 +72,7 @@ class _rollback_on_failure:
     """Snapshot one person's state and admission bookkeeping (with that of the settlement to cancel);
     put them back if the block raises."""
 
-    def __init__(self, settler: Settler, person: int | None, original: Settlement | None = None):
+    def __init__(self, settler: Settler, person: int | None, original: Settlement | None = None) -> None:
         self.settler = settler
         self.person = person
         self.original = original
@@ -84,8 +85,9 @@ class _rollback_on_failure:
             admission = None if self.original is None else self.original.admission
             self.booked = self.settler.admission_book.snapshot(self.person, admission)
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """Put the person back; the exception always goes on (this never swallows one)."""
         if exc_type is not None and self.person is not None:
             self.settler.engine.set_state(self.person, self.saved)
             self.settler.admission_book.restore(self.booked)
-        return False

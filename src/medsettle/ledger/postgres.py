@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..seams import SYSTEM_CLOCK, Clock
-from .journal import SCHEMA_VERSION, GroupCommitJournal, JournalError
+from .journal import SCHEMA_VERSION, GroupCommitJournal, JournalError, Row
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 class PostgresJournal(GroupCommitJournal):
-    def __init__(self, url: str, *, clock: Clock = SYSTEM_CLOCK):
+    def __init__(self, url: str, *, clock: Clock = SYSTEM_CLOCK) -> None:
         try:
             import psycopg  # noqa: F401, PLC0415 (only deployments on PostgreSQL need it)
         except ImportError:
@@ -55,7 +55,7 @@ class PostgresJournal(GroupCommitJournal):
                 raise JournalError(f"PostgreSQL journal schema {row[0]}, this medsettle reads {SCHEMA_VERSION}")
         return conn
 
-    def _insert(self, conn: Any, row: tuple) -> int:
+    def _insert(self, conn: Any, row: Row) -> int:
         return conn.execute("INSERT INTO journal (at, kind, region, key, body) VALUES (%s, %s, %s, %s, %s) "
                             "RETURNING seq", row).fetchone()[0]
 
@@ -73,8 +73,11 @@ class PostgresJournal(GroupCommitJournal):
 
         owner = getattr(self, "_owner", None) or psycopg.connect(self.url, autocommit=True)  # locks live with it
         for region in regions:
-            if not owner.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                 (_lock_id("medsettle-region"), int(region))).fetchone()[0]:
+            locked = owner.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                                   (_lock_id("medsettle-region"), int(region))).fetchone()
+            if locked is None:  # a SELECT of one function always answers one row
+                raise JournalError(f"region {region}: PostgreSQL answered no row to pg_try_advisory_lock")
+            if not locked[0]:
                 owner.close()
                 raise JournalError(f"region {region} is owned by another centre process on this database")
         self._owner = owner
