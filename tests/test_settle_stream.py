@@ -18,16 +18,11 @@ from click.testing import CliRunner
 from medsettle import jsontext
 from medsettle.cli import main
 from medsettle.engine import Population, Settler
+from medsettle.engine.billsfile import BillsFile, BillsFileError
 from medsettle.engine.persons import FLAG_ACTIVE
-from medsettle.engine.stream import (
-    BillsFile,
-    BillsFileError,
-    BillStream,
-    Progress,
-    StreamAdmissionKeys,
-    progress_wanted,
-    settle_file,
-)
+from medsettle.engine.progress import Progress, progress_wanted
+from medsettle.engine.stream import BillStream, settle_file
+from medsettle.engine.streamkeys import StreamAdmissionKeys
 from medsettle.errors import SettlementRefused
 from medsettle.policy import load_default_policy
 from medsettle.sim import generate_bills

@@ -7,7 +7,9 @@ import sys
 import click
 
 from ..engine import Population, Settler
-from ..engine.stream import BillsFile, BillsFileError, progress_wanted, settle_file
+from ..engine.billsfile import BillsFile, BillsFileError
+from ..engine.progress import progress_wanted
+from ..engine.stream import settle_file
 from ._common import ENGINE_CHOICE, policy_from
 from ._errors import fail_cleanly
 
