@@ -8,6 +8,8 @@ answer is a chained Future like any other. Only the admin API, whose calls wait 
 on a small thread pool.
 Bodies over 1 MiB, bodies that are not JSON, and anything else malformed get ``infcode -1`` naming
 what is wrong; nothing about them is stored.
+Every answer to the envelope is counted in a :class:`Throughput` (one counter increment; a refusal's a second;
+one request in 16 timed), which ``medsettle serve`` logs every ``--stats-every`` seconds and at its stop.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import gc
 import json
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -28,32 +32,47 @@ from ..jsontext import dumps_bytes, loads
 from .messages import json_schemas
 from .service import Centre
 
-log = logging.getLogger("medsettle.centre")
+log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 PLATFORM_PATH = "/fsi/api/rsfComIfsService/callService"
 
 
-def make_app(centre: Centre, *, workers: int = 8) -> web.Application:
+def make_app(centre: Centre, *, workers: int = 8, throughput: Throughput | None = None) -> web.Application:
+    """The centre's aiohttp application; its answers to the envelope are counted in ``throughput`` if given."""
     app = web.Application(client_max_size=MAX_BODY)
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medsettle-centre")
     durable: list[_DurableAnswers] = []  # made on the first request, on the server's event loop
+    counts = throughput if throughput is not None else Throughput()
 
     async def call(request: web.Request) -> web.Response:
+        n = counts.requests
+        counts.requests = n + 1
+        if n & SAMPLE_MASK:
+            body, status = await reply(request)
+        else:  # one request in 16 is timed
+            started = time.perf_counter()  # ok-float: a time
+            body, status = await reply(request)
+            counts.sample(time.perf_counter() - started)
+        if body.get("infcode"):
+            counts.refused += 1
+        return _json(body, status)
+
+    async def reply(request: web.Request) -> tuple[dict, int]:
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return _json({"infcode": -1, "inf_refmsgid": "", "err_msg": f"INVALID_INPUT: the body is over "
-                          f"{MAX_BODY} bytes", "output": {}}, status=413)
+            return {"infcode": -1, "inf_refmsgid": "", "err_msg": f"INVALID_INPUT: the body is over "
+                    f"{MAX_BODY} bytes", "output": {}}, 413
         try:
             data = loads(raw)
             if b"\\u" in raw:  # an escape may spell half a UTF-16 pair, which no UTF-8 text can hold
                 json.dumps(data, ensure_ascii=False, default=str).encode()
         except UnicodeEncodeError:
-            return _json({"infcode": -1, "inf_refmsgid": "", "err_msg": "INVALID_INPUT: the body holds an unpaired "
-                          "UTF-16 surrogate escape (\\ud800-\\udfff)", "output": {}}, status=400)
+            return {"infcode": -1, "inf_refmsgid": "", "err_msg": "INVALID_INPUT: the body holds an unpaired "
+                    "UTF-16 surrogate escape (\\ud800-\\udfff)", "output": {}}, 400
         except (ValueError, UnicodeDecodeError) as exc:
-            return _json({"infcode": -1, "inf_refmsgid": "", "err_msg": f"INVALID_INPUT: the body is not JSON "
-                          f"({exc})", "output": {}}, status=400)
+            return {"infcode": -1, "inf_refmsgid": "", "err_msg": f"INVALID_INPUT: the body is not JSON "
+                    f"({exc})", "output": {}}, 400
         try:
             answer = centre.submit(data)
             if not answer.done():
@@ -63,9 +82,9 @@ def make_app(centre: Centre, *, workers: int = 8) -> web.Application:
             response = answer.result()
         except Exception as exc:  # a bug: answer in the platform's shape, and log it
             log.exception("request failed")
-            return _json({"infcode": -1, "inf_refmsgid": data.get("msgid", "") if isinstance(data, dict) else "",
-                          "err_msg": f"INTERNAL_ERROR: {exc}", "output": {}}, status=500)
-        return _json(response)
+            return {"infcode": -1, "inf_refmsgid": data.get("msgid", "") if isinstance(data, dict) else "",
+                    "err_msg": f"INTERNAL_ERROR: {exc}", "output": {}}, 500
+        return response, 200
 
     async def schema(_: web.Request) -> web.Response:
         return _json(json_schemas())
@@ -96,6 +115,56 @@ def make_app(centre: Centre, *, workers: int = 8) -> web.Application:
     app.router.add_post("/admin", admin)
     app.on_cleanup.append(close_executor)
     return app
+
+
+SAMPLE_MASK = 15  # request n is timed when n & SAMPLE_MASK == 0: one in 16
+MAX_SAMPLES = 65_536  # latency samples kept per interval (one in 16 of ~1M requests)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """What the centre answered between two looks at its :class:`Throughput`."""
+
+    seconds: float  # ok-float: a duration
+    requests: int
+    refused: int
+    latencies: tuple[float, ...]  # ok-float: sampled seconds per answer, sorted
+
+    @property
+    def per_second(self) -> float:  # ok-float: a rate
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    def percentile(self, percent: int) -> float | None:  # ok-float: a latency in seconds
+        """The sampled latency that ``percent`` of the samples do not exceed (nearest rank), or None."""
+        if not self.latencies:
+            return None
+        rank = -(-len(self.latencies) * percent // 100)  # ceil(n * percent / 100)
+        return self.latencies[min(max(rank, 1), len(self.latencies)) - 1]
+
+
+class Throughput:
+    """Counts of the requests of the envelope since start: each costs a counter increment (a refusal, an answer
+    with infcode other than 0, a second), and one request in 16 a latency sample (from the handler taking
+    it to its answer made). Counted and read on the event loop only, so no lock is needed. A request is
+    counted as it arrives: one whose client went away before its answer counts as well."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.refused = 0
+        self._samples: list[float] = []  # ok-float: seconds
+        self._mark = (time.monotonic(), 0, 0)
+
+    def sample(self, seconds: float) -> None:  # ok-float: a latency
+        if len(self._samples) < MAX_SAMPLES:
+            self._samples.append(seconds)
+
+    def take(self) -> Interval:
+        """What was answered since the last take (or the start), and start the next interval."""
+        now = time.monotonic()
+        since, requests, refused = self._mark
+        samples, self._samples = self._samples, []
+        self._mark = (now, self.requests, self.refused)
+        return Interval(now - since, self.requests - requests, self.refused - refused, tuple(sorted(samples)))
 
 
 class _DurableAnswers:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -26,6 +27,7 @@ from ..ledger.journal import Entry
 from ..ledger.replay import replay
 from ..seams import Clock
 
+log = logging.getLogger(__name__)
 Replayer = Callable[[Entry], None]
 
 # The journal entries the request being answered has queued; its answer leaves once they are durable.
@@ -45,7 +47,7 @@ class CentreFailStopped(MedsettleError):
 class Ledger:
     """The lock, the journal and the settler the flows share, and the one way to change state durably."""
 
-    def __init__(self, settler: Settler, journal: GroupCommitJournal, clock: Clock):
+    def __init__(self, settler: Settler, journal: GroupCommitJournal, clock: Clock) -> None:
         self.settler = settler
         self.journal = journal
         self.clock = clock
@@ -74,6 +76,9 @@ class Ledger:
 
     def fail(self, failure: BaseException) -> CentreFailStopped:
         """Fail stop: record that the journal failed; the error every later change is refused with."""
+        if self._failure is None:  # the first failure; the requests of its group commit fail with it
+            log.error("fail-stop: the journal failed: %s; every change is refused until a restart replays the "
+                      "journal", failure)
         self._failure = f"the journal failed: {failure}"
         return self.unavailable()
 
@@ -107,7 +112,7 @@ class Ledger:
             return
         try:
             future.result()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (whatever the journal's commit failed with, the centre fail-stops)
             raise self.fail(exc) from None
 
     @contextlib.contextmanager

@@ -1,17 +1,37 @@
-"""``medsettle serve``: the settlement centre on 127.0.0.1."""
+"""``medsettle serve``: the settlement centre on 127.0.0.1.
+
+What it prints on stdout (the journal replayed, the institutions, the URL it listens on) is for the user and
+for the scripts that read the URL; its log (to stderr, or ``--log-file``) is for the operator: one line at the
+start, one every ``--stats-every`` seconds (requests, refusals and sampled latency), one at a clean stop
+(SIGINT or SIGTERM), and one from the centre's core if it fail-stops. Logging is configured here, in the
+command, and nowhere in the library.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import logging
+import re
+import signal
 import socket
+import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..engine import Population, Settler
 from ._common import ENGINE_CHOICE, policy_from
 from ._errors import fail_cleanly
+
+if TYPE_CHECKING:
+    from ..centre.app import Interval
+
+log = logging.getLogger(__name__)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @click.command()
@@ -25,19 +45,38 @@ from ._errors import fail_cleanly
 @click.option("--engine", default="auto", type=ENGINE_CHOICE, show_default=True, help="Settlement engine.")
 @click.option("--regions", help="Insured regions this process owns, comma-separated (default: all). Several "
               "processes may share one PostgreSQL --db, each owning other regions.")
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(LOG_LEVELS, case_sensitive=False),
+              help="Least severe log lines written.")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Append the log to this file (default: stderr).")
+@click.option("--stats-every", default=60, show_default=True, type=click.IntRange(min=0), metavar="SECONDS",
+              help="Log the throughput every SECONDS (0: never).")
 @fail_cleanly()
-def serve(policy_file, persons_file, db_url, data_dir, port, engine, regions) -> None:
+def serve(policy_file, persons_file, db_url, data_dir, port, engine, regions, log_level, log_file,
+          stats_every) -> None:
     """Run the settlement centre on 127.0.0.1: POST the platform's envelope to / ; GET /schema for schemas.
 
     Offers sign-in, the pharmacy, outpatient and inpatient flows, 2601, 3201/3202 and 5206 so far. Every answer that
     changes state leaves only after its journal entry is durable; on start the journal is replayed.
     """
-    from ..centre.institutions import default_institutions  # noqa: PLC0415
-    from ..centre.service import Centre  # noqa: PLC0415
-
     # Everything that can be wrong with the command line is found, and the port bound, before the journal
     # is opened, so a mistake leaves no journal behind.
     _check_port_and_data_dir(port, data_dir, db_url)
+    root = logging.getLogger()
+    level_before = root.level
+    handler = _configure_logging(log_level, log_file)
+    try:
+        _serve(policy_file, persons_file, db_url, data_dir, port, engine, regions, stats_every)
+    finally:  # as it was, for a caller that runs the command in its own process (tests)
+        root.removeHandler(handler)
+        root.setLevel(level_before)
+        handler.close()
+
+
+def _serve(policy_file, persons_file, db_url, data_dir, port, engine, regions, stats_every: int) -> None:
+    """Build the centre (policy, population, the port bound, then the journal replayed) and serve it."""
+    from ..centre.institutions import default_institutions  # noqa: PLC0415
+    from ..centre.service import Centre  # noqa: PLC0415
+
     pol = policy_from(policy_file)
     owned = [r.strip() for r in regions.split(",") if r.strip()] if regions else None
     _check_regions(pol, owned)
@@ -53,38 +92,93 @@ def serve(policy_file, persons_file, db_url, data_dir, port, engine, regions) ->
     try:
         started = time.perf_counter()
         centre = Centre(settler, journal, default_institutions(pol), regions=owned)
-        click.echo(f"journal {url}: {journal.count():,} entries replayed in {time.perf_counter() - started:.2f} s")
+        replayed = journal.count()
+        click.echo(f"journal {url}: {replayed:,} entries replayed in {time.perf_counter() - started:.2f} s")
         click.echo("institutions: " + ", ".join(f"{code} ({i.tier})" for code, i in centre.institutions.items()))
-        _serve_forever(centre, listener)
-    except KeyboardInterrupt:
+        where = f"journal {_without_password(url)} ({type(journal).__name__}, {replayed:,} entries)"
+        _serve_forever(centre, listener, where=where, regions=owned, stats_every=stats_every)
+    except KeyboardInterrupt:  # before the server's loop took over SIGINT
         pass
     finally:
         journal.close()
         listener.close()
 
 
-def _serve_forever(centre, listener: socket.socket) -> None:
-    """Answer on the bound socket until interrupted."""
+def _serve_forever(centre, listener: socket.socket, *, where: str, regions: list[str] | None,
+                   stats_every: int) -> None:
+    """Answer on the bound socket until SIGINT or SIGTERM, then finish the requests in flight and return."""
     import asyncio  # noqa: PLC0415
 
     from aiohttp import web  # noqa: PLC0415
 
-    from ..centre.app import make_app, tune_gc_for_serving  # noqa: PLC0415
+    from ..centre.app import Throughput, make_app, tune_gc_for_serving  # noqa: PLC0415
 
     tune_gc_for_serving()
+    throughput = Throughput()
+
+    async def report_every(seconds: int) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            log.info("throughput: %s", _interval_text(throughput.take()))
 
     async def run() -> None:
-        runner = web.AppRunner(make_app(centre))
+        # No access log: it would cost a log record per request; the throughput line counts them instead.
+        runner = web.AppRunner(make_app(centre, throughput=throughput), access_log=None)
         await runner.setup()
         await web.SockSite(runner, listener).start()
         bound = listener.getsockname()[1]  # the real port when 0 was asked for
         click.echo(f"medsettle centre listening on http://127.0.0.1:{bound}/ (engine: {centre.settler.engine_name})")
+        log.info("started: listening on http://127.0.0.1:%d/, %s, regions %s, engine %s, %d institutions", bound,
+                 where, ",".join(regions) if regions else "all", centre.settler.engine_name, len(centre.institutions))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' event loop
+                loop.add_signal_handler(signum, stop.set)
+        since = time.monotonic()
+        reporter = asyncio.create_task(report_every(stats_every)) if stats_every else None
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
+            if reporter is not None:
+                reporter.cancel()
             await runner.cleanup()
+        log.info("stopped: %d requests answered (%d refused) in %.0f s", throughput.requests, throughput.refused,
+                 time.monotonic() - since)
 
     asyncio.run(run())
+
+
+def _interval_text(interval: Interval) -> str:
+    """One interval of the throughput line: requests, their rate, refusals, and the sampled latency."""
+    text = (f"{interval.requests} requests in {interval.seconds:.1f} s ({interval.per_second:.1f}/s), "
+            f"{interval.refused} refused")
+    p50, p99 = interval.percentile(50), interval.percentile(99)
+    if p50 is not None and p99 is not None:
+        text += (f", latency p50 {p50 * 1000:.2f} ms p99 {p99 * 1000:.2f} ms "
+                 f"({len(interval.latencies)} sampled)")
+    return text
+
+
+def _configure_logging(level: str, log_file: str | None) -> logging.Handler:
+    """One handler on the root logger (timestamp, level, logger name), to stderr or appended to ``log_file``;
+    returned so the command removes it when it ends."""
+    try:
+        handler: logging.Handler = (logging.FileHandler(log_file, encoding="utf-8") if log_file
+                                    else logging.StreamHandler(sys.stderr))
+    except OSError as exc:
+        raise click.ClickException(f"--log-file {log_file}: cannot open it: {exc.strerror}") from None
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    return handler
+
+
+def _without_password(url: str) -> str:
+    """The journal's URL for the log: a PostgreSQL URL's password (in its user part or its query) left out."""
+    url = re.sub(r"^(postgres(?:ql)?://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
 
 
 def _check_port_and_data_dir(port: int, data_dir: str, db_url: str | None) -> None:
