@@ -1,9 +1,9 @@
-import os
-import sys
+"""Fixtures every test directory shares. The helper modules beside this file (hw, pg, worlds, centre_rig, ...)
+are importable because pyproject.toml's [tool.pytest.ini_options] puts tests/ on pythonpath."""
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
+pytest_plugins = ["centre_rig"]  # the served centre and its fixtures (one day medsettle.testing's plugin)
 
 ENGINES = ("core", "reference")
 

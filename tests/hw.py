@@ -3,17 +3,15 @@ stack fixtures (a real pcscd with vpcd readers; virtual cards in this process so
 
 from __future__ import annotations
 
-import functools
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from centre_rig import default_registry
 from medsettle.centre.registry import Registry
-from medsettle.engine import Population
 from medsettle.hardware.card import VirtualCard
 from medsettle.hardware.personalise import profile_for
-from medsettle.policy import load_default_policy
 
 # Fixed directories, so a run killed half-way leaves a pid file the next run finds and stops.
 STACK_DIR = Path(tempfile.gettempdir()) / "medsettle-test-pcsc"
@@ -21,10 +19,9 @@ DAEMON_DIR = Path(tempfile.gettempdir()) / "medsettle-test-hardware"
 COUNTERS = ("Counter A", "Counter B")
 
 
-@functools.cache
 def registry() -> Registry:
-    policy = load_default_policy()
-    return Registry.generate(Population.generate(policy, 10_000, seed=0))  # the centre's default
+    """The registry of the centre's default population (built once, shared with centre_rig)."""
+    return default_registry()
 
 
 def profiles(n: int):

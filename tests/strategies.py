@@ -93,7 +93,8 @@ def policies(draw) -> dict:
             "groups": [{"name": "outpatient", "deductible_basis": draw(st.sampled_from(["annual", "admission"]))},
                        {"name": "special"}, {"name": "inpatient", "deductible_basis": "admission"}],
             "rulesets": [draw(rulesets(admdvs, d)) for d in dates],
-            "catalogues": [{"version": f"{admdvs}-C", "effective_from": "2024-01-01", "items": draw(catalogue_items())}],
+            "catalogues": [{"version": f"{admdvs}-C", "effective_from": "2024-01-01",
+                            "items": draw(catalogue_items())}],
         })
     return {"regions": regions}
 

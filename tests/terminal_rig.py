@@ -1,26 +1,57 @@
-"""What the counter's scenario tests share: a centre process, a proxy that can lose the centre's answers,
-counters with their own journals, and the checks that no fen was lost or paid twice."""
+"""What the counter's scenario tests share: a proxy that can lose the centre's answers, counters with their
+own journals, the terminal CLI run as a process, and the checks that no fen was lost or paid twice. The
+centre itself is centre_rig's ServedCentre."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import os
 import socket
 import socketserver
+import subprocess
+import sys
 import threading
 from decimal import Decimal
+from pathlib import Path
 
+from centre_rig import CODES, PHARMACY, ServedCentre, default_registry, first_person
 from medsettle.seams import SystemClock
 from medsettle.terminal import CentreClient, Counter, CounterStore, Identity
-from test_centre import CODES, PHARMACY, REGISTRY, Server, first_person
 
 ITEMS = [{"med_list_codg": CODES[0], "pric": "12.50", "cnt": "2"}, {"med_list_codg": CODES[1], "pric": "30.00",
                                                                      "cnt": "1"}]
-PERSON = first_person("130100", "310")
-CERTNO = REGISTRY.identities[PERSON].certno
+ITEM_ARGS = [f"{i['med_list_codg']}:{i['pric']}:{i['cnt']}" for i in ITEMS]  # the same items on a command line
+
+
+def patient() -> str:
+    """The psn_no of the patient the counter scenarios serve: the first 130100 employee."""
+    return first_person("130100", "310")
+
+
+@functools.cache
+def patient_certno() -> str:
+    """The patient's ID number, as a counter without a card reader identifies them."""
+    return default_registry().identities[patient()].certno
 
 
 def by_certno() -> Identity:
-    return Identity("02", CERTNO)
+    return Identity("02", patient_certno())
+
+
+def terminal(url: str, journal: Path, *args: str, crash_at: str | None = None, check: bool = True,
+             code: str = PHARMACY) -> subprocess.CompletedProcess[str]:
+    """`medsettle terminal` as a process, optionally told to crash at ``crash_at`` (MEDSETTLE_CRASH_AT)."""
+    env = {**os.environ}
+    env.pop("MEDSETTLE_CRASH_AT", None)
+    if crash_at:
+        env["MEDSETTLE_CRASH_AT"] = crash_at
+    result = subprocess.run([sys.executable, "-m", "medsettle.cli", "terminal", "-i", code, "--centre", url,
+                             "--journal", str(journal), "--resend-for", "0.5", "--timeout", "2", *args],
+                            capture_output=True, text=True, timeout=120, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"terminal {args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
 
 
 class LossyProxy:
@@ -115,7 +146,7 @@ def make_counter(url: str, journal_path, code: str = PHARMACY, **kwargs) -> Coun
                    resend_for=kwargs.pop("resend_for", 0.6), **kwargs)
 
 
-def centre_records(server: Server, sign_no: str) -> list[dict]:
+def centre_records(server: ServedCentre, sign_no: str) -> list[dict]:
     """What the centre holds for the pharmacy today, as 3202 lists it (centre_only when we send nothing)."""
     from medsettle.timeutil import now_shanghai
 
@@ -126,6 +157,6 @@ def centre_records(server: Server, sign_no: str) -> list[dict]:
     return answer["output"]["detail"]
 
 
-def balance_of(server: Server, sign_no: str) -> Decimal:
-    answer, _ = server.call("1101", {"data": {"mdtrt_cert_type": "02", "certno": CERTNO}}, sign_no=sign_no)
+def balance_of(server: ServedCentre, sign_no: str) -> Decimal:
+    answer, _ = server.call("1101", {"data": {"mdtrt_cert_type": "02", "certno": patient_certno()}}, sign_no=sign_no)
     return Decimal(str(answer["output"]["insuinfo"][0]["balc"]))

@@ -4,117 +4,35 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import sqlite3
 import subprocess
 import sys
 import urllib.request
 
-import pytest
-
-from medsettle.centre.registry import Registry
-from medsettle.engine import Population
-from medsettle.policy import load_default_policy
+from centre_rig import (
+    CODES,
+    HOSPITAL,
+    PHARMACY,
+    POLICY,
+    ServedCentre,
+    card_of,
+    default_population,
+    default_registry,
+    first_person,
+)
 from medsettle.policy.models import RuleSet
-
-POLICY = load_default_policy()
-POPULATION = Population.generate(POLICY, 10_000, seed=0)  # what `serve` generates by default
-REGISTRY = Registry.generate(POPULATION)  # and the identities and cards it gives them
-
-
-def card_of(psn_no):
-    return REGISTRY.cards_of[psn_no][0]
-PHARMACY = "P13010000001"
-HOSPITAL = "H13010000001"
-
-
-def first_person(region="130100", insutype="310"):
-    for i in range(len(POPULATION)):
-        d = POPULATION.describe(i)
-        if d["insuplc_admdvs"] == region and d["insutype"] == insutype:
-            return d["psn_no"]
-    raise AssertionError("no such person")
-
-
-CODES = [item.med_list_codg for item in POLICY.region("130100").catalogues[0].items if item.chrgitm_lv == "01"]
-
-
-class Server:
-    seq = 0  # msgids stay unique across restarts of the centre within a test run
-
-    def __init__(self, data_dir):
-        self.data_dir = data_dir
-        self.proc = None
-        self.url = None
-
-    def start(self):
-        self.proc = subprocess.Popen([sys.executable, "-m", "medsettle.cli", "serve", "--port", "0", "--data-dir",
-                                      str(self.data_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        for _ in range(20):
-            line = self.proc.stdout.readline()
-            if "listening on" in line:
-                self.url = line.split("listening on ")[1].split()[0]
-                return self
-        self.stop()
-        raise AssertionError("the centre did not start")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-
-    def post(self, body, raw: bytes | None = None):
-        data = raw if raw is not None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url, data=data, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            return json.loads(exc.read())
-
-    def call(self, infno, input_, *, sign_no="", fixmedins_code=PHARMACY, msgid=None):
-        Server.seq += 1
-        msgid = msgid or f"{fixmedins_code}20260302100000{Server.seq:04d}"
-        return self.post({"infno": infno, "msgid": msgid, "mdtrtarea_admvs": "130100", "insuplc_admdvs": "130100",
-                          "recer_sys_code": "MEDSETTLE", "dev_no": "D1", "infver": "V1.0", "opter_type": "1",
-                          "opter": "001", "opter_name": "clerk", "inf_time": "2026-03-02 10:00:00",
-                          "fixmedins_code": fixmedins_code, "fixmedins_name": "x", "sign_no": sign_no,
-                          "input": input_}), msgid
-
-    def journal_count(self):
-        conn = sqlite3.connect(self.data_dir / "centre.db")
-        try:
-            return conn.execute("SELECT count(*) FROM journal").fetchone()[0]
-        finally:
-            conn.close()
-
-
-@pytest.fixture()
-def server(tmp_path):
-    s = Server(tmp_path).start()
-    yield s
-    s.stop()
-
-
-def sign_in(server, code=PHARMACY):
-    answer, _ = server.call("9001", {"signIn": {"opter_no": "001", "mac": "00:11", "ip": "127.0.0.1"}},
-                            fixmedins_code=code)
-    assert answer["infcode"] == 0, answer
-    return answer["output"]["signinoutb"]["sign_no"]
 
 
 def sale(psn_no, lines=((0, "12.50", "2"),), **data):
     return {"data": {"psn_no": psn_no, "mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn_no) if psn_no in
-                     REGISTRY.cards_of else "", "med_type": "41", "acct_used_flag": "1", **data},
+                     default_registry().cards_of else "", "med_type": "41", "acct_used_flag": "1", **data},
             "feedetail": [{"feedetl_sn": str(i + 1), "med_list_codg": CODES[k], "pric": p, "cnt": c,
                            "fee_ocur_time": "2026-03-02 09:58:00"} for i, (k, p, c) in enumerate(lines)]}
 
 
 def test_a_pharmacy_sale_from_sign_in_to_cancel_survives_a_restart(tmp_path):
-    server = Server(tmp_path).start()
+    server = ServedCentre(tmp_path).start()
     try:
-        sign_no = sign_in(server)
+        sign_no = server.sign_in()
         psn = first_person()
         pre, _ = server.call("2101", sale(psn), sign_no=sign_no)
         assert pre["infcode"] == 0, pre
@@ -132,9 +50,9 @@ def test_a_pharmacy_sale_from_sign_in_to_cancel_survives_a_restart(tmp_path):
         entries = server.journal_count()
     finally:
         server.stop()
-    server = Server(tmp_path).start()  # the same data directory: the journal is replayed
+    server = ServedCentre(tmp_path).start()  # the same data directory: the journal is replayed
     try:
-        sign_no = sign_in(server)
+        sign_no = server.sign_in()
         again, _ = server.call("2102", sale(psn, medfee_sumamt="25.00"), sign_no=sign_no, msgid=msgid)
         assert again["output"] == settled["output"]
         cancelled, _ = server.call("2103", {"data": {"setl_id": info["setl_id"], "psn_no": psn}}, sign_no=sign_no)
@@ -148,35 +66,35 @@ def test_a_pharmacy_sale_from_sign_in_to_cancel_survives_a_restart(tmp_path):
         server.stop()
 
 
-def test_bad_requests_name_what_is_wrong_and_change_nothing(server):
-    sign_no = sign_in(server)
+def test_bad_requests_name_what_is_wrong_and_change_nothing(served_centre):
+    sign_no = served_centre.sign_in()
     psn = first_person()
-    before = server.journal_count()
+    before = served_centre.journal_count()
     cases = [
-        (server.post(None, raw=b"{not json"), "not JSON"),
-        (server.post(None, raw=b"x" * (1024 * 1024 + 10)), "over"),
-        (server.post(None, raw=b'{"infno":"2102","msgid":"\\ud800"}'), "surrogate"),
-        (server.call("9999", {}, sign_no=sign_no)[0], "infno"),
-        (server.call("2102", sale(psn), sign_no="nope")[0], "sign_no"),
-        (server.call("2102", sale(psn), sign_no=sign_no, fixmedins_code="X00000000000")[0], "fixmedins_code"),
-        (server.call("2102", sale(psn, lines=((0, "-1.00", "1"),)), sign_no=sign_no)[0], "feedetail[0].pric"),
-        (server.call("2102", sale(psn, lines=((0, "1.00", "abc"),)), sign_no=sign_no)[0], "feedetail[0].cnt"),
-        (server.call("2102", sale(psn, medfee_sumamt="99.99"), sign_no=sign_no)[0], "medfee_sumamt"),
-        (server.call("2102", sale("NOBODY"), sign_no=sign_no)[0], "psn_no"),
-        (server.call("2102", {"data": {"psn_no": psn}}, sign_no=sign_no)[0], "feedetail"),
-        (server.call("2102", sale(psn, med_type="11"), sign_no=sign_no)[0], "med_type"),
+        (served_centre.post(None, raw=b"{not json"), "not JSON"),
+        (served_centre.post(None, raw=b"x" * (1024 * 1024 + 10)), "over"),
+        (served_centre.post(None, raw=b'{"infno":"2102","msgid":"\\ud800"}'), "surrogate"),
+        (served_centre.call("9999", {}, sign_no=sign_no)[0], "infno"),
+        (served_centre.call("2102", sale(psn), sign_no="nope")[0], "sign_no"),
+        (served_centre.call("2102", sale(psn), sign_no=sign_no, fixmedins_code="X00000000000")[0], "fixmedins_code"),
+        (served_centre.call("2102", sale(psn, lines=((0, "-1.00", "1"),)), sign_no=sign_no)[0], "feedetail[0].pric"),
+        (served_centre.call("2102", sale(psn, lines=((0, "1.00", "abc"),)), sign_no=sign_no)[0], "feedetail[0].cnt"),
+        (served_centre.call("2102", sale(psn, medfee_sumamt="99.99"), sign_no=sign_no)[0], "medfee_sumamt"),
+        (served_centre.call("2102", sale("NOBODY"), sign_no=sign_no)[0], "psn_no"),
+        (served_centre.call("2102", {"data": {"psn_no": psn}}, sign_no=sign_no)[0], "feedetail"),
+        (served_centre.call("2102", sale(psn, med_type="11"), sign_no=sign_no)[0], "med_type"),
     ]
     for answer, named in cases:
         assert answer["infcode"] == -1 and named in answer["err_msg"], (named, answer)
-    assert server.journal_count() == before
+    assert served_centre.journal_count() == before
     # A hospital may not sell as a pharmacy.
-    hospital_sign = sign_in(server, HOSPITAL)
-    answer, _ = server.call("2102", sale(psn), sign_no=hospital_sign, fixmedins_code=HOSPITAL)
+    hospital_sign = served_centre.sign_in(HOSPITAL)
+    answer, _ = served_centre.call("2102", sale(psn), sign_no=hospital_sign, fixmedins_code=HOSPITAL)
     assert answer["infcode"] == -1 and "med_type 41" in answer["err_msg"]
 
 
-def test_schemas_are_published(server):
-    with urllib.request.urlopen(server.url + "schema", timeout=30) as resp:
+def test_schemas_are_published(served_centre):
+    with urllib.request.urlopen(served_centre.url + "schema", timeout=30) as resp:
         schemas = json.loads(resp.read())
     assert "msgid" in schemas["envelope"]["properties"]
     assert set(schemas["inputs"]) >= {"9001", "9002", "2101", "2102", "2103"}
@@ -192,9 +110,9 @@ def fee(mdtrt_id, psn, sn, code_index, pric, cnt="1"):
 
 def test_an_outpatient_visit_from_registration_to_settlement_and_back(tmp_path):
     psn = first_person()
-    server = Server(tmp_path).start()
+    server = ServedCentre(tmp_path).start()
     try:
-        sign_no = sign_in(server, HOSPITAL)
+        sign_no = server.sign_in(HOSPITAL)
 
         def call(infno, input_, **kw):
             answer, msgid = server.call(infno, input_, sign_no=sign_no, fixmedins_code=HOSPITAL, **kw)
@@ -207,7 +125,8 @@ def test_an_outpatient_visit_from_registration_to_settlement_and_back(tmp_path):
         visit, _ = call("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn, "med_type": "11"},
                                  "diseinfo": [{"diag_type": "1", "diag_code": "J00"}]})
         assert visit["infcode"] == 0, visit
-        up, _ = call("2204", {"feedetail": [fee(mdtrt_id, psn, "1", 0, "30.00"), fee(mdtrt_id, psn, "2", 1, "12.00", "2")]})
+        up, _ = call("2204", {"feedetail": [fee(mdtrt_id, psn, "1", 0, "30.00"),
+                                            fee(mdtrt_id, psn, "2", 1, "12.00", "2")]})
         assert up["infcode"] == 0, up
         assert [r["det_item_fee_sumamt"] for r in up["output"]["result"]] == [30.0, 24.0]
         dup_sn, _ = call("2204", {"feedetail": [fee(mdtrt_id, psn, "2", 1, "1.00")]})
@@ -227,9 +146,9 @@ def test_an_outpatient_visit_from_registration_to_settlement_and_back(tmp_path):
         assert nothing_left["infcode"] == -1 and "no unsettled fee lines" in nothing_left["err_msg"]
     finally:
         server.stop()
-    server = Server(tmp_path).start()  # restart: visits, lines and answers come back from the journal
+    server = ServedCentre(tmp_path).start()  # restart: visits, lines and answers come back from the journal
     try:
-        sign_no = sign_in(server, HOSPITAL)
+        sign_no = server.sign_in(HOSPITAL)
         assert server.call("2207", settle_input, sign_no=sign_no, fixmedins_code=HOSPITAL,
                            msgid=msgid)[0]["output"] == settled["output"]
         cancel, _ = server.call("2208", {"data": {"setl_id": info["setl_id"], "mdtrt_id": mdtrt_id, "psn_no": psn}},
@@ -242,25 +161,25 @@ def test_an_outpatient_visit_from_registration_to_settlement_and_back(tmp_path):
         server.stop()
 
 
-def test_accumulators_after_a_settlement(server):
+def test_accumulators_after_a_settlement(served_centre):
     psn = first_person()
-    sign_no = sign_in(server)
-    before, _ = server.call("5206", {"data": {"psn_no": psn, "cum_ym": "202603"}}, sign_no=sign_no)
+    sign_no = served_centre.sign_in()
+    before, _ = served_centre.call("5206", {"data": {"psn_no": psn, "cum_ym": "202603"}}, sign_no=sign_no)
     assert before["infcode"] == 0, before
-    settled, _ = server.call("2102", sale(psn, lines=((0, "300.00", "1"),)), sign_no=sign_no)
+    settled, _ = served_centre.call("2102", sale(psn, lines=((0, "300.00", "1"),)), sign_no=sign_no)
     info = settled["output"]["setlinfo"]
-    after, _ = server.call("5206", {"data": {"psn_no": psn, "cum_ym": "202603"}}, sign_no=sign_no)
+    after, _ = served_centre.call("5206", {"data": {"psn_no": psn, "cum_ym": "202603"}}, sign_no=sign_no)
     cum = {c["cum_type_code"]: c["cum"] for c in after["output"]["cuminfo"]}
     assert cum["D-outpatient"] == info["act_pay_dedc"] and cum["P-outpatient"] == info["hifp_pay"]
-    bad, _ = server.call("5206", {"data": {"psn_no": psn, "cum_ym": "2026-3"}}, sign_no=sign_no)
+    bad, _ = served_centre.call("5206", {"data": {"psn_no": psn, "cum_ym": "2026-3"}}, sign_no=sign_no)
     assert bad["infcode"] == -1 and "cum_ym" in bad["err_msg"]
 
 
 def test_reversal_undoes_an_applied_settlement_and_tombstones_a_lost_one(tmp_path):
     psn = first_person()
-    server = Server(tmp_path).start()
+    server = ServedCentre(tmp_path).start()
     try:
-        sign_no = sign_in(server)
+        sign_no = server.sign_in()
         settled, omsgid = server.call("2102", sale(psn), sign_no=sign_no)
         assert settled["infcode"] == 0
         rvs = {"data": {"psn_no": psn, "omsgid": omsgid, "oinfno": "2102"}}
@@ -280,9 +199,9 @@ def test_reversal_undoes_an_applied_settlement_and_tombstones_a_lost_one(tmp_pat
         assert late["infcode"] == -1 and "reversed" in late["err_msg"]
     finally:
         server.stop()
-    server = Server(tmp_path).start()
+    server = ServedCentre(tmp_path).start()
     try:
-        sign_no = sign_in(server)
+        sign_no = server.sign_in()
         assert server.call("2601", rvs, sign_no=sign_no)[0]["output"] == first["output"]
         late, _ = server.call("2102", sale(psn), sign_no=sign_no, msgid=lost)
         assert late["infcode"] == -1 and "reversed" in late["err_msg"]
@@ -290,53 +209,54 @@ def test_reversal_undoes_an_applied_settlement_and_tombstones_a_lost_one(tmp_pat
         server.stop()
 
 
-def test_reversal_of_a_registration(server):
+def test_reversal_of_a_registration(served_centre):
     psn = first_person()
-    sign_no = sign_in(server, HOSPITAL)
-    reg, omsgid = server.call("2201", {"data": {"psn_no": psn, "begntime": "2026-03-02 09:30:00"}}, sign_no=sign_no,
-                              fixmedins_code=HOSPITAL)
+    sign_no = served_centre.sign_in(HOSPITAL)
+    reg, omsgid = served_centre.call("2201", {"data": {"psn_no": psn, "begntime": "2026-03-02 09:30:00"}},
+                                     sign_no=sign_no, fixmedins_code=HOSPITAL)
     mdtrt_id = reg["output"]["data"]["mdtrt_id"]
-    rvs, _ = server.call("2601", {"data": {"psn_no": psn, "omsgid": omsgid, "oinfno": "2201"}}, sign_no=sign_no,
-                         fixmedins_code=HOSPITAL)
+    rvs, _ = served_centre.call("2601", {"data": {"psn_no": psn, "omsgid": omsgid, "oinfno": "2201"}}, sign_no=sign_no,
+                                fixmedins_code=HOSPITAL)
     assert rvs["output"]["data"] == {"omsgid": omsgid, "oinfno": "2201", "rvs_rslt": "reversed", "mdtrt_id": mdtrt_id}
-    up, _ = server.call("2204", {"feedetail": [fee(mdtrt_id, psn, "1", 0, "1.00")]}, sign_no=sign_no,
-                        fixmedins_code=HOSPITAL)
+    up, _ = served_centre.call("2204", {"feedetail": [fee(mdtrt_id, psn, "1", 0, "1.00")]}, sign_no=sign_no,
+                               fixmedins_code=HOSPITAL)
     assert up["infcode"] == -1 and "no open visit" in up["err_msg"]
 
 
-def test_reconciliation_finds_a_one_sided_settlement_and_2601_clears_it(server):
-    sign_no = sign_in(server)
-    persons = [POPULATION.describe(i) for i in range(len(POPULATION))]
+def test_reconciliation_finds_a_one_sided_settlement_and_2601_clears_it(served_centre):
+    sign_no = served_centre.sign_in()
+    population = default_population()
+    persons = [population.describe(i) for i in range(len(population))]
     employees = [p["psn_no"] for p in persons if p["insuplc_admdvs"] == "130100" and p["insutype"] == "310"][:4]
     kept = []  # what the pharmacy's own books hold
     for k, psn in enumerate(employees):
-        answer, msgid = server.call("2102", sale(psn, lines=((k, "20.00", "1"),)), sign_no=sign_no)
+        answer, msgid = served_centre.call("2102", sale(psn, lines=((k, "20.00", "1"),)), sign_no=sign_no)
         assert answer["infcode"] == 0, answer
         if k == 2:
             lost_msgid = msgid  # the answer never reached the counter: the books do not have it
             continue
         kept.append(answer["output"]["setlinfo"])
-    cancel, _ = server.call("2103", {"data": {"setl_id": kept[0]["setl_id"], "psn_no": kept[0]["psn_no"]}},
-                            sign_no=sign_no)
+    cancel, _ = served_centre.call("2103", {"data": {"setl_id": kept[0]["setl_id"], "psn_no": kept[0]["psn_no"]}},
+                                   sign_no=sign_no)
     kept.append(cancel["output"]["setlinfo"])
     today = cancel["output"]["setlinfo"]["setl_time"][:10]
 
     def statement():
         totals = {k: f"{sum(s[k] for s in kept):.2f}" for k in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay")}
         count = sum(1 if s["medfee_sumamt"] >= 0 else -1 for s in kept)
-        answer, _ = server.call("3201", {"data": {"insutype": "310", "clr_type": "41", "setl_optins": "130100",
-                                                  "stmt_begndate": today, "stmt_enddate": today,
-                                                  "fixmedins_setl_cnt": count, **totals}}, sign_no=sign_no)
+        answer, _ = served_centre.call("3201", {"data": {"insutype": "310", "clr_type": "41", "setl_optins": "130100",
+                                                         "stmt_begndate": today, "stmt_enddate": today,
+                                                         "fixmedins_setl_cnt": count, **totals}}, sign_no=sign_no)
         assert answer["infcode"] == 0, answer
         return answer["output"]["stmtinfo"]
 
     assert statement()["stmt_rslt"] == "1"
-    detail, _ = server.call("3202", {"data": {"stmt_begndate": today, "stmt_enddate": today},
-                                     "detail": [{"setl_id": s["setl_id"]} for s in kept]}, sign_no=sign_no)
+    detail, _ = served_centre.call("3202", {"data": {"stmt_begndate": today, "stmt_enddate": today},
+                                            "detail": [{"setl_id": s["setl_id"]} for s in kept]}, sign_no=sign_no)
     one_sided = [d for d in detail["output"]["detail"] if d["stmt_rslt"] != "both"]
     assert len(one_sided) == 1 and one_sided[0]["stmt_rslt"] == "centre_only"
-    rvs, _ = server.call("2601", {"data": {"psn_no": employees[2], "omsgid": lost_msgid, "oinfno": "2102"}},
-                         sign_no=sign_no)
+    rvs, _ = served_centre.call("2601", {"data": {"psn_no": employees[2], "omsgid": lost_msgid, "oinfno": "2102"}},
+                                sign_no=sign_no)
     assert rvs["output"]["data"]["rvs_rslt"] == "reversed"
     # The settlement and its reversal mirror net to zero: the books now agree with the centre.
     assert statement()["stmt_rslt"] == "0"
@@ -355,9 +275,9 @@ def test_an_inpatient_stay_with_a_mid_stay_settlement(tmp_path):
     # Default policy, 130100, tier 3, employees: inpatient deductible 1000.00 for the 1st admission of the
     # year, 500.00 for the 2nd. A 600.00 mid-stay settlement uses 600.00 of it, the final one the other 400.00.
     psn = first_person()
-    server = Server(tmp_path).start()
+    server = ServedCentre(tmp_path).start()
     try:
-        sign_no = sign_in(server, HOSPITAL)
+        sign_no = server.sign_in(HOSPITAL)
 
         def call(infno, input_, **kw):
             return server.call(infno, input_, sign_no=sign_no, fixmedins_code=HOSPITAL, **kw)[0]
@@ -386,10 +306,11 @@ def test_an_inpatient_stay_with_a_mid_stay_settlement(tmp_path):
         assert wrong["infcode"] == -1 and "2303/2304" in wrong["err_msg"]
     finally:
         server.stop()
-    server = Server(tmp_path).start()  # after a restart the stay is over and a 2nd admission starts at 500.00
+    server = ServedCentre(tmp_path).start()  # after a restart the stay is over and a 2nd admission starts at 500.00
     try:
-        sign_no = sign_in(server, HOSPITAL)
-        second = server.call("2401", {"mdtrtinfo": {"psn_no": psn, "med_type": "21", "begntime": "2026-04-01 08:00:00"}},
+        sign_no = server.sign_in(HOSPITAL)
+        second = server.call("2401", {"mdtrtinfo": {"psn_no": psn, "med_type": "21",
+                                                    "begntime": "2026-04-01 08:00:00"}},
                              sign_no=sign_no, fixmedins_code=HOSPITAL)[0]
         assert second["infcode"] == 0, second
         stay2 = second["output"]["data"]["mdtrt_id"]
@@ -404,55 +325,46 @@ def test_an_inpatient_stay_with_a_mid_stay_settlement(tmp_path):
         server.stop()
 
 
-def test_cross_region_sale_is_routed_by_the_insured_region(server):
+def test_cross_region_sale_is_routed_by_the_insured_region(served_centre):
     # A person insured in 330300 buys at a 130100 pharmacy: treatment catalogue of 130100, insured policy of
     # 330300 (with its cross-region cut unless filed); a wrong insuplc_admdvs is refused naming the field.
     visitor = first_person(region="330300")
-    sign_no = sign_in(server)
+    sign_no = served_centre.sign_in()
     body = {"infno": "2102", "msgid": f"{PHARMACY}202603021000007001", "mdtrtarea_admvs": "130100",
             "insuplc_admdvs": "130100", "fixmedins_code": PHARMACY, "sign_no": sign_no, "input": sale(visitor)}
-    wrong = server.post(body)
+    wrong = served_centre.post(body)
     assert wrong["infcode"] == -1 and "insuplc_admdvs" in wrong["err_msg"]
     body["insuplc_admdvs"] = "330300"
-    ok = server.post(body)
+    ok = served_centre.post(body)
     assert ok["infcode"] == 0, ok
     assert ok["output"]["setlinfo"]["medfee_sumamt"] == 25.0
 
 
-def test_counters_download_the_catalogue_and_rules_in_force(server):
-    sign_no = sign_in(server)
-    page, _ = server.call("1312", {"data": {"page_size": 100, "date": "2026-03-02"}}, sign_no=sign_no)
+def test_counters_download_the_catalogue_and_rules_in_force(served_centre):
+    sign_no = served_centre.sign_in()
+    page, _ = served_centre.call("1312", {"data": {"page_size": 100, "date": "2026-03-02"}}, sign_no=sign_no)
     assert page["infcode"] == 0, page
     cat = POLICY.region("130100").catalogue_on(datetime.date(2026, 3, 2))
     assert page["output"]["ver"] == cat.version and page["output"]["total"] == len(cat.items)
     assert [i["med_list_codg"] for i in page["output"]["items"]] == [i.med_list_codg for i in cat.items[:100]]
-    same, _ = server.call("1312", {"data": {"ver": cat.version, "date": "2026-03-02"}}, sign_no=sign_no)
+    same, _ = served_centre.call("1312", {"data": {"ver": cat.version, "date": "2026-03-02"}}, sign_no=sign_no)
     assert same["output"] == {"ver": cat.version, "unchanged": True, "items": []}
-    rules, _ = server.call("9901", {"data": {"date": "2025-06-01", "admdvs": "330300"}}, sign_no=sign_no)
+    rules, _ = served_centre.call("9901", {"data": {"date": "2025-06-01", "admdvs": "330300"}}, sign_no=sign_no)
     assert rules["output"]["ver"] == "330300-2025.1"
     assert RuleSet.model_validate(rules["output"]["ruleset"]) == POLICY.region("330300").rulesets[0]
-    bad, _ = server.call("9901", {"data": {"admdvs": "999999"}}, sign_no=sign_no)
+    bad, _ = served_centre.call("9901", {"data": {"admdvs": "999999"}}, sign_no=sign_no)
     assert bad["infcode"] == -1 and "input.data.admdvs" in bad["err_msg"]
 
 
-def admin(server, body):
-    req = urllib.request.Request(server.url + "admin", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return json.loads(exc.read())
-
-
 def test_cards_person_info_activation_loss_and_cancellation(tmp_path):
-    active = next(c for c in REGISTRY.cards.values() if c.status == "active"
-                  and POPULATION.describe(POPULATION.index_of(c.psn_no))["insuplc_admdvs"] == "130100")
-    issued = next(c for c in REGISTRY.cards.values() if c.status == "issued"
-                  and POPULATION.describe(POPULATION.index_of(c.psn_no))["insuplc_admdvs"] == "130100")
-    server = Server(tmp_path).start()
+    registry, population = default_registry(), default_population()
+    active = next(c for c in registry.cards.values() if c.status == "active"
+                  and population.describe(population.index_of(c.psn_no))["insuplc_admdvs"] == "130100")
+    issued = next(c for c in registry.cards.values() if c.status == "issued"
+                  and population.describe(population.index_of(c.psn_no))["insuplc_admdvs"] == "130100")
+    server = ServedCentre(tmp_path).start()
     try:
-        sign_no = sign_in(server)
+        sign_no = server.sign_in()
         info, _ = server.call("1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": active.card_no,
                                                 "card_sn": active.card_sn}}, sign_no=sign_no)
         assert info["infcode"] == 0, info
@@ -470,22 +382,23 @@ def test_cards_person_info_activation_loss_and_cancellation(tmp_path):
                                 sign_no=sign_no)
         assert status["output"]["cardinfo"] == [{"card_no": issued.card_no, "status": "active"}]
         # Reported lost (and replaced): the old card is refused at every counter, as a stored answer.
-        lost = admin(server, {"action": "card", "card_no": active.card_no, "card_action": "lost", "replace": True})
+        lost = server.admin({"action": "card", "card_no": active.card_no, "card_action": "lost", "replace": True})
         assert lost["ok"] and lost["replacement"]["status"] == "issued", lost
         refused, msgid = server.call("2102", sale(active.psn_no), sign_no=sign_no)
         assert refused["infcode"] == -1 and refused["err_msg"].startswith("CARD_LOST"), refused
-        assert server.call("2102", sale(active.psn_no), sign_no=sign_no, msgid=msgid)[0]["err_msg"] == refused["err_msg"]
+        again, _ = server.call("2102", sale(active.psn_no), sign_no=sign_no, msgid=msgid)
+        assert again["err_msg"] == refused["err_msg"]
         # A cancelled person: every card cancelled, and the engine refuses them too.
-        gone = admin(server, {"action": "cancel_person", "psn_no": issued.psn_no, "reason": "death"})
+        gone = server.admin({"action": "cancel_person", "psn_no": issued.psn_no, "reason": "death"})
         assert gone["ok"], gone
         after, _ = server.call("2102", sale(issued.psn_no), sign_no=sign_no)
         assert after["err_msg"].startswith("CARD_CANCELLED"), after
-        assert admin(server, {"action": "card", "card_no": "nope", "card_action": "lost"})["ok"] is False
+        assert server.admin({"action": "card", "card_no": "nope", "card_action": "lost"})["ok"] is False
     finally:
         server.stop()
-    server = Server(tmp_path).start()  # the card events were journaled: a restart keeps them
+    server = ServedCentre(tmp_path).start()  # the card events were journaled: a restart keeps them
     try:
-        sign_no = sign_in(server)
+        sign_no = server.sign_in()
         again, _ = server.call("2102", sale(active.psn_no), sign_no=sign_no)
         assert again["err_msg"].startswith("CARD_LOST")
         no_card = sale(issued.psn_no)
@@ -496,20 +409,21 @@ def test_cards_person_info_activation_loss_and_cancellation(tmp_path):
         server.stop()
 
 
-def test_admin_commands_credit_and_cancel_through_the_cli(server):
+def test_admin_commands_credit_and_cancel_through_the_cli(served_centre):
     psn = first_person()
     cli = [sys.executable, "-m", "medsettle.cli", "persons"]
-    ok = subprocess.run(cli + ["credit", psn, "120.50", "--month", "2026-03", "--centre", server.url],
+    ok = subprocess.run(cli + ["credit", psn, "120.50", "--month", "2026-03", "--centre", served_centre.url],
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     credited = json.loads(ok.stdout)
-    again = subprocess.run(cli + ["credit", psn, "120.50", "--month", "2026-03", "--centre", server.url],
+    again = subprocess.run(cli + ["credit", psn, "120.50", "--month", "2026-03", "--centre", served_centre.url],
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 1 and "already made" in again.stderr
-    sign_no = sign_in(server)
-    info, _ = server.call("1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn)}}, sign_no=sign_no)
+    sign_no = served_centre.sign_in()
+    info, _ = served_centre.call("1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn)}},
+                                 sign_no=sign_no)
     assert f'{info["output"]["insuinfo"][0]["balc"]:.2f}' == credited["balc"]
-    lost = subprocess.run(cli + ["card", card_of(psn), "lost", "--replace", "--centre", server.url],
+    lost = subprocess.run(cli + ["card", card_of(psn), "lost", "--replace", "--centre", served_centre.url],
                           capture_output=True, text=True, timeout=60)
     assert lost.returncode == 0 and json.loads(lost.stdout)["replacement"]["status"] == "issued"
     unreachable = subprocess.run(cli + ["cancel", psn, "--reason", "death", "--centre", "http://127.0.0.1:9/"],
@@ -518,13 +432,13 @@ def test_admin_commands_credit_and_cancel_through_the_cli(server):
 
 
 def test_a_resent_sign_in_gets_its_sign_no_again_after_a_restart(tmp_path):
-    server = Server(tmp_path).start()
+    server = ServedCentre(tmp_path).start()
     signin = {"signIn": {"opter_no": "001", "mac": "00:11", "ip": "127.0.0.1"}}
     try:
         first, msgid = server.call("9001", signin)
     finally:
         server.stop()
-    server = Server(tmp_path).start()
+    server = ServedCentre(tmp_path).start()
     try:
         again, _ = server.call("9001", signin, msgid=msgid)
         assert again["output"] == first["output"]

@@ -24,7 +24,8 @@ json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_
 
 
 @pytest.fixture(scope="module")
-def centre(tmp_path_factory):
+def signed_in_centre(tmp_path_factory):
+    """An in-process Centre (core engine, 200 persons) on a SQLite journal, its pharmacy's sign_no kept on it."""
     journal = SQLiteJournal(tmp_path_factory.mktemp("fuzz") / "centre.db")
     population = Population.generate(POLICY, 200, seed=0)
     c = Centre(Settler(POLICY, population, engine="core"), journal, default_institutions(POLICY))
@@ -44,15 +45,15 @@ def good_sale(c):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_malformed_messages_change_nothing(centre, data):
-    before_count = centre.journal.count()
-    before_state = centre.settler.engine.state.copy()
+def test_malformed_messages_change_nothing(signed_in_centre, data):
+    before_count = signed_in_centre.journal.count()
+    before_state = signed_in_centre.settler.engine.state.copy()
     kind = data.draw(st.sampled_from(["garbage", "envelope", "input", "line"]))
     if kind == "garbage":
         request = data.draw(json_values)
     else:
         request = {"infno": "2102", "msgid": f"F{data.draw(st.integers(0, 10**9))}", "fixmedins_code": PHARMACY,
-                   "sign_no": centre.sign_no, "input": good_sale(centre)}
+                   "sign_no": signed_in_centre.sign_no, "input": good_sale(signed_in_centre)}
         if kind == "envelope":
             key = data.draw(st.sampled_from(["infno", "msgid", "fixmedins_code", "sign_no", "input"]))
             request[key] = data.draw(st.one_of(scalars, st.just("9999")))
@@ -63,15 +64,15 @@ def test_malformed_messages_change_nothing(centre, data):
             key = data.draw(st.sampled_from(["med_list_codg", "pric", "cnt", "det_item_fee_sumamt",
                                              "hosp_appr_flag"]))
             request["input"]["feedetail"][0][key] = data.draw(scalars)
-    answer = centre.handle(request)
+    answer = signed_in_centre.handle(request)
     if answer["infcode"] == 0:
         # A mutation that happened to be valid (say, another acct_used_flag): a real settlement, journaled,
         # or the stored answer of an earlier identical request (a msgid drawn twice): nothing new.
-        grew = centre.journal.count() - before_count
+        grew = signed_in_centre.journal.count() - before_count
         assert grew in (0, 1)
-        assert grew == 1 or (centre.settler.engine.state == before_state).all()
+        assert grew == 1 or (signed_in_centre.settler.engine.state == before_state).all()
         return
     assert answer["err_msg"]
     refused = answer["err_msg"].split(":")[0] in REFUSALS.values()  # a rule's refusal is a stored answer
-    assert centre.journal.count() == before_count + (1 if refused else 0)
-    assert (centre.settler.engine.state == before_state).all()
+    assert signed_in_centre.journal.count() == before_count + (1 if refused else 0)
+    assert (signed_in_centre.settler.engine.state == before_state).all()

@@ -19,7 +19,7 @@ PHARMACY = "P13010000001"
 CODE = POLICY.region("130100").catalogues[0].items[0].med_list_codg
 
 
-def centre(journal, regions):
+def centre_on(journal, regions):
     population = Population.generate(POLICY, 300, seed=0)
     return Centre(Settler(POLICY, population, engine="core"), journal, default_institutions(POLICY), regions=regions)
 
@@ -37,11 +37,11 @@ def sale(sign_no, psn, msgid, insuplc=""):
 def test_two_processes_share_one_database_each_with_its_regions(postgres_server):
     url = postgres_server.new_database()
     a_journal, b_journal = PostgresJournal(url), PostgresJournal(url)
-    a, b = centre(a_journal, ["130100"]), centre(b_journal, ["330300"])
+    a, b = centre_on(a_journal, ["130100"]), centre_on(b_journal, ["330300"])
     try:
         third = PostgresJournal(url)
         with pytest.raises(JournalError, match="region 130100 is owned by another centre process"):
-            centre(third, ["130100"])
+            centre_on(third, ["130100"])
         third.close()
         sign_no = a.handle({"infno": "9001", "msgid": "SIGN1", "fixmedins_code": PHARMACY,
                             "input": {"signIn": {"opter_no": "1"}}})["output"]["signinoutb"]["sign_no"]
@@ -68,7 +68,7 @@ def test_two_processes_share_one_database_each_with_its_regions(postgres_server)
     # restart both, the other way round: each replays the shared journal to the same state
     b2_journal, a2_journal = PostgresJournal(url), PostgresJournal(url)
     try:
-        b2, a2 = centre(b2_journal, ["330300"]), centre(a2_journal, ["130100"])
+        b2, a2 = centre_on(b2_journal, ["330300"]), centre_on(a2_journal, ["130100"])
         assert {p: a2.settler.person_state(p) for p in persons(a2, "130100")} == a_states
         assert {p: b2.settler.person_state(p) for p in persons(b2, "330300")} == b_states
         again = a2.handle(sale(sign_no, persons(a2, "130100")[0], "A3"))
@@ -81,15 +81,15 @@ def test_two_processes_share_one_database_each_with_its_regions(postgres_server)
 def test_a_sqlite_journal_has_one_centre_process(tmp_path):
     first = SQLiteJournal(tmp_path / "centre.db")
     try:
-        centre(first, None)
+        centre_on(first, None)
         other = SQLiteJournal(tmp_path / "centre.db")
         with pytest.raises(JournalError, match="another centre process is using this journal"):
-            centre(other, None)
+            centre_on(other, None)
         other.close()
     finally:
         first.close()
     second = SQLiteJournal(tmp_path / "centre.db")  # released when the first closed
-    centre(second, None)
+    centre_on(second, None)
     second.close()
 
 
@@ -99,7 +99,7 @@ def test_unknown_regions_are_refused(tmp_path):
     journal = SQLiteJournal(tmp_path / "c.db")
     try:
         with pytest.raises(InvalidInput, match="999999"):
-            centre(journal, ["999999"])
+            centre_on(journal, ["999999"])
     finally:
         journal.close()
 
@@ -108,9 +108,9 @@ def test_a_second_serve_on_the_same_sqlite_journal_is_refused(tmp_path):
     import subprocess
     import sys
 
-    from test_centre import Server
+    from centre_rig import ServedCentre
 
-    first = Server(tmp_path).start()
+    first = ServedCentre(tmp_path).start()
     try:
         second = subprocess.run([sys.executable, "-m", "medsettle.cli", "serve", "--port", "0", "--data-dir",
                                  str(tmp_path)], capture_output=True, text=True, timeout=60)

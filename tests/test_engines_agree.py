@@ -129,7 +129,7 @@ def test_batch_on_core_equals_bill_by_bill_on_reference(data):
         assert states(core) == fresh
         assert any(apply(build(policy_dict, rows, "reference"), ("presettle", b), [])[0] == "error" for b in stream)
         return
-    for bill, batch_result in zip(stream, batch_results):
+    for bill, batch_result in zip(stream, batch_results, strict=True):
         one = apply(ref, ("settle", bill), [])
         if isinstance(batch_result, SettlementRefused):
             assert one[:2] == ("refused", batch_result.code)

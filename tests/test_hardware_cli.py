@@ -110,15 +110,15 @@ def test_commands_without_a_running_stack_say_how_to_start_it(tmp_path):
 
 
 def test_a_card_issued_at_a_running_centre_is_personalised_from_its_records(stack_up, tmp_path):
-    from test_centre import Server, admin
+    from centre_rig import ServedCentre
     from test_persons_admin import EMPLOYEE
 
-    server = Server(tmp_path).start()
+    server = ServedCentre(tmp_path).start()
     try:
-        psn = admin(server, EMPLOYEE)["psn_no"]
+        psn = server.admin(EMPLOYEE)["psn_no"]
         no_card = medsettle("card", "issue", psn, "--centre", server.url, check=False)
         assert no_card.returncode == 1 and "issue one first" in no_card.stderr
-        card = admin(server, {"action": "issue_card", "psn_no": psn, "channel": "on_the_spot"})
+        card = server.admin({"action": "issue_card", "psn_no": psn, "channel": "on_the_spot"})
         medsettle("card", "issue", psn, "--centre", server.url)
         read = json.loads(medsettle("card", "read", "--pin", "123456").stdout)
         assert (read["certno"], read["name"], read["card_no"], read["card_sn"]) == (

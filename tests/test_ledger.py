@@ -120,7 +120,8 @@ def test_replay_equals_live_state(engine, new_journal):
             try:
                 if action < 0.65:
                     day = 1 + i // 6
-                    b = bill(who, [(rng.choice(["A1", "B05", "B10", "BCAP", "C1", "R1"]), f"{rng.randint(1, 90000) / 100:.2f}",
+                    b = bill(who, [(rng.choice(["A1", "B05", "B10", "BCAP", "C1", "R1"]),
+                                    f"{rng.randint(1, 90000) / 100:.2f}",
                                     rng.choice([1, 2, "0.5"]))],
                              med_type=rng.choice(["11", "13", "14", "21", "41"]), mdtrt_id=f"M{rng.randint(0, 9)}",
                              when=f"2026-{1 + day // 28:02d}-{1 + day % 28:02d} 10:00:00", bill_id=f"B{i}")

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from centre_rig import CODES, PHARMACY, ServedCentre, card_of, default_registry, first_person
 from medsettle.centre.persons import add_working_days
 from medsettle.centre.registry import id_check_digit
 from medsettle.timeutil import now_shanghai
-from test_centre import CODES, PHARMACY, Server, admin, first_person, sign_in
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,8 +25,7 @@ def ok(answer):
 
 
 def call(server, infno, input_, sign_no, insuplc="130100"):
-    Server.seq += 1
-    msgid = f"{PHARMACY}20260302100000{Server.seq:04d}"
+    msgid = ServedCentre.next_msgid(PHARMACY)
     return server.post({"infno": infno, "msgid": msgid, "mdtrtarea_admvs": "130100", "insuplc_admdvs": insuplc,
                         "recer_sys_code": "MEDSETTLE", "dev_no": "D1", "infver": "V1.0", "opter_type": "1",
                         "opter": "001", "opter_name": "clerk", "inf_time": "2026-03-02 10:00:00",
@@ -45,39 +44,33 @@ EMPLOYEE = {"action": "enrol", "insuplc_admdvs": "130100", "insutype": "310", "p
             "emp_no": "U130100001", "emp_name": "石家庄第一机械厂"}
 
 
-@pytest.fixture()
-def server(tmp_path):
-    s = Server(tmp_path).start()
-    yield s
-    s.stop()
-
 
 def test_enrol_contribute_wait_then_settle_and_survive_a_restart(tmp_path):
-    server = Server(tmp_path).start()
+    server = ServedCentre(tmp_path).start()
     try:
-        sign_no = sign_in(server)
-        enrolled = ok(admin(server, EMPLOYEE))
+        sign_no = server.sign_in()
+        enrolled = ok(server.admin(EMPLOYEE))
         psn = enrolled["psn_no"]
         assert psn.startswith("130100") and len(psn) == 20
         refused = call(server, "2102", sale(psn, "02", EMPLOYEE["certno"]), sign_no)
         assert refused["infcode"] == -1 and "WAITING_PERIOD" in refused["err_msg"]  # no contributions yet
         for month in ("2025-11", "2025-12"):
-            ok(admin(server, {"action": "contribute", "psn_no": psn, "month": month, "base": "8000.00"}))
+            ok(server.admin({"action": "contribute", "psn_no": psn, "month": month, "base": "8000.00"}))
         # waiting months 3 from November 2025: benefits from February; a bill of 2 March also needs
         # contributions reaching February (the bill's month or the one before)
-        ok(admin(server, {"action": "contribute", "psn_no": psn, "month": "2026-01", "base": "8000.00"}))
+        ok(server.admin({"action": "contribute", "psn_no": psn, "month": "2026-01", "base": "8000.00"}))
         still = call(server, "2102", sale(psn, "02", EMPLOYEE["certno"]), sign_no)
         assert "WAITING_PERIOD" in still["err_msg"]
-        last = ok(admin(server, {"action": "contribute", "psn_no": psn, "month": "2026-02", "base": "8000.00"}))
+        last = ok(server.admin({"action": "contribute", "psn_no": psn, "month": "2026-02", "base": "8000.00"}))
         assert (last["credit"], last["balc"], last["contrib_from"], last["paid_through"]) == (
             "160.00", "640.00", "2025-11", "2026-02")  # 2% of 8,000.00 a month
         settled = call(server, "2102", sale(psn, "02", EMPLOYEE["certno"]), sign_no)
         assert settled["infcode"] == 0, settled
         setl = settled["output"]["setlinfo"]
         balance_after = setl["balc"]
-        card = ok(admin(server, {"action": "issue_card", "psn_no": psn, "channel": "on_the_spot"}))
+        card = ok(server.admin({"action": "issue_card", "psn_no": psn, "channel": "on_the_spot"}))
         assert card["ready_on"] == "" and card["status"] == "issued" and card["card_sn"].startswith("130100D156")
-        again = admin(server, {"action": "issue_card", "psn_no": psn, "channel": "on_the_spot"})
+        again = server.admin({"action": "issue_card", "psn_no": psn, "channel": "on_the_spot"})
         assert not again["ok"] and "already holds card" in again["error"]
         with_card = call(server, "2102", sale(psn, "03", card["card_no"], "10.00"), sign_no)
         assert with_card["infcode"] == 0, with_card  # first use at a pharmacy activates it
@@ -87,32 +80,32 @@ def test_enrol_contribute_wait_then_settle_and_survive_a_restart(tmp_path):
         balance = info["output"]["insuinfo"][0]["balc"]
     finally:
         server.stop()
-    server = Server(tmp_path).start()  # everything above is replayed from the journal
+    server = ServedCentre(tmp_path).start()  # everything above is replayed from the journal
     try:
-        sign_no = sign_in(server)
+        sign_no = server.sign_in()
         info = call(server, "1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": card["card_no"]}}, sign_no)
         assert info["infcode"] == 0, info
         assert info["output"]["baseinfo"]["psn_no"] == psn and info["output"]["insuinfo"][0]["balc"] == balance
         assert float(balance) < float(balance_after) < 640
-        dup = admin(server, {"action": "contribute", "psn_no": psn, "month": "2026-01", "base": "8000.00"})
+        dup = server.admin({"action": "contribute", "psn_no": psn, "month": "2026-01", "base": "8000.00"})
         assert not dup["ok"] and "month" in dup["error"] and "already recorded" in dup["error"]
     finally:
         server.stop()
 
 
-def test_retirees_get_a_fixed_sum_and_late_residents_wait_longer(server):
-    retiree = ok(admin(server, {**EMPLOYEE, "psn_type": "12", "certno": certno("130100", "19550101", "011"),
-                                "brdy": "1955-01-01"}))
-    credit = ok(admin(server, {"action": "contribute", "psn_no": retiree["psn_no"], "month": "2026-01"}))
+def test_retirees_get_a_fixed_sum_and_late_residents_wait_longer(served_centre):
+    retiree = ok(served_centre.admin({**EMPLOYEE, "psn_type": "12", "certno": certno("130100", "19550101", "011"),
+                                      "brdy": "1955-01-01"}))
+    credit = ok(served_centre.admin({"action": "contribute", "psn_no": retiree["psn_no"], "month": "2026-01"}))
     assert credit["credit"] == "100.00" and credit["balc"] == "100.00"
-    with_base = admin(server, {"action": "contribute", "psn_no": retiree["psn_no"], "month": "2026-02",
-                               "base": "5000"})
+    with_base = served_centre.admin({"action": "contribute", "psn_no": retiree["psn_no"], "month": "2026-02",
+                                     "base": "5000"})
     assert not with_base["ok"] and "field base" in with_base["error"]
-    resident = ok(admin(server, {"action": "enrol", "insuplc_admdvs": "330300", "insutype": "390", "psn_type": "1501",
-                                 "certno": certno("330300", "19851010", "022"), "psn_name": "吴佳",
-                                 "gend": "2", "brdy": "1985-10-10", "uncovered_years": 5}))
+    resident = ok(served_centre.admin({"action": "enrol", "insuplc_admdvs": "330300", "insutype": "390",
+                                       "psn_type": "1501", "certno": certno("330300", "19851010", "022"), "psn_name": "吴佳",
+                                       "gend": "2", "brdy": "1985-10-10", "uncovered_years": 5}))
     assert resident["extra_wait_months"] == 5 and resident["emp_no"] == "330300V00000"
-    paid = ok(admin(server, {"action": "contribute", "psn_no": resident["psn_no"], "month": "2026-01"}))
+    paid = ok(served_centre.admin({"action": "contribute", "psn_no": resident["psn_no"], "month": "2026-01"}))
     assert paid["credit"] == "0.00" and paid["balc"] == "0.00"
 
 
@@ -126,108 +119,105 @@ def test_retirees_get_a_fixed_sum_and_late_residents_wait_longer(server):
     ({"gend": "3"}, "gend"),
     ({"colour": "blue"}, "colour"),
 ])
-def test_bad_enrolments_name_the_field_and_change_nothing(server, change, field):
-    before = server.journal_count()
+def test_bad_enrolments_name_the_field_and_change_nothing(served_centre, change, field):
+    before = served_centre.journal_count()
     body = {k: v for k, v in {**EMPLOYEE, **change}.items() if v is not None}
-    answer = admin(server, body)
+    answer = served_centre.admin(body)
     assert not answer["ok"] and f"field {field}" in answer["error"], answer
-    assert server.journal_count() == before
+    assert served_centre.journal_count() == before
 
 
-def test_unknown_actions_and_malformed_requests(server):
-    before = server.journal_count()
+def test_unknown_actions_and_malformed_requests(served_centre):
+    before = served_centre.journal_count()
     for body in ({"action": "fly"}, {"action": "contribute", "psn_no": "nobody", "month": "2026-01"},
                  {"action": "contribute", "psn_no": first_person(), "month": "2026-13"}, ["not", "a", "dict"]):
-        answer = admin(server, body)
+        answer = served_centre.admin(body)
         assert not answer["ok"] and "field" in answer["error"], answer
-    assert server.journal_count() == before
+    assert served_centre.journal_count() == before
 
 
-def test_card_channels(server):
-    sign_no = sign_in(server)
-    a = ok(admin(server, EMPLOYEE))["psn_no"]
-    b = ok(admin(server, {**EMPLOYEE, "certno": certno("130100", "19920101", "035"), "psn_name": "郑平"}))["psn_no"]
-    c = ok(admin(server, {**EMPLOYEE, "certno": certno("130100", "19930101", "047"), "emp_no": "U999"}))["psn_no"]
-    bulk = admin(server, {"action": "issue_cards_employer", "emp_no": "U130100001", "psn_nos": [a, b, c]})
+def test_card_channels(served_centre):
+    sign_no = served_centre.sign_in()
+    a = ok(served_centre.admin(EMPLOYEE))["psn_no"]
+    b = ok(served_centre.admin({**EMPLOYEE, "certno": certno("130100", "19920101", "035"),
+                                "psn_name": "郑平"}))["psn_no"]
+    c = ok(served_centre.admin({**EMPLOYEE, "certno": certno("130100", "19930101", "047"), "emp_no": "U999"}))["psn_no"]
+    bulk = served_centre.admin({"action": "issue_cards_employer", "emp_no": "U130100001", "psn_nos": [a, b, c]})
     assert not bulk["ok"] and "psn_nos[2]" in bulk["error"]  # c is not the unit's: no card made for anyone
-    bulk = ok(admin(server, {"action": "issue_cards_employer", "emp_no": "U130100001", "psn_nos": [a, b]}))
+    bulk = ok(served_centre.admin({"action": "issue_cards_employer", "emp_no": "U130100001", "psn_nos": [a, b]}))
     ready = add_working_days(now_shanghai().date(), 3).isoformat()  # the centre's calendar is Asia/Shanghai
     assert [x["ready_on"] for x in bulk["cards"]] == [ready, ready]
     for month in ("2025-10", "2025-11", "2025-12", "2026-01", "2026-02"):
-        ok(admin(server, {"action": "contribute", "psn_no": a, "month": month, "base": "6000"}))
-    not_ready = call(server, "2102", sale(a, "03", bulk["cards"][0]["card_no"]), sign_no)
+        ok(served_centre.admin({"action": "contribute", "psn_no": a, "month": month, "base": "6000"}))
+    not_ready = call(served_centre, "2102", sale(a, "03", bulk["cards"][0]["card_no"]), sign_no)
     assert not_ready["infcode"] == -1 and "CARD_NOT_READY" in not_ready["err_msg"]
-    no_delegate = admin(server, {"action": "issue_card", "psn_no": c, "channel": "delegate"})
+    no_delegate = served_centre.admin({"action": "issue_card", "psn_no": c, "channel": "delegate"})
     assert not no_delegate["ok"] and "delegate_certno" in no_delegate["error"]
-    delegate = ok(admin(server, {"action": "issue_card", "psn_no": c, "channel": "delegate",
-                                 "delegate_certno": certno("130100", "19600101", "051")}))
+    delegate = ok(served_centre.admin({"action": "issue_card", "psn_no": c, "channel": "delegate",
+                                       "delegate_certno": certno("130100", "19600101", "051")}))
     assert delegate["ready_on"] == ""
-    point = ok(admin(server, {"action": "card", "card_no": bulk["cards"][1]["card_no"], "card_action": "lost"}))
+    point = ok(served_centre.admin({"action": "card", "card_no": bulk["cards"][1]["card_no"], "card_action": "lost"}))
     assert point["action"] == "lost"
-    counter = ok(admin(server, {"action": "issue_card", "psn_no": b, "channel": "service_point"}))
+    counter = ok(served_centre.admin({"action": "issue_card", "psn_no": b, "channel": "service_point"}))
     assert counter["ready_on"] == ready
 
 
-def test_unit_change_with_certificate(server):
+def test_unit_change_with_certificate(served_centre):
     psn = first_person("130100", "310")
-    sign_no = sign_in(server)
-    ok(admin(server, {"action": "change_unit", "psn_no": psn, "emp_no": "U77", "emp_name": "新单位",
-                      "certificate": "130100-REG-0077"}))
-    info = call(server, "1101", {"data": {"mdtrt_cert_type": "02", "certno": _certno_of(server, psn, sign_no)}},
-                sign_no)
+    sign_no = served_centre.sign_in()
+    ok(served_centre.admin({"action": "change_unit", "psn_no": psn, "emp_no": "U77", "emp_name": "新单位",
+                            "certificate": "130100-REG-0077"}))
+    certno_of = _certno_of(served_centre, psn, sign_no)
+    info = call(served_centre, "1101", {"data": {"mdtrt_cert_type": "02", "certno": certno_of}}, sign_no)
     assert info["output"]["insuinfo"][0]["emp_name"] == "新单位"
-    again = admin(server, {"action": "change_unit", "psn_no": psn, "emp_no": "U77", "emp_name": "新单位",
-                           "certificate": "130100-REG-0077"})
+    again = served_centre.admin({"action": "change_unit", "psn_no": psn, "emp_no": "U77", "emp_name": "新单位",
+                                 "certificate": "130100-REG-0077"})
     assert not again["ok"] and "already with unit" in again["error"]
     resident = first_person("130100", "390")
-    refused = admin(server, {"action": "change_unit", "psn_no": resident, "emp_no": "U1", "emp_name": "x",
-                             "certificate": "c"})
+    refused = served_centre.admin({"action": "change_unit", "psn_no": resident, "emp_no": "U1", "emp_name": "x",
+                                   "certificate": "c"})
     assert not refused["ok"] and "residents" in refused["error"]
 
 
 def _certno_of(server, psn, sign_no):
-    from test_centre import REGISTRY
-
-    return REGISTRY.identities[psn].certno
+    return default_registry().identities[psn].certno
 
 
 def test_transfer_between_regions_moves_balance_and_accumulators(tmp_path):
-    from test_centre import REGISTRY, card_of
-
     psn = first_person("130100", "310")
-    server = Server(tmp_path).start()
+    server = ServedCentre(tmp_path).start()
     try:
-        sign_no = sign_in(server)
+        sign_no = server.sign_in()
         paid = call(server, "2102", sale(psn, "03", card_of(psn)), sign_no)
         assert paid["infcode"] == 0, paid
         before = call(server, "5206", {"data": {"psn_no": psn}}, sign_no)["output"]
-        cert = ok(admin(server, {"action": "transfer_out", "psn_no": psn, "to_admdvs": "330300"}))
+        cert = ok(server.admin({"action": "transfer_out", "psn_no": psn, "to_admdvs": "330300"}))
         assert cert["from_admdvs"] == "130100"
         assert cert["balance"] == f"{paid['output']['setlinfo']['balc']:.2f}"
         old_card = call(server, "2102", sale(psn, "03", card_of(psn)), sign_no)
         assert "CARD_CANCELLED" in old_card["err_msg"]
-        between = call(server, "2102", sale(psn, "02", REGISTRY.identities[psn].certno), sign_no)
+        between = call(server, "2102", sale(psn, "02", default_registry().identities[psn].certno), sign_no)
         assert "PERSON_INACTIVE" in between["err_msg"]
-        bad = admin(server, {"action": "transfer_in", "certificate_no": cert["certificate_no"]})
+        bad = server.admin({"action": "transfer_in", "certificate_no": cert["certificate_no"]})
         assert not bad["ok"] and "field emp_no" in bad["error"]
-        accepted = ok(admin(server, {"action": "transfer_in", "certificate_no": cert["certificate_no"],
-                                     "emp_no": "U330300009", "emp_name": "温州鞋业"}))
+        accepted = ok(server.admin({"action": "transfer_in", "certificate_no": cert["certificate_no"],
+                                    "emp_no": "U330300009", "emp_name": "温州鞋业"}))
         assert accepted["insuplc_admdvs"] == "330300" and accepted["balc"] == cert["balance"]
-        twice = admin(server, {"action": "transfer_in", "certificate_no": cert["certificate_no"],
-                               "emp_no": "U330300009", "emp_name": "温州鞋业"})
+        twice = server.admin({"action": "transfer_in", "certificate_no": cert["certificate_no"],
+                              "emp_no": "U330300009", "emp_name": "温州鞋业"})
         assert not twice["ok"] and "already accepted" in twice["error"]
         after = call(server, "5206", {"data": {"psn_no": psn}}, sign_no, insuplc="330300")["output"]
         assert after == before  # the year's accumulators moved with the person
-        new_card = ok(admin(server, {"action": "issue_card", "psn_no": psn, "channel": "on_the_spot"}))
+        new_card = ok(server.admin({"action": "issue_card", "psn_no": psn, "channel": "on_the_spot"}))
         assert new_card["card_sn"].startswith("330300")
         cross = call(server, "2102", sale(psn, "03", new_card["card_no"], "10.00"), sign_no, insuplc="330300")
         assert cross["infcode"] == 0, cross  # settled in 130100 for a person now insured in 330300
         assert cross["output"]["setlinfo"]["psn_no"] == psn
     finally:
         server.stop()
-    server = Server(tmp_path).start()
+    server = ServedCentre(tmp_path).start()
     try:
-        sign_no = sign_in(server)
+        sign_no = server.sign_in()
         info = call(server, "1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": new_card["card_no"]}},
                     sign_no, insuplc="330300")
         assert info["output"]["insuinfo"][0]["insuplc_admdvs"] == "330300"
@@ -235,31 +225,31 @@ def test_transfer_between_regions_moves_balance_and_accumulators(tmp_path):
         server.stop()
 
 
-def test_qr_e_voucher_identifies_the_person(server):
+def test_qr_e_voucher_identifies_the_person(served_centre):
     psn = first_person("130100", "310")
-    sign_no = sign_in(server)
-    qr = ok(admin(server, {"action": "issue_qr", "psn_no": psn}))
+    sign_no = served_centre.sign_in()
+    qr = ok(served_centre.admin({"action": "issue_qr", "psn_no": psn}))
     token = qr["mdtrt_cert_no"]
     assert len(token) == 40 and token.startswith("130100")
-    info = call(server, "1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": token}}, sign_no)
+    info = call(served_centre, "1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": token}}, sign_no)
     assert info["output"]["baseinfo"]["psn_no"] == psn
-    paid = call(server, "2102", sale(psn, "01", token), sign_no)
+    paid = call(served_centre, "2102", sale(psn, "01", token), sign_no)
     assert paid["infcode"] == 0, paid
-    unknown = call(server, "1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": "130100" + "0" * 34}},
+    unknown = call(served_centre, "1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": "130100" + "0" * 34}},
                    sign_no)
     assert unknown["infcode"] == -1 and "QR_UNKNOWN" in unknown["err_msg"]
     other = first_person("130100", "390")
-    wrong = call(server, "2102", sale(other, "01", token), sign_no)
+    wrong = call(served_centre, "2102", sale(other, "01", token), sign_no)
     assert wrong["infcode"] == -1 and "QR_UNKNOWN" in wrong["err_msg"]
 
 
-def test_the_persons_commands_drive_the_centre(server):
+def test_the_persons_commands_drive_the_centre(served_centre):
     import json
     import subprocess
     import sys
 
     def medsettle(*args):
-        return subprocess.run([sys.executable, "-m", "medsettle.cli", "persons", *args, "--centre", server.url],
+        return subprocess.run([sys.executable, "-m", "medsettle.cli", "persons", *args, "--centre", served_centre.url],
                               capture_output=True, text=True, timeout=60)
 
     enrolled = medsettle("enrol", "--region", "330300", "--insutype", "390", "--psn-type", "1502",
@@ -278,42 +268,42 @@ def test_the_persons_commands_drive_the_centre(server):
 
 
 @pytest.mark.parametrize("month", ["March", "2026-13", "2026-3", "26-03", "2026-00", "0000-01", ""])
-def test_a_credit_or_contribution_for_a_month_that_is_not_yyyy_mm_is_refused_and_changes_nothing(server, month):
+def test_a_credit_or_contribution_for_a_month_that_is_not_yyyy_mm_is_refused_and_changes_nothing(served_centre, month):
     psn = first_person()
-    before = server.journal_count()
-    credit = admin(server, {"action": "credit", "psn_no": psn, "amount": "120.50", "key": month})
+    before = served_centre.journal_count()
+    credit = served_centre.admin({"action": "credit", "psn_no": psn, "amount": "120.50", "key": month})
     assert not credit["ok"] and "field key" in credit["error"] and "yyyy-mm" in credit["error"], credit
-    paid = admin(server, {"action": "contribute", "psn_no": psn, "month": month})
+    paid = served_centre.admin({"action": "contribute", "psn_no": psn, "month": month})
     assert not paid["ok"] and "field month" in paid["error"] and "yyyy-mm" in paid["error"], paid
-    assert server.journal_count() == before
+    assert served_centre.journal_count() == before
     # The real month is credited once, and only once: the refusal above did not use it up or double it.
-    first = ok(admin(server, {"action": "credit", "psn_no": psn, "amount": "120.50", "key": "2026-03"}))
-    again = admin(server, {"action": "credit", "psn_no": psn, "amount": "120.50", "key": "2026-03"})
+    first = ok(served_centre.admin({"action": "credit", "psn_no": psn, "amount": "120.50", "key": "2026-03"}))
+    again = served_centre.admin({"action": "credit", "psn_no": psn, "amount": "120.50", "key": "2026-03"})
     assert first["amount"] == "120.50" and not again["ok"] and "already made" in again["error"]
-    assert server.journal_count() == before + 1
+    assert served_centre.journal_count() == before + 1
 
 
-def test_the_persons_commands_refuse_a_month_that_is_not_yyyy_mm(server):
+def test_the_persons_commands_refuse_a_month_that_is_not_yyyy_mm(served_centre):
     import subprocess
     import sys
 
     psn = first_person()
-    before = server.journal_count()
+    before = served_centre.journal_count()
     for command in (["credit", psn, "120.50"], ["contribute", psn]):
         for month in ("March", "2026-13"):
             r = subprocess.run([sys.executable, "-m", "medsettle", "persons", *command, "--month", month,
-                                "--centre", server.url], capture_output=True, text=True, timeout=60)
+                                "--centre", served_centre.url], capture_output=True, text=True, timeout=60)
             lines = r.stderr.splitlines()
             assert r.returncode == 1 and len(lines) == 1, r.stderr
             assert lines[0].startswith("Error: --month: ") and repr(month) in lines[0] and "yyyy-mm" in lines[0]
-    assert server.journal_count() == before
+    assert served_centre.journal_count() == before
 
 
-def test_a_credit_over_100000_yuan_is_refused_and_changes_nothing(server):
+def test_a_credit_over_100000_yuan_is_refused_and_changes_nothing(served_centre):
     psn = first_person()
-    before = server.journal_count()
-    over = admin(server, {"action": "credit", "psn_no": psn, "amount": "100000.01", "key": "2026-04"})
+    before = served_centre.journal_count()
+    over = served_centre.admin({"action": "credit", "psn_no": psn, "amount": "100000.01", "key": "2026-04"})
     assert not over["ok"] and "field amount" in over["error"] and "100000.00" in over["error"], over
-    assert server.journal_count() == before
-    at_bound = ok(admin(server, {"action": "credit", "psn_no": psn, "amount": "100000.00", "key": "2026-04"}))
-    assert at_bound["amount"] == "100000.00" and server.journal_count() == before + 1
+    assert served_centre.journal_count() == before
+    at_bound = ok(served_centre.admin({"action": "credit", "psn_no": psn, "amount": "100000.00", "key": "2026-04"}))
+    assert at_bound["amount"] == "100000.00" and served_centre.journal_count() == before + 1

@@ -9,6 +9,7 @@ with the same field; and the persons' state must be the same at the end.
 from __future__ import annotations
 
 import copy
+import functools
 from decimal import ROUND_HALF_UP, Decimal
 
 from hypothesis import HealthCheck, given, settings
@@ -22,10 +23,16 @@ from medsettle.policy import load_default_policy
 from medsettle.sim import generate_bills
 
 POLICY = load_default_policy()
-POPULATION = Population.generate(POLICY, 300, seed=7)
-STREAM_SETTLER = Settler(POLICY, POPULATION, engine="reference")
-STREAM = generate_bills(STREAM_SETTLER.compiled, POPULATION, 400, seed=8, days=400, persons="zipf")
-BILLS = [STREAM.bill_dict(i) for i in range(len(STREAM.batch))]
+
+
+@functools.cache
+def _stream() -> tuple[Population, list[dict]]:
+    """300 persons and 400 bills of a zipf stream, made on first use, not when pytest imports the module."""
+    population = Population.generate(POLICY, 300, seed=7)
+    settler = Settler(POLICY, population, engine="reference")
+    stream = generate_bills(settler.compiled, population, 400, seed=8, days=400, persons="zipf")
+    return population, [stream.bill_dict(i) for i in range(len(stream.batch))]
+
 
 # (where, value) mutations: where is a top-level key, or ("line", key) for the first fee line.
 AMOUNTS = ["0", "0.00", "1", "12.5", "12.50", "12.500", "12.5000", "12.50001", "-1.00", "-0.00", "abc", "",
@@ -102,32 +109,34 @@ def _outcome(settler: Settler, bill):
 def test_plain_bills_take_the_quick_route_and_resolve_as_the_model_does(engine):
     """Both routes (plainbill.resolve_plain on the reference engine, medsettle._plain on the core) say yes
     to the shape counters send and resolve it as the model way does, lines included."""
-    settler = Settler(POLICY, POPULATION, engine=engine)
+    population, bills = _stream()
+    settler = Settler(POLICY, population, engine=engine)
     fast = settler.fast_path()
     # The core's route is C (medsettle._plain), not the Python twin it falls back to without that module.
     assert type(fast.route.__self__).__name__ == ("PlainRoute" if engine == "core" else "PythonRoute")
-    for bill in BILLS[:100]:
+    for bill in bills[:100]:
         routed = fast.route(validate_plain(bill))
         assert routed is not None, bill  # the shape counters send is the quick route's
         (person, day, med_type, tier, region, acct_flag, adm, saf_cash, n), head = routed
         model = parse_bill(bill)
-        expected = resolve_bill(model, settler.compiled, POPULATION, settler.admissions)
+        expected = resolve_bill(model, settler.compiled, population, settler.admissions)
         assert (person, day, med_type, tier, region, acct_flag, adm, saf_cash) == tuple(expected[:8])
         assert (fast.item_in[:n].tolist(), fast.pric_in[:n].tolist(), fast.cnt_in[:n].tolist(),
                 fast.appr_in[:n].tolist()) == (expected.items, expected.prices, expected.cnts, expected.apprs)
         assert head.feedetl_sns == tuple(line.feedetl_sn or str(j + 1) for j, line in enumerate(model.feedetail))
         assert head == BillHead.of(model)
-    assert quick_resolve(BILLS[0], settler.compiled, POPULATION, settler.admissions) is not None
+    assert quick_resolve(bills[0], settler.compiled, population, settler.admissions) is not None
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_both_ways_agree_on_random_bills(engine, data):
     """Streams of bills with up to two random changes each: the state carries over from bill to bill."""
-    quick = Settler(POLICY, POPULATION, engine=engine)
-    model_way = Settler(POLICY, POPULATION, engine=engine)
+    population, bills = _stream()
+    quick = Settler(POLICY, population, engine=engine)
+    model_way = Settler(POLICY, population, engine=engine)
     for _ in range(data.draw(st.integers(1, 6))):
-        bill = BILLS[data.draw(st.integers(0, len(BILLS) - 1))]
+        bill = bills[data.draw(st.integers(0, len(bills) - 1))]
         for where, value in data.draw(st.lists(MUTATIONS, max_size=2)):
             bill = _apply(bill, where, value)
         try:
@@ -137,21 +146,22 @@ def test_both_ways_agree_on_random_bills(engine, data):
         else:
             expected = _outcome(model_way, model)
         assert _outcome(quick, bill) == expected, bill
-    assert all(quick.engine.get_state(p) == model_way.engine.get_state(p) for p in range(len(POPULATION)))
+    assert all(quick.engine.get_state(p) == model_way.engine.get_state(p) for p in range(len(population)))
 
 
 def test_both_ways_agree_on_every_single_change(engine):
     """Every change of MUTATION_TABLE, one at a time, to bills whose first line fee has a half fen or more
     to round (so a fen-off caller total tells half-up rounding from truncation)."""
-    bases = [b for b in BILLS if _fee(b["feedetail"][0]) > _exact_fen(b["feedetail"][0])][:3]  # rounds up
+    population, bills = _stream()
+    bases = [b for b in bills if _fee(b["feedetail"][0]) > _exact_fen(b["feedetail"][0])][:3]  # rounds up
     assert len(bases) == 3
     for places, values in MUTATION_TABLE:
         for where in places:
             for value in values:
                 for base in bases:
                     bill = _apply(base, where, value)
-                    quick = Settler(POLICY, POPULATION, engine=engine)
-                    model_way = Settler(POLICY, POPULATION, engine=engine)
+                    quick = Settler(POLICY, population, engine=engine)
+                    model_way = Settler(POLICY, population, engine=engine)
                     try:
                         expected = _outcome(model_way, parse_bill(bill))
                     except MedsettleError as exc:

@@ -29,7 +29,8 @@ def test_money_in_toml_is_exact(tmp_path):
 
 
 @pytest.mark.parametrize("mutate, field, reason", [
-    (lambda d: d["regions"][0]["rulesets"][0]["benefits"][0].update(ceiling="-1.00"), "ceiling", "must not be negative"),
+    (lambda d: d["regions"][0]["rulesets"][0]["benefits"][0].update(ceiling="-1.00"), "ceiling",
+     "must not be negative"),
     (lambda d: d["regions"][0]["rulesets"][0]["benefits"][0].update(ceiling="1.001"), "ceiling", "decimals"),
     (lambda d: d["regions"][0]["rulesets"][0]["benefits"][0]["tiers"]["1"].update(ratio="1.5"), "tiers.1.ratio",
      "must be at most 1 (100%), not 1.5"),
@@ -93,7 +94,8 @@ effective_from = 2020-01-01
 [[regions.rulesets]]
 version = "r1"
 effective_from = 2026-01-01
-med_type_groups = {{ "11" = "outpatient", "13" = "outpatient", "14" = "outpatient", "21" = "outpatient", "41" = "outpatient" }}
+med_type_groups = {{ "11" = "outpatient", "13" = "outpatient", "14" = "outpatient", "21" = "outpatient", \
+"41" = "outpatient" }}
 ''' + "".join(benefits)
 
 

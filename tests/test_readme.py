@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import subprocess
 import sys
-import threading
-import time
 import urllib.request
 from dataclasses import dataclass
 from decimal import Decimal
@@ -36,6 +33,7 @@ from pathlib import Path
 import click
 import pytest
 
+from centre_rig import ServedCentre
 from medsettle.cli import main as medsettle_main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +96,7 @@ def test_readme_blocks_run(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     env = _environment(tmp_path)
-    centre: _Centre | None = None
+    centre: ServedCentre | None = None
     try:
         for block in BLOCKS:
             if block.mark == "skip":
@@ -106,7 +104,7 @@ def test_readme_blocks_run(tmp_path):
             url = None
             if block.mark == "centre":
                 if centre is None:
-                    centre = _Centre.start(tmp_path / "centre-data", env)
+                    centre = ServedCentre(tmp_path / "centre-data", env=env, module="medsettle").start()
                 url = centre.url
             _run_block(block, work, env, url)
     finally:
@@ -140,7 +138,7 @@ def test_messages_example(tmp_path):
               if b.lang == "json"]
     request = next(json.loads(b.text, parse_float=Decimal) for b in blocks if '"infno": "2102"' in b.text)
     documented = next(json.loads(b.text, parse_float=Decimal) for b in blocks if '"infcode": 0' in b.text)
-    centre = _Centre.start(tmp_path / "centre-data", _environment(tmp_path))
+    centre = ServedCentre(tmp_path / "centre-data", env=_environment(tmp_path), module="medsettle").start()
     try:
         signin = _post(centre.url, {"infno": "9001", "msgid": "P33030000001202603020900000001",
                                     "fixmedins_code": request["fixmedins_code"],
@@ -290,45 +288,3 @@ def _with_centre(line: str, url: str | None) -> str:
     return line.replace("medsettle terminal ", f"medsettle terminal --centre {url} ") if url else line
 
 
-class _Centre:
-    """`python -m medsettle serve --port 0` in its own data directory, up until stop()."""
-
-    def __init__(self, process: subprocess.Popen, url: str):
-        self.process, self.url = process, url
-
-    @classmethod
-    def start(cls, data_dir: Path, env: dict[str, str], timeout: float = 60.0) -> _Centre:
-        process = subprocess.Popen([sys.executable, "-m", "medsettle", "serve", "--port", "0", "--data-dir",
-                                    str(data_dir)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True)
-        lines: queue.Queue[str | None] = queue.Queue()
-
-        def read() -> None:
-            for line in process.stdout:
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=read, daemon=True).start()
-        deadline, seen = time.monotonic() + timeout, []
-        while time.monotonic() < deadline:
-            try:
-                line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            seen.append(line)
-            found = re.search(r"listening on (http://127\.0\.0\.1:\d+/)", line)
-            if found:
-                return cls(process, found.group(1))
-        process.kill()
-        process.wait(timeout=10)
-        pytest.fail("medsettle serve did not say it was listening:\n" + "".join(seen))
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)

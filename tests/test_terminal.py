@@ -5,58 +5,33 @@ outside the window, and after each scenario: reconciliation clean and no fen los
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from decimal import Decimal
 
 import pytest
 
+from centre_rig import PHARMACY, ServedCentre
 from medsettle.errors import InvalidInput
 from medsettle.terminal import CentreClient, CentreUnreachable, CounterError, Identity
 from medsettle.terminal.crash import EXIT_CODE, POINTS
 from terminal_rig import (
-    CERTNO,
+    ITEM_ARGS,
     ITEMS,
-    PERSON,
     LossyProxy,
     balance_of,
     by_certno,
     centre_records,
     days_ago,
     make_counter,
+    patient,
+    patient_certno,
+    terminal,
 )
-from test_centre import PHARMACY, Server, sign_in
 
 pytestmark = pytest.mark.timeout(180)
 MEDFEE = Decimal("55.00")  # 12.50 × 2 + 30.00
 
-
-class EngineServer(Server):
-    """`medsettle serve --engine E`: the counter's settlements run on both engines."""
-
-    def __init__(self, data_dir, engine="auto"):
-        super().__init__(data_dir)
-        self.engine = engine
-
-    def start(self):
-        original = subprocess.Popen
-
-        def popen(args, **kwargs):
-            return original([*args, "--engine", self.engine], **kwargs)
-
-        subprocess.Popen = popen
-        try:
-            return super().start()
-        finally:
-            subprocess.Popen = original
-
-
-@pytest.fixture()
-def centre(tmp_path):
-    server = Server(tmp_path / "centre").start()
-    yield server
-    server.stop()
 
 
 def money(receipt, *names) -> Decimal:
@@ -65,7 +40,7 @@ def money(receipt, *names) -> Decimal:
 
 @pytest.mark.parametrize("engine", ["core", "reference"])
 def test_online_sale_cancel_and_clean_reconciliation(tmp_path, engine):
-    server = EngineServer(tmp_path / "centre", engine).start()
+    server = ServedCentre(tmp_path / "centre", engine=engine).start()
     try:
         counter = make_counter(server.url, tmp_path / "t.db")
         counter.sign_in()
@@ -88,7 +63,7 @@ def test_online_sale_cancel_and_clean_reconciliation(tmp_path, engine):
 
 
 def test_centre_down_before_the_request_then_the_voucher_is_settled(tmp_path):
-    server = Server(tmp_path / "centre").start()
+    server = ServedCentre(tmp_path / "centre").start()
     counter = make_counter(server.url, tmp_path / "t.db")
     counter.sign_in()
     sign_no = counter.journal.get_meta("sign_no")
@@ -114,8 +89,8 @@ def test_centre_down_before_the_request_then_the_voucher_is_settled(tmp_path):
         server.stop()
 
 
-def test_a_lost_answer_is_resent_unchanged_and_answered_once(centre, tmp_path):
-    proxy = LossyProxy(centre.url)
+def test_a_lost_answer_is_resent_unchanged_and_answered_once(served_centre, tmp_path):
+    proxy = LossyProxy(served_centre.url)
     try:
         counter = make_counter(proxy.url, tmp_path / "t.db", resend_for=5)
         counter.sign_in()
@@ -132,39 +107,39 @@ def test_a_lost_answer_is_resent_unchanged_and_answered_once(centre, tmp_path):
         counter.client.post = post_then_heal
         receipt = counter.sell(by_certno(), ITEMS)
         assert proxy.dropped == 1 and receipt.kind == "sale"
-        records = centre_records(centre, counter.journal.get_meta("sign_no"))
+        records = centre_records(served_centre, counter.journal.get_meta("sign_no"))
         assert [r["setl_id"] for r in records] == [receipt.setl_id]  # one settlement, not two
         assert counter.reconcile(detail=True)["clean"]
     finally:
         proxy.close()
 
 
-def test_answer_lost_and_patient_cannot_wait_reverses_then_settles_the_voucher(centre, tmp_path):
-    proxy = LossyProxy(centre.url)
+def test_answer_lost_and_patient_cannot_wait_reverses_then_settles_the_voucher(served_centre, tmp_path):
+    proxy = LossyProxy(served_centre.url)
     try:
         counter = make_counter(proxy.url, tmp_path / "t.db")
         counter.sign_in()
         sign_no = counter.journal.get_meta("sign_no")
-        before = balance_of(centre, sign_no)
+        before = balance_of(served_centre, sign_no)
         proxy.drop = {"2102"}
         receipt = counter.sell(by_certno(), ITEMS)  # applied at the centre, never answered
         assert receipt.kind == "deferred" and proxy.dropped >= 1
         voucher = counter.journal.voucher(receipt.voucher)
         assert voucher["blocked_by"] is None  # the 2601 went through and undid the settlement
-        assert balance_of(centre, sign_no) == before
+        assert balance_of(served_centre, sign_no) == before
         proxy.drop = set()
         refund = counter.settle_voucher(receipt.voucher)
-        assert balance_of(centre, sign_no) == before - Decimal(refund.account)  # paid once
+        assert balance_of(served_centre, sign_no) == before - Decimal(refund.account)  # paid once
         result = counter.reconcile(detail=True)
         assert result["clean"], result
-        assert len(centre_records(centre, sign_no)) == 3  # the lost one, its mirror, the voucher's
+        assert len(centre_records(served_centre, sign_no)) == 3  # the lost one, its mirror, the voucher's
     finally:
         proxy.close()
 
 
-def test_a_voucher_waits_for_its_reversal(centre, tmp_path):
+def test_a_voucher_waits_for_its_reversal(served_centre, tmp_path):
     """The 2601 cannot be sent while the centre is away: the voucher is not settled before it is answered."""
-    proxy = LossyProxy(centre.url)
+    proxy = LossyProxy(served_centre.url)
     counter = make_counter(proxy.url, tmp_path / "t.db")
     counter.sign_in()
     proxy.drop = {"2102", "2601"}
@@ -173,15 +148,15 @@ def test_a_voucher_waits_for_its_reversal(centre, tmp_path):
     proxy.close()  # now the centre is unreachable altogether
     with pytest.raises(CentreUnreachable):
         counter.settle_voucher(receipt.voucher)
-    counter.client.url = centre.url
+    counter.client.url = served_centre.url
     assert counter.resume()["answered"] >= 1
     assert counter.journal.voucher(receipt.voucher)["blocked_by"] is None
     assert counter.settle_voucher(receipt.voucher).kind == "refund"
     assert counter.reconcile(detail=True)["clean"]
 
 
-def test_equipment_failure_then_resettlement_inside_and_outside_the_window(centre, tmp_path):
-    counter = make_counter(centre.url, tmp_path / "t.db")
+def test_equipment_failure_then_resettlement_inside_and_outside_the_window(served_centre, tmp_path):
+    counter = make_counter(served_centre.url, tmp_path / "t.db")
     counter.sign_in()
     inside = counter.sell(None, ITEMS)  # the reader broke: nobody identified
     assert inside.kind == "deferred" and inside.cash == "55.00"
@@ -190,7 +165,7 @@ def test_equipment_failure_then_resettlement_inside_and_outside_the_window(centr
     refund = counter.settle_voucher(inside.voucher, by_certno())
     assert refund.kind == "refund"
     # A bill 9 days old: past the default outpatient and pharmacy window of 7 days
-    old_counter = make_counter(centre.url, tmp_path / "t.db", clock=days_ago(9))
+    old_counter = make_counter(served_centre.url, tmp_path / "t.db", clock=days_ago(9))
     outside = old_counter.sell(None, ITEMS)
     with pytest.raises(CounterError, match="manual claim"):
         counter.settle_voucher(outside.voucher, by_certno())
@@ -199,20 +174,6 @@ def test_equipment_failure_then_resettlement_inside_and_outside_the_window(centr
     assert counter.reconcile(detail=True)["clean"]
 
 
-def terminal(url, journal, *args, crash_at=None, check=True, code=PHARMACY):
-    env = {**os.environ}
-    env.pop("MEDSETTLE_CRASH_AT", None)
-    if crash_at:
-        env["MEDSETTLE_CRASH_AT"] = crash_at
-    result = subprocess.run([sys.executable, "-m", "medsettle.cli", "terminal", "-i", code, "--centre", url,
-                             "--journal", str(journal), "--resend-for", "0.5", "--timeout", "2", *args],
-                            capture_output=True, text=True, timeout=120, env=env)
-    if check and result.returncode != 0:
-        raise AssertionError(f"terminal {args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-ITEM_ARGS = [f"{i['med_list_codg']}:{i['pric']}:{i['cnt']}" for i in ITEMS]
 SALE_POINTS = ["sale_recorded", "settle_written", "settle_sent", "settle_recorded"]
 VOUCHER_POINTS = ["voucher_settle_written", "voucher_settle_sent"]
 
@@ -221,42 +182,44 @@ QUEUE_POINTS = ["saf_recorded", "forward_written", "forward_sent"]  # in test_te
 
 
 @pytest.mark.parametrize("point", SALE_POINTS + VOUCHER_POINTS + ["voucher_recorded", "reversal_written"])
-def test_every_crash_point_of_the_terminal(centre, tmp_path, point):
+def test_every_crash_point_of_the_terminal(served_centre, tmp_path, point):
     journal = tmp_path / "t.db"
-    terminal(centre.url, journal, "signin")
-    sign_no = sign_in(centre)  # the test's own eyes on the centre
-    before = balance_of(centre, sign_no)
+    terminal(served_centre.url, journal, "signin")
+    sign_no = served_centre.sign_in()  # the test's own eyes on the centre
+    before = balance_of(served_centre, sign_no)
     proxy = None
     if point in VOUCHER_POINTS or point == "voucher_recorded":
-        made = terminal(centre.url, journal, "sell", *ITEM_ARGS, crash_at="voucher_recorded", check=False)
+        made = terminal(served_centre.url, journal, "sell", *ITEM_ARGS, crash_at="voucher_recorded", check=False)
         assert made.returncode == EXIT_CODE
     if point in VOUCHER_POINTS:
-        voucher = terminal(centre.url, journal, "vouchers")
+        voucher = terminal(served_centre.url, journal, "vouchers")
         pending = json.loads(voucher.stdout)
         assert len(pending) == 1
-        crashed = terminal(centre.url, journal, "resettle", pending[0]["voucher"], "--certno", CERTNO,
+        crashed = terminal(served_centre.url, journal, "resettle", pending[0]["voucher"], "--certno", patient_certno(),
                            crash_at=point, check=False)
     elif point == "reversal_written":
-        proxy = LossyProxy(centre.url)
+        proxy = LossyProxy(served_centre.url)
         proxy.drop = {"2102"}
-        crashed = terminal(proxy.url, journal, "sell", "--certno", CERTNO, *ITEM_ARGS, crash_at=point, check=False)
+        crashed = terminal(proxy.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS, crash_at=point,
+                           check=False)
     elif point != "voucher_recorded":
-        crashed = terminal(centre.url, journal, "sell", "--certno", CERTNO, *ITEM_ARGS, crash_at=point, check=False)
+        crashed = terminal(served_centre.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS,
+                           crash_at=point, check=False)
     else:
         crashed = made
     assert crashed.returncode == EXIT_CODE, crashed.stderr
     if proxy:
         proxy.close()
-    terminal(centre.url, journal, "resume")  # the restarted terminal finishes what was left
-    for v in json.loads(terminal(centre.url, journal, "vouchers").stdout):
-        terminal(centre.url, journal, "resettle", v["voucher"], "--certno", CERTNO)
-    report = json.loads(terminal(centre.url, journal, "reconcile", "--detail").stdout)
+    terminal(served_centre.url, journal, "resume")  # the restarted terminal finishes what was left
+    for v in json.loads(terminal(served_centre.url, journal, "vouchers").stdout):
+        terminal(served_centre.url, journal, "resettle", v["voucher"], "--certno", patient_certno())
+    report = json.loads(terminal(served_centre.url, journal, "reconcile", "--detail").stdout)
     assert report["clean"], report
-    counter = make_counter(centre.url, journal)
+    counter = make_counter(served_centre.url, journal)
     settled = [d["setlinfo"] for _s, state, d in counter.journal.sales("done")]
     settled += [v["setlinfo"] for v in counter.journal.vouchers("settled")]
     assert len(settled) == 1  # the sale was paid exactly once, online or by its voucher
-    assert balance_of(centre, sign_no) == before - Decimal(str(settled[0]["acct_pay"]))
+    assert balance_of(served_centre, sign_no) == before - Decimal(str(settled[0]["acct_pay"]))
     assert Decimal(str(settled[0]["medfee_sumamt"])) == MEDFEE
 
 
@@ -274,13 +237,12 @@ def test_terminal_commands_have_help():
 
 
 def test_centre_killed_after_the_answer_keeps_the_settlement(tmp_path):
-    server = Server(tmp_path / "centre").start()
+    server = ServedCentre(tmp_path / "centre").start()
     try:
         counter = make_counter(server.url, tmp_path / "t.db")
         counter.sign_in()
         receipt = counter.sell(by_certno(), ITEMS)
-        server.proc.kill()  # SIGKILL right after answering: no clean shutdown
-        server.proc.wait(30)
+        server.kill()  # SIGKILL right after answering: no clean shutdown
         server.start()
         counter.client.url = server.url
         report = counter.reconcile(detail=True)
@@ -290,23 +252,22 @@ def test_centre_killed_after_the_answer_keeps_the_settlement(tmp_path):
         server.stop()
 
 
-def test_the_interactive_counter(centre, tmp_path):
-    commands = "\n".join(["signin", f"sell --certno {CERTNO} {ITEM_ARGS[0]}", "vouchers", "help", "bogus",
+def test_the_interactive_counter(served_centre, tmp_path):
+    commands = "\n".join(["signin", f"sell --certno {patient_certno()} {ITEM_ARGS[0]}", "vouchers", "help", "bogus",
                           "reconcile --detail", "signout", "quit"]) + "\n"
-    result = subprocess.run([sys.executable, "-m", "medsettle.cli", "terminal", "-i", PHARMACY, "--centre", centre.url,
-                             "--journal", str(tmp_path / "t.db")], input=commands, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "medsettle.cli", "terminal", "-i", PHARMACY, "--centre",
+                             served_centre.url, "--journal", str(tmp_path / "t.db")], input=commands,
+                            capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert '"sign_no"' in result.stdout and '"kind": "sale"' in result.stdout and '"clean": true' in result.stdout
     assert "unknown command 'bogus'" in result.stderr and "医保结算单" in result.stderr
 
 
-def test_a_qr_e_voucher_identifies_the_patient_at_the_counter(centre, tmp_path):
-    from test_centre import admin
-
-    counter = make_counter(centre.url, tmp_path / "t.db")
+def test_a_qr_e_voucher_identifies_the_patient_at_the_counter(served_centre, tmp_path):
+    counter = make_counter(served_centre.url, tmp_path / "t.db")
     counter.sign_in()
-    token = admin(centre, {"action": "issue_qr", "psn_no": PERSON})["mdtrt_cert_no"]
+    token = served_centre.admin({"action": "issue_qr", "psn_no": patient()})["mdtrt_cert_no"]
     receipt = counter.sell(Identity("01", token), ITEMS)
     assert receipt.kind == "sale" and receipt.psn_name
     assert counter.reconcile(detail=True)["clean"]

@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import pytest
 
+from centre_rig import ServedCentre, default_registry
 from medsettle.hardware.card import VirtualCard
 from medsettle.hardware.personalise import profile_for
 from medsettle.hardware.psam import VirtualPSAM
 from medsettle.readers import CardMute, CardRemoved, NoReader, ReaderError
 from medsettle.terminal import CounterError
-from terminal_rig import ITEMS, PERSON, balance_of, centre_records, days_ago, make_counter
-from test_centre import REGISTRY, Server
+from terminal_rig import ITEMS, balance_of, centre_records, days_ago, make_counter, patient
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -24,10 +24,10 @@ def rig(reader_backend, tmp_path):
     """A centre process and Counter A of the backend's stack with the person's genuine card and a PSAM."""
     slot = reader_backend.counters["Counter A"]
     slot.card.clear_faults()
-    slot.card.insert(VirtualCard.issue(profile_for(REGISTRY, PERSON)))
+    slot.card.insert(VirtualCard.issue(profile_for(default_registry(), patient())))
     reader = reader_backend.reader(slot, deadline=1.0)
     reader.wait_for_card(3)
-    server = Server(tmp_path / "centre").start()
+    server = ServedCentre(tmp_path / "centre").start()
     counter = make_counter(server.url, tmp_path / "t.db", reader=reader)
     counter.sign_in()
     yield server, counter, slot
@@ -40,9 +40,9 @@ def test_sale_by_card_with_pin(rig):
     server, counter, _slot = rig
     before = balance_of(server, counter.journal.get_meta("sign_no"))
     identity = counter.read_card(pin="123456")
-    assert identity.mdtrt_cert_type == "03" and identity.certno == REGISTRY.identities[PERSON].certno
+    assert identity.mdtrt_cert_type == "03" and identity.certno == default_registry().identities[patient()].certno
     receipt = counter.sell(identity, ITEMS)
-    assert receipt.kind == "sale" and receipt.psn_name == REGISTRY.identities[PERSON].psn_name
+    assert receipt.kind == "sale" and receipt.psn_name == default_registry().identities[patient()].psn_name
     assert balance_of(server, counter.journal.get_meta("sign_no")) == before - Decimal(receipt.account)
     assert counter.reconcile(detail=True)["clean"]
 
@@ -55,7 +55,7 @@ def test_card_pulled_mid_settlement_sends_nothing(rig, reader_backend):
     with pytest.raises(CardRemoved):
         counter.sell(identity, ITEMS)
     assert centre_records(server, counter.journal.get_meta("sign_no")) == []  # no settlement was sent
-    slot.card.insert(VirtualCard.issue(profile_for(REGISTRY, PERSON)))
+    slot.card.insert(VirtualCard.issue(profile_for(default_registry(), patient())))
     counter.reader.wait_for_card(3)
     assert counter.sell(counter.read_card(), ITEMS).kind == "sale"
     assert counter.reconcile(detail=True)["clean"]
@@ -79,7 +79,7 @@ def test_equipment_failure_then_the_voucher_is_settled_by_reading_the_card(rig, 
     if failure == "psam_failed":
         slot.psam.insert(VirtualPSAM.for_regions(["130100", "330300"]))
     if not slot.card.inserted:
-        slot.card.insert(VirtualCard.issue(profile_for(REGISTRY, PERSON)))
+        slot.card.insert(VirtualCard.issue(profile_for(default_registry(), patient())))
     reader_backend.seen()
     counter.reader.close()
     counter.reader.wait_for_card(3)

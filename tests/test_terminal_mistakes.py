@@ -14,20 +14,20 @@ from decimal import Decimal
 
 import pytest
 
+from centre_rig import PHARMACY, ServedCentre
 from medsettle.centre.registry import id_check_digit
 from medsettle.errors import InvalidInput, UnknownItem
 from medsettle.terminal import Identity, Refused
 from terminal_rig import (
-    CERTNO,
+    ITEM_ARGS,
     ITEMS,
     SAF_PHARMACY,
     balance_of,
     by_certno,
     centre_records,
     make_counter,
+    patient_certno,
 )
-from test_centre import PHARMACY, Server, admin, sign_in
-from test_terminal import ITEM_ARGS, EngineServer
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -39,13 +39,8 @@ def _unknown_certno() -> str:
 
 
 UNKNOWN_CERTNO = _unknown_certno()
+PATIENT = "<the patient's certno>"  # in a parametrize list: patient_certno() is looked up by the test, not at import
 
-
-@pytest.fixture()
-def centre(tmp_path):
-    server = Server(tmp_path / "centre").start()
-    yield server
-    server.stop()
 
 
 def run_terminal(url, journal, *args, stdin=None, cwd=None, code=PHARMACY):
@@ -78,39 +73,43 @@ def journal_rows(journal, table: str, where: str = "") -> list[tuple]:
 
 # -- the shell survives every bad line ---------------------------------------------------------------
 
-BAD_LINES = [
-    (f"sell --certno {CERTNO} {ITEMS[0]['med_list_codg']}:abc:2", "'abc'"),  # was decimal.InvalidOperation
-    ('sell "unterminated', "quotation"),  # was shlex's ValueError
-    ("bogus", "'bogus'"),
-    ("sell --bogus X:1:1", "--bogus"),
-    ("sell", "ITEMS"),
-    (f"sell --certno {CERTNO} {ITEMS[0]['med_list_codg']}:12.50", "CODE:PRICE:COUNT"),
-    (f"sell --certno {CERTNO} {ITEMS[0]['med_list_codg']}:12.50:0", "'0'"),
-    (f"sell --certno {CERTNO} {ITEMS[0]['med_list_codg']}:1.00001:1", "1.00001"),
-    ("sell --certno 12345 X:1:1", "'12345'"),
-    (f"sell --certno {CERTNO[:17]}{'0' if CERTNO[17] != '0' else '1'} X:1:1", "check digit"),
-    (f"sell --certno {UNKNOWN_CERTNO} {ITEM_ARGS[0]}", "UNKNOWN_PERSON"),
-    (f"sell --certno {CERTNO} NOPE:12.50:2", "'NOPE'"),
-    ("cancel SALE99999999", "'SALE99999999'"),
-    ("resettle V-NOPE", "'V-NOPE'"),
-    ("stay-fees STAY-NOPE X:1:1", "'STAY-NOPE'"),
-    ("settle-stay STAY-NOPE", "'STAY-NOPE'"),
-    ("discharge STAY-NOPE", "'STAY-NOPE'"),
-    ("reconcile --day 2026-13-01", "'2026-13-01'"),
-    ("admit", "--certno"),
-    ("sell --pin 123456 --certno 12345 X:1:1", "--card"),
-]
+def bad_lines() -> list[tuple[str, str]]:
+    """(line, what its Error line must name) for every mistake the shell must survive."""
+    certno = patient_certno()
+    return [
+        (f"sell --certno {certno} {ITEMS[0]['med_list_codg']}:abc:2", "'abc'"),  # was decimal.InvalidOperation
+        ('sell "unterminated', "quotation"),  # was shlex's ValueError
+        ("bogus", "'bogus'"),
+        ("sell --bogus X:1:1", "--bogus"),
+        ("sell", "ITEMS"),
+        (f"sell --certno {certno} {ITEMS[0]['med_list_codg']}:12.50", "CODE:PRICE:COUNT"),
+        (f"sell --certno {certno} {ITEMS[0]['med_list_codg']}:12.50:0", "'0'"),
+        (f"sell --certno {certno} {ITEMS[0]['med_list_codg']}:1.00001:1", "1.00001"),
+        ("sell --certno 12345 X:1:1", "'12345'"),
+        (f"sell --certno {certno[:17]}{'0' if certno[17] != '0' else '1'} X:1:1", "check digit"),
+        (f"sell --certno {UNKNOWN_CERTNO} {ITEM_ARGS[0]}", "UNKNOWN_PERSON"),
+        (f"sell --certno {certno} NOPE:12.50:2", "'NOPE'"),
+        ("cancel SALE99999999", "'SALE99999999'"),
+        ("resettle V-NOPE", "'V-NOPE'"),
+        ("stay-fees STAY-NOPE X:1:1", "'STAY-NOPE'"),
+        ("settle-stay STAY-NOPE", "'STAY-NOPE'"),
+        ("discharge STAY-NOPE", "'STAY-NOPE'"),
+        ("reconcile --day 2026-13-01", "'2026-13-01'"),
+        ("admit", "--certno"),
+        ("sell --pin 123456 --certno 12345 X:1:1", "--card"),
+    ]
 
 
-def test_the_shell_survives_every_bad_line_and_says_what_was_wrong(centre, tmp_path):
-    good_sale = f"sell --certno {CERTNO} {ITEM_ARGS[0]}"
-    lines = ["signin"] + [bad for bad, _ in BAD_LINES] + [good_sale, "vouchers", "quit"]
-    result = run_terminal(centre.url, tmp_path / "t.db", stdin="\n".join(lines) + "\n")
+def test_the_shell_survives_every_bad_line_and_says_what_was_wrong(served_centre, tmp_path):
+    good_sale = f"sell --certno {patient_certno()} {ITEM_ARGS[0]}"
+    bad = bad_lines()
+    lines = ["signin"] + [line for line, _ in bad] + [good_sale, "vouchers", "quit"]
+    result = run_terminal(served_centre.url, tmp_path / "t.db", stdin="\n".join(lines) + "\n")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     errors = error_lines(result.stderr)
-    assert len(errors) == len(BAD_LINES), "\n".join(errors)  # one line each, nothing else an error
-    for error, (line, name) in zip(errors, BAD_LINES):
+    assert len(errors) == len(bad), "\n".join(errors)  # one line each, nothing else an error
+    for error, (line, name) in zip(errors, bad, strict=True):
         assert name in error, (line, error)
     assert '"sign_no"' in result.stdout  # before the bad lines
     assert '"kind": "sale"' in result.stdout  # after them: the shell went on
@@ -123,14 +122,15 @@ def test_the_shell_survives_every_bad_line_and_says_what_was_wrong(centre, tmp_p
 @pytest.mark.parametrize("identify, item, refusal", [
     (["--certno", UNKNOWN_CERTNO], ITEM_ARGS[0], "UNKNOWN_PERSON"),  # refused at 1101
     (["--qr", "NO-SUCH-TOKEN"], ITEM_ARGS[0], "QR_UNKNOWN"),  # refused at 1101
-    (["--certno", CERTNO], "NOPE:12.50:2", "UNKNOWN_ITEM"),  # refused at the pre-settle (2101)
+    (["--certno", PATIENT], "NOPE:12.50:2", "UNKNOWN_ITEM"),  # refused at the pre-settle (2101)
 ])
 def test_a_sale_the_centre_refuses_ends_refused_without_a_voucher(tmp_path, engine, identify, item, refusal):
-    server = EngineServer(tmp_path / "centre", engine).start()
+    identify = [patient_certno() if arg == PATIENT else arg for arg in identify]
+    server = ServedCentre(tmp_path / "centre", engine=engine).start()
     try:
         journal = tmp_path / "t.db"
         assert run_terminal(server.url, journal, "signin").returncode == 0
-        sign_no = sign_in(server)
+        sign_no = server.sign_in()
         before = balance_of(server, sign_no)
         refused = run_terminal(server.url, journal, "sell", *identify, item)
         assert_one_clean_error(refused, refusal, "no voucher")
@@ -151,20 +151,20 @@ def test_a_sale_the_centre_refuses_ends_refused_without_a_voucher(tmp_path, engi
         server.stop()
 
 
-def test_a_sale_before_signing_in_is_refused_and_says_how_to_sign_in(centre, tmp_path):
+def test_a_sale_before_signing_in_is_refused_and_says_how_to_sign_in(served_centre, tmp_path):
     journal = tmp_path / "t.db"
-    refused = run_terminal(centre.url, journal, "sell", "--certno", CERTNO, ITEM_ARGS[0])
+    refused = run_terminal(served_centre.url, journal, "sell", "--certno", patient_certno(), ITEM_ARGS[0])
     assert_one_clean_error(refused, "sign_no", f"medsettle terminal -i {PHARMACY} signin", "no voucher")
-    assert json.loads(run_terminal(centre.url, journal, "vouchers").stdout) == []
-    assert run_terminal(centre.url, journal, "signin").returncode == 0
-    sold = run_terminal(centre.url, journal, "sell", "--certno", CERTNO, ITEM_ARGS[0])
+    assert json.loads(run_terminal(served_centre.url, journal, "vouchers").stdout) == []
+    assert run_terminal(served_centre.url, journal, "signin").returncode == 0
+    sold = run_terminal(served_centre.url, journal, "sell", "--certno", patient_certno(), ITEM_ARGS[0])
     assert sold.returncode == 0 and json.loads(sold.stdout)["kind"] == "sale"
 
 
-def test_a_refusal_answered_after_a_restart_stays_a_refusal(centre, tmp_path):
+def test_a_refusal_answered_after_a_restart_stays_a_refusal(served_centre, tmp_path):
     """The terminal died while its 1101 was unanswered: the restart resends it, hears the refusal, and
     ends the sale refused instead of taking it for an interrupted sale (a voucher)."""
-    counter = make_counter(centre.url, tmp_path / "t.db")
+    counter = make_counter(served_centre.url, tmp_path / "t.db")
     counter.sign_in()
 
     def die(body):
@@ -174,7 +174,7 @@ def test_a_refusal_answered_after_a_restart_stays_a_refusal(centre, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         counter.sell(Identity("02", UNKNOWN_CERTNO), ITEMS)
     counter.journal.close()
-    restarted = make_counter(centre.url, tmp_path / "t.db")
+    restarted = make_counter(served_centre.url, tmp_path / "t.db")
     done = restarted.resume()
     assert done["answered"] == 1 and done["vouchers_made"] == 0
     [(_sale, state, data)] = restarted.journal.sales()
@@ -183,8 +183,8 @@ def test_a_refusal_answered_after_a_restart_stays_a_refusal(centre, tmp_path):
     assert restarted.resume()["vouchers_made"] == 0  # and on every restart after
 
 
-def test_the_api_raises_refused_naming_the_sale(centre, tmp_path):
-    counter = make_counter(centre.url, tmp_path / "t.db")
+def test_the_api_raises_refused_naming_the_sale(served_centre, tmp_path):
+    counter = make_counter(served_centre.url, tmp_path / "t.db")
     counter.sign_in()
     with pytest.raises(Refused) as caught:
         counter.sell(by_certno(), [{"med_list_codg": "NOPE", "pric": "1.00", "cnt": "1"}])
@@ -197,9 +197,9 @@ def test_the_api_raises_refused_naming_the_sale(centre, tmp_path):
 
 
 def test_a_stay_whose_patient_is_refused_is_not_admitted(tmp_path):
-    from test_centre import HOSPITAL
+    from centre_rig import HOSPITAL
 
-    server = Server(tmp_path / "centre").start()
+    server = ServedCentre(tmp_path / "centre").start()
     try:
         journal = tmp_path / "h.db"
         assert run_terminal(server.url, journal, "signin", code=HOSPITAL).returncode == 0
@@ -212,13 +212,13 @@ def test_a_stay_whose_patient_is_refused_is_not_admitted(tmp_path):
         server.stop()
 
 
-def test_an_unknown_item_at_a_store_and_forward_counter_is_refused_before_anything_is_sent(centre, tmp_path):
+def test_an_unknown_item_at_a_store_and_forward_counter_is_refused_before_anything_is_sent(served_centre, tmp_path):
     """The counter holds the catalogue it cached at sign-in: with the centre away, an unknown code is
     refused there and then (it used to become a voucher 'does not settle with the cached rules')."""
-    counter = make_counter(centre.url, tmp_path / "t.db", code=SAF_PHARMACY)
+    counter = make_counter(served_centre.url, tmp_path / "t.db", code=SAF_PHARMACY)
     counter.sign_in()
     assert counter.sell(by_certno(), ITEMS).kind == "sale"  # the counter knows the person now
-    centre.stop()
+    served_centre.stop()
     outbox_before = journal_rows(tmp_path / "t.db", "outbox")
     sales_before = counter.journal.sales()
     with pytest.raises(UnknownItem, match="'NOPE'"):
@@ -316,25 +316,26 @@ def test_sell_help_without_institution_in_a_fresh_directory(tmp_path):
         assert os.listdir(tmp_path) == []
 
 
-def test_the_money_stays_right_after_the_mistakes(centre, tmp_path):
+def test_the_money_stays_right_after_the_mistakes(served_centre, tmp_path):
     """After refusals and typos, a good sale still settles once, and the day reconciles clean."""
     journal = tmp_path / "t.db"
-    run_terminal(centre.url, journal, "signin")
-    for args in (["sell", "--certno", UNKNOWN_CERTNO, ITEM_ARGS[0]], ["sell", "--certno", CERTNO, "NOPE:1:1"],
+    run_terminal(served_centre.url, journal, "signin")
+    for args in (["sell", "--certno", UNKNOWN_CERTNO, ITEM_ARGS[0]], ["sell", "--certno", patient_certno(), "NOPE:1:1"],
                  ["sell", "X:abc:1"]):
-        assert run_terminal(centre.url, journal, *args).returncode != 0
-    sale = json.loads(run_terminal(centre.url, journal, "sell", "--certno", CERTNO, *ITEM_ARGS).stdout)
+        assert run_terminal(served_centre.url, journal, *args).returncode != 0
+    sale = json.loads(run_terminal(served_centre.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS).stdout)
     assert sale["kind"] == "sale" and Decimal(sale["medfee"]) == Decimal("55.00")
-    report = json.loads(run_terminal(centre.url, journal, "reconcile", "--detail").stdout)
+    report = json.loads(run_terminal(served_centre.url, journal, "reconcile", "--detail").stdout)
     assert report["clean"], report
-    assert [r["setl_id"] for r in centre_records(centre, sign_in(centre))] == [sale["setl_id"]]
+    assert [r["setl_id"] for r in centre_records(served_centre, served_centre.sign_in())] == [sale["setl_id"]]
 
 
-def test_a_known_qr_still_works(centre, tmp_path):
+def test_a_known_qr_still_works(served_centre, tmp_path):
     """The refusal handling leaves the good path alone: a QR e-voucher issued by the centre settles."""
-    counter = make_counter(centre.url, tmp_path / "t.db")
+    counter = make_counter(served_centre.url, tmp_path / "t.db")
     counter.sign_in()
-    token = admin(centre, {"action": "issue_qr", "psn_no": counter.person_info(by_certno())["baseinfo"]["psn_no"]})
-    result = run_terminal(centre.url, tmp_path / "t.db", "sell", "--qr", token["mdtrt_cert_no"], ITEM_ARGS[0])
+    psn_no = counter.person_info(by_certno())["baseinfo"]["psn_no"]
+    token = served_centre.admin({"action": "issue_qr", "psn_no": psn_no})
+    result = run_terminal(served_centre.url, tmp_path / "t.db", "sell", "--qr", token["mdtrt_cert_no"], ITEM_ARGS[0])
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["kind"] == "sale"

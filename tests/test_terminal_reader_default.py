@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from terminal_rig import ITEMS, PERSON
-from test_centre import PHARMACY, REGISTRY, Server
+from centre_rig import PHARMACY, ServedCentre, default_registry
+from terminal_rig import ITEMS, patient
 
 pytestmark = pytest.mark.timeout(180)
 ITEM_ARGS = [f"{i['med_list_codg']}:{i['pric']}:{i['cnt']}" for i in ITEMS]
@@ -35,17 +35,17 @@ def test_sell_by_card_without_reader_takes_the_first_reader(pcsc_stack, tmp_path
     slot = next(s for s in pcsc_stack.counters.values() if s.card_reader == name)
     assert psam == slot.psam_reader  # the PSAM of the same reader, found without being named
     slot.card.clear_faults()
-    slot.card.insert(VirtualCard.issue(profile_for(REGISTRY, PERSON)))
+    slot.card.insert(VirtualCard.issue(profile_for(default_registry(), patient())))
     with PcscReader(name, psam=psam, deadline=1.0) as probe:
         probe.wait_for_card(3)
-    server = Server(tmp_path / "centre").start()
+    server = ServedCentre(tmp_path / "centre").start()
     try:
         journal = tmp_path / "t.db"
         assert terminal(server.url, journal, "signin").returncode == 0
         result = terminal(server.url, journal, "sell", "--card", "--pin", "123456", *ITEM_ARGS)
         assert result.returncode == 0, result.stderr
         receipt = json.loads(result.stdout)
-        assert receipt["kind"] == "sale" and receipt["psn_name"] == REGISTRY.identities[PERSON].psn_name
+        assert receipt["kind"] == "sale" and receipt["psn_name"] == default_registry().identities[patient()].psn_name
         assert "card not usable" not in result.stderr
     finally:
         server.stop()
@@ -64,14 +64,14 @@ def test_a_card_mistake_is_one_error_line_and_no_voucher(pcsc_stack, tmp_path, m
     name, _psam = first_reader()
     slot = next(s for s in pcsc_stack.counters.values() if s.card_reader == name)
     slot.card.clear_faults()
-    profile = profile_for(REGISTRY, PERSON)
+    profile = profile_for(default_registry(), patient())
     if mistake == "no_card":
         if slot.card.inserted:
             slot.card.remove()
     else:
         slot.card.insert(VirtualCard.issue(profile, cloned=mistake == "cloned"))
     time.sleep(0.5)  # pcscd sees the insertion or removal at its next poll
-    server = Server(tmp_path / "centre").start()
+    server = ServedCentre(tmp_path / "centre").start()
     try:
         journal = tmp_path / "t.db"
         assert terminal(server.url, journal, "signin").returncode == 0

@@ -10,11 +10,19 @@ from decimal import Decimal
 
 import pytest
 
+from centre_rig import CODES, ServedCentre, default_registry, first_person
 from medsettle.terminal import Identity
 from medsettle.terminal.crash import EXIT_CODE
-from terminal_rig import CERTNO, ITEMS, PERSON, SAF_PHARMACY, balance_of, by_certno, make_counter
-from test_centre import CODES, REGISTRY, Server, admin, first_person, sign_in
-from test_terminal import terminal
+from terminal_rig import (
+    ITEMS,
+    SAF_PHARMACY,
+    balance_of,
+    by_certno,
+    make_counter,
+    patient,
+    patient_certno,
+    terminal,
+)
 
 pytestmark = pytest.mark.timeout(180)
 ITEM_ARGS = [f"{i['med_list_codg']}:{i['pric']}:{i['cnt']}" for i in ITEMS]
@@ -23,7 +31,7 @@ BIG = [{"med_list_codg": CODES[0], "pric": "2000.00", "cnt": "1"}]  # crosses th
 
 @pytest.fixture()
 def world(tmp_path):
-    server = Server(tmp_path / "centre").start()
+    server = ServedCentre(tmp_path / "centre").start()
     counter = make_counter(server.url, tmp_path / "t.db", SAF_PHARMACY)
     counter.sign_in()
     assert counter.failure_policy == "store_and_forward"
@@ -44,7 +52,7 @@ def test_provisional_then_forwarded_with_the_surplus_refunded(world):
     server, counter = world
     online = counter.sell(by_certno(), BIG)  # the deductible is met now; the counter knows the person
     assert online.kind == "sale" and Decimal(online.fund) > 0
-    balance = balance_of(server, sign_in(server))  # the test's own eyes on the centre
+    balance = balance_of(server, server.sign_in())  # the test's own eyes on the centre
     go_down(server, counter)
     provisional = counter.sell(by_certno(), ITEMS)
     # provisional: the cached rules, nothing met this year (so under the deductible: no fund), no account
@@ -59,7 +67,7 @@ def test_provisional_then_forwarded_with_the_surplus_refunded(world):
     # the deductible was met: the fund pays part, so the patient paid too much and gets the difference back
     assert Decimal(outcome["refund_to_patient"]) == Decimal("55.00") - Decimal(str(actual["psn_cash_pay"])) > 0
     assert outcome["institution_bears"] == "0.00"
-    assert balance_of(server, sign_in(server)) == balance  # the account was not touched
+    assert balance_of(server, server.sign_in()) == balance  # the account was not touched
     assert counter.reconcile(detail=True)["clean"]
 
 
@@ -69,7 +77,7 @@ def test_floor_limits_unknown_persons_and_forwarding_order(world):
     go_down(server, counter)
     over = counter.sell(by_certno(), [{"med_list_codg": CODES[0], "pric": "3000.00", "cnt": "1"}])
     assert over.kind == "deferred" and "floor_per_bill" in over.note  # 825.00 provisional fund > 500.00
-    stranger = REGISTRY.identities[first_person("130100", "390")].certno
+    stranger = default_registry().identities[first_person("130100", "390")].certno
     unknown = counter.sell(Identity("02", stranger), ITEMS)
     assert unknown.kind == "deferred" and "does not know" in unknown.note
     first = counter.sell(by_certno(), ITEMS)
@@ -91,7 +99,7 @@ def test_a_refused_forward_is_flagged_and_borne_by_the_institution(world):
     provisional = counter.sell(by_certno(), ITEMS)
     come_back(server, counter)
     counter.sign_in()
-    assert admin(server, {"action": "cancel_person", "psn_no": PERSON, "reason": "emigration"})["ok"]
+    assert server.admin({"action": "cancel_person", "psn_no": patient(), "reason": "emigration"})["ok"]
     [outcome] = counter.forward()
     assert outcome["state"] == "flagged" and "PERSON_INACTIVE" in outcome["why"]
     assert outcome["sale"] == provisional.sale and outcome["institution_bears"] == provisional.fund
@@ -101,13 +109,13 @@ def test_a_refused_forward_is_flagged_and_borne_by_the_institution(world):
 
 @pytest.mark.parametrize("point", ["saf_recorded", "forward_written", "forward_sent"])
 def test_crash_points_of_the_queue(tmp_path, point):
-    server = Server(tmp_path / "centre").start()
+    server = ServedCentre(tmp_path / "centre").start()
     journal = tmp_path / "t.db"
     try:
         terminal(server.url, journal, "signin", code=SAF_PHARMACY)
-        terminal(server.url, journal, "sell", "--certno", CERTNO, *ITEM_ARGS, code=SAF_PHARMACY)
+        terminal(server.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS, code=SAF_PHARMACY)
         server.stop()
-        crashed = terminal(server.url, journal, "sell", "--certno", CERTNO, *ITEM_ARGS, code=SAF_PHARMACY,
+        crashed = terminal(server.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS, code=SAF_PHARMACY,
                            crash_at=point if point == "saf_recorded" else None, check=False)
         if point == "saf_recorded":
             assert crashed.returncode == EXIT_CODE
@@ -129,14 +137,14 @@ def test_crash_points_of_the_queue(tmp_path, point):
 
 
 def test_a_store_and_forward_hospital_forwards_a_provisional_visit(tmp_path):
-    server = Server(tmp_path / "centre").start()
+    server = ServedCentre(tmp_path / "centre").start()
     try:
         counter = make_counter(server.url, tmp_path / "h.db", "H13010000003")  # tier 1, store-and-forward
         counter.sign_in()
         assert counter.failure_policy == "store_and_forward"
         online = counter.visit(by_certno(), BIG)  # known to the counter; the deductible is met
         assert online.kind == "sale"
-        balance = balance_of(server, sign_in(server))
+        balance = balance_of(server, server.sign_in())
         server.stop()
         provisional = counter.visit(by_certno(), ITEMS, med_type="11")
         assert provisional.kind == "provisional" and provisional.account == "0.00"
@@ -153,7 +161,7 @@ def test_a_store_and_forward_hospital_forwards_a_provisional_visit(tmp_path):
         assert provisional.fund == "0.00"
         assert Decimal(outcome["refund_to_patient"]) == Decimal(provisional.cash) - Decimal(str(actual["psn_cash_pay"]))
         assert Decimal(outcome["refund_to_patient"]) > 0
-        assert balance_of(server, sign_in(server)) == balance
+        assert balance_of(server, server.sign_in()) == balance
         report = counter.reconcile(detail=True)
         assert report["clean"], report
     finally:

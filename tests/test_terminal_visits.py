@@ -9,23 +9,25 @@ from decimal import Decimal
 
 import pytest
 
+from centre_rig import ServedCentre
 from medsettle.terminal import CounterError
 from medsettle.terminal.crash import EXIT_CODE
-from terminal_rig import CERTNO, ITEMS, LossyProxy, balance_of, by_certno, days_ago, make_counter
-from test_centre import Server, sign_in
-from test_terminal import terminal
+from terminal_rig import (
+    ITEMS,
+    LossyProxy,
+    balance_of,
+    by_certno,
+    days_ago,
+    make_counter,
+    patient_certno,
+    terminal,
+)
 
 pytestmark = pytest.mark.timeout(180)
 HOSPITAL = "H13010000001"
 MEDFEE = Decimal("55.00")
 ITEM_ARGS = [f"{i['med_list_codg']}:{i['pric']}:{i['cnt']}" for i in ITEMS]
 
-
-@pytest.fixture()
-def centre(tmp_path):
-    server = Server(tmp_path / "centre").start()
-    yield server
-    server.stop()
 
 
 def hospital(url, tmp_path, **kwargs):
@@ -34,18 +36,18 @@ def hospital(url, tmp_path, **kwargs):
     return counter
 
 
-def test_a_visit_from_registration_to_settlement_and_its_cancel(centre, tmp_path):
-    counter = hospital(centre.url, tmp_path)
-    before = balance_of(centre, sign_in(centre))
+def test_a_visit_from_registration_to_settlement_and_its_cancel(served_centre, tmp_path):
+    counter = hospital(served_centre.url, tmp_path)
+    before = balance_of(served_centre, served_centre.sign_in())
     receipt = counter.visit(by_certno(), ITEMS, med_type="11")
     assert receipt.kind == "sale" and Decimal(receipt.medfee) == MEDFEE
     assert Decimal(receipt.fund) + Decimal(receipt.account) + Decimal(receipt.cash) == MEDFEE
-    assert balance_of(centre, sign_in(centre)) == before - Decimal(receipt.account)
+    assert balance_of(served_centre, served_centre.sign_in()) == before - Decimal(receipt.account)
     _, data = counter.journal.sale(receipt.sale)
     assert data["mdtrt_id"].startswith("MD130100") and set(data["steps"]) == {"2201", "2203", "2204", "2207"}
     cancelled = counter.cancel(receipt.sale)
     assert Decimal(cancelled.medfee) == -MEDFEE
-    assert balance_of(centre, sign_in(centre)) == before
+    assert balance_of(served_centre, served_centre.sign_in()) == before
     second = counter.visit(by_certno(), ITEMS[:1], med_type="13")
     report = counter.reconcile(detail=True)
     assert report["clean"], report
@@ -53,7 +55,7 @@ def test_a_visit_from_registration_to_settlement_and_its_cancel(centre, tmp_path
 
 
 def test_centre_away_before_the_visit_then_its_voucher(tmp_path):
-    server = Server(tmp_path / "centre").start()
+    server = ServedCentre(tmp_path / "centre").start()
     counter = hospital(server.url, tmp_path)
     server.stop()
     try:
@@ -69,27 +71,27 @@ def test_centre_away_before_the_visit_then_its_voucher(tmp_path):
         server.stop()
 
 
-def test_lost_settle_answer_in_a_visit_is_reversed_and_paid_once(centre, tmp_path):
-    proxy = LossyProxy(centre.url)
+def test_lost_settle_answer_in_a_visit_is_reversed_and_paid_once(served_centre, tmp_path):
+    proxy = LossyProxy(served_centre.url)
     try:
         counter = hospital(proxy.url, tmp_path)
-        before = balance_of(centre, sign_in(centre))
+        before = balance_of(served_centre, served_centre.sign_in())
         proxy.drop = {"2207"}
         deferred = counter.visit(by_certno(), ITEMS)
         assert deferred.kind == "deferred" and proxy.dropped >= 1
         assert counter.journal.voucher(deferred.voucher)["blocked_by"] is None  # the 2601 was answered
-        assert balance_of(centre, sign_in(centre)) == before
+        assert balance_of(served_centre, served_centre.sign_in()) == before
         proxy.drop = set()
         refund = counter.settle_voucher(deferred.voucher)
-        assert balance_of(centre, sign_in(centre)) == before - Decimal(refund.account)
+        assert balance_of(served_centre, served_centre.sign_in()) == before - Decimal(refund.account)
         assert counter.reconcile(detail=True)["clean"]
     finally:
         proxy.close()
 
 
-def test_a_visits_voucher_past_the_window_is_a_manual_claim(centre, tmp_path):
-    counter = hospital(centre.url, tmp_path)
-    old = make_counter(centre.url, tmp_path / "h.db", HOSPITAL, clock=days_ago(8))
+def test_a_visits_voucher_past_the_window_is_a_manual_claim(served_centre, tmp_path):
+    counter = hospital(served_centre.url, tmp_path)
+    old = make_counter(served_centre.url, tmp_path / "h.db", HOSPITAL, clock=days_ago(8))
     deferred = old.visit(None, ITEMS)
     with pytest.raises(CounterError, match="manual claim"):
         counter.settle_voucher(deferred.voucher, by_certno())
@@ -98,20 +100,20 @@ def test_a_visits_voucher_past_the_window_is_a_manual_claim(centre, tmp_path):
 
 
 @pytest.mark.parametrize("point", ["sale_recorded", "settle_written", "settle_sent", "settle_recorded"])
-def test_the_terminal_crashing_mid_visit(centre, tmp_path, point):
+def test_the_terminal_crashing_mid_visit(served_centre, tmp_path, point):
     journal = tmp_path / "h.db"
-    terminal(centre.url, journal, "signin", code=HOSPITAL)
-    before = balance_of(centre, sign_in(centre))
-    crashed = terminal(centre.url, journal, "visit", "--certno", CERTNO, *ITEM_ARGS, code=HOSPITAL, crash_at=point,
-                       check=False)
+    terminal(served_centre.url, journal, "signin", code=HOSPITAL)
+    before = balance_of(served_centre, served_centre.sign_in())
+    crashed = terminal(served_centre.url, journal, "visit", "--certno", patient_certno(), *ITEM_ARGS, code=HOSPITAL,
+                       crash_at=point, check=False)
     assert crashed.returncode == EXIT_CODE, crashed.stderr
-    terminal(centre.url, journal, "resume", code=HOSPITAL)
-    for v in json.loads(terminal(centre.url, journal, "vouchers", code=HOSPITAL).stdout):
-        terminal(centre.url, journal, "resettle", v["voucher"], "--certno", CERTNO, code=HOSPITAL)
-    report = json.loads(terminal(centre.url, journal, "reconcile", "--detail", code=HOSPITAL).stdout)
+    terminal(served_centre.url, journal, "resume", code=HOSPITAL)
+    for v in json.loads(terminal(served_centre.url, journal, "vouchers", code=HOSPITAL).stdout):
+        terminal(served_centre.url, journal, "resettle", v["voucher"], "--certno", patient_certno(), code=HOSPITAL)
+    report = json.loads(terminal(served_centre.url, journal, "reconcile", "--detail", code=HOSPITAL).stdout)
     assert report["clean"], report
-    counter = make_counter(centre.url, journal, HOSPITAL)
+    counter = make_counter(served_centre.url, journal, HOSPITAL)
     paid = [d["setlinfo"] for _s, _st, d in counter.journal.sales("done") if not d.get("voucher")]
     paid += [v["setlinfo"] for v in counter.journal.vouchers("settled")]
     assert len(paid) == 1 and Decimal(str(paid[0]["medfee_sumamt"])) == MEDFEE
-    assert balance_of(centre, sign_in(centre)) == before - Decimal(str(paid[0]["acct_pay"]))
+    assert balance_of(served_centre, served_centre.sign_in()) == before - Decimal(str(paid[0]["acct_pay"]))

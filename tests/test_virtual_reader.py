@@ -5,9 +5,11 @@ the PC/SC driver is tested on both backends in test_readers.py."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -168,7 +170,6 @@ def test_the_virtual_backend_works_without_pyscard_and_pcsc_says_how_to_install_
     script = """
 import sys
 sys.modules["smartcard"] = None  # as if pyscard were not installed
-sys.path.insert(0, "tests")
 from hw import genuine_card
 from medsettle.hardware.bus import VirtualBus
 from medsettle.readers import PyscardMissing, open_reader
@@ -180,8 +181,10 @@ try:
 except PyscardMissing as error:
     print(error)
 """
+    tests = str(Path(__file__).parent)  # so the child can import hw, as pytest's pythonpath lets us
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                            check=False)
+                            check=False, env=env)
     assert result.returncode == 0, result.stderr
     card_no, missing = result.stdout.splitlines()
     assert card_no == profiles(1)[0].card_no

@@ -1,0 +1,182 @@
+"""The served centre as tests meet it: a real `medsettle serve` process on 127.0.0.1 with its own data
+directory, the default world it serves (policy, population, registry, institutions), and the fixtures built
+on them.
+
+This module imports no test module and edits no global state, so that it can move into
+``medsettle.testing`` as a pytest plugin: tests/conftest.py loads it with ``pytest_plugins``. The default
+population and registry are built on first use (about a second), not when a test module is imported.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import itertools
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medsettle.centre.registry import Registry
+from medsettle.engine import Population
+from medsettle.policy import load_default_policy
+
+POLICY = load_default_policy()
+PHARMACY = "P13010000001"  # the default institutions' online pharmacy
+HOSPITAL = "H13010000001"  # and hospital
+CODES = [item.med_list_codg for item in POLICY.region("130100").catalogues[0].items if item.chrgitm_lv == "01"]
+
+
+@functools.cache
+def default_registry() -> Registry:
+    """The identities and cards `serve` gives its default population (10,000 persons, seed 0)."""
+    return Registry.generate(Population.generate(POLICY, 10_000, seed=0))
+
+
+def default_population() -> Population:
+    """What `serve` generates when it is given no persons file."""
+    return default_registry().population
+
+
+def card_of(psn_no: str) -> str:
+    """The number of the person's first card in the default registry."""
+    return default_registry().cards_of[psn_no][0]
+
+
+@functools.cache
+def first_person(region: str = "130100", insutype: str = "310") -> str:
+    """The psn_no of the default population's first person insured in ``region`` under ``insutype``."""
+    population = default_population()
+    for i in range(len(population)):
+        d = population.describe(i)
+        if d["insuplc_admdvs"] == region and d["insutype"] == insutype:
+            return str(d["psn_no"])
+    raise AssertionError(f"no person insured in {region} under {insutype}")
+
+
+class ServedCentre:
+    """`medsettle serve --port 0 --data-dir DATA_DIR` on 127.0.0.1, and the calls a test makes to it.
+
+    ``start`` waits at most ``start_within`` seconds for the 'listening on' line; a thread then keeps
+    reading the process's output (so a chatty centre never blocks on a full pipe) and keeps its last
+    lines for the message of a failed start. The same data directory may be started again: the
+    journal is replayed.
+    """
+
+    msgids = itertools.count(1)  # msgids stay unique across restarts of the centre within a test run
+
+    def __init__(self, data_dir: Path, *, engine: str | None = None, args: Sequence[str] = (),
+                 env: Mapping[str, str] | None = None, module: str = "medsettle.cli",
+                 start_within: float = 120.0) -> None:  # ok-float: seconds
+        self.data_dir = Path(data_dir)
+        self.args = [*args, *(["--engine", engine] if engine else [])]
+        self.env = dict(os.environ if env is None else env)
+        self.module = module  # "medsettle" runs it as the README does, through the package's __main__
+        self.start_within = start_within
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.output: collections.deque[str] = collections.deque(maxlen=200)
+
+    def start(self) -> ServedCentre:
+        self.url = ""  # a restart listens on another port
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", self.module, "serve", "--port", "0", "--data-dir", str(self.data_dir),
+             *self.args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**self.env, "PYTHONUNBUFFERED": "1"})
+        listening = threading.Event()
+        threading.Thread(target=self._read, args=(self.proc, listening), daemon=True).start()
+        if not listening.wait(self.start_within) or not self.url:
+            self.stop()
+            raise AssertionError(f"the centre did not start within {self.start_within} s:\n" + "".join(self.output))
+        return self
+
+    def _read(self, proc: subprocess.Popen[str], listening: threading.Event) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.output.append(line)
+            if not listening.is_set() and "listening on" in line:
+                self.url = line.split("listening on ")[1].split()[0]
+                listening.set()
+        listening.set()  # the process ended: start() stops waiting (without a url)
+
+    def stop(self) -> None:
+        """Terminate the centre (a clean shutdown); one that has not stopped 30 s later is killed, and said so."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise AssertionError("the centre did not stop within 30 s of SIGTERM (killed):\n"
+                                     + "".join(self.output)) from None
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, as a power cut would have it."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def __enter__(self) -> ServedCentre:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def post(self, body: Any, raw: bytes | None = None, path: str = "") -> Any:
+        """POST ``body`` as JSON (or ``raw`` bytes as they are) and return the decoded answer, errors included."""
+        data = raw if raw is not None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return json.loads(exc.read())
+
+    @classmethod
+    def next_msgid(cls, code: str = PHARMACY) -> str:
+        return f"{code}20260302100000{next(cls.msgids):04d}"
+
+    def call(self, infno: str, input_: Any, *, sign_no: str = "", fixmedins_code: str = PHARMACY,
+             msgid: str | None = None) -> tuple[Any, str]:
+        """One wire call with the usual envelope; returns (answer, msgid) so a test can send it again."""
+        msgid = msgid or self.next_msgid(fixmedins_code)
+        return self.post({"infno": infno, "msgid": msgid, "mdtrtarea_admvs": "130100", "insuplc_admdvs": "130100",
+                          "recer_sys_code": "MEDSETTLE", "dev_no": "D1", "infver": "V1.0", "opter_type": "1",
+                          "opter": "001", "opter_name": "clerk", "inf_time": "2026-03-02 10:00:00",
+                          "fixmedins_code": fixmedins_code, "fixmedins_name": "x", "sign_no": sign_no,
+                          "input": input_}), msgid
+
+    def admin(self, body: Any) -> Any:
+        """One call to the centre's admin endpoint (enrolment, cards, persons)."""
+        return self.post(body, path="admin")
+
+    def sign_in(self, code: str = PHARMACY) -> str:
+        """9001 for institution ``code``; returns its sign_no."""
+        answer, _ = self.call("9001", {"signIn": {"opter_no": "001", "mac": "00:11", "ip": "127.0.0.1"}},
+                              fixmedins_code=code)
+        assert answer["infcode"] == 0, answer
+        return answer["output"]["signinoutb"]["sign_no"]
+
+    def journal_count(self) -> int:
+        """Entries in the centre's SQLite journal."""
+        conn = sqlite3.connect(self.data_dir / "centre.db")
+        try:
+            return conn.execute("SELECT count(*) FROM journal").fetchone()[0]
+        finally:
+            conn.close()
+
+
+@pytest.fixture()
+def served_centre(tmp_path: Path) -> Iterator[ServedCentre]:
+    """A served centre on 127.0.0.1 with a fresh data directory (tmp_path / "centre"), stopped after the test."""
+    with ServedCentre(tmp_path / "centre") as centre:
+        yield centre
