@@ -1,4 +1,4 @@
-"""Benchmark helpers: figures are collected here and printed as one table at the end of the run.
+"""Benchmark hooks: the figures benchmarks/figures.py collects are printed as one table at the end of the run.
 
 Nothing here passes or fails on time: the table reports bills/s and ratios to baselines measured in the
 same run (the bare memory-access loop), because these machines are shared and noisy.
@@ -10,26 +10,7 @@ import os
 
 import pytest
 
-RESULTS: dict[tuple, dict[str, float]] = {}
-LATENCIES: dict[str, tuple[float, float, int]] = {}  # case → (median s, p99 s, samples)
-
-
-def record_latency(name: str, benchmark) -> tuple[float, float]:
-    """Store the median and p99 of every round of a pedantic pytest-benchmark run."""
-    data = sorted(benchmark.stats.stats.data)
-    median, p99 = data[len(data) // 2], data[min(len(data) - 1, int(len(data) * 0.99))]
-    LATENCIES[name] = (median, p99, len(data))
-    benchmark.extra_info.update(median_ms=round(median * 1e3, 4), p99_ms=round(p99 * 1e3, 4))
-    return median, p99
-
-
-def record(key: tuple, name: str, bills: int, benchmark) -> float:
-    """Store bills/s from the best round of a pytest-benchmark run and return it."""
-    best = benchmark.stats.stats.min
-    rate = bills / best
-    RESULTS.setdefault(key, {})[name] = rate
-    benchmark.extra_info["bills_per_s"] = round(rate)
-    return rate
+from figures import LATENCIES, RESULTS
 
 
 def pytest_configure(config):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import record_latency
+from figures import record_latency
 
 READS = 1_000
 DIR = Path(tempfile.gettempdir()) / "medsettle-bench-hardware"

@@ -19,15 +19,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from conftest import RESULTS
+from centre_rig import ServedCentre
+from figures import RESULTS
 from medsettle.engine import Population
 from medsettle.policy import load_default_policy
 
@@ -42,21 +40,11 @@ class _Url(str):
 
 @pytest.fixture(scope="module")
 def centre_url(tmp_path_factory):
-    data = tmp_path_factory.mktemp("centre")
-    proc = subprocess.Popen([sys.executable, "-m", "medsettle.cli", "serve", "--port", "0", "--data-dir", str(data)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = None
-    for _ in range(20):
-        line = proc.stdout.readline()
-        if "listening on" in line:
-            url = line.split("listening on ")[1].split()[0]
-            break
-    assert url, "the centre did not start"
-    url = _Url(url)
-    url.pid = proc.pid
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    """The tests' served centre (tests/centre_rig.py) for the module; its URL carries the pid for the CPU figures."""
+    with ServedCentre(tmp_path_factory.mktemp("centre")) as centre:
+        url = _Url(centre.url)
+        url.pid = centre.proc.pid
+        yield url
 
 
 def _persons():

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from conftest import RESULTS
+from figures import RESULTS
 from medsettle.ledger import SQLiteJournal
 
 APPENDS_PER_WRITER = {1: 400, 8: 200, 64: 40}

@@ -17,7 +17,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import record
+from figures import record
 from medsettle.engine import Population, Settler
 from medsettle.engine.backends import core_module
 from medsettle.engine.columns import LINE_COLUMNS, N_COLUMNS, NARROW_COLUMNS

@@ -23,7 +23,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import RESULTS, record
+from figures import RESULTS, record
 from medsettle.engine import Population, Settler
 from medsettle.policy import load_default_policy
 from medsettle.sim import generate_bills

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import record
+from figures import record
 from medsettle.engine import Population, Settler
 from medsettle.policy import load_default_policy
 from medsettle.sim import generate_bills
