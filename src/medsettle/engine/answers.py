@@ -164,6 +164,8 @@ class Settled:
 def render_answers(settled: Settled, refusals: dict[int, bytes]) -> bytes:
     """The answers of a chunk of bills, one a line, in order: the settled bills' and, at their positions
     among them, the answers of refused bills (already written)."""
+    heads: list[str] | np.ndarray  # an object array once refusals are spread among them
+    tails: list[str] | np.ndarray
     heads, lines, tails = _settled_texts(settled)
     n_lines = settled.n_lines
     k = len(heads) + len(refusals)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple, Protocol
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
@@ -321,6 +321,19 @@ _BILL_COLUMNS = ("person", "day", "year", "month", "med_type", "tier", "treat_re
 _LINE_COLUMNS = ("item", "pric", "cnt", "appr", "caller_fee")
 
 
+class AdmissionKeySource(Protocol):
+    """What resolving a bill asks of admission keys: the int key of its mdtrt_id (:class:`AdmissionKeys`
+    gives them; a stream's, engine/streamkeys.py, forget those no admission in progress holds)."""
+
+    def key(self, mdtrt_id: str, /) -> int: ...
+
+
+class AdmissionKeyTable(AdmissionKeySource, Protocol):
+    """The Settler's admission keys: a key for each mdtrt_id, and a known key bound (journal replay)."""
+
+    def bind(self, mdtrt_id: str, key: int) -> None: ...
+
+
 class AdmissionKeys:
     """Gives each mdtrt_id a small int key, the way the core tells admissions apart."""
 
@@ -360,8 +373,8 @@ class ResolvedBill(NamedTuple):
     apprs: list[int]
 
 
-def resolve_bill(bill: Bill, compiled: CompiledPolicy, population: Population, admissions: AdmissionKeys, *,
-                 name: str | int | None = None) -> ResolvedBill:
+def resolve_bill(bill: Bill, compiled: CompiledPolicy, population: Population,
+                 admissions: AdmissionKeySource, *, name: str | int | None = None) -> ResolvedBill:
     """Resolve a validated bill's person, regions, items and admission, and check what the model cannot:
     the date's year, the catalogue in force, the caller's totals and the medfee bound. Raises
     InvalidInput naming the bill and field; changes nothing but the admission key table."""
@@ -374,7 +387,7 @@ def resolve_bill(bill: Bill, compiled: CompiledPolicy, population: Population, a
         raise
 
 
-def _resolve(bill: Bill, compiled: CompiledPolicy, population: Population, admissions: AdmissionKeys,
+def _resolve(bill: Bill, compiled: CompiledPolicy, population: Population, admissions: AdmissionKeySource,
              name: str | int | None) -> ResolvedBill:
     p = population.index_of(bill.psn_no)
     if bill.mdtrtarea_admvs is None:
@@ -423,7 +436,7 @@ def _resolve(bill: Bill, compiled: CompiledPolicy, population: Population, admis
 
 
 def encode_bills(bills: list[Bill], compiled: CompiledPolicy, population: Population,
-                 admissions: AdmissionKeys) -> BillBatch:
+                 admissions: AdmissionKeySource) -> BillBatch:
     """Resolve validated bills into a BillBatch; raises before anything is returned, so a bad bill never
     reaches an engine."""
     resolved = [resolve_bill(b, compiled, population, admissions, name=i) for i, b in enumerate(bills)]

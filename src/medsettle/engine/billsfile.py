@@ -19,10 +19,13 @@ class BillsFileError(ValueError):
 class BillsFile:
     """A JSON-lines bills file (or standard input), read once, line by line, as bytes."""
 
-    def __init__(self, path: str, stdin: IO[bytes] | None = None):
+    def __init__(self, path: str, stdin: IO[bytes] | None = None) -> None:
         self.path = path
         self.name = "standard input" if path == "-" else path
+        self._file: IO[bytes]
         if path == "-":
+            if stdin is None:
+                raise TypeError("BillsFile('-') reads standard input: pass it as stdin (sys.stdin.buffer)")
             self._file = stdin
             self._close = False
             return

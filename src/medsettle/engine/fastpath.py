@@ -20,18 +20,20 @@ import numpy as np
 
 from ..policy.codes import MED_TYPE_INDEX, TIER_INDEX
 from .backends import CoreUnavailable, Engine, core_problem, plain_module
-from .bills import MAX_LINES, NO_VALUE, AdmissionKeys, BillBatch
+from .bills import MAX_LINES, NO_VALUE, AdmissionKeySource, BillBatch
 from .columns import LINE_COLUMNS, N_COLUMNS
 from .core import CoreEngine
-from .plainbill import BillHead, resolve_plain
+from .plainbill import BillHead, PlainBill, resolve_plain
 from .reference import ReferenceEngine
 
 # What ``route`` gives: the arguments of ``settle_loaded`` but presettle, and the bill's head.
 Routed = tuple[tuple[int, int, int, int, int, int, int, int, int], BillHead]
+# A bill's lines as ``settle`` takes them: lists (a resolved bill's) or slices of the input buffers.
+LineValues = Sequence[int] | np.ndarray
 
 
 class CoreFastPath:
-    def __init__(self, engine: CoreEngine, admissions: AdmissionKeys | None = None):
+    def __init__(self, engine: CoreEngine, admissions: AdmissionKeySource | None = None):
         self._session = session = engine.session()
         # Bound C methods: no Python frame in between.
         self.settle = session.settle
@@ -54,7 +56,7 @@ class CoreFastPath:
 class ReferenceFastPath:
     """The same calls on the reference engine (a batch of one underneath)."""
 
-    def __init__(self, engine: ReferenceEngine, admissions: AdmissionKeys | None = None):
+    def __init__(self, engine: ReferenceEngine, admissions: AdmissionKeySource | None = None):
         self._engine = engine
         self._admissions = admissions
         self.out = np.zeros(N_COLUMNS, np.int64)
@@ -66,8 +68,8 @@ class ReferenceFastPath:
         self.route = _no_route if admissions is None else PythonRoute(engine, admissions, self).resolve
 
     def settle(self, person: int, day: int, med_type: int, tier: int, treat_region: int, acct_flag: int, adm: int,
-               saf_cash: int, items: Sequence[int], prices: Sequence[int], cnts: Sequence[int],
-               apprs: Sequence[int], presettle: bool = False) -> int:
+               saf_cash: int, items: LineValues, prices: LineValues, cnts: LineValues, apprs: LineValues,
+               presettle: bool = False) -> int:
         n = len(items)
         batch = BillBatch.from_columns(
             person=[person], day=[day], med_type=[med_type], tier=[tier], treat_region=[treat_region],
@@ -75,6 +77,7 @@ class ReferenceFastPath:
             line_start=[0, n], item=items, pric=prices, cnt=cnts, appr=apprs)
         batch.validate(self._engine.compiled, len(self._engine.population))
         out, lines = self._engine.run(batch, presettle=presettle)
+        assert lines is not None  # not narrowed: the lines are split
         self.out[:] = out[0]
         self.lines[:n] = lines
         return int(out[0, 0])
@@ -94,11 +97,11 @@ class ReferenceFastPath:
 class PythonRoute:
     """plainbill.resolve_plain, writing the lines into a fast path's input buffers (as medsettle._plain does)."""
 
-    def __init__(self, engine: CoreEngine | ReferenceEngine, admissions: AdmissionKeys,
+    def __init__(self, engine: CoreEngine | ReferenceEngine, admissions: AdmissionKeySource,
                  buffers: CoreFastPath | ReferenceFastPath):
         self._engine, self._admissions, self._buffers = engine, admissions, buffers
 
-    def resolve(self, bill: dict) -> Routed | None:
+    def resolve(self, bill: PlainBill) -> Routed | None:
         resolved = resolve_plain(bill, self._engine.compiled, self._engine.population, self._admissions)
         if resolved is None:
             return None
@@ -108,12 +111,12 @@ class PythonRoute:
         return (r.person, r.day, r.med_type, r.tier, r.treat_region, r.acct_flag, r.adm, r.saf_cash, n), head
 
 
-def _no_route(bill: dict) -> None:
+def _no_route(bill: PlainBill) -> None:
     """The route of a fast path made without admission keys: every bill takes the model way."""
     return None
 
 
-def fast_path(engine: Engine, admissions: AdmissionKeys | None = None) -> CoreFastPath | ReferenceFastPath:
+def fast_path(engine: Engine, admissions: AdmissionKeySource | None = None) -> CoreFastPath | ReferenceFastPath:
     """The fast path on ``engine``; with ``admissions`` (the Settler's keys) it also has the plain route."""
     if isinstance(engine, CoreEngine):
         return CoreFastPath(engine, admissions)

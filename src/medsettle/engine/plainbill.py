@@ -23,7 +23,7 @@ import datetime as dt
 import re
 from typing import Annotated, Literal, NamedTuple, NotRequired
 
-from pydantic import ConfigDict, Field, StrictBool, StringConstraints, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, StrictBool, StringConstraints, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict
 
 from ..errors import UnknownPerson
@@ -37,7 +37,7 @@ from .bills import (
     MAX_MEDFEE,
     MAX_PRIC_UNITS,
     NO_VALUE,
-    AdmissionKeys,
+    AdmissionKeySource,
     Bill,
     ResolvedBill,
     local_naive,
@@ -57,8 +57,8 @@ NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 _STRICT = ConfigDict(strict=True)
 
 
+@with_config(_STRICT)
 class _PlainLine(TypedDict):
-    __pydantic_config__ = _STRICT
     feedetl_sn: NotRequired[str]
     med_list_codg: NonEmpty
     pric: str
@@ -67,8 +67,10 @@ class _PlainLine(TypedDict):
     hosp_appr_flag: NotRequired[Flag01]
 
 
-class _PlainBill(TypedDict):
-    __pydantic_config__ = _STRICT
+@with_config(_STRICT)
+class PlainBill(TypedDict):
+    """A bill in the plain shape, as :func:`validate_plain` gives it."""
+
     bill_id: NotRequired[str]
     psn_no: NonEmpty
     mdtrt_id: NonEmpty
@@ -82,7 +84,7 @@ class _PlainBill(TypedDict):
     feedetail: Annotated[list[_PlainLine], Field(min_length=1, max_length=MAX_LINES)]
 
 
-_PLAIN = TypeAdapter(_PlainBill)
+_PLAIN = TypeAdapter(PlainBill)
 PLAIN_SHAPE = _PLAIN  # public: the plain shape's validator, for readers of JSON text (medsettle settle)
 _HALF_LINE_DIVISOR = LINE_DIVISOR // 2
 
@@ -108,7 +110,7 @@ def _as_datetime(when: dt.datetime | dt.date) -> dt.datetime:
     return local_naive(when) if isinstance(when, dt.datetime) else dt.datetime(when.year, when.month, when.day)
 
 
-def validate_plain(data: object) -> dict | None:
+def validate_plain(data: object) -> PlainBill | None:
     """``data`` checked against the plain shape by pydantic-core (a new dict), or None: not plain."""
     try:
         return _PLAIN.validate_python(data)
@@ -116,15 +118,15 @@ def validate_plain(data: object) -> dict | None:
         return None
 
 
-def quick_resolve(data: object, compiled: CompiledPolicy, population: Population, admissions: AdmissionKeys
-                  ) -> tuple[ResolvedBill, BillHead] | None:
+def quick_resolve(data: object, compiled: CompiledPolicy, population: Population,
+                  admissions: AdmissionKeySource) -> tuple[ResolvedBill, BillHead] | None:
     """The bill resolved as ``resolve_bill(parse_bill(data))`` would, or None: take the model way."""
     bill = validate_plain(data)
     return None if bill is None else resolve_plain(bill, compiled, population, admissions)
 
 
-def resolve_plain(bill: dict, compiled: CompiledPolicy, population: Population, admissions: AdmissionKeys
-                  ) -> tuple[ResolvedBill, BillHead] | None:
+def resolve_plain(bill: PlainBill, compiled: CompiledPolicy, population: Population,
+                  admissions: AdmissionKeySource) -> tuple[ResolvedBill, BillHead] | None:
     """A bill that :func:`validate_plain` gave resolved as the model way would, or None: take the model way.
 
     The route of the reference engine's fast path; medsettle._plain (ext/_plain.pyx) is its twin in C,

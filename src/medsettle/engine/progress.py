@@ -29,19 +29,19 @@ class Progress:
         now = time.monotonic()
         if now - self._shown >= 0.25:
             self._shown = now
-            self._show(done, now)
+            self._show(self._stream, done, now)
 
     def finish(self, done: int) -> None:
         if self._stream is not None:
-            self._show(done, time.monotonic())
+            self._show(self._stream, done, time.monotonic())
             self._stream.write("\n")
             self._stream.flush()
 
-    def _show(self, done: int, now: float) -> None:  # ok-float: a monotonic time
+    def _show(self, stream: IO[str], done: int, now: float) -> None:  # ok-float: a monotonic time
         of = f" of {self._total:,}" if self._total is not None else ""
         rate = done / max(now - self._start, 1e-9)
-        self._stream.write(f"\r{self._verb} {done:,}{of} bills ({rate:,.0f} bills/s)")
-        self._stream.flush()
+        stream.write(f"\r{self._verb} {done:,}{of} bills ({rate:,.0f} bills/s)")
+        stream.flush()
 
 
 __all__ = ["Progress", "progress_wanted"]

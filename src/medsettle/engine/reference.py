@@ -22,7 +22,7 @@ import numpy as np
 from ..policy.codes import INSUTYPES, PSN_TYPES
 from ..policy.compile import CompiledPolicy
 from ..policy.models import Policy
-from .bills import AdmissionKeys, Bill, BillBatch
+from .bills import AdmissionKeys, AdmissionKeySource, Bill, BillBatch
 from .columns import (
     ADMISSION_LIMIT,
     CANCEL_IN_PROGRESS,
@@ -110,8 +110,8 @@ class ReferenceEngine:
             lines = line_out
         return rows, lines
 
-    def settle_bills(self, bills: list[Bill], *, presettle: bool = False, admissions: AdmissionKeys | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+    def settle_bills(self, bills: list[Bill], *, presettle: bool = False,
+                     admissions: AdmissionKeySource | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Settle validated bills in order: (rows of columns.COLUMNS, rows of LINE_COLUMNS, bill by bill).
 
         ``admissions`` gives each mdtrt_id the key its admission is kept under (the Settler's, which
@@ -131,7 +131,7 @@ class ReferenceEngine:
             first_line += len(bill.feedetail)
         return rows, lines
 
-    def settle_bill(self, bill: Bill, admissions: AdmissionKeys, *, presettle: bool = False
+    def settle_bill(self, bill: Bill, admissions: AdmissionKeySource, *, presettle: bool = False
                     ) -> tuple[dict[str, int], list[LineAmounts]]:
         """docs/settlement.md's settlement order for one bill: (its row's values by column, its lines).
         A refused bill gives only its status, no lines priced, and changes nothing."""

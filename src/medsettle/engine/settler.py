@@ -27,7 +27,7 @@ from ..policy.models import Policy
 from ..timeutil import now_shanghai
 from .admissions import AdmissionBook
 from .backends import Engine, core_module, resolve_engine_name
-from .bills import AdmissionKeys, Bill, BillBatch, encode_bills, parse_bill, resolve_bill
+from .bills import AdmissionKeys, AdmissionKeyTable, Bill, BillBatch, encode_bills, parse_bill, resolve_bill
 from .bounds import MAX_BALANCE_FEN
 from .columns import CANCEL_PAST, COL, COLUMNS, NARROW_COLUMNS, NO_ADMISSION, REFUSAL_MESSAGES, REFUSALS
 from .core import CoreEngine
@@ -67,7 +67,7 @@ class Settler:
         self.engine_name = resolve_engine_name(engine)
         engine_class: type[Engine] = CoreEngine if self.engine_name == "core" else ReferenceEngine
         self.engine: Engine = engine_class(policy, self.compiled, population)
-        self.admissions = AdmissionKeys()
+        self.admissions: AdmissionKeyTable = AdmissionKeys()  # a stream's forget some (engine/streamkeys.py)
         self.records: dict[str, Settlement] = {}
         self.admission_book = AdmissionBook()  # what cancels need of admissions no longer in progress
         self._fast = None  # the single-bill fast path, made on first use

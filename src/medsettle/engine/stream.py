@@ -120,6 +120,8 @@ class BillStream:
     def settle(self, out: IO[bytes]) -> StreamSummary:
         """The second pass (after :meth:`check`): settle the bills in order, one answer each."""
         settler, keys, spool = self.settler, self.keys, self._spool
+        if spool is None:
+            raise RuntimeError("BillStream.settle comes after check (the first pass spools the bills)")
         insutype_of = np.array(INSUTYPES, object)[settler.population.attrs["insutype"]]
         psn_type_of = np.array(PSN_TYPES, object)[settler.population.attrs["psn_type"]]
         persons: set[int] = set()  # for the reference engine's admissions in progress
@@ -132,7 +134,8 @@ class BillStream:
             bill_ids, psn_nos, mdtrt_ids, setl_times, sns = parts[5:]
             batch = batch_of(parts, np.fromiter(map(keys.key, mdtrt_ids), np.int32, len(mdtrt_ids)))
             result = settler.run_batch(batch, presettle=self.presettle, validate=False)  # checked when spooled
-            status = result.column("status")
+            status, cells = result.column("status"), result.lines
+            assert cells is not None  # run_batch splits the lines unless outputs="totals"
             ok = status == 0
             refusals = {int(i): refusal_answer(bill_ids[i], int(status[i]), done + int(i))
                         for i in np.flatnonzero(~ok)}
@@ -140,7 +143,7 @@ class BillStream:
             n_lines = np.diff(batch.line_start)
             persons_ok = batch.person[ok]
             answers = Settled(
-                rows=result.out[ok], cells=result.lines[np.repeat(ok, n_lines)], n_lines=n_lines[ok],
+                rows=result.out[ok], cells=cells[np.repeat(ok, n_lines)], n_lines=n_lines[ok],
                 bill_ids=pick(bill_ids), setl_ids=self._setl_ids(int(ok.sum())), mdtrt_ids=pick(mdtrt_ids),
                 psn_nos=pick(psn_nos), insutypes=insutype_of[persons_ok].tolist(),
                 psn_types=psn_type_of[persons_ok].tolist(), setl_times=pick(setl_times),

@@ -23,7 +23,7 @@ class StreamAdmissionKeys:
     the others; if such an mdtrt_id comes again it gets a new key, which no person holds either, so every
     bill settles as it would have. New keys never reuse an old number. ``key`` is a dict's own lookup
     (a missing mdtrt_id takes the next number): no Python call per bill. A stream replays no journal, so
-    there is no ``bind``.
+    ``bind`` refuses.
     """
 
     def __init__(self) -> None:
@@ -38,11 +38,15 @@ class StreamAdmissionKeys:
     def __len__(self) -> int:
         return len(self._keys)
 
+    def bind(self, mdtrt_id: str, key: int) -> None:
+        """Refused: a stream replays no journal, so no mdtrt_id comes with a key it must keep."""
+        raise TypeError(f"a stream's admission keys take no known key (mdtrt_id {mdtrt_id!r}, key {key})")
+
 
 class NoAdmissionKeys:
     """The first pass's keys: it settles nothing, so any int will do (and none is kept)."""
 
-    key = len
+    key = staticmethod(len)  # a builtin: no Python call per bill
 
 
 def admissions_in_progress(settler: Settler, persons: set[int]) -> set[int]:
