@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from medsettle.centre.registry import Registry
+from medsettle.centre.registry import Registry, id_check_digit
 from medsettle.engine import Population
 from medsettle.policy import load_default_policy
 
@@ -61,6 +61,18 @@ def first_person(region: str = "130100", insutype: str = "310") -> str:
         if d["insuplc_admdvs"] == region and d["insutype"] == insutype:
             return str(d["psn_no"])
     raise AssertionError(f"no person insured in {region} under {insutype}")
+
+
+def certno(region: str, born: str, seq: str) -> str:
+    """A well-formed ID number (right check digit) for someone born in ``region`` on ``born`` (YYYYMMDD)."""
+    first17 = f"{region}{born}{seq}"
+    return first17 + id_check_digit(first17)
+
+
+# An admin 'enrol' body for an employee the default registry does not hold.
+EMPLOYEE = {"action": "enrol", "insuplc_admdvs": "130100", "insutype": "310", "psn_type": "11",
+            "certno": certno("130100", "19900315", "123"), "psn_name": "周新", "gend": "1", "brdy": "1990-03-15",
+            "emp_no": "U130100001", "emp_name": "石家庄第一机械厂"}
 
 
 class ServedCentre:

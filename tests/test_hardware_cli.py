@@ -110,8 +110,7 @@ def test_commands_without_a_running_stack_say_how_to_start_it(tmp_path):
 
 
 def test_a_card_issued_at_a_running_centre_is_personalised_from_its_records(stack_up, tmp_path):
-    from centre_rig import ServedCentre
-    from test_persons_admin import EMPLOYEE
+    from centre_rig import EMPLOYEE, ServedCentre
 
     server = ServedCentre(tmp_path).start()
     try:

@@ -6,17 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from centre_rig import CODES, PHARMACY, ServedCentre, card_of, default_registry, first_person
+from centre_rig import CODES, EMPLOYEE, PHARMACY, ServedCentre, card_of, certno, default_registry, first_person
 from medsettle.centre.persons import add_working_days
-from medsettle.centre.registry import id_check_digit
 from medsettle.timeutil import now_shanghai
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def certno(region: str, born: str, seq: str) -> str:
-    first17 = f"{region}{born}{seq}"
-    return first17 + id_check_digit(first17)
 
 
 def ok(answer):
@@ -38,10 +32,6 @@ def sale(psn_no, cert_type, cert_no, price="100.00"):
             "feedetail": [{"feedetl_sn": "1", "med_list_codg": CODES[0], "pric": price, "cnt": "1",
                            "fee_ocur_time": "2026-03-02 09:58:00"}]}
 
-
-EMPLOYEE = {"action": "enrol", "insuplc_admdvs": "130100", "insutype": "310", "psn_type": "11",
-            "certno": certno("130100", "19900315", "123"), "psn_name": "周新", "gend": "1", "brdy": "1990-03-15",
-            "emp_no": "U130100001", "emp_name": "石家庄第一机械厂"}
 
 
 
@@ -102,8 +92,8 @@ def test_retirees_get_a_fixed_sum_and_late_residents_wait_longer(served_centre):
                                      "base": "5000"})
     assert not with_base["ok"] and "field base" in with_base["error"]
     resident = ok(served_centre.admin({"action": "enrol", "insuplc_admdvs": "330300", "insutype": "390",
-                                       "psn_type": "1501", "certno": certno("330300", "19851010", "022"), "psn_name": "吴佳",
-                                       "gend": "2", "brdy": "1985-10-10", "uncovered_years": 5}))
+                                       "psn_type": "1501", "certno": certno("330300", "19851010", "022"),
+                                       "psn_name": "吴佳", "gend": "2", "brdy": "1985-10-10", "uncovered_years": 5}))
     assert resident["extra_wait_months"] == 5 and resident["emp_no"] == "330300V00000"
     paid = ok(served_centre.admin({"action": "contribute", "psn_no": resident["psn_no"], "month": "2026-01"}))
     assert paid["credit"] == "0.00" and paid["balc"] == "0.00"
