@@ -39,7 +39,7 @@ from .messaging import Messenger
 from .outcomes import Outcomes
 from .pharmacy import PharmacySales
 from .reconcile import Reconciliation
-from .resume import Resumption
+from .resume import Resumed, Resumption
 from .saf import Forwarding, Provisional
 from .signin import SignIn
 from .stays import Stays
@@ -191,7 +191,7 @@ class Counter:
 
     # -- after a restart, and the end of the day -------------------------------------------------------
 
-    def resume(self, deadline_s: float = 0.0) -> dict:
+    def resume(self, deadline_s: float = 0.0) -> Resumed:
         return self.resumption.resume(deadline_s)
 
     def reconcile(self, day: dt.date | None = None, *, detail: bool = False) -> dict:

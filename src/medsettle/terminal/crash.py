@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from ..seams import EXIT_ON_CRASH, CrashHook
+from ..seams import EXIT_ON_CRASH, CrashHook, ExitOnCrash
 
 POINTS = (
     "sale_recorded",          # the sale is in the journal, nothing sent
@@ -28,7 +28,7 @@ POINTS = (
     "forward_written",        # a queued entry's 2102 is durable, not yet sent
     "forward_sent",           # the forward was answered, the answer not yet recorded
 )
-EXIT_CODE = EXIT_ON_CRASH.exit_code  # 86
+EXIT_CODE = ExitOnCrash.exit_code  # 86: what EXIT_ON_CRASH exits with
 
 
 class CrashPoints:

@@ -51,7 +51,7 @@ class Identification:
         A refusal ends the sale (Refused, state ``refused``): nobody to settle for, nothing owed."""
         info = self.person_info(identity, sale=sale)
         person, insu = info["baseinfo"], info["insuinfo"][0]
-        _, data = self._journal.sale(sale)
+        _, data = self._journal.require_sale(sale)
         data = {**data, "psn_no": person["psn_no"], "psn_name": person["psn_name"],
                 "insuplc_admdvs": insu["insuplc_admdvs"], "insutype": insu["insutype"]}
         keys = [f"02:{person['certno']}"] + ([f"03:{identity.mdtrt_cert_no}"] if identity.mdtrt_cert_type == "03"

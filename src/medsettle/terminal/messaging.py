@@ -54,7 +54,7 @@ class Messenger:
     def send(self, msgid: str, deadline_s: float | None = None) -> dict:
         """Send the journaled bytes, resending them unchanged until answered or ``deadline_s`` (default
         ``resend_for``) passes; then CentreUnreachable. An answered message answers from the journal."""
-        message = self.journal.message(msgid)
+        message = self.journal.require_message(msgid)
         if message["state"] == "answered":
             return message["answer"]
         give_up = self.clock.monotonic() + (self.resend_for if deadline_s is None else deadline_s)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sqlite3
 from decimal import Decimal
 
 from .client import CentreUnreachable
@@ -31,7 +32,7 @@ class Outcomes:
 
     def finish_settle(self, sale: str, msgid: str, answer: dict) -> Receipt:
         """Record a settle's answer (a pharmacy 2102 or a visit's 2207) and print the receipt."""
-        _, data = self._journal.sale(sale)
+        _, data = self._journal.require_sale(sale)
         with self._journal.transaction() as db:
             self._journal.record_answer(db, msgid, answer)
             if answer.get("infcode") == 0:
@@ -44,7 +45,7 @@ class Outcomes:
         return self.print_settled(sale)
 
     def print_settled(self, sale: str) -> Receipt:
-        _, data = self._journal.sale(sale)
+        _, data = self._journal.require_sale(sale)
         receipt = receipt_of("sale", sale, data.get("psn_name", ""), data["setlinfo"])
         with self._journal.transaction() as db:
             self._journal.put_sale(db, sale, SaleState.DONE, {**data, "receipt": dataclasses.asdict(receipt)})
@@ -55,11 +56,12 @@ class Outcomes:
     def defer(self, sale: str, reason: str) -> Receipt:
         """The patient pays the whole bill in cash; a voucher keeps the bill, its date and who it was."""
         with self._journal.transaction() as db:
-            receipt = self._record_voucher(db, sale, reason, self._journal.sale(sale)[1])
+            receipt = self._record_voucher(db, sale, reason, self._journal.require_sale(sale)[1])
         self._crash.reach("voucher_recorded")
         return receipt
 
-    def _record_voucher(self, db, sale: str, reason: str, data: dict, blocked_by: str | None = None) -> Receipt:
+    def _record_voucher(self, db: sqlite3.Connection, sale: str, reason: str, data: dict,
+                        blocked_by: str | None = None) -> Receipt:
         voucher = f"V{self._messenger.code}{self._journal.next_seq(db):08d}"
         self._journal.put_voucher(db, voucher, sale, "pending", {
             "reason": reason, "lines": data["lines"], "bill_time": data["bill_time"], "medfee": data["medfee"],
@@ -75,7 +77,7 @@ class Outcomes:
         """The settle got no answer and the patient cannot wait: in one step, journal a 2601 reversing it
         (sent now or on resume), stop resending the settle, and take cash against a voucher that waits for
         the reversal's answer, so a settle that did arrive is undone before the voucher can be settled."""
-        _, data = self._journal.sale(sale)
+        _, data = self._journal.require_sale(sale)
         with self._journal.transaction() as db:
             reversal = self._messenger.new_message(db, "2601", {"data": {"psn_no": data["psn_no"], "omsgid": msgid,
                                                                         "oinfno": oinfno}},
@@ -100,7 +102,7 @@ class Outcomes:
     def finish_voucher(self, voucher: str, msgid: str | None, answer: dict) -> Receipt:
         """Record how a voucher's settlement ended: a refund receipt, or pending again, or a manual claim.
         ``msgid`` None: a visit's or stay's voucher, whose messages were recorded step by step."""
-        v = self._journal.voucher(voucher)
+        v = self._journal.require_voucher(voucher)
         data = self._journal.voucher_fields(v)
         if answer.get("infcode") == 0:
             s = answer["output"]["setlinfo"]

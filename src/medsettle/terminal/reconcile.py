@@ -5,6 +5,7 @@ forwards, and abandoned settles the centre applied and then reversed."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 
 from ..seams import Clock
@@ -13,6 +14,9 @@ from .messaging import Messenger
 from .states import SaleState
 from .stays import Stays
 from .store import CounterStore
+
+# add(setlinfo, insured region, mirror, kind): one settlement or mirror of the day's statement
+AddRow = Callable[[dict, str, bool, str], None]
 
 CLEARING_TYPE = {"pharmacy": "41", "outpatient": "11", "inpatient": "21"}
 
@@ -33,7 +37,7 @@ class Reconciliation:
             groups.setdefault((r["insutype"], r["clr_type"], r["insuplc_admdvs"]), []).append(r)
         results, one_sided = [], []
         for (insutype, clr_type, region), rows in sorted(groups.items()):
-            def total(name: str, rows=rows) -> str:
+            def total(name: str, rows: list[dict] = rows) -> str:
                 return f"{sum(Decimal(str(r[name])) for r in rows):.2f}"
 
             out = self._messenger.query("3201", {"data": {
@@ -82,7 +86,7 @@ class Reconciliation:
             self._add_reversed(data, add)
         return rows
 
-    def _add_reversed(self, data: dict, add) -> None:
+    def _add_reversed(self, data: dict, add: AddRow) -> None:
         """A settle that arrived and was undone by its 2601: both sides hold both (amounts zero)."""
         reversal = self._journal.message(data["reversal"]) if data.get("reversal") else None
         result = ((reversal or {}).get("answer") or {}).get("output", {}).get("data", {})

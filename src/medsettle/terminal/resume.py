@@ -13,8 +13,10 @@ turned into a voucher on restart (the patient paid cash).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
+from typing import Any, NotRequired, TypedDict
 
 from .cancel import Cancels
 from .client import CentreUnreachable
@@ -34,6 +36,17 @@ INTERRUPTED = (SaleState.NEW, SaleState.IDENTIFIED, SaleState.VISIT_2201, SaleSt
                SaleState.VISIT_2204, SaleState.VISIT_2207)
 
 
+class Resumed(TypedDict):
+    """What :meth:`Resumption.resume` did (the CLI prints it as JSON, keys in this order)."""
+
+    answered: int
+    still_unanswered: int
+    vouchers_made: int
+    receipts: int
+    forwarded: NotRequired[int]  # when store-and-forward entries were waiting
+    failed: NotRequired[list[str]]  # one line per step that could not be finished, when one failed
+
+
 class Resumption:
     """Takes every flow's unfinished work on after a restart, each step by its own flow's public methods."""
 
@@ -42,10 +55,10 @@ class Resumption:
         self._journal, self._messenger, self._signin, self._outcomes = journal, messenger, signin, outcomes
         self._visits, self._forwarding, self._cancels = visits, forwarding, cancels
 
-    def resume(self, deadline_s: float = 0.0) -> dict:
+    def resume(self, deadline_s: float = 0.0) -> Resumed:
         """Finish what a crash or an outage left (see the module's docstring). Returns the counts, and
         ``failed`` (one line per step that could not be finished) when something failed."""
-        done = {"answered": 0, "still_unanswered": 0, "vouchers_made": 0, "receipts": 0}
+        done: Resumed = {"answered": 0, "still_unanswered": 0, "vouchers_made": 0, "receipts": 0}
         failed: list[str] = []
         self._resend_unanswered(deadline_s, done, failed)
         self._take_on_interrupted(done, failed)
@@ -58,7 +71,7 @@ class Resumption:
             done["failed"] = failed
         return done
 
-    def _resend_unanswered(self, deadline_s: float, done: dict, failed: list[str]) -> None:
+    def _resend_unanswered(self, deadline_s: float, done: Resumed, failed: list[str]) -> None:
         for message in self._journal.unanswered():
             msgid = message["msgid"]
             try:
@@ -69,9 +82,9 @@ class Resumption:
             done["answered"] += 1
             what = (f"{message['infno']} {msgid}" + (f" of sale {message['sale']}" if message["sale"] else "")
                     + (f" of voucher {message['voucher']}" if message["voucher"] else ""))
-            self._attempt(failed, what, lambda m=message, a=answer: self._record(m, a))
+            self._attempt(failed, what, functools.partial(self._record, message, answer))
 
-    def _record(self, message: dict, answer: dict) -> None:
+    def _record(self, message: dict[str, Any], answer: dict[str, Any]) -> None:
         """Record an answer where the message's flow would have recorded it."""
         infno, msgid, sale, voucher = message["infno"], message["msgid"], message["sale"], message["voucher"]
         if infno == "9001":
@@ -89,17 +102,17 @@ class Resumption:
         else:
             self._messenger.record(msgid, answer)
 
-    def _take_on_interrupted(self, done: dict, failed: list[str]) -> None:
+    def _take_on_interrupted(self, done: Resumed, failed: list[str]) -> None:
         for sale, state, data in self._journal.sales(*INTERRUPTED):
             if data.get("kind") == "inpatient":
                 continue  # a stay goes on by the clerk's next step; its unanswered steps were resent above
             if data.get("forward_of"):
                 continue  # a provisional visit's forward: forward() takes it on
-            if self._attempt(failed, f"sale {sale} ({state.value})", lambda s=sale, st=state, d=data:
-                             self._take_on(s, st, d)):
+            take_on = functools.partial(self._take_on, sale, state, data)
+            if self._attempt(failed, f"sale {sale} ({state.value})", take_on):
                 done["vouchers_made"] += 1
 
-    def _take_on(self, sale: str, state: SaleState, data: dict) -> bool:
+    def _take_on(self, sale: str, state: SaleState, data: dict[str, Any]) -> bool:
         """Take one interrupted sale or visit on; True when it became a voucher."""
         if data.get("voucher"):  # the new visit of a voucher's re-settlement
             self._visits.continue_resale(data["voucher"], sale)

@@ -65,7 +65,7 @@ class Provisional:
                 raise CannotSettleProvisionally(f"over the floor limit {name} ({limits.get(name)})")
 
     def _settle_provisionally(self, sale: str, identity: Identity) -> Receipt:
-        _, data = self._journal.sale(sale)
+        _, data = self._journal.require_sale(sale)
         person = self._person(identity)
         cached = self._signin.cached_rules()
         if cached is None:

@@ -92,7 +92,7 @@ class Stays:
         cash for the unsettled part against a voucher, settled later within the window after discharge."""
         data = self._stay_data(stay)
         pending = [(k, m) for k, m in data["steps"].items()
-                   if k.startswith("2304") and self._journal.message(m)["state"] == "written"]
+                   if k.startswith("2304") and self._journal.require_message(m)["state"] == "written"]
         if not pending:
             raise CounterError(f"stay {stay} has no unanswered settlement to defer")
         settled = sum(Decimal(str(s["medfee_sumamt"])) for s in self.stay_settlements(data))
@@ -134,7 +134,7 @@ class Stays:
         """The setlinfo of every answered 2305 (cancel mirror) of a stay."""
         out = []
         for key, msgid in data["steps"].items():
-            message = self._journal.message(msgid)
+            message = self._journal.require_message(msgid)
             if key.startswith("2305") and message["state"] == "answered" and message["answer"]["infcode"] == 0:
                 out.append(message["answer"]["output"]["setlinfo"])
         return out
@@ -150,7 +150,7 @@ class Stays:
         """The setlinfo of every answered 2304 of a stay, in order."""
         out = []
         for key, msgid in data["steps"].items():
-            message = self._journal.message(msgid)
+            message = self._journal.require_message(msgid)
             if key.startswith("2304") and message["state"] == "answered" and message["answer"]["infcode"] == 0:
                 out.append(message["answer"]["output"]["setlinfo"])
         return out
@@ -190,7 +190,7 @@ class Stays:
         return data
 
     def _mdtrt_id(self, data: dict) -> str:
-        message = self._journal.message(data["steps"]["2401"])
+        message = self._journal.require_message(data["steps"]["2401"])
         if message["state"] != "answered":
             raise CounterError("the admission is not answered yet: run resume when the centre is back")
         return message["answer"]["output"]["data"]["mdtrt_id"]
@@ -199,5 +199,5 @@ class Stays:
         lines = []
         for key, msgid in data["steps"].items():
             if key.startswith("2301"):
-                lines += json.loads(self._journal.message(msgid)["request"])["input"]["feedetail"]
+                lines += json.loads(self._journal.require_message(msgid)["request"])["input"]["feedetail"]
         return lines

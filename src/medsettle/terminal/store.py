@@ -36,9 +36,10 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from ..seams import SYSTEM_CLOCK, Clock
+from .common import CounterError
 from .states import SaleState, check_transition
 
 SCHEMA = """
@@ -81,10 +82,15 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+class MissingRow(CounterError):
+    """A row the counter wrote before is not in its store (the file was changed, or is another counter's):
+    the flow that needs it cannot go on. Raised by the ``require_*`` reads instead of a crash on None."""
+
+
 class CounterStore:
     """The counter's tables and the only SQL the counter runs; every state write checked by its transitions."""
 
-    def __init__(self, path: str | Path, *, clock: Clock = SYSTEM_CLOCK):
+    def __init__(self, path: str | Path, *, clock: Clock = SYSTEM_CLOCK) -> None:
         """``clock``: the rows' timestamps (``created``, ``answered``, ``updated``) come from its wall time."""
         self.path = Path(path)
         self._clock = clock
@@ -116,6 +122,11 @@ class CounterStore:
 
     # -- meta ----------------------------------------------------------------------------------------
 
+    @overload
+    def get_meta(self, name: str) -> str | None: ...
+    @overload
+    def get_meta(self, name: str, default: str) -> str: ...
+
     def get_meta(self, name: str, default: str | None = None) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return row[0] if row else default
@@ -136,7 +147,7 @@ class CounterStore:
         db.execute("INSERT INTO outbox (msgid, infno, request, state, sale, voucher, created) "
                    "VALUES (?, ?, ?, 'written', ?, ?, ?)", (msgid, infno, request, sale, voucher, self._now()))
 
-    def record_answer(self, db: sqlite3.Connection, msgid: str, answer: dict) -> None:
+    def record_answer(self, db: sqlite3.Connection, msgid: str, answer: dict[str, Any]) -> None:
         db.execute("UPDATE outbox SET state = 'answered', answer = ?, answered = ? WHERE msgid = ?",
                    (json.dumps(answer, ensure_ascii=False), self._now(), msgid))
 
@@ -152,19 +163,26 @@ class CounterStore:
         return {"msgid": row[0], "infno": row[1], "request": bytes(row[2]), "state": row[3],
                 "answer": json.loads(row[4]) if row[4] else None, "sale": row[5], "voucher": row[6]}
 
+    def require_message(self, msgid: str) -> dict[str, Any]:
+        """The message ``msgid``, which this counter wrote (a flow holds its msgid): MissingRow if it is gone."""
+        message = self.message(msgid)
+        if message is None:
+            raise MissingRow(f"message {msgid} is not in the counter's journal {self.path}: was the file replaced?")
+        return message
+
     def messages_of(self, sale: str) -> list[dict[str, Any]]:
         """The messages written for ``sale``, oldest first."""
         rows = self._db.execute("SELECT msgid FROM outbox WHERE sale = ? ORDER BY rowid", (sale,)).fetchall()
-        return [self.message(r[0]) for r in rows]
+        return [self.require_message(r[0]) for r in rows]
 
     def unanswered(self) -> list[dict[str, Any]]:
         """Messages written and never answered, oldest first: each is resent unchanged until answered."""
         rows = self._db.execute("SELECT msgid FROM outbox WHERE state = 'written' ORDER BY rowid").fetchall()
-        return [self.message(r[0]) for r in rows]
+        return [self.require_message(r[0]) for r in rows]
 
     # -- sales and vouchers ----------------------------------------------------------------------------
 
-    def put_sale(self, db: sqlite3.Connection, sale: str, state: SaleState, data: dict, *,
+    def put_sale(self, db: sqlite3.Connection, sale: str, state: SaleState, data: dict[str, Any], *,
                  step: str | None = None) -> None:
         """Write ``sale`` in ``state`` (a stay's :attr:`~SaleState.STAY_STEP` names its ``step``); a state
         its present one may not go to raises :class:`~.states.IllegalTransition`, and nothing is written."""
@@ -176,26 +194,34 @@ class CounterStore:
 
     def put_refused(self, db: sqlite3.Connection, sale: str, err_msg: str) -> None:
         """The centre refused a step of ``sale`` before anything was settled: it ends, nothing owed."""
-        _, data = self.sale(sale)
+        _, data = self.require_sale(sale)
         self.put_sale(db, sale, SaleState.REFUSED, {**data, "err_msg": err_msg})
 
-    def sale(self, sale: str) -> tuple[SaleState, dict] | None:
+    def sale(self, sale: str) -> tuple[SaleState, dict[str, Any]] | None:
         row = self._db.execute("SELECT state, data FROM sales WHERE sale = ?", (sale,)).fetchone()
         return (SaleState.parse(row[0]), json.loads(row[1])) if row else None
 
-    def sales(self, *states: SaleState | str) -> list[tuple[str, SaleState, dict]]:
+    def require_sale(self, sale: str) -> tuple[SaleState, dict[str, Any]]:
+        """The state and data of ``sale``, which this counter recorded (a flow holds its id): MissingRow if
+        it is gone. A clerk's id that may be a typo is looked up with :meth:`sale` and refused by name."""
+        found = self.sale(sale)
+        if found is None:
+            raise MissingRow(f"sale {sale} is not in the counter's journal {self.path}: was the file replaced?")
+        return found
+
+    def sales(self, *states: SaleState | str) -> list[tuple[str, SaleState, dict[str, Any]]]:
         """The sales in any of ``states`` (all without), oldest first."""
-        states = tuple(SaleState(s) for s in states)
-        query, args = "SELECT sale, state, data FROM sales", [s.value for s in states if s is not SaleState.STAY_STEP]
-        if states:
+        wanted = tuple(SaleState(s) for s in states)
+        query, args = "SELECT sale, state, data FROM sales", [s.value for s in wanted if s is not SaleState.STAY_STEP]
+        if wanted:
             query += f" WHERE state IN ({','.join('?' * len(args))})"
-            if SaleState.STAY_STEP in states:
+            if SaleState.STAY_STEP in wanted:
                 query += " OR (state LIKE 'stay %' AND state != ?)"
                 args.append(SaleState.STAY_DEFERRED.value)
         return [(r[0], SaleState.parse(r[1]), json.loads(r[2]))
                 for r in self._db.execute(query + " ORDER BY rowid", args)]
 
-    def put_voucher(self, db: sqlite3.Connection, voucher: str, sale: str, state: str, data: dict,
+    def put_voucher(self, db: sqlite3.Connection, voucher: str, sale: str, state: str, data: dict[str, Any],
                     blocked_by: str | None = None) -> None:
         db.execute("INSERT INTO vouchers (voucher, sale, state, data, blocked_by, updated) VALUES (?, ?, ?, ?, ?, ?) "
                    "ON CONFLICT (voucher) DO UPDATE SET state = excluded.state, data = excluded.data, "
@@ -206,12 +232,19 @@ class CounterStore:
         """The 2601 ``reversal`` is answered: the vouchers that waited for it may be settled."""
         db.execute("UPDATE vouchers SET blocked_by = NULL WHERE blocked_by = ?", (reversal,))
 
-    def voucher(self, voucher: str) -> dict | None:
+    def voucher(self, voucher: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT voucher, sale, state, data, blocked_by FROM vouchers WHERE voucher = ?",
                                (voucher,)).fetchone()
         return self._voucher_row(row) if row else None
 
-    def vouchers(self, *states: str) -> list[dict]:
+    def require_voucher(self, voucher: str) -> dict[str, Any]:
+        """The voucher ``voucher``, which this counter made (a flow holds its number): MissingRow if it is gone."""
+        found = self.voucher(voucher)
+        if found is None:
+            raise MissingRow(f"voucher {voucher} is not in the counter's journal {self.path}: was the file replaced?")
+        return found
+
+    def vouchers(self, *states: str) -> list[dict[str, Any]]:
         query = "SELECT voucher, sale, state, data, blocked_by FROM vouchers"
         if states:
             query += f" WHERE state IN ({','.join('?' * len(states))})"
@@ -219,39 +252,39 @@ class CounterStore:
 
     # -- store-and-forward ---------------------------------------------------------------------------
 
-    def put_saf(self, db: sqlite3.Connection, sale: str, state: str, data: dict, *, msgid: str | None = None,
-                attempts: int = 0) -> None:
+    def put_saf(self, db: sqlite3.Connection, sale: str, state: str, data: dict[str, Any], *,
+                msgid: str | None = None, attempts: int = 0) -> None:
         db.execute("INSERT INTO saf (sale, state, data, msgid, attempts, updated) VALUES (?, ?, ?, ?, ?, ?) "
                    "ON CONFLICT (sale) DO UPDATE SET state = excluded.state, data = excluded.data, "
                    "msgid = excluded.msgid, attempts = excluded.attempts, updated = excluded.updated",
                    (sale, state, json.dumps(data, ensure_ascii=False), msgid, attempts, self._now()))
 
-    def saf_entries(self, *states: str) -> list[dict]:
+    def saf_entries(self, *states: str) -> list[dict[str, Any]]:
         query = "SELECT seq, sale, state, data, msgid, attempts FROM saf"
         if states:
             query += f" WHERE state IN ({','.join('?' * len(states))})"
         return [{"seq": r[0], "sale": r[1], "state": r[2], **json.loads(r[3]), "msgid": r[4], "attempts": r[5]}
                 for r in self._db.execute(query + " ORDER BY seq", states)]
 
-    def remember_person(self, db: sqlite3.Connection, keys: list[str], person: dict) -> None:
+    def remember_person(self, db: sqlite3.Connection, keys: list[str], person: dict[str, Any]) -> None:
         for key in keys:
             db.execute("INSERT INTO persons (key, person) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
                        "person = excluded.person", (key, json.dumps(person, ensure_ascii=False)))
 
-    def known_person(self, key: str) -> dict | None:
+    def known_person(self, key: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT person FROM persons WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     @staticmethod
-    def voucher_fields(voucher: dict) -> dict:
+    def voucher_fields(voucher: dict[str, Any]) -> dict[str, Any]:
         """A voucher's stored data, without the columns ``voucher()`` adds (to write it back changed)."""
         return {k: v for k, v in voucher.items() if k not in ("voucher", "sale", "state", "blocked_by")}
 
     @staticmethod
-    def saf_fields(entry: dict) -> dict:
+    def saf_fields(entry: dict[str, Any]) -> dict[str, Any]:
         """A queued entry's stored data, without the columns ``saf_entries()`` adds."""
         return {k: v for k, v in entry.items() if k not in ("seq", "sale", "state", "msgid", "attempts")}
 
     @staticmethod
-    def _voucher_row(row) -> dict:
+    def _voucher_row(row: tuple[Any, ...]) -> dict[str, Any]:
         return {"voucher": row[0], "sale": row[1], "state": row[2], **json.loads(row[3]), "blocked_by": row[4]}

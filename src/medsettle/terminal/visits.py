@@ -103,18 +103,18 @@ class Visits:
                 data = self._journal.saf_fields(entry)
                 self._journal.put_saf(db, entry["sale"], "forwarding", {**data, "resale": resale},
                                       attempts=entry["attempts"])
-        _, data = self._journal.sale(resale)
+        _, data = self._journal.require_sale(resale)
         if "psn_no" not in data:
             self._identification.identify_for(resale, Identity(**entry["identity"]))
         self.advance_visit(resale)
-        return self._journal.sale(resale)[1]["setlinfo"]
+        return self._journal.require_sale(resale)[1]["setlinfo"]
 
     def advance_visit(self, sale: str) -> Receipt:
         """Take a visit from where it stopped to its settlement (each step sent once, resent unchanged)."""
         for infno in STEPS:
-            _, data = self._journal.sale(sale)
+            _, data = self._journal.require_sale(sale)
             msgid = data["steps"].get(infno)
-            if msgid is not None and self._journal.message(msgid)["state"] == "answered" and infno != "2207":
+            if msgid is not None and self._journal.require_message(msgid)["state"] == "answered" and infno != "2207":
                 continue
             if msgid is None:
                 msgid = self._write_step(sale, infno, data)
@@ -177,11 +177,11 @@ class Visits:
 
     def continue_resale(self, voucher_no: str, resale: str, identity: Identity | None = None) -> Receipt:
         """Take a voucher's new visit on from where it stopped, and record how the voucher ended."""
-        _, data = self._journal.sale(resale)
+        _, data = self._journal.require_sale(resale)
         if "psn_no" not in data:
             self._identification.identify_for(resale, identity or Identity(**data["identity"]))
-            _, data = self._journal.sale(resale)
-            v = self._journal.voucher(voucher_no)
+            _, data = self._journal.require_sale(resale)
+            v = self._journal.require_voucher(voucher_no)
             fields = self._journal.voucher_fields(v)
             with self._journal.transaction() as db:  # the voucher learns whom it was for, for reconciliation
                 self._journal.put_voucher(db, voucher_no, v["sale"], v["state"], {
@@ -190,5 +190,5 @@ class Visits:
             self.advance_visit(resale)
         except Refused as refused:
             return self._outcomes.finish_voucher(voucher_no, None, {"infcode": -1, "err_msg": refused.err_msg})
-        _, data = self._journal.sale(resale)
+        _, data = self._journal.require_sale(resale)
         return self._outcomes.finish_voucher(voucher_no, None, {"infcode": 0, "output": {"setlinfo": data["setlinfo"]}})

@@ -59,13 +59,13 @@ class Vouchers:
         if v.get("kind") == "outpatient":
             return self._visits.resettle_voucher(v, who)
         if v.get("kind") == "inpatient":
-            return self._stays.resettle_voucher(self._journal.voucher(voucher))
+            return self._stays.resettle_voucher(self._journal.require_voucher(voucher))
         return self._resettle_sale(v, who)
 
     def _wait_for_reversal(self, voucher: str, reversal: str) -> None:
         """The 2601 of the abandoned settle, resent now: the voucher is settled only once it is answered."""
         self._outcomes.finish_reversal(reversal, self._messenger.send(reversal))
-        if self._journal.voucher(voucher)["blocked_by"]:
+        if self._journal.require_voucher(voucher)["blocked_by"]:
             raise CounterError(f"the reversal {reversal} of the abandoned settlement was refused")
 
     def _resettle_sale(self, v: dict, who: Identity) -> Receipt:
