@@ -18,25 +18,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
 from ..seams import Clock
 from .apdu import FOREIGN_ATR
 from .names import ReaderEntryNames
 from .psam import VirtualPSAM
-from .vpcd import Faults, distort, switch_faults
+from .vpcd import Faults, SlotCard, distort, switch_faults
 
 __all__ = ["BusEntry", "SlotCard", "VirtualBus", "VirtualSlot"]
-
-
-class SlotCard(Protocol):
-    """What goes into a slot: a card's (or a PSAM's) operating system, as VirtualCard and VirtualPSAM are."""
-
-    atr: bytes
-
-    def reset(self) -> bytes: ...
-
-    def process(self, command: bytes) -> bytes: ...
 
 
 class VirtualSlot:

@@ -32,7 +32,9 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from .card import CardProfile, VirtualCard
 from .stack import PcscStack, StackError
@@ -54,11 +56,11 @@ def socket_path(directory: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"medsettle-hardware-{digest}.sock"
 
 
-def profile_to_json(profile: CardProfile) -> dict:
+def profile_to_json(profile: CardProfile) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in dataclasses.asdict(profile).items()}
 
 
-def profile_from_json(data: dict) -> CardProfile:
+def profile_from_json(data: dict[str, Any]) -> CardProfile:
     fields = {f.name for f in dataclasses.fields(CardProfile)}
     unknown = set(data) - fields
     if unknown:
@@ -69,7 +71,19 @@ def profile_from_json(data: dict) -> CardProfile:
     return CardProfile(**values)
 
 
+class _ControlServer(socketserver.ThreadingUnixStreamServer):
+    """The control socket's server: it holds the daemon its handlers answer for."""
+
+    daemon_threads = True
+
+    def __init__(self, path: str, daemon: HardwareDaemon) -> None:
+        super().__init__(path, _Handler)
+        self.daemon = daemon
+
+
 class _Handler(socketserver.StreamRequestHandler):
+    server: _ControlServer  # the only server it is handed to
+
     def handle(self) -> None:
         for line in self.rfile:
             try:
@@ -81,19 +95,23 @@ class _Handler(socketserver.StreamRequestHandler):
 
 
 class HardwareDaemon:
-    def __init__(self, directory: Path, counters: list[str]):
+    def __init__(self, directory: Path, counters: list[str]) -> None:
         self.directory = Path(directory).absolute()
         self.stack = PcscStack(self.directory, counters)
         self.stopped = threading.Event()
-        self.cards: dict[str, dict] = {}
+        self.cards: dict[str, dict[str, str]] = {}
 
-    def do(self, request: dict) -> dict | None:
+    def status(self) -> dict[str, Any]:
+        """The answer to ``status``: each counter's readers and card, and pcscd's pid."""
+        return {"counters": {name: {"card_reader": c.card_reader, "psam_reader": c.psam_reader,
+                                    "card": self.cards.get(name) if c.card.inserted else None}
+                             for name, c in self.stack.counters.items()},
+                "pcscd": self.stack.process.pid if self.stack.process else None}
+
+    def do(self, request: dict[str, Any]) -> dict[str, Any] | None:
         op = request.get("op")
         if op == "status":
-            return {"counters": {name: {"card_reader": c.card_reader, "psam_reader": c.psam_reader,
-                                        "card": self.cards.get(name) if c.card.inserted else None}
-                                 for name, c in self.stack.counters.items()},
-                    "pcscd": self.stack.process.pid if self.stack.process else None}
+            return self.status()
         if op == "stop":
             self.stopped.set()
             return None
@@ -124,12 +142,10 @@ class HardwareDaemon:
         sock_path = socket_path(self.directory)
         sock_path.unlink(missing_ok=True)
         self.stack.start()
-        server = socketserver.ThreadingUnixStreamServer(str(sock_path), _Handler)
-        server.daemon_threads = True
-        server.daemon = self
+        server = _ControlServer(str(sock_path), self)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         signal.signal(signal.SIGTERM, lambda *_: self.stopped.set())
-        status = self.do({"op": "status"})
+        status = self.status()
         _write_atomically(self.directory / STATE_FILE,
                           json.dumps({"pid": os.getpid(), "socket": str(sock_path), **status}))
         try:
@@ -153,7 +169,7 @@ def _write_atomically(path: Path, text: str) -> None:
 class HardwareClient:
     """Talks to a running daemon (started by :func:`start`)."""
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory).absolute()
         state_file = self.directory / STATE_FILE
         if not state_file.exists():
@@ -165,7 +181,7 @@ class HardwareClient:
             raise StackError(f"the virtual reader stack's state file {state_file} cannot be read ({error}); "
                              "'medsettle hardware down' then 'up'") from None
 
-    def request(self, op: str, **fields) -> dict:
+    def request(self, op: str, **fields: Any) -> dict[str, Any]:
         with socket.socket(socket.AF_UNIX) as sock:
             sock.settimeout(30)
             try:
@@ -185,17 +201,17 @@ class HardwareClient:
         return answer
 
     def insert(self, profile: CardProfile, counter: str | None = None, *, cloned: bool = False,
-               altered: dict[int, bytes] | None = None) -> dict:
+               altered: dict[int, bytes] | None = None) -> dict[str, Any]:
         return self.request("insert", counter=counter, profile=profile_to_json(profile), cloned=cloned,
                             altered={f"{k:02X}": v.hex() for k, v in (altered or {}).items()})
 
     def remove(self, counter: str | None = None) -> None:
         self.request("remove", counter=counter)
 
-    def set_faults(self, counter: str | None = None, **faults) -> None:
+    def set_faults(self, counter: str | None = None, **faults: bool | float) -> None:
         self.request("faults", counter=counter, faults=faults)
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         return self.request("status")
 
     def readers(self, counter: str | None = None) -> tuple[str, str]:
@@ -208,7 +224,7 @@ class HardwareClient:
         return counters[name]["card_reader"], counters[name]["psam_reader"]
 
 
-def start(directory: str | os.PathLike, counters=("Counter",)) -> HardwareClient:
+def start(directory: str | os.PathLike[str], counters: Iterable[str] = ("Counter",)) -> HardwareClient:
     """Start the daemon in the background and wait until its readers are up; StackError (one line: the
     reason and the log's path) when it does not come up."""
     directory = Path(directory).absolute()
@@ -251,7 +267,7 @@ def _failure(log_path: Path, start: int) -> str:
     return f"it exited without saying why ({last})" if last else "it exited without saying why"
 
 
-def stop(directory: str | os.PathLike, timeout: float = 10.0) -> bool:
+def stop(directory: str | os.PathLike[str], timeout: float = 10.0) -> bool:
     """Stop a running daemon; False when none was running."""
     try:
         client = HardwareClient(directory)

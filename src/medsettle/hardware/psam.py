@@ -17,6 +17,7 @@ The challenge and the derived key are used once: every check starts with GET CHA
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from . import apdu as A
@@ -35,7 +36,8 @@ class VirtualPSAM:
     derived_key: bytes = field(default=b"", init=False)
 
     @classmethod
-    def for_regions(cls, regions, *, root_key: bytes = SIMULATION_ROOT_KEY, terminal_no: str = "000000000001"):
+    def for_regions(cls, regions: Iterable[str], *, root_key: bytes = SIMULATION_ROOT_KEY,
+                    terminal_no: str = "000000000001") -> VirtualPSAM:
         return cls({r: issuing_key(r, root_key) for r in regions}, terminal_no=terminal_no)
 
     def reset(self) -> bytes:

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,7 @@ class StackError(MedsettleError, RuntimeError):
 
     code = "STACK_ERROR"
 
-    def __init__(self, message: str):
+    def __init__(self, message: str) -> None:
         super().__init__(message)
 
 
@@ -55,6 +56,8 @@ def vpcd_driver() -> str | None:
                 None)
 
 
+PCSCD_MISSING = "pcscd is not installed (apt-get install pcscd vsmartcard-vpcd libpcsclite-dev)"
+VPCD_MISSING = "the vpcd reader driver is not installed (apt-get install vsmartcard-vpcd)"
 PYSCARD_MISSING = ("pyscard is not installed (pip install 'medsettle[readers]' after libpcsclite-dev; "
                    ".ci/run installs it)")
 
@@ -64,9 +67,9 @@ def unavailable_reason() -> str | None:
     part, pyscard included), or None when it can."""
     missing = []
     if pcscd_path() is None:
-        missing.append("pcscd is not installed (apt-get install pcscd vsmartcard-vpcd libpcsclite-dev)")
+        missing.append(PCSCD_MISSING)
     if vpcd_driver() is None:
-        missing.append("the vpcd reader driver is not installed (apt-get install vsmartcard-vpcd)")
+        missing.append(VPCD_MISSING)
     try:
         import smartcard.System  # noqa: F401, PLC0415
     except ImportError:
@@ -138,14 +141,14 @@ class Counter(ReaderEntryNames):
 
 
 class PcscStack:
-    def __init__(self, workdir: str | os.PathLike, counters=("Counter",), *, regions=("130100", "330300"),
-                 debug: bool = False):
+    def __init__(self, workdir: str | os.PathLike[str], counters: Iterable[str] = ("Counter",), *,
+                 regions: Iterable[str] = ("130100", "330300"), debug: bool = False) -> None:
         self.workdir = Path(workdir).absolute()  # pcscd is handed paths in it
         self.counter_names = list(counters)
         self.regions = tuple(regions)
         self.debug = debug
         self.counters: dict[str, Counter] = {}
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def pid_file(self) -> Path:
@@ -178,6 +181,8 @@ class PcscStack:
             shutil.rmtree(self.conf_dir)
         self.conf_dir.mkdir()
         driver = vpcd_driver()
+        if driver is None:
+            raise StackError(VPCD_MISSING)
         for index, name in enumerate(self.counter_names):
             if '"' in name:
                 raise StackError(f"a reader name may not contain a quote: {name!r}")
@@ -195,17 +200,22 @@ class PcscStack:
         if running:
             raise StackError(f"another pcscd (pid {running}) is running and owns {PCSCD_RUN_DIR}: stop it first "
                              "('medsettle hardware down' if it is medsettle's)")
-        command = [pcscd_path(), "--foreground", "-c", str(self.conf_dir)]
+        pcscd = pcscd_path()
+        if pcscd is None:
+            raise StackError(PCSCD_MISSING)
+        command = [pcscd, "--foreground", "-c", str(self.conf_dir)]
         if self.debug:
             command += ["--debug", "--apdu"]
         log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed when pcscd is stopped
         self._log_start = log_file.tell()
-        self.process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.process = process
         self._log_file = log_file
-        self.pid_file.write_text(str(self.process.pid))
-        self._wait_for_readers()
+        self.pid_file.write_text(str(process.pid))
+        self._wait_for_readers(process)
 
-    def _wait_for_readers(self) -> None:
+    def _wait_for_readers(self, process: subprocess.Popen[bytes]) -> None:
+        """Until every reader is listed; StackError when ``process`` (our pcscd) exits or the time is up."""
         from smartcard.pcsc.PCSCExceptions import EstablishContextException  # noqa: PLC0415
         from smartcard.System import readers  # noqa: PLC0415
 
@@ -213,8 +223,8 @@ class PcscStack:
         deadline = time.monotonic() + START_TIMEOUT_S
         listed: set[str] = set()
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise StackError(self._exit_reason())
+            if process.poll() is not None:
+                raise StackError(self._exit_reason(process))
             try:
                 listed = {str(r) for r in readers()}
             except EstablishContextException:
@@ -225,9 +235,9 @@ class PcscStack:
         self.stop_pcscd()
         raise StackError(f"pcscd did not list the readers {sorted(wanted - listed)} within {START_TIMEOUT_S} s")
 
-    def _exit_reason(self) -> str:
+    def _exit_reason(self, process: subprocess.Popen[bytes]) -> str:
         """One line: pcscd's exit status, its own reason, and where its log is."""
-        returncode = self.process.returncode
+        returncode = process.returncode
         self.stop_pcscd()  # reaps it and closes the log
         with open(self.log_path, "rb") as log:
             log.seek(self._log_start)
@@ -284,5 +294,5 @@ class PcscStack:
     def __enter__(self) -> PcscStack:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -15,18 +15,31 @@ personalisation (:meth:`VirtualCard.issue`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
 import struct
 import threading
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
 POWER_OFF, POWER_ON, RESET, GET_ATR = 0, 1, 2, 4
 CONNECT_RETRY_S = 0.02
+
+
+class SlotCard(Protocol):
+    """What goes into a slot: a card's (or a PSAM's) operating system, as VirtualCard and VirtualPSAM are."""
+
+    atr: bytes
+
+    def reset(self) -> bytes: ...
+
+    def process(self, command: bytes) -> bytes: ...
 
 
 @dataclass
@@ -41,26 +54,27 @@ class Faults:
     wrong_atr: bool = False  # answers power-on with a non-social-security ATR (seen at the next insertion)
 
     def clear(self) -> None:
-        self.__init__()
+        for fault in dataclasses.fields(self):
+            setattr(self, fault.name, fault.default)
 
 
 FAULT_WORDS = ", ".join(f"{name}=SECONDS" if isinstance(value, float) else name
                         for name, value in vars(Faults()).items()) + "; none clears them all"
 
 
-def parse_faults(words) -> dict[str, bool | float]:
+def parse_faults(words: Iterable[str]) -> dict[str, bool | float]:
     """``card fault`` words (``mute``, ``slow_s=0.5``, ``none``) as the settings for :meth:`Slot.set_faults`;
     an empty dict for ``none`` or no word (the card works again). ValueError naming the word and listing
     the known faults for anything else."""
     known = {name: type(value) for name, value in vars(Faults()).items()}
-    words = list(words)
-    if words == ["none"]:
+    given = list(words)
+    if given == ["none"]:
         return {}
     settings: dict[str, bool | float] = {}
-    for word in words:
+    for word in given:
         name, has_value, value = word.partition("=")
         if name == "none":
-            raise ValueError(f"fault 'none' stands alone (got {' '.join(words)!r}); known faults: {FAULT_WORDS}")
+            raise ValueError(f"fault 'none' stands alone (got {' '.join(given)!r}); known faults: {FAULT_WORDS}")
         if name not in known:
             raise ValueError(f"unknown fault {word!r}; known faults: {FAULT_WORDS}")
         if known[name] is bool:
@@ -79,7 +93,7 @@ def parse_faults(words) -> dict[str, bool | float]:
     return settings
 
 
-def switch_faults(current: Faults, settings: dict) -> None:
+def switch_faults(current: Faults, settings: Mapping[str, bool | float]) -> None:
     """Switch the named faults on (or off, with a false value), the others as they are; ValueError naming an
     unknown fault (and nothing changed)."""
     unknown = sorted(set(settings) - set(vars(Faults())))
@@ -103,9 +117,9 @@ class Slot:
     ``atr``), ``remove`` it. While a card is inserted the slot reconnects to vpcd by itself when pcscd
     restarts, as a card left in a reader would reappear."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", *, name: str = ""):
+    def __init__(self, port: int, host: str = "127.0.0.1", *, name: str = "") -> None:
         self.host, self.port, self.name = host, port, name or f"vpcd:{port}"
-        self.card = None
+        self.card: SlotCard | None = None
         self.faults = Faults()
         self.apdus = 0  # C-APDUs answered, for tests and benchmarks
         self._sock: socket.socket | None = None
@@ -116,7 +130,7 @@ class Slot:
 
     # -- the tester's hands ---------------------------------------------------------------------
 
-    def insert(self, card) -> None:
+    def insert(self, card: SlotCard) -> None:
         """Put ``card`` in the slot (replacing any card already there, without a removal pcscd could see
         when the slot is already connected: a card swap between tests costs nothing)."""
         with self._lock:
@@ -141,7 +155,7 @@ class Slot:
     def inserted(self) -> bool:
         return self._inserted.is_set()
 
-    def set_faults(self, **faults) -> None:
+    def set_faults(self, **faults: bool | float) -> None:
         """Switch these faults on (or off, with a false value); the others stay as they are. An unknown
         name changes nothing."""
         switch_faults(self.faults, faults)
@@ -188,7 +202,7 @@ class Slot:
                 time.sleep(CONNECT_RETRY_S)
 
     @staticmethod
-    def _messages(sock: socket.socket):
+    def _messages(sock: socket.socket) -> Iterator[bytes]:
         """vpcd's messages, one by one: reads whatever has arrived and splits it on the length prefixes."""
         buffer = b""
         while True:
@@ -211,6 +225,8 @@ class Slot:
 
         for message in self._messages(sock):
             card = self.card
+            if card is None:  # insert() puts the card in before it starts the link, and no one takes it away
+                raise RuntimeError(f"{self.name}: vpcd is linked with no card in the slot")
             if len(message) == 1:
                 if message[0] in (POWER_ON, RESET):
                     card.reset()
@@ -223,7 +239,7 @@ class Slot:
             self._send(sock, answer)
             self.apdus += 1
 
-    def _answer(self, card, command: bytes) -> bytes | None:
+    def _answer(self, card: SlotCard, command: bytes) -> bytes | None:
         """The R-APDU, as bent by the faults switched on; None when the card left mid-APDU."""
         faults = self.faults
         if faults.remove_mid_apdu:

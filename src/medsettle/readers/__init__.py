@@ -19,6 +19,8 @@ the card record: what the terminal and the virtual hardware use), and only takin
 :func:`list_readers` or :func:`first_reader` raises :class:`PyscardMissing`, which says how to install it.
 """
 
+from typing import Any
+
 from .backends import backend_names, open_reader, register_backend
 from .base import Reader
 from .errors import (
@@ -43,7 +45,7 @@ __all__ = ["CardBlocked", "CardMute", "CardNotGenuine", "CardRecord", "CardRemov
            "register_backend"]
 
 
-def __getattr__(name):  # pyscard is an optional dependency: import it only when the PC/SC driver is used
+def __getattr__(name: str) -> Any:  # pyscard is an optional dependency: import it only when the PC/SC driver is used
     if name in ("PcscReader", "list_readers", "first_reader"):
         from . import pcsc  # noqa: PLC0415
 

@@ -5,6 +5,7 @@ the PC/SC implementation (a physical reader and the virtual stack look the same 
 from __future__ import annotations
 
 import abc
+from typing import Self
 
 from .record import CardRecord
 
@@ -45,8 +46,8 @@ class Reader(abc.ABC):
     def close(self) -> None:
         """Release the reader."""
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -19,6 +19,8 @@ import contextlib
 import queue
 import threading
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from . import protocol
 from ._pyscard import scard
@@ -34,7 +36,9 @@ from .errors import (
 )
 from .protocol import KNOWN_ATRS, MAX_CHAINED, CardSession
 from .record import CardRecord
+from .trace import Trace
 
+T = TypeVar("T")
 PROTOCOLS = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
 __all__ = ["KNOWN_ATRS", "MAX_CHAINED", "PROTOCOLS", "PcscReader", "first_reader", "list_readers", "pcsc_error"]
 
@@ -79,13 +83,13 @@ class _InFlight:
     call, not the whole operation, to the deadline. One per worker: a call abandoned on an old worker that
     returns late cannot clear the mark of the new one's."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.since: float | None = None  # ok-float: a monotonic time
 
     def __enter__(self) -> None:
         self.since = time.monotonic()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.since = None
 
 
@@ -119,12 +123,12 @@ def first_reader() -> tuple[str, str | None]:
 class _Link:
     """One connection to one slot (the card's or the PSAM's): context, handle, protocol."""
 
-    def __init__(self, reader: str, trace, in_flight: _InFlight):
+    def __init__(self, reader: str, trace: Trace | None, in_flight: _InFlight) -> None:
         self.reader, self.trace, self.in_flight = reader, trace, in_flight
         with in_flight:
             self.context = _context()
-        self.handle = None
-        self.protocol = None
+        self.handle: int | None = None  # SCARDHANDLE while connected
+        self.protocol: int | None = None
 
     @property
     def connected(self) -> bool:
@@ -176,8 +180,9 @@ class _Worker:
     """One daemon thread that runs a reader's operations in order. Not a ThreadPoolExecutor: Python joins
     those at exit, so a card hung in SCardTransmit would hang the program's exit too."""
 
-    def __init__(self, name: str):
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue())
         threading.Thread(target=self._loop, name=name, daemon=True).start()
 
     def _loop(self) -> None:
@@ -189,8 +194,8 @@ class _Worker:
                 except BaseException as error:  # noqa: BLE001 - handed to the waiting caller
                     future.set_exception(error)
 
-    def submit(self, operation) -> concurrent.futures.Future:
-        future: concurrent.futures.Future = concurrent.futures.Future()
+    def submit(self, operation: Callable[[], T]) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._jobs.put((future, operation))
         return future
 
@@ -203,7 +208,8 @@ class PcscReader(Reader):
     (slot 01 of the same reader). ``name=None`` takes :func:`first_reader`. ``deadline``: the seconds one
     APDU (or connect) may go unanswered before the card counts as mute."""
 
-    def __init__(self, name: str | None = None, psam: str | None = None, *, deadline: float = 2.0, trace=None):
+    def __init__(self, name: str | None = None, psam: str | None = None, *, deadline: float = 2.0,
+                 trace: Trace | None = None) -> None:
         if name is None:
             name, first_psam = first_reader()
             psam = first_psam if psam is None else psam
@@ -219,7 +225,7 @@ class PcscReader(Reader):
 
     # -- running an operation under its deadline -------------------------------------------------
 
-    def _run(self, what: str, operation):
+    def _run(self, what: str, operation: Callable[[], T]) -> T:
         if self._worker is None:
             self._worker = _Worker(f"reader-{self.name}")
         future = self._worker.submit(operation)
@@ -229,7 +235,7 @@ class PcscReader(Reader):
             self._drop_links()  # the next operation connects afresh
             raise
 
-    def _result(self, future: concurrent.futures.Future, in_flight: _InFlight, what: str):
+    def _result(self, future: concurrent.futures.Future[T], in_flight: _InFlight, what: str) -> T:
         """The operation's result, however long it takes in all; CardMute as soon as one PC/SC call of it
         has gone unanswered for ``deadline`` seconds."""
         while True:

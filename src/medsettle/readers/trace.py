@@ -9,6 +9,7 @@ The PIN of a VERIFY is masked: a trace can be mailed without giving the holder's
 from __future__ import annotations
 
 import logging
+from typing import Protocol, TextIO
 
 log = logging.getLogger("medsettle.readers.apdu")
 
@@ -21,8 +22,16 @@ def describe(command: bytes) -> str:
     return NAMES.get((command[0], command[1]), "?") if len(command) >= 2 else "?"
 
 
+class Trace(Protocol):
+    """What a reader calls after each exchange: the reader, the command, the answer (None when it failed),
+    the seconds it took, and the error's name when it failed. :class:`ApduTrace` is one."""
+
+    def __call__(self, reader: str, command: bytes, answer: bytes | None, elapsed_s: float, error: str = "",
+                 /) -> None: ...
+
+
 class ApduTrace:
-    def __init__(self, stream=None):
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
         self.lines: list[str] = []  # the last traced exchanges, for a test or a support dump
         self.keep = 1000

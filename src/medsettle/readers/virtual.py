@@ -26,12 +26,12 @@ from .base import Reader
 from .errors import CardMute, CardRemoved, CardUnreadable, NoCard, NoReader, ServiceDown
 from .protocol import CardSession
 from .record import CardRecord
+from .trace import Trace
 
 __all__ = ["POLL_S", "VirtualReader"]
 
 POLL_S = 0.02  # how often wait_for_card looks at the slot (on the reader's clock)
 T = TypeVar("T")
-Trace = Callable[..., None]  # (reader, command, answer or None, elapsed seconds[, error]): an ApduTrace
 
 
 class _Unanswered(Exception):

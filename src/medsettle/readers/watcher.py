@@ -84,7 +84,7 @@ class CardWatcher:
             raise _MonitorDied(scard.SCardGetErrorMessage(hresult).strip())
         try:
             states = [(name, scard.SCARD_STATE_UNAWARE) for name in self.readers]
-            present = {name: None for name in self.readers}
+            present: dict[str, bool | None] = {name: None for name in self.readers}  # None: not yet seen
             while not self._stop.is_set():
                 hresult, new_states = scard.SCardGetStatusChange(context, POLL_MS, states)
                 if hresult == scard.SCARD_E_TIMEOUT:
