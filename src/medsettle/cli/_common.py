@@ -7,19 +7,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any, TextIO, get_args
 
 import click
 
+from ..engine.settler import EngineName
 from ..engine.state import MAX_YEAR, MIN_YEAR
 from ..policy import load_default_policy, load_policy
+from ..policy.models import Policy
 
-ENGINE_CHOICE = click.Choice(["auto", "core", "reference"])
+ENGINE_CHOICE = click.Choice(list(get_args(EngineName)))  # auto, core, reference: a value is an EngineName
 
 CENTRE_OPTION = click.option("--centre", "centre_url", default="http://127.0.0.1:8901/", show_default=True,
                              help="The running centre (medsettle serve).")
 
 
-def policy_from(path: str | None):
+def policy_from(path: str | None) -> Policy:
     """The policy in ``path``, or the shipped default when none is given."""
     return load_policy(path) if path else load_default_policy()
 
@@ -33,7 +36,7 @@ def parse_day(text: str, option: str = "--date") -> dt.date:
             from None
 
 
-def check_days_in_force(policy, start: dt.date, days: int = 1, option: str = "--date") -> None:
+def check_days_in_force(policy: Policy, start: dt.date, days: int = 1, option: str = "--date") -> None:
     """Bills dated ``start`` .. ``start + days - 1`` must fall where every region has rules and a catalogue
     in force, and in the years a bill may carry; otherwise one Error line saying which days are allowed."""
     first = policy.first_day_in_force()
@@ -53,7 +56,7 @@ def at_least(value: int, minimum: int, option: str) -> int:
     return value
 
 
-def open_output(path: str, option: str = "--out"):
+def open_output(path: str, option: str = "--out") -> TextIO:
     """``path`` opened for writing text (``-``: stdout), or one Error line naming it and why not."""
     import sys  # noqa: PLC0415
 
@@ -74,7 +77,7 @@ def _hint_for(path: str) -> str:
         if not parent.exists() else ""
 
 
-def month_option(ctx, param, value: str | None) -> str | None:
+def month_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """click callback for --month: a real yyyy-mm month, or one Error line (not click's usage block)."""
     from ..centre.admin import check_month  # noqa: PLC0415
 
@@ -86,7 +89,7 @@ def month_option(ctx, param, value: str | None) -> str | None:
         raise click.ClickException(f"--month: {exc}") from None
 
 
-def admin_request(centre_url: str, body: dict) -> dict:
+def admin_request(centre_url: str, body: dict[str, Any]) -> dict[str, Any]:
     """POST one admin request to a running centre; its answer, or a ClickException with its error."""
     import urllib.error  # noqa: PLC0415
     import urllib.request  # noqa: PLC0415
@@ -118,6 +121,6 @@ def admin_request(centre_url: str, body: dict) -> dict:
     return answer
 
 
-def print_admin(centre_url: str, body: dict) -> None:
+def print_admin(centre_url: str, body: dict[str, Any]) -> None:
     """Send an admin request and print its answer as one line of JSON."""
     click.echo(json.dumps(admin_request(centre_url, body), ensure_ascii=False))

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 import click
 
 from ..errors import MedsettleError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def one_line(message: str) -> str:
@@ -14,13 +19,13 @@ def one_line(message: str) -> str:
     return "; ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
-def fail_cleanly(*plain: type[Exception]):
+def fail_cleanly(*plain: type[Exception]) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorator: a medsettle error becomes 'CODE: message'; the ``plain`` exception types (medsettle's own
     included, such as StackError) their message alone."""
 
-    def decorate(fn):
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
                 return fn(*args, **kwargs)
             except plain as exc:  # before MedsettleError: a plain type may be one of medsettle's own

@@ -10,7 +10,9 @@ import numpy as np
 
 from .. import __version__
 from ..engine import Population, Settler, core_problem
+from ..engine.bills import BillBatch
 from ..engine.columns import COL, REFUSALS
+from ..engine.settler import EngineName
 from ..money import fen_to_decimal
 from ..policy import load_default_policy
 from ..policy.codes import MED_TYPES
@@ -29,7 +31,7 @@ CHUNK = 50_000  # bills per engine call in long runs, so the progress bar moves
 @click.option("--engine", default="auto", type=ENGINE_CHOICE, show_default=True,
               help="Settlement engine: the Cython core, the pure-Python reference, or the core when built.")
 @fail_cleanly()
-def demo(n_persons: int, n_bills: int, day: str, seed: int, engine: str) -> None:
+def demo(n_persons: int, n_bills: int, day: str, seed: int, engine: EngineName) -> None:
     """Settle a generated day of bills for the default regions and print a summary table."""
     at_least(n_persons, 1, "--persons")
     at_least(n_bills, 1, "--bills")
@@ -56,7 +58,7 @@ def _engine_said(settler: Settler) -> str:
     return f"reference, because {problem}" if problem else settler.engine_name
 
 
-def _settle_in_chunks(settler: Settler, batch, *, label: str) -> np.ndarray:
+def _settle_in_chunks(settler: Settler, batch: BillBatch, *, label: str) -> np.ndarray:
     n = len(batch)
     batch.validate(settler.compiled, len(settler.population))  # the whole day is checked before anything moves
     parts = []
@@ -68,7 +70,7 @@ def _settle_in_chunks(settler: Settler, batch, *, label: str) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, len(COL)), np.int64)
 
 
-def _print_summary(rows: np.ndarray, batch, population: Population, settler: Settler) -> None:
+def _print_summary(rows: np.ndarray, batch: BillBatch, population: Population, settler: Settler) -> None:
     ok = rows[:, COL["status"]] == 0
     region = population.attrs["region"][batch.person]
     header = ("insured", "med_type", "bills", "medfee", "fund", "account", "cash", "institution")
@@ -79,14 +81,14 @@ def _print_summary(rows: np.ndarray, batch, population: Population, settler: Set
             if sel.any():
                 table.append(_summary_row(code, med, rows[sel]))
     table.append(_summary_row("all", "", rows[ok]))
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
-    line = "  ".join(h.rjust(w) for h, w in zip(header, widths))
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *table, strict=True)]
+    line = "  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))
     click.echo(line)
     click.echo("-" * len(line))
     for i, t in enumerate(table):
         if i == len(table) - 1:
             click.echo("-" * len(line))
-        click.echo("  ".join(str(x).rjust(w) for x, w in zip(t, widths)))
+        click.echo("  ".join(str(x).rjust(w) for x, w in zip(t, widths, strict=True)))
     refused = rows[~ok, COL["status"]]
     if len(refused):
         counts = {REFUSALS[int(c)]: int((refused == c).sum()) for c in np.unique(refused)}
@@ -98,7 +100,7 @@ def _print_summary(rows: np.ndarray, batch, population: Population, settler: Set
     click.echo(f"check: medfee = fund + account + cash + institution on every bill: {'yes' if balanced else 'NO'}")
 
 
-def _summary_row(region: str, med: str, rows: np.ndarray) -> tuple:
+def _summary_row(region: str, med: str, rows: np.ndarray) -> tuple[str, ...]:
     def total(name: str) -> str:
         return f"{fen_to_decimal(int(rows[:, COL[name]].sum())):,}"
     return (region, med, f"{len(rows):,}", total("medfee_sumamt"), total("fund_pay_sumamt"), total("acct_pay"),

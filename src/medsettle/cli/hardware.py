@@ -81,7 +81,8 @@ def card() -> None:
 @click.option("--alter-name", help="Altered data: write this name into EF06 09 after issue.")
 @HARDWARE_DIR
 @_stack_errors
-def card_issue(psn_no, persons_file, policy_file, centre_url, counter, pin, cloned, alter_name, directory) -> None:
+def card_issue(psn_no: str | None, persons_file: str | None, policy_file: str | None, centre_url: str | None,
+               counter: str | None, pin: str, cloned: bool, alter_name: str | None, directory: str) -> None:
     """Personalise a virtual card from PSN_NO's records (default: the first person) and insert it."""
     from ..hardware.daemon import HardwareClient  # noqa: PLC0415
 
@@ -117,7 +118,8 @@ def card_issue(psn_no, persons_file, policy_file, centre_url, counter, pin, clon
 @click.option("--trace", is_flag=True, help="Print every APDU to stderr (PINs masked).")
 @HARDWARE_DIR
 @_stack_errors
-def card_read(reader_name, counter, psam_name, pin, no_auth, wait, trace, directory) -> None:
+def card_read(reader_name: str | None, counter: str | None, psam_name: str | None, pin: str | None, no_auth: bool,
+              wait: float, trace: bool, directory: str) -> None:
     """Read the card in the first reader (or --reader, or --counter's) and print it as JSON."""
     from ..readers import PcscReader  # noqa: PLC0415 - PyscardMissing (an Error: line) without pyscard
     from ..readers.trace import ApduTrace  # noqa: PLC0415
@@ -144,7 +146,7 @@ def card_read(reader_name, counter, psam_name, pin, no_auth, wait, trace, direct
 @click.option("--counter", help="Which counter's reader (default: the first).")
 @HARDWARE_DIR
 @_stack_errors
-def card_remove(counter, directory) -> None:
+def card_remove(counter: str | None, directory: str) -> None:
     """Take the card out of a reader of the running stack."""
     from ..hardware.daemon import HardwareClient  # noqa: PLC0415
 
@@ -157,7 +159,7 @@ def card_remove(counter, directory) -> None:
 @click.option("--counter", help="Which counter's reader (default: the first).")
 @HARDWARE_DIR
 @_stack_errors
-def card_fault(faults, counter, directory) -> None:
+def card_fault(faults: tuple[str, ...], counter: str | None, directory: str) -> None:
     """Give the card exactly these faults: mute, slow_s=SECONDS (per APDU), remove_mid_apdu, garbage,
     truncated, wrong_atr; 'none' (or no fault) clears them all."""
     from ..hardware.daemon import HardwareClient  # noqa: PLC0415

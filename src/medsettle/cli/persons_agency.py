@@ -3,12 +3,14 @@ the agency's side of persons and cards, each one admin request to a running cent
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ._common import CENTRE_OPTION, month_option, print_admin
 
 
-def _post(centre_url: str, body: dict) -> None:
+def _post(centre_url: str, body: dict[str, Any]) -> None:
     print_admin(centre_url, {k: v for k, v in body.items() if v is not None})
 
 
@@ -30,7 +32,7 @@ def register_agency_commands(persons: click.Group) -> None:
                   help="Residents enrolling late: years without cover (extra waiting months).")
     @click.option("--assistance", is_flag=True, help="Has the medical-assistance identity.")
     @CENTRE
-    def enrol(centre_url, **fields) -> None:
+    def enrol(centre_url: str, **fields: str | int | bool | None) -> None:
         """Enrol a person: an employee with a unit, or a resident in the region's virtual unit."""
         _post(centre_url, {"action": "enrol", **fields})
 
@@ -40,7 +42,7 @@ def register_agency_commands(persons: click.Group) -> None:
     @click.option("--emp-name", required=True)
     @click.option("--certificate", required=True, help="The new unit's registration certificate number.")
     @CENTRE
-    def change_unit(centre_url, **fields) -> None:
+    def change_unit(centre_url: str, **fields: str) -> None:
         """Move an employee to a new unit, on the new unit's certificate."""
         _post(centre_url, {"action": "change_unit", **fields})
 
@@ -49,7 +51,7 @@ def register_agency_commands(persons: click.Group) -> None:
     @click.option("--month", required=True, callback=month_option, help="The month paid for, yyyy-mm.")
     @click.option("--base", help="Employees in service: the contribution base in yuan.")
     @CENTRE
-    def contribute(centre_url, **fields) -> None:
+    def contribute(centre_url: str, **fields: str | None) -> None:
         """Record a month's contribution; credits the account (a share of the base, or the retirees' sum)."""
         _post(centre_url, {"action": "contribute", **fields})
 
@@ -58,7 +60,7 @@ def register_agency_commands(persons: click.Group) -> None:
     @click.option("--channel", required=True, type=click.Choice(["on_the_spot", "service_point", "delegate"]))
     @click.option("--delegate-certno", help="With --channel delegate: the delegate's ID number.")
     @CENTRE
-    def issue_card(centre_url, **fields) -> None:
+    def issue_card(centre_url: str, **fields: str | None) -> None:
         """Issue a social security card (ready at once on the spot or by a delegate, 3 working days at a point)."""
         _post(centre_url, {"action": "issue_card", **fields})
 
@@ -66,7 +68,7 @@ def register_agency_commands(persons: click.Group) -> None:
     @click.argument("emp_no")
     @click.argument("psn_nos", nargs=-1, required=True)
     @CENTRE
-    def employer_cards(centre_url, emp_no, psn_nos) -> None:
+    def employer_cards(centre_url: str, emp_no: str, psn_nos: tuple[str, ...]) -> None:
         """Issue cards in bulk through an employer for its employees (all checked before any is made)."""
         _post(centre_url, {"action": "issue_cards_employer", "emp_no": emp_no, "psn_nos": list(psn_nos)})
 
@@ -74,7 +76,7 @@ def register_agency_commands(persons: click.Group) -> None:
     @click.argument("psn_no")
     @click.option("--to", "to_admdvs", required=True, help="The new region (6 digits).")
     @CENTRE
-    def transfer_out(centre_url, **fields) -> None:
+    def transfer_out(centre_url: str, **fields: str) -> None:
         """End the relation here and issue a transfer certificate (balance and accumulators on it)."""
         _post(centre_url, {"action": "transfer_out", **fields})
 
@@ -83,13 +85,13 @@ def register_agency_commands(persons: click.Group) -> None:
     @click.option("--emp-no", help="Employees: the unit in the new region.")
     @click.option("--emp-name", help="Employees: its name.")
     @CENTRE
-    def transfer_in(centre_url, **fields) -> None:
+    def transfer_in(centre_url: str, **fields: str | None) -> None:
         """Accept a transfer certificate in the new region."""
         _post(centre_url, {"action": "transfer_in", **fields})
 
     @persons.command("qr")
     @click.argument("psn_no")
     @CENTRE
-    def qr(centre_url, psn_no) -> None:
+    def qr(centre_url: str, psn_no: str) -> None:
         """Issue a QR e-voucher token (mdtrt_cert_type 01) for a person, valid 5 minutes."""
         _post(centre_url, {"action": "issue_qr", "psn_no": psn_no})

@@ -9,6 +9,7 @@ import click
 from ..engine import Population, Settler
 from ..engine.billsfile import BillsFile, BillsFileError
 from ..engine.progress import progress_wanted
+from ..engine.settler import EngineName
 from ..engine.stream import settle_file
 from ._common import ENGINE_CHOICE, policy_from
 from ._errors import fail_cleanly
@@ -22,7 +23,8 @@ from ._errors import fail_cleanly
 @click.option("--engine", default="auto", type=ENGINE_CHOICE, show_default=True, help="Settlement engine.")
 @click.option("--presettle", is_flag=True, help="Compute only (2206): change no state between bills.")
 @fail_cleanly(BillsFileError)
-def settle(bills_file: str, policy_file: str | None, persons_file: str, engine: str, presettle: bool) -> None:
+def settle(bills_file: str, policy_file: str | None, persons_file: str, engine: EngineName,
+           presettle: bool) -> None:
     """Settle a JSON-lines file of bills (in order) and print one JSON result per bill.
 
     Each result has the platform's field names: {"bill_id", "infcode": 0, "output": {"setlinfo",

@@ -12,15 +12,25 @@ import functools
 import json
 import shlex
 import sqlite3
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import click
 
 from ._errors import fail_cleanly
 
+if TYPE_CHECKING:  # the counter and the reader are imported when a command runs, never for --help
+    from ..readers.pcsc import PcscReader
+    from ..terminal import Counter, Identity, Receipt
 
-def _items(specs: tuple[str, ...]) -> list[dict]:
+P = ParamSpec("P")
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _items(specs: tuple[str, ...]) -> list[dict[str, str]]:
     """ITEMS as CODE:PRICE:COUNT, checked here (code, price and count) before the counter is even opened."""
     from ..errors import MedsettleError  # noqa: PLC0415
     from ..terminal.counter import check_items  # noqa: PLC0415
@@ -43,15 +53,16 @@ class _Session:
     """The ``terminal`` group's options, and the counter opened from them when a command first needs it:
     its journal is created, and what a crash left is finished, only then (never for --help)."""
 
-    def __init__(self, code, centre_url, reader_name, journal_path, resend_for, timeout):
+    def __init__(self, code: str | None, centre_url: str, reader_name: str | None, journal_path: str | None,
+                 resend_for: float, timeout: float) -> None:
         self.code, self.centre_url, self.reader_name = code, centre_url, reader_name
         self.journal_path = Path(journal_path) if journal_path else (
             Path("medsettle-data") / f"terminal-{code}.db" if code else None)
         self.resend_for, self.timeout = resend_for, timeout
-        self.reader = None
-        self._counter = None
+        self.reader: PcscReader | None = None
+        self._counter: Counter | None = None
 
-    def counter(self, *, card: bool = False):
+    def counter(self, *, card: bool = False) -> Counter:
         """The counter, opened (and resumed) on first use; with ``card``, with a reader (found first, so
         that a missing reader changes nothing)."""
         if card and self.reader is None:
@@ -62,12 +73,14 @@ class _Session:
             self._counter.reader = self.reader
         return self._counter
 
-    def _open(self):
+    def _open(self) -> Counter:
         from ..terminal import CentreClient, Counter, CounterStore  # noqa: PLC0415
 
         if not self.code:
             raise click.ClickException("missing option --institution / -i: give the institution's code before the "
                                        "command, e.g. medsettle terminal -i P13010000001 signin")
+        if self.journal_path is None:  # never: without --journal it is named after the code, given by now
+            raise click.ClickException("missing option --journal: give the terminal's journal FILE")
         _check_centre_url(self.centre_url)
         try:
             journal = CounterStore(self.journal_path)
@@ -102,7 +115,7 @@ def _check_centre_url(url: str) -> None:
         raise click.ClickException(f"--centre {url!r} is not an http URL: give e.g. http://127.0.0.1:8901/")
 
 
-def _open_reader(reader_name: str | None):
+def _open_reader(reader_name: str | None) -> PcscReader:
     """The card reader: ``reader_name`` (its PSAM in slot 01 of the same reader), or the first reader pcscd
     lists with its PSAM, as ``medsettle card read`` takes them. No pyscard, no pcscd or no reader at all is
     one Error line, before the counter is opened: the counter never had a reader, so there is no sale to
@@ -125,9 +138,10 @@ def _open_reader(reader_name: str | None):
                                    "by --certno or --qr") from None
 
 
-def _emit(value) -> None:
-    click.echo(json.dumps(asdict(value) if hasattr(value, "__dataclass_fields__") else value, ensure_ascii=False,
-                          indent=2))
+def _emit(value: object) -> None:
+    """``value`` (a receipt, a dict, a list) as indented JSON on stdout."""
+    shown = asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
+    click.echo(json.dumps(shown, ensure_ascii=False, indent=2))
 
 
 @click.group(invoke_without_command=True)
@@ -143,7 +157,8 @@ def _emit(value) -> None:
 @click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Seconds to wait for each answer.")
 @click.pass_context
-def terminal(ctx, code, centre_url, reader_name, journal_path, resend_for, timeout) -> None:
+def terminal(ctx: click.Context, code: str | None, centre_url: str, reader_name: str | None,
+             journal_path: str | None, resend_for: float, timeout: float) -> None:
     """A counter of institution CODE talking to the centre; without a command, an interactive shell."""
     session = _Session(code, centre_url, reader_name, journal_path, resend_for, timeout)
     ctx.obj = session
@@ -152,30 +167,31 @@ def terminal(ctx, code, centre_url, reader_name, journal_path, resend_for, timeo
         _shell(ctx)
 
 
-def _errors(fn):
+def _errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Every medsettle error one Error line (fail_cleanly); a refusal for want of a sign-in (the centre
     speaks of its message, 9001) also names the command that signs in."""
     cleanly = fail_cleanly()(fn)
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return cleanly(*args, **kwargs)
         except click.ClickException as error:
-            if "sign_no" in error.message:
-                session = click.get_current_context().find_object(_Session)
-                error.message += f"; sign in first: medsettle terminal -i {session.code} signin"
+            session = click.get_current_context().find_object(_Session)
+            if "sign_no" in error.message and session is not None:  # a session: always, under the group
+                raise click.ClickException(f"{error.message}; sign in first: medsettle terminal -i {session.code} "
+                                           "signin") from None
             raise
 
     return wrapper
 
 
-def _with_counter(fn):
+def _with_counter(fn: Callable[Concatenate[Counter, P], R]) -> Callable[P, R]:
     """Decorator: the command gets the counter, opened (and resumed) only now that the command runs."""
 
     @click.pass_obj
     @functools.wraps(fn)
-    def wrapper(session, *args, **kwargs):
+    def wrapper(session: _Session, *args: P.args, **kwargs: P.kwargs) -> R:
         return fn(session.counter(), *args, **kwargs)
 
     return wrapper
@@ -184,7 +200,7 @@ def _with_counter(fn):
 @terminal.command("signin")
 @_errors
 @_with_counter
-def signin(counter) -> None:
+def signin(counter: Counter) -> None:
     """Sign in (9001) at the start of the day."""
     _emit({"sign_no": counter.sign_in()})
 
@@ -192,13 +208,13 @@ def signin(counter) -> None:
 @terminal.command("signout")
 @_errors
 @_with_counter
-def signout(counter) -> None:
+def signout(counter: Counter) -> None:
     """Sign out (9002) at the end of the day."""
     counter.sign_out()
     _emit({"signed_out": True})
 
 
-def _identity_options(fn):
+def _identity_options(fn: F) -> F:
     """--card [--pin], --qr, --certno: how the patient is identified (the card first, if asked)."""
     for option in reversed([
             click.option("--card", is_flag=True, help="Read the card in the reader."),
@@ -209,7 +225,8 @@ def _identity_options(fn):
     return fn
 
 
-def _identified(session, card: bool, pin, qr, certno):
+def _identified(session: _Session, card: bool, pin: str | None, qr: str | None,
+                certno: str | None) -> tuple[Counter, Identity | None]:
     """(the counter, the patient's identity): the ID number's form is checked and the reader found before
     the counter is opened, so a typo or a missing reader changes nothing."""
     if pin is not None and not card:
@@ -234,7 +251,7 @@ def _check_certno(certno: str) -> str:
     return certno
 
 
-def _receipt_or_refusal(action) -> None:
+def _receipt_or_refusal(action: Callable[[], Receipt]) -> None:
     """Run ``action`` (a sale or a visit) and print its receipt. A refusal by the centre ended the sale: it
     is printed as such (JSON with the centre's err_msg) and the command fails with one Error line."""
     from ..terminal import Refused  # noqa: PLC0415
@@ -257,7 +274,7 @@ _CARD_MISTAKES = {"NO_CARD": "insert the card and sell again", "WRONG_PIN": "sel
                   "CARD_NOT_GENUINE": "do not accept this card: identify the patient by --certno"}
 
 
-def _identity(counter, card: bool, pin, qr, certno):
+def _identity(counter: Counter, card: bool, pin: str | None, qr: str | None, certno: str | None) -> Identity | None:
     """The card if asked and readable; else the QR e-voucher or ID number; None when nothing works (the
     equipment failed: cash and a voucher). A card mistake with nothing else to go on is one Error line and
     no sale, since it is not an equipment failure."""
@@ -285,12 +302,13 @@ def _identity(counter, card: bool, pin, qr, certno):
 @click.option("--no-account", is_flag=True, help="Do not use the personal account.")
 @click.pass_obj
 @_errors
-def sell(session, items, card, pin, qr, certno, no_account) -> None:
+def sell(session: _Session, items: tuple[str, ...], card: bool, pin: str | None, qr: str | None, certno: str | None,
+         no_account: bool) -> None:
     """Settle a pharmacy sale of ITEMS (CODE:PRICE:COUNT ...); without identification: cash and a voucher.
     A sale the centre refuses (an unknown person or item) ends refused: nothing owed, no voucher."""
-    items = _items(items)
+    lines = _items(items)
     counter, identity = _identified(session, card, pin, qr, certno)
-    _receipt_or_refusal(lambda: counter.sell(identity, items, acct_used=not no_account))
+    _receipt_or_refusal(lambda: counter.sell(identity, lines, acct_used=not no_account))
 
 
 @terminal.command("visit")
@@ -301,11 +319,12 @@ def sell(session, items, card, pin, qr, certno, no_account) -> None:
 @click.option("--no-account", is_flag=True, help="Do not use the personal account.")
 @click.pass_obj
 @_errors
-def visit(session, items, med_type, diagnosis, card, pin, qr, certno, no_account) -> None:
+def visit(session: _Session, items: tuple[str, ...], med_type: str, diagnosis: str, card: bool, pin: str | None,
+          qr: str | None, certno: str | None, no_account: bool) -> None:
     """An outpatient visit at a hospital: register, record, upload ITEMS (CODE:PRICE:COUNT ...), settle."""
-    items = _items(items)
+    lines = _items(items)
     counter, identity = _identified(session, card, pin, qr, certno)
-    _receipt_or_refusal(lambda: counter.visit(identity, items, med_type=med_type, acct_used=not no_account,
+    _receipt_or_refusal(lambda: counter.visit(identity, lines, med_type=med_type, acct_used=not no_account,
                                               diagnosis=diagnosis))
 
 
@@ -314,7 +333,7 @@ def visit(session, items, med_type, diagnosis, card, pin, qr, certno, no_account
 @_identity_options
 @click.pass_obj
 @_errors
-def admit(session, diagnosis, card, pin, qr, certno) -> None:
+def admit(session: _Session, diagnosis: str, card: bool, pin: str | None, qr: str | None, certno: str | None) -> None:
     """Admit a patient (2401); prints the stay's id."""
     if not (card or qr or certno):
         raise click.ClickException("identify the patient: --card, --qr or --certno")
@@ -329,10 +348,10 @@ def admit(session, diagnosis, card, pin, qr, certno) -> None:
 @click.argument("items", nargs=-1, required=True)
 @click.pass_obj
 @_errors
-def stay_fees(session, stay, items) -> None:
+def stay_fees(session: _Session, stay: str, items: tuple[str, ...]) -> None:
     """Upload fee lines of a stay (2301): ITEMS as CODE:PRICE:COUNT."""
-    items = _items(items)  # checked before the counter is opened
-    _emit(session.counter().stay_fees(stay, items))
+    lines = _items(items)  # checked before the counter is opened
+    _emit(session.counter().stay_fees(stay, lines))
 
 
 @terminal.command("settle-stay")
@@ -340,7 +359,7 @@ def stay_fees(session, stay, items) -> None:
 @click.option("--final", is_flag=True, help="The final settlement, after discharge (else mid-stay).")
 @_errors
 @_with_counter
-def settle_stay(counter, stay, final) -> None:
+def settle_stay(counter: Counter, stay: str, final: bool) -> None:
     """Settle a stay's uploaded lines (2304), mid-stay or final."""
     receipt = counter.settle_stay(stay, final=final)
     click.echo(receipt.text(), err=True)
@@ -351,7 +370,7 @@ def settle_stay(counter, stay, final) -> None:
 @click.argument("stay")
 @_errors
 @_with_counter
-def defer_stay(counter, stay) -> None:
+def defer_stay(counter: Counter, stay: str) -> None:
     """The final settlement got no answer and the patient leaves: 2601 and a cash voucher."""
     receipt = counter.defer_stay(stay)
     click.echo(receipt.text(), err=True)
@@ -363,7 +382,7 @@ def defer_stay(counter, stay) -> None:
 @click.argument("setl_id")
 @_errors
 @_with_counter
-def cancel_stay_settlement(counter, stay, setl_id) -> None:
+def cancel_stay_settlement(counter: Counter, stay: str, setl_id: str) -> None:
     """Cancel one settlement of a stay (2305)."""
     _emit(counter.cancel_stay_settlement(stay, setl_id))
 
@@ -372,7 +391,7 @@ def cancel_stay_settlement(counter, stay, setl_id) -> None:
 @click.argument("stay")
 @_errors
 @_with_counter
-def discharge(counter, stay) -> None:
+def discharge(counter: Counter, stay: str) -> None:
     """Discharge the patient of a stay (2402)."""
     counter.discharge(stay)
     _emit({"stay": stay, "discharged": True})
@@ -382,7 +401,7 @@ def discharge(counter, stay) -> None:
 @click.argument("sale")
 @_errors
 @_with_counter
-def cancel(counter, sale) -> None:
+def cancel(counter: Counter, sale: str) -> None:
     """Cancel a settled sale (2103) or visit (2208)."""
     _emit(counter.cancel(sale))
 
@@ -390,7 +409,7 @@ def cancel(counter, sale) -> None:
 @terminal.command("vouchers")
 @_errors
 @_with_counter
-def vouchers(counter) -> None:
+def vouchers(counter: Counter) -> None:
     """List the deferred-settlement vouchers not yet settled."""
     _emit(counter.pending_vouchers())
 
@@ -400,7 +419,7 @@ def vouchers(counter) -> None:
 @_identity_options
 @click.pass_obj
 @_errors
-def resettle(session, voucher, card, pin, qr, certno) -> None:
+def resettle(session: _Session, voucher: str, card: bool, pin: str | None, qr: str | None, certno: str | None) -> None:
     """Settle a voucher (自费转医保) and print the refund of the insured share."""
     counter, identity = _identified(session, card, pin, qr, certno)
     receipt = counter.settle_voucher(voucher, identity)
@@ -413,7 +432,7 @@ def resettle(session, voucher, card, pin, qr, certno) -> None:
 @click.option("--detail", is_flag=True, help="Always ask for the detail (3202), even when the totals agree.")
 @click.pass_obj
 @_errors
-def reconcile(session, day, detail) -> None:
+def reconcile(session: _Session, day: str | None, detail: bool) -> None:
     """End-of-day reconciliation: 3201 per scheme and insured region, 3202 when totals differ."""
     import datetime as dt  # noqa: PLC0415
 
@@ -429,7 +448,7 @@ def reconcile(session, day, detail) -> None:
               help="Rounds of forwarding, with back-off between them.")
 @_errors
 @_with_counter
-def forward(counter, rounds) -> None:
+def forward(counter: Counter, rounds: int) -> None:
     """Forward queued provisional settlements (store-and-forward) in order."""
     _emit(counter.forward_until_done(rounds=rounds))
 
@@ -439,19 +458,21 @@ def forward(counter, rounds) -> None:
               help="Seconds to keep resending unanswered messages.")
 @_errors
 @_with_counter
-def resume(counter, wait) -> None:
+def resume(counter: Counter, wait: float) -> None:
     """Finish what a crash or an outage left (also done before every command)."""
     _emit(counter.resume(deadline_s=wait))
 
 
 @terminal.command("shell")
 @click.pass_context
-def shell(ctx) -> None:
+def shell(ctx: click.Context) -> None:
     """An interactive counter: type 'help'."""
+    if ctx.parent is None:  # never: shell is a command of the terminal group, whose context holds the session
+        raise click.ClickException("the shell runs under the terminal: medsettle terminal -i CODE shell")
     _shell(ctx.parent)
 
 
-def _shell(ctx) -> None:
+def _shell(ctx: click.Context) -> None:
     """The interactive counter: one command a line, until quit or the end of input. The counter is opened
     (and what a crash left finished) before the first prompt."""
     ctx.obj.counter()
@@ -475,7 +496,7 @@ def _shell(ctx) -> None:
             return
 
 
-def _run_line(ctx, line: str) -> None:
+def _run_line(ctx: click.Context, line: str) -> None:
     """One line of the shell. Whatever is wrong with it (unbalanced quotes, an unknown command or option, a
     malformed item, an error of the command) is one Error line on stderr, and the shell prompts again."""
     try:
