@@ -35,31 +35,33 @@ def _month_field(text: str) -> str:
 Month = Annotated[str, AfterValidator(_month_field)]
 
 
-class _Admin(BaseModel):
+class AdminRequest(BaseModel):
+    """What every admin request shares: unknown fields refused, text stripped; ``action`` names its model."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class CardAction(_Admin):
+class CardAction(AdminRequest):
     action: Literal["card"]
     card_no: str = Field(min_length=1)
     card_action: Literal["activate", "lost", "cancel"]
     replace: bool = False
 
 
-class Credit(_Admin):
+class Credit(AdminRequest):
     action: Literal["credit"]
     psn_no: str = Field(min_length=1)
     amount: YuanText
     key: Month = Field(description="the month credited, yyyy-mm: each is credited once")
 
 
-class CancelPerson(_Admin):
+class CancelPerson(AdminRequest):
     action: Literal["cancel_person"]
     psn_no: str = Field(min_length=1)
     reason: Literal["emigration", "household", "transfer_out", "death"]
 
 
-class Enrol(_Admin):
+class Enrol(AdminRequest):
     """A new insured person: employees with their unit, residents in the region's virtual unit."""
 
     action: Literal["enrol"]
@@ -76,7 +78,7 @@ class Enrol(_Admin):
     assistance: bool = False
 
 
-class ChangeUnit(_Admin):
+class ChangeUnit(AdminRequest):
     action: Literal["change_unit"]
     psn_no: str = Field(min_length=1)
     emp_no: str = Field(min_length=1, max_length=30)
@@ -84,7 +86,7 @@ class ChangeUnit(_Admin):
     certificate: str = Field(min_length=1, max_length=60, description="the new unit's registration certificate")
 
 
-class Contribute(_Admin):
+class Contribute(AdminRequest):
     """One month's contribution; an employee in service gives the base, retirees and residents none."""
 
     action: Literal["contribute"]
@@ -93,45 +95,45 @@ class Contribute(_Admin):
     base: YuanText | None = None
 
 
-class IssueCard(_Admin):
+class IssueCard(AdminRequest):
     action: Literal["issue_card"]
     psn_no: str = Field(min_length=1)
     channel: Literal["on_the_spot", "service_point", "delegate"]
     delegate_certno: str | None = Field(None, pattern=r"^\d{17}[\dX]$")
 
 
-class IssueCardsEmployer(_Admin):
+class IssueCardsEmployer(AdminRequest):
     action: Literal["issue_cards_employer"]
     emp_no: str = Field(min_length=1)
     psn_nos: list[str] = Field(min_length=1, max_length=10_000)
 
 
-class TransferOut(_Admin):
+class TransferOut(AdminRequest):
     action: Literal["transfer_out"]
     psn_no: str = Field(min_length=1)
     to_admdvs: str = Field(pattern=r"^\d{6}$")
 
 
-class TransferIn(_Admin):
+class TransferIn(AdminRequest):
     action: Literal["transfer_in"]
     certificate_no: str = Field(min_length=1)
     emp_no: str | None = Field(None, min_length=1, max_length=30)
     emp_name: str | None = Field(None, min_length=1, max_length=100)
 
 
-class IssueQr(_Admin):
+class IssueQr(AdminRequest):
     action: Literal["issue_qr"]
     psn_no: str = Field(min_length=1)
 
 
-class CardRecord(_Admin):
+class CardRecord(AdminRequest):
     """Read-only: what the issuing bureau writes on a person's card (for personalising a virtual card)."""
 
     action: Literal["card_record"]
     psn_no: str = Field(min_length=1)
 
 
-ADMIN_REQUESTS: dict[str, type[_Admin]] = {
+ADMIN_REQUESTS: dict[str, type[AdminRequest]] = {
     "card": CardAction, "credit": Credit, "cancel_person": CancelPerson, "enrol": Enrol, "change_unit": ChangeUnit,
     "contribute": Contribute, "issue_card": IssueCard, "issue_cards_employer": IssueCardsEmployer,
     "transfer_out": TransferOut, "transfer_in": TransferIn, "issue_qr": IssueQr, "card_record": CardRecord,

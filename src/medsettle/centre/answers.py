@@ -46,7 +46,7 @@ class AnswerStore:
     Bytes, not dicts: millions of stored answers would otherwise be millions of containers for Python's
     cyclic garbage collector to walk again and again (pauses of a second and more)."""
 
-    def __init__(self, ledger: Ledger):
+    def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
         self._answers: dict[str, tuple[str, Any]] = {}
         ledger.owns(ANSWER, self._replay_refusal)

@@ -28,7 +28,7 @@ class Cards:
     """The cards' state is the registry's (changed only through its ``apply``); this flow owns the keys of
     the account credits made (``psn_no/key``), so each credit is made once."""
 
-    def __init__(self, ledger: Ledger, registry: Registry, qr: QrVouchers, regions: OwnedRegions):
+    def __init__(self, ledger: Ledger, registry: Registry, qr: QrVouchers, regions: OwnedRegions) -> None:
         self._ledger = ledger
         self._registry = registry
         self._qr = qr

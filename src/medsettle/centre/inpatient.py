@@ -30,7 +30,7 @@ class InpatientFlow:
     methods); an admission's fee uploads are its 2204/2205 handlers."""
 
     def __init__(self, ledger: Ledger, settlements: Settlements, cards: Cards, encounters: Encounters,
-                 outpatient: OutpatientFlow):
+                 outpatient: OutpatientFlow) -> None:
         self._ledger = ledger
         self._settlements = settlements
         self._cards = cards

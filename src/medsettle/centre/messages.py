@@ -317,11 +317,11 @@ class InpatientSettle(BaseModel):
 
 class DownloadData(BaseModel):
     model_config = ConfigDict(extra="allow")
-    admdvs: str = Field("", pattern=r"^(\d{6})?$")  # the region; default: the institution's
+    admdvs: str = Field(default="", pattern=r"^(\d{6})?$")  # the region; default: the institution's
     ver: str = ""  # a version the counter holds: the answer says whether it is still the one in force
     date: dt.date | None = None  # the day whose version is wanted; default: today (Asia/Shanghai)
-    page_num: int = Field(1, ge=1)
-    page_size: int = Field(1000, ge=1, le=5000)
+    page_num: int = Field(default=1, ge=1)
+    page_size: int = Field(default=1000, ge=1, le=5000)
 
 
 class Download(BaseModel):

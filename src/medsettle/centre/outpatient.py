@@ -41,7 +41,7 @@ from .settlements import Settlements
 
 class OutpatientFlow:
     def __init__(self, ledger: Ledger, settlements: Settlements, cards: Cards, encounters: Encounters, *,
-                 id_prefix: str):
+                 id_prefix: str) -> None:
         self._ledger = ledger
         self._settlements = settlements
         self._cards = cards
@@ -109,7 +109,7 @@ class OutpatientFlow:
                                                         "det_item_fee_sumamt", "hosp_appr_flag"}, exclude_none=True)
                  for line in payload.feedetail]
         split = self._ledger.settler.presettle(self.bill(env, institution, enc, lines)).line_split()
-        result = [{**s, "pric": line["pric"], "cnt": line["cnt"]} for s, line in zip(split, lines)]
+        result = [{**s, "pric": line["pric"], "cnt": line["cnt"]} for s, line in zip(split, lines, strict=True)]
         return self.event(FEES, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id, "lines": lines},
                            lambda b: {"result": result})
 

@@ -52,7 +52,7 @@ def after(future: Future, make: Callable[[], Future]) -> Future:
     def done(_: Future) -> None:
         try:
             made = make()
-        except BaseException as exc:  # a bug: passed on to the caller
+        except BaseException as exc:  # noqa: BLE001 (whatever make() raised, a bug, is passed on to the caller)
             chained.set_exception(exc)
             return
         made.add_done_callback(lambda result: _copy(result, chained))
@@ -86,8 +86,11 @@ def when_all(futures: list[Future], on_all_done: Callable[[BaseException | None]
 class _Countdown:
     __slots__ = ("failure", "lock", "on_all_done", "remaining")
 
-    def __init__(self, count: int, on_all_done: Callable[[BaseException | None], None]):
-        self.remaining, self.failure, self.on_all_done, self.lock = count, None, on_all_done, threading.Lock()
+    def __init__(self, count: int, on_all_done: Callable[[BaseException | None], None]) -> None:
+        self.remaining = count
+        self.failure: BaseException | None = None  # the first future's failure, in completion order
+        self.on_all_done = on_all_done
+        self.lock = threading.Lock()
 
     def one_done(self, future: Future) -> None:
         with self.lock:

@@ -65,7 +65,7 @@ class PersonsFlow:
     """The admin API of persons and cards. The persons' state is the settler's (their rows) and the
     registry's (identities, contributions, transfers); card actions and credits go to the cards flow."""
 
-    def __init__(self, ledger: Ledger, registry: Registry, cards: Cards, qr: QrVouchers, regions: OwnedRegions):
+    def __init__(self, ledger: Ledger, registry: Registry, cards: Cards, qr: QrVouchers, regions: OwnedRegions) -> None:
         self._ledger = ledger
         self._registry = registry
         self._cards = cards
@@ -77,7 +77,8 @@ class PersonsFlow:
         """One admin request (a dict with ``action``); answers a dict, raises InvalidInput naming the field."""
         if not isinstance(body, dict):
             raise InvalidInput("expected a JSON object", field="request")
-        model = A.ADMIN_REQUESTS.get(body.get("action"))
+        action = body.get("action")
+        model = None if action is None else A.ADMIN_REQUESTS.get(action)
         if model is None:
             raise InvalidInput(f"unknown action {body.get('action')!r}: one of {', '.join(A.ADMIN_REQUESTS)}",
                                field="action")
@@ -88,19 +89,38 @@ class PersonsFlow:
             raise InvalidInput(err["msg"], field=field_path(err["loc"]) or "request") from None
         if self._regions.partial:
             self._check_admin_ownership(req)
-        if isinstance(req, A.CardAction):
-            return self._cards.card_event(req.card_no, req.card_action, replace=req.replace)
-        if isinstance(req, A.Credit):
-            return self._cards.credit_account(req.psn_no, req.amount, req.key)
-        if isinstance(req, A.CancelPerson):
-            return self.cancel_person(req.psn_no, req.reason)
-        actions = {"enrol": self.enrol, "change_unit": self.change_unit, "contribute": self.contribute,
-                   "issue_card": self.issue_card, "issue_cards_employer": self.issue_cards_employer,
-                   "transfer_out": self.transfer_out, "transfer_in": self.transfer_in, "issue_qr": self.issue_qr,
-                   "card_record": self.card_record}
-        return actions[req.action](req)
+        return self._dispatch(req)
 
-    def _check_admin_ownership(self, req) -> None:
+    def _dispatch(self, req: A.AdminRequest) -> dict:
+        """The handler of the request's model (one model per action in A.ADMIN_REQUESTS)."""
+        match req:
+            case A.CardAction():
+                return self._cards.card_event(req.card_no, req.card_action, replace=req.replace)
+            case A.Credit():
+                return self._cards.credit_account(req.psn_no, req.amount, req.key)
+            case A.CancelPerson():
+                return self.cancel_person(req.psn_no, req.reason)
+            case A.Enrol():
+                return self.enrol(req)
+            case A.ChangeUnit():
+                return self.change_unit(req)
+            case A.Contribute():
+                return self.contribute(req)
+            case A.IssueCard():
+                return self.issue_card(req)
+            case A.IssueCardsEmployer():
+                return self.issue_cards_employer(req)
+            case A.TransferOut():
+                return self.transfer_out(req)
+            case A.TransferIn():
+                return self.transfer_in(req)
+            case A.IssueQr():
+                return self.issue_qr(req)
+            case A.CardRecord():
+                return self.card_record(req)
+        raise TypeError(f"no handler for the admin request {type(req).__name__}")
+
+    def _check_admin_ownership(self, req: A.AdminRequest) -> None:
         """Only the process owning a person's region changes them (several processes, one database)."""
         if isinstance(req, A.Enrol) and req.insuplc_admdvs not in self._regions.owned:
             raise InvalidInput(f"region {req.insuplc_admdvs} is not owned by this centre process",
@@ -119,9 +139,9 @@ class PersonsFlow:
         if isinstance(req, A.TransferOut) and req.to_admdvs not in self._regions.owned:
             raise InvalidInput(f"region {req.to_admdvs} is owned by another centre process: transfer within the "
                                "regions of one process", field="to_admdvs")
-        psn_no = getattr(req, "psn_no", None)
-        if psn_no:
-            self._regions.owns_person(psn_no)
+        person_no = getattr(req, "psn_no", None)
+        if person_no:
+            self._regions.owns_person(person_no)
 
     # -- enrolment and units ------------------------------------------------------------------------
 
@@ -374,6 +394,8 @@ class PersonsFlow:
     def _apply_person_event(self, body: dict) -> None:
         """Apply a person event, live (under the lock, before it is journaled) or on replay."""
         action, psn_no = body["action"], body.get("psn_no")
+        if not isinstance(psn_no, str):  # every person event names its person
+            raise ValueError(f"person event {action!r} without a psn_no")
         settler, registry = self._ledger.settler, self._registry
         if action == "cancel":
             registry.apply(PERSON_EVENT, body)

@@ -15,7 +15,7 @@ from .settlements import Settlements
 
 
 class PharmacyFlow:
-    def __init__(self, ledger: Ledger, settlements: Settlements, cards: Cards):
+    def __init__(self, ledger: Ledger, settlements: Settlements, cards: Cards) -> None:
         self._ledger = ledger
         self._settlements = settlements
         self._cards = cards
@@ -42,9 +42,10 @@ class PharmacyFlow:
                                field="input.data.med_type")
         self._settlements.check_routing(env, data.psn_no)
         when = next((f.fee_ocur_time for f in payload.feedetail if f.fee_ocur_time), "") or env.inf_time
+        setl_time = when or self._ledger.now_text()
         bill = {
             "bill_id": env.msgid, "psn_no": data.psn_no, "mdtrt_id": f"MD{env.msgid}", "med_type": "41",
-            "setl_time": when or self._ledger.now_text(), "hosp_lv": institution.tier,
+            "setl_time": setl_time, "hosp_lv": institution.tier,
             "mdtrtarea_admvs": institution.admdvs, "acct_used_flag": str(data.acct_used_flag),
             "feedetail": [f.model_dump(mode="json", exclude_none=True) for f in payload.feedetail],
         }
@@ -53,5 +54,5 @@ class PharmacyFlow:
         if data.saf_cash_amt is not None:
             bill["saf_cash_amt"] = str(data.saf_cash_amt)
         if data.deferred_voucher_no is not None:
-            self._settlements.check_deferred_window(institution, bill["setl_time"], "41")
+            self._settlements.check_deferred_window(institution, setl_time, "41")
         return bill

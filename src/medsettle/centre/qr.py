@@ -19,7 +19,7 @@ QR_LENGTH = 40
 class QrVouchers:
     """token -> (psn_no, expiry)."""
 
-    def __init__(self, ledger: Ledger, randomness: Randomness):
+    def __init__(self, ledger: Ledger, randomness: Randomness) -> None:
         self._ledger = ledger
         self._randomness = randomness
         self._tokens: dict[str, tuple[str, dt.datetime]] = {}

@@ -13,7 +13,7 @@ GROUP_CODES = ("D", "P")  # deductible met, pooled fund paid: followed by the be
 
 
 class Queries:
-    def __init__(self, ledger: Ledger):
+    def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
 
     def handlers(self) -> dict:

@@ -9,6 +9,8 @@ found and reversed.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from ..engine.results import Settlement
 from ..errors import InvalidInput
 from ..money import fen_to_decimal
@@ -23,7 +25,7 @@ CLR_TYPE = {"11": "11", "13": "11", "14": "11", "21": "21", "41": "41"}
 class Reconciliation:
     """Reads the settler's records and which institution each belongs to; changes nothing."""
 
-    def __init__(self, ledger: Ledger, settlements: Settlements, owned: set[str]):
+    def __init__(self, ledger: Ledger, settlements: Settlements, owned: set[str]) -> None:
         self._ledger = ledger
         self._settlements = settlements
         self._owned = owned
@@ -31,7 +33,7 @@ class Reconciliation:
     def handlers(self) -> dict:
         return {"3201": self._statement, "3202": self._statement_detail}
 
-    def _institution_records(self, institution: Institution, begin, end) -> list[Settlement]:
+    def _institution_records(self, institution: Institution, begin: dt.date, end: dt.date) -> list[Settlement]:
         """This institution's settlements and mirrors with a setl_time date in [begin, end]."""
         institution_of = self._settlements.institution_of
         with self._ledger.lock:

@@ -14,7 +14,7 @@ from .messages import Envelope
 
 
 class OwnedRegions:
-    def __init__(self, population: Population, every: list[str], regions: list[str] | None):
+    def __init__(self, population: Population, every: list[str], regions: list[str] | None) -> None:
         unknown = sorted(set(regions or []) - set(every))
         if unknown:
             raise InvalidInput(f"regions {unknown} are not in the policy ({', '.join(every)})", field="regions")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ..engine.eligibility import contribution_run
 from ..engine.persons import FLAG_ACTIVE, FLAG_ASSISTANCE, Population
 from ..errors import SettlementRefused
+from ..policy.codes import INSUTYPES, PSN_TYPES
 from ..seams import Clock
 
 ISSUED, ACTIVE, LOST, CANCELLED = "issued", "active", "lost", "cancelled"
@@ -30,7 +31,7 @@ class CardRefused(SettlementRefused):
     """The card cannot be used: its code says why (CARD_LOST, CARD_CANCELLED, CARD_NOT_ACTIVATED,
     CARD_UNKNOWN). Like every refusal of a state-changing call, it is a stored answer."""
 
-    def __init__(self, code: str, message: str, *, field: str | None = None):
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
         super().__init__(code, message)
         self.field = field
 
@@ -58,11 +59,11 @@ class Card:
 
 def id_check_digit(first17: str) -> str:
     """The 18th character of a citizen ID number (ISO 7064 MOD 11-2)."""
-    return ID_CHECK[sum(int(c) * w for c, w in zip(first17, ID_WEIGHTS)) % 11]
+    return ID_CHECK[sum(int(c) * w for c, w in zip(first17, ID_WEIGHTS, strict=True)) % 11]
 
 
 class Registry:
-    def __init__(self, population: Population, identities: dict[str, Identity], cards: list[Card]):
+    def __init__(self, population: Population, identities: dict[str, Identity], cards: list[Card]) -> None:
         self.population = population
         self.identities = identities
         self.by_certno = {i.certno: i.psn_no for i in identities.values()}
@@ -78,21 +79,23 @@ class Registry:
     def generate(cls, population: Population, *, seed: int = 0, activated_share: float = 0.9) -> Registry:
         """Deterministic identities and one card per person (most activated, some only issued)."""
         rng = random.Random(seed)
-        identities, cards = {}, []
+        identities: dict[str, Identity] = {}
+        cards: list[Card] = []
         for i, psn_no in enumerate(population.psn_nos):
-            d = population.describe(i)
+            attrs = population.attrs[i]
+            psn_type, insutype = PSN_TYPES[int(attrs["psn_type"])], INSUTYPES[int(attrs["insutype"])]
             age = {"11": rng.randint(22, 58), "12": rng.randint(61, 88), "1501": rng.randint(18, 80),
-                   "1502": rng.randint(1, 17)}[d["psn_type"]]
+                   "1502": rng.randint(1, 17)}[psn_type]
             brdy = dt.date(2026 - age, rng.randint(1, 12), rng.randint(1, 28))
             gend = rng.choice("12")
-            region = d["insuplc_admdvs"]
+            region = population.region_of(i)
             seq = f"{i % 1000:03d}"
             if (int(seq[-1]) % 2 == 1) != (gend == "1"):  # the 17th digit is odd for men
                 seq = seq[:2] + str((int(seq[-1]) + 1) % 10)
             first17 = f"{region}{brdy:%Y%m%d}{seq}"
-            identities[psn_no] = Identity(psn_no, rng.choice(SURNAMES) + "".join(rng.sample(GIVEN, rng.randint(1, 2))),
-                                          first17 + id_check_digit(first17), gend, brdy,
-                                          "城乡居民虚拟单位" if d["insutype"] == "390" else f"单位{rng.randint(1, 500):03d}")
+            name = rng.choice(SURNAMES) + "".join(rng.sample(GIVEN, rng.randint(1, 2)))
+            identities[psn_no] = Identity(psn_no, name, first17 + id_check_digit(first17), gend, brdy,
+                                          "城乡居民虚拟单位" if insutype == "390" else f"单位{rng.randint(1, 500):03d}")
             serial = f"{i:08d}"
             cards.append(Card(card_no=f"{region[:2]}{i:07d}",
                               card_sn=f"{region}D156000005{serial}FFFFFFFF",

@@ -29,7 +29,7 @@ REVERSAL = "reversal"
 class ReversalFlow:
     """omsgid -> the first 2601's answer output (a second 2601 for the same omsgid answers as the first)."""
 
-    def __init__(self, ledger: Ledger, answers: AnswerStore, settlements: Settlements, encounters: Encounters):
+    def __init__(self, ledger: Ledger, answers: AnswerStore, settlements: Settlements, encounters: Encounters) -> None:
         self._ledger = ledger
         self._answers = answers
         self._settlements = settlements
@@ -55,10 +55,12 @@ class ReversalFlow:
             if stored is None:
                 self._answers.tombstone(data.omsgid)
                 result = {"omsgid": data.omsgid, "oinfno": data.oinfno, "rvs_rslt": "tombstone"}
-            elif stored[0] != TOMBSTONE and stored[1] is None:  # a resend of the original came in meanwhile
+            elif stored[0] == TOMBSTONE:
+                result = {"omsgid": data.omsgid, "oinfno": data.oinfno, "rvs_rslt": "nothing applied"}
+            elif (original := stored[1]) is None:  # a resend of the original came in meanwhile
                 raise InvalidInput(f"the answer of {data.omsgid} is being made: send the 2601 again",
                                    field="input.data.omsgid")
-            elif stored[0] == TOMBSTONE or (original := stored[1])["infcode"] != 0:
+            elif original["infcode"] != 0:
                 result = {"omsgid": data.omsgid, "oinfno": data.oinfno, "rvs_rslt": "nothing applied"}
             else:
                 result = self._undo(env, institution, data.omsgid, data.oinfno, data.psn_no, original["output"],
@@ -103,9 +105,9 @@ class ReversalFlow:
                 raise InvalidInput("the visit has settled fees: cancel the settlement first (2208)",
                                    field="input.data.omsgid")
             if not enc.cancelled:
-                body = {"mdtrt_id": enc.mdtrt_id}
-                self._encounters.apply(REGISTER_CANCEL, body)
-                futures.append(self._ledger.append(REGISTER_CANCEL, region, f"{env.msgid}/2601", body))
+                cancel = {"mdtrt_id": enc.mdtrt_id}
+                self._encounters.apply(REGISTER_CANCEL, cancel)
+                futures.append(self._ledger.append(REGISTER_CANCEL, region, f"{env.msgid}/2601", cancel))
             return {"omsgid": omsgid, "oinfno": oinfno, "rvs_rslt": "reversed", "mdtrt_id": enc.mdtrt_id}
         # 2204 and 2301: cancel the uploaded lines that are still unsettled
         sns = [r["feedetl_sn"] for r in original.get("result", [])]

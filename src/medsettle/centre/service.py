@@ -68,7 +68,7 @@ __all__ = ["Centre", "CentreFailStopped", "EnvelopeRefused", "STATE_CHANGING"]
 class Centre:
     def __init__(self, settler: Settler, journal: GroupCommitJournal, institutions: list[Institution],
                  registry: Registry | None = None, *, regions: list[str] | None = None,
-                 clock: Clock = SYSTEM_CLOCK, randomness: Randomness = SYSTEM_RANDOM):
+                 clock: Clock = SYSTEM_CLOCK, randomness: Randomness = SYSTEM_RANDOM) -> None:
         """``regions``: the insured regions this process owns (default: all of the policy's). Several
         processes may share one PostgreSQL journal, each owning other regions (docs/architecture.md): each is
         the one writer of its regions' persons, refuses the others' and numbers its ids apart.

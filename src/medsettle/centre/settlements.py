@@ -34,7 +34,7 @@ def settlement_output(result: Settlement) -> dict:
 class Settlements:
     """setl_id (settlements and mirrors) -> fixmedins_code, and the settling and cancelling of bills."""
 
-    def __init__(self, ledger: Ledger, answers: AnswerStore, encounters: Encounters):
+    def __init__(self, ledger: Ledger, answers: AnswerStore, encounters: Encounters) -> None:
         self._ledger = ledger
         self._answers = answers
         self._encounters = encounters

@@ -30,7 +30,7 @@ class EnvelopeRefused(MedsettleError):
 class SignIns:
     """The terminals signed in: sign_no -> fixmedins_code, opter_no, dev_no and day."""
 
-    def __init__(self, ledger: Ledger, institutions: dict[str, Institution], *, id_prefix: str, partial: bool):
+    def __init__(self, ledger: Ledger, institutions: dict[str, Institution], *, id_prefix: str, partial: bool) -> None:
         self._ledger = ledger
         self._institutions = institutions
         self._id_prefix = id_prefix
