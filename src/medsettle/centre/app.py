@@ -29,6 +29,7 @@ from aiohttp import web
 
 from ..errors import MedsettleError
 from ..jsontext import dumps_bytes, loads
+from ..seams import SYSTEM_CLOCK, Clock
 from .messages import json_schemas
 from .service import Centre
 
@@ -148,11 +149,13 @@ class Throughput:
     it to its answer made). Counted and read on the event loop only, so no lock is needed. A request is
     counted as it arrives: one whose client went away before its answer counts as well."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        """``clock``: the intervals' lengths come from its monotonic time (the centre's clock seam)."""
         self.requests = 0
         self.refused = 0
+        self._clock = clock
         self._samples: list[float] = []  # ok-float: seconds
-        self._mark = (time.monotonic(), 0, 0)
+        self._mark = (clock.monotonic(), 0, 0)
 
     def sample(self, seconds: float) -> None:  # ok-float: a latency
         if len(self._samples) < MAX_SAMPLES:
@@ -160,7 +163,7 @@ class Throughput:
 
     def take(self) -> Interval:
         """What was answered since the last take (or the start), and start the next interval."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         since, requests, refused = self._mark
         samples, self._samples = self._samples, []
         self._mark = (now, self.requests, self.refused)
