@@ -40,11 +40,13 @@ def catalogue(region: str, seed: int, n_items: int = 240) -> list[dict[str, str]
     for i in range(n_items):
         kind = shared.choices(["drug", "herbal", "service", "material"], [45, 15, 28, 12])[0]
         if kind == "drug":
-            code = f"X{shared.choice('ABCDJLMNR')}{shared.randint(1, 99):02d}{shared.choice('ABCDE')}{shared.choice('ABCDEFG')}{i:03d}A{shared.randint(1, 999):03d}0101"
+            head = f"X{shared.choice('ABCDJLMNR')}{shared.randint(1, 99):02d}"  # drawn in this order, as before
+            code = f"{head}{shared.choice('ABCDE')}{shared.choice('ABCDEFG')}{i:03d}A{shared.randint(1, 999):03d}0101"
             name = shared.choice(DRUGS)
             price = _money(rng, 0.3, 200, 4)
         elif kind == "herbal":
-            code = f"Z{shared.choice('ABCDF')}{shared.randint(1, 20):02d}{shared.choice('ABC')}{i:03d}B{shared.randint(1, 999):03d}0101"
+            head = f"Z{shared.choice('ABCDF')}{shared.randint(1, 20):02d}"
+            code = f"{head}{shared.choice('ABC')}{i:03d}B{shared.randint(1, 999):03d}0101"
             name = shared.choice(HERBAL)
             price = _money(rng, 1, 120, 4)
         elif kind == "service":
@@ -73,7 +75,8 @@ def catalogue(region: str, seed: int, n_items: int = 240) -> list[dict[str, str]
             # retirees pay a smaller self-pay-first share on some class B items
             row["selfpay_prop_12"] = str((selfpay / 2).quantize(Decimal("0.01")))
         if kind in ("service", "material") and cls != "03" and rng.random() < 0.5:
-            row["pric_uplmt_amt"] = str((price * Decimal(rng.choice(["0.8", "0.9", "1.0", "1.2"]))).quantize(Decimal("0.01")))
+            cap = price * Decimal(rng.choice(["0.8", "0.9", "1.0", "1.2"]))
+            row["pric_uplmt_amt"] = str(cap.quantize(Decimal("0.01")))
         rows.append(row)
     return rows
 
