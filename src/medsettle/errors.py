@@ -13,7 +13,7 @@ class MedsettleError(Exception):
 
     code = "MEDSETTLE_ERROR"
 
-    def __init__(self, message: str, *, field: str | None = None, bill: int | str | None = None):
+    def __init__(self, message: str, *, field: str | None = None, bill: int | str | None = None) -> None:
         self.field = field
         self.bill = bill
         self.reason = message  # without the bill and field prefix
@@ -60,7 +60,7 @@ class SettlementRefused(MedsettleError):
     ``code`` is one of :data:`medsettle.engine.columns.REFUSALS` or a card refusal (CARD_LOST, ...).
     """
 
-    def __init__(self, code: str, message: str, *, bill: int | str | None = None):
+    def __init__(self, code: str, message: str, *, bill: int | str | None = None) -> None:
         self.code = code
         super().__init__(message, bill=bill)
 

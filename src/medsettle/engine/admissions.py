@@ -21,9 +21,14 @@ through a cancel, since some of its settlements can never be cancelled.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .columns import CANCEL_IN_PROGRESS, CANCEL_PAST, CANCEL_PAST_LAST, COL, NO_ADMISSION
+
+if TYPE_CHECKING:
+    from .state import PersonState
 
 _COUNTED, _DEDC = COL["adm_counted"], COL["act_pay_dedc"]
 _PREV = (COL["prev_adm_id"], COL["prev_adm_ded_std"], COL["prev_adm_ded_met"], COL["prev_adm_nsetl"])
@@ -56,7 +61,7 @@ class AdmissionBook:
     def __init__(self) -> None:
         self._in_progress: dict[int, Admission] = {}
 
-    def settled(self, person: int, adm: int, row: list[int], state_now) -> Admission:
+    def settled(self, person: int, adm: int, row: list[int], state_now: Callable[[], PersonState]) -> Admission:
         """Book a per-admission settlement just recorded (``row``: its result row as ints); return its
         admission. ``state_now()`` gives the person's state, asked only when the book is behind it."""
         current = self._in_progress.get(person)
@@ -84,7 +89,8 @@ class AdmissionBook:
         current.ded_met += dedc
         return current
 
-    def plan_cancel(self, person: int, admission: Admission | None, state) -> tuple[int, tuple[int, int, int, int]]:
+    def plan_cancel(self, person: int, admission: Admission | None, state: PersonState
+                    ) -> tuple[int, tuple[int, int, int, int]]:
         """(role, restore) for the engine's cancel of a live settlement of ``admission``, the person's
         ``state`` being as it is now. Changes nothing (the engine may still refuse the cancel)."""
         if admission is None:  # recorded before the book knew it: leave the count alone

@@ -61,7 +61,7 @@ class _LineTexts(dict):
 
     def __missing__(self, key: bytes) -> str:
         values = np.frombuffer(key.ljust(_LINE_KEY.itemsize, b"\0"), np.int64).tolist()
-        text = "".join([name + _AMOUNT_TEXTS[fen] for name, fen in zip(_LINE_NAMES, values)])
+        text = "".join([name + _AMOUNT_TEXTS[fen] for name, fen in zip(_LINE_NAMES, values, strict=True)])
         if len(self) < 1 << 16:
             self[key] = text
         return text
@@ -109,9 +109,9 @@ _HEAD = [
     ('{"bill_id":"', "bill_id"), ('","infcode":0,"output":{"setlinfo":{"setl_id":"', "setl_id"),
     ('","mdtrt_id":"', "mdtrt_id"), ('","psn_no":"', "psn_no"), ('","insutype":"', "insutype"),
     ('","psn_type":"', "psn_type"), ('","setl_time":"', "setl_time"),
-    ('"' + _names(_BEFORE_RATIO)[0], _BEFORE_RATIO[0]), *zip(_names(_BEFORE_RATIO[1:]), _BEFORE_RATIO[1:]),
+    ('"' + _names(_BEFORE_RATIO)[0], _BEFORE_RATIO[0]), *zip(_names(_BEFORE_RATIO[1:]), _BEFORE_RATIO[1:], strict=True),
     (',"pool_prop_selfpay":', "pool_prop_selfpay"),
-    *zip(_names(_AFTER_RATIO), _AFTER_RATIO),
+    *zip(_names(_AFTER_RATIO), _AFTER_RATIO, strict=True),
     (',"balc":', "balc"), (',"medins_setl_id":"', "bill_id"),
 ]
 _HEAD_END = '"},"setldetail":['
@@ -206,18 +206,18 @@ def _settled_texts(settled: Settled) -> tuple[list[str], list[str], list[str]]:
         "pool_prop_selfpay": list(map(_RATIO_TEXTS.__getitem__, rows[:, COL["pool_prop_bp"]].tolist())),
     }
     amounts = _amount_texts(rows[:, [COL[name] for name in _HEAD_AMOUNTS]])
-    values.update(zip(_HEAD_AMOUNTS, amounts.T.tolist()))
+    values.update(zip(_HEAD_AMOUNTS, amounts.T.tolist(), strict=True))
     paid = rows[:, [COL[name] for name in _FUND_COLUMNS]] != 0
     closing = np.where(paid.any(axis=1), '}],"feedetail":[', '],"feedetail":[').tolist()
     columns = [column for text, value in _HEAD for column in (repeat(text), values[value])]
     columns += [repeat(_HEAD_END), *_fund_pieces(paid, amounts, settled.insutypes), closing]
-    heads = list(map("".join, zip(*columns)))
+    heads = list(map("".join, zip(*columns, strict=False)))  # the fixed texts repeat without end
 
     first = np.zeros(len(cells), bool)  # a bill's first line opens without "},"
     first[(np.cumsum(n_lines) - n_lines)[n_lines > 0]] = True
     openings = np.where(first, '{"feedetl_sn":"', '},{"feedetl_sn":"').tolist()
     splits = map(_LINE_TEXTS.__getitem__, np.ascontiguousarray(cells).view(_LINE_KEY).ravel().tolist())
-    lines = list(map("".join, zip(openings, strings[4 * n:], splits)))
+    lines = list(map("".join, zip(openings, strings[4 * n:], splits, strict=True)))
     tails = np.where(n_lines > 0, "}]}}\n", "]}}\n").tolist()
     return heads, lines, tails
 

@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import MedsettleError
 
 if TYPE_CHECKING:
+    from .._core import Session as CoreSession  # noqa: F401 (for core.py: the kernel's session, typed by _core.pyi)
     from ..policy.compile import CompiledPolicy
     from ..policy.models import Policy
     from .bills import BillBatch

@@ -10,6 +10,7 @@ any engine runs, so one bad bill fails the whole batch and nothing is settled.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Literal, NamedTuple, Protocol
@@ -29,6 +30,9 @@ from .bounds import LINE_DIVISOR, MAX_CNT_UNITS, MAX_LINES, MAX_MEDFEE, MAX_PRIC
 from .persons import Population
 
 NO_VALUE = -1
+
+# A column as BillBatch.from_columns takes it: ints, or an array of them.
+IntColumn = Sequence[int] | np.ndarray
 
 
 def line_fee(pric_units: int, cnt_units: int) -> int:
@@ -210,9 +214,11 @@ class BillBatch:
         return len(self.person)
 
     @classmethod
-    def from_columns(cls, *, person, day, med_type, tier, treat_region, acct_flag, adm, line_start, item, pric,
-                     cnt, appr=None, saf_cash=None, caller_medfee=None, caller_fee=None,
-                     bill_ids=None) -> BillBatch:
+    def from_columns(cls, *, person: IntColumn, day: IntColumn, med_type: IntColumn, tier: IntColumn,
+                     treat_region: IntColumn, acct_flag: IntColumn, adm: IntColumn, line_start: IntColumn,
+                     item: IntColumn, pric: IntColumn, cnt: IntColumn, appr: IntColumn | None = None,
+                     saf_cash: IntColumn | None = None, caller_medfee: IntColumn | None = None,
+                     caller_fee: IntColumn | None = None, bill_ids: list[str] | None = None) -> BillBatch:
         """Build a batch from columns, deriving year and month from the day numbers."""
         day = np.ascontiguousarray(day, np.int32)
         n, n_lines = len(day), len(item)
@@ -415,7 +421,8 @@ def _resolve(bill: Bill, compiled: CompiledPolicy, population: Population, admis
         fee = line_fee(pric, cnt)
         if caller_fee is not None and caller_fee != fee:
             raise TotalMismatch(f"{money.fen_to_decimal(caller_fee)} disagrees with round(pric × cnt)"
-                                f" = {money.fen_to_decimal(fee)}", bill=name, field=f"feedetail[{j}].det_item_fee_sumamt")
+                                f" = {money.fen_to_decimal(fee)}", bill=name,
+                                field=f"feedetail[{j}].det_item_fee_sumamt")
         medfee += fee
         items.append(idx)
         prices.append(pric)
@@ -427,7 +434,8 @@ def _resolve(bill: Bill, compiled: CompiledPolicy, population: Population, admis
     if caller_medfee is not None and caller_medfee != medfee:
         raise TotalMismatch(f"{money.fen_to_decimal(caller_medfee)} disagrees with the sum of the lines' "
                             f"det_item_fee_sumamt {money.fen_to_decimal(medfee)}", bill=name, field="medfee_sumamt")
-    saf_cash = NO_VALUE if bill.saf_cash_amt is None else bill.saf_cash_fen
+    saf_cash_fen = bill.saf_cash_fen  # None exactly when there is no saf_cash_amt
+    saf_cash = NO_VALUE if saf_cash_fen is None else saf_cash_fen
     if saf_cash >= 0 and bill.acct_used_flag:
         raise InvalidInput("a store-and-forward forward is settled without the personal account "
                            "(acct_used_flag 0)", bill=name, field="acct_used_flag")

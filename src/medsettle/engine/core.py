@@ -7,6 +7,7 @@ validated columns to the kernel, which only loops.
 from __future__ import annotations
 
 from types import ModuleType
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from .bounds import COMPILED_BOUNDS
 from .columns import CANCEL_ROLES, COLUMNS, LINE_COLUMNS, N_COLUMNS, NARROW_COLUMNS
 from .persons import ATTR_DTYPE, Population
 from .state import STATE_DTYPE, PersonState, aligned_zeros, new_state_array, reset_state
+
+if TYPE_CHECKING:
+    from .backends import CoreSession
 
 
 def build_mismatch(core: ModuleType, plain: ModuleType | None = None) -> str | None:
@@ -44,10 +48,10 @@ def build_mismatch(core: ModuleType, plain: ModuleType | None = None) -> str | N
 class CoreEngine:
     """Settles batches with medsettle._core over a 64-byte-per-person state array."""
 
-    name = "core"
+    name: ClassVar[str] = "core"
 
     def __init__(self, policy: Policy, compiled: CompiledPolicy, population: Population,
-                 core: ModuleType | None = None):
+                 core: ModuleType | None = None) -> None:
         """``core`` is medsettle._core by default (from backends, the one place it is imported)."""
         if core is None:
             core = core_module()
@@ -81,7 +85,7 @@ class CoreEngine:
                        batch.item, batch.pric, batch.cnt, batch.appr, out, line_out, presettle)
         return out, line_out
 
-    def session(self):  # -> medsettle._core.Session
+    def session(self) -> CoreSession:
         """A single-bill Session of the kernel over this engine's policy, persons and state (the fast path's)."""
         return self._core.Session(self._policy, self.population.attrs, self.state, len(self.compiled.region_codes))
 

@@ -33,7 +33,7 @@ LineValues = Sequence[int] | np.ndarray
 
 
 class CoreFastPath:
-    def __init__(self, engine: CoreEngine, admissions: AdmissionKeySource | None = None):
+    def __init__(self, engine: CoreEngine, admissions: AdmissionKeySource | None = None) -> None:
         self._session = session = engine.session()
         # Bound C methods: no Python frame in between.
         self.settle = session.settle
@@ -56,7 +56,7 @@ class CoreFastPath:
 class ReferenceFastPath:
     """The same calls on the reference engine (a batch of one underneath)."""
 
-    def __init__(self, engine: ReferenceEngine, admissions: AdmissionKeySource | None = None):
+    def __init__(self, engine: ReferenceEngine, admissions: AdmissionKeySource | None = None) -> None:
         self._engine = engine
         self._admissions = admissions
         self.out = np.zeros(N_COLUMNS, np.int64)
@@ -98,7 +98,7 @@ class PythonRoute:
     """plainbill.resolve_plain, writing the lines into a fast path's input buffers (as medsettle._plain does)."""
 
     def __init__(self, engine: CoreEngine | ReferenceEngine, admissions: AdmissionKeySource,
-                 buffers: CoreFastPath | ReferenceFastPath):
+                 buffers: CoreFastPath | ReferenceFastPath) -> None:
         self._engine, self._admissions, self._buffers = engine, admissions, buffers
 
     def resolve(self, bill: PlainBill) -> Routed | None:

@@ -15,6 +15,7 @@ import csv
 import datetime as dt
 import io
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -30,7 +31,7 @@ FLAG_ASSISTANCE = 2
 NO_MONTH = -1
 NO_REGION = -1
 
-ATTR_DTYPE = np.dtype([
+_ATTR_FIELDS = [
     ("insutype", "u1"),      # index into INSUTYPES
     ("psn_type", "u1"),      # index into PSN_TYPES
     ("flags", "u1"),         # FLAG_ACTIVE | FLAG_ASSISTANCE
@@ -43,7 +44,9 @@ ATTR_DTYPE = np.dtype([
     ("filing_from", "<i4"),  # filing validity, day numbers, inclusive
     ("filing_to", "<i4"),
     ("_pad2", "<i4"),
-])
+]
+ATTR_DTYPE = np.dtype(_ATTR_FIELDS)
+ATTR_NAMES = frozenset(name for name, _ in _ATTR_FIELDS)  # ATTR_DTYPE's field names
 assert ATTR_DTYPE.itemsize == 32
 
 CSV_COLUMNS = ("psn_no", "insutype", "psn_type", "insuplc_admdvs", "balance", "active", "assistance",
@@ -128,7 +131,7 @@ def _read_persons_csv(f, path: Path) -> tuple[list[str], list[dict[str, str]], l
                 where = f"column {len(header) + 1}" if len(row) > len(header) else f"column {len(row) + 1}"
                 raise InvalidInput(f"{path} line {reader.line_num}, {where}: {len(row)} fields where line 1 names "
                                    f"{len(header)} columns (a comma too many or too few?)")
-            rows.append(dict(zip(header, row)))
+            rows.append(dict(zip(header, row, strict=True)))  # lengths checked above
             lines.append(reader.line_num)
     except csv.Error as exc:
         raise InvalidInput(f"{path} line {reader.line_num}: not readable as CSV: {exc}") from None
@@ -152,7 +155,7 @@ def _check_header(header: list[str], path: Path) -> None:
 class Population:
     """Static attributes of every insured person, by row index, bound to one policy's region order."""
 
-    def __init__(self, policy: Policy, psn_nos: list[str], attrs: np.ndarray, balances: np.ndarray):
+    def __init__(self, policy: Policy, psn_nos: list[str], attrs: np.ndarray, balances: np.ndarray) -> None:
         if attrs.dtype != ATTR_DTYPE or len(attrs) != len(psn_nos) or len(balances) != len(psn_nos):
             raise ValueError("psn_nos, attrs and balances must have one row per person")
         self.region_codes = tuple(r.admdvs for r in policy.regions)
@@ -176,7 +179,7 @@ class Population:
         """
         if psn_no in self.index:
             raise InvalidInput(f"person {psn_no!r} already exists", field="psn_no")
-        unknown = set(attrs) - set(ATTR_DTYPE.names)
+        unknown = set(attrs) - ATTR_NAMES
         if unknown:
             raise ValueError(f"unknown person attributes {sorted(unknown)}")
         row = len(self.psn_nos)
@@ -211,10 +214,8 @@ class Population:
 
     def index_of(self, psn_no: str, field: str = "psn_no") -> int:
         """The person's row; UnknownPerson naming ``field`` (where the caller got psn_no from) if none."""
-        if isinstance(self.psn_nos, _LazyPsnNos):  # no dict of 10^8 ids for the reference engine's bills
-            row = self.psn_nos.row_of(psn_no)
-        else:
-            row = self.index.get(psn_no)
+        # The lazy ids: no dict of 10^8 ids for the reference engine's bills.
+        row = self.psn_nos.row_of(psn_no) if isinstance(self.psn_nos, _LazyPsnNos) else self.index.get(psn_no)
         if row is None:
             raise UnknownPerson(f"unknown person {psn_no!r}", field=field)
         return row
@@ -334,7 +335,7 @@ class Population:
         with Path(path).open("w", newline="", encoding="utf-8") as f:
             self.write_csv(f)
 
-    def write_csv(self, f) -> None:
+    def write_csv(self, f: IO[str]) -> None:
         """Write the persons file to an open text file (opened with ``newline=""``, as csv wants)."""
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         writer.writeheader()
@@ -394,7 +395,7 @@ class _LazyPsnNos(list):
     def __len__(self) -> int:
         return self._n
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         return f"BENCH{i:015d}"
 
     def __iter__(self):

@@ -19,7 +19,7 @@ class Progress:
 
     EVERY = 1024  # bills between looks at the clock
 
-    def __init__(self, stream: IO[str] | None, verb: str, total: int | None = None):
+    def __init__(self, stream: IO[str] | None, verb: str, total: int | None = None) -> None:
         self._stream, self._verb, self._total = stream, verb, total
         self._start = self._shown = time.monotonic()
 

@@ -66,7 +66,7 @@ class ReferenceEngine:
 
     name: ClassVar[str] = "reference"
 
-    def __init__(self, policy: Policy, compiled: CompiledPolicy, population: Population):
+    def __init__(self, policy: Policy, compiled: CompiledPolicy, population: Population) -> None:
         self.policy = policy
         self.compiled = compiled  # only to decode batches: settling reads the policy models
         self.population = population
@@ -98,6 +98,7 @@ class ReferenceEngine:
         """Settle (or pre-settle) every bill of a validated batch in order, decoded back to bills;
         return (bill rows, line rows or None). ``out``/``line_out``, when given, receive the results
         (as in the core)."""
+        lines: np.ndarray | None  # None once narrowed
         rows, lines = self.settle_bills(decode_batch(batch, self.compiled, self.population, self._admissions),
                                         presettle=presettle)
         if narrow:

@@ -113,7 +113,8 @@ class Settlement:
     def to_json(self, amount: Callable[[int], object] = fen_to_decimal) -> dict[str, object]:
         """setlinfo, setldetail and the line split; amounts as Decimal, or as ``amount`` makes them."""
         values = self.row.tolist()
-        out: dict[str, object] = {"setlinfo": self.setlinfo(values, amount), "setldetail": self.setldetail(values, amount)}
+        out: dict[str, object] = {"setlinfo": self.setlinfo(values, amount),
+                                  "setldetail": self.setldetail(values, amount)}
         if self.lines is not None:
             out["feedetail"] = self.line_split(amount)
         return out

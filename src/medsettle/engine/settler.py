@@ -31,8 +31,8 @@ from .bills import AdmissionKeys, AdmissionKeyTable, Bill, BillBatch, encode_bil
 from .bounds import MAX_BALANCE_FEN
 from .columns import CANCEL_PAST, COL, COLUMNS, NARROW_COLUMNS, NO_ADMISSION, REFUSAL_MESSAGES, REFUSALS
 from .core import CoreEngine
-from .fastpath import fast_path
-from .persons import ATTR_DTYPE, Population
+from .fastpath import CoreFastPath, ReferenceFastPath, fast_path
+from .persons import ATTR_NAMES, Population
 from .plainbill import BillHead, validate_plain
 from .reference import ReferenceEngine
 from .results import Settlement, mirror_row
@@ -60,17 +60,17 @@ class BatchResult:
 
 class Settler:
     def __init__(self, policy: Policy, population: Population, *, engine: EngineName = "auto",
-                 compiled: CompiledPolicy | None = None):
+                 compiled: CompiledPolicy | None = None) -> None:
         self.policy = policy
         self.compiled = compiled or compile_policy(policy)
         self.population = population
         self.engine_name = resolve_engine_name(engine)
-        engine_class: type[Engine] = CoreEngine if self.engine_name == "core" else ReferenceEngine
+        engine_class = CoreEngine if self.engine_name == "core" else ReferenceEngine
         self.engine: Engine = engine_class(policy, self.compiled, population)
         self.admissions: AdmissionKeyTable = AdmissionKeys()  # a stream's forget some (engine/streamkeys.py)
         self.records: dict[str, Settlement] = {}
         self.admission_book = AdmissionBook()  # what cancels need of admissions no longer in progress
-        self._fast = None  # the single-bill fast path, made on first use
+        self._fast: CoreFastPath | ReferenceFastPath | None = None  # the single-bill fast path, made on first use
         self._last_seq = 0  # setl_ids are S + 15 digits, counting up
         self.id_prefix = ""  # digits that start this process's setl_ids when several share a database
 
@@ -137,10 +137,12 @@ class Settler:
         models = [b if isinstance(b, Bill) else parse_bill(b, position=i) for i, b in enumerate(bills)]
         batch = encode_bills(models, self.compiled, self.population, self.admissions)
         batch.validate(self.compiled, len(self.population))
+        lines: np.ndarray | None
         if isinstance(self.engine, ReferenceEngine):  # it settles the parsed bills, not their encoding
             out, lines = self.engine.settle_bills(models, presettle=presettle, admissions=self.admissions)
         else:
             out, lines = self.engine.run(batch, presettle=presettle)
+        assert lines is not None  # not narrowed: the lines are split
         results: list[Settlement | SettlementRefused] = []
         for i, model in enumerate(models):
             status = int(out[i, COL["status"]])
@@ -170,11 +172,11 @@ class Settler:
         out, lines = self.engine.run(batch, presettle=presettle, narrow=narrow, out=out, line_out=line_out)
         return BatchResult(out, lines, NARROW_COLUMNS if narrow else COLUMNS)
 
-    def fast_path(self):
+    def fast_path(self) -> CoreFastPath | ReferenceFastPath:
         """The pre-validated single-bill path (see medsettle.engine.fastpath) on this settler's engine and state."""
         return fast_path(self.engine, self.admissions)
 
-    def _make_fast_path(self):
+    def _make_fast_path(self) -> CoreFastPath | ReferenceFastPath:
         self._fast = self.fast_path()  # the Settler's own, made anew after an enrolment
         return self._fast
 
@@ -197,12 +199,13 @@ class Settler:
         if status:
             raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status]
                                     + f"; settlement {setl_id} can no longer be cancelled")
+        original_lines = original.lines
         mirror = Settlement(
             setl_id=self._claim_setl_id(mirror_id), bill_id=original.bill_id, psn_no=original.psn_no,
             mdtrt_id=original.mdtrt_id, insutype=original.insutype, psn_type=original.psn_type,
             med_type=original.med_type, setl_time=when or now_shanghai().replace(tzinfo=None),
             row_data=mirror_row(original.row, balance).tobytes(),
-            lines_data=None if original.lines_data is None else (-original.lines).tobytes(),
+            lines_data=None if original_lines is None else (-original_lines).tobytes(),
             feedetl_sns=original.feedetl_sns, person=original.person, adm=original.adm, mirror_of=setl_id,
         )
         original.cancelled_by = mirror.setl_id
@@ -239,7 +242,7 @@ class Settler:
 
     def update_person(self, psn_no: str, **attrs: int) -> None:
         """Change static attributes of a person (contributions, transfer, cancellation) between bills."""
-        unknown = set(attrs) - set(ATTR_DTYPE.names)
+        unknown = set(attrs) - ATTR_NAMES
         if unknown:
             raise ValueError(f"unknown person attributes {sorted(unknown)}")
         row = self.population.attrs[self.population.index_of(psn_no)]
@@ -322,7 +325,7 @@ class Settler:
         return result
 
 
-def _no_untrack(record: Settlement) -> None:
+def _no_untrack(record: object) -> None:
     """Without the compiled core, records stay in the collector's lists (they cost it time, nothing else)."""
 
 

@@ -9,8 +9,10 @@ from typing import IO
 
 import numpy as np
 
+from ..policy.compile import CompiledPolicy
 from .answers import SETL_TIME_TEXTS
 from .bills import BillBatch, ResolvedBill
+from .fastpath import CoreFastPath, ReferenceFastPath
 from .plainbill import BillHead
 
 
@@ -26,7 +28,7 @@ class ChunkOfBills:
         self.apprs: list[bytes] = []
         self.heads: list[BillHead] = []
 
-    def add_routed(self, args: tuple, head: BillHead, fast) -> None:
+    def add_routed(self, args: tuple, head: BillHead, fast: CoreFastPath | ReferenceFastPath) -> None:
         """A bill the quick route resolved (its lines in ``fast``'s input buffers). The first pass runs
         this once per bill: as few steps as can be (args as the route gives them, adm and all)."""
         n = args[8]
@@ -46,7 +48,7 @@ class ChunkOfBills:
         self.apprs.append(np.array(r.apprs, np.uint8).tobytes())
         self.heads.append(head)
 
-    def spool(self, compiled, n_persons: int, to: IO[bytes]) -> None:
+    def spool(self, compiled: CompiledPolicy, n_persons: int, to: IO[bytes]) -> None:
         """Check the chunk as a batch (what the second pass settles cannot fail) and write it to ``to``."""
         parts = (np.array(self.args, np.int64).tobytes(), b"".join(self.items), b"".join(self.prices),
                  b"".join(self.counts), b"".join(self.apprs), [h.bill_id for h in self.heads],

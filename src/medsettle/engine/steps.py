@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..money import BP, apply_bp, round_half_up_div
-from ..policy.codes import CLASS_A, CLASS_B, CLASS_C, EMERGENCY_MED_TYPE, EMPLOYEE
+from ..policy.codes import CLASS_A, CLASS_B, CLASS_C, EMERGENCY_MED_TYPE, EMPLOYEE, Insutype, MedType, PsnType, TierName
 from ..policy.models import Benefit, CatalogueItem, Region, RuleSet, SecondTier, TierRate
 from ..timeutil import day_number, month_index
 from .bills import line_fee
@@ -52,7 +52,7 @@ def over_price_cap(item: CatalogueItem, pric: int, cnt: int) -> int:
     return 0
 
 
-def self_pay_first(item: CatalogueItem, fee: int, overlmt: int, psn_type: str) -> int:
+def self_pay_first(item: CatalogueItem, fee: int, overlmt: int, psn_type: PsnType) -> int:
     """Step 4: class B pays its self-pay-first share of what is under the cap first; class A nothing."""
     if item.item_class == CLASS_B:
         return apply_bp(fee - overlmt, item.selfpay_for(psn_type))
@@ -60,7 +60,7 @@ def self_pay_first(item: CatalogueItem, fee: int, overlmt: int, psn_type: str) -
     return 0
 
 
-def price_line(item: CatalogueItem, pric: int, cnt: int, approved: bool, psn_type: str) -> LineAmounts:
+def price_line(item: CatalogueItem, pric: int, cnt: int, approved: bool, psn_type: PsnType) -> LineAmounts:
     """Steps 1-5 for one line; step 5, the in-scope amount, is what the other steps leave."""
     fee = line_fee(pric, cnt)  # step 1
     if is_all_own_pay(item, approved):
@@ -85,15 +85,15 @@ class Encounter:
 
     person: int  # row in the Population
     attrs: np.void  # the person's attributes (persons.ATTR_DTYPE)
-    insutype: str
-    psn_type: str
+    insutype: Insutype
+    psn_type: PsnType
     insured: Region
     insured_index: int
     treat: Region
     treat_index: int
     date: dt.date
-    med_type: str
-    tier: str
+    med_type: MedType
+    tier: TierName
     acct_used: bool
     saf_cash: int | None  # the cash a store-and-forward forward collected, fen; None otherwise
     admission: int  # the key of its mdtrt_id

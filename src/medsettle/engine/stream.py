@@ -68,7 +68,7 @@ class BillStream:
     FORGET_EVERY = 1 << 16  # new admission keys between looks at which are still in progress
 
     def __init__(self, settler: Settler, *, presettle: bool = False,
-                 progress: Callable[[str, int | None], Progress] | None = None):
+                 progress: Callable[[str, int | None], Progress] | None = None) -> None:
         self.settler = settler
         self.presettle = presettle
         self.keys = settler.admissions = StreamAdmissionKeys()

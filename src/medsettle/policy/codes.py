@@ -6,25 +6,33 @@ code tables, not policy: a region chooses numbers for them, never new codes.
 
 from __future__ import annotations
 
-EMPLOYEE = "310"  # 职工基本医疗保险: has personal accounts; second tier is 大额 (hifob_pay)
-RESIDENT = "390"  # 城乡居民基本医疗保险: no account; second tier is 大病 (hifmi_pay)
-INSUTYPES = (EMPLOYEE, RESIDENT)
-INSUTYPE_INDEX = {code: i for i, code in enumerate(INSUTYPES)}
+from typing import Final, Literal
+
+# The code tables as types: what the policy models accept and the engines' steps read.
+Insutype = Literal["310", "390"]
+PsnType = Literal["11", "12", "1501", "1502"]
+MedType = Literal["11", "13", "14", "21", "41"]
+TierName = Literal["pharmacy", "1", "2", "3"]
+
+EMPLOYEE: Final = "310"  # 职工基本医疗保险: has personal accounts; second tier is 大额 (hifob_pay)
+RESIDENT: Final = "390"  # 城乡居民基本医疗保险: no account; second tier is 大病 (hifmi_pay)
+INSUTYPES: tuple[Insutype, ...] = (EMPLOYEE, RESIDENT)
+INSUTYPE_INDEX: dict[str, int] = {code: i for i, code in enumerate(INSUTYPES)}
 
 # psn_type: 11 in service, 12 retired (employee scheme); 1501 resident adult, 1502 minor/student.
-PSN_TYPES = ("11", "12", "1501", "1502")
-PSN_TYPE_INDEX = {code: i for i, code in enumerate(PSN_TYPES)}
-PSN_TYPES_OF_INSUTYPE = {EMPLOYEE: ("11", "12"), RESIDENT: ("1501", "1502")}
+PSN_TYPES: tuple[PsnType, ...] = ("11", "12", "1501", "1502")
+PSN_TYPE_INDEX: dict[str, int] = {code: i for i, code in enumerate(PSN_TYPES)}
+PSN_TYPES_OF_INSUTYPE: dict[str, tuple[PsnType, ...]] = {EMPLOYEE: ("11", "12"), RESIDENT: ("1501", "1502")}
 
 # med_type: 11 general outpatient, 13 emergency, 14 chronic/special outpatient, 21 inpatient,
 # 41 pharmacy purchase.
-MED_TYPES = ("11", "13", "14", "21", "41")
-MED_TYPE_INDEX = {code: i for i, code in enumerate(MED_TYPES)}
-EMERGENCY_MED_TYPE = "13"
+MED_TYPES: tuple[MedType, ...] = ("11", "13", "14", "21", "41")
+MED_TYPE_INDEX: dict[str, int] = {code: i for i, code in enumerate(MED_TYPES)}
+EMERGENCY_MED_TYPE: Final = "13"
 
 # Institution tier: 0 = designated pharmacy, 1-3 = hospital tiers (一级/二级/三级).
-TIER_NAMES = ("pharmacy", "1", "2", "3")
-TIER_INDEX = {name: i for i, name in enumerate(TIER_NAMES)}
+TIER_NAMES: tuple[TierName, ...] = ("pharmacy", "1", "2", "3")
+TIER_INDEX: dict[str, int] = {name: i for i, name in enumerate(TIER_NAMES)}
 
 # Catalogue classes (chrgitm_lv): 01 甲 class A, 02 乙 class B, 03 丙 / out of catalogue.
 CLASS_A, CLASS_B, CLASS_C = 1, 2, 3

@@ -89,7 +89,7 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
     rulesets = [(r_i, rs) for r_i, region in enumerate(policy.regions) for rs in region.rulesets]
     n_rs, n_regions = len(rulesets), len(policy.regions)
     shape_gspt = (n_rs, MAX_GROUPS, len(INSUTYPES), len(PSN_TYPES), len(TIER_INDEX))
-    c = dict(
+    c: dict[str, np.ndarray] = dict(  # the rule sets' arrays, by CompiledPolicy field
         region_rs_start=np.zeros(n_regions, np.int32),
         region_rs_count=np.zeros(n_regions, np.int32),
         region_group_basis=np.zeros((n_regions, MAX_GROUPS), np.int8),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from ..errors import PolicyError
 from .codes import PSN_TYPES
@@ -114,7 +115,7 @@ def _field_path(loc: tuple, raw: Any, csv_files: dict[tuple[int, int], Path]) ->
     return f"{path} ({', '.join(context)})" if context else path
 
 
-def _reason(err: dict) -> str:
+def _reason(err: ErrorDetails) -> str:
     """pydantic's message without its 'Value error, ' prefix (our validators already say what is wrong)."""
     msg = err["msg"]
     if err["type"] == "value_error" and msg.startswith("Value error, "):
@@ -131,7 +132,7 @@ def _read_catalogue_csv(path: Path, *, where: str) -> list[dict[str, Any]]:
                 raise PolicyError(f"{where}: the catalogue file {path} lacks the columns {', '.join(missing)} "
                                   f"(line 1 must name {', '.join(CATALOGUE_COLUMNS)})")
             items = []
-            for line_no, row in enumerate(reader, start=2):
+            for row in reader:
                 item: dict[str, Any] = {
                     "med_list_codg": row["med_list_codg"],
                     "name": row["name"],

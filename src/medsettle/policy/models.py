@@ -25,6 +25,10 @@ from .codes import (
     MED_TYPES,
     PSN_TYPES,
     PSN_TYPES_OF_INSUTYPE,
+    Insutype,
+    MedType,
+    PsnType,
+    TierName,
 )
 
 BIG_MAX_FEN = 2**62
@@ -113,10 +117,10 @@ class Benefit(_Model):
     """
 
     group: str
-    insutype: Literal["310", "390"]
-    psn_types: list[Literal["11", "12", "1501", "1502"]] = Field(min_length=1)
+    insutype: Insutype
+    psn_types: list[PsnType] = Field(min_length=1)
     ceiling: Fen
-    tiers: dict[Literal["pharmacy", "1", "2", "3"], TierRate]
+    tiers: dict[TierName, TierRate]
 
     @model_validator(mode="after")
     def _psn_types_match_scheme(self) -> Benefit:
@@ -130,7 +134,7 @@ class Benefit(_Model):
 class SecondTier(_Model):
     """大额 (employees, no threshold) or 大病 (residents, above a yearly threshold of in-scope self-pay)."""
 
-    insutype: Literal["310", "390"]
+    insutype: Insutype
     groups: list[str]
     ratio: Bp
     annual_cap: Fen
@@ -148,7 +152,7 @@ class Account(_Model):
     """Which med types may draw on the personal account, and whether it pays all of the person's share
     (``all``) or only the part for covered items (``covered``)."""
 
-    med_types: list[Literal["11", "13", "14", "21", "41"]] = list(MED_TYPES)
+    med_types: list[MedType] = list(MED_TYPES)
     scope: Literal["all", "covered"] = "all"
     # The monthly credit (划入): employees in service get this share of their contribution base, retirees a
     # fixed sum (the 2021 reform's shape); residents have no account.
@@ -166,16 +170,16 @@ class CrossRegionCut(_Model):
 class LateEnrolment(_Model):
     """Residents who enrol late wait the waiting months plus this many per uncovered year, capped."""
 
-    months_per_uncovered_year: int = Field(1, ge=0, le=12)
-    cap_months: int = Field(12, ge=0, le=120)
+    months_per_uncovered_year: int = Field(default=1, ge=0, le=12)
+    cap_months: int = Field(default=12, ge=0, le=120)
 
 
 class DeferredWindow(_Model):
     """How long after the bill's date (or discharge) a deferred voucher may still be settled (§4)."""
 
-    outpatient_days: int = Field(7, ge=0, le=3650)
-    inpatient_days: int = Field(30, ge=0, le=3650)
-    manual_claim_days: int = Field(180, ge=0, le=3650)
+    outpatient_days: int = Field(default=7, ge=0, le=3650)
+    inpatient_days: int = Field(default=30, ge=0, le=3650)
+    manual_claim_days: int = Field(default=180, ge=0, le=3650)
 
 
 class RuleSet(_Model):
@@ -183,13 +187,13 @@ class RuleSet(_Model):
 
     version: str = Field(min_length=1)
     effective_from: dt.date
-    med_type_groups: dict[Literal["11", "13", "14", "21", "41"], str]
+    med_type_groups: dict[MedType, str]
     benefits: list[Benefit] = Field(min_length=1)
     second_tier: list[SecondTier] = []
     assistance: Assistance = Assistance()
     account: Account = Account()
     cross_region_cut: CrossRegionCut = CrossRegionCut()
-    waiting_months: int = Field(3, ge=0, le=24)
+    waiting_months: int = Field(default=3, ge=0, le=24)
     late_enrolment: LateEnrolment = LateEnrolment()
     deferred_window: DeferredWindow = DeferredWindow()
 
@@ -221,7 +225,7 @@ class CatalogueItem(_Model):
     name: str = ""
     chrgitm_lv: Literal["01", "02", "03"]
     selfpay_prop: Bp = 0
-    selfpay_prop_by_psn_type: dict[Literal["11", "12", "1501", "1502"], Bp] = {}
+    selfpay_prop_by_psn_type: dict[PsnType, Bp] = {}
     pric_uplmt_amt: PriceUnits | None = None
     lmt_used_flag: bool = False
 
@@ -229,7 +233,7 @@ class CatalogueItem(_Model):
     def item_class(self) -> int:
         return CLASS_CODES[self.chrgitm_lv]
 
-    def selfpay_for(self, psn_type: str) -> int:
+    def selfpay_for(self, psn_type: PsnType) -> int:
         return self.selfpay_prop_by_psn_type.get(psn_type, self.selfpay_prop)
 
 
@@ -259,7 +263,7 @@ class Region(_Model):
 
     admdvs: Admdvs
     name: str = ""
-    insutypes: list[Literal["310", "390"]] = list(INSUTYPES)
+    insutypes: list[Insutype] = list(INSUTYPES)
     groups: list[Group] = Field(min_length=1, max_length=MAX_GROUPS)
     rulesets: list[RuleSet] = Field(min_length=1)
     catalogues: list[Catalogue] = Field(min_length=1)
