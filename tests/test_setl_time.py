@@ -93,7 +93,7 @@ def test_medsettle_settle_answers_each_bills_own_time(engine, tmp_path):
     assert any(not b["setl_time"].endswith("00:00:00") for b in sent)  # bills sent for a time of day
     answers = [json.loads(line) for line in run("settle", "--persons", str(persons), "--engine", engine,
                                                  str(bills)).splitlines()]
-    settled = [(b["setl_time"], a["output"]["setlinfo"]["setl_time"]) for b, a in zip(sent, answers)
+    settled = [(b["setl_time"], a["output"]["setlinfo"]["setl_time"]) for b, a in zip(sent, answers, strict=True)
                if a["infcode"] == 0]
     assert len(answers) == len(sent) and settled
     assert all(answered == own for own, answered in settled), settled

@@ -115,7 +115,7 @@ def test_answers_are_those_of_settling_the_list_as_before(world, engine):
     bills = [json.loads(line, parse_float=Decimal) for line in path.read_text(encoding="utf-8").splitlines()
              if line.strip()]
     before = b""
-    for bill, result in zip(bills, settler.settle_many(bills)):
+    for bill, result in zip(bills, settler.settle_many(bills), strict=True):
         if isinstance(result, SettlementRefused):
             answer = {"bill_id": bill.get("bill_id", ""), "infcode": -1, "err_code": result.code,
                       "err_msg": str(result)}

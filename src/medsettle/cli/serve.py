@@ -28,6 +28,9 @@ from ._errors import fail_cleanly
 
 if TYPE_CHECKING:
     from ..centre.app import Interval
+    from ..centre.service import Centre
+    from ..engine.settler import EngineName
+    from ..policy.models import Policy
 
 log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -51,8 +54,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 @click.option("--stats-every", default=60, show_default=True, type=click.IntRange(min=0), metavar="SECONDS",
               help="Log the throughput every SECONDS (0: never).")
 @fail_cleanly()
-def serve(policy_file, persons_file, db_url, data_dir, port, engine, regions, log_level, log_file,
-          stats_every) -> None:
+def serve(policy_file: str | None, persons_file: str | None, db_url: str | None, data_dir: str, port: int,
+          engine: EngineName, regions: str | None, log_level: str, log_file: str | None, stats_every: int) -> None:
     """Run the settlement centre on 127.0.0.1: POST the platform's envelope to / ; GET /schema for schemas.
 
     Offers sign-in, the pharmacy, outpatient and inpatient flows, 2601, 3201/3202 and 5206 so far. Every answer that
@@ -72,7 +75,8 @@ def serve(policy_file, persons_file, db_url, data_dir, port, engine, regions, lo
         handler.close()
 
 
-def _serve(policy_file, persons_file, db_url, data_dir, port, engine, regions, stats_every: int) -> None:
+def _serve(policy_file: str | None, persons_file: str | None, db_url: str | None, data_dir: str, port: int,
+           engine: EngineName, regions: str | None, stats_every: int) -> None:
     """Build the centre (policy, population, the port bound, then the journal replayed) and serve it."""
     from ..centre.institutions import default_institutions  # noqa: PLC0415
     from ..centre.service import Centre  # noqa: PLC0415
@@ -104,7 +108,7 @@ def _serve(policy_file, persons_file, db_url, data_dir, port, engine, regions, s
         listener.close()
 
 
-def _serve_forever(centre, listener: socket.socket, *, where: str, regions: list[str] | None,
+def _serve_forever(centre: Centre, listener: socket.socket, *, where: str, regions: list[str] | None,
                    stats_every: int) -> None:
     """Answer on the bound socket until SIGINT or SIGTERM, then finish the requests in flight and return."""
     import asyncio  # noqa: PLC0415
@@ -188,7 +192,7 @@ def _check_port_and_data_dir(port: int, data_dir: str, db_url: str | None) -> No
         raise click.ClickException(f"--data-dir {data_dir}: a file, not a directory; name a directory for the journal")
 
 
-def _check_regions(policy, owned: list[str] | None) -> None:
+def _check_regions(policy: Policy, owned: list[str] | None) -> None:
     every = [r.admdvs for r in policy.regions]
     unknown = [r for r in owned or [] if r not in every]
     if unknown:

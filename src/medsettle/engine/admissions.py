@@ -132,7 +132,7 @@ class AdmissionBook:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _is_in_progress(self, person: int, admission: Admission, state) -> bool:
+    def _is_in_progress(self, person: int, admission: Admission, state: PersonState) -> bool:
         """The book's admission in progress, and the state agrees (nothing settled since without a record)."""
         if self._in_progress.get(person) is not admission or state.adm_id != admission.key or not state.adm_nsetl:
             return False

@@ -16,8 +16,8 @@ adds a source line that tells a user nothing), once per process.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -40,6 +40,7 @@ _plain_module: ModuleType | None = None
 _core_error: str | None = None  # why the core is not used, when it is not
 _core_fix = ""  # what to do about it ("" when it was turned off on purpose)
 _warned = False
+log = logging.getLogger(__name__)
 
 
 class CoreUnavailable(MedsettleError):
@@ -132,6 +133,8 @@ def resolve_engine_name(name: str) -> str:
         raise CoreUnavailable(f"the core engine was asked for, but {core_problem()}")
     if not _warned:
         _warned = True
-        print(f"medsettle: {_core_error}; using the reference engine (pure Python, slow)"
-              + (f"; {_core_fix}" if _core_fix else ""), file=sys.stderr)
+        # A log record, not a print: with no logging configured Python writes its message alone to stderr
+        # (logging's last-resort handler), as before; `medsettle serve` gives it its log format.
+        log.warning("medsettle: %s; using the reference engine (pure Python, slow)%s", _core_error,
+                    f"; {_core_fix}" if _core_fix else "")
     return "reference"

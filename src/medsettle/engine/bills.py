@@ -309,13 +309,13 @@ class BillBatch:
         self._fail_first((self.caller_medfee >= 0) & (self.caller_medfee != medfee), "medfee_sumamt",
                          "disagrees with the sum of the lines' det_item_fee_sumamt", TotalMismatch)
 
-    def _fail_first(self, bad: np.ndarray, field: str, message: str, error=InvalidInput) -> None:
+    def _fail_first(self, bad: np.ndarray, field: str, message: str, error: type[InvalidInput] = InvalidInput) -> None:
         if bad.any():
             i = int(np.argmax(bad))
             raise error(message, bill=self.name_of(i), field=field)
 
     def _fail_lines(self, bad: np.ndarray, line_bill: np.ndarray, field: str, message: str,
-                    error=InvalidInput) -> None:
+                    error: type[InvalidInput] = InvalidInput) -> None:
         if bad.any():
             j = int(np.argmax(bad))
             i = int(line_bill[j])
@@ -452,10 +452,10 @@ def encode_bills(bills: list[Bill], compiled: CompiledPolicy, population: Popula
     line_start = np.zeros(len(bills) + 1, np.int64)
     np.cumsum(counts, out=line_start[1:])
 
-    def column(field: str, dtype) -> np.ndarray:
+    def column(field: str, dtype: type | str) -> np.ndarray:
         return np.fromiter((getattr(r, field) for r in resolved), dtype, len(resolved))
 
-    def lines(field: str, dtype) -> np.ndarray:
+    def lines(field: str, dtype: type | str) -> np.ndarray:
         return np.fromiter((x for r in resolved for x in getattr(r, field)), dtype, int(line_start[-1]))
 
     return BillBatch.from_columns(

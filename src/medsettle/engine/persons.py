@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -110,7 +111,7 @@ PERSONS_FILE_HELP = (f"a persons file is CSV, line 1 naming the columns ({','.jo
                      "one person a line, as 'medsettle persons generate --out FILE' writes it")
 
 
-def _read_persons_csv(f, path: Path) -> tuple[list[str], list[dict[str, str]], list[int]]:
+def _read_persons_csv(f: IO[str], path: Path) -> tuple[list[str], list[dict[str, str]], list[int]]:
     """The header, the rows as dicts and each row's line number, checked for the file's shape: not
     empty, not JSON, the needed columns named once each, no unknown column, every row as wide as
     the header. Blank lines are skipped."""
@@ -275,7 +276,7 @@ class Population:
         return cls(policy, psn_nos, attrs, balances)
 
     @staticmethod
-    def _fill_attrs(a, row: dict[str, str], regions: dict[str, int]) -> int:
+    def _fill_attrs(a: np.ndarray, row: dict[str, str], regions: dict[str, int]) -> int:
         """Check one row and write its attributes into ``a``; its balance in fen."""
         insutype = row.get("insutype") or ""
         psn_type = row.get("psn_type") or ""
@@ -395,10 +396,10 @@ class _LazyPsnNos(list):
     def __len__(self) -> int:
         return self._n
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]  # ids by position only, never slices
         return f"BENCH{i:015d}"
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return (self[i] for i in range(self._n))
 
     def row_of(self, psn_no: str) -> int | None:
