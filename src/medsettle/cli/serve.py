@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ..centre.app import Interval
     from ..centre.service import Centre
     from ..engine.settler import EngineName
+    from ..ledger.journal import GroupCommitJournal
     from ..policy.models import Policy
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ def _listen(port: int) -> socket.socket:
     return listener
 
 
-def _open_journal(url: str):
+def _open_journal(url: str) -> GroupCommitJournal:
     """The journal at ``url``, or one Error line naming it and why it cannot be opened."""
     import sqlite3  # noqa: PLC0415
 

@@ -8,6 +8,7 @@ they are the specification the compiled arrays must agree with.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 from functools import cached_property
 from typing import Annotated, Literal
@@ -37,7 +38,7 @@ BIG_MAX_FEN = 2**62
 # Each converter checks its bounds itself, so a bad value is described in the units the policy file
 # writes it in (yuan, fractions), not in the fen, basis points or price units it becomes inside.
 
-def _yuan_within(max_fen: int):
+def _yuan_within(max_fen: int) -> Callable[[object], int]:
     def to_fen(value: object) -> int:
         fen = money.to_fen(value, None)
         if fen < 0:
