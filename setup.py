@@ -3,6 +3,7 @@
 MEDSETTLE_CYTHON_CHECKS=1 turns bounds and wraparound checks back on for debugging
 (scikit-learn's habit: directives set once, in the build).
 """
+
 import os
 
 import numpy

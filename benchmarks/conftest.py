@@ -26,8 +26,16 @@ def pytest_terminal_summary(terminalreporter):
     if not RESULTS:
         return
     tr.section("medsettle: figures per second (best round), ratios to the same run's baselines")
-    known = ["core_full", "core_totals", "bare_record", "bare_dense", "validate", "reference_sample",
-             "single_fast", "single_validated"]
+    known = [
+        "core_full",
+        "core_totals",
+        "bare_record",
+        "bare_dense",
+        "validate",
+        "reference_sample",
+        "single_fast",
+        "single_validated",
+    ]
     present = {name for row in RESULTS.values() for name in row}
     names = [n for n in known if n in present] + sorted(present - set(known))
     ratios = "bare_record" in present

@@ -54,8 +54,9 @@ def test_apdu_round_trip(benchmark, reader):
 
 
 def test_read_and_authenticate(benchmark, reader):
-    record = benchmark.pedantic(lambda: reader.read_and_authenticate("123456"), rounds=READS, iterations=1,
-                                warmup_rounds=20)
+    record = benchmark.pedantic(
+        lambda: reader.read_and_authenticate("123456"), rounds=READS, iterations=1, warmup_rounds=20
+    )
     assert record.certno
     record_latency("card read + PIN + authenticate (20 APDUs)", benchmark)
 
@@ -74,7 +75,8 @@ def virtual_reader():
 
     bus = VirtualBus(["Bench"])
     bus.counters["Bench"].card.insert(
-        VirtualCard.issue(profile_for(Registry.generate(Population.generate(load_default_policy(), 100, seed=0)))))
+        VirtualCard.issue(profile_for(Registry.generate(Population.generate(load_default_policy(), 100, seed=0))))
+    )
     r = open_reader("virtual", "Bench 00 00", psam="Bench 00 01", bus=bus, deadline=5.0)
     r.read_and_authenticate("123456")
     yield r
@@ -82,7 +84,8 @@ def virtual_reader():
 
 
 def test_read_and_authenticate_virtual(benchmark, virtual_reader):
-    record = benchmark.pedantic(lambda: virtual_reader.read_and_authenticate("123456"), rounds=READS, iterations=1,
-                                warmup_rounds=20)
+    record = benchmark.pedantic(
+        lambda: virtual_reader.read_and_authenticate("123456"), rounds=READS, iterations=1, warmup_rounds=20
+    )
     assert record.certno
     record_latency("card read + PIN + authenticate, virtual backend (20 APDUs)", benchmark)

@@ -51,8 +51,11 @@ def _persons():
     policy = load_default_policy()
     population = Population.generate(policy, 10_000, seed=0)
     codes = [i.med_list_codg for i in policy.region("130100").catalogues[0].items if i.chrgitm_lv == "01"][:20]
-    return [population.psn_nos[i] for i in range(len(population))
-            if population.region_codes[population.attrs[i]["region"]] == "130100"], codes
+    return [
+        population.psn_nos[i]
+        for i in range(len(population))
+        if population.region_codes[population.attrs[i]["region"]] == "130100"
+    ], codes
 
 
 async def _load(url: str, clients: int, seconds: float) -> tuple[int, list[float]]:
@@ -61,12 +64,19 @@ async def _load(url: str, clients: int, seconds: float) -> tuple[int, list[float
     persons, codes = _persons()
     latencies: list[float] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
+
         async def post(body):
             async with session.post(url, json=body) as resp:
                 return await resp.json()
 
-        signin = await post({"infno": "9001", "msgid": f"SIGN{clients}{time.time_ns()}", "fixmedins_code": PHARMACY,
-                             "input": {"signIn": {"opter_no": "1"}}})
+        signin = await post(
+            {
+                "infno": "9001",
+                "msgid": f"SIGN{clients}{time.time_ns()}",
+                "fixmedins_code": PHARMACY,
+                "input": {"signIn": {"opter_no": "1"}},
+            }
+        )
         sign_no = signin["output"]["signinoutb"]["sign_no"]
         deadline = time.perf_counter() + seconds
         done = 0
@@ -76,11 +86,19 @@ async def _load(url: str, clients: int, seconds: float) -> tuple[int, list[float
             i = 0
             while time.perf_counter() < deadline:
                 psn = persons[(c * 7919 + i) % len(persons)]
-                body = {"infno": "2102", "msgid": f"B{clients}-{c}-{i}-{time.time_ns()}", "fixmedins_code": PHARMACY,
-                        "sign_no": sign_no, "inf_time": "2026-03-02 10:00:00",
-                        "input": {"data": {"psn_no": psn, "med_type": "41", "acct_used_flag": "1"},
-                                  "feedetail": [{"feedetl_sn": "1", "med_list_codg": codes[i % len(codes)],
-                                                 "pric": "12.50", "cnt": "2"}]}}
+                body = {
+                    "infno": "2102",
+                    "msgid": f"B{clients}-{c}-{i}-{time.time_ns()}",
+                    "fixmedins_code": PHARMACY,
+                    "sign_no": sign_no,
+                    "inf_time": "2026-03-02 10:00:00",
+                    "input": {
+                        "data": {"psn_no": psn, "med_type": "41", "acct_used_flag": "1"},
+                        "feedetail": [
+                            {"feedetl_sn": "1", "med_list_codg": codes[i % len(codes)], "pric": "12.50", "cnt": "2"}
+                        ],
+                    },
+                }
                 started = time.perf_counter()
                 answer = await post(body)
                 latencies.append(time.perf_counter() - started)
@@ -96,8 +114,12 @@ def _sign_in(url: str) -> str:
     import json
     import urllib.request
 
-    body = {"infno": "9001", "msgid": f"SIGN{time.time_ns()}", "fixmedins_code": PHARMACY,
-            "input": {"signIn": {"opter_no": "1"}}}
+    body = {
+        "infno": "9001",
+        "msgid": f"SIGN{time.time_ns()}",
+        "fixmedins_code": PHARMACY,
+        "input": {"signIn": {"opter_no": "1"}},
+    }
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.load(answer)["output"]["signinoutb"]["sign_no"]
@@ -110,9 +132,26 @@ def _load_with_wrk(url: str, clients: int, seconds: float, workdir: Path) -> tup
     (workdir / "codes.txt").write_text("\n".join(codes))
     env = {**os.environ, "MEDSETTLE_WRK_DIR": str(workdir), "MEDSETTLE_SIGN_NO": _sign_in(url)}
     script = Path(__file__).resolve().parent / "wrk_sale.lua"
-    proc = subprocess.run(["wrk", "-t", str(min(clients, 2)), "-c", str(clients), "-d", f"{seconds:g}s",
-                           "--latency", "-s", str(script), url], env=env, capture_output=True, text=True,
-                          check=True, timeout=seconds + 60)
+    proc = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(min(clients, 2)),
+            "-c",
+            str(clients),
+            "-d",
+            f"{seconds:g}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    )
     refused = [line for line in proc.stdout.splitlines() if line.startswith("REFUSED")]
     assert not refused, refused[:3]
     assert "Non-2xx" not in proc.stdout and "Socket errors" not in proc.stdout, proc.stdout
@@ -143,10 +182,13 @@ def test_http_settlements_per_second(benchmark, centre_url, clients, tmp_path):
     server_cpu_ms = (_cpu_seconds(centre_url.pid) - cpu_before) * 1000 / max(1, result["done"])
     tps = result["done"] / SECONDS
     RESULTS.setdefault(("centre http", f"{clients} clients"), {}).update(
-        {"settlements/s": tps, "p50_ms": result["p50"], "p99_ms": result["p99"]})
+        {"settlements/s": tps, "p50_ms": result["p50"], "p99_ms": result["p99"]}
+    )
     driver = "wrk" if use_wrk else "aiohttp client in Python (no wrk: lower figures)"
-    print(f"\ncentre, {clients} clients ({driver}): {tps:,.0f} settlements/s, p50 {result['p50']:.1f} ms, "
-          f"p99 {result['p99']:.1f} ms, server CPU {server_cpu_ms:.2f} ms per settlement")
+    print(
+        f"\ncentre, {clients} clients ({driver}): {tps:,.0f} settlements/s, p50 {result['p50']:.1f} ms, "
+        f"p99 {result['p99']:.1f} ms, server CPU {server_cpu_ms:.2f} ms per settlement"
+    )
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -172,8 +214,12 @@ def test_pgbench_tpcb(benchmark, pgbench_url, clients):
     out = {}
 
     def run():
-        proc = subprocess.run(["pgbench", "-c", str(clients), "-j", "2", "-T", str(int(SECONDS)), "-n", pgbench_url],
-                              check=True, capture_output=True, text=True)
+        proc = subprocess.run(
+            ["pgbench", "-c", str(clients), "-j", "2", "-T", str(int(SECONDS)), "-n", pgbench_url],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         out["tps"] = float(re.search(r"tps = ([\d.]+)", proc.stdout).group(1))
 
     benchmark.pedantic(run, rounds=1, iterations=1)

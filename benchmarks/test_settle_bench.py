@@ -39,8 +39,7 @@ class World:
         self.key = (f"{n_persons:,} persons", persons)
         self.population = Population.generate(_POLICY, n_persons, seed=1, with_psn_nos=False)
         self.settler = Settler(_POLICY, self.population, engine="core")
-        self.stream = generate_bills(self.settler.compiled, self.population, n_bills, seed=2, persons=persons,
-                                     days=28)
+        self.stream = generate_bills(self.settler.compiled, self.population, n_bills, seed=2, persons=persons, days=28)
         self.batch = self.stream.batch
         self.n = n_bills
         self.out = np.zeros((n_bills, N_COLUMNS), np.int64)
@@ -51,8 +50,9 @@ class World:
         self.dense_balance = self.population.balances.copy()
 
 
-@pytest.fixture(scope="module", params=[(p, d) for p in SIZES for d in ("uniform", "zipf")],
-                ids=lambda x: f"{x[0]}-{x[1]}")
+@pytest.fixture(
+    scope="module", params=[(p, d) for p in SIZES for d in ("uniform", "zipf")], ids=lambda x: f"{x[0]}-{x[1]}"
+)
 def world(request, n_bills):
     w = World(request.param[0], request.param[1], n_bills)
     yield w
@@ -61,17 +61,27 @@ def world(request, n_bills):
 
 
 def test_core_all_outputs(benchmark, world):
-    benchmark.pedantic(world.settler.run_batch, args=(world.batch,),
-                       kwargs={"validate": False, "out": world.out, "line_out": world.line_out},
-                       setup=world.settler.engine.reset, rounds=ROUNDS, iterations=1)
+    benchmark.pedantic(
+        world.settler.run_batch,
+        args=(world.batch,),
+        kwargs={"validate": False, "out": world.out, "line_out": world.line_out},
+        setup=world.settler.engine.reset,
+        rounds=ROUNDS,
+        iterations=1,
+    )
     record(world.key, "core_full", world.n, benchmark)
     assert np.count_nonzero(world.out[:, 0] == 0) > 0.9 * world.n
 
 
 def test_core_totals_only(benchmark, world):
-    benchmark.pedantic(world.settler.run_batch, args=(world.batch,),
-                       kwargs={"validate": False, "outputs": "totals", "out": world.narrow_out},
-                       setup=world.settler.engine.reset, rounds=ROUNDS, iterations=1)
+    benchmark.pedantic(
+        world.settler.run_batch,
+        args=(world.batch,),
+        kwargs={"validate": False, "outputs": "totals", "out": world.narrow_out},
+        setup=world.settler.engine.reset,
+        rounds=ROUNDS,
+        iterations=1,
+    )
     record(world.key, "core_totals", world.n, benchmark)
 
 
@@ -79,20 +89,27 @@ def test_bare_loop_on_the_state_records(benchmark, world):
     """balance -= amount on the balance field of the 64-byte records: the kernel's memory-access limit."""
     balances = world.settler.engine.state.view(np.int64)  # 8 int64 per record; balance is the first
     stride = STATE_DTYPE.itemsize // 8
-    benchmark.pedantic(_core.bare_debit, args=(balances, world.batch.person, world.amount, stride),
-                       setup=world.settler.engine.reset, rounds=ROUNDS, iterations=1)
+    benchmark.pedantic(
+        _core.bare_debit,
+        args=(balances, world.batch.person, world.amount, stride),
+        setup=world.settler.engine.reset,
+        rounds=ROUNDS,
+        iterations=1,
+    )
     record(world.key, "bare_record", world.n, benchmark)
 
 
 def test_bare_loop_on_a_dense_balance_array(benchmark, world):
-    benchmark.pedantic(_core.bare_debit, args=(world.dense_balance, world.batch.person, world.amount, 1),
-                       rounds=ROUNDS, iterations=1)
+    benchmark.pedantic(
+        _core.bare_debit, args=(world.dense_balance, world.batch.person, world.amount, 1), rounds=ROUNDS, iterations=1
+    )
     record(world.key, "bare_dense", world.n, benchmark)
 
 
 def test_vectorised_validation(benchmark, world):
-    benchmark.pedantic(world.batch.validate, args=(world.settler.compiled, len(world.population)),
-                       rounds=ROUNDS, iterations=1)
+    benchmark.pedantic(
+        world.batch.validate, args=(world.settler.compiled, len(world.population)), rounds=ROUNDS, iterations=1
+    )
     record(world.key, "validate", world.n, benchmark)
 
 
@@ -102,6 +119,7 @@ def test_reference_engine_on_a_sample(benchmark, world):
     ref = Settler(_POLICY, world.population, engine="reference", compiled=world.settler.compiled)
     n = min(REFERENCE_SAMPLE, world.n)
     part = world.batch.slice(0, n)
-    benchmark.pedantic(ref.run_batch, args=(part,), kwargs={"validate": False}, setup=ref.engine.reset,
-                       rounds=1, iterations=1)
+    benchmark.pedantic(
+        ref.run_batch, args=(part,), kwargs={"validate": False}, setup=ref.engine.reset, rounds=1, iterations=1
+    )
     record(world.key, "reference_sample", n, benchmark)

@@ -72,11 +72,14 @@ def _run(command: list[str]) -> None:
 
 def _peak_rss_kb(command: list[str]) -> int:
     """Peak RSS of ``command`` (kB): ru_maxrss of the children of a process that runs only it."""
-    probe = ("import resource, subprocess, sys; "
-             "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True, check=True,
-                         timeout=3600)
+    probe = (
+        "import resource, subprocess, sys; "
+        "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *command], capture_output=True, text=True, check=True, timeout=3600
+    )
     return int(out.stdout.strip())
 
 
@@ -108,11 +111,15 @@ def test_settle_command(benchmark, files, capsys):
     _results()["cli_per_bill"] = per_bill
     validated = _results().get("single_validated")
     with capsys.disabled():
-        print(f"\nmedsettle settle, {N_BILLS:,} bills, {N_PERSONS:,} persons: {end_to_end:,.0f} bills/s end to end, "
-              f"{per_bill:,.0f} bills/s less starting up ({startup:.2f} s for a file of one bill; best of {ROUNDS})")
+        print(
+            f"\nmedsettle settle, {N_BILLS:,} bills, {N_PERSONS:,} persons: {end_to_end:,.0f} bills/s end to end, "
+            f"{per_bill:,.0f} bills/s less starting up ({startup:.2f} s for a file of one bill; best of {ROUNDS})"
+        )
         if validated:
-            print(f"validated single-bill path: {validated:,.0f} bills/s; settle/validated {per_bill / validated:.2f} "
-                  f"per bill, {end_to_end / validated:.2f} end to end (goal: at least 0.5 per bill)")
+            print(
+                f"validated single-bill path: {validated:,.0f} bills/s; settle/validated {per_bill / validated:.2f} "
+                f"per bill, {end_to_end / validated:.2f} end to end (goal: at least 0.5 per bill)"
+            )
     benchmark.extra_info.update(startup_s=round(startup, 3), per_bill_bills_per_s=round(per_bill))
 
 
@@ -130,8 +137,10 @@ def test_settle_command_memory_does_not_grow_with_the_bills(benchmark, files, ca
     record(KEY, f"cli_{N_RSS_LONG // 1000}k_bills", N_RSS_LONG, benchmark)
     ratio = long_kb / short_kb
     with capsys.disabled():
-        print(f"\nmedsettle settle peak RSS: {N_BILLS:,} bills {short_kb / 1024:,.1f} MiB, "
-              f"{N_RSS_LONG:,} bills {long_kb / 1024:,.1f} MiB; ratio {ratio:.3f} (goal: at most 1.2)")
+        print(
+            f"\nmedsettle settle peak RSS: {N_BILLS:,} bills {short_kb / 1024:,.1f} MiB, "
+            f"{N_RSS_LONG:,} bills {long_kb / 1024:,.1f} MiB; ratio {ratio:.3f} (goal: at most 1.2)"
+        )
     benchmark.extra_info.update(short_rss_kb=short_kb, long_rss_kb=long_kb, rss_ratio=round(ratio, 3))
     assert ratio <= 1.2
 

@@ -29,9 +29,22 @@ def world():
     calls = []
     for i in range(N_FAST):
         x, y = int(b.line_start[i]), int(b.line_start[i + 1])
-        calls.append((int(b.person[i]), int(b.day[i]), int(b.med_type[i]), int(b.tier[i]), int(b.treat_region[i]),
-                      int(b.acct_flag[i]), int(b.adm[i]), -1, b.item[x:y].tolist(), b.pric[x:y].tolist(),
-                      b.cnt[x:y].tolist(), b.appr[x:y].tolist()))
+        calls.append(
+            (
+                int(b.person[i]),
+                int(b.day[i]),
+                int(b.med_type[i]),
+                int(b.tier[i]),
+                int(b.treat_region[i]),
+                int(b.acct_flag[i]),
+                int(b.adm[i]),
+                -1,
+                b.item[x:y].tolist(),
+                b.pric[x:y].tolist(),
+                b.cnt[x:y].tolist(),
+                b.appr[x:y].tolist(),
+            )
+        )
     dicts = [stream.bill_dict(i) for i in range(N_VALIDATED)]
     return settler, calls, dicts
 

@@ -70,9 +70,18 @@ def certno(region: str, born: str, seq: str) -> str:
 
 
 # An admin 'enrol' body for an employee the default registry does not hold.
-EMPLOYEE = {"action": "enrol", "insuplc_admdvs": "130100", "insutype": "310", "psn_type": "11",
-            "certno": certno("130100", "19900315", "123"), "psn_name": "周新", "gend": "1", "brdy": "1990-03-15",
-            "emp_no": "U130100001", "emp_name": "石家庄第一机械厂"}
+EMPLOYEE = {
+    "action": "enrol",
+    "insuplc_admdvs": "130100",
+    "insutype": "310",
+    "psn_type": "11",
+    "certno": certno("130100", "19900315", "123"),
+    "psn_name": "周新",
+    "gend": "1",
+    "brdy": "1990-03-15",
+    "emp_no": "U130100001",
+    "emp_name": "石家庄第一机械厂",
+}
 
 
 class ServedCentre:
@@ -86,9 +95,16 @@ class ServedCentre:
 
     msgids = itertools.count(1)  # msgids stay unique across restarts of the centre within a test run
 
-    def __init__(self, data_dir: Path, *, engine: str | None = None, args: Sequence[str] = (),
-                 env: Mapping[str, str] | None = None, module: str = "medsettle.cli",
-                 start_within: float = 120.0) -> None:  # ok-float: seconds
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        engine: str | None = None,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        module: str = "medsettle.cli",
+        start_within: float = 120.0,
+    ) -> None:  # ok-float: seconds
         self.data_dir = Path(data_dir)
         self.args = [*args, *(["--engine", engine] if engine else [])]
         self.env = dict(os.environ if env is None else env)
@@ -101,9 +117,12 @@ class ServedCentre:
     def start(self) -> ServedCentre:
         self.url = ""  # a restart listens on another port
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, "serve", "--port", "0", "--data-dir", str(self.data_dir),
-             *self.args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**self.env, "PYTHONUNBUFFERED": "1"})
+            [sys.executable, "-m", self.module, "serve", "--port", "0", "--data-dir", str(self.data_dir), *self.args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**self.env, "PYTHONUNBUFFERED": "1"},
+        )
         listening = threading.Event()
         threading.Thread(target=self._read, args=(self.proc, listening), daemon=True).start()
         if not listening.wait(self.start_within) or not self.url:
@@ -128,8 +147,9 @@ class ServedCentre:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
-                raise AssertionError("the centre did not stop within 30 s of SIGTERM (killed):\n"
-                                     + "".join(self.output)) from None
+                raise AssertionError(
+                    "the centre did not stop within 30 s of SIGTERM (killed):\n" + "".join(self.output)
+                ) from None
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, as a power cut would have it."""
@@ -157,15 +177,30 @@ class ServedCentre:
     def next_msgid(cls, code: str = PHARMACY) -> str:
         return f"{code}20260302100000{next(cls.msgids):04d}"
 
-    def call(self, infno: str, input_: Any, *, sign_no: str = "", fixmedins_code: str = PHARMACY,
-             msgid: str | None = None) -> tuple[Any, str]:
+    def call(
+        self, infno: str, input_: Any, *, sign_no: str = "", fixmedins_code: str = PHARMACY, msgid: str | None = None
+    ) -> tuple[Any, str]:
         """One wire call with the usual envelope; returns (answer, msgid) so a test can send it again."""
         msgid = msgid or self.next_msgid(fixmedins_code)
-        return self.post({"infno": infno, "msgid": msgid, "mdtrtarea_admvs": "130100", "insuplc_admdvs": "130100",
-                          "recer_sys_code": "MEDSETTLE", "dev_no": "D1", "infver": "V1.0", "opter_type": "1",
-                          "opter": "001", "opter_name": "clerk", "inf_time": "2026-03-02 10:00:00",
-                          "fixmedins_code": fixmedins_code, "fixmedins_name": "x", "sign_no": sign_no,
-                          "input": input_}), msgid
+        return self.post(
+            {
+                "infno": infno,
+                "msgid": msgid,
+                "mdtrtarea_admvs": "130100",
+                "insuplc_admdvs": "130100",
+                "recer_sys_code": "MEDSETTLE",
+                "dev_no": "D1",
+                "infver": "V1.0",
+                "opter_type": "1",
+                "opter": "001",
+                "opter_name": "clerk",
+                "inf_time": "2026-03-02 10:00:00",
+                "fixmedins_code": fixmedins_code,
+                "fixmedins_name": "x",
+                "sign_no": sign_no,
+                "input": input_,
+            }
+        ), msgid
 
     def admin(self, body: Any) -> Any:
         """One call to the centre's admin endpoint (enrolment, cards, persons)."""
@@ -173,8 +208,9 @@ class ServedCentre:
 
     def sign_in(self, code: str = PHARMACY) -> str:
         """9001 for institution ``code``; returns its sign_no."""
-        answer, _ = self.call("9001", {"signIn": {"opter_no": "001", "mac": "00:11", "ip": "127.0.0.1"}},
-                              fixmedins_code=code)
+        answer, _ = self.call(
+            "9001", {"signIn": {"opter_no": "001", "mac": "00:11", "ip": "127.0.0.1"}}, fixmedins_code=code
+        )
         assert answer["infcode"] == 0, answer
         return answer["output"]["signinoutb"]["sign_no"]
 

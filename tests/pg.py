@@ -41,8 +41,19 @@ class PostgresServer:
                 os.chown(path, pw.pw_uid, pw.pw_gid)
             self.as_user = ["runuser", "-u", "postgres", "--"]
         self._run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
-        self._run("pg_ctl", "-D", self.data, "-w", "-t", "60", "-l", os.path.join(self.base, "log"), "-o",
-                  f"-k {self.socket_dir} -c listen_addresses='' -c max_connections=200", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            self.data,
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            os.path.join(self.base, "log"),
+            "-o",
+            f"-k {self.socket_dir} -c listen_addresses='' -c max_connections=200",
+            "start",
+        )
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://postgres@/{dbname}?host={self.socket_dir}"
@@ -62,7 +73,8 @@ class PostgresServer:
             shutil.rmtree(self.base, ignore_errors=True)
 
     def _run(self, tool: str, *args: str) -> None:
-        result = subprocess.run([*self.as_user, os.path.join(self.bindir, tool), *args], capture_output=True,
-                                text=True, timeout=120)
+        result = subprocess.run(
+            [*self.as_user, os.path.join(self.bindir, tool), *args], capture_output=True, text=True, timeout=120
+        )
         if result.returncode != 0:
             raise RuntimeError(f"{tool} failed: {result.stderr.strip() or result.stdout.strip()}")

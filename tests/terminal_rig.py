@@ -19,8 +19,10 @@ from centre_rig import CODES, PHARMACY, ServedCentre, default_registry, first_pe
 from medsettle.seams import SystemClock
 from medsettle.terminal import CentreClient, Counter, CounterStore, Identity
 
-ITEMS = [{"med_list_codg": CODES[0], "pric": "12.50", "cnt": "2"}, {"med_list_codg": CODES[1], "pric": "30.00",
-                                                                     "cnt": "1"}]
+ITEMS = [
+    {"med_list_codg": CODES[0], "pric": "12.50", "cnt": "2"},
+    {"med_list_codg": CODES[1], "pric": "30.00", "cnt": "1"},
+]
 ITEM_ARGS = [f"{i['med_list_codg']}:{i['pric']}:{i['cnt']}" for i in ITEMS]  # the same items on a command line
 
 
@@ -39,16 +41,37 @@ def by_certno() -> Identity:
     return Identity("02", patient_certno())
 
 
-def terminal(url: str, journal: Path, *args: str, crash_at: str | None = None, check: bool = True,
-             code: str = PHARMACY) -> subprocess.CompletedProcess[str]:
+def terminal(
+    url: str, journal: Path, *args: str, crash_at: str | None = None, check: bool = True, code: str = PHARMACY
+) -> subprocess.CompletedProcess[str]:
     """`medsettle terminal` as a process, optionally told to crash at ``crash_at`` (MEDSETTLE_CRASH_AT)."""
     env = {**os.environ}
     env.pop("MEDSETTLE_CRASH_AT", None)
     if crash_at:
         env["MEDSETTLE_CRASH_AT"] = crash_at
-    result = subprocess.run([sys.executable, "-m", "medsettle.cli", "terminal", "-i", code, "--centre", url,
-                             "--journal", str(journal), "--resend-for", "0.5", "--timeout", "2", *args],
-                            capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medsettle.cli",
+            "terminal",
+            "-i",
+            code,
+            "--centre",
+            url,
+            "--journal",
+            str(journal),
+            "--resend-for",
+            "0.5",
+            "--timeout",
+            "2",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"terminal {args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -75,8 +98,14 @@ class LossyProxy:
                         return
                     request += chunk
                 head, _, body = request.partition(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
                 while len(body) < length:
                     body += self.request.recv(65536)
                 with socket.create_connection(proxy.upstream, timeout=10) as up:
@@ -142,8 +171,13 @@ class FakeClock:
 
 
 def make_counter(url: str, journal_path, code: str = PHARMACY, **kwargs) -> Counter:
-    return Counter(code, CounterStore(journal_path), CentreClient(url, timeout=2.0),
-                   resend_for=kwargs.pop("resend_for", 0.6), **kwargs)
+    return Counter(
+        code,
+        CounterStore(journal_path),
+        CentreClient(url, timeout=2.0),
+        resend_for=kwargs.pop("resend_for", 0.6),
+        **kwargs,
+    )
 
 
 def centre_records(server: ServedCentre, sign_no: str) -> list[dict]:
@@ -151,8 +185,9 @@ def centre_records(server: ServedCentre, sign_no: str) -> list[dict]:
     from medsettle.timeutil import now_shanghai
 
     day = now_shanghai().date().isoformat()
-    answer, _ = server.call("3202", {"data": {"stmt_begndate": day, "stmt_enddate": day}, "detail": []},
-                            sign_no=sign_no)
+    answer, _ = server.call(
+        "3202", {"data": {"stmt_begndate": day, "stmt_enddate": day}, "detail": []}, sign_no=sign_no
+    )
     assert answer["infcode"] == 0, answer
     return answer["output"]["detail"]
 

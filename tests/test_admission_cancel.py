@@ -113,8 +113,8 @@ def test_when_every_earlier_admission_is_cancelled_none_is_put_back(engine):
     s = make_settler(engine)
     a = stay(s, "ADM-A", "1000.00", "2026-03-01 10:00:00")
     b = stay(s, "ADM-B", "1000.00", "2026-04-01 10:00:00")
-    s.cancel(a.setl_id)   # 2 -> 1
-    s.cancel(b.setl_id)   # 1 -> 0; A has no live settlement: nothing is in progress
+    s.cancel(a.setl_id)  # 2 -> 1
+    s.cancel(b.setl_id)  # 1 -> 0; A has no live settlement: nothing is in progress
     st = s.person_state("E1")
     assert (st.adm_count, st.adm_nsetl) == (0, 0)
     # A bill for A again begins it anew: the 1st admission, 500.00.
@@ -154,12 +154,9 @@ def test_an_admission_of_a_closed_year_stays_counted_in_its_year(engine):
 def test_replay_rebuilds_the_admissions_and_their_cancels(engine, tmp_path):
     with SQLiteJournal(tmp_path / "j.db") as journal:
         live = JournaledSettler(make_settler(engine), journal)
-        a1 = live.settle(bill("E1", [("A1", "400.00", 1)], med_type="21", mdtrt_id="ADM-A",
-                              when="2026-03-01 10:00:00"))
-        a2 = live.settle(bill("E1", [("A1", "300.00", 1)], med_type="21", mdtrt_id="ADM-A",
-                              when="2026-03-03 10:00:00"))
-        b = live.settle(bill("E1", [("A1", "1000.00", 1)], med_type="21", mdtrt_id="ADM-B",
-                             when="2026-04-01 10:00:00"))
+        a1 = live.settle(bill("E1", [("A1", "400.00", 1)], med_type="21", mdtrt_id="ADM-A", when="2026-03-01 10:00:00"))
+        a2 = live.settle(bill("E1", [("A1", "300.00", 1)], med_type="21", mdtrt_id="ADM-A", when="2026-03-03 10:00:00"))
+        b = live.settle(bill("E1", [("A1", "1000.00", 1)], med_type="21", mdtrt_id="ADM-B", when="2026-04-01 10:00:00"))
         live.cancel(a2.setl_id)
         rebuilt = make_settler(engine)
         replay(journal, rebuilt)
@@ -192,10 +189,8 @@ def test_a_cancel_the_journal_refused_leaves_the_admission_as_it_was(engine, tmp
     with SQLiteJournal(tmp_path / "j.db") as sqlite:
         journal = _RefusingJournal(sqlite)
         live = JournaledSettler(make_settler(engine), journal)
-        a = live.settle(bill("E1", [("A1", "1000.00", 1)], med_type="21", mdtrt_id="ADM-A",
-                             when="2026-03-01 10:00:00"))
-        live.settle(bill("E1", [("A1", "1000.00", 1)], med_type="21", mdtrt_id="ADM-B",
-                         when="2026-04-01 10:00:00"))
+        a = live.settle(bill("E1", [("A1", "1000.00", 1)], med_type="21", mdtrt_id="ADM-A", when="2026-03-01 10:00:00"))
+        live.settle(bill("E1", [("A1", "1000.00", 1)], med_type="21", mdtrt_id="ADM-B", when="2026-04-01 10:00:00"))
         before = live.settler.person_state("E1")
         journal.fail_next = True
         with pytest.raises(OSError):
@@ -204,8 +199,7 @@ def test_a_cancel_the_journal_refused_leaves_the_admission_as_it_was(engine, tmp
         # Sent again, the cancel finds A with its one live settlement: it un-counts A.
         live.cancel(a.setl_id)
         assert count(live.settler) == 1
-        c = live.settle(bill("E1", [("A1", "1000.00", 1)], med_type="21", mdtrt_id="ADM-C",
-                             when="2026-05-01 10:00:00"))
+        c = live.settle(bill("E1", [("A1", "1000.00", 1)], med_type="21", mdtrt_id="ADM-C", when="2026-05-01 10:00:00"))
         assert c.amount("act_pay_dedc") == 30000
 
 
@@ -262,8 +256,12 @@ class _Model:
 def _operations():
     from hypothesis import strategies as st
 
-    stay_ = st.tuples(st.just("settle"), st.sampled_from(["A", "B", "C"]), st.integers(0, 40),
-                      st.sampled_from([10000, 30000, 60000, 100000]))
+    stay_ = st.tuples(
+        st.just("settle"),
+        st.sampled_from(["A", "B", "C"]),
+        st.integers(0, 40),
+        st.sampled_from([10000, 30000, 60000, 100000]),
+    )
     cancel_ = st.tuples(st.just("cancel"), st.integers(0, 30))
     return st.lists(st.one_of(stay_, stay_, cancel_), min_size=1, max_size=25)
 
@@ -317,8 +315,9 @@ def test_an_admission_with_a_settlement_made_without_a_record_keeps_counting(eng
     # A begins on the bare fast path (a load run's way: no record, so never cancellable): 400.00 of its
     # 500.00 deductible. Then a recorded mid-stay 300.00 meets the last 100.00, and B (the 2nd) begins.
     fast = s.fast_path()
-    args, _ = fast.route(validate_plain(bill("E1", [("A1", "400.00", "1")], med_type="21", mdtrt_id="ADM-A",
-                                             when="2026-03-01 10:00:00")))
+    args, _ = fast.route(
+        validate_plain(bill("E1", [("A1", "400.00", "1")], med_type="21", mdtrt_id="ADM-A", when="2026-03-01 10:00:00"))
+    )
     assert fast.settle_loaded(*args) == 0
     a2 = stay(s, "ADM-A", "300.00", "2026-03-03 10:00:00")
     assert fen(a2, "act_pay_dedc", "adm_counted") == (10000, 0)

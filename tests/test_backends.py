@@ -35,7 +35,8 @@ def _imports_compiled(node: ast.AST) -> bool:
     if isinstance(node, ast.Call):
         called = getattr(node.func, "attr", getattr(node.func, "id", ""))
         return called in ("import_module", "__import__") and any(
-            isinstance(a, ast.Constant) and _is_compiled(a.value) for a in node.args)
+            isinstance(a, ast.Constant) and _is_compiled(a.value) for a in node.args
+        )
     return False
 
 
@@ -54,8 +55,11 @@ def test_only_backends_imports_the_compiled_modules():
 
 
 def _members(protocol: type) -> dict[str, inspect.Signature]:
-    return {name: inspect.signature(value) for name, value in vars(protocol).items()
-            if callable(value) and not name.startswith("_")}
+    return {
+        name: inspect.signature(value)
+        for name, value in vars(protocol).items()
+        if callable(value) and not name.startswith("_")
+    }
 
 
 @pytest.mark.parametrize("engine_class", [CoreEngine, ReferenceEngine])
@@ -89,15 +93,17 @@ def _python(code: str, tmp_path: Path, site: str) -> subprocess.CompletedProcess
 
 
 def test_a_core_without_its_quick_route_is_not_used_and_says_why(tmp_path):
-    code = ("from medsettle.engine.backends import resolve_engine_name, core_module, plain_module\n"
-            "print(resolve_engine_name('auto'), core_module(), plain_module())\n"
-            "from medsettle.engine import Settler, Population\n"
-            "from medsettle.policy import load_default_policy\n"
-            "p = load_default_policy()\n"
-            "try:\n"
-            "    Settler(p, Population.generate(p, 3), engine='core')\n"
-            "except Exception as exc:\n"
-            "    print(type(exc).__name__, exc)\n")
+    code = (
+        "from medsettle.engine.backends import resolve_engine_name, core_module, plain_module\n"
+        "print(resolve_engine_name('auto'), core_module(), plain_module())\n"
+        "from medsettle.engine import Settler, Population\n"
+        "from medsettle.policy import load_default_policy\n"
+        "p = load_default_policy()\n"
+        "try:\n"
+        "    Settler(p, Population.generate(p, 3), engine='core')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
     r = _python(code, tmp_path, "import sys\nsys.modules['medsettle._plain'] = None\n")
     assert r.returncode == 0, r.stderr
     first, second = r.stdout.splitlines()

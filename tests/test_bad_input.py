@@ -12,32 +12,38 @@ def snapshot(s):
     return [s.engine.get_state(i) for i in range(len(s.population))], dict(s.records)
 
 
-@pytest.mark.parametrize("mutate, error, field", [
-    (lambda b: b["feedetail"][0].update(pric="-1.00"), InvalidInput, "feedetail[0].pric"),
-    (lambda b: b["feedetail"][0].update(cnt="0"), InvalidInput, "feedetail[0].cnt"),
-    (lambda b: b["feedetail"][0].update(cnt="-2"), InvalidInput, "feedetail[0].cnt"),
-    (lambda b: b["feedetail"][0].update(pric="1000000.0001"), InvalidInput, "feedetail[0].pric"),
-    (lambda b: b["feedetail"][0].update(cnt="10000.0001"), InvalidInput, "feedetail[0].cnt"),
-    (lambda b: b["feedetail"][0].update(pric="1.00001"), InvalidInput, "feedetail[0].pric"),
-    (lambda b: b["feedetail"][0].update(pric="abc"), InvalidInput, "feedetail[0].pric"),
-    (lambda b: b["feedetail"][0].update(pric=True), InvalidInput, "feedetail[0].pric"),
-    (lambda b: b["feedetail"][0].update(pric=[1]), InvalidInput, "feedetail[0].pric"),
-    (lambda b: b["feedetail"][0].update(hosp_appr_flag="2"), InvalidInput, "feedetail[0].hosp_appr_flag"),
-    (lambda b: b["feedetail"][0].update(med_list_codg="NOPE"), UnknownItem, "feedetail[0].med_list_codg"),
-    (lambda b: b["feedetail"][0].update(det_item_fee_sumamt="10.01"), TotalMismatch,
-     "feedetail[0].det_item_fee_sumamt"),
-    (lambda b: b.update(medfee_sumamt="10.01"), TotalMismatch, "medfee_sumamt"),
-    (lambda b: b.update(psn_no="NOBODY"), UnknownPerson, "psn_no"),
-    (lambda b: b.update(med_type="99"), InvalidInput, "med_type"),
-    (lambda b: b.update(hosp_lv="7"), InvalidInput, "hosp_lv"),
-    (lambda b: b.update(setl_time="yesterday"), InvalidInput, "setl_time"),
-    (lambda b: b.update(setl_time="1999-12-31 10:00:00"), InvalidInput, "setl_time"),
-    (lambda b: b.update(mdtrtarea_admvs="999999"), InvalidInput, "mdtrtarea_admvs"),
-    (lambda b: b.update(feedetail=[]), InvalidInput, "feedetail"),
-    (lambda b: b.update(feedetail=b["feedetail"] * 1001), InvalidInput, "feedetail"),
-    (lambda b: b.pop("psn_no"), InvalidInput, "psn_no"),
-    (lambda b: b.update(acct_used_flag="yes"), InvalidInput, "acct_used_flag"),
-])
+@pytest.mark.parametrize(
+    "mutate, error, field",
+    [
+        (lambda b: b["feedetail"][0].update(pric="-1.00"), InvalidInput, "feedetail[0].pric"),
+        (lambda b: b["feedetail"][0].update(cnt="0"), InvalidInput, "feedetail[0].cnt"),
+        (lambda b: b["feedetail"][0].update(cnt="-2"), InvalidInput, "feedetail[0].cnt"),
+        (lambda b: b["feedetail"][0].update(pric="1000000.0001"), InvalidInput, "feedetail[0].pric"),
+        (lambda b: b["feedetail"][0].update(cnt="10000.0001"), InvalidInput, "feedetail[0].cnt"),
+        (lambda b: b["feedetail"][0].update(pric="1.00001"), InvalidInput, "feedetail[0].pric"),
+        (lambda b: b["feedetail"][0].update(pric="abc"), InvalidInput, "feedetail[0].pric"),
+        (lambda b: b["feedetail"][0].update(pric=True), InvalidInput, "feedetail[0].pric"),
+        (lambda b: b["feedetail"][0].update(pric=[1]), InvalidInput, "feedetail[0].pric"),
+        (lambda b: b["feedetail"][0].update(hosp_appr_flag="2"), InvalidInput, "feedetail[0].hosp_appr_flag"),
+        (lambda b: b["feedetail"][0].update(med_list_codg="NOPE"), UnknownItem, "feedetail[0].med_list_codg"),
+        (
+            lambda b: b["feedetail"][0].update(det_item_fee_sumamt="10.01"),
+            TotalMismatch,
+            "feedetail[0].det_item_fee_sumamt",
+        ),
+        (lambda b: b.update(medfee_sumamt="10.01"), TotalMismatch, "medfee_sumamt"),
+        (lambda b: b.update(psn_no="NOBODY"), UnknownPerson, "psn_no"),
+        (lambda b: b.update(med_type="99"), InvalidInput, "med_type"),
+        (lambda b: b.update(hosp_lv="7"), InvalidInput, "hosp_lv"),
+        (lambda b: b.update(setl_time="yesterday"), InvalidInput, "setl_time"),
+        (lambda b: b.update(setl_time="1999-12-31 10:00:00"), InvalidInput, "setl_time"),
+        (lambda b: b.update(mdtrtarea_admvs="999999"), InvalidInput, "mdtrtarea_admvs"),
+        (lambda b: b.update(feedetail=[]), InvalidInput, "feedetail"),
+        (lambda b: b.update(feedetail=b["feedetail"] * 1001), InvalidInput, "feedetail"),
+        (lambda b: b.pop("psn_no"), InvalidInput, "psn_no"),
+        (lambda b: b.update(acct_used_flag="yes"), InvalidInput, "acct_used_flag"),
+    ],
+)
 def test_bad_bill_is_refused_with_its_field_and_changes_nothing(engine, mutate, error, field):
     s = make_settler(engine)
     s.settle(bill("E1", [("A1", "10.00", 1)], when="2026-05-01 10:00:00"))
@@ -68,10 +74,12 @@ def test_caller_totals_that_agree_are_accepted(engine):
 def test_one_invalid_bill_fails_the_whole_batch_before_anything_is_settled(engine):
     s = make_settler(engine)
     before = snapshot(s)
-    bills = [bill("E1", [("A1", "10.00", 1)], bill_id="G1"),
-             bill("R1", [("A1", "10.00", 1)], bill_id="G2"),
-             bill("E2", [("A1", "-10.00", 1)], bill_id="BAD"),
-             bill("E1", [("A1", "10.00", 1)], bill_id="G3", when="2026-06-01 10:00:00")]
+    bills = [
+        bill("E1", [("A1", "10.00", 1)], bill_id="G1"),
+        bill("R1", [("A1", "10.00", 1)], bill_id="G2"),
+        bill("E2", [("A1", "-10.00", 1)], bill_id="BAD"),
+        bill("E1", [("A1", "10.00", 1)], bill_id="G3", when="2026-06-01 10:00:00"),
+    ]
     with pytest.raises(InvalidInput, match="bill BAD"):
         s.settle_many(bills)
     bills[2] = bill("E2", [("ZZZ", "10.00", 1)], bill_id="BAD")
@@ -123,16 +131,19 @@ def test_the_core_kernel_refuses_a_bill_without_lines_before_touching_state():
     assert snapshot(s) == before
 
 
-@pytest.mark.parametrize("change, where", [
-    ({"active": "yes"}, "row 2, column active: expected 1 or 0, got 'yes'"),
-    ({"assistance": "maybe"}, "row 2, column assistance: expected 1 or 0"),
-    ({"extra_wait_months": "-1"}, "row 2, column extra_wait_months: expected a whole number of months"),
-    ({"contrib_from": "March"}, "row 2, column contrib_from: expected yyyy-mm"),
-    ({"filing_admdvs": "220200", "filing_begin": "2026/01/01"}, "row 2, column filing_begin: expected a date"),
-    ({"insutype": "311"}, "row 2, column insutype: unknown insutype '311'"),
-    ({"psn_no": "E1"}, "row 2, column psn_no: psn_no E1 repeats row 1"),
-    ({"psn_no": " "}, "row 2, column psn_no: psn_no is empty"),
-])
+@pytest.mark.parametrize(
+    "change, where",
+    [
+        ({"active": "yes"}, "row 2, column active: expected 1 or 0, got 'yes'"),
+        ({"assistance": "maybe"}, "row 2, column assistance: expected 1 or 0"),
+        ({"extra_wait_months": "-1"}, "row 2, column extra_wait_months: expected a whole number of months"),
+        ({"contrib_from": "March"}, "row 2, column contrib_from: expected yyyy-mm"),
+        ({"filing_admdvs": "220200", "filing_begin": "2026/01/01"}, "row 2, column filing_begin: expected a date"),
+        ({"insutype": "311"}, "row 2, column insutype: unknown insutype '311'"),
+        ({"psn_no": "E1"}, "row 2, column psn_no: psn_no E1 repeats row 1"),
+        ({"psn_no": " "}, "row 2, column psn_no: psn_no is empty"),
+    ],
+)
 def test_a_bad_persons_row_is_refused_naming_row_and_column(change, where):
     """Values that were read silently before (active 'yes' as inactive, a negative wait, ...) are refused."""
     from medsettle.engine import Population

@@ -15,9 +15,17 @@ SELECT_SSSE = bytes([0x00, 0xA4, 0x04, 0x00, 0x0F]) + A.SSSE_AID
 
 
 def profile() -> CardProfile:
-    return CardProfile(card_sn="330300D15600000512345678FFFFFFFF", card_no="330123456", certno="33030019800101001X",
-                       name="欧阳明华", sex="1", birth_date=dt.date(1980, 1, 1), issue_date=dt.date(2021, 6, 30),
-                       expiry=dt.date(2031, 6, 30), pin="246810")
+    return CardProfile(
+        card_sn="330300D15600000512345678FFFFFFFF",
+        card_no="330123456",
+        certno="33030019800101001X",
+        name="欧阳明华",
+        sex="1",
+        birth_date=dt.date(1980, 1, 1),
+        issue_date=dt.date(2021, 6, 30),
+        expiry=dt.date(2031, 6, 30),
+        pin="246810",
+    )
 
 
 def selected(card: VirtualCard) -> VirtualCard:
@@ -36,10 +44,20 @@ def test_sm4_and_sm3_are_the_standard_ones():
 def test_every_record_has_its_documented_tag_length_and_encoding():
     card = selected(VirtualCard.issue(profile()))
     expected = {
-        0x01: bytes.fromhex("330300D15600000512345678FFFFFFFF"), 0x02: b"1", 0x03: b"3.00", 0x04: b"330300000000",
-        0x05: bytes.fromhex("20210630"), 0x06: bytes.fromhex("20310630"), 0x07: b"330123456",
-        0x08: b"33030019800101001X", 0x09: "欧阳明华".encode("gbk") + bytes(22), 0x0A: b"1", 0x0B: b"\x01",
-        0x0C: bytes.fromhex("330300"), 0x0D: bytes.fromhex("19800101")}
+        0x01: bytes.fromhex("330300D15600000512345678FFFFFFFF"),
+        0x02: b"1",
+        0x03: b"3.00",
+        0x04: b"330300000000",
+        0x05: bytes.fromhex("20210630"),
+        0x06: bytes.fromhex("20310630"),
+        0x07: b"330123456",
+        0x08: b"33030019800101001X",
+        0x09: "欧阳明华".encode("gbk") + bytes(22),
+        0x0A: b"1",
+        0x0B: b"\x01",
+        0x0C: bytes.fromhex("330300"),
+        0x0D: bytes.fromhex("19800101"),
+    }
     for rec, value in expected.items():
         sfi = 5 if rec <= 7 else 6
         answer = card.process(bytes([0x00, 0xB2, rec, (sfi << 3) | 4, 2 + len(value)]))

@@ -19,8 +19,9 @@ from hw import registry, skip_without_pcsc
 
 pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parents[1]
-WALKTHROUGH = ("medsettle hardware up && medsettle card issue && medsettle card read --pin 123456 && "
-               "medsettle hardware down")
+WALKTHROUGH = (
+    "medsettle hardware up && medsettle card issue && medsettle card read --pin 123456 && medsettle hardware down"
+)
 WITHOUT_PYSCARD = "import sys; sys.modules['smartcard'] = None; from medsettle.cli import main; main()"
 
 
@@ -32,8 +33,9 @@ def user_env() -> dict[str, str]:
 
 
 def medsettle(*args: str, cwd: Path | None = None, python: tuple[str, ...] = ("-m", "medsettle.cli")):
-    return subprocess.run([sys.executable, *python, *args], capture_output=True, text=True, timeout=60, cwd=cwd,
-                          env=user_env())
+    return subprocess.run(
+        [sys.executable, *python, *args], capture_output=True, text=True, timeout=60, cwd=cwd, env=user_env()
+    )
 
 
 def one_error_line(result) -> str:
@@ -49,13 +51,19 @@ def test_readme_card_walkthrough_works_with_every_default_from_a_fresh_directory
     skip_without_pcsc()
     assert WALKTHROUGH in (REPO / "README.md").read_text(encoding="utf-8")
     try:
-        run = subprocess.run(WALKTHROUGH, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=90,
-                             env=user_env())
+        run = subprocess.run(
+            WALKTHROUGH, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=90, env=user_env()
+        )
         assert run.returncode == 0, run.stdout + run.stderr
     finally:
-        subprocess.run([sys.executable, "-m", "medsettle.cli", "hardware", "down"], cwd=tmp_path,
-                       capture_output=True, timeout=60, env=user_env())
-    card = json.loads(run.stdout[run.stdout.index("{"):run.stdout.rindex("}") + 1])
+        subprocess.run(
+            [sys.executable, "-m", "medsettle.cli", "hardware", "down"],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=60,
+            env=user_env(),
+        )
+    card = json.loads(run.stdout[run.stdout.index("{") : run.stdout.rindex("}") + 1])
     first = registry().identities[registry().population.psn_nos[0]]
     assert (card["certno"], card["name"], card["reader"]) == (first.certno, first.psn_name, "Counter 00 00")
     assert card["pin_verified"] and card["authenticated"]
@@ -67,12 +75,14 @@ def test_the_hand_script_takes_a_relative_directory_from_anywhere(tmp_path):
     skip_without_pcsc()
     script = str(REPO / "hardware" / "pcsc-stack")
     try:
-        up = subprocess.run([script, "up", "hw", "Desk 9"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                            env=user_env())
+        up = subprocess.run(
+            [script, "up", "hw", "Desk 9"], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=user_env()
+        )
         assert up.returncode == 0 and "'Desk 9 00 00'" in up.stdout, up.stdout + up.stderr
     finally:
-        down = subprocess.run([script, "down", "hw"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                              env=user_env())
+        down = subprocess.run(
+            [script, "down", "hw"], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=user_env()
+        )
     assert down.stdout.strip() == "stopped", down.stdout + down.stderr
 
 
@@ -98,9 +108,11 @@ def test_a_stack_that_cannot_start_says_why_and_where_the_log_is_in_one_line(tmp
 
 
 def test_pcscds_own_reason_is_taken_from_its_log():
-    log = ("00000000 pcscdaemon.c:653:main() invalid directory medsettle-data/hardware/reader.conf.d: "
-           "No such file or directory\n"
-           "00000032 pcscdaemon.c:829:clean_temp_files() Cannot remove /run/pcscd/pcscd.comm: No such file\n")
+    log = (
+        "00000000 pcscdaemon.c:653:main() invalid directory medsettle-data/hardware/reader.conf.d: "
+        "No such file or directory\n"
+        "00000032 pcscdaemon.c:829:clean_temp_files() Cannot remove /run/pcscd/pcscd.comm: No such file\n"
+    )
     assert pcscd_failure(log) == "invalid directory medsettle-data/hardware/reader.conf.d: No such file or directory"
     assert pcscd_failure("") == "it logged nothing"
 
@@ -127,13 +139,16 @@ def test_without_pyscard_the_readers_package_still_serves_what_needs_no_pc_sc(mo
     assert issubclass(readers.CardMute, readers.ReaderError)
 
 
-@pytest.mark.parametrize("words, named", [
-    (["slow_s=abc"], "slow_s=abc"),
-    (["slow_s"], "slow_s"),
-    (["explode"], "explode"),
-    (["mute=yes"], "mute=yes"),
-    (["none", "mute"], "none"),
-])
+@pytest.mark.parametrize(
+    "words, named",
+    [
+        (["slow_s=abc"], "slow_s=abc"),
+        (["slow_s"], "slow_s"),
+        (["explode"], "explode"),
+        (["mute=yes"], "mute=yes"),
+        (["none", "mute"], "none"),
+    ],
+)
 def test_a_bad_fault_word_is_one_line_naming_it_and_the_known_faults(tmp_path, words, named):
     line = one_error_line(medsettle("card", "fault", *words, "--dir", str(tmp_path)))
     assert f"'{named}'" in line
@@ -164,8 +179,9 @@ def test_stack_error_is_one_of_medsettles_errors_with_a_stable_code():
 def test_a_stack_error_line_has_no_code_as_before(tmp_path):
     """StackError is a MedsettleError now; the hardware commands still print its words alone, as before."""
     line = one_error_line(medsettle("hardware", "status", "--dir", "none", cwd=tmp_path))
-    assert line == (f"Error: no virtual reader stack is running in {tmp_path / 'none'}: "
-                    "start it with 'medsettle hardware up'")
+    assert line == (
+        f"Error: no virtual reader stack is running in {tmp_path / 'none'}: start it with 'medsettle hardware up'"
+    )
 
 
 def test_a_half_written_or_empty_state_file_is_one_stack_error_line(tmp_path):

@@ -23,10 +23,26 @@ from medsettle.policy.models import RuleSet
 
 
 def sale(psn_no, lines=((0, "12.50", "2"),), **data):
-    return {"data": {"psn_no": psn_no, "mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn_no) if psn_no in
-                     default_registry().cards_of else "", "med_type": "41", "acct_used_flag": "1", **data},
-            "feedetail": [{"feedetl_sn": str(i + 1), "med_list_codg": CODES[k], "pric": p, "cnt": c,
-                           "fee_ocur_time": "2026-03-02 09:58:00"} for i, (k, p, c) in enumerate(lines)]}
+    return {
+        "data": {
+            "psn_no": psn_no,
+            "mdtrt_cert_type": "03",
+            "mdtrt_cert_no": card_of(psn_no) if psn_no in default_registry().cards_of else "",
+            "med_type": "41",
+            "acct_used_flag": "1",
+            **data,
+        },
+        "feedetail": [
+            {
+                "feedetl_sn": str(i + 1),
+                "med_list_codg": CODES[k],
+                "pric": p,
+                "cnt": c,
+                "fee_ocur_time": "2026-03-02 09:58:00",
+            }
+            for i, (k, p, c) in enumerate(lines)
+        ],
+    }
 
 
 def test_a_pharmacy_sale_from_sign_in_to_cancel_survives_a_restart(tmp_path):
@@ -103,9 +119,19 @@ def test_schemas_are_published(served_centre):
 
 
 def fee(mdtrt_id, psn, sn, code_index, pric, cnt="1"):
-    return {"feedetl_sn": sn, "mdtrt_id": mdtrt_id, "psn_no": psn, "med_type": "11",
-            "fee_ocur_time": "2026-03-02 10:05:00", "med_list_codg": CODES[code_index], "medins_list_codg": "L" + sn,
-            "pric": pric, "cnt": cnt, "det_item_fee_sumamt": None, "hosp_appr_flag": "0"}
+    return {
+        "feedetl_sn": sn,
+        "mdtrt_id": mdtrt_id,
+        "psn_no": psn,
+        "med_type": "11",
+        "fee_ocur_time": "2026-03-02 10:05:00",
+        "med_list_codg": CODES[code_index],
+        "medins_list_codg": "L" + sn,
+        "pric": pric,
+        "cnt": cnt,
+        "det_item_fee_sumamt": None,
+        "hosp_appr_flag": "0",
+    }
 
 
 def test_an_outpatient_visit_from_registration_to_settlement_and_back(tmp_path):
@@ -118,23 +144,48 @@ def test_an_outpatient_visit_from_registration_to_settlement_and_back(tmp_path):
             answer, msgid = server.call(infno, input_, sign_no=sign_no, fixmedins_code=HOSPITAL, **kw)
             return answer, msgid
 
-        reg, _ = call("2201", {"data": {"psn_no": psn, "insutype": "310", "begntime": "2026-03-02 09:30:00",
-                                        "mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn), "ipt_otp_no": "OP1"}})
+        reg, _ = call(
+            "2201",
+            {
+                "data": {
+                    "psn_no": psn,
+                    "insutype": "310",
+                    "begntime": "2026-03-02 09:30:00",
+                    "mdtrt_cert_type": "03",
+                    "mdtrt_cert_no": card_of(psn),
+                    "ipt_otp_no": "OP1",
+                }
+            },
+        )
         assert reg["infcode"] == 0, reg
         mdtrt_id = reg["output"]["data"]["mdtrt_id"]
-        visit, _ = call("2203", {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn, "med_type": "11"},
-                                 "diseinfo": [{"diag_type": "1", "diag_code": "J00"}]})
+        visit, _ = call(
+            "2203",
+            {
+                "mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn, "med_type": "11"},
+                "diseinfo": [{"diag_type": "1", "diag_code": "J00"}],
+            },
+        )
         assert visit["infcode"] == 0, visit
-        up, _ = call("2204", {"feedetail": [fee(mdtrt_id, psn, "1", 0, "30.00"),
-                                            fee(mdtrt_id, psn, "2", 1, "12.00", "2")]})
+        up, _ = call(
+            "2204", {"feedetail": [fee(mdtrt_id, psn, "1", 0, "30.00"), fee(mdtrt_id, psn, "2", 1, "12.00", "2")]}
+        )
         assert up["infcode"] == 0, up
         assert [r["det_item_fee_sumamt"] for r in up["output"]["result"]] == [30.0, 24.0]
         dup_sn, _ = call("2204", {"feedetail": [fee(mdtrt_id, psn, "2", 1, "1.00")]})
         assert dup_sn["infcode"] == -1 and "feedetl_sn" in dup_sn["err_msg"]
         assert call("2204", {"feedetail": [fee(mdtrt_id, psn, "3", 2, "5.00")]})[0]["infcode"] == 0
         assert call("2205", {"data": {"feedetl_sn": "3", "mdtrt_id": mdtrt_id, "psn_no": psn}})[0]["infcode"] == 0
-        settle_input = {"data": {"psn_no": psn, "mdtrt_id": mdtrt_id, "med_type": "11", "medfee_sumamt": "54.00",
-                                 "acct_used_flag": "1", "insutype": "310"}}
+        settle_input = {
+            "data": {
+                "psn_no": psn,
+                "mdtrt_id": mdtrt_id,
+                "med_type": "11",
+                "medfee_sumamt": "54.00",
+                "acct_used_flag": "1",
+                "insutype": "310",
+            }
+        }
         pre, _ = call("2206", settle_input)
         assert pre["infcode"] == 0 and pre["output"]["setlinfo"]["medfee_sumamt"] == 54.0, pre
         settled, msgid = call("2207", settle_input)
@@ -149,10 +200,16 @@ def test_an_outpatient_visit_from_registration_to_settlement_and_back(tmp_path):
     server = ServedCentre(tmp_path).start()  # restart: visits, lines and answers come back from the journal
     try:
         sign_no = server.sign_in(HOSPITAL)
-        assert server.call("2207", settle_input, sign_no=sign_no, fixmedins_code=HOSPITAL,
-                           msgid=msgid)[0]["output"] == settled["output"]
-        cancel, _ = server.call("2208", {"data": {"setl_id": info["setl_id"], "mdtrt_id": mdtrt_id, "psn_no": psn}},
-                                sign_no=sign_no, fixmedins_code=HOSPITAL)
+        assert (
+            server.call("2207", settle_input, sign_no=sign_no, fixmedins_code=HOSPITAL, msgid=msgid)[0]["output"]
+            == settled["output"]
+        )
+        cancel, _ = server.call(
+            "2208",
+            {"data": {"setl_id": info["setl_id"], "mdtrt_id": mdtrt_id, "psn_no": psn}},
+            sign_no=sign_no,
+            fixmedins_code=HOSPITAL,
+        )
         assert cancel["infcode"] == 0 and cancel["output"]["setlinfo"]["medfee_sumamt"] == -54.0, cancel
         again, _ = server.call("2207", settle_input, sign_no=sign_no, fixmedins_code=HOSPITAL)
         assert again["infcode"] == 0 and again["output"]["setlinfo"]["setl_id"] != info["setl_id"], again
@@ -212,14 +269,17 @@ def test_reversal_undoes_an_applied_settlement_and_tombstones_a_lost_one(tmp_pat
 def test_reversal_of_a_registration(served_centre):
     psn = first_person()
     sign_no = served_centre.sign_in(HOSPITAL)
-    reg, omsgid = served_centre.call("2201", {"data": {"psn_no": psn, "begntime": "2026-03-02 09:30:00"}},
-                                     sign_no=sign_no, fixmedins_code=HOSPITAL)
+    reg, omsgid = served_centre.call(
+        "2201", {"data": {"psn_no": psn, "begntime": "2026-03-02 09:30:00"}}, sign_no=sign_no, fixmedins_code=HOSPITAL
+    )
     mdtrt_id = reg["output"]["data"]["mdtrt_id"]
-    rvs, _ = served_centre.call("2601", {"data": {"psn_no": psn, "omsgid": omsgid, "oinfno": "2201"}}, sign_no=sign_no,
-                                fixmedins_code=HOSPITAL)
+    rvs, _ = served_centre.call(
+        "2601", {"data": {"psn_no": psn, "omsgid": omsgid, "oinfno": "2201"}}, sign_no=sign_no, fixmedins_code=HOSPITAL
+    )
     assert rvs["output"]["data"] == {"omsgid": omsgid, "oinfno": "2201", "rvs_rslt": "reversed", "mdtrt_id": mdtrt_id}
-    up, _ = served_centre.call("2204", {"feedetail": [fee(mdtrt_id, psn, "1", 0, "1.00")]}, sign_no=sign_no,
-                               fixmedins_code=HOSPITAL)
+    up, _ = served_centre.call(
+        "2204", {"feedetail": [fee(mdtrt_id, psn, "1", 0, "1.00")]}, sign_no=sign_no, fixmedins_code=HOSPITAL
+    )
     assert up["infcode"] == -1 and "no open visit" in up["err_msg"]
 
 
@@ -236,39 +296,67 @@ def test_reconciliation_finds_a_one_sided_settlement_and_2601_clears_it(served_c
             lost_msgid = msgid  # the answer never reached the counter: the books do not have it
             continue
         kept.append(answer["output"]["setlinfo"])
-    cancel, _ = served_centre.call("2103", {"data": {"setl_id": kept[0]["setl_id"], "psn_no": kept[0]["psn_no"]}},
-                                   sign_no=sign_no)
+    cancel, _ = served_centre.call(
+        "2103", {"data": {"setl_id": kept[0]["setl_id"], "psn_no": kept[0]["psn_no"]}}, sign_no=sign_no
+    )
     kept.append(cancel["output"]["setlinfo"])
     today = cancel["output"]["setlinfo"]["setl_time"][:10]
 
     def statement():
         totals = {k: f"{sum(s[k] for s in kept):.2f}" for k in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay")}
         count = sum(1 if s["medfee_sumamt"] >= 0 else -1 for s in kept)
-        answer, _ = served_centre.call("3201", {"data": {"insutype": "310", "clr_type": "41", "setl_optins": "130100",
-                                                         "stmt_begndate": today, "stmt_enddate": today,
-                                                         "fixmedins_setl_cnt": count, **totals}}, sign_no=sign_no)
+        answer, _ = served_centre.call(
+            "3201",
+            {
+                "data": {
+                    "insutype": "310",
+                    "clr_type": "41",
+                    "setl_optins": "130100",
+                    "stmt_begndate": today,
+                    "stmt_enddate": today,
+                    "fixmedins_setl_cnt": count,
+                    **totals,
+                }
+            },
+            sign_no=sign_no,
+        )
         assert answer["infcode"] == 0, answer
         return answer["output"]["stmtinfo"]
 
     assert statement()["stmt_rslt"] == "1"
-    detail, _ = served_centre.call("3202", {"data": {"stmt_begndate": today, "stmt_enddate": today},
-                                            "detail": [{"setl_id": s["setl_id"]} for s in kept]}, sign_no=sign_no)
+    detail, _ = served_centre.call(
+        "3202",
+        {"data": {"stmt_begndate": today, "stmt_enddate": today}, "detail": [{"setl_id": s["setl_id"]} for s in kept]},
+        sign_no=sign_no,
+    )
     one_sided = [d for d in detail["output"]["detail"] if d["stmt_rslt"] != "both"]
     assert len(one_sided) == 1 and one_sided[0]["stmt_rslt"] == "centre_only"
-    rvs, _ = served_centre.call("2601", {"data": {"psn_no": employees[2], "omsgid": lost_msgid, "oinfno": "2102"}},
-                                sign_no=sign_no)
+    rvs, _ = served_centre.call(
+        "2601", {"data": {"psn_no": employees[2], "omsgid": lost_msgid, "oinfno": "2102"}}, sign_no=sign_no
+    )
     assert rvs["output"]["data"]["rvs_rslt"] == "reversed"
     # The settlement and its reversal mirror net to zero: the books now agree with the centre.
     assert statement()["stmt_rslt"] == "0"
 
 
-NO_CAP = [item.med_list_codg for item in POLICY.region("130100").catalogues[0].items
-          if item.chrgitm_lv == "01" and item.pric_uplmt_amt is None]
+NO_CAP = [
+    item.med_list_codg
+    for item in POLICY.region("130100").catalogues[0].items
+    if item.chrgitm_lv == "01" and item.pric_uplmt_amt is None
+]
 
 
 def inpatient_fee(mdtrt_id, psn, sn, pric):
-    return {"feedetl_sn": sn, "mdtrt_id": mdtrt_id, "psn_no": psn, "med_type": "21",
-            "fee_ocur_time": "2026-03-03 10:00:00", "med_list_codg": NO_CAP[0], "pric": pric, "cnt": "1"}
+    return {
+        "feedetl_sn": sn,
+        "mdtrt_id": mdtrt_id,
+        "psn_no": psn,
+        "med_type": "21",
+        "fee_ocur_time": "2026-03-03 10:00:00",
+        "med_list_codg": NO_CAP[0],
+        "pric": pric,
+        "cnt": "1",
+    }
 
 
 def test_an_inpatient_stay_with_a_mid_stay_settlement(tmp_path):
@@ -282,8 +370,10 @@ def test_an_inpatient_stay_with_a_mid_stay_settlement(tmp_path):
         def call(infno, input_, **kw):
             return server.call(infno, input_, sign_no=sign_no, fixmedins_code=HOSPITAL, **kw)[0]
 
-        admit = {"mdtrtinfo": {"psn_no": psn, "med_type": "21", "begntime": "2026-03-01 08:00:00", "ipt_no": "Z1"},
-                 "diseinfo": [{"diag_code": "K35"}]}
+        admit = {
+            "mdtrtinfo": {"psn_no": psn, "med_type": "21", "begntime": "2026-03-01 08:00:00", "ipt_no": "Z1"},
+            "diseinfo": [{"diag_code": "K35"}],
+        }
         first = call("2401", admit)
         assert first["infcode"] == 0, first
         stay = first["output"]["data"]["mdtrt_id"]
@@ -296,8 +386,13 @@ def test_an_inpatient_stay_with_a_mid_stay_settlement(tmp_path):
         assert mid["infcode"] == 0, mid
         assert mid["output"]["setlinfo"]["act_pay_dedc"] == 600.0
         assert call("2301", {"feedetail": [inpatient_fee(stay, psn, "2", "800.00")]})["infcode"] == 0
-        assert call("2402", {"dscginfo": {"mdtrt_id": stay, "psn_no": psn, "endtime": "2026-03-05 10:00:00"}},
-                    )["infcode"] == 0
+        assert (
+            call(
+                "2402",
+                {"dscginfo": {"mdtrt_id": stay, "psn_no": psn, "endtime": "2026-03-05 10:00:00"}},
+            )["infcode"]
+            == 0
+        )
         final = call("2304", {"data": {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "0"}})
         assert final["infcode"] == 0, final
         assert final["output"]["setlinfo"]["act_pay_dedc"] == 400.0
@@ -309,17 +404,38 @@ def test_an_inpatient_stay_with_a_mid_stay_settlement(tmp_path):
     server = ServedCentre(tmp_path).start()  # after a restart the stay is over and a 2nd admission starts at 500.00
     try:
         sign_no = server.sign_in(HOSPITAL)
-        second = server.call("2401", {"mdtrtinfo": {"psn_no": psn, "med_type": "21",
-                                                    "begntime": "2026-04-01 08:00:00"}},
-                             sign_no=sign_no, fixmedins_code=HOSPITAL)[0]
+        second = server.call(
+            "2401",
+            {"mdtrtinfo": {"psn_no": psn, "med_type": "21", "begntime": "2026-04-01 08:00:00"}},
+            sign_no=sign_no,
+            fixmedins_code=HOSPITAL,
+        )[0]
         assert second["infcode"] == 0, second
         stay2 = second["output"]["data"]["mdtrt_id"]
-        assert server.call("2301", {"feedetail": [inpatient_fee(stay2, psn, "1", "900.00")]}, sign_no=sign_no,
-                           fixmedins_code=HOSPITAL)[0]["infcode"] == 0
-        assert server.call("2402", {"dscginfo": {"mdtrt_id": stay2, "psn_no": psn, "endtime": "2026-04-03 10:00:00"}},
-                           sign_no=sign_no, fixmedins_code=HOSPITAL)[0]["infcode"] == 0
-        pre = server.call("2303", {"data": {"psn_no": psn, "mdtrt_id": stay2, "mid_setl_flag": "0"}},
-                          sign_no=sign_no, fixmedins_code=HOSPITAL)[0]
+        assert (
+            server.call(
+                "2301",
+                {"feedetail": [inpatient_fee(stay2, psn, "1", "900.00")]},
+                sign_no=sign_no,
+                fixmedins_code=HOSPITAL,
+            )[0]["infcode"]
+            == 0
+        )
+        assert (
+            server.call(
+                "2402",
+                {"dscginfo": {"mdtrt_id": stay2, "psn_no": psn, "endtime": "2026-04-03 10:00:00"}},
+                sign_no=sign_no,
+                fixmedins_code=HOSPITAL,
+            )[0]["infcode"]
+            == 0
+        )
+        pre = server.call(
+            "2303",
+            {"data": {"psn_no": psn, "mdtrt_id": stay2, "mid_setl_flag": "0"}},
+            sign_no=sign_no,
+            fixmedins_code=HOSPITAL,
+        )[0]
         assert pre["infcode"] == 0 and pre["output"]["setlinfo"]["act_pay_dedc"] == 500.0, pre
     finally:
         server.stop()
@@ -330,8 +446,15 @@ def test_cross_region_sale_is_routed_by_the_insured_region(served_centre):
     # 330300 (with its cross-region cut unless filed); a wrong insuplc_admdvs is refused naming the field.
     visitor = first_person(region="330300")
     sign_no = served_centre.sign_in()
-    body = {"infno": "2102", "msgid": f"{PHARMACY}202603021000007001", "mdtrtarea_admvs": "130100",
-            "insuplc_admdvs": "130100", "fixmedins_code": PHARMACY, "sign_no": sign_no, "input": sale(visitor)}
+    body = {
+        "infno": "2102",
+        "msgid": f"{PHARMACY}202603021000007001",
+        "mdtrtarea_admvs": "130100",
+        "insuplc_admdvs": "130100",
+        "fixmedins_code": PHARMACY,
+        "sign_no": sign_no,
+        "input": sale(visitor),
+    }
     wrong = served_centre.post(body)
     assert wrong["infcode"] == -1 and "insuplc_admdvs" in wrong["err_msg"]
     body["insuplc_admdvs"] = "330300"
@@ -358,28 +481,41 @@ def test_counters_download_the_catalogue_and_rules_in_force(served_centre):
 
 def test_cards_person_info_activation_loss_and_cancellation(tmp_path):
     registry, population = default_registry(), default_population()
-    active = next(c for c in registry.cards.values() if c.status == "active"
-                  and population.describe(population.index_of(c.psn_no))["insuplc_admdvs"] == "130100")
-    issued = next(c for c in registry.cards.values() if c.status == "issued"
-                  and population.describe(population.index_of(c.psn_no))["insuplc_admdvs"] == "130100")
+    active = next(
+        c
+        for c in registry.cards.values()
+        if c.status == "active" and population.describe(population.index_of(c.psn_no))["insuplc_admdvs"] == "130100"
+    )
+    issued = next(
+        c
+        for c in registry.cards.values()
+        if c.status == "issued" and population.describe(population.index_of(c.psn_no))["insuplc_admdvs"] == "130100"
+    )
     server = ServedCentre(tmp_path).start()
     try:
         sign_no = server.sign_in()
-        info, _ = server.call("1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": active.card_no,
-                                                "card_sn": active.card_sn}}, sign_no=sign_no)
+        info, _ = server.call(
+            "1101",
+            {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": active.card_no, "card_sn": active.card_sn}},
+            sign_no=sign_no,
+        )
         assert info["infcode"] == 0, info
         base = info["output"]["baseinfo"]
         assert base["psn_no"] == active.psn_no and len(base["certno"]) == 18
         by_id, _ = server.call("1101", {"data": {"mdtrt_cert_type": "02", "certno": base["certno"]}}, sign_no=sign_no)
         assert by_id["output"]["baseinfo"]["psn_no"] == active.psn_no
-        wrong_sn, _ = server.call("1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": active.card_no,
-                                                    "card_sn": "00" * 16}}, sign_no=sign_no)
+        wrong_sn, _ = server.call(
+            "1101",
+            {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": active.card_no, "card_sn": "00" * 16}},
+            sign_no=sign_no,
+        )
         assert wrong_sn["infcode"] == -1 and "CARD_UNKNOWN" in wrong_sn["err_msg"]
         # An issued card is activated by its first pharmacy sale.
         first_use, _ = server.call("2102", sale(issued.psn_no), sign_no=sign_no)
         assert first_use["infcode"] == 0, first_use
-        status, _ = server.call("1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": issued.card_no}},
-                                sign_no=sign_no)
+        status, _ = server.call(
+            "1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": issued.card_no}}, sign_no=sign_no
+        )
         assert status["output"]["cardinfo"] == [{"card_no": issued.card_no, "status": "active"}]
         # Reported lost (and replaced): the old card is refused at every counter, as a stored answer.
         lost = server.admin({"action": "card", "card_no": active.card_no, "card_action": "lost", "replace": True})
@@ -412,22 +548,39 @@ def test_cards_person_info_activation_loss_and_cancellation(tmp_path):
 def test_admin_commands_credit_and_cancel_through_the_cli(served_centre):
     psn = first_person()
     cli = [sys.executable, "-m", "medsettle.cli", "persons"]
-    ok = subprocess.run(cli + ["credit", psn, "120.50", "--month", "2026-03", "--centre", served_centre.url],
-                        capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        cli + ["credit", psn, "120.50", "--month", "2026-03", "--centre", served_centre.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0, ok.stderr
     credited = json.loads(ok.stdout)
-    again = subprocess.run(cli + ["credit", psn, "120.50", "--month", "2026-03", "--centre", served_centre.url],
-                           capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        cli + ["credit", psn, "120.50", "--month", "2026-03", "--centre", served_centre.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert again.returncode == 1 and "already made" in again.stderr
     sign_no = served_centre.sign_in()
-    info, _ = served_centre.call("1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn)}},
-                                 sign_no=sign_no)
-    assert f'{info["output"]["insuinfo"][0]["balc"]:.2f}' == credited["balc"]
-    lost = subprocess.run(cli + ["card", card_of(psn), "lost", "--replace", "--centre", served_centre.url],
-                          capture_output=True, text=True, timeout=60)
+    info, _ = served_centre.call(
+        "1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn)}}, sign_no=sign_no
+    )
+    assert f"{info['output']['insuinfo'][0]['balc']:.2f}" == credited["balc"]
+    lost = subprocess.run(
+        cli + ["card", card_of(psn), "lost", "--replace", "--centre", served_centre.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert lost.returncode == 0 and json.loads(lost.stdout)["replacement"]["status"] == "issued"
-    unreachable = subprocess.run(cli + ["cancel", psn, "--reason", "death", "--centre", "http://127.0.0.1:9/"],
-                                 capture_output=True, text=True, timeout=60)
+    unreachable = subprocess.run(
+        cli + ["cancel", psn, "--reason", "death", "--centre", "http://127.0.0.1:9/"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert unreachable.returncode == 1 and "cannot reach the centre" in unreachable.stderr
 
 

@@ -30,15 +30,23 @@ def new_centre(journal):
 def test_a_day_at_the_pharmacy_survives_a_restart_on_both_backends(open_journal):
     journal = open_journal()
     centre = new_centre(journal)
-    sign = centre.handle({"infno": "9001", "msgid": "SIGN1", "fixmedins_code": PHARMACY,
-                          "input": {"signIn": {"opter_no": "1"}}})["output"]["signinoutb"]["sign_no"]
+    sign = centre.handle(
+        {"infno": "9001", "msgid": "SIGN1", "fixmedins_code": PHARMACY, "input": {"signIn": {"opter_no": "1"}}}
+    )["output"]["signinoutb"]["sign_no"]
     code = POLICY.region("130100").catalogues[0].items[0].med_list_codg
     persons = [p for p in centre.settler.population.psn_nos if p.startswith("130100")][:5]
     answers = {}
     for i, psn in enumerate(persons):
-        req = {"infno": "2102", "msgid": f"SALE{i}", "fixmedins_code": PHARMACY, "sign_no": sign,
-               "input": {"data": {"psn_no": psn, "med_type": "41"},
-                         "feedetail": [{"feedetl_sn": "1", "med_list_codg": code, "pric": "9.90", "cnt": "3"}]}}
+        req = {
+            "infno": "2102",
+            "msgid": f"SALE{i}",
+            "fixmedins_code": PHARMACY,
+            "sign_no": sign,
+            "input": {
+                "data": {"psn_no": psn, "med_type": "41"},
+                "feedetail": [{"feedetl_sn": "1", "med_list_codg": code, "pric": "9.90", "cnt": "3"}],
+            },
+        }
         answers[f"SALE{i}"] = (req, centre.handle(req))
         assert answers[f"SALE{i}"][1]["infcode"] == 0
     states = [centre.settler.engine.get_state(p) for p in range(len(centre.settler.population))]

@@ -26,10 +26,16 @@ def new_centre(journal):
 
 def sale_request(sign_no, msgid, psn):
     code = POLICY.region("130100").catalogues[0].items[0].med_list_codg
-    return {"infno": "2102", "msgid": msgid, "fixmedins_code": PHARMACY, "sign_no": sign_no,
-            "input": {"data": {"psn_no": psn, "med_type": "41", "acct_used_flag": "1"},
-                      "feedetail": [{"feedetl_sn": "1", "med_list_codg": code, "pric": "3.00", "cnt": "1",
-                                     "memo": "x" * 600}]}}
+    return {
+        "infno": "2102",
+        "msgid": msgid,
+        "fixmedins_code": PHARMACY,
+        "sign_no": sign_no,
+        "input": {
+            "data": {"psn_no": psn, "med_type": "41", "acct_used_flag": "1"},
+            "feedetail": [{"feedetl_sn": "1", "med_list_codg": code, "pric": "3.00", "cnt": "1", "memo": "x" * 600}],
+        },
+    }
 
 
 def sale(centre, sign_no, msgid, psn):
@@ -37,8 +43,9 @@ def sale(centre, sign_no, msgid, psn):
 
 
 def sign_in(centre, msgid="SIGN"):
-    return centre.handle({"infno": "9001", "msgid": msgid, "fixmedins_code": PHARMACY,
-                          "input": {"signIn": {"opter_no": "1"}}})["output"]["signinoutb"]["sign_no"]
+    return centre.handle(
+        {"infno": "9001", "msgid": msgid, "fixmedins_code": PHARMACY, "input": {"signIn": {"opter_no": "1"}}}
+    )["output"]["signinoutb"]["sign_no"]
 
 
 def insured_in_130100(centre):

@@ -16,11 +16,20 @@ from medsettle.policy import load_default_policy
 POLICY = load_default_policy()
 PHARMACY = "P13010000001"
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.text(max_size=8),
-                    st.floats(allow_nan=True, allow_infinity=True), st.just("-1.00"), st.just("1e309"))
-json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                            st.dictionaries(st.text(max_size=6), inner, max_size=3)),
-                           max_leaves=8)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.text(max_size=8),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.just("-1.00"),
+    st.just("1e309"),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=8,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +38,9 @@ def signed_in_centre(tmp_path_factory):
     journal = SQLiteJournal(tmp_path_factory.mktemp("fuzz") / "centre.db")
     population = Population.generate(POLICY, 200, seed=0)
     c = Centre(Settler(POLICY, population, engine="core"), journal, default_institutions(POLICY))
-    answer = c.handle({"infno": "9001", "msgid": "M-signin", "fixmedins_code": PHARMACY,
-                       "input": {"signIn": {"opter_no": "1"}}})
+    answer = c.handle(
+        {"infno": "9001", "msgid": "M-signin", "fixmedins_code": PHARMACY, "input": {"signIn": {"opter_no": "1"}}}
+    )
     c.sign_no = answer["output"]["signinoutb"]["sign_no"]
     yield c
     journal.close()
@@ -39,8 +49,10 @@ def signed_in_centre(tmp_path_factory):
 def good_sale(c):
     psn = c.settler.population.psn_nos[1]
     code = POLICY.regions[0].catalogues[0].items[0].med_list_codg
-    return {"data": {"psn_no": psn, "med_type": "41"},
-            "feedetail": [{"feedetl_sn": "1", "med_list_codg": code, "pric": "1.00", "cnt": "1"}]}
+    return {
+        "data": {"psn_no": psn, "med_type": "41"},
+        "feedetail": [{"feedetl_sn": "1", "med_list_codg": code, "pric": "1.00", "cnt": "1"}],
+    }
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -52,8 +64,13 @@ def test_malformed_messages_change_nothing(signed_in_centre, data):
     if kind == "garbage":
         request = data.draw(json_values)
     else:
-        request = {"infno": "2102", "msgid": f"F{data.draw(st.integers(0, 10**9))}", "fixmedins_code": PHARMACY,
-                   "sign_no": signed_in_centre.sign_no, "input": good_sale(signed_in_centre)}
+        request = {
+            "infno": "2102",
+            "msgid": f"F{data.draw(st.integers(0, 10**9))}",
+            "fixmedins_code": PHARMACY,
+            "sign_no": signed_in_centre.sign_no,
+            "input": good_sale(signed_in_centre),
+        }
         if kind == "envelope":
             key = data.draw(st.sampled_from(["infno", "msgid", "fixmedins_code", "sign_no", "input"]))
             request[key] = data.draw(st.one_of(scalars, st.just("9999")))
@@ -61,8 +78,7 @@ def test_malformed_messages_change_nothing(signed_in_centre, data):
             key = data.draw(st.sampled_from(["psn_no", "med_type", "medfee_sumamt", "acct_used_flag"]))
             request["input"]["data"][key] = data.draw(st.one_of(scalars, st.just("NOBODY"), st.just("11")))
         else:
-            key = data.draw(st.sampled_from(["med_list_codg", "pric", "cnt", "det_item_fee_sumamt",
-                                             "hosp_appr_flag"]))
+            key = data.draw(st.sampled_from(["med_list_codg", "pric", "cnt", "det_item_fee_sumamt", "hosp_appr_flag"]))
             request["input"]["feedetail"][0][key] = data.draw(scalars)
     answer = signed_in_centre.handle(request)
     if answer["infcode"] == 0:

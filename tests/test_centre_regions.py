@@ -29,9 +29,17 @@ def persons(c, region):
 
 
 def sale(sign_no, psn, msgid, insuplc=""):
-    return {"infno": "2102", "msgid": msgid, "fixmedins_code": PHARMACY, "sign_no": sign_no, "insuplc_admdvs": insuplc,
-            "input": {"data": {"psn_no": psn, "med_type": "41"},
-                      "feedetail": [{"feedetl_sn": "1", "med_list_codg": CODE, "pric": "9.90", "cnt": "3"}]}}
+    return {
+        "infno": "2102",
+        "msgid": msgid,
+        "fixmedins_code": PHARMACY,
+        "sign_no": sign_no,
+        "insuplc_admdvs": insuplc,
+        "input": {
+            "data": {"psn_no": psn, "med_type": "41"},
+            "feedetail": [{"feedetl_sn": "1", "med_list_codg": CODE, "pric": "9.90", "cnt": "3"}],
+        },
+    }
 
 
 def test_two_processes_share_one_database_each_with_its_regions(postgres_server):
@@ -43,8 +51,9 @@ def test_two_processes_share_one_database_each_with_its_regions(postgres_server)
         with pytest.raises(JournalError, match="region 130100 is owned by another centre process"):
             centre_on(third, ["130100"])
         third.close()
-        sign_no = a.handle({"infno": "9001", "msgid": "SIGN1", "fixmedins_code": PHARMACY,
-                            "input": {"signIn": {"opter_no": "1"}}})["output"]["signinoutb"]["sign_no"]
+        sign_no = a.handle(
+            {"infno": "9001", "msgid": "SIGN1", "fixmedins_code": PHARMACY, "input": {"signIn": {"opter_no": "1"}}}
+        )["output"]["signinoutb"]["sign_no"]
         ids = set()
         for i, psn in enumerate(persons(a, "130100")):
             answer = a.handle(sale(sign_no, psn, f"A{i}"))
@@ -112,12 +121,30 @@ def test_a_second_serve_on_the_same_sqlite_journal_is_refused(tmp_path):
 
     first = ServedCentre(tmp_path).start()
     try:
-        second = subprocess.run([sys.executable, "-m", "medsettle.cli", "serve", "--port", "0", "--data-dir",
-                                 str(tmp_path)], capture_output=True, text=True, timeout=60)
+        second = subprocess.run(
+            [sys.executable, "-m", "medsettle.cli", "serve", "--port", "0", "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert second.returncode == 1 and "another centre process is using this journal" in second.stderr
-        bad = subprocess.run([sys.executable, "-m", "medsettle.cli", "serve", "--port", "0", "--data-dir",
-                              str(tmp_path / "other"), "--regions", "130100,999999"], capture_output=True, text=True,
-                             timeout=60)
+        bad = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "medsettle.cli",
+                "serve",
+                "--port",
+                "0",
+                "--data-dir",
+                str(tmp_path / "other"),
+                "--regions",
+                "130100,999999",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert bad.returncode == 1 and "999999" in bad.stderr
     finally:
         first.stop()

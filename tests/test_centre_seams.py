@@ -94,10 +94,24 @@ def persons_of(population, region="130100"):
 
 
 def sale(sign_no, msgid, psn):
-    return {"infno": "2102", "msgid": msgid, "fixmedins_code": PHARMACY, "sign_no": sign_no,
-            "input": {"data": {"psn_no": psn, "med_type": "41", "acct_used_flag": "1"},
-                      "feedetail": [{"feedetl_sn": "1", "med_list_codg": CODE, "pric": "3.00", "cnt": "1",
-                                     "fee_ocur_time": "2026-03-02 09:58:00"}]}}
+    return {
+        "infno": "2102",
+        "msgid": msgid,
+        "fixmedins_code": PHARMACY,
+        "sign_no": sign_no,
+        "input": {
+            "data": {"psn_no": psn, "med_type": "41", "acct_used_flag": "1"},
+            "feedetail": [
+                {
+                    "feedetl_sn": "1",
+                    "med_list_codg": CODE,
+                    "pric": "3.00",
+                    "cnt": "1",
+                    "fee_ocur_time": "2026-03-02 09:58:00",
+                }
+            ],
+        },
+    }
 
 
 def sign_in(msgid="SIGN"):
@@ -126,8 +140,13 @@ def test_a_2601_of_an_answer_still_pending_resolves_on_one_thread_when_the_commi
     journal = HeldJournal()
     population = Population.generate(POLICY, 200, seed=0)
     clock = FakeClock(dt.datetime(2026, 3, 2, 14, 15, 16, tzinfo=SHANGHAI))
-    centre = Centre(Settler(POLICY, population, engine=engine), journal, default_institutions(POLICY),
-                    clock=clock, randomness=SeededRandomness(1))
+    centre = Centre(
+        Settler(POLICY, population, engine=engine),
+        journal,
+        default_institutions(POLICY),
+        clock=clock,
+        randomness=SeededRandomness(1),
+    )
     threads = threading.active_count()
     with no_blocking():
         signed = centre.submit(sign_in())
@@ -136,8 +155,15 @@ def test_a_2601_of_an_answer_still_pending_resolves_on_one_thread_when_the_commi
         sign_no = signed.result(timeout=0)["output"]["signinoutb"]["sign_no"]
         psn = persons_of(population)[0]
         settled = centre.submit(sale(sign_no, "M1", psn))
-        reversal = centre.submit({"infno": "2601", "msgid": "R1", "fixmedins_code": PHARMACY, "sign_no": sign_no,
-                                  "input": {"data": {"psn_no": psn, "omsgid": "M1", "oinfno": "2102"}}})
+        reversal = centre.submit(
+            {
+                "infno": "2601",
+                "msgid": "R1",
+                "fixmedins_code": PHARMACY,
+                "sign_no": sign_no,
+                "input": {"data": {"psn_no": psn, "omsgid": "M1", "oinfno": "2102"}},
+            }
+        )
         assert not settled.done() and not reversal.done()
         assert journal.land() == 1  # the sale lands; the 2601 is applied now and queues its own entries
         assert settled.done() and not reversal.done()
@@ -150,8 +176,15 @@ def test_a_2601_of_an_answer_still_pending_resolves_on_one_thread_when_the_commi
     assert data["rvs_rslt"] == "reversed" and data["reversed_setl_id"] == setl_id
     assert centre.settler.records[setl_id].cancelled_by == data["setl_id"]
     with no_blocking():  # the same 2601 again: its stored answer, at once
-        again = centre.submit({"infno": "2601", "msgid": "R2", "fixmedins_code": PHARMACY, "sign_no": sign_no,
-                               "input": {"data": {"psn_no": psn, "omsgid": "M1", "oinfno": "2102"}}})
+        again = centre.submit(
+            {
+                "infno": "2601",
+                "msgid": "R2",
+                "fixmedins_code": PHARMACY,
+                "sign_no": sign_no,
+                "input": {"data": {"psn_no": psn, "omsgid": "M1", "oinfno": "2102"}},
+            }
+        )
         journal.land()
         assert again.result(timeout=0)["output"] == answer["output"]
 
@@ -161,17 +194,28 @@ def test_a_2601_chained_to_an_original_whose_journal_failed_answers_unavailable(
     to it answers as the centre's fail-stop demands (unavailable), on the same thread."""
     journal = HeldJournal()
     population = Population.generate(POLICY, 200, seed=0)
-    centre = Centre(Settler(POLICY, population, engine=engine), journal, default_institutions(POLICY),
-                    clock=FakeClock(dt.datetime(2026, 3, 2, 10, 0, tzinfo=SHANGHAI)))
+    centre = Centre(
+        Settler(POLICY, population, engine=engine),
+        journal,
+        default_institutions(POLICY),
+        clock=FakeClock(dt.datetime(2026, 3, 2, 10, 0, tzinfo=SHANGHAI)),
+    )
     with no_blocking():
         signed = centre.submit(sign_in())
         journal.land()
         sign_no = signed.result(timeout=0)["output"]["signinoutb"]["sign_no"]
         psn = persons_of(population)[0]
         settled = centre.submit(sale(sign_no, "M1", psn))
-        reversal = centre.submit({"infno": "2601", "msgid": "R1", "fixmedins_code": PHARMACY, "sign_no": sign_no,
-                                  "input": {"data": {"psn_no": psn, "omsgid": "M1", "oinfno": "2102"}}})
-        (_, failing), = journal.queued
+        reversal = centre.submit(
+            {
+                "infno": "2601",
+                "msgid": "R1",
+                "fixmedins_code": PHARMACY,
+                "sign_no": sign_no,
+                "input": {"data": {"psn_no": psn, "omsgid": "M1", "oinfno": "2102"}},
+            }
+        )
+        ((_, failing),) = journal.queued
         journal.queued = []
         failing.set_exception(OSError("disk full"))
         assert settled.result(timeout=0)["err_msg"].startswith("CENTRE_UNAVAILABLE")
@@ -196,8 +240,13 @@ def test_times_and_qr_tokens_come_from_the_centres_clock_and_random_source(tmp_p
         path = tmp_path / f"centre{run}.db"
         clock.at = at
         with open_journal(str(path), clock=clock) as journal:
-            centre = Centre(Settler(POLICY, Population.generate(POLICY, 200, seed=0), engine=engine), journal,
-                            default_institutions(POLICY), clock=clock, randomness=SeededRandomness(42))
+            centre = Centre(
+                Settler(POLICY, Population.generate(POLICY, 200, seed=0), engine=engine),
+                journal,
+                default_institutions(POLICY),
+                clock=clock,
+                randomness=SeededRandomness(42),
+            )
             signed = centre.handle(sign_in())
             info = signed["output"]["signinoutb"]
             assert info["sign_time"] == "2026-03-02 14:15:16"
@@ -206,15 +255,26 @@ def test_times_and_qr_tokens_come_from_the_centres_clock_and_random_source(tmp_p
             clock.sleep(1)
             settled = centre.handle(sale(info["sign_no"], "M1", psn))["output"]["setlinfo"]
             assert settled["setl_time"] == "2026-03-02 14:15:17"  # the centre's clock, not the fee lines' time
-            mirror = centre.handle({"infno": "2103", "msgid": "C1", "fixmedins_code": PHARMACY,
-                                    "sign_no": info["sign_no"],
-                                    "input": {"data": {"setl_id": settled["setl_id"], "psn_no": psn}}})
+            mirror = centre.handle(
+                {
+                    "infno": "2103",
+                    "msgid": "C1",
+                    "fixmedins_code": PHARMACY,
+                    "sign_no": info["sign_no"],
+                    "input": {"data": {"setl_id": settled["setl_id"], "psn_no": psn}},
+                }
+            )
             assert mirror["output"]["setlinfo"]["setl_time"] == "2026-03-02 14:15:17", mirror
             qr = [centre.admin({"action": "issue_qr", "psn_no": psn}) for _ in range(3)]
             tokens.append([q["mdtrt_cert_no"] for q in qr])
             assert {q["expires"] for q in qr} == {"2026-03-02 14:20:17"}  # 5 minutes on the centre's clock
-            person = {"infno": "1101", "msgid": "Q1", "fixmedins_code": PHARMACY, "sign_no": info["sign_no"],
-                      "input": {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": qr[0]["mdtrt_cert_no"]}}}
+            person = {
+                "infno": "1101",
+                "msgid": "Q1",
+                "fixmedins_code": PHARMACY,
+                "sign_no": info["sign_no"],
+                "input": {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": qr[0]["mdtrt_cert_no"]}},
+            }
             assert centre.handle(person)["infcode"] == 0
             clock.sleep(301)
             assert centre.handle(person)["err_msg"].startswith("QR_EXPIRED")
@@ -225,22 +285,33 @@ def test_times_and_qr_tokens_come_from_the_centres_clock_and_random_source(tmp_p
     assert tokens[0] == tokens[1] == [f"130100{seeded.token_hex(17)}" for _ in range(3)]
     other = SQLiteJournal(tmp_path / "other.db", clock=clock)
     with other:
-        centre = Centre(Settler(POLICY, Population.generate(POLICY, 200, seed=0), engine=engine), other,
-                        default_institutions(POLICY), clock=clock, randomness=SeededRandomness(43))
+        centre = Centre(
+            Settler(POLICY, Population.generate(POLICY, 200, seed=0), engine=engine),
+            other,
+            default_institutions(POLICY),
+            clock=clock,
+            randomness=SeededRandomness(43),
+        )
         assert centre.admin({"action": "issue_qr", "psn_no": psn})["mdtrt_cert_no"] != tokens[0][0]
 
 
 # What the centre and its journal may not call directly: the wall clock, the OS's randomness, process exit.
-DIRECT = re.compile(r"now_shanghai\(|time\.time\(|time\.monotonic\(|time\.sleep\(|datetime\.now\(|date\.today\("
-                    r"|secrets\.|os\._exit\(|random\.(random|randint|choice|uniform|getrandbits)\(")
+DIRECT = re.compile(
+    r"now_shanghai\(|time\.time\(|time\.monotonic\(|time\.sleep\(|datetime\.now\(|date\.today\("
+    r"|secrets\.|os\._exit\(|random\.(random|randint|choice|uniform|getrandbits)\("
+)
 
 
-SEAMED = sorted(itertools.chain((SRC / "centre").glob("*.py"), [SRC / "ledger" / "journal.py",
-                                                              SRC / "ledger" / "postgres.py"]))
+SEAMED = sorted(
+    itertools.chain((SRC / "centre").glob("*.py"), [SRC / "ledger" / "journal.py", SRC / "ledger" / "postgres.py"])
+)
 
 
 @pytest.mark.parametrize("path", SEAMED, ids=lambda p: p.name)
 def test_the_centre_asks_no_clock_randomness_or_exit_but_its_seams(path):
-    calls = [f"{path.name}:{n}: {line.strip()}" for n, line in enumerate(path.read_text().splitlines(), 1)
-             if DIRECT.search(line) and not line.lstrip().startswith("#")]
+    calls = [
+        f"{path.name}:{n}: {line.strip()}"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if DIRECT.search(line) and not line.lstrip().startswith("#")
+    ]
     assert not calls, calls

@@ -12,8 +12,14 @@ from worlds import DEFAULT_PERSONS, bill, policy_dict
 
 def run(*args, env=None, input=None):
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "medsettle.cli", *args], capture_output=True, text=True,
-                          env=full_env, input=input, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "medsettle.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=input,
+        timeout=120,
+    )
 
 
 @pytest.fixture()
@@ -91,8 +97,15 @@ def test_settle_reports_refusals_per_bill(files, tmp_path):
     policy = tmp_path / "policy.toml"
     policy.write_text(_as_toml(policy_dict()))
     lines = [bill("X1", [("A1", "10.00", 1)], bill_id="R1"), bill("E1", [("A1", "10.00", 1)], bill_id="S1")]
-    r = run("settle", "--policy", str(policy), "--persons", str(persons), "-",
-            input="".join(json.dumps(b) + "\n" for b in lines))
+    r = run(
+        "settle",
+        "--policy",
+        str(policy),
+        "--persons",
+        str(persons),
+        "-",
+        input="".join(json.dumps(b) + "\n" for b in lines),
+    )
     assert r.returncode == 0, r.stderr
     first, second = (json.loads(x) for x in r.stdout.splitlines())
     assert first["infcode"] == -1 and first["err_code"] == "PERSON_INACTIVE"
@@ -111,15 +124,25 @@ def test_policy_check(tmp_path):
 
 
 def test_every_command_has_help():
-    for args in (["--help"], ["demo", "--help"], ["settle", "--help"], ["policy", "check", "--help"],
-                 ["persons", "generate", "--help"], ["bills", "generate", "--help"], ["serve", "--help"],
-                 ["persons", "card", "--help"], ["persons", "credit", "--help"], ["persons", "cancel", "--help"]):
+    for args in (
+        ["--help"],
+        ["demo", "--help"],
+        ["settle", "--help"],
+        ["policy", "check", "--help"],
+        ["persons", "generate", "--help"],
+        ["bills", "generate", "--help"],
+        ["serve", "--help"],
+        ["persons", "card", "--help"],
+        ["persons", "credit", "--help"],
+        ["persons", "cancel", "--help"],
+    ):
         r = run(*args)
         assert r.returncode == 0 and "Usage:" in r.stdout, args
 
 
 def _as_toml(d: dict) -> str:
     """The small test policy as TOML, through a tiny writer (tomllib only reads)."""
+
     def value(v):
         if isinstance(v, bool):
             return "true" if v else "false"
@@ -132,4 +155,5 @@ def _as_toml(d: dict) -> str:
         if isinstance(v, dict):
             return "{ " + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + " }"
         raise TypeError(v)
+
     return "regions = " + value(d["regions"]) + "\n"

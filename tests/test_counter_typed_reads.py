@@ -15,8 +15,7 @@ from medsettle.terminal.store import MissingRow
 
 def test_a_missing_row_is_one_named_error(tmp_path):
     store = CounterStore(tmp_path / "t.db")
-    for read, key in ((store.require_sale, "SALE9"), (store.require_message, "M9"),
-                      (store.require_voucher, "V9")):
+    for read, key in ((store.require_sale, "SALE9"), (store.require_message, "M9"), (store.require_voucher, "V9")):
         with pytest.raises(MissingRow, match=f"{key} is not in the counter's journal") as caught:
             read(key)
         assert isinstance(caught.value, CounterError) and caught.value.code == "COUNTER_ERROR"
@@ -47,8 +46,7 @@ def test_meta_with_a_default_is_that_default_until_set(tmp_path):
 def test_resume_of_an_empty_journal_says_the_same_counts_in_the_same_order(tmp_path):
     counter = Counter("P13010000001", CounterStore(tmp_path / "t.db"), CentreClient("http://127.0.0.1:9/"))
     resumed = counter.resume()
-    assert list(resumed.items()) == [("answered", 0), ("still_unanswered", 0), ("vouchers_made", 0),
-                                     ("receipts", 0)]
+    assert list(resumed.items()) == [("answered", 0), ("still_unanswered", 0), ("vouchers_made", 0), ("receipts", 0)]
 
 
 def test_clearing_faults_sets_every_fault_back_to_its_default():
@@ -68,4 +66,5 @@ def test_a_refusal_for_want_of_a_sign_in_names_the_command_that_signs_in():
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         "Error: REFUSED: the centre refused the request: no sign_no for this institution; "
-        "sign in first: medsettle terminal -i P13010000001 signin"]
+        "sign in first: medsettle terminal -i P13010000001 signin"
+    ]

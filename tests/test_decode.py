@@ -17,8 +17,23 @@ from medsettle.policy.compile import compile_policy
 from medsettle.sim import generate_bills
 from medsettle.timeutil import day_number
 
-COLUMNS_ENCODED = ("person", "day", "year", "month", "med_type", "tier", "treat_region", "acct_flag", "adm",
-                   "saf_cash", "line_start", "item", "pric", "cnt", "appr")
+COLUMNS_ENCODED = (
+    "person",
+    "day",
+    "year",
+    "month",
+    "med_type",
+    "tier",
+    "treat_region",
+    "acct_flag",
+    "adm",
+    "saf_cash",
+    "line_start",
+    "item",
+    "pric",
+    "cnt",
+    "appr",
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +72,19 @@ def test_the_callers_totals_decode_as_sent(world):
     policy, compiled, population = world
     region = compiled.region_codes[int(population.attrs[0]["region"])]
     code = next(iter(compiled.item_lookup(compiled.region_index(region), day_number(dt.date(2026, 5, 6)))))
-    model = parse_bill({"psn_no": population.psn_nos[0], "mdtrt_id": "V1", "med_type": "11",
-                        "setl_time": "2026-05-06", "hosp_lv": "2", "medfee_sumamt": "12.35", "acct_used_flag": 0,
-                        "saf_cash_amt": "2.00", "feedetail": [{"med_list_codg": code, "pric": "12.3456", "cnt": "1",
-                                                               "det_item_fee_sumamt": "12.35"}]})
+    model = parse_bill(
+        {
+            "psn_no": population.psn_nos[0],
+            "mdtrt_id": "V1",
+            "med_type": "11",
+            "setl_time": "2026-05-06",
+            "hosp_lv": "2",
+            "medfee_sumamt": "12.35",
+            "acct_used_flag": 0,
+            "saf_cash_amt": "2.00",
+            "feedetail": [{"med_list_codg": code, "pric": "12.3456", "cnt": "1", "det_item_fee_sumamt": "12.35"}],
+        }
+    )
     keys = AdmissionKeys()
     batch = encode_bills([model], compiled, population, keys)
     batch = dataclasses.replace(batch, caller_medfee=np.array([1235]), caller_fee=np.array([1235]))
@@ -77,8 +101,9 @@ def test_the_reference_settles_against_the_models_not_the_compiled_tables(world)
     leave them) changes what the core pays and nothing of what the reference pays."""
     policy, compiled, population = world
     batch = generate_bills(compiled, population, 300, days=60, start=policy.first_day_in_force()).batch
-    broken = dataclasses.replace(compiled, item_class=np.full_like(compiled.item_class, 3),
-                                 item_cap=np.zeros_like(compiled.item_cap))
+    broken = dataclasses.replace(
+        compiled, item_class=np.full_like(compiled.item_class, 3), item_cap=np.zeros_like(compiled.item_cap)
+    )
     results = {}
     for engine in ("core", "reference"):
         for name, tables in (("right", compiled), ("broken", broken)):
@@ -112,8 +137,9 @@ def test_an_encoder_that_resolves_the_wrong_item_is_seen_by_the_reference(world)
             if name == "wrong":
                 wrong.item_lookup = rotated
             settler = Settler(policy, population, engine=engine, compiled=wrong)
-            answers[engine, name] = [s.code if isinstance(s, SettlementRefused) else s.row.tolist()
-                                     for s in settler.settle_many(bills)]
+            answers[engine, name] = [
+                s.code if isinstance(s, SettlementRefused) else s.row.tolist() for s in settler.settle_many(bills)
+            ]
     assert answers["core", "right"] == answers["reference", "right"]
     assert answers["reference", "wrong"] == answers["reference", "right"]
     assert answers["core", "wrong"] != answers["core", "right"]

@@ -49,9 +49,21 @@ def test_paid_january_to_march_benefits_from_april(engine):
     start, through = contribution_run(months("2026-01", "2026-03"))
     row = person("N1", contrib_from="2026-01", paid_through="2026-03")
     assert (m(row["contrib_from"]), m(row["paid_through"])) == (start, through)
-    s = make_settler(engine, persons=[row, person("L1", insutype="390", psn_type="1501", balance="0",
-                                                  contrib_from="2026-01", paid_through="2026-12",
-                                                  extra_wait_months="2")])
+    s = make_settler(
+        engine,
+        persons=[
+            row,
+            person(
+                "L1",
+                insutype="390",
+                psn_type="1501",
+                balance="0",
+                contrib_from="2026-01",
+                paid_through="2026-12",
+                extra_wait_months="2",
+            ),
+        ],
+    )
     with pytest.raises(SettlementRefused, match="waiting"):
         s.settle(bill("N1", [("A1", "10.00", 1)], when="2026-03-31 23:59:59"))
     s.settle(bill("N1", [("A1", "10.00", 1)], when="2026-04-01 08:00:00"))

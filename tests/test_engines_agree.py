@@ -14,12 +14,29 @@ from medsettle.errors import MedsettleError, SettlementRefused
 from medsettle.policy import policy_from_dict
 from strategies import bills, operations, persons, policies
 
-SETTINGS = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
-AMOUNTS = ("medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt",
-           "act_pay_dedc", "hifp_pay", "hifob_pay", "hifmi_pay", "cvlserv_pay", "maf_pay", "fund_pay_sumamt",
-           "psn_part_amt", "acct_pay", "psn_cash_pay", "hosp_part_amt", "balc")
+AMOUNTS = (
+    "medfee_sumamt",
+    "fulamt_ownpay_amt",
+    "overlmt_selfpay",
+    "preselfpay_amt",
+    "inscp_scp_amt",
+    "act_pay_dedc",
+    "hifp_pay",
+    "hifob_pay",
+    "hifmi_pay",
+    "cvlserv_pay",
+    "maf_pay",
+    "fund_pay_sumamt",
+    "psn_part_amt",
+    "acct_pay",
+    "psn_cash_pay",
+    "hosp_part_amt",
+    "balc",
+)
 
 
 def build(policy_dict, rows, engine):
@@ -55,17 +72,22 @@ def check_invariants(row: np.ndarray, lines: np.ndarray | None, *, forward: bool
     assert all(x >= 0 for x in v.values()), v
     assert v["medfee_sumamt"] == v["fund_pay_sumamt"] + v["psn_part_amt"] + v["hosp_part_amt"]
     assert v["psn_part_amt"] == v["acct_pay"] + v["psn_cash_pay"]
-    assert v["medfee_sumamt"] == (v["fulamt_ownpay_amt"] + v["overlmt_selfpay"] + v["preselfpay_amt"]
-                                  + v["inscp_scp_amt"])
-    assert v["fund_pay_sumamt"] == (v["hifp_pay"] + v["hifob_pay"] + v["hifmi_pay"] + v["cvlserv_pay"]
-                                    + v["maf_pay"])
+    assert v["medfee_sumamt"] == (
+        v["fulamt_ownpay_amt"] + v["overlmt_selfpay"] + v["preselfpay_amt"] + v["inscp_scp_amt"]
+    )
+    assert v["fund_pay_sumamt"] == (v["hifp_pay"] + v["hifob_pay"] + v["hifmi_pay"] + v["cvlserv_pay"] + v["maf_pay"])
     assert v["act_pay_dedc"] + v["hifp_pay"] <= v["inscp_scp_amt"]
     assert v["fund_pay_sumamt"] <= v["inscp_scp_amt"]
     assert forward or v["hosp_part_amt"] == 0
     assert 0 <= int(row[COL["pool_prop_bp"]]) <= 10_000
     if lines is not None:
-        assert lines.sum(axis=0).tolist() == [v["medfee_sumamt"], v["fulamt_ownpay_amt"], v["overlmt_selfpay"],
-                                              v["preselfpay_amt"], v["inscp_scp_amt"]]
+        assert lines.sum(axis=0).tolist() == [
+            v["medfee_sumamt"],
+            v["fulamt_ownpay_amt"],
+            v["overlmt_selfpay"],
+            v["preselfpay_amt"],
+            v["inscp_scp_amt"],
+        ]
 
 
 def max_ceilings(policy_dict) -> dict:
@@ -139,8 +161,10 @@ def test_batch_on_core_equals_bill_by_bill_on_reference(data):
     assert states(core) == states(ref)
     # Narrowed outputs (load runs) carry the same totals.
     narrow = build(policy_dict, rows, "core")
-    totals = narrow.run_batch(encode_bills([parse_bill(b) for b in stream], narrow.compiled, narrow.population,
-                                           narrow.admissions), outputs="totals")
+    totals = narrow.run_batch(
+        encode_bills([parse_bill(b) for b in stream], narrow.compiled, narrow.population, narrow.admissions),
+        outputs="totals",
+    )
     for i, r in enumerate(batch_results):
         status = int(totals.column("status")[i])
         if isinstance(r, SettlementRefused):

@@ -11,8 +11,14 @@ from worlds import REGION_A, bill, make_settler
 
 
 def employee_attrs(**over):
-    attrs = {"insutype": INSUTYPE_INDEX["310"], "psn_type": PSN_TYPE_INDEX["11"], "flags": FLAG_ACTIVE,
-             "region": 0, "run_start": 2020 * 12, "paid_through": 2030 * 12}
+    attrs = {
+        "insutype": INSUTYPE_INDEX["310"],
+        "psn_type": PSN_TYPE_INDEX["11"],
+        "flags": FLAG_ACTIVE,
+        "region": 0,
+        "run_start": 2020 * 12,
+        "paid_through": 2030 * 12,
+    }
     attrs.update(over)
     return attrs
 

@@ -13,9 +13,20 @@ POLICY = load_default_policy()
 
 def _args(batch, i):
     a, b = int(batch.line_start[i]), int(batch.line_start[i + 1])
-    return (int(batch.person[i]), int(batch.day[i]), int(batch.med_type[i]), int(batch.tier[i]),
-            int(batch.treat_region[i]), int(batch.acct_flag[i]), int(batch.adm[i]), int(batch.saf_cash[i]),
-            batch.item[a:b].tolist(), batch.pric[a:b].tolist(), batch.cnt[a:b].tolist(), batch.appr[a:b].tolist())
+    return (
+        int(batch.person[i]),
+        int(batch.day[i]),
+        int(batch.med_type[i]),
+        int(batch.tier[i]),
+        int(batch.treat_region[i]),
+        int(batch.acct_flag[i]),
+        int(batch.adm[i]),
+        int(batch.saf_cash[i]),
+        batch.item[a:b].tolist(),
+        batch.pric[a:b].tolist(),
+        batch.cnt[a:b].tolist(),
+        batch.appr[a:b].tolist(),
+    )
 
 
 def test_fast_path_equals_batch(engine):
@@ -31,7 +42,7 @@ def test_fast_path_equals_batch(engine):
         assert np.array_equal(fast.out, expected.out[i]), i
         a, b = int(stream.batch.line_start[i]), int(stream.batch.line_start[i + 1])
         if status == 0:
-            assert np.array_equal(fast.lines[:b - a], expected.lines[a:b])
+            assert np.array_equal(fast.lines[: b - a], expected.lines[a:b])
     for p in range(len(population)):
         assert fast_settler.engine.get_state(p) == batch_settler.engine.get_state(p)
 

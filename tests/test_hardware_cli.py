@@ -14,8 +14,13 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def medsettle(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "medsettle.cli", *args], capture_output=True, text=True, timeout=60,
-                            env={**__import__("os").environ, "MEDSETTLE_HARDWARE_DIR": str(DAEMON_DIR)})
+    result = subprocess.run(
+        [sys.executable, "-m", "medsettle.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**__import__("os").environ, "MEDSETTLE_HARDWARE_DIR": str(DAEMON_DIR)},
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"medsettle {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
@@ -104,8 +109,12 @@ def test_unknown_person_and_no_card(stack_up):
 
 
 def test_commands_without_a_running_stack_say_how_to_start_it(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "medsettle.cli", "card", "issue", "--dir", str(tmp_path)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "medsettle.cli", "card", "issue", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1 and "medsettle hardware up" in result.stderr
 
 
@@ -121,7 +130,11 @@ def test_a_card_issued_at_a_running_centre_is_personalised_from_its_records(stac
         medsettle("card", "issue", psn, "--centre", server.url)
         read = json.loads(medsettle("card", "read", "--pin", "123456").stdout)
         assert (read["certno"], read["name"], read["card_no"], read["card_sn"]) == (
-            EMPLOYEE["certno"], EMPLOYEE["psn_name"], card["card_no"], card["card_sn"])
+            EMPLOYEE["certno"],
+            EMPLOYEE["psn_name"],
+            card["card_no"],
+            card["card_sn"],
+        )
         assert read["authenticated"]
     finally:
         server.stop()

@@ -16,17 +16,22 @@ from hypothesis import strategies as st
 
 from medsettle.jsontext import dumps, dumps_bytes
 
-scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.text()
-           | st.decimals(allow_nan=False, allow_infinity=False, places=4, min_value=-10**12, max_value=10**12))
-documents = st.recursive(scalars, lambda inner: st.lists(inner, max_size=5)
-                         | st.dictionaries(st.text(), inner, max_size=5), max_leaves=30)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.text()
+    | st.decimals(allow_nan=False, allow_infinity=False, places=4, min_value=-(10**12), max_value=10**12)
+)
+documents = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5), max_leaves=30
+)
 
 
 @settings(max_examples=400, deadline=None)
 @given(documents)
 def test_canonical_text_is_simplejsons(document):
-    expected = simplejson.dumps(document, use_decimal=True, sort_keys=True, separators=(",", ":"),
-                                ensure_ascii=False)
+    expected = simplejson.dumps(document, use_decimal=True, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert dumps(document, sort_keys=True) == expected
 
 

@@ -36,8 +36,10 @@ def test_entries_survive_reopening(new_journal):
         assert j.append("credit", "110100", "k2", {"amount": 7}) == 2
     with new_journal() as j:
         entries = list(j.entries())
-        assert [(e.seq, e.key, e.body) for e in entries] == [(1, "k1", {"amount": 5, "note": "划入"}),
-                                                             (2, "k2", {"amount": 7})]
+        assert [(e.seq, e.key, e.body) for e in entries] == [
+            (1, "k1", {"amount": 5, "note": "划入"}),
+            (2, "k2", {"amount": 7}),
+        ]
         assert list(j.entries(after=1))[0].key == "k2"
         assert j.append("credit", "110100", "k3", {}) == 3
 
@@ -120,11 +122,20 @@ def test_replay_equals_live_state(engine, new_journal):
             try:
                 if action < 0.65:
                     day = 1 + i // 6
-                    b = bill(who, [(rng.choice(["A1", "B05", "B10", "BCAP", "C1", "R1"]),
-                                    f"{rng.randint(1, 90000) / 100:.2f}",
-                                    rng.choice([1, 2, "0.5"]))],
-                             med_type=rng.choice(["11", "13", "14", "21", "41"]), mdtrt_id=f"M{rng.randint(0, 9)}",
-                             when=f"2026-{1 + day // 28:02d}-{1 + day % 28:02d} 10:00:00", bill_id=f"B{i}")
+                    b = bill(
+                        who,
+                        [
+                            (
+                                rng.choice(["A1", "B05", "B10", "BCAP", "C1", "R1"]),
+                                f"{rng.randint(1, 90000) / 100:.2f}",
+                                rng.choice([1, 2, "0.5"]),
+                            )
+                        ],
+                        med_type=rng.choice(["11", "13", "14", "21", "41"]),
+                        mdtrt_id=f"M{rng.randint(0, 9)}",
+                        when=f"2026-{1 + day // 28:02d}-{1 + day % 28:02d} 10:00:00",
+                        bill_id=f"B{i}",
+                    )
                     made.append(js.settle(b).setl_id)
                 elif action < 0.85 and made:
                     js.cancel(rng.choice(made))

@@ -8,10 +8,24 @@ from medsettle import money
 from medsettle.errors import InvalidInput
 
 
-@pytest.mark.parametrize("value, fen", [
-    ("12.50", 1250), ("12.5", 1250), ("12", 1200), (12, 1200), (Decimal("12.50"), 1250), (12.5, 1250),
-    (" 0.07 ", 7), ("-3.10", -310), ("0.10000", 10), ("1e2", 10000), (".5", 50), ("+4.52", 452), (4.52, 452),
-])
+@pytest.mark.parametrize(
+    "value, fen",
+    [
+        ("12.50", 1250),
+        ("12.5", 1250),
+        ("12", 1200),
+        (12, 1200),
+        (Decimal("12.50"), 1250),
+        (12.5, 1250),
+        (" 0.07 ", 7),
+        ("-3.10", -310),
+        ("0.10000", 10),
+        ("1e2", 10000),
+        (".5", 50),
+        ("+4.52", 452),
+        (4.52, 452),
+    ],
+)
 def test_to_fen(value, fen):
     assert money.to_fen(value) == fen
 

@@ -20,19 +20,46 @@ def ok(answer):
 
 def call(server, infno, input_, sign_no, insuplc="130100"):
     msgid = ServedCentre.next_msgid(PHARMACY)
-    return server.post({"infno": infno, "msgid": msgid, "mdtrtarea_admvs": "130100", "insuplc_admdvs": insuplc,
-                        "recer_sys_code": "MEDSETTLE", "dev_no": "D1", "infver": "V1.0", "opter_type": "1",
-                        "opter": "001", "opter_name": "clerk", "inf_time": "2026-03-02 10:00:00",
-                        "fixmedins_code": PHARMACY, "fixmedins_name": "x", "sign_no": sign_no, "input": input_})
+    return server.post(
+        {
+            "infno": infno,
+            "msgid": msgid,
+            "mdtrtarea_admvs": "130100",
+            "insuplc_admdvs": insuplc,
+            "recer_sys_code": "MEDSETTLE",
+            "dev_no": "D1",
+            "infver": "V1.0",
+            "opter_type": "1",
+            "opter": "001",
+            "opter_name": "clerk",
+            "inf_time": "2026-03-02 10:00:00",
+            "fixmedins_code": PHARMACY,
+            "fixmedins_name": "x",
+            "sign_no": sign_no,
+            "input": input_,
+        }
+    )
 
 
 def sale(psn_no, cert_type, cert_no, price="100.00"):
-    return {"data": {"psn_no": psn_no, "mdtrt_cert_type": cert_type, "mdtrt_cert_no": cert_no, "med_type": "41",
-                     "acct_used_flag": "1"},
-            "feedetail": [{"feedetl_sn": "1", "med_list_codg": CODES[0], "pric": price, "cnt": "1",
-                           "fee_ocur_time": "2026-03-02 09:58:00"}]}
-
-
+    return {
+        "data": {
+            "psn_no": psn_no,
+            "mdtrt_cert_type": cert_type,
+            "mdtrt_cert_no": cert_no,
+            "med_type": "41",
+            "acct_used_flag": "1",
+        },
+        "feedetail": [
+            {
+                "feedetl_sn": "1",
+                "med_list_codg": CODES[0],
+                "pric": price,
+                "cnt": "1",
+                "fee_ocur_time": "2026-03-02 09:58:00",
+            }
+        ],
+    }
 
 
 def test_enrol_contribute_wait_then_settle_and_survive_a_restart(tmp_path):
@@ -53,7 +80,11 @@ def test_enrol_contribute_wait_then_settle_and_survive_a_restart(tmp_path):
         assert "WAITING_PERIOD" in still["err_msg"]
         last = ok(server.admin({"action": "contribute", "psn_no": psn, "month": "2026-02", "base": "8000.00"}))
         assert (last["credit"], last["balc"], last["contrib_from"], last["paid_through"]) == (
-            "160.00", "640.00", "2025-11", "2026-02")  # 2% of 8,000.00 a month
+            "160.00",
+            "640.00",
+            "2025-11",
+            "2026-02",
+        )  # 2% of 8,000.00 a month
         settled = call(server, "2102", sale(psn, "02", EMPLOYEE["certno"]), sign_no)
         assert settled["infcode"] == 0, settled
         setl = settled["output"]["setlinfo"]
@@ -84,31 +115,53 @@ def test_enrol_contribute_wait_then_settle_and_survive_a_restart(tmp_path):
 
 
 def test_retirees_get_a_fixed_sum_and_late_residents_wait_longer(served_centre):
-    retiree = ok(served_centre.admin({**EMPLOYEE, "psn_type": "12", "certno": certno("130100", "19550101", "011"),
-                                      "brdy": "1955-01-01"}))
+    retiree = ok(
+        served_centre.admin(
+            {**EMPLOYEE, "psn_type": "12", "certno": certno("130100", "19550101", "011"), "brdy": "1955-01-01"}
+        )
+    )
     credit = ok(served_centre.admin({"action": "contribute", "psn_no": retiree["psn_no"], "month": "2026-01"}))
     assert credit["credit"] == "100.00" and credit["balc"] == "100.00"
-    with_base = served_centre.admin({"action": "contribute", "psn_no": retiree["psn_no"], "month": "2026-02",
-                                     "base": "5000"})
+    with_base = served_centre.admin(
+        {"action": "contribute", "psn_no": retiree["psn_no"], "month": "2026-02", "base": "5000"}
+    )
     assert not with_base["ok"] and "field base" in with_base["error"]
-    resident = ok(served_centre.admin({"action": "enrol", "insuplc_admdvs": "330300", "insutype": "390",
-                                       "psn_type": "1501", "certno": certno("330300", "19851010", "022"),
-                                       "psn_name": "吴佳", "gend": "2", "brdy": "1985-10-10", "uncovered_years": 5}))
+    resident = ok(
+        served_centre.admin(
+            {
+                "action": "enrol",
+                "insuplc_admdvs": "330300",
+                "insutype": "390",
+                "psn_type": "1501",
+                "certno": certno("330300", "19851010", "022"),
+                "psn_name": "吴佳",
+                "gend": "2",
+                "brdy": "1985-10-10",
+                "uncovered_years": 5,
+            }
+        )
+    )
     assert resident["extra_wait_months"] == 5 and resident["emp_no"] == "330300V00000"
     paid = ok(served_centre.admin({"action": "contribute", "psn_no": resident["psn_no"], "month": "2026-01"}))
     assert paid["credit"] == "0.00" and paid["balc"] == "0.00"
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"certno": EMPLOYEE["certno"][:-1] + ("1" if EMPLOYEE["certno"][-1] != "1" else "2")}, "certno"),  # check digit
-    ({"emp_no": None, "emp_name": None}, "emp_no"),
-    ({"insuplc_admdvs": "999999"}, "insuplc_admdvs"),
-    ({"psn_type": "1501"}, "psn_type"),
-    ({"brdy": "2990-01-01"}, "brdy"),
-    ({"psn_name": "x" * 16}, "psn_name"),
-    ({"gend": "3"}, "gend"),
-    ({"colour": "blue"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (
+            {"certno": EMPLOYEE["certno"][:-1] + ("1" if EMPLOYEE["certno"][-1] != "1" else "2")},
+            "certno",
+        ),  # check digit
+        ({"emp_no": None, "emp_name": None}, "emp_no"),
+        ({"insuplc_admdvs": "999999"}, "insuplc_admdvs"),
+        ({"psn_type": "1501"}, "psn_type"),
+        ({"brdy": "2990-01-01"}, "brdy"),
+        ({"psn_name": "x" * 16}, "psn_name"),
+        ({"gend": "3"}, "gend"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
 def test_bad_enrolments_name_the_field_and_change_nothing(served_centre, change, field):
     before = served_centre.journal_count()
     body = {k: v for k, v in {**EMPLOYEE, **change}.items() if v is not None}
@@ -119,8 +172,12 @@ def test_bad_enrolments_name_the_field_and_change_nothing(served_centre, change,
 
 def test_unknown_actions_and_malformed_requests(served_centre):
     before = served_centre.journal_count()
-    for body in ({"action": "fly"}, {"action": "contribute", "psn_no": "nobody", "month": "2026-01"},
-                 {"action": "contribute", "psn_no": first_person(), "month": "2026-13"}, ["not", "a", "dict"]):
+    for body in (
+        {"action": "fly"},
+        {"action": "contribute", "psn_no": "nobody", "month": "2026-01"},
+        {"action": "contribute", "psn_no": first_person(), "month": "2026-13"},
+        ["not", "a", "dict"],
+    ):
         answer = served_centre.admin(body)
         assert not answer["ok"] and "field" in answer["error"], answer
     assert served_centre.journal_count() == before
@@ -129,8 +186,9 @@ def test_unknown_actions_and_malformed_requests(served_centre):
 def test_card_channels(served_centre):
     sign_no = served_centre.sign_in()
     a = ok(served_centre.admin(EMPLOYEE))["psn_no"]
-    b = ok(served_centre.admin({**EMPLOYEE, "certno": certno("130100", "19920101", "035"),
-                                "psn_name": "郑平"}))["psn_no"]
+    b = ok(served_centre.admin({**EMPLOYEE, "certno": certno("130100", "19920101", "035"), "psn_name": "郑平"}))[
+        "psn_no"
+    ]
     c = ok(served_centre.admin({**EMPLOYEE, "certno": certno("130100", "19930101", "047"), "emp_no": "U999"}))["psn_no"]
     bulk = served_centre.admin({"action": "issue_cards_employer", "emp_no": "U130100001", "psn_nos": [a, b, c]})
     assert not bulk["ok"] and "psn_nos[2]" in bulk["error"]  # c is not the unit's: no card made for anyone
@@ -143,8 +201,16 @@ def test_card_channels(served_centre):
     assert not_ready["infcode"] == -1 and "CARD_NOT_READY" in not_ready["err_msg"]
     no_delegate = served_centre.admin({"action": "issue_card", "psn_no": c, "channel": "delegate"})
     assert not no_delegate["ok"] and "delegate_certno" in no_delegate["error"]
-    delegate = ok(served_centre.admin({"action": "issue_card", "psn_no": c, "channel": "delegate",
-                                       "delegate_certno": certno("130100", "19600101", "051")}))
+    delegate = ok(
+        served_centre.admin(
+            {
+                "action": "issue_card",
+                "psn_no": c,
+                "channel": "delegate",
+                "delegate_certno": certno("130100", "19600101", "051"),
+            }
+        )
+    )
     assert delegate["ready_on"] == ""
     point = ok(served_centre.admin({"action": "card", "card_no": bulk["cards"][1]["card_no"], "card_action": "lost"}))
     assert point["action"] == "lost"
@@ -155,17 +221,34 @@ def test_card_channels(served_centre):
 def test_unit_change_with_certificate(served_centre):
     psn = first_person("130100", "310")
     sign_no = served_centre.sign_in()
-    ok(served_centre.admin({"action": "change_unit", "psn_no": psn, "emp_no": "U77", "emp_name": "新单位",
-                            "certificate": "130100-REG-0077"}))
+    ok(
+        served_centre.admin(
+            {
+                "action": "change_unit",
+                "psn_no": psn,
+                "emp_no": "U77",
+                "emp_name": "新单位",
+                "certificate": "130100-REG-0077",
+            }
+        )
+    )
     certno_of = _certno_of(served_centre, psn, sign_no)
     info = call(served_centre, "1101", {"data": {"mdtrt_cert_type": "02", "certno": certno_of}}, sign_no)
     assert info["output"]["insuinfo"][0]["emp_name"] == "新单位"
-    again = served_centre.admin({"action": "change_unit", "psn_no": psn, "emp_no": "U77", "emp_name": "新单位",
-                                 "certificate": "130100-REG-0077"})
+    again = served_centre.admin(
+        {
+            "action": "change_unit",
+            "psn_no": psn,
+            "emp_no": "U77",
+            "emp_name": "新单位",
+            "certificate": "130100-REG-0077",
+        }
+    )
     assert not again["ok"] and "already with unit" in again["error"]
     resident = first_person("130100", "390")
-    refused = served_centre.admin({"action": "change_unit", "psn_no": resident, "emp_no": "U1", "emp_name": "x",
-                                   "certificate": "c"})
+    refused = served_centre.admin(
+        {"action": "change_unit", "psn_no": resident, "emp_no": "U1", "emp_name": "x", "certificate": "c"}
+    )
     assert not refused["ok"] and "residents" in refused["error"]
 
 
@@ -190,11 +273,25 @@ def test_transfer_between_regions_moves_balance_and_accumulators(tmp_path):
         assert "PERSON_INACTIVE" in between["err_msg"]
         bad = server.admin({"action": "transfer_in", "certificate_no": cert["certificate_no"]})
         assert not bad["ok"] and "field emp_no" in bad["error"]
-        accepted = ok(server.admin({"action": "transfer_in", "certificate_no": cert["certificate_no"],
-                                    "emp_no": "U330300009", "emp_name": "温州鞋业"}))
+        accepted = ok(
+            server.admin(
+                {
+                    "action": "transfer_in",
+                    "certificate_no": cert["certificate_no"],
+                    "emp_no": "U330300009",
+                    "emp_name": "温州鞋业",
+                }
+            )
+        )
         assert accepted["insuplc_admdvs"] == "330300" and accepted["balc"] == cert["balance"]
-        twice = server.admin({"action": "transfer_in", "certificate_no": cert["certificate_no"],
-                              "emp_no": "U330300009", "emp_name": "温州鞋业"})
+        twice = server.admin(
+            {
+                "action": "transfer_in",
+                "certificate_no": cert["certificate_no"],
+                "emp_no": "U330300009",
+                "emp_name": "温州鞋业",
+            }
+        )
         assert not twice["ok"] and "already accepted" in twice["error"]
         after = call(server, "5206", {"data": {"psn_no": psn}}, sign_no, insuplc="330300")["output"]
         assert after == before  # the year's accumulators moved with the person
@@ -208,8 +305,13 @@ def test_transfer_between_regions_moves_balance_and_accumulators(tmp_path):
     server = ServedCentre(tmp_path).start()
     try:
         sign_no = server.sign_in()
-        info = call(server, "1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": new_card["card_no"]}},
-                    sign_no, insuplc="330300")
+        info = call(
+            server,
+            "1101",
+            {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": new_card["card_no"]}},
+            sign_no,
+            insuplc="330300",
+        )
         assert info["output"]["insuinfo"][0]["insuplc_admdvs"] == "330300"
     finally:
         server.stop()
@@ -225,8 +327,9 @@ def test_qr_e_voucher_identifies_the_person(served_centre):
     assert info["output"]["baseinfo"]["psn_no"] == psn
     paid = call(served_centre, "2102", sale(psn, "01", token), sign_no)
     assert paid["infcode"] == 0, paid
-    unknown = call(served_centre, "1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": "130100" + "0" * 34}},
-                   sign_no)
+    unknown = call(
+        served_centre, "1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": "130100" + "0" * 34}}, sign_no
+    )
     assert unknown["infcode"] == -1 and "QR_UNKNOWN" in unknown["err_msg"]
     other = first_person("130100", "390")
     wrong = call(served_centre, "2102", sale(other, "01", token), sign_no)
@@ -239,12 +342,30 @@ def test_the_persons_commands_drive_the_centre(served_centre):
     import sys
 
     def medsettle(*args):
-        return subprocess.run([sys.executable, "-m", "medsettle.cli", "persons", *args, "--centre", served_centre.url],
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "medsettle.cli", "persons", *args, "--centre", served_centre.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
-    enrolled = medsettle("enrol", "--region", "330300", "--insutype", "390", "--psn-type", "1502",
-                         "--certno", certno("330300", "20150601", "064"), "--name", "陈小明", "--sex", "1",
-                         "--born", "2015-06-01")
+    enrolled = medsettle(
+        "enrol",
+        "--region",
+        "330300",
+        "--insutype",
+        "390",
+        "--psn-type",
+        "1502",
+        "--certno",
+        certno("330300", "20150601", "064"),
+        "--name",
+        "陈小明",
+        "--sex",
+        "1",
+        "--born",
+        "2015-06-01",
+    )
     assert enrolled.returncode == 0, enrolled.stderr
     psn = json.loads(enrolled.stdout)["psn_no"]
     paid = medsettle("contribute", psn, "--month", "2026-01")
@@ -281,8 +402,22 @@ def test_the_persons_commands_refuse_a_month_that_is_not_yyyy_mm(served_centre):
     before = served_centre.journal_count()
     for command in (["credit", psn, "120.50"], ["contribute", psn]):
         for month in ("March", "2026-13"):
-            r = subprocess.run([sys.executable, "-m", "medsettle", "persons", *command, "--month", month,
-                                "--centre", served_centre.url], capture_output=True, text=True, timeout=60)
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "medsettle",
+                    "persons",
+                    *command,
+                    "--month",
+                    month,
+                    "--centre",
+                    served_centre.url,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             lines = r.stderr.splitlines()
             assert r.returncode == 1 and len(lines) == 1, r.stderr
             assert lines[0].startswith("Error: --month: ") and repr(month) in lines[0] and "yyyy-mm" in lines[0]

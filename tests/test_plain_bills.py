@@ -35,14 +35,71 @@ def _stream() -> tuple[Population, list[dict]]:
 
 
 # (where, value) mutations: where is a top-level key, or ("line", key) for the first fee line.
-AMOUNTS = ["0", "0.00", "1", "12.5", "12.50", "12.500", "12.5000", "12.50001", "-1.00", "-0.00", "abc", "",
-           " 1.00", "1e3", "007.10", "99999999999", "2.6550", "0.0001", "1234.5678", "0.3333", "2.5005",
-           "١٢.٥٠", "12.٥", "１２.50", "12.50\n", "+12.50", "1_000.00", "12,50", ".5", "5.",
-           b"12.50", bytearray(b"1"), Decimal("12.50"), Decimal("1E+1"), 12, 12.5, True, None]
-DATES = ["2026-03-02", "2026-03-02 09:00:00", "2026-02-30", "1999-01-01", "2026-03-02T09:00:00", " 2026-03-02",
-         "2026-03-02 9:00:00", "03/02/2026", 20260302, "2024-02-29", "2026-02-29", "2000-02-29", "2100-01-01",
-         "2099-12-31 23:59:59", "2026-04-31", "2026-00-10", "2026-13-01", "2026-03-00", "2026-03-02 24:00:00",
-         "2026-03-02 23:60:00", "2026-03-02 23:59:60", "٢٠٢٦-03-02", "2026-03-02\n"]
+AMOUNTS = [
+    "0",
+    "0.00",
+    "1",
+    "12.5",
+    "12.50",
+    "12.500",
+    "12.5000",
+    "12.50001",
+    "-1.00",
+    "-0.00",
+    "abc",
+    "",
+    " 1.00",
+    "1e3",
+    "007.10",
+    "99999999999",
+    "2.6550",
+    "0.0001",
+    "1234.5678",
+    "0.3333",
+    "2.5005",
+    "١٢.٥٠",
+    "12.٥",
+    "１２.50",
+    "12.50\n",
+    "+12.50",
+    "1_000.00",
+    "12,50",
+    ".5",
+    "5.",
+    b"12.50",
+    bytearray(b"1"),
+    Decimal("12.50"),
+    Decimal("1E+1"),
+    12,
+    12.5,
+    True,
+    None,
+]
+DATES = [
+    "2026-03-02",
+    "2026-03-02 09:00:00",
+    "2026-02-30",
+    "1999-01-01",
+    "2026-03-02T09:00:00",
+    " 2026-03-02",
+    "2026-03-02 9:00:00",
+    "03/02/2026",
+    20260302,
+    "2024-02-29",
+    "2026-02-29",
+    "2000-02-29",
+    "2100-01-01",
+    "2099-12-31 23:59:59",
+    "2026-04-31",
+    "2026-00-10",
+    "2026-13-01",
+    "2026-03-00",
+    "2026-03-02 24:00:00",
+    "2026-03-02 23:60:00",
+    "2026-03-02 23:59:60",
+    "٢٠٢٦-03-02",
+    "2026-03-02\n",
+]
 # (places, values) pairs: every place is changed to every value of its list.
 MUTATION_TABLE = [
     ([("line", "pric"), ("line", "cnt"), ("line", "det_item_fee_sumamt"), "medfee_sumamt", "saf_cash_amt"], AMOUNTS),
@@ -56,8 +113,9 @@ MUTATION_TABLE = [
     # The caller's totals: right, or a fen off (the route checks them with its own line fee arithmetic).
     (["line total", "bill total"], [0, 1, -1]),
 ]
-MUTATIONS = st.one_of([st.tuples(st.sampled_from(places), st.sampled_from(values))
-                       for places, values in MUTATION_TABLE])
+MUTATIONS = st.one_of(
+    [st.tuples(st.sampled_from(places), st.sampled_from(values)) for places, values in MUTATION_TABLE]
+)
 
 
 def _fee(line: dict) -> int | None:
@@ -102,8 +160,20 @@ def _outcome(settler: Settler, bill):
         r = settler.settle(bill)
     except MedsettleError as exc:
         return ("error", type(exc).__name__, str(exc), exc.field)
-    return ("settled", r.setl_id, r.bill_id, r.psn_no, r.mdtrt_id, r.med_type, r.setl_time, r.feedetl_sns,
-            r.insutype, r.psn_type, r.row.tolist(), None if r.lines is None else r.lines.tolist())
+    return (
+        "settled",
+        r.setl_id,
+        r.bill_id,
+        r.psn_no,
+        r.mdtrt_id,
+        r.med_type,
+        r.setl_time,
+        r.feedetl_sns,
+        r.insutype,
+        r.psn_type,
+        r.row.tolist(),
+        None if r.lines is None else r.lines.tolist(),
+    )
 
 
 def test_plain_bills_take_the_quick_route_and_resolve_as_the_model_does(engine):
@@ -121,8 +191,12 @@ def test_plain_bills_take_the_quick_route_and_resolve_as_the_model_does(engine):
         model = parse_bill(bill)
         expected = resolve_bill(model, settler.compiled, population, settler.admissions)
         assert (person, day, med_type, tier, region, acct_flag, adm, saf_cash) == tuple(expected[:8])
-        assert (fast.item_in[:n].tolist(), fast.pric_in[:n].tolist(), fast.cnt_in[:n].tolist(),
-                fast.appr_in[:n].tolist()) == (expected.items, expected.prices, expected.cnts, expected.apprs)
+        assert (
+            fast.item_in[:n].tolist(),
+            fast.pric_in[:n].tolist(),
+            fast.cnt_in[:n].tolist(),
+            fast.appr_in[:n].tolist(),
+        ) == (expected.items, expected.prices, expected.cnts, expected.apprs)
         assert head.feedetl_sns == tuple(line.feedetl_sn or str(j + 1) for j, line in enumerate(model.feedetail))
         assert head == BillHead.of(model)
     assert quick_resolve(bills[0], settler.compiled, population, settler.admissions) is not None

@@ -28,25 +28,43 @@ def test_money_in_toml_is_exact(tmp_path):
     assert pol.regions[0].rulesets[0].benefits[0].ceiling == 137815
 
 
-@pytest.mark.parametrize("mutate, field, reason", [
-    (lambda d: d["regions"][0]["rulesets"][0]["benefits"][0].update(ceiling="-1.00"), "ceiling",
-     "must not be negative"),
-    (lambda d: d["regions"][0]["rulesets"][0]["benefits"][0].update(ceiling="1.001"), "ceiling", "decimals"),
-    (lambda d: d["regions"][0]["rulesets"][0]["benefits"][0]["tiers"]["1"].update(ratio="1.5"), "tiers.1.ratio",
-     "must be at most 1 (100%), not 1.5"),
-    (lambda d: d["regions"][0]["rulesets"][0]["med_type_groups"].pop("21"), "med_type_groups", "not mapped"),
-    (lambda d: d["regions"][0]["rulesets"][0]["med_type_groups"].update({"21": "dental"}), "med_type_groups",
-     "unknown group"),
-    (lambda d: d["regions"][0]["rulesets"][0]["benefits"].pop(), "benefits", "exactly one is needed"),
-    (lambda d: d["regions"][0].update(admdvs="12345"), "regions[0].admdvs", "6 digits"),
-    (lambda d: d["regions"][0]["catalogues"][0]["items"][0].update(chrgitm_lv="04"), "chrgitm_lv", "01"),
-    (lambda d: d["regions"][0]["catalogues"][0]["items"].append({"med_list_codg": "A1", "chrgitm_lv": "01"}),
-     "catalogues", "appears twice"),
-    (lambda d: d["regions"][0]["rulesets"].append(copy.deepcopy(d["regions"][0]["rulesets"][0])), "rulesets",
-     "strictly increasing"),
-    (lambda d: d["regions"][0]["rulesets"][0].update(waiting_months="x"), "waiting_months", "integer"),
-    (lambda d: d["regions"][0]["rulesets"][0].update(surprise=1), "surprise", "Extra inputs"),
-])
+@pytest.mark.parametrize(
+    "mutate, field, reason",
+    [
+        (
+            lambda d: d["regions"][0]["rulesets"][0]["benefits"][0].update(ceiling="-1.00"),
+            "ceiling",
+            "must not be negative",
+        ),
+        (lambda d: d["regions"][0]["rulesets"][0]["benefits"][0].update(ceiling="1.001"), "ceiling", "decimals"),
+        (
+            lambda d: d["regions"][0]["rulesets"][0]["benefits"][0]["tiers"]["1"].update(ratio="1.5"),
+            "tiers.1.ratio",
+            "must be at most 1 (100%), not 1.5",
+        ),
+        (lambda d: d["regions"][0]["rulesets"][0]["med_type_groups"].pop("21"), "med_type_groups", "not mapped"),
+        (
+            lambda d: d["regions"][0]["rulesets"][0]["med_type_groups"].update({"21": "dental"}),
+            "med_type_groups",
+            "unknown group",
+        ),
+        (lambda d: d["regions"][0]["rulesets"][0]["benefits"].pop(), "benefits", "exactly one is needed"),
+        (lambda d: d["regions"][0].update(admdvs="12345"), "regions[0].admdvs", "6 digits"),
+        (lambda d: d["regions"][0]["catalogues"][0]["items"][0].update(chrgitm_lv="04"), "chrgitm_lv", "01"),
+        (
+            lambda d: d["regions"][0]["catalogues"][0]["items"].append({"med_list_codg": "A1", "chrgitm_lv": "01"}),
+            "catalogues",
+            "appears twice",
+        ),
+        (
+            lambda d: d["regions"][0]["rulesets"].append(copy.deepcopy(d["regions"][0]["rulesets"][0])),
+            "rulesets",
+            "strictly increasing",
+        ),
+        (lambda d: d["regions"][0]["rulesets"][0].update(waiting_months="x"), "waiting_months", "integer"),
+        (lambda d: d["regions"][0]["rulesets"][0].update(surprise=1), "surprise", "Extra inputs"),
+    ],
+)
 def test_bad_policy_names_file_field_and_reason(mutate, field, reason):
     d = policy_dict()
     mutate(d)
@@ -68,8 +86,9 @@ def test_unreadable_files_are_named(tmp_path):
 
 
 def _toml_with(ceiling="1000.00", catalogue_file=None) -> str:
-    catalogue = (f'file = "{catalogue_file}"' if catalogue_file else
-                 'items = [{ med_list_codg = "A1", chrgitm_lv = "01" }]')
+    catalogue = (
+        f'file = "{catalogue_file}"' if catalogue_file else 'items = [{ med_list_codg = "A1", chrgitm_lv = "01" }]'
+    )
     benefits = []
     for insutype, ptypes in (("310", '["11", "12"]'), ("390", '["1501", "1502"]')):
         for group in ("outpatient",):
@@ -81,7 +100,7 @@ psn_types = {ptypes}
 ceiling = {ceiling}
 tiers = {{ "1" = {{ deductible = [100.00], ratio = 0.80 }} }}
 ''')
-    return f'''
+    return f"""
 [[regions]]
 admdvs = "110100"
 groups = [{{ name = "outpatient" }}]
@@ -96,7 +115,7 @@ version = "r1"
 effective_from = 2026-01-01
 med_type_groups = {{ "11" = "outpatient", "13" = "outpatient", "14" = "outpatient", "21" = "outpatient", \
 "41" = "outpatient" }}
-''' + "".join(benefits)
+""" + "".join(benefits)
 
 
 def test_a_dumped_policy_loads_again_unchanged():

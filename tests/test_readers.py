@@ -44,8 +44,9 @@ def card_watcher(readers):
 
 def reader_for(slot, **kwargs):
     """A PC/SC reader for the pcscd-only tests."""
-    return pcsc().PcscReader(slot.card_reader, psam=slot.psam_reader, deadline=kwargs.pop("deadline", DEADLINE),
-                             **kwargs)
+    return pcsc().PcscReader(
+        slot.card_reader, psam=slot.psam_reader, deadline=kwargs.pop("deadline", DEADLINE), **kwargs
+    )
 
 
 def open_for(backend, slot, **kwargs):
@@ -63,10 +64,21 @@ def test_reads_every_field_of_several_personalised_cards(reader_backend, counter
             counter.card.insert(VirtualCard.issue(p))
             record = reader.read_and_authenticate(pin="123456")
             assert (record.region, record.card_sn, record.card_no, record.certno, record.name, record.sex) == (
-                p.region, p.card_sn, p.card_no, p.certno, p.name, p.sex)
+                p.region,
+                p.card_sn,
+                p.card_no,
+                p.certno,
+                p.name,
+                p.sex,
+            )
             assert (record.birth_date, record.issue_date, record.expiry) == (p.birth_date, p.issue_date, p.expiry)
             assert (record.spec_version, record.card_type, record.issuer, record.nation, record.birthplace) == (
-                "3.00", "1", p.region + "000000", "01", p.certno[:6])
+                "3.00",
+                "1",
+                p.region + "000000",
+                "01",
+                p.certno[:6],
+            )
     assert {p.region for p in profiles(8)} == {"130100", "330300"}
 
 
@@ -104,12 +116,15 @@ def test_genuine_cards_authenticate_and_clones_and_altered_cards_are_refused(rea
             reader.read_and_authenticate()
 
 
-@pytest.mark.parametrize("fault, error", [
-    ({"mute": True}, CardMute),
-    ({"slow_s": 2 * DEADLINE}, CardMute),  # one APDU unanswered past the deadline is as good as mute
-    ({"garbage": True}, CardUnreadable),
-    ({"truncated": True}, CardUnreadable),
-])
+@pytest.mark.parametrize(
+    "fault, error",
+    [
+        ({"mute": True}, CardMute),
+        ({"slow_s": 2 * DEADLINE}, CardMute),  # one APDU unanswered past the deadline is as good as mute
+        ({"garbage": True}, CardUnreadable),
+        ({"truncated": True}, CardUnreadable),
+    ],
+)
 def test_each_fault_ends_in_its_error_within_the_deadline(reader_backend, counter, fault, error):
     reader = open_for(reader_backend, counter)
     reader.read_card()
@@ -320,4 +335,8 @@ def test_both_backends_send_the_same_apdus_for_a_read(pcsc_counter):
     on_virtual = commands(virtual.reader(virtual.counters["Counter A"], deadline=2.0))
     assert on_pcsc == on_virtual and len(on_virtual) == 21
     assert [name for slot, name in on_virtual if slot == "01"] == [
-        "SELECT", "GET CHALLENGE", "PSAM DERIVE CARD KEY", "PSAM VERIFY CARD"]
+        "SELECT",
+        "GET CHALLENGE",
+        "PSAM DERIVE CARD KEY",
+        "PSAM VERIFY CARD",
+    ]

@@ -67,8 +67,15 @@ def readme_blocks(text: str) -> list[Block]:
             raise ValueError(f"line {i + 1}: a code block that is never closed")
         before = lines[i - 1] if i > 0 else ""
         marker = MARKER.search(before)
-        blocks.append(Block(i + 1, fence.group(1), "\n".join(lines[i + 1:end]) + "\n",
-                            marker.group("kind") if marker else "", (marker.group("reason") or "") if marker else ""))
+        blocks.append(
+            Block(
+                i + 1,
+                fence.group(1),
+                "\n".join(lines[i + 1 : end]) + "\n",
+                marker.group("kind") if marker else "",
+                (marker.group("reason") or "") if marker else "",
+            )
+        )
         i = end + 1
     return blocks
 
@@ -123,8 +130,12 @@ def test_settlement_worked_example(tmp_path):
     env = _environment(tmp_path)
     _check(["bash", "-c", "set -e -o pipefail\n" + commands.text], work, env, "docs/settlement.md example")
     for engine in ("core", "reference"):
-        out = _check(["medsettle", "settle", "--engine", engine, "--persons", "persons.csv", "stay.jsonl"], work,
-                     env, f"docs/settlement.md example ({engine})")
+        out = _check(
+            ["medsettle", "settle", "--engine", engine, "--persons", "persons.csv", "stay.jsonl"],
+            work,
+            env,
+            f"docs/settlement.md example ({engine})",
+        )
         got = [json.loads(line, parse_float=Decimal) for line in out.splitlines() if line.startswith("{")]
         for answer in got:
             answer["output"].pop("feedetail")
@@ -134,15 +145,20 @@ def test_settlement_worked_example(tmp_path):
 
 def test_messages_example(tmp_path):
     """docs/messages.md's 2102 request, sent to a fresh centre, gets the answer the page shows."""
-    blocks = [b for b in readme_blocks((ROOT / "docs" / "messages.md").read_text(encoding="utf-8"))
-              if b.lang == "json"]
+    blocks = [b for b in readme_blocks((ROOT / "docs" / "messages.md").read_text(encoding="utf-8")) if b.lang == "json"]
     request = next(json.loads(b.text, parse_float=Decimal) for b in blocks if '"infno": "2102"' in b.text)
     documented = next(json.loads(b.text, parse_float=Decimal) for b in blocks if '"infcode": 0' in b.text)
     centre = ServedCentre(tmp_path / "centre-data", env=_environment(tmp_path), module="medsettle").start()
     try:
-        signin = _post(centre.url, {"infno": "9001", "msgid": "P33030000001202603020900000001",
-                                    "fixmedins_code": request["fixmedins_code"],
-                                    "input": {"signIn": {"opter_no": "001"}}})
+        signin = _post(
+            centre.url,
+            {
+                "infno": "9001",
+                "msgid": "P33030000001202603020900000001",
+                "fixmedins_code": request["fixmedins_code"],
+                "input": {"signIn": {"opter_no": "001"}},
+            },
+        )
         assert signin["infcode"] == 0, signin["err_msg"]
         answer = _post(centre.url, {**request, "sign_no": signin["output"]["signinoutb"]["sign_no"]})
     finally:
@@ -155,8 +171,9 @@ def test_messages_example(tmp_path):
 
 
 def _post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, json.dumps(body, default=str, ensure_ascii=False).encode(),
-                                     {"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, json.dumps(body, default=str, ensure_ascii=False).encode(), {"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read(), parse_float=Decimal)
 
@@ -182,8 +199,12 @@ def test_relative_links_resolve():
 
 def test_sections_cited_in_code_exist():
     """A comment or docstring citing docs/<name>.md 'Section' names a document and a heading it has."""
-    headings = {path.name: {line.lstrip("#").strip() for line in path.read_text(encoding="utf-8").splitlines()
-                            if line.startswith("#")} for path in DOCS}
+    headings = {
+        path.name: {
+            line.lstrip("#").strip() for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("#")
+        }
+        for path in DOCS
+    }
     cited = set()
     for path in sorted([*(ROOT / "src").rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "ext").glob("*")]):
         if path.suffix not in (".py", ".pyx", ".pxd", ".pyi"):
@@ -226,8 +247,12 @@ def _environment(tmp_path: Path) -> dict[str, str]:
     shim = bin_dir / "medsettle"
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m medsettle "$@"\n')
     shim.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONUNBUFFERED": "1",
-           "MEDSETTLE_DATA_DIR": str(tmp_path / "medsettle-data")}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONUNBUFFERED": "1",
+        "MEDSETTLE_DATA_DIR": str(tmp_path / "medsettle-data"),
+    }
     env.pop("MEDSETTLE_CRASH_AT", None)
     return env
 
@@ -256,8 +281,12 @@ def _settle_bill(block: Block, work: Path, env: dict[str, str], where: str) -> N
     (work / "readme_bill.jsonl").write_text(json.dumps(bill, ensure_ascii=False) + "\n", encoding="utf-8")
     answers = []
     for engine in ("core", "reference"):
-        out = _check(["medsettle", "settle", "--engine", engine, "--persons", "persons.csv", "readme_bill.jsonl"],
-                     work, env, where)
+        out = _check(
+            ["medsettle", "settle", "--engine", engine, "--persons", "persons.csv", "readme_bill.jsonl"],
+            work,
+            env,
+            where,
+        )
         answer = json.loads(out.splitlines()[0])
         assert answer["infcode"] == 0, f"{where}: the bill does not settle ({engine}): {answer.get('err_msg')}"
         answer["output"]["setlinfo"].pop("setl_time", None)  # the same on both, but not what is compared here
@@ -267,8 +296,9 @@ def _settle_bill(block: Block, work: Path, env: dict[str, str], where: str) -> N
 
 def _check(argv: list[str], cwd: Path, env: dict[str, str], where: str) -> str:
     try:
-        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT,
-                              check=False)  # a failure is reported below, with the block's output
+        done = subprocess.run(
+            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT, check=False
+        )  # a failure is reported below, with the block's output
     except subprocess.TimeoutExpired:
         pytest.fail(f"{where}: still running after {BLOCK_TIMEOUT} s")
     if done.returncode != 0:
@@ -278,13 +308,13 @@ def _check(argv: list[str], cwd: Path, env: dict[str, str], where: str) -> str:
 
 def _small(line: str) -> str:
     """Keep sizes small: a --count, --bills or --persons above SMALL becomes SMALL."""
+
     def shrink(m: re.Match) -> str:
         n = int(m.group(2).replace("_", "").replace(",", ""))
         return f"--{m.group(1)} {min(n, SMALL)}"
+
     return re.sub(r"--(count|bills|persons) (\d[\d_,]*)\b", shrink, line)
 
 
 def _with_centre(line: str, url: str | None) -> str:
     return line.replace("medsettle terminal ", f"medsettle terminal --centre {url} ") if url else line
-
-

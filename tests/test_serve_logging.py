@@ -24,23 +24,32 @@ import pytest
 PHARMACY = "P13010000001"  # the default institutions' online pharmacy
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) medsettle(\.\w+)+: ")
 # `python -m medsettle.cli` with every file it writes limited to N bytes (the first argument)
-LIMITED = ("import resource, runpy, sys; n = int(sys.argv.pop(1)); resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
-           "runpy.run_module('medsettle.cli', run_name='__main__', alter_sys=True)")
+LIMITED = (
+    "import resource, runpy, sys; n = int(sys.argv.pop(1)); resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+    "runpy.run_module('medsettle.cli', run_name='__main__', alter_sys=True)"
+)
 
 
 class Served:
     """`medsettle serve --port 0` with its stdout and stderr read apart, each line kept as it arrives."""
 
     def __init__(self, data_dir: Path, *args: str, file_limit: int | None = None) -> None:
-        head = [sys.executable, "-c", LIMITED, str(file_limit)] if file_limit else [sys.executable, "-m",
-                                                                                       "medsettle.cli"]
-        self.proc = subprocess.Popen([*head, "serve", "--port", "0", "--data-dir", str(data_dir), *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        head = (
+            [sys.executable, "-c", LIMITED, str(file_limit)] if file_limit else [sys.executable, "-m", "medsettle.cli"]
+        )
+        self.proc = subprocess.Popen(
+            [*head, "serve", "--port", "0", "--data-dir", str(data_dir), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         self.stdout: list[str] = []
         self.stderr: list[str] = []
-        self.readers = [threading.Thread(target=self._read, args=(stream, lines), daemon=True)
-                        for stream, lines in ((self.proc.stdout, self.stdout), (self.proc.stderr, self.stderr))]
+        self.readers = [
+            threading.Thread(target=self._read, args=(stream, lines), daemon=True)
+            for stream, lines in ((self.proc.stdout, self.stdout), (self.proc.stderr, self.stderr))
+        ]
         for reader in self.readers:
             reader.start()
         listening = self.wait_for(self.stdout, "listening on", within=60)
@@ -62,8 +71,9 @@ class Served:
                 break
             time.sleep(0.05)
         self.kill()
-        raise AssertionError(f"no line with {text!r}; stdout:\n" + "\n".join(self.stdout) + "\nstderr:\n"
-                             + "\n".join(self.stderr))
+        raise AssertionError(
+            f"no line with {text!r}; stdout:\n" + "\n".join(self.stdout) + "\nstderr:\n" + "\n".join(self.stderr)
+        )
 
     def terminate(self) -> int:
         """SIGTERM, then the exit code (at most 30 s), with both streams read to their end."""
@@ -79,12 +89,26 @@ class Served:
             self.proc.wait(timeout=30)
 
     def call(self, infno: str, input_: dict, *, sign_no: str = "", msgid: str) -> dict:
-        body = {"infno": infno, "msgid": msgid, "mdtrtarea_admvs": "130100", "insuplc_admdvs": "130100",
-                "recer_sys_code": "MEDSETTLE", "dev_no": "D1", "infver": "V1.0", "opter_type": "1", "opter": "001",
-                "opter_name": "clerk", "inf_time": "2026-03-02 10:00:00", "fixmedins_code": PHARMACY,
-                "fixmedins_name": "x", "sign_no": sign_no, "input": input_}
-        request = urllib.request.Request(self.url, data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
+        body = {
+            "infno": infno,
+            "msgid": msgid,
+            "mdtrtarea_admvs": "130100",
+            "insuplc_admdvs": "130100",
+            "recer_sys_code": "MEDSETTLE",
+            "dev_no": "D1",
+            "infver": "V1.0",
+            "opter_type": "1",
+            "opter": "001",
+            "opter_name": "clerk",
+            "inf_time": "2026-03-02 10:00:00",
+            "fixmedins_code": PHARMACY,
+            "fixmedins_name": "x",
+            "sign_no": sign_no,
+            "input": input_,
+        }
+        request = urllib.request.Request(
+            self.url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as resp:
                 return json.loads(resp.read())
@@ -92,8 +116,11 @@ class Served:
             return json.loads(exc.read())
 
     def sign_in(self, n: int) -> dict:
-        return self.call("9001", {"signIn": {"opter_no": "001", "mac": "00:11", "ip": "127.0.0.1"}},
-                         msgid=f"{PHARMACY}20260302100000{n:04d}")
+        return self.call(
+            "9001",
+            {"signIn": {"opter_no": "001", "mac": "00:11", "ip": "127.0.0.1"}},
+            msgid=f"{PHARMACY}20260302100000{n:04d}",
+        )
 
     def lines_with(self, text: str) -> list[str]:
         return [line for line in self.stderr if text in line]
@@ -101,9 +128,18 @@ class Served:
 
 def sale_of_nobody() -> dict:
     """A 2101 for a person the centre does not know: refused (infcode -1), nothing stored."""
-    return {"data": {"psn_no": "NOBODY", "mdtrt_cert_type": "02", "mdtrt_cert_no": "", "med_type": "41"},
-            "feedetail": [{"feedetl_sn": "1", "med_list_codg": "X", "pric": "1.00", "cnt": "1",
-                           "fee_ocur_time": "2026-03-02 09:58:00"}]}
+    return {
+        "data": {"psn_no": "NOBODY", "mdtrt_cert_type": "02", "mdtrt_cert_no": "", "med_type": "41"},
+        "feedetail": [
+            {
+                "feedetl_sn": "1",
+                "med_list_codg": "X",
+                "pric": "1.00",
+                "cnt": "1",
+                "fee_ocur_time": "2026-03-02 09:58:00",
+            }
+        ],
+    }
 
 
 def test_start_throughput_and_stop_are_one_log_line_each_and_stdout_is_unchanged(tmp_path):
@@ -134,8 +170,11 @@ def test_start_throughput_and_stop_are_one_log_line_each_and_stdout_is_unchanged
     assert f"listening on {served.url}, journal " in started[0]
     assert "(SQLiteJournal, 0 entries), regions all, engine " in started[0]
     assert started[0].endswith(" 10 institutions")
-    assert re.search(r"throughput: 4 requests in \d+\.\d s \(\d+\.\d/s\), 3 refused, latency p50 \d+\.\d\d ms "
-                     r"p99 \d+\.\d\d ms \(1 sampled\)$", busy), busy
+    assert re.search(
+        r"throughput: 4 requests in \d+\.\d s \(\d+\.\d/s\), 3 refused, latency p50 \d+\.\d\d ms "
+        r"p99 \d+\.\d\d ms \(1 sampled\)$",
+        busy,
+    ), busy
     stopped = served.lines_with("stopped: ")
     assert len(stopped) == 1, served.stderr
     assert re.search(r"stopped: 4 requests answered \(3 refused\) in \d+ s$", stopped[0]), stopped[0]

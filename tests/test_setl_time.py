@@ -59,8 +59,11 @@ def test_settle_many_answers_each_bills_own_time(engine):
     s = make_settler(engine)
     times = ["2026-03-02 08:00:01", "2026-03-02 12:34:56", "2026-03-03"]
     results = s.settle_many([a_bill(t) for t in times])
-    assert [r.setlinfo()["setl_time"] for r in results] == ["2026-03-02 08:00:01", "2026-03-02 12:34:56",
-                                                           "2026-03-03 00:00:00"]
+    assert [r.setlinfo()["setl_time"] for r in results] == [
+        "2026-03-02 08:00:01",
+        "2026-03-02 12:34:56",
+        "2026-03-03 00:00:00",
+    ]
 
 
 def test_when_is_the_time_answered_when_given(engine):
@@ -81,8 +84,7 @@ def test_a_journaled_settlement_keeps_its_time_through_replay(engine, tmp_path):
 
 def test_medsettle_settle_answers_each_bills_own_time(engine, tmp_path):
     def run(*args):
-        r = subprocess.run([sys.executable, "-m", "medsettle.cli", *args], capture_output=True, text=True,
-                           timeout=120)
+        r = subprocess.run([sys.executable, "-m", "medsettle.cli", *args], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
         return r.stdout
 
@@ -91,10 +93,15 @@ def test_medsettle_settle_answers_each_bills_own_time(engine, tmp_path):
     run("bills", "generate", "--persons", str(persons), "--count", "30", "--out", str(bills))
     sent = [json.loads(line) for line in bills.read_text().splitlines()]
     assert any(not b["setl_time"].endswith("00:00:00") for b in sent)  # bills sent for a time of day
-    answers = [json.loads(line) for line in run("settle", "--persons", str(persons), "--engine", engine,
-                                                 str(bills)).splitlines()]
-    settled = [(b["setl_time"], a["output"]["setlinfo"]["setl_time"]) for b, a in zip(sent, answers, strict=True)
-               if a["infcode"] == 0]
+    answers = [
+        json.loads(line)
+        for line in run("settle", "--persons", str(persons), "--engine", engine, str(bills)).splitlines()
+    ]
+    settled = [
+        (b["setl_time"], a["output"]["setlinfo"]["setl_time"])
+        for b, a in zip(sent, answers, strict=True)
+        if a["infcode"] == 0
+    ]
     assert len(answers) == len(sent) and settled
     assert all(answered == own for own, answered in settled), settled
 
@@ -125,20 +132,38 @@ def test_the_centre_answers_the_time_at_which_it_settled(tmp_path, monkeypatch):
 
     def new_centre(journal):
         population = Population.generate(policy, 200, seed=0)
-        return Centre(Settler(policy, population, engine="core"), journal, default_institutions(policy),
-                      clock=StoppedClock())
+        return Centre(
+            Settler(policy, population, engine="core"), journal, default_institutions(policy), clock=StoppedClock()
+        )
 
     code = policy.region("130100").catalogues[0].items[0].med_list_codg
     with SQLiteJournal(tmp_path / "centre.db") as journal:
         centre = new_centre(journal)
-        sign_no = centre.handle({"infno": "9001", "msgid": "SIGN", "fixmedins_code": "P13010000001",
-                                 "input": {"signIn": {"opter_no": "1"}}})["output"]["signinoutb"]["sign_no"]
+        sign_no = centre.handle(
+            {"infno": "9001", "msgid": "SIGN", "fixmedins_code": "P13010000001", "input": {"signIn": {"opter_no": "1"}}}
+        )["output"]["signinoutb"]["sign_no"]
         population = centre.settler.population
         psn = next(p for i, p in enumerate(population.psn_nos) if population.region_of(i) == "130100")
-        answer = centre.handle({"infno": "2102", "msgid": "M1", "fixmedins_code": "P13010000001", "sign_no": sign_no,
-                                "input": {"data": {"psn_no": psn, "med_type": "41", "acct_used_flag": "1"},
-                                          "feedetail": [{"feedetl_sn": "1", "med_list_codg": code, "pric": "3.00",
-                                                         "cnt": "1", "fee_ocur_time": "2026-03-02 09:58:00"}]}})
+        answer = centre.handle(
+            {
+                "infno": "2102",
+                "msgid": "M1",
+                "fixmedins_code": "P13010000001",
+                "sign_no": sign_no,
+                "input": {
+                    "data": {"psn_no": psn, "med_type": "41", "acct_used_flag": "1"},
+                    "feedetail": [
+                        {
+                            "feedetl_sn": "1",
+                            "med_list_codg": code,
+                            "pric": "3.00",
+                            "cnt": "1",
+                            "fee_ocur_time": "2026-03-02 09:58:00",
+                        }
+                    ],
+                },
+            }
+        )
         assert answer["infcode"] == 0, answer
         info = answer["output"]["setlinfo"]
         assert info["setl_time"] == "2026-03-02 14:15:16"

@@ -46,18 +46,26 @@ def world(tmp_path_factory):
     for i in (3, 9, 50, 51, 52):  # refused: their persons are inactive
         bills[i]["psn_no"] = population.psn_nos[[5, 17, 40][i % 3]]
     bills[13]["x_note"] = float("nan")  # in a key the shape ignores: orjson refuses it, the exact reader not
-    bills[14]["x_big"] = 10 ** 30
+    bills[14]["x_big"] = 10**30
     del bills[7]["bill_id"]
     bills[9]["bill_id"] = ""  # a refusal names it by its position
     bills[11]["mdtrt_id"] = 'MD "quoted" \\ back, 住院 \u0001'
     bills[12]["bill_id"] = "B/12 \t tab"
     for i in range(100, 200, 10):  # one admission's settlements, spread out, for one person
-        bills[i].update(psn_no=bills[100]["psn_no"], mdtrt_id="ADMISSION-1", med_type="21",
-                        mdtrtarea_admvs=bills[100]["mdtrtarea_admvs"])
+        bills[i].update(
+            psn_no=bills[100]["psn_no"],
+            mdtrt_id="ADMISSION-1",
+            med_type="21",
+            mdtrtarea_admvs=bills[100]["mdtrtarea_admvs"],
+        )
     texts = [json.dumps(b, ensure_ascii=False) for b in bills]
     for i in (20, 21):  # the model way: amounts as JSON numbers, a count as an int
-        texts[i] = texts[i].replace('"pric": "', '"pric": ').replace('", "cnt": "', ', "cnt": ').replace(
-            '", "hosp_appr_flag"', ', "hosp_appr_flag"')
+        texts[i] = (
+            texts[i]
+            .replace('"pric": "', '"pric": ')
+            .replace('", "cnt": "', ', "cnt": ')
+            .replace('", "hosp_appr_flag"', ', "hosp_appr_flag"')
+        )
     assert '"pric": ' in texts[20] and '"pric": "' not in texts[20]
     path = tmp / "bills.jsonl"
     path.write_text("\n".join(texts[:30]) + "\n\n   \n" + "\n".join(texts[30:]) + "\n", encoding="utf-8")
@@ -112,13 +120,18 @@ def test_answers_are_those_of_settling_the_list_as_before(world, engine):
     """The command used to read the whole file and call Settler.settle_many: the same bytes."""
     policy, persons, path = world
     settler = Settler(policy, Population.from_csv(policy, persons), engine=engine)
-    bills = [json.loads(line, parse_float=Decimal) for line in path.read_text(encoding="utf-8").splitlines()
-             if line.strip()]
+    bills = [
+        json.loads(line, parse_float=Decimal) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     before = b""
     for bill, result in zip(bills, settler.settle_many(bills), strict=True):
         if isinstance(result, SettlementRefused):
-            answer = {"bill_id": bill.get("bill_id", ""), "infcode": -1, "err_code": result.code,
-                      "err_msg": str(result)}
+            answer = {
+                "bill_id": bill.get("bill_id", ""),
+                "infcode": -1,
+                "err_code": result.code,
+                "err_msg": str(result),
+            }
         else:
             answer = {"bill_id": bill.get("bill_id", ""), "infcode": 0, "output": result.to_json()}
         before += jsontext.dumps_bytes(answer) + b"\n"
@@ -132,8 +145,10 @@ def test_presettle_computes_each_bill_alone(world, engine):
     assert result.exit_code == 0, result.stderr
     assert result.stdout_bytes == expected
     assert expected != per_bill_answers(policy, persons, path, engine)  # the admission's bills differ
-    assert all(json.loads(x).get("output", {"setlinfo": {"setl_id": ""}})["setlinfo"]["setl_id"] == ""
-               for x in result.stdout_bytes.splitlines())
+    assert all(
+        json.loads(x).get("output", {"setlinfo": {"setl_id": ""}})["setlinfo"]["setl_id"] == ""
+        for x in result.stdout_bytes.splitlines()
+    )
 
 
 def test_standard_input_is_read_like_a_file(world, engine):
@@ -151,8 +166,7 @@ def test_an_empty_file_or_one_of_blank_lines_answers_nothing(world, tmp_path):
         assert result.exit_code == 0 and result.stdout_bytes == b"" and result.stderr == ""
 
 
-def test_an_invalid_bill_in_the_middle_fails_the_run_before_anything_is_settled(world, engine, tmp_path,
-                                                                                  monkeypatch):
+def test_an_invalid_bill_in_the_middle_fails_the_run_before_anything_is_settled(world, engine, tmp_path, monkeypatch):
     policy, persons, path = world
     monkeypatch.setattr(BillStream, "CHUNK", 16)  # the bad bill is in a later chunk than the first
     lines = path.read_text(encoding="utf-8").splitlines()

@@ -33,7 +33,6 @@ pytestmark = pytest.mark.timeout(180)
 MEDFEE = Decimal("55.00")  # 12.50 × 2 + 30.00
 
 
-
 def money(receipt, *names) -> Decimal:
     return sum(Decimal(getattr(receipt, n)) for n in names)
 
@@ -195,16 +194,26 @@ def test_every_crash_point_of_the_terminal(served_centre, tmp_path, point):
         voucher = terminal(served_centre.url, journal, "vouchers")
         pending = json.loads(voucher.stdout)
         assert len(pending) == 1
-        crashed = terminal(served_centre.url, journal, "resettle", pending[0]["voucher"], "--certno", patient_certno(),
-                           crash_at=point, check=False)
+        crashed = terminal(
+            served_centre.url,
+            journal,
+            "resettle",
+            pending[0]["voucher"],
+            "--certno",
+            patient_certno(),
+            crash_at=point,
+            check=False,
+        )
     elif point == "reversal_written":
         proxy = LossyProxy(served_centre.url)
         proxy.drop = {"2102"}
-        crashed = terminal(proxy.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS, crash_at=point,
-                           check=False)
+        crashed = terminal(
+            proxy.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS, crash_at=point, check=False
+        )
     elif point != "voucher_recorded":
-        crashed = terminal(served_centre.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS,
-                           crash_at=point, check=False)
+        crashed = terminal(
+            served_centre.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS, crash_at=point, check=False
+        )
     else:
         crashed = made
     assert crashed.returncode == EXIT_CODE, crashed.stderr
@@ -229,8 +238,9 @@ def test_crash_points_are_all_tested():
 
 
 def test_terminal_commands_have_help():
-    result = subprocess.run([sys.executable, "-m", "medsettle.cli", "terminal", "--help"], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "medsettle.cli", "terminal", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0
     for command in ("signin", "sell", "cancel", "vouchers", "resettle", "reconcile", "signout", "resume", "shell"):
         assert command in result.stdout
@@ -253,12 +263,39 @@ def test_centre_killed_after_the_answer_keeps_the_settlement(tmp_path):
 
 
 def test_the_interactive_counter(served_centre, tmp_path):
-    commands = "\n".join(["signin", f"sell --certno {patient_certno()} {ITEM_ARGS[0]}", "vouchers", "help", "bogus",
-                          "reconcile --detail", "signout", "quit"]) + "\n"
-    result = subprocess.run([sys.executable, "-m", "medsettle.cli", "terminal", "-i", PHARMACY, "--centre",
-                             served_centre.url, "--journal", str(tmp_path / "t.db")], input=commands,
-                            capture_output=True, text=True,
-                            timeout=120)
+    commands = (
+        "\n".join(
+            [
+                "signin",
+                f"sell --certno {patient_certno()} {ITEM_ARGS[0]}",
+                "vouchers",
+                "help",
+                "bogus",
+                "reconcile --detail",
+                "signout",
+                "quit",
+            ]
+        )
+        + "\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medsettle.cli",
+            "terminal",
+            "-i",
+            PHARMACY,
+            "--centre",
+            served_centre.url,
+            "--journal",
+            str(tmp_path / "t.db"),
+        ],
+        input=commands,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert '"sign_no"' in result.stdout and '"kind": "sale"' in result.stdout and '"clean": true' in result.stdout
     assert "unknown command 'bogus'" in result.stderr and "医保结算单" in result.stderr

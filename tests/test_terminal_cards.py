@@ -93,8 +93,7 @@ def test_reader_failure_then_resettlement_past_the_window_is_a_manual_claim(rig)
     slot.card.set_faults(garbage=True)  # the reader answers nonsense
     with pytest.raises(ReaderError):
         counter.read_card()
-    nine_days_ago = make_counter(server.url, counter.journal.path, reader=counter.reader,
-                                 clock=days_ago(9))
+    nine_days_ago = make_counter(server.url, counter.journal.path, reader=counter.reader, clock=days_ago(9))
     deferred = nine_days_ago.sell(None, ITEMS)  # the bill of 9 days ago, paid in cash
     slot.card.clear_faults()  # repaired, but too late: the pharmacy window is 7 days
     with pytest.raises(CounterError, match="manual claim"):

@@ -42,11 +42,31 @@ UNKNOWN_CERTNO = _unknown_certno()
 PATIENT = "<the patient's certno>"  # in a parametrize list: patient_certno() is looked up by the test, not at import
 
 
-
 def run_terminal(url, journal, *args, stdin=None, cwd=None, code=PHARMACY):
-    return subprocess.run([sys.executable, "-m", "medsettle.cli", "terminal", "-i", code, "--centre", url,
-                           "--journal", str(journal), "--resend-for", "0.5", "--timeout", "2", *args],
-                          input=stdin, capture_output=True, text=True, timeout=120, cwd=cwd)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medsettle.cli",
+            "terminal",
+            "-i",
+            code,
+            "--centre",
+            url,
+            "--journal",
+            str(journal),
+            "--resend-for",
+            "0.5",
+            "--timeout",
+            "2",
+            *args,
+        ],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -72,6 +92,7 @@ def journal_rows(journal, table: str, where: str = "") -> list[tuple]:
 
 
 # -- the shell survives every bad line ---------------------------------------------------------------
+
 
 def bad_lines() -> list[tuple[str, str]]:
     """(line, what its Error line must name) for every mistake the shell must survive."""
@@ -118,12 +139,16 @@ def test_the_shell_survives_every_bad_line_and_says_what_was_wrong(served_centre
 
 # -- a refusal is a refusal ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("engine", ["core", "reference"])
-@pytest.mark.parametrize("identify, item, refusal", [
-    (["--certno", UNKNOWN_CERTNO], ITEM_ARGS[0], "UNKNOWN_PERSON"),  # refused at 1101
-    (["--qr", "NO-SUCH-TOKEN"], ITEM_ARGS[0], "QR_UNKNOWN"),  # refused at 1101
-    (["--certno", PATIENT], "NOPE:12.50:2", "UNKNOWN_ITEM"),  # refused at the pre-settle (2101)
-])
+@pytest.mark.parametrize(
+    "identify, item, refusal",
+    [
+        (["--certno", UNKNOWN_CERTNO], ITEM_ARGS[0], "UNKNOWN_PERSON"),  # refused at 1101
+        (["--qr", "NO-SUCH-TOKEN"], ITEM_ARGS[0], "QR_UNKNOWN"),  # refused at 1101
+        (["--certno", PATIENT], "NOPE:12.50:2", "UNKNOWN_ITEM"),  # refused at the pre-settle (2101)
+    ],
+)
 def test_a_sale_the_centre_refuses_ends_refused_without_a_voucher(tmp_path, engine, identify, item, refusal):
     identify = [patient_certno() if arg == PATIENT else arg for arg in identify]
     server = ServedCentre(tmp_path / "centre", engine=engine).start()
@@ -229,14 +254,17 @@ def test_an_unknown_item_at_a_store_and_forward_counter_is_refused_before_anythi
     assert counter.sell(by_certno(), ITEMS).kind == "provisional"  # a good sale still takes its failure path
 
 
-@pytest.mark.parametrize("item, name", [
-    ({"med_list_codg": "X", "pric": "abc", "cnt": "1"}, "'abc'"),
-    ({"med_list_codg": "X", "pric": "1.00", "cnt": "0"}, "'0'"),
-    ({"med_list_codg": "X", "pric": "-1", "cnt": "1"}, "'-1'"),
-    ({"med_list_codg": "X", "pric": "1.00001", "cnt": "1"}, "1.00001"),
-    ({"med_list_codg": "X", "pric": "1", "cnt": "10001"}, "'10001'"),
-    ({"med_list_codg": "", "pric": "1", "cnt": "1"}, "code"),
-])
+@pytest.mark.parametrize(
+    "item, name",
+    [
+        ({"med_list_codg": "X", "pric": "abc", "cnt": "1"}, "'abc'"),
+        ({"med_list_codg": "X", "pric": "1.00", "cnt": "0"}, "'0'"),
+        ({"med_list_codg": "X", "pric": "-1", "cnt": "1"}, "'-1'"),
+        ({"med_list_codg": "X", "pric": "1.00001", "cnt": "1"}, "1.00001"),
+        ({"med_list_codg": "X", "pric": "1", "cnt": "10001"}, "'10001'"),
+        ({"med_list_codg": "", "pric": "1", "cnt": "1"}, "code"),
+    ],
+)
 def test_malformed_items_are_refused_before_the_journal_is_touched(tmp_path, item, name):
     counter = make_counter("http://127.0.0.1:9/", tmp_path / "t.db")
     with pytest.raises(InvalidInput, match=name.replace(".", r"\.")):
@@ -249,10 +277,15 @@ def test_malformed_items_are_refused_before_the_journal_is_touched(tmp_path, ite
 def test_a_one_shot_mistake_writes_nothing(tmp_path):
     """A malformed item or ID number is refused before the journal is even created."""
     journal = tmp_path / "never.db"
-    for args, name in [(["sell", "X:abc:1"], "'abc'"), (["sell", "X:1"], "'X:1'"),
-                       (["sell", "--certno", "123", "X:1:1"], "'123'"), (["admit"], "--certno"),
-                       (["visit", "X:1:0"], "'0'"), (["stay-fees", "STAY1", "X:-1:1"], "'-1'"),
-                       (["reconcile", "--day", "March"], "'March'")]:
+    for args, name in [
+        (["sell", "X:abc:1"], "'abc'"),
+        (["sell", "X:1"], "'X:1'"),
+        (["sell", "--certno", "123", "X:1:1"], "'123'"),
+        (["admit"], "--certno"),
+        (["visit", "X:1:0"], "'0'"),
+        (["stay-fees", "STAY1", "X:-1:1"], "'-1'"),
+        (["reconcile", "--day", "March"], "'March'"),
+    ]:
         result = run_terminal("http://127.0.0.1:9/", journal, *args)
         assert_one_clean_error(result, name)
         assert not journal.exists(), args
@@ -266,13 +299,19 @@ def test_a_mistyped_centre_url_is_one_error_line_before_anything_is_written(tmp_
 
 
 def test_a_missing_institution_is_one_error_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "medsettle.cli", "terminal", "signin"], capture_output=True,
-                            text=True, timeout=60, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "medsettle.cli", "terminal", "signin"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert_one_clean_error(result, "--institution")
     assert os.listdir(tmp_path) == []
 
 
 # -- help needs no option and writes nothing -------------------------------------------------------------
+
 
 def _subcommands() -> list[str]:
     from medsettle.cli.terminal import terminal
@@ -308,9 +347,14 @@ def test_help_never_needs_options_and_never_writes(tmp_path):
 def test_sell_help_without_institution_in_a_fresh_directory(tmp_path):
     """The two cases seen, as a newcomer runs them (a real process in a fresh directory)."""
     for args in (["terminal", "sell", "--help"], ["terminal", "-i", "X", "sell", "--help"]):
-        result = subprocess.run([sys.executable, "-m", "medsettle.cli", *args], capture_output=True, text=True,
-                                check=False,
-                                timeout=60, cwd=tmp_path)
+        result = subprocess.run(
+            [sys.executable, "-m", "medsettle.cli", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            cwd=tmp_path,
+        )
         assert result.returncode == 0, result.stderr
         assert "CODE:PRICE:COUNT" in result.stdout and result.stderr == ""
         assert os.listdir(tmp_path) == []
@@ -320,8 +364,11 @@ def test_the_money_stays_right_after_the_mistakes(served_centre, tmp_path):
     """After refusals and typos, a good sale still settles once, and the day reconciles clean."""
     journal = tmp_path / "t.db"
     run_terminal(served_centre.url, journal, "signin")
-    for args in (["sell", "--certno", UNKNOWN_CERTNO, ITEM_ARGS[0]], ["sell", "--certno", patient_certno(), "NOPE:1:1"],
-                 ["sell", "X:abc:1"]):
+    for args in (
+        ["sell", "--certno", UNKNOWN_CERTNO, ITEM_ARGS[0]],
+        ["sell", "--certno", patient_certno(), "NOPE:1:1"],
+        ["sell", "X:abc:1"],
+    ):
         assert run_terminal(served_centre.url, journal, *args).returncode != 0
     sale = json.loads(run_terminal(served_centre.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS).stdout)
     assert sale["kind"] == "sale" and Decimal(sale["medfee"]) == Decimal("55.00")

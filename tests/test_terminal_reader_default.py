@@ -21,9 +21,29 @@ ITEM_ARGS = [f"{i['med_list_codg']}:{i['pric']}:{i['cnt']}" for i in ITEMS]
 
 
 def terminal(url, journal, *args):
-    return subprocess.run([sys.executable, "-m", "medsettle.cli", "terminal", "-i", PHARMACY, "--centre", url,
-                           "--journal", str(journal), "--resend-for", "0.5", "--timeout", "2", *args],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medsettle.cli",
+            "terminal",
+            "-i",
+            PHARMACY,
+            "--centre",
+            url,
+            "--journal",
+            str(journal),
+            "--resend-for",
+            "0.5",
+            "--timeout",
+            "2",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_sell_by_card_without_reader_takes_the_first_reader(pcsc_stack, tmp_path):
@@ -52,8 +72,9 @@ def test_sell_by_card_without_reader_takes_the_first_reader(pcsc_stack, tmp_path
         slot.card.clear_faults()
 
 
-@pytest.mark.parametrize("mistake, code", [("wrong_pin", "WRONG_PIN"), ("no_card", "NO_CARD"),
-                                           ("cloned", "CARD_NOT_GENUINE")])
+@pytest.mark.parametrize(
+    "mistake, code", [("wrong_pin", "WRONG_PIN"), ("no_card", "NO_CARD"), ("cloned", "CARD_NOT_GENUINE")]
+)
 def test_a_card_mistake_is_one_error_line_and_no_voucher(pcsc_stack, tmp_path, mistake, code):
     """A wrong PIN, no card inserted or a cloned card is not an equipment failure: no cash-and-voucher sale,
     one Error line saying what to do; the right card and PIN then settle as usual."""
@@ -109,9 +130,29 @@ BLOCK_PYSCARD = textwrap.dedent("""
 @pytest.mark.parametrize("reader", [[], ["--reader", "Counter A 00 00"]])
 def test_sell_by_card_without_pyscard_is_one_error_line_and_writes_nothing(tmp_path, reader):
     journal = tmp_path / "t.db"
-    result = subprocess.run([sys.executable, "-c", BLOCK_PYSCARD, "terminal", "-i", PHARMACY, "--centre",
-                             "http://127.0.0.1:9/", "--journal", str(journal), *reader, "sell", "--card", *ITEM_ARGS],
-                            capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BLOCK_PYSCARD,
+            "terminal",
+            "-i",
+            PHARMACY,
+            "--centre",
+            "http://127.0.0.1:9/",
+            "--journal",
+            str(journal),
+            *reader,
+            "sell",
+            "--card",
+            *ITEM_ARGS,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
     assert result.returncode == 1, result
     assert "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]

@@ -115,8 +115,17 @@ def test_crash_points_of_the_queue(tmp_path, point):
         terminal(server.url, journal, "signin", code=SAF_PHARMACY)
         terminal(server.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS, code=SAF_PHARMACY)
         server.stop()
-        crashed = terminal(server.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS, code=SAF_PHARMACY,
-                           crash_at=point if point == "saf_recorded" else None, check=False)
+        crashed = terminal(
+            server.url,
+            journal,
+            "sell",
+            "--certno",
+            patient_certno(),
+            *ITEM_ARGS,
+            code=SAF_PHARMACY,
+            crash_at=point if point == "saf_recorded" else None,
+            check=False,
+        )
         if point == "saf_recorded":
             assert crashed.returncode == EXIT_CODE
         else:
@@ -133,7 +142,6 @@ def test_crash_points_of_the_queue(tmp_path, point):
         assert report["clean"], report
     finally:
         server.stop()
-
 
 
 def test_a_store_and_forward_hospital_forwards_a_provisional_visit(tmp_path):
@@ -189,7 +197,8 @@ def test_entries_past_the_retry_or_age_limit_are_flagged_for_a_clerk(world):
     stale = counter.sell(by_certno(), ITEMS)
     come_back(server, counter)
     counter.sign_in()
-    assert counter.forward(max_age=dt.timedelta(0)) == [{"sale": stale.sale, "state": "flagged",
-                                                         "why": "too old or too many tries"}]
+    assert counter.forward(max_age=dt.timedelta(0)) == [
+        {"sale": stale.sale, "state": "flagged", "why": "too old or too many tries"}
+    ]
     assert counter.resume().get("forwarded", 0) == 0  # never written, so never sent: the clerk decides
     assert counter.reconcile(detail=True)["clean"]  # a flagged entry never sent is in neither side's books

@@ -33,8 +33,10 @@ pytestmark = pytest.mark.timeout(120)
 POLICY = load_default_policy()
 PHARMACY = "P13010000001"
 CODES = [item.med_list_codg for item in POLICY.region("130100").catalogues[0].items if item.chrgitm_lv == "01"]
-ITEMS = [{"med_list_codg": CODES[0], "pric": "12.50", "cnt": "2"}, {"med_list_codg": CODES[1], "pric": "30.00",
-                                                                     "cnt": "1"}]
+ITEMS = [
+    {"med_list_codg": CODES[0], "pric": "12.50", "cnt": "2"},
+    {"med_list_codg": CODES[1], "pric": "30.00", "cnt": "1"},
+]
 SEED = 13
 TERMINAL = Path(__file__).resolve().parents[1] / "src" / "medsettle" / "terminal"
 
@@ -65,8 +67,9 @@ def world(tmp_path, engine):
     population = Population.generate(POLICY, 200, seed=0)
     registry = Registry.generate(population)
     journal = SQLiteJournal(tmp_path / "centre.db")
-    centre = Centre(Settler(POLICY, population, engine=engine), journal, default_institutions(POLICY),
-                    registry=registry)
+    centre = Centre(
+        Settler(POLICY, population, engine=engine), journal, default_institutions(POLICY), registry=registry
+    )
     psn_no = next(p for i, p in enumerate(population.psn_nos) if population.region_of(i) == "130100")
     yield centre, Identity("02", registry.identities[psn_no].certno)
     journal.close()
@@ -79,8 +82,15 @@ def fake_start():
 
 
 def open_counter(path, transport, clock, **kwargs) -> Counter:
-    return Counter(PHARMACY, CounterStore(path, clock=clock), transport, clock=clock,
-                   randomness=SeededRandomness(SEED), resend_for=3.0, **kwargs)
+    return Counter(
+        PHARMACY,
+        CounterStore(path, clock=clock),
+        transport,
+        clock=clock,
+        randomness=SeededRandomness(SEED),
+        resend_for=3.0,
+        **kwargs,
+    )
 
 
 def test_a_sale_a_lost_answer_and_a_reversal_on_a_virtual_clock(world, tmp_path):
@@ -125,7 +135,7 @@ def test_a_sale_a_lost_answer_and_a_reversal_on_a_virtual_clock(world, tmp_path)
         first_posts.setdefault(msgid, when)
     real_second = f"{now_shanghai():%Y%m%d%H%M%S}"
     for msgid, when in first_posts.items():
-        assert msgid.startswith(PHARMACY) and msgid[len(PHARMACY):-4] == when != real_second, (msgid, when)
+        assert msgid.startswith(PHARMACY) and msgid[len(PHARMACY) : -4] == when != real_second, (msgid, when)
     sequence = [int(msgid[-4:]) for msgid in first_posts]
     assert sequence == sorted(sequence) and len(set(sequence)) == len(sequence)
 
@@ -162,8 +172,10 @@ def test_a_resume_that_cannot_finish_a_step_says_what_failed_and_goes_on(world, 
 
     clock = FakeClock(fake_start())
     transport = MemoryTransport(centre, clock)
-    for crash_at, step in (("voucher_settle_written", lambda c: c.settle_voucher(outside.voucher, who)),
-                           ("settle_written", lambda c: c.sell(who, ITEMS))):
+    for crash_at, step in (
+        ("voucher_settle_written", lambda c: c.settle_voucher(outside.voucher, who)),
+        ("settle_written", lambda c: c.sell(who, ITEMS)),
+    ):
         counter = open_counter(tmp_path / "t.db", transport, clock, crash=RaiseOnCrash(), crash_at=crash_at)
         counter.sign_in()
         with pytest.raises(Crashed):
@@ -198,9 +210,29 @@ def test_an_illegal_transition_raises_and_writes_nothing(tmp_path):
     assert set(TRANSITIONS) == {None, *SaleState}  # every state says what may follow it
 
 
-STORED = ["new", "identified", "settling", "settled", "done", "deferred", "provisional", "cancelling", "cancelled",
-          "refused", "aborted", "visit 2201", "visit 2203", "visit 2204", "visit 2207", "stay 2401", "stay 2301#2",
-          "stay 2304#1", "stay 2305#S1", "stay 2402", "stay deferred"]  # every state string journals have held
+STORED = [
+    "new",
+    "identified",
+    "settling",
+    "settled",
+    "done",
+    "deferred",
+    "provisional",
+    "cancelling",
+    "cancelled",
+    "refused",
+    "aborted",
+    "visit 2201",
+    "visit 2203",
+    "visit 2204",
+    "visit 2207",
+    "stay 2401",
+    "stay 2301#2",
+    "stay 2304#1",
+    "stay 2305#S1",
+    "stay 2402",
+    "stay deferred",
+]  # every state string journals have held
 
 
 def old_journal(path, states, data: dict) -> None:
@@ -208,8 +240,10 @@ def old_journal(path, states, data: dict) -> None:
     CounterStore(path).close()
     with sqlite3.connect(path) as db:
         for n, state in enumerate(states):
-            db.execute("INSERT INTO sales VALUES (?, ?, ?, ?)", (f"SALE{n:08d}", state, json.dumps(data),
-                                                                  "2026-01-05T02:00:00.000+00:00"))
+            db.execute(
+                "INSERT INTO sales VALUES (?, ?, ?, ?)",
+                (f"SALE{n:08d}", state, json.dumps(data), "2026-01-05T02:00:00.000+00:00"),
+            )
 
 
 def stored_states(path) -> list[str]:
@@ -235,10 +269,18 @@ def test_a_journal_written_before_resumes(world, tmp_path):
     """A sale an old counter left ``new`` (it crashed before the settle was written) becomes a voucher."""
     centre, _who = world
     path = tmp_path / "old.db"
-    line = {"feedetl_sn": "1", "med_list_codg": CODES[0], "pric": "12.50", "cnt": "2",
-            "fee_ocur_time": "2026-01-05 10:00:00"}
-    old_journal(path, ["new"], {"identity": None, "lines": [line], "bill_time": line["fee_ocur_time"],
-                                "medfee": "25.00", "acct_used": True})
+    line = {
+        "feedetl_sn": "1",
+        "med_list_codg": CODES[0],
+        "pric": "12.50",
+        "cnt": "2",
+        "fee_ocur_time": "2026-01-05 10:00:00",
+    }
+    old_journal(
+        path,
+        ["new"],
+        {"identity": None, "lines": [line], "bill_time": line["fee_ocur_time"], "medfee": "25.00", "acct_used": True},
+    )
     clock = FakeClock(fake_start())
     counter = Counter(PHARMACY, CounterStore(path), MemoryTransport(centre, clock), clock=clock)
     assert counter.resume()["vouchers_made"] == 1

@@ -21,7 +21,6 @@ DAY1 = [{"med_list_codg": CODES[0], "pric": "800.00", "cnt": "1"}]
 DAY2 = [{"med_list_codg": CODES[1], "pric": "350.00", "cnt": "2"}]
 
 
-
 def test_a_stay_with_a_mid_stay_and_a_final_settlement(served_centre, tmp_path):
     counter = make_counter(served_centre.url, tmp_path / "h.db", HOSPITAL)
     counter.sign_in()
@@ -73,8 +72,9 @@ def test_the_terminal_crashing_after_a_stays_settle_was_sent(served_centre, tmp_
     admitted = terminal(served_centre.url, journal, "admit", "--certno", patient_certno(), code=HOSPITAL)
     stay = json.loads(admitted.stdout)["stay"]
     terminal(served_centre.url, journal, "stay-fees", stay, f"{CODES[0]}:800.00:1", code=HOSPITAL)
-    crashed = terminal(served_centre.url, journal, "settle-stay", stay, code=HOSPITAL, crash_at="settle_sent",
-                       check=False)
+    crashed = terminal(
+        served_centre.url, journal, "settle-stay", stay, code=HOSPITAL, crash_at="settle_sent", check=False
+    )
     assert crashed.returncode == EXIT_CODE
     report = json.loads(terminal(served_centre.url, journal, "reconcile", "--detail", code=HOSPITAL).stdout)
     assert report["clean"], report  # the resume before reconcile recorded the answer, once

@@ -29,7 +29,6 @@ MEDFEE = Decimal("55.00")
 ITEM_ARGS = [f"{i['med_list_codg']}:{i['pric']}:{i['cnt']}" for i in ITEMS]
 
 
-
 def hospital(url, tmp_path, **kwargs):
     counter = make_counter(url, tmp_path / "h.db", HOSPITAL, **kwargs)
     counter.sign_in()
@@ -104,8 +103,17 @@ def test_the_terminal_crashing_mid_visit(served_centre, tmp_path, point):
     journal = tmp_path / "h.db"
     terminal(served_centre.url, journal, "signin", code=HOSPITAL)
     before = balance_of(served_centre, served_centre.sign_in())
-    crashed = terminal(served_centre.url, journal, "visit", "--certno", patient_certno(), *ITEM_ARGS, code=HOSPITAL,
-                       crash_at=point, check=False)
+    crashed = terminal(
+        served_centre.url,
+        journal,
+        "visit",
+        "--certno",
+        patient_certno(),
+        *ITEM_ARGS,
+        code=HOSPITAL,
+        crash_at=point,
+        check=False,
+    )
     assert crashed.returncode == EXIT_CODE, crashed.stderr
     terminal(served_centre.url, journal, "resume", code=HOSPITAL)
     for v in json.loads(terminal(served_centre.url, journal, "vouchers", code=HOSPITAL).stdout):

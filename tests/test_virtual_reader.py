@@ -183,8 +183,9 @@ except PyscardMissing as error:
 """
     tests = str(Path(__file__).parent)  # so the child can import hw, as pytest's pythonpath lets us
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                            check=False, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False, env=env
+    )
     assert result.returncode == 0, result.stderr
     card_no, missing = result.stdout.splitlines()
     assert card_no == profiles(1)[0].card_no

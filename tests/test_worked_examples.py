@@ -26,8 +26,18 @@ def test_hebei_trace(engine):
     # all of it to the deductible; the account pays 4.52: balance 1378.15 -> 1373.63.
     s = make_settler(engine, persons=[person("E1", balance="1378.15")])
     r = s.settle(bill("E1", [("B05", "4.52", 1)]))
-    check(r, medfee_sumamt=452, preselfpay_amt=23, inscp_scp_amt=429, act_pay_dedc=429, hifp_pay=0,
-          psn_part_amt=452, acct_pay=452, psn_cash_pay=0, balc=137363)
+    check(
+        r,
+        medfee_sumamt=452,
+        preselfpay_amt=23,
+        inscp_scp_amt=429,
+        act_pay_dedc=429,
+        hifp_pay=0,
+        psn_part_amt=452,
+        acct_pay=452,
+        psn_cash_pay=0,
+        balc=137363,
+    )
     info = r.setlinfo()
     assert str(info["balc"]) == "1373.63" and str(info["preselfpay_amt"]) == "0.23"
     assert r.setldetail() == [{"fund_pay_type": "310200", "fund_payamt": info["acct_pay"]}]
@@ -37,8 +47,7 @@ def test_deductible_crossing(engine):
     # 150.00 class A: deductible 100.00, E = 50.00, fund 0.80 × 50 = 40.00, person 110.00 from the account.
     s = make_settler(engine)
     r = s.settle(bill("E1", [("A1", "150.00", 1)]))
-    check(r, inscp_scp_amt=15000, act_pay_dedc=10000, hifp_pay=4000, psn_part_amt=11000, acct_pay=11000,
-          balc=89000)
+    check(r, inscp_scp_amt=15000, act_pay_dedc=10000, hifp_pay=4000, psn_part_amt=11000, acct_pay=11000, balc=89000)
     # The next bill finds the deductible met: 50.00 -> fund 40.00.
     r2 = s.settle(bill("E1", [("A1", "50.00", 1)], when="2026-05-11 10:00:00"))
     check(r2, act_pay_dedc=0, hifp_pay=4000, psn_part_amt=1000, balc=88000)
@@ -51,11 +60,18 @@ def test_ceiling_reached_mid_bill_then_large_amount(engine):
     # E_over = 500.00 - round(100.00 / 0.8) = 375.00; 大额 pays round(375.00 × 0.8) = 300.00.
     s = make_settler(engine)
     p = s.population.index_of("E1")
-    s.engine.set_state(p, PersonState(balance=100000, ded_met=[10000, 0, 0], pooled_paid=[90000, 0, 0],
-                                      acc_year=2026))
+    s.engine.set_state(p, PersonState(balance=100000, ded_met=[10000, 0, 0], pooled_paid=[90000, 0, 0], acc_year=2026))
     r = s.settle(bill("E1", [("A1", "500.00", 1)]))
-    check(r, act_pay_dedc=0, hifp_pay=10000, hifob_pay=30000, fund_pay_sumamt=40000, psn_part_amt=10000,
-          acct_pay=10000, balc=90000)
+    check(
+        r,
+        act_pay_dedc=0,
+        hifp_pay=10000,
+        hifob_pay=30000,
+        fund_pay_sumamt=40000,
+        psn_part_amt=10000,
+        acct_pay=10000,
+        balc=90000,
+    )
     st = s.person_state("E1")
     assert st.pooled_paid[0] == 100000 and st.t2_paid == 30000
     # Ceiling now reached: the fund pays nothing and all of E is over; 大额 takes 0.8 of it.
@@ -70,8 +86,16 @@ def test_resident_critical_illness_starts_mid_bill(engine):
     p = s.population.index_of("R1")
     s.engine.set_state(p, PersonState(ded_met=[10000, 0, 0], t2_base=99000, acc_year=2026))
     r = s.settle(bill("R1", [("A1", "200.00", 1)]))
-    check(r, hifp_pay=16000, hifmi_pay=1800, hifob_pay=0, psn_part_amt=2200, acct_pay=0, psn_cash_pay=2200,
-          t2_base_add=4000)
+    check(
+        r,
+        hifp_pay=16000,
+        hifmi_pay=1800,
+        hifob_pay=0,
+        psn_part_amt=2200,
+        acct_pay=0,
+        psn_cash_pay=2200,
+        t2_base_add=4000,
+    )
     assert {d["fund_pay_type"] for d in r.setldetail()} == {"390100", "390200"}
     st = s.person_state("R1")
     assert st.t2_base == 103000 and st.t2_paid == 1800
@@ -103,8 +127,16 @@ def test_all_class_c_bill(engine):
     # Everything self-pay: inscp 0, no deductible used; scope "all" lets the account pay it.
     s = make_settler(engine)
     r = s.settle(bill("E1", [("C1", "80.00", 1), ("R1", "20.00", 1)]))  # R1 restricted, not approved
-    check(r, medfee_sumamt=10000, fulamt_ownpay_amt=10000, inscp_scp_amt=0, act_pay_dedc=0, hifp_pay=0,
-          psn_part_amt=10000, acct_pay=10000)
+    check(
+        r,
+        medfee_sumamt=10000,
+        fulamt_ownpay_amt=10000,
+        inscp_scp_amt=0,
+        act_pay_dedc=0,
+        hifp_pay=0,
+        psn_part_amt=10000,
+        acct_pay=10000,
+    )
     assert s.person_state("E1").ded_met == [0, 0, 0]
     # Approved restricted item is class B again: 10% first, 18.00 in scope.
     r2 = s.presettle(bill("E1", [("R1", "20.00", 1, "1")]))
@@ -125,11 +157,18 @@ def test_account_shorter_than_personal_share(engine):
 
 def test_cancel_after_a_later_bill_moves_back_exactly_the_original(engine):
     s = make_settler(engine)
-    first = s.settle(bill("E1", [("A1", "150.00", 1)]))        # dedc 100, fund 40, acct 110
+    first = s.settle(bill("E1", [("A1", "150.00", 1)]))  # dedc 100, fund 40, acct 110
     second = s.settle(bill("E1", [("A1", "50.00", 1)], when="2026-05-11 10:00:00"))  # fund 40, acct 10
     mirror = s.cancel(first.setl_id)
-    check(mirror, medfee_sumamt=-15000, act_pay_dedc=-10000, hifp_pay=-4000, acct_pay=-11000,
-          psn_part_amt=-11000, balc=99000)
+    check(
+        mirror,
+        medfee_sumamt=-15000,
+        act_pay_dedc=-10000,
+        hifp_pay=-4000,
+        acct_pay=-11000,
+        psn_part_amt=-11000,
+        balc=99000,
+    )
     assert mirror.setlinfo()["pool_prop_selfpay"] == first.setlinfo()["pool_prop_selfpay"]
     assert mirror.mirror_of == first.setl_id and first.cancelled_by == mirror.setl_id
     st = s.person_state("E1")

@@ -16,15 +16,56 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "medsettle" / "policy" / "data"
 
-DRUGS = ["阿莫西林胶囊", "头孢克肟片", "布洛芬缓释胶囊", "二甲双胍片", "硝苯地平控释片", "阿托伐他汀钙片",
-         "奥美拉唑肠溶胶囊", "氯雷他定片", "左氧氟沙星片", "甲钴胺片", "缬沙坦胶囊", "格列美脲片",
-         "阿司匹林肠溶片", "氨氯地平片", "胰岛素注射液", "瑞舒伐他汀钙片", "蒙脱石散", "对乙酰氨基酚片",
-         "复方甘草片", "氯化钠注射液"]
-HERBAL = ["连花清瘟胶囊", "板蓝根颗粒", "复方丹参滴丸", "藿香正气水", "六味地黄丸", "银翘解毒片",
-          "血塞通软胶囊", "感冒清热颗粒"]
-SERVICES = ["普通门诊诊查费", "血常规检查", "尿常规检查", "肝功能测定", "心电图检查", "胸部X线摄影",
-            "腹部彩超", "头颅CT平扫", "静脉输液", "肌肉注射", "床位费(三人间)", "护理费(二级)",
-            "阑尾切除术", "白内障摘除术", "血液透析", "核磁共振(1.5T)"]
+DRUGS = [
+    "阿莫西林胶囊",
+    "头孢克肟片",
+    "布洛芬缓释胶囊",
+    "二甲双胍片",
+    "硝苯地平控释片",
+    "阿托伐他汀钙片",
+    "奥美拉唑肠溶胶囊",
+    "氯雷他定片",
+    "左氧氟沙星片",
+    "甲钴胺片",
+    "缬沙坦胶囊",
+    "格列美脲片",
+    "阿司匹林肠溶片",
+    "氨氯地平片",
+    "胰岛素注射液",
+    "瑞舒伐他汀钙片",
+    "蒙脱石散",
+    "对乙酰氨基酚片",
+    "复方甘草片",
+    "氯化钠注射液",
+]
+HERBAL = [
+    "连花清瘟胶囊",
+    "板蓝根颗粒",
+    "复方丹参滴丸",
+    "藿香正气水",
+    "六味地黄丸",
+    "银翘解毒片",
+    "血塞通软胶囊",
+    "感冒清热颗粒",
+]
+SERVICES = [
+    "普通门诊诊查费",
+    "血常规检查",
+    "尿常规检查",
+    "肝功能测定",
+    "心电图检查",
+    "胸部X线摄影",
+    "腹部彩超",
+    "头颅CT平扫",
+    "静脉输液",
+    "肌肉注射",
+    "床位费(三人间)",
+    "护理费(二级)",
+    "阑尾切除术",
+    "白内障摘除术",
+    "血液透析",
+    "核磁共振(1.5T)",
+]
 MATERIALS = ["一次性输液器", "医用纱布", "留置针", "人工晶体", "心脏支架", "骨科内固定钢板", "导尿管", "缝合线"]
 
 
@@ -68,7 +109,10 @@ def catalogue(region: str, seed: int, n_items: int = 240) -> list[dict[str, str]
             "selfpay_prop": str(selfpay),
             "pric_uplmt_amt": "",
             "lmt_used_flag": "1" if cls == "02" and rng.random() < 0.1 else "0",
-            "selfpay_prop_11": "", "selfpay_prop_12": "", "selfpay_prop_1501": "", "selfpay_prop_1502": "",
+            "selfpay_prop_11": "",
+            "selfpay_prop_12": "",
+            "selfpay_prop_1501": "",
+            "selfpay_prop_1502": "",
             "reference_price": str(price),
         }
         if cls == "02" and rng.random() < 0.15:
@@ -82,8 +126,19 @@ def catalogue(region: str, seed: int, n_items: int = 240) -> list[dict[str, str]
 
 
 def main() -> None:
-    columns = ["med_list_codg", "name", "chrgitm_lv", "selfpay_prop", "pric_uplmt_amt", "lmt_used_flag",
-               "selfpay_prop_11", "selfpay_prop_12", "selfpay_prop_1501", "selfpay_prop_1502", "reference_price"]
+    columns = [
+        "med_list_codg",
+        "name",
+        "chrgitm_lv",
+        "selfpay_prop",
+        "pric_uplmt_amt",
+        "lmt_used_flag",
+        "selfpay_prop_11",
+        "selfpay_prop_12",
+        "selfpay_prop_1501",
+        "selfpay_prop_1502",
+        "reference_price",
+    ]
     for region, seed in (("130100", 1301), ("330300", 3303)):
         path = OUT / f"catalogue-{region}.csv"
         with path.open("w", newline="", encoding="utf-8") as f:

@@ -20,8 +20,20 @@ from typing import NoReturn, Protocol
 
 from .timeutil import SHANGHAI
 
-__all__ = ["Clock", "SystemClock", "SYSTEM_CLOCK", "Randomness", "SystemRandomness", "SeededRandomness",
-           "SYSTEM_RANDOM", "CrashHook", "ExitOnCrash", "EXIT_ON_CRASH", "RaiseOnCrash", "Crashed"]
+__all__ = [
+    "Clock",
+    "SystemClock",
+    "SYSTEM_CLOCK",
+    "Randomness",
+    "SystemRandomness",
+    "SeededRandomness",
+    "SYSTEM_RANDOM",
+    "CrashHook",
+    "ExitOnCrash",
+    "EXIT_ON_CRASH",
+    "RaiseOnCrash",
+    "Crashed",
+]
 
 
 class Clock(Protocol):

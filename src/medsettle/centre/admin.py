@@ -20,8 +20,10 @@ def check_month(text: str) -> str:
     Shared by the admin API and the ``medsettle persons`` commands, so both refuse the same months."""
     match = re.fullmatch(r"(\d{4})-(\d{2})", text)
     if not match or not 1 <= int(match[2]) <= 12 or not FIRST_MONTH_YEAR <= int(match[1]) <= LAST_MONTH_YEAR:
-        raise ValueError(f"{text!r} is not a month: write it as yyyy-mm, such as 2026-03 "
-                         f"(years {FIRST_MONTH_YEAR}-{LAST_MONTH_YEAR}, months 01-12)")
+        raise ValueError(
+            f"{text!r} is not a month: write it as yyyy-mm, such as 2026-03 "
+            f"(years {FIRST_MONTH_YEAR}-{LAST_MONTH_YEAR}, months 01-12)"
+        )
     return text
 
 
@@ -134,7 +136,16 @@ class CardRecord(AdminRequest):
 
 
 ADMIN_REQUESTS: dict[str, type[AdminRequest]] = {
-    "card": CardAction, "credit": Credit, "cancel_person": CancelPerson, "enrol": Enrol, "change_unit": ChangeUnit,
-    "contribute": Contribute, "issue_card": IssueCard, "issue_cards_employer": IssueCardsEmployer,
-    "transfer_out": TransferOut, "transfer_in": TransferIn, "issue_qr": IssueQr, "card_record": CardRecord,
+    "card": CardAction,
+    "credit": Credit,
+    "cancel_person": CancelPerson,
+    "enrol": Enrol,
+    "change_unit": ChangeUnit,
+    "contribute": Contribute,
+    "issue_card": IssueCard,
+    "issue_cards_employer": IssueCardsEmployer,
+    "transfer_out": TransferOut,
+    "transfer_in": TransferIn,
+    "issue_qr": IssueQr,
+    "card_record": CardRecord,
 }

@@ -31,13 +31,25 @@ def answer_fields(env: Envelope, output: dict) -> dict:
 
 
 def ok_response(msgid: str, refmsg_time: str, respond_time: str, output: dict) -> dict:
-    return {"infcode": 0, "inf_refmsgid": msgid, "refmsg_time": refmsg_time, "respond_time": respond_time,
-            "err_msg": "", "output": output}
+    return {
+        "infcode": 0,
+        "inf_refmsgid": msgid,
+        "refmsg_time": refmsg_time,
+        "respond_time": respond_time,
+        "err_msg": "",
+        "output": output,
+    }
 
 
 def error_response(msgid: str, refmsg_time: str, respond_time: str, exc: MedsettleError) -> dict:
-    return {"infcode": -1, "inf_refmsgid": msgid, "refmsg_time": refmsg_time, "respond_time": respond_time,
-            "err_msg": f"{exc.code}: {exc}", "output": {}}
+    return {
+        "infcode": -1,
+        "inf_refmsgid": msgid,
+        "refmsg_time": refmsg_time,
+        "respond_time": respond_time,
+        "err_msg": f"{exc.code}: {exc}",
+        "output": {},
+    }
 
 
 class AnswerStore:
@@ -76,8 +88,9 @@ class AnswerStore:
                 except SettlementRefused as exc:  # refusals are answers too: stored and journaled
                     response = error_response(env.msgid, self._ledger.now_text(), self._ledger.now_text(), exc)
                     with self._ledger.lock:
-                        self._ledger.wait(self._ledger.append(ANSWER, region, env.msgid,
-                                                              {"hash": digest, "response": response}))
+                        self._ledger.wait(
+                            self._ledger.append(ANSWER, region, env.msgid, {"hash": digest, "response": response})
+                        )
             except BaseException as exc:
                 with self._ledger.lock:
                     del self._answers[env.msgid]
@@ -130,8 +143,10 @@ class AnswerStore:
 
     def remember(self, msgid: str, digest: str, output: dict) -> None:
         """On replay: the stored answer of a journaled success."""
-        self._answers[msgid] = (digest, dumps_bytes({"infcode": 0, "inf_refmsgid": msgid, "err_msg": "",
-                                                     "output": output}))
+        self._answers[msgid] = (
+            digest,
+            dumps_bytes({"infcode": 0, "inf_refmsgid": msgid, "err_msg": "", "output": output}),
+        )
 
     # -- replay ---------------------------------------------------------------------------------
 

@@ -62,18 +62,30 @@ def make_app(centre: Centre, *, workers: int = 8, throughput: Throughput | None 
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return {"infcode": -1, "inf_refmsgid": "", "err_msg": f"INVALID_INPUT: the body is over "
-                    f"{MAX_BODY} bytes", "output": {}}, 413
+            return {
+                "infcode": -1,
+                "inf_refmsgid": "",
+                "err_msg": f"INVALID_INPUT: the body is over {MAX_BODY} bytes",
+                "output": {},
+            }, 413
         try:
             data = loads(raw)
             if b"\\u" in raw:  # an escape may spell half a UTF-16 pair, which no UTF-8 text can hold
                 json.dumps(data, ensure_ascii=False, default=str).encode()
         except UnicodeEncodeError:
-            return {"infcode": -1, "inf_refmsgid": "", "err_msg": "INVALID_INPUT: the body holds an unpaired "
-                    "UTF-16 surrogate escape (\\ud800-\\udfff)", "output": {}}, 400
+            return {
+                "infcode": -1,
+                "inf_refmsgid": "",
+                "err_msg": "INVALID_INPUT: the body holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)",
+                "output": {},
+            }, 400
         except (ValueError, UnicodeDecodeError) as exc:
-            return {"infcode": -1, "inf_refmsgid": "", "err_msg": f"INVALID_INPUT: the body is not JSON "
-                    f"({exc})", "output": {}}, 400
+            return {
+                "infcode": -1,
+                "inf_refmsgid": "",
+                "err_msg": f"INVALID_INPUT: the body is not JSON ({exc})",
+                "output": {},
+            }, 400
         try:
             answer = centre.submit(data)
             if not answer.done():
@@ -83,8 +95,12 @@ def make_app(centre: Centre, *, workers: int = 8, throughput: Throughput | None 
             response = answer.result()
         except Exception as exc:  # a bug: answer in the platform's shape, and log it
             log.exception("request failed")
-            return {"infcode": -1, "inf_refmsgid": data.get("msgid", "") if isinstance(data, dict) else "",
-                    "err_msg": f"INTERNAL_ERROR: {exc}", "output": {}}, 500
+            return {
+                "infcode": -1,
+                "inf_refmsgid": data.get("msgid", "") if isinstance(data, dict) else "",
+                "err_msg": f"INTERNAL_ERROR: {exc}",
+                "output": {},
+            }, 500
         return response, 200
 
     async def schema(_: web.Request) -> web.Response:

@@ -43,8 +43,9 @@ class Cards:
     def _person_info(self, env: Envelope, institution: Institution, payload: PersonQuery) -> dict:
         d = payload.data
         if d.mdtrt_cert_type == "03":
-            psn_no = self._registry.card_for(d.mdtrt_cert_no, d.card_sn, field="input.data.mdtrt_cert_no",
-                                             clock=self._ledger.clock).psn_no
+            psn_no = self._registry.card_for(
+                d.mdtrt_cert_no, d.card_sn, field="input.data.mdtrt_cert_no", clock=self._ledger.clock
+            ).psn_no
         elif d.mdtrt_cert_type == "02":
             psn_no = self._registry.person_by_certno(d.certno or d.mdtrt_cert_no)
         else:  # 01, the QR e-voucher
@@ -55,29 +56,46 @@ class Cards:
             balance = self._ledger.settler.person_state(psn_no).balance
         return self._registry.baseinfo(psn_no, balance, today=self._ledger.clock.now().date())
 
-    def present(self, env: Envelope, institution: Institution, data: Any, psn_no: str, *,
-                      activate: bool = False, presettle: bool = False) -> Card | None:
+    def present(
+        self,
+        env: Envelope,
+        institution: Institution,
+        data: Any,
+        psn_no: str,
+        *,
+        activate: bool = False,
+        presettle: bool = False,
+    ) -> Card | None:
         """Check the card a message presents (mdtrt_cert_type 03); activate an issued one on first use."""
         cert_type = getattr(data, "mdtrt_cert_type", "")
         if cert_type == "01":  # the QR e-voucher: valid, and this person's
             if self._qr.person_of(data.mdtrt_cert_no, field="input.data.mdtrt_cert_no") != psn_no:
-                raise CardRefused("QR_UNKNOWN", f"the QR e-voucher is not person {psn_no}'s",
-                                  field="input.data.mdtrt_cert_no")
+                raise CardRefused(
+                    "QR_UNKNOWN", f"the QR e-voucher is not person {psn_no}'s", field="input.data.mdtrt_cert_no"
+                )
             return None
         if cert_type != "03":
             return None
         card_sn = (getattr(data, "model_extra", None) or {}).get("card_sn", "")
-        card = self._registry.card_for(data.mdtrt_cert_no, card_sn, psn_no, field="input.data.mdtrt_cert_no",
-                                       clock=self._ledger.clock)
+        card = self._registry.card_for(
+            data.mdtrt_cert_no, card_sn, psn_no, field="input.data.mdtrt_cert_no", clock=self._ledger.clock
+        )
         if card.status == ISSUED:
             if activate:
-                self._ledger.commit(CARD_EVENT, institution.admdvs, f"{env.msgid}/activate",
-                                    {"card_no": card.card_no, "action": "activate", "by": institution.fixmedins_code},
-                                    apply=lambda: self._registry.apply(CARD_EVENT, {"card_no": card.card_no,
-                                                                                    "action": "activate"}))
+                self._ledger.commit(
+                    CARD_EVENT,
+                    institution.admdvs,
+                    f"{env.msgid}/activate",
+                    {"card_no": card.card_no, "action": "activate", "by": institution.fixmedins_code},
+                    apply=lambda: self._registry.apply(CARD_EVENT, {"card_no": card.card_no, "action": "activate"}),
+                )
             elif not presettle:
-                raise CardRefused("CARD_NOT_ACTIVATED", f"card {card.card_no} is not activated: activate it at a "
-                                  "bank or by a registration or pharmacy sale", field="input.data.mdtrt_cert_no")
+                raise CardRefused(
+                    "CARD_NOT_ACTIVATED",
+                    f"card {card.card_no} is not activated: activate it at a "
+                    "bank or by a registration or pharmacy sale",
+                    field="input.data.mdtrt_cert_no",
+                )
         return card
 
     # -- admin API (journaled events) ---------------------------------------------------------
@@ -93,10 +111,19 @@ class Cards:
         if action == "lost" and replace:
             n = len(self._registry.cards)
             region = card.card_sn[:6]
-            body["replacement"] = {"card_no": f"R{n:08d}", "card_sn": f"{region}D156000005{n:08d}FFFFFFFF",
-                                   "psn_no": card.psn_no, "status": ISSUED}
-        self._ledger.commit(CARD_EVENT, card.card_sn[:6], f"admin/{card_no}/{action}/{len(self._registry.cards)}",
-                            body, apply=lambda: self._registry.apply(CARD_EVENT, body))
+            body["replacement"] = {
+                "card_no": f"R{n:08d}",
+                "card_sn": f"{region}D156000005{n:08d}FFFFFFFF",
+                "psn_no": card.psn_no,
+                "status": ISSUED,
+            }
+        self._ledger.commit(
+            CARD_EVENT,
+            card.card_sn[:6],
+            f"admin/{card_no}/{action}/{len(self._registry.cards)}",
+            body,
+            apply=lambda: self._registry.apply(CARD_EVENT, body),
+        )
         return body
 
     def credit_account(self, psn_no: str, amount: Any, key: str) -> dict:
@@ -115,8 +142,12 @@ class Cards:
                 raise InvalidInput(f"the credit {key} of {psn_no} was already made", field="key")
             self._credit_keys.add(journal_key)
             balance = ledger.settler.credit(psn_no, fen)
-            future = ledger.append(CREDIT, region, journal_key, {
-                "psn_no": psn_no, "amount": fen, "reason": f"monthly credit {key}", "balance": balance})
+            future = ledger.append(
+                CREDIT,
+                region,
+                journal_key,
+                {"psn_no": psn_no, "amount": fen, "reason": f"monthly credit {key}", "balance": balance},
+            )
         ledger.wait(future)
         return {"psn_no": psn_no, "amount": str(fen_to_decimal(fen)), "balc": str(fen_to_decimal(balance))}
 

@@ -77,8 +77,10 @@ class Ledger:
     def fail(self, failure: BaseException) -> CentreFailStopped:
         """Fail stop: record that the journal failed; the error every later change is refused with."""
         if self._failure is None:  # the first failure; the requests of its group commit fail with it
-            log.error("fail-stop: the journal failed: %s; every change is refused until a restart replays the "
-                      "journal", failure)
+            log.error(
+                "fail-stop: the journal failed: %s; every change is refused until a restart replays the journal",
+                failure,
+            )
         self._failure = f"the journal failed: {failure}"
         return self.unavailable()
 

@@ -35,10 +35,14 @@ class Downloads:
         if d.ver == catalogue.version:
             return {"ver": catalogue.version, "unchanged": True, "items": []}
         start = (d.page_num - 1) * d.page_size
-        items = catalogue.items[start:start + d.page_size]
+        items = catalogue.items[start : start + d.page_size]
         return {
-            "ver": catalogue.version, "effective_from": catalogue.effective_from.isoformat(), "unchanged": False,
-            "total": len(catalogue.items), "page_num": d.page_num, "page_size": d.page_size,
+            "ver": catalogue.version,
+            "effective_from": catalogue.effective_from.isoformat(),
+            "unchanged": False,
+            "total": len(catalogue.items),
+            "page_num": d.page_num,
+            "page_size": d.page_size,
             "items": [item.model_dump(mode="json") for item in items],
         }
 
@@ -47,12 +51,21 @@ class Downloads:
         region, rules = self._in_force(d, institution, "rule set", Region.ruleset_on)
         if d.ver == rules.version:
             return {"ver": rules.version, "unchanged": True}
-        return {"ver": rules.version, "unchanged": False, "admdvs": region.admdvs,
-                "groups": [g.model_dump(mode="json") for g in region.groups],
-                "ruleset": rules.model_dump(mode="json")}
+        return {
+            "ver": rules.version,
+            "unchanged": False,
+            "admdvs": region.admdvs,
+            "groups": [g.model_dump(mode="json") for g in region.groups],
+            "ruleset": rules.model_dump(mode="json"),
+        }
 
-    def _in_force(self, d: DownloadData, institution: Institution, what: str,
-                  version_on: Callable[[Region, dt.date], Version | None]) -> tuple[Region, Version]:
+    def _in_force(
+        self,
+        d: DownloadData,
+        institution: Institution,
+        what: str,
+        version_on: Callable[[Region, dt.date], Version | None],
+    ) -> tuple[Region, Version]:
         """(region, its catalogue or rule set in force on the asked day: today by default); ``what`` names
         which for the error, ``version_on`` finds it (Region.catalogue_on or Region.ruleset_on)."""
         admdvs = d.admdvs or institution.admdvs

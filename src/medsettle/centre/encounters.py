@@ -59,8 +59,9 @@ class Encounters:
 
     def apply(self, kind: str, body: dict[str, Any]) -> None:
         if kind == REGISTER:
-            self.by_id[body["mdtrt_id"]] = Encounter(body["mdtrt_id"], body["psn_no"], body["fixmedins_code"],
-                                                     body["begntime"], body.get("med_type", "11"))
+            self.by_id[body["mdtrt_id"]] = Encounter(
+                body["mdtrt_id"], body["psn_no"], body["fixmedins_code"], body["begntime"], body.get("med_type", "11")
+            )
             self.count += 1
         elif kind == REGISTER_CANCEL:
             self.by_id[body["mdtrt_id"]].cancelled = True

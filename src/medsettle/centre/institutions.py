@@ -42,10 +42,20 @@ def default_institutions(policy: Policy) -> list[Institution]:
         out += [
             Institution(fixmedins_code=f"H{a}00001", fixmedins_name=f"{a} 第一人民医院 (三级)", admdvs=a, tier="3"),
             Institution(fixmedins_code=f"H{a}00002", fixmedins_name=f"{a} 中心医院 (二级)", admdvs=a, tier="2"),
-            Institution(fixmedins_code=f"H{a}00003", fixmedins_name=f"{a} 社区卫生服务中心 (一级)", admdvs=a,
-                        tier="1", failure_policy="store_and_forward"),
+            Institution(
+                fixmedins_code=f"H{a}00003",
+                fixmedins_name=f"{a} 社区卫生服务中心 (一级)",
+                admdvs=a,
+                tier="1",
+                failure_policy="store_and_forward",
+            ),
             Institution(fixmedins_code=f"P{a}00001", fixmedins_name=f"{a} 大药房", admdvs=a, tier="pharmacy"),
-            Institution(fixmedins_code=f"P{a}00002", fixmedins_name=f"{a} 便民药店", admdvs=a, tier="pharmacy",
-                        failure_policy="store_and_forward"),
+            Institution(
+                fixmedins_code=f"P{a}00002",
+                fixmedins_name=f"{a} 便民药店",
+                admdvs=a,
+                tier="pharmacy",
+                failure_policy="store_and_forward",
+            ),
         ]
     return out

@@ -50,8 +50,9 @@ class Envelope(BaseModel):
         # Compact, keys sorted, non-ASCII kept: the same text simplejson gave earlier versions (a test
         # checks), so hashes journaled by them still match.
         try:
-            canonical = dumps_bytes([self.infno, self.fixmedins_code, self.mdtrtarea_admvs, self.insuplc_admdvs,
-                                     self.input], sort_keys=True)
+            canonical = dumps_bytes(
+                [self.infno, self.fixmedins_code, self.mdtrtarea_admvs, self.insuplc_admdvs, self.input], sort_keys=True
+            )
         except TypeError as exc:  # half a UTF-16 pair, or an object no JSON text has: not a request
             raise InvalidInput(f"the request cannot be written as JSON text ({exc})", field="input") from None
         return hashlib.sha256(canonical).hexdigest()
@@ -66,6 +67,7 @@ class SignInData(BaseModel):
 
 class SignIn(BaseModel):
     """9001 input."""
+
     signIn: SignInData
 
 
@@ -77,6 +79,7 @@ class SignOutData(BaseModel):
 
 class SignOut(BaseModel):
     """9002 input."""
+
     signOut: SignOutData
 
 
@@ -104,6 +107,7 @@ class PharmacyFee(FeeLine):
 
 class PharmacySale(BaseModel):
     """2101 (pre-settle) and 2102 (settle) input: ``data`` and the fee details inline."""
+
     data: PharmacyData
     feedetail: list[PharmacyFee] = Field(min_length=1, max_length=1000)
 
@@ -117,6 +121,7 @@ class CancelData(BaseModel):
 
 class Cancel(BaseModel):
     """2103 (and 2208, 2305) input."""
+
     data: CancelData
 
 
@@ -132,6 +137,7 @@ class RegisterData(BaseModel):
 
 class Register(BaseModel):
     """2201 input."""
+
     data: RegisterData
 
 
@@ -144,6 +150,7 @@ class RegisterCancelData(BaseModel):
 
 class RegisterCancel(BaseModel):
     """2202 input."""
+
     data: RegisterCancelData
 
 
@@ -157,6 +164,7 @@ class VisitInfo(BaseModel):
 
 class Visit(BaseModel):
     """2203 input: the visit's med type and diagnoses."""
+
     mdtrtinfo: VisitInfo
     diseinfo: list[dict[str, Any]] = []
 
@@ -171,6 +179,7 @@ class UploadedFee(FeeLine):
 
 class FeeUpload(BaseModel):
     """2204 input."""
+
     feedetail: list[UploadedFee] = Field(min_length=1, max_length=1000)
 
 
@@ -183,6 +192,7 @@ class FeeCancelData(BaseModel):
 
 class FeeCancel(BaseModel):
     """2205 input."""
+
     data: FeeCancelData
 
 
@@ -204,6 +214,7 @@ class OutpatientSettleData(BaseModel):
 
 class OutpatientSettle(BaseModel):
     """2206 (pre-settle) and 2207 (settle) input."""
+
     data: OutpatientSettleData
 
 
@@ -215,6 +226,7 @@ class AccumulatorsData(BaseModel):
 
 class Accumulators(BaseModel):
     """5206 input: a person's year-to-date accumulators for the year of ``cum_ym``."""
+
     data: AccumulatorsData
 
 
@@ -227,6 +239,7 @@ class ReversalData(BaseModel):
 
 class Reversal(BaseModel):
     """2601 input: reverse a message whose answer was lost."""
+
     data: ReversalData
 
 
@@ -245,6 +258,7 @@ class StatementData(BaseModel):
 
 class Statement(BaseModel):
     """3201 input: the institution's totals for one period, scheme, clearing type and insured region."""
+
     data: StatementData
 
 
@@ -261,6 +275,7 @@ class DetailLine(BaseModel):
 
 class StatementDetail(BaseModel):
     """3202 input: the period and every setl_id (settlements and cancel mirrors) the institution holds."""
+
     data: DetailPeriod
     detail: list[DetailLine] = Field(max_length=100_000)
 
@@ -278,6 +293,7 @@ class AdmissionInfo(BaseModel):
 
 class Admission(BaseModel):
     """2401 input."""
+
     mdtrtinfo: AdmissionInfo
     diseinfo: list[dict[str, Any]] = []
 
@@ -291,6 +307,7 @@ class DischargeInfo(BaseModel):
 
 class Discharge(BaseModel):
     """2402 input."""
+
     dscginfo: DischargeInfo
     diseinfo: list[dict[str, Any]] = []
 
@@ -303,6 +320,7 @@ class StayData(BaseModel):
 
 class StayCancel(BaseModel):
     """2404 (admission cancel) and 2405 (discharge cancel) input."""
+
     data: StayData
 
 
@@ -312,6 +330,7 @@ class InpatientSettleData(OutpatientSettleData):
 
 class InpatientSettle(BaseModel):
     """2303 (pre-settle) and 2304 (settle; mid_setl_flag 1 for a mid-stay settlement) input."""
+
     data: InpatientSettleData
 
 
@@ -326,6 +345,7 @@ class DownloadData(BaseModel):
 
 class Download(BaseModel):
     """1312 (catalogue) and 9901 (medsettle extension: pooled-fund rules) input."""
+
     data: DownloadData = DownloadData()
 
 
@@ -341,16 +361,40 @@ class PersonQueryData(BaseModel):
 
 class PersonQuery(BaseModel):
     """1101 input: who is this, by QR e-voucher (01), ID card (02) or social security card (03)."""
+
     data: PersonQueryData
 
 
 INPUTS: dict[str, type[BaseModel]] = {
-    "9001": SignIn, "9002": SignOut, "2101": PharmacySale, "2102": PharmacySale, "2103": Cancel,
-    "2201": Register, "2202": RegisterCancel, "2203": Visit, "2204": FeeUpload, "2205": FeeCancel,
-    "2206": OutpatientSettle, "2207": OutpatientSettle, "2208": Cancel, "5206": Accumulators, "2601": Reversal,
-    "3201": Statement, "3202": StatementDetail, "2401": Admission, "2402": Discharge, "2404": StayCancel,
-    "2405": StayCancel, "2301": FeeUpload, "2302": FeeCancel, "2303": InpatientSettle, "2304": InpatientSettle,
-    "2305": Cancel, "1312": Download, "9901": Download, "1101": PersonQuery,
+    "9001": SignIn,
+    "9002": SignOut,
+    "2101": PharmacySale,
+    "2102": PharmacySale,
+    "2103": Cancel,
+    "2201": Register,
+    "2202": RegisterCancel,
+    "2203": Visit,
+    "2204": FeeUpload,
+    "2205": FeeCancel,
+    "2206": OutpatientSettle,
+    "2207": OutpatientSettle,
+    "2208": Cancel,
+    "5206": Accumulators,
+    "2601": Reversal,
+    "3201": Statement,
+    "3202": StatementDetail,
+    "2401": Admission,
+    "2402": Discharge,
+    "2404": StayCancel,
+    "2405": StayCancel,
+    "2301": FeeUpload,
+    "2302": FeeCancel,
+    "2303": InpatientSettle,
+    "2304": InpatientSettle,
+    "2305": Cancel,
+    "1312": Download,
+    "9901": Download,
+    "1101": PersonQuery,
 }
 
 
@@ -358,6 +402,8 @@ def json_schemas() -> dict[str, Any]:
     """JSON Schema of the envelope, of every transaction's input by infno, and of the admin API's requests."""
     from .admin import ADMIN_REQUESTS  # noqa: PLC0415 (the admin models are not platform messages)
 
-    return {"envelope": Envelope.model_json_schema(),
-            "inputs": {infno: model.model_json_schema() for infno, model in INPUTS.items()},
-            "admin": {action: model.model_json_schema() for action, model in ADMIN_REQUESTS.items()}}
+    return {
+        "envelope": Envelope.model_json_schema(),
+        "inputs": {infno: model.model_json_schema() for infno, model in INPUTS.items()},
+        "admin": {action: model.model_json_schema() for action, model in ADMIN_REQUESTS.items()},
+    }

@@ -40,8 +40,9 @@ from .settlements import Settlements
 
 
 class OutpatientFlow:
-    def __init__(self, ledger: Ledger, settlements: Settlements, cards: Cards, encounters: Encounters, *,
-                 id_prefix: str) -> None:
+    def __init__(
+        self, ledger: Ledger, settlements: Settlements, cards: Cards, encounters: Encounters, *, id_prefix: str
+    ) -> None:
         self._ledger = ledger
         self._settlements = settlements
         self._cards = cards
@@ -51,8 +52,15 @@ class OutpatientFlow:
             ledger.owns(kind, self._replay_event)
 
     def handlers(self) -> dict:
-        return {"2201": self._register, "2202": self._register_cancel, "2203": self._visit, "2204": self.fees,
-                "2205": self.fees_cancel, "2206": self._outpatient_presettle, "2207": self._outpatient_settle}
+        return {
+            "2201": self._register,
+            "2202": self._register_cancel,
+            "2203": self._visit,
+            "2204": self.fees,
+            "2205": self.fees_cancel,
+            "2206": self._outpatient_presettle,
+            "2207": self._outpatient_settle,
+        }
 
     def _register(self, env: Envelope, institution: Institution, payload: Register) -> dict:
         if institution.tier == "pharmacy":
@@ -62,11 +70,22 @@ class OutpatientFlow:
 
         def body() -> dict[str, Any]:
             mdtrt_id = self.new_mdtrt_id("MD", institution)
-            return {"mdtrt_id": mdtrt_id, "psn_no": payload.data.psn_no,
-                    "fixmedins_code": institution.fixmedins_code, "begntime": payload.data.begntime}
+            return {
+                "mdtrt_id": mdtrt_id,
+                "psn_no": payload.data.psn_no,
+                "fixmedins_code": institution.fixmedins_code,
+                "begntime": payload.data.begntime,
+            }
 
-        done = self.event(REGISTER, institution, env, body, lambda b: {
-            "data": {"mdtrt_id": b["mdtrt_id"], "psn_no": b["psn_no"], "ipt_otp_no": payload.data.ipt_otp_no}})
+        done = self.event(
+            REGISTER,
+            institution,
+            env,
+            body,
+            lambda b: {
+                "data": {"mdtrt_id": b["mdtrt_id"], "psn_no": b["psn_no"], "ipt_otp_no": payload.data.ipt_otp_no}
+            },
+        )
         return done
 
     def _register_cancel(self, env: Envelope, institution: Institution, payload: RegisterCancel) -> dict:
@@ -74,8 +93,9 @@ class OutpatientFlow:
         if enc.inpatient:
             raise InvalidInput(f"{enc.mdtrt_id} is an admission: cancel it with 2404", field="input.data.mdtrt_id")
         if enc.settled:
-            raise InvalidInput("the visit has settled fees: cancel the settlement first (2208)",
-                               field="input.data.mdtrt_id")
+            raise InvalidInput(
+                "the visit has settled fees: cancel the settlement first (2208)", field="input.data.mdtrt_id"
+            )
         return self.event(REGISTER_CANCEL, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id}, lambda b: {})
 
     def _visit(self, env: Envelope, institution: Institution, payload: Visit) -> dict:
@@ -84,34 +104,47 @@ class OutpatientFlow:
         if enc.inpatient:
             raise InvalidInput(f"{enc.mdtrt_id} is an admission", field="input.mdtrtinfo.mdtrt_id")
         if info.med_type not in institution.med_types:
-            raise InvalidInput(f"institution {institution.fixmedins_code} may not settle med_type {info.med_type}",
-                               field="input.mdtrtinfo.med_type")
-        return self.event(VISIT, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id, "med_type": info.med_type},
-                           lambda b: {})
+            raise InvalidInput(
+                f"institution {institution.fixmedins_code} may not settle med_type {info.med_type}",
+                field="input.mdtrtinfo.med_type",
+            )
+        return self.event(
+            VISIT, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id, "med_type": info.med_type}, lambda b: {}
+        )
 
     def fees(self, env: Envelope, institution: Institution, payload: FeeUpload) -> dict:
         """2204 for a visit, 2301 for an admission."""
         first = payload.feedetail[0]
         enc = self.encounter(first.mdtrt_id, first.psn_no, institution, "input.feedetail[0]")
         if enc.inpatient != (env.infno == "2301"):
-            raise InvalidInput("upload an admission's fees with 2301 and a visit's with 2204",
-                               field="input.feedetail[0].mdtrt_id")
+            raise InvalidInput(
+                "upload an admission's fees with 2301 and a visit's with 2204", field="input.feedetail[0].mdtrt_id"
+            )
         seen: set[str] = set()
         for j, line in enumerate(payload.feedetail):
             if line.mdtrt_id != enc.mdtrt_id or line.psn_no != enc.psn_no:
-                raise InvalidInput("every line of one upload belongs to one visit and person",
-                                   field=f"input.feedetail[{j}].mdtrt_id")
+                raise InvalidInput(
+                    "every line of one upload belongs to one visit and person", field=f"input.feedetail[{j}].mdtrt_id"
+                )
             if not line.feedetl_sn or line.feedetl_sn in enc.lines or line.feedetl_sn in seen:
-                raise InvalidInput(f"feedetl_sn {line.feedetl_sn!r} is missing or already uploaded",
-                                   field=f"input.feedetail[{j}].feedetl_sn")
+                raise InvalidInput(
+                    f"feedetl_sn {line.feedetl_sn!r} is missing or already uploaded",
+                    field=f"input.feedetail[{j}].feedetl_sn",
+                )
             seen.add(line.feedetl_sn)
-        lines = [line.model_dump(mode="json", include={"feedetl_sn", "med_list_codg", "pric", "cnt",
-                                                        "det_item_fee_sumamt", "hosp_appr_flag"}, exclude_none=True)
-                 for line in payload.feedetail]
+        lines = [
+            line.model_dump(
+                mode="json",
+                include={"feedetl_sn", "med_list_codg", "pric", "cnt", "det_item_fee_sumamt", "hosp_appr_flag"},
+                exclude_none=True,
+            )
+            for line in payload.feedetail
+        ]
         split = self._ledger.settler.presettle(self.bill(env, institution, enc, lines)).line_split()
         result = [{**s, "pric": line["pric"], "cnt": line["cnt"]} for s, line in zip(split, lines, strict=True)]
-        return self.event(FEES, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id, "lines": lines},
-                           lambda b: {"result": result})
+        return self.event(
+            FEES, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id, "lines": lines}, lambda b: {"result": result}
+        )
 
     def fees_cancel(self, env: Envelope, institution: Institution, payload: FeeCancel) -> dict:
         enc = self.encounter(payload.data.mdtrt_id, payload.data.psn_no, institution, "input.data")
@@ -122,8 +155,9 @@ class OutpatientFlow:
             sns = [sn]
         else:
             raise InvalidInput(f"no unsettled line {sn!r} in visit {enc.mdtrt_id}", field="input.data.feedetl_sn")
-        return self.event(FEES_CANCEL, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id, "feedetl_sns": sns},
-                           lambda b: {})
+        return self.event(
+            FEES_CANCEL, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id, "feedetl_sns": sns}, lambda b: {}
+        )
 
     def _outpatient_presettle(self, env: Envelope, institution: Institution, payload: OutpatientSettle) -> dict:
         enc, bill = self._outpatient_bill(env, institution, payload)
@@ -135,13 +169,23 @@ class OutpatientFlow:
         if payload.data.deferred_voucher_no is not None:
             self._settlements.check_deferred_window(institution, enc.begntime, enc.med_type)
         self._cards.present(env, institution, payload.data, enc.psn_no)
-        return self._settlements.settle(env, institution, bill, {"mdtrt_id": enc.mdtrt_id,
-                                                      "feedetl_sns": [ln["feedetl_sn"] for ln in bill["feedetail"]]})
+        return self._settlements.settle(
+            env,
+            institution,
+            bill,
+            {"mdtrt_id": enc.mdtrt_id, "feedetl_sns": [ln["feedetl_sn"] for ln in bill["feedetail"]]},
+        )
 
     # -- what the inpatient flow shares ------------------------------------------------------------
 
-    def event(self, kind: str, institution: Institution, env: Envelope, make_body: Callable[[], dict],
-              make_output: Callable[[dict], dict]) -> dict:
+    def event(
+        self,
+        kind: str,
+        institution: Institution,
+        env: Envelope,
+        make_body: Callable[[], dict],
+        make_output: Callable[[dict], dict],
+    ) -> dict:
         """Apply an encounter event and journal it with its answer; return the answer's output."""
         ledger = self._ledger
         with ledger.lock:
@@ -165,8 +209,9 @@ class OutpatientFlow:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _outpatient_bill(self, env: Envelope, institution: Institution, payload: OutpatientSettle
-                         ) -> tuple[Encounter, dict]:
+    def _outpatient_bill(
+        self, env: Envelope, institution: Institution, payload: OutpatientSettle
+    ) -> tuple[Encounter, dict]:
         data = payload.data
         enc = self.encounter(data.mdtrt_id, data.psn_no, institution, "input.data")
         if enc.inpatient:
@@ -178,14 +223,22 @@ class OutpatientFlow:
             raise InvalidInput("the visit has no unsettled fee lines (2204)", field="input.data.mdtrt_id")
         return enc, self.bill(env, institution, enc, lines, data)
 
-    def bill(self, env: Envelope, institution: Institution, enc: Encounter, lines: list[dict],
-              data: Any = None) -> dict:
+    def bill(
+        self, env: Envelope, institution: Institution, enc: Encounter, lines: list[dict], data: Any = None
+    ) -> dict:
         """The bill of an encounter's lines; ``data`` (a settle message's) adds acct_used_flag and the
         caller's medfee_sumamt."""
         self._settlements.check_routing(env, enc.psn_no)
-        bill = {"bill_id": env.msgid, "psn_no": enc.psn_no, "mdtrt_id": enc.mdtrt_id, "med_type": enc.med_type,
-                "setl_time": enc.begntime, "hosp_lv": institution.tier, "mdtrtarea_admvs": institution.admdvs,
-                "feedetail": lines}
+        bill = {
+            "bill_id": env.msgid,
+            "psn_no": enc.psn_no,
+            "mdtrt_id": enc.mdtrt_id,
+            "med_type": enc.med_type,
+            "setl_time": enc.begntime,
+            "hosp_lv": institution.tier,
+            "mdtrtarea_admvs": institution.admdvs,
+            "feedetail": lines,
+        }
         if data is not None:
             bill["acct_used_flag"] = str(data.acct_used_flag)
             if data.medfee_sumamt is not None:
@@ -197,8 +250,7 @@ class OutpatientFlow:
     def encounter(self, mdtrt_id: str, psn_no: str, institution: Institution, where: str) -> Encounter:
         enc = self._encounters.get(mdtrt_id)
         if enc is None or enc.cancelled or enc.fixmedins_code != institution.fixmedins_code:
-            raise InvalidInput(f"no open visit {mdtrt_id!r} at {institution.fixmedins_code}",
-                               field=f"{where}.mdtrt_id")
+            raise InvalidInput(f"no open visit {mdtrt_id!r} at {institution.fixmedins_code}", field=f"{where}.mdtrt_id")
         if enc.psn_no != psn_no:
             raise InvalidInput(f"visit {mdtrt_id} is not person {psn_no!r}'s", field=f"{where}.psn_no")
         return enc

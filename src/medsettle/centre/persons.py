@@ -80,8 +80,9 @@ class PersonsFlow:
         action = body.get("action")
         model = None if action is None else A.ADMIN_REQUESTS.get(action)
         if model is None:
-            raise InvalidInput(f"unknown action {body.get('action')!r}: one of {', '.join(A.ADMIN_REQUESTS)}",
-                               field="action")
+            raise InvalidInput(
+                f"unknown action {body.get('action')!r}: one of {', '.join(A.ADMIN_REQUESTS)}", field="action"
+            )
         try:
             req = model.model_validate(body)
         except ValidationError as exc:
@@ -123,8 +124,9 @@ class PersonsFlow:
     def _check_admin_ownership(self, req: A.AdminRequest) -> None:
         """Only the process owning a person's region changes them (several processes, one database)."""
         if isinstance(req, A.Enrol) and req.insuplc_admdvs not in self._regions.owned:
-            raise InvalidInput(f"region {req.insuplc_admdvs} is not owned by this centre process",
-                               field="insuplc_admdvs")
+            raise InvalidInput(
+                f"region {req.insuplc_admdvs} is not owned by this centre process", field="insuplc_admdvs"
+            )
         if isinstance(req, A.CardAction) and req.card_no in self._registry.cards:
             self._regions.owns_person(self._registry.cards[req.card_no].psn_no, "card_no")
         if isinstance(req, A.IssueCardsEmployer):
@@ -133,12 +135,17 @@ class PersonsFlow:
         if isinstance(req, A.TransferIn):
             cert = self._registry.transfers.get(req.certificate_no)
             if cert is not None and not {cert["from_admdvs"], cert["to_admdvs"]} <= self._regions.owned:
-                raise InvalidInput("a transfer between regions owned by different centre processes is accepted "
-                                   "by a process owning both (the person's state lives in the old one)",
-                                   field="certificate_no")
+                raise InvalidInput(
+                    "a transfer between regions owned by different centre processes is accepted "
+                    "by a process owning both (the person's state lives in the old one)",
+                    field="certificate_no",
+                )
         if isinstance(req, A.TransferOut) and req.to_admdvs not in self._regions.owned:
-            raise InvalidInput(f"region {req.to_admdvs} is owned by another centre process: transfer within the "
-                               "regions of one process", field="to_admdvs")
+            raise InvalidInput(
+                f"region {req.to_admdvs} is owned by another centre process: transfer within the "
+                "regions of one process",
+                field="to_admdvs",
+            )
         person_no = getattr(req, "psn_no", None)
         if person_no:
             self._regions.owns_person(person_no)
@@ -149,8 +156,10 @@ class PersonsFlow:
         policy = self._ledger.settler.policy
         regions = [r.admdvs for r in policy.regions]
         if req.insuplc_admdvs not in regions:
-            raise InvalidInput(f"region {req.insuplc_admdvs} is not one of this centre's ({', '.join(regions)})",
-                               field="insuplc_admdvs")
+            raise InvalidInput(
+                f"region {req.insuplc_admdvs} is not one of this centre's ({', '.join(regions)})",
+                field="insuplc_admdvs",
+            )
         region = policy.regions[regions.index(req.insuplc_admdvs)]
         if req.insutype not in region.insutypes:
             raise InvalidInput(f"region {region.admdvs} has no scheme {req.insutype}", field="insutype")
@@ -159,8 +168,9 @@ class PersonsFlow:
         if id_check_digit(req.certno[:17]) != req.certno[17]:
             raise InvalidInput("the ID number's check digit is wrong", field="certno")
         if req.certno in self._registry.by_certno:
-            raise InvalidInput(f"ID number {req.certno} is already insured as {self._registry.by_certno[req.certno]}",
-                               field="certno")
+            raise InvalidInput(
+                f"ID number {req.certno} is already insured as {self._registry.by_certno[req.certno]}", field="certno"
+            )
         try:
             if len(req.psn_name.encode("gbk")) > 30:
                 raise InvalidInput("the name is longer than a card holds (30 bytes in GBK)", field="psn_name")
@@ -187,26 +197,49 @@ class PersonsFlow:
             while psn_no in self._ledger.settler.population.index:
                 row += 1
                 psn_no = f"{region.admdvs}{row:014d}"
-        body = {"action": "enrol", "psn_no": psn_no, "insutype": req.insutype, "psn_type": req.psn_type,
-                "region": region.admdvs, "assistance": req.assistance, "extra_wait": extra_wait,
-                "identity": {"psn_name": req.psn_name, "certno": req.certno, "gend": req.gend,
-                             "brdy": req.brdy.isoformat(), "emp_no": emp_no, "emp_name": emp_name}}
+        body = {
+            "action": "enrol",
+            "psn_no": psn_no,
+            "insutype": req.insutype,
+            "psn_type": req.psn_type,
+            "region": region.admdvs,
+            "assistance": req.assistance,
+            "extra_wait": extra_wait,
+            "identity": {
+                "psn_name": req.psn_name,
+                "certno": req.certno,
+                "gend": req.gend,
+                "brdy": req.brdy.isoformat(),
+                "emp_no": emp_no,
+                "emp_name": emp_name,
+            },
+        }
         self._person_commit(region.admdvs, f"{psn_no}/enrol", body)
-        return {"psn_no": psn_no, "insuplc_admdvs": region.admdvs, "emp_no": emp_no, "extra_wait_months": extra_wait,
-                "note": "benefits start after the waiting months of continuous contributions ('contribute')"}
+        return {
+            "psn_no": psn_no,
+            "insuplc_admdvs": region.admdvs,
+            "emp_no": emp_no,
+            "extra_wait_months": extra_wait,
+            "note": "benefits start after the waiting months of continuous contributions ('contribute')",
+        }
 
     def change_unit(self, req: A.ChangeUnit) -> dict:
         d = self._describe(req.psn_no)
         if d["insutype"] != "310":
-            raise InvalidInput("only employees change unit; residents are in the region's virtual unit",
-                               field="psn_no")
+            raise InvalidInput("only employees change unit; residents are in the region's virtual unit", field="psn_no")
         if not d["active"]:
             raise InvalidInput(f"person {req.psn_no} is not insured here now", field="psn_no")
         ident = self._registry.identities[req.psn_no]
         if ident.emp_no == req.emp_no:
             raise InvalidInput(f"person {req.psn_no} is already with unit {req.emp_no}", field="emp_no")
-        body = {"action": "change_unit", "psn_no": req.psn_no, "emp_no": req.emp_no, "emp_name": req.emp_name,
-                "certificate": req.certificate, "from_emp_no": ident.emp_no}
+        body = {
+            "action": "change_unit",
+            "psn_no": req.psn_no,
+            "emp_no": req.emp_no,
+            "emp_name": req.emp_name,
+            "certificate": req.certificate,
+            "from_emp_no": ident.emp_no,
+        }
         self._person_commit(d["insuplc_admdvs"], f"{req.psn_no}/unit/{req.emp_no}/{req.certificate}", body)
         return {"psn_no": req.psn_no, "emp_no": req.emp_no, "emp_name": req.emp_name}
 
@@ -238,17 +271,23 @@ class PersonsFlow:
         with self._ledger.lock:
             balance = self._ledger.settler.person_state(req.psn_no).balance
             attrs = self._ledger.settler.population.describe(self._ledger.settler.population.index_of(req.psn_no))
-        return {"psn_no": req.psn_no, "month": req.month, "credit": str(fen_to_decimal(credit)),
-                "balc": str(fen_to_decimal(balance)), "contrib_from": attrs["contrib_from"],
-                "paid_through": attrs["paid_through"]}
+        return {
+            "psn_no": req.psn_no,
+            "month": req.month,
+            "credit": str(fen_to_decimal(credit)),
+            "balc": str(fen_to_decimal(balance)),
+            "contrib_from": attrs["contrib_from"],
+            "paid_through": attrs["paid_through"],
+        }
 
     # -- cards -----------------------------------------------------------------------------------------
 
     def issue_card(self, req: A.IssueCard) -> dict:
         if req.channel == "delegate":
             if req.delegate_certno is None:
-                raise InvalidInput("a card collected by a delegate needs the delegate's ID number",
-                                   field="delegate_certno")
+                raise InvalidInput(
+                    "a card collected by a delegate needs the delegate's ID number", field="delegate_certno"
+                )
             holder = self._registry.identities.get(req.psn_no)
             if holder is not None and req.delegate_certno == holder.certno:
                 raise InvalidInput("the delegate is someone other than the holder", field="delegate_certno")
@@ -264,8 +303,14 @@ class PersonsFlow:
             self._registry.apply(CARD_EVENT, body)
             future = self._ledger.append(CARD_EVENT, card.card_sn[:6], f"{card.card_no}/issue", body)
         self._ledger.wait(future)
-        return {"psn_no": psn_no, "card_no": card.card_no, "card_sn": card.card_sn, "status": card.status,
-                "channel": channel, "ready_on": card.ready_on}
+        return {
+            "psn_no": psn_no,
+            "card_no": card.card_no,
+            "card_sn": card.card_sn,
+            "status": card.status,
+            "channel": channel,
+            "ready_on": card.ready_on,
+        }
 
     def issue_cards_employer(self, req: A.IssueCardsEmployer) -> dict:
         """Cards for a unit's employees in bulk: every person is checked before any card is made."""
@@ -285,14 +330,20 @@ class PersonsFlow:
             raise InvalidInput(f"person {psn_no} is not insured here now", field=field)
         held = self._registry.usable_card_of(psn_no)
         if held is not None:
-            raise InvalidInput(f"person {psn_no} already holds card {held.card_no} ({held.status}): report it lost "
-                               "first", field=field)
+            raise InvalidInput(
+                f"person {psn_no} already holds card {held.card_no} ({held.status}): report it lost first", field=field
+            )
         n = len(self._registry.cards)
         region = d["insuplc_admdvs"]
         ready = add_working_days(self._ledger.clock.now().date(), READY_AFTER_WORKING_DAYS[channel])
-        return Card(card_no=f"{region[:2]}{n:07d}", card_sn=f"{region}D156000005{n:08d}FFFFFFFF", psn_no=psn_no,
-                    status=ISSUED, channel=channel,
-                    ready_on="" if READY_AFTER_WORKING_DAYS[channel] == 0 else ready.isoformat())
+        return Card(
+            card_no=f"{region[:2]}{n:07d}",
+            card_sn=f"{region}D156000005{n:08d}FFFFFFFF",
+            psn_no=psn_no,
+            status=ISSUED,
+            channel=channel,
+            ready_on="" if READY_AFTER_WORKING_DAYS[channel] == 0 else ready.isoformat(),
+        )
 
     # -- transfer between regions -----------------------------------------------------------------------
 
@@ -307,13 +358,24 @@ class PersonsFlow:
         today = self._ledger.clock.now().date()
         with self._ledger.lock:
             state = self._ledger.settler.person_state(req.psn_no)
-        cert = {"certificate_no": f"TC{d['insuplc_admdvs']}{req.to_admdvs}{len(self._registry.transfers) + 1:08d}",
-                "psn_no": req.psn_no, "from_admdvs": d["insuplc_admdvs"], "to_admdvs": req.to_admdvs,
-                "month": month_index(today), "date": today.isoformat(), "balance": state.balance,
-                "accumulators": {"year": state.acc_year, "deductible_met": list(state.ded_met),
-                                 "pooled_paid": list(state.pooled_paid), "second_tier_base": state.t2_base,
-                                 "second_tier_paid": state.t2_paid, "assistance_paid": state.maf_paid},
-                "accepted": False}
+        cert = {
+            "certificate_no": f"TC{d['insuplc_admdvs']}{req.to_admdvs}{len(self._registry.transfers) + 1:08d}",
+            "psn_no": req.psn_no,
+            "from_admdvs": d["insuplc_admdvs"],
+            "to_admdvs": req.to_admdvs,
+            "month": month_index(today),
+            "date": today.isoformat(),
+            "balance": state.balance,
+            "accumulators": {
+                "year": state.acc_year,
+                "deductible_met": list(state.ded_met),
+                "pooled_paid": list(state.pooled_paid),
+                "second_tier_base": state.t2_base,
+                "second_tier_paid": state.t2_paid,
+                "assistance_paid": state.maf_paid,
+            },
+            "accepted": False,
+        }
         body = {"action": "transfer_out", "psn_no": req.psn_no, "certificate": cert}
         self._person_commit(d["insuplc_admdvs"], f"{req.psn_no}/transfer_out/{cert['certificate_no']}", body)
         return {**cert, "balance": str(fen_to_decimal(cert["balance"]))}
@@ -330,16 +392,25 @@ class PersonsFlow:
         with self._ledger.lock:
             balance = self._ledger.settler.person_state(cert["psn_no"]).balance
         if balance != cert["balance"]:  # nothing may move while the person is between regions
-            raise InvalidInput(f"the balance {balance} differs from the certificate's {cert['balance']}",
-                               field="certificate_no")
+            raise InvalidInput(
+                f"the balance {balance} differs from the certificate's {cert['balance']}", field="certificate_no"
+            )
         month = month_index(self._ledger.clock.now().date())
-        body = {"action": "transfer_in", "certificate_no": req.certificate_no, "psn_no": cert["psn_no"],
-                "gap_months": list(range(cert["month"] + 1, month)),
-                "emp_no": req.emp_no or f"{cert['to_admdvs']}V00000",
-                "emp_name": req.emp_name or "城乡居民虚拟单位"}
+        body = {
+            "action": "transfer_in",
+            "certificate_no": req.certificate_no,
+            "psn_no": cert["psn_no"],
+            "gap_months": list(range(cert["month"] + 1, month)),
+            "emp_no": req.emp_no or f"{cert['to_admdvs']}V00000",
+            "emp_name": req.emp_name or "城乡居民虚拟单位",
+        }
         self._person_commit(cert["to_admdvs"], f"{cert['psn_no']}/transfer_in/{req.certificate_no}", body)
-        return {"psn_no": cert["psn_no"], "insuplc_admdvs": cert["to_admdvs"],
-                "balc": str(fen_to_decimal(balance)), "note": "issue a card of the new region ('issue_card')"}
+        return {
+            "psn_no": cert["psn_no"],
+            "insuplc_admdvs": cert["to_admdvs"],
+            "balc": str(fen_to_decimal(balance)),
+            "note": "issue a card of the new region ('issue_card')",
+        }
 
     def card_record(self, req: A.CardRecord) -> dict:
         """The person's identity and newest card, as a card is personalised from them (read-only)."""
@@ -349,9 +420,16 @@ class PersonsFlow:
         if not cards:
             raise InvalidInput(f"person {req.psn_no} has no card: issue one first", field="psn_no")
         card = self._registry.cards[cards[-1]]
-        return {"psn_no": req.psn_no, "psn_name": ident.psn_name, "certno": ident.certno, "gend": ident.gend,
-                "brdy": ident.brdy.isoformat(), "card_no": card.card_no, "card_sn": card.card_sn,
-                "status": card.status}
+        return {
+            "psn_no": req.psn_no,
+            "psn_name": ident.psn_name,
+            "certno": ident.certno,
+            "gend": ident.gend,
+            "brdy": ident.brdy.isoformat(),
+            "card_no": card.card_no,
+            "card_sn": card.card_sn,
+            "status": card.status,
+        }
 
     # -- the QR e-voucher ------------------------------------------------------------------------------
 
@@ -360,23 +438,29 @@ class PersonsFlow:
         if not d["active"]:
             raise InvalidInput(f"person {req.psn_no} is not insured here now", field="psn_no")
         token, expires = self._qr.issue(req.psn_no, d["insuplc_admdvs"])
-        return {"psn_no": req.psn_no, "mdtrt_cert_type": "01", "mdtrt_cert_no": token,
-                "expires": expires.strftime("%Y-%m-%d %H:%M:%S")}
+        return {
+            "psn_no": req.psn_no,
+            "mdtrt_cert_type": "01",
+            "mdtrt_cert_no": token,
+            "expires": expires.strftime("%Y-%m-%d %H:%M:%S"),
+        }
 
     # -- ending a person's insurance -------------------------------------------------------------------
 
     def cancel_person(self, psn_no: str, reason: str) -> dict:
         """End a person's insurance here (emigration, household registration lost, transfer out, death)."""
         if reason not in ("emigration", "household", "transfer_out", "death"):
-            raise InvalidInput(f"unknown reason {reason!r}: emigration, household, transfer_out or death",
-                               field="reason")
+            raise InvalidInput(
+                f"unknown reason {reason!r}: emigration, household, transfer_out or death", field="reason"
+            )
         population = self._ledger.settler.population
         region = population.region_of(population.index_of(psn_no))
         body = {"psn_no": psn_no, "action": "cancel", "reason": reason}
         if not population.describe(population.index_of(psn_no))["active"]:
             raise InvalidInput(f"person {psn_no} is not insured here now", field="psn_no")
-        self._ledger.commit(PERSON_EVENT, region, f"admin/{psn_no}/cancel", body,
-                            apply=lambda: self._registry.apply(PERSON_EVENT, body))
+        self._ledger.commit(
+            PERSON_EVENT, region, f"admin/{psn_no}/cancel", body, apply=lambda: self._registry.apply(PERSON_EVENT, body)
+        )
         return body
 
     # -- journaling and applying ---------------------------------------------------------------------
@@ -402,12 +486,28 @@ class PersonsFlow:
         elif action == "enrol":
             regions = [r.admdvs for r in settler.policy.regions]
             flags = FLAG_ACTIVE | (FLAG_ASSISTANCE if body["assistance"] else 0)
-            settler.enrol(psn_no, {"insutype": INSUTYPE_INDEX[body["insutype"]],
-                                   "psn_type": PSN_TYPE_INDEX[body["psn_type"]], "flags": flags,
-                                   "region": regions.index(body["region"]), "extra_wait": body["extra_wait"]})
+            settler.enrol(
+                psn_no,
+                {
+                    "insutype": INSUTYPE_INDEX[body["insutype"]],
+                    "psn_type": PSN_TYPE_INDEX[body["psn_type"]],
+                    "flags": flags,
+                    "region": regions.index(body["region"]),
+                    "extra_wait": body["extra_wait"],
+                },
+            )
             ident = body["identity"]
-            registry.add_identity(Identity(psn_no, ident["psn_name"], ident["certno"], ident["gend"],
-                                           dt.date.fromisoformat(ident["brdy"]), ident["emp_name"], ident["emp_no"]))
+            registry.add_identity(
+                Identity(
+                    psn_no,
+                    ident["psn_name"],
+                    ident["certno"],
+                    ident["gend"],
+                    dt.date.fromisoformat(ident["brdy"]),
+                    ident["emp_name"],
+                    ident["emp_no"],
+                )
+            )
         elif action == "change_unit":
             registry.change_unit(psn_no, body["emp_no"], body["emp_name"])
         elif action == "contribute":
@@ -422,10 +522,17 @@ class PersonsFlow:
             regions = [r.admdvs for r in settler.policy.regions]
             index = settler.population.index_of(psn_no)
             flags = int(settler.population.attrs[index]["flags"]) | FLAG_ACTIVE
-            run_start, paid_through = run or (int(settler.population.attrs[index]["run_start"]),
-                                              int(settler.population.attrs[index]["paid_through"]))
-            settler.update_person(psn_no, region=regions.index(cert["to_admdvs"]), flags=flags,
-                                  run_start=run_start, paid_through=paid_through)
+            run_start, paid_through = run or (
+                int(settler.population.attrs[index]["run_start"]),
+                int(settler.population.attrs[index]["paid_through"]),
+            )
+            settler.update_person(
+                psn_no,
+                region=regions.index(cert["to_admdvs"]),
+                flags=flags,
+                run_start=run_start,
+                paid_through=paid_through,
+            )
             registry.change_unit(psn_no, body["emp_no"], body["emp_name"])
         else:
             raise ValueError(f"unknown person event {action!r}")

@@ -38,15 +38,21 @@ class PharmacyFlow:
         if data.med_type != "41":
             raise InvalidInput("a pharmacy sale has med_type 41", field="input.data.med_type")
         if "41" not in institution.med_types:
-            raise InvalidInput(f"institution {institution.fixmedins_code} may not settle med_type 41",
-                               field="input.data.med_type")
+            raise InvalidInput(
+                f"institution {institution.fixmedins_code} may not settle med_type 41", field="input.data.med_type"
+            )
         self._settlements.check_routing(env, data.psn_no)
         when = next((f.fee_ocur_time for f in payload.feedetail if f.fee_ocur_time), "") or env.inf_time
         setl_time = when or self._ledger.now_text()
         bill = {
-            "bill_id": env.msgid, "psn_no": data.psn_no, "mdtrt_id": f"MD{env.msgid}", "med_type": "41",
-            "setl_time": setl_time, "hosp_lv": institution.tier,
-            "mdtrtarea_admvs": institution.admdvs, "acct_used_flag": str(data.acct_used_flag),
+            "bill_id": env.msgid,
+            "psn_no": data.psn_no,
+            "mdtrt_id": f"MD{env.msgid}",
+            "med_type": "41",
+            "setl_time": setl_time,
+            "hosp_lv": institution.tier,
+            "mdtrtarea_admvs": institution.admdvs,
+            "acct_used_flag": str(data.acct_used_flag),
             "feedetail": [f.model_dump(mode="json", exclude_none=True) for f in payload.feedetail],
         }
         if data.medfee_sumamt is not None:

@@ -41,6 +41,5 @@ class QrVouchers:
             raise CardRefused("QR_UNKNOWN", "unknown QR e-voucher: ask the patient to refresh it", field=field)
         psn_no, expires = entry
         if expires <= self._ledger.clock.now():
-            raise CardRefused("QR_EXPIRED", "the QR e-voucher has expired: ask the patient to refresh it",
-                              field=field)
+            raise CardRefused("QR_EXPIRED", "the QR e-voucher has expired: ask the patient to refresh it", field=field)
         return psn_no

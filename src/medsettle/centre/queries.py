@@ -31,10 +31,20 @@ class Queries:
         region = self._ledger.settler.policy.regions[int(self._ledger.settler.population.attrs[person]["region"])]
         cum = []
         for g, group in enumerate(region.groups):
-            cum.append({"year": str(year), "cum_type_code": f"D-{group.name}",
-                        "cum": fen_to_decimal(st.ded_met[g] if current else 0)})
-            cum.append({"year": str(year), "cum_type_code": f"P-{group.name}",
-                        "cum": fen_to_decimal(st.pooled_paid[g] if current else 0)})
+            cum.append(
+                {
+                    "year": str(year),
+                    "cum_type_code": f"D-{group.name}",
+                    "cum": fen_to_decimal(st.ded_met[g] if current else 0),
+                }
+            )
+            cum.append(
+                {
+                    "year": str(year),
+                    "cum_type_code": f"P-{group.name}",
+                    "cum": fen_to_decimal(st.pooled_paid[g] if current else 0),
+                }
+            )
         for code, value in (("T2-BASE", st.t2_base), ("T2-PAID", st.t2_paid), ("MAF-PAID", st.maf_paid)):
             cum.append({"year": str(year), "cum_type_code": code, "cum": fen_to_decimal(value if current else 0)})
         cum.append({"year": str(year), "cum_type_code": "ADM-COUNT", "cum": st.adm_count if current else 0})

@@ -37,28 +37,43 @@ class Reconciliation:
         """This institution's settlements and mirrors with a setl_time date in [begin, end]."""
         institution_of = self._settlements.institution_of
         with self._ledger.lock:
-            return [r for setl_id, r in self._ledger.settler.records.items()
-                    if institution_of(setl_id) == institution.fixmedins_code
-                    and begin <= r.setl_time.date() <= end and self._insured_region(r) in self._owned]
+            return [
+                r
+                for setl_id, r in self._ledger.settler.records.items()
+                if institution_of(setl_id) == institution.fixmedins_code
+                and begin <= r.setl_time.date() <= end
+                and self._insured_region(r) in self._owned
+            ]
 
     def _statement(self, env: Envelope, institution: Institution, payload: Statement) -> dict:
         d = payload.data
         if d.setl_optins not in self._owned:
-            raise InvalidInput(f"insured region {d.setl_optins} is reconciled by the centre process that owns it",
-                               field="input.data.setl_optins")
-        records = [r for r in self._institution_records(institution, d.stmt_begndate, d.stmt_enddate)
-                   if r.insutype == d.insutype and CLR_TYPE[r.med_type] == d.clr_type
-                   and self._insured_region(r) == d.setl_optins]
-        totals = {name: sum(r.amount(name) for r in records) for name in ("medfee_sumamt", "fund_pay_sumamt",
-                                                                           "acct_pay")}
+            raise InvalidInput(
+                f"insured region {d.setl_optins} is reconciled by the centre process that owns it",
+                field="input.data.setl_optins",
+            )
+        records = [
+            r
+            for r in self._institution_records(institution, d.stmt_begndate, d.stmt_enddate)
+            if r.insutype == d.insutype
+            and CLR_TYPE[r.med_type] == d.clr_type
+            and self._insured_region(r) == d.setl_optins
+        ]
+        totals = {
+            name: sum(r.amount(name) for r in records) for name in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay")
+        }
         count = sum(-1 if r.mirror_of else 1 for r in records)
         theirs = {"medfee_sumamt": d.medfee_sumamt, "fund_pay_sumamt": d.fund_pay_sumamt, "acct_pay": d.acct_pay}
         equal = count == d.fixmedins_setl_cnt and all(fen_to_decimal(totals[k]) == theirs[k] for k in totals)
-        return {"stmtinfo": {
-            "setl_optins": d.setl_optins, "stmt_rslt": "0" if equal else "1",
-            "stmt_rslt_dscr": "totals agree" if equal else "totals differ: compare the detail with 3202",
-            **{k: fen_to_decimal(v) for k, v in totals.items()}, "fixmedins_setl_cnt": count,
-        }}
+        return {
+            "stmtinfo": {
+                "setl_optins": d.setl_optins,
+                "stmt_rslt": "0" if equal else "1",
+                "stmt_rslt_dscr": "totals agree" if equal else "totals differ: compare the detail with 3202",
+                **{k: fen_to_decimal(v) for k, v in totals.items()},
+                "fixmedins_setl_cnt": count,
+            }
+        }
 
     def _statement_detail(self, env: Envelope, institution: Institution, payload: StatementDetail) -> dict:
         d = payload.data

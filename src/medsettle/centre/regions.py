@@ -28,15 +28,20 @@ class OwnedRegions:
         population = self._population
         region = population.region_of(population.index_of(psn_no, field))
         if region not in self.owned:
-            raise InvalidInput(f"person {psn_no} is insured in {region}, which this centre process does not own "
-                               f"(it owns {', '.join(sorted(self.owned))}): send it to that region's process",
-                               field=field)
+            raise InvalidInput(
+                f"person {psn_no} is insured in {region}, which this centre process does not own "
+                f"(it owns {', '.join(sorted(self.owned))}): send it to that region's process",
+                field=field,
+            )
 
     def check_message(self, env: Envelope, payload: BaseModel) -> None:
         """Refuse a message about a person or insured region another process owns."""
         if env.insuplc_admdvs and env.insuplc_admdvs not in self.owned:
-            raise InvalidInput(f"insured region {env.insuplc_admdvs} is not owned by this centre process "
-                               f"(it owns {', '.join(sorted(self.owned))})", field="insuplc_admdvs")
+            raise InvalidInput(
+                f"insured region {env.insuplc_admdvs} is not owned by this centre process "
+                f"(it owns {', '.join(sorted(self.owned))})",
+                field="insuplc_admdvs",
+            )
         for part in ("data", "mdtrtinfo", "dscginfo"):
             psn_no = getattr(getattr(payload, part, None), "psn_no", None)
             if psn_no:

@@ -84,8 +84,12 @@ class Registry:
         for i, psn_no in enumerate(population.psn_nos):
             attrs = population.attrs[i]
             psn_type, insutype = PSN_TYPES[int(attrs["psn_type"])], INSUTYPES[int(attrs["insutype"])]
-            age = {"11": rng.randint(22, 58), "12": rng.randint(61, 88), "1501": rng.randint(18, 80),
-                   "1502": rng.randint(1, 17)}[psn_type]
+            age = {
+                "11": rng.randint(22, 58),
+                "12": rng.randint(61, 88),
+                "1501": rng.randint(18, 80),
+                "1502": rng.randint(1, 17),
+            }[psn_type]
             brdy = dt.date(2026 - age, rng.randint(1, 12), rng.randint(1, 28))
             gend = rng.choice("12")
             region = population.region_of(i)
@@ -94,18 +98,30 @@ class Registry:
                 seq = seq[:2] + str((int(seq[-1]) + 1) % 10)
             first17 = f"{region}{brdy:%Y%m%d}{seq}"
             name = rng.choice(SURNAMES) + "".join(rng.sample(GIVEN, rng.randint(1, 2)))
-            identities[psn_no] = Identity(psn_no, name, first17 + id_check_digit(first17), gend, brdy,
-                                          "城乡居民虚拟单位" if insutype == "390" else f"单位{rng.randint(1, 500):03d}")
+            identities[psn_no] = Identity(
+                psn_no,
+                name,
+                first17 + id_check_digit(first17),
+                gend,
+                brdy,
+                "城乡居民虚拟单位" if insutype == "390" else f"单位{rng.randint(1, 500):03d}",
+            )
             serial = f"{i:08d}"
-            cards.append(Card(card_no=f"{region[:2]}{i:07d}",
-                              card_sn=f"{region}D156000005{serial}FFFFFFFF",
-                              psn_no=psn_no, status=ACTIVE if rng.random() < activated_share else ISSUED))
+            cards.append(
+                Card(
+                    card_no=f"{region[:2]}{i:07d}",
+                    card_sn=f"{region}D156000005{serial}FFFFFFFF",
+                    psn_no=psn_no,
+                    status=ACTIVE if rng.random() < activated_share else ISSUED,
+                )
+            )
         return cls(population, identities, cards)
 
     # -- lookups ------------------------------------------------------------------------------
 
-    def card_for(self, card_no: str, card_sn: str = "", psn_no: str = "", *, field: str = "mdtrt_cert_no",
-                 clock: Clock) -> Card:
+    def card_for(
+        self, card_no: str, card_sn: str = "", psn_no: str = "", *, field: str = "mdtrt_cert_no", clock: Clock
+    ) -> Card:
         """The card with this number (and identification code, when given) that may be used now (on the
         centre's ``clock``, Asia/Shanghai: asked only for a card still being made)."""
         card = self.cards.get(card_no)
@@ -118,8 +134,9 @@ class Registry:
         if card.status == CANCELLED:
             raise CardRefused("CARD_CANCELLED", f"card {card_no} is cancelled", field=field)
         if card.ready_on and dt.date.fromisoformat(card.ready_on) > clock.now().date():
-            raise CardRefused("CARD_NOT_READY", f"card {card_no} is still being made: ready on {card.ready_on}",
-                              field=field)
+            raise CardRefused(
+                "CARD_NOT_READY", f"card {card_no} is still being made: ready on {card.ready_on}", field=field
+            )
         return card
 
     def usable_card_of(self, psn_no: str) -> Card | None:
@@ -176,8 +193,9 @@ class Registry:
         self.transfers[certificate["certificate_no"]] = dict(certificate)
         self.apply(PERSON_EVENT, {"action": "cancel", "psn_no": certificate["psn_no"]})
 
-    def accept_transfer(self, certificate_no: str, psn_no: str, gap_months: list[int]
-                        ) -> tuple[dict, tuple[int, int] | None]:
+    def accept_transfer(
+        self, certificate_no: str, psn_no: str, gap_months: list[int]
+    ) -> tuple[dict, tuple[int, int] | None]:
         """The new region accepts: the certificate, and the contribution run counting the months lost to the
         transfer (None if the person has no contributions recorded here)."""
         cert = self.transfers[certificate_no]
@@ -196,11 +214,25 @@ class Registry:
         flags = int(self.population.attrs["flags"][self.population.index_of(psn_no)])
         age = (today - ident.brdy).days // 365
         return {
-            "baseinfo": {"psn_no": psn_no, "psn_cert_type": "01", "certno": ident.certno, "psn_name": ident.psn_name,
-                         "gend": ident.gend, "brdy": ident.brdy.isoformat(), "age": age},
-            "insuinfo": [{"balc": fen_to_decimal(balance), "insutype": d["insutype"], "psn_type": d["psn_type"],
-                          "psn_insu_stas": "1" if flags & FLAG_ACTIVE else "4", "insuplc_admdvs": d["insuplc_admdvs"],
-                          "emp_name": ident.emp_name}],
+            "baseinfo": {
+                "psn_no": psn_no,
+                "psn_cert_type": "01",
+                "certno": ident.certno,
+                "psn_name": ident.psn_name,
+                "gend": ident.gend,
+                "brdy": ident.brdy.isoformat(),
+                "age": age,
+            },
+            "insuinfo": [
+                {
+                    "balc": fen_to_decimal(balance),
+                    "insutype": d["insutype"],
+                    "psn_type": d["psn_type"],
+                    "psn_insu_stas": "1" if flags & FLAG_ACTIVE else "4",
+                    "insuplc_admdvs": d["insuplc_admdvs"],
+                    "emp_name": ident.emp_name,
+                }
+            ],
             "idetinfo": [{"psn_idet_type": "2301", "idet_name": "医疗救助对象"}] if flags & FLAG_ASSISTANCE else [],
             "cardinfo": [{"card_no": c, "status": self.cards[c].status} for c in self.cards_of.get(psn_no, [])],
         }

@@ -58,18 +58,31 @@ class ReversalFlow:
             elif stored[0] == TOMBSTONE:
                 result = {"omsgid": data.omsgid, "oinfno": data.oinfno, "rvs_rslt": "nothing applied"}
             elif (original := stored[1]) is None:  # a resend of the original came in meanwhile
-                raise InvalidInput(f"the answer of {data.omsgid} is being made: send the 2601 again",
-                                   field="input.data.omsgid")
+                raise InvalidInput(
+                    f"the answer of {data.omsgid} is being made: send the 2601 again", field="input.data.omsgid"
+                )
             elif original["infcode"] != 0:
                 result = {"omsgid": data.omsgid, "oinfno": data.oinfno, "rvs_rslt": "nothing applied"}
             else:
-                result = self._undo(env, institution, data.omsgid, data.oinfno, data.psn_no, original["output"],
-                                    futures)
+                result = self._undo(
+                    env, institution, data.omsgid, data.oinfno, data.psn_no, original["output"], futures
+                )
             output = {"data": result}
             self._reversals[data.omsgid] = output
-            futures.append(self._ledger.append(REVERSAL, institution.admdvs, env.msgid, {
-                "omsgid": data.omsgid, "tombstone": stored is None, "msgid": env.msgid, "hash": env.request_hash(),
-                "answer_output": output}))
+            futures.append(
+                self._ledger.append(
+                    REVERSAL,
+                    institution.admdvs,
+                    env.msgid,
+                    {
+                        "omsgid": data.omsgid,
+                        "tombstone": stored is None,
+                        "msgid": env.msgid,
+                        "hash": env.request_hash(),
+                        "answer_output": output,
+                    },
+                )
+            )
         for future in futures:
             self._ledger.wait(future)
         return output
@@ -80,8 +93,16 @@ class ReversalFlow:
         if body["tombstone"]:
             self._answers.tombstone(body["omsgid"])
 
-    def _undo(self, env: Envelope, institution: Institution, omsgid: str, oinfno: str, psn_no: str,
-              original: dict[str, Any], futures: list[Future]) -> dict:
+    def _undo(
+        self,
+        env: Envelope,
+        institution: Institution,
+        omsgid: str,
+        oinfno: str,
+        psn_no: str,
+        original: dict[str, Any],
+        futures: list[Future],
+    ) -> dict:
         """Undo an applied original (under the lock); queue its journal entries in ``futures``."""
         region = institution.admdvs
         if oinfno in ("2207", "2102", "2304"):
@@ -95,15 +116,21 @@ class ReversalFlow:
             futures.append(future)
             # setl_id is the mirror's; reversed_setl_id the settlement whose answer was lost (medsettle adds
             # it so the institution can hold both for reconciliation).
-            return {"omsgid": omsgid, "oinfno": oinfno, "rvs_rslt": "reversed", "setl_id": mirror.setl_id,
-                    "reversed_setl_id": setl_id}
+            return {
+                "omsgid": omsgid,
+                "oinfno": oinfno,
+                "rvs_rslt": "reversed",
+                "setl_id": mirror.setl_id,
+                "reversed_setl_id": setl_id,
+            }
         if oinfno in ("2201", "2401"):
             enc = self._encounters.get(original.get("data", {}).get("mdtrt_id", ""))
             if enc is None or enc.psn_no != psn_no:
                 raise InvalidInput(f"the original is not a registration of {psn_no!r}", field="input.data.omsgid")
             if enc.settled:
-                raise InvalidInput("the visit has settled fees: cancel the settlement first (2208)",
-                                   field="input.data.omsgid")
+                raise InvalidInput(
+                    "the visit has settled fees: cancel the settlement first (2208)", field="input.data.omsgid"
+                )
             if not enc.cancelled:
                 cancel = {"mdtrt_id": enc.mdtrt_id}
                 self._encounters.apply(REGISTER_CANCEL, cancel)

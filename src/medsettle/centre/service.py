@@ -57,8 +57,28 @@ from .reversal import ReversalFlow
 from .settlements import Settlements
 from .signins import EnvelopeRefused, SignIns
 
-STATE_CHANGING = {"9001", "9002", "2102", "2103", "2201", "2202", "2203", "2204", "2205", "2207", "2208", "2601",
-                  "2401", "2402", "2404", "2405", "2301", "2302", "2304", "2305"}
+STATE_CHANGING = {
+    "9001",
+    "9002",
+    "2102",
+    "2103",
+    "2201",
+    "2202",
+    "2203",
+    "2204",
+    "2205",
+    "2207",
+    "2208",
+    "2601",
+    "2401",
+    "2402",
+    "2404",
+    "2405",
+    "2301",
+    "2302",
+    "2304",
+    "2305",
+}
 
 Handler = Callable[[Envelope, Institution, BaseModel], dict]
 
@@ -66,9 +86,17 @@ __all__ = ["Centre", "CentreFailStopped", "EnvelopeRefused", "STATE_CHANGING"]
 
 
 class Centre:
-    def __init__(self, settler: Settler, journal: GroupCommitJournal, institutions: list[Institution],
-                 registry: Registry | None = None, *, regions: list[str] | None = None,
-                 clock: Clock = SYSTEM_CLOCK, randomness: Randomness = SYSTEM_RANDOM) -> None:
+    def __init__(
+        self,
+        settler: Settler,
+        journal: GroupCommitJournal,
+        institutions: list[Institution],
+        registry: Registry | None = None,
+        *,
+        regions: list[str] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        randomness: Randomness = SYSTEM_RANDOM,
+    ) -> None:
         """``regions``: the insured regions this process owns (default: all of the policy's). Several
         processes may share one PostgreSQL journal, each owning other regions (docs/architecture.md): each is
         the one writer of its regions' persons, refuses the others' and numbers its ids apart.
@@ -83,19 +111,29 @@ class Centre:
         self.encounters = Encounters()
         self._ledger = Ledger(settler, journal, clock)
         self._answers = AnswerStore(self._ledger)
-        self._signins = SignIns(self._ledger, self.institutions, id_prefix=self._regions.id_prefix,
-                                partial=self._regions.partial)
+        self._signins = SignIns(
+            self._ledger, self.institutions, id_prefix=self._regions.id_prefix, partial=self._regions.partial
+        )
         qr = QrVouchers(self._ledger, randomness)
         self._cards = Cards(self._ledger, self.registry, qr, self._regions)
         self._persons = PersonsFlow(self._ledger, self.registry, self._cards, qr, self._regions)
         settlements = Settlements(self._ledger, self._answers, self.encounters)
-        outpatient = OutpatientFlow(self._ledger, settlements, self._cards, self.encounters,
-                                    id_prefix=self._regions.id_prefix)
+        outpatient = OutpatientFlow(
+            self._ledger, settlements, self._cards, self.encounters, id_prefix=self._regions.id_prefix
+        )
         self._reversal = ReversalFlow(self._ledger, self._answers, settlements, self.encounters)
-        flows = (self._signins, PharmacyFlow(self._ledger, settlements, self._cards), settlements, outpatient,
-                 InpatientFlow(self._ledger, settlements, self._cards, self.encounters, outpatient),
-                 self._reversal, Reconciliation(self._ledger, settlements, self._regions.owned),
-                 Queries(self._ledger), Downloads(settler.policy, clock), self._cards)
+        flows = (
+            self._signins,
+            PharmacyFlow(self._ledger, settlements, self._cards),
+            settlements,
+            outpatient,
+            InpatientFlow(self._ledger, settlements, self._cards, self.encounters, outpatient),
+            self._reversal,
+            Reconciliation(self._ledger, settlements, self._regions.owned),
+            Queries(self._ledger),
+            Downloads(settler.policy, clock),
+            self._cards,
+        )
         self._handlers: dict[str, Handler] = {}
         for flow in flows:
             self._handlers.update(flow.handlers())
@@ -163,13 +201,18 @@ class Centre:
                 original = self._reversal.waits_for(payload)
                 if original is not None:  # answered once the original's answer is durable
                     return after(original, lambda: self._submit(request, refmsg_time))
-            pending = self._answers.once(env, institution.admdvs,
-                                         lambda: ok_response(msgid, refmsg_time, now_text(),
-                                                             handler(env, institution, payload)))
+            pending = self._answers.once(
+                env,
+                institution.admdvs,
+                lambda: ok_response(msgid, refmsg_time, now_text(), handler(env, institution, payload)),
+            )
         except MedsettleError as exc:  # refusals and bad input alike (refusals were stored by once)
             return answered(error_response(msgid, refmsg_time, now_text(), exc))
-        return then(pending, lambda response: {**response, "refmsg_time": refmsg_time, "respond_time": now_text()},
-                    lambda exc: error_response(msgid, refmsg_time, now_text(), exc))
+        return then(
+            pending,
+            lambda response: {**response, "refmsg_time": refmsg_time, "respond_time": now_text()},
+            lambda exc: error_response(msgid, refmsg_time, now_text(), exc),
+        )
 
     # -- the admin API and what other processes ask -------------------------------------------
 

@@ -66,11 +66,22 @@ class Settlements:
             output = settlement_output(result)
             if extra:
                 self._encounters.mark_settled(extra["mdtrt_id"], extra["feedetl_sns"], result.setl_id)
-            future = ledger.append(SETTLE, institution.admdvs, result.setl_id, {
-                "setl_id": result.setl_id, "bill": bill, "setl_time": result.setl_time.isoformat(),
-                "adm": result.adm, "row": result.row.tolist(), "msgid": env.msgid, "hash": env.request_hash(),
-                "fixmedins_code": institution.fixmedins_code, **extra,
-            })
+            future = ledger.append(
+                SETTLE,
+                institution.admdvs,
+                result.setl_id,
+                {
+                    "setl_id": result.setl_id,
+                    "bill": bill,
+                    "setl_time": result.setl_time.isoformat(),
+                    "adm": result.adm,
+                    "row": result.row.tolist(),
+                    "msgid": env.msgid,
+                    "hash": env.request_hash(),
+                    "fixmedins_code": institution.fixmedins_code,
+                    **extra,
+                },
+            )
         ledger.wait(future)
         return output
 
@@ -78,26 +89,39 @@ class Settlements:
         """2103/2208/2305: cancel a settlement by a mirror with negative amounts."""
         original = self._ledger.settler.records.get(payload.data.setl_id)
         if original is None or original.psn_no != payload.data.psn_no:
-            raise InvalidInput(f"no settlement {payload.data.setl_id} of person {payload.data.psn_no}",
-                               field="input.data.setl_id")
+            raise InvalidInput(
+                f"no settlement {payload.data.setl_id} of person {payload.data.psn_no}", field="input.data.setl_id"
+            )
         with self._ledger.lock:
             self._ledger.refuse_if_failed()
-            mirror, future = self.cancel_locked(institution, payload.data.setl_id,
-                                                {"msgid": env.msgid, "hash": env.request_hash()})
+            mirror, future = self.cancel_locked(
+                institution, payload.data.setl_id, {"msgid": env.msgid, "hash": env.request_hash()}
+            )
         self._ledger.wait(future)
         return settlement_output(mirror)
 
-    def cancel_locked(self, institution: Institution, setl_id: str, answer: dict[str, str]
-                      ) -> tuple[Settlement, Future]:
+    def cancel_locked(
+        self, institution: Institution, setl_id: str, answer: dict[str, str]
+    ) -> tuple[Settlement, Future]:
         """Cancel ``setl_id`` and queue its journal entry (the caller holds the lock); ``answer``: the
         msgid and hash of the request it answers, if any (a 2601 journals its own answer)."""
         # The mirror's setl_time is the centre's clock, to the microsecond, as the journal has always kept it.
         mirror = self._ledger.settler.cancel(setl_id, when=self._ledger.clock.now().replace(tzinfo=None))
         self._setl_institution[mirror.setl_id] = institution.fixmedins_code
         self._encounters.mark_cancelled(setl_id)
-        future = self._ledger.append(CANCEL, institution.admdvs, mirror.setl_id, {
-            "setl_id": mirror.setl_id, "original": setl_id, "setl_time": mirror.setl_time.isoformat(),
-            "row": mirror.row.tolist(), **answer, "fixmedins_code": institution.fixmedins_code})
+        future = self._ledger.append(
+            CANCEL,
+            institution.admdvs,
+            mirror.setl_id,
+            {
+                "setl_id": mirror.setl_id,
+                "original": setl_id,
+                "setl_time": mirror.setl_time.isoformat(),
+                "row": mirror.row.tolist(),
+                **answer,
+                "fixmedins_code": institution.fixmedins_code,
+            },
+        )
         return mirror, future
 
     # -- checks every settling flow makes -------------------------------------------------------
@@ -109,8 +133,9 @@ class Settlements:
         population = self._ledger.settler.population
         insured = population.region_of(population.index_of(psn_no, "input.data.psn_no"))
         if insured != env.insuplc_admdvs:
-            raise InvalidInput(f"person {psn_no} is insured in {insured}, not {env.insuplc_admdvs}",
-                               field="insuplc_admdvs")
+            raise InvalidInput(
+                f"person {psn_no} is insured in {insured}, not {env.insuplc_admdvs}", field="insuplc_admdvs"
+            )
 
     def check_deferred_window(self, institution: Institution, setl_time: str, med_type: str) -> None:
         """A deferred settlement (自费转医保) must come within the treatment region's window (docs/failures.md):
@@ -124,8 +149,11 @@ class Settlements:
         days = rules.deferred_window.inpatient_days if med_type == "21" else rules.deferred_window.outpatient_days
         last_day = bill_date + dt.timedelta(days=days)
         if self._ledger.clock.now().date() > last_day:
-            raise SettlementRefused("WINDOW_EXPIRED", f"the bill of {bill_date} could be settled until {last_day}; "
-                                    "it is now a manual claim at the insured region's agency")
+            raise SettlementRefused(
+                "WINDOW_EXPIRED",
+                f"the bill of {bill_date} could be settled until {last_day}; "
+                "it is now a manual claim at the insured region's agency",
+            )
 
     # -- replay ---------------------------------------------------------------------------------
 
@@ -145,5 +173,6 @@ class Settlements:
     def _remember_answer(self, body: dict[str, Any]) -> None:
         """A settlement's answer is a function of its record, so it is not journaled twice."""
         if "msgid" in body:
-            self._answers.remember(body["msgid"], body["hash"],
-                                   settlement_output(self._ledger.settler.records[body["setl_id"]]))
+            self._answers.remember(
+                body["msgid"], body["hash"], settlement_output(self._ledger.settler.records[body["setl_id"]])
+            )

@@ -49,14 +49,19 @@ class SignIns:
         if institution is None:
             raise EnvelopeRefused(f"unknown institution {env.fixmedins_code!r}", field="fixmedins_code")
         if env.mdtrtarea_admvs and env.mdtrtarea_admvs != institution.admdvs:
-            raise EnvelopeRefused(f"institution {institution.fixmedins_code} is in {institution.admdvs}, not "
-                                  f"{env.mdtrtarea_admvs}", field="mdtrtarea_admvs")
+            raise EnvelopeRefused(
+                f"institution {institution.fixmedins_code} is in {institution.admdvs}, not {env.mdtrtarea_admvs}",
+                field="mdtrtarea_admvs",
+            )
         if env.infno != "9001":
             signin = self._signins.get(env.sign_no)
             if signin is None and self._partial:  # signed in at another process sharing the database
                 signin = self._found_elsewhere(env.sign_no)
-            if (signin is None or signin["fixmedins_code"] != env.fixmedins_code
-                    or signin["day"] != self._ledger.clock.now().date().isoformat()):
+            if (
+                signin is None
+                or signin["fixmedins_code"] != env.fixmedins_code
+                or signin["day"] != self._ledger.clock.now().date().isoformat()
+            ):
                 raise EnvelopeRefused("missing, unknown or expired sign_no: sign in with 9001", field="sign_no")
         return institution
 
@@ -71,17 +76,30 @@ class SignIns:
     def sign_in(self, env: Envelope, institution: Institution, payload: SignIn) -> dict:
         now = self._ledger.clock.now()
         sign_no = f"{now:%Y%m%d%H%M%S}{institution.fixmedins_code[-5:]}{self._id_prefix}{next(self._sign_seq):06d}"
-        record = {"fixmedins_code": institution.fixmedins_code, "opter_no": payload.signIn.opter_no,
-                  "dev_no": env.dev_no, "day": now.date().isoformat()}
+        record = {
+            "fixmedins_code": institution.fixmedins_code,
+            "opter_no": payload.signIn.opter_no,
+            "dev_no": env.dev_no,
+            "day": now.date().isoformat(),
+        }
         # medsettle extension: the counter learns its failure policy and floor limits (docs/failures.md) here.
-        output = {"signinoutb": {"sign_time": self._ledger.now_text(), "sign_no": sign_no},
-                  "insinfo": {"failure_policy": institution.failure_policy, "tier": institution.tier,
-                              "floor_per_bill": str(fen_to_decimal(institution.floor_per_bill)),
-                              "floor_per_person_day": str(fen_to_decimal(institution.floor_per_person_day)),
-                              "floor_outstanding": str(fen_to_decimal(institution.floor_outstanding))}}
-        self._ledger.commit(SIGNIN, institution.admdvs, sign_no,
-                            {**record, "sign_no": sign_no, **answer_fields(env, output)},
-                            apply=lambda: self._signins.__setitem__(sign_no, record))
+        output = {
+            "signinoutb": {"sign_time": self._ledger.now_text(), "sign_no": sign_no},
+            "insinfo": {
+                "failure_policy": institution.failure_policy,
+                "tier": institution.tier,
+                "floor_per_bill": str(fen_to_decimal(institution.floor_per_bill)),
+                "floor_per_person_day": str(fen_to_decimal(institution.floor_per_person_day)),
+                "floor_outstanding": str(fen_to_decimal(institution.floor_outstanding)),
+            },
+        }
+        self._ledger.commit(
+            SIGNIN,
+            institution.admdvs,
+            sign_no,
+            {**record, "sign_no": sign_no, **answer_fields(env, output)},
+            apply=lambda: self._signins.__setitem__(sign_no, record),
+        )
         return output
 
     def sign_out(self, env: Envelope, institution: Institution, payload: SignOut) -> dict:
@@ -89,8 +107,13 @@ class SignIns:
         if sign_no != env.sign_no:
             raise InvalidInput("signs out another terminal's sign_no", field="input.signOut.sign_no")
         output = {"signoutoutb": {"sign_time": self._ledger.now_text()}}
-        self._ledger.commit(SIGNOUT, institution.admdvs, env.msgid, {"sign_no": sign_no, **answer_fields(env, output)},
-                            apply=lambda: self._signins.pop(sign_no, None))
+        self._ledger.commit(
+            SIGNOUT,
+            institution.admdvs,
+            env.msgid,
+            {"sign_no": sign_no, **answer_fields(env, output)},
+            apply=lambda: self._signins.pop(sign_no, None),
+        )
         return output
 
     def _replay_sign_in(self, entry: Entry) -> None:

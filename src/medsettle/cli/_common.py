@@ -18,8 +18,13 @@ from ..policy.models import Policy
 
 ENGINE_CHOICE = click.Choice(list(get_args(EngineName)))  # auto, core, reference: a value is an EngineName
 
-CENTRE_OPTION = click.option("--centre", "centre_url", default="http://127.0.0.1:8901/", show_default=True,
-                             help="The running centre (medsettle serve).")
+CENTRE_OPTION = click.option(
+    "--centre",
+    "centre_url",
+    default="http://127.0.0.1:8901/",
+    show_default=True,
+    help="The running centre (medsettle serve).",
+)
 
 
 def policy_from(path: str | None) -> Policy:
@@ -32,8 +37,7 @@ def parse_day(text: str, option: str = "--date") -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise click.ClickException(f"{option} {text}: not a date; write it as yyyy-mm-dd (e.g. 2026-03-02)") \
-            from None
+        raise click.ClickException(f"{option} {text}: not a date; write it as yyyy-mm-dd (e.g. 2026-03-02)") from None
 
 
 def check_days_in_force(policy: Policy, start: dt.date, days: int = 1, option: str = "--date") -> None:
@@ -45,8 +49,10 @@ def check_days_in_force(policy: Policy, start: dt.date, days: int = 1, option: s
     latest = dt.date(MAX_YEAR, 12, 31)
     if start.year < MIN_YEAR or (latest - start).days < days - 1:
         span = f"{start}" if days == 1 else f"{start} and {days:,} days"
-        raise click.ClickException(f"{option} {span}: bills are dated {MIN_YEAR}-{MAX_YEAR}, so from "
-                                   f"{MIN_YEAR}-01-01 to {latest}; choose a date and days within them")
+        raise click.ClickException(
+            f"{option} {span}: bills are dated {MIN_YEAR}-{MAX_YEAR}, so from "
+            f"{MIN_YEAR}-01-01 to {latest}; choose a date and days within them"
+        )
 
 
 def at_least(value: int, minimum: int, option: str) -> int:
@@ -65,16 +71,14 @@ def open_output(path: str, option: str = "--out") -> TextIO:
     try:
         return open(path, "w", encoding="utf-8", newline="")  # the caller closes it
     except OSError as exc:
-        raise click.ClickException(f"{option} {path}: cannot write there: {exc.strerror}{_hint_for(path)}") \
-            from None
+        raise click.ClickException(f"{option} {path}: cannot write there: {exc.strerror}{_hint_for(path)}") from None
 
 
 def _hint_for(path: str) -> str:
     from pathlib import Path  # noqa: PLC0415
 
     parent = Path(path).parent
-    return f" (the directory {parent} does not exist; create it or choose another path)" \
-        if not parent.exists() else ""
+    return f" (the directory {parent} does not exist; create it or choose another path)" if not parent.exists() else ""
 
 
 def month_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -95,18 +99,22 @@ def admin_request(centre_url: str, body: dict[str, Any]) -> dict[str, Any]:
     import urllib.request  # noqa: PLC0415
 
     if not centre_url.startswith(("http://", "https://")):
-        raise click.ClickException(f"--centre {centre_url}: not an http:// address (the default is "
-                                   "http://127.0.0.1:8901/, where 'medsettle serve' listens)")
-    req = urllib.request.Request(centre_url.rstrip("/") + "/admin", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+        raise click.ClickException(
+            f"--centre {centre_url}: not an http:// address (the default is "
+            "http://127.0.0.1:8901/, where 'medsettle serve' listens)"
+        )
+    req = urllib.request.Request(
+        centre_url.rstrip("/") + "/admin", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             text = resp.read()
     except urllib.error.HTTPError as exc:
         text = exc.read() or b"{}"
     except urllib.error.URLError as exc:
-        raise click.ClickException(f"cannot reach the centre at {centre_url}: {exc.reason} (is 'medsettle serve' "
-                                   "running there?)") from None
+        raise click.ClickException(
+            f"cannot reach the centre at {centre_url}: {exc.reason} (is 'medsettle serve' running there?)"
+        ) from None
     except (OSError, ValueError) as exc:  # a connection reset, a malformed address
         raise click.ClickException(f"cannot reach the centre at {centre_url}: {exc}") from None
     try:
@@ -114,8 +122,10 @@ def admin_request(centre_url: str, body: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
-        raise click.ClickException(f"{centre_url} answered, but not as a medsettle centre does (no JSON object "
-                                   "from POST /admin); check --centre")
+        raise click.ClickException(
+            f"{centre_url} answered, but not as a medsettle centre does (no JSON object "
+            "from POST /admin); check --centre"
+        )
     if not answer.pop("ok", False):
         raise click.ClickException(answer.get("error", "the centre refused"))
     return answer

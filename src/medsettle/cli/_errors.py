@@ -33,8 +33,9 @@ def fail_cleanly(*plain: type[Exception]) -> Callable[[Callable[P, R]], Callable
             except MedsettleError as exc:
                 raise click.ClickException(one_line(f"{exc.code}: {exc}")) from None
             except MemoryError:
-                raise click.ClickException("not enough memory for this run: ask for fewer (--persons, --bills, "
-                                           "--count)") from None
+                raise click.ClickException(
+                    "not enough memory for this run: ask for fewer (--persons, --bills, --count)"
+                ) from None
 
         return wrapper
 

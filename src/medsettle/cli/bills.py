@@ -26,11 +26,18 @@ def bills() -> None:
 @click.option("--days", default=1, show_default=True, help="Spread the bills over this many days.")
 @click.option("--zipf", is_flag=True, help="Draw persons by Zipf (s = 1) instead of uniformly.")
 @click.option("--policy", "policy_file", type=click.Path(), help="Policy TOML (default: shipped).")
-@click.option("--out", "out_file", type=click.Path(allow_dash=True), default="-",
-              show_default=True, help="JSON-lines file to write.")
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(allow_dash=True),
+    default="-",
+    show_default=True,
+    help="JSON-lines file to write.",
+)
 @fail_cleanly()
-def bills_generate(persons_file: str, count: int, seed: int, day: str, days: int, zipf: bool,
-                   policy_file: str | None, out_file: str) -> None:
+def bills_generate(
+    persons_file: str, count: int, seed: int, day: str, days: int, zipf: bool, policy_file: str | None, out_file: str
+) -> None:
     """Write seeded bills (1-8 lines, mean 4) for the persons in a persons file."""
     at_least(count, 1, "--count")
     at_least(days, 1, "--days")
@@ -40,8 +47,9 @@ def bills_generate(persons_file: str, count: int, seed: int, day: str, days: int
     check_days_in_force(pol, start, days)
     population = Population.from_csv(pol, persons_file)
     settler = Settler(pol, population, engine="reference")  # only for the compiled catalogue
-    stream = generate_bills(settler.compiled, population, count, seed=seed, start=start,
-                            days=days, persons="zipf" if zipf else "uniform")
+    stream = generate_bills(
+        settler.compiled, population, count, seed=seed, start=start, days=days, persons="zipf" if zipf else "uniform"
+    )
     out = open_output(out_file)
     try:
         for i in range(count):

@@ -28,8 +28,13 @@ CHUNK = 50_000  # bills per engine call in long runs, so the progress bar moves
 @click.option("--bills", "n_bills", default=100_000, show_default=True, help="Bills in the simulated day.")
 @click.option("--date", "day", default="2026-03-02", show_default=True, help="The day's date (yyyy-mm-dd).")
 @click.option("--seed", default=0, show_default=True, help="Seed for persons and bills (same seed, same day).")
-@click.option("--engine", default="auto", type=ENGINE_CHOICE, show_default=True,
-              help="Settlement engine: the Cython core, the pure-Python reference, or the core when built.")
+@click.option(
+    "--engine",
+    default="auto",
+    type=ENGINE_CHOICE,
+    show_default=True,
+    help="Settlement engine: the Cython core, the pure-Python reference, or the core when built.",
+)
 @fail_cleanly()
 def demo(n_persons: int, n_bills: int, day: str, seed: int, engine: EngineName) -> None:
     """Settle a generated day of bills for the default regions and print a summary table."""
@@ -41,15 +46,19 @@ def demo(n_persons: int, n_bills: int, day: str, seed: int, engine: EngineName) 
     check_days_in_force(policy, start)
     population = Population.generate(policy, n_persons, seed=seed)
     settler = Settler(policy, population, engine=engine)
-    click.echo(f"medsettle {__version__}: {n_bills:,} bills of {start} for {n_persons:,} insured persons in "
-               f"{', '.join(r.admdvs + ' ' + r.name for r in policy.regions)}; engine: {_engine_said(settler)}")
+    click.echo(
+        f"medsettle {__version__}: {n_bills:,} bills of {start} for {n_persons:,} insured persons in "
+        f"{', '.join(r.admdvs + ' ' + r.name for r in policy.regions)}; engine: {_engine_said(settler)}"
+    )
     stream = generate_bills(settler.compiled, population, n_bills, seed=seed, start=start)
     started = time.perf_counter()
     rows = _settle_in_chunks(settler, stream.batch, label="settling")
     elapsed = time.perf_counter() - started
     _print_summary(rows, stream.batch, population, settler)
-    click.echo(f"\n{n_bills:,} bills in {elapsed:.2f} s ({n_bills / elapsed:,.0f} bills/s, validation included) "
-               f"on the {settler.engine_name} engine")
+    click.echo(
+        f"\n{n_bills:,} bills in {elapsed:.2f} s ({n_bills / elapsed:,.0f} bills/s, validation included) "
+        f"on the {settler.engine_name} engine"
+    )
 
 
 def _engine_said(settler: Settler) -> str:
@@ -94,14 +103,27 @@ def _print_summary(rows: np.ndarray, batch: BillBatch, population: Population, s
         counts = {REFUSALS[int(c)]: int((refused == c).sum()) for c in np.unique(refused)}
         click.echo("refused: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     settled = rows[ok]
-    balanced = np.array_equal(settled[:, COL["medfee_sumamt"]],
-                              settled[:, COL["fund_pay_sumamt"]] + settled[:, COL["acct_pay"]]
-                              + settled[:, COL["psn_cash_pay"]] + settled[:, COL["hosp_part_amt"]])
+    balanced = np.array_equal(
+        settled[:, COL["medfee_sumamt"]],
+        settled[:, COL["fund_pay_sumamt"]]
+        + settled[:, COL["acct_pay"]]
+        + settled[:, COL["psn_cash_pay"]]
+        + settled[:, COL["hosp_part_amt"]],
+    )
     click.echo(f"check: medfee = fund + account + cash + institution on every bill: {'yes' if balanced else 'NO'}")
 
 
 def _summary_row(region: str, med: str, rows: np.ndarray) -> tuple[str, ...]:
     def total(name: str) -> str:
         return f"{fen_to_decimal(int(rows[:, COL[name]].sum())):,}"
-    return (region, med, f"{len(rows):,}", total("medfee_sumamt"), total("fund_pay_sumamt"), total("acct_pay"),
-            total("psn_cash_pay"), total("hosp_part_amt"))
+
+    return (
+        region,
+        med,
+        f"{len(rows):,}",
+        total("medfee_sumamt"),
+        total("fund_pay_sumamt"),
+        total("acct_pay"),
+        total("psn_cash_pay"),
+        total("hosp_part_amt"),
+    )

@@ -12,10 +12,16 @@ from ..hardware.stack import StackError
 from ._common import admin_request
 from ._errors import fail_cleanly
 
-HARDWARE_DIR = click.option("--dir", "directory", default=str(Path("medsettle-data") / "hardware"), show_default=True,
-                            envvar="MEDSETTLE_HARDWARE_DIR", type=click.Path(file_okay=False),
-                            help="Where the stack keeps its pcscd configuration, logs and control socket "
-                                 "(relative to the working directory; the stack is handed it absolute).")
+HARDWARE_DIR = click.option(
+    "--dir",
+    "directory",
+    default=str(Path("medsettle-data") / "hardware"),
+    show_default=True,
+    envvar="MEDSETTLE_HARDWARE_DIR",
+    type=click.Path(file_okay=False),
+    help="Where the stack keeps its pcscd configuration, logs and control socket "
+    "(relative to the working directory; the stack is handed it absolute).",
+)
 
 
 # Stack errors and bad values (a PIN, a profile) fail as cleanly as medsettle's own errors.
@@ -29,8 +35,14 @@ def hardware() -> None:
 
 @hardware.command("up")
 @HARDWARE_DIR
-@click.option("--counter", "counters", multiple=True, default=["Counter"], show_default=True,
-              help="A reader entry (repeat for several counters).")
+@click.option(
+    "--counter",
+    "counters",
+    multiple=True,
+    default=["Counter"],
+    show_default=True,
+    help="A reader entry (repeat for several counters).",
+)
 @_stack_errors
 def hardware_up(directory: str, counters: tuple[str, ...]) -> None:
     """Start pcscd with one virtual reader per counter, each with a PSAM, in the background."""
@@ -39,8 +51,10 @@ def hardware_up(directory: str, counters: tuple[str, ...]) -> None:
     client = daemon.start(directory, counters)
     for name, counter in client.status()["counters"].items():
         click.echo(f"{name}: card reader {counter['card_reader']!r}, PSAM reader {counter['psam_reader']!r}")
-    click.echo(f"virtual reader stack up (pid {client.state['pid']}, files in {directory}); "
-               "'medsettle card issue' inserts a card, 'medsettle hardware down' stops it")
+    click.echo(
+        f"virtual reader stack up (pid {client.state['pid']}, files in {directory}); "
+        "'medsettle card issue' inserts a card, 'medsettle hardware down' stops it"
+    )
 
 
 @hardware.command("down")
@@ -70,19 +84,36 @@ def card() -> None:
 
 @card.command("issue")
 @click.argument("psn_no", required=False)
-@click.option("--persons", "persons_file", type=click.Path(dir_okay=False, exists=True),
-              help="Persons CSV (default: the centre's default population: 10,000 generated persons, seed 0).")
+@click.option(
+    "--persons",
+    "persons_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Persons CSV (default: the centre's default population: 10,000 generated persons, seed 0).",
+)
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="Policy TOML (default: shipped).")
-@click.option("--centre", "centre_url", help="Take the person's records from this running centre (for persons "
-              "enrolled or cards issued there); default: the default population, as the centre generates it.")
+@click.option(
+    "--centre",
+    "centre_url",
+    help="Take the person's records from this running centre (for persons "
+    "enrolled or cards issued there); default: the default population, as the centre generates it.",
+)
 @click.option("--counter", help="Which counter's reader (default: the first).")
 @click.option("--pin", default="123456", show_default=True, help="The PIN set at issue.")
 @click.option("--cloned", is_flag=True, help="A clone: the data is genuine, the key is not.")
 @click.option("--alter-name", help="Altered data: write this name into EF06 09 after issue.")
 @HARDWARE_DIR
 @_stack_errors
-def card_issue(psn_no: str | None, persons_file: str | None, policy_file: str | None, centre_url: str | None,
-               counter: str | None, pin: str, cloned: bool, alter_name: str | None, directory: str) -> None:
+def card_issue(
+    psn_no: str | None,
+    persons_file: str | None,
+    policy_file: str | None,
+    centre_url: str | None,
+    counter: str | None,
+    pin: str,
+    cloned: bool,
+    alter_name: str | None,
+    directory: str,
+) -> None:
     """Personalise a virtual card from PSN_NO's records (default: the first person) and insert it."""
     from ..hardware.daemon import HardwareClient  # noqa: PLC0415
 
@@ -99,8 +130,9 @@ def card_issue(psn_no: str | None, persons_file: str | None, policy_file: str | 
         from ..policy import default_policy_path, load_policy  # noqa: PLC0415
 
         pol = load_policy(policy_file or default_policy_path())
-        population = (Population.from_csv(pol, persons_file) if persons_file
-                      else Population.generate(pol, 10_000, seed=0))
+        population = (
+            Population.from_csv(pol, persons_file) if persons_file else Population.generate(pol, 10_000, seed=0)
+        )
         profile = profile_for(Registry.generate(population), psn_no, pin=pin)
     altered = {0x09: alter_name.encode("gbk")} if alter_name else None
     answer = HardwareClient(directory).insert(profile, counter, cloned=cloned, altered=altered)
@@ -109,8 +141,10 @@ def card_issue(psn_no: str | None, persons_file: str | None, policy_file: str | 
 
 @card.command("read")
 @click.option("--reader", "reader_name", help="The reader (default: the first pcscd lists).")
-@click.option("--counter", help="The card reader of this counter of the running virtual stack, with its PSAM "
-              "(instead of --reader).")
+@click.option(
+    "--counter",
+    help="The card reader of this counter of the running virtual stack, with its PSAM (instead of --reader).",
+)
 @click.option("--psam", "psam_name", help="The PSAM's reader (default: slot 01 of the same reader).")
 @click.option("--pin", help="Verify this PIN too.")
 @click.option("--no-auth", is_flag=True, help="Do not authenticate the card through the PSAM.")
@@ -118,8 +152,16 @@ def card_issue(psn_no: str | None, persons_file: str | None, policy_file: str | 
 @click.option("--trace", is_flag=True, help="Print every APDU to stderr (PINs masked).")
 @HARDWARE_DIR
 @_stack_errors
-def card_read(reader_name: str | None, counter: str | None, psam_name: str | None, pin: str | None, no_auth: bool,
-              wait: float, trace: bool, directory: str) -> None:
+def card_read(
+    reader_name: str | None,
+    counter: str | None,
+    psam_name: str | None,
+    pin: str | None,
+    no_auth: bool,
+    wait: float,  # ok-float: seconds
+    trace: bool,
+    directory: str,
+) -> None:
     """Read the card in the first reader (or --reader, or --counter's) and print it as JSON."""
     from ..readers import PcscReader  # noqa: PLC0415 - PyscardMissing (an Error: line) without pyscard
     from ..readers.trace import ApduTrace  # noqa: PLC0415
@@ -138,8 +180,13 @@ def card_read(reader_name: str | None, counter: str | None, psam_name: str | Non
             reader.verify_pin(pin)
         if not no_auth:
             reader.authenticate(record)
-    click.echo(json.dumps({"reader": reader.name, **record.as_dict(), "pin_verified": pin is not None,
-                           "authenticated": not no_auth}, ensure_ascii=False, indent=2))
+    click.echo(
+        json.dumps(
+            {"reader": reader.name, **record.as_dict(), "pin_verified": pin is not None, "authenticated": not no_auth},
+            ensure_ascii=False,
+            indent=2,
+        )
+    )
 
 
 @card.command("remove")

@@ -52,8 +52,9 @@ def persons_card(card_no: str, action: str, replace: bool, centre_url: str) -> N
 @persons.command("credit")
 @click.argument("psn_no")
 @click.argument("amount")
-@click.option("--month", "key", required=True, callback=month_option,
-              help="The month credited (yyyy-mm): each is credited once.")
+@click.option(
+    "--month", "key", required=True, callback=month_option, help="The month credited (yyyy-mm): each is credited once."
+)
 @CENTRE_OPTION
 def persons_credit(psn_no: str, amount: str, key: str, centre_url: str) -> None:
     """Credit a person's personal account (划入) with AMOUNT yuan for a month."""

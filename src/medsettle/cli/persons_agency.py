@@ -28,8 +28,13 @@ def register_agency_commands(persons: click.Group) -> None:
     @click.option("--born", "brdy", required=True, help="Birth date yyyy-mm-dd.")
     @click.option("--emp-no", help="Employees: the unit's code.")
     @click.option("--emp-name", help="Employees: the unit's name.")
-    @click.option("--uncovered-years", type=int, default=0, show_default=True,
-                  help="Residents enrolling late: years without cover (extra waiting months).")
+    @click.option(
+        "--uncovered-years",
+        type=int,
+        default=0,
+        show_default=True,
+        help="Residents enrolling late: years without cover (extra waiting months).",
+    )
     @click.option("--assistance", is_flag=True, help="Has the medical-assistance identity.")
     @CENTRE
     def enrol(centre_url: str, **fields: str | int | bool | None) -> None:

@@ -21,10 +21,12 @@ def policy_check(policy_file: str) -> None:
     pol = load_policy(policy_file)
     for region in pol.regions:
         items = sum(len(c.items) for c in region.catalogues)
-        click.echo(f"{region.admdvs} {region.name}: schemes {', '.join(region.insutypes)}; "
-                   f"groups {', '.join(g.name for g in region.groups)}; rule sets "
-                   f"{', '.join(f'{rs.version} from {rs.effective_from}' for rs in region.rulesets)}; "
-                   f"{len(region.catalogues)} catalogue version(s), {items} items")
+        click.echo(
+            f"{region.admdvs} {region.name}: schemes {', '.join(region.insutypes)}; "
+            f"groups {', '.join(g.name for g in region.groups)}; rule sets "
+            f"{', '.join(f'{rs.version} from {rs.effective_from}' for rs in region.rulesets)}; "
+            f"{len(region.catalogues)} catalogue version(s), {items} items"
+        )
     click.echo(f"{policy_file}: ok")
 
 

@@ -40,23 +40,53 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 @click.command()
 @click.option("--policy", "policy_file", type=click.Path(), help="Policy TOML (default: shipped).")
-@click.option("--persons", "persons_file", type=click.Path(),
-              help="Persons CSV (default: 10,000 generated persons, seed 0).")
+@click.option(
+    "--persons", "persons_file", type=click.Path(), help="Persons CSV (default: 10,000 generated persons, seed 0)."
+)
 @click.option("--db", "db_url", help="Journal: a SQLite path or postgresql://... (default: DATA_DIR/centre.db).")
-@click.option("--data-dir", default="medsettle-data", show_default=True, envvar="MEDSETTLE_DATA_DIR",
-              help="Where the embedded journal lives.")
+@click.option(
+    "--data-dir",
+    default="medsettle-data",
+    show_default=True,
+    envvar="MEDSETTLE_DATA_DIR",
+    help="Where the embedded journal lives.",
+)
 @click.option("--port", default=8901, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--engine", default="auto", type=ENGINE_CHOICE, show_default=True, help="Settlement engine.")
-@click.option("--regions", help="Insured regions this process owns, comma-separated (default: all). Several "
-              "processes may share one PostgreSQL --db, each owning other regions.")
-@click.option("--log-level", default="info", show_default=True, type=click.Choice(LOG_LEVELS, case_sensitive=False),
-              help="Least severe log lines written.")
+@click.option(
+    "--regions",
+    help="Insured regions this process owns, comma-separated (default: all). Several "
+    "processes may share one PostgreSQL --db, each owning other regions.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="Least severe log lines written.",
+)
 @click.option("--log-file", type=click.Path(dir_okay=False), help="Append the log to this file (default: stderr).")
-@click.option("--stats-every", default=60, show_default=True, type=click.IntRange(min=0), metavar="SECONDS",
-              help="Log the throughput every SECONDS (0: never).")
+@click.option(
+    "--stats-every",
+    default=60,
+    show_default=True,
+    type=click.IntRange(min=0),
+    metavar="SECONDS",
+    help="Log the throughput every SECONDS (0: never).",
+)
 @fail_cleanly()
-def serve(policy_file: str | None, persons_file: str | None, db_url: str | None, data_dir: str, port: int,
-          engine: EngineName, regions: str | None, log_level: str, log_file: str | None, stats_every: int) -> None:
+def serve(
+    policy_file: str | None,
+    persons_file: str | None,
+    db_url: str | None,
+    data_dir: str,
+    port: int,
+    engine: EngineName,
+    regions: str | None,
+    log_level: str,
+    log_file: str | None,
+    stats_every: int,
+) -> None:
     """Run the settlement centre on 127.0.0.1: POST the platform's envelope to / ; GET /schema for schemas.
 
     Offers sign-in, the pharmacy, outpatient and inpatient flows, 2601, 3201/3202 and 5206 so far. Every answer that
@@ -76,8 +106,16 @@ def serve(policy_file: str | None, persons_file: str | None, db_url: str | None,
         handler.close()
 
 
-def _serve(policy_file: str | None, persons_file: str | None, db_url: str | None, data_dir: str, port: int,
-           engine: EngineName, regions: str | None, stats_every: int) -> None:
+def _serve(
+    policy_file: str | None,
+    persons_file: str | None,
+    db_url: str | None,
+    data_dir: str,
+    port: int,
+    engine: EngineName,
+    regions: str | None,
+    stats_every: int,
+) -> None:
     """Build the centre (policy, population, the port bound, then the journal replayed) and serve it."""
     from ..centre.institutions import default_institutions  # noqa: PLC0415
     from ..centre.service import Centre  # noqa: PLC0415
@@ -109,8 +147,9 @@ def _serve(policy_file: str | None, persons_file: str | None, db_url: str | None
         listener.close()
 
 
-def _serve_forever(centre: Centre, listener: socket.socket, *, where: str, regions: list[str] | None,
-                   stats_every: int) -> None:
+def _serve_forever(
+    centre: Centre, listener: socket.socket, *, where: str, regions: list[str] | None, stats_every: int
+) -> None:
     """Answer on the bound socket until SIGINT or SIGTERM, then finish the requests in flight and return."""
     import asyncio  # noqa: PLC0415
 
@@ -133,8 +172,14 @@ def _serve_forever(centre: Centre, listener: socket.socket, *, where: str, regio
         await web.SockSite(runner, listener).start()
         bound = listener.getsockname()[1]  # the real port when 0 was asked for
         click.echo(f"medsettle centre listening on http://127.0.0.1:{bound}/ (engine: {centre.settler.engine_name})")
-        log.info("started: listening on http://127.0.0.1:%d/, %s, regions %s, engine %s, %d institutions", bound,
-                 where, ",".join(regions) if regions else "all", centre.settler.engine_name, len(centre.institutions))
+        log.info(
+            "started: listening on http://127.0.0.1:%d/, %s, regions %s, engine %s, %d institutions",
+            bound,
+            where,
+            ",".join(regions) if regions else "all",
+            centre.settler.engine_name,
+            len(centre.institutions),
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -148,20 +193,25 @@ def _serve_forever(centre: Centre, listener: socket.socket, *, where: str, regio
             if reporter is not None:
                 reporter.cancel()
             await runner.cleanup()
-        log.info("stopped: %d requests answered (%d refused) in %.0f s", throughput.requests, throughput.refused,
-                 time.monotonic() - since)
+        log.info(
+            "stopped: %d requests answered (%d refused) in %.0f s",
+            throughput.requests,
+            throughput.refused,
+            time.monotonic() - since,
+        )
 
     asyncio.run(run())
 
 
 def _interval_text(interval: Interval) -> str:
     """One interval of the throughput line: requests, their rate, refusals, and the sampled latency."""
-    text = (f"{interval.requests} requests in {interval.seconds:.1f} s ({interval.per_second:.1f}/s), "
-            f"{interval.refused} refused")
+    text = (
+        f"{interval.requests} requests in {interval.seconds:.1f} s ({interval.per_second:.1f}/s), "
+        f"{interval.refused} refused"
+    )
     p50, p99 = interval.percentile(50), interval.percentile(99)
     if p50 is not None and p99 is not None:
-        text += (f", latency p50 {p50 * 1000:.2f} ms p99 {p99 * 1000:.2f} ms "
-                 f"({len(interval.latencies)} sampled)")
+        text += f", latency p50 {p50 * 1000:.2f} ms p99 {p99 * 1000:.2f} ms ({len(interval.latencies)} sampled)"
     return text
 
 
@@ -169,8 +219,9 @@ def _configure_logging(level: str, log_file: str | None) -> logging.Handler:
     """One handler on the root logger (timestamp, level, logger name), to stderr or appended to ``log_file``;
     returned so the command removes it when it ends."""
     try:
-        handler: logging.Handler = (logging.FileHandler(log_file, encoding="utf-8") if log_file
-                                    else logging.StreamHandler(sys.stderr))
+        handler: logging.Handler = (
+            logging.FileHandler(log_file, encoding="utf-8") if log_file else logging.StreamHandler(sys.stderr)
+        )
     except OSError as exc:
         raise click.ClickException(f"--log-file {log_file}: cannot open it: {exc.strerror}") from None
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
@@ -197,8 +248,9 @@ def _check_regions(policy: Policy, owned: list[str] | None) -> None:
     every = [r.admdvs for r in policy.regions]
     unknown = [r for r in owned or [] if r not in every]
     if unknown:
-        raise click.ClickException(f"--regions {','.join(unknown)}: not a region of the policy "
-                                   f"(its regions: {', '.join(every)})")
+        raise click.ClickException(
+            f"--regions {','.join(unknown)}: not a region of the policy (its regions: {', '.join(every)})"
+        )
 
 
 def _listen(port: int) -> socket.socket:
@@ -210,10 +262,17 @@ def _listen(port: int) -> socket.socket:
         listener.listen(1024)
     except OSError as exc:
         listener.close()
-        hint = ("another program (perhaps another medsettle serve) is using it; stop it or choose another --port "
-                "(0: any free port)") if exc.errno == errno.EADDRINUSE else "choose another --port"
-        raise click.ClickException(f"--port {port}: cannot listen on 127.0.0.1:{port}: {exc.strerror}; {hint}") \
-            from None
+        hint = (
+            (
+                "another program (perhaps another medsettle serve) is using it; stop it or choose another --port "
+                "(0: any free port)"
+            )
+            if exc.errno == errno.EADDRINUSE
+            else "choose another --port"
+        )
+        raise click.ClickException(
+            f"--port {port}: cannot listen on 127.0.0.1:{port}: {exc.strerror}; {hint}"
+        ) from None
     listener.setblocking(False)
     return listener
 

@@ -18,13 +18,17 @@ from ._errors import fail_cleanly
 @click.command()
 @click.argument("bills_file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="Policy TOML (default: shipped).")
-@click.option("--persons", "persons_file", type=click.Path(dir_okay=False), required=True,
-              help="Persons CSV (see 'medsettle persons generate').")
+@click.option(
+    "--persons",
+    "persons_file",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="Persons CSV (see 'medsettle persons generate').",
+)
 @click.option("--engine", default="auto", type=ENGINE_CHOICE, show_default=True, help="Settlement engine.")
 @click.option("--presettle", is_flag=True, help="Compute only (2206): change no state between bills.")
 @fail_cleanly(BillsFileError)
-def settle(bills_file: str, policy_file: str | None, persons_file: str, engine: EngineName,
-           presettle: bool) -> None:
+def settle(bills_file: str, policy_file: str | None, persons_file: str, engine: EngineName, presettle: bool) -> None:
     """Settle a JSON-lines file of bills (in order) and print one JSON result per bill.
 
     Each result has the platform's field names: {"bill_id", "infcode": 0, "output": {"setlinfo",
@@ -37,5 +41,10 @@ def settle(bills_file: str, policy_file: str | None, persons_file: str, engine: 
     settler = Settler(policy, population, engine=engine)
     with BillsFile(bills_file, stdin=sys.stdin.buffer if bills_file == "-" else None) as bills:
         # Two passes: every bill is checked before the first is settled (engine/stream.py).
-        settle_file(settler, bills, sys.stdout.buffer, presettle=presettle,
-                    progress_to=sys.stderr if progress_wanted(sys.stderr) else None)
+        settle_file(
+            settler,
+            bills,
+            sys.stdout.buffer,
+            presettle=presettle,
+            progress_to=sys.stderr if progress_wanted(sys.stderr) else None,
+        )

@@ -39,8 +39,9 @@ def _items(specs: tuple[str, ...]) -> list[dict[str, str]]:
     for i, spec in enumerate(specs):
         parts = spec.split(":")
         if len(parts) != 3:
-            raise click.ClickException(f"item {i + 1}: expected CODE:PRICE:COUNT (e.g. XJ48CB002A2760101:12.50:2), "
-                                       f"got {spec!r}")
+            raise click.ClickException(
+                f"item {i + 1}: expected CODE:PRICE:COUNT (e.g. XJ48CB002A2760101:12.50:2), got {spec!r}"
+            )
         items.append({"med_list_codg": parts[0], "pric": parts[1], "cnt": parts[2]})
     try:
         check_items(items)
@@ -53,11 +54,19 @@ class _Session:
     """The ``terminal`` group's options, and the counter opened from them when a command first needs it:
     its journal is created, and what a crash left is finished, only then (never for --help)."""
 
-    def __init__(self, code: str | None, centre_url: str, reader_name: str | None, journal_path: str | None,
-                 resend_for: float, timeout: float) -> None:
+    def __init__(
+        self,
+        code: str | None,
+        centre_url: str,
+        reader_name: str | None,
+        journal_path: str | None,
+        resend_for: float,
+        timeout: float,
+    ) -> None:
         self.code, self.centre_url, self.reader_name = code, centre_url, reader_name
-        self.journal_path = Path(journal_path) if journal_path else (
-            Path("medsettle-data") / f"terminal-{code}.db" if code else None)
+        self.journal_path = (
+            Path(journal_path) if journal_path else (Path("medsettle-data") / f"terminal-{code}.db" if code else None)
+        )
         self.resend_for, self.timeout = resend_for, timeout
         self.reader: PcscReader | None = None
         self._counter: Counter | None = None
@@ -77,18 +86,26 @@ class _Session:
         from ..terminal import CentreClient, Counter, CounterStore  # noqa: PLC0415
 
         if not self.code:
-            raise click.ClickException("missing option --institution / -i: give the institution's code before the "
-                                       "command, e.g. medsettle terminal -i P13010000001 signin")
+            raise click.ClickException(
+                "missing option --institution / -i: give the institution's code before the "
+                "command, e.g. medsettle terminal -i P13010000001 signin"
+            )
         if self.journal_path is None:  # never: without --journal it is named after the code, given by now
             raise click.ClickException("missing option --journal: give the terminal's journal FILE")
         _check_centre_url(self.centre_url)
         try:
             journal = CounterStore(self.journal_path)
         except (OSError, sqlite3.Error) as error:
-            raise click.ClickException(f"cannot open the terminal journal {self.journal_path}: {error} "
-                                       "(give a writable --journal FILE)") from None
-        counter = Counter(self.code, journal, CentreClient(self.centre_url, timeout=self.timeout), reader=self.reader,
-                          resend_for=self.resend_for)
+            raise click.ClickException(
+                f"cannot open the terminal journal {self.journal_path}: {error} (give a writable --journal FILE)"
+            ) from None
+        counter = Counter(
+            self.code,
+            journal,
+            CentreClient(self.centre_url, timeout=self.timeout),
+            reader=self.reader,
+            resend_for=self.resend_for,
+        )
         resumed = counter.resume()
         if any(resumed.values()):
             click.echo(f"resumed: {json.dumps(resumed)}", err=True)
@@ -109,8 +126,9 @@ def _check_centre_url(url: str) -> None:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
     except ValueError as error:
-        raise click.ClickException(f"--centre {url!r} is not a URL ({error}): give e.g. http://127.0.0.1:8901/") \
-            from None
+        raise click.ClickException(
+            f"--centre {url!r} is not a URL ({error}): give e.g. http://127.0.0.1:8901/"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise click.ClickException(f"--centre {url!r} is not an http URL: give e.g. http://127.0.0.1:8901/")
 
@@ -131,11 +149,13 @@ def _open_reader(reader_name: str | None) -> PcscReader:
             name, psam = first_reader()
         return PcscReader(name, psam=psam)
     except ImportError as error:  # PyscardMissing says how to install it
-        raise click.ClickException(f"--card needs the PC/SC reader driver: {error}; or identify the patient by "
-                                   "--certno or --qr") from None
+        raise click.ClickException(
+            f"--card needs the PC/SC reader driver: {error}; or identify the patient by --certno or --qr"
+        ) from None
     except ReaderError as error:
-        raise click.ClickException(f"--card: no card reader ({error}); give --reader NAME, or identify the patient "
-                                   "by --certno or --qr") from None
+        raise click.ClickException(
+            f"--card: no card reader ({error}); give --reader NAME, or identify the patient by --certno or --qr"
+        ) from None
 
 
 def _emit(value: object) -> None:
@@ -147,18 +167,41 @@ def _emit(value: object) -> None:
 @click.group(invoke_without_command=True)
 @click.option("--institution", "-i", "code", help="The institution's code (e.g. P13010000001); every command needs it.")
 @click.option("--centre", "centre_url", default="http://127.0.0.1:8901/", show_default=True)
-@click.option("--reader", "reader_name",
-              help="The card reader for --card (its PSAM in slot 01 of the same reader; default: the first reader "
-                   "pcscd lists).")
-@click.option("--journal", "journal_path", type=click.Path(dir_okay=False),
-              help="The terminal's journal (default: medsettle-data/terminal-CODE.db).")
-@click.option("--resend-for", default=3.0, show_default=True, type=click.FloatRange(min=0),
-              help="Seconds a settle is resent before giving up.")
-@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Seconds to wait for each answer.")
+@click.option(
+    "--reader",
+    "reader_name",
+    help="The card reader for --card (its PSAM in slot 01 of the same reader; default: the first reader pcscd lists).",
+)
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(dir_okay=False),
+    help="The terminal's journal (default: medsettle-data/terminal-CODE.db).",
+)
+@click.option(
+    "--resend-for",
+    default=3.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a settle is resent before giving up.",
+)
+@click.option(
+    "--timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds to wait for each answer.",
+)
 @click.pass_context
-def terminal(ctx: click.Context, code: str | None, centre_url: str, reader_name: str | None,
-             journal_path: str | None, resend_for: float, timeout: float) -> None:
+def terminal(
+    ctx: click.Context,
+    code: str | None,
+    centre_url: str,
+    reader_name: str | None,
+    journal_path: str | None,
+    resend_for: float,
+    timeout: float,
+) -> None:
     """A counter of institution CODE talking to the centre; without a command, an interactive shell."""
     session = _Session(code, centre_url, reader_name, journal_path, resend_for, timeout)
     ctx.obj = session
@@ -179,8 +222,9 @@ def _errors(fn: Callable[P, R]) -> Callable[P, R]:
         except click.ClickException as error:
             session = click.get_current_context().find_object(_Session)
             if "sign_no" in error.message and session is not None:  # a session: always, under the group
-                raise click.ClickException(f"{error.message}; sign in first: medsettle terminal -i {session.code} "
-                                           "signin") from None
+                raise click.ClickException(
+                    f"{error.message}; sign in first: medsettle terminal -i {session.code} signin"
+                ) from None
             raise
 
     return wrapper
@@ -216,17 +260,21 @@ def signout(counter: Counter) -> None:
 
 def _identity_options(fn: F) -> F:
     """--card [--pin], --qr, --certno: how the patient is identified (the card first, if asked)."""
-    for option in reversed([
+    for option in reversed(
+        [
             click.option("--card", is_flag=True, help="Read the card in the reader."),
             click.option("--pin", help="With --card: verify the PIN."),
             click.option("--qr", help="The QR e-voucher token (01)."),
-            click.option("--certno", help="The ID card number (02).")]):
+            click.option("--certno", help="The ID card number (02)."),
+        ]
+    ):
         fn = option(fn)
     return fn
 
 
-def _identified(session: _Session, card: bool, pin: str | None, qr: str | None,
-                certno: str | None) -> tuple[Counter, Identity | None]:
+def _identified(
+    session: _Session, card: bool, pin: str | None, qr: str | None, certno: str | None
+) -> tuple[Counter, Identity | None]:
     """(the counter, the patient's identity): the ID number's form is checked and the reader found before
     the counter is opened, so a typo or a missing reader changes nothing."""
     if pin is not None and not card:
@@ -244,8 +292,9 @@ def _check_certno(certno: str) -> str:
 
     certno = certno.strip().upper()
     if len(certno) != 18 or not certno[:17].isdigit() or certno[17] not in "0123456789X":
-        raise click.ClickException(f"--certno {certno!r} is not an ID number: 18 characters, 17 digits and a check "
-                                   "digit (0-9 or X)")
+        raise click.ClickException(
+            f"--certno {certno!r} is not an ID number: 18 characters, 17 digits and a check digit (0-9 or X)"
+        )
     if id_check_digit(certno[:17]) != certno[17]:
         raise click.ClickException(f"--certno {certno!r}: the check digit is wrong (mistyped?); check the ID card")
     return certno
@@ -269,9 +318,12 @@ def _receipt_or_refusal(action: Callable[[], Receipt]) -> None:
 
 # What the patient or the clerk can put right at once: no card inserted, a wrong PIN, a blocked PIN, a card
 # that is not genuine. None is an equipment failure, so none makes a voucher.
-_CARD_MISTAKES = {"NO_CARD": "insert the card and sell again", "WRONG_PIN": "sell again with the right --pin",
-                  "CARD_BLOCKED": "identify the patient by --certno or --qr",
-                  "CARD_NOT_GENUINE": "do not accept this card: identify the patient by --certno"}
+_CARD_MISTAKES = {
+    "NO_CARD": "insert the card and sell again",
+    "WRONG_PIN": "sell again with the right --pin",
+    "CARD_BLOCKED": "identify the patient by --certno or --qr",
+    "CARD_NOT_GENUINE": "do not accept this card: identify the patient by --certno",
+}
 
 
 def _identity(counter: Counter, card: bool, pin: str | None, qr: str | None, certno: str | None) -> Identity | None:
@@ -286,8 +338,9 @@ def _identity(counter: Counter, card: bool, pin: str | None, qr: str | None, cer
             return counter.read_card(pin)
         except ReaderError as error:
             if error.code in _CARD_MISTAKES and not (qr or certno):
-                raise click.ClickException(f"{error.code}: {error}; nothing was sold: "
-                                           f"{_CARD_MISTAKES[error.code]}") from None
+                raise click.ClickException(
+                    f"{error.code}: {error}; nothing was sold: {_CARD_MISTAKES[error.code]}"
+                ) from None
             click.echo(f"card not usable ({error.code}: {error})", err=True)
     if qr:
         return Identity("01", qr)
@@ -302,8 +355,15 @@ def _identity(counter: Counter, card: bool, pin: str | None, qr: str | None, cer
 @click.option("--no-account", is_flag=True, help="Do not use the personal account.")
 @click.pass_obj
 @_errors
-def sell(session: _Session, items: tuple[str, ...], card: bool, pin: str | None, qr: str | None, certno: str | None,
-         no_account: bool) -> None:
+def sell(
+    session: _Session,
+    items: tuple[str, ...],
+    card: bool,
+    pin: str | None,
+    qr: str | None,
+    certno: str | None,
+    no_account: bool,
+) -> None:
     """Settle a pharmacy sale of ITEMS (CODE:PRICE:COUNT ...); without identification: cash and a voucher.
     A sale the centre refuses (an unknown person or item) ends refused: nothing owed, no voucher."""
     lines = _items(items)
@@ -319,13 +379,23 @@ def sell(session: _Session, items: tuple[str, ...], card: bool, pin: str | None,
 @click.option("--no-account", is_flag=True, help="Do not use the personal account.")
 @click.pass_obj
 @_errors
-def visit(session: _Session, items: tuple[str, ...], med_type: str, diagnosis: str, card: bool, pin: str | None,
-          qr: str | None, certno: str | None, no_account: bool) -> None:
+def visit(
+    session: _Session,
+    items: tuple[str, ...],
+    med_type: str,
+    diagnosis: str,
+    card: bool,
+    pin: str | None,
+    qr: str | None,
+    certno: str | None,
+    no_account: bool,
+) -> None:
     """An outpatient visit at a hospital: register, record, upload ITEMS (CODE:PRICE:COUNT ...), settle."""
     lines = _items(items)
     counter, identity = _identified(session, card, pin, qr, certno)
-    _receipt_or_refusal(lambda: counter.visit(identity, lines, med_type=med_type, acct_used=not no_account,
-                                              diagnosis=diagnosis))
+    _receipt_or_refusal(
+        lambda: counter.visit(identity, lines, med_type=med_type, acct_used=not no_account, diagnosis=diagnosis)
+    )
 
 
 @terminal.command("admit")
@@ -444,8 +514,13 @@ def reconcile(session: _Session, day: str | None, detail: bool) -> None:
 
 
 @terminal.command("forward")
-@click.option("--rounds", default=5, show_default=True, type=click.IntRange(min=1),
-              help="Rounds of forwarding, with back-off between them.")
+@click.option(
+    "--rounds",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rounds of forwarding, with back-off between them.",
+)
 @_errors
 @_with_counter
 def forward(counter: Counter, rounds: int) -> None:
@@ -454,11 +529,16 @@ def forward(counter: Counter, rounds: int) -> None:
 
 
 @terminal.command("resume")
-@click.option("--wait", default=0.0, show_default=True, type=click.FloatRange(min=0),
-              help="Seconds to keep resending unanswered messages.")
+@click.option(
+    "--wait",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds to keep resending unanswered messages.",
+)
 @_errors
 @_with_counter
-def resume(counter: Counter, wait: float) -> None:
+def resume(counter: Counter, wait: float) -> None:  # ok-float: wait is seconds
     """Finish what a crash or an outage left (also done before every command)."""
     _emit(counter.resume(deadline_s=wait))
 
@@ -476,8 +556,11 @@ def _shell(ctx: click.Context) -> None:
     """The interactive counter: one command a line, until quit or the end of input. The counter is opened
     (and what a crash left finished) before the first prompt."""
     ctx.obj.counter()
-    click.echo(f"medsettle counter {ctx.obj.code}: signin, sell ITEMS [--certno N|--qr T|--card], cancel SALE, "
-               "vouchers, resettle V [...], reconcile, signout, quit", err=True)
+    click.echo(
+        f"medsettle counter {ctx.obj.code}: signin, sell ITEMS [--certno N|--qr T|--card], cancel SALE, "
+        "vouchers, resettle V [...], reconcile, signout, quit",
+        err=True,
+    )
     while True:
         try:
             line = input("counter> ").strip()

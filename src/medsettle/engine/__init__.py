@@ -8,6 +8,17 @@ from .settler import BatchResult, Settler
 from .state import PersonState
 
 __all__ = [
-    "BatchResult", "Bill", "BillBatch", "FeeLine", "PersonState", "Population", "Settlement", "Settler",
-    "core_module", "core_problem", "encode_bills", "parse_bill", "resolve_engine_name",
+    "BatchResult",
+    "Bill",
+    "BillBatch",
+    "FeeLine",
+    "PersonState",
+    "Population",
+    "Settlement",
+    "Settler",
+    "core_module",
+    "core_problem",
+    "encode_bills",
+    "parse_bill",
+    "resolve_engine_name",
 ]

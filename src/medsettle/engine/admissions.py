@@ -41,14 +41,14 @@ class Admission:
     Holds only ints and the older Admission it followed, so settlement records that point to it are
     still never part of a reference cycle (the Settler takes them out of the cyclic collector)."""
 
-    key: int                     # its mdtrt_id's admission key (AdmissionKeys)
-    ded_met: int                 # the deductible its live settlements met
-    live: int                    # its settlements not yet cancelled
-    before: Admission | None     # the admission in progress when it began: in progress again if this one is
-                                 # cancelled away while in progress (settle then cancel gives back the state)
-    ded_std: int = 0             # its deductible standard; learnt when a later admission begins after it
-                                 # (only an admission some later one began after is ever put back in progress)
-    unrecorded: bool = False     # some of its settlements have no record (so it never stops counting)
+    key: int  # its mdtrt_id's admission key (AdmissionKeys)
+    ded_met: int  # the deductible its live settlements met
+    live: int  # its settlements not yet cancelled
+    before: Admission | None  # the admission in progress when it began: in progress again if this one is
+    # cancelled away while in progress (settle then cancel gives back the state)
+    ded_std: int = 0  # its deductible standard; learnt when a later admission begins after it
+    # (only an admission some later one began after is ever put back in progress)
+    unrecorded: bool = False  # some of its settlements have no record (so it never stops counting)
 
     def as_state(self) -> tuple[int, int, int, int]:
         """(adm_id, adm_ded_std, adm_ded_met, adm_nsetl) of the state with this admission in progress."""
@@ -82,15 +82,17 @@ class AdmissionBook:
         if current is None or current.key != adm or current.live == 0:
             # It went on with an admission the book did not see begin: book that one as the state has it.
             state = state_now()
-            current = Admission(adm, state.adm_ded_met - dedc, max(1, state.adm_nsetl) - 1, None,
-                                state.adm_ded_std, unrecorded=True)
+            current = Admission(
+                adm, state.adm_ded_met - dedc, max(1, state.adm_nsetl) - 1, None, state.adm_ded_std, unrecorded=True
+            )
             self._in_progress[person] = current
         current.live += 1
         current.ded_met += dedc
         return current
 
-    def plan_cancel(self, person: int, admission: Admission | None, state: PersonState
-                    ) -> tuple[int, tuple[int, int, int, int]]:
+    def plan_cancel(
+        self, person: int, admission: Admission | None, state: PersonState
+    ) -> tuple[int, tuple[int, int, int, int]]:
         """(role, restore) for the engine's cancel of a live settlement of ``admission``, the person's
         ``state`` being as it is now. Changes nothing (the engine may still refuse the cancel)."""
         if admission is None:  # recorded before the book knew it: leave the count alone

@@ -106,13 +106,19 @@ def _names(names: tuple[str, ...]) -> list[str]:
 # results.Settlement.to_json; string values are between quotes.
 _BEFORE_RATIO, _AFTER_RATIO = AMOUNT_FIELDS[:7], AMOUNT_FIELDS[7:]
 _HEAD = [
-    ('{"bill_id":"', "bill_id"), ('","infcode":0,"output":{"setlinfo":{"setl_id":"', "setl_id"),
-    ('","mdtrt_id":"', "mdtrt_id"), ('","psn_no":"', "psn_no"), ('","insutype":"', "insutype"),
-    ('","psn_type":"', "psn_type"), ('","setl_time":"', "setl_time"),
-    ('"' + _names(_BEFORE_RATIO)[0], _BEFORE_RATIO[0]), *zip(_names(_BEFORE_RATIO[1:]), _BEFORE_RATIO[1:], strict=True),
+    ('{"bill_id":"', "bill_id"),
+    ('","infcode":0,"output":{"setlinfo":{"setl_id":"', "setl_id"),
+    ('","mdtrt_id":"', "mdtrt_id"),
+    ('","psn_no":"', "psn_no"),
+    ('","insutype":"', "insutype"),
+    ('","psn_type":"', "psn_type"),
+    ('","setl_time":"', "setl_time"),
+    ('"' + _names(_BEFORE_RATIO)[0], _BEFORE_RATIO[0]),
+    *zip(_names(_BEFORE_RATIO[1:]), _BEFORE_RATIO[1:], strict=True),
     (',"pool_prop_selfpay":', "pool_prop_selfpay"),
     *zip(_names(_AFTER_RATIO), _AFTER_RATIO, strict=True),
-    (',"balc":', "balc"), (',"medins_setl_id":"', "bill_id"),
+    (',"balc":', "balc"),
+    (',"medins_setl_id":"', "bill_id"),
 ]
 _HEAD_END = '"},"setldetail":['
 _HEAD_AMOUNTS = [*_BEFORE_RATIO, *_AFTER_RATIO, "balc"]
@@ -120,10 +126,22 @@ _HEAD_AMOUNTS = [*_BEFORE_RATIO, *_AFTER_RATIO, "balc"]
 # setldetail: a row for each fund that paid, in results.Settlement.setldetail's order.
 _FUND_COLUMNS = ("hifp_pay", "hifob_pay", "hifmi_pay", "maf_pay", "acct_pay", "hosp_part_amt")
 _FUND_CODES = {  # insutype -> the fund codes of _FUND_COLUMNS (any insutype but employee: resident)
-    codes.EMPLOYEE: (codes.FUND_EMPLOYEE_POOLED, codes.FUND_LARGE_AMOUNT, codes.FUND_RESIDENT_CRITICAL,
-                     codes.FUND_ASSISTANCE, codes.FUND_EMPLOYEE_ACCOUNT, codes.FUND_INSTITUTION),
-    codes.RESIDENT: (codes.FUND_RESIDENT_BASIC, codes.FUND_LARGE_AMOUNT, codes.FUND_RESIDENT_CRITICAL,
-                     codes.FUND_ASSISTANCE, codes.FUND_EMPLOYEE_ACCOUNT, codes.FUND_INSTITUTION),
+    codes.EMPLOYEE: (
+        codes.FUND_EMPLOYEE_POOLED,
+        codes.FUND_LARGE_AMOUNT,
+        codes.FUND_RESIDENT_CRITICAL,
+        codes.FUND_ASSISTANCE,
+        codes.FUND_EMPLOYEE_ACCOUNT,
+        codes.FUND_INSTITUTION,
+    ),
+    codes.RESIDENT: (
+        codes.FUND_RESIDENT_BASIC,
+        codes.FUND_LARGE_AMOUNT,
+        codes.FUND_RESIDENT_CRITICAL,
+        codes.FUND_ASSISTANCE,
+        codes.FUND_EMPLOYEE_ACCOUNT,
+        codes.FUND_INSTITUTION,
+    ),
 }
 
 
@@ -137,8 +155,12 @@ def _fund_openings(separator: str) -> np.ndarray:
 
 _FIRST_FUND, _NEXT_FUND = _fund_openings(""), _fund_openings("},")
 # What closes setldetail, by (a fund paid?, a line split follows?).
-_AFTER_FUNDS = {(True, True): '}],"feedetail":[', (False, True): '],"feedetail":[',
-                (True, False): "}]}}\n", (False, False): "]}}\n"}
+_AFTER_FUNDS = {
+    (True, True): '}],"feedetail":[',
+    (False, True): '],"feedetail":[',
+    (True, False): "}]}}\n",
+    (False, False): "]}}\n",
+}
 # A line of the split: its opening ("},{" after the first), its feedetl_sn, then each amount after its name.
 _LINE_NAMES = ['","' + LINE_COLUMNS[0] + '":', *_names(LINE_COLUMNS[1:])]
 _LINE_KEY = np.dtype(f"S{8 * len(LINE_COLUMNS)}")  # a line's split as one bytes key (see _LineTexts)
@@ -194,12 +216,15 @@ def _spread(values: np.ndarray | list, at: np.ndarray, k: int) -> np.ndarray:
 def _settled_texts(settled: Settled) -> tuple[list[str], list[str], list[str]]:
     """(the text of each answer up to its line split, of each line, each answer's tail)."""
     rows, cells, n_lines = settled.rows, settled.cells, settled.n_lines
-    strings = _string_texts([*settled.bill_ids, *settled.setl_ids, *settled.mdtrt_ids, *settled.psn_nos,
-                             *settled.feedetl_sns])
+    strings = _string_texts(
+        [*settled.bill_ids, *settled.setl_ids, *settled.mdtrt_ids, *settled.psn_nos, *settled.feedetl_sns]
+    )
     n = len(rows)
     values: dict[str, list[str]] = {
-        "bill_id": strings[:n], "setl_id": strings[n:2 * n], "mdtrt_id": strings[2 * n:3 * n],
-        "psn_no": strings[3 * n:4 * n],
+        "bill_id": strings[:n],
+        "setl_id": strings[n : 2 * n],
+        "mdtrt_id": strings[2 * n : 3 * n],
+        "psn_no": strings[3 * n : 4 * n],
         "insutype": list(map(_CODE_TEXTS.__getitem__, settled.insutypes)),
         "psn_type": list(map(_CODE_TEXTS.__getitem__, settled.psn_types)),
         "setl_time": settled.setl_times,
@@ -217,7 +242,7 @@ def _settled_texts(settled: Settled) -> tuple[list[str], list[str], list[str]]:
     first[(np.cumsum(n_lines) - n_lines)[n_lines > 0]] = True
     openings = np.where(first, '{"feedetl_sn":"', '},{"feedetl_sn":"').tolist()
     splits = map(_LINE_TEXTS.__getitem__, np.ascontiguousarray(cells).view(_LINE_KEY).ravel().tolist())
-    lines = list(map("".join, zip(openings, strings[4 * n:], splits, strict=True)))
+    lines = list(map("".join, zip(openings, strings[4 * n :], splits, strict=True)))
     tails = np.where(n_lines > 0, "}]}}\n", "]}}\n").tolist()
     return heads, lines, tails
 
@@ -244,7 +269,6 @@ def _amount_texts(values: np.ndarray) -> np.ndarray:
 
 _AMOUNT_TEXTS, _RATIO_TEXTS, SETL_TIME_TEXTS, _CODE_TEXTS = _AmountTexts(), _RatioTexts(), _TimeTexts(), _CodeTexts()
 _LINE_TEXTS = _LineTexts()
-
 
 
 def refusal_answer(bill_id: str, status: int, index: int) -> bytes:

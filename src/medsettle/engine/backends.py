@@ -59,12 +59,19 @@ class Engine(Protocol):
     compiled: CompiledPolicy
     population: Population
 
-    def run(self, batch: BillBatch, *, presettle: bool = False, narrow: bool = False,
-            out: np.ndarray | None = None, line_out: np.ndarray | None = None
-            ) -> tuple[np.ndarray, np.ndarray | None]: ...
+    def run(
+        self,
+        batch: BillBatch,
+        *,
+        presettle: bool = False,
+        narrow: bool = False,
+        out: np.ndarray | None = None,
+        line_out: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]: ...
 
-    def cancel(self, person: int, original: np.ndarray, role: int, restore: tuple[int, int, int, int]
-               ) -> tuple[int, int]: ...
+    def cancel(
+        self, person: int, original: np.ndarray, role: int, restore: tuple[int, int, int, int]
+    ) -> tuple[int, int]: ...
 
     def get_state(self, person: int) -> PersonState: ...
 
@@ -135,6 +142,9 @@ def resolve_engine_name(name: str) -> str:
         _warned = True
         # A log record, not a print: with no logging configured Python writes its message alone to stderr
         # (logging's last-resort handler), as before; `medsettle serve` gives it its log format.
-        log.warning("medsettle: %s; using the reference engine (pure Python, slow)%s", _core_error,
-                    f"; {_core_fix}" if _core_fix else "")
+        log.warning(
+            "medsettle: %s; using the reference engine (pure Python, slow)%s",
+            _core_error,
+            f"; {_core_fix}" if _core_fix else "",
+        )
     return "reference"

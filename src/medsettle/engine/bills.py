@@ -57,8 +57,11 @@ def _units(value: Decimal, places: int, low: int, high: int, field: str, *, abov
         raise InvalidInput(f"{value} has more than {places} decimals", field=field)
     if units < low or (above_low and units == low) or units > high:
         lowest = Decimal(low).scaleb(-places)
-        raise InvalidInput(f"{value} must be {'more than' if above_low else 'at least'} {lowest} and at most "
-                           f"{Decimal(high).scaleb(-places)}", field=field)
+        raise InvalidInput(
+            f"{value} must be {'more than' if above_low else 'at least'} {lowest} and at most "
+            f"{Decimal(high).scaleb(-places)}",
+            field=field,
+        )
     return units
 
 
@@ -87,10 +90,13 @@ class FeeLine(BaseModel):
 
     def units(self, j: int) -> tuple[int, int, int | None]:
         """(pric, cnt, det_item_fee_sumamt) in int units, checked; ``j`` names the line in errors."""
-        return (_units(self.pric, 4, 0, MAX_PRIC_UNITS, f"feedetail[{j}].pric"),
-                _units(self.cnt, 4, 0, MAX_CNT_UNITS, f"feedetail[{j}].cnt", above_low=True),
-                None if self.det_item_fee_sumamt is None else
-                _units(self.det_item_fee_sumamt, 2, 0, MAX_MEDFEE, f"feedetail[{j}].det_item_fee_sumamt"))
+        return (
+            _units(self.pric, 4, 0, MAX_PRIC_UNITS, f"feedetail[{j}].pric"),
+            _units(self.cnt, 4, 0, MAX_CNT_UNITS, f"feedetail[{j}].cnt", above_low=True),
+            None
+            if self.det_item_fee_sumamt is None
+            else _units(self.det_item_fee_sumamt, 2, 0, MAX_MEDFEE, f"feedetail[{j}].det_item_fee_sumamt"),
+        )
 
 
 class Bill(BaseModel):
@@ -214,30 +220,57 @@ class BillBatch:
         return len(self.person)
 
     @classmethod
-    def from_columns(cls, *, person: IntColumn, day: IntColumn, med_type: IntColumn, tier: IntColumn,
-                     treat_region: IntColumn, acct_flag: IntColumn, adm: IntColumn, line_start: IntColumn,
-                     item: IntColumn, pric: IntColumn, cnt: IntColumn, appr: IntColumn | None = None,
-                     saf_cash: IntColumn | None = None, caller_medfee: IntColumn | None = None,
-                     caller_fee: IntColumn | None = None, bill_ids: list[str] | None = None) -> BillBatch:
+    def from_columns(
+        cls,
+        *,
+        person: IntColumn,
+        day: IntColumn,
+        med_type: IntColumn,
+        tier: IntColumn,
+        treat_region: IntColumn,
+        acct_flag: IntColumn,
+        adm: IntColumn,
+        line_start: IntColumn,
+        item: IntColumn,
+        pric: IntColumn,
+        cnt: IntColumn,
+        appr: IntColumn | None = None,
+        saf_cash: IntColumn | None = None,
+        caller_medfee: IntColumn | None = None,
+        caller_fee: IntColumn | None = None,
+        bill_ids: list[str] | None = None,
+    ) -> BillBatch:
         """Build a batch from columns, deriving year and month from the day numbers."""
         day = np.ascontiguousarray(day, np.int32)
         n, n_lines = len(day), len(item)
         dates = day.astype("datetime64[D]")
         months = dates.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
         return cls(
-            person=np.ascontiguousarray(person, np.int32), day=day,
-            year=(months // 12 + 1970).astype(np.int16), month=(months + 1970 * 12).astype(np.int32),
-            med_type=np.ascontiguousarray(med_type, np.uint8), tier=np.ascontiguousarray(tier, np.uint8),
+            person=np.ascontiguousarray(person, np.int32),
+            day=day,
+            year=(months // 12 + 1970).astype(np.int16),
+            month=(months + 1970 * 12).astype(np.int32),
+            med_type=np.ascontiguousarray(med_type, np.uint8),
+            tier=np.ascontiguousarray(tier, np.uint8),
             treat_region=np.ascontiguousarray(treat_region, np.int16),
-            acct_flag=np.ascontiguousarray(acct_flag, np.uint8), adm=np.ascontiguousarray(adm, np.int32),
+            acct_flag=np.ascontiguousarray(acct_flag, np.uint8),
+            adm=np.ascontiguousarray(adm, np.int32),
             saf_cash=np.full(n, NO_VALUE, np.int64) if saf_cash is None else np.ascontiguousarray(saf_cash, np.int64),
-            caller_medfee=(np.full(n, NO_VALUE, np.int64) if caller_medfee is None
-                           else np.ascontiguousarray(caller_medfee, np.int64)),
-            line_start=np.ascontiguousarray(line_start, np.int64), item=np.ascontiguousarray(item, np.int32),
-            pric=np.ascontiguousarray(pric, np.int64), cnt=np.ascontiguousarray(cnt, np.int64),
+            caller_medfee=(
+                np.full(n, NO_VALUE, np.int64)
+                if caller_medfee is None
+                else np.ascontiguousarray(caller_medfee, np.int64)
+            ),
+            line_start=np.ascontiguousarray(line_start, np.int64),
+            item=np.ascontiguousarray(item, np.int32),
+            pric=np.ascontiguousarray(pric, np.int64),
+            cnt=np.ascontiguousarray(cnt, np.int64),
             appr=np.zeros(n_lines, np.uint8) if appr is None else np.ascontiguousarray(appr, np.uint8),
-            caller_fee=(np.full(n_lines, NO_VALUE, np.int64) if caller_fee is None
-                        else np.ascontiguousarray(caller_fee, np.int64)),
+            caller_fee=(
+                np.full(n_lines, NO_VALUE, np.int64)
+                if caller_fee is None
+                else np.ascontiguousarray(caller_fee, np.int64)
+            ),
             bill_ids=bill_ids,
         )
 
@@ -246,7 +279,7 @@ class BillBatch:
         a, b = int(self.line_start[start]), int(self.line_start[stop])
         return BillBatch(
             **{k: getattr(self, k)[start:stop] for k in _BILL_COLUMNS},
-            line_start=self.line_start[start:stop + 1] - a,
+            line_start=self.line_start[start : stop + 1] - a,
             **{k: getattr(self, k)[a:b] for k in _LINE_COLUMNS},
             bill_ids=None if self.bill_ids is None else self.bill_ids[start:stop],
         )
@@ -277,53 +310,91 @@ class BillBatch:
         self._fail_first((self.person < 0) | (self.person >= n_persons), "psn_no", "unknown person")
         self._fail_first(self.med_type >= len(MED_TYPE_INDEX), "med_type", "unknown med type")
         self._fail_first(self.tier >= len(TIER_INDEX), "hosp_lv", "unknown institution tier")
-        self._fail_first((self.treat_region < 0) | (self.treat_region >= len(compiled.region_codes)),
-                         "mdtrtarea_admvs", "treatment region is not in the policy")
+        self._fail_first(
+            (self.treat_region < 0) | (self.treat_region >= len(compiled.region_codes)),
+            "mdtrtarea_admvs",
+            "treatment region is not in the policy",
+        )
         self._fail_first(self.acct_flag > 1, "acct_used_flag", "expected 0 or 1")
-        self._fail_first((self.year < MIN_YEAR) | (self.year > MAX_YEAR), "setl_time",
-                         f"the bill's date must be in {MIN_YEAR}-{MAX_YEAR}")
+        self._fail_first(
+            (self.year < MIN_YEAR) | (self.year > MAX_YEAR),
+            "setl_time",
+            f"the bill's date must be in {MIN_YEAR}-{MAX_YEAR}",
+        )
         self._fail_first((self.saf_cash < NO_VALUE) | (self.saf_cash > MAX_MEDFEE), "saf_cash_amt", "out of bounds")
-        self._fail_first((self.saf_cash >= 0) & (self.acct_flag != 0), "acct_used_flag",
-                         "a store-and-forward forward is settled without the personal account (acct_used_flag 0)")
+        self._fail_first(
+            (self.saf_cash >= 0) & (self.acct_flag != 0),
+            "acct_used_flag",
+            "a store-and-forward forward is settled without the personal account (acct_used_flag 0)",
+        )
         line_bill = np.repeat(np.arange(n), counts) if n_lines else np.zeros(0, np.int64)
-        self._fail_lines((self.pric < 0) | (self.pric > MAX_PRIC_UNITS), line_bill, "pric",
-                         "must be between 0 and 1000000 yuan")
-        self._fail_lines((self.cnt <= 0) | (self.cnt > MAX_CNT_UNITS), line_bill, "cnt",
-                         "must be more than 0 and at most 10000")
+        self._fail_lines(
+            (self.pric < 0) | (self.pric > MAX_PRIC_UNITS), line_bill, "pric", "must be between 0 and 1000000 yuan"
+        )
+        self._fail_lines(
+            (self.cnt <= 0) | (self.cnt > MAX_CNT_UNITS), line_bill, "cnt", "must be more than 0 and at most 10000"
+        )
         self._fail_lines(self.appr > 1, line_bill, "hosp_appr_flag", "expected 0 or 1")
         bad_item = (self.item < 0) | (self.item >= len(compiled.item_class))
         self._fail_lines(bad_item, line_bill, "med_list_codg", "UNKNOWN_ITEM: not in the catalogue", UnknownItem)
         if n_lines:
             item_day = self.day[line_bill]
-            wrong_catalogue = ((compiled.item_region[self.item] != self.treat_region[line_bill])
-                               | (compiled.item_from_day[self.item] > item_day)
-                               | (compiled.item_to_day[self.item] <= item_day))
-            self._fail_lines(wrong_catalogue, line_bill, "med_list_codg",
-                             "UNKNOWN_ITEM: not in the treatment region's catalogue in force on the bill's date",
-                             UnknownItem)
+            wrong_catalogue = (
+                (compiled.item_region[self.item] != self.treat_region[line_bill])
+                | (compiled.item_from_day[self.item] > item_day)
+                | (compiled.item_to_day[self.item] <= item_day)
+            )
+            self._fail_lines(
+                wrong_catalogue,
+                line_bill,
+                "med_list_codg",
+                "UNKNOWN_ITEM: not in the treatment region's catalogue in force on the bill's date",
+                UnknownItem,
+            )
         fees = (self.pric * self.cnt + LINE_DIVISOR // 2) // LINE_DIVISOR
-        self._fail_lines((self.caller_fee >= 0) & (self.caller_fee != fees), line_bill, "det_item_fee_sumamt",
-                         "disagrees with round(pric × cnt)", TotalMismatch)
+        self._fail_lines(
+            (self.caller_fee >= 0) & (self.caller_fee != fees),
+            line_bill,
+            "det_item_fee_sumamt",
+            "disagrees with round(pric × cnt)",
+            TotalMismatch,
+        )
         medfee = np.add.reduceat(fees, self.line_start[:-1]) if n_lines else np.zeros(n, np.int64)
         self._fail_first(medfee > MAX_MEDFEE, "medfee_sumamt", "more than 10^11 fen")
-        self._fail_first((self.caller_medfee >= 0) & (self.caller_medfee != medfee), "medfee_sumamt",
-                         "disagrees with the sum of the lines' det_item_fee_sumamt", TotalMismatch)
+        self._fail_first(
+            (self.caller_medfee >= 0) & (self.caller_medfee != medfee),
+            "medfee_sumamt",
+            "disagrees with the sum of the lines' det_item_fee_sumamt",
+            TotalMismatch,
+        )
 
     def _fail_first(self, bad: np.ndarray, field: str, message: str, error: type[InvalidInput] = InvalidInput) -> None:
         if bad.any():
             i = int(np.argmax(bad))
             raise error(message, bill=self.name_of(i), field=field)
 
-    def _fail_lines(self, bad: np.ndarray, line_bill: np.ndarray, field: str, message: str,
-                    error: type[InvalidInput] = InvalidInput) -> None:
+    def _fail_lines(
+        self, bad: np.ndarray, line_bill: np.ndarray, field: str, message: str, error: type[InvalidInput] = InvalidInput
+    ) -> None:
         if bad.any():
             j = int(np.argmax(bad))
             i = int(line_bill[j])
             raise error(message, bill=self.name_of(i), field=f"feedetail[{j - int(self.line_start[i])}].{field}")
 
 
-_BILL_COLUMNS = ("person", "day", "year", "month", "med_type", "tier", "treat_region", "acct_flag", "adm",
-                 "saf_cash", "caller_medfee")
+_BILL_COLUMNS = (
+    "person",
+    "day",
+    "year",
+    "month",
+    "med_type",
+    "tier",
+    "treat_region",
+    "acct_flag",
+    "adm",
+    "saf_cash",
+    "caller_medfee",
+)
 _LINE_COLUMNS = ("item", "pric", "cnt", "appr", "caller_fee")
 
 
@@ -379,8 +450,14 @@ class ResolvedBill(NamedTuple):
     apprs: list[int]
 
 
-def resolve_bill(bill: Bill, compiled: CompiledPolicy, population: Population,
-                 admissions: AdmissionKeySource, *, name: str | int | None = None) -> ResolvedBill:
+def resolve_bill(
+    bill: Bill,
+    compiled: CompiledPolicy,
+    population: Population,
+    admissions: AdmissionKeySource,
+    *,
+    name: str | int | None = None,
+) -> ResolvedBill:
     """Resolve a validated bill's person, regions, items and admission, and check what the model cannot:
     the date's year, the catalogue in force, the caller's totals and the medfee bound. Raises
     InvalidInput naming the bill and field; changes nothing but the admission key table."""
@@ -393,8 +470,9 @@ def resolve_bill(bill: Bill, compiled: CompiledPolicy, population: Population,
         raise
 
 
-def _resolve(bill: Bill, compiled: CompiledPolicy, population: Population, admissions: AdmissionKeySource,
-             name: str | int | None) -> ResolvedBill:
+def _resolve(
+    bill: Bill, compiled: CompiledPolicy, population: Population, admissions: AdmissionKeySource, name: str | int | None
+) -> ResolvedBill:
     p = population.index_of(bill.psn_no)
     if bill.mdtrtarea_admvs is None:
         region = int(population.attrs[p]["region"])
@@ -402,8 +480,9 @@ def _resolve(bill: Bill, compiled: CompiledPolicy, population: Population, admis
         try:
             region = compiled.region_index(bill.mdtrtarea_admvs)
         except KeyError:
-            raise InvalidInput(f"treatment region {bill.mdtrtarea_admvs} is not in the policy", bill=name,
-                               field="mdtrtarea_admvs") from None
+            raise InvalidInput(
+                f"treatment region {bill.mdtrtarea_admvs} is not in the policy", bill=name, field="mdtrtarea_admvs"
+            ) from None
     bill_date = bill.bill_date
     if not MIN_YEAR <= bill_date.year <= MAX_YEAR:
         raise InvalidInput(f"the bill's date must be in {MIN_YEAR}-{MAX_YEAR}", bill=name, field="setl_time")
@@ -414,15 +493,20 @@ def _resolve(bill: Bill, compiled: CompiledPolicy, population: Population, admis
     for j, line in enumerate(bill.feedetail):
         idx = lookup.get(line.med_list_codg)
         if idx is None:
-            raise UnknownItem(f"UNKNOWN_ITEM: {line.med_list_codg!r} is not in the catalogue of "
-                              f"{compiled.region_codes[region]} in force on {bill_date}",
-                              bill=name, field=f"feedetail[{j}].med_list_codg")
+            raise UnknownItem(
+                f"UNKNOWN_ITEM: {line.med_list_codg!r} is not in the catalogue of "
+                f"{compiled.region_codes[region]} in force on {bill_date}",
+                bill=name,
+                field=f"feedetail[{j}].med_list_codg",
+            )
         pric, cnt, caller_fee = line.units(j)
         fee = line_fee(pric, cnt)
         if caller_fee is not None and caller_fee != fee:
-            raise TotalMismatch(f"{money.fen_to_decimal(caller_fee)} disagrees with round(pric × cnt)"
-                                f" = {money.fen_to_decimal(fee)}", bill=name,
-                                field=f"feedetail[{j}].det_item_fee_sumamt")
+            raise TotalMismatch(
+                f"{money.fen_to_decimal(caller_fee)} disagrees with round(pric × cnt) = {money.fen_to_decimal(fee)}",
+                bill=name,
+                field=f"feedetail[{j}].det_item_fee_sumamt",
+            )
         medfee += fee
         items.append(idx)
         prices.append(pric)
@@ -432,19 +516,39 @@ def _resolve(bill: Bill, compiled: CompiledPolicy, population: Population, admis
         raise InvalidInput("more than 10^11 fen", bill=name, field="medfee_sumamt")
     caller_medfee = bill.medfee_fen
     if caller_medfee is not None and caller_medfee != medfee:
-        raise TotalMismatch(f"{money.fen_to_decimal(caller_medfee)} disagrees with the sum of the lines' "
-                            f"det_item_fee_sumamt {money.fen_to_decimal(medfee)}", bill=name, field="medfee_sumamt")
+        raise TotalMismatch(
+            f"{money.fen_to_decimal(caller_medfee)} disagrees with the sum of the lines' "
+            f"det_item_fee_sumamt {money.fen_to_decimal(medfee)}",
+            bill=name,
+            field="medfee_sumamt",
+        )
     saf_cash_fen = bill.saf_cash_fen  # None exactly when there is no saf_cash_amt
     saf_cash = NO_VALUE if saf_cash_fen is None else saf_cash_fen
     if saf_cash >= 0 and bill.acct_used_flag:
-        raise InvalidInput("a store-and-forward forward is settled without the personal account "
-                           "(acct_used_flag 0)", bill=name, field="acct_used_flag")
-    return ResolvedBill(p, d, MED_TYPE_INDEX[bill.med_type], TIER_INDEX[bill.hosp_lv], region,
-                        int(bill.acct_used_flag), admissions.key(bill.mdtrt_id), saf_cash, items, prices, cnts, apprs)
+        raise InvalidInput(
+            "a store-and-forward forward is settled without the personal account (acct_used_flag 0)",
+            bill=name,
+            field="acct_used_flag",
+        )
+    return ResolvedBill(
+        p,
+        d,
+        MED_TYPE_INDEX[bill.med_type],
+        TIER_INDEX[bill.hosp_lv],
+        region,
+        int(bill.acct_used_flag),
+        admissions.key(bill.mdtrt_id),
+        saf_cash,
+        items,
+        prices,
+        cnts,
+        apprs,
+    )
 
 
-def encode_bills(bills: list[Bill], compiled: CompiledPolicy, population: Population,
-                 admissions: AdmissionKeySource) -> BillBatch:
+def encode_bills(
+    bills: list[Bill], compiled: CompiledPolicy, population: Population, admissions: AdmissionKeySource
+) -> BillBatch:
     """Resolve validated bills into a BillBatch; raises before anything is returned, so a bad bill never
     reaches an engine."""
     resolved = [resolve_bill(b, compiled, population, admissions, name=i) for i, b in enumerate(bills)]
@@ -459,10 +563,18 @@ def encode_bills(bills: list[Bill], compiled: CompiledPolicy, population: Popula
         return np.fromiter((x for r in resolved for x in getattr(r, field)), dtype, int(line_start[-1]))
 
     return BillBatch.from_columns(
-        person=column("person", np.int32), day=column("day", np.int32), med_type=column("med_type", np.uint8),
-        tier=column("tier", np.uint8), treat_region=column("treat_region", np.int16),
-        acct_flag=column("acct_flag", np.uint8), adm=column("adm", np.int32), saf_cash=column("saf_cash", np.int64),
-        line_start=line_start, item=lines("items", np.int32), pric=lines("prices", np.int64),
-        cnt=lines("cnts", np.int64), appr=lines("apprs", np.uint8),
+        person=column("person", np.int32),
+        day=column("day", np.int32),
+        med_type=column("med_type", np.uint8),
+        tier=column("tier", np.uint8),
+        treat_region=column("treat_region", np.int16),
+        acct_flag=column("acct_flag", np.uint8),
+        adm=column("adm", np.int32),
+        saf_cash=column("saf_cash", np.int64),
+        line_start=line_start,
+        item=lines("items", np.int32),
+        pric=lines("prices", np.int64),
+        cnt=lines("cnts", np.int64),
+        appr=lines("apprs", np.uint8),
         bill_ids=[b.bill_id for b in bills],
     )

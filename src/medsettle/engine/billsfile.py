@@ -32,9 +32,11 @@ class BillsFile:
         try:
             self._file = open(path, "rb")  # noqa: SIM115 (closed by close())
         except FileNotFoundError:
-            raise BillsFileError(f"{path}: no such bills file: give the path of a JSON-lines file of bills "
-                                 "(one bill a line, as 'medsettle bills generate' writes), or - for "
-                                 "standard input") from None
+            raise BillsFileError(
+                f"{path}: no such bills file: give the path of a JSON-lines file of bills "
+                "(one bill a line, as 'medsettle bills generate' writes), or - for "
+                "standard input"
+            ) from None
         except OSError as exc:
             raise BillsFileError(f"{path}: cannot read the bills file: {exc.strerror}") from None
         self._close = True
@@ -66,14 +68,16 @@ def read_exact(line: bytes, where: str) -> object:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BillsFileError(f"{where}: not UTF-8 text (byte 0x{line[exc.start]:02x} at column {exc.start + 1}): "
-                             "save the bills file as UTF-8") from None
+        raise BillsFileError(
+            f"{where}: not UTF-8 text (byte 0x{line[exc.start]:02x} at column {exc.start + 1}): "
+            "save the bills file as UTF-8"
+        ) from None
     try:
         return json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError as exc:
-        raise BillsFileError(f"{where}: not valid JSON: {exc.msg} (column {exc.colno}): "
-                             "a bills file has one JSON object a line") from None
-
+        raise BillsFileError(
+            f"{where}: not valid JSON: {exc.msg} (column {exc.colno}): a bills file has one JSON object a line"
+        ) from None
 
 
 __all__ = ["BillsFile", "BillsFileError", "read_exact"]

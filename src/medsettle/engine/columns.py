@@ -7,12 +7,12 @@ int64 array with one row per line. Refused bills have only ``status`` set (all e
 from __future__ import annotations
 
 COLUMNS = (
-    "status",            # 0 settled, else a refusal code (REFUSALS)
-    "group",             # benefit group index of the bill's med type
-    "ded_kind",          # 0 annual deductible, 1 per-admission
-    "adm_counted",       # 1 when this settlement opened (counted) its admission
-    "year",              # the accumulator year the bill counts in
-    "pool_prop_bp",      # pooled ratio after the cross-region cut (setlinfo pool_prop_selfpay)
+    "status",  # 0 settled, else a refusal code (REFUSALS)
+    "group",  # benefit group index of the bill's med type
+    "ded_kind",  # 0 annual deductible, 1 per-admission
+    "adm_counted",  # 1 when this settlement opened (counted) its admission
+    "year",  # the accumulator year the bill counts in
+    "pool_prop_bp",  # pooled ratio after the cross-region cut (setlinfo pool_prop_selfpay)
     "medfee_sumamt",
     "fulamt_ownpay_amt",
     "overlmt_selfpay",
@@ -30,7 +30,7 @@ COLUMNS = (
     "psn_cash_pay",
     "hosp_part_amt",
     "balc",
-    "t2_base_add",       # what the bill added to the residents' running total T (大病 base)
+    "t2_base_add",  # what the bill added to the residents' running total T (大病 base)
     # The admission in progress before a settlement that opened a new one (0 on other rows): the
     # Settler's admission records start from it, so that cancelling the new admission away puts it back
     # in progress (settle then cancel gives back the state exactly).
@@ -49,9 +49,9 @@ NARROW_COL = {name: i for i, name in enumerate(NARROW_COLUMNS)}
 # What cancelling a per-admission settlement does to its admission (the engines' ``cancel`` is told which;
 # the Settler works it out from the settlement records, medsettle.engine.admissions):
 CANCEL_IN_PROGRESS = 1  # the admission in progress: its deductible met and live settlements move back; when
-                        # none is left it no longer counts, and the admission given as ``restore`` is in progress
-CANCEL_PAST = 2         # an earlier admission that keeps other live settlements: its count stays
-CANCEL_PAST_LAST = 3    # an earlier admission's last live settlement: it no longer counts (later ones keep theirs)
+# none is left it no longer counts, and the admission given as ``restore`` is in progress
+CANCEL_PAST = 2  # an earlier admission that keeps other live settlements: its count stays
+CANCEL_PAST_LAST = 3  # an earlier admission's last live settlement: it no longer counts (later ones keep theirs)
 CANCEL_ROLES = (CANCEL_IN_PROGRESS, CANCEL_PAST, CANCEL_PAST_LAST)
 NO_ADMISSION = (-1, 0, 0, 0)  # (adm_id, adm_ded_std, adm_ded_met, adm_nsetl) of a person with none in progress
 

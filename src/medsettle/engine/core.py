@@ -40,8 +40,10 @@ def build_mismatch(core: ModuleType, plain: ModuleType | None = None) -> str | N
         return f"the Cython core was built from other sources (record sizes {sizes})"
     for module in (core, plain):
         if module is not None and getattr(module, "BOUNDS", None) != COMPILED_BOUNDS:
-            return (f"the Cython core was built from other sources ({module.__name__}'s bounds differ from "
-                    "medsettle.engine.bounds)")
+            return (
+                f"the Cython core was built from other sources ({module.__name__}'s bounds differ from "
+                "medsettle.engine.bounds)"
+            )
     return None
 
 
@@ -50,8 +52,9 @@ class CoreEngine:
 
     name: ClassVar[str] = "core"
 
-    def __init__(self, policy: Policy, compiled: CompiledPolicy, population: Population,
-                 core: ModuleType | None = None) -> None:
+    def __init__(
+        self, policy: Policy, compiled: CompiledPolicy, population: Population, core: ModuleType | None = None
+    ) -> None:
         """``core`` is medsettle._core by default (from backends, the one place it is imported)."""
         if core is None:
             core = core_module()
@@ -68,9 +71,15 @@ class CoreEngine:
         self.state = new_state_array(population.balances)
         self._state_buf = self.state  # room to grow into (add_person)
 
-    def run(self, batch: BillBatch, *, presettle: bool = False, narrow: bool = False,
-            out: np.ndarray | None = None, line_out: np.ndarray | None = None
-            ) -> tuple[np.ndarray, np.ndarray | None]:
+    def run(
+        self,
+        batch: BillBatch,
+        *,
+        presettle: bool = False,
+        narrow: bool = False,
+        out: np.ndarray | None = None,
+        line_out: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Settle a validated batch. ``out``/``line_out`` may be given to reuse buffers across batches
         (the kernel checks their shapes); otherwise they are allocated here."""
         if out is None:
@@ -79,10 +88,29 @@ class CoreEngine:
             line_out = None
         elif line_out is None:
             line_out = np.empty((len(batch.item), len(LINE_COLUMNS)), np.int64)
-        self._core.run(self._policy, self.population.attrs.view(np.uint8), self.state.view(np.uint8),
-                       batch.person, batch.day, batch.year, batch.month, batch.med_type, batch.tier,
-                       batch.treat_region, batch.acct_flag, batch.adm, batch.saf_cash, batch.line_start,
-                       batch.item, batch.pric, batch.cnt, batch.appr, out, line_out, presettle)
+        self._core.run(
+            self._policy,
+            self.population.attrs.view(np.uint8),
+            self.state.view(np.uint8),
+            batch.person,
+            batch.day,
+            batch.year,
+            batch.month,
+            batch.med_type,
+            batch.tier,
+            batch.treat_region,
+            batch.acct_flag,
+            batch.adm,
+            batch.saf_cash,
+            batch.line_start,
+            batch.item,
+            batch.pric,
+            batch.cnt,
+            batch.appr,
+            out,
+            line_out,
+            presettle,
+        )
         return out, line_out
 
     def session(self) -> CoreSession:
@@ -94,16 +122,18 @@ class CoreEngine:
         n = len(self.population)
         if n > len(self._state_buf):
             grown = aligned_zeros(max(16, 2 * len(self._state_buf)), STATE_DTYPE)
-            grown[:len(self.state)] = self.state
+            grown[: len(self.state)] = self.state
             self._state_buf = grown
         self.state = self._state_buf[:n]
-        reset_state(self.state[n - 1:n], self.population.balances[n - 1:n])
+        reset_state(self.state[n - 1 : n], self.population.balances[n - 1 : n])
 
-    def cancel(self, person: int, original: np.ndarray, role: int, restore: tuple[int, int, int, int]
-               ) -> tuple[int, int]:
+    def cancel(
+        self, person: int, original: np.ndarray, role: int, restore: tuple[int, int, int, int]
+    ) -> tuple[int, int]:
         """As ReferenceEngine.cancel: ``role`` (columns.CANCEL_*) says what happens to the admission."""
-        status, balance = self._core.cancel(self.state.view(np.uint8), person,
-                                            np.ascontiguousarray(original, np.int64), role, tuple(restore))
+        status, balance = self._core.cancel(
+            self.state.view(np.uint8), person, np.ascontiguousarray(original, np.int64), role, tuple(restore)
+        )
         return int(status), int(balance)
 
     def get_state(self, person: int) -> PersonState:

@@ -30,8 +30,9 @@ def admission_name(key: int) -> str:
     return f"ADM-{key}"
 
 
-def decode_batch(batch: BillBatch, compiled: CompiledPolicy, population: Population,
-                 admissions: AdmissionKeys) -> list[Bill]:
+def decode_batch(
+    batch: BillBatch, compiled: CompiledPolicy, population: Population, admissions: AdmissionKeys
+) -> list[Bill]:
     """Every bill of a validated ``batch`` as a Bill; ``admissions`` learns the admission names' keys."""
     bills = []
     for i in range(len(batch)):
@@ -44,6 +45,7 @@ def decode_batch(batch: BillBatch, compiled: CompiledPolicy, population: Populat
 # The bills are built with model_construct, pydantic's way for trusted data: a validated batch holds
 # nothing the models would refuse, and every value below has the type validation would give it (str,
 # bool, Decimal, date), so the checks would cost the reference engine more than its settling does.
+
 
 def _bill(batch: BillBatch, i: int, compiled: CompiledPolicy, population: Population) -> Bill:
     lines = [_line(batch, j, compiled) for j in range(int(batch.line_start[i]), int(batch.line_start[i + 1]))]

@@ -41,16 +41,26 @@ class CoreFastPath:
         self.person_codes = session.person_codes
         self.out: np.ndarray = session.out
         self.lines: np.ndarray = session.lines
-        self.item_in, self.pric_in, self.cnt_in, self.appr_in = (session.item_in, session.pric_in, session.cnt_in,
-                                                                 session.appr_in)
+        self.item_in, self.pric_in, self.cnt_in, self.appr_in = (
+            session.item_in,
+            session.pric_in,
+            session.cnt_in,
+            session.appr_in,
+        )
         self.route = _no_route
         if admissions is not None:
             plain = plain_module()  # there whenever the core is used (backends takes both or neither)
             if plain is None:
                 raise CoreUnavailable(f"the core's quick route is missing: {core_problem()}")
-            self.route = plain.PlainRoute(engine.compiled, engine.population, admissions, session,
-                                          med_type_index=MED_TYPE_INDEX, tier_index=TIER_INDEX,
-                                          bill_head=BillHead).resolve
+            self.route = plain.PlainRoute(
+                engine.compiled,
+                engine.population,
+                admissions,
+                session,
+                med_type_index=MED_TYPE_INDEX,
+                tier_index=TIER_INDEX,
+                bill_head=BillHead,
+            ).resolve
 
 
 class ReferenceFastPath:
@@ -67,14 +77,39 @@ class ReferenceFastPath:
         self.appr_in = np.zeros(MAX_LINES, np.uint8)
         self.route = _no_route if admissions is None else PythonRoute(engine, admissions, self).resolve
 
-    def settle(self, person: int, day: int, med_type: int, tier: int, treat_region: int, acct_flag: int, adm: int,
-               saf_cash: int, items: LineValues, prices: LineValues, cnts: LineValues, apprs: LineValues,
-               presettle: bool = False) -> int:
+    def settle(
+        self,
+        person: int,
+        day: int,
+        med_type: int,
+        tier: int,
+        treat_region: int,
+        acct_flag: int,
+        adm: int,
+        saf_cash: int,
+        items: LineValues,
+        prices: LineValues,
+        cnts: LineValues,
+        apprs: LineValues,
+        presettle: bool = False,
+    ) -> int:
         n = len(items)
         batch = BillBatch.from_columns(
-            person=[person], day=[day], med_type=[med_type], tier=[tier], treat_region=[treat_region],
-            acct_flag=[acct_flag], adm=[adm], saf_cash=[saf_cash], caller_medfee=[NO_VALUE],
-            line_start=[0, n], item=items, pric=prices, cnt=cnts, appr=apprs)
+            person=[person],
+            day=[day],
+            med_type=[med_type],
+            tier=[tier],
+            treat_region=[treat_region],
+            acct_flag=[acct_flag],
+            adm=[adm],
+            saf_cash=[saf_cash],
+            caller_medfee=[NO_VALUE],
+            line_start=[0, n],
+            item=items,
+            pric=prices,
+            cnt=cnts,
+            appr=apprs,
+        )
         batch.validate(self._engine.compiled, len(self._engine.population))
         out, lines = self._engine.run(batch, presettle=presettle)
         assert lines is not None  # not narrowed: the lines are split
@@ -82,12 +117,36 @@ class ReferenceFastPath:
         self.lines[:n] = lines
         return int(out[0, 0])
 
-    def settle_loaded(self, person: int, day: int, med_type: int, tier: int, treat_region: int, acct_flag: int,
-                      adm: int, saf_cash: int, n: int, presettle: bool = False) -> int:
+    def settle_loaded(
+        self,
+        person: int,
+        day: int,
+        med_type: int,
+        tier: int,
+        treat_region: int,
+        acct_flag: int,
+        adm: int,
+        saf_cash: int,
+        n: int,
+        presettle: bool = False,
+    ) -> int:
         if not 1 <= n <= MAX_LINES:
             raise ValueError("a bill has 1 to 1000 lines")
-        return self.settle(person, day, med_type, tier, treat_region, acct_flag, adm, saf_cash, self.item_in[:n],
-                           self.pric_in[:n], self.cnt_in[:n], self.appr_in[:n], presettle)
+        return self.settle(
+            person,
+            day,
+            med_type,
+            tier,
+            treat_region,
+            acct_flag,
+            adm,
+            saf_cash,
+            self.item_in[:n],
+            self.pric_in[:n],
+            self.cnt_in[:n],
+            self.appr_in[:n],
+            presettle,
+        )
 
     def person_codes(self, person: int) -> tuple[int, int]:
         record = self._engine.population.attrs[person]
@@ -97,8 +156,12 @@ class ReferenceFastPath:
 class PythonRoute:
     """plainbill.resolve_plain, writing the lines into a fast path's input buffers (as medsettle._plain does)."""
 
-    def __init__(self, engine: CoreEngine | ReferenceEngine, admissions: AdmissionKeySource,
-                 buffers: CoreFastPath | ReferenceFastPath) -> None:
+    def __init__(
+        self,
+        engine: CoreEngine | ReferenceEngine,
+        admissions: AdmissionKeySource,
+        buffers: CoreFastPath | ReferenceFastPath,
+    ) -> None:
         self._engine, self._admissions, self._buffers = engine, admissions, buffers
 
     def resolve(self, bill: PlainBill) -> Routed | None:

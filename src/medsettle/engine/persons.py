@@ -33,15 +33,15 @@ NO_MONTH = -1
 NO_REGION = -1
 
 _ATTR_FIELDS = [
-    ("insutype", "u1"),      # index into INSUTYPES
-    ("psn_type", "u1"),      # index into PSN_TYPES
-    ("flags", "u1"),         # FLAG_ACTIVE | FLAG_ASSISTANCE
+    ("insutype", "u1"),  # index into INSUTYPES
+    ("psn_type", "u1"),  # index into PSN_TYPES
+    ("flags", "u1"),  # FLAG_ACTIVE | FLAG_ASSISTANCE
     ("_pad", "u1"),
-    ("region", "<i2"),       # insured region: index into the policy's regions
+    ("region", "<i2"),  # insured region: index into the policy's regions
     ("filing_region", "<i2"),  # region of a filing (备案) for care elsewhere, -1 none
-    ("run_start", "<i4"),    # first month (year*12+month-1) of the current unbroken contribution run, -1 none
+    ("run_start", "<i4"),  # first month (year*12+month-1) of the current unbroken contribution run, -1 none
     ("paid_through", "<i4"),  # last month contributed for, -1 none
-    ("extra_wait", "<i4"),   # extra waiting months (residents enrolled late)
+    ("extra_wait", "<i4"),  # extra waiting months (residents enrolled late)
     ("filing_from", "<i4"),  # filing validity, day numbers, inclusive
     ("filing_to", "<i4"),
     ("_pad2", "<i4"),
@@ -50,8 +50,21 @@ ATTR_DTYPE = np.dtype(_ATTR_FIELDS)
 ATTR_NAMES = frozenset(name for name, _ in _ATTR_FIELDS)  # ATTR_DTYPE's field names
 assert ATTR_DTYPE.itemsize == 32
 
-CSV_COLUMNS = ("psn_no", "insutype", "psn_type", "insuplc_admdvs", "balance", "active", "assistance",
-               "contrib_from", "paid_through", "extra_wait_months", "filing_admdvs", "filing_begin", "filing_end")
+CSV_COLUMNS = (
+    "psn_no",
+    "insutype",
+    "psn_type",
+    "insuplc_admdvs",
+    "balance",
+    "active",
+    "assistance",
+    "contrib_from",
+    "paid_through",
+    "extra_wait_months",
+    "filing_admdvs",
+    "filing_begin",
+    "filing_end",
+)
 
 
 def _month(text: str, field: str) -> int:
@@ -107,8 +120,10 @@ def _column_name(field: str | None, columns: list[str] | None) -> str:
 
 
 REQUIRED_COLUMNS = CSV_COLUMNS[:4]
-PERSONS_FILE_HELP = (f"a persons file is CSV, line 1 naming the columns ({','.join(REQUIRED_COLUMNS)},...), then "
-                     "one person a line, as 'medsettle persons generate --out FILE' writes it")
+PERSONS_FILE_HELP = (
+    f"a persons file is CSV, line 1 naming the columns ({','.join(REQUIRED_COLUMNS)},...), then "
+    "one person a line, as 'medsettle persons generate --out FILE' writes it"
+)
 
 
 def _read_persons_csv(f: IO[str], path: Path) -> tuple[list[str], list[dict[str, str]], list[int]]:
@@ -121,8 +136,9 @@ def _read_persons_csv(f: IO[str], path: Path) -> tuple[list[str], list[dict[str,
         if header is None or not any(h.strip() for h in header):
             raise InvalidInput(f"{path}: empty, no header line: {PERSONS_FILE_HELP}")
         if header[0].lstrip().startswith(("{", "[")):
-            raise InvalidInput(f"{path} line 1, column 1: {header[0].lstrip()[0]!r} looks like JSON, not CSV: "
-                               f"{PERSONS_FILE_HELP}")
+            raise InvalidInput(
+                f"{path} line 1, column 1: {header[0].lstrip()[0]!r} looks like JSON, not CSV: {PERSONS_FILE_HELP}"
+            )
         _check_header(header, path)
         rows, lines = [], []
         for row in reader:
@@ -130,8 +146,10 @@ def _read_persons_csv(f: IO[str], path: Path) -> tuple[list[str], list[dict[str,
                 continue
             if len(row) != len(header):
                 where = f"column {len(header) + 1}" if len(row) > len(header) else f"column {len(row) + 1}"
-                raise InvalidInput(f"{path} line {reader.line_num}, {where}: {len(row)} fields where line 1 names "
-                                   f"{len(header)} columns (a comma too many or too few?)")
+                raise InvalidInput(
+                    f"{path} line {reader.line_num}, {where}: {len(row)} fields where line 1 names "
+                    f"{len(header)} columns (a comma too many or too few?)"
+                )
             rows.append(dict(zip(header, row, strict=True)))  # lengths checked above
             lines.append(reader.line_num)
     except csv.Error as exc:
@@ -144,8 +162,10 @@ def _read_persons_csv(f: IO[str], path: Path) -> tuple[list[str], list[dict[str,
 def _check_header(header: list[str], path: Path) -> None:
     for j, name in enumerate(header):
         if name not in CSV_COLUMNS:
-            raise InvalidInput(f"{path} line 1, column {j + 1}: unknown column {name!r} (the columns of a persons "
-                               f"file are {','.join(CSV_COLUMNS)})")
+            raise InvalidInput(
+                f"{path} line 1, column {j + 1}: unknown column {name!r} (the columns of a persons "
+                f"file are {','.join(CSV_COLUMNS)})"
+            )
         if header.index(name) != j:
             raise InvalidInput(f"{path} line 1, column {j + 1}: column {name!r} named twice")
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
@@ -186,8 +206,8 @@ class Population:
         row = len(self.psn_nos)
         if row == len(self._attrs_buf):
             self._grow(max(16, 2 * row))
-        self.attrs = self._attrs_buf[:row + 1]
-        self.balances = self._balances_buf[:row + 1]
+        self.attrs = self._attrs_buf[: row + 1]
+        self.balances = self._balances_buf[: row + 1]
         record = np.zeros((), ATTR_DTYPE)
         record["filing_region"] = NO_REGION
         record["run_start"] = record["paid_through"] = NO_MONTH
@@ -201,9 +221,9 @@ class Population:
 
     def _grow(self, capacity: int) -> None:
         attrs = aligned_zeros(capacity, ATTR_DTYPE, align=ATTR_DTYPE.itemsize)
-        attrs[:len(self.attrs)] = self.attrs
+        attrs[: len(self.attrs)] = self.attrs
         balances = np.zeros(capacity, np.int64)
-        balances[:len(self.balances)] = self.balances
+        balances[: len(self.balances)] = self.balances
         self._attrs_buf, self._balances_buf = attrs, balances
 
     @property
@@ -247,8 +267,15 @@ class Population:
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def from_rows(cls, policy: Policy, rows: list[dict[str, str]], *, source: str = "persons",
-                  lines: list[int] | None = None, columns: list[str] | None = None) -> Population:
+    def from_rows(
+        cls,
+        policy: Policy,
+        rows: list[dict[str, str]],
+        *,
+        source: str = "persons",
+        lines: list[int] | None = None,
+        columns: list[str] | None = None,
+    ) -> Population:
         """Persons from rows of the persons file's columns (strings, as CSV gives them).
 
         A bad row fails with InvalidInput naming ``source``, the row (``lines``: the file's line of
@@ -265,12 +292,14 @@ class Population:
                 if not psn_no:
                     raise InvalidInput("psn_no is empty: every person needs one", field="psn_no")
                 if psn_no in first_row_of:
-                    raise InvalidInput(f"psn_no {psn_no} repeats {_row_name(first_row_of[psn_no], lines)}",
-                                       field="psn_no")
+                    raise InvalidInput(
+                        f"psn_no {psn_no} repeats {_row_name(first_row_of[psn_no], lines)}", field="psn_no"
+                    )
                 balances[i] = cls._fill_attrs(attrs[i], row, regions)
             except InvalidInput as exc:
-                raise InvalidInput(f"{source} {_row_name(i, lines)}{_column_name(exc.field, columns)}: "
-                                   f"{exc.reason}") from None
+                raise InvalidInput(
+                    f"{source} {_row_name(i, lines)}{_column_name(exc.field, columns)}: {exc.reason}"
+                ) from None
             psn_nos.append(psn_no)
             first_row_of[psn_no] = i
         return cls(policy, psn_nos, attrs, balances)
@@ -281,26 +310,27 @@ class Population:
         insutype = row.get("insutype") or ""
         psn_type = row.get("psn_type") or ""
         if insutype not in INSUTYPE_INDEX:
-            raise InvalidInput(f"unknown insutype {insutype!r}: 310 (employees) or 390 (residents)",
-                               field="insutype")
+            raise InvalidInput(f"unknown insutype {insutype!r}: 310 (employees) or 390 (residents)", field="insutype")
         if psn_type not in PSN_TYPES_OF_INSUTYPE[insutype]:
-            raise InvalidInput(f"psn_type {psn_type!r} is not a person type of insutype {insutype} "
-                               f"({', '.join(PSN_TYPES_OF_INSUTYPE[insutype])})", field="psn_type")
+            raise InvalidInput(
+                f"psn_type {psn_type!r} is not a person type of insutype {insutype} "
+                f"({', '.join(PSN_TYPES_OF_INSUTYPE[insutype])})",
+                field="psn_type",
+            )
         region = row.get("insuplc_admdvs") or ""
         if region not in regions:
-            raise InvalidInput(f"region {region!r} is not in the policy ({', '.join(regions)})",
-                               field="insuplc_admdvs")
+            raise InvalidInput(f"region {region!r} is not in the policy ({', '.join(regions)})", field="insuplc_admdvs")
         balance = money.to_fen(row.get("balance") or "0", "balance")
         if balance < 0:
             raise InvalidInput("must not be negative", field="balance")
         filing = row.get("filing_admdvs") or ""
         if filing and filing not in regions:
-            raise InvalidInput(f"region {filing!r} is not in the policy ({', '.join(regions)})",
-                               field="filing_admdvs")
+            raise InvalidInput(f"region {filing!r} is not in the policy ({', '.join(regions)})", field="filing_admdvs")
         a["insutype"] = INSUTYPE_INDEX[insutype]
         a["psn_type"] = PSN_TYPE_INDEX[psn_type]
-        a["flags"] = ((FLAG_ACTIVE if _flag(row.get("active"), "active", default=True) else 0)
-                      | (FLAG_ASSISTANCE if _flag(row.get("assistance"), "assistance", default=False) else 0))
+        a["flags"] = (FLAG_ACTIVE if _flag(row.get("active"), "active", default=True) else 0) | (
+            FLAG_ASSISTANCE if _flag(row.get("assistance"), "assistance", default=False) else 0
+        )
         a["region"] = regions[region]
         a["run_start"] = _month(row.get("contrib_from") or "", "contrib_from")
         a["paid_through"] = _month(row.get("paid_through") or "", "paid_through")
@@ -319,16 +349,18 @@ class Population:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise InvalidInput(f"{path}: no such persons file (make one with 'medsettle persons generate "
-                               f"--out {path}')") from None
+            raise InvalidInput(
+                f"{path}: no such persons file (make one with 'medsettle persons generate --out {path}')"
+            ) from None
         except OSError as exc:
             raise InvalidInput(f"{path}: cannot read the persons file: {exc.strerror}") from None
         try:
             text = data.decode("utf-8-sig")  # -sig: the byte-order mark a spreadsheet writes is not a column
         except UnicodeDecodeError as exc:
-            line = data[:exc.start].count(b"\n") + 1
-            raise InvalidInput(f"{path} line {line}: not UTF-8 text (byte {exc.start}): a persons file is UTF-8 "
-                               "CSV") from None
+            line = data[: exc.start].count(b"\n") + 1
+            raise InvalidInput(
+                f"{path} line {line}: not UTF-8 text (byte {exc.start}): a persons file is UTF-8 CSV"
+            ) from None
         columns, rows, lines = _read_persons_csv(io.StringIO(text, newline=""), path)
         return cls.from_rows(policy, rows, source=str(path), lines=lines, columns=columns)
 
@@ -342,18 +374,33 @@ class Population:
         writer.writeheader()
         for i in range(len(self)):
             d = self.describe(i)
-            writer.writerow({
-                **{k: d[k] for k in ("psn_no", "insutype", "psn_type", "insuplc_admdvs", "contrib_from",
-                                      "paid_through", "extra_wait_months", "filing_admdvs", "filing_begin",
-                                      "filing_end")},
-                "balance": str(money.fen_to_decimal(int(self.balances[i]))),
-                "active": "1" if d["active"] else "0",
-                "assistance": "1" if d["assistance"] else "0",
-            })
+            writer.writerow(
+                {
+                    **{
+                        k: d[k]
+                        for k in (
+                            "psn_no",
+                            "insutype",
+                            "psn_type",
+                            "insuplc_admdvs",
+                            "contrib_from",
+                            "paid_through",
+                            "extra_wait_months",
+                            "filing_admdvs",
+                            "filing_begin",
+                            "filing_end",
+                        )
+                    },
+                    "balance": str(money.fen_to_decimal(int(self.balances[i]))),
+                    "active": "1" if d["active"] else "0",
+                    "assistance": "1" if d["assistance"] else "0",
+                }
+            )
 
     @classmethod
-    def generate(cls, policy: Policy, n: int, *, seed: int = 0, as_of: dt.date = dt.date(2026, 1, 1),
-                 with_psn_nos: bool = True) -> Population:
+    def generate(
+        cls, policy: Policy, n: int, *, seed: int = 0, as_of: dt.date = dt.date(2026, 1, 1), with_psn_nos: bool = True
+    ) -> Population:
         """A seeded, vectorised population: 60% employees (80% in service), residents otherwise.
 
         Everyone is active with contributions running from before ``as_of`` (no waiting period),
@@ -367,8 +414,11 @@ class Population:
         attrs["insutype"] = np.where(employee, INSUTYPE_INDEX["310"], INSUTYPE_INDEX["390"])
         retired = rng.random(n) < 0.2
         minor = rng.random(n) < 0.25
-        attrs["psn_type"] = np.where(employee, np.where(retired, PSN_TYPE_INDEX["12"], PSN_TYPE_INDEX["11"]),
-                                     np.where(minor, PSN_TYPE_INDEX["1502"], PSN_TYPE_INDEX["1501"]))
+        attrs["psn_type"] = np.where(
+            employee,
+            np.where(retired, PSN_TYPE_INDEX["12"], PSN_TYPE_INDEX["11"]),
+            np.where(minor, PSN_TYPE_INDEX["1502"], PSN_TYPE_INDEX["1501"]),
+        )
         attrs["flags"] = FLAG_ACTIVE | np.where(rng.random(n) < 0.02, FLAG_ASSISTANCE, 0).astype(np.uint8)
         region = rng.integers(0, n_regions, n)
         attrs["region"] = region
@@ -381,8 +431,7 @@ class Population:
         attrs["filing_to"] = np.where(filing, day_number(as_of) + 365, 0)
         balances = np.where(employee, rng.integers(0, 500_000, n), 0).astype(np.int64)
         codes = [r.admdvs for r in policy.regions]
-        psn_nos = [f"{codes[r]}{i:014d}" for i, r in enumerate(region.tolist())] if with_psn_nos else \
-            _LazyPsnNos(n)
+        psn_nos = [f"{codes[r]}{i:014d}" for i, r in enumerate(region.tolist())] if with_psn_nos else _LazyPsnNos(n)
         return cls(policy, psn_nos, attrs, balances)
 
 

@@ -102,8 +102,14 @@ class BillHead(NamedTuple):
 
     @classmethod
     def of(cls, bill: Bill) -> BillHead:
-        return cls(bill.bill_id, bill.psn_no, bill.mdtrt_id, bill.med_type, _as_datetime(bill.setl_time),
-                   tuple(line.feedetl_sn or str(j + 1) for j, line in enumerate(bill.feedetail)))
+        return cls(
+            bill.bill_id,
+            bill.psn_no,
+            bill.mdtrt_id,
+            bill.med_type,
+            _as_datetime(bill.setl_time),
+            tuple(line.feedetl_sn or str(j + 1) for j, line in enumerate(bill.feedetail)),
+        )
 
 
 def _as_datetime(when: dt.datetime | dt.date) -> dt.datetime:
@@ -118,15 +124,17 @@ def validate_plain(data: object) -> PlainBill | None:
         return None
 
 
-def quick_resolve(data: object, compiled: CompiledPolicy, population: Population,
-                  admissions: AdmissionKeySource) -> tuple[ResolvedBill, BillHead] | None:
+def quick_resolve(
+    data: object, compiled: CompiledPolicy, population: Population, admissions: AdmissionKeySource
+) -> tuple[ResolvedBill, BillHead] | None:
     """The bill resolved as ``resolve_bill(parse_bill(data))`` would, or None: take the model way."""
     bill = validate_plain(data)
     return None if bill is None else resolve_plain(bill, compiled, population, admissions)
 
 
-def resolve_plain(bill: PlainBill, compiled: CompiledPolicy, population: Population,
-                  admissions: AdmissionKeySource) -> tuple[ResolvedBill, BillHead] | None:
+def resolve_plain(
+    bill: PlainBill, compiled: CompiledPolicy, population: Population, admissions: AdmissionKeySource
+) -> tuple[ResolvedBill, BillHead] | None:
     """A bill that :func:`validate_plain` gave resolved as the model way would, or None: take the model way.
 
     The route of the reference engine's fast path; medsettle._plain (ext/_plain.pyx) is its twin in C,
@@ -180,11 +188,23 @@ def resolve_plain(bill: PlainBill, compiled: CompiledPolicy, population: Populat
     saf_cash = NO_VALUE if saf_cash_text is None else _units(saf_cash_text, 2)
     if saf_cash is None or (saf_cash != NO_VALUE and (saf_cash > MAX_MEDFEE or acct_flag)):
         return None
-    resolved = ResolvedBill(p, day, MED_TYPE_INDEX[bill["med_type"]], TIER_INDEX[bill["hosp_lv"]],
-                            region, acct_flag, admissions.key(bill["mdtrt_id"]), saf_cash, items, prices, cnts,
-                            apprs)
-    head = BillHead(bill.get("bill_id", ""), bill["psn_no"], bill["mdtrt_id"], bill["med_type"],
-                    _as_datetime(bill_time), tuple(sns))
+    resolved = ResolvedBill(
+        p,
+        day,
+        MED_TYPE_INDEX[bill["med_type"]],
+        TIER_INDEX[bill["hosp_lv"]],
+        region,
+        acct_flag,
+        admissions.key(bill["mdtrt_id"]),
+        saf_cash,
+        items,
+        prices,
+        cnts,
+        apprs,
+    )
+    head = BillHead(
+        bill.get("bill_id", ""), bill["psn_no"], bill["mdtrt_id"], bill["med_type"], _as_datetime(bill_time), tuple(sns)
+    )
     return resolved, head
 
 

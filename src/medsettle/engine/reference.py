@@ -92,15 +92,22 @@ class ReferenceEngine:
 
     # -- settlement ---------------------------------------------------------------------------
 
-    def run(self, batch: BillBatch, *, presettle: bool = False, narrow: bool = False,
-            out: np.ndarray | None = None, line_out: np.ndarray | None = None
-            ) -> tuple[np.ndarray, np.ndarray | None]:
+    def run(
+        self,
+        batch: BillBatch,
+        *,
+        presettle: bool = False,
+        narrow: bool = False,
+        out: np.ndarray | None = None,
+        line_out: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Settle (or pre-settle) every bill of a validated batch in order, decoded back to bills;
         return (bill rows, line rows or None). ``out``/``line_out``, when given, receive the results
         (as in the core)."""
         lines: np.ndarray | None  # None once narrowed
-        rows, lines = self.settle_bills(decode_batch(batch, self.compiled, self.population, self._admissions),
-                                        presettle=presettle)
+        rows, lines = self.settle_bills(
+            decode_batch(batch, self.compiled, self.population, self._admissions), presettle=presettle
+        )
         if narrow:
             rows, lines = rows[:, [COL[c] for c in NARROW_COLUMNS]], None
         if out is not None:
@@ -111,8 +118,9 @@ class ReferenceEngine:
             lines = line_out
         return rows, lines
 
-    def settle_bills(self, bills: list[Bill], *, presettle: bool = False,
-                     admissions: AdmissionKeySource | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def settle_bills(
+        self, bills: list[Bill], *, presettle: bool = False, admissions: AdmissionKeySource | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Settle validated bills in order: (rows of columns.COLUMNS, rows of LINE_COLUMNS, bill by bill).
 
         ``admissions`` gives each mdtrt_id the key its admission is kept under (the Settler's, which
@@ -128,12 +136,13 @@ class ReferenceEngine:
                 row[COL[name]] = value
             rows[i] = row
             if priced:  # LineAmounts are in LINE_COLUMNS order
-                lines[first_line:first_line + len(priced)] = priced
+                lines[first_line : first_line + len(priced)] = priced
             first_line += len(bill.feedetail)
         return rows, lines
 
-    def settle_bill(self, bill: Bill, admissions: AdmissionKeySource, *, presettle: bool = False
-                    ) -> tuple[dict[str, int], list[LineAmounts]]:
+    def settle_bill(
+        self, bill: Bill, admissions: AdmissionKeySource, *, presettle: bool = False
+    ) -> tuple[dict[str, int], list[LineAmounts]]:
         """docs/settlement.md's settlement order for one bill: (its row's values by column, its lines).
         A refused bill gives only its status, no lines priced, and changes nothing."""
         enc = self.encounter(bill, admissions.key(bill.mdtrt_id))
@@ -151,8 +160,10 @@ class ReferenceEngine:
 
         catalogue = enc.treat.catalogue_on(enc.date)
         assert catalogue is not None  # the bill was validated against it
-        priced = [price_line(catalogue.by_code[line.med_list_codg], *line.units(j)[:2], line.hosp_appr_flag,
-                             enc.psn_type) for j, line in enumerate(bill.feedetail)]  # steps 1-5
+        priced = [
+            price_line(catalogue.by_code[line.med_list_codg], *line.units(j)[:2], line.hosp_appr_flag, enc.psn_type)
+            for j, line in enumerate(bill.feedetail)
+        ]  # steps 1-5
         sums = bill_sums(priced)
 
         dedc = deductible(sums.inscp, ded)  # step 7
@@ -172,17 +183,35 @@ class ReferenceEngine:
             self._states[enc.person] = state
 
         values = {
-            "status": 0, "group": group.index, "ded_kind": int(group.per_admission), "adm_counted": int(counted),
-            "year": enc.date.year, "pool_prop_bp": ratio, "medfee_sumamt": sums.fee, "fulamt_ownpay_amt": sums.fulamt,
-            "overlmt_selfpay": sums.overlmt, "preselfpay_amt": sums.preselfpay, "inscp_scp_amt": sums.inscp,
-            "act_pay_dedc": dedc, "hifp_pay": hifp, "hifob_pay": t2.hifob, "hifmi_pay": t2.hifmi,
-            "cvlserv_pay": cvlserv, "maf_pay": maf, "fund_pay_sumamt": fund, "psn_part_amt": psn_part,
-            "acct_pay": acct_pay, "psn_cash_pay": cash_pay, "hosp_part_amt": hosp_part, "balc": state.balance,
+            "status": 0,
+            "group": group.index,
+            "ded_kind": int(group.per_admission),
+            "adm_counted": int(counted),
+            "year": enc.date.year,
+            "pool_prop_bp": ratio,
+            "medfee_sumamt": sums.fee,
+            "fulamt_ownpay_amt": sums.fulamt,
+            "overlmt_selfpay": sums.overlmt,
+            "preselfpay_amt": sums.preselfpay,
+            "inscp_scp_amt": sums.inscp,
+            "act_pay_dedc": dedc,
+            "hifp_pay": hifp,
+            "hifob_pay": t2.hifob,
+            "hifmi_pay": t2.hifmi,
+            "cvlserv_pay": cvlserv,
+            "maf_pay": maf,
+            "fund_pay_sumamt": fund,
+            "psn_part_amt": psn_part,
+            "acct_pay": acct_pay,
+            "psn_cash_pay": cash_pay,
+            "hosp_part_amt": hosp_part,
+            "balc": state.balance,
             "t2_base_add": t2.t2_base_add,
         }
         if counted:  # what a cancel of the admission's last settlement restores
-            values.update(zip(("prev_adm_id", "prev_adm_ded_std", "prev_adm_ded_met", "prev_adm_nsetl"), before,
-                              strict=True))
+            values.update(
+                zip(("prev_adm_id", "prev_adm_ded_std", "prev_adm_ded_met", "prev_adm_nsetl"), before, strict=True)
+            )
         return values, priced
 
     def encounter(self, bill: Bill, admission: int) -> Encounter:
@@ -193,17 +222,27 @@ class ReferenceEngine:
         insured_index = int(attrs["region"])
         treat_code = bill.mdtrtarea_admvs or self.population.region_codes[insured_index]
         return Encounter(
-            person=person, attrs=attrs, insutype=INSUTYPES[attrs["insutype"]], psn_type=PSN_TYPES[attrs["psn_type"]],
-            insured=self.policy.regions[insured_index], insured_index=insured_index,
-            treat=self.policy.region(treat_code), treat_index=self.population.region_codes.index(treat_code),
-            date=bill.bill_date, med_type=bill.med_type, tier=bill.hosp_lv, acct_used=bill.acct_used_flag,
+            person=person,
+            attrs=attrs,
+            insutype=INSUTYPES[attrs["insutype"]],
+            psn_type=PSN_TYPES[attrs["psn_type"]],
+            insured=self.policy.regions[insured_index],
+            insured_index=insured_index,
+            treat=self.policy.region(treat_code),
+            treat_index=self.population.region_codes.index(treat_code),
+            date=bill.bill_date,
+            med_type=bill.med_type,
+            tier=bill.hosp_lv,
+            acct_used=bill.acct_used_flag,
             saf_cash=bill.saf_cash_fen,
-            admission=admission)
+            admission=admission,
+        )
 
     # -- cancel -------------------------------------------------------------------------------
 
-    def cancel(self, person: int, original: np.ndarray, role: int, restore: tuple[int, int, int, int]
-               ) -> tuple[int, int]:
+    def cancel(
+        self, person: int, original: np.ndarray, role: int, restore: tuple[int, int, int, int]
+    ) -> tuple[int, int]:
         """Move the accumulators and balance back by exactly the original's amounts (docs/settlement.md Cancel).
 
         ``original`` is the settlement's row of COLUMNS. Returns (status, balance after). A settlement of

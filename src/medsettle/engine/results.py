@@ -16,9 +16,22 @@ from .columns import COL, LINE_COL, LINE_COLUMNS
 
 # setlinfo amount fields, in the platform's order, that come straight from a result column.
 AMOUNT_FIELDS = (
-    "medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc",
-    "hifp_pay", "hifob_pay", "hifmi_pay", "cvlserv_pay", "maf_pay", "fund_pay_sumamt", "psn_part_amt",
-    "acct_pay", "psn_cash_pay", "hosp_part_amt",
+    "medfee_sumamt",
+    "fulamt_ownpay_amt",
+    "overlmt_selfpay",
+    "preselfpay_amt",
+    "inscp_scp_amt",
+    "act_pay_dedc",
+    "hifp_pay",
+    "hifob_pay",
+    "hifmi_pay",
+    "cvlserv_pay",
+    "maf_pay",
+    "fund_pay_sumamt",
+    "psn_part_amt",
+    "acct_pay",
+    "psn_cash_pay",
+    "hosp_part_amt",
 )
 
 
@@ -43,7 +56,7 @@ class Settlement:
     feedetl_sns: tuple[str, ...] = ()  # a tuple of str: the garbage collector need not walk it
     person: int = -1
     adm: int = -1
-    mirror_of: str | None = None   # set on a cancel mirror: the original's setl_id
+    mirror_of: str | None = None  # set on a cancel mirror: the original's setl_id
     cancelled_by: str | None = None  # set on an original once cancelled
     presettle: bool = False
     admission: Admission | None = None  # a per-admission settlement's admission (what its cancel needs)
@@ -65,8 +78,9 @@ class Settlement:
     def balc(self) -> int:
         return int(self.row[COL["balc"]])
 
-    def setlinfo(self, values: list[int] | None = None, amount: Callable[[int], object] = fen_to_decimal
-                 ) -> dict[str, object]:
+    def setlinfo(
+        self, values: list[int] | None = None, amount: Callable[[int], object] = fen_to_decimal
+    ) -> dict[str, object]:
         """The platform's setlinfo: amounts as Decimal with 2 places, pool_prop_selfpay as a fraction.
 
         ``values``: ``row.tolist()`` if the caller has it (a Python list indexes far faster than numpy).
@@ -89,13 +103,13 @@ class Settlement:
         info["medins_setl_id"] = self.bill_id
         return info
 
-    def setldetail(self, values: list[int] | None = None, amount: Callable[[int], object] = fen_to_decimal
-                   ) -> list[dict[str, object]]:
+    def setldetail(
+        self, values: list[int] | None = None, amount: Callable[[int], object] = fen_to_decimal
+    ) -> list[dict[str, object]]:
         """One row per non-zero fund, plus the account (310200) and the institution's share (999996)."""
         values = self.row.tolist() if values is None else values
         funds = _EMPLOYEE_FUNDS if self.insutype == codes.EMPLOYEE else _RESIDENT_FUNDS
-        return [{"fund_pay_type": code, "fund_payamt": amount(values[col])}
-                for code, col in funds if values[col] != 0]
+        return [{"fund_pay_type": code, "fund_payamt": amount(values[col])} for code, col in funds if values[col] != 0]
 
     def line_split(self, amount: Callable[[int], object] = fen_to_decimal) -> list[dict[str, object]]:
         """Per fee line: det_item_fee_sumamt, fulamt_ownpay_amt, overlmt_amt, preselfpay_amt, inscp_scp_amt."""
@@ -113,8 +127,10 @@ class Settlement:
     def to_json(self, amount: Callable[[int], object] = fen_to_decimal) -> dict[str, object]:
         """setlinfo, setldetail and the line split; amounts as Decimal, or as ``amount`` makes them."""
         values = self.row.tolist()
-        out: dict[str, object] = {"setlinfo": self.setlinfo(values, amount),
-                                  "setldetail": self.setldetail(values, amount)}
+        out: dict[str, object] = {
+            "setlinfo": self.setlinfo(values, amount),
+            "setldetail": self.setldetail(values, amount),
+        }
         if self.lines is not None:
             out["feedetail"] = self.line_split(amount)
         return out
@@ -124,9 +140,13 @@ class Settlement:
 _AMOUNTS_BEFORE_RATIO = tuple((name, COL[name]) for name in AMOUNT_FIELDS[:7])
 _AMOUNTS_AFTER_RATIO = tuple((name, COL[name]) for name in AMOUNT_FIELDS[7:])
 _LINE_AMOUNTS = tuple((name, LINE_COL[name]) for name in LINE_COLUMNS)
-_OTHER_FUNDS = ((codes.FUND_LARGE_AMOUNT, COL["hifob_pay"]), (codes.FUND_RESIDENT_CRITICAL, COL["hifmi_pay"]),
-                (codes.FUND_ASSISTANCE, COL["maf_pay"]), (codes.FUND_EMPLOYEE_ACCOUNT, COL["acct_pay"]),
-                (codes.FUND_INSTITUTION, COL["hosp_part_amt"]))
+_OTHER_FUNDS = (
+    (codes.FUND_LARGE_AMOUNT, COL["hifob_pay"]),
+    (codes.FUND_RESIDENT_CRITICAL, COL["hifmi_pay"]),
+    (codes.FUND_ASSISTANCE, COL["maf_pay"]),
+    (codes.FUND_EMPLOYEE_ACCOUNT, COL["acct_pay"]),
+    (codes.FUND_INSTITUTION, COL["hosp_part_amt"]),
+)
 _EMPLOYEE_FUNDS = ((codes.FUND_EMPLOYEE_POOLED, COL["hifp_pay"]),) + _OTHER_FUNDS
 _RESIDENT_FUNDS = ((codes.FUND_RESIDENT_BASIC, COL["hifp_pay"]),) + _OTHER_FUNDS
 

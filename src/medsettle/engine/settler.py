@@ -59,8 +59,14 @@ class BatchResult:
 
 
 class Settler:
-    def __init__(self, policy: Policy, population: Population, *, engine: EngineName = "auto",
-                 compiled: CompiledPolicy | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        population: Population,
+        *,
+        engine: EngineName = "auto",
+        compiled: CompiledPolicy | None = None,
+    ) -> None:
         self.policy = policy
         self.compiled = compiled or compile_policy(policy)
         self.population = population
@@ -76,8 +82,7 @@ class Settler:
 
     # -- one bill -------------------------------------------------------------------------------
 
-    def settle(self, bill: Bill | dict, *, when: dt.datetime | None = None, setl_id: str | None = None
-               ) -> Settlement:
+    def settle(self, bill: Bill | dict, *, when: dt.datetime | None = None, setl_id: str | None = None) -> Settlement:
         """Settle one bill; raise SettlementRefused (nothing changed) when the rules refuse it.
 
         ``setl_id`` gives the settlement a known id (journal replay); by default the next one is made.
@@ -90,8 +95,7 @@ class Settler:
         """Compute what settling would give; change nothing (2206/2101/2303)."""
         return self._single(bill, True, None, None)
 
-    def _single(self, bill: Bill | dict, presettle: bool, when: dt.datetime | None, setl_id: str | None
-                ) -> Settlement:
+    def _single(self, bill: Bill | dict, presettle: bool, when: dt.datetime | None, setl_id: str | None) -> Settlement:
         # Validated and resolved, then settled through the single-bill fast path (no batch to build): the
         # plain shape counters send by pydantic-core and the fast path's route, which writes the lines
         # straight into its buffers; anything else by the Bill model.
@@ -114,8 +118,9 @@ class Settler:
             raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status], bill=head.bill_id or None)
         return self._record(head, person, adm, fast.out, fast.lines[:n_lines], presettle, when, setl_id)
 
-    def _single_on_reference(self, bill: Bill | dict, presettle: bool, when: dt.datetime | None,
-                             setl_id: str | None) -> Settlement:
+    def _single_on_reference(
+        self, bill: Bill | dict, presettle: bool, when: dt.datetime | None, setl_id: str | None
+    ) -> Settlement:
         """The reference engine settles the parsed bill itself, against the policy models, once the bill
         has been validated and resolved as on the core (the same errors, the same admission key)."""
         assert isinstance(self.engine, ReferenceEngine)
@@ -125,13 +130,11 @@ class Settler:
         status = int(out[0, COL["status"]])
         if status:
             raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status], bill=model.bill_id or None)
-        return self._record(BillHead.of(model), resolved.person, resolved.adm, out[0], lines, presettle, when,
-                            setl_id)
+        return self._record(BillHead.of(model), resolved.person, resolved.adm, out[0], lines, presettle, when, setl_id)
 
     # -- many bills -----------------------------------------------------------------------------
 
-    def settle_many(self, bills: list[Bill | dict], *, presettle: bool = False
-                    ) -> list[Settlement | SettlementRefused]:
+    def settle_many(self, bills: list[Bill | dict], *, presettle: bool = False) -> list[Settlement | SettlementRefused]:
         """Validate every bill, then settle them in order. One invalid bill fails the call before any is
         settled; a refused bill gives its SettlementRefused in its place and the others go on."""
         models = [b if isinstance(b, Bill) else parse_bill(b, position=i) for i, b in enumerate(bills)]
@@ -147,17 +150,26 @@ class Settler:
         for i, model in enumerate(models):
             status = int(out[i, COL["status"]])
             if status:
-                results.append(SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status],
-                                                 bill=model.bill_id or i))
+                results.append(SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status], bill=model.bill_id or i))
             else:
                 a, b = int(batch.line_start[i]), int(batch.line_start[i + 1])
-                results.append(self._record(BillHead.of(model), int(batch.person[i]), int(batch.adm[i]), out[i],
-                                            lines[a:b], presettle, None))
+                results.append(
+                    self._record(
+                        BillHead.of(model), int(batch.person[i]), int(batch.adm[i]), out[i], lines[a:b], presettle, None
+                    )
+                )
         return results
 
-    def run_batch(self, batch: BillBatch, *, presettle: bool = False,
-                  outputs: Literal["full", "totals"] = "full", validate: bool = True,
-                  out: np.ndarray | None = None, line_out: np.ndarray | None = None) -> BatchResult:
+    def run_batch(
+        self,
+        batch: BillBatch,
+        *,
+        presettle: bool = False,
+        outputs: Literal["full", "totals"] = "full",
+        validate: bool = True,
+        out: np.ndarray | None = None,
+        line_out: np.ndarray | None = None,
+    ) -> BatchResult:
         """The load-run path: settle a struct-of-arrays batch; no per-settlement records are kept.
 
         ``outputs="totals"`` narrows the result to NARROW_COLUMNS and skips the line split.
@@ -182,8 +194,7 @@ class Settler:
 
     # -- cancel ---------------------------------------------------------------------------------
 
-    def cancel(self, setl_id: str, *, when: dt.datetime | None = None, mirror_id: str | None = None
-               ) -> Settlement:
+    def cancel(self, setl_id: str, *, when: dt.datetime | None = None, mirror_id: str | None = None) -> Settlement:
         """Cancel a settlement: a mirror record with a new setl_id, state moved back by the original's amounts.
 
         Raises AlreadyCancelled for a second cancel, SettlementRefused(YEAR_CLOSED) for a closed year.
@@ -193,20 +204,30 @@ class Settler:
         if original is None or original.mirror_of is not None:
             raise InvalidInput(f"no settlement {setl_id!r} to cancel", field="setl_id")
         if original.cancelled_by is not None:
-            raise AlreadyCancelled(f"settlement {setl_id} was already cancelled by {original.cancelled_by}",
-                                   field="setl_id")
+            raise AlreadyCancelled(
+                f"settlement {setl_id} was already cancelled by {original.cancelled_by}", field="setl_id"
+            )
         status, balance = self._cancel_in_engine(original)
         if status:
-            raise SettlementRefused(REFUSALS[status], REFUSAL_MESSAGES[status]
-                                    + f"; settlement {setl_id} can no longer be cancelled")
+            raise SettlementRefused(
+                REFUSALS[status], REFUSAL_MESSAGES[status] + f"; settlement {setl_id} can no longer be cancelled"
+            )
         original_lines = original.lines
         mirror = Settlement(
-            setl_id=self._claim_setl_id(mirror_id), bill_id=original.bill_id, psn_no=original.psn_no,
-            mdtrt_id=original.mdtrt_id, insutype=original.insutype, psn_type=original.psn_type,
-            med_type=original.med_type, setl_time=when or now_shanghai().replace(tzinfo=None),
+            setl_id=self._claim_setl_id(mirror_id),
+            bill_id=original.bill_id,
+            psn_no=original.psn_no,
+            mdtrt_id=original.mdtrt_id,
+            insutype=original.insutype,
+            psn_type=original.psn_type,
+            med_type=original.med_type,
+            setl_time=when or now_shanghai().replace(tzinfo=None),
             row_data=mirror_row(original.row, balance).tobytes(),
             lines_data=None if original_lines is None else (-original_lines).tobytes(),
-            feedetl_sns=original.feedetl_sns, person=original.person, adm=original.adm, mirror_of=setl_id,
+            feedetl_sns=original.feedetl_sns,
+            person=original.person,
+            adm=original.adm,
+            mirror_of=setl_id,
         )
         original.cancelled_by = mirror.setl_id
         _untrack(mirror)
@@ -268,8 +289,10 @@ class Settler:
         if state.balance + amount < 0:
             raise InvalidInput(f"the balance {state.balance} fen cannot pay {-amount} fen", field="amount")
         if state.balance + amount > MAX_BALANCE_FEN:
-            raise InvalidInput(f"the balance {state.balance} fen plus {amount} fen would pass the bound of "
-                               f"{MAX_BALANCE_FEN} fen", field="amount")
+            raise InvalidInput(
+                f"the balance {state.balance} fen plus {amount} fen would pass the bound of {MAX_BALANCE_FEN} fen",
+                field="amount",
+            )
         state.balance += amount
         self.engine.set_state(person, state)
         return state.balance
@@ -302,23 +325,42 @@ class Settler:
             self._last_seq += 1
             return self._id_format % self._last_seq
         prefix = self._id_prefix
-        if setl_id.startswith("S" + prefix) and setl_id[1 + len(prefix):].isdigit() and len(setl_id) == 16:
-            self._last_seq = max(self._last_seq, int(setl_id[1 + len(prefix):]))
+        if setl_id.startswith("S" + prefix) and setl_id[1 + len(prefix) :].isdigit() and len(setl_id) == 16:
+            self._last_seq = max(self._last_seq, int(setl_id[1 + len(prefix) :]))
         return setl_id
 
-    def _record(self, head: BillHead, p: int, adm: int, row: np.ndarray, lines: np.ndarray | None,
-                presettle: bool, when: dt.datetime | None, setl_id: str | None = None) -> Settlement:
+    def _record(
+        self,
+        head: BillHead,
+        p: int,
+        adm: int,
+        row: np.ndarray,
+        lines: np.ndarray | None,
+        presettle: bool,
+        when: dt.datetime | None,
+        setl_id: str | None = None,
+    ) -> Settlement:
         insutype, psn_type = (self._fast or self._make_fast_path()).person_codes(p)
         setl_time = when or head.setl_time
         result = Settlement(
-            "" if presettle else self._claim_setl_id(setl_id), head.bill_id, head.psn_no, head.mdtrt_id,
-            INSUTYPES[insutype], PSN_TYPES[psn_type], head.med_type, setl_time, row.tobytes(),
-            None if lines is None else lines.tobytes(), head.feedetl_sns, p, adm, presettle=presettle,
+            "" if presettle else self._claim_setl_id(setl_id),
+            head.bill_id,
+            head.psn_no,
+            head.mdtrt_id,
+            INSUTYPES[insutype],
+            PSN_TYPES[psn_type],
+            head.med_type,
+            setl_time,
+            row.tobytes(),
+            None if lines is None else lines.tobytes(),
+            head.feedetl_sns,
+            p,
+            adm,
+            presettle=presettle,
         )
         if not presettle:
             if row[_DED_KIND]:  # a per-admission settlement: its admission is booked for cancels
-                result.admission = self.admission_book.settled(p, adm, row.tolist(),
-                                                               lambda: self.engine.get_state(p))
+                result.admission = self.admission_book.settled(p, adm, row.tolist(), lambda: self.engine.get_state(p))
                 _untrack(result.admission)
             _untrack(result)
             self.records[result.setl_id] = result
@@ -333,4 +375,3 @@ def _no_untrack(record: object) -> None:
 # never part of a reference cycle: taken out of the cyclic collector's lists (medsettle._core.gc_untrack),
 # millions of them cost its collections nothing.
 _untrack = getattr(core_module(), "gc_untrack", _no_untrack)
-

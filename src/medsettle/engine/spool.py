@@ -50,11 +50,18 @@ class ChunkOfBills:
 
     def spool(self, compiled: CompiledPolicy, n_persons: int, to: IO[bytes]) -> None:
         """Check the chunk as a batch (what the second pass settles cannot fail) and write it to ``to``."""
-        parts = (np.array(self.args, np.int64).tobytes(), b"".join(self.items), b"".join(self.prices),
-                 b"".join(self.counts), b"".join(self.apprs), [h.bill_id for h in self.heads],
-                 [h.psn_no for h in self.heads], [h.mdtrt_id for h in self.heads],
-                 list(map(SETL_TIME_TEXTS.__getitem__, [h.setl_time for h in self.heads])),
-                 [h.feedetl_sns for h in self.heads])
+        parts = (
+            np.array(self.args, np.int64).tobytes(),
+            b"".join(self.items),
+            b"".join(self.prices),
+            b"".join(self.counts),
+            b"".join(self.apprs),
+            [h.bill_id for h in self.heads],
+            [h.psn_no for h in self.heads],
+            [h.mdtrt_id for h in self.heads],
+            list(map(SETL_TIME_TEXTS.__getitem__, [h.setl_time for h in self.heads])),
+            [h.feedetl_sns for h in self.heads],
+        )
         batch_of(parts, np.zeros(len(self.heads), np.int32)).validate(compiled, n_persons)
         data = marshal.dumps(parts)
         to.write(len(data).to_bytes(8, "little") + data)  # marshal.load from a file reads in tiny pieces
@@ -72,10 +79,21 @@ def batch_of(parts: tuple, adm: np.ndarray) -> BillBatch:
     line_start = np.zeros(len(args) + 1, np.int64)
     np.cumsum(args[:, 8], out=line_start[1:])
     return BillBatch.from_columns(
-        person=args[:, 0], day=args[:, 1], med_type=args[:, 2], tier=args[:, 3], treat_region=args[:, 4],
-        acct_flag=args[:, 5], saf_cash=args[:, 7], adm=adm, line_start=line_start,
-        item=np.frombuffer(parts[1], np.int32), pric=np.frombuffer(parts[2], np.int64),
-        cnt=np.frombuffer(parts[3], np.int64), appr=np.frombuffer(parts[4], np.uint8), bill_ids=parts[5])
+        person=args[:, 0],
+        day=args[:, 1],
+        med_type=args[:, 2],
+        tier=args[:, 3],
+        treat_region=args[:, 4],
+        acct_flag=args[:, 5],
+        saf_cash=args[:, 7],
+        adm=adm,
+        line_start=line_start,
+        item=np.frombuffer(parts[1], np.int32),
+        pric=np.frombuffer(parts[2], np.int64),
+        cnt=np.frombuffer(parts[3], np.int64),
+        appr=np.frombuffer(parts[4], np.uint8),
+        bill_ids=parts[5],
+    )
 
 
 __all__ = ["ChunkOfBills", "batch_of", "unspool"]

@@ -35,20 +35,22 @@ from ..policy.codes import MAX_GROUPS
 # Bill years and the admission limits are bounds (bounds.py); named here too for their importers.
 from .bounds import MAX_ADMISSIONS_PER_YEAR, MAX_SETTLEMENTS_PER_ADMISSION, MAX_YEAR, MIN_YEAR  # noqa: F401
 
-STATE_DTYPE = np.dtype([
-    ("balance", "<i8"),
-    ("t2_base", "<i8"),
-    ("ded_met", "<i4", (MAX_GROUPS,)),
-    ("pooled_paid", "<i4", (MAX_GROUPS,)),
-    ("t2_paid", "<i4"),
-    ("maf_paid", "<i4"),
-    ("adm_id", "<i4"),
-    ("adm_ded_std", "<i4"),
-    ("adm_ded_met", "<i4"),
-    ("adm_nsetl", "<u2"),
-    ("adm_count", "u1"),
-    ("acc_year", "u1"),
-])
+STATE_DTYPE = np.dtype(
+    [
+        ("balance", "<i8"),
+        ("t2_base", "<i8"),
+        ("ded_met", "<i4", (MAX_GROUPS,)),
+        ("pooled_paid", "<i4", (MAX_GROUPS,)),
+        ("t2_paid", "<i4"),
+        ("maf_paid", "<i4"),
+        ("adm_id", "<i4"),
+        ("adm_ded_std", "<i4"),
+        ("adm_ded_met", "<i4"),
+        ("adm_nsetl", "<u2"),
+        ("adm_count", "u1"),
+        ("acc_year", "u1"),
+    ]
+)
 assert STATE_DTYPE.itemsize == 64, STATE_DTYPE.itemsize
 
 HUGE_PAGE = 2 * 1024 * 1024
@@ -73,25 +75,53 @@ class PersonState:
     acc_year: int = 0  # 0 = no bill settled yet
 
     def copy(self) -> PersonState:
-        return PersonState(self.balance, self.t2_base, list(self.ded_met), list(self.pooled_paid), self.t2_paid,
-                           self.maf_paid, self.adm_id, self.adm_ded_std, self.adm_ded_met, self.adm_nsetl,
-                           self.adm_count, self.acc_year)
+        return PersonState(
+            self.balance,
+            self.t2_base,
+            list(self.ded_met),
+            list(self.pooled_paid),
+            self.t2_paid,
+            self.maf_paid,
+            self.adm_id,
+            self.adm_ded_std,
+            self.adm_ded_met,
+            self.adm_nsetl,
+            self.adm_count,
+            self.acc_year,
+        )
 
     @classmethod
     def from_record(cls, rec: np.void) -> PersonState:
         return cls(
-            balance=int(rec["balance"]), t2_base=int(rec["t2_base"]),
-            ded_met=[int(x) for x in rec["ded_met"]], pooled_paid=[int(x) for x in rec["pooled_paid"]],
-            t2_paid=int(rec["t2_paid"]), maf_paid=int(rec["maf_paid"]), adm_id=int(rec["adm_id"]),
-            adm_ded_std=int(rec["adm_ded_std"]), adm_ded_met=int(rec["adm_ded_met"]),
-            adm_nsetl=int(rec["adm_nsetl"]), adm_count=int(rec["adm_count"]),
+            balance=int(rec["balance"]),
+            t2_base=int(rec["t2_base"]),
+            ded_met=[int(x) for x in rec["ded_met"]],
+            pooled_paid=[int(x) for x in rec["pooled_paid"]],
+            t2_paid=int(rec["t2_paid"]),
+            maf_paid=int(rec["maf_paid"]),
+            adm_id=int(rec["adm_id"]),
+            adm_ded_std=int(rec["adm_ded_std"]),
+            adm_ded_met=int(rec["adm_ded_met"]),
+            adm_nsetl=int(rec["adm_nsetl"]),
+            adm_count=int(rec["adm_count"]),
             acc_year=int(rec["acc_year"]) + YEAR_BASE if rec["acc_year"] else 0,
         )
 
     def to_record(self) -> tuple:
-        return (self.balance, self.t2_base, tuple(self.ded_met), tuple(self.pooled_paid), self.t2_paid,
-                self.maf_paid, self.adm_id, self.adm_ded_std, self.adm_ded_met, self.adm_nsetl, self.adm_count,
-                self.acc_year - YEAR_BASE if self.acc_year else 0)
+        return (
+            self.balance,
+            self.t2_base,
+            tuple(self.ded_met),
+            tuple(self.pooled_paid),
+            self.t2_paid,
+            self.maf_paid,
+            self.adm_id,
+            self.adm_ded_std,
+            self.adm_ded_met,
+            self.adm_nsetl,
+            self.adm_count,
+            self.acc_year - YEAR_BASE if self.acc_year else 0,
+        )
 
 
 def aligned_zeros(n: int, dtype: np.dtype, align: int = 64) -> np.ndarray:
@@ -112,7 +142,7 @@ def aligned_zeros(n: int, dtype: np.dtype, align: int = 64) -> np.ndarray:
         return np.frombuffer(buf, dtype=dtype, count=n)
     raw = np.zeros(size + align, dtype=np.uint8)
     offset = (-raw.ctypes.data) % align
-    return raw[offset:offset + size].view(dtype)
+    return raw[offset : offset + size].view(dtype)
 
 
 def new_state_array(balances: np.ndarray) -> np.ndarray:

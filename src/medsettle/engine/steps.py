@@ -27,6 +27,7 @@ from .state import PersonState
 
 # -- the line steps (1-5), with the treatment region's catalogue ---------------------------------------
 
+
 class LineAmounts(NamedTuple):
     """One line's amounts, or a bill's sums of them, in fen (the order of columns.LINE_COLUMNS)."""
 
@@ -78,6 +79,7 @@ def bill_sums(lines: list[LineAmounts]) -> LineAmounts:
 
 
 # -- the bill steps (6-16), with the policy of the insured region ---------------------------------------
+
 
 @dataclass(frozen=True)
 class Encounter:
@@ -151,8 +153,9 @@ def benefit_group(enc: Encounter, rules: RuleSet) -> BenefitGroup:
     name = rules.med_type_groups[enc.med_type]
     index = enc.insured.group_index(name)
     benefit = rules.benefit(name, enc.insutype, enc.psn_type)
-    return BenefitGroup(name, index, enc.insured.groups[index].deductible_basis == "admission", benefit,
-                        benefit.tiers.get(enc.tier))
+    return BenefitGroup(
+        name, index, enc.insured.groups[index].deductible_basis == "admission", benefit, benefit.tiers.get(enc.tier)
+    )
 
 
 class Deductible(NamedTuple):
@@ -194,8 +197,9 @@ def deductible(inscp: int, ded: Deductible) -> int:
 def has_filing(enc: Encounter) -> bool:
     """The person has a filing (备案) for the treatment region valid on the bill's date."""
     attrs = enc.attrs
-    return (int(attrs["filing_region"]) == enc.treat_index
-            and int(attrs["filing_from"]) <= enc.day <= int(attrs["filing_to"]))
+    return int(attrs["filing_region"]) == enc.treat_index and int(attrs["filing_from"]) <= enc.day <= int(
+        attrs["filing_to"]
+    )
 
 
 def pool_ratio(group: BenefitGroup, enc: Encounter, rules: RuleSet) -> int:
@@ -224,8 +228,15 @@ class SecondTierPay(NamedTuple):
     t2_base_add: int  # what the bill adds to the residents' running in-scope self-paid total
 
 
-def second_tier(tier2: SecondTier | None, group: BenefitGroup, enc: Encounter, e_over: int, inscp: int,
-                hifp: int, state: PersonState) -> SecondTierPay:
+def second_tier(
+    tier2: SecondTier | None,
+    group: BenefitGroup,
+    enc: Encounter,
+    e_over: int,
+    inscp: int,
+    hifp: int,
+    state: PersonState,
+) -> SecondTierPay:
     """Step 9, only in the groups where the policy enables it."""
     if tier2 is None or group.name not in tier2.groups:
         return SecondTierPay(0, 0, 0)
@@ -238,8 +249,9 @@ def second_tier(tier2: SecondTier | None, group: BenefitGroup, enc: Encounter, e
     return SecondTierPay(0, min(apply_bp(excess, tier2.ratio), room), selfpaid)
 
 
-def medical_assistance(enc: Encounter, rules: RuleSet, inscp: int, hifp: int, t2: SecondTierPay,
-                       state: PersonState) -> int:
+def medical_assistance(
+    enc: Encounter, rules: RuleSet, inscp: int, hifp: int, t2: SecondTierPay, state: PersonState
+) -> int:
     """Step 10, for persons with an assistance identity."""
     if not enc.attrs["flags"] & FLAG_ASSISTANCE:
         return 0
@@ -275,8 +287,17 @@ def cash(psn_part: int, acct_pay: int) -> int:
     return psn_part - acct_pay
 
 
-def move_accumulators(state: PersonState, group: BenefitGroup, ded: Deductible, enc: Encounter, dedc: int,
-                      hifp: int, t2: SecondTierPay, maf: int, acct_pay: int) -> bool:
+def move_accumulators(
+    state: PersonState,
+    group: BenefitGroup,
+    ded: Deductible,
+    enc: Encounter,
+    dedc: int,
+    hifp: int,
+    t2: SecondTierPay,
+    maf: int,
+    acct_pay: int,
+) -> bool:
     """Step 16: the accumulators move by what this bill used; True when it began (counted) an admission."""
     state.balance -= acct_pay
     counted = False

@@ -67,8 +67,13 @@ class BillStream:
     CHUNK = 2048  # bills read, settled and answered at a time
     FORGET_EVERY = 1 << 16  # new admission keys between looks at which are still in progress
 
-    def __init__(self, settler: Settler, *, presettle: bool = False,
-                 progress: Callable[[str, int | None], Progress] | None = None) -> None:
+    def __init__(
+        self,
+        settler: Settler,
+        *,
+        presettle: bool = False,
+        progress: Callable[[str, int | None], Progress] | None = None,
+    ) -> None:
         self.settler = settler
         self.presettle = presettle
         self.keys = settler.admissions = StreamAdmissionKeys()
@@ -114,8 +119,9 @@ class BillStream:
             model = parse_bill(bill)
             return resolve_bill(model, settler.compiled, settler.population, NoAdmissionKeys()), BillHead.of(model)
         except MedsettleError as exc:
-            raise BillsFileError(f"{where}: {exc.code}: {exc} (nothing was settled: correct the bill and "
-                                 "run again)") from None
+            raise BillsFileError(
+                f"{where}: {exc.code}: {exc} (nothing was settled: correct the bill and run again)"
+            ) from None
 
     def settle(self, out: IO[bytes]) -> StreamSummary:
         """The second pass (after :meth:`check`): settle the bills in order, one answer each."""
@@ -137,17 +143,23 @@ class BillStream:
             status, cells = result.column("status"), result.lines
             assert cells is not None  # run_batch splits the lines unless outputs="totals"
             ok = status == 0
-            refusals = {int(i): refusal_answer(bill_ids[i], int(status[i]), done + int(i))
-                        for i in np.flatnonzero(~ok)}
+            refusals = {int(i): refusal_answer(bill_ids[i], int(status[i]), done + int(i)) for i in np.flatnonzero(~ok)}
             pick = functools.partial(_settled_only, ok.tolist() if refusals else None)
             n_lines = np.diff(batch.line_start)
             persons_ok = batch.person[ok]
             answers = Settled(
-                rows=result.out[ok], cells=cells[np.repeat(ok, n_lines)], n_lines=n_lines[ok],
-                bill_ids=pick(bill_ids), setl_ids=self._setl_ids(int(ok.sum())), mdtrt_ids=pick(mdtrt_ids),
-                psn_nos=pick(psn_nos), insutypes=insutype_of[persons_ok].tolist(),
-                psn_types=psn_type_of[persons_ok].tolist(), setl_times=pick(setl_times),
-                feedetl_sns=list(chain.from_iterable(pick(sns))))
+                rows=result.out[ok],
+                cells=cells[np.repeat(ok, n_lines)],
+                n_lines=n_lines[ok],
+                bill_ids=pick(bill_ids),
+                setl_ids=self._setl_ids(int(ok.sum())),
+                mdtrt_ids=pick(mdtrt_ids),
+                psn_nos=pick(psn_nos),
+                insutypes=insutype_of[persons_ok].tolist(),
+                psn_types=psn_type_of[persons_ok].tolist(),
+                setl_times=pick(setl_times),
+                feedetl_sns=list(chain.from_iterable(pick(sns))),
+            )
             out.write(render_answers(answers, refusals))
             if track_persons:
                 persons.update(batch.person.tolist())
@@ -180,13 +192,13 @@ def _chunks(items: Iterator, size: int) -> Iterator[list]:
         yield chunk
 
 
-def settle_file(settler: Settler, bills: BillsFile, out: IO[bytes], *, presettle: bool = False,
-                progress_to: IO[str] | None = None) -> StreamSummary:
+def settle_file(
+    settler: Settler, bills: BillsFile, out: IO[bytes], *, presettle: bool = False, progress_to: IO[str] | None = None
+) -> StreamSummary:
     """Check every bill of ``bills``, then settle them in order, writing one JSON answer a line to ``out``.
 
     ``progress_to``: where progress goes (a terminal), or None for none."""
-    stream = BillStream(settler, presettle=presettle,
-                        progress=lambda verb, total: Progress(progress_to, verb, total))
+    stream = BillStream(settler, presettle=presettle, progress=lambda verb, total: Progress(progress_to, verb, total))
     try:
         stream.check(bills)
         return stream.settle(out)

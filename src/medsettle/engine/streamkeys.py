@@ -58,5 +58,4 @@ def admissions_in_progress(settler: Settler, persons: set[int]) -> set[int]:
     return {engine.get_state(p).adm_id for p in persons}
 
 
-
 __all__ = ["NoAdmissionKeys", "StreamAdmissionKeys", "admissions_in_progress"]

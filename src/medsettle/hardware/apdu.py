@@ -24,8 +24,21 @@ SSSE_AID = bytes.fromhex("7378312E73682EC9E7BBE1B1A3D5CF")
 EF05, EF06 = 0xEF05, 0xEF06
 SFI_OF_FILE = {EF05: 5, EF06: 6}
 # Record number (= data item number) → value length, docs/card.md.
-RECORD_LENGTHS = {0x01: 16, 0x02: 1, 0x03: 4, 0x04: 12, 0x05: 4, 0x06: 4, 0x07: 9,
-                  0x08: 18, 0x09: 30, 0x0A: 1, 0x0B: 1, 0x0C: 3, 0x0D: 4}
+RECORD_LENGTHS = {
+    0x01: 16,
+    0x02: 1,
+    0x03: 4,
+    0x04: 12,
+    0x05: 4,
+    0x06: 4,
+    0x07: 9,
+    0x08: 18,
+    0x09: 30,
+    0x0A: 1,
+    0x0B: 1,
+    0x0C: 3,
+    0x0D: 4,
+}
 RECORDS_OF_FILE = {EF05: range(0x01, 0x08), EF06: range(0x08, 0x0E)}
 
 # The ATR our virtual social security cards answer with (T=0/T=1, historical bytes "SSC3.00").

@@ -78,8 +78,14 @@ class VirtualSlot:
 
     # -- the contacts ---------------------------------------------------------------------------
 
-    def answer(self, command: bytes, generation: int, *,
-               within: float, clock: Clock) -> bytes | None:  # ok-float: within is seconds
+    def answer(
+        self,
+        command: bytes,
+        generation: int,
+        *,
+        within: float,  # ok-float: within is seconds
+        clock: Clock,
+    ) -> bytes | None:
         """The card's R-APDU to ``command`` as the faults bend it: ``b""`` when the card connected at
         ``generation`` is gone or leaves during the APDU, None when it does not answer within ``within``
         seconds (after waiting them on ``clock``)."""
@@ -121,8 +127,9 @@ class VirtualBus:
     """The reader entries of one process (a counter each), with a PSAM for ``regions`` in every PSAM slot.
     ``stop_service`` and ``start_service`` stand for the PC/SC service going away and coming back."""
 
-    def __init__(self, counters: Iterable[str] = ("Counter",), *,
-                 regions: Iterable[str] = ("130100", "330300")) -> None:
+    def __init__(
+        self, counters: Iterable[str] = ("Counter",), *, regions: Iterable[str] = ("130100", "330300")
+    ) -> None:
         self.regions = tuple(regions)
         self.counters: dict[str, BusEntry] = {}
         self.service_up = True

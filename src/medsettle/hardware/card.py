@@ -93,15 +93,21 @@ class VirtualCard:
     PIN_TRIES = 3
 
     @classmethod
-    def issue(cls, profile: CardProfile, *, root_key: bytes = SIMULATION_ROOT_KEY, cloned: bool = False,
-              altered: dict[int, bytes] | None = None) -> VirtualCard:
+    def issue(
+        cls,
+        profile: CardProfile,
+        *,
+        root_key: bytes = SIMULATION_ROOT_KEY,
+        cloned: bool = False,
+        altered: dict[int, bytes] | None = None,
+    ) -> VirtualCard:
         """Personalise a card from the issuer's data. ``cloned``: a random key instead of the real one;
         ``altered``: record number → new value written after issue (the digest stays the issuer's)."""
         records = profile.records()
         digest = card_digest(records[0x01], records[0x08], records[0x09])
         key = os.urandom(16) if cloned else card_key(records[0x01], issuing_key(profile.region, root_key))
         for rec, value in (altered or {}).items():
-            records[rec] = value.ljust(A.RECORD_LENGTHS[rec], b"\0")[:A.RECORD_LENGTHS[rec]]
+            records[rec] = value.ljust(A.RECORD_LENGTHS[rec], b"\0")[: A.RECORD_LENGTHS[rec]]
         return cls(profile=profile, key=key, digest=digest, records=records)
 
     def reset(self) -> bytes:
@@ -122,8 +128,14 @@ class VirtualCard:
             return A.sw(A.CLA_NOT_SUPPORTED)
         if ins != 0xC0:
             self.pending_response = b""  # any other command discards an answer not fetched
-        handler = {0xA4: self._select, 0xB2: self._read_record, 0x20: self._verify,
-                   0x84: self._get_challenge, 0x88: self._internal_authenticate, 0xC0: self._get_response}.get(ins)
+        handler = {
+            0xA4: self._select,
+            0xB2: self._read_record,
+            0x20: self._verify,
+            0x84: self._get_challenge,
+            0x88: self._internal_authenticate,
+            0xC0: self._get_response,
+        }.get(ins)
         if handler is None:
             return A.sw(A.INS_NOT_SUPPORTED)
         return handler(p1, p2, body)
@@ -132,7 +144,7 @@ class VirtualCard:
     def _lc_data(body: bytes) -> bytes | None:
         if not body or len(body) < 1 + body[0]:
             return None
-        return body[1:1 + body[0]]
+        return body[1 : 1 + body[0]]
 
     @staticmethod
     def _le(body: bytes) -> int:

@@ -103,10 +103,17 @@ class HardwareDaemon:
 
     def status(self) -> dict[str, Any]:
         """The answer to ``status``: each counter's readers and card, and pcscd's pid."""
-        return {"counters": {name: {"card_reader": c.card_reader, "psam_reader": c.psam_reader,
-                                    "card": self.cards.get(name) if c.card.inserted else None}
-                             for name, c in self.stack.counters.items()},
-                "pcscd": self.stack.process.pid if self.stack.process else None}
+        return {
+            "counters": {
+                name: {
+                    "card_reader": c.card_reader,
+                    "psam_reader": c.psam_reader,
+                    "card": self.cards.get(name) if c.card.inserted else None,
+                }
+                for name, c in self.stack.counters.items()
+            },
+            "pcscd": self.stack.process.pid if self.stack.process else None,
+        }
 
     def do(self, request: dict[str, Any]) -> dict[str, Any] | None:
         op = request.get("op")
@@ -146,8 +153,9 @@ class HardwareDaemon:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         signal.signal(signal.SIGTERM, lambda *_: self.stopped.set())
         status = self.status()
-        _write_atomically(self.directory / STATE_FILE,
-                          json.dumps({"pid": os.getpid(), "socket": str(sock_path), **status}))
+        _write_atomically(
+            self.directory / STATE_FILE, json.dumps({"pid": os.getpid(), "socket": str(sock_path), **status})
+        )
         try:
             self.stopped.wait()
         finally:
@@ -173,13 +181,16 @@ class HardwareClient:
         self.directory = Path(directory).absolute()
         state_file = self.directory / STATE_FILE
         if not state_file.exists():
-            raise StackError(f"no virtual reader stack is running in {self.directory}: start it with "
-                             "'medsettle hardware up'")
+            raise StackError(
+                f"no virtual reader stack is running in {self.directory}: start it with 'medsettle hardware up'"
+            )
         try:
             self.state = json.loads(state_file.read_text())
         except (OSError, ValueError) as error:
-            raise StackError(f"the virtual reader stack's state file {state_file} cannot be read ({error}); "
-                             "'medsettle hardware down' then 'up'") from None
+            raise StackError(
+                f"the virtual reader stack's state file {state_file} cannot be read ({error}); "
+                "'medsettle hardware down' then 'up'"
+            ) from None
 
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
         with socket.socket(socket.AF_UNIX) as sock:
@@ -187,23 +198,38 @@ class HardwareClient:
             try:
                 sock.connect(self.state["socket"])
             except OSError as error:
-                raise StackError(f"the virtual reader stack in {self.directory} does not answer ({error}); "
-                                 "'medsettle hardware down' then 'up'") from None
+                raise StackError(
+                    f"the virtual reader stack in {self.directory} does not answer ({error}); "
+                    "'medsettle hardware down' then 'up'"
+                ) from None
             sock.sendall(json.dumps({"op": op, **fields}).encode() + b"\n")
             line = sock.makefile().readline()
         try:
             answer = json.loads(line)
         except ValueError:
-            raise StackError(f"the virtual reader stack in {self.directory} closed the connection without an "
-                             f"answer to {op!r} (log: {self.directory / LOG_FILE})") from None
+            raise StackError(
+                f"the virtual reader stack in {self.directory} closed the connection without an "
+                f"answer to {op!r} (log: {self.directory / LOG_FILE})"
+            ) from None
         if not answer.pop("ok"):
             raise StackError(answer["error"])
         return answer
 
-    def insert(self, profile: CardProfile, counter: str | None = None, *, cloned: bool = False,
-               altered: dict[int, bytes] | None = None) -> dict[str, Any]:
-        return self.request("insert", counter=counter, profile=profile_to_json(profile), cloned=cloned,
-                            altered={f"{k:02X}": v.hex() for k, v in (altered or {}).items()})
+    def insert(
+        self,
+        profile: CardProfile,
+        counter: str | None = None,
+        *,
+        cloned: bool = False,
+        altered: dict[int, bytes] | None = None,
+    ) -> dict[str, Any]:
+        return self.request(
+            "insert",
+            counter=counter,
+            profile=profile_to_json(profile),
+            cloned=cloned,
+            altered={f"{k:02X}": v.hex() for k, v in (altered or {}).items()},
+        )
 
     def remove(self, counter: str | None = None) -> None:
         self.request("remove", counter=counter)
@@ -219,8 +245,10 @@ class HardwareClient:
         counters = self.status()["counters"]
         name = counter if counter is not None else next(iter(counters))
         if name not in counters:
-            raise StackError(f"no counter {name!r} in the virtual reader stack in {self.directory}; "
-                             f"its counters: {', '.join(counters)}")
+            raise StackError(
+                f"no counter {name!r} in the virtual reader stack in {self.directory}; "
+                f"its counters: {', '.join(counters)}"
+            )
         return counters[name]["card_reader"], counters[name]["psam_reader"]
 
 
@@ -239,16 +267,22 @@ def start(directory: str | os.PathLike[str], counters: Iterable[str] = ("Counter
     log_path = directory / LOG_FILE
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
     log_start = log.tell()
-    process = subprocess.Popen([sys.executable, "-m", "medsettle.hardware.daemon", str(directory), *counters],
-                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "medsettle.hardware.daemon", str(directory), *counters],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     log.close()
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if (directory / STATE_FILE).exists():
             return HardwareClient(directory)
         if process.poll() is not None:
-            raise StackError(f"the virtual reader stack did not start: {_failure(log_path, log_start)} "
-                             f"(log: {log_path})")
+            raise StackError(
+                f"the virtual reader stack did not start: {_failure(log_path, log_start)} (log: {log_path})"
+            )
         time.sleep(0.02)
     process.terminate()
     process.wait(5)
@@ -260,7 +294,7 @@ def _failure(log_path: Path, start: int) -> str:
     with open(log_path, "rb") as log:
         log.seek(start)
         lines = log.read().decode(errors="replace").splitlines()
-    reasons = [line[len(FAILED_MARK):] for line in lines if line.startswith(FAILED_MARK)]
+    reasons = [line[len(FAILED_MARK) :] for line in lines if line.startswith(FAILED_MARK)]
     if reasons:
         return reasons[-1]
     last = next((line.strip() for line in reversed(lines) if line.strip()), "")

@@ -22,14 +22,23 @@ def issue_date_of(card_sn: str) -> dt.date:
 def profile_from_record(record: dict, pin: str = "123456") -> CardProfile:
     """A card profile from a running centre's card record (the admin API's ``card_record``)."""
     issued = issue_date_of(record["card_sn"])
-    return CardProfile(card_sn=record["card_sn"], card_no=record["card_no"], certno=record["certno"],
-                       name=record["psn_name"], sex=record["gend"], birth_date=dt.date.fromisoformat(record["brdy"]),
-                       issue_date=issued, expiry=issued.replace(year=issued.year + VALID_YEARS),
-                       birthplace=record["certno"][:6], pin=pin)
+    return CardProfile(
+        card_sn=record["card_sn"],
+        card_no=record["card_no"],
+        certno=record["certno"],
+        name=record["psn_name"],
+        sex=record["gend"],
+        birth_date=dt.date.fromisoformat(record["brdy"]),
+        issue_date=issued,
+        expiry=issued.replace(year=issued.year + VALID_YEARS),
+        birthplace=record["certno"][:6],
+        pin=pin,
+    )
 
 
-def profile_for(registry: Registry, psn_no: str | None = None, *, card_no: str | None = None,
-                pin: str = "123456") -> CardProfile:
+def profile_for(
+    registry: Registry, psn_no: str | None = None, *, card_no: str | None = None, pin: str = "123456"
+) -> CardProfile:
     """The card profile of a person's newest card (or of ``card_no``); the first person when neither given."""
     if card_no is None:
         if psn_no is None:
@@ -43,6 +52,15 @@ def profile_for(registry: Registry, psn_no: str | None = None, *, card_no: str |
         raise InvalidInput(f"no card {card_no!r}", field="card_no")
     ident = registry.identities[card.psn_no]
     issued = issue_date_of(card.card_sn)
-    return CardProfile(card_sn=card.card_sn, card_no=card.card_no, certno=ident.certno, name=ident.psn_name,
-                       sex=ident.gend, birth_date=ident.brdy, issue_date=issued,
-                       expiry=issued.replace(year=issued.year + VALID_YEARS), birthplace=ident.certno[:6], pin=pin)
+    return CardProfile(
+        card_sn=card.card_sn,
+        card_no=card.card_no,
+        certno=ident.certno,
+        name=ident.psn_name,
+        sex=ident.gend,
+        birth_date=ident.brdy,
+        issue_date=issued,
+        expiry=issued.replace(year=issued.year + VALID_YEARS),
+        birthplace=ident.certno[:6],
+        pin=pin,
+    )

@@ -36,8 +36,9 @@ class VirtualPSAM:
     derived_key: bytes = field(default=b"", init=False)
 
     @classmethod
-    def for_regions(cls, regions: Iterable[str], *, root_key: bytes = SIMULATION_ROOT_KEY,
-                    terminal_no: str = "000000000001") -> VirtualPSAM:
+    def for_regions(
+        cls, regions: Iterable[str], *, root_key: bytes = SIMULATION_ROOT_KEY, terminal_no: str = "000000000001"
+    ) -> VirtualPSAM:
         return cls({r: issuing_key(r, root_key) for r in regions}, terminal_no=terminal_no)
 
     def reset(self) -> bytes:
@@ -49,7 +50,7 @@ class VirtualPSAM:
             return A.sw(A.WRONG_LENGTH)
         cla, ins, p1, _p2 = command[:4]
         body = command[4:]
-        data = body[1:1 + body[0]] if body and len(body) >= 1 + body[0] else b""
+        data = body[1 : 1 + body[0]] if body and len(body) >= 1 + body[0] else b""
         if (cla, ins) == (0x00, 0xA4):
             self.selected = p1 == 0x04 and data == A.PSAM_AID
             return A.sw(A.OK if self.selected else A.FILE_NOT_FOUND)

@@ -31,8 +31,11 @@ from .names import ReaderEntryNames
 from .psam import VirtualPSAM
 from .vpcd import Slot
 
-VPCD_DRIVER_DIRS = ("/usr/lib/pcsc/drivers/serial", "/usr/lib64/pcsc/drivers/serial",
-                    "/usr/local/lib/pcsc/drivers/serial")
+VPCD_DRIVER_DIRS = (
+    "/usr/lib/pcsc/drivers/serial",
+    "/usr/lib64/pcsc/drivers/serial",
+    "/usr/local/lib/pcsc/drivers/serial",
+)
 PCSCD_RUN_DIR = Path("/run/pcscd")
 START_TIMEOUT_S = 5.0
 
@@ -52,14 +55,16 @@ def pcscd_path() -> str | None:
 
 
 def vpcd_driver() -> str | None:
-    return next((str(Path(d) / "libifdvpcd.so") for d in VPCD_DRIVER_DIRS if (Path(d) / "libifdvpcd.so").exists()),
-                None)
+    return next(
+        (str(Path(d) / "libifdvpcd.so") for d in VPCD_DRIVER_DIRS if (Path(d) / "libifdvpcd.so").exists()), None
+    )
 
 
 PCSCD_MISSING = "pcscd is not installed (apt-get install pcscd vsmartcard-vpcd libpcsclite-dev)"
 VPCD_MISSING = "the vpcd reader driver is not installed (apt-get install vsmartcard-vpcd)"
-PYSCARD_MISSING = ("pyscard is not installed (pip install 'medsettle[readers]' after libpcsclite-dev; "
-                   ".ci/run installs it)")
+PYSCARD_MISSING = (
+    "pyscard is not installed (pip install 'medsettle[readers]' after libpcsclite-dev; .ci/run installs it)"
+)
 
 
 def unavailable_reason() -> str | None:
@@ -141,8 +146,14 @@ class Counter(ReaderEntryNames):
 
 
 class PcscStack:
-    def __init__(self, workdir: str | os.PathLike[str], counters: Iterable[str] = ("Counter",), *,
-                 regions: Iterable[str] = ("130100", "330300"), debug: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: str | os.PathLike[str],
+        counters: Iterable[str] = ("Counter",),
+        *,
+        regions: Iterable[str] = ("130100", "330300"),
+        debug: bool = False,
+    ) -> None:
         self.workdir = Path(workdir).absolute()  # pcscd is handed paths in it
         self.counter_names = list(counters)
         self.regions = tuple(regions)
@@ -190,7 +201,8 @@ class PcscStack:
             library = self.workdir / f"libifdvpcd-{index}.so"  # own copy per entry, or they share a card
             shutil.copyfile(driver, library)
             (self.conf_dir / f"{index:02d}-counter.conf").write_text(
-                f'FRIENDLYNAME "{name}"\nDEVICENAME   /dev/null:{port}\nLIBPATH      {library}\nCHANNELID    {port}\n')
+                f'FRIENDLYNAME "{name}"\nDEVICENAME   /dev/null:{port}\nLIBPATH      {library}\nCHANNELID    {port}\n'
+            )
             card, psam = Slot(port, name=f"{name}/card"), Slot(port + 1, name=f"{name}/psam")
             self.counters[name] = Counter(name, port, card, psam)
 
@@ -198,8 +210,10 @@ class PcscStack:
         """Start pcscd on the written configuration and wait until every reader is listed."""
         running = self._foreign_pcscd()
         if running:
-            raise StackError(f"another pcscd (pid {running}) is running and owns {PCSCD_RUN_DIR}: stop it first "
-                             "('medsettle hardware down' if it is medsettle's)")
+            raise StackError(
+                f"another pcscd (pid {running}) is running and owns {PCSCD_RUN_DIR}: stop it first "
+                "('medsettle hardware down' if it is medsettle's)"
+            )
         pcscd = pcscd_path()
         if pcscd is None:
             raise StackError(PCSCD_MISSING)

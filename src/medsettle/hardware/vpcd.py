@@ -58,8 +58,10 @@ class Faults:
             setattr(self, fault.name, fault.default)
 
 
-FAULT_WORDS = ", ".join(f"{name}=SECONDS" if isinstance(value, float) else name
-                        for name, value in vars(Faults()).items()) + "; none clears them all"
+FAULT_WORDS = (
+    ", ".join(f"{name}=SECONDS" if isinstance(value, float) else name for name, value in vars(Faults()).items())
+    + "; none clears them all"
+)
 
 
 def parse_faults(words: Iterable[str]) -> dict[str, bool | float]:
@@ -87,8 +89,10 @@ def parse_faults(words: Iterable[str]) -> dict[str, bool | float]:
         except ValueError:
             seconds = -1.0
         if not has_value or not 0 < seconds < 3600:  # also refuses nan and inf
-            raise ValueError(f"fault {name!r} needs seconds between 0 and 3600, as in {name}=0.5 (got {word!r}); "
-                             f"known faults: {FAULT_WORDS}")
+            raise ValueError(
+                f"fault {name!r} needs seconds between 0 and 3600, as in {name}=0.5 (got {word!r}); "
+                f"known faults: {FAULT_WORDS}"
+            )
         settings[name] = seconds
     return settings
 

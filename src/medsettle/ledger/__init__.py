@@ -15,5 +15,16 @@ def open_journal(url: str, *, clock: Clock = SYSTEM_CLOCK) -> GroupCommitJournal
         return PostgresJournal(url, clock=clock)
     return SQLiteJournal(url.removeprefix("sqlite://") if url.startswith("sqlite:///") else url, clock=clock)
 
-__all__ = ["DuplicateEntry", "Entry", "GroupCommitJournal", "JournalError", "JournaledSettler", "PostgresJournal",
-           "ReplayMismatch", "SQLiteJournal", "open_journal", "replay"]
+
+__all__ = [
+    "DuplicateEntry",
+    "Entry",
+    "GroupCommitJournal",
+    "JournalError",
+    "JournaledSettler",
+    "PostgresJournal",
+    "ReplayMismatch",
+    "SQLiteJournal",
+    "open_journal",
+    "replay",
+]

@@ -89,8 +89,7 @@ class GroupCommitJournal:
         self._queue: queue.Queue[Queued | None] = queue.Queue()
         self._closed = False
         ready: Future[None] = Future()
-        self._writer = threading.Thread(target=self._write_loop, args=(ready,), name="medsettle-journal",
-                                        daemon=True)
+        self._writer = threading.Thread(target=self._write_loop, args=(ready,), name="medsettle-journal", daemon=True)
         self._writer.start()
         ready.result()  # raises if the database cannot be opened or has another schema
 
@@ -104,8 +103,13 @@ class GroupCommitJournal:
         """Queue an entry; the Future resolves to its seq when durable (for callers that group their own)."""
         if self._closed:
             raise JournalError(f"{self.name} is closed")
-        row: Row = (self._clock.now().replace(tzinfo=None).isoformat(timespec="microseconds"), kind, region, key,
-               dumps(body))
+        row: Row = (
+            self._clock.now().replace(tzinfo=None).isoformat(timespec="microseconds"),
+            kind,
+            region,
+            key,
+            dumps(body),
+        )
         future: Future[int] = Future()
         self._queue.put((row, future))
         return future
@@ -171,7 +175,8 @@ class GroupCommitJournal:
     def entries(self, after: int = 0) -> Iterator[Entry]:
         """Entries with seq > ``after``, in seq order (read on a connection of its own)."""
         for seq, at, kind, region, key, body in self._read_rows(
-                "SELECT seq, at, kind, region, key, body FROM journal WHERE seq > {p} ORDER BY seq", (after,)):
+            "SELECT seq, at, kind, region, key, body FROM journal WHERE seq > {p} ORDER BY seq", (after,)
+        ):
             at = at if isinstance(at, dt.datetime) else dt.datetime.fromisoformat(at)
             yield Entry(seq, at, kind, region, key, loads(body))
 
@@ -181,7 +186,8 @@ class GroupCommitJournal:
     def find(self, kind: str, key: str) -> Entry | None:
         """The entry of this kind and key, if any (another process may have written it)."""
         for seq, at, kind_, region, key_, body in self._read_rows(
-                "SELECT seq, at, kind, region, key, body FROM journal WHERE kind = {p} AND key = {p}", (kind, key)):
+            "SELECT seq, at, kind, region, key, body FROM journal WHERE kind = {p} AND key = {p}", (kind, key)
+        ):
             at = at if isinstance(at, dt.datetime) else dt.datetime.fromisoformat(at)
             return Entry(seq, at, kind_, region, key_, loads(body))
         return None
@@ -280,7 +286,7 @@ class SQLiteJournal(GroupCommitJournal):
         done = 0
         while done < len(rows):
             size = next(n for n in _CHUNKS if n <= len(rows) - done)
-            chunk = rows[done:done + size]
+            chunk = rows[done : done + size]
             conn.execute(_insert_rows_sql(size), [value for row in chunk for value in row])
             done += size
         last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
@@ -312,8 +318,10 @@ class SQLiteJournal(GroupCommitJournal):
             fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             owner.close()
-            raise JournalError(f"{self.path}: another centre process is using this journal (a SQLite journal has "
-                               "one; share a PostgreSQL database to run several)") from None
+            raise JournalError(
+                f"{self.path}: another centre process is using this journal (a SQLite journal has "
+                "one; share a PostgreSQL database to run several)"
+            ) from None
 
     def _read_rows(self, sql: str, params: tuple) -> Iterator[tuple]:
         conn = sqlite3.connect(self.path)

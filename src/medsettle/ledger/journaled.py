@@ -30,10 +30,18 @@ class JournaledSettler:
         with _rollback_on_failure(self.settler, person):
             result = self.settler.settle(model, when=when)
             try:
-                self.journal.append(SETTLE, self._region(person), result.setl_id, {
-                    "setl_id": result.setl_id, "bill": model.model_dump(mode="json"),
-                    "setl_time": result.setl_time.isoformat(), "adm": result.adm, "row": result.row.tolist(),
-                })
+                self.journal.append(
+                    SETTLE,
+                    self._region(person),
+                    result.setl_id,
+                    {
+                        "setl_id": result.setl_id,
+                        "bill": model.model_dump(mode="json"),
+                        "setl_time": result.setl_time.isoformat(),
+                        "adm": result.adm,
+                        "row": result.row.tolist(),
+                    },
+                )
             except BaseException:
                 del self.settler.records[result.setl_id]
                 raise
@@ -45,10 +53,17 @@ class JournaledSettler:
         with _rollback_on_failure(self.settler, person, original):
             mirror = self.settler.cancel(setl_id, when=when)
             try:
-                self.journal.append(CANCEL, self._region(mirror.person), mirror.setl_id, {
-                    "setl_id": mirror.setl_id, "original": setl_id, "setl_time": mirror.setl_time.isoformat(),
-                    "row": mirror.row.tolist(),
-                })
+                self.journal.append(
+                    CANCEL,
+                    self._region(mirror.person),
+                    mirror.setl_id,
+                    {
+                        "setl_id": mirror.setl_id,
+                        "original": setl_id,
+                        "setl_time": mirror.setl_time.isoformat(),
+                        "row": mirror.row.tolist(),
+                    },
+                )
             except BaseException:
                 del self.settler.records[mirror.setl_id]
                 self.settler.records[setl_id].cancelled_by = None
@@ -60,8 +75,12 @@ class JournaledSettler:
         person = self.settler.population.index_of(psn_no)
         with _rollback_on_failure(self.settler, person):
             balance = self.settler.credit(psn_no, amount)
-            self.journal.append(CREDIT, self._region(person), key,
-                                {"psn_no": psn_no, "amount": amount, "reason": reason, "balance": balance})
+            self.journal.append(
+                CREDIT,
+                self._region(person),
+                key,
+                {"psn_no": psn_no, "amount": amount, "reason": reason, "balance": balance},
+            )
         return balance
 
     def _region(self, person: int) -> str:
@@ -85,8 +104,9 @@ class _rollback_on_failure:
             admission = None if self.original is None else self.original.admission
             self.booked = self.settler.admission_book.snapshot(self.person, admission)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         """Put the person back; the exception always goes on (this never swallows one)."""
         if exc_type is not None and self.person is not None:
             self.settler.engine.set_state(self.person, self.saved)

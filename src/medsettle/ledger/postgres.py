@@ -44,6 +44,7 @@ class PostgresJournal(GroupCommitJournal):
 
     def _connect(self) -> Any:
         import psycopg  # noqa: PLC0415
+
         conn = psycopg.connect(self.url)
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id("medsettle-schema"),))
@@ -56,15 +57,18 @@ class PostgresJournal(GroupCommitJournal):
         return conn
 
     def _insert(self, conn: Any, row: Row) -> int:
-        return conn.execute("INSERT INTO journal (at, kind, region, key, body) VALUES (%s, %s, %s, %s, %s) "
-                            "RETURNING seq", row).fetchone()[0]
+        return conn.execute(
+            "INSERT INTO journal (at, kind, region, key, body) VALUES (%s, %s, %s, %s, %s) RETURNING seq", row
+        ).fetchone()[0]
 
     def _is_duplicate(self, exc: Exception) -> bool:
         import psycopg  # noqa: PLC0415
+
         return isinstance(exc, psycopg.errors.UniqueViolation)
 
     def _read_rows(self, sql: str, params: tuple) -> Iterator[tuple]:
         import psycopg  # noqa: PLC0415
+
         with psycopg.connect(self.url) as conn:
             yield from conn.execute(sql.format(p="%s"), params)
 
@@ -73,8 +77,9 @@ class PostgresJournal(GroupCommitJournal):
 
         owner = getattr(self, "_owner", None) or psycopg.connect(self.url, autocommit=True)  # locks live with it
         for region in regions:
-            locked = owner.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                   (_lock_id("medsettle-region"), int(region))).fetchone()
+            locked = owner.execute(
+                "SELECT pg_try_advisory_lock(%s, %s)", (_lock_id("medsettle-region"), int(region))
+            ).fetchone()
             if locked is None:  # a SELECT of one function always answers one row
                 raise JournalError(f"region {region}: PostgreSQL answered no row to pg_try_advisory_lock")
             if not locked[0]:

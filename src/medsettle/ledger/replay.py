@@ -23,8 +23,7 @@ class ReplayMismatch(MedsettleError):
     code = "REPLAY_MISMATCH"
 
 
-def replay(journal: GroupCommitJournal, settler: Settler,
-           observe: Callable[[Entry], None] | None = None) -> int:
+def replay(journal: GroupCommitJournal, settler: Settler, observe: Callable[[Entry], None] | None = None) -> int:
     """Apply every journal entry to ``settler`` (fresh state); return the number of entries replayed.
 
     ``observe`` sees every entry after it is applied; kinds the ledger does not know are left to it
@@ -35,12 +34,14 @@ def replay(journal: GroupCommitJournal, settler: Settler,
         body = entry.body
         if entry.kind == SETTLE:
             settler.admissions.bind(body["bill"]["mdtrt_id"], int(body["adm"]))
-            result = settler.settle(body["bill"], setl_id=body["setl_id"],
-                                    when=dt.datetime.fromisoformat(body["setl_time"]))
+            result = settler.settle(
+                body["bill"], setl_id=body["setl_id"], when=dt.datetime.fromisoformat(body["setl_time"])
+            )
             _same(entry.seq, body["row"], result.row)
         elif entry.kind == CANCEL:
-            mirror = settler.cancel(body["original"], mirror_id=body["setl_id"],
-                                    when=dt.datetime.fromisoformat(body["setl_time"]))
+            mirror = settler.cancel(
+                body["original"], mirror_id=body["setl_id"], when=dt.datetime.fromisoformat(body["setl_time"])
+            )
             _same(entry.seq, body["row"], mirror.row)
         elif entry.kind == CREDIT:
             balance = settler.credit(body["psn_no"], int(body["amount"]))

@@ -4,6 +4,13 @@ from .loader import default_policy_path, load_default_policy, load_policy, polic
 from .models import Catalogue, CatalogueItem, Policy, Region, RuleSet
 
 __all__ = [
-    "Catalogue", "CatalogueItem", "Policy", "Region", "RuleSet",
-    "default_policy_path", "load_default_policy", "load_policy", "policy_from_dict",
+    "Catalogue",
+    "CatalogueItem",
+    "Policy",
+    "Region",
+    "RuleSet",
+    "default_policy_path",
+    "load_default_policy",
+    "load_policy",
+    "policy_from_dict",
 ]

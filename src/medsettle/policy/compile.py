@@ -38,8 +38,9 @@ from .codes import (
 from .models import Policy
 
 # Columns of rs_misc.
-MISC_MAF_RATIO, MISC_MAF_CAP, MISC_ACCT_MT_MASK, MISC_ACCT_COVERED, MISC_CUT_EMERG, MISC_CUT_OTHER, \
-    MISC_WAITING = range(7)
+MISC_MAF_RATIO, MISC_MAF_CAP, MISC_ACCT_MT_MASK, MISC_ACCT_COVERED, MISC_CUT_EMERG, MISC_CUT_OTHER, MISC_WAITING = (
+    range(7)
+)
 N_MISC = 7
 
 
@@ -64,9 +65,9 @@ class CompiledPolicy:
     item_cap: np.ndarray
     item_selfpay: np.ndarray
     item_codes: list[str]
-    item_region: np.ndarray      # int16[I]: the treatment region whose catalogue holds the item
-    item_from_day: np.ndarray    # int32[I]: that catalogue version is in force from this day...
-    item_to_day: np.ndarray      # int32[I]: ...until the day before this one
+    item_region: np.ndarray  # int16[I]: the treatment region whose catalogue holds the item
+    item_from_day: np.ndarray  # int32[I]: that catalogue version is in force from this day...
+    item_to_day: np.ndarray  # int32[I]: ...until the day before this one
     # (region index) -> list of (from_day, {code: global item index}), oldest first
     catalogue_index: list[list[tuple[int, dict[str, int]]]] = field(default_factory=list)
 
@@ -141,15 +142,20 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
             misc[MISC_WAITING] = rs.waiting_months
             s += 1
 
-    items = [(r_i, cat_i, item) for r_i, region in enumerate(policy.regions)
-             for cat_i, cat in enumerate(region.catalogues) for item in cat.items]
+    items = [
+        (r_i, cat_i, item)
+        for r_i, region in enumerate(policy.regions)
+        for cat_i, cat in enumerate(region.catalogues)
+        for item in cat.items
+    ]
     n_items = len(items)
     item_class = np.zeros(n_items, np.uint8)
     item_restricted = np.zeros(n_items, np.uint8)
     item_cap = np.full(n_items, -1, np.int64)
     item_selfpay = np.zeros((n_items, len(PSN_TYPES)), np.int32)
     catalogue_index: list[list[tuple[int, dict[str, int]]]] = [
-        [(day_number(cat.effective_from), {}) for cat in region.catalogues] for region in policy.regions]
+        [(day_number(cat.effective_from), {}) for cat in region.catalogues] for region in policy.regions
+    ]
     item_region = np.zeros(n_items, np.int16)
     item_from_day = np.zeros(n_items, np.int32)
     item_to_day = np.full(n_items, np.iinfo(np.int32).max, np.int32)
@@ -169,9 +175,14 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
 
     return CompiledPolicy(
         region_codes=tuple(r.admdvs for r in policy.regions),
-        item_class=item_class, item_restricted=item_restricted, item_cap=item_cap, item_selfpay=item_selfpay,
+        item_class=item_class,
+        item_restricted=item_restricted,
+        item_cap=item_cap,
+        item_selfpay=item_selfpay,
         item_codes=[item.med_list_codg for _, _, item in items],
-        item_region=item_region, item_from_day=item_from_day, item_to_day=item_to_day,
+        item_region=item_region,
+        item_from_day=item_from_day,
+        item_to_day=item_to_day,
         catalogue_index=catalogue_index,
         **c,
     )

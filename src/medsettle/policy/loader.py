@@ -119,7 +119,7 @@ def _reason(err: ErrorDetails) -> str:
     """pydantic's message without its 'Value error, ' prefix (our validators already say what is wrong)."""
     msg = err["msg"]
     if err["type"] == "value_error" and msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     return msg
 
 
@@ -129,8 +129,10 @@ def _read_catalogue_csv(path: Path, *, where: str) -> list[dict[str, Any]]:
             reader = csv.DictReader(f)
             missing = [c for c in CATALOGUE_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
-                raise PolicyError(f"{where}: the catalogue file {path} lacks the columns {', '.join(missing)} "
-                                  f"(line 1 must name {', '.join(CATALOGUE_COLUMNS)})")
+                raise PolicyError(
+                    f"{where}: the catalogue file {path} lacks the columns {', '.join(missing)} "
+                    f"(line 1 must name {', '.join(CATALOGUE_COLUMNS)})"
+                )
             items = []
             for row in reader:
                 item: dict[str, Any] = {
@@ -141,15 +143,16 @@ def _read_catalogue_csv(path: Path, *, where: str) -> list[dict[str, Any]]:
                     "pric_uplmt_amt": row["pric_uplmt_amt"] or None,
                     "lmt_used_flag": row["lmt_used_flag"] in ("1", "true", "True"),
                 }
-                overrides = {p: row[f"selfpay_prop_{p}"] for p in PSN_TYPES
-                             if row.get(f"selfpay_prop_{p}")}
+                overrides = {p: row[f"selfpay_prop_{p}"] for p in PSN_TYPES if row.get(f"selfpay_prop_{p}")}
                 if overrides:
                     item["selfpay_prop_by_psn_type"] = overrides
                 items.append(item)
             return items
     except FileNotFoundError:
-        raise PolicyError(f"{where}: no catalogue file {path} (catalogue files are named relative to the "
-                          "policy file; copy them along with it)") from None
+        raise PolicyError(
+            f"{where}: no catalogue file {path} (catalogue files are named relative to the "
+            "policy file; copy them along with it)"
+        ) from None
     except OSError as exc:
         raise PolicyError(f"{where}: cannot read the catalogue file {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:

@@ -38,6 +38,7 @@ BIG_MAX_FEN = 2**62
 # Each converter checks its bounds itself, so a bad value is described in the units the policy file
 # writes it in (yuan, fractions), not in the fen, basis points or price units it becomes inside.
 
+
 def _yuan_within(max_fen: int) -> Callable[[object], int]:
     def to_fen(value: object) -> int:
         fen = money.to_fen(value, None)
@@ -46,6 +47,7 @@ def _yuan_within(max_fen: int) -> Callable[[object], int]:
         if fen > max_fen:
             raise ValueError(f"must be at most {money.fen_to_decimal(max_fen)} yuan, not {value}")
         return fen
+
     return to_fen
 
 
@@ -78,7 +80,7 @@ PriceUnits = Annotated[int, BeforeValidator(_price), _PRICE]
 
 def _admdvs(value: object) -> object:
     if not (isinstance(value, str) and len(value) == 6 and value.isascii() and value.isdigit()):
-        raise ValueError(f"must be a region code of 6 digits in quotes (such as \"130100\"), not {value!r}")
+        raise ValueError(f'must be a region code of 6 digits in quotes (such as "130100"), not {value!r}')
     return value
 
 
@@ -291,12 +293,16 @@ class Region(_Model):
             for insutype in self.insutypes:
                 for psn_type in PSN_TYPES_OF_INSUTYPE[insutype]:
                     for group in names:
-                        matches = [b for b in rs.benefits
-                                   if b.group == group and b.insutype == insutype and psn_type in b.psn_types]
+                        matches = [
+                            b
+                            for b in rs.benefits
+                            if b.group == group and b.insutype == insutype and psn_type in b.psn_types
+                        ]
                         if len(matches) != 1:
                             raise ValueError(
                                 f"{where}.benefits: group {group!r}, insutype {insutype}, psn_type {psn_type} "
-                                f"has {len(matches)} benefit entries; exactly one is needed")
+                                f"has {len(matches)} benefit entries; exactly one is needed"
+                            )
             for j, t in enumerate(rs.second_tier):
                 bad = [g for g in t.groups if g not in names]
                 if bad:
@@ -352,12 +358,26 @@ class Policy(_Model):
         'the policy's rule sets cover 2025-2026 (130100 from 2025-01-01, 330300 from 2025-01-01)'."""
         years = sorted({rs.effective_from.year for r in self.regions for rs in r.rulesets})
         span = f"{years[0]}-{years[-1]}" if len(years) > 1 else str(years[0])
-        starts = ", ".join(f"{r.admdvs} from {max(r.rulesets[0].effective_from, r.catalogues[0].effective_from)}"
-                           for r in self.regions)
+        starts = ", ".join(
+            f"{r.admdvs} from {max(r.rulesets[0].effective_from, r.catalogues[0].effective_from)}" for r in self.regions
+        )
         return f"the policy's rule sets cover {span} ({starts}; the latest stays in force after)"
 
 
 __all__ = [
-    "Account", "Assistance", "Benefit", "Catalogue", "CatalogueItem", "CrossRegionCut", "DeferredWindow",
-    "Group", "LateEnrolment", "Policy", "Region", "RuleSet", "SecondTier", "TierRate", "PSN_TYPES",
+    "Account",
+    "Assistance",
+    "Benefit",
+    "Catalogue",
+    "CatalogueItem",
+    "CrossRegionCut",
+    "DeferredWindow",
+    "Group",
+    "LateEnrolment",
+    "Policy",
+    "Region",
+    "RuleSet",
+    "SecondTier",
+    "TierRate",
+    "PSN_TYPES",
 ]

@@ -39,10 +39,29 @@ from .errors import (
 )
 from .record import CardRecord
 
-__all__ = ["CardBlocked", "CardMute", "CardNotGenuine", "CardRecord", "CardRemoved", "CardUnreadable", "NoCard",
-           "NoReader", "PcscReader", "PyscardMissing", "Reader", "ReaderError", "ServiceDown", "UnknownBackend",
-           "VirtualReader", "WrongPin", "backend_names", "first_reader", "list_readers", "open_reader",
-           "register_backend"]
+__all__ = [
+    "CardBlocked",
+    "CardMute",
+    "CardNotGenuine",
+    "CardRecord",
+    "CardRemoved",
+    "CardUnreadable",
+    "NoCard",
+    "NoReader",
+    "PcscReader",
+    "PyscardMissing",
+    "Reader",
+    "ReaderError",
+    "ServiceDown",
+    "UnknownBackend",
+    "VirtualReader",
+    "WrongPin",
+    "backend_names",
+    "first_reader",
+    "list_readers",
+    "open_reader",
+    "register_backend",
+]
 
 
 def __getattr__(name: str) -> Any:  # pyscard is an optional dependency: import it only when the PC/SC driver is used

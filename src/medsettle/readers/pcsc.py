@@ -45,8 +45,12 @@ __all__ = ["KNOWN_ATRS", "MAX_CHAINED", "PROTOCOLS", "PcscReader", "first_reader
 _REMOVED = {scard.SCARD_W_REMOVED_CARD, scard.SCARD_E_NOT_TRANSACTED, scard.SCARD_W_RESET_CARD}
 _NO_CARD = {scard.SCARD_E_NO_SMARTCARD, scard.SCARD_W_UNPOWERED_CARD, scard.SCARD_E_TIMEOUT}
 # After pcscd restarts, an old handle is invalid: the service went away under it.
-_SERVICE = {scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED, scard.SCARD_F_COMM_ERROR,
-            scard.SCARD_E_INVALID_HANDLE}
+_SERVICE = {
+    scard.SCARD_E_NO_SERVICE,
+    scard.SCARD_E_SERVICE_STOPPED,
+    scard.SCARD_F_COMM_ERROR,
+    scard.SCARD_E_INVALID_HANDLE,
+}
 _NO_READER = {scard.SCARD_E_UNKNOWN_READER, scard.SCARD_E_READER_UNAVAILABLE, scard.SCARD_E_NO_READERS_AVAILABLE}
 _MUTE = {scard.SCARD_W_UNRESPONSIVE_CARD}
 
@@ -70,8 +74,9 @@ def pcsc_error(hresult: int, what: str, reader: str | None) -> ReaderError:
 def _context() -> int:
     hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
     if hresult != scard.SCARD_S_SUCCESS:
-        raise ServiceDown(f"cannot reach the PC/SC service: {scard.SCardGetErrorMessage(hresult).strip()}; "
-                          "is pcscd running?")
+        raise ServiceDown(
+            f"cannot reach the PC/SC service: {scard.SCardGetErrorMessage(hresult).strip()}; is pcscd running?"
+        )
     return context
 
 
@@ -113,8 +118,9 @@ def first_reader() -> tuple[str, str | None]:
     names = list_readers()
     card_names = [name for name in names if not name.endswith(" 01")] or names
     if not card_names:
-        raise NoReader("pcscd lists no reader: is a reader plugged in, or the virtual stack up "
-                       "('medsettle hardware up')?")
+        raise NoReader(
+            "pcscd lists no reader: is a reader plugged in, or the virtual stack up ('medsettle hardware up')?"
+        )
     name = card_names[0]
     psam = name[:-3] + " 01" if name.endswith(" 00") and name[:-3] + " 01" in names else None
     return name, psam
@@ -136,8 +142,9 @@ class _Link:
 
     def connect(self) -> bytes:
         with self.in_flight:
-            hresult, handle, protocol = scard.SCardConnect(self.context, self.reader, scard.SCARD_SHARE_SHARED,
-                                                           PROTOCOLS)
+            hresult, handle, protocol = scard.SCardConnect(
+                self.context, self.reader, scard.SCARD_SHARE_SHARED, PROTOCOLS
+            )
         if hresult != scard.SCARD_S_SUCCESS:
             raise pcsc_error(hresult, "connect", self.reader)
         self.handle, self.protocol = handle, protocol
@@ -182,7 +189,8 @@ class _Worker:
 
     def __init__(self, name: str) -> None:
         self._jobs: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]] | None] = (
-            queue.SimpleQueue())
+            queue.SimpleQueue()
+        )
         threading.Thread(target=self._loop, name=name, daemon=True).start()
 
     def _loop(self) -> None:
@@ -208,8 +216,9 @@ class PcscReader(Reader):
     (slot 01 of the same reader). ``name=None`` takes :func:`first_reader`. ``deadline``: the seconds one
     APDU (or connect) may go unanswered before the card counts as mute."""
 
-    def __init__(self, name: str | None = None, psam: str | None = None, *, deadline: float = 2.0,
-                 trace: Trace | None = None) -> None:
+    def __init__(
+        self, name: str | None = None, psam: str | None = None, *, deadline: float = 2.0, trace: Trace | None = None
+    ) -> None:
         if name is None:
             name, first_psam = first_reader()
             psam = first_psam if psam is None else psam
@@ -247,8 +256,9 @@ class PcscReader(Reader):
                 since = in_flight.since
                 if since is not None and time.monotonic() - since >= self.deadline and not future.done():
                     self._abandon()
-                    raise CardMute(f"the card did not answer within {self.deadline:g} s during {what}",
-                                   reader=self.name) from None
+                    raise CardMute(
+                        f"the card did not answer within {self.deadline:g} s during {what}", reader=self.name
+                    ) from None
 
     def _abandon(self) -> None:
         """Leave a hung call behind: its worker, context and handles are never used again."""

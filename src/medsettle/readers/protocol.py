@@ -68,8 +68,10 @@ def split_answer(answer: bytes, command: bytes, reader: str | None) -> tuple[byt
     if not answer:
         raise CardRemoved(f"the card went away during {command[:4].hex().upper()} (removed, or dead)", reader=reader)
     if len(answer) < 2 or answer[-2] >> 4 not in (0x6, 0x9):  # ISO 7816: SW1 is 6x or 9x
-        raise CardUnreadable(f"answer {answer.hex().upper() or '(empty)'} to {command[:4].hex().upper()} "
-                             "is not an ISO 7816 response", reader=reader)
+        raise CardUnreadable(
+            f"answer {answer.hex().upper() or '(empty)'} to {command[:4].hex().upper()} is not an ISO 7816 response",
+            reader=reader,
+        )
     return answer[:-2], (answer[-2] << 8) | answer[-1]
 
 
@@ -136,15 +138,17 @@ class CardSession:
     def _select_application(self, link: Link) -> None:
         _, sw = link.transmit(SELECT_SSSE)
         if sw != A.OK:
-            raise CardUnreadable(f"the card has no social security application (SELECT answered {sw:04X})",
-                                 reader=self.card_reader)
+            raise CardUnreadable(
+                f"the card has no social security application (SELECT answered {sw:04X})", reader=self.card_reader
+            )
 
     def psam_link(self) -> Link:
         """The PSAM's link, connected and its application selected; NoReader when the slot is empty."""
         if self._psam is None:
             if self.psam_reader is None:
-                raise NoReader("no PSAM slot is configured for this reader: cannot authenticate cards",
-                               reader=self.card_reader)
+                raise NoReader(
+                    "no PSAM slot is configured for this reader: cannot authenticate cards", reader=self.card_reader
+                )
             link = self._open_link(self.psam_reader)
             try:
                 link.connect()
@@ -201,8 +205,10 @@ class CardSession:
         if sw == A.OK:
             return
         if sw == A.PIN_BLOCKED:
-            raise CardBlocked("the PIN is blocked: the holder must have it reset at the social security centre",
-                              reader=self.card_reader)
+            raise CardBlocked(
+                "the PIN is blocked: the holder must have it reset at the social security centre",
+                reader=self.card_reader,
+            )
         if sw >> 4 == 0x63C:
             raise WrongPin(sw & 0x0F, reader=self.card_reader)
         raise CardUnreadable(f"VERIFY answered {sw:04X}", reader=self.card_reader)
@@ -222,8 +228,11 @@ class CardSession:
             raise CardNotGenuine(f"INTERNAL AUTHENTICATE answered {sw:04X}", reader=self.card_reader)
         _, sw = psam.transmit(bytes([0x80, 0x82, 0x00, 0x00, 0x18]) + cryptogram + record.digest)
         if sw == A.AUTH_FAILED:
-            raise CardNotGenuine(f"card {record.card_no} is not genuine: its answer does not verify "
-                                 "(a cloned card, or data altered after issue)", reader=self.card_reader)
+            raise CardNotGenuine(
+                f"card {record.card_no} is not genuine: its answer does not verify "
+                "(a cloned card, or data altered after issue)",
+                reader=self.card_reader,
+            )
         self._psam_ok(sw, "VERIFY CARD")
 
     def read_and_authenticate(self, pin: str | None) -> CardRecord:

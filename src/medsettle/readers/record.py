@@ -69,10 +69,21 @@ def card_record(values: dict[int, bytes]) -> CardRecord:
         raise CardUnreadable(f"record 01 is not a card identification code: {sn}")
     try:
         return CardRecord(
-            region=sn[:6], card_sn=sn, card_type=_text(values[0x02], 0x02), spec_version=_text(values[0x03], 0x03),
-            issuer=_text(values[0x04], 0x04), issue_date=_date(values[0x05], 0x05), expiry=_date(values[0x06], 0x06),
-            card_no=_text(values[0x07], 0x07), certno=_text(values[0x08], 0x08),
-            name=_text(values[0x09], 0x09, "gbk"), sex=_text(values[0x0A], 0x0A), nation=A.unbcd(values[0x0B]),
-            birthplace=A.unbcd(values[0x0C]), birth_date=_date(values[0x0D], 0x0D), raw=dict(values))
+            region=sn[:6],
+            card_sn=sn,
+            card_type=_text(values[0x02], 0x02),
+            spec_version=_text(values[0x03], 0x03),
+            issuer=_text(values[0x04], 0x04),
+            issue_date=_date(values[0x05], 0x05),
+            expiry=_date(values[0x06], 0x06),
+            card_no=_text(values[0x07], 0x07),
+            certno=_text(values[0x08], 0x08),
+            name=_text(values[0x09], 0x09, "gbk"),
+            sex=_text(values[0x0A], 0x0A),
+            nation=A.unbcd(values[0x0B]),
+            birthplace=A.unbcd(values[0x0C]),
+            birth_date=_date(values[0x0D], 0x0D),
+            raw=dict(values),
+        )
     except ValueError as error:  # BCD of the nation or birthplace
         raise CardUnreadable(str(error)) from None

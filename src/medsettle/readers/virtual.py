@@ -39,8 +39,10 @@ class _Unanswered(Exception):
 
 
 def _service_down(reader: str) -> ServiceDown:
-    return ServiceDown("the virtual reader service is stopped (VirtualBus.stop_service); "
-                       "start it again with VirtualBus.start_service", reader=reader)
+    return ServiceDown(
+        "the virtual reader service is stopped (VirtualBus.stop_service); start it again with VirtualBus.start_service",
+        reader=reader,
+    )
 
 
 class _Link:
@@ -52,8 +54,9 @@ class _Link:
             raise _service_down(reader)
         slot = bus.slot(reader)
         if slot is None:
-            raise NoReader(f"no such reader on the virtual bus (it has {', '.join(bus.list_readers()) or 'none'})",
-                           reader=reader)
+            raise NoReader(
+                f"no such reader on the virtual bus (it has {', '.join(bus.list_readers()) or 'none'})", reader=reader
+            )
         self.bus, self.reader, self.slot = bus, reader, slot
         self.trace, self.clock, self.deadline = trace, clock, deadline
         self._generation: int | None = None
@@ -102,8 +105,16 @@ class VirtualReader(Reader):
     in ``psam`` (slot 01). ``name=None`` takes the bus's first entry and its PSAM. ``deadline``: the seconds
     one APDU may go unanswered before the card counts as mute, on ``clock``."""
 
-    def __init__(self, name: str | None = None, psam: str | None = None, *, bus: VirtualBus, deadline: float = 2.0,
-                 trace: Trace | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        name: str | None = None,
+        psam: str | None = None,
+        *,
+        bus: VirtualBus,
+        deadline: float = 2.0,
+        trace: Trace | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         if name is None:
             first = bus.first_reader()
             if first is None:
@@ -124,8 +135,9 @@ class VirtualReader(Reader):
                 return operation()
             except _Unanswered:
                 self._session.close()
-                raise CardMute(f"the card did not answer within {self.deadline:g} s during {what}",
-                               reader=self.name) from None
+                raise CardMute(
+                    f"the card did not answer within {self.deadline:g} s during {what}", reader=self.name
+                ) from None
             except (CardRemoved, ServiceDown, CardUnreadable, NoCard):
                 self._session.close()  # the next operation connects afresh
                 raise

@@ -48,9 +48,13 @@ class BillStream:
             "mdtrtarea_admvs": self.compiled.region_codes[b.treat_region[i]],
             "acct_used_flag": str(int(b.acct_flag[i])),
             "feedetail": [
-                {"feedetl_sn": str(j - a + 1), "med_list_codg": self.compiled.item_codes[b.item[j]],
-                 "pric": str(Decimal(int(b.pric[j])).scaleb(-4)), "cnt": str(Decimal(int(b.cnt[j])).scaleb(-4)),
-                 "hosp_appr_flag": str(int(b.appr[j]))}
+                {
+                    "feedetl_sn": str(j - a + 1),
+                    "med_list_codg": self.compiled.item_codes[b.item[j]],
+                    "pric": str(Decimal(int(b.pric[j])).scaleb(-4)),
+                    "cnt": str(Decimal(int(b.cnt[j])).scaleb(-4)),
+                    "hosp_appr_flag": str(int(b.appr[j])),
+                }
                 for j in range(a, z)
             ],
         }
@@ -67,9 +71,17 @@ def item_prices(compiled: CompiledPolicy, seed: int = 7) -> np.ndarray:
     return np.where(has_cap, np.maximum(near_cap, 100), units)
 
 
-def generate_bills(compiled: CompiledPolicy, population: Population, n_bills: int, *, seed: int = 0,
-                   start: dt.date = dt.date(2026, 3, 2), days: int = 1,
-                   persons: Literal["uniform", "zipf"] = "uniform", lines_max: int = 8) -> BillStream:
+def generate_bills(
+    compiled: CompiledPolicy,
+    population: Population,
+    n_bills: int,
+    *,
+    seed: int = 0,
+    start: dt.date = dt.date(2026, 3, 2),
+    days: int = 1,
+    persons: Literal["uniform", "zipf"] = "uniform",
+    lines_max: int = 8,
+) -> BillStream:
     """n_bills bills dated ``start`` .. ``start + days - 1`` (in date order), persons drawn as asked."""
     rng = np.random.default_rng(seed)
     n_persons = len(population)
@@ -85,8 +97,9 @@ def generate_bills(compiled: CompiledPolicy, population: Population, n_bills: in
     insured = population.attrs["region"][person].astype(np.int16)
     n_regions = len(compiled.region_codes)
     cross = rng.random(n_bills) < CROSS_REGION_SHARE
-    treat_region = np.where(cross, (insured + rng.integers(1, max(n_regions, 2), n_bills)) % n_regions,
-                            insured).astype(np.int16)
+    treat_region = np.where(cross, (insured + rng.integers(1, max(n_regions, 2), n_bills)) % n_regions, insured).astype(
+        np.int16
+    )
     codes = list(MED_TYPE_SHARES)
     med_code = rng.choice(len(codes), n_bills, p=list(MED_TYPE_SHARES.values()))
     med_type = np.array([MED_TYPE_INDEX[c] for c in codes], np.uint8)[med_code]
@@ -119,9 +132,20 @@ def generate_bills(compiled: CompiledPolicy, population: Population, n_bills: in
     appr = (rng.random(n_lines) < 0.5).astype(np.uint8)
     acct_flag = (rng.random(n_bills) < 0.9).astype(np.uint8)
     adm = np.arange(n_bills, dtype=np.int32)
-    batch = BillBatch.from_columns(person=person, day=day, med_type=med_type, tier=tier, treat_region=treat_region,
-                                   acct_flag=acct_flag, adm=adm, line_start=line_start, item=item, pric=pric,
-                                   cnt=cnt, appr=appr)
+    batch = BillBatch.from_columns(
+        person=person,
+        day=day,
+        med_type=med_type,
+        tier=tier,
+        treat_region=treat_region,
+        acct_flag=acct_flag,
+        adm=adm,
+        line_start=line_start,
+        item=item,
+        pric=pric,
+        cnt=cnt,
+        appr=appr,
+    )
     return BillStream(batch, compiled, population)
 
 
@@ -133,8 +157,9 @@ def _check_in_force(compiled: CompiledPolicy, day0: int, start: dt.date) -> None
         first_catalogue = compiled.catalogue_index[r][0][0]
         first = max(first_rules, first_catalogue)
         if day0 < first:
-            raise ValueError(f"start {start}: region {code} has no rule set and catalogue in force before "
-                             f"{from_day_number(first)}")
+            raise ValueError(
+                f"start {start}: region {code} has no rule set and catalogue in force before {from_day_number(first)}"
+            )
 
 
 def _zipf_ranks(rng: np.random.Generator, n: int, size: int) -> np.ndarray:

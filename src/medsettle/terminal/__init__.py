@@ -19,5 +19,16 @@ from .counter import Counter, CounterError, Identity, Receipt, Refused
 from .states import IllegalTransition, SaleState
 from .store import CounterStore
 
-__all__ = ["CentreClient", "CentreUnreachable", "Counter", "CounterError", "IllegalTransition", "Identity", "Receipt",
-           "Refused", "SaleState", "CounterStore", "Transport"]
+__all__ = [
+    "CentreClient",
+    "CentreUnreachable",
+    "Counter",
+    "CounterError",
+    "IllegalTransition",
+    "Identity",
+    "Receipt",
+    "Refused",
+    "SaleState",
+    "CounterStore",
+    "Transport",
+]

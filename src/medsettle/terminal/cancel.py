@@ -40,9 +40,18 @@ class Cancels:
     def _write_cancel(self, sale: str, data: dict) -> str:
         with self._journal.transaction() as db:
             infno = "2208" if data.get("kind") == "outpatient" else "2103"
-            msgid = self._messenger.new_message(db, infno, {"data": {"setl_id": data["setlinfo"]["setl_id"],
-                                                                     "psn_no": data["psn_no"],
-                                                                     "mdtrt_id": data["setlinfo"]["mdtrt_id"]}},
-                                                insuplc=data.get("insuplc_admdvs", ""), sale=sale)
+            msgid = self._messenger.new_message(
+                db,
+                infno,
+                {
+                    "data": {
+                        "setl_id": data["setlinfo"]["setl_id"],
+                        "psn_no": data["psn_no"],
+                        "mdtrt_id": data["setlinfo"]["mdtrt_id"],
+                    }
+                },
+                insuplc=data.get("insuplc_admdvs", ""),
+                sale=sale,
+            )
             self._journal.put_sale(db, sale, SaleState.CANCELLING, {**data, "cancel_msgid": msgid})
         return msgid

@@ -51,8 +51,9 @@ class CentreClient:
             answer = error.read()
         except urllib.error.URLError as error:
             refused = isinstance(error.reason, ConnectionRefusedError)
-            raise CentreUnreachable(f"cannot reach the centre at {self.url}: {error.reason}",
-                                    surely_not_received=refused) from None
+            raise CentreUnreachable(
+                f"cannot reach the centre at {self.url}: {error.reason}", surely_not_received=refused
+            ) from None
         except (TimeoutError, ConnectionError, http.client.HTTPException) as error:
             raise CentreUnreachable(f"no answer from the centre at {self.url}: {error!r}") from None
         try:

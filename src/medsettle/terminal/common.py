@@ -62,12 +62,22 @@ class Receipt:
     note: str = ""
 
     def text(self) -> str:
-        title = {"sale": "医保结算单 settlement", "deferred": "自费收据 cash receipt (deferred settlement)",
-                 "provisional": "临时结算单 provisional settlement",
-                 "refund": "自费转医保 refund", "cancel": "退费 cancellation"}[self.kind]
-        lines = [title, f"sale {self.sale}" + (f"  setl_id {self.setl_id}" if self.setl_id else ""),
-                 f"patient {self.psn_name}", f"total {self.medfee}", f"fund {self.fund}", f"account {self.account}",
-                 f"cash {self.cash}"]
+        title = {
+            "sale": "医保结算单 settlement",
+            "deferred": "自费收据 cash receipt (deferred settlement)",
+            "provisional": "临时结算单 provisional settlement",
+            "refund": "自费转医保 refund",
+            "cancel": "退费 cancellation",
+        }[self.kind]
+        lines = [
+            title,
+            f"sale {self.sale}" + (f"  setl_id {self.setl_id}" if self.setl_id else ""),
+            f"patient {self.psn_name}",
+            f"total {self.medfee}",
+            f"fund {self.fund}",
+            f"account {self.account}",
+            f"cash {self.cash}",
+        ]
         if self.balance:
             lines.append(f"account balance {self.balance}")
         if self.voucher:
@@ -79,7 +89,6 @@ class Receipt:
         return "\n".join(lines)
 
 
-
 def yuan(value: Any) -> str:
     """An amount of the centre's answer as printed on a receipt: yuan with two decimals (read as Decimal)."""
     return f"{Decimal(str(value)):.2f}"
@@ -88,8 +97,18 @@ def yuan(value: Any) -> str:
 def receipt_of(kind: str, sale: str, psn_name: str, setlinfo: dict, **extra: Any) -> Receipt:
     """A receipt of ``kind`` printing a settlement's (or a mirror's) amounts."""
     s = setlinfo
-    return Receipt(kind, sale, psn_name, yuan(s["medfee_sumamt"]), yuan(s["fund_pay_sumamt"]), yuan(s["acct_pay"]),
-                   yuan(s["psn_cash_pay"]), yuan(s["balc"]), s["setl_id"], **extra)
+    return Receipt(
+        kind,
+        sale,
+        psn_name,
+        yuan(s["medfee_sumamt"]),
+        yuan(s["fund_pay_sumamt"]),
+        yuan(s["acct_pay"]),
+        yuan(s["psn_cash_pay"]),
+        yuan(s["balc"]),
+        s["setl_id"],
+        **extra,
+    )
 
 
 def cert_of(data: dict) -> dict:
@@ -103,8 +122,16 @@ def cert_of(data: dict) -> dict:
 
 def bill_lines(items: list[dict], when: str) -> list[dict]:
     """A bill's fee lines from the clerk's items, numbered from 1, all at ``when``."""
-    return [{"feedetl_sn": str(i + 1), "med_list_codg": it["med_list_codg"], "pric": str(it["pric"]),
-             "cnt": str(it["cnt"]), "fee_ocur_time": when} for i, it in enumerate(items)]
+    return [
+        {
+            "feedetl_sn": str(i + 1),
+            "med_list_codg": it["med_list_codg"],
+            "pric": str(it["pric"]),
+            "cnt": str(it["cnt"]),
+            "fee_ocur_time": when,
+        }
+        for i, it in enumerate(items)
+    ]
 
 
 def check_items(items: list[dict], catalogue_codes: set[str] | None = None) -> None:
@@ -124,8 +151,9 @@ def check_items(items: list[dict], catalogue_codes: set[str] | None = None) -> N
             raise UnknownItem(f"{code!r} is not in the catalogue: check the code", field=f"item {n}")
         pric = money.to_price_units(item.get("pric"), field=f"item {n} price")
         if not 0 <= pric <= MAX_PRIC_UNITS:
-            raise InvalidInput(f"{item.get('pric')!r} must be at least 0 and at most 1000000 yuan",
-                               field=f"item {n} price")
+            raise InvalidInput(
+                f"{item.get('pric')!r} must be at least 0 and at most 1000000 yuan", field=f"item {n} price"
+            )
         cnt = money.to_cnt_units(item.get("cnt"), field=f"item {n} count")
         if not 0 < cnt <= MAX_CNT_UNITS:
             raise InvalidInput(f"{item.get('cnt')!r} must be more than 0 and at most 10000", field=f"item {n} count")

@@ -51,10 +51,22 @@ from .vouchers import Vouchers
 class Counter:
     """A counter: its parts, wired once, and the public API the CLI and integrators use."""
 
-    def __init__(self, fixmedins_code: str, journal: CounterStore, client: Transport, *, reader: Any = None,
-                 admdvs: str | None = None, opter: str = "001", dev_no: str = "T01", resend_for: float = 3.0,
-                 clock: Clock = SYSTEM_CLOCK, randomness: Randomness = SYSTEM_RANDOM, crash: CrashHook = EXIT_ON_CRASH,
-                 crash_at: str | None = None) -> None:
+    def __init__(
+        self,
+        fixmedins_code: str,
+        journal: CounterStore,
+        client: Transport,
+        *,
+        reader: Any = None,
+        admdvs: str | None = None,
+        opter: str = "001",
+        dev_no: str = "T01",
+        resend_for: float = 3.0,
+        clock: Clock = SYSTEM_CLOCK,
+        randomness: Randomness = SYSTEM_RANDOM,
+        crash: CrashHook = EXIT_ON_CRASH,
+        crash_at: str | None = None,
+    ) -> None:
         """``client``: the transport to the centre (:class:`~.client.CentreClient` for HTTP). ``clock``: wall
         time (msgids, bill times, the day) and the resend loop's time and sleep; ``randomness``: its jitter.
         ``crash``: what a crash point does when reached (exit the process); ``crash_at``: which point
@@ -64,26 +76,56 @@ class Counter:
         self.journal = journal
         self.clock = clock
         points = CrashPoints(crash, crash_at)
-        self.messenger = Messenger(journal, client, code=fixmedins_code, admdvs=self.admdvs, opter=opter,
-                                   dev_no=dev_no, resend_for=resend_for, clock=clock, randomness=randomness)
+        self.messenger = Messenger(
+            journal,
+            client,
+            code=fixmedins_code,
+            admdvs=self.admdvs,
+            opter=opter,
+            dev_no=dev_no,
+            resend_for=resend_for,
+            clock=clock,
+            randomness=randomness,
+        )
         self.signin = SignIn(journal, self.messenger)
         self.identification = Identification(journal, self.messenger, reader)
         self.outcomes = Outcomes(journal, self.messenger, points)
-        self.provisional = Provisional(journal, self.signin, self.outcomes, admdvs=self.admdvs, clock=clock,
-                                       crash=points)
-        self.pharmacy = PharmacySales(journal, self.messenger, self.identification, self.signin, self.outcomes,
-                                      self.provisional, clock=clock, crash=points)
-        self.visits = Visits(journal, self.messenger, self.identification, self.signin, self.outcomes,
-                             self.provisional, clock=clock, crash=points)
-        self.stays = Stays(journal, self.messenger, self.identification, self.signin, self.outcomes, clock=clock,
-                           crash=points)
-        self.vouchers = Vouchers(journal, self.messenger, self.identification, self.outcomes, self.visits,
-                                 self.stays, crash=points)
-        self.forwarding = Forwarding(journal, self.messenger, self.visits, clock=clock, randomness=randomness,
-                                     crash=points)
+        self.provisional = Provisional(
+            journal, self.signin, self.outcomes, admdvs=self.admdvs, clock=clock, crash=points
+        )
+        self.pharmacy = PharmacySales(
+            journal,
+            self.messenger,
+            self.identification,
+            self.signin,
+            self.outcomes,
+            self.provisional,
+            clock=clock,
+            crash=points,
+        )
+        self.visits = Visits(
+            journal,
+            self.messenger,
+            self.identification,
+            self.signin,
+            self.outcomes,
+            self.provisional,
+            clock=clock,
+            crash=points,
+        )
+        self.stays = Stays(
+            journal, self.messenger, self.identification, self.signin, self.outcomes, clock=clock, crash=points
+        )
+        self.vouchers = Vouchers(
+            journal, self.messenger, self.identification, self.outcomes, self.visits, self.stays, crash=points
+        )
+        self.forwarding = Forwarding(
+            journal, self.messenger, self.visits, clock=clock, randomness=randomness, crash=points
+        )
         self.cancels = Cancels(journal, self.messenger)
-        self.resumption = Resumption(journal, self.messenger, self.signin, self.outcomes, self.visits,
-                                     self.forwarding, self.cancels)
+        self.resumption = Resumption(
+            journal, self.messenger, self.signin, self.outcomes, self.visits, self.forwarding, self.cancels
+        )
         self.reconciliation = Reconciliation(journal, self.messenger, self.stays, clock=clock)
 
     # -- the seams and what the CLI sets -------------------------------------------------------------
@@ -141,8 +183,15 @@ class Counter:
     def sell(self, identity: Identity | None, items: list[dict], *, acct_used: bool = True) -> Receipt:
         return self.pharmacy.sell(identity, items, acct_used=acct_used)
 
-    def visit(self, identity: Identity | None, items: list[dict], *, med_type: str = "11", acct_used: bool = True,
-              diagnosis: str = "J06.900") -> Receipt:
+    def visit(
+        self,
+        identity: Identity | None,
+        items: list[dict],
+        *,
+        med_type: str = "11",
+        acct_used: bool = True,
+        diagnosis: str = "J06.900",
+    ) -> Receipt:
         return self.visits.visit(identity, items, med_type=med_type, acct_used=acct_used, diagnosis=diagnosis)
 
     def advance_visit(self, sale: str) -> Receipt:

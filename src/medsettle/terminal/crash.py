@@ -16,17 +16,17 @@ import os
 from ..seams import EXIT_ON_CRASH, CrashHook, ExitOnCrash
 
 POINTS = (
-    "sale_recorded",          # the sale is in the journal, nothing sent
-    "settle_written",         # the 2102's msgid and body are durable, not yet sent
-    "settle_sent",            # the 2102 was sent and answered, the answer not yet recorded
-    "settle_recorded",        # the answer is recorded, the receipt not yet printed
-    "voucher_recorded",       # a deferred-settlement voucher is durable (cash taken)
+    "sale_recorded",  # the sale is in the journal, nothing sent
+    "settle_written",  # the 2102's msgid and body are durable, not yet sent
+    "settle_sent",  # the 2102 was sent and answered, the answer not yet recorded
+    "settle_recorded",  # the answer is recorded, the receipt not yet printed
+    "voucher_recorded",  # a deferred-settlement voucher is durable (cash taken)
     "voucher_settle_written",  # the voucher's 2102 is durable, not yet sent
-    "voucher_settle_sent",    # the voucher's 2102 was answered, the answer not yet recorded
-    "reversal_written",       # a 2601 abandoning a sale is durable, not yet sent
-    "saf_recorded",           # a provisional settlement is queued (cash taken)
-    "forward_written",        # a queued entry's 2102 is durable, not yet sent
-    "forward_sent",           # the forward was answered, the answer not yet recorded
+    "voucher_settle_sent",  # the voucher's 2102 was answered, the answer not yet recorded
+    "reversal_written",  # a 2601 abandoning a sale is durable, not yet sent
+    "saf_recorded",  # a provisional settlement is queued (cash taken)
+    "forward_written",  # a queued entry's 2102 is durable, not yet sent
+    "forward_sent",  # the forward was answered, the answer not yet recorded
 )
 EXIT_CODE = ExitOnCrash.exit_code  # 86: what EXIT_ON_CRASH exits with
 

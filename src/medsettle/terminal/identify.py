@@ -35,8 +35,10 @@ class Identification:
         """What the clerk is told when the card was taken out before the settlement."""
         from ..readers import CardRemoved  # noqa: PLC0415 - pyscard is needed only with a reader
 
-        return CardRemoved("the card was taken out before the settlement: insert it and start the sale again",
-                           reader=getattr(self.reader, "name", None))
+        return CardRemoved(
+            "the card was taken out before the settlement: insert it and start the sale again",
+            reader=getattr(self.reader, "name", None),
+        )
 
     def person_info(self, identity: Identity, *, sale: str | None = None) -> dict:
         """1101; with ``sale``, a refusal (an unknown person, card or QR e-voucher) ends that sale."""
@@ -52,13 +54,27 @@ class Identification:
         info = self.person_info(identity, sale=sale)
         person, insu = info["baseinfo"], info["insuinfo"][0]
         _, data = self._journal.require_sale(sale)
-        data = {**data, "psn_no": person["psn_no"], "psn_name": person["psn_name"],
-                "insuplc_admdvs": insu["insuplc_admdvs"], "insutype": insu["insutype"]}
-        keys = [f"02:{person['certno']}"] + ([f"03:{identity.mdtrt_cert_no}"] if identity.mdtrt_cert_type == "03"
-                                              else [])
+        data = {
+            **data,
+            "psn_no": person["psn_no"],
+            "psn_name": person["psn_name"],
+            "insuplc_admdvs": insu["insuplc_admdvs"],
+            "insutype": insu["insutype"],
+        }
+        keys = [f"02:{person['certno']}"] + (
+            [f"03:{identity.mdtrt_cert_no}"] if identity.mdtrt_cert_type == "03" else []
+        )
         with self._journal.transaction() as db:
             self._journal.put_sale(db, sale, state, data)
-            self._journal.remember_person(db, keys, {"psn_no": person["psn_no"], "psn_name": person["psn_name"],
-                                                     "insutype": insu["insutype"], "psn_type": insu["psn_type"],
-                                                     "insuplc_admdvs": insu["insuplc_admdvs"]})
+            self._journal.remember_person(
+                db,
+                keys,
+                {
+                    "psn_no": person["psn_no"],
+                    "psn_name": person["psn_name"],
+                    "insutype": insu["insutype"],
+                    "psn_type": insu["psn_type"],
+                    "insuplc_admdvs": insu["insuplc_admdvs"],
+                },
+            )
         return data

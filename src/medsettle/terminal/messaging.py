@@ -26,29 +26,61 @@ MAX_DELAY = 1.0
 class Messenger:
     """Writes, sends and resends the counter's messages; owns the envelope's fixed fields and the transport."""
 
-    def __init__(self, journal: CounterStore, transport: Transport, *, code: str, admdvs: str, opter: str,
-                 dev_no: str, resend_for: float, clock: Clock, randomness: Randomness) -> None:
+    def __init__(
+        self,
+        journal: CounterStore,
+        transport: Transport,
+        *,
+        code: str,
+        admdvs: str,
+        opter: str,
+        dev_no: str,
+        resend_for: float,
+        clock: Clock,
+        randomness: Randomness,
+    ) -> None:
         self.journal = journal
         self.transport = transport
         self.code, self.admdvs, self.opter, self.dev_no = code, admdvs, opter, dev_no
         self.resend_for = resend_for  # seconds a message is resent before the counter gives up (by default)
         self.clock, self.randomness = clock, randomness
 
-    def new_message(self, db: sqlite3.Connection, infno: str, input_: dict, *, insuplc: str = "",
-                    sale: str | None = None, voucher: str | None = None) -> str:
+    def new_message(
+        self,
+        db: sqlite3.Connection,
+        infno: str,
+        input_: dict,
+        *,
+        insuplc: str = "",
+        sale: str | None = None,
+        voucher: str | None = None,
+    ) -> str:
         """Write a message (in the caller's transaction) and return its msgid; it is sent by :meth:`send`."""
         now = self.clock.now()
         msgid = f"{self.code}{now:%Y%m%d%H%M%S}{self.journal.next_seq(db) % 10_000:04d}"
         while self.journal.message(msgid) is not None:  # 10,000 messages in one second: take the next second
             now += dt.timedelta(seconds=1)
             msgid = f"{self.code}{now:%Y%m%d%H%M%S}{self.journal.next_seq(db) % 10_000:04d}"
-        envelope = {"infno": infno, "msgid": msgid, "mdtrtarea_admvs": self.admdvs, "insuplc_admdvs": insuplc,
-                    "recer_sys_code": "MEDSETTLE", "dev_no": self.dev_no, "infver": "V1.0", "opter_type": "1",
-                    "opter": self.opter, "opter_name": self.opter, "inf_time": now.strftime("%Y-%m-%d %H:%M:%S"),
-                    "fixmedins_code": self.code, "fixmedins_name": self.code,
-                    "sign_no": self.journal.get_meta("sign_no", ""), "input": input_}
-        self.journal.write_message(db, msgid, infno, json.dumps(envelope, ensure_ascii=False).encode(), sale=sale,
-                                   voucher=voucher)
+        envelope = {
+            "infno": infno,
+            "msgid": msgid,
+            "mdtrtarea_admvs": self.admdvs,
+            "insuplc_admdvs": insuplc,
+            "recer_sys_code": "MEDSETTLE",
+            "dev_no": self.dev_no,
+            "infver": "V1.0",
+            "opter_type": "1",
+            "opter": self.opter,
+            "opter_name": self.opter,
+            "inf_time": now.strftime("%Y-%m-%d %H:%M:%S"),
+            "fixmedins_code": self.code,
+            "fixmedins_name": self.code,
+            "sign_no": self.journal.get_meta("sign_no", ""),
+            "input": input_,
+        }
+        self.journal.write_message(
+            db, msgid, infno, json.dumps(envelope, ensure_ascii=False).encode(), sale=sale, voucher=voucher
+        )
         return msgid
 
     def send(self, msgid: str, deadline_s: float | None = None) -> dict:

@@ -60,18 +60,41 @@ class Outcomes:
         self._crash.reach("voucher_recorded")
         return receipt
 
-    def _record_voucher(self, db: sqlite3.Connection, sale: str, reason: str, data: dict,
-                        blocked_by: str | None = None) -> Receipt:
+    def _record_voucher(
+        self, db: sqlite3.Connection, sale: str, reason: str, data: dict, blocked_by: str | None = None
+    ) -> Receipt:
         voucher = f"V{self._messenger.code}{self._journal.next_seq(db):08d}"
-        self._journal.put_voucher(db, voucher, sale, "pending", {
-            "reason": reason, "lines": data["lines"], "bill_time": data["bill_time"], "medfee": data["medfee"],
-            "identity": data.get("identity"), "psn_no": data.get("psn_no", ""), "psn_name": data.get("psn_name", ""),
-            "insuplc_admdvs": data.get("insuplc_admdvs", ""), "insutype": data.get("insutype", ""),
-            "kind": data.get("kind", "pharmacy"), "med_type": data.get("med_type", "41"),
-            "diagnosis": data.get("diagnosis", "")}, blocked_by=blocked_by)
+        self._journal.put_voucher(
+            db,
+            voucher,
+            sale,
+            "pending",
+            {
+                "reason": reason,
+                "lines": data["lines"],
+                "bill_time": data["bill_time"],
+                "medfee": data["medfee"],
+                "identity": data.get("identity"),
+                "psn_no": data.get("psn_no", ""),
+                "psn_name": data.get("psn_name", ""),
+                "insuplc_admdvs": data.get("insuplc_admdvs", ""),
+                "insutype": data.get("insutype", ""),
+                "kind": data.get("kind", "pharmacy"),
+                "med_type": data.get("med_type", "41"),
+                "diagnosis": data.get("diagnosis", ""),
+            },
+            blocked_by=blocked_by,
+        )
         self._journal.put_sale(db, sale, SaleState.DEFERRED, {**data, "voucher": voucher, "reversal": blocked_by})
-        return Receipt("deferred", sale, data.get("psn_name", ""), data["medfee"], cash=data["medfee"], voucher=voucher,
-                       note=f"{reason}: paid in cash; bring this voucher back for the insured share")
+        return Receipt(
+            "deferred",
+            sale,
+            data.get("psn_name", ""),
+            data["medfee"],
+            cash=data["medfee"],
+            voucher=voucher,
+            note=f"{reason}: paid in cash; bring this voucher back for the insured share",
+        )
 
     def abandon(self, sale: str, msgid: str, oinfno: str = "2102") -> Receipt:
         """The settle got no answer and the patient cannot wait: in one step, journal a 2601 reversing it
@@ -79,12 +102,15 @@ class Outcomes:
         the reversal's answer, so a settle that did arrive is undone before the voucher can be settled."""
         _, data = self._journal.require_sale(sale)
         with self._journal.transaction() as db:
-            reversal = self._messenger.new_message(db, "2601", {"data": {"psn_no": data["psn_no"], "omsgid": msgid,
-                                                                        "oinfno": oinfno}},
-                                                   insuplc=data.get("insuplc_admdvs", ""), sale=sale)
+            reversal = self._messenger.new_message(
+                db,
+                "2601",
+                {"data": {"psn_no": data["psn_no"], "omsgid": msgid, "oinfno": oinfno}},
+                insuplc=data.get("insuplc_admdvs", ""),
+                sale=sale,
+            )
             self._journal.abandon_message(db, msgid)
-            receipt = self._record_voucher(db, sale, "centre unreachable during settlement", data,
-                                           blocked_by=reversal)
+            receipt = self._record_voucher(db, sale, "centre unreachable during settlement", data, blocked_by=reversal)
         self._crash.reach("reversal_written")
         with contextlib.suppress(CentreUnreachable):  # left written: resume() resends it until answered,
             self.finish_reversal(reversal, self._messenger.send(reversal, deadline_s=0))  # the voucher waits
@@ -107,8 +133,7 @@ class Outcomes:
         if answer.get("infcode") == 0:
             s = answer["output"]["setlinfo"]
             refund = Decimal(str(s["fund_pay_sumamt"])) + Decimal(str(s["acct_pay"]))
-            receipt = receipt_of("refund", v["sale"], v.get("psn_name", ""), s, voucher=voucher,
-                                 refund=f"{refund:.2f}")
+            receipt = receipt_of("refund", v["sale"], v.get("psn_name", ""), s, voucher=voucher, refund=f"{refund:.2f}")
             state, data = "settled", {**data, "setlinfo": s, "receipt": dataclasses.asdict(receipt)}
         else:
             err = answer.get("err_msg", "")
@@ -122,7 +147,9 @@ class Outcomes:
             self._journal.put_voucher(db, voucher, v["sale"], state, data)
         if receipt is None:
             if state == "manual_claim":
-                raise CounterError(f"voucher {voucher} could not be settled here ({err}): it is now a manual "
-                                   "claim for the insured region's agency")
+                raise CounterError(
+                    f"voucher {voucher} could not be settled here ({err}): it is now a manual "
+                    "claim for the insured region's agency"
+                )
             raise Refused(err)
         return receipt

@@ -32,9 +32,18 @@ from .store import CounterStore
 class PharmacySales:
     """The pharmacy counter's sales."""
 
-    def __init__(self, journal: CounterStore, messenger: Messenger, identification: Identification,
-                 signin: SignIn, outcomes: Outcomes, provisional: Provisional, *, clock: Clock,
-                 crash: CrashPoints) -> None:
+    def __init__(
+        self,
+        journal: CounterStore,
+        messenger: Messenger,
+        identification: Identification,
+        signin: SignIn,
+        outcomes: Outcomes,
+        provisional: Provisional,
+        *,
+        clock: Clock,
+        crash: CrashPoints,
+    ) -> None:
         self._journal, self._messenger, self._identification = journal, messenger, identification
         self._signin, self._outcomes, self._provisional = signin, outcomes, provisional
         self._clock, self._crash = clock, crash
@@ -51,10 +60,17 @@ class PharmacySales:
             data = self._identification.identify_for(sale, identity, state=SaleState.NEW)
         except CentreUnreachable:
             return self._provisional.centre_away(sale, identity)
-        request = {"data": {"psn_no": data["psn_no"], "med_type": "41", "medfee_sumamt": data["medfee"],
-                            "insutype": data["insutype"], "acct_used_flag": "1" if acct_used else "0",
-                            **cert_of(data)},
-                   "feedetail": data["lines"]}
+        request = {
+            "data": {
+                "psn_no": data["psn_no"],
+                "med_type": "41",
+                "medfee_sumamt": data["medfee"],
+                "insutype": data["insutype"],
+                "acct_used_flag": "1" if acct_used else "0",
+                **cert_of(data),
+            },
+            "feedetail": data["lines"],
+        }
         try:
             # pre-settle: the clerk sees the split; a refusal (an unknown item) ends the sale
             self._messenger.query("2101", request, insuplc=data["insuplc_admdvs"], sale=sale)
@@ -62,8 +78,9 @@ class PharmacySales:
             return self._provisional.centre_away(sale, identity)
         if self._identification.card_taken_out(identity):
             with self._journal.transaction() as db:  # pulled before the settle was sent: nothing happened
-                self._journal.put_sale(db, sale, SaleState.ABORTED,
-                                       {**data, "reason": "card removed before settlement"})
+                self._journal.put_sale(
+                    db, sale, SaleState.ABORTED, {**data, "reason": "card removed before settlement"}
+                )
             raise self._identification.card_removed_error()
         return self._settle(sale, data, request)
 
@@ -73,8 +90,13 @@ class PharmacySales:
         lines = bill_lines(items, bill_time)
         with self._journal.transaction() as db:
             sale = f"SALE{self._journal.next_seq(db):08d}"
-            data = {"identity": dataclasses.asdict(identity) if identity else None, "lines": lines,
-                    "bill_time": bill_time, "medfee": bill_total(lines), "acct_used": acct_used}
+            data = {
+                "identity": dataclasses.asdict(identity) if identity else None,
+                "lines": lines,
+                "bill_time": bill_time,
+                "medfee": bill_total(lines),
+                "acct_used": acct_used,
+            }
             self._journal.put_sale(db, sale, SaleState.NEW, data)
         return sale, data
 

@@ -21,17 +21,34 @@ class CannotSettleProvisionally(MedsettleError):
 def provisional_split(rules: dict, catalogue: dict, person: dict, bill: dict) -> dict:
     """The provisional setlinfo of ``bill`` for ``person`` (insutype, psn_type, insuplc_admdvs)."""
     ruleset = {**rules["ruleset"], "second_tier": [], "assistance": {"ratio": "0", "annual_cap": "0"}}
-    region = {"admdvs": rules["admdvs"], "groups": rules["groups"], "rulesets": [ruleset],
-              "catalogues": [{"version": catalogue["ver"], "effective_from": catalogue["effective_from"],
-                              "items": catalogue["items"]}]}
+    region = {
+        "admdvs": rules["admdvs"],
+        "groups": rules["groups"],
+        "rulesets": [ruleset],
+        "catalogues": [
+            {"version": catalogue["ver"], "effective_from": catalogue["effective_from"], "items": catalogue["items"]}
+        ],
+    }
     try:
         policy = policy_from_dict({"regions": [region]})
     except MedsettleError as error:
         raise CannotSettleProvisionally(f"the cached rules do not load: {error}") from None
-    population = Population.from_rows(policy, [{
-        "psn_no": "PROVISIONAL", "insutype": person["insutype"], "psn_type": person["psn_type"],
-        "insuplc_admdvs": rules["admdvs"], "balance": "0", "active": "1", "assistance": "0",
-        "contrib_from": "1990-01", "paid_through": "2099-12"}])
+    population = Population.from_rows(
+        policy,
+        [
+            {
+                "psn_no": "PROVISIONAL",
+                "insutype": person["insutype"],
+                "psn_type": person["psn_type"],
+                "insuplc_admdvs": rules["admdvs"],
+                "balance": "0",
+                "active": "1",
+                "assistance": "0",
+                "contrib_from": "1990-01",
+                "paid_through": "2099-12",
+            }
+        ],
+    )
     settler = Settler(policy, population, engine="reference")
     provisional_bill = {**bill, "psn_no": "PROVISIONAL", "acct_used_flag": "0", "mdtrtarea_admvs": rules["admdvs"]}
     try:

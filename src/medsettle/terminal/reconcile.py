@@ -37,23 +37,49 @@ class Reconciliation:
             groups.setdefault((r["insutype"], r["clr_type"], r["insuplc_admdvs"]), []).append(r)
         results, one_sided = [], []
         for (insutype, clr_type, region), rows in sorted(groups.items()):
+
             def total(name: str, rows: list[dict] = rows) -> str:
                 return f"{sum(Decimal(str(r[name])) for r in rows):.2f}"
 
-            out = self._messenger.query("3201", {"data": {
-                "insutype": insutype, "clr_type": clr_type, "setl_optins": region, "stmt_begndate": day.isoformat(),
-                "stmt_enddate": day.isoformat(), "medfee_sumamt": total("medfee_sumamt"),
-                "fund_pay_sumamt": total("fund_pay_sumamt"), "acct_pay": total("acct_pay"),
-                "fixmedins_setl_cnt": sum(-1 if r["mirror"] else 1 for r in rows)}})
-            results.append({"insutype": insutype, "clr_type": clr_type, "setl_optins": region,
-                            "stmt_rslt": out["stmtinfo"]["stmt_rslt"]})
+            out = self._messenger.query(
+                "3201",
+                {
+                    "data": {
+                        "insutype": insutype,
+                        "clr_type": clr_type,
+                        "setl_optins": region,
+                        "stmt_begndate": day.isoformat(),
+                        "stmt_enddate": day.isoformat(),
+                        "medfee_sumamt": total("medfee_sumamt"),
+                        "fund_pay_sumamt": total("fund_pay_sumamt"),
+                        "acct_pay": total("acct_pay"),
+                        "fixmedins_setl_cnt": sum(-1 if r["mirror"] else 1 for r in rows),
+                    }
+                },
+            )
+            results.append(
+                {
+                    "insutype": insutype,
+                    "clr_type": clr_type,
+                    "setl_optins": region,
+                    "stmt_rslt": out["stmtinfo"]["stmt_rslt"],
+                }
+            )
         if detail or not groups or any(r["stmt_rslt"] != "0" for r in results):
-            listed = self._messenger.query("3202", {"data": {"stmt_begndate": day.isoformat(),
-                                                             "stmt_enddate": day.isoformat()},
-                                                    "detail": [{"setl_id": r["setl_id"]} for r in records]})
+            listed = self._messenger.query(
+                "3202",
+                {
+                    "data": {"stmt_begndate": day.isoformat(), "stmt_enddate": day.isoformat()},
+                    "detail": [{"setl_id": r["setl_id"]} for r in records],
+                },
+            )
             one_sided = [row for row in listed["detail"] if row["stmt_rslt"] != "both"]
-        return {"day": day.isoformat(), "groups": results, "one_sided": one_sided,
-                "clean": not one_sided and all(r["stmt_rslt"] == "0" for r in results)}
+        return {
+            "day": day.isoformat(),
+            "groups": results,
+            "one_sided": one_sided,
+            "clean": not one_sided and all(r["stmt_rslt"] == "0" for r in results),
+        }
 
     def settlements_on(self, day: dt.date) -> list[dict]:
         """Every settlement and mirror this counter holds with a setl_time on ``day``."""
@@ -70,8 +96,9 @@ class Reconciliation:
                 add(setlinfo, data["insuplc_admdvs"], False, "inpatient")
             for setlinfo in self._stays.stay_mirrors(data):
                 add(setlinfo, data["insuplc_admdvs"], True, "inpatient")
-        for _sale, state, data in self._journal.sales(SaleState.DONE, SaleState.SETTLED, SaleState.CANCELLED,
-                                                      SaleState.CANCELLING):
+        for _sale, state, data in self._journal.sales(
+            SaleState.DONE, SaleState.SETTLED, SaleState.CANCELLED, SaleState.CANCELLING
+        ):
             if data.get("voucher") or data.get("forward_of"):
                 continue  # a voucher's re-settlement or a forward: counted with its voucher or entry below
             add(data["setlinfo"], data["insuplc_admdvs"], False, data.get("kind", "pharmacy"))
@@ -91,8 +118,13 @@ class Reconciliation:
         reversal = self._journal.message(data["reversal"]) if data.get("reversal") else None
         result = ((reversal or {}).get("answer") or {}).get("output", {}).get("data", {})
         if result.get("reversed_setl_id"):
-            zero = {"setl_time": data["bill_time"], "medfee_sumamt": 0, "fund_pay_sumamt": 0, "acct_pay": 0,
-                    "insutype": data["insutype"]}
+            zero = {
+                "setl_time": data["bill_time"],
+                "medfee_sumamt": 0,
+                "fund_pay_sumamt": 0,
+                "acct_pay": 0,
+                "insutype": data["insutype"],
+            }
             kind = data.get("kind", "pharmacy")
             add({**zero, "setl_id": result["reversed_setl_id"]}, data["insuplc_admdvs"], False, kind)
             add({**zero, "setl_id": result["setl_id"]}, data["insuplc_admdvs"], True, kind)

@@ -32,8 +32,14 @@ from .visits import Visits
 log = logging.getLogger(__name__)
 
 # the sales a restart takes on (a stay goes on by the clerk's next step; its unanswered steps are resent)
-INTERRUPTED = (SaleState.NEW, SaleState.IDENTIFIED, SaleState.VISIT_2201, SaleState.VISIT_2203,
-               SaleState.VISIT_2204, SaleState.VISIT_2207)
+INTERRUPTED = (
+    SaleState.NEW,
+    SaleState.IDENTIFIED,
+    SaleState.VISIT_2201,
+    SaleState.VISIT_2203,
+    SaleState.VISIT_2204,
+    SaleState.VISIT_2207,
+)
 
 
 class Resumed(TypedDict):
@@ -50,8 +56,16 @@ class Resumed(TypedDict):
 class Resumption:
     """Takes every flow's unfinished work on after a restart, each step by its own flow's public methods."""
 
-    def __init__(self, journal: CounterStore, messenger: Messenger, signin: SignIn, outcomes: Outcomes,
-                 visits: Visits, forwarding: Forwarding, cancels: Cancels) -> None:
+    def __init__(
+        self,
+        journal: CounterStore,
+        messenger: Messenger,
+        signin: SignIn,
+        outcomes: Outcomes,
+        visits: Visits,
+        forwarding: Forwarding,
+        cancels: Cancels,
+    ) -> None:
         self._journal, self._messenger, self._signin, self._outcomes = journal, messenger, signin, outcomes
         self._visits, self._forwarding, self._cancels = visits, forwarding, cancels
 
@@ -80,8 +94,11 @@ class Resumption:
                 done["still_unanswered"] += 1
                 continue
             done["answered"] += 1
-            what = (f"{message['infno']} {msgid}" + (f" of sale {message['sale']}" if message["sale"] else "")
-                    + (f" of voucher {message['voucher']}" if message["voucher"] else ""))
+            what = (
+                f"{message['infno']} {msgid}"
+                + (f" of sale {message['sale']}" if message["sale"] else "")
+                + (f" of voucher {message['voucher']}" if message["voucher"] else "")
+            )
             self._attempt(failed, what, functools.partial(self._record, message, answer))
 
     def _record(self, message: dict[str, Any], answer: dict[str, Any]) -> None:

@@ -31,8 +31,16 @@ if TYPE_CHECKING:
 class Provisional:
     """What the counter does when the centre is away before the settle was sent: the institution's policy."""
 
-    def __init__(self, journal: CounterStore, signin: SignIn, outcomes: Outcomes, *, admdvs: str, clock: Clock,
-                 crash: CrashPoints) -> None:
+    def __init__(
+        self,
+        journal: CounterStore,
+        signin: SignIn,
+        outcomes: Outcomes,
+        *,
+        admdvs: str,
+        clock: Clock,
+        crash: CrashPoints,
+    ) -> None:
         self._journal, self._signin, self._outcomes = journal, signin, outcomes
         self._admdvs, self._clock, self._crash = admdvs, clock, crash
 
@@ -58,9 +66,11 @@ class Provisional:
         limits = self._signin.insinfo()
         outstanding = self._journal.saf_entries("queued", "forwarding")
         same_day = [e for e in outstanding if e["psn_no"] == person["psn_no"] and e["bill_time"][:10] == bill_time[:10]]
-        for name, used in (("floor_per_bill", Decimal(0)),
-                           ("floor_per_person_day", sum(Decimal(e["provisional_fund"]) for e in same_day)),
-                           ("floor_outstanding", sum(Decimal(e["provisional_fund"]) for e in outstanding))):
+        for name, used in (
+            ("floor_per_bill", Decimal(0)),
+            ("floor_per_person_day", sum(Decimal(e["provisional_fund"]) for e in same_day)),
+            ("floor_outstanding", sum(Decimal(e["provisional_fund"]) for e in outstanding)),
+        ):
             if used + fund > Decimal(limits.get(name, "0")):
                 raise CannotSettleProvisionally(f"over the floor limit {name} ({limits.get(name)})")
 
@@ -71,32 +81,63 @@ class Provisional:
         if cached is None:
             raise CannotSettleProvisionally("no cached rules: sign in while the centre is up")
         tier = self._signin.insinfo().get("tier", "pharmacy")
-        bill = {"bill_id": sale, "mdtrt_id": f"SAF{sale}", "med_type": data.get("med_type", "41"),
-                "setl_time": data["bill_time"], "hosp_lv": tier,
-                "feedetail": [{k: v for k, v in line.items() if k != "fee_ocur_time"} for line in data["lines"]]}
+        bill = {
+            "bill_id": sale,
+            "mdtrt_id": f"SAF{sale}",
+            "med_type": data.get("med_type", "41"),
+            "setl_time": data["bill_time"],
+            "hosp_lv": tier,
+            "feedetail": [{k: v for k, v in line.items() if k != "fee_ocur_time"} for line in data["lines"]],
+        }
         split = provisional_split(*cached, person, bill)
         fund, cash = Decimal(str(split["fund_pay_sumamt"])), Decimal(str(split["psn_cash_pay"]))
         self._check_floor(person, data["bill_time"], fund)
         data = {**data, **person, "identity": dataclasses.asdict(identity)}
-        entry = {"psn_no": person["psn_no"], "psn_name": person["psn_name"], "insutype": person["insutype"],
-                 "insuplc_admdvs": person["insuplc_admdvs"], "bill_time": data["bill_time"], "lines": data["lines"],
-                 "medfee": data["medfee"], "identity": data["identity"], "provisional_fund": f"{fund:.2f}",
-                 "cash_collected": f"{cash:.2f}", "created": self._clock.now().isoformat(),
-                 "kind": data.get("kind", "pharmacy"), "med_type": data.get("med_type", "41"),
-                 "diagnosis": data.get("diagnosis", "")}
+        entry = {
+            "psn_no": person["psn_no"],
+            "psn_name": person["psn_name"],
+            "insutype": person["insutype"],
+            "insuplc_admdvs": person["insuplc_admdvs"],
+            "bill_time": data["bill_time"],
+            "lines": data["lines"],
+            "medfee": data["medfee"],
+            "identity": data["identity"],
+            "provisional_fund": f"{fund:.2f}",
+            "cash_collected": f"{cash:.2f}",
+            "created": self._clock.now().isoformat(),
+            "kind": data.get("kind", "pharmacy"),
+            "med_type": data.get("med_type", "41"),
+            "diagnosis": data.get("diagnosis", ""),
+        }
         with self._journal.transaction() as db:
             self._journal.put_sale(db, sale, SaleState.PROVISIONAL, data)
             self._journal.put_saf(db, sale, "queued", entry)
         self._crash.reach("saf_recorded")
-        return Receipt("provisional", sale, person["psn_name"], data["medfee"], f"{fund:.2f}", "0.00", f"{cash:.2f}",
-                       note="provisional settlement (centre unreachable): forwarded when the centre is back")
+        return Receipt(
+            "provisional",
+            sale,
+            person["psn_name"],
+            data["medfee"],
+            f"{fund:.2f}",
+            "0.00",
+            f"{cash:.2f}",
+            note="provisional settlement (centre unreachable): forwarded when the centre is back",
+        )
 
 
 class Forwarding:
     """Sends the queue of provisional settlements in order when the centre is back."""
 
-    def __init__(self, journal: CounterStore, messenger: Messenger, visits: Visits, *, clock: Clock,
-                 randomness: Randomness, crash: CrashPoints) -> None:
+    def __init__(
+        self,
+        journal: CounterStore,
+        messenger: Messenger,
+        visits: Visits,
+        *,
+        clock: Clock,
+        randomness: Randomness,
+        crash: CrashPoints,
+    ) -> None:
         self._journal, self._messenger, self._visits = journal, messenger, visits
         self._clock, self._randomness, self._crash = clock, randomness, crash
 
@@ -121,8 +162,13 @@ class Forwarding:
     def _flag_stale(self, entry: dict) -> dict:
         why = "too old or too many tries"
         with self._journal.transaction() as db:
-            self._journal.put_saf(db, entry["sale"], "flagged", {**self._journal.saf_fields(entry), "flag": why},
-                                  attempts=entry["attempts"])
+            self._journal.put_saf(
+                db,
+                entry["sale"],
+                "flagged",
+                {**self._journal.saf_fields(entry), "flag": why},
+                attempts=entry["attempts"],
+            )
         return {"sale": entry["sale"], "state": "flagged", "why": why}
 
     def _forward_visit(self, entry: dict) -> dict | None:
@@ -132,8 +178,9 @@ class Forwarding:
         except CentreUnreachable:
             fresh = self._entry(entry["sale"])
             with self._journal.transaction() as db:
-                self._journal.put_saf(db, entry["sale"], "forwarding", self._journal.saf_fields(fresh),
-                                      attempts=fresh["attempts"] + 1)
+                self._journal.put_saf(
+                    db, entry["sale"], "forwarding", self._journal.saf_fields(fresh), attempts=fresh["attempts"] + 1
+                )
             return None
         except Refused as refused:
             return self.finish_forward(entry["sale"], None, {"infcode": -1, "err_msg": refused.err_msg})
@@ -145,22 +192,32 @@ class Forwarding:
         msgid = entry["msgid"]
         if msgid is None:
             identity = entry["identity"]
-            request = {"data": {"psn_no": entry["psn_no"], "mdtrt_cert_type": identity["mdtrt_cert_type"],
-                                "mdtrt_cert_no": identity["mdtrt_cert_no"], "med_type": "41",
-                                "medfee_sumamt": entry["medfee"], "insutype": entry["insutype"],
-                                "acct_used_flag": "0", "saf_cash_amt": entry["cash_collected"]},
-                       "feedetail": entry["lines"]}
+            request = {
+                "data": {
+                    "psn_no": entry["psn_no"],
+                    "mdtrt_cert_type": identity["mdtrt_cert_type"],
+                    "mdtrt_cert_no": identity["mdtrt_cert_no"],
+                    "med_type": "41",
+                    "medfee_sumamt": entry["medfee"],
+                    "insutype": entry["insutype"],
+                    "acct_used_flag": "0",
+                    "saf_cash_amt": entry["cash_collected"],
+                },
+                "feedetail": entry["lines"],
+            }
             with self._journal.transaction() as db:
-                msgid = self._messenger.new_message(db, "2102", request, insuplc=entry["insuplc_admdvs"],
-                                                    sale=entry["sale"])
+                msgid = self._messenger.new_message(
+                    db, "2102", request, insuplc=entry["insuplc_admdvs"], sale=entry["sale"]
+                )
                 self._journal.put_saf(db, entry["sale"], "forwarding", data, msgid=msgid, attempts=entry["attempts"])
             self._crash.reach("forward_written")
         try:
             answer = self._messenger.send(msgid, deadline_s=0)
         except CentreUnreachable:
             with self._journal.transaction() as db:
-                self._journal.put_saf(db, entry["sale"], "forwarding", data, msgid=msgid,
-                                      attempts=entry["attempts"] + 1)
+                self._journal.put_saf(
+                    db, entry["sale"], "forwarding", data, msgid=msgid, attempts=entry["attempts"] + 1
+                )
             return None
         self._crash.reach("forward_sent")
         return self.finish_forward(entry["sale"], msgid, answer)
@@ -191,13 +248,21 @@ class Forwarding:
         if answer.get("infcode") == 0:
             s = answer["output"]["setlinfo"]
             surplus = Decimal(entry["cash_collected"]) - Decimal(str(s["psn_cash_pay"]))
-            outcome = {"sale": sale, "state": "forwarded", "setl_id": s["setl_id"],
-                       "refund_to_patient": f"{max(surplus, Decimal(0)):.2f}",
-                       "institution_bears": f"{Decimal(str(s['hosp_part_amt'])):.2f}"}
+            outcome = {
+                "sale": sale,
+                "state": "forwarded",
+                "setl_id": s["setl_id"],
+                "refund_to_patient": f"{max(surplus, Decimal(0)):.2f}",
+                "institution_bears": f"{Decimal(str(s['hosp_part_amt'])):.2f}",
+            }
             state, data = "forwarded", {**data, "setlinfo": s, "outcome": outcome}
         else:  # refused outright: the institution bears the provisional fund share; a clerk looks at it
-            outcome = {"sale": sale, "state": "flagged", "why": answer.get("err_msg", ""),
-                       "institution_bears": entry["provisional_fund"]}
+            outcome = {
+                "sale": sale,
+                "state": "flagged",
+                "why": answer.get("err_msg", ""),
+                "institution_bears": entry["provisional_fund"],
+            }
             state, data = "flagged", {**data, "flag": answer.get("err_msg", ""), "outcome": outcome}
         with self._journal.transaction() as db:
             if msgid is not None:

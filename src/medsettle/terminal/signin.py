@@ -21,8 +21,11 @@ class SignIn:
 
     def sign_in(self) -> str:
         with self._journal.transaction() as db:
-            msgid = self._messenger.new_message(db, "9001", {"signIn": {
-                "opter_no": self._messenger.opter, "mac": "00:00:00:00:00:00", "ip": "127.0.0.1"}})
+            msgid = self._messenger.new_message(
+                db,
+                "9001",
+                {"signIn": {"opter_no": self._messenger.opter, "mac": "00:00:00:00:00:00", "ip": "127.0.0.1"}},
+            )
         answer = self._messenger.send(msgid)
         return self.finish_sign_in(msgid, answer)
 

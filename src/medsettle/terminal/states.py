@@ -22,22 +22,22 @@ from ..errors import MedsettleError
 class SaleState(StrEnum):
     """Where a sale, visit or stay is (its value is what the journal stores)."""
 
-    NEW = "new"                    # recorded, nothing settled; a crash here makes it a voucher on restart
-    IDENTIFIED = "identified"      # the person is known (a visit or stay, before its first step)
-    SETTLING = "settling"          # the pharmacy settle (2102) is written: resent until answered or abandoned
-    SETTLED = "settled"            # the settle is answered, the receipt not yet printed
-    DONE = "done"                  # the receipt is printed
-    DEFERRED = "deferred"          # cash taken against a voucher
-    PROVISIONAL = "provisional"    # settled provisionally (store-and-forward), queued to be forwarded
-    CANCELLING = "cancelling"      # the cancel (2103/2208) is written
-    CANCELLED = "cancelled"        # cancelled: its mirror is recorded
-    REFUSED = "refused"            # the centre refused the person, an item or the settle: nothing owed
-    ABORTED = "aborted"            # the card was taken out before the settle was sent: nothing happened
-    VISIT_2201 = "visit 2201"      # an outpatient visit's registration is written
-    VISIT_2203 = "visit 2203"      # ... its visit and diagnosis
-    VISIT_2204 = "visit 2204"      # ... its fee upload
-    VISIT_2207 = "visit 2207"      # ... its settle
-    STAY_STEP = "stay"             # a stay's step is written; stored as "stay <step>"
+    NEW = "new"  # recorded, nothing settled; a crash here makes it a voucher on restart
+    IDENTIFIED = "identified"  # the person is known (a visit or stay, before its first step)
+    SETTLING = "settling"  # the pharmacy settle (2102) is written: resent until answered or abandoned
+    SETTLED = "settled"  # the settle is answered, the receipt not yet printed
+    DONE = "done"  # the receipt is printed
+    DEFERRED = "deferred"  # cash taken against a voucher
+    PROVISIONAL = "provisional"  # settled provisionally (store-and-forward), queued to be forwarded
+    CANCELLING = "cancelling"  # the cancel (2103/2208) is written
+    CANCELLED = "cancelled"  # cancelled: its mirror is recorded
+    REFUSED = "refused"  # the centre refused the person, an item or the settle: nothing owed
+    ABORTED = "aborted"  # the card was taken out before the settle was sent: nothing happened
+    VISIT_2201 = "visit 2201"  # an outpatient visit's registration is written
+    VISIT_2203 = "visit 2203"  # ... its visit and diagnosis
+    VISIT_2204 = "visit 2204"  # ... its fee upload
+    VISIT_2207 = "visit 2207"  # ... its settle
+    STAY_STEP = "stay"  # a stay's step is written; stored as "stay <step>"
     STAY_DEFERRED = "stay deferred"  # a stay's final settlement is being abandoned for cash and a voucher
 
     @classmethod
@@ -63,10 +63,19 @@ _VISIT = (SaleState.VISIT_2201, SaleState.VISIT_2203, SaleState.VISIT_2204, Sale
 # state -> the states a flow may write next (besides writing the same state again)
 TRANSITIONS: dict[SaleState | None, frozenset[SaleState]] = {
     None: frozenset({SaleState.NEW}),  # a sale, visit or stay begins
-    SaleState.NEW: frozenset({SaleState.IDENTIFIED, SaleState.SETTLING, SaleState.DEFERRED, SaleState.PROVISIONAL,
-                              SaleState.REFUSED, SaleState.ABORTED}),
-    SaleState.IDENTIFIED: frozenset({SaleState.VISIT_2201, SaleState.STAY_STEP, SaleState.DEFERRED,
-                                     SaleState.PROVISIONAL, SaleState.REFUSED}),
+    SaleState.NEW: frozenset(
+        {
+            SaleState.IDENTIFIED,
+            SaleState.SETTLING,
+            SaleState.DEFERRED,
+            SaleState.PROVISIONAL,
+            SaleState.REFUSED,
+            SaleState.ABORTED,
+        }
+    ),
+    SaleState.IDENTIFIED: frozenset(
+        {SaleState.VISIT_2201, SaleState.STAY_STEP, SaleState.DEFERRED, SaleState.PROVISIONAL, SaleState.REFUSED}
+    ),
     SaleState.SETTLING: frozenset({SaleState.SETTLED, SaleState.REFUSED, SaleState.DEFERRED}),
     SaleState.SETTLED: frozenset({SaleState.DONE, SaleState.CANCELLING}),
     SaleState.DONE: frozenset({SaleState.CANCELLING}),

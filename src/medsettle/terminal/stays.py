@@ -31,8 +31,17 @@ from .store import CounterStore
 class Stays:
     """Inpatient stays: their steps, their settlements and mirrors, and their vouchers' settlements."""
 
-    def __init__(self, journal: CounterStore, messenger: Messenger, identification: Identification,
-                 signin: SignIn, outcomes: Outcomes, *, clock: Clock, crash: CrashPoints) -> None:
+    def __init__(
+        self,
+        journal: CounterStore,
+        messenger: Messenger,
+        identification: Identification,
+        signin: SignIn,
+        outcomes: Outcomes,
+        *,
+        clock: Clock,
+        crash: CrashPoints,
+    ) -> None:
         self._journal, self._messenger, self._identification = journal, messenger, identification
         self._signin, self._outcomes = signin, outcomes
         self._clock, self._crash = clock, crash
@@ -45,18 +54,40 @@ class Stays:
         begntime = self._now_text()
         with self._journal.transaction() as db:
             stay = f"STAY{self._journal.next_seq(db):08d}"
-            self._journal.put_sale(db, stay, SaleState.NEW, {
-                "kind": "inpatient", "identity": dataclasses.asdict(identity), "bill_time": begntime,
-                "diagnosis": diagnosis, "steps": {}, "lines": [], "lines_sent": 0, "medfee": "0.00"})
+            self._journal.put_sale(
+                db,
+                stay,
+                SaleState.NEW,
+                {
+                    "kind": "inpatient",
+                    "identity": dataclasses.asdict(identity),
+                    "bill_time": begntime,
+                    "diagnosis": diagnosis,
+                    "steps": {},
+                    "lines": [],
+                    "lines_sent": 0,
+                    "medfee": "0.00",
+                },
+            )
         self._identification.identify_for(stay, identity)
         data = self._stay_data(stay)
         who = cert_of(data)
         try:
-            self._stay_step(stay, "2401", {"mdtrtinfo": {"psn_no": data["psn_no"], "insutype": data["insutype"],
-                                                         "med_type": "21", "begntime": begntime, "ipt_no": stay,
-                                                         **who},
-                                           "diseinfo": [{"diag_type": "1", "diag_srt_no": "1",
-                                                         "diag_code": diagnosis}]})
+            self._stay_step(
+                stay,
+                "2401",
+                {
+                    "mdtrtinfo": {
+                        "psn_no": data["psn_no"],
+                        "insutype": data["insutype"],
+                        "med_type": "21",
+                        "begntime": begntime,
+                        "ipt_no": stay,
+                        **who,
+                    },
+                    "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": diagnosis}],
+                },
+            )
         except Refused as refused:  # not admitted: the stay ends here
             with self._journal.transaction() as db:
                 self._journal.put_refused(db, stay, refused.err_msg)
@@ -69,35 +100,59 @@ class Stays:
         check_items(items, self._signin.cached_catalogue_codes())
         first = len(self._stay_lines(data)) + 1
         when = self._now_text()
-        lines = [{"feedetl_sn": str(first + i), "med_list_codg": it["med_list_codg"], "pric": str(it["pric"]),
-                  "cnt": str(it["cnt"]), "fee_ocur_time": when, "mdtrt_id": self._mdtrt_id(data),
-                  "psn_no": data["psn_no"], "med_type": "21"} for i, it in enumerate(items)]
-        key = f"2301#{sum(1 for k in data['steps'] if k.startswith('2301'))+1}"
+        lines = [
+            {
+                "feedetl_sn": str(first + i),
+                "med_list_codg": it["med_list_codg"],
+                "pric": str(it["pric"]),
+                "cnt": str(it["cnt"]),
+                "fee_ocur_time": when,
+                "mdtrt_id": self._mdtrt_id(data),
+                "psn_no": data["psn_no"],
+                "med_type": "21",
+            }
+            for i, it in enumerate(items)
+        ]
+        key = f"2301#{sum(1 for k in data['steps'] if k.startswith('2301')) + 1}"
         return self._stay_step(stay, key, {"feedetail": lines})["result"]
 
     def settle_stay(self, stay: str, *, final: bool) -> Receipt:
         """Settle the lines uploaded so far: mid-stay (``final=False``) or after discharge."""
         data = self._stay_data(stay)
-        request = {"data": {"psn_no": data["psn_no"], "mdtrt_id": self._mdtrt_id(data), "med_type": "21",
-                            "insutype": data["insutype"], "acct_used_flag": "1",
-                            "mid_setl_flag": "0" if final else "1", **cert_of(data)}}
+        request = {
+            "data": {
+                "psn_no": data["psn_no"],
+                "mdtrt_id": self._mdtrt_id(data),
+                "med_type": "21",
+                "insutype": data["insutype"],
+                "acct_used_flag": "1",
+                "mid_setl_flag": "0" if final else "1",
+                **cert_of(data),
+            }
+        }
         self._messenger.query("2303", request, insuplc=data["insuplc_admdvs"])
-        key = f"2304#{sum(1 for k in data['steps'] if k.startswith('2304'))+1}"
+        key = f"2304#{sum(1 for k in data['steps'] if k.startswith('2304')) + 1}"
         s = self._stay_step(stay, key, request)["setlinfo"]
-        return receipt_of("sale", stay, data.get("psn_name", ""), s,
-                          note="final settlement" if final else "mid-stay settlement")
+        return receipt_of(
+            "sale", stay, data.get("psn_name", ""), s, note="final settlement" if final else "mid-stay settlement"
+        )
 
     def defer_stay(self, stay: str) -> Receipt:
         """The final settlement got no answer and the patient is going home: reverse it (2601) and take
         cash for the unsettled part against a voucher, settled later within the window after discharge."""
         data = self._stay_data(stay)
-        pending = [(k, m) for k, m in data["steps"].items()
-                   if k.startswith("2304") and self._journal.require_message(m)["state"] == "written"]
+        pending = [
+            (k, m)
+            for k, m in data["steps"].items()
+            if k.startswith("2304") and self._journal.require_message(m)["state"] == "written"
+        ]
         if not pending:
             raise CounterError(f"stay {stay} has no unanswered settlement to defer")
         settled = sum(Decimal(str(s["medfee_sumamt"])) for s in self.stay_settlements(data))
-        total = sum((Decimal(line["pric"]) * Decimal(line["cnt"])).quantize(Decimal("0.01"), ROUND_HALF_UP)
-                    for line in self._stay_lines(data))
+        total = sum(
+            (Decimal(line["pric"]) * Decimal(line["cnt"])).quantize(Decimal("0.01"), ROUND_HALF_UP)
+            for line in self._stay_lines(data)
+        )
         with self._journal.transaction() as db:
             self._journal.put_sale(db, stay, SaleState.STAY_DEFERRED, {**data, "medfee": f"{total - settled:.2f}"})
         return self._outcomes.abandon(stay, pending[-1][1], oinfno="2304")
@@ -106,9 +161,18 @@ class Stays:
         """A stay's voucher: its final settlement, sent now with the voucher's number."""
         stay = voucher["sale"]
         data = self._stay_data(stay)
-        request = {"data": {"psn_no": data["psn_no"], "mdtrt_id": self._mdtrt_id(data), "med_type": "21",
-                            "insutype": data["insutype"], "acct_used_flag": "1", "mid_setl_flag": "0",
-                            "deferred_voucher_no": voucher["voucher"], **cert_of(data)}}
+        request = {
+            "data": {
+                "psn_no": data["psn_no"],
+                "mdtrt_id": self._mdtrt_id(data),
+                "med_type": "21",
+                "insutype": data["insutype"],
+                "acct_used_flag": "1",
+                "mid_setl_flag": "0",
+                "deferred_voucher_no": voucher["voucher"],
+                **cert_of(data),
+            }
+        }
         key = voucher.get("step") or f"2304#{sum(1 for k in data['steps'] if k.startswith('2304')) + 1}"
         if not voucher.get("step"):
             fields = self._journal.voucher_fields(voucher)
@@ -126,8 +190,9 @@ class Stays:
         if setl_id not in [s["setl_id"] for s in self.stay_settlements(data)]:
             raise InvalidInput(f"no settlement {setl_id!r} of stay {stay}", field="setl_id")
         key = f"2305#{setl_id}"  # one cancel per settlement: resent, never made twice
-        m = self._stay_step(stay, key, {"data": {"setl_id": setl_id, "psn_no": data["psn_no"],
-                                                 "mdtrt_id": self._mdtrt_id(data)}})["setlinfo"]
+        m = self._stay_step(
+            stay, key, {"data": {"setl_id": setl_id, "psn_no": data["psn_no"], "mdtrt_id": self._mdtrt_id(data)}}
+        )["setlinfo"]
         return receipt_of("cancel", stay, data.get("psn_name", ""), m)
 
     def stay_mirrors(self, data: dict) -> list[dict]:
@@ -141,10 +206,14 @@ class Stays:
 
     def discharge(self, stay: str) -> None:
         data = self._stay_data(stay)
-        self._stay_step(stay, "2402", {"dscginfo": {"mdtrt_id": self._mdtrt_id(data), "psn_no": data["psn_no"],
-                                                    "endtime": self._now_text()},
-                                       "diseinfo": [{"diag_type": "1", "diag_srt_no": "1",
-                                                     "diag_code": data["diagnosis"]}]})
+        self._stay_step(
+            stay,
+            "2402",
+            {
+                "dscginfo": {"mdtrt_id": self._mdtrt_id(data), "psn_no": data["psn_no"], "endtime": self._now_text()},
+                "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": data["diagnosis"]}],
+            },
+        )
 
     def stay_settlements(self, data: dict) -> list[dict]:
         """The setlinfo of every answered 2304 of a stay, in order."""
@@ -163,8 +232,9 @@ class Stays:
         msgid = data["steps"].get(key)
         if msgid is None:
             with self._journal.transaction() as db:
-                msgid = self._messenger.new_message(db, key.split("#")[0], request, insuplc=data["insuplc_admdvs"],
-                                                    sale=stay)
+                msgid = self._messenger.new_message(
+                    db, key.split("#")[0], request, insuplc=data["insuplc_admdvs"], sale=stay
+                )
                 data["steps"][key] = msgid
                 self._journal.put_sale(db, stay, SaleState.STAY_STEP, data, step=key)
             if key.startswith("2304"):
@@ -185,8 +255,9 @@ class Stays:
             raise InvalidInput(f"no stay {stay!r} at this counter (admit prints the stay's id)", field="stay")
         state, data = found
         if state is SaleState.REFUSED:
-            raise InvalidInput(f"stay {stay} was refused by the centre ({data.get('err_msg', '')}): admit again",
-                               field="stay")
+            raise InvalidInput(
+                f"stay {stay} was refused by the centre ({data.get('err_msg', '')}): admit again", field="stay"
+            )
         return data
 
     def _mdtrt_id(self, data: dict) -> str:

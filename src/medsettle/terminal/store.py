@@ -132,8 +132,10 @@ class CounterStore:
         return row[0] if row else default
 
     def set_meta(self, db: sqlite3.Connection, name: str, value: str) -> None:
-        db.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = ?",
-                   (name, value, value))
+        db.execute(
+            "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = ?",
+            (name, value, value),
+        )
 
     def next_seq(self, db: sqlite3.Connection) -> int:
         seq = int(self.get_meta("seq", "0")) + 1
@@ -142,26 +144,47 @@ class CounterStore:
 
     # -- outbox --------------------------------------------------------------------------------------
 
-    def write_message(self, db: sqlite3.Connection, msgid: str, infno: str, request: bytes, *,
-                      sale: str | None = None, voucher: str | None = None) -> None:
-        db.execute("INSERT INTO outbox (msgid, infno, request, state, sale, voucher, created) "
-                   "VALUES (?, ?, ?, 'written', ?, ?, ?)", (msgid, infno, request, sale, voucher, self._now()))
+    def write_message(
+        self,
+        db: sqlite3.Connection,
+        msgid: str,
+        infno: str,
+        request: bytes,
+        *,
+        sale: str | None = None,
+        voucher: str | None = None,
+    ) -> None:
+        db.execute(
+            "INSERT INTO outbox (msgid, infno, request, state, sale, voucher, created) "
+            "VALUES (?, ?, ?, 'written', ?, ?, ?)",
+            (msgid, infno, request, sale, voucher, self._now()),
+        )
 
     def record_answer(self, db: sqlite3.Connection, msgid: str, answer: dict[str, Any]) -> None:
-        db.execute("UPDATE outbox SET state = 'answered', answer = ?, answered = ? WHERE msgid = ?",
-                   (json.dumps(answer, ensure_ascii=False), self._now(), msgid))
+        db.execute(
+            "UPDATE outbox SET state = 'answered', answer = ?, answered = ? WHERE msgid = ?",
+            (json.dumps(answer, ensure_ascii=False), self._now(), msgid),
+        )
 
     def abandon_message(self, db: sqlite3.Connection, msgid: str) -> None:
         """Stop resending ``msgid`` (it changes nothing, or a 2601 now reverses it)."""
         db.execute("UPDATE outbox SET state = 'abandoned' WHERE msgid = ?", (msgid,))
 
     def message(self, msgid: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT msgid, infno, request, state, answer, sale, voucher FROM outbox "
-                               "WHERE msgid = ?", (msgid,)).fetchone()
+        row = self._db.execute(
+            "SELECT msgid, infno, request, state, answer, sale, voucher FROM outbox WHERE msgid = ?", (msgid,)
+        ).fetchone()
         if row is None:
             return None
-        return {"msgid": row[0], "infno": row[1], "request": bytes(row[2]), "state": row[3],
-                "answer": json.loads(row[4]) if row[4] else None, "sale": row[5], "voucher": row[6]}
+        return {
+            "msgid": row[0],
+            "infno": row[1],
+            "request": bytes(row[2]),
+            "state": row[3],
+            "answer": json.loads(row[4]) if row[4] else None,
+            "sale": row[5],
+            "voucher": row[6],
+        }
 
     def require_message(self, msgid: str) -> dict[str, Any]:
         """The message ``msgid``, which this counter wrote (a flow holds its msgid): MissingRow if it is gone."""
@@ -182,15 +205,18 @@ class CounterStore:
 
     # -- sales and vouchers ----------------------------------------------------------------------------
 
-    def put_sale(self, db: sqlite3.Connection, sale: str, state: SaleState, data: dict[str, Any], *,
-                 step: str | None = None) -> None:
+    def put_sale(
+        self, db: sqlite3.Connection, sale: str, state: SaleState, data: dict[str, Any], *, step: str | None = None
+    ) -> None:
         """Write ``sale`` in ``state`` (a stay's :attr:`~SaleState.STAY_STEP` names its ``step``); a state
         its present one may not go to raises :class:`~.states.IllegalTransition`, and nothing is written."""
         row = db.execute("SELECT state FROM sales WHERE sale = ?", (sale,)).fetchone()
         check_transition(sale, SaleState.parse(row[0]) if row else None, state)
-        db.execute("INSERT INTO sales (sale, state, data, updated) VALUES (?, ?, ?, ?) ON CONFLICT (sale) "
-                   "DO UPDATE SET state = excluded.state, data = excluded.data, updated = excluded.updated",
-                   (sale, state.stored(step), json.dumps(data, ensure_ascii=False), self._now()))
+        db.execute(
+            "INSERT INTO sales (sale, state, data, updated) VALUES (?, ?, ?, ?) ON CONFLICT (sale) "
+            "DO UPDATE SET state = excluded.state, data = excluded.data, updated = excluded.updated",
+            (sale, state.stored(step), json.dumps(data, ensure_ascii=False), self._now()),
+        )
 
     def put_refused(self, db: sqlite3.Connection, sale: str, err_msg: str) -> None:
         """The centre refused a step of ``sale`` before anything was settled: it ends, nothing owed."""
@@ -218,23 +244,34 @@ class CounterStore:
             if SaleState.STAY_STEP in wanted:
                 query += " OR (state LIKE 'stay %' AND state != ?)"
                 args.append(SaleState.STAY_DEFERRED.value)
-        return [(r[0], SaleState.parse(r[1]), json.loads(r[2]))
-                for r in self._db.execute(query + " ORDER BY rowid", args)]
+        return [
+            (r[0], SaleState.parse(r[1]), json.loads(r[2])) for r in self._db.execute(query + " ORDER BY rowid", args)
+        ]
 
-    def put_voucher(self, db: sqlite3.Connection, voucher: str, sale: str, state: str, data: dict[str, Any],
-                    blocked_by: str | None = None) -> None:
-        db.execute("INSERT INTO vouchers (voucher, sale, state, data, blocked_by, updated) VALUES (?, ?, ?, ?, ?, ?) "
-                   "ON CONFLICT (voucher) DO UPDATE SET state = excluded.state, data = excluded.data, "
-                   "blocked_by = excluded.blocked_by, updated = excluded.updated",
-                   (voucher, sale, state, json.dumps(data, ensure_ascii=False), blocked_by, self._now()))
+    def put_voucher(
+        self,
+        db: sqlite3.Connection,
+        voucher: str,
+        sale: str,
+        state: str,
+        data: dict[str, Any],
+        blocked_by: str | None = None,
+    ) -> None:
+        db.execute(
+            "INSERT INTO vouchers (voucher, sale, state, data, blocked_by, updated) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (voucher) DO UPDATE SET state = excluded.state, data = excluded.data, "
+            "blocked_by = excluded.blocked_by, updated = excluded.updated",
+            (voucher, sale, state, json.dumps(data, ensure_ascii=False), blocked_by, self._now()),
+        )
 
     def unblock_vouchers(self, db: sqlite3.Connection, reversal: str) -> None:
         """The 2601 ``reversal`` is answered: the vouchers that waited for it may be settled."""
         db.execute("UPDATE vouchers SET blocked_by = NULL WHERE blocked_by = ?", (reversal,))
 
     def voucher(self, voucher: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT voucher, sale, state, data, blocked_by FROM vouchers WHERE voucher = ?",
-                               (voucher,)).fetchone()
+        row = self._db.execute(
+            "SELECT voucher, sale, state, data, blocked_by FROM vouchers WHERE voucher = ?", (voucher,)
+        ).fetchone()
         return self._voucher_row(row) if row else None
 
     def require_voucher(self, voucher: str) -> dict[str, Any]:
@@ -252,24 +289,39 @@ class CounterStore:
 
     # -- store-and-forward ---------------------------------------------------------------------------
 
-    def put_saf(self, db: sqlite3.Connection, sale: str, state: str, data: dict[str, Any], *,
-                msgid: str | None = None, attempts: int = 0) -> None:
-        db.execute("INSERT INTO saf (sale, state, data, msgid, attempts, updated) VALUES (?, ?, ?, ?, ?, ?) "
-                   "ON CONFLICT (sale) DO UPDATE SET state = excluded.state, data = excluded.data, "
-                   "msgid = excluded.msgid, attempts = excluded.attempts, updated = excluded.updated",
-                   (sale, state, json.dumps(data, ensure_ascii=False), msgid, attempts, self._now()))
+    def put_saf(
+        self,
+        db: sqlite3.Connection,
+        sale: str,
+        state: str,
+        data: dict[str, Any],
+        *,
+        msgid: str | None = None,
+        attempts: int = 0,
+    ) -> None:
+        db.execute(
+            "INSERT INTO saf (sale, state, data, msgid, attempts, updated) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (sale) DO UPDATE SET state = excluded.state, data = excluded.data, "
+            "msgid = excluded.msgid, attempts = excluded.attempts, updated = excluded.updated",
+            (sale, state, json.dumps(data, ensure_ascii=False), msgid, attempts, self._now()),
+        )
 
     def saf_entries(self, *states: str) -> list[dict[str, Any]]:
         query = "SELECT seq, sale, state, data, msgid, attempts FROM saf"
         if states:
             query += f" WHERE state IN ({','.join('?' * len(states))})"
-        return [{"seq": r[0], "sale": r[1], "state": r[2], **json.loads(r[3]), "msgid": r[4], "attempts": r[5]}
-                for r in self._db.execute(query + " ORDER BY seq", states)]
+        return [
+            {"seq": r[0], "sale": r[1], "state": r[2], **json.loads(r[3]), "msgid": r[4], "attempts": r[5]}
+            for r in self._db.execute(query + " ORDER BY seq", states)
+        ]
 
     def remember_person(self, db: sqlite3.Connection, keys: list[str], person: dict[str, Any]) -> None:
         for key in keys:
-            db.execute("INSERT INTO persons (key, person) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
-                       "person = excluded.person", (key, json.dumps(person, ensure_ascii=False)))
+            db.execute(
+                "INSERT INTO persons (key, person) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                "person = excluded.person",
+                (key, json.dumps(person, ensure_ascii=False)),
+            )
 
     def known_person(self, key: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT person FROM persons WHERE key = ?", (key,)).fetchone()

@@ -27,22 +27,42 @@ from .store import CounterStore
 
 STEPS = ("2201", "2203", "2204", "2207")
 REVERSIBLE = ("2201", "2204", "2207")  # what 2601 covers among the visit's steps (docs/messages.md)
-STEP_STATE = {"2201": SaleState.VISIT_2201, "2203": SaleState.VISIT_2203, "2204": SaleState.VISIT_2204,
-              "2207": SaleState.VISIT_2207}
+STEP_STATE = {
+    "2201": SaleState.VISIT_2201,
+    "2203": SaleState.VISIT_2203,
+    "2204": SaleState.VISIT_2204,
+    "2207": SaleState.VISIT_2207,
+}
 
 
 class Visits:
     """Outpatient visits, their provisional forwards and their vouchers' re-settlements."""
 
-    def __init__(self, journal: CounterStore, messenger: Messenger, identification: Identification,
-                 signin: SignIn, outcomes: Outcomes, provisional: Provisional, *, clock: Clock,
-                 crash: CrashPoints) -> None:
+    def __init__(
+        self,
+        journal: CounterStore,
+        messenger: Messenger,
+        identification: Identification,
+        signin: SignIn,
+        outcomes: Outcomes,
+        provisional: Provisional,
+        *,
+        clock: Clock,
+        crash: CrashPoints,
+    ) -> None:
         self._journal, self._messenger, self._identification = journal, messenger, identification
         self._signin, self._outcomes, self._provisional = signin, outcomes, provisional
         self._clock, self._crash = clock, crash
 
-    def visit(self, identity: Identity | None, items: list[dict], *, med_type: str = "11", acct_used: bool = True,
-              diagnosis: str = "J06.900") -> Receipt:
+    def visit(
+        self,
+        identity: Identity | None,
+        items: list[dict],
+        *,
+        med_type: str = "11",
+        acct_used: bool = True,
+        diagnosis: str = "J06.900",
+    ) -> Receipt:
         """Register, record the visit, upload the fees and settle; ``identity`` None: cash and a voucher."""
         if med_type not in ("11", "13", "14"):
             raise ValueError("an outpatient visit has med_type 11, 13 or 14")
@@ -51,9 +71,17 @@ class Visits:
         lines = bill_lines(items, begntime)
         with self._journal.transaction() as db:
             sale = f"SALE{self._journal.next_seq(db):08d}"
-            data = {"kind": "outpatient", "identity": dataclasses.asdict(identity) if identity else None,
-                    "lines": lines, "bill_time": begntime, "medfee": bill_total(lines), "acct_used": acct_used,
-                    "med_type": med_type, "diagnosis": diagnosis, "steps": {}}
+            data = {
+                "kind": "outpatient",
+                "identity": dataclasses.asdict(identity) if identity else None,
+                "lines": lines,
+                "bill_time": begntime,
+                "medfee": bill_total(lines),
+                "acct_used": acct_used,
+                "med_type": med_type,
+                "diagnosis": diagnosis,
+                "steps": {},
+            }
             self._journal.put_sale(db, sale, SaleState.NEW, data)
         self._crash.reach("sale_recorded")
         if identity is None:
@@ -69,19 +97,44 @@ class Visits:
         """The input of step ``infno`` of the visit ``data`` (its ``sale`` included)."""
         cert = cert_of(data)
         if infno == "2201":
-            return {"data": {"psn_no": data["psn_no"], "insutype": data["insutype"], "begntime": data["bill_time"],
-                             "ipt_otp_no": data["sale"], **cert}}
+            return {
+                "data": {
+                    "psn_no": data["psn_no"],
+                    "insutype": data["insutype"],
+                    "begntime": data["bill_time"],
+                    "ipt_otp_no": data["sale"],
+                    **cert,
+                }
+            }
         mdtrt_id = data["mdtrt_id"]
         if infno == "2203":
-            return {"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": data["psn_no"], "med_type": data["med_type"],
-                                  "begntime": data["bill_time"]},
-                    "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": data["diagnosis"]}]}
+            return {
+                "mdtrtinfo": {
+                    "mdtrt_id": mdtrt_id,
+                    "psn_no": data["psn_no"],
+                    "med_type": data["med_type"],
+                    "begntime": data["bill_time"],
+                },
+                "diseinfo": [{"diag_type": "1", "diag_srt_no": "1", "diag_code": data["diagnosis"]}],
+            }
         if infno == "2204":
-            return {"feedetail": [{**line, "mdtrt_id": mdtrt_id, "psn_no": data["psn_no"],
-                                   "med_type": data["med_type"]} for line in data["lines"]]}
-        settle = {"data": {"psn_no": data["psn_no"], "mdtrt_id": mdtrt_id, "med_type": data["med_type"],
-                           "medfee_sumamt": data["medfee"], "insutype": data["insutype"],
-                           "acct_used_flag": "1" if data["acct_used"] else "0", **cert}}
+            return {
+                "feedetail": [
+                    {**line, "mdtrt_id": mdtrt_id, "psn_no": data["psn_no"], "med_type": data["med_type"]}
+                    for line in data["lines"]
+                ]
+            }
+        settle = {
+            "data": {
+                "psn_no": data["psn_no"],
+                "mdtrt_id": mdtrt_id,
+                "med_type": data["med_type"],
+                "medfee_sumamt": data["medfee"],
+                "insutype": data["insutype"],
+                "acct_used_flag": "1" if data["acct_used"] else "0",
+                **cert,
+            }
+        }
         if data.get("voucher"):
             settle["data"]["deferred_voucher_no"] = data["voucher"]
         if data.get("saf_cash") is not None:  # the forward of a provisional visit: the cash collected
@@ -95,14 +148,28 @@ class Visits:
         if resale is None:
             with self._journal.transaction() as db:
                 resale = f"SALE{self._journal.next_seq(db):08d}"
-                self._journal.put_sale(db, resale, SaleState.NEW, {
-                    "kind": "outpatient", "identity": entry["identity"], "lines": entry["lines"],
-                    "bill_time": entry["bill_time"], "medfee": entry["medfee"], "acct_used": False,
-                    "med_type": entry["med_type"], "diagnosis": entry.get("diagnosis", "J06.900"), "steps": {},
-                    "saf_cash": entry["cash_collected"], "forward_of": entry["sale"]})
+                self._journal.put_sale(
+                    db,
+                    resale,
+                    SaleState.NEW,
+                    {
+                        "kind": "outpatient",
+                        "identity": entry["identity"],
+                        "lines": entry["lines"],
+                        "bill_time": entry["bill_time"],
+                        "medfee": entry["medfee"],
+                        "acct_used": False,
+                        "med_type": entry["med_type"],
+                        "diagnosis": entry.get("diagnosis", "J06.900"),
+                        "steps": {},
+                        "saf_cash": entry["cash_collected"],
+                        "forward_of": entry["sale"],
+                    },
+                )
                 data = self._journal.saf_fields(entry)
-                self._journal.put_saf(db, entry["sale"], "forwarding", {**data, "resale": resale},
-                                      attempts=entry["attempts"])
+                self._journal.put_saf(
+                    db, entry["sale"], "forwarding", {**data, "resale": resale}, attempts=entry["attempts"]
+                )
         _, data = self._journal.require_sale(resale)
         if "psn_no" not in data:
             self._identification.identify_for(resale, Identity(**entry["identity"]))
@@ -131,11 +198,13 @@ class Visits:
     def _write_step(self, sale: str, infno: str, data: dict) -> str:
         """Write step ``infno`` of the visit (the 2207 after its pre-settle 2206, which changes nothing)."""
         if infno == "2207":  # the clerk sees the split first; refused: the visit ends
-            self._messenger.query("2206", self._request("2207", {**data, "sale": sale}),
-                                  insuplc=data["insuplc_admdvs"], sale=sale)
+            self._messenger.query(
+                "2206", self._request("2207", {**data, "sale": sale}), insuplc=data["insuplc_admdvs"], sale=sale
+            )
         with self._journal.transaction() as db:
-            msgid = self._messenger.new_message(db, infno, self._request(infno, {**data, "sale": sale}),
-                                                insuplc=data["insuplc_admdvs"], sale=sale)
+            msgid = self._messenger.new_message(
+                db, infno, self._request(infno, {**data, "sale": sale}), insuplc=data["insuplc_admdvs"], sale=sale
+            )
             data["steps"][infno] = msgid
             self._journal.put_sale(db, sale, STEP_STATE[infno], data)
         if infno == "2207":
@@ -166,10 +235,18 @@ class Visits:
         """A voucher of a visit: a new visit on the original day, its 2207 naming the voucher."""
         with self._journal.transaction() as db:
             resale = f"SALE{self._journal.next_seq(db):08d}"
-            data = {"kind": "outpatient", "identity": dataclasses.asdict(identity), "lines": voucher["lines"],
-                    "bill_time": voucher["bill_time"], "medfee": voucher["medfee"], "acct_used": True,
-                    "med_type": voucher.get("med_type", "11"), "diagnosis": voucher.get("diagnosis", "J06.900"),
-                    "steps": {}, "voucher": voucher["voucher"]}
+            data = {
+                "kind": "outpatient",
+                "identity": dataclasses.asdict(identity),
+                "lines": voucher["lines"],
+                "bill_time": voucher["bill_time"],
+                "medfee": voucher["medfee"],
+                "acct_used": True,
+                "med_type": voucher.get("med_type", "11"),
+                "diagnosis": voucher.get("diagnosis", "J06.900"),
+                "steps": {},
+                "voucher": voucher["voucher"],
+            }
             self._journal.put_sale(db, resale, SaleState.NEW, data)
             fields = self._journal.voucher_fields(voucher)
             self._journal.put_voucher(db, voucher["voucher"], voucher["sale"], "settling", {**fields, "resale": resale})
@@ -184,8 +261,13 @@ class Visits:
             v = self._journal.require_voucher(voucher_no)
             fields = self._journal.voucher_fields(v)
             with self._journal.transaction() as db:  # the voucher learns whom it was for, for reconciliation
-                self._journal.put_voucher(db, voucher_no, v["sale"], v["state"], {
-                    **fields, **{k: data[k] for k in ("psn_no", "psn_name", "insuplc_admdvs", "insutype")}})
+                self._journal.put_voucher(
+                    db,
+                    voucher_no,
+                    v["sale"],
+                    v["state"],
+                    {**fields, **{k: data[k] for k in ("psn_no", "psn_name", "insuplc_admdvs", "insutype")}},
+                )
         try:
             self.advance_visit(resale)
         except Refused as refused:

@@ -26,8 +26,17 @@ from .visits import Visits
 class Vouchers:
     """Settles the counter's vouchers, each the way its sale was made (pharmacy, visit or stay)."""
 
-    def __init__(self, journal: CounterStore, messenger: Messenger, identification: Identification,
-                 outcomes: Outcomes, visits: Visits, stays: Stays, *, crash: CrashPoints) -> None:
+    def __init__(
+        self,
+        journal: CounterStore,
+        messenger: Messenger,
+        identification: Identification,
+        outcomes: Outcomes,
+        visits: Visits,
+        stays: Stays,
+        *,
+        crash: CrashPoints,
+    ) -> None:
         self._journal, self._messenger, self._identification = journal, messenger, identification
         self._outcomes, self._visits, self._stays = outcomes, visits, stays
         self._crash = crash
@@ -54,8 +63,9 @@ class Vouchers:
             self._wait_for_reversal(voucher, v["blocked_by"])
         who = identity or (Identity(**v["identity"]) if v.get("identity") else None)
         if who is None:
-            raise InvalidInput("identify the patient (card, QR e-voucher or ID number) to settle the voucher",
-                               field="identity")
+            raise InvalidInput(
+                "identify the patient (card, QR e-voucher or ID number) to settle the voucher", field="identity"
+            )
         if v.get("kind") == "outpatient":
             return self._visits.resettle_voucher(v, who)
         if v.get("kind") == "inpatient":
@@ -73,16 +83,35 @@ class Vouchers:
         voucher = v["voucher"]
         info = self._identification.person_info(who)
         psn_no, insu = info["baseinfo"]["psn_no"], info["insuinfo"][0]
-        request = {"data": {"psn_no": psn_no, "med_type": "41", "medfee_sumamt": v["medfee"],
-                            "insutype": insu["insutype"], "acct_used_flag": "1", "deferred_voucher_no": voucher,
-                            **cert_of({"identity": dataclasses.asdict(who)})},
-                   "feedetail": v["lines"]}
+        request = {
+            "data": {
+                "psn_no": psn_no,
+                "med_type": "41",
+                "medfee_sumamt": v["medfee"],
+                "insutype": insu["insutype"],
+                "acct_used_flag": "1",
+                "deferred_voucher_no": voucher,
+                **cert_of({"identity": dataclasses.asdict(who)}),
+            },
+            "feedetail": v["lines"],
+        }
         with self._journal.transaction() as db:
             msgid = self._messenger.new_message(db, "2102", request, insuplc=insu["insuplc_admdvs"], voucher=voucher)
             data = self._journal.voucher_fields(v)
-            self._journal.put_voucher(db, voucher, v["sale"], "settling", {
-                **data, "msgid": msgid, "psn_no": psn_no, "psn_name": info["baseinfo"]["psn_name"],
-                "insuplc_admdvs": insu["insuplc_admdvs"], "insutype": insu["insutype"]})
+            self._journal.put_voucher(
+                db,
+                voucher,
+                v["sale"],
+                "settling",
+                {
+                    **data,
+                    "msgid": msgid,
+                    "psn_no": psn_no,
+                    "psn_name": info["baseinfo"]["psn_name"],
+                    "insuplc_admdvs": insu["insuplc_admdvs"],
+                    "insutype": insu["insutype"],
+                },
+            )
         self._crash.reach("voucher_settle_written")
         answer = self._messenger.send(msgid)
         self._crash.reach("voucher_settle_sent")
