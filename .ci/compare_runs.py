@@ -47,9 +47,11 @@ def compare(full: dict, fresh: dict) -> list[str]:
         problems.append(f"fresh run: {test_id} skipped for want of pyscard but did not pass in the full run")
     for test_id in sorted(fresh_passed - full_passed):
         problems.append(f"fresh run: {test_id} passed here but not in the full run")
-    print(f"full run: {len(full_passed)} passed; fresh venv without pyscard: {len(fresh_passed)} passed, "
-          f"{len(skipped_for_pyscard)} skipped for want of pyscard "
-          f"({len(full_passed)} - {len(skipped_for_pyscard)} = {len(full_passed) - len(skipped_for_pyscard)})")
+    print(
+        f"full run: {len(full_passed)} passed; fresh venv without pyscard: {len(fresh_passed)} passed, "
+        f"{len(skipped_for_pyscard)} skipped for want of pyscard "
+        f"({len(full_passed)} - {len(skipped_for_pyscard)} = {len(full_passed) - len(skipped_for_pyscard)})"
+    )
     return problems
 
 
