@@ -25,6 +25,27 @@ SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
+# GB 3304 ethnicity codes (the platform's naty) with relative weights near the census's shares: 01 汉族 most,
+# then 08 壮族, 03 回族, 05 维吾尔族, 11 满族, 06 苗族, 07 彝族, 15 土家族, 04 藏族, 02 蒙古族 and a few more.
+# A person with no recorded ethnicity (enrolled through the admin API, which takes none) is 01.
+NATY_SHARES = (
+    ("01", 915),
+    ("08", 13),
+    ("03", 8),
+    ("05", 8),
+    ("11", 8),
+    ("06", 7),
+    ("07", 7),
+    ("15", 7),
+    ("04", 5),
+    ("02", 4),
+    ("09", 2),
+    ("12", 2),
+    ("13", 2),
+    ("14", 1),
+    ("10", 1),
+)
+DEFAULT_NATY = "01"
 
 
 class CardRefused(SettlementRefused):
@@ -45,6 +66,7 @@ class Identity:
     brdy: dt.date
     emp_name: str
     emp_no: str = ""
+    naty: str = DEFAULT_NATY  # GB 3304 two-digit ethnicity code; "01" when none is recorded
 
 
 @dataclass
@@ -77,8 +99,14 @@ class Registry:
 
     @classmethod
     def generate(cls, population: Population, *, seed: int = 0, activated_share: float = 0.9) -> Registry:
-        """Deterministic identities and one card per person (most activated, some only issued)."""
+        """Deterministic identities and one card per person (most activated, some only issued). Each field
+        comes from the seeded generator, as the ID number, gender and birth date do; the ethnicity (naty) from
+        a generator of its own seeded from ``seed`` too, so adding it left every other field as it was."""
         rng = random.Random(seed)
+        # ethnicity from a stream of its own: the draws of the other fields (and so every identity generated
+        # before naty existed) stay as they were for the same seed
+        naty_rng = random.Random(f"naty:{seed}")
+        naty_codes, naty_weights = zip(*NATY_SHARES, strict=True)
         identities: dict[str, Identity] = {}
         cards: list[Card] = []
         for i, psn_no in enumerate(population.psn_nos):
@@ -105,6 +133,7 @@ class Registry:
                 gend,
                 brdy,
                 "城乡居民虚拟单位" if insutype == "390" else f"单位{rng.randint(1, 500):03d}",
+                naty=naty_rng.choices(naty_codes, naty_weights)[0],
             )
             serial = f"{i:08d}"
             cards.append(
