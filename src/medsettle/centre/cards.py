@@ -1,4 +1,4 @@
-"""Cards at the counter: 1101 person info, card checks on every message that presents one, activation
+"""Cards at the counter: card checks on every message that presents one, activation
 on first use at a designated institution, and the card events and account credits of the admin API.
 
 The centre's record of a card is authoritative (docs/card.md): a lost or cancelled card is refused at
@@ -16,7 +16,7 @@ from ..ledger.journal import Entry
 from ..money import fen_to_decimal, to_fen
 from .core import Ledger
 from .institutions import Institution
-from .messages import Envelope, PersonQuery
+from .messages import Envelope
 from .qr import QrVouchers
 from .regions import OwnedRegions
 from .registry import CARD_EVENT, ISSUED, Card, CardRefused, Registry
@@ -38,23 +38,7 @@ class Cards:
         ledger.owns(CREDIT, self._replay_credit)
 
     def handlers(self) -> dict:
-        return {"1101": self._person_info}
-
-    def _person_info(self, env: Envelope, institution: Institution, payload: PersonQuery) -> dict:
-        d = payload.data
-        if d.mdtrt_cert_type == "03":
-            psn_no = self._registry.card_for(
-                d.mdtrt_cert_no, d.card_sn, field="input.data.mdtrt_cert_no", clock=self._ledger.clock
-            ).psn_no
-        elif d.mdtrt_cert_type == "02":
-            psn_no = self._registry.person_by_certno(d.certno or d.mdtrt_cert_no)
-        else:  # 01, the QR e-voucher
-            psn_no = self._qr.person_of(d.mdtrt_cert_no, field="input.data.mdtrt_cert_no")
-        if self._regions.partial:
-            self._regions.owns_person(psn_no, "input.data.mdtrt_cert_no")
-        with self._ledger.lock:
-            balance = self._ledger.settler.person_state(psn_no).balance
-        return self._registry.baseinfo(psn_no, balance, today=self._ledger.clock.now().date())
+        return {}  # 1101 is person_info.PersonInfo's
 
     def present(
         self,

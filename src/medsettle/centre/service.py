@@ -46,6 +46,7 @@ from .institutions import Institution
 from .messages import INPUTS, Envelope
 from .outpatient import OutpatientFlow
 from .pending import after, answered, then
+from .person_info import PersonInfo
 from .persons import PersonsFlow
 from .pharmacy import PharmacyFlow
 from .qr import QrVouchers
@@ -133,6 +134,7 @@ class Centre:
             Queries(self._ledger),
             Downloads(settler.policy, clock),
             self._cards,
+            PersonInfo(self._ledger, self.registry, qr, self._regions),
         )
         self._handlers: dict[str, Handler] = {}
         for flow in flows:
