@@ -1,0 +1,64 @@
+"""Contributions at the region's agency: one month paid per event, with the account credit it carries
+(an employee in service: a share of the base; a retiree: the policy's monthly amount; residents: none).
+Each is a journaled PERSON_EVENT (medsettle.centre.person_events) that extends the contribution run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ..errors import InvalidInput
+from ..money import apply_bp, fen_to_decimal, to_fen
+from . import admin as A
+from .core import Ledger
+from .person_events import PersonEvents
+from .registry import Registry
+
+MAX_BASE_FEN = 100_000_000  # a monthly contribution base above 1,000,000.00 yuan is a typing error
+
+
+class Contributions:
+    """Months paid (the registry's) and the contribution run they give (the settler's rows)."""
+
+    def __init__(self, ledger: Ledger, registry: Registry, events: PersonEvents) -> None:
+        self._ledger = ledger
+        self._registry = registry
+        self._events = events
+
+    def contribute(self, req: A.Contribute) -> dict:
+        d = self._events.describe(req.psn_no)
+        if not d["active"]:
+            raise InvalidInput(f"person {req.psn_no} is not insured here now", field="psn_no")
+        year, mon = (int(x) for x in req.month.split("-"))
+        month = year * 12 + mon - 1
+        if month in self._registry.contributions.get(req.psn_no, set()):
+            raise InvalidInput(f"the contribution of {req.month} is already recorded", field="month")
+        region = self._ledger.settler.policy.region(d["insuplc_admdvs"])
+        rules = region.ruleset_on(dt.date(year, mon, 1)) or region.rulesets[0]
+        if d["psn_type"] == "11":  # an employee in service: a share of the base goes to the account
+            if req.base is None:
+                raise InvalidInput("an employee in service contributes on a base: give base", field="base")
+            base = to_fen(req.base, "base")
+            if not 0 < base <= MAX_BASE_FEN:
+                raise InvalidInput("the base must be above 0 and at most 1,000,000.00", field="base")
+            credit = apply_bp(base, rules.account.in_service_share)
+        else:
+            if req.base is not None:
+                raise InvalidInput(f"person type {d['psn_type']} contributes no base", field="base")
+            credit = rules.account.retiree_monthly if d["psn_type"] == "12" else 0
+        body = {"action": "contribute", "psn_no": req.psn_no, "month": month, "credit": credit}
+        self._events.commit(d["insuplc_admdvs"], f"{req.psn_no}/contribute/{req.month}", body)
+        with self._ledger.lock:
+            balance = self._ledger.settler.person_state(req.psn_no).balance
+            attrs = self._ledger.settler.population.describe(self._ledger.settler.population.index_of(req.psn_no))
+        return {
+            "psn_no": req.psn_no,
+            "month": req.month,
+            "credit": str(fen_to_decimal(credit)),
+            "balc": str(fen_to_decimal(balance)),
+            "contrib_from": attrs["contrib_from"],
+            "paid_through": attrs["paid_through"],
+        }
+
+
+__all__ = ["MAX_BASE_FEN", "Contributions"]
