@@ -83,7 +83,12 @@ class OutpatientFlow:
             env,
             body,
             lambda b: {
-                "data": {"mdtrt_id": b["mdtrt_id"], "psn_no": b["psn_no"], "ipt_otp_no": payload.data.ipt_otp_no}
+                "data": {
+                    "mdtrt_id": b["mdtrt_id"],
+                    "psn_no": b["psn_no"],
+                    "ipt_otp_no": payload.data.ipt_otp_no,
+                    "exp_content": None,  # the platform's extension field: nothing extra to say
+                }
             },
         )
         return done
