@@ -30,6 +30,7 @@ from aiohttp import web
 from ..errors import MedsettleError
 from ..jsontext import dumps_bytes, loads
 from ..seams import SYSTEM_CLOCK, Clock
+from .files import FileAnswer
 from .messages import json_schemas
 from .service import Centre
 
@@ -56,6 +57,8 @@ def make_app(centre: Centre, *, workers: int = 8, throughput: Throughput | None 
             counts.sample(time.perf_counter() - started)
         if body.get("infcode"):
             counts.refused += 1
+        if isinstance(body.get("output"), FileAnswer):  # 9102: the file's bytes, as the platform answers
+            return web.Response(body=body["output"].content, content_type="application/octet-stream")
         return _json(body, status)
 
     async def reply(request: web.Request) -> tuple[dict, int]:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..engine.bills import FeeLine
 from ..errors import InvalidInput
 from ..jsontext import dumps_bytes
+from .file_messages import FILE_INPUTS
 
 
 class Envelope(BaseModel):
@@ -395,6 +396,7 @@ INPUTS: dict[str, type[BaseModel]] = {
     "1312": Download,
     "9901": Download,
     "1101": PersonQuery,
+    **FILE_INPUTS,  # 9101/9102, the file-based 3202, 1301-1319 and 1901 (file_messages.py)
 }
 
 

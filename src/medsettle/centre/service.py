@@ -41,6 +41,7 @@ from .cards import Cards
 from .core import CentreFailStopped, Ledger
 from .downloads import Downloads
 from .encounters import Encounters
+from .files import Files
 from .inpatient import InpatientFlow
 from .institutions import Institution
 from .messages import INPUTS, Envelope
@@ -132,7 +133,8 @@ class Centre:
             self._reversal,
             Reconciliation(self._ledger, settlements, self._regions.owned),
             Queries(self._ledger),
-            Downloads(settler.policy, clock),
+            Downloads(settler.policy, clock, self._ledger),
+            Files(self._ledger),  # 9101/9102 (docs/files.md)
             self._cards,
             PersonInfo(self._ledger, self.registry, qr, self._regions),
         )

@@ -27,6 +27,7 @@ from typing import IO, Any, Self
 from ..errors import MedsettleError
 from ..jsontext import dumps, loads
 from ..seams import SYSTEM_CLOCK, Clock
+from .files import FileStore, MemoryFileStore, SQLiteFileStore
 
 SCHEMA_VERSION = "1"
 MAX_GROUP = 512  # entries committed together at most; bounds a transaction's size
@@ -192,6 +193,12 @@ class GroupCommitJournal:
             return Entry(seq, at, kind_, region, key_, loads(body))
         return None
 
+    @functools.cached_property
+    def files(self) -> FileStore:
+        """The files kept beside the journal (9101 uploads, the centre's answer files; ledger/files.py).
+        In memory here; the SQLite and PostgreSQL journals keep them in their database."""
+        return MemoryFileStore()
+
     def claim_regions(self, regions: list[str]) -> None:
         """Become the one writer of these insured regions' persons, for as long as this journal is open;
         JournalError naming the region if another centre process holds it."""
@@ -291,6 +298,11 @@ class SQLiteJournal(GroupCommitJournal):
             done += size
         last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         return list(range(last - len(rows) + 1, last + 1))
+
+    @functools.cached_property
+    def files(self) -> FileStore:
+        """The files table in this journal's SQLite file."""
+        return SQLiteFileStore(self.path)
 
     def _rollback(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:

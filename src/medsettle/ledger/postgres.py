@@ -9,11 +9,13 @@ region on a connection kept for the process's life, so a second process claiming
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
 from ..seams import SYSTEM_CLOCK, Clock
+from .files import FileStore, PostgresFileStore
 from .journal import SCHEMA_VERSION, GroupCommitJournal, JournalError, Row
 
 SCHEMA = """
@@ -71,6 +73,11 @@ class PostgresJournal(GroupCommitJournal):
 
         with psycopg.connect(self.url) as conn:
             yield from conn.execute(sql.format(p="%s"), params)
+
+    @functools.cached_property
+    def files(self) -> FileStore:
+        """The files table in this journal's PostgreSQL database (every centre process on it sees them)."""
+        return PostgresFileStore(self.url)
 
     def claim_regions(self, regions: list[str]) -> None:
         import psycopg  # noqa: PLC0415
