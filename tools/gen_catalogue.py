@@ -68,6 +68,57 @@ SERVICES = [
 ]
 MATERIALS = ["一次性输液器", "医用纱布", "留置针", "人工晶体", "心脏支架", "骨科内固定钢板", "导尿管", "缝合线"]
 
+# The answer-only columns (2204/2301's result rows), by name or kind, so the same item has the same flags in
+# both regions. Essential medicines (基本药物): the names above on the national essential medicines list.
+ESSENTIAL = {
+    "阿莫西林胶囊",
+    "布洛芬缓释胶囊",
+    "二甲双胍片",
+    "硝苯地平控释片",
+    "阿托伐他汀钙片",
+    "奥美拉唑肠溶胶囊",
+    "氯雷他定片",
+    "左氧氟沙星片",
+    "缬沙坦胶囊",
+    "格列美脲片",
+    "阿司匹林肠溶片",
+    "氨氯地平片",
+    "胰岛素注射液",
+    "蒙脱石散",
+    "对乙酰氨基酚片",
+    "复方甘草片",
+    "氯化钠注射液",
+    "连花清瘟胶囊",
+    "板蓝根颗粒",
+    "复方丹参滴丸",
+    "藿香正气水",
+    "六味地黄丸",
+    "银翘解毒片",
+    "感冒清热颗粒",
+}
+CHILDREN = {"蒙脱石散", "对乙酰氨基酚片"}  # with children's dosage forms (儿童用药)
+SPECIAL = {"血液透析", "核磁共振(1.5T)", "人工晶体", "心脏支架", "骨科内固定钢板"}  # high-value items listed apart
+# med_chrgitm_type: western medicines 09, Chinese patent medicines 11, materials 08; services by what they are
+SERVICE_TYPES = {
+    "普通门诊诊查费": "02",
+    "血常规检查": "04",
+    "尿常规检查": "04",
+    "肝功能测定": "04",
+    "心电图检查": "03",
+    "胸部X线摄影": "03",
+    "腹部彩超": "03",
+    "头颅CT平扫": "03",
+    "静脉输液": "05",
+    "肌肉注射": "05",
+    "床位费(三人间)": "01",
+    "护理费(二级)": "07",
+    "阑尾切除术": "06",
+    "白内障摘除术": "06",
+    "血液透析": "05",
+    "核磁共振(1.5T)": "03",
+}
+KIND_TYPES = {"drug": "09", "herbal": "11", "material": "08"}
+
 
 def _money(rng: random.Random, low: float, high: float, places: int) -> Decimal:
     value = Decimal(str(round(rng.uniform(low, high), places)))  # ok-float: generating illustrative prices
@@ -77,6 +128,8 @@ def _money(rng: random.Random, low: float, high: float, places: int) -> Decimal:
 def catalogue(region: str, seed: int, n_items: int = 240) -> list[dict[str, str]]:
     rng = random.Random(seed)
     shared = random.Random(20260101)  # codes and names shared by both regions (one national coding)
+    # the answer-only flags draw from a stream of their own: the columns that existed before stay as they were
+    flags_rng = random.Random(f"flags:{seed}")
     rows = []
     for i in range(n_items):
         kind = shared.choices(["drug", "herbal", "service", "material"], [45, 15, 28, 12])[0]
@@ -121,8 +174,26 @@ def catalogue(region: str, seed: int, n_items: int = 240) -> list[dict[str, str]
         if kind in ("service", "material") and cls != "03" and rng.random() < 0.5:
             cap = price * Decimal(rng.choice(["0.8", "0.9", "1.0", "1.2"]))
             row["pric_uplmt_amt"] = str(cap.quantize(Decimal("0.01")))
+        row.update(_answer_flags(kind, name, cls, flags_rng))
         rows.append(row)
     return rows
+
+
+def _answer_flags(kind: str, name: str, cls: str, rng: random.Random) -> dict[str, str]:
+    """The columns only answers read: category by kind and name, essential and children's medicines by name,
+    negotiated drugs some class B western ones (about one in eight, half of them reimbursed directly, as
+    dual-channel negotiated drugs are), special items by name."""
+    medicine = kind in ("drug", "herbal")
+    negotiated = kind == "drug" and cls == "02" and rng.random() < 0.125
+    direct = negotiated and rng.random() < 0.5
+    return {
+        "med_chrgitm_type": SERVICE_TYPES[name] if kind == "service" else KIND_TYPES[kind],
+        "bas_medn_flag": "1" if medicine and name in ESSENTIAL else "0",
+        "hi_nego_drug_flag": "1" if negotiated else "0",
+        "chld_medc_flag": "1" if medicine and name in CHILDREN else "0",
+        "list_sp_item_flag": "1" if name in SPECIAL else "0",
+        "drt_reim_flag": "1" if direct else "0",
+    }
 
 
 def main() -> None:
@@ -138,6 +209,12 @@ def main() -> None:
         "selfpay_prop_1501",
         "selfpay_prop_1502",
         "reference_price",
+        "med_chrgitm_type",
+        "bas_medn_flag",
+        "hi_nego_drug_flag",
+        "chld_medc_flag",
+        "list_sp_item_flag",
+        "drt_reim_flag",
     ]
     for region, seed in (("130100", 1301), ("330300", 3303)):
         path = OUT / f"catalogue-{region}.csv"

@@ -25,6 +25,17 @@ from .models import Policy
 DEFAULT_POLICY_NAME = "default.toml"
 
 CATALOGUE_COLUMNS = ("med_list_codg", "name", "chrgitm_lv", "selfpay_prop", "pric_uplmt_amt", "lmt_used_flag")
+# Columns a catalogue file may leave out (older files do): what 2204/2301 answer about an item, read by no
+# engine. An absent column or an empty cell is the model's default (docs/settlement.md 'Catalogues').
+OPTIONAL_FLAG_COLUMNS = (
+    "bas_medn_flag",
+    "hi_nego_drug_flag",
+    "chld_medc_flag",
+    "list_sp_item_flag",
+    "drt_reim_flag",
+)
+OPTIONAL_CATALOGUE_COLUMNS = ("med_chrgitm_type",) + OPTIONAL_FLAG_COLUMNS
+TRUE_CELLS = ("1", "true", "True")
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -141,8 +152,13 @@ def _read_catalogue_csv(path: Path, *, where: str) -> list[dict[str, Any]]:
                     "chrgitm_lv": row["chrgitm_lv"],
                     "selfpay_prop": row["selfpay_prop"] or "0",
                     "pric_uplmt_amt": row["pric_uplmt_amt"] or None,
-                    "lmt_used_flag": row["lmt_used_flag"] in ("1", "true", "True"),
+                    "lmt_used_flag": row["lmt_used_flag"] in TRUE_CELLS,
                 }
+                if row.get("med_chrgitm_type"):
+                    item["med_chrgitm_type"] = row["med_chrgitm_type"]
+                for flag in OPTIONAL_FLAG_COLUMNS:
+                    if row.get(flag):  # 1/0 (true/false, yes/no): anything else is refused naming the line
+                        item[flag] = row[flag]
                 overrides = {p: row[f"selfpay_prop_{p}"] for p in PSN_TYPES if row.get(f"selfpay_prop_{p}")}
                 if overrides:
                     item["selfpay_prop_by_psn_type"] = overrides

@@ -221,8 +221,23 @@ class RuleSet(_Model):
         return None
 
 
+# The platform's medical charge item categories (医疗收费项目类别, med_chrgitm_type): 01 bed, 02 consultation,
+# 03 examination, 04 laboratory test, 05 treatment, 06 surgery, 07 nursing, 08 medical materials, 09 western
+# medicines, 10 herbal pieces, 11 Chinese patent medicines, 12 general consultation, 13 registration, 14 other.
+MedChrgitmType = Literal["01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14"]
+OTHER_CHRGITM_TYPE = "14"
+
+
 class CatalogueItem(_Model):
-    """One catalogue entry. ``selfpay_prop_by_psn_type`` overrides ``selfpay_prop`` for a person type."""
+    """One catalogue entry. ``selfpay_prop_by_psn_type`` overrides ``selfpay_prop`` for a person type.
+
+    The engines read the class, the ratios, the cap and ``lmt_used_flag`` (restricted use). The other flags
+    are only answered (2204/2301's result rows), so a catalogue without them still settles the same:
+    ``med_chrgitm_type`` (default 14, other), ``bas_medn_flag`` (a national essential medicine),
+    ``hi_nego_drug_flag`` (a drug priced by the national insurance negotiation), ``chld_medc_flag`` (a
+    children's medicine), ``list_sp_item_flag`` (a special item of the catalogue: high-value services and
+    materials a region lists apart) and ``drt_reim_flag`` (reimbursed directly, 直报); each flag off by default.
+    """
 
     med_list_codg: str = Field(min_length=1, max_length=50)
     name: str = ""
@@ -231,6 +246,12 @@ class CatalogueItem(_Model):
     selfpay_prop_by_psn_type: dict[PsnType, Bp] = {}
     pric_uplmt_amt: PriceUnits | None = None
     lmt_used_flag: bool = False
+    med_chrgitm_type: MedChrgitmType = OTHER_CHRGITM_TYPE
+    bas_medn_flag: bool = False
+    hi_nego_drug_flag: bool = False
+    chld_medc_flag: bool = False
+    list_sp_item_flag: bool = False
+    drt_reim_flag: bool = False
 
     @property
     def item_class(self) -> int:
@@ -266,6 +287,9 @@ class Region(_Model):
 
     admdvs: Admdvs
     name: str = ""
+    # The platform's clr_way (清算方式) that settlements insured here answer with: how this region's agency
+    # clears them with the institution. Only answered, never computed with: "1" 按项目 (by item) by default.
+    clr_way: str = Field(default="1", pattern=r"^\d{1,2}$")
     insutypes: list[Insutype] = list(INSUTYPES)
     groups: list[Group] = Field(min_length=1, max_length=MAX_GROUPS)
     rulesets: list[RuleSet] = Field(min_length=1)
