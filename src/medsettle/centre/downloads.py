@@ -50,7 +50,7 @@ class Downloads:
 
     def _changes_file(self, code: str, institution: Institution, d: CatalogueVersionData) -> dict:
         """The file of catalogue ``code``'s rows changed after version ``d.ver`` (every row for "" or "0")."""
-        region, catalogue = self._in_force(d, institution, "catalogue", Region.catalogue_on)  # type: ignore[arg-type]
+        region, catalogue = self._in_force(d, institution, "catalogue", Region.catalogue_on)
         held: Catalogue | None = None
         if d.ver not in ("", "0"):
             held = next((c for c in region.catalogues if c.version == d.ver), None)

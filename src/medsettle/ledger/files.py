@@ -183,7 +183,7 @@ class PostgresFileStore(FileStore):
                 conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_lock_id("medsettle-files"), _lock_id(owner)))
 
             def execute(sql: str, params: tuple) -> list:
-                cursor = conn.execute(sql.format(p="%s"), params)  # type: ignore[arg-type]
+                cursor = conn.execute(sql.format(p="%s"), params)
                 return cursor.fetchall() if cursor.description is not None else []
 
             yield execute
