@@ -5,11 +5,13 @@ again, another request under a used msgid is refused, and a msgid that 2601 reve
 (a tombstone) is refused for good. Until an answer is durable its Future is what is stored, so no copy
 of an answer leaves before the original is durable.
 
-Also here: the platform's response shapes, which every answer (stored or not) is written in.
+Also here: the platform's envelope, which every answer (stored or not) is written in, and the centre's
+side of it (:class:`Stamps`: its own message id and the times).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -17,12 +19,17 @@ from typing import Any
 from ..errors import InvalidInput, MedsettleError, SettlementRefused
 from ..jsontext import dumps_bytes, loads
 from ..ledger.journal import Entry
+from ..seams import Clock
 from .core import Ledger
 from .messages import Envelope
 from .pending import answered, when_all
 
 ANSWER = "answer"
 TOMBSTONE = "reversed-before-arrival"
+# What the platform answers in enctype and signtype when the answer is neither encrypted nor signed (its
+# gateway does both when an institution is set up for them; medsettle's centre does neither): null.
+ENCTYPE = None
+SIGNTYPE = None
 
 
 def answer_fields(env: Envelope, output: dict) -> dict:
@@ -30,26 +37,85 @@ def answer_fields(env: Envelope, output: dict) -> dict:
     return {"msgid": env.msgid, "hash": env.request_hash(), "answer_output": output}
 
 
-def ok_response(msgid: str, refmsg_time: str, respond_time: str, output: dict) -> dict:
+def ok_response(
+    refmsgid: str, refmsg_time: str, respond_time: str, output: dict, *, warn_msg: str | None = None
+) -> dict:
+    """The platform's envelope of a success: ``refmsgid`` the centre's own message id (:class:`Stamps`),
+    the times as 17 digits, err_msg null, warn_msg null unless there is something to warn about."""
     return {
         "infcode": 0,
-        "inf_refmsgid": msgid,
+        "inf_refmsgid": refmsgid,
         "refmsg_time": refmsg_time,
         "respond_time": respond_time,
-        "err_msg": "",
+        "enctype": ENCTYPE,
+        "signtype": SIGNTYPE,
+        "err_msg": None,
+        "warn_msg": warn_msg,
         "output": output,
     }
 
 
-def error_response(msgid: str, refmsg_time: str, respond_time: str, exc: MedsettleError) -> dict:
+def error_response(refmsgid: str, refmsg_time: str, respond_time: str, exc: MedsettleError) -> dict:
+    """The platform's envelope of a refusal: infcode -1, err_msg "CODE: message", output {}."""
     return {
         "infcode": -1,
-        "inf_refmsgid": msgid,
+        "inf_refmsgid": refmsgid,
         "refmsg_time": refmsg_time,
         "respond_time": respond_time,
+        "enctype": ENCTYPE,
+        "signtype": SIGNTYPE,
         "err_msg": f"{exc.code}: {exc}",
+        "warn_msg": None,
         "output": {},
     }
+
+
+class Stamps:
+    """The centre's side of every envelope: its own message id (inf_refmsgid) and the times, from its clock.
+
+    The times are the platform's 17 digits, yyyyMMddHHmmssSSS (Asia/Shanghai, milliseconds last).
+    ``inf_refmsgid`` is the platform's 30 characters: the 6-digit region, yyyyMMddHHmmss and a 10-digit
+    sequence. The region is this process's (the lowest insured region it owns); the sequence is the
+    microsecond of the second the id was made in (6 digits) then a 4-digit counter of this process. So ids
+    stay apart across every centre process sharing one PostgreSQL journal without asking the database for a
+    number: processes running at once own disjoint regions (the journal's region claims), so their region
+    digits differ; a process that takes over regions after another released them makes its ids later in
+    time; and within one process the counter separates ids made in the same microsecond (up to 10,000 of
+    them: only a clock that stands still, as a test's may, can repeat an id, and nothing reads it back).
+
+    A stored answer returned again (a resend of the same request, before or after a restart) is a new
+    answer message: it gets a new inf_refmsgid and this request's times, and keeps everything else the
+    journal kept (infcode, err_msg, warn_msg, output)."""
+
+    def __init__(self, clock: Clock, region: str) -> None:
+        self._clock = clock
+        self._region = region
+        self._counter = itertools.count()  # next() is atomic under the GIL: threads may share it
+
+    def time(self) -> str:
+        """Now as the platform writes an envelope's times: 17 digits, yyyyMMddHHmmssSSS."""
+        now = self._clock.now()
+        return f"{now:%Y%m%d%H%M%S}{now.microsecond // 1000:03d}"
+
+    def respond(self) -> tuple[str, str]:
+        """(a new inf_refmsgid, respond_time), from one reading of the clock."""
+        now = self._clock.now()
+        second = f"{now:%Y%m%d%H%M%S}"
+        refmsgid = f"{self._region}{second}{now.microsecond:06d}{next(self._counter) % 10_000:04d}"
+        return refmsgid, f"{second}{now.microsecond // 1000:03d}"
+
+    def ok(self, refmsg_time: str, output: dict, *, warn_msg: str | None = None) -> dict:
+        refmsgid, respond_time = self.respond()
+        return ok_response(refmsgid, refmsg_time, respond_time, output, warn_msg=warn_msg)
+
+    def error(self, refmsg_time: str, exc: MedsettleError) -> dict:
+        refmsgid, respond_time = self.respond()
+        return error_response(refmsgid, refmsg_time, respond_time, exc)
+
+    def again(self, response: dict, refmsg_time: str) -> dict:
+        """A stored (or just made) answer as it leaves for this request: a new id and this request's times."""
+        refmsgid, respond_time = self.respond()
+        return {**response, "inf_refmsgid": refmsgid, "refmsg_time": refmsg_time, "respond_time": respond_time}
 
 
 class AnswerStore:
@@ -58,8 +124,9 @@ class AnswerStore:
     Bytes, not dicts: millions of stored answers would otherwise be millions of containers for Python's
     cyclic garbage collector to walk again and again (pauses of a second and more)."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, stamps: Stamps) -> None:
         self._ledger = ledger
+        self.stamps = stamps
         self._answers: dict[str, tuple[str, Any]] = {}
         ledger.owns(ANSWER, self._replay_refusal)
         ledger.observe_every(self._replay_answer)
@@ -86,7 +153,7 @@ class AnswerStore:
                 try:
                     response = work()
                 except SettlementRefused as exc:  # refusals are answers too: stored and journaled
-                    response = error_response(env.msgid, self._ledger.now_text(), self._ledger.now_text(), exc)
+                    response = self.stamps.error(self.stamps.time(), exc)
                     with self._ledger.lock:
                         self._ledger.wait(
                             self._ledger.append(ANSWER, region, env.msgid, {"hash": digest, "response": response})
@@ -143,10 +210,7 @@ class AnswerStore:
 
     def remember(self, msgid: str, digest: str, output: dict) -> None:
         """On replay: the stored answer of a journaled success."""
-        self._answers[msgid] = (
-            digest,
-            dumps_bytes({"infcode": 0, "inf_refmsgid": msgid, "err_msg": "", "output": output}),
-        )
+        self._answers[msgid] = (digest, dumps_bytes(ok_response("", "", "", output)))  # stamped as it leaves
 
     # -- replay ---------------------------------------------------------------------------------
 

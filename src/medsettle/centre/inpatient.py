@@ -112,7 +112,7 @@ class InpatientFlow:
     def _inpatient_presettle(self, env: Envelope, institution: Institution, payload: InpatientSettle) -> dict:
         enc, bill = self._inpatient_bill(env, institution, payload)
         self._cards.present(env, institution, payload.data, enc.psn_no, presettle=True)
-        return self._settlements.presettle(bill)
+        return self._settlements.presettle(bill, env)
 
     def _inpatient_settle(self, env: Envelope, institution: Institution, payload: InpatientSettle) -> dict:
         enc, bill = self._inpatient_bill(env, institution, payload)

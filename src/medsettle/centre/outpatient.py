@@ -167,7 +167,7 @@ class OutpatientFlow:
     def _outpatient_presettle(self, env: Envelope, institution: Institution, payload: OutpatientSettle) -> dict:
         enc, bill = self._outpatient_bill(env, institution, payload)
         self._cards.present(env, institution, payload.data, enc.psn_no, presettle=True)
-        return self._settlements.presettle(bill)
+        return self._settlements.presettle(bill, env)
 
     def _outpatient_settle(self, env: Envelope, institution: Institution, payload: OutpatientSettle) -> dict:
         enc, bill = self._outpatient_bill(env, institution, payload)

@@ -26,7 +26,7 @@ class PharmacyFlow:
     def presettle(self, env: Envelope, institution: Institution, payload: PharmacySale) -> dict:
         bill = self._bill(env, institution, payload)
         self._cards.present(env, institution, payload.data, payload.data.psn_no, presettle=True)
-        return self._settlements.presettle(bill)
+        return self._settlements.presettle(bill, env)
 
     def settle(self, env: Envelope, institution: Institution, payload: PharmacySale) -> dict:
         bill = self._bill(env, institution, payload)

@@ -36,7 +36,7 @@ from ..errors import InvalidInput, MedsettleError
 from ..jsontext import dumps_bytes, loads
 from ..ledger import GroupCommitJournal
 from ..seams import SYSTEM_CLOCK, SYSTEM_RANDOM, Clock, Randomness
-from .answers import AnswerStore, error_response, ok_response
+from .answers import AnswerStore, Stamps, ok_response
 from .cards import Cards
 from .core import CentreFailStopped, Ledger
 from .downloads import Downloads
@@ -112,14 +112,15 @@ class Centre:
         self.registry = registry or Registry.generate(settler.population)
         self.encounters = Encounters()
         self._ledger = Ledger(settler, journal, clock)
-        self._answers = AnswerStore(self._ledger)
+        self._stamps = Stamps(clock, min(self._regions.owned))  # inf_refmsgid and the envelope's times
+        self._answers = AnswerStore(self._ledger, self._stamps)
         self._signins = SignIns(
             self._ledger, self.institutions, id_prefix=self._regions.id_prefix, partial=self._regions.partial
         )
         qr = QrVouchers(self._ledger, randomness)
         self._cards = Cards(self._ledger, self.registry, qr, self._regions)
         self._persons = PersonsFlow(self._ledger, self.registry, self._cards, qr, self._regions)
-        settlements = Settlements(self._ledger, self._answers, self.encounters)
+        settlements = Settlements(self._ledger, self._answers, self.encounters, self.registry)
         outpatient = OutpatientFlow(
             self._ledger, settlements, self._cards, self.encounters, id_prefix=self._regions.id_prefix
         )
@@ -184,14 +185,12 @@ class Centre:
         Never blocks: the request is applied (or refused) before this returns, or, a 2601 of an original
         still waiting for the journal, once that original's answer is durable. The Future never raises:
         every failure is an answer in the platform's shape."""
-        return self._submit(request, self._ledger.now_text())
+        return self._submit(request, self._stamps.time())
 
     def _submit(self, request: Any, refmsg_time: str) -> Future:
-        now_text = self._ledger.now_text
-        msgid = request.get("msgid", "") if isinstance(request, dict) else ""
+        stamps = self._stamps
         try:
             env = _parse(Envelope, request, "")
-            msgid = env.msgid
             institution = self._signins.check_envelope(env)
             handler = self._handlers.get(env.infno)
             if handler is None:
@@ -200,7 +199,7 @@ class Centre:
             if self._regions.partial:
                 self._regions.check_message(env, payload)
             if env.infno not in STATE_CHANGING:
-                return answered(ok_response(msgid, refmsg_time, now_text(), handler(env, institution, payload)))
+                return answered(stamps.ok(refmsg_time, handler(env, institution, payload)))
             if env.infno == "2601":
                 original = self._reversal.waits_for(payload)
                 if original is not None:  # answered once the original's answer is durable
@@ -208,14 +207,14 @@ class Centre:
             pending = self._answers.once(
                 env,
                 institution.admdvs,
-                lambda: ok_response(msgid, refmsg_time, now_text(), handler(env, institution, payload)),
+                lambda: ok_response("", "", "", handler(env, institution, payload)),  # stamped as it leaves
             )
         except MedsettleError as exc:  # refusals and bad input alike (refusals were stored by once)
-            return answered(error_response(msgid, refmsg_time, now_text(), exc))
-        return then(
+            return answered(stamps.error(refmsg_time, exc))
+        return then(  # every answer, first or stored, leaves with its own inf_refmsgid and this request's times
             pending,
-            lambda response: {**response, "refmsg_time": refmsg_time, "respond_time": now_text()},
-            lambda exc: error_response(msgid, refmsg_time, now_text(), exc),
+            lambda response: stamps.again(response, refmsg_time),
+            lambda exc: stamps.error(refmsg_time, exc),
         )
 
     # -- the admin API and what other processes ask -------------------------------------------

@@ -3,6 +3,14 @@
 Owns which institution each settlement and cancel mirror belongs to (reconciliation reads it), journals
 settlements and cancels with their answers, and replays them. The deferred-settlement window and the
 routing by insured region are checked here too, as every settling flow checks them alike.
+
+The answer of a settlement (2101-2103, 2206-2208, 2303-2305) is the platform's: ``setlinfo`` with its 41
+keys and ``setldetail`` rows with their six (docs/messages.md 'The settlement answer'). The amounts come
+from the settlement's record; who the person is from the registry; the clearing keys from the policy;
+what each fund may still pay this year from the person's accumulators just after the settlement. So a
+replay, which settles again in journal order, rebuilds every answer as it was first given: nothing of it
+is journaled twice, except the certificate type the request named (new entries keep it; older ones
+answer null). ``Settler.setlinfo()`` and ``medsettle settle`` keep the amounts only: they have no registry.
 """
 
 from __future__ import annotations
@@ -11,34 +19,116 @@ import datetime as dt
 from concurrent.futures import Future
 from typing import Any
 
+from ..engine.columns import COL
 from ..engine.results import Settlement
 from ..errors import InvalidInput, SettlementRefused
 from ..jsontext import fen_number
 from ..ledger.journal import Entry
+from ..policy import codes
 from ..timeutil import local_date
 from .answers import AnswerStore
 from .core import Ledger
 from .encounters import Encounters
 from .institutions import Institution
 from .messages import Cancel, Envelope
+from .registry import Registry
 
 SETTLE, CANCEL = "settle", "cancel"
 
+# setlinfo's 41 keys in the platform's order (DOMAIN: what real adapters read back).
+SETLINFO_KEYS = (
+    "setl_id",
+    "mdtrt_id",
+    "psn_no",
+    "psn_name",
+    "psn_cert_type",
+    "certno",
+    "gend",
+    "naty",
+    "brdy",
+    "age",
+    "insutype",
+    "psn_type",
+    "cvlserv_flag",
+    "setl_time",
+    "mdtrt_cert_type",
+    "med_type",
+    "medfee_sumamt",
+    "fulamt_ownpay_amt",
+    "overlmt_selfpay",
+    "preselfpay_amt",
+    "inscp_scp_amt",
+    "act_pay_dedc",
+    "hifp_pay",
+    "pool_prop_selfpay",
+    "cvlserv_pay",
+    "hifes_pay",
+    "hifmi_pay",
+    "hifob_pay",
+    "maf_pay",
+    "oth_pay",
+    "fund_pay_sumamt",
+    "psn_part_amt",
+    "acct_pay",
+    "psn_cash_pay",
+    "hosp_part_amt",
+    "balc",
+    "acct_mulaid_pay",
+    "medins_setl_id",
+    "clr_optins",
+    "clr_way",
+    "clr_type",
+)
+# The clearing type (clr_type) of a med type, as 3201 groups settlements (reconciliation.CLR_TYPE).
+CLR_TYPE = {"11": "11", "13": "11", "14": "11", "21": "21", "41": "41"}
+# The platform's fund names (fund_pay_type_name) of the funds medsettle pays from.
+FUND_NAMES = {
+    codes.FUND_EMPLOYEE_POOLED: "职工基本医疗保险统筹基金",
+    codes.FUND_EMPLOYEE_ACCOUNT: "职工基本医疗保险个人账户基金",
+    codes.FUND_LARGE_AMOUNT: "职工大额医疗费用补助基金",
+    codes.FUND_RESIDENT_BASIC: "城乡居民基本医疗保险基金",
+    codes.FUND_RESIDENT_CRITICAL: "城乡居民大病医疗保险资金",
+    codes.FUND_ASSISTANCE: "医疗救助基金",
+    codes.FUND_INSTITUTION: "医疗机构负担",
+}
+PSN_CERT_TYPE = "01"  # 居民身份证: the registry knows every person by their 18-digit ID number
+CVLSERV_FLAG = "0"  # medsettle has no civil-servant supplement (cvlserv_pay is always 0), as 1101 says
+_ZERO = fen_number(0)  # hifes_pay, oth_pay, acct_mulaid_pay: funds medsettle's engines do not have
+_CAPPED_FUNDS = tuple((name, COL[name]) for name in ("hifp_pay", "hifob_pay", "hifmi_pay", "maf_pay"))
+
 
 def settlement_output(result: Settlement) -> dict:
-    """setlinfo, setldetail and the per-line split, as the platform answers a settlement; the amounts
-    are pre-written JSON numbers (jsontext.fen_number): an answer is only ever written out."""
+    """setlinfo, setldetail and the per-line split with the amounts only (Settler.setlinfo()'s keys): what
+    the centre answers without a registry. The amounts are pre-written JSON numbers (jsontext.fen_number):
+    an answer is only ever written out."""
     return result.to_json(fen_number)
+
+
+def age_on(brdy: dt.date, day: dt.date) -> int:
+    """Age in whole years on ``day`` (a birthday not yet reached this year does not count)."""
+    return day.year - brdy.year - ((day.month, day.day) < (brdy.month, brdy.day))
+
+
+def certificate_type(env: Envelope) -> str | None:
+    """The mdtrt_cert_type a settlement request names (input.data), or None when it names none."""
+    data = env.input.get("data")
+    value = data.get("mdtrt_cert_type") if isinstance(data, dict) else None
+    return None if value is None or value == "" else str(value)
 
 
 class Settlements:
     """setl_id (settlements and mirrors) -> fixmedins_code, and the settling and cancelling of bills."""
 
-    def __init__(self, ledger: Ledger, answers: AnswerStore, encounters: Encounters) -> None:
+    def __init__(
+        self, ledger: Ledger, answers: AnswerStore, encounters: Encounters, registry: Registry | None = None
+    ) -> None:
+        """``registry``: who the persons are (setlinfo's psn_name, certno, ...); without one those keys are null."""
         self._ledger = ledger
         self._answers = answers
         self._encounters = encounters
+        self._registry = registry
         self._setl_institution: dict[str, str] = {}
+        self._cert_types: dict[str, str] = {}  # setl_id -> the mdtrt_cert_type its request named (its cancel's too)
         ledger.owns(SETTLE, self._replay_settle)
         ledger.owns(CANCEL, self._replay_cancel)
 
@@ -51,10 +141,11 @@ class Settlements:
 
     # -- settling -------------------------------------------------------------------------------
 
-    def presettle(self, bill: dict) -> dict:
-        """A pre-settlement's answer (2101/2206/2303): nothing changes."""
+    def presettle(self, bill: dict, env: Envelope | None = None) -> dict:
+        """A pre-settlement's answer (2101/2206/2303): nothing changes. ``env``: the request (its
+        mdtrt_cert_type is answered)."""
         with self._ledger.lock:
-            return settlement_output(self._ledger.settler.presettle(bill))
+            return self.answer(self._ledger.settler.presettle(bill), certificate_type(env) if env else None)
 
     def settle(self, env: Envelope, institution: Institution, bill: dict, extra: dict) -> dict:
         """Settle a bill and journal it with its answer (``extra``: the visit's lines it settles)."""
@@ -63,7 +154,10 @@ class Settlements:
             ledger.refuse_if_failed()
             result = ledger.settler.settle(bill, when=ledger.clock.now().replace(tzinfo=None, microsecond=0))
             self._setl_institution[result.setl_id] = institution.fixmedins_code
-            output = settlement_output(result)
+            cert_type = certificate_type(env)
+            if cert_type is not None:
+                self._cert_types[result.setl_id] = cert_type
+            output = self.answer(result, cert_type)
             if extra:
                 self._encounters.mark_settled(extra["mdtrt_id"], extra["feedetl_sns"], result.setl_id)
             future = ledger.append(
@@ -79,6 +173,7 @@ class Settlements:
                     "msgid": env.msgid,
                     "hash": env.request_hash(),
                     "fixmedins_code": institution.fixmedins_code,
+                    "mdtrt_cert_type": cert_type,
                     **extra,
                 },
             )
@@ -97,8 +192,9 @@ class Settlements:
             mirror, future = self.cancel_locked(
                 institution, payload.data.setl_id, {"msgid": env.msgid, "hash": env.request_hash()}
             )
+            output = self.answer(mirror, self._cert_types.get(mirror.setl_id))
         self._ledger.wait(future)
-        return settlement_output(mirror)
+        return output
 
     def cancel_locked(
         self, institution: Institution, setl_id: str, answer: dict[str, str]
@@ -108,6 +204,9 @@ class Settlements:
         # The mirror's setl_time is the centre's clock, to the microsecond, as the journal has always kept it.
         mirror = self._ledger.settler.cancel(setl_id, when=self._ledger.clock.now().replace(tzinfo=None))
         self._setl_institution[mirror.setl_id] = institution.fixmedins_code
+        cert_type = self._cert_types.get(setl_id)  # a mirror answers with its original's certificate type
+        if cert_type is not None:
+            self._cert_types[mirror.setl_id] = cert_type
         self._encounters.mark_cancelled(setl_id)
         future = self._ledger.append(
             CANCEL,
@@ -120,9 +219,94 @@ class Settlements:
                 "row": mirror.row.tolist(),
                 **answer,
                 "fixmedins_code": institution.fixmedins_code,
+                "mdtrt_cert_type": cert_type,
             },
         )
         return mirror, future
+
+    # -- the answer -----------------------------------------------------------------------------
+
+    def answer(self, record: Settlement, cert_type: str | None) -> dict:
+        """The platform's answer of a settlement, a pre-settlement or a cancel mirror (under the lock, just
+        after the settler made ``record``): setlinfo's 41 keys, setldetail's rows, the line split."""
+        settler = self._ledger.settler
+        values = record.row.tolist()
+        amounts = record.setlinfo(values, fen_number)
+        population = settler.population
+        insured = population.region_of(population.index_of(record.psn_no))
+        ident = self._registry.identities.get(record.psn_no) if self._registry is not None else None
+        extra: dict[str, object] = {
+            "psn_name": ident.psn_name if ident else None,
+            "psn_cert_type": PSN_CERT_TYPE if ident else None,
+            "certno": ident.certno if ident else None,
+            "gend": ident.gend if ident else None,
+            "naty": ident.naty if ident else None,
+            "brdy": ident.brdy.isoformat() if ident else None,
+            "age": age_on(ident.brdy, record.setl_time.date()) if ident else None,
+            "cvlserv_flag": CVLSERV_FLAG,
+            "mdtrt_cert_type": cert_type,
+            "med_type": record.med_type,
+            "hifes_pay": _ZERO,
+            "oth_pay": _ZERO,
+            "acct_mulaid_pay": _ZERO,
+            "clr_optins": insured,
+            "clr_way": settler.policy.region(insured).clr_way,
+            "clr_type": CLR_TYPE[record.med_type],
+        }
+        rooms = self._rooms(record, values, insured)
+        inscp = amounts["inscp_scp_amt"]
+        out: dict[str, object] = {
+            "setlinfo": {key: extra[key] if key in extra else amounts[key] for key in SETLINFO_KEYS},
+            "setldetail": [
+                {
+                    "fund_pay_type": code,
+                    "fund_pay_type_name": FUND_NAMES[code],
+                    "inscp_scp_amt": inscp,
+                    "crt_payb_lmt_amt": None if rooms.get(code) is None else fen_number(rooms[code]),
+                    "fund_payamt": fen_number(fen),
+                    "setl_proc_info": None,
+                }
+                for code, fen in ((r["fund_pay_type"], r["fund_payamt"]) for r in record.setldetail(values, int))
+            ],
+        }
+        if record.lines is not None:
+            out["feedetail"] = record.line_split(fen_number)
+        return out
+
+    def _rooms(self, record: Settlement, values: list[int], insured: str) -> dict[str, int | None]:
+        """What each fund may still pay the person in the settlement's year once it is made (crt_payb_lmt_amt):
+        the ceiling of the rules in force (the insured region's, on the settlement's date, or on the last day
+        of the year a later settlement counts in) less what the fund has paid this year, this settlement
+        included. The account's room is its balance after; the institution's share has no ceiling (None)."""
+        settler = self._ledger.settler
+        region = settler.policy.region(insured)
+        year = values[COL["year"]]
+        day = record.setl_time.date()
+        rules = region.ruleset_on(day if day.year == year else dt.date(year, 12, 31))
+        if rules is None:
+            return {}
+        state = settler.person_state(record.psn_no)
+        counted = state.acc_year == year  # before the person's first settlement of the year, nothing is paid
+        # a pre-settlement moved nothing: count what it would pay
+        this = {name: values[col] if record.presettle else 0 for name, col in _CAPPED_FUNDS}
+        group = values[COL["group"]]
+        pooled = rules.benefit(region.groups[group].name, record.insutype, record.psn_type).ceiling
+        pooled_room = pooled - (state.pooled_paid[group] if counted else 0) - this["hifp_pay"]
+        tier2 = rules.second_tier_for(record.insutype)
+        t2_room = None
+        if tier2 is not None:
+            t2_paid = (state.t2_paid if counted else 0) + this["hifob_pay"] + this["hifmi_pay"]
+            t2_room = max(0, tier2.annual_cap - t2_paid)
+        maf_room = rules.assistance.annual_cap - (state.maf_paid if counted else 0) - this["maf_pay"]
+        return {
+            codes.FUND_EMPLOYEE_POOLED: max(0, pooled_room),
+            codes.FUND_RESIDENT_BASIC: max(0, pooled_room),
+            codes.FUND_LARGE_AMOUNT: t2_room,
+            codes.FUND_RESIDENT_CRITICAL: t2_room,
+            codes.FUND_ASSISTANCE: max(0, maf_room),
+            codes.FUND_EMPLOYEE_ACCOUNT: values[COL["balc"]],
+            codes.FUND_INSTITUTION: None,
+        }
 
     # -- checks every settling flow makes -------------------------------------------------------
 
@@ -160,6 +344,8 @@ class Settlements:
     def _replay_settle(self, entry: Entry) -> None:
         body = entry.body
         self._setl_institution[body["setl_id"]] = body["fixmedins_code"]
+        if body.get("mdtrt_cert_type") is not None:
+            self._cert_types[body["setl_id"]] = body["mdtrt_cert_type"]
         if "feedetl_sns" in body:
             self._encounters.mark_settled(body["mdtrt_id"], body["feedetl_sns"], body["setl_id"])
         self._remember_answer(body)
@@ -167,12 +353,15 @@ class Settlements:
     def _replay_cancel(self, entry: Entry) -> None:
         body = entry.body
         self._setl_institution[body["setl_id"]] = body["fixmedins_code"]
+        if body.get("mdtrt_cert_type") is not None:
+            self._cert_types[body["setl_id"]] = body["mdtrt_cert_type"]
         self._encounters.mark_cancelled(body["original"])
         self._remember_answer(body)
 
     def _remember_answer(self, body: dict[str, Any]) -> None:
-        """A settlement's answer is a function of its record, so it is not journaled twice."""
+        """A settlement's answer is a function of its record (and of the registry, the policy and the
+        accumulators just after it, which the replay has rebuilt up to this entry), so it is not journaled
+        twice. An entry older than the certificate type answers it null."""
         if "msgid" in body:
-            self._answers.remember(
-                body["msgid"], body["hash"], settlement_output(self._ledger.settler.records[body["setl_id"]])
-            )
+            record = self._ledger.settler.records[body["setl_id"]]
+            self._answers.remember(body["msgid"], body["hash"], self.answer(record, body.get("mdtrt_cert_type")))
