@@ -190,6 +190,8 @@ def test_card_channels(served_centre):
         "psn_no"
     ]
     c = ok(served_centre.admin({**EMPLOYEE, "certno": certno("130100", "19930101", "047"), "emp_no": "U999"}))["psn_no"]
+    for person in (a, b, c):  # a card only after paying
+        ok(served_centre.admin({"action": "contribute", "psn_no": person, "month": "2025-09", "base": "6000"}))
     bulk = served_centre.admin({"action": "issue_cards_employer", "emp_no": "U130100001", "psn_nos": [a, b, c]})
     assert not bulk["ok"] and "psn_nos[2]" in bulk["error"]  # c is not the unit's: no card made for anyone
     bulk = ok(served_centre.admin({"action": "issue_cards_employer", "emp_no": "U130100001", "psn_nos": [a, b]}))
@@ -266,7 +268,7 @@ def test_transfer_between_regions_moves_balance_and_accumulators(tmp_path):
         before = call(server, "5206", {"data": {"psn_no": psn}}, sign_no)["output"]
         cert = ok(server.admin({"action": "transfer_out", "psn_no": psn, "to_admdvs": "330300"}))
         assert cert["from_admdvs"] == "130100"
-        assert cert["balance"] == f"{paid['output']['setlinfo']['balc']:.2f}"
+        assert cert["balance"] == round(paid["output"]["setlinfo"]["balc"] * 100)  # fen, as the accumulators
         old_card = call(server, "2102", sale(psn, "03", card_of(psn)), sign_no)
         assert "CARD_CANCELLED" in old_card["err_msg"]
         between = call(server, "2102", sale(psn, "02", default_registry().identities[psn].certno), sign_no)
@@ -283,7 +285,7 @@ def test_transfer_between_regions_moves_balance_and_accumulators(tmp_path):
                 }
             )
         )
-        assert accepted["insuplc_admdvs"] == "330300" and accepted["balc"] == cert["balance"]
+        assert accepted["insuplc_admdvs"] == "330300" and accepted["balc"] == f"{cert['balance'] / 100:.2f}"
         twice = server.admin(
             {
                 "action": "transfer_in",

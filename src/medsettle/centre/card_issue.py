@@ -83,6 +83,11 @@ class CardIssue:
         d = self._events.describe(psn_no, field=field)
         if not d["active"]:
             raise InvalidInput(f"person {psn_no} is not insured here now", field=field)
+        if not self._events.months_held(psn_no):  # seed 000: the card after paying in full
+            raise InvalidInput(
+                f"person {psn_no} has paid no contribution yet: a card is issued after paying ('contribute')",
+                field=field,
+            )
         held = self._registry.usable_card_of(psn_no)
         if held is not None:
             raise InvalidInput(

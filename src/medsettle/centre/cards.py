@@ -8,6 +8,7 @@ a pre-settlement treats a card its registration would activate as active.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from ..bounds import MAX_CREDIT_FEN
@@ -19,14 +20,15 @@ from .institutions import Institution
 from .messages import Envelope
 from .qr import QrVouchers
 from .regions import OwnedRegions
-from .registry import CARD_EVENT, ISSUED, Card, CardRefused, Registry
+from .registry import CANCELLED, CARD_EVENT, ISSUED, LOST, Card, CardRefused, Registry
 
 CREDIT = "credit"
 
 
 class Cards:
     """The cards' state is the registry's (changed only through its ``apply``); this flow owns the keys of
-    the account credits made (``psn_no/key``), so each credit is made once."""
+        the account credits made (``psn_no/key``, the key a month yyyy-mm), so each month is credited once
+    whichever command makes it (``credit``, or a contribution that credits the account)."""
 
     def __init__(self, ledger: Ledger, registry: Registry, qr: QrVouchers, regions: OwnedRegions) -> None:
         self._ledger = ledger
@@ -91,6 +93,7 @@ class Cards:
         card = self._registry.cards.get(card_no)
         if card is None:
             raise InvalidInput(f"no card {card_no!r}", field="card_no")
+        self._check_card_event(card, action, replace)
         body: dict[str, Any] = {"card_no": card_no, "action": action}
         if action == "lost" and replace:
             n = len(self._registry.cards)
@@ -110,6 +113,30 @@ class Cards:
         )
         return body
 
+    def _check_card_event(self, card: Card, action: str, replace: bool) -> None:
+        """A person has one usable card: only an issued, ready card of an insured person is activated; a card
+        already lost or cancelled stays so (a second replacement would make a second usable card)."""
+        if card.status in (LOST, CANCELLED):
+            raise InvalidInput(f"card {card.card_no} is {card.status}: it stays so", field="card_no")
+        population = self._ledger.settler.population
+        insured = bool(population.describe(population.index_of(card.psn_no))["active"])
+        if action == "activate":
+            if card.status != ISSUED:
+                raise InvalidInput(f"card {card.card_no} is already {card.status}", field="card_no")
+            if not insured:
+                raise InvalidInput(
+                    f"card {card.card_no}'s holder {card.psn_no} is not insured here now", field="card_no"
+                )
+            today = self._ledger.clock.now().date()
+            if card.ready_on and dt.date.fromisoformat(card.ready_on) > today:
+                raise InvalidInput(
+                    f"card {card.card_no} is still being made: ready on {card.ready_on}", field="card_no"
+                )
+        elif action == "lost" and replace and not insured:
+            raise InvalidInput(
+                f"card {card.card_no}'s holder {card.psn_no} is not insured here now: no replacement", field="replace"
+            )
+
     def credit_account(self, psn_no: str, amount: Any, key: str) -> dict:
         """Credit a person's account (the monthly 划入) once per ``key`` (say "2026-03"); amount in yuan."""
         fen = to_fen(amount, "amount")
@@ -118,12 +145,18 @@ class Cards:
         if fen > MAX_CREDIT_FEN:
             raise InvalidInput(f"a credit is at most {fen_to_decimal(MAX_CREDIT_FEN)} yuan", field="amount")
         ledger = self._ledger
-        region = ledger.settler.population.region_of(ledger.settler.population.index_of(psn_no))
+        population = ledger.settler.population
+        index = population.index_of(psn_no)
+        if not population.describe(index)["active"]:  # cancelled, or between regions (the transfer must balance)
+            raise InvalidInput(f"person {psn_no} is not insured here now: no credit", field="psn_no")
+        region = population.region_of(index)
         journal_key = f"{psn_no}/{key}"
         with ledger.lock:
             ledger.refuse_if_failed()
             if journal_key in self._credit_keys:
-                raise InvalidInput(f"the credit {key} of {psn_no} was already made", field="key")
+                raise InvalidInput(
+                    f"the credit {key} of {psn_no} was already made (by 'credit' or its contribution)", field="key"
+                )
             self._credit_keys.add(journal_key)
             balance = ledger.settler.credit(psn_no, fen)
             future = ledger.append(
@@ -134,6 +167,14 @@ class Cards:
             )
         ledger.wait(future)
         return {"psn_no": psn_no, "amount": str(fen_to_decimal(fen)), "balc": str(fen_to_decimal(balance))}
+
+    def credited(self, psn_no: str, month: str) -> bool:
+        """Whether the account of ``psn_no`` was credited for ``month`` (yyyy-mm), by any command."""
+        return f"{psn_no}/{month}" in self._credit_keys
+
+    def mark_credited(self, psn_no: str, month: str) -> None:
+        """A contribution credited the account for ``month``: 'credit' must not credit it again."""
+        self._credit_keys.add(f"{psn_no}/{month}")
 
     # -- replay ---------------------------------------------------------------------------------
 

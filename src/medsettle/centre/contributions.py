@@ -1,6 +1,9 @@
 """Contributions at the region's agency: one month paid per event, with the account credit it carries
 (an employee in service: a share of the base; a retiree: the policy's monthly amount; residents: none).
-Each is a journaled PERSON_EVENT (medsettle.centre.person_events) that extends the contribution run.
+Each is a journaled PERSON_EVENT (medsettle.centre.person_events) that extends the contribution run the
+person's record already holds (docs/agency.md): a gap breaks it as the policy says (engine.eligibility), a
+month after the current one is refused, and a month the account was already credited for ('credit') is
+recorded without a second credit.
 """
 
 from __future__ import annotations
@@ -9,9 +12,10 @@ import datetime as dt
 
 from ..errors import InvalidInput
 from ..money import apply_bp, fen_to_decimal, to_fen
+from ..timeutil import month_index
 from . import admin as A
 from .core import Ledger
-from .person_events import PersonEvents
+from .person_events import PersonEvents, month_text
 from .registry import Registry
 
 MAX_BASE_FEN = 100_000_000  # a monthly contribution base above 1,000,000.00 yuan is a typing error
@@ -31,7 +35,13 @@ class Contributions:
             raise InvalidInput(f"person {req.psn_no} is not insured here now", field="psn_no")
         year, mon = (int(x) for x in req.month.split("-"))
         month = year * 12 + mon - 1
-        if month in self._registry.contributions.get(req.psn_no, set()):
+        this_month = month_index(self._ledger.clock.now().date())
+        if month > this_month:  # a mistyped 2031-06 would otherwise break the run of the months before
+            raise InvalidInput(
+                f"month {req.month} is in the future: a contribution is for {month_text(this_month)} or before",
+                field="month",
+            )
+        if month in self._events.months_held(req.psn_no):
             raise InvalidInput(f"the contribution of {req.month} is already recorded", field="month")
         region = self._ledger.settler.policy.region(d["insuplc_admdvs"])
         rules = region.ruleset_on(dt.date(year, mon, 1)) or region.rulesets[0]
@@ -46,6 +56,9 @@ class Contributions:
             if req.base is not None:
                 raise InvalidInput(f"person type {d['psn_type']} contributes no base", field="base")
             credit = rules.account.retiree_monthly if d["psn_type"] == "12" else 0
+        credited = self._events.credited(req.psn_no, req.month)
+        if credited:  # one account credit per person and month, whichever command makes it
+            credit = 0
         body = {"action": "contribute", "psn_no": req.psn_no, "month": month, "credit": credit}
         self._events.commit(d["insuplc_admdvs"], f"{req.psn_no}/contribute/{req.month}", body)
         with self._ledger.lock:
@@ -58,6 +71,11 @@ class Contributions:
             "balc": str(fen_to_decimal(balance)),
             "contrib_from": attrs["contrib_from"],
             "paid_through": attrs["paid_through"],
+            **(
+                {"note": f"the account was already credited for {req.month} ('credit'): no second credit"}
+                if credited
+                else {}
+            ),
         }
 
 

@@ -12,17 +12,39 @@ import datetime as dt
 from ..engine.persons import FLAG_ACTIVE, FLAG_ASSISTANCE
 from ..ledger.journal import Entry
 from ..policy.codes import INSUTYPE_INDEX, PSN_TYPE_INDEX
+from .cards import Cards
 from .core import Ledger
 from .registry import PERSON_EVENT, Identity, Registry
+
+
+def month_text(m: int) -> str:
+    """A month index (year*12+month-1) written yyyy-mm, as the admin API takes it."""
+    return f"{m // 12:04d}-{m % 12 + 1:02d}"
 
 
 class PersonEvents:
     """Commits person events and applies them; owns the PERSON_EVENT kind of the journal."""
 
-    def __init__(self, ledger: Ledger, registry: Registry) -> None:
+    def __init__(self, ledger: Ledger, registry: Registry, cards: Cards) -> None:
         self._ledger = ledger
         self._registry = registry
+        self._cards = cards
         ledger.owns(PERSON_EVENT, self._replay)
+
+    def months_held(self, psn_no: str) -> set[int]:
+        """The months the person has paid for: those recorded here, or (before the first contribution
+        recorded here) the unbroken run the person's record holds (a generated or loaded population)."""
+        months = self._registry.contributions.get(psn_no)
+        if months is not None:
+            return months
+        index = self._ledger.settler.population.index_of(psn_no)
+        attrs = self._ledger.settler.population.attrs[index]
+        run_start, paid_through = int(attrs["run_start"]), int(attrs["paid_through"])
+        return set(range(run_start, paid_through + 1)) if run_start >= 0 else set()
+
+    def credited(self, psn_no: str, month: str) -> bool:
+        """Whether the person's account was credited for ``month`` (yyyy-mm) by 'credit' or a contribution."""
+        return self._cards.credited(psn_no, month)
 
     def describe(self, psn_no: str, field: str = "psn_no") -> dict:
         """The person's attributes as the settler holds them (InvalidInput naming ``field`` if unknown)."""
@@ -72,10 +94,13 @@ class PersonEvents:
         elif action == "change_unit":
             registry.change_unit(psn_no, body["emp_no"], body["emp_name"])
         elif action == "contribute":
+            registry.contributions.setdefault(psn_no, self.months_held(psn_no))  # the record's run, extended
             run_start, paid_through = registry.add_contribution(psn_no, body["month"])
             settler.update_person(psn_no, run_start=run_start, paid_through=paid_through)
-            if body["credit"]:
+            month = month_text(body["month"])
+            if body["credit"] and not self._cards.credited(psn_no, month):  # one credit a month, in journal order
                 settler.credit(psn_no, body["credit"])
+                self._cards.mark_credited(psn_no, month)
         elif action == "transfer_out":
             registry.file_transfer(body["certificate"])  # ends the relation, cards too
         elif action == "transfer_in":

@@ -37,7 +37,7 @@ class PersonsFlow:
         self._cards = cards
         self._qr = qr
         self._regions = regions
-        self._events = PersonEvents(ledger, registry)
+        self._events = PersonEvents(ledger, registry, cards)
         self._enrolment = Enrolment(ledger, registry, self._events)
         self._contributions = Contributions(ledger, registry, self._events)
         self._card_issue = CardIssue(ledger, registry, self._events)

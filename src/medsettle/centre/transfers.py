@@ -55,7 +55,7 @@ class Transfers:
         }
         body = {"action": "transfer_out", "psn_no": req.psn_no, "certificate": cert}
         self._events.commit(d["insuplc_admdvs"], f"{req.psn_no}/transfer_out/{cert['certificate_no']}", body)
-        return {**cert, "balance": str(fen_to_decimal(cert["balance"]))}
+        return cert  # in fen throughout, balance and accumulators alike
 
     def transfer_in(self, req: A.TransferIn) -> dict:
         cert = self._registry.transfers.get(req.certificate_no)
