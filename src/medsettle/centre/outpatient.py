@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..ledger.journal import Entry
+from ..timeutil import local_date
 from .answers import answer_fields
 from .cards import Cards
 from .core import Ledger
@@ -26,6 +27,7 @@ from .encounters import (
     Encounter,
     Encounters,
 )
+from .fee_rows import result_rows
 from .institutions import Institution
 from .messages import (
     Envelope,
@@ -145,8 +147,11 @@ class OutpatientFlow:
             )
             for line in payload.feedetail
         ]
-        split = self._ledger.settler.presettle(self.bill(env, institution, enc, lines)).line_split()
-        result = [{**s, "pric": line["pric"], "cnt": line["cnt"]} for s, line in zip(split, lines, strict=True)]
+        settler = self._ledger.settler
+        priced = settler.presettle(self.bill(env, institution, enc, lines))
+        catalogue = settler.policy.region(institution.admdvs).catalogue_on(local_date(priced.setl_time))
+        assert catalogue is not None  # the presettle priced every line with it
+        result = result_rows(priced.line_split(), lines, catalogue, priced.psn_type)
         return self.event(
             FEES, institution, env, lambda: {"mdtrt_id": enc.mdtrt_id, "lines": lines}, lambda b: {"result": result}
         )
