@@ -225,7 +225,7 @@ class RuleSet(_Model):
 # 03 examination, 04 laboratory test, 05 treatment, 06 surgery, 07 nursing, 08 medical materials, 09 western
 # medicines, 10 herbal pieces, 11 Chinese patent medicines, 12 general consultation, 13 registration, 14 other.
 MedChrgitmType = Literal["01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14"]
-OTHER_CHRGITM_TYPE = "14"
+OTHER_CHRGITM_TYPE: MedChrgitmType = "14"
 
 
 class CatalogueItem(_Model):
