@@ -7,7 +7,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from medsettle.cli.terminal import _errors, _Session
+from medsettle.cli._terminal_common import _errors, _Session
 from medsettle.hardware.vpcd import Faults
 from medsettle.terminal import CentreClient, Counter, CounterError, CounterStore, SaleState
 from medsettle.terminal.store import MissingRow
