@@ -139,6 +139,12 @@ def card_issue(
     click.echo(f"card {profile.card_no} of {profile.name} ({profile.certno}) inserted in {answer['reader']!r}")
 
 
+def psam_of(reader_name: str) -> str | None:
+    """The PSAM's reader of a card reader named by ``--reader``: slot 01 of the same reader entry
+    ('Pharm 00 00' -> 'Pharm 00 01'), as ``card read --help`` says; None for a name not ending in slot 00."""
+    return reader_name[:-3] + " 01" if reader_name.endswith(" 00") else None
+
+
 @card.command("read")
 @click.option("--reader", "reader_name", help="The reader (default: the first pcscd lists).")
 @click.option(
@@ -173,6 +179,8 @@ def card_read(
 
         reader_name, counter_psam = HardwareClient(directory).readers(counter)
         psam_name = psam_name or counter_psam
+    if reader_name is not None and psam_name is None:
+        psam_name = psam_of(reader_name)
     with PcscReader(reader_name, psam_name, trace=ApduTrace(sys.stderr) if trace else None) as reader:
         reader.wait_for_card(wait)
         record = reader.read_card()
