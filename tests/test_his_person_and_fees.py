@@ -7,15 +7,22 @@ the request sent (numbers, or numeric strings).
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
+import shutil
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from centre_rig import HOSPITAL, POLICY, ServedCentre, card_of, default_registry, first_person
 from medsettle.centre.person_info import age_on, person_answer
 from medsettle.centre.registry import PERSON_EVENT, Registry
 from medsettle.engine import Population
+from medsettle.errors import PolicyError
+from medsettle.policy.loader import OPTIONAL_CATALOGUE_COLUMNS, default_policy_path, load_policy
 from medsettle.timeutil import month_index
 
 BASEINFO = {"psn_no", "psn_cert_type", "certno", "psn_name", "gend", "naty", "brdy", "age", "exp_content"}
@@ -298,3 +305,42 @@ def test_inpatient_fee_rows_too(served_centre: ServedCentre) -> None:
     up, _ = served_centre.call("2301", {"feedetail": [line]}, sign_no=sign_no, fixmedins_code=HOSPITAL)
     assert up["infcode"] == 0, up
     _check_rows(up["output"]["result"], [("1", item, "66.6", "2.5", "0")], psn_type)
+
+
+def _policy_with_catalogue(tmp_path: Path, edit) -> Path:
+    """A copy of the default policy whose 130100 catalogue file is ``edit``(rows) of the shipped one's."""
+    data = default_policy_path().parent
+    for f in data.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    path = tmp_path / "catalogue-130100.csv"
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    rows = edit(rows)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return tmp_path / "default.toml"
+
+
+def test_an_older_catalogue_file_without_the_answer_columns_loads_with_their_defaults(tmp_path: Path) -> None:
+    def older(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in row.items() if k not in OPTIONAL_CATALOGUE_COLUMNS} for row in rows]
+
+    policy = load_policy(_policy_with_catalogue(tmp_path, older))
+    old, shipped = policy.region("130100").catalogues[0].items, CATALOGUE.items
+    assert all(item.med_chrgitm_type == "14" for item in old)
+    assert not any(getattr(item, flag) for item in old for flag in FLAGS if flag != "lmt_used_flag")
+    engine_view = ("med_list_codg", "chrgitm_lv", "selfpay_prop", "selfpay_prop_by_psn_type", "pric_uplmt_amt")
+    assert [[getattr(i, k) for k in engine_view + ("lmt_used_flag",)] for i in old] == [
+        [getattr(i, k) for k in engine_view + ("lmt_used_flag",)] for i in shipped
+    ]
+
+
+def test_a_bad_answer_flag_is_refused_naming_its_line(tmp_path: Path) -> None:
+    def bad(rows: list[dict]) -> list[dict]:
+        rows[3]["bas_medn_flag"] = "maybe"
+        return rows
+
+    with pytest.raises(PolicyError, match=r"items\[3\]\.bas_medn_flag .*line 5"):
+        load_policy(_policy_with_catalogue(tmp_path, bad))
