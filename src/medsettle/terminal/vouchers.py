@@ -5,7 +5,8 @@ the bill's year, the centre refuses and the voucher becomes a manual claim.
 
 A voucher's settlement has one msgid, written before it is sent, so it is settled at most once whatever
 crashes; a voucher whose sale was abandoned waits until the 2601 is answered, so a settle that did arrive is
-reversed before the voucher can be settled.
+reversed before the voucher can be settled. A voucher is settled only for the person it was made for: another
+person's card or ID number is refused (InvalidInput naming ``identity``), the voucher left as it was.
 """
 
 from __future__ import annotations
@@ -66,11 +67,31 @@ class Vouchers:
             raise InvalidInput(
                 "identify the patient (card, QR e-voucher or ID number) to settle the voucher", field="identity"
             )
+        if identity is not None:
+            self._check_same_person(v, identity)
         if v.get("kind") == "outpatient":
             return self._visits.resettle_voucher(v, who)
         if v.get("kind") == "inpatient":
             return self._stays.resettle_voucher(self._journal.require_voucher(voucher))
         return self._resettle_sale(v, who)
+
+    def _check_same_person(self, v: dict, identity: Identity) -> None:
+        """A voucher is settled only for the person it was made for (not borrowed by another): the identity
+        given now must name the person the sale identified (its psn_no, or the certificate captured at the
+        sale when the centre was away). A voucher made before anyone was identified has no one to check."""
+        captured = Identity(**v["identity"]) if v.get("identity") else None
+        made_for = v.get("psn_no") or ""
+        if captured == identity or (captured is None and not made_for):
+            return
+        if not made_for and captured is not None:
+            made_for = self._identification.person_info(captured)["baseinfo"]["psn_no"]
+        given = self._identification.person_info(identity)["baseinfo"]["psn_no"]
+        if given != made_for:
+            raise InvalidInput(
+                f"voucher {v['voucher']} was made for person {made_for}, not {given}: "
+                "it is settled only for the person it was made for",
+                field="identity",
+            )
 
     def _wait_for_reversal(self, voucher: str, reversal: str) -> None:
         """The 2601 of the abandoned settle, resent now: the voucher is settled only once it is answered."""
