@@ -271,7 +271,9 @@ def test_past_a_bound_is_refused_naming_it_and_stores_nothing(tmp_path, monkeypa
         assert stored(journal) == 0
 
         monkeypatch.setattr(ledger_files, "MAX_FILES_PER_DAY", 2)
-        first = up(centre, sign_no, b"1")
+        resend = envelope("9101", {"fsUploadIn": {"in": base64.b64encode(b"1").decode(), "filename": "f"}}, sign_no)
+        first = centre.handle(resend)
+        assert centre.handle(resend)["output"] == first["output"]  # a resend (lost answer): the same file, once
         assert up(centre, sign_no, b"2")["infcode"] == 0
         third = up(centre, sign_no, b"3")
         assert third["infcode"] == -1 and "fixmedins_code" in third["err_msg"] and "files a day" in third["err_msg"]
