@@ -1,13 +1,15 @@
 """The centre over HTTP (aiohttp): one endpoint takes the platform's envelope, answers with its response.
 
-POST / (or the platform's own path) with a JSON body; GET /schema for the message schemas; POST /admin
-for the registry's card and person events (the server listens on 127.0.0.1 only). A request is applied
+POST / (or the platform's own path), either optionally followed by /<infno>, with a JSON body (whatever
+its Content-Type says); GET /schema for the message schemas; POST /admin for the registry's card and person
+events (the server listens on 127.0.0.1 only). A request is applied
 on the event loop (``Centre.submit``) and its answer awaits the journal's group commit there, so many
 requests share one fsync without a thread each. No transaction blocks: a 2601 waiting for its original's
 answer is a chained Future like any other. Only the admin API, whose calls wait for the journal, runs
 on a small thread pool.
-Bodies over 1 MiB, bodies that are not JSON, and anything else malformed get ``infcode -1`` naming
-what is wrong; nothing about them is stored.
+Bodies over 1 MiB, bodies that are not JSON, a path or method the centre does not take, a bug, and
+anything else malformed get ``infcode -1`` naming what is wrong, in the platform's envelope with HTTP
+status 200 (adapters read the body only on 200); nothing about them is stored.
 Every answer to the envelope is counted in a :class:`Throughput` (one counter increment; a refusal's a second;
 one request in 16 timed), which ``medsettle serve`` logs every ``--stats-every`` seconds and at its stop.
 """
@@ -20,14 +22,16 @@ import functools
 import gc
 import json
 import logging
+import re
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
-from ..errors import MedsettleError
+from ..errors import InvalidInput, MedsettleError
 from ..jsontext import dumps_bytes, loads
 from ..seams import SYSTEM_CLOCK, Clock
 from .files import FileAnswer
@@ -37,104 +41,146 @@ from .service import Centre
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 PLATFORM_PATH = "/fsi/api/rsfComIfsService/callService"
+PLATFORM_SEGMENTS = tuple(PLATFORM_PATH.strip("/").split("/"))
+INFNO = re.compile(r"\d{4}")
 
 
 def make_app(centre: Centre, *, workers: int = 8, throughput: Throughput | None = None) -> web.Application:
-    """The centre's aiohttp application; its answers to the envelope are counted in ``throughput`` if given."""
+    """The centre's aiohttp application; its answers to the envelope are counted in ``throughput`` if given.
+
+    One route takes every method and path, so that nothing the centre is sent is answered by aiohttp's
+    plain-text errors or a status other than 200: GET /schema and /admin are theirs, every other path is
+    the envelope's, and a path or method the envelope does not take is refused in its shape
+    (:func:`envelope_path`)."""
     app = web.Application(client_max_size=MAX_BODY)
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medsettle-centre")
     durable: list[_DurableAnswers] = []  # made on the first request, on the server's event loop
     counts = throughput if throughput is not None else Throughput()
 
-    async def call(request: web.Request) -> web.Response:
+    async def route(request: web.Request) -> web.Response:
+        segments = tuple(part for part in request.path.split("/") if part)
+        if segments == ("schema",) and request.method in ("GET", "HEAD"):
+            return _json(json_schemas())
+        if segments == ("admin",):
+            return await admin(request)
+        return await call(request, segments)
+
+    async def call(request: web.Request, segments: tuple[str, ...]) -> web.Response:
         n = counts.requests
         counts.requests = n + 1
         if n & SAMPLE_MASK:
-            body, status = await reply(request)
+            body = await reply(request, segments)
         else:  # one request in 16 is timed
             started = time.perf_counter()  # ok-float: a time
-            body, status = await reply(request)
+            body = await reply(request, segments)
             counts.sample(time.perf_counter() - started)
         if body.get("infcode"):
             counts.refused += 1
         if isinstance(body.get("output"), FileAnswer):  # 9102: the file's bytes, as the platform answers
             return web.Response(body=body["output"].content, content_type="application/octet-stream")
-        return _json(body, status)
+        return _json(body)
 
-    async def reply(request: web.Request) -> tuple[dict, int]:
+    async def reply(request: web.Request, segments: tuple[str, ...]) -> dict:
+        """The answer to one request of the envelope: always the platform's envelope (HTTP 200)."""
         try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return {
-                "infcode": -1,
-                "inf_refmsgid": "",
-                "err_msg": f"INVALID_INPUT: the body is over {MAX_BODY} bytes",
-                "output": {},
-            }, 413
+            url_infno = envelope_path(request.method, request.path, segments)
+            raw = await read_body(request)
+            data = parse_body(raw)
+        except MedsettleError as exc:
+            return refusal(exc)
         try:
-            data = loads(raw)
-            if b"\\u" in raw:  # an escape may spell half a UTF-16 pair, which no UTF-8 text can hold
-                json.dumps(data, ensure_ascii=False, default=str).encode()
-        except UnicodeEncodeError:
-            return {
-                "infcode": -1,
-                "inf_refmsgid": "",
-                "err_msg": "INVALID_INPUT: the body holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)",
-                "output": {},
-            }, 400
-        except (ValueError, UnicodeDecodeError) as exc:
-            return {
-                "infcode": -1,
-                "inf_refmsgid": "",
-                "err_msg": f"INVALID_INPUT: the body is not JSON ({exc})",
-                "output": {},
-            }, 400
-        try:
-            answer = centre.submit(data)
+            answer = centre.submit(data, url_infno=url_infno, may_hold_nulls=b"null" in raw)
             if not answer.done():
                 if not durable:
                     durable.append(_DurableAnswers(asyncio.get_running_loop()))
                 await durable[0].wait(answer)
-            response = answer.result()
+            return answer.result()
         except Exception as exc:  # a bug: answer in the platform's shape, and log it
             log.exception("request failed")
-            return {
-                "infcode": -1,
-                "inf_refmsgid": data.get("msgid", "") if isinstance(data, dict) else "",
-                "err_msg": f"INTERNAL_ERROR: {exc}",
-                "output": {},
-            }, 500
-        return response, 200
+            return refusal(InternalError(str(exc)))
 
-    async def schema(_: web.Request) -> web.Response:
-        return _json(json_schemas())
+    def refusal(exc: MedsettleError) -> dict:
+        try:
+            return centre.refusal(exc)
+        except Exception:  # the centre cannot even write a refusal: the envelope's keys, written here
+            log.exception("refusal failed")
+            return {"infcode": -1, "inf_refmsgid": "", "err_msg": f"{exc.code}: {exc}", "output": {}}
 
     async def admin(request: web.Request) -> web.Response:
         """The admin API of persons and cards (medsettle.centre.admin: one model per action: enrol,
         change_unit, contribute, issue_card, issue_cards_employer, transfer_out, transfer_in, issue_qr,
-        card, credit, cancel_person); answers {"ok": true, ...} or {"ok": false, "error"}."""
+        card, credit, cancel_person); answers {"ok": true, ...} or {"ok": false, "error"}, HTTP 200 both."""
         try:
-            body = json.loads(await request.read())
+            if request.method != "POST":
+                raise InvalidInput(f"{request.method} {request.path}: send the request with POST", field="method")
+            body = parse_body(await read_body(request), decimals=False)
             work = functools.partial(centre.admin, body)
             result = await asyncio.get_running_loop().run_in_executor(executor, work)
         except MedsettleError as exc:
-            return _json({"ok": False, "error": f"{exc.code}: {exc}"}, status=400)
-        except ValueError as exc:  # malformed JSON
-            return _json({"ok": False, "error": f"INVALID_INPUT: {exc}"}, status=400)
-        except Exception as exc:  # a bug: answer in the platform's shape, and log it
+            return _json({"ok": False, "error": f"{exc.code}: {exc}"})
+        except Exception as exc:  # a bug: answer in the admin API's shape, and log it
             log.exception("admin request failed")
-            return _json({"ok": False, "error": f"INTERNAL_ERROR: {exc}"}, status=500)
+            return _json({"ok": False, "error": f"{InternalError.code}: {exc}"})
         return _json({"ok": True, **result})
 
     async def close_executor(_: web.Application) -> None:
         executor.shutdown(wait=True)
 
-    app.router.add_post("/", call)
-    app.router.add_post(PLATFORM_PATH, call)
-    app.router.add_get("/schema", schema)
-    app.router.add_post("/admin", admin)
+    app.router.add_route("*", "/{path:.*}", route)
     app.on_cleanup.append(close_executor)
     return app
+
+
+class InternalError(MedsettleError):
+    """A bug, answered in the platform's shape (and logged) instead of an HTTP 500."""
+
+    code = "INTERNAL_ERROR"
+
+
+def envelope_path(method: str, path: str, segments: tuple[str, ...]) -> str | None:
+    """The transaction code a request's URL names (``POST /1101``, ``POST <platform path>/1101``), None for
+    ``POST /`` and ``POST <platform path>``; InvalidInput naming ``url`` or ``method`` for anything else.
+
+    Empty segments are ignored, so ``//1101`` and a trailing slash (an adapter joining its base URL and
+    the code) are the same path."""
+    base, last = segments[:-1], segments[-1:]
+    if segments in ((), PLATFORM_SEGMENTS):
+        infno = None
+    elif base in ((), PLATFORM_SEGMENTS) and INFNO.fullmatch(last[0]):
+        infno = last[0]
+    else:
+        raise InvalidInput(
+            f"{method} {path}: this centre takes the envelope at / and at {PLATFORM_PATH}, "
+            "either optionally followed by /<infno>",
+            field="url",
+        )
+    if method != "POST":
+        raise InvalidInput(f"{method} {path}: send the request with POST", field="method")
+    return infno
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request's body, whatever its Content-Type (text/plain or none is JSON too); InvalidInput if too large."""
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise InvalidInput(f"the body is over {MAX_BODY} bytes") from None
+
+
+def parse_body(raw: bytes, *, decimals: bool = True) -> Any:
+    """The JSON value of a body (numbers with a fraction as Decimal unless ``decimals`` is False);
+    InvalidInput saying why when it is not JSON text."""
+    try:
+        data = loads(raw) if decimals else json.loads(raw)
+        if b"\\u" in raw:  # an escape may spell half a UTF-16 pair, which no UTF-8 text can hold
+            json.dumps(data, ensure_ascii=False, default=str).encode()
+    except UnicodeEncodeError:
+        raise InvalidInput("the body holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"the body is not JSON ({exc})") from None
+    except RecursionError:
+        raise InvalidInput("the body is not JSON this centre reads: nested too deeply") from None
+    return data
 
 
 SAMPLE_MASK = 15  # request n is timed when n & SAMPLE_MASK == 0: one in 16
@@ -242,5 +288,6 @@ def tune_gc_for_serving() -> None:
     gc.set_threshold(20_000, 10, 10)
 
 
-def _json(body: dict, status: int = 200) -> web.Response:
-    return web.Response(body=dumps_bytes(body), status=status, content_type="application/json", charset="utf-8")
+def _json(body: dict) -> web.Response:
+    """Every answer of the centre but a 9102 file: JSON, HTTP 200 (adapters read the body only on 200)."""
+    return web.Response(body=dumps_bytes(body), content_type="application/json", charset="utf-8")

@@ -21,6 +21,21 @@ from ..jsontext import dumps_bytes
 from .file_messages import FILE_INPUTS
 
 
+def without_nulls(value: Any) -> Any:
+    """``value`` with every object key whose value is JSON null left out, at every depth (docs/messages.md).
+
+    Real adapters write an unset property as null (Newtonsoft's default): to the platform, and so to the
+    centre, that is the key left out. Done once where a request enters (``Centre.submit``, the admin API),
+    before the models read it and before its hash is taken, so a request without nulls hashes exactly as
+    before and the same request with and without nulls is "the same". A null in a list is a value, not a
+    key: it stays (and is refused where an object is expected)."""
+    if isinstance(value, dict):
+        return {key: without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [without_nulls(item) for item in value]
+    return value
+
+
 class Envelope(BaseModel):
     """Every request: the envelope keys and ``input``. Extra keys real adapters send are accepted."""
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -44,7 +45,7 @@ from .encounters import Encounters
 from .files import Files
 from .inpatient import InpatientFlow
 from .institutions import Institution
-from .messages import INPUTS, Envelope
+from .messages import INPUTS, Envelope, without_nulls
 from .outpatient import OutpatientFlow
 from .pending import after, answered, then
 from .person_info import PersonInfo
@@ -179,13 +180,44 @@ class Centre:
         The response is plain JSON data, amounts as Decimal (``submit``'s may hold pre-written numbers)."""
         return loads(dumps_bytes(self.submit(request).result()))
 
-    def submit(self, request: Any) -> Future:
+    def submit(self, request: Any, *, url_infno: str | None = None, may_hold_nulls: bool = True) -> Future:
         """Answer one request: a Future of the response that resolves once its journal entries are durable.
 
         Never blocks: the request is applied (or refused) before this returns, or, a 2601 of an original
         still waiting for the journal, once that original's answer is durable. The Future never raises:
-        every failure is an answer in the platform's shape."""
-        return self._submit(request, self._stamps.time())
+        every failure is an answer in the platform's shape.
+
+        The edge of the envelope (docs/messages.md): a key whose value is null is left out, at every depth,
+        before anything reads the request or hashes it; ``may_hold_nulls`` False skips that walk for a
+        caller that knows there is none (the HTTP server, whose body text has no ``null``). ``url_infno``:
+        the transaction code the request's URL ends with (``POST /1101``); a body without an ``infno`` takes
+        it, a body with another one is refused naming ``infno``."""
+        refmsg_time = self._stamps.time()
+        try:
+            request = self._edge(request, url_infno, may_hold_nulls)
+        except MedsettleError as exc:
+            return answered(self._stamps.error(refmsg_time, exc))
+        return self._submit(request, refmsg_time)
+
+    def refusal(self, exc: MedsettleError) -> dict:
+        """The platform's answer refusing a request that never reached the envelope (a path or a method the
+        centre does not answer, a body that is not JSON, a bug): the same shape as every other refusal."""
+        return self._stamps.error(self._stamps.time(), exc)
+
+    @staticmethod
+    def _edge(request: Any, url_infno: str | None, may_hold_nulls: bool) -> Any:
+        if may_hold_nulls:
+            try:
+                request = without_nulls(request)
+            except RecursionError:
+                raise InvalidInput("the request is nested too deeply", field="request") from None
+        if url_infno is not None and isinstance(request, dict):
+            infno = request.get("infno")
+            if infno is None:
+                request = {**request, "infno": url_infno}
+            elif infno != url_infno:
+                raise InvalidInput(f"{infno!r} in the body, but the URL ends with /{url_infno}", field="infno")
+        return request
 
     def _submit(self, request: Any, refmsg_time: str) -> Future:
         stamps = self._stamps
@@ -220,7 +252,16 @@ class Centre:
     # -- the admin API and what other processes ask -------------------------------------------
 
     def admin(self, body: Any) -> dict:
-        """One admin request (a dict with ``action``); answers a dict, raises InvalidInput naming the field."""
+        """One admin request (a dict with ``action``); answers a dict, raises InvalidInput naming the field.
+
+        As on the envelope, a key whose value is null is left out, at every depth."""
+        try:
+            body = without_nulls(body)
+        except RecursionError:
+            raise InvalidInput("the request is nested too deeply", field="request") from None
+        if isinstance(body, dict) and not isinstance(body.get("action", ""), str):
+            kind = _json_kind(body["action"])
+            raise InvalidInput(f"expected the action's name as a string, not {kind}", field="action")
         return self._persons.admin(body)
 
     def card_event(self, card_no: str, action: str, *, replace: bool = False) -> dict:
@@ -248,3 +289,14 @@ def _parse(model: type[BaseModel], data: Any, prefix: str) -> Any:
     except ValidationError as exc:
         err = exc.errors()[0]
         raise InvalidInput(err["msg"], field=prefix + (field_path(err["loc"]) or "")) from None
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, for an error message (the value itself may be long)."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return "a number" if isinstance(value, int | float | Decimal) else "that"  # ok-float: a type
