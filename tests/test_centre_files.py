@@ -199,7 +199,14 @@ def test_a_catalogue_download_by_version_names_a_file_every_institution_reads(se
     assert len(lines) == out["data_cnt"]
     assert all(line.split("\t")[-1] == catalogue.version for line in lines)
     if infno == "1301":
-        assert lines and all(line[0] in "XZ" for line in lines)
+        assert lines and all(line[0] in "XZ" and len(line.split("\t")) == 15 for line in lines)
+        item = next(i for i in catalogue.items if i.med_list_codg[0] in "XZ")
+        fields = dict(zip(("codg", "name", "lv", "prop", "cap", "lmt", "type"), lines[0].split("\t")[:7], strict=True))
+        assert (fields["codg"], fields["lv"], fields["type"]) == (
+            item.med_list_codg,
+            item.chrgitm_lv,
+            item.med_chrgitm_type,
+        )
     if infno == "1318":
         capped = {i.med_list_codg for i in catalogue.items if i.pric_uplmt_amt is not None}
         assert {line.split("\t")[0] for line in lines} == capped

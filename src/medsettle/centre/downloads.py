@@ -129,6 +129,7 @@ class Downloads:
 # What each catalogue download holds: which items, and which columns of each (docs/files.md).
 CATALOGUE_FILES = ("1301", "1302", "1305", "1306", "1318", "1319")
 ITEM_COLUMNS = ("med_list_codg", "name", "chrgitm_lv", "selfpay_prop", "pric_uplmt_amt", "lmt_used_flag")
+ITEM_FLAGS = ("bas_medn_flag", "hi_nego_drug_flag", "chld_medc_flag", "list_sp_item_flag", "drt_reim_flag")
 
 
 def _kind(item: CatalogueItem) -> str:
@@ -150,9 +151,9 @@ def _lines(code: str, item: CatalogueItem, catalogue: Catalogue, valid: bool) ->
         return ["\t".join([item.med_list_codg, item.name, psn_type, prop, *tail]) for psn_type, prop in ratios]
     if _kind(item) != code:
         return []
-    values = [j[c] for c in ITEM_COLUMNS[:5]]
-    values = ["" if v is None else str(v) for v in values]
-    return ["\t".join([*values, "1" if item.lmt_used_flag else "0", *tail])]
+    values = ["" if j[c] is None else str(j[c]) for c in ITEM_COLUMNS[:5]]
+    flags = ["1" if j[c] else "0" for c in ("lmt_used_flag", *ITEM_FLAGS)]
+    return ["\t".join([*values, flags[0], item.med_chrgitm_type, *flags[1:], *tail])]
 
 
 def catalogue_rows(code: str, catalogue: Catalogue, held: Catalogue | None) -> list[str]:
