@@ -1,8 +1,8 @@
 """Resolving validated bills into what the engines take: :func:`resolve_bill` turns one :class:`~.bills.Bill`
 into a :class:`ResolvedBill` (the fast path's arguments: person, regions, catalogue items and admission as
 the engines' indices, amounts as int units), checking what the model cannot; :func:`encode_bills` makes a
-:class:`~.billbatch.BillBatch` of many. Every settlement of a single bill passes through here: the path is
-hot, so it stays a plain loop over the lines."""
+:class:`~.billbatch.BillBatch` of many. The model way of ``Settler.settle`` and every bill of a stream
+(``medsettle settle``) pass through here: the path is hot, so it stays a plain loop over the lines."""
 
 from __future__ import annotations
 
