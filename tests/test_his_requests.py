@@ -1,4 +1,4 @@
-"""Requests as real HIS adapters send them (docs/messages.md "What adapters send"), against a served centre.
+"""Requests as real HIS adapters send them (docs/messages.md 'What adapters send'), against a served centre.
 
 Newtonsoft writes every unset property as null; some adapters put the transaction code at the end of the
 URL, send text/plain or no Content-Type, sort or indent their keys, write infver "1", msgids of 27
@@ -38,6 +38,7 @@ from medsettle.centre.service import Centre
 from medsettle.engine import Population, Settler
 from medsettle.ledger import SQLiteJournal
 from medsettle.policy import load_default_policy
+from medsettle.terminal.client import CentreClient, CentreUnreachable
 from medsettle.timeutil import SHANGHAI
 
 ENVELOPE_KEYS = {"infcode", "inf_refmsgid", "err_msg", "output"}
@@ -365,6 +366,9 @@ def test_an_internal_error_is_answered_in_the_envelope_with_status_200(tmp_path)
             status, ctype, answer = send(served, path, envelope("9001", {"signIn": {"opter_no": "001"}}))
             assert status == 200 and ctype == "application/json", (status, answer)
             assert answer["infcode"] == -1 and answer["err_msg"] == "INTERNAL_ERROR: a bug", answer
+        # The counter takes it as it took an HTTP 500: not a refusal, a message to send again.
+        with pytest.raises(CentreUnreachable, match="INTERNAL_ERROR: a bug"):
+            CentreClient(served.url).post(json.dumps(envelope("9001", {"signIn": {"opter_no": "001"}})).encode())
     finally:
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
         loop.call_soon_threadsafe(loop.stop)

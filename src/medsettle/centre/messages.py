@@ -22,13 +22,13 @@ from .file_messages import FILE_INPUTS
 
 
 def without_nulls(value: Any) -> Any:
-    """``value`` with every object key whose value is JSON null left out, at every depth (docs/messages.md).
+    """``value`` with every object key whose value is JSON null left out, at every depth.
 
-    Real adapters write an unset property as null (Newtonsoft's default): to the platform, and so to the
-    centre, that is the key left out. Done once where a request enters (``Centre.submit``, the admin API),
-    before the models read it and before its hash is taken, so a request without nulls hashes exactly as
-    before and the same request with and without nulls is "the same". A null in a list is a value, not a
-    key: it stays (and is refused where an object is expected)."""
+    docs/messages.md 'What adapters send': real adapters write an unset property as null (Newtonsoft's
+    default); to the platform, and so to the centre, that is the key left out. Done once where a request
+    enters (``Centre.submit``, the admin API), before the models read it and before its hash is taken, so
+    a request without nulls hashes exactly as before and the same request with and without nulls is "the
+    same". A null in a list is a value, not a key: it stays (and is refused where an object is expected)."""
     if isinstance(value, dict):
         return {key: without_nulls(item) for key, item in value.items() if item is not None}
     if isinstance(value, list):

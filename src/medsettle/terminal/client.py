@@ -57,6 +57,11 @@ class CentreClient:
         except (TimeoutError, ConnectionError, http.client.HTTPException) as error:
             raise CentreUnreachable(f"no answer from the centre at {self.url}: {error!r}") from None
         try:
-            return json.loads(answer)
+            decoded = json.loads(answer)
         except ValueError:
             raise CentreUnreachable(f"the centre answered something that is not JSON: {answer[:80]!r}") from None
+        if isinstance(decoded, dict) and str(decoded.get("err_msg") or "").startswith("INTERNAL_ERROR:"):
+            # A bug at the centre (answered with HTTP 200 since issue 14, as adapters expect): not a refusal
+            # of the message, which may or may not have been applied; resent like an HTTP 500 was.
+            raise CentreUnreachable(f"the centre failed: {decoded['err_msg']}")
+        return decoded
