@@ -81,7 +81,11 @@ def refused(server: ServedCentre, body: dict, field: str, *words: str) -> dict:
 
 def sale(server: ServedCentre, sign_no: str, psn_no: str, certno: str) -> dict:
     """A pharmacy sale (2102) of 2 March 2026 identified by ID number."""
-    answer, _ = server.call(
+    return sale_and_msgid(server, sign_no, psn_no, certno)[0]
+
+
+def sale_and_msgid(server: ServedCentre, sign_no: str, psn_no: str, certno: str) -> tuple[dict, str]:
+    return server.call(
         "2102",
         {
             "data": {
@@ -103,7 +107,6 @@ def sale(server: ServedCentre, sign_no: str, psn_no: str, certno: str) -> dict:
         },
         sign_no=sign_no,
     )
-    return answer
 
 
 def info(server: ServedCentre, sign_no: str, certno: str) -> dict:
@@ -261,3 +264,20 @@ def test_a_restart_replays_the_same_persons_and_accounts(tmp_path):
         assert sale(server, sign_no, PSN["steady"], certnos["steady"])["infcode"] == 0
     finally:
         server.stop()
+
+
+def test_a_transfer_can_be_completed_after_a_reversal_refunds_the_account(centre):
+    sign_no = centre.sign_in()
+    mover, certno = PSN["mover"], certno_of(centre, "mover")
+    paid, msgid = sale_and_msgid(centre, sign_no, mover, certno)
+    assert paid["infcode"] == 0, paid
+    cert = ok(centre.admin({"action": "transfer_out", "psn_no": mover, "to_admdvs": "330300"}))
+    reversed_, _ = centre.call("2601", {"data": {"psn_no": mover, "omsgid": msgid, "oinfno": "2102"}}, sign_no=sign_no)
+    accepted = ok(
+        centre.admin(
+            {"action": "transfer_in", "certificate_no": cert["certificate_no"], "emp_no": "U3", "emp_name": "厂"}
+        )
+    )
+    assert reversed_["infcode"] == 0, reversed_  # the refund moved the balance: accepted all the same, said so
+    assert accepted["balc"] == "500.00" and "moved since the certificate" in accepted["note"]
+    assert info(centre, sign_no, certno)["insuinfo"][0]["insuplc_admdvs"] == "330300"

@@ -2,6 +2,9 @@
 and issues a certificate with the balance and the year's accumulators; the new region's acceptance makes the
 person insured there again, the state itself (one record per person) moving with them; the months between
 leaving and acceptance are transfer months, so a gap of up to 3 does not break the contribution run.
+Between the two steps no contribution or credit is accepted (the person is insured nowhere); a reversal of
+an earlier sale may still refund the account, and the acceptance takes the balance as it is (the answer
+says so), so a transfer can always be completed.
 Both steps are journaled PERSON_EVENTs (medsettle.centre.person_events).
 """
 
@@ -68,10 +71,6 @@ class Transfers:
             raise InvalidInput("an employee is accepted with their new unit (emp_no and emp_name)", field="emp_no")
         with self._ledger.lock:
             balance = self._ledger.settler.person_state(cert["psn_no"]).balance
-        if balance != cert["balance"]:  # nothing may move while the person is between regions
-            raise InvalidInput(
-                f"the balance {balance} differs from the certificate's {cert['balance']}", field="certificate_no"
-            )
         month = month_index(self._ledger.clock.now().date())
         body = {
             "action": "transfer_in",
@@ -86,7 +85,13 @@ class Transfers:
             "psn_no": cert["psn_no"],
             "insuplc_admdvs": cert["to_admdvs"],
             "balc": str(fen_to_decimal(balance)),
-            "note": "issue a card of the new region ('issue_card')",
+            "note": "issue a card of the new region ('issue_card')"
+            + (
+                f"; the balance moved since the certificate ({cert['balance']} fen, now {balance} fen: a reversal "
+                "of an earlier sale)"
+                if balance != cert["balance"]
+                else ""
+            ),
         }
 
 
