@@ -182,3 +182,28 @@ def test_card_read_with_reader_and_no_psam_authenticates():
         assert card["reader"] == "Pharm 00 00" and card["authenticated"]
     finally:
         medsettle("hardware", "down")
+
+
+def test_a_restart_replays_the_same_cards(tmp_path):
+    server = ServedCentre(tmp_path / "centre").start()
+    psn, dead = persons()[4], persons()[5]
+    try:
+        sign_no = server.sign_in()
+        old = card_of(psn)
+        lost = ok(server.admin({"action": "card", "card_no": old, "card_action": "lost", "replace": True}))
+        new = lost["replacement"]["card_no"]
+        ok(server.admin(activate(new)))
+        ok(server.admin({"action": "cancel_person", "psn_no": dead, "reason": "death"}))
+        seen = {p: statuses(server, sign_no, p) for p in (psn, dead)}
+    finally:
+        server.stop()
+    server.start()
+    try:
+        sign_no = server.sign_in()
+        assert {p: statuses(server, sign_no, p) for p in (psn, dead)} == seen
+        refused(server, activate(old), "card_no", "lost")  # the replayed state refuses what the live one did
+        refused(server, activate(new), "card_no", "already active")
+        refused(server, activate(card_of(dead)), "card_no", "cancelled")
+        assert card_sale(server, sign_no, psn, new)["infcode"] == 0
+    finally:
+        server.stop()
