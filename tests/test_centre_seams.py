@@ -251,7 +251,7 @@ def test_times_and_qr_tokens_come_from_the_centres_clock_and_random_source(tmp_p
             info = signed["output"]["signinoutb"]
             assert info["sign_time"] == "2026-03-02 14:15:16"
             assert info["sign_no"].startswith("20260302141516")
-            assert signed["refmsg_time"] == signed["respond_time"] == "2026-03-02 14:15:16"
+            assert signed["refmsg_time"] == signed["respond_time"] == "20260302141516000"
             clock.sleep(1)
             settled = centre.handle(sale(info["sign_no"], "M1", psn))["output"]["setlinfo"]
             assert settled["setl_time"] == "2026-03-02 14:15:17"  # the centre's clock, not the fee lines' time

@@ -254,20 +254,23 @@ class Settlements:
             "clr_type": CLR_TYPE[record.med_type],
         }
         rooms = self._rooms(record, values, insured)
-        inscp = amounts["inscp_scp_amt"]
-        out: dict[str, object] = {
-            "setlinfo": {key: extra[key] if key in extra else amounts[key] for key in SETLINFO_KEYS},
-            "setldetail": [
+        detail = []
+        for row in record.setldetail(values, fen_number):  # the funds that paid, in the platform's order
+            code = str(row["fund_pay_type"])
+            room = rooms.get(code)
+            detail.append(
                 {
                     "fund_pay_type": code,
                     "fund_pay_type_name": FUND_NAMES[code],
-                    "inscp_scp_amt": inscp,
-                    "crt_payb_lmt_amt": None if rooms.get(code) is None else fen_number(rooms[code]),
-                    "fund_payamt": fen_number(fen),
+                    "inscp_scp_amt": amounts["inscp_scp_amt"],
+                    "crt_payb_lmt_amt": None if room is None else fen_number(room),
+                    "fund_payamt": row["fund_payamt"],
                     "setl_proc_info": None,
                 }
-                for code, fen in ((r["fund_pay_type"], r["fund_payamt"]) for r in record.setldetail(values, int))
-            ],
+            )
+        out: dict[str, object] = {
+            "setlinfo": {key: extra[key] if key in extra else amounts[key] for key in SETLINFO_KEYS},
+            "setldetail": detail,
         }
         if record.lines is not None:
             out["feedetail"] = record.line_split(fen_number)
