@@ -63,6 +63,7 @@ class PersonInfo:
             balance = self._ledger.settler.person_state(psn_no).balance
         return person_answer(self._registry, psn_no, balance, today=self._ledger.clock.now().date())
 
+
 # The platform's idetinfo row keys; the medical-assistance identity (2301) has no dates the centre records.
 ASSISTANCE_IDENTITY = {
     "psn_idet_type": "2301",
