@@ -336,24 +336,38 @@ def test_each_fund_answers_what_it_may_still_pay_this_year(server):
 
 def test_a_resent_settlement_after_a_restart_answers_the_same_bytes(tmp_path):
     server = ServedCentre(tmp_path / "centre").start()
-    sent: list[tuple[str, str, dict, bytes]] = []  # (msgid, infno, input, the answer's bytes)
+    sent: list[tuple[str, str, str, dict, bytes]] = []  # (institution, msgid, infno, input, the answer's bytes)
+
+    def send(his: His, infno: str, body: dict) -> dict:
+        msgid = f"{his.code}20260302235959{len(sent):04d}"
+        sent.append((his.code, msgid, infno, body, his.raw(infno, body, msgid)))
+        return json.loads(sent[-1][4])
+
     try:
-        pharmacy = His(server, PHARMACY)
-        for k, lines in enumerate([[(0, "12.50", "2")], [(1, "30.00", "1"), (0, "4.00", "3")]]):
-            msgid = f"{PHARMACY}20260302235959{k:04d}"
-            sent.append((msgid, "2102", sale(EMPLOYEE, lines), pharmacy.raw("2102", sale(EMPLOYEE, lines), msgid)))
-        cancel = {"data": {"setl_id": json.loads(sent[0][3])["output"]["setlinfo"]["setl_id"], "psn_no": EMPLOYEE}}
-        msgid = f"{PHARMACY}202603022359599999"
-        sent.append((msgid, "2103", cancel, pharmacy.raw("2103", cancel, msgid)))
+        pharmacy, hospital = His(server, PHARMACY), His(server, HOSPITAL)
+        sold = send(pharmacy, "2102", sale(EMPLOYEE, [(0, "12.50", "2")]))
+        send(pharmacy, "2102", sale(EMPLOYEE, [(1, "30.00", "1"), (0, "4.00", "3")]))
+        send(pharmacy, "2103", {"data": {"setl_id": sold["output"]["setlinfo"]["setl_id"], "psn_no": EMPLOYEE}})
+        psn = second_employee()
+        visit = hospital.call("2201", {"data": {"psn_no": psn, "begntime": "2026-03-02 09:30:00"}})
+        visit_id = visit["output"]["data"]["mdtrt_id"]
+        hospital.call("2203", {"mdtrtinfo": {"mdtrt_id": visit_id, "psn_no": psn, "med_type": "11"}, "diseinfo": []})
+        hospital.call("2204", {"feedetail": [fee(visit_id, psn, "1", NO_CAP[0], "80.00", "11", DAY)]})
+        send(hospital, "2207", {"data": {"psn_no": psn, "mdtrt_id": visit_id, "mdtrt_cert_type": "02"}})
+        admit = {"mdtrtinfo": {"psn_no": psn, "med_type": "21", "begntime": "2026-03-01 08:00:00"}, "diseinfo": []}
+        stay = hospital.call("2401", admit)["output"]["data"]["mdtrt_id"]
+        hospital.call("2301", {"feedetail": [fee(stay, psn, "1", NO_CAP[0], "9000.00", "21", DAY)]})
+        send(hospital, "2304", {"data": {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "1"}})
     finally:
         server.stop()
     server = ServedCentre(tmp_path / "centre").start()  # the answers are rebuilt from the journal's records
     try:
-        pharmacy = His(server, PHARMACY)
-        for msgid, infno, body, first in sent:
+        others = {PHARMACY: His(server, PHARMACY), HOSPITAL: His(server, HOSPITAL)}
+        for code, msgid, infno, body, first in sent:
             answer = json.loads(first)
-            check_settlement(answer, med_type="41", cert_type="03")
-            again = pharmacy.raw(infno, body, msgid)
+            med_type = {"2207": "11", "2304": "21"}.get(infno, "41")
+            check_settlement(answer, med_type=med_type, cert_type={"2207": "02", "2304": None}.get(infno, "03"))
+            again = others[code].raw(infno, body, msgid)
             assert again[again.index(b'"err_msg"') :] == first[first.index(b'"err_msg"') :], infno
             assert json.loads(again)["inf_refmsgid"] != answer["inf_refmsgid"]
     finally:
