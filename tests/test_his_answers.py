@@ -22,9 +22,13 @@ from typing import Any
 import pytest
 
 from centre_rig import CODES, HOSPITAL, PHARMACY, POLICY, ServedCentre, card_of, default_registry, first_person
-from medsettle.centre.answers import Stamps
+from medsettle.centre.answers import ANSWER, Stamps
+from medsettle.centre.institutions import default_institutions
+from medsettle.centre.messages import Envelope
 from medsettle.centre.registry import DEFAULT_NATY, Identity, Registry
-from medsettle.engine import Population
+from medsettle.centre.service import Centre
+from medsettle.engine import Population, Settler
+from medsettle.ledger import SQLiteJournal
 from medsettle.timeutil import SHANGHAI
 
 ENVELOPE_KEYS = [
@@ -391,3 +395,28 @@ def test_the_example_answer_keys_are_documented():
     text = (Path(__file__).resolve().parents[1] / "docs" / "messages.md").read_text(encoding="utf-8")
     for key in SETLINFO_KEYS + SETLDETAIL_KEYS + ENVELOPE_KEYS:
         assert f"`{key}`" in text or f'"{key}"' in text, key
+
+
+def test_a_refusal_journaled_by_an_older_version_leaves_in_todays_envelope(tmp_path):
+    """An older journal kept a refusal's envelope with fewer keys; sent again, it has every key."""
+    request = {
+        "infno": "2102",
+        "msgid": f"{PHARMACY}202603020900009999",
+        "fixmedins_code": PHARMACY,
+        "input": {"data": {"psn_no": EMPLOYEE}, "feedetail": sale(EMPLOYEE, [(0, "3.00", "1")])["feedetail"]},
+    }
+    old = {"infcode": -1, "inf_refmsgid": request["msgid"], "err_msg": "PERSON_INACTIVE: x", "output": {}}
+    digest = Envelope.model_validate(request).request_hash()
+    path = tmp_path / "centre.db"
+    with SQLiteJournal(path) as journal:
+        journal.append(ANSWER, "130100", request["msgid"], {"hash": digest, "response": old})
+    with SQLiteJournal(path) as journal:
+        centre = Centre(
+            Settler(POLICY, Population.generate(POLICY, 200, seed=0)), journal, default_institutions(POLICY)
+        )
+        sign_no = centre.handle(
+            {"infno": "9001", "msgid": "S1", "fixmedins_code": PHARMACY, "input": {"signIn": {"opter_no": "001"}}}
+        )
+        again = centre.handle({**request, "sign_no": sign_no["output"]["signinoutb"]["sign_no"]})
+    assert list(again) == ENVELOPE_KEYS and again["err_msg"] == "PERSON_INACTIVE: x"
+    assert re.fullmatch(r"\d{30}", again["inf_refmsgid"]) and re.fullmatch(r"\d{17}", again["respond_time"])

@@ -32,6 +32,19 @@ ENCTYPE = None
 SIGNTYPE = None
 
 
+ENVELOPE_KEYS = (
+    "infcode",
+    "inf_refmsgid",
+    "refmsg_time",
+    "respond_time",
+    "enctype",
+    "signtype",
+    "err_msg",
+    "warn_msg",
+    "output",
+)
+
+
 def answer_fields(env: Envelope, output: dict) -> dict:
     """The journal fields that let a replay give the same request its stored answer again."""
     return {"msgid": env.msgid, "hash": env.request_hash(), "answer_output": output}
@@ -215,7 +228,10 @@ class AnswerStore:
     # -- replay ---------------------------------------------------------------------------------
 
     def _replay_refusal(self, entry: Entry) -> None:
-        self._answers[entry.key] = (entry.body["hash"], dumps_bytes(entry.body["response"]))
+        """A journaled refusal, in today's envelope (a journal of an older version kept fewer keys)."""
+        response = entry.body["response"]
+        envelope = {"enctype": ENCTYPE, "signtype": SIGNTYPE, "warn_msg": None, **response}
+        self._answers[entry.key] = (entry.body["hash"], dumps_bytes({key: envelope.get(key) for key in ENVELOPE_KEYS}))
 
     def _replay_answer(self, entry: Entry) -> None:
         """Every journaled success but a settlement's carries its answer (a settlement's answer is a
