@@ -317,3 +317,24 @@ def test_files_are_in_the_postgresql_database_every_process_reads(postgres_serve
             other.close()
     finally:
         journal.close()
+
+
+def test_a_file_of_several_megabytes_goes_up_over_http_while_other_long_bodies_stay_refused(tmp_path):
+    """The edge takes up to a 10 MB file's base64 for a 9101 only; any other body over 1 MiB is refused for its
+    length, as before files came, and nothing is stored."""
+    centre = ServedCentre(tmp_path / "centre").start()
+    try:
+        sign_no = centre.sign_in()
+        content = bytes(range(256)) * (3 * 4096)  # 3 MiB, 4 MiB of base64: over the 1 MiB of other requests
+        answer = upload(centre, sign_no, content, "big.bin")
+        assert answer["infcode"] == 0, answer
+        status, kind, body = download(centre, sign_no, answer["output"]["file_qury_no"])
+        assert (status, kind, body) == (200, "application/octet-stream", content)
+
+        padded = envelope("1101", {"data": {"psn_no": first_person(), "pad": "x" * (2 * 1024 * 1024)}}, sign_no)
+        status, kind, body = raw_call(centre, padded)
+        refused = json.loads(body)
+        assert (status, refused["infcode"]) == (200, -1) and "over 1048576 bytes" in refused["err_msg"], refused
+        assert "only a 9101 file upload may be longer" in refused["err_msg"]
+    finally:
+        centre.stop()

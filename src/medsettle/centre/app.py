@@ -33,13 +33,16 @@ from aiohttp import web
 
 from ..errors import InvalidInput, MedsettleError
 from ..jsontext import dumps_bytes, loads
+from ..ledger.files import MAX_FILE_BYTES
 from ..seams import SYSTEM_CLOCK, Clock
 from .files import FileAnswer
 from .messages import json_schemas
 from .service import Centre
 
 log = logging.getLogger(__name__)
-MAX_BODY = 1024 * 1024
+MAX_BODY = 1024 * 1024  # every request but a 9101 upload
+# A 9101 carries a file of up to MAX_FILE_BYTES in base64 (4 bytes per 3), and its envelope.
+MAX_UPLOAD_BODY = (MAX_FILE_BYTES + 2) // 3 * 4 + 64 * 1024
 PLATFORM_PATH = "/fsi/api/rsfComIfsService/callService"
 PLATFORM_SEGMENTS = tuple(PLATFORM_PATH.strip("/").split("/"))
 INFNO = re.compile(r"\d{4}")
@@ -52,7 +55,7 @@ def make_app(centre: Centre, *, workers: int = 8, throughput: Throughput | None 
     plain-text errors or a status other than 200: GET /schema and /admin are theirs, every other path is
     the envelope's, and a path or method the envelope does not take is refused in its shape
     (:func:`envelope_path`)."""
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_UPLOAD_BODY)
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medsettle-centre")
     durable: list[_DurableAnswers] = []  # made on the first request, on the server's event loop
     counts = throughput if throughput is not None else Throughput()
@@ -85,7 +88,7 @@ def make_app(centre: Centre, *, workers: int = 8, throughput: Throughput | None 
         try:
             url_infno = envelope_path(request.method, request.path, segments)
             raw = await read_body(request)
-            data = parse_body(raw)
+            data = parse_sized_body(raw, url_infno)
         except MedsettleError as exc:
             return refusal(exc)
         try:
@@ -113,7 +116,7 @@ def make_app(centre: Centre, *, workers: int = 8, throughput: Throughput | None 
         try:
             if request.method != "POST":
                 raise InvalidInput(f"{request.method} {request.path}: send the request with POST", field="method")
-            body = parse_body(await read_body(request), decimals=False)
+            body = parse_sized_body(await read_body(request), None, may_upload=False, decimals=False)
             work = functools.partial(centre.admin, body)
             result = await asyncio.get_running_loop().run_in_executor(executor, work)
         except MedsettleError as exc:
@@ -164,7 +167,26 @@ async def read_body(request: web.Request) -> bytes:
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise InvalidInput(f"the body is over {MAX_BODY} bytes") from None
+        raise InvalidInput(f"the body is over {MAX_UPLOAD_BODY} bytes, the most even a 9101 upload may be") from None
+
+
+def parse_sized_body(raw: bytes, url_infno: str | None, *, may_upload: bool = True, decimals: bool = True) -> Any:
+    """The body's JSON value (:func:`parse_body`). Only a 9101 upload may be over MAX_BODY (a 10 MB file is
+    about 14 MB of base64): any other body that long, JSON or not, is refused for its length, as before
+    files came. A 9101 is known by its URL's infno or its body's; the admin API (``may_upload`` False) takes none."""
+    if len(raw) <= MAX_BODY:
+        return parse_body(raw, decimals=decimals)
+    too_long = InvalidInput(f"the body is over {MAX_BODY} bytes (only a 9101 file upload may be longer)")
+    if not may_upload:
+        raise too_long
+    try:
+        data = parse_body(raw, decimals=decimals)
+    except InvalidInput:
+        raise too_long from None
+    body_infno = data.get("infno") if isinstance(data, dict) else None
+    if "9101" not in (url_infno, body_infno):
+        raise too_long
+    return data
 
 
 def parse_body(raw: bytes, *, decimals: bool = True) -> Any:
