@@ -223,6 +223,24 @@ class ServedCentre:
             conn.close()
 
 
+def admin_ok(answer: dict) -> dict:
+    """An admin answer that must have succeeded."""
+    assert answer.get("ok"), answer
+    return answer
+
+
+def admin_refused(server: ServedCentre, body: dict, field: str, *words: str) -> dict:
+    """The admin request is refused naming ``field`` (and saying ``words``), and the journal gets nothing."""
+    before = server.journal_count()
+    answer = server.admin(body)
+    assert not answer.get("ok"), answer
+    assert f"field {field}" in answer["error"], answer
+    for word in words:
+        assert word in answer["error"], answer
+    assert server.journal_count() == before, "a refusal journaled something"
+    return answer
+
+
 @pytest.fixture()
 def served_centre(tmp_path: Path) -> Iterator[ServedCentre]:
     """A served centre on 127.0.0.1 with a fresh data directory (tmp_path / "centre"), stopped after the test."""

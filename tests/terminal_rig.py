@@ -41,6 +41,12 @@ def by_certno() -> Identity:
     return Identity("02", patient_certno())
 
 
+def terminal_command(url: str, journal: Path, code: str = PHARMACY) -> list[str]:
+    """`medsettle terminal` of institution ``code`` on ``journal`` against ``url``, with short resend limits."""
+    return [sys.executable, "-m", "medsettle.cli", "terminal", "-i", code, "--centre", url, "--journal", str(journal),
+            "--resend-for", "0.5", "--timeout", "2"]  # fmt: skip
+
+
 def terminal(
     url: str, journal: Path, *args: str, crash_at: str | None = None, check: bool = True, code: str = PHARMACY
 ) -> subprocess.CompletedProcess[str]:
@@ -50,23 +56,7 @@ def terminal(
     if crash_at:
         env["MEDSETTLE_CRASH_AT"] = crash_at
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "medsettle.cli",
-            "terminal",
-            "-i",
-            code,
-            "--centre",
-            url,
-            "--journal",
-            str(journal),
-            "--resend-for",
-            "0.5",
-            "--timeout",
-            "2",
-            *args,
-        ],
+        [*terminal_command(url, journal, code), *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from centre_rig import CODES, POLICY, ServedCentre
+from centre_rig import admin_ok as ok
+from centre_rig import admin_refused as refused
 from medsettle.centre.registry import Registry
 from medsettle.engine import Population
 from medsettle.timeutil import now_shanghai
@@ -60,23 +62,6 @@ def write_persons(path: Path) -> Path:
 def registry(path: str) -> Registry:
     """The identities and cards `serve --persons` gives the file's persons (deterministic)."""
     return Registry.generate(Population.from_csv(POLICY, path))
-
-
-def ok(answer: dict) -> dict:
-    assert answer.get("ok"), answer
-    return answer
-
-
-def refused(server: ServedCentre, body: dict, field: str, *words: str) -> dict:
-    """The admin request is refused naming ``field`` (and saying ``words``), and the journal gets nothing."""
-    before = server.journal_count()
-    answer = server.admin(body)
-    assert not answer.get("ok"), answer
-    assert f"field {field}" in answer["error"], answer
-    for word in words:
-        assert word in answer["error"], answer
-    assert server.journal_count() == before, "a refusal journaled something"
-    return answer
 
 
 def sale(server: ServedCentre, sign_no: str, psn_no: str, certno: str) -> dict:

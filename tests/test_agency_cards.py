@@ -20,6 +20,8 @@ import sys
 import pytest
 
 from centre_rig import CODES, EMPLOYEE, ServedCentre, card_of, default_population, default_registry
+from centre_rig import admin_ok as ok
+from centre_rig import admin_refused as refused
 from medsettle.cli.hardware import psam_of
 
 from hw import DAEMON_DIR, skip_without_pcsc
@@ -38,23 +40,6 @@ def persons(region: str = "130100", insutype: str = "310", n: int = 6) -> list[s
             if len(found) == n:
                 break
     return found
-
-
-def ok(answer: dict) -> dict:
-    assert answer.get("ok"), answer
-    return answer
-
-
-def refused(server: ServedCentre, body: dict, field: str, *words: str) -> dict:
-    """The admin request is refused naming ``field`` (and saying ``words``), and the journal gets nothing."""
-    before = server.journal_count()
-    answer = server.admin(body)
-    assert not answer.get("ok"), answer
-    assert f"field {field}" in answer["error"], answer
-    for word in words:
-        assert word in answer["error"], answer
-    assert server.journal_count() == before, "a refusal journaled something"
-    return answer
 
 
 def activate(card_no: str) -> dict:

@@ -27,6 +27,7 @@ from terminal_rig import (
     centre_records,
     make_counter,
     patient_certno,
+    terminal_command,
 )
 
 pytestmark = pytest.mark.timeout(180)
@@ -44,23 +45,7 @@ PATIENT = "<the patient's certno>"  # in a parametrize list: patient_certno() is
 
 def run_terminal(url, journal, *args, stdin=None, cwd=None, code=PHARMACY):
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "medsettle.cli",
-            "terminal",
-            "-i",
-            code,
-            "--centre",
-            url,
-            "--journal",
-            str(journal),
-            "--resend-for",
-            "0.5",
-            "--timeout",
-            "2",
-            *args,
-        ],
+        [*terminal_command(url, journal, code), *args],
         input=stdin,
         capture_output=True,
         text=True,
