@@ -416,11 +416,13 @@ INPUTS: dict[str, type[BaseModel]] = {
 
 
 def json_schemas() -> dict[str, Any]:
-    """JSON Schema of the envelope, of every transaction's input by infno, and of the admin API's requests."""
+    """JSON Schema of the envelope, each transaction's input by infno, the admin API's requests, and the answers."""
     from .admin import ADMIN_REQUESTS  # noqa: PLC0415 (the admin models are not platform messages)
+    from .answer_schemas import answer_schemas  # noqa: PLC0415 (the answers' models are not requests)
 
     return {
         "envelope": Envelope.model_json_schema(),
         "inputs": {infno: model.model_json_schema() for infno, model in INPUTS.items()},
         "admin": {action: model.model_json_schema() for action, model in ADMIN_REQUESTS.items()},
+        "answers": answer_schemas(),
     }
