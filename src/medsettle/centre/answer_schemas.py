@@ -90,7 +90,7 @@ class InsuInfo(_Answer):
     paus_insu_date: str | None
     cvlserv_flag: str
     insuplc_admdvs: str
-    emp_name: str | None
+    emp_name: str
 
 
 class IdetInfo(_Answer):
@@ -334,10 +334,18 @@ class CatalogueItem(_Answer):
 class CataloguePage(_Answer):
     ver: str
     effective_from: str
-    unchanged: bool
+    unchanged: Literal[False]
     total: int
     page_num: int
     page_size: int
+    items: list[CatalogueItem]
+
+
+class CatalogueUnchanged(_Answer):
+    """The institution already holds the version in force (its ``ver``): nothing to page."""
+
+    ver: str
+    unchanged: Literal[True]
     items: list[CatalogueItem]
 
 
@@ -351,10 +359,17 @@ class RulesAnswer(_Answer):
     """The ruleset is the policy document's own (docs/policy.md): its keys are the policy's, not the wire's."""
 
     ver: str
-    unchanged: bool
+    unchanged: Literal[False]
     admdvs: str
     groups: list[RuleGroup]
-    ruleset: dict[str, Any] | None
+    ruleset: dict[str, Any]
+
+
+class RulesUnchanged(_Answer):
+    """The institution already holds the rule set in force (its ``ver``)."""
+
+    ver: str
+    unchanged: Literal[True]
 
 
 # 1901
@@ -394,8 +409,8 @@ OUTPUTS: dict[str, Any] = {
     "3202": StatementDetailAnswer | StatementFileAnswer,
     "5206": CumulativeAnswer,
     "9101": FileInfo,
-    "1312": CataloguePage,
-    "9901": RulesAnswer,
+    "1312": CataloguePage | CatalogueUnchanged,
+    "9901": RulesAnswer | RulesUnchanged,
     "1901": CodeTablePage,
     **dict.fromkeys(_CATALOGUE_FILES, CatalogueFileAnswer),
 }
