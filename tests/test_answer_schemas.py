@@ -10,9 +10,12 @@ with a key missing, a key extra or a value of the wrong type, so the checks cann
 
 from __future__ import annotations
 
+import base64
 import copy
+import io
 import json
 import urllib.request
+import zipfile
 from typing import Any
 
 import pytest
@@ -197,6 +200,13 @@ def answers(server: ServedCentre) -> list[tuple[str, dict]]:
     totals = {"medfee_sumamt": "0", "fund_pay_sumamt": "0", "acct_pay": "0", "fixmedins_setl_cnt": 0}
     call("3201", {"data": {"insutype": "310", "clr_type": "41", "setl_optins": "130100", **period, **totals}})
     call("3202", {"data": period, "detail": [{"setl_id": sold["output"]["setlinfo"]["setl_id"]}]})
+    detail = "\t".join([sold["output"]["setlinfo"]["setl_id"], "x", EMPLOYEE, "33.00", "0", "0", "0"]) + "\n"
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("detail.txt", detail)
+    upload = {"in": base64.b64encode(packed.getvalue()).decode(), "filename": "detail.txt.zip"}
+    uploaded, _ = call("9101", {"fsUploadIn": {**upload, "fixmedins_code": PHARMACY}})
+    call("3202", {"data": {**period, "file_qury_no": uploaded["output"]["file_qury_no"]}})
     page, _ = call("1312", {"data": {"page_size": 3, "date": "2026-03-02"}})
     call("1312", {"data": {"ver": page["output"]["ver"], "date": "2026-03-02"}})
     rules, _ = call("9901", {"data": {"date": "2025-06-01", "admdvs": "330300"}})
@@ -263,6 +273,9 @@ def test_the_rows_were_there_to_check(answers):
     assert by_infno["1101"]["output"]["insuinfo"] and by_infno["1101"]["output"]["cardinfo"]
     assert by_infno["1312"]["output"]["items"] and by_infno["1901"]["output"]["list"]
     assert {"setl_id", "reversed_setl_id"} <= set(by_infno["2601"]["output"]["data"])
+    forms = [sorted(answer["output"]) for infno, answer in answers if infno in ("3202", "1312", "9901")]
+    assert ["detail", "one_sided"] in forms and ["fileinfo", "one_sided"] in forms  # both of 3202's forms
+    assert ["items", "unchanged", "ver"] in forms and ["unchanged", "ver"] in forms  # 1312's and 9901's unchanged
 
 
 @pytest.mark.parametrize("change", ["drop a key", "add a key", "an amount as a string", "a null where none may be"])
