@@ -126,7 +126,10 @@ def test_a_card_issued_at_a_running_centre_is_personalised_from_its_records(stac
         psn = server.admin(EMPLOYEE)["psn_no"]
         no_card = medsettle("card", "issue", psn, "--centre", server.url, check=False)
         assert no_card.returncode == 1 and "issue one first" in no_card.stderr
+        # A card only after paying in full (docs/agency.md): the first month's contribution, then the card.
+        assert server.admin({"action": "contribute", "psn_no": psn, "month": "2026-01", "base": "6000.00"})["ok"]
         card = server.admin({"action": "issue_card", "psn_no": psn, "channel": "on_the_spot"})
+        assert card["ok"], card
         medsettle("card", "issue", psn, "--centre", server.url)
         read = json.loads(medsettle("card", "read", "--pin", "123456").stdout)
         assert (read["certno"], read["name"], read["card_no"], read["card_sn"]) == (
