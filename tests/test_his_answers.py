@@ -30,69 +30,8 @@ from medsettle.centre.service import Centre
 from medsettle.engine import Population, Settler
 from medsettle.ledger import SQLiteJournal
 from medsettle.timeutil import SHANGHAI
+from platform_keys import ENVELOPE_KEYS, SETLDETAIL_KEYS, SETLINFO_KEYS
 
-ENVELOPE_KEYS = [
-    "infcode",
-    "inf_refmsgid",
-    "refmsg_time",
-    "respond_time",
-    "enctype",
-    "signtype",
-    "err_msg",
-    "warn_msg",
-    "output",
-]
-SETLINFO_KEYS = [
-    "setl_id",
-    "mdtrt_id",
-    "psn_no",
-    "psn_name",
-    "psn_cert_type",
-    "certno",
-    "gend",
-    "naty",
-    "brdy",
-    "age",
-    "insutype",
-    "psn_type",
-    "cvlserv_flag",
-    "setl_time",
-    "mdtrt_cert_type",
-    "med_type",
-    "medfee_sumamt",
-    "fulamt_ownpay_amt",
-    "overlmt_selfpay",
-    "preselfpay_amt",
-    "inscp_scp_amt",
-    "act_pay_dedc",
-    "hifp_pay",
-    "pool_prop_selfpay",
-    "cvlserv_pay",
-    "hifes_pay",
-    "hifmi_pay",
-    "hifob_pay",
-    "maf_pay",
-    "oth_pay",
-    "fund_pay_sumamt",
-    "psn_part_amt",
-    "acct_pay",
-    "psn_cash_pay",
-    "hosp_part_amt",
-    "balc",
-    "acct_mulaid_pay",
-    "medins_setl_id",
-    "clr_optins",
-    "clr_way",
-    "clr_type",
-]
-SETLDETAIL_KEYS = [
-    "fund_pay_type",
-    "fund_pay_type_name",
-    "inscp_scp_amt",
-    "crt_payb_lmt_amt",
-    "fund_payamt",
-    "setl_proc_info",
-]
 NOT_AMOUNTS = ("pool_prop_selfpay", "medins_setl_id", "clr_optins", "clr_way", "clr_type")
 AMOUNTS = [k for k in SETLINFO_KEYS[16:] if k not in NOT_AMOUNTS]
 NO_CAP = [

@@ -27,95 +27,9 @@ import pytest
 
 from centre_rig import CODES, HOSPITAL, PHARMACY, POLICY, ServedCentre, card_of, default_registry
 from medsettle.timeutil import SHANGHAI
+from platform_keys import BASEINFO_KEYS, ENVELOPE_KEYS, INSUINFO_KEYS, RESULT_KEYS, SETLDETAIL_KEYS, SETLINFO_KEYS
 
 PATH = "fsi/api/rsfComIfsService/callService"
-ENVELOPE_KEYS = ["infcode", "inf_refmsgid", "refmsg_time", "respond_time", "enctype", "signtype", "err_msg"]
-ENVELOPE_KEYS += ["warn_msg", "output"]
-SETLINFO_KEYS = [
-    "setl_id",
-    "mdtrt_id",
-    "psn_no",
-    "psn_name",
-    "psn_cert_type",
-    "certno",
-    "gend",
-    "naty",
-    "brdy",
-    "age",
-    "insutype",
-    "psn_type",
-    "cvlserv_flag",
-    "setl_time",
-    "mdtrt_cert_type",
-    "med_type",
-    "medfee_sumamt",
-    "fulamt_ownpay_amt",
-    "overlmt_selfpay",
-    "preselfpay_amt",
-    "inscp_scp_amt",
-    "act_pay_dedc",
-    "hifp_pay",
-    "pool_prop_selfpay",
-    "cvlserv_pay",
-    "hifes_pay",
-    "hifmi_pay",
-    "hifob_pay",
-    "maf_pay",
-    "oth_pay",
-    "fund_pay_sumamt",
-    "psn_part_amt",
-    "acct_pay",
-    "psn_cash_pay",
-    "hosp_part_amt",
-    "balc",
-    "acct_mulaid_pay",
-    "medins_setl_id",
-    "clr_optins",
-    "clr_way",
-    "clr_type",
-]
-SETLDETAIL_KEYS = [
-    "fund_pay_type",
-    "fund_pay_type_name",
-    "inscp_scp_amt",
-    "crt_payb_lmt_amt",
-    "fund_payamt",
-    "setl_proc_info",
-]
-RESULT_KEYS = [
-    "feedetl_sn",
-    "det_item_fee_sumamt",
-    "cnt",
-    "pric",
-    "pric_uplmt_amt",
-    "selfpay_prop",
-    "fulamt_ownpay_amt",
-    "overlmt_amt",
-    "preselfpay_amt",
-    "inscp_scp_amt",
-    "chrgitm_lv",
-    "med_chrgitm_type",
-    "bas_medn_flag",
-    "hi_nego_drug_flag",
-    "chld_medc_flag",
-    "list_sp_item_flag",
-    "lmt_used_flag",
-    "drt_reim_flag",
-    "memo",
-    "exp_content",
-]
-BASEINFO_KEYS = ["psn_no", "psn_cert_type", "certno", "psn_name", "gend", "naty", "brdy", "age", "exp_content"]
-INSUINFO_KEYS = [
-    "balc",
-    "insutype",
-    "psn_type",
-    "psn_insu_stas",
-    "psn_insu_date",
-    "paus_insu_date",
-    "cvlserv_flag",
-    "insuplc_admdvs",
-    "emp_name",
-]
 REGISTER_KEYS = ["mdtrt_id", "psn_no", "ipt_otp_no", "exp_content"]
 CLR_TYPE = {"11": "11", "13": "11", "14": "11", "21": "21", "41": "41"}
 

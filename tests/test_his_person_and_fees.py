@@ -24,41 +24,9 @@ from medsettle.engine import Population
 from medsettle.errors import PolicyError
 from medsettle.policy.loader import OPTIONAL_CATALOGUE_COLUMNS, default_policy_path, load_policy
 from medsettle.timeutil import month_index
+from platform_keys import BASEINFO_KEYS, INSUINFO_KEYS, RESULT_KEYS
 
-BASEINFO = {"psn_no", "psn_cert_type", "certno", "psn_name", "gend", "naty", "brdy", "age", "exp_content"}
-INSUINFO = {
-    "balc",
-    "insutype",
-    "psn_type",
-    "psn_insu_stas",
-    "psn_insu_date",
-    "paus_insu_date",
-    "cvlserv_flag",
-    "insuplc_admdvs",
-    "emp_name",
-}
-RESULT_ROW = {
-    "feedetl_sn",
-    "det_item_fee_sumamt",
-    "cnt",
-    "pric",
-    "pric_uplmt_amt",
-    "selfpay_prop",
-    "fulamt_ownpay_amt",
-    "overlmt_amt",
-    "preselfpay_amt",
-    "inscp_scp_amt",
-    "chrgitm_lv",
-    "med_chrgitm_type",
-    "bas_medn_flag",
-    "hi_nego_drug_flag",
-    "chld_medc_flag",
-    "list_sp_item_flag",
-    "lmt_used_flag",
-    "drt_reim_flag",
-    "memo",
-    "exp_content",
-}
+BASEINFO, INSUINFO, RESULT_ROW = set(BASEINFO_KEYS), set(INSUINFO_KEYS), set(RESULT_KEYS)
 AMOUNTS = (
     "det_item_fee_sumamt",
     "cnt",
