@@ -84,6 +84,29 @@ EMPLOYEE = {
 }
 
 
+def envelope(
+    infno: str, input_: Any, *, sign_no: str, msgid: str, fixmedins_code: str = PHARMACY, insuplc: str = "130100"
+) -> dict:
+    """The usual envelope of a test's request: a clerk at a counter of ``fixmedins_code``."""
+    return {
+        "infno": infno,
+        "msgid": msgid,
+        "mdtrtarea_admvs": "130100",
+        "insuplc_admdvs": insuplc,
+        "recer_sys_code": "MEDSETTLE",
+        "dev_no": "D1",
+        "infver": "V1.0",
+        "opter_type": "1",
+        "opter": "001",
+        "opter_name": "clerk",
+        "inf_time": "2026-03-02 10:00:00",
+        "fixmedins_code": fixmedins_code,
+        "fixmedins_name": "x",
+        "sign_no": sign_no,
+        "input": input_,
+    }
+
+
 class ServedCentre:
     """`medsettle serve --port 0 --data-dir DATA_DIR` on 127.0.0.1, and the calls a test makes to it.
 
@@ -182,25 +205,7 @@ class ServedCentre:
     ) -> tuple[Any, str]:
         """One wire call with the usual envelope; returns (answer, msgid) so a test can send it again."""
         msgid = msgid or self.next_msgid(fixmedins_code)
-        return self.post(
-            {
-                "infno": infno,
-                "msgid": msgid,
-                "mdtrtarea_admvs": "130100",
-                "insuplc_admdvs": "130100",
-                "recer_sys_code": "MEDSETTLE",
-                "dev_no": "D1",
-                "infver": "V1.0",
-                "opter_type": "1",
-                "opter": "001",
-                "opter_name": "clerk",
-                "inf_time": "2026-03-02 10:00:00",
-                "fixmedins_code": fixmedins_code,
-                "fixmedins_name": "x",
-                "sign_no": sign_no,
-                "input": input_,
-            }
-        ), msgid
+        return self.post(envelope(infno, input_, sign_no=sign_no, msgid=msgid, fixmedins_code=fixmedins_code)), msgid
 
     def admin(self, body: Any) -> Any:
         """One call to the centre's admin endpoint (enrolment, cards, persons)."""

@@ -6,7 +6,17 @@ from __future__ import annotations
 
 import pytest
 
-from centre_rig import CODES, EMPLOYEE, PHARMACY, ServedCentre, card_of, certno, default_registry, first_person
+from centre_rig import (
+    CODES,
+    EMPLOYEE,
+    PHARMACY,
+    ServedCentre,
+    card_of,
+    certno,
+    default_registry,
+    envelope,
+    first_person,
+)
 from medsettle.centre.persons import add_working_days
 from medsettle.timeutil import now_shanghai
 
@@ -20,25 +30,7 @@ def ok(answer):
 
 def call(server, infno, input_, sign_no, insuplc="130100"):
     msgid = ServedCentre.next_msgid(PHARMACY)
-    return server.post(
-        {
-            "infno": infno,
-            "msgid": msgid,
-            "mdtrtarea_admvs": "130100",
-            "insuplc_admdvs": insuplc,
-            "recer_sys_code": "MEDSETTLE",
-            "dev_no": "D1",
-            "infver": "V1.0",
-            "opter_type": "1",
-            "opter": "001",
-            "opter_name": "clerk",
-            "inf_time": "2026-03-02 10:00:00",
-            "fixmedins_code": PHARMACY,
-            "fixmedins_name": "x",
-            "sign_no": sign_no,
-            "input": input_,
-        }
-    )
+    return server.post(envelope(infno, input_, sign_no=sign_no, msgid=msgid, insuplc=insuplc))
 
 
 def sale(psn_no, cert_type, cert_no, price="100.00"):

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-PHARMACY = "P13010000001"  # the default institutions' online pharmacy
+from centre_rig import PHARMACY, envelope
+
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) medsettle(\.\w+)+: ")
 # `python -m medsettle.cli` with every file it writes limited to N bytes (the first argument)
 LIMITED = (
@@ -89,23 +90,7 @@ class Served:
             self.proc.wait(timeout=30)
 
     def call(self, infno: str, input_: dict, *, sign_no: str = "", msgid: str) -> dict:
-        body = {
-            "infno": infno,
-            "msgid": msgid,
-            "mdtrtarea_admvs": "130100",
-            "insuplc_admdvs": "130100",
-            "recer_sys_code": "MEDSETTLE",
-            "dev_no": "D1",
-            "infver": "V1.0",
-            "opter_type": "1",
-            "opter": "001",
-            "opter_name": "clerk",
-            "inf_time": "2026-03-02 10:00:00",
-            "fixmedins_code": PHARMACY,
-            "fixmedins_name": "x",
-            "sign_no": sign_no,
-            "input": input_,
-        }
+        body = envelope(infno, input_, sign_no=sign_no, msgid=msgid)
         request = urllib.request.Request(
             self.url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
         )
