@@ -36,6 +36,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_LEVELS = ("debug", "info", "warning", "error")
+CONNECTIONS = "medsettle.connections"  # the command context's meta key of the connection limits
+
+
+def _connection_limits(ctx: click.Context, _param: click.Parameter, value: int | None) -> None:
+    """--max-connections: the connection limits (centre/connections.py), resolved as the command line is read
+    (so a wrong value, or a wrong MEDSETTLE_*_TIMEOUT, stops the command before any journal is opened), and
+    kept in the context's meta for :func:`_serve_forever`."""
+    from ..centre.connections import plan  # noqa: PLC0415
+
+    try:
+        ctx.meta[CONNECTIONS] = plan(value)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command()
@@ -73,6 +86,15 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
     type=click.IntRange(min=0),
     metavar="SECONDS",
     help="Log the throughput every SECONDS (0: never).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    metavar="N",
+    expose_value=False,
+    callback=_connection_limits,
+    help="Connections open at once; past N a new one is answered HTTP 503 CENTRE_BUSY and closed "
+    "(default: 80% of the open-file limit, whose soft value is raised to the hard one).",
 )
 @fail_cleanly()
 def serve(
@@ -156,9 +178,12 @@ def _serve_forever(
     from aiohttp import web  # noqa: PLC0415
 
     from ..centre.app import Throughput, make_app, tune_gc_for_serving  # noqa: PLC0415
+    from ..centre.connections import open_door, plan  # noqa: PLC0415
 
     tune_gc_for_serving()
     throughput = Throughput()
+    context = click.get_current_context(silent=True)  # the limits --max-connections read (or the defaults)
+    limits = context.meta[CONNECTIONS] if context is not None and CONNECTIONS in context.meta else plan(None)
 
     async def report_every(seconds: int) -> None:
         while True:
@@ -167,17 +192,19 @@ def _serve_forever(
 
     async def run() -> None:
         # No access log: it would cost a log record per request; the throughput line counts them instead.
-        runner = web.AppRunner(make_app(centre, throughput=throughput), access_log=None)
+        app = make_app(centre, throughput=throughput)
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=limits.idle_timeout)
         await runner.setup()
-        await web.SockSite(runner, listener).start()
+        door = await open_door(runner, listener, limits, centre.refusal)  # the cap and the timeouts
         bound = listener.getsockname()[1]  # the real port when 0 was asked for
         click.echo(f"medsettle centre listening on http://127.0.0.1:{bound}/ (engine: {centre.settler.engine_name})")
         log.info(
-            "started: listening on http://127.0.0.1:%d/, %s, regions %s, engine %s, %d institutions",
+            "started: listening on http://127.0.0.1:%d/, %s, regions %s, engine %s, %s, %d institutions",
             bound,
             where,
             ",".join(regions) if regions else "all",
             centre.settler.engine_name,
+            limits.describe(),
             len(centre.institutions),
         )
         stop = asyncio.Event()
@@ -192,6 +219,7 @@ def _serve_forever(
         finally:
             if reporter is not None:
                 reporter.cancel()
+            door.close()
             await runner.cleanup()
         log.info(
             "stopped: %d requests answered (%d refused) in %.0f s",
