@@ -20,7 +20,7 @@ from ..errors import InvalidInput, MedsettleError, SettlementRefused
 from ..jsontext import dumps_bytes, loads
 from ..ledger.journal import Entry
 from ..seams import Clock
-from .core import Ledger
+from .core import Ledger, journal_key
 from .messages import Envelope
 from .pending import answered, when_all
 
@@ -46,8 +46,14 @@ ENVELOPE_KEYS = (
 
 
 def answer_fields(env: Envelope, output: dict) -> dict:
-    """The journal fields that let a replay give the same request its stored answer again."""
-    return {"msgid": env.msgid, "hash": env.request_hash(), "answer_output": output}
+    """The journal fields that let a replay give the same request its stored answer again (the institution
+    too: each institution's msgids are its own)."""
+    return {
+        "fixmedins_code": env.fixmedins_code,
+        "msgid": env.msgid,
+        "hash": env.request_hash(),
+        "answer_output": output,
+    }
 
 
 def ok_response(
@@ -132,7 +138,15 @@ class Stamps:
 
 
 class AnswerStore:
-    """msgid -> (request hash, the response as JSON bytes, or its Future while it is not yet durable).
+    """(fixmedins_code, msgid) -> (request hash, the response as JSON bytes, or its Future while it is not yet
+    durable).
+
+    Each institution's msgids are its own namespace (DOMAIN.md's Security): another institution can
+    neither read an answer, nor tombstone a msgid (a 2601 before it arrived), nor take a msgid first.
+    Entries journaled before msgids were per institution, whose institution replay cannot tell (refusals,
+    reversals, sign-outs), stay in one shared namespace, as they were written: any institution's resend
+    of such a msgid gets its stored answer if the request is the same (its hash covers fixmedins_code, so
+    only the institution that sent it can match), and another request under it is refused.
 
     Bytes, not dicts: millions of stored answers would otherwise be millions of containers for Python's
     cyclic garbage collector to walk again and again (pauses of a second and more)."""
@@ -140,9 +154,26 @@ class AnswerStore:
     def __init__(self, ledger: Ledger, stamps: Stamps) -> None:
         self._ledger = ledger
         self.stamps = stamps
-        self._answers: dict[str, tuple[str, Any]] = {}
+        self._answers: dict[str, dict[str, tuple[str, Any]]] = {}  # fixmedins_code -> msgid -> stored
+        self._legacy: dict[str, tuple[str, Any]] = {}  # msgid -> stored, of entries without an institution
+        # (fixmedins_code, msgid) whose journal key an entry of an older version holds (a msgid that looked
+        # like a key of today's): a request under it would be refused by the journal after it was applied.
+        self._reserved: set[tuple[str, str]] = set()
         ledger.owns(ANSWER, self._replay_refusal)
         ledger.observe_every(self._replay_answer)
+
+    def _find(self, code: str, msgid: str) -> tuple[str, Any] | None:
+        own = self._answers.get(code)
+        stored = own.get(msgid) if own is not None else None
+        if stored is None and self._legacy:
+            stored = self._legacy.get(msgid)
+        return stored
+
+    def _own(self, code: str) -> dict[str, tuple[str, Any]]:
+        own = self._answers.get(code)
+        if own is None:
+            own = self._answers[code] = {}
+        return own
 
     # -- answering once -------------------------------------------------------------------------
 
@@ -154,29 +185,34 @@ class AnswerStore:
         too, stored and journaled in ``region``; bad input is not stored (a corrected resend may use the
         msgid). A failed journal fails the Future with CentreFailStopped."""
         digest = env.request_hash()
+        code, msgid = env.fixmedins_code, env.msgid
         with self._ledger.lock:
-            stored = self._answers.get(env.msgid)
+            stored = self._find(code, msgid)
             if stored is None:
+                if (code, msgid) in self._reserved:
+                    raise InvalidInput(
+                        f"msgid {msgid} cannot be used: a journal entry of an earlier version holds its key",
+                        field="msgid",
+                    )
                 pending: Future = Future()
-                self._answers[env.msgid] = (digest, pending)
+                self._own(code)[msgid] = (digest, pending)
         if stored is not None:
-            return self._repeat(env.msgid, digest, stored)
+            return self._repeat(msgid, digest, stored)
         with self._ledger.collect_waits() as journal_waits:
             try:
                 try:
                     response = work()
                 except SettlementRefused as exc:  # refusals are answers too: stored and journaled
                     response = self.stamps.error(self.stamps.time(), exc)
+                    body = {"hash": digest, "response": response, "fixmedins_code": code, "msgid": msgid}
                     with self._ledger.lock:
-                        self._ledger.wait(
-                            self._ledger.append(ANSWER, region, env.msgid, {"hash": digest, "response": response})
-                        )
+                        self._ledger.wait(self._ledger.append(ANSWER, region, journal_key(code, msgid), body))
             except BaseException as exc:
                 with self._ledger.lock:
-                    del self._answers[env.msgid]
+                    del self._answers[code][msgid]
                 pending.set_exception(exc)  # an identical request waiting meanwhile gets the same error
                 raise
-        when_all(journal_waits, lambda failure: self._settle(env.msgid, digest, pending, response, failure))
+        when_all(journal_waits, lambda failure: self._settle(code, msgid, digest, pending, response, failure))
         return pending
 
     @staticmethod
@@ -188,54 +224,77 @@ class AnswerStore:
             raise InvalidInput(f"msgid {msgid} was already used for another request", field="msgid")
         return answer if isinstance(answer, Future) else answered(loads(answer))
 
-    def _settle(self, msgid: str, digest: str, pending: Future, response: dict, failure: BaseException | None) -> None:
+    def _settle(
+        self, code: str, msgid: str, digest: str, pending: Future, response: dict, failure: BaseException | None
+    ) -> None:
         """Store a durable answer for repeats, or, if its journal entries failed, forget it and fail."""
         if failure is None:
             with self._ledger.lock:
-                self._answers[msgid] = (digest, dumps_bytes(response))
+                self._own(code)[msgid] = (digest, dumps_bytes(response))
             pending.set_result(response)
             return
         unavailable = self._ledger.fail(failure)
         with self._ledger.lock:
-            del self._answers[msgid]
+            del self._answers[code][msgid]
         pending.set_exception(unavailable)
 
     # -- what 2601 reads and writes (under the ledger's lock) -----------------------------------
 
-    def pending(self, msgid: str) -> Future | None:
-        """The Future of ``msgid``'s answer while it is not yet durable, else None."""
+    def pending(self, code: str, msgid: str) -> Future | None:
+        """The Future of institution ``code``'s ``msgid``'s answer while it is not yet durable, else None."""
         with self._ledger.lock:
-            stored = self._answers.get(msgid)
+            stored = self._find(code, msgid)
         return stored[1] if stored is not None and isinstance(stored[1], Future) else None
 
-    def stored(self, msgid: str) -> tuple[str, dict | None] | None:
-        """(hash or TOMBSTONE, the durable response or None) of ``msgid``; None if it never arrived.
-        The caller holds the ledger's lock and has waited for a pending answer (:meth:`pending`)."""
-        stored = self._answers.get(msgid)
+    def stored(self, code: str, msgid: str) -> tuple[str, dict | None] | None:
+        """(hash or TOMBSTONE, the durable response or None) of institution ``code``'s ``msgid``; None if it
+        never arrived. The caller holds the ledger's lock and has waited for a pending answer (:meth:`pending`)."""
+        stored = self._find(code, msgid)
         if stored is None:
             return None
         digest, answer = stored
         return digest, (loads(answer) if isinstance(answer, bytes) else None)
 
-    def tombstone(self, msgid: str) -> None:
-        """Mark ``msgid`` as reversed before it arrived: a late copy is refused (under the lock)."""
-        self._answers[msgid] = (TOMBSTONE, None)
+    def tombstone(self, code: str, msgid: str) -> None:
+        """Mark institution ``code``'s ``msgid`` as reversed before it arrived: a late copy is refused (under
+        the lock). ``code`` "" (an entry of an older version): any institution's copy."""
+        (self._own(code) if code else self._legacy)[msgid] = (TOMBSTONE, None)
 
-    def remember(self, msgid: str, digest: str, output: dict) -> None:
-        """On replay: the stored answer of a journaled success."""
-        self._answers[msgid] = (digest, dumps_bytes(ok_response("", "", "", output)))  # stamped as it leaves
+    def remember(self, code: str, msgid: str, digest: str, output: dict) -> None:
+        """On replay: the stored answer of a journaled success (``code`` "": an older entry's, shared)."""
+        stored = (digest, dumps_bytes(ok_response("", "", "", output)))  # stamped as it leaves
+        (self._own(code) if code else self._legacy)[msgid] = stored
 
     # -- replay ---------------------------------------------------------------------------------
 
     def _replay_refusal(self, entry: Entry) -> None:
-        """A journaled refusal, in today's envelope (a journal of an older version kept fewer keys)."""
-        response = entry.body["response"]
+        """A journaled refusal, in today's envelope (a journal of an older version kept fewer keys, and
+        keyed it by the msgid alone, without the institution)."""
+        body = entry.body
+        response = body["response"]
         envelope = {"enctype": ENCTYPE, "signtype": SIGNTYPE, "warn_msg": None, **response}
-        self._answers[entry.key] = (entry.body["hash"], dumps_bytes({key: envelope.get(key) for key in ENVELOPE_KEYS}))
+        stored = (body["hash"], dumps_bytes({key: envelope.get(key) for key in ENVELOPE_KEYS}))
+        code = body.get("fixmedins_code", "")
+        (self._own(code) if code else self._legacy)[body.get("msgid", entry.key)] = stored
 
     def _replay_answer(self, entry: Entry) -> None:
         """Every journaled success but a settlement's carries its answer (a settlement's answer is a
-        function of its record, so its flow remembers it)."""
+        function of its record, so its flow remembers it). The entry's owner has run first: an older
+        entry without fixmedins_code has been given its encounter's where one can tell."""
         body = entry.body
+        if entry.key.startswith("[") and (entry.kind == ANSWER or "msgid" in body):
+            self._reserve_lookalike(entry)
         if entry.kind != ANSWER and "answer_output" in body:
-            self.remember(body["msgid"], body["hash"], body["answer_output"])
+            self.remember(body.get("fixmedins_code", ""), body["msgid"], body["hash"], body["answer_output"])
+
+    def _reserve_lookalike(self, entry: Entry) -> None:
+        """An older entry keyed by a msgid that reads as one of today's keys reserves that key's msgid."""
+        try:
+            parts = loads(entry.key)
+        except ValueError:
+            return
+        if not isinstance(parts, list) or len(parts) not in (2, 3) or not all(isinstance(p, str) for p in parts):
+            return
+        body = entry.body
+        if parts[0] != body.get("fixmedins_code") or parts[1] != body.get("msgid"):  # not one of today's
+            self._reserved.add((parts[0], parts[1]))

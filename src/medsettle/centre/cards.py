@@ -15,7 +15,7 @@ from ..bounds import MAX_CREDIT_FEN
 from ..errors import InvalidInput
 from ..ledger.journal import Entry
 from ..money import fen_to_decimal, to_fen
-from .core import Ledger
+from .core import Ledger, journal_key
 from .institutions import Institution
 from .messages import Envelope
 from .qr import QrVouchers
@@ -23,6 +23,11 @@ from .regions import OwnedRegions
 from .registry import CANCELLED, CARD_EVENT, ISSUED, LOST, Card, CardRefused, Registry
 
 CREDIT = "credit"
+
+
+def credit_key(psn_no: str, key: str) -> str:
+    """The journal key of a person's credit ``key`` (a month): parts no client text can run together."""
+    return journal_key(psn_no, key)
 
 
 class Cards:
@@ -71,7 +76,7 @@ class Cards:
                 self._ledger.commit(
                     CARD_EVENT,
                     institution.admdvs,
-                    f"{env.msgid}/activate",
+                    journal_key(institution.fixmedins_code, env.msgid, "activate"),
                     {"card_no": card.card_no, "action": "activate", "by": institution.fixmedins_code},
                     apply=lambda: self._registry.apply(CARD_EVENT, {"card_no": card.card_no, "action": "activate"}),
                 )
@@ -150,7 +155,7 @@ class Cards:
         if not population.describe(index)["active"]:  # cancelled, or between regions (the transfer must balance)
             raise InvalidInput(f"person {psn_no} is not insured here now: no credit", field="psn_no")
         region = population.region_of(index)
-        journal_key = f"{psn_no}/{key}"
+        journal_key = credit_key(psn_no, key)
         with ledger.lock:
             ledger.refuse_if_failed()
             if journal_key in self._credit_keys:
@@ -170,11 +175,11 @@ class Cards:
 
     def credited(self, psn_no: str, month: str) -> bool:
         """Whether the account of ``psn_no`` was credited for ``month`` (yyyy-mm), by any command."""
-        return f"{psn_no}/{month}" in self._credit_keys
+        return credit_key(psn_no, month) in self._credit_keys
 
     def mark_credited(self, psn_no: str, month: str) -> None:
         """A contribution credited the account for ``month``: 'credit' must not credit it again."""
-        self._credit_keys.add(f"{psn_no}/{month}")
+        self._credit_keys.add(credit_key(psn_no, month))
 
     # -- replay ---------------------------------------------------------------------------------
 
@@ -182,4 +187,6 @@ class Cards:
         self._registry.apply(entry.kind, entry.body)
 
     def _replay_credit(self, entry: Entry) -> None:
-        self._credit_keys.add(entry.key)  # the settler has applied the credit (medsettle.ledger.replay)
+        # the settler has applied the credit (medsettle.ledger.replay); an older version's key was "psn_no/key"
+        psn_no, slash, month = entry.key.partition("/")
+        self._credit_keys.add(credit_key(psn_no, month) if slash and not entry.key.startswith("[") else entry.key)

@@ -6,6 +6,11 @@ waits for that entry (see :meth:`Ledger.collect_waits`), so many requests share 
 fails, the core fails stop: its memory is ahead of its journal, so it refuses every later change until a
 restart replays the journal.
 
+Journal keys that hold client text (a msgid, an admin request's key) are made by :func:`journal_key`, so no
+client can write a separator into one and forge another request's key; :meth:`Ledger.commit` refuses a
+request whose key is taken before it changes anything. A conflict a client caused is that client's
+refusal: the centre fails stop only when its journal fails.
+
 On replay the core hands each journal entry to the flow that owns the entry's kind (:meth:`Ledger.owns`),
 then to the observers that look at every entry (the answer store).
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -21,7 +27,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..engine import Settler
-from ..errors import MedsettleError
+from ..errors import InvalidInput, MedsettleError
 from ..ledger import GroupCommitJournal
 from ..ledger.journal import Entry
 from ..ledger.replay import replay
@@ -34,6 +40,15 @@ Replayer = Callable[[Entry], None]
 # Set by ``Ledger.collect_waits`` around a state-changing request; ``Ledger.wait`` outside one (the admin
 # API) blocks instead.
 _JOURNAL_WAITS: contextvars.ContextVar[list[Future] | None] = contextvars.ContextVar("journal_waits", default=None)
+
+
+def journal_key(*parts: str) -> str:
+    """A journal key made of ``parts``, some of them client text: a JSON array (ASCII), so no part can
+    end early or hold a separator, and two requests' keys are equal only if all their parts are.
+
+    Keys written by versions before this were joined with "/" (``msgid/2601``) or were the msgid alone;
+    replay does not read keys back as parts, so those entries replay as they are."""
+    return json.dumps(list(parts), separators=(",", ":"))
 
 
 class CentreFailStopped(MedsettleError):
@@ -56,6 +71,7 @@ class Ledger:
         self._owners: dict[str, Replayer] = {}
         self._observers: list[Replayer] = []
         self._clock_text: tuple[int, str] = (0, "")
+        self._in_flight: set[tuple[str, str]] = set()  # (kind, key) queued by commit(), not yet durable
 
     # -- the time, as answers write it ----------------------------------------------------------
 
@@ -93,13 +109,27 @@ class Ledger:
 
     # -- the commit path ------------------------------------------------------------------------
 
-    def commit(self, kind: str, region: str, key: str, body: dict, *, apply: Callable[[], Any]) -> None:
-        """Apply a change and queue its journal entry, under the lock; the answer waits for it."""
+    def commit(
+        self, kind: str, region: str, key: str, body: dict, *, apply: Callable[[], Any], field: str = "request"
+    ) -> None:
+        """Apply a change and queue its journal entry, under the lock; the answer waits for it.
+
+        A key already journaled (or queued) is the request's refusal (InvalidInput naming ``field``), found
+        before anything changes: the journal would refuse the entry after the change was applied in memory,
+        and the centre would have to fail stop. (The flows that :meth:`append` make keys that cannot repeat:
+        a centre-made id, or the institution and msgid the answer store lets through once.)"""
         with self.lock:
             self.refuse_if_failed()
+            if (kind, key) in self._in_flight or self.journal.find(kind, key) is not None:
+                raise InvalidInput(f"this {kind} ({key}) is already recorded", field=field)
             apply()
             future = self.journal.append_future(kind, region, key, body)
+            self._in_flight.add((kind, key))
+        future.add_done_callback(lambda _: self._landed(kind, key))
         self.wait(future)
+
+    def _landed(self, kind: str, key: str) -> None:
+        self._in_flight.discard((kind, key))  # on the journal's thread; a set's discard is atomic (GIL)
 
     def append(self, kind: str, region: str, key: str, body: dict) -> Future:
         """Queue one journal entry (the caller holds the lock and has applied the change)."""

@@ -26,6 +26,7 @@ class Encounter:
     endtime: str = ""  # discharge time (2402); empty while the patient is in hospital
     lines: dict[str, dict[str, Any]] = field(default_factory=dict)  # feedetl_sn -> the uploaded line
     settled: dict[str, str] = field(default_factory=dict)  # feedetl_sn -> setl_id
+    cancelled_lines: set[str] = field(default_factory=set)  # feedetl_sns uploaded, then cancelled (2205, 2601)
 
     @property
     def inpatient(self) -> bool:
@@ -49,6 +50,17 @@ class Encounters:
 
     def get(self, mdtrt_id: str) -> Encounter | None:
         return self.by_id.get(mdtrt_id)
+
+    def of_upload(self, code: str | None, psn_no: str, sns: list[str]) -> Encounter | None:
+        """The latest encounter of institution ``code`` (any, None) and ``psn_no`` that had every one of the
+        feedetl_sns of an upload (open, settled or cancelled since): a feedetl_sn is unique within one
+        encounter only, so the person and the institution narrow it down."""
+        found = None
+        for enc in self.by_id.values():
+            ours = enc.psn_no == psn_no and (code is None or enc.fixmedins_code == code)
+            if ours and all(sn in enc.lines or sn in enc.cancelled_lines for sn in sns):
+                found = enc
+        return found
 
     def in_hospital(self, psn_no: str) -> Encounter | None:
         """The person's admission that is neither cancelled nor finally settled after discharge, if any."""
@@ -78,7 +90,8 @@ class Encounters:
         elif kind == FEES_CANCEL:
             enc = self.by_id[body["mdtrt_id"]]
             for sn in body["feedetl_sns"]:
-                enc.lines.pop(sn, None)
+                if enc.lines.pop(sn, None) is not None:
+                    enc.cancelled_lines.add(sn)
 
     def mark_settled(self, mdtrt_id: str, feedetl_sns: list[str], setl_id: str) -> None:
         enc = self.by_id[mdtrt_id]

@@ -11,7 +11,7 @@ from ..engine.eligibility import late_enrolment_wait
 from ..errors import InvalidInput
 from ..policy.codes import PSN_TYPES_OF_INSUTYPE
 from . import admin as A
-from .core import Ledger
+from .core import Ledger, journal_key
 from .person_events import PersonEvents
 from .registry import PERSON_EVENT, Registry, id_check_digit
 
@@ -86,7 +86,7 @@ class Enrolment:
                 "emp_name": emp_name,
             },
         }
-        self._events.commit(region.admdvs, f"{psn_no}/enrol", body)
+        self._events.commit(region.admdvs, journal_key(psn_no, "enrol"), body)
         return {
             "psn_no": psn_no,
             "insuplc_admdvs": region.admdvs,
@@ -112,7 +112,7 @@ class Enrolment:
             "certificate": req.certificate,
             "from_emp_no": ident.emp_no,
         }
-        self._events.commit(d["insuplc_admdvs"], f"{req.psn_no}/unit/{req.emp_no}/{req.certificate}", body)
+        self._events.commit(d["insuplc_admdvs"], journal_key(req.psn_no, "unit", req.emp_no, req.certificate), body)
         return {"psn_no": req.psn_no, "emp_no": req.emp_no, "emp_name": req.emp_name}
 
     def cancel_person(self, psn_no: str, reason: str) -> dict:

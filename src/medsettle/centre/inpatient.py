@@ -124,6 +124,7 @@ class InpatientFlow:
             institution,
             bill,
             {"mdtrt_id": enc.mdtrt_id, "feedetl_sns": [ln["feedetl_sn"] for ln in bill["feedetail"]]},
+            voucher=payload.data.deferred_voucher_no,
         )
 
     def _inpatient_bill(

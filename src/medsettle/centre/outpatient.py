@@ -15,7 +15,7 @@ from ..ledger.journal import Entry
 from ..timeutil import local_date
 from .answers import answer_fields
 from .cards import Cards
-from .core import Ledger
+from .core import Ledger, journal_key
 from .encounters import (
     ALL_LINES,
     EVENT_KINDS,
@@ -184,6 +184,7 @@ class OutpatientFlow:
             institution,
             bill,
             {"mdtrt_id": enc.mdtrt_id, "feedetl_sns": [ln["feedetl_sn"] for ln in bill["feedetail"]]},
+            voucher=payload.data.deferred_voucher_no,
         )
 
     # -- what the inpatient flow shares ------------------------------------------------------------
@@ -203,7 +204,8 @@ class OutpatientFlow:
             body = make_body()
             output = make_output(body)
             self._encounters.apply(kind, body)
-            future = ledger.append(kind, institution.admdvs, env.msgid, {**body, **answer_fields(env, output)})
+            key = journal_key(institution.fixmedins_code, env.msgid)
+            future = ledger.append(kind, institution.admdvs, key, {**body, **answer_fields(env, output)})
         ledger.wait(future)
         return output
 
@@ -215,7 +217,12 @@ class OutpatientFlow:
         return f"{kind}{institution.admdvs}{n:012d}"
 
     def _replay_event(self, entry: Entry) -> None:
-        self._encounters.apply(entry.kind, entry.body)
+        body = entry.body
+        self._encounters.apply(entry.kind, body)
+        if "fixmedins_code" not in body and "msgid" in body:  # an older entry: its answer is its encounter's
+            enc = self._encounters.get(body.get("mdtrt_id", ""))  # institution's (the answer store reads it)
+            if enc is not None:
+                body["fixmedins_code"] = enc.fixmedins_code
 
     # -- helpers ------------------------------------------------------------------------------
 

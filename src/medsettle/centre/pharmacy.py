@@ -31,7 +31,7 @@ class PharmacyFlow:
     def settle(self, env: Envelope, institution: Institution, payload: PharmacySale) -> dict:
         bill = self._bill(env, institution, payload)
         self._cards.present(env, institution, payload.data, payload.data.psn_no, activate=True)
-        return self._settlements.settle(env, institution, bill, {})
+        return self._settlements.settle(env, institution, bill, {}, voucher=payload.data.deferred_voucher_no)
 
     def _bill(self, env: Envelope, institution: Institution, payload: PharmacySale) -> dict:
         data = payload.data

@@ -233,7 +233,7 @@ class Centre:
             if env.infno not in STATE_CHANGING:
                 return answered(stamps.ok(refmsg_time, handler(env, institution, payload)))
             if env.infno == "2601":
-                original = self._reversal.waits_for(payload)
+                original = self._reversal.waits_for(env, payload)
                 if original is not None:  # answered once the original's answer is durable
                     return after(original, lambda: self._submit(request, refmsg_time))
             pending = self._answers.once(

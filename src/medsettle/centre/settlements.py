@@ -129,6 +129,7 @@ class Settlements:
         self._registry = registry
         self._setl_institution: dict[str, str] = {}
         self._cert_types: dict[str, str] = {}  # setl_id -> the mdtrt_cert_type its request named (its cancel's too)
+        self._vouchers: dict[tuple[str, str], str] = {}  # (fixmedins_code, deferred_voucher_no) -> setl_id
         ledger.owns(SETTLE, self._replay_settle)
         ledger.owns(CANCEL, self._replay_cancel)
 
@@ -147,18 +148,31 @@ class Settlements:
         with self._ledger.lock:
             return self.answer(self._ledger.settler.presettle(bill), certificate_type(env) if env else None)
 
-    def settle(self, env: Envelope, institution: Institution, bill: dict, extra: dict) -> dict:
-        """Settle a bill and journal it with its answer (``extra``: the visit's lines it settles)."""
+    def settle(
+        self, env: Envelope, institution: Institution, bill: dict, extra: dict, *, voucher: str | None = None
+    ) -> dict:
+        """Settle a bill and journal it with its answer (``extra``: the visit's lines it settles).
+
+        ``voucher``: the deferred_voucher_no a re-settlement names. An institution's voucher is settled once:
+        a second attempt under another msgid (two counter processes re-settling one voucher) settles nothing
+        and is answered with the first settlement's answer, until that settlement is cancelled."""
         ledger = self._ledger
         with ledger.lock:
             ledger.refuse_if_failed()
+            if voucher is not None:
+                first = self._voucher_answer(institution.fixmedins_code, voucher)
+                if first is not None:
+                    return first
+                extra = {**extra, "deferred_voucher_no": voucher}
             result = ledger.settler.settle(bill, when=ledger.clock.now().replace(tzinfo=None, microsecond=0))
+            if voucher is not None:
+                self._vouchers[(institution.fixmedins_code, voucher)] = result.setl_id
             self._setl_institution[result.setl_id] = institution.fixmedins_code
             cert_type = certificate_type(env)
             if cert_type is not None:
                 self._cert_types[result.setl_id] = cert_type
             output = self.answer(result, cert_type)
-            if extra:
+            if "mdtrt_id" in extra:
                 self._encounters.mark_settled(extra["mdtrt_id"], extra["feedetl_sns"], result.setl_id)
             future = ledger.append(
                 SETTLE,
@@ -180,10 +194,27 @@ class Settlements:
         ledger.wait(future)
         return output
 
+    def _voucher_answer(self, code: str, voucher: str) -> dict | None:
+        """The answer of institution ``code``'s settlement of ``voucher`` if it stands (under the lock): its
+        stored answer, or, while that is not yet durable, the same answer made again from its record."""
+        setl_id = self._vouchers.get((code, voucher))
+        record = self._ledger.settler.records.get(setl_id or "")
+        if setl_id is None or record is None or record.cancelled_by is not None:
+            return None
+        stored = self._answers.stored(code, record.bill_id)
+        if stored is not None and stored[1] is not None and stored[1]["infcode"] == 0:
+            return stored[1]["output"]
+        return self.answer(record, self._cert_types.get(setl_id))
+
     def cancel(self, env: Envelope, institution: Institution, payload: Cancel) -> dict:
-        """2103/2208/2305: cancel a settlement by a mirror with negative amounts."""
+        """2103/2208/2305: cancel a settlement by a mirror with negative amounts. An institution cancels only
+        its own settlements: another's is answered as if it did not exist (nothing tells it exists)."""
         original = self._ledger.settler.records.get(payload.data.setl_id)
-        if original is None or original.psn_no != payload.data.psn_no:
+        if (
+            original is None
+            or original.psn_no != payload.data.psn_no
+            or self._setl_institution.get(payload.data.setl_id) != institution.fixmedins_code
+        ):
             raise InvalidInput(
                 f"no settlement {payload.data.setl_id} of person {payload.data.psn_no}", field="input.data.setl_id"
             )
@@ -351,6 +382,8 @@ class Settlements:
             self._cert_types[body["setl_id"]] = body["mdtrt_cert_type"]
         if "feedetl_sns" in body:
             self._encounters.mark_settled(body["mdtrt_id"], body["feedetl_sns"], body["setl_id"])
+        if "deferred_voucher_no" in body:
+            self._vouchers[(body["fixmedins_code"], body["deferred_voucher_no"])] = body["setl_id"]
         self._remember_answer(body)
 
     def _replay_cancel(self, entry: Entry) -> None:
@@ -367,4 +400,5 @@ class Settlements:
         twice. An entry older than the certificate type answers it null."""
         if "msgid" in body:
             record = self._ledger.settler.records[body["setl_id"]]
-            self._answers.remember(body["msgid"], body["hash"], self.answer(record, body.get("mdtrt_cert_type")))
+            answer = self.answer(record, body.get("mdtrt_cert_type"))
+            self._answers.remember(body["fixmedins_code"], body["msgid"], body["hash"], answer)

@@ -13,7 +13,7 @@ from ..errors import InvalidInput, MedsettleError
 from ..ledger.journal import Entry
 from ..money import fen_to_decimal
 from .answers import answer_fields
-from .core import Ledger
+from .core import Ledger, journal_key
 from .institutions import Institution
 from .messages import Envelope, SignIn, SignOut
 
@@ -110,7 +110,7 @@ class SignIns:
         self._ledger.commit(
             SIGNOUT,
             institution.admdvs,
-            env.msgid,
+            journal_key(institution.fixmedins_code, env.msgid),
             {"sign_no": sign_no, **answer_fields(env, output)},
             apply=lambda: self._signins.pop(sign_no, None),
         )
