@@ -10,9 +10,27 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import json
+import sqlite3
 from zoneinfo import ZoneInfo
 
-from centre_rig import CODES, HOSPITAL, PHARMACY, ServedCentre, certificate_of, default_population, first_person
+import pytest
+
+from centre_rig import (
+    CODES,
+    HOSPITAL,
+    PHARMACY,
+    POLICY,
+    ServedCentre,
+    certificate_of,
+    default_population,
+    first_person,
+)
+from medsettle.centre.institutions import default_institutions
+from medsettle.centre.service import Centre
+from medsettle.engine import Population, Settler
+from medsettle.errors import InvalidInput
+from medsettle.ledger import SQLiteJournal
 
 OTHER_PHARMACY = "P13010000002"  # B: the second pharmacy of the default institutions
 OTHER_HOSPITAL = "H13010000002"
@@ -317,3 +335,101 @@ def test_a_voucher_is_settled_once_per_institution(served_centre):
     other, _ = b("2102", sale(psn_b, "25.00", when=yesterday, deferred_voucher_no="V-0001"))
     assert other["infcode"] == 0, other
     assert other["output"]["setlinfo"]["setl_id"] != first["output"]["setlinfo"]["setl_id"]
+
+
+# -- journals of older versions still replay ------------------------------------------------------------
+
+
+def _as_an_older_version_wrote_it(path):
+    """Rewrite a journal's keys and bodies as versions before per-institution msgids wrote them: keys the
+    msgid alone (or joined with "/"), and no fixmedins_code where those versions kept none."""
+    had_institution = {"register", "settle", "cancel", "signin"}
+    conn = sqlite3.connect(path)
+    with conn:
+        for seq, kind, key, body in conn.execute("SELECT seq, kind, key, body FROM journal").fetchall():
+            if key.startswith("["):
+                parts = json.loads(key)
+                key = "/".join(parts[1:]) if kind not in ("credit", "person_event") else "/".join(parts)
+            data = json.loads(body)
+            if kind not in had_institution:
+                data.pop("fixmedins_code", None)
+            if kind == "answer":
+                data.pop("msgid", None)
+            conn.execute("UPDATE journal SET key = ?, body = ? WHERE seq = ?", (key, json.dumps(data), seq))
+    conn.close()
+
+
+def test_a_journal_written_before_per_institution_msgids_replays(tmp_path):
+    population = Population.generate(POLICY, 200, seed=0)
+    path = tmp_path / "centre.db"
+
+    def centre_on(journal):
+        return Centre(Settler(POLICY, population), journal, default_institutions(POLICY))
+
+    def request(centre, code, infno, input_, msgid, sign_no):
+        return {"infno": infno, "msgid": msgid, "fixmedins_code": code, "sign_no": sign_no, "input": input_}
+
+    with SQLiteJournal(path) as journal:
+        centre = centre_on(journal)
+        psn = next(p for p in centre.registry.cards_of if population.describe(population.index_of(p))["active"])
+        card = centre.registry.cards[centre.registry.cards_of[psn][0]]
+        cert = {"mdtrt_cert_type": "03", "mdtrt_cert_no": card.card_no, "card_sn": card.card_sn}
+        signs = {}
+        for code in (HOSPITAL, PHARMACY):
+            signed = centre.handle(
+                {"infno": "9001", "msgid": f"S{code}", "fixmedins_code": code, "input": {"signIn": {"opter_no": "1"}}}
+            )
+            signs[code] = signed["output"]["signinoutb"]["sign_no"]
+        sent = []
+
+        def send(code, infno, input_, msgid):
+            req = request(centre, code, infno, input_, msgid, signs[code])
+            answer = centre.handle(req)
+            assert answer["infcode"] == 0, answer
+            sent.append((req, answer))
+            return answer
+
+        reg = send(HOSPITAL, "2201", {"data": {"psn_no": psn, "begntime": "2026-03-02 09:30:00", **cert}}, "REG")
+        visit = reg["output"]["data"]["mdtrt_id"]
+        send(HOSPITAL, "2204", {"feedetail": [fee(visit, psn, "1"), fee(visit, psn, "2")]}, "UP")
+        send(HOSPITAL, "2205", {"data": {"mdtrt_id": visit, "psn_no": psn, "feedetl_sn": "1"}}, "FC")
+        send(HOSPITAL, "2601", {"data": {"psn_no": psn, "omsgid": "UP", "oinfno": "2204"}}, "R")
+        send(PHARMACY, "2601", {"data": {"psn_no": psn, "omsgid": "LOST", "oinfno": "2102"}}, "T")
+        sold = send(PHARMACY, "2102", sale(psn, "4.00"), "SALE")
+        centre.credit_account(psn, "10.00", "2026-03")
+    _as_an_older_version_wrote_it(path)
+    with SQLiteJournal(path) as journal:  # an older version's refusal whose msgid reads as one of today's keys
+        refusal = {"infcode": -1, "err_msg": "PERSON_INACTIVE: x", "output": {}}
+        journal.append("answer", "130100", f'["{PHARMACY}","LOOK"]', {"hash": "0" * 64, "response": refusal})
+    with SQLiteJournal(path) as journal:
+        centre = centre_on(journal)
+        for req, answer in sent:  # every message sent again gets its stored answer
+            assert centre.handle(req)["output"] == answer["output"], req["msgid"]
+        late = centre.handle(request(centre, PHARMACY, "2102", sale(psn, "4.00"), "LOST", signs[PHARMACY]))
+        assert late["infcode"] == -1 and "reversed by 2601" in late["err_msg"], late
+        with pytest.raises(InvalidInput, match="already made"):
+            centre.credit_account(psn, "10.00", "2026-03")
+        assert not [ln for ln in centre.encounters.get(visit).open_lines()]  # line 1 by 2205, line 2 by 2601
+        # and new entries beside the old ones: the same msgids at another institution, then a cancel
+        other = request(centre, OTHER_PHARMACY, "2102", sale(psn, "4.00"), "UP", "")
+        signed = centre.handle(
+            {"infno": "9001", "msgid": "S2", "fixmedins_code": OTHER_PHARMACY, "input": {"signIn": {"opter_no": "1"}}}
+        )
+        other["sign_no"] = signed["output"]["signinoutb"]["sign_no"]
+        # today's key of the pharmacy's msgid LOOK is held by that entry: refused before anything changes
+        look = centre.handle(request(centre, PHARMACY, "2102", sale(psn, "4.00"), "LOOK", signs[PHARMACY]))
+        assert look["infcode"] == -1 and "field msgid" in look["err_msg"] and "cannot be used" in look["err_msg"]
+        assert centre.failed is None
+        # an older fee upload's institution is its encounter's: another institution's "UP" is its own
+        assert centre.handle(other)["infcode"] == 0
+        # an older reversal names no institution: its msgid stays shared, as it was
+        shared = centre.handle({**other, "msgid": "R"})
+        assert shared["infcode"] == -1 and "already used" in shared["err_msg"], shared
+        setl = sold["output"]["setlinfo"]
+        cancel = request(
+            centre, PHARMACY, "2103", {"data": {"setl_id": setl["setl_id"], "psn_no": psn}}, "C1", signs[PHARMACY]
+        )
+        assert centre.handle(cancel)["infcode"] == 0
+    with SQLiteJournal(path) as journal:  # old and new entries replay together
+        centre = centre_on(journal)
+        assert centre.settler.records[setl["setl_id"]].cancelled_by is not None
