@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from centre_rig import CODES, PHARMACY, ServedCentre, default_registry, first_person
+from medsettle import credentials
 from medsettle.seams import SystemClock
 from medsettle.terminal import CentreClient, Counter, CounterStore, Identity
 
@@ -164,7 +165,7 @@ def make_counter(url: str, journal_path, code: str = PHARMACY, **kwargs) -> Coun
     return Counter(
         code,
         CounterStore(journal_path),
-        CentreClient(url, timeout=2.0),
+        CentreClient(url, timeout=2.0, credential=credentials.load().institution(code)),  # the served centre's
         resend_for=kwargs.pop("resend_for", 0.6),
         **kwargs,
     )

@@ -31,12 +31,16 @@ from centre_rig import (
     default_registry,
     first_person,
 )
+from medsettle import credentials
 from medsettle.centre.app import PLATFORM_PATH, make_app
+from medsettle.centre.gateway import open_gateway
 from medsettle.centre.institutions import default_institutions
 from medsettle.centre.messages import Envelope, without_nulls
 from medsettle.centre.service import Centre
+from medsettle.credentials import InstitutionCredential
 from medsettle.engine import Population, Settler
 from medsettle.ledger import SQLiteJournal
+from medsettle.ledger.gate import AGENCY_ROW
 from medsettle.policy import load_default_policy
 from medsettle.terminal.client import CentreClient, CentreUnreachable
 from medsettle.timeutil import SHANGHAI
@@ -61,12 +65,16 @@ def send(
     **headers: str,
 ) -> tuple[int, str, Any]:
     """One HTTP request as an adapter makes it (http.client: no header is added that the test did not ask
-    for, Content-Type included): (status, content type, the decoded JSON answer or the raw bytes)."""
+    for, Content-Type included, but the gateway's x-tif-* signature an adapter sends on every request):
+    (status, content type, the decoded JSON answer or the raw bytes)."""
     url = urlsplit(centre.url)
     data = raw if raw is not None else (None if body is None else json.dumps(body, ensure_ascii=False).encode())
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
     try:
-        conn.request(method, path, body=data, headers={k.replace("_", "-"): v for k, v in headers.items()})
+        signed = centre.signed_headers(body, raw)
+        conn.request(
+            method, path, body=data, headers={**signed, **{k.replace("_", "-"): v for k, v in headers.items()}}
+        )
         resp = conn.getresponse()
         text, ctype = resp.read(), resp.headers.get_content_type()
         return resp.status, ctype, json.loads(text) if ctype == "application/json" else text
@@ -351,8 +359,11 @@ def test_an_internal_error_is_answered_in_the_envelope_with_status_200(tmp_path)
         raise RuntimeError("a bug")
 
     real.submit = broken
+    gateway, secrets = open_gateway(journal.gate, real.institutions)
+    institutions = {c: InstitutionCredential(c, s.paasid, s.passtoken) for c, s in secrets.items() if c != AGENCY_ROW}
+    credentials.write(tmp_path / credentials.FILE_NAME, credentials.Credentials(institutions, "-"))
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(make_app(real))
+    runner = web.AppRunner(make_app(real, gateway=gateway))
     loop.run_until_complete(runner.setup())
     site = web.TCPSite(runner, "127.0.0.1", 0)
     loop.run_until_complete(site.start())
@@ -368,7 +379,9 @@ def test_an_internal_error_is_answered_in_the_envelope_with_status_200(tmp_path)
             assert answer["infcode"] == -1 and answer["err_msg"] == "INTERNAL_ERROR: a bug", answer
         # The counter takes it as it took an HTTP 500: not a refusal, a message to send again.
         with pytest.raises(CentreUnreachable, match="INTERNAL_ERROR: a bug"):
-            CentreClient(served.url).post(json.dumps(envelope("9001", {"signIn": {"opter_no": "001"}})).encode())
+            CentreClient(served.url, credential=institutions[PHARMACY]).post(
+                json.dumps(envelope("9001", {"signIn": {"opter_no": "001"}})).encode()
+            )
     finally:
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
         loop.call_soon_threadsafe(loop.stop)

@@ -32,10 +32,11 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import InvalidInput, MedsettleError
-from ..jsontext import dumps_bytes, loads
+from ..jsontext import dumps_bytes, loads_request
 from ..ledger.files import MAX_FILE_BYTES
 from ..seams import SYSTEM_CLOCK, Clock
 from .files import FileAnswer
+from .gateway import INSECURE_WARNING, Gateway
 from .messages import json_schemas
 from .service import Centre
 
@@ -48,8 +49,13 @@ PLATFORM_SEGMENTS = tuple(PLATFORM_PATH.strip("/").split("/"))
 INFNO = re.compile(r"\d{4}")
 
 
-def make_app(centre: Centre, *, workers: int = 8, throughput: Throughput | None = None) -> web.Application:
+def make_app(
+    centre: Centre, *, gateway: Gateway | None, workers: int = 8, throughput: Throughput | None = None
+) -> web.Application:
     """The centre's aiohttp application; its answers to the envelope are counted in ``throughput`` if given.
+
+    ``gateway`` checks who calls (signatures on the envelope, the agency's token on /admin); None runs the
+    centre without any check (``serve --insecure``), which every answer then says in its ``warn_msg``.
 
     One route takes every method and path, so that nothing the centre is sent is answered by aiohttp's
     plain-text errors or a status other than 200: GET /schema and /admin are theirs, every other path is
@@ -81,6 +87,8 @@ def make_app(centre: Centre, *, workers: int = 8, throughput: Throughput | None 
             counts.refused += 1
         if isinstance(body.get("output"), FileAnswer):  # 9102: the file's bytes, as the platform answers
             return web.Response(body=body["output"].content, content_type="application/octet-stream")
+        if gateway is None:
+            body = {**body, "warn_msg": INSECURE_WARNING}
         return _json(body)
 
     async def reply(request: web.Request, segments: tuple[str, ...]) -> dict:
@@ -89,6 +97,8 @@ def make_app(centre: Centre, *, workers: int = 8, throughput: Throughput | None 
             url_infno = envelope_path(request.method, request.path, segments)
             raw = await read_body(request)
             data = parse_sized_body(raw, url_infno)
+            if gateway is not None:
+                await gateway.admit(request.headers, data)
         except MedsettleError as exc:
             return refusal(exc)
         try:
@@ -116,18 +126,25 @@ def make_app(centre: Centre, *, workers: int = 8, throughput: Throughput | None 
         try:
             if request.method != "POST":
                 raise InvalidInput(f"{request.method} {request.path}: send the request with POST", field="method")
+            if gateway is not None:
+                gateway.check_admin(request.headers, request.content_type)
             body = parse_sized_body(await read_body(request), None, may_upload=False, decimals=False)
             work = functools.partial(centre.admin, body)
             result = await asyncio.get_running_loop().run_in_executor(executor, work)
         except MedsettleError as exc:
-            return _json({"ok": False, "error": f"{exc.code}: {exc}"})
+            return _json(insecure_note({"ok": False, "error": f"{exc.code}: {exc}"}))
         except Exception as exc:  # a bug: answer in the admin API's shape, and log it
             log.exception("admin request failed")
-            return _json({"ok": False, "error": f"{InternalError.code}: {exc}"})
-        return _json({"ok": True, **result})
+            return _json(insecure_note({"ok": False, "error": f"{InternalError.code}: {exc}"}))
+        return _json(insecure_note({"ok": True, **result}))
+
+    def insecure_note(answer: dict) -> dict:
+        return answer if gateway is not None else {**answer, "warn_msg": INSECURE_WARNING}
 
     async def close_executor(_: web.Application) -> None:
         executor.shutdown(wait=True)
+        if gateway is not None:
+            gateway.close()
 
     app.router.add_route("*", "/{path:.*}", route)
     app.on_cleanup.append(close_executor)
@@ -191,17 +208,18 @@ def parse_sized_body(raw: bytes, url_infno: str | None, *, may_upload: bool = Tr
 
 def parse_body(raw: bytes, *, decimals: bool = True) -> Any:
     """The JSON value of a body (numbers with a fraction as Decimal unless ``decimals`` is False);
-    InvalidInput saying why when it is not JSON text."""
+    InvalidInput saying why when it is not JSON text, or JSON no request may be (:func:`loads_request`:
+    text that is not UTF-8, nesting past 64 levels, absurd numbers, NaN), before anything walks it."""
     try:
-        data = loads(raw) if decimals else json.loads(raw)
+        data = loads_request(raw, decimals=decimals)
         if b"\\u" in raw:  # an escape may spell half a UTF-16 pair, which no UTF-8 text can hold
             json.dumps(data, ensure_ascii=False, default=str).encode()
+    except InvalidInput:
+        raise
     except UnicodeEncodeError:
         raise InvalidInput("the body holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
         raise InvalidInput(f"the body is not JSON ({exc})") from None
-    except RecursionError:
-        raise InvalidInput("the body is not JSON this centre reads: nested too deeply") from None
     return data
 
 

@@ -6,10 +6,14 @@ and floor limits are read by counters (issue 5); the centre only keeps them.
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..errors import PolicyError
+from ..ledger.gate import AGENCY_ROW, Secret
 from ..policy.models import Policy
 
 HOSPITAL_MED_TYPES = ("11", "13", "14", "21")
@@ -59,3 +63,59 @@ def default_institutions(policy: Policy) -> list[Institution]:
             ),
         ]
     return out
+
+
+def load_institutions(path: str | Path, policy: Policy) -> tuple[list[Institution], dict[str, Secret]]:
+    """The institutions of a ``serve --institutions`` TOML file (docs/security.md), and the credentials it
+    names: per institution its paasid and passtoken when both are given, and ``agency_token`` at the top
+    (as ``AGENCY_ROW``). Institutions without credentials get them made at the centre's first start.
+
+    One ``[[institution]]`` table per institution, with the keys of :class:`Institution` plus ``paasid``
+    and ``passtoken``. PolicyError naming the file, the institution and the key when something is wrong."""
+    where = str(path)
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(f"--institutions {where}: no such file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PolicyError(f"--institutions {where}: {exc}") from None
+    unknown = set(data) - {"institution", "agency_token"}
+    if unknown:
+        raise PolicyError(f"{where}: unknown key {sorted(unknown)[0]!r} (expected [[institution]] and agency_token)")
+    entries = data.get("institution")
+    if not isinstance(entries, list) or not entries:
+        raise PolicyError(f"{where}: expected at least one [[institution]] table")
+    regions = {r.admdvs for r in policy.regions}
+    institutions: list[Institution] = []
+    credentials: dict[str, Secret] = {}
+    for n, entry in enumerate(entries, 1):
+        label = f"{where}: institution {n}"
+        if not isinstance(entry, dict):
+            raise PolicyError(f"{label}: expected a table")
+        entry = dict(entry)
+        paasid, passtoken = entry.pop("paasid", None), entry.pop("passtoken", None)
+        try:
+            institution = Institution.model_validate(entry)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise PolicyError(f"{label}: {'.'.join(map(str, err['loc'])) or 'table'}: {err['msg']}") from None
+        code = institution.fixmedins_code
+        if institution.admdvs not in regions:
+            raise PolicyError(f"{label} ({code}): admdvs {institution.admdvs} is not a region of the policy")
+        if any(i.fixmedins_code == code for i in institutions):
+            raise PolicyError(f"{label}: fixmedins_code {code} appears twice")
+        if (paasid is None) != (passtoken is None):
+            raise PolicyError(f"{label} ({code}): give both paasid and passtoken, or neither")
+        if paasid is not None:
+            if not (isinstance(paasid, str) and isinstance(passtoken, str) and paasid and len(passtoken) >= 16):
+                raise PolicyError(f"{label} ({code}): paasid must be a string, passtoken one of 16 characters or more")
+            if any(s.paasid == paasid for s in credentials.values()):
+                raise PolicyError(f"{label} ({code}): paasid {paasid!r} is another institution's too")
+            credentials[code] = Secret(paasid, passtoken)
+        institutions.append(institution)
+    token = data.get("agency_token")
+    if token is not None:
+        if not isinstance(token, str) or len(token) < 16:
+            raise PolicyError(f"{where}: agency_token must be a string of 16 characters or more")
+        credentials[AGENCY_ROW] = Secret("agency", token)
+    return institutions, credentials

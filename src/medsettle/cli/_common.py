@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, TextIO, get_args
+from collections.abc import Callable
+from typing import Any, TextIO, TypeVar, get_args
 
 import click
 
@@ -18,13 +19,35 @@ from ..policy.models import Policy
 
 ENGINE_CHOICE = click.Choice(list(get_args(EngineName)))  # auto, core, reference: a value is an EngineName
 
-CENTRE_OPTION = click.option(
+F = TypeVar("F", bound=Callable[..., Any])
+CREDENTIALS_KEY = "medsettle.credentials"  # where --credentials is kept in the click context's meta
+
+
+def _remember_credentials(ctx: click.Context, _: click.Parameter, value: str | None) -> str | None:
+    ctx.meta[CREDENTIALS_KEY] = value
+    return value
+
+
+_CENTRE_URL_OPTION = click.option(
     "--centre",
     "centre_url",
     default="http://127.0.0.1:8901/",
     show_default=True,
     help="The running centre (medsettle serve).",
 )
+CREDENTIALS_OPTION = click.option(
+    "--credentials",
+    type=click.Path(dir_okay=False),
+    expose_value=False,
+    callback=_remember_credentials,
+    help="The centre's credentials file (default: $MEDSETTLE_CREDENTIALS, else medsettle-data/credentials.toml).",
+)
+
+
+def CENTRE_OPTION(command: F) -> F:
+    """--centre URL and --credentials FILE: where the running centre is, and the agency's token to call it with
+    (kept in the context's meta, read by :func:`admin_request`)."""
+    return _CENTRE_URL_OPTION(CREDENTIALS_OPTION(command))
 
 
 def policy_from(path: str | None) -> Policy:
@@ -103,9 +126,14 @@ def admin_request(centre_url: str, body: dict[str, Any]) -> dict[str, Any]:
             f"--centre {centre_url}: not an http:// address (the default is "
             "http://127.0.0.1:8901/, where 'medsettle serve' listens)"
         )
-    req = urllib.request.Request(
-        centre_url.rstrip("/") + "/admin", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
+    from .. import credentials  # noqa: PLC0415
+
+    context = click.get_current_context(silent=True)
+    try:
+        headers = credentials.load(context.meta.get(CREDENTIALS_KEY) if context else None).admin_headers()
+    except credentials.CredentialsError as exc:
+        raise click.ClickException(str(exc)) from None
+    req = urllib.request.Request(centre_url.rstrip("/") + "/admin", data=json.dumps(body).encode(), headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             text = resp.read()

@@ -17,6 +17,7 @@ import click
 from ._errors import fail_cleanly
 
 if TYPE_CHECKING:  # the counter and the reader are imported when a command runs, never for --help
+    from ..credentials import InstitutionCredential
     from ..readers.pcsc import PcscReader
     from ..terminal import Counter, Receipt
 
@@ -63,6 +64,7 @@ class _Session:
         )
         self.resend_for, self.timeout = resend_for, timeout
         self.reader: PcscReader | None = None
+        self.credentials_file: str | None = None  # --credentials (None: MEDSETTLE_CREDENTIALS, then the default)
         self._counter: Counter | None = None
 
     def counter(self, *, card: bool = False) -> Counter:
@@ -78,6 +80,7 @@ class _Session:
 
     def _open(self) -> Counter:
         from ..terminal import CentreClient, Counter, CounterStore  # noqa: PLC0415
+        from ..terminal.journal_lock import JournalInUse  # noqa: PLC0415
 
         if not self.code:
             raise click.ClickException(
@@ -87,8 +90,11 @@ class _Session:
         if self.journal_path is None:  # never: without --journal it is named after the code, given by now
             raise click.ClickException("missing option --journal: give the terminal's journal FILE")
         _check_centre_url(self.centre_url)
+        credential = _credential(self.credentials_file, self.code)  # before the journal: a mistake changes nothing
         try:
             journal = CounterStore(self.journal_path)
+        except JournalInUse as error:  # another counter process: its message alone, as the issue words it
+            raise click.ClickException(str(error)) from None
         except (OSError, sqlite3.Error) as error:
             raise click.ClickException(
                 f"cannot open the terminal journal {self.journal_path}: {error} (give a writable --journal FILE)"
@@ -96,7 +102,7 @@ class _Session:
         counter = Counter(
             self.code,
             journal,
-            CentreClient(self.centre_url, timeout=self.timeout),
+            CentreClient(self.centre_url, timeout=self.timeout, credential=credential),
             reader=self.reader,
             resend_for=self.resend_for,
         )
@@ -110,6 +116,16 @@ class _Session:
             self._counter.journal.close()
         if self.reader is not None:
             self.reader.close()
+
+
+def _credential(credentials_file: str | None, code: str) -> InstitutionCredential:
+    """The institution's credential from the centre's credentials file, or one Error line saying why not."""
+    from .. import credentials  # noqa: PLC0415
+
+    try:
+        return credentials.load(credentials_file).institution(code)
+    except credentials.CredentialsError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _check_centre_url(url: str) -> None:

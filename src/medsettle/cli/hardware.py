@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..hardware.stack import StackError
-from ._common import admin_request
+from ._common import CREDENTIALS_OPTION, admin_request
 from ._errors import fail_cleanly
 
 HARDWARE_DIR = click.option(
@@ -97,6 +97,7 @@ def card() -> None:
     help="Take the person's records from this running centre (for persons "
     "enrolled or cards issued there); default: the default population, as the centre generates it.",
 )
+@CREDENTIALS_OPTION
 @click.option("--counter", help="Which counter's reader (default: the first).")
 @click.option("--pin", default="123456", show_default=True, help="The PIN set at issue.")
 @click.option("--cloned", is_flag=True, help="A clone: the data is genuine, the key is not.")

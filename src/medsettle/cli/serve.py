@@ -28,8 +28,10 @@ from ._errors import fail_cleanly
 
 if TYPE_CHECKING:
     from ..centre.app import Interval
+    from ..centre.gateway import Gateway
     from ..centre.service import Centre
     from ..engine.settler import EngineName
+    from ..ledger.gate import Secret
     from ..ledger.journal import GroupCommitJournal
     from ..policy.models import Policy
 
@@ -63,6 +65,18 @@ def _connection_limits(ctx: click.Context, _param: click.Parameter, value: int |
     show_default=True,
     envvar="MEDSETTLE_DATA_DIR",
     help="Where the embedded journal lives.",
+)
+@click.option(
+    "--institutions",
+    "institutions_file",
+    type=click.Path(dir_okay=False),
+    help="Institutions TOML: code, region, tier, failure policy, floor limits, credentials "
+    "(default: 5 generated per region; docs/security.md).",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Check no signature and no agency token (every answer says so). Only for trying things out.",
 )
 @click.option("--port", default=8901, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--engine", default="auto", type=ENGINE_CHOICE, show_default=True, help="Settlement engine.")
@@ -102,6 +116,8 @@ def serve(
     persons_file: str | None,
     db_url: str | None,
     data_dir: str,
+    institutions_file: str | None,
+    insecure: bool,
     port: int,
     engine: EngineName,
     regions: str | None,
@@ -121,7 +137,9 @@ def serve(
     level_before = root.level
     handler = _configure_logging(log_level, log_file)
     try:
-        _serve(policy_file, persons_file, db_url, data_dir, port, engine, regions, stats_every)
+        _serve(
+            policy_file, persons_file, db_url, data_dir, port, engine, regions, stats_every, institutions_file, insecure
+        )
     finally:  # as it was, for a caller that runs the command in its own process (tests)
         root.removeHandler(handler)
         root.setLevel(level_before)
@@ -137,12 +155,15 @@ def _serve(
     engine: EngineName,
     regions: str | None,
     stats_every: int,
+    institutions_file: str | None,
+    insecure: bool,
 ) -> None:
     """Build the centre (policy, population, the port bound, then the journal replayed) and serve it."""
-    from ..centre.institutions import default_institutions  # noqa: PLC0415
+    from ..centre.institutions import default_institutions, load_institutions  # noqa: PLC0415
     from ..centre.service import Centre  # noqa: PLC0415
 
     pol = policy_from(policy_file)
+    institutions, given = load_institutions(institutions_file, pol) if institutions_file else (None, {})
     owned = [r.strip() for r in regions.split(",") if r.strip()] if regions else None
     _check_regions(pol, owned)
     population = Population.from_csv(pol, persons_file) if persons_file else Population.generate(pol, 10_000, seed=0)
@@ -156,12 +177,16 @@ def _serve(
         raise
     try:
         started = time.perf_counter()
-        centre = Centre(settler, journal, default_institutions(pol), regions=owned)
+        centre = Centre(settler, journal, institutions or default_institutions(pol), regions=owned)
         replayed = journal.count()
         click.echo(f"journal {url}: {replayed:,} entries replayed in {time.perf_counter() - started:.2f} s")
         click.echo("institutions: " + ", ".join(f"{code} ({i.tier})" for code, i in centre.institutions.items()))
+        gateway: Gateway | None = _open_gateway(centre, journal, given, data_dir)  # credentials written either way
+        if insecure and gateway is not None:
+            gateway.close()
+            gateway = None
         where = f"journal {_without_password(url)} ({type(journal).__name__}, {replayed:,} entries)"
-        _serve_forever(centre, listener, where=where, regions=owned, stats_every=stats_every)
+        _serve_forever(centre, listener, where=where, regions=owned, stats_every=stats_every, gateway=gateway)
     except KeyboardInterrupt:  # before the server's loop took over SIGINT
         pass
     finally:
@@ -169,8 +194,32 @@ def _serve(
         listener.close()
 
 
+def _open_gateway(centre: Centre, journal: GroupCommitJournal, given: dict[str, Secret], data_dir: str) -> Gateway:
+    """The centre's gateway (its credentials kept in the journal's database), and the clients' copy of the
+    credentials written to DATA_DIR/credentials.toml (mode 0600), whose path is printed."""
+    from .. import credentials  # noqa: PLC0415
+    from ..centre.gateway import open_gateway  # noqa: PLC0415
+    from ..ledger.gate import AGENCY_ROW  # noqa: PLC0415
+
+    gateway, kept = open_gateway(journal.gate, centre.institutions, given)
+    path = Path(data_dir).absolute() / credentials.FILE_NAME
+    copy = credentials.Credentials(
+        {c: credentials.InstitutionCredential(c, s.paasid, s.passtoken) for c, s in kept.items() if c != AGENCY_ROW},
+        kept[AGENCY_ROW].passtoken,
+    )
+    credentials.write(path, copy)
+    click.echo(f"credentials: {path} (mode 0600; clients find it with --credentials or {credentials.ENV_VAR})")
+    return gateway
+
+
 def _serve_forever(
-    centre: Centre, listener: socket.socket, *, where: str, regions: list[str] | None, stats_every: int
+    centre: Centre,
+    listener: socket.socket,
+    *,
+    where: str,
+    regions: list[str] | None,
+    stats_every: int,
+    gateway: Gateway | None,
 ) -> None:
     """Answer on the bound socket until SIGINT or SIGTERM, then finish the requests in flight and return."""
     import asyncio  # noqa: PLC0415
@@ -179,6 +228,7 @@ def _serve_forever(
 
     from ..centre.app import Throughput, make_app, tune_gc_for_serving  # noqa: PLC0415
     from ..centre.connections import open_door, plan  # noqa: PLC0415
+    from ..centre.gateway import INSECURE_WARNING  # noqa: PLC0415
 
     tune_gc_for_serving()
     throughput = Throughput()
@@ -192,12 +242,15 @@ def _serve_forever(
 
     async def run() -> None:
         # No access log: it would cost a log record per request; the throughput line counts them instead.
-        app = make_app(centre, throughput=throughput)
+        app = make_app(centre, gateway=gateway, throughput=throughput)
         runner = web.AppRunner(app, access_log=None, keepalive_timeout=limits.idle_timeout)
         await runner.setup()
         door = await open_door(runner, listener, limits, centre.refusal)  # the cap and the timeouts
         bound = listener.getsockname()[1]  # the real port when 0 was asked for
         click.echo(f"medsettle centre listening on http://127.0.0.1:{bound}/ (engine: {centre.settler.engine_name})")
+        if gateway is None:
+            click.echo(f"WARNING: {INSECURE_WARNING}")
+            log.warning("%s", INSECURE_WARNING)
         log.info(
             "started: listening on http://127.0.0.1:%d/, %s, regions %s, engine %s, %s, %d institutions",
             bound,

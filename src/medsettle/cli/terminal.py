@@ -25,6 +25,12 @@ from .terminal_stays import COMMANDS as STAY_COMMANDS
 @click.option("--institution", "-i", "code", help="The institution's code (e.g. P13010000001); every command needs it.")
 @click.option("--centre", "centre_url", default="http://127.0.0.1:8901/", show_default=True)
 @click.option(
+    "--credentials",
+    "credentials_file",
+    type=click.Path(dir_okay=False),
+    help="The centre's credentials file (default: $MEDSETTLE_CREDENTIALS, else medsettle-data/credentials.toml).",
+)
+@click.option(
     "--reader",
     "reader_name",
     help="The card reader for --card (its PSAM in slot 01 of the same reader; default: the first reader pcscd lists).",
@@ -54,13 +60,17 @@ def terminal(
     ctx: click.Context,
     code: str | None,
     centre_url: str,
+    credentials_file: str | None,
     reader_name: str | None,
     journal_path: str | None,
     resend_for: float,
     timeout: float,
 ) -> None:
-    """A counter of institution CODE talking to the centre; without a command, an interactive shell."""
+    """A counter of institution CODE talking to the centre; without a command, an interactive shell.
+
+    Every request is signed with CODE's credential from the centre's credentials file (``--credentials``)."""
     session = _Session(code, centre_url, reader_name, journal_path, resend_for, timeout)
+    session.credentials_file = credentials_file
     ctx.obj = session
     ctx.call_on_close(session.close)
     if ctx.invoked_subcommand is None:

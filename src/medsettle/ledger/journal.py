@@ -28,6 +28,7 @@ from ..errors import MedsettleError
 from ..jsontext import dumps, loads
 from ..seams import SYSTEM_CLOCK, Clock
 from .files import FileStore, MemoryFileStore, SQLiteFileStore
+from .gate import GateStore, MemoryGateStore, SQLiteGateStore
 
 SCHEMA_VERSION = "1"
 MAX_GROUP = 512  # entries committed together at most; bounds a transaction's size
@@ -199,6 +200,12 @@ class GroupCommitJournal:
         In memory here; the SQLite and PostgreSQL journals keep them in their database."""
         return MemoryFileStore()
 
+    @functools.cached_property
+    def gate(self) -> GateStore:
+        """The gateway's credentials and nonces (ledger/gate.py). In memory here; the SQLite and PostgreSQL
+        journals keep them in their database."""
+        return MemoryGateStore()
+
     def claim_regions(self, regions: list[str]) -> None:
         """Become the one writer of these insured regions' persons, for as long as this journal is open;
         JournalError naming the region if another centre process holds it."""
@@ -210,6 +217,8 @@ class GroupCommitJournal:
             self._closed = True
             self._queue.put(None)
             self._writer.join()
+            if "gate" in self.__dict__:  # opened (a cached_property): its connections too
+                self.gate.close()
 
     def __enter__(self) -> Self:
         return self
@@ -303,6 +312,11 @@ class SQLiteJournal(GroupCommitJournal):
     def files(self) -> FileStore:
         """The files table in this journal's SQLite file."""
         return SQLiteFileStore(self.path)
+
+    @functools.cached_property
+    def gate(self) -> GateStore:
+        """The gateway's tables in this journal's SQLite file."""
+        return SQLiteGateStore(self.path)
 
     def _rollback(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..seams import SYSTEM_CLOCK, Clock
 from .files import FileStore, PostgresFileStore
+from .gate import GateStore, PostgresGateStore
 from .journal import SCHEMA_VERSION, GroupCommitJournal, JournalError, Row
 
 SCHEMA = """
@@ -78,6 +79,11 @@ class PostgresJournal(GroupCommitJournal):
     def files(self) -> FileStore:
         """The files table in this journal's PostgreSQL database (every centre process on it sees them)."""
         return PostgresFileStore(self.url)
+
+    @functools.cached_property
+    def gate(self) -> GateStore:
+        """The gateway's tables in this journal's PostgreSQL database (shared by every centre process on it)."""
+        return PostgresGateStore(self.url)
 
     def claim_regions(self, regions: list[str]) -> None:
         import psycopg  # noqa: PLC0415

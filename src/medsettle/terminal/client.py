@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from typing import Protocol
 
+from ..credentials import InstitutionCredential
 from ..errors import MedsettleError
 
 
@@ -33,15 +34,21 @@ class Transport(Protocol):
 
 
 class CentreClient:
-    """The centre over HTTP: one POST per message, ``timeout`` seconds each."""
+    """The centre over HTTP: one POST per message, ``timeout`` seconds each, each signed with the
+    institution's ``credential`` as at the platform's gateway (a fresh nonce per send, so a resend of the
+    same journaled bytes is a new request to the gateway and the same one to the centre's idempotency)."""
 
-    def __init__(self, url: str, *, timeout: float = 5.0):
+    def __init__(self, url: str, *, timeout: float = 5.0, credential: InstitutionCredential | None = None):
         self.url = url if url.endswith("/") else url + "/"
         self.timeout = timeout
+        self.credential = credential
 
     def post(self, body: bytes) -> dict:
         """Send one request (the exact bytes journaled) and return the decoded answer."""
-        request = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if self.credential is not None:
+            headers.update(self.credential.headers())
+        request = urllib.request.Request(self.url, data=body, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 answer = response.read()
