@@ -30,10 +30,26 @@ from medsettle.centre.institutions import default_institutions
 from medsettle.centre.service import Centre
 from medsettle.engine import Population, Settler
 from medsettle.errors import InvalidInput
-from medsettle.ledger import SQLiteJournal
+from medsettle.ledger import PostgresJournal, SQLiteJournal
 
 OTHER_PHARMACY = "P13010000002"  # B: the second pharmacy of the default institutions
 OTHER_HOSPITAL = "H13010000002"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_args(request):
+    """The served centre's journal: its data directory's SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return []
+    return ["--db", request.getfixturevalue("postgres_server").new_database()]
+
+
+def entries(server):
+    """The number of entries in the served centre's journal, on either backend."""
+    if "--db" not in server.args:
+        return server.journal_count()
+    with PostgresJournal(server.args[server.args.index("--db") + 1]) as journal:
+        return journal.count()
 
 
 def sale(psn, price="20.00", code=0, when="2026-03-02 09:58:00", **data):
@@ -110,7 +126,12 @@ def balance(counter, psn):
 # -- 1. an institution acts only on its own records ----------------------------------------------------
 
 
-def test_a_pharmacy_cannot_cancel_or_reverse_another_pharmacys_settlement(served_centre):
+def test_a_pharmacy_cannot_cancel_or_reverse_another_pharmacys_settlement(tmp_path, journal_args):
+    with ServedCentre(tmp_path / "centre", args=journal_args) as served_centre:
+        _cancel_or_reverse_another_pharmacys_settlement(served_centre)
+
+
+def _cancel_or_reverse_another_pharmacys_settlement(served_centre):
     a, b = Counter(served_centre, PHARMACY), Counter(served_centre, OTHER_PHARMACY)
     psn = first_person()
     settled, b_msgid = b("2102", sale(psn))
@@ -118,12 +139,12 @@ def test_a_pharmacy_cannot_cancel_or_reverse_another_pharmacys_settlement(served
     info = settled["output"]["setlinfo"]
     day = info["setl_time"][:10]
     assert statement(b, day, [info])["stmt_rslt"] == "0"
-    before_balance, before_count = balance(b, psn), served_centre.journal_count()
+    before_balance, before_count = balance(b, psn), entries(served_centre)
     for infno in ("2103", "2208", "2305"):
         answer, _ = a(infno, {"data": {"setl_id": info["setl_id"], "psn_no": psn}})
         # the same words as for a settlement that does not exist: nothing tells A that B's exists
         refused(answer, "input.data.setl_id", f"no settlement {info['setl_id']} of person {psn}")
-    assert served_centre.journal_count() == before_count  # bad input journals nothing
+    assert entries(served_centre) == before_count  # bad input journals nothing
     # A's 2601 of B's msgid: as for a message A never sent, a tombstone in A's namespace, nothing undone.
     rvs, _ = a("2601", {"data": {"psn_no": psn, "omsgid": b_msgid, "oinfno": "2102"}})
     assert rvs["infcode"] == 0 and rvs["output"]["data"]["rvs_rslt"] == "tombstone", rvs
@@ -235,10 +256,10 @@ def test_msgid_namespaces_survive_a_restart(tmp_path):
 # -- 3. no client text forges a journal key; a client's conflict is its own refusal ---------------------
 
 
-def test_the_z_slash_2601_pair_no_longer_stops_the_centre(tmp_path):
+def test_the_z_slash_2601_pair_no_longer_stops_the_centre(tmp_path, journal_args):
     psn, other = employees(2, skip=40)
     data_dir = tmp_path / "centre"
-    with ServedCentre(data_dir) as server:
+    with ServedCentre(data_dir, args=journal_args) as server:
         h, p = Counter(server, HOSPITAL), Counter(server, PHARMACY)
         reg, _ = h("2201", {"data": {"psn_no": psn, "begntime": "2026-03-02 09:30:00", **certificate_of(psn)}})
         visit = reg["output"]["data"]["mdtrt_id"]
@@ -259,7 +280,9 @@ def test_the_z_slash_2601_pair_no_longer_stops_the_centre(tmp_path):
         sold, _ = p("2102", sale(other))
         assert sold["infcode"] == 0, sold
         assert h("2204", {"feedetail": [fee(visit, psn, "3", "7.00")]})[0]["infcode"] == 0
-    with ServedCentre(data_dir) as server:  # replayed: both lines are cancelled, the stored answers kept
+    with ServedCentre(
+        data_dir, args=journal_args
+    ) as server:  # replayed: both lines are cancelled, the stored answers kept
         h = Counter(server, HOSPITAL)
         again, _ = h("2601", {"data": {"psn_no": psn, "omsgid": upload_msgid, "oinfno": "2204"}}, msgid="Z")
         assert again["output"] == rvs["output"]
@@ -314,7 +337,12 @@ def test_a_2601_naming_its_own_msgid_is_refused_and_the_centre_keeps_answering(s
 # -- 5. a voucher is settled once per institution -------------------------------------------------------
 
 
-def test_a_voucher_is_settled_once_per_institution(served_centre):
+def test_a_voucher_is_settled_once_per_institution(tmp_path, journal_args):
+    with ServedCentre(tmp_path / "centre", args=journal_args) as served_centre:
+        _a_voucher_is_settled_once_per_institution(served_centre)
+
+
+def _a_voucher_is_settled_once_per_institution(served_centre):
     a, b = Counter(served_centre, PHARMACY), Counter(served_centre, OTHER_PHARMACY)
     psn, psn_b = employees(2, skip=70)
     yesterday = (dt.datetime.now(ZoneInfo("Asia/Shanghai")) - dt.timedelta(days=1)).strftime("%Y-%m-%d 10:00:00")
@@ -322,11 +350,11 @@ def test_a_voucher_is_settled_once_per_institution(served_centre):
     first, _ = a("2102", voucher)
     assert first["infcode"] == 0, first
     balc = balance(a, psn)
-    count = served_centre.journal_count()
+    count = entries(served_centre)
     # a second counter process re-settles the same voucher under another msgid: the first's answer
     second, second_msgid = a("2102", voucher)
     assert second["infcode"] == 0 and second["output"] == first["output"], second
-    assert balance(a, psn) == balc and served_centre.journal_count() == count  # nothing settled, no debit
+    assert balance(a, psn) == balc and entries(served_centre) == count  # nothing settled, no debit
     # its 2601 undoes nothing: it settled nothing
     rvs, _ = a("2601", {"data": {"psn_no": psn, "omsgid": second_msgid, "oinfno": "2102"}})
     assert rvs["output"]["data"]["rvs_rslt"] == "nothing applied", rvs
