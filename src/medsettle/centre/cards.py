@@ -79,6 +79,7 @@ class Cards:
                     journal_key(institution.fixmedins_code, env.msgid, "activate"),
                     {"card_no": card.card_no, "action": "activate", "by": institution.fixmedins_code},
                     apply=lambda: self._registry.apply(CARD_EVENT, {"card_no": card.card_no, "action": "activate"}),
+                    unique=True,  # the institution's msgid, let through once by the answer store
                 )
             elif not presettle:
                 raise CardRefused(

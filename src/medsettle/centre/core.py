@@ -110,17 +110,26 @@ class Ledger:
     # -- the commit path ------------------------------------------------------------------------
 
     def commit(
-        self, kind: str, region: str, key: str, body: dict, *, apply: Callable[[], Any], field: str = "request"
+        self,
+        kind: str,
+        region: str,
+        key: str,
+        body: dict,
+        *,
+        apply: Callable[[], Any],
+        field: str = "request",
+        unique: bool = False,
     ) -> None:
         """Apply a change and queue its journal entry, under the lock; the answer waits for it.
 
         A key already journaled (or queued) is the request's refusal (InvalidInput naming ``field``), found
         before anything changes: the journal would refuse the entry after the change was applied in memory,
-        and the centre would have to fail stop. (The flows that :meth:`append` make keys that cannot repeat:
-        a centre-made id, or the institution and msgid the answer store lets through once.)"""
+        and the centre would have to fail stop. ``unique``: the caller's key cannot repeat (a centre-made id,
+        or the institution and msgid the answer store lets through once), so the journal is not asked (a
+        read of the database, under the lock); the flows that :meth:`append` make such keys only."""
         with self.lock:
             self.refuse_if_failed()
-            if (kind, key) in self._in_flight or self.journal.find(kind, key) is not None:
+            if (kind, key) in self._in_flight or (not unique and self.journal.find(kind, key) is not None):
                 raise InvalidInput(f"this {kind} ({key}) is already recorded", field=field)
             apply()
             future = self.journal.append_future(kind, region, key, body)
