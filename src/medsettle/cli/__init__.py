@@ -16,6 +16,7 @@ from .persons import persons
 from .policy import policy
 from .serve import serve
 from .settle import settle
+from .sign import sign
 from .terminal import terminal
 
 
@@ -25,7 +26,7 @@ def main() -> None:
     """medsettle: medical-insurance settlement at hospital and pharmacy counters, simulated with real parts."""
 
 
-for _command in (demo, settle, policy, persons, bills, serve, hardware, card, terminal):
+for _command in (demo, settle, policy, persons, bills, serve, sign, hardware, card, terminal):
     main.add_command(_command)
 
 __all__ = ["main"]
