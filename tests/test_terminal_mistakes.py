@@ -155,6 +155,7 @@ def test_a_sale_the_centre_refuses_ends_refused_without_a_voucher(tmp_path, engi
         assert counter.pending_vouchers() == []
         assert centre_records(server, sign_no) == []  # nothing settled, nothing owed
         assert balance_of(server, sign_no) == before
+        counter.journal.close()  # the CLI is another process: a journal is held by one at a time
         cancel = run_terminal(server.url, journal, "cancel", printed["sale"])
         assert_one_clean_error(cancel, printed["sale"], "refused")
     finally:
@@ -368,6 +369,7 @@ def test_a_known_qr_still_works(served_centre, tmp_path):
     counter.sign_in()
     psn_no = counter.person_info(by_certno())["baseinfo"]["psn_no"]
     token = served_centre.admin({"action": "issue_qr", "psn_no": psn_no})
+    counter.journal.close()  # the CLI is another process: a journal is held by one at a time
     result = run_terminal(served_centre.url, tmp_path / "t.db", "sell", "--qr", token["mdtrt_cert_no"], ITEM_ARGS[0])
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["kind"] == "sale"

@@ -137,6 +137,7 @@ def test_crash_points_of_the_queue(tmp_path, point):
         terminal(server.url, journal, "signin", code=SAF_PHARMACY)
         counter = make_counter(server.url, journal, SAF_PHARMACY)
         entries = counter.journal.saf_entries()
+        counter.journal.close()  # the CLI is another process: a journal is held by one at a time
         assert [e["state"] for e in entries] == ["forwarded"]  # forwarded exactly once
         report = json.loads(terminal(server.url, journal, "reconcile", "--detail", code=SAF_PHARMACY).stdout)
         assert report["clean"], report

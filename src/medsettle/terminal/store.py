@@ -23,6 +23,9 @@ Tables:
                 settlement while the centre is away
 - ``meta``:     sign_no, the msgid sequence, the failure policy and floor limits, the cached rules
 
+One process at a time holds it (:mod:`.journal_lock`): a second process opening the same file is refused
+with :class:`~.journal_lock.JournalInUse` before anything is read or written.
+
 This module is the only one that speaks SQL: the counter's parts read and write rows through its methods,
 inside :meth:`CounterStore.transaction` where a step must be durable as one.
 """
@@ -40,6 +43,7 @@ from typing import Any, overload
 
 from ..seams import SYSTEM_CLOCK, Clock
 from .common import CounterError
+from .journal_lock import hold, release
 from .states import SaleState, check_transition
 
 SCHEMA = """
@@ -91,18 +95,35 @@ class CounterStore:
     """The counter's tables and the only SQL the counter runs; every state write checked by its transitions."""
 
     def __init__(self, path: str | Path, *, clock: Clock = SYSTEM_CLOCK) -> None:
-        """``clock``: the rows' timestamps (``created``, ``answered``, ``updated``) come from its wall time."""
+        """``clock``: the rows' timestamps (``created``, ``answered``, ``updated``) come from its wall time.
+        JournalInUse (nothing opened) when another process holds the journal."""
         self.path = Path(path)
         self._clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self._held: str | None = hold(self.path, clock)  # before SQLite opens it: a refused opener touches nothing
+        try:
+            self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+        except BaseException:
+            self.close()
+            raise
         self._lock = threading.RLock()
 
     def close(self) -> None:
-        self._db.close()
+        """Close the database and give up the journal's lock (once, however often it is called)."""
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
+        if self._held is not None:
+            release(self._held)
+            self._held = None
+
+    def __del__(self) -> None:
+        """A store dropped without close (a test's temporary counter) gives the journal back too."""
+        with contextlib.suppress(Exception):
+            self.close()
 
     def _now(self) -> str:
         """A row's timestamp: UTC, to the millisecond, as journals have always stored it."""
