@@ -43,7 +43,8 @@ DESCRIPTOR_SHARE = 0.8  # ok-float: the default cap, as a share of the open-file
 FALLBACK_MAX_CONNECTIONS = 1000  # where the open-file limit cannot be read (no ``resource`` module)
 LINGER = 2.0  # ok-float: seconds a 503'd connection is read (and discarded) so the client gets the answer
 WARN_EVERY = 60.0  # ok-float: seconds between two warnings that the cap is reached
-BACKLOG = 128  # pending connections the kernel keeps, and the most accepted in one go (aiohttp's default)
+ACCEPTS = 128  # the most connections accepted in one go, before the door sees any (aiohttp's backlog)
+QUEUE = 1024  # connections the kernel queues until they are accepted (a SYN past it waits a second)
 # Environment variables overriding the timeouts, in seconds: for tests, and for slow links (docs/messages.md).
 TIMEOUT_VARIABLES = {
     "head_timeout": "MEDSETTLE_HEAD_TIMEOUT",
@@ -172,7 +173,13 @@ class Door:
         self.attach()
 
     def attach(self) -> None:
-        """Wrap the server's request factory and request handler, which every handler made later reads."""
+        """Wrap the server's request factory and request handler, which every handler made later reads.
+
+        A request whose connection is lost before its body is read (closed by the body's timer, or by the
+        client) is no error of the centre's: aiohttp would log its ConnectionResetError with a traceback, at
+        every such request; it is logged here at debug level instead, and answered to no one."""
+        from aiohttp import web  # noqa: PLC0415 (the server's import, not every command's)
+
         make_request = self._server.request_factory
         handle = self._server.request_handler
         guarded = self._guarded
@@ -186,6 +193,11 @@ class Door:
         async def request_handler(request: web.BaseRequest) -> web.StreamResponse:
             try:
                 return await handle(request)
+            except ConnectionResetError:
+                if request.transport is not None and not request.transport.is_closing():
+                    raise
+                log.debug("connections: one lost before its request was read")
+                return web.Response(status=408)  # written nowhere: aiohttp sees the connection gone
             finally:
                 guard = guarded.get(request.protocol)
                 if guard is not None:
@@ -196,7 +208,11 @@ class Door:
 
     async def listen(self, listener: socket.socket) -> asyncio.AbstractServer:
         """Start taking connections on the bound ``listener``."""
-        self._listening = await self.loop.create_server(self, sock=listener, backlog=BACKLOG)
+        self._listening = await self.loop.create_server(self, sock=listener, backlog=ACCEPTS)
+        # create_server listened again with ``backlog``, which is also how many sockets it accepts per wake-up:
+        # the kernel's queue is made long again, the accepts per wake-up stay few (each holds a descriptor
+        # before the door can answer it).
+        listener.listen(QUEUE)
         return self._listening
 
     def close(self) -> None:
