@@ -2,7 +2,9 @@
 directory, the default world it serves (policy, population, registry, institutions), and the fixtures built
 on them.
 
-This module imports no test module and edits no global state, so that it can move into
+Client processes a test starts (``medsettle terminal``, ``persons --centre``) find the credentials of the
+centre started last: ``start`` sets MEDSETTLE_CREDENTIALS to its file until ``stop`` (the one global
+this module edits). This module imports no test module, so that it can move into
 ``medsettle.testing`` as a pytest plugin: tests/conftest.py loads it with ``pytest_plugins``. The default
 population and registry are built on first use (about a second), not when a test module is imported.
 """
@@ -26,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from medsettle import credentials
 from medsettle.centre.registry import Registry, id_check_digit
 from medsettle.engine import Population
 from medsettle.policy import load_default_policy
@@ -50,6 +53,15 @@ def default_population() -> Population:
 def card_of(psn_no: str) -> str:
     """The number of the person's first card in the default registry."""
     return default_registry().cards_of[psn_no][0]
+
+
+def certificate_of(psn_no: str, cert_type: str = "03") -> dict[str, str]:
+    """The certificate fields a counter sends for the person (docs/messages.md 'Certificates'): 03 the first
+    card's number and card_sn (default), or 02 the ID number."""
+    if cert_type == "02":
+        return {"mdtrt_cert_type": "02", "mdtrt_cert_no": default_registry().identities[psn_no].certno}
+    card = default_registry().cards[card_of(psn_no)]
+    return {"mdtrt_cert_type": "03", "mdtrt_cert_no": card.card_no, "card_sn": card.card_sn}
 
 
 @functools.cache
@@ -107,6 +119,9 @@ def envelope(
     }
 
 
+_UNSET = object()
+
+
 class ServedCentre:
     """`medsettle serve --port 0 --data-dir DATA_DIR` on 127.0.0.1, and the calls a test makes to it.
 
@@ -138,6 +153,7 @@ class ServedCentre:
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.output: collections.deque[str] = collections.deque(maxlen=200)
+        self._env_before: object = _UNSET  # MEDSETTLE_CREDENTIALS before start set it
 
     def start(self) -> ServedCentre:
         self.url = ""  # a restart listens on another port
@@ -154,6 +170,9 @@ class ServedCentre:
         if not listening.wait(self.start_within) or not self.url:
             self.stop()
             raise AssertionError(f"the centre did not start within {self.start_within} s:\n" + "".join(self.output))
+        if self._env_before is _UNSET:
+            self._env_before = os.environ.get(credentials.ENV_VAR)
+        os.environ[credentials.ENV_VAR] = str(self.credentials_file)
         return self
 
     def _read(self, proc: subprocess.Popen[str], listening: threading.Event) -> None:
@@ -167,6 +186,7 @@ class ServedCentre:
 
     def stop(self) -> None:
         """Terminate the centre (a clean shutdown); one that has not stopped 30 s later is killed, and said so."""
+        self._restore_env()
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -177,8 +197,17 @@ class ServedCentre:
                     "the centre did not stop within 30 s of SIGTERM (killed):\n" + "".join(self.output)
                 ) from None
 
+    def _restore_env(self) -> None:
+        if self._env_before is not _UNSET:
+            if self._env_before is None:
+                os.environ.pop(credentials.ENV_VAR, None)
+            else:
+                os.environ[credentials.ENV_VAR] = str(self._env_before)
+            self._env_before = _UNSET
+
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, as a power cut would have it."""
+        self._restore_env()
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=30)
@@ -189,10 +218,50 @@ class ServedCentre:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def post(self, body: Any, raw: bytes | None = None, path: str = "") -> Any:
-        """POST ``body`` as JSON (or ``raw`` bytes as they are) and return the decoded answer, errors included."""
+    @property
+    def credentials_file(self) -> Path:
+        """The clients' copy of the centre's credentials, written by ``serve`` at its start."""
+        return self.data_dir / credentials.FILE_NAME
+
+    def credentials(self) -> credentials.Credentials:
+        return credentials.load(self.credentials_file)
+
+    def client_env(self) -> dict[str, str]:
+        """The environment of a client process (terminal, persons --centre) that finds these credentials."""
+        return {**os.environ, credentials.ENV_VAR: str(self.credentials_file)}
+
+    def signed_headers(self, body: Any, raw: bytes | None = None, sign_as: str | None = None) -> dict[str, str]:
+        """The x-tif-* headers a client of the institution the body names would send (``sign_as`` another)."""
+        code = sign_as
+        if code is None:
+            try:
+                named = json.loads(raw) if raw is not None else body
+            except ValueError:
+                named = None
+            code = named.get("fixmedins_code") if isinstance(named, dict) else None
+            code = code if isinstance(code, str) and code in self.credentials().institutions else PHARMACY
+        return self.credentials().institution(code).headers()
+
+    def post(
+        self,
+        body: Any,
+        raw: bytes | None = None,
+        path: str = "",
+        *,
+        headers: Mapping[str, str] | None = None,
+        sign_as: str | None = None,
+    ) -> Any:
+        """POST ``body`` as JSON (or ``raw`` bytes as they are) and return the decoded answer, errors included.
+
+        Signed as the institution the body names (``sign_as`` another), or, to /admin, with the agency's
+        token; ``headers`` replace those (a test of the gateway sends its own)."""
         data = raw if raw is not None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json"})
+        if headers is None:
+            if path.strip("/") == "admin":
+                headers = self.credentials().admin_headers()
+            else:
+                headers = {"Content-Type": "application/json", **self.signed_headers(body, raw, sign_as)}
+        req = urllib.request.Request(self.url + path, data=data, headers=dict(headers))
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return json.loads(resp.read())
