@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from centre_rig import ServedCentre
+from centre_rig import ServedCentre, default_registry
 from figures import RESULTS
-from medsettle.engine import Population
+from medsettle.credentials import InstitutionCredential, signature
 from medsettle.policy import load_default_policy
 
 CLIENTS = (1, 8, 64)
@@ -36,6 +36,7 @@ PHARMACY = "P13010000001"
 
 class _Url(str):
     pid: int = 0
+    credential: InstitutionCredential  # the pharmacy's: every request is signed (docs/security.md)
 
 
 @pytest.fixture(scope="module")
@@ -44,21 +45,24 @@ def centre_url(tmp_path_factory):
     with ServedCentre(tmp_path_factory.mktemp("centre")) as centre:
         url = _Url(centre.url)
         url.pid = centre.proc.pid
+        url.credential = centre.credentials().institution(PHARMACY)
         yield url
 
 
 def _persons():
+    """The region's persons as (psn_no, ID number): a sale names the person by a certificate (02 here)."""
     policy = load_default_policy()
-    population = Population.generate(policy, 10_000, seed=0)
+    registry = default_registry()
+    population = registry.population
     codes = [i.med_list_codg for i in policy.region("130100").catalogues[0].items if i.chrgitm_lv == "01"][:20]
     return [
-        population.psn_nos[i]
+        (population.psn_nos[i], registry.identities[population.psn_nos[i]].certno)
         for i in range(len(population))
         if population.region_codes[population.attrs[i]["region"]] == "130100"
     ], codes
 
 
-async def _load(url: str, clients: int, seconds: float) -> tuple[int, list[float]]:
+async def _load(url: _Url, clients: int, seconds: float) -> tuple[int, list[float]]:
     import aiohttp
 
     persons, codes = _persons()
@@ -66,7 +70,7 @@ async def _load(url: str, clients: int, seconds: float) -> tuple[int, list[float
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
 
         async def post(body):
-            async with session.post(url, json=body) as resp:
+            async with session.post(url, json=body, headers=url.credential.headers()) as resp:
                 return await resp.json()
 
         signin = await post(
@@ -85,7 +89,7 @@ async def _load(url: str, clients: int, seconds: float) -> tuple[int, list[float
             nonlocal done
             i = 0
             while time.perf_counter() < deadline:
-                psn = persons[(c * 7919 + i) % len(persons)]
+                psn, certno = persons[(c * 7919 + i) % len(persons)]
                 body = {
                     "infno": "2102",
                     "msgid": f"B{clients}-{c}-{i}-{time.time_ns()}",
@@ -93,7 +97,13 @@ async def _load(url: str, clients: int, seconds: float) -> tuple[int, list[float
                     "sign_no": sign_no,
                     "inf_time": "2026-03-02 10:00:00",
                     "input": {
-                        "data": {"psn_no": psn, "med_type": "41", "acct_used_flag": "1"},
+                        "data": {
+                            "psn_no": psn,
+                            "mdtrt_cert_type": "02",
+                            "mdtrt_cert_no": certno,
+                            "med_type": "41",
+                            "acct_used_flag": "1",
+                        },
                         "feedetail": [
                             {"feedetl_sn": "1", "med_list_codg": codes[i % len(codes)], "pric": "12.50", "cnt": "2"}
                         ],
@@ -110,7 +120,7 @@ async def _load(url: str, clients: int, seconds: float) -> tuple[int, list[float
     return done, latencies
 
 
-def _sign_in(url: str) -> str:
+def _sign_in(url: _Url) -> str:
     import json
     import urllib.request
 
@@ -120,23 +130,48 @@ def _sign_in(url: str) -> str:
         "fixmedins_code": PHARMACY,
         "input": {"signIn": {"opter_no": "1"}},
     }
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **url.credential.headers()}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.load(answer)["output"]["signinoutb"]["sign_no"]
 
 
-def _load_with_wrk(url: str, clients: int, seconds: float, workdir: Path) -> tuple[int, float, float]:
+MOST_PER_SECOND = 25_000  # more settlements a second than one centre answers here: enough signed nonces
+
+
+def _write_signatures(credential: InstitutionCredential, threads: int, seconds: float, workdir: Path) -> None:
+    """Per wrk thread a file of "timestamp nonce signature" lines, one per request it may send: wrk's Lua
+    cannot hash, so every request's x-tif-* headers are made here, all at one timestamp (a run is far
+    shorter than the gateway's 300 s window), each nonce once."""
+    timestamp = str(int(time.time()))
+    per_thread = int(MOST_PER_SECOND * seconds / threads) + 1000
+    for thread in range(1, threads + 1):
+        lines = []
+        for n in range(per_thread):
+            nonce = f"w{thread}-{n}-{timestamp}"
+            lines.append(f"{timestamp} {nonce} {signature(timestamp, credential.passtoken, nonce)}")
+        (workdir / f"nonces-{thread}.txt").write_text("\n".join(lines) + "\n")
+
+
+def _load_with_wrk(url: _Url, clients: int, seconds: float, workdir: Path) -> tuple[int, float, float]:
     """(requests, p50 ms, p99 ms) from a wrk run; fails on any reply whose infcode is not 0."""
     persons, codes = _persons()
-    (workdir / "persons.txt").write_text("\n".join(persons))
+    threads = min(clients, 2)
+    _write_signatures(url.credential, threads, seconds, workdir)
+    (workdir / "persons.txt").write_text("\n".join(f"{psn} {certno}" for psn, certno in persons))
     (workdir / "codes.txt").write_text("\n".join(codes))
-    env = {**os.environ, "MEDSETTLE_WRK_DIR": str(workdir), "MEDSETTLE_SIGN_NO": _sign_in(url)}
+    env = {
+        **os.environ,
+        "MEDSETTLE_WRK_DIR": str(workdir),
+        "MEDSETTLE_SIGN_NO": _sign_in(url),
+        "MEDSETTLE_PAASID": url.credential.paasid,
+    }
     script = Path(__file__).resolve().parent / "wrk_sale.lua"
     proc = subprocess.run(
         [
             "wrk",
             "-t",
-            str(min(clients, 2)),
+            str(threads),
             "-c",
             str(clients),
             "-d",

@@ -7,8 +7,8 @@ what an earlier one wrote (the bill uses the persons.csv of the example before i
   not a pytest skip (README blocks that cannot run here are a fact about README, not a missing part);
 - a block right after ``<!-- readme-test: centre (...) -->`` runs against a centre this test starts
   (``python -m medsettle serve --port 0`` in a temporary data directory): in a python block the default
-  URL http://127.0.0.1:8901/ becomes that centre's, and each ``medsettle terminal`` command of a sh block
-  gets ``--centre`` with it;
+  URL http://127.0.0.1:8901/ becomes that centre's (in a sh block too), each ``medsettle terminal`` command
+  of a sh block gets ``--centre`` with it, and MEDSETTLE_CREDENTIALS names the centre's credentials file;
 - sh blocks run in bash (``set -e -o pipefail``) with ``medsettle`` as ``python -m medsettle`` of this
   interpreter (a shim first on PATH); sizes are kept small: a ``--count``, ``--bills`` or ``--persons`` of
   more than SMALL becomes SMALL;
@@ -34,6 +34,7 @@ import click
 import pytest
 
 from centre_rig import ServedCentre
+from medsettle import credentials
 from medsettle.cli import main as medsettle_main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +113,7 @@ def test_readme_blocks_run(tmp_path):
             if block.mark == "centre":
                 if centre is None:
                     centre = ServedCentre(tmp_path / "centre-data", env=env, module="medsettle").start()
+                    env = {**env, credentials.ENV_VAR: str(centre.credentials_file)}  # as a reader's would find it
                 url = centre.url
             _run_block(block, work, env, url)
     finally:
@@ -151,7 +153,7 @@ def test_messages_example(tmp_path):
     centre = ServedCentre(tmp_path / "centre-data", env=_environment(tmp_path), module="medsettle").start()
     try:
         signin = _post(
-            centre.url,
+            centre,
             {
                 "infno": "9001",
                 "msgid": "P33030000001202603020900000001",
@@ -160,7 +162,7 @@ def test_messages_example(tmp_path):
             },
         )
         assert signin["infcode"] == 0, signin["err_msg"]
-        answer = _post(centre.url, {**request, "sign_no": signin["output"]["signinoutb"]["sign_no"]})
+        answer = _post(centre, {**request, "sign_no": signin["output"]["signinoutb"]["sign_no"]})
     finally:
         centre.stop()
     for body in (answer, documented):
@@ -171,10 +173,9 @@ def test_messages_example(tmp_path):
     assert answer == documented, "docs/messages.md's example answer is not what the centre answers"
 
 
-def _post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        url, json.dumps(body, default=str, ensure_ascii=False).encode(), {"Content-Type": "application/json"}
-    )
+def _post(centre: ServedCentre, body: dict) -> dict:
+    headers = {"Content-Type": "application/json", **centre.signed_headers(body)}
+    request = urllib.request.Request(centre.url, json.dumps(body, default=str, ensure_ascii=False).encode(), headers)
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read(), parse_float=Decimal)
 
@@ -318,4 +319,6 @@ def _small(line: str) -> str:
 
 
 def _with_centre(line: str, url: str | None) -> str:
-    return line.replace("medsettle terminal ", f"medsettle terminal --centre {url} ") if url else line
+    if not url:
+        return line
+    return line.replace("medsettle terminal ", f"medsettle terminal --centre {url} ").replace(DEFAULT_CENTRE, url)

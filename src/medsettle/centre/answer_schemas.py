@@ -50,9 +50,9 @@ class SignInRow(_Answer):
 class InstitutionTerms(_Answer):
     failure_policy: str
     tier: str
-    floor_per_bill: str
-    floor_per_person_day: str
-    floor_outstanding: str
+    floor_per_bill: Amount
+    floor_per_person_day: Amount
+    floor_outstanding: Amount
 
 
 class SignInAnswer(_Answer):

@@ -88,9 +88,9 @@ class SignIns:
             "insinfo": {
                 "failure_policy": institution.failure_policy,
                 "tier": institution.tier,
-                "floor_per_bill": str(fen_to_decimal(institution.floor_per_bill)),
-                "floor_per_person_day": str(fen_to_decimal(institution.floor_per_person_day)),
-                "floor_outstanding": str(fen_to_decimal(institution.floor_outstanding)),
+                "floor_per_bill": fen_to_decimal(institution.floor_per_bill),
+                "floor_per_person_day": fen_to_decimal(institution.floor_per_person_day),
+                "floor_outstanding": fen_to_decimal(institution.floor_outstanding),
             },
         }
         self._ledger.commit(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..seams import Clock, Randomness
 from .client import CentreUnreachable
-from .common import Identity, Receipt, Refused
+from .common import Identity, Receipt, Refused, kept_identity, later_cert_of
 from .crash import CrashPoints
 from .messaging import Messenger
 from .outcomes import Outcomes
@@ -71,12 +71,15 @@ class Provisional:
             ("floor_per_person_day", sum(Decimal(e["provisional_fund"]) for e in same_day)),
             ("floor_outstanding", sum(Decimal(e["provisional_fund"]) for e in outstanding)),
         ):
-            if used + fund > Decimal(limits.get(name, "0")):
+            if used + fund > Decimal(str(limits.get(name, "0"))):  # a number since 0.x, a string before
                 raise CannotSettleProvisionally(f"over the floor limit {name} ({limits.get(name)})")
 
     def _settle_provisionally(self, sale: str, identity: Identity) -> Receipt:
         _, data = self._journal.require_sale(sale)
-        person = self._person(identity)
+        kept = kept_identity({**data, "identity": dataclasses.asdict(identity)})
+        if kept is None:  # a QR e-voucher is not kept for the forward, and no 1101 said whose it was
+            raise CannotSettleProvisionally("a QR e-voucher cannot be forwarded later: identify by card or ID number")
+        person = self._person(Identity(**kept))
         cached = self._signin.cached_rules()
         if cached is None:
             raise CannotSettleProvisionally("no cached rules: sign in while the centre is up")
@@ -101,7 +104,7 @@ class Provisional:
             "bill_time": data["bill_time"],
             "lines": data["lines"],
             "medfee": data["medfee"],
-            "identity": data["identity"],
+            "identity": kept,  # what the forward carries (common.kept_identity): 03 with its card_sn, or 02
             "provisional_fund": f"{fund:.2f}",
             "cash_collected": f"{cash:.2f}",
             "created": self._clock.now().isoformat(),
@@ -191,12 +194,10 @@ class Forwarding:
         data = self._journal.saf_fields(entry)
         msgid = entry["msgid"]
         if msgid is None:
-            identity = entry["identity"]
             request = {
                 "data": {
                     "psn_no": entry["psn_no"],
-                    "mdtrt_cert_type": identity["mdtrt_cert_type"],
-                    "mdtrt_cert_no": identity["mdtrt_cert_no"],
+                    **later_cert_of(entry),  # captured at the sale: 03 with its card_sn, or 02
                     "med_type": "41",
                     "medfee_sumamt": entry["medfee"],
                     "insutype": entry["insutype"],
