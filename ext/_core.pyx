@@ -492,6 +492,8 @@ def cancel(uint8_t[::1] state_bytes, Py_ssize_t person, const int64_t[::1] origi
     cdef int g = <int>original[C_GROUP]
     if st.acc_year != 0 and original[C_YEAR] < st.acc_year + YEAR_BASE:
         return YEAR_CLOSED, st.balance
+    if original[C_ACCT] > MAX_BALANCE_FEN - st.balance:  # the refund would pass the balance bound: nothing moves
+        return BALANCE_LIMIT, st.balance
     st.balance += original[C_ACCT]
     if original[C_DED_KIND]:
         if role == CANCEL_IN_PROGRESS:

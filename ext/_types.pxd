@@ -53,6 +53,7 @@ cdef enum:
     NO_RULES_IN_FORCE = 3
     YEAR_CLOSED = 4
     ADMISSION_LIMIT = 5
+    BALANCE_LIMIT = 6
 
 cdef enum:
     # What a cancel does to its settlement's admission (medsettle.engine.columns.CANCEL_*).

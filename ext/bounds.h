@@ -15,5 +15,6 @@
 #define MS_MAX_ADMISSIONS_PER_YEAR 255           /* the state's adm_count is one byte */
 #define MS_MAX_SETTLEMENTS_PER_ADMISSION 65535   /* adm_nsetl is two bytes */
 #define MS_LIMIT_MAX_FEN 2147483647LL            /* policy limits are below 2^31 fen (int32) */
+#define MS_MAX_BALANCE_FEN 100000000000LL        /* a personal account's balance, fen: a cancel's refund stops there */
 
 #endif

@@ -24,6 +24,9 @@ MAX_SETTLEMENTS_PER_ADMISSION = 65535  # ADMISSION_LIMIT past that (adm_nsetl is
 LIMIT_MAX_FEN = 2**31 - 1  # a policy limit (deductible, ceiling, cap) is below 2^31 fen: int32 in the core
 MAX_CREDIT_FEN = 10**7  # one account credit (划入), fen: 100,000 yuan
 MAX_BALANCE_FEN = 10**11  # a personal account's balance, fen
+MAX_STATEMENT_FEN = 10**15  # a statement's total (3201, 3202), either sign, fen: 10^4 bills at the bill bound
+MAX_STATEMENT_COUNT = 10**9  # the settlements a statement counts (fixmedins_setl_cnt)
+MAX_PAGE = 10**6  # a download's page_num
 
 # name: value, as medsettle._core.BOUNDS and medsettle._plain.BOUNDS report them.
 COMPILED_BOUNDS: dict[str, int] = {
@@ -38,4 +41,5 @@ COMPILED_BOUNDS: dict[str, int] = {
     "MAX_ADMISSIONS_PER_YEAR": MAX_ADMISSIONS_PER_YEAR,
     "MAX_SETTLEMENTS_PER_ADMISSION": MAX_SETTLEMENTS_PER_ADMISSION,
     "LIMIT_MAX_FEN": LIMIT_MAX_FEN,
+    "MAX_BALANCE_FEN": MAX_BALANCE_FEN,
 }

@@ -18,6 +18,7 @@ FEN_PER_YUAN = 100
 PRICE_SCALE = 10_000  # pric and price caps: units of 0.0001 yuan
 CNT_SCALE = 10_000  # cnt: units of 0.0001
 BP = 10_000  # basis points in 1
+MAX_DIGITS = 20  # an amount, price, quantity or ratio is below 10^20 (bounds.py's bounds are far less)
 
 
 def _to_decimal(value: object, field: str | None) -> Decimal:
@@ -57,7 +58,14 @@ def _scaled(value: object, scale: int, places: int, field: str | None) -> int:
                 raise InvalidInput(f"{value!r} has more than {places} decimals", field=field)
             units = int(whole) * scale + (int(frac.ljust(places, "0")) if frac else 0)
             return -units if sign == "-" else units
-    d = _to_decimal(value, field) * scale
+    d = _to_decimal(value, field)
+    if d and d.adjusted() < -places:  # scaling would round it to 0 unsaid
+        raise InvalidInput(f"{value!r} has more than {places} decimals", field=field)
+    if d and d.adjusted() >= MAX_DIGITS:  # scaling "1e999999999" would overflow Decimal's exponent
+        raise InvalidInput(
+            f"{value!r} is out of bounds: every amount is less than 10^{MAX_DIGITS} in magnitude", field=field
+        )
+    d *= scale
     if d != d.to_integral_value():
         raise InvalidInput(f"{value!r} has more than {places} decimals", field=field)
     return int(d)

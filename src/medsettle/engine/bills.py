@@ -69,19 +69,33 @@ Count = Decimal
 
 
 def _units(value: Decimal, places: int, low: int, high: int, field: str, *, above_low: bool = False) -> int:
-    """``value`` in int units of 10^-places, checked against [low, high] (or (low, high])."""
+    """``value`` in int units of 10^-places, checked against [low, high] (or (low, high]).
+
+    A value far past every bound (the text "1e999999999") is refused before it is scaled, which would
+    overflow Decimal's exponent range; one below 10^-places before scaling would round it to 0 unsaid."""
+    if value and value.adjusted() < -places:
+        raise InvalidInput(f"{value} has more than {places} decimals", field=field)
+    if value and value.adjusted() > _MAX_ADJUSTED:
+        raise _out_of_bounds(value, places, low, high, field, above_low)
     scaled = value.scaleb(places)
     units = int(scaled)
     if units != scaled:
         raise InvalidInput(f"{value} has more than {places} decimals", field=field)
     if units < low or (above_low and units == low) or units > high:
-        lowest = Decimal(low).scaleb(-places)
-        raise InvalidInput(
-            f"{value} must be {'more than' if above_low else 'at least'} {lowest} and at most "
-            f"{Decimal(high).scaleb(-places)}",
-            field=field,
-        )
+        raise _out_of_bounds(value, places, low, high, field, above_low)
     return units
+
+
+_MAX_ADJUSTED = 20  # a Decimal of 10^21 or more is past every bound of _units (10^11 fen at most)
+
+
+def _out_of_bounds(value: Decimal, places: int, low: int, high: int, field: str, above_low: bool) -> InvalidInput:
+    lowest = Decimal(low).scaleb(-places)
+    return InvalidInput(
+        f"{value} must be {'more than' if above_low else 'at least'} {lowest} and at most "
+        f"{Decimal(high).scaleb(-places)}",
+        field=field,
+    )
 
 
 def _flag(value: object) -> bool:

@@ -65,12 +65,14 @@ REFUSALS = {
     3: "NO_RULES_IN_FORCE",
     4: "YEAR_CLOSED",
     5: "ADMISSION_LIMIT",
+    6: "BALANCE_LIMIT",
 }
-PERSON_INACTIVE, WAITING_PERIOD, NO_RULES_IN_FORCE, YEAR_CLOSED, ADMISSION_LIMIT = 1, 2, 3, 4, 5
+PERSON_INACTIVE, WAITING_PERIOD, NO_RULES_IN_FORCE, YEAR_CLOSED, ADMISSION_LIMIT, BALANCE_LIMIT = 1, 2, 3, 4, 5, 6
 REFUSAL_MESSAGES = {
     PERSON_INACTIVE: "the person's insurance is not active (suspended, cancelled or transferred out)",
     WAITING_PERIOD: "the person is in the waiting period or contributions are not current",
     NO_RULES_IN_FORCE: "no rule set of the insured region is in force on the bill's date",
     YEAR_CLOSED: "the bill's year is closed for this person (a later year has been settled)",
     ADMISSION_LIMIT: "too many admissions in the year or settlements in one admission",
+    BALANCE_LIMIT: "the refund would take the personal account's balance (balc) past its bound of 10^11 fen",
 }

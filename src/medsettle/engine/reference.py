@@ -23,8 +23,10 @@ from ..policy.codes import INSUTYPES, PSN_TYPES
 from ..policy.compile import CompiledPolicy
 from ..policy.models import Policy
 from .bills import AdmissionKeys, AdmissionKeySource, Bill, BillBatch
+from .bounds import MAX_BALANCE_FEN
 from .columns import (
     ADMISSION_LIMIT,
+    BALANCE_LIMIT,
     CANCEL_IN_PROGRESS,
     CANCEL_PAST_LAST,
     CANCEL_ROLES,
@@ -259,6 +261,8 @@ class ReferenceEngine:
         st = self.get_state(person).copy()
         if int(original[COL["year"]]) < st.acc_year:
             return YEAR_CLOSED, st.balance
+        if int(original[COL["acct_pay"]]) > MAX_BALANCE_FEN - st.balance:  # past the balance bound: nothing moves
+            return BALANCE_LIMIT, st.balance
         g = int(original[COL["group"]])
         st.balance += int(original[COL["acct_pay"]])
         if original[COL["ded_kind"]]:

@@ -29,7 +29,16 @@ from .admissions import AdmissionBook
 from .backends import Engine, core_module, resolve_engine_name
 from .bills import AdmissionKeys, AdmissionKeyTable, Bill, BillBatch, encode_bills, parse_bill, resolve_bill
 from .bounds import MAX_BALANCE_FEN
-from .columns import CANCEL_PAST, COL, COLUMNS, NARROW_COLUMNS, NO_ADMISSION, REFUSAL_MESSAGES, REFUSALS
+from .columns import (
+    BALANCE_LIMIT,
+    CANCEL_PAST,
+    COL,
+    COLUMNS,
+    NARROW_COLUMNS,
+    NO_ADMISSION,
+    REFUSAL_MESSAGES,
+    REFUSALS,
+)
 from .core import CoreEngine
 from .fastpath import CoreFastPath, ReferenceFastPath, fast_path
 from .persons import ATTR_NAMES, Population
@@ -208,6 +217,13 @@ class Settler:
                 f"settlement {setl_id} was already cancelled by {original.cancelled_by}", field="setl_id"
             )
         status, balance = self._cancel_in_engine(original)
+        if status == BALANCE_LIMIT:  # refused by the engine, before anything moved (either engine)
+            refund = int(original.row[COL["acct_pay"]])
+            raise SettlementRefused(
+                REFUSALS[status],
+                f"field balc: cancelling settlement {setl_id} would refund {refund} fen to an account holding "
+                f"{balance} fen, past the balance bound of {MAX_BALANCE_FEN} fen",
+            )
         if status:
             raise SettlementRefused(
                 REFUSALS[status], REFUSAL_MESSAGES[status] + f"; settlement {setl_id} can no longer be cancelled"
