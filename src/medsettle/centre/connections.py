@@ -223,6 +223,7 @@ class Door:
             busy.close()
 
     def __call__(self) -> asyncio.Protocol:
+        """The protocol of a connection just accepted: counted and guarded within the cap, turned away past it."""
         if self.open >= self.limits.max_connections:
             return self._turn_away()
         self.open += 1
@@ -241,14 +242,15 @@ class Door:
             )
             self._refused_since_warning = 0
             self._next_warning = now + WARN_EVERY
-        body = dumps_bytes(
-            self._refuse(
-                CentreBusy(
-                    f"the centre has {self.limits.max_connections} connections open, the most it takes; "
-                    "try again in a moment"
-                )
-            )
+        busy = CentreBusy(
+            f"the centre has {self.limits.max_connections} connections open, the most it takes; try again in a moment"
         )
+        try:
+            envelope = self._refuse(busy)
+        except Exception:  # the centre cannot even write a refusal: the envelope's keys, written here
+            log.exception("refusal failed")
+            envelope = {"infcode": -1, "inf_refmsgid": "", "err_msg": f"{busy.code}: {busy}", "output": {}}
+        body = dumps_bytes(envelope)
         answer = (
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
             b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s" % (len(body), body)
@@ -277,7 +279,8 @@ class _Guarded(asyncio.Protocol):
 
     One timer at a time: the head's (armed at the opening, and at the first byte of a later request), then
     the body's (armed when the head is complete and its body is not). Between a body complete and its answer
-    none runs; between an answer and the next request's first byte aiohttp's keep-alive timer does."""
+    none runs; between an answer and the next request's first byte aiohttp's keep-alive timer does. (A client
+    pipelining a part of its next head behind a request is bounded by that keep-alive timer, not the head's.)"""
 
     def __init__(self, door: Door, handler: Any) -> None:
         self._door = door
