@@ -5,14 +5,22 @@ borne by the institution, and the crash points of the queue."""
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import json
+import shutil
+import sqlite3
 from decimal import Decimal
 
 import pytest
 
 from centre_rig import CODES, ServedCentre, default_registry, first_person
-from medsettle.terminal import Identity
+from medsettle import credentials
+from medsettle.policy import load_policy
+from medsettle.policy.loader import default_policy_path
+from medsettle.terminal import CentreClient, Identity
 from medsettle.terminal.crash import EXIT_CODE
+from medsettle.timeutil import now_shanghai
 from terminal_rig import (
     ITEMS,
     SAF_PHARMACY,
@@ -203,3 +211,148 @@ def test_entries_past_the_retry_or_age_limit_are_flagged_for_a_clerk(world):
     ]
     assert counter.resume().get("forwarded", 0) == 0  # never written, so never sent: the clerk decides
     assert counter.reconcile(detail=True)["clean"]  # a flagged entry never sent is in neither side's books
+
+
+# -- the cache of rules and catalogue (issue 14: the platform's catalogue downloads, fetched with 9102) -----
+
+DOWNLOADS = ["1301", "1302", "1305", "1306", "1318", "1319"]
+ITEM_DOWNLOADS = DOWNLOADS[:4]
+
+
+def outbox(counter) -> list[dict]:
+    """The counter's messages, oldest first: infno, the request's input and the answer recorded."""
+    with sqlite3.connect(counter.journal.path) as db:
+        rows = db.execute("SELECT infno, request, answer FROM outbox ORDER BY rowid").fetchall()
+    return [
+        {"infno": infno, "input": json.loads(request)["input"], "answer": json.loads(answer) if answer else None}
+        for infno, request, answer in rows
+    ]
+
+
+def by_code(items: list[dict]) -> dict[str, dict]:
+    return {item["med_list_codg"]: item for item in items}
+
+
+def check_downloads(sent: list[dict], held: str) -> dict[str, dict]:
+    """The six downloads were sent with the version ``held``; a 9102 fetched exactly the files of those that
+    had rows. Returns each download's answer by code."""
+    answers = {m["infno"]: m["answer"]["output"] for m in sent if m["infno"] in DOWNLOADS}
+    assert sorted(answers) == sorted(DOWNLOADS)
+    assert {m["input"]["data"]["ver"] for m in sent if m["infno"] in DOWNLOADS} == {held}
+    fetched = [m["input"]["fsDownloadIn"]["file_qury_no"] for m in sent if m["infno"] == "9102"]
+    assert sorted(fetched) == sorted(a["file_qury_no"] for a in answers.values() if a["data_cnt"])
+    assert all(m["answer"]["infcode"] == 0 for m in sent if m["infno"] == "9102")
+    assert "1312" not in [m["infno"] for m in sent]
+    return answers
+
+
+def test_the_cache_is_filled_by_the_catalogue_downloads_and_a_second_refresh_fetches_nothing(world):
+    server, counter = world
+    first = outbox(counter)
+    answers = check_downloads(first, held="")  # held nothing: every row
+    rules, catalogue = counter.signin.cached_rules()
+    page, _ = server.call("1312", {"data": {"page_size": 5000}}, sign_no=server.sign_in())  # the centre's own
+    in_force = page["output"]
+    assert catalogue["ver"] == in_force["ver"] and catalogue["effective_from"] == in_force["effective_from"]
+    assert by_code(catalogue["items"]) == by_code(in_force["items"])  # item for item, every field
+    assert sum(answers[code]["data_cnt"] for code in ITEM_DOWNLOADS) == in_force["total"]
+    assert [m["infno"] for m in first].count("9102") >= 4  # the files came over HTTP, not in the answers
+
+    counter.sign_in()  # the next sign-in refreshes with the versions held
+    again = outbox(counter)[len(first) :]
+    assert [m["infno"] for m in again] == ["9001", "9901", *DOWNLOADS]  # no file fetched
+    answers = check_downloads(again, held=catalogue["ver"])
+    assert all(answer["data_cnt"] == 0 and answer["ver"] == catalogue["ver"] for answer in answers.values())
+    assert again[1]["input"]["data"]["ver"] == rules["ver"] and again[1]["answer"]["output"]["unchanged"]
+    assert counter.signin.cached_rules() == (rules, catalogue)
+
+
+def policy_with_a_new_catalogue(where, effective_from: dt.date):
+    """The shipped policy, with a second 130100 catalogue in force from ``effective_from``: one item's price
+    cap and another's ratio for a person type changed, one item added and the last one withdrawn."""
+    shutil.copytree(default_policy_path().parent, where)
+    with (where / "catalogue-130100.csv").open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, list(reader)
+    rows[0]["pric_uplmt_amt"] = "99.50"
+    rows[1]["selfpay_prop_11"] = "0.3"
+    rows = rows[:-1] + [{**rows[0], "med_list_codg": "XA01AA999A0000101", "name": "新药#999", "pric_uplmt_amt": ""}]
+    with (where / "catalogue-130100-new.csv").open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    toml = where / default_policy_path().name
+    old = 'file = "catalogue-130100.csv"\n'
+    new = f'{old}\n[[regions.catalogues]]\nversion = "130100-CAT-NEW"\neffective_from = {effective_from}\n'
+    toml.write_text(toml.read_text(encoding="utf-8").replace(old, new + 'file = "catalogue-130100-new.csv"\n'))
+    return toml
+
+
+def test_a_refresh_after_the_catalogue_changed_fetches_only_the_changed_rows(tmp_path):
+    """A counter that holds 130100-CAT-2025 meets a centre whose catalogue in force is newer: it downloads the
+    four rows that differ (two changed, one added, one withdrawn), not the catalogue, and then holds exactly
+    the catalogue in force."""
+    effective_from = now_shanghai().date() - dt.timedelta(days=2)
+    policy = policy_with_a_new_catalogue(tmp_path / "policy", effective_from)
+    with ServedCentre(tmp_path / "old") as old:  # the shipped policy
+        counter = make_counter(old.url, tmp_path / "t.db", SAF_PHARMACY)
+        counter.sign_in()
+    assert counter.signin.cached_rules()[1]["ver"] == "130100-CAT-2025"
+    with ServedCentre(tmp_path / "new", args=["--policy", str(policy)]) as new:
+        counter.client = CentreClient(new.url, timeout=2.0, credential=credentials.load().institution(SAF_PHARMACY))
+        before = len(outbox(counter))
+        counter.sign_in()
+        sent = outbox(counter)[before:]
+        answers = check_downloads(sent, held="130100-CAT-2025")
+        assert {answer["ver"] for answer in answers.values()} == {"130100-CAT-NEW"}
+        assert sum(answers[code]["data_cnt"] for code in ITEM_DOWNLOADS) == 4  # of 240 items
+        _, catalogue = counter.signin.cached_rules()
+        in_force = load_policy(policy).region("130100").catalogues[1]
+        assert catalogue["ver"] == "130100-CAT-NEW" and catalogue["effective_from"] == effective_from.isoformat()
+        assert by_code(catalogue["items"]) == {i.med_list_codg: i.model_dump(mode="json") for i in in_force.items}
+
+        again = len(outbox(counter))
+        counter.sign_in()
+        assert "9102" not in [m["infno"] for m in outbox(counter)[again:]]  # holds the version in force now
+        assert counter.signin.cached_rules()[1] == catalogue
+
+
+class PostOnly:
+    """A transport that cannot fetch a file (like a centre in the same process, whose 9102 answers no bytes)."""
+
+    def __init__(self, client: CentreClient) -> None:
+        self.client = client
+
+    def post(self, body: bytes) -> dict:
+        return self.client.post(body)
+
+
+class OlderCentre(PostOnly):
+    """An older medsettle centre: it offers none of the platform's catalogue downloads (refused naming infno)."""
+
+    def post(self, body: bytes) -> dict:
+        request = json.loads(body)
+        if request["infno"] in DOWNLOADS:
+            err_msg = f"INVALID_INPUT: field infno: transaction {request['infno']} is not offered by this centre"
+            return {"infcode": -1, "err_msg": err_msg, "output": {}}
+        return self.client.post(body)
+
+    def post_raw(self, body: bytes) -> bytes:
+        return self.client.post_raw(body)
+
+
+@pytest.mark.parametrize("transport", [PostOnly, OlderCentre])
+def test_without_the_downloads_the_cache_is_filled_by_1312_as_before(world, tmp_path, transport):
+    server, _ = world
+    counter = make_counter(server.url, tmp_path / "other.db", SAF_PHARMACY)
+    counter.client = transport(counter.client)
+    counter.sign_in()
+    sent = outbox(counter)
+    assert "1312" in [m["infno"] for m in sent] and "9102" not in [m["infno"] for m in sent]
+    _, catalogue = counter.signin.cached_rules()
+    page, _ = server.call("1312", {"data": {"page_size": 5000}}, sign_no=server.sign_in())
+    assert by_code(catalogue["items"]) == by_code(page["output"]["items"])
+    counter.sign_in()  # again: 1312 with the version held answers 'unchanged', and the cache stays
+    last = [m for m in outbox(counter) if m["infno"] == "1312"][-1]
+    assert last["input"]["data"]["ver"] == catalogue["ver"] and last["answer"]["output"]["unchanged"]
+    assert counter.signin.cached_rules()[1] == catalogue

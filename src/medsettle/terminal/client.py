@@ -45,6 +45,20 @@ class CentreClient:
 
     def post(self, body: bytes) -> dict:
         """Send one request (the exact bytes journaled) and return the decoded answer."""
+        answer = self.post_raw(body)
+        try:
+            decoded = json.loads(answer)
+        except ValueError:
+            raise CentreUnreachable(f"the centre answered something that is not JSON: {answer[:80]!r}") from None
+        if isinstance(decoded, dict) and str(decoded.get("err_msg") or "").startswith("INTERNAL_ERROR:"):
+            # A bug at the centre (answered with HTTP 200 since issue 14, as adapters expect): not a refusal
+            # of the message, which may or may not have been applied; resent like an HTTP 500 was.
+            raise CentreUnreachable(f"the centre failed: {decoded['err_msg']}")
+        return decoded
+
+    def post_raw(self, body: bytes) -> bytes:
+        """Send one request and return the answer's bytes as they came: a 9102 answers a file, not JSON
+        (docs/files.md). Every way of getting no answer is CentreUnreachable, as for :meth:`post`."""
         headers = {"Content-Type": "application/json"}
         if self.credential is not None:
             headers.update(self.credential.headers())
@@ -63,12 +77,4 @@ class CentreClient:
             ) from None
         except (TimeoutError, ConnectionError, http.client.HTTPException) as error:
             raise CentreUnreachable(f"no answer from the centre at {self.url}: {error!r}") from None
-        try:
-            decoded = json.loads(answer)
-        except ValueError:
-            raise CentreUnreachable(f"the centre answered something that is not JSON: {answer[:80]!r}") from None
-        if isinstance(decoded, dict) and str(decoded.get("err_msg") or "").startswith("INTERNAL_ERROR:"):
-            # A bug at the centre (answered with HTTP 200 since issue 14, as adapters expect): not a refusal
-            # of the message, which may or may not have been applied; resent like an HTTP 500 was.
-            raise CentreUnreachable(f"the centre failed: {decoded['err_msg']}")
-        return decoded
+        return answer

@@ -1,6 +1,7 @@
 """Provisional settlement at a store-and-forward counter (docs/failures.md): with the rules and catalogue the
-counter cached at sign-in, without the personal account, assuming nothing met or paid this year and no
-second tier or assistance. It runs the reference engine on a one-person world built from the cache.
+counter cached at sign-in (:mod:`.rules_cache`: 9901 and the platform's catalogue downloads), without the
+personal account, assuming nothing met or paid this year and no second tier or assistance. It runs the
+reference engine on a one-person world built from the cache.
 
 Choices where the platform's contract is silent: the counter settles provisionally only for a person it knows
 (an earlier 1101 answer, kept in its journal: scheme, person type, insured region) who is insured in the

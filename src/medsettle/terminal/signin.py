@@ -1,6 +1,7 @@
 """Signing the counter in (9001) and out (9002), and what it learns at sign-in: its sign_no, the institution's
 failure policy and floor limits (``insinfo``) and, at a store-and-forward counter, the rules (9901) and
-catalogue (1312) in force, cached for provisional settlement and for checking item codes."""
+catalogue (the platform's downloads 1301 ... 1319) in force, cached for provisional settlement and for checking
+item codes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 
 from .common import Refused
 from .messaging import Messenger
+from .rules_cache import RulesCache
 from .store import CounterStore
 
 STORE_AND_FORWARD = "store_and_forward"
@@ -57,12 +59,9 @@ class SignIn:
         return self.insinfo().get("failure_policy", "cash_deferred")
 
     def cache_rules(self) -> None:
-        """Download the rule set (9901) and catalogue (1312) in force for provisional settlement."""
-        rules = self._messenger.query("9901", {"data": {}})
-        catalogue = self._messenger.query("1312", {"data": {"page_size": 5000}})
-        with self._journal.transaction() as db:
-            self._journal.set_meta(db, "rules", json.dumps(rules, ensure_ascii=False))
-            self._journal.set_meta(db, "catalogue", json.dumps(catalogue, ensure_ascii=False))
+        """Refresh the rule set (9901) and catalogue (1301 ... 1319 and 9102) in force for provisional
+        settlement: only what changed since the versions held (:mod:`.rules_cache`)."""
+        RulesCache(self._journal, self._messenger).refresh()
 
     def cached_rules(self) -> tuple[dict, dict] | None:
         """The rules and catalogue cached at sign-in, or None when the counter has none."""
