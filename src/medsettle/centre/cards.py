@@ -163,8 +163,8 @@ class Cards:
                 raise InvalidInput(
                     f"the credit {key} of {psn_no} was already made (by 'credit' or its contribution)", field="key"
                 )
+            balance = ledger.settler.credit(psn_no, fen)  # refused past the balance bound, before anything moves
             self._credit_keys.add(journal_key)
-            balance = ledger.settler.credit(psn_no, fen)
             future = ledger.append(
                 CREDIT,
                 region,

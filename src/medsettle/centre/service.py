@@ -215,6 +215,8 @@ class Centre:
             infno = request.get("infno")
             if infno is None:
                 request = {**request, "infno": url_infno}
+            elif not isinstance(infno, str):
+                raise InvalidInput(f"expected the transaction code as a string, not {_json_kind(infno)}", field="infno")
             elif infno != url_infno:
                 raise InvalidInput(f"{infno!r} in the body, but the URL ends with /{url_infno}", field="infno")
         return request
