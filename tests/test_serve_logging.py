@@ -2,7 +2,7 @@
 stop (SIGTERM), one when the centre fail-stops; stdout keeps what users and scripts read from it.
 
 A real `serve` process on 127.0.0.1 with its own data directory. The journal is made to fail for real: the process
-may write no file past 64 KiB (RLIMIT_FSIZE), so SQLite's next write past it fails as on a full disk.
+may write no file past 256 KiB (RLIMIT_FSIZE), so SQLite's next write past it fails as on a full disk.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from centre_rig import PHARMACY, envelope
+from medsettle import credentials
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) medsettle(\.\w+)+: ")
 # `python -m medsettle.cli` with every file it writes limited to N bytes (the first argument)
@@ -38,6 +39,7 @@ class Served:
         head = (
             [sys.executable, "-c", LIMITED, str(file_limit)] if file_limit else [sys.executable, "-m", "medsettle.cli"]
         )
+        self.data_dir = data_dir
         self.proc = subprocess.Popen(
             [*head, "serve", "--port", "0", "--data-dir", str(data_dir), *args],
             stdout=subprocess.PIPE,
@@ -91,9 +93,9 @@ class Served:
 
     def call(self, infno: str, input_: dict, *, sign_no: str = "", msgid: str) -> dict:
         body = envelope(infno, input_, sign_no=sign_no, msgid=msgid)
-        request = urllib.request.Request(
-            self.url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-        )
+        signed = credentials.load(self.data_dir / credentials.FILE_NAME).institution(PHARMACY).headers()
+        headers = {"Content-Type": "application/json", **signed}
+        request = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as resp:
                 return json.loads(resp.read())
@@ -143,10 +145,11 @@ def test_start_throughput_and_stop_are_one_log_line_each_and_stdout_is_unchanged
     assert served.terminate() == 0
 
     # stdout: what it printed before, and nothing else
-    assert len(served.stdout) == 3, served.stdout
+    assert len(served.stdout) == 4, served.stdout
     assert re.fullmatch(r"journal .*centre\.db: 0 entries replayed in \d+\.\d\d s", served.stdout[0])
     assert served.stdout[1].startswith("institutions: H13010000001 (3), ")
-    assert re.fullmatch(r"medsettle centre listening on http://127\.0\.0\.1:\d+/ \(engine: \w+\)", served.stdout[2])
+    assert served.stdout[2].startswith(f"credentials: {tmp_path / 'data' / 'credentials.toml'} (mode 0600")
+    assert re.fullmatch(r"medsettle centre listening on http://127\.0\.0\.1:\d+/ \(engine: \w+\)", served.stdout[3])
 
     # stderr: log lines only, each with its time, level and logger
     assert all(LOG_LINE.match(line) for line in served.stderr), served.stderr
@@ -185,7 +188,8 @@ def test_the_log_goes_to_log_file_and_stats_every_0_turns_the_throughput_line_of
 
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
 def test_a_failed_journal_is_one_fail_stop_line(tmp_path):
-    served = Served(tmp_path / "data", "--stats-every", "0", file_limit=64 * 1024)
+    # 256 KiB: the journal, the gateway's tables and the first sign-ins fit; the WAL fills after a few dozen
+    served = Served(tmp_path / "data", "--stats-every", "0", file_limit=256 * 1024)
     try:
         answers = []
         for n in range(1, 200):  # every sign-in is journaled: the 64 KiB of the journal's WAL fill up soon

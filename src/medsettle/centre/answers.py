@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..errors import InvalidInput, MedsettleError, SettlementRefused
-from ..jsontext import dumps_bytes, loads
+from ..jsontext import dumps_kept, loads
 from ..ledger.journal import Entry
 from ..seams import Clock
 from .core import Ledger, journal_key
@@ -230,7 +230,7 @@ class AnswerStore:
         """Store a durable answer for repeats, or, if its journal entries failed, forget it and fail."""
         if failure is None:
             with self._ledger.lock:
-                self._own(code)[msgid] = (digest, dumps_bytes(response))
+                self._own(code)[msgid] = (digest, dumps_kept(response))
             pending.set_result(response)
             return
         unavailable = self._ledger.fail(failure)
@@ -262,7 +262,7 @@ class AnswerStore:
 
     def remember(self, code: str, msgid: str, digest: str, output: dict) -> None:
         """On replay: the stored answer of a journaled success (``code`` "": an older entry's, shared)."""
-        stored = (digest, dumps_bytes(ok_response("", "", "", output)))  # stamped as it leaves
+        stored = (digest, dumps_kept(ok_response("", "", "", output)))  # stamped as it leaves
         (self._own(code) if code else self._legacy)[msgid] = stored
 
     # -- replay ---------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ class AnswerStore:
         body = entry.body
         response = body["response"]
         envelope = {"enctype": ENCTYPE, "signtype": SIGNTYPE, "warn_msg": None, **response}
-        stored = (body["hash"], dumps_bytes({key: envelope.get(key) for key in ENVELOPE_KEYS}))
+        stored = (body["hash"], dumps_kept({key: envelope.get(key) for key in ENVELOPE_KEYS}))
         code = body.get("fixmedins_code", "")
         (self._own(code) if code else self._legacy)[body.get("msgid", entry.key)] = stored
 

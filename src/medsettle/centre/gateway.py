@@ -20,7 +20,7 @@ import asyncio
 import hmac
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,14 +53,23 @@ def make_credentials(codes: Iterable[str]) -> dict[str, Secret]:
 class Gateway:
     """Checks the x-tif-* headers of the envelope's requests and the agency's token on /admin."""
 
-    def __init__(self, store: GateStore, secrets_by_code: Mapping[str, Secret], *, clock: Clock = SYSTEM_CLOCK):
-        """``secrets_by_code``: what :meth:`GateStore.keep` answered (every institution's and the agency's)."""
+    def __init__(
+        self,
+        store: GateStore,
+        secrets_by_code: Mapping[str, Secret],
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        on_failure: Callable[[BaseException], MedsettleError] | None = None,
+    ):
+        """``secrets_by_code``: what :meth:`GateStore.keep` answered (every institution's and the agency's).
+        ``on_failure``: what a failed nonce claim (the journal's database failing) becomes, the answer of the
+        requests waiting on it: the centre's fail-stop (``Centre.fail_stop``), by default CentreFailStopped."""
         self._store = store
         self._clock = clock
         self._by_paasid = {s.paasid: (code, s.passtoken) for code, s in secrets_by_code.items() if code != AGENCY_ROW}
         agency = secrets_by_code.get(AGENCY_ROW)
         self._agency_token = agency.passtoken if agency else None
-        self._claims = _NonceClaims(store, clock)
+        self._claims = _NonceClaims(store, clock, on_failure or _unavailable)
 
     async def admit(self, headers: Mapping[str, str], body: Any) -> None:
         """Return if the request is signed by the institution its body's ``fixmedins_code`` names with a
@@ -133,6 +142,10 @@ class Gateway:
         self._claims.close()
 
 
+def _unavailable(failure: BaseException) -> MedsettleError:
+    return CentreFailStopped(f"the centre cannot check nonces now ({failure})")
+
+
 def _host_name(netloc: str) -> str:
     """The host of a Host header or an Origin's netloc, without the port (and without an IPv6's brackets)."""
     if netloc.startswith("["):
@@ -146,9 +159,10 @@ class _NonceClaims:
     one commit for all) and wakes each waiter with its answer. A claim that arrives while a batch is in
     the database waits for the next one, so under load a claim costs a fraction of a commit."""
 
-    def __init__(self, store: GateStore, clock: Clock) -> None:
+    def __init__(self, store: GateStore, clock: Clock, on_failure: Callable[[BaseException], MedsettleError]) -> None:
         self._store = store
         self._clock = clock
+        self._on_failure = on_failure
         self._waiting: list[tuple[str, str, int, asyncio.Future[bool]]] = []
         self._draining = False
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medsettle-nonces")
@@ -173,7 +187,7 @@ class _NonceClaims:
                         self._thread, self._store.claim_nonces, claims, int(self._clock.time())
                     )
                 except Exception as exc:  # noqa: BLE001 - the database is away: no replay can be told now
-                    away = CentreFailStopped(f"the centre cannot check nonces now ({exc})")
+                    away = self._on_failure(exc)
                     for *_, waiter in batch:
                         if not waiter.done():
                             waiter.set_exception(away)
@@ -189,7 +203,12 @@ class _NonceClaims:
 
 
 def open_gateway(
-    store: GateStore, codes: Iterable[str], given: Mapping[str, Secret] | None = None, *, clock: Clock = SYSTEM_CLOCK
+    store: GateStore,
+    codes: Iterable[str],
+    given: Mapping[str, Secret] | None = None,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    on_failure: Callable[[BaseException], MedsettleError] | None = None,
 ) -> tuple[Gateway, dict[str, Secret]]:
     """The gateway of a centre serving the institutions ``codes``, and the credentials it accepts.
 
@@ -201,4 +220,4 @@ def open_gateway(
         store.keep(given, replace=True)
     kept = store.keep(make_credentials(codes), replace=False)
     mine = {code: kept[code] for code in [*codes, AGENCY_ROW]}
-    return Gateway(store, mine, clock=clock), mine
+    return Gateway(store, mine, clock=clock, on_failure=on_failure), mine

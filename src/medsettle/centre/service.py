@@ -39,6 +39,7 @@ from ..ledger import GroupCommitJournal
 from ..seams import SYSTEM_CLOCK, SYSTEM_RANDOM, Clock, Randomness
 from .answers import AnswerStore, Stamps, ok_response
 from .cards import Cards
+from .certificates import Certificates
 from .core import CentreFailStopped, Ledger
 from .downloads import Downloads
 from .encounters import Encounters
@@ -134,7 +135,7 @@ class Centre:
             InpatientFlow(self._ledger, settlements, self._cards, self.encounters, outpatient),
             self._reversal,
             Reconciliation(self._ledger, settlements, self._regions.owned),
-            Queries(self._ledger),
+            Queries(self._ledger, Certificates(self.registry, qr, self._ledger.clock)),
             Downloads(settler.policy, clock, self._ledger),
             Files(self._ledger),  # 9101/9102 (docs/files.md)
             self._cards,
@@ -265,6 +266,11 @@ class Centre:
             kind = _json_kind(body["action"])
             raise InvalidInput(f"expected the action's name as a string, not {kind}", field="action")
         return self._persons.admin(body)
+
+    def fail_stop(self, failure: BaseException) -> CentreFailStopped:
+        """Stop taking changes because the journal's database failed (a write beside the journal, such as the
+        gateway's nonces, failed): the same fail-stop as a failed journal commit, logged once."""
+        return self._ledger.fail(failure)
 
     def card_event(self, card_no: str, action: str, *, replace: bool = False) -> dict:
         """activate (at a bank), lost (optionally with a replacement card, issued), or cancel a card."""

@@ -199,9 +199,14 @@ def _open_gateway(centre: Centre, journal: GroupCommitJournal, given: dict[str, 
     credentials written to DATA_DIR/credentials.toml (mode 0600), whose path is printed."""
     from .. import credentials  # noqa: PLC0415
     from ..centre.gateway import open_gateway  # noqa: PLC0415
+    from ..errors import MedsettleError  # noqa: PLC0415
     from ..ledger.gate import AGENCY_ROW  # noqa: PLC0415
+    from ..ledger.journal import JournalError  # noqa: PLC0415
 
-    gateway, kept = open_gateway(journal.gate, centre.institutions, given)
+    def failed(exc: BaseException) -> MedsettleError:  # the nonces are in the journal's database: it failed
+        return centre.fail_stop(JournalError(f"{journal.name}: storing a nonce: {exc}"))
+
+    gateway, kept = open_gateway(journal.gate, centre.institutions, given, on_failure=failed)
     path = Path(data_dir).absolute() / credentials.FILE_NAME
     copy = credentials.Credentials(
         {c: credentials.InstitutionCredential(c, s.paasid, s.passtoken) for c, s in kept.items() if c != AGENCY_ROW},

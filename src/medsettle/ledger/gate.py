@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import MedsettleError
 from .files import _lock_id  # the same advisory lock ids as the journal's and the files' schema
 
 SCHEMA = """
@@ -51,6 +52,13 @@ class Secret:
 
 
 Execute = Callable[[str, tuple], list]
+
+
+class GateError(MedsettleError):
+    """The gateway's tables could not be read or written (the journal's database failing: disk full, gone).
+    The journal's own error code: it is the same database failing (ledger/journal.py imports this module)."""
+
+    code = "JOURNAL_ERROR"
 
 
 class GateStore:
@@ -162,14 +170,20 @@ class SQLiteGateStore(GateStore):
 
     @contextlib.contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Execute]:
-        conn: sqlite3.Connection = self._conns.get()  # type: ignore[assignment]
-        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            conn: sqlite3.Connection = self._conns.get()  # type: ignore[assignment]
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.Error as exc:
+            raise GateError(f"{self._path}: {exc}") from exc
         try:
             yield lambda sql, params: conn.execute(sql.format(p="?"), params).fetchall()
             conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise GateError(f"{self._path}: {exc}") from exc
             raise
 
 
@@ -190,7 +204,18 @@ class PostgresGateStore(GateStore):
 
     @contextlib.contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Execute]:
-        conn: Any = self._conns.get()
+        import psycopg  # noqa: PLC0415
+
+        try:
+            with self._transaction_of(self._conns.get()) as execute:
+                yield execute
+        except psycopg.Error as exc:
+            self._conns.close()  # a broken connection is not reused
+            raise GateError(f"PostgreSQL: {exc}") from exc
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _transaction_of(conn: Any) -> Iterator[Execute]:
         with conn.transaction():
 
             def execute(sql: str, params: tuple) -> list:
