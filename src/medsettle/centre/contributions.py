@@ -3,13 +3,15 @@
 Each is a journaled PERSON_EVENT (medsettle.centre.person_events) that extends the contribution run the
 person's record already holds (docs/agency.md): a gap breaks it as the policy says (engine.eligibility), a
 month after the current one is refused, and a month the account was already credited for ('credit') is
-recorded without a second credit.
+recorded without a second credit. The credit is bounded as every credit is (docs/settlement.md 'Units and
+limits'): one at most 100,000 yuan, the balance at most 10^11 fen (checked where the event is applied).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from ..bounds import MAX_CREDIT_FEN
 from ..errors import InvalidInput
 from ..money import apply_bp, fen_to_decimal, to_fen
 from ..timeutil import month_index
@@ -56,6 +58,12 @@ class Contributions:
             if req.base is not None:
                 raise InvalidInput(f"person type {d['psn_type']} contributes no base", field="base")
             credit = rules.account.retiree_monthly if d["psn_type"] == "12" else 0
+        if credit > MAX_CREDIT_FEN:  # a policy's share of the highest base may give more than one credit may be
+            raise InvalidInput(
+                f"the month's account credit {fen_to_decimal(credit)} would pass the bound of one credit, "
+                f"{fen_to_decimal(MAX_CREDIT_FEN)} yuan",
+                field="base" if d["psn_type"] == "11" else "month",  # a retiree's credit is the policy's
+            )
         credited = self._events.credited(req.psn_no, req.month)
         if credited:  # one account credit per person and month, whichever command makes it
             credit = 0

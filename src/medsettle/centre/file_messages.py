@@ -1,16 +1,18 @@
 """Inputs of the file transactions (docs/files.md): 9101/9102, the file-based 3202, the catalogue downloads
 1301-1319 and the dictionaries (1901). Registered in messages.INPUTS with the other transactions' inputs.
 
-This module imports nothing of messages.py (messages.py imports it), so its few shared shapes are its own.
+This module imports nothing of messages.py (messages.py imports it), so its few shared shapes are its own;
+its bounded numbers are numbers.py's, as messages.py's are.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .numbers import PageNumber, PageSize, StatementCount, StatementTotal
 
 
 class FsUploadIn(BaseModel):
@@ -45,11 +47,11 @@ class DetailData(BaseModel):
     stmt_enddate: dt.date
     file_qury_no: str = ""  # the detail uploaded with 9101 (the platform's 3202)
     setl_optins: str = Field(default="", pattern=r"^(\d{6})?$")
-    medfee_sumamt: Decimal | None = Field(default=None, decimal_places=2)
-    fund_pay_sumamt: Decimal | None = Field(default=None, decimal_places=2)
-    cash_payamt: Decimal | None = Field(default=None, decimal_places=2)
-    acct_pay: Decimal | None = Field(default=None, decimal_places=2)
-    fixmedins_setl_cnt: int | None = None
+    medfee_sumamt: StatementTotal | None = None
+    fund_pay_sumamt: StatementTotal | None = None
+    cash_payamt: StatementTotal | None = None
+    acct_pay: StatementTotal | None = None
+    fixmedins_setl_cnt: StatementCount | None = None
 
 
 class InlineDetailLine(BaseModel):
@@ -85,8 +87,8 @@ class DictionaryData(BaseModel):
     admdvs: str = ""
     date: Any = None
     vali_flag: str | int = "1"
-    page_num: int = Field(default=1, ge=1)
-    page_size: int = Field(default=1000, ge=1, le=5000)
+    page_num: PageNumber = 1
+    page_size: PageSize = 1000
 
 
 class Dictionaries(BaseModel):

@@ -19,6 +19,7 @@ from ..engine.bills import FeeLine
 from ..errors import InvalidInput
 from ..jsontext import dumps_bytes
 from .file_messages import FILE_INPUTS
+from .numbers import PageNumber, PageSize, StatementCount, StatementTotal
 
 
 def without_nulls(value: Any) -> Any:
@@ -266,10 +267,10 @@ class StatementData(BaseModel):
     setl_optins: str = Field(pattern=r"^\d{6}$")
     stmt_begndate: dt.date
     stmt_enddate: dt.date
-    medfee_sumamt: Decimal = Field(decimal_places=2)
-    fund_pay_sumamt: Decimal = Field(decimal_places=2)
-    acct_pay: Decimal = Field(decimal_places=2)
-    fixmedins_setl_cnt: int
+    medfee_sumamt: StatementTotal
+    fund_pay_sumamt: StatementTotal
+    acct_pay: StatementTotal
+    fixmedins_setl_cnt: StatementCount
 
 
 class Statement(BaseModel):
@@ -355,8 +356,8 @@ class DownloadData(BaseModel):
     admdvs: str = Field(default="", pattern=r"^(\d{6})?$")  # the region; default: the institution's
     ver: str = ""  # a version the counter holds: the answer says whether it is still the one in force
     date: dt.date | None = None  # the day whose version is wanted; default: today (Asia/Shanghai)
-    page_num: int = Field(default=1, ge=1)
-    page_size: int = Field(default=1000, ge=1, le=5000)
+    page_num: PageNumber = 1
+    page_size: PageSize = 1000
 
 
 class Download(BaseModel):

@@ -94,10 +94,12 @@ class PersonEvents:
         elif action == "change_unit":
             registry.change_unit(psn_no, body["emp_no"], body["emp_name"])
         elif action == "contribute":
+            month = month_text(body["month"])
+            if body["credit"] and not self._cards.credited(psn_no, month):  # past the balance bound: nothing moves
+                settler.check_credit(psn_no, body["credit"], field="balc")
             registry.contributions.setdefault(psn_no, self.months_held(psn_no))  # the record's run, extended
             run_start, paid_through = registry.add_contribution(psn_no, body["month"])
             settler.update_person(psn_no, run_start=run_start, paid_through=paid_through)
-            month = month_text(body["month"])
             if body["credit"] and not self._cards.credited(psn_no, month):  # one credit a month, in journal order
                 settler.credit(psn_no, body["credit"])
                 self._cards.mark_credited(psn_no, month)

@@ -10,6 +10,7 @@ Both steps are journaled PERSON_EVENTs (medsettle.centre.person_events).
 
 from __future__ import annotations
 
+from ..bounds import MAX_BALANCE_FEN
 from ..errors import InvalidInput
 from ..money import fen_to_decimal
 from ..timeutil import month_index
@@ -71,6 +72,11 @@ class Transfers:
             raise InvalidInput("an employee is accepted with their new unit (emp_no and emp_name)", field="emp_no")
         with self._ledger.lock:
             balance = self._ledger.settler.person_state(cert["psn_no"]).balance
+        if max(balance, cert["balance"]) > MAX_BALANCE_FEN:  # only a journal of an older version could hold one
+            raise InvalidInput(
+                f"certificate {req.certificate_no} carries a balance past the bound of {MAX_BALANCE_FEN} fen",
+                field="certificate_no",
+            )
         month = month_index(self._ledger.clock.now().date())
         body = {
             "action": "transfer_in",

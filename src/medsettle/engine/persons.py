@@ -21,6 +21,7 @@ from typing import IO
 import numpy as np
 
 from .. import money
+from ..bounds import MAX_BALANCE_FEN
 from ..errors import InvalidInput, UnknownPerson
 from ..policy.codes import INSUTYPE_INDEX, INSUTYPES, PSN_TYPE_INDEX, PSN_TYPES, PSN_TYPES_OF_INSUTYPE
 from ..policy.models import Policy
@@ -323,6 +324,8 @@ class Population:
         balance = money.to_fen(row.get("balance") or "0", "balance")
         if balance < 0:
             raise InvalidInput("must not be negative", field="balance")
+        if balance > MAX_BALANCE_FEN:
+            raise InvalidInput(f"{balance} fen is past the balance bound of {MAX_BALANCE_FEN} fen", field="balance")
         filing = row.get("filing_admdvs") or ""
         if filing and filing not in regions:
             raise InvalidInput(f"region {filing!r} is not in the policy ({', '.join(regions)})", field="filing_admdvs")

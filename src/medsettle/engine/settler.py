@@ -272,6 +272,8 @@ class Settler:
         The engine's state grows with the population; a fast path made before is stale afterwards
         (its arrays may have moved): the Settler's own is remade, callers holding one make a new one.
         """
+        if not 0 <= balance <= MAX_BALANCE_FEN:
+            raise InvalidInput(f"an opening balance is 0 to {MAX_BALANCE_FEN} fen, not {balance}", field="balance")
         row = self.population.append(psn_no, attrs, balance)
         self.engine.add_person()
         self._fast = None
@@ -298,20 +300,28 @@ class Settler:
         that would take the balance below 0, or a credit past the balance bound (bounds.MAX_BALANCE_FEN),
         is refused and changes nothing.
         """
-        if not isinstance(amount, int) or isinstance(amount, bool):
-            raise InvalidInput("amount must be whole fen", field="amount")
+        self.check_credit(psn_no, amount)
         person = self.population.index_of(psn_no)
         state = self.engine.get_state(person)
-        if state.balance + amount < 0:
-            raise InvalidInput(f"the balance {state.balance} fen cannot pay {-amount} fen", field="amount")
-        if state.balance + amount > MAX_BALANCE_FEN:
-            raise InvalidInput(
-                f"the balance {state.balance} fen plus {amount} fen would pass the bound of {MAX_BALANCE_FEN} fen",
-                field="amount",
-            )
         state.balance += amount
         self.engine.set_state(person, state)
         return state.balance
+
+    def check_credit(self, psn_no: str, amount: int, field: str = "amount") -> int:
+        """The balance :meth:`credit` of ``amount`` fen would give, changing nothing; InvalidInput naming
+        ``field`` for a debit below 0 or a credit past the balance bound (a caller applying other changes with
+        the credit checks first, so that all or none are made)."""
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise InvalidInput("amount must be whole fen", field=field)
+        balance = self.engine.get_state(self.population.index_of(psn_no)).balance
+        if balance + amount < 0:
+            raise InvalidInput(f"the balance {balance} fen cannot pay {-amount} fen", field=field)
+        if balance + amount > MAX_BALANCE_FEN:
+            raise InvalidInput(
+                f"the balance {balance} fen plus {amount} fen would pass the bound of {MAX_BALANCE_FEN} fen",
+                field=field,
+            )
+        return balance + amount
 
     # -- helpers --------------------------------------------------------------------------------
 
