@@ -58,6 +58,8 @@ def test_requests_without_a_valid_signature_are_refused_naming_the_header_and_ch
         SIGNATURE: [
             headers_of(server, **{SIGNATURE: ""}),
             headers_of(server, **{SIGNATURE: "0" * 64}),
+            headers_of(server, **{SIGNATURE: "z" * 64}),
+            headers_of(server, **{SIGNATURE: "é" * 64}),  # not ASCII (sent as Latin-1 bytes)
             # signed with another institution's passtoken under the pharmacy's paasid
             headers_of(server, **{TIMESTAMP: now, NONCE: "n1", SIGNATURE: signature(now, hospital.passtoken, "n1")}),
         ],
@@ -122,10 +124,15 @@ def test_the_admin_api_takes_only_the_agencys_token_json_and_this_machine(served
             {"Content-Type": "application/json"},
             {**good, "Authorization": "Bearer wrong-token"},
             {**good, "Authorization": "Basic " + good["Authorization"].split()[1]},
+            {**good, "Authorization": "Bearer é"},
         ],
         # a cross-site form from a browser: text/plain (no preflight), a foreign Origin, a rebound Host
         "Content-Type": [{**good, "Content-Type": "text/plain"}],
-        "Origin": [{**good, "Origin": "http://evil.example"}],
+        "Origin": [
+            {**good, "Origin": "http://evil.example"},
+            {**good, "Origin": "null"},
+            {**good, "Origin": "http://[::1"},
+        ],
         "Host": [{**good, "Host": "evil.example:8901"}],
     }
     before = server.journal_count()

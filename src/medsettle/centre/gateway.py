@@ -34,6 +34,7 @@ from .core import CentreFailStopped
 INSECURE_WARNING = "this centre runs with --insecure: it checks no signature and no agency token"
 NONCE_TEXT = re.compile(r"[\x21-\x7e]{1,64}")  # printable ASCII, as a header can carry
 DIGITS = re.compile(r"\d{1,12}")
+HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -104,7 +105,9 @@ class Gateway:
             )
         if not NONCE_TEXT.fullmatch(nonce):
             raise Unauthenticated("expected 1 to 64 printable ASCII characters", field=NONCE)
-        if not hmac.compare_digest(signed.lower().encode(), signature(timestamp, passtoken, nonce).encode()):
+        if not HEX_SHA256.fullmatch(signed) or not hmac.compare_digest(
+            signed.lower().encode(), signature(timestamp, passtoken, nonce).encode()
+        ):
             raise Unauthenticated(
                 "the signature is not SHA-256 of timestamp + passtoken + nonce + timestamp", field=SIGNATURE
             )
@@ -122,7 +125,7 @@ class Gateway:
         if host not in LOOPBACK_HOSTS:
             raise Unauthenticated(f"Host {headers.get('Host', '')[:64]!r} is not this centre's", field="Host")
         origin = headers.get("Origin")
-        if origin is not None and _host_name(urlsplit(origin).netloc) not in LOOPBACK_HOSTS:
+        if origin is not None and _origin_host(origin) not in LOOPBACK_HOSTS:
             raise Unauthenticated(f"requests from {origin[:64]!r} are not taken", field="Origin")
         if content_type != "application/json":
             raise Unauthenticated(
@@ -131,11 +134,12 @@ class Gateway:
             )
         sent = headers.get("Authorization", "")
         scheme, _, token = sent.partition(" ")
+        presented = token.strip().encode("utf-8", "surrogateescape")  # whatever bytes a client sent
         if self._agency_token is None or scheme.lower() != "bearer" or not token:
             raise Unauthenticated(
                 "the admin API needs the agency's token: Authorization: Bearer <token>", field="Authorization"
             )
-        if not hmac.compare_digest(token.strip().encode(), self._agency_token.encode()):
+        if not hmac.compare_digest(presented, self._agency_token.encode()):
             raise Unauthenticated("that is not the agency's token", field="Authorization")
 
     def close(self) -> None:
@@ -144,6 +148,14 @@ class Gateway:
 
 def _unavailable(failure: BaseException) -> MedsettleError:
     return CentreFailStopped(f"the centre cannot check nonces now ({failure})")
+
+
+def _origin_host(origin: str) -> str:
+    """The host an Origin header names ("" for one that is not a URL, such as "null")."""
+    try:
+        return _host_name(urlsplit(origin).netloc)
+    except ValueError:
+        return ""
 
 
 def _host_name(netloc: str) -> str:
