@@ -17,6 +17,8 @@ every answer's ``warn_msg``.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import hmac
 import re
 import secrets
@@ -166,27 +168,64 @@ def _host_name(netloc: str) -> str:
 
 
 class _NonceClaims:
-    """Nonce claims grouped per database transaction: the first claim of a batch starts one drain on the
-    event loop, which hands every claim waiting to one thread (one INSERT ... ON CONFLICT DO NOTHING each,
-    one commit for all) and wakes each waiter with its answer. A claim that arrives while a batch is in
-    the database waits for the next one, so under load a claim costs a fraction of a commit."""
+    """Whether a nonce is fresh: claimed in the journal's database, grouped per transaction.
+
+    On a database several centre processes share (PostgreSQL), the database decides: the first claim of a
+    batch starts one drain on the event loop, which hands every claim waiting to one thread (one INSERT ...
+    ON CONFLICT DO NOTHING each, one commit for all) and wakes each waiter with its answer; a claim that
+    arrives while a batch is in the database waits for the next one.
+
+    On a database one process holds (SQLite: a second ``serve`` on it is refused), this process decides, in
+    memory, at once: waiting for a write of its own would make every request wait for the journal's write
+    lock too. The nonces taken are written behind, in batches, and read back at the next start, so a
+    restart still refuses the nonces of the last 300 s (all but those of the moment before a crash)."""
 
     def __init__(self, store: GateStore, clock: Clock, on_failure: Callable[[BaseException], MedsettleError]) -> None:
         self._store = store
         self._clock = clock
         self._on_failure = on_failure
-        self._waiting: list[tuple[str, str, int, asyncio.Future[bool]]] = []
+        self._waiting: list[tuple[str, str, int, asyncio.Future[bool] | None]] = []
         self._draining = False
+        self._failure: MedsettleError | None = None  # a write behind failed: every later claim is refused
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medsettle-nonces")
+        self._seen: dict[tuple[str, str], int] | None = None  # this process decides (not shared)
+        self._order: collections.deque[tuple[int, tuple[str, str]]] = collections.deque()
+        if not store.shared:
+            self._seen = {}
+            for paasid, nonce, expires in store.recent_nonces(int(clock.time())):
+                self._remember((paasid, nonce), expires)
 
     async def claim(self, paasid: str, nonce: str, expires: int) -> bool:
+        if self._failure is not None:
+            raise self._failure
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bool] = loop.create_future()
+        waiter: asyncio.Future[bool] | None = None
+        if self._seen is not None:
+            key = (paasid, nonce)
+            if key in self._seen:
+                return False
+            self._remember(key, expires)
+            self._forget_expired(int(self._clock.time()))
+        else:
+            waiter = loop.create_future()
         self._waiting.append((paasid, nonce, expires, waiter))
         if not self._draining:
             self._draining = True
             loop.create_task(self._drain())
-        return await waiter
+        return True if waiter is None else await waiter
+
+    def _remember(self, key: tuple[str, str], expires: int) -> None:
+        assert self._seen is not None
+        self._seen[key] = expires
+        self._order.append((expires, key))
+
+    def _forget_expired(self, now: int) -> None:
+        """Drop nonces whose window is over, oldest taken first (one taken later that expires sooner waits
+        behind an older one: at most one more window)."""
+        assert self._seen is not None
+        while self._order and self._order[0][0] < now:
+            _, key = self._order.popleft()
+            self._seen.pop(key, None)
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
@@ -200,18 +239,24 @@ class _NonceClaims:
                     )
                 except Exception as exc:  # noqa: BLE001 - the database is away: no replay can be told now
                     away = self._on_failure(exc)
+                    self._failure = self._failure or away
                     for *_, waiter in batch:
-                        if not waiter.done():
+                        if waiter is not None and not waiter.done():
                             waiter.set_exception(away)
                     continue
                 for (*_, waiter), fresh in zip(batch, taken, strict=True):
-                    if not waiter.done():
+                    if waiter is not None and not waiter.done():
                         waiter.set_result(fresh)
         finally:
             self._draining = False
 
     def close(self) -> None:
+        """Finish the writes in flight and write what is still waiting (a clean stop loses no nonce)."""
         self._thread.shutdown(wait=True)
+        waiting, self._waiting = self._waiting, []
+        if waiting and self._seen is not None and self._failure is None:
+            with contextlib.suppress(MedsettleError):  # the database failing at the stop: nothing more to do
+                self._store.claim_nonces([(p, n, e) for p, n, e, _ in waiting], int(self._clock.time()))
 
 
 def open_gateway(

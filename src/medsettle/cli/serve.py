@@ -252,10 +252,10 @@ def _serve_forever(
         await runner.setup()
         door = await open_door(runner, listener, limits, centre.refusal)  # the cap and the timeouts
         bound = listener.getsockname()[1]  # the real port when 0 was asked for
-        click.echo(f"medsettle centre listening on http://127.0.0.1:{bound}/ (engine: {centre.settler.engine_name})")
-        if gateway is None:
+        if gateway is None:  # before the line scripts wait for, so that none of them misses it
             click.echo(f"WARNING: {INSECURE_WARNING}")
             log.warning("%s", INSECURE_WARNING)
+        click.echo(f"medsettle centre listening on http://127.0.0.1:{bound}/ (engine: {centre.settler.engine_name})")
         log.info(
             "started: listening on http://127.0.0.1:%d/, %s, regions %s, engine %s, %s, %d institutions",
             bound,

@@ -62,7 +62,12 @@ class GateError(MedsettleError):
 
 
 class GateStore:
-    """Credentials and nonces in one database; the backends supply a transaction and their SQL dialect."""
+    """Credentials and nonces in one database; the backends supply a transaction and their SQL dialect.
+
+    ``shared``: whether other centre processes may use the same database at once (PostgreSQL), so that only
+    the database can tell whether a nonce is fresh; a SQLite journal has one process (its lock file)."""
+
+    shared = False
 
     def credentials(self) -> dict[str, Secret]:
         """Every stored credential by fixmedins_code (the agency's under AGENCY_ROW)."""
@@ -105,6 +110,12 @@ class GateStore:
 
     def close(self) -> None:
         """Close the connections this store opened (on whichever thread); the next use opens new ones."""
+
+    def recent_nonces(self, now: int) -> list[tuple[str, str, int]]:
+        """Every (paasid, nonce, expires) stored whose window is not over at ``now``."""
+        with self._transaction(write=False) as execute:
+            rows = execute("SELECT paasid, nonce, expires FROM nonces WHERE expires >= {p}", (now,))
+        return [(paasid, nonce, int(expires)) for paasid, nonce, expires in rows]
 
     def _transaction(self, *, write: bool) -> contextlib.AbstractContextManager[Execute]:
         raise NotImplementedError
@@ -189,6 +200,8 @@ class SQLiteGateStore(GateStore):
 
 class PostgresGateStore(GateStore):
     """The gate's tables in the PostgreSQL journal's database, shared by every centre process on it."""
+
+    shared = True
 
     def __init__(self, url: str) -> None:
         import psycopg  # noqa: PLC0415 (only deployments on PostgreSQL need it)
