@@ -64,7 +64,8 @@ class CancelPerson(AdminRequest):
 
 
 class Enrol(AdminRequest):
-    """A new insured person: employees with their unit, residents in the region's virtual unit."""
+    """A new insured person: employees with their unit (or none: flexible), residents in the region's virtual
+    unit. An ID number whose relation here ended (not by death) is re-enrolled under its psn_no."""
 
     action: Literal["enrol"]
     insuplc_admdvs: str = Field(pattern=r"^\d{6}$")
@@ -78,10 +79,43 @@ class Enrol(AdminRequest):
     emp_name: str | None = Field(None, min_length=1, max_length=100)
     uncovered_years: int = Field(0, ge=0, le=100, description="residents enrolling late: years not covered")
     assistance: bool = False
+    flexible: bool = Field(False, description="a flexible employee (310): no unit, pays on their own base")
 
 
 class ChangeUnit(AdminRequest):
     action: Literal["change_unit"]
+    psn_no: str = Field(min_length=1)
+    emp_no: str = Field(min_length=1, max_length=30)
+    emp_name: str = Field(min_length=1, max_length=100)
+    certificate: str = Field(min_length=1, max_length=60, description="the new unit's registration certificate")
+
+
+class ChangeScheme(AdminRequest):
+    """Between the resident scheme (390, the virtual unit) and the employee scheme (310, a unit or flexible)."""
+
+    action: Literal["change_scheme"]
+    psn_no: str = Field(min_length=1)
+    insutype: Literal["310", "390"]
+    psn_type: Literal["11", "12", "1501", "1502"]
+    emp_no: str | None = Field(None, min_length=1, max_length=30)
+    emp_name: str | None = Field(None, min_length=1, max_length=100)
+    certificate: str | None = Field(
+        None, min_length=1, max_length=60, description="the new unit's registration certificate"
+    )
+    flexible: bool = Field(False, description="into 310 as a flexible employee: no unit")
+
+
+class Unemployed(AdminRequest):
+    """An employee in service leaves their unit: insured in 310 while the months are paid."""
+
+    action: Literal["unemployed"]
+    psn_no: str = Field(min_length=1)
+
+
+class Reemployed(AdminRequest):
+    """An unemployed person's new unit: the old card ends, the new unit applies for the new one."""
+
+    action: Literal["reemployed"]
     psn_no: str = Field(min_length=1)
     emp_no: str = Field(min_length=1, max_length=30)
     emp_name: str = Field(min_length=1, max_length=100)
@@ -141,6 +175,9 @@ ADMIN_REQUESTS: dict[str, type[AdminRequest]] = {
     "cancel_person": CancelPerson,
     "enrol": Enrol,
     "change_unit": ChangeUnit,
+    "change_scheme": ChangeScheme,
+    "unemployed": Unemployed,
+    "reemployed": Reemployed,
     "contribute": Contribute,
     "issue_card": IssueCard,
     "issue_cards_employer": IssueCardsEmployer,

@@ -7,14 +7,24 @@ module knows how an event's body changes the settler's rows and the registry.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 
-from ..engine.persons import FLAG_ACTIVE, FLAG_ASSISTANCE
+from ..engine.persons import FLAG_ACTIVE, FLAG_ASSISTANCE, NO_MONTH
+from ..engine.state import PersonState
 from ..ledger.journal import Entry
 from ..policy.codes import INSUTYPE_INDEX, PSN_TYPE_INDEX
 from .cards import Cards
 from .core import Ledger
-from .registry import PERSON_EVENT, Identity, Registry
+from .registry import CANCELLED, PERSON_EVENT, Identity, Registry
+
+# The year's accumulators, held per scheme (docs/agency.md 'Scheme changes'): a person's 64-byte state holds
+# those of the scheme they are in; the others wait in the registry. The balance and the admission in
+# progress are the person's, whatever the scheme.
+SCHEME_ACCUMULATORS = ("t2_base", "ded_met", "pooled_paid", "t2_paid", "maf_paid", "adm_count", "acc_year")
+RELATION_EVENTS = ("reenrol", "change_scheme", "unemployed", "reemployed")  # counted in Registry.changes
+FLEXIBLE_UNIT = ("", "灵活就业人员")  # a flexible employee's unit: none (emp_no empty), as 1101 names it
+UNEMPLOYED_UNIT = ("", "失业人员")
 
 
 def month_text(m: int) -> str:
@@ -79,6 +89,8 @@ class PersonEvents:
                     "extra_wait": body["extra_wait"],
                 },
             )
+            if body.get("flexible"):
+                registry.flexible.add(psn_no)
             ident = body["identity"]
             registry.add_identity(
                 Identity(
@@ -93,6 +105,9 @@ class PersonEvents:
             )
         elif action == "change_unit":
             registry.change_unit(psn_no, body["emp_no"], body["emp_name"])
+            registry.flexible.discard(psn_no)  # a flexible employee who joins a unit
+        elif action in RELATION_EVENTS:
+            self._apply_relation_event(action, psn_no, body)
         elif action == "contribute":
             month = month_text(body["month"])
             if body["credit"] and not self._cards.credited(psn_no, month):  # past the balance bound: nothing moves
@@ -109,6 +124,99 @@ class PersonEvents:
             self._apply_transfer_in(psn_no, body)
         else:
             raise ValueError(f"unknown person event {action!r}")
+
+    def _apply_relation_event(self, action: str, psn_no: str, body: dict) -> None:
+        """Re-enrolment, a scheme change, unemployment and re-employment (medsettle.centre.employment)."""
+        settler, registry = self._ledger.settler, self._registry
+        registry.changes[psn_no] = registry.changes.get(psn_no, 0) + 1
+        if action == "reenrol":
+            self._end_relation(psn_no)
+            self._switch_scheme(psn_no, body["insutype"])
+            regions = [r.admdvs for r in settler.policy.regions]
+            settler.update_person(
+                psn_no,
+                insutype=INSUTYPE_INDEX[body["insutype"]],
+                psn_type=PSN_TYPE_INDEX[body["psn_type"]],
+                flags=FLAG_ACTIVE | (FLAG_ASSISTANCE if body["assistance"] else 0),
+                region=regions.index(body["region"]),
+                run_start=NO_MONTH,  # the new relation's run starts with its first contribution
+                paid_through=NO_MONTH,
+                extra_wait=body["extra_wait"],
+            )
+            registry.identities[psn_no].psn_name = body["psn_name"]
+            self._set_unit(psn_no, body)
+        elif action == "change_scheme":
+            self._switch_scheme(psn_no, body["insutype"])
+            settler.update_person(
+                psn_no,
+                insutype=INSUTYPE_INDEX[body["insutype"]],
+                psn_type=PSN_TYPE_INDEX[body["psn_type"]],
+                extra_wait=0,  # cover goes on: no late-enrolment wait between the schemes
+            )
+            self._set_unit(psn_no, body)
+        elif action == "unemployed":
+            registry.unemployed[psn_no] = {
+                "since": body["month"],
+                "emp_no": body["from_emp_no"],
+                "emp_name": body["from_emp_name"],
+            }
+            registry.change_unit(psn_no, *UNEMPLOYED_UNIT)
+        else:  # reemployed: the new unit applies for the new card (seed 000), the old one ends
+            self._set_unit(psn_no, body)
+            for card_no in body["cancelled_cards"]:
+                registry.cards[card_no].status = CANCELLED
+
+    def _set_unit(self, psn_no: str, body: dict) -> None:
+        """The unit a relation event names; flexible and unemployed as the event says."""
+        registry = self._registry
+        registry.unemployed.pop(psn_no, None)
+        if body.get("flexible"):
+            registry.flexible.add(psn_no)
+            registry.change_unit(psn_no, *FLEXIBLE_UNIT)
+        else:
+            registry.flexible.discard(psn_no)
+            registry.change_unit(psn_no, body["emp_no"], body["emp_name"])
+
+    def _end_relation(self, psn_no: str) -> None:
+        """Keep the ended relation in the person's history; the next one has months of its own."""
+        registry = self._registry
+        population = self._ledger.settler.population
+        d = population.describe(population.index_of(psn_no))
+        ident = registry.identities[psn_no]
+        registry.relations.setdefault(psn_no, []).append(
+            {
+                "insutype": d["insutype"],
+                "psn_type": d["psn_type"],
+                "insuplc_admdvs": d["insuplc_admdvs"],
+                "emp_no": ident.emp_no,
+                "emp_name": ident.emp_name,
+                "contrib_from": d["contrib_from"],
+                "paid_through": d["paid_through"],
+                "months_paid": len(self.months_held(psn_no)),
+                "ended": registry.ended.pop(psn_no, ""),
+            }
+        )
+        registry.contributions[psn_no] = set()
+        registry.transfer_gaps.pop(psn_no, None)
+        registry.flexible.discard(psn_no)
+        registry.unemployed.pop(psn_no, None)
+
+    def _switch_scheme(self, psn_no: str, insutype: str) -> None:
+        """Hold the year's accumulators of the scheme left; take those of ``insutype`` (none: a fresh year)."""
+        settler, registry = self._ledger.settler, self._registry
+        index = settler.population.index_of(psn_no)
+        current = settler.population.describe(index)["insutype"]
+        if current == insutype:
+            return
+        state = settler.engine.get_state(index)
+        registry.scheme_accumulators[(psn_no, str(current))] = {
+            name: copy.copy(getattr(state, name)) for name in SCHEME_ACCUMULATORS
+        }
+        held = registry.scheme_accumulators.pop((psn_no, insutype), None)
+        fresh = PersonState()
+        for name in SCHEME_ACCUMULATORS:
+            setattr(state, name, held[name] if held else getattr(fresh, name))
+        settler.engine.set_state(index, state)
 
     def _apply_transfer_in(self, psn_no: str, body: dict) -> None:
         settler, registry = self._ledger.settler, self._registry

@@ -1,6 +1,7 @@
 """The agency's admin API (POST /admin, ``medsettle persons ...``): one request validated by its model
-(medsettle.centre.admin) and dispatched to the flow whose job it is: enrolment and cancellation
-(enrolment), contributions (contributions), card issue (card_issue), card events and account credits
+(medsettle.centre.admin) and dispatched to the flow whose job it is: enrolment, re-enrolment and
+cancellation (enrolment), scheme changes, unemployment and re-employment (employment), contributions
+(contributions), card issue (card_issue), card events and account credits
 (cards), transfers between regions (transfers), and the QR e-voucher (held in memory only, valid 5 minutes:
 a restart voids the vouchers issued before). Person events are applied by medsettle.centre.person_events
 both live and on replay, so a restarted centre has the same persons.
@@ -19,6 +20,7 @@ from .card_issue import CardIssue, add_working_days
 from .cards import Cards
 from .contributions import Contributions
 from .core import Ledger
+from .employment import Employment
 from .enrolment import Enrolment
 from .person_events import PersonEvents
 from .qr import QrVouchers
@@ -42,6 +44,7 @@ class PersonsFlow:
         self._contributions = Contributions(ledger, registry, self._events)
         self._card_issue = CardIssue(ledger, registry, self._events)
         self._transfers = Transfers(ledger, registry, self._events)
+        self._employment = Employment(ledger, registry, self._events)
 
     def admin(self, body: Any) -> dict:
         """One admin request (a dict with ``action``); answers a dict, raises InvalidInput naming the field."""
@@ -75,6 +78,12 @@ class PersonsFlow:
                 return self._enrolment.enrol(req)
             case A.ChangeUnit():
                 return self._enrolment.change_unit(req)
+            case A.ChangeScheme():
+                return self._employment.change_scheme(req)
+            case A.Unemployed():
+                return self._employment.unemployed(req)
+            case A.Reemployed():
+                return self._employment.reemployed(req)
             case A.Contribute():
                 return self._contributions.contribute(req)
             case A.IssueCard():

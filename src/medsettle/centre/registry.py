@@ -96,6 +96,13 @@ class Registry:
         self.contributions: dict[str, set[int]] = {}  # psn_no -> months paid (year*12+month-1)
         self.transfer_gaps: dict[str, set[int]] = {}  # psn_no -> months lost to a transfer between regions
         self.transfers: dict[str, dict] = {}  # certificate_no -> the transfer certificate
+        # the insurance relations (docs/agency.md 'Coming back', 'Employment'), all rebuilt by replaying person events
+        self.ended: dict[str, str] = {}  # psn_no -> why the relation here ended (a cancellation's reason)
+        self.relations: dict[str, list[dict]] = {}  # psn_no -> the relations that ended, oldest first
+        self.flexible: set[str] = set()  # flexible employees: scheme 310 with no unit, paying themselves
+        self.unemployed: dict[str, dict] = {}  # psn_no -> since (month index) and the unit left
+        self.scheme_accumulators: dict[tuple[str, str], dict] = {}  # (psn_no, insutype) -> that scheme's year
+        self.changes: dict[str, int] = {}  # psn_no -> relation and employment events applied (their journal keys)
 
     @classmethod
     def generate(cls, population: Population, *, seed: int = 0, activated_share: float = 0.9) -> Registry:
@@ -204,12 +211,17 @@ class Registry:
         elif kind == PERSON_EVENT and body["action"] == "cancel":
             index = self.population.index_of(body["psn_no"])
             self.population.attrs["flags"][index] &= 0xFF & ~FLAG_ACTIVE  # the core reads this flag live
+            self.ended[body["psn_no"]] = body.get("reason", "transfer_out")  # a transfer's cancel names none
             for card_no in self.cards_of.get(body["psn_no"], []):
                 self.cards[card_no].status = CANCELLED
 
     def change_unit(self, psn_no: str, emp_no: str, emp_name: str) -> None:
         ident = self.identities[psn_no]
         ident.emp_no, ident.emp_name = emp_no, emp_name
+
+    def in_transfer(self, psn_no: str) -> bool:
+        """Whether the person left a region by a transfer not yet accepted (insured nowhere until it is)."""
+        return any(c["psn_no"] == psn_no and not c["accepted"] for c in self.transfers.values())
 
     def add_contribution(self, psn_no: str, month: int) -> tuple[int, int]:
         """Record a month paid; the person's contribution run as it stands now (run_start, paid_through)."""

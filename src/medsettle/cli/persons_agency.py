@@ -1,5 +1,6 @@
-"""``medsettle persons enrol|change-unit|contribute|issue-card|employer-cards|transfer-out|transfer-in|qr``:
-the agency's side of persons and cards, each one admin request to a running centre (POST /admin)."""
+"""``medsettle persons enrol|change-unit|change-scheme|unemployed|reemployed|contribute|issue-card|employer-cards|
+transfer-out|transfer-in|qr``: the agency's side of persons and cards, each one admin request to a running
+centre (POST /admin)."""
 
 from __future__ import annotations
 
@@ -36,10 +37,48 @@ def register_agency_commands(persons: click.Group) -> None:
         help="Residents enrolling late: years without cover (extra waiting months).",
     )
     @click.option("--assistance", is_flag=True, help="Has the medical-assistance identity.")
+    @click.option("--flexible", is_flag=True, help="Employees: a flexible employee, no unit, paying themselves.")
     @CENTRE
     def enrol(centre_url: str, **fields: str | int | bool | None) -> None:
-        """Enrol a person: an employee with a unit, or a resident in the region's virtual unit."""
+        """Enrol a person: an employee with a unit, a flexible employee with none (--flexible), or a resident in
+        the region's virtual unit. An ID number whose insurance here ended (emigration, household, a cancelled
+        transfer) is re-enrolled with the same person number: a new relation, the old one kept, a new waiting
+        period."""
         _post(centre_url, {"action": "enrol", **fields})
+
+    @persons.command("change-scheme")
+    @click.argument("psn_no")
+    @click.option("--insutype", required=True, type=click.Choice(["310", "390"]), help="The scheme entered.")
+    @click.option("--psn-type", required=True, type=click.Choice(["11", "12", "1501", "1502"]))
+    @click.option("--emp-no", help="Into 310 with a unit: the unit's code.")
+    @click.option("--emp-name", help="Into 310 with a unit: its name.")
+    @click.option("--certificate", help="Into 310 with a unit: the unit's registration certificate number.")
+    @click.option("--flexible", is_flag=True, help="Into 310 as a flexible employee (no unit).")
+    @CENTRE
+    def change_scheme(centre_url: str, **fields: str | bool | None) -> None:
+        """Move a person between the resident scheme (390) and the employee scheme (310): a resident who finds a
+        job (the account opens), or an employee who leaves it. The months paid carry over; the year's
+        accumulators are per scheme."""
+        _post(centre_url, {"action": "change_scheme", **fields})
+
+    @persons.command("unemployed")
+    @click.argument("psn_no")
+    @CENTRE
+    def unemployed(centre_url: str, psn_no: str) -> None:
+        """An employee leaves their unit: insured in 310 while the months are paid (the unemployment insurance
+        pays them: 'contribute' with its base); the card stays usable until re-employment."""
+        _post(centre_url, {"action": "unemployed", "psn_no": psn_no})
+
+    @persons.command("reemployed")
+    @click.argument("psn_no")
+    @click.option("--emp-no", required=True, help="The new unit's code.")
+    @click.option("--emp-name", required=True, help="Its name.")
+    @click.option("--certificate", required=True, help="The new unit's registration certificate number.")
+    @CENTRE
+    def reemployed(centre_url: str, **fields: str) -> None:
+        """An unemployed person's new unit: the old card is cancelled and the new unit applies for the new card
+        ('employer-cards' or 'issue-card')."""
+        _post(centre_url, {"action": "reemployed", **fields})
 
     @persons.command("change-unit")
     @click.argument("psn_no")
