@@ -14,8 +14,8 @@ from .persons_agency import register_agency_commands
 
 @click.group()
 def persons() -> None:
-    """Insured persons: generate a population file; enrolment, units, contributions, cards, transfers and
-    cancellation at a running centre."""
+    """Insured persons: generate a population file; enrolment and re-enrolment, units, scheme changes,
+    unemployment, contributions, cards, transfers and cancellation at a running centre."""
 
 
 @persons.command("generate")
