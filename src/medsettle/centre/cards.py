@@ -15,6 +15,7 @@ from ..bounds import MAX_CREDIT_FEN
 from ..errors import InvalidInput
 from ..ledger.journal import Entry
 from ..money import fen_to_decimal, to_fen
+from .certificates import Certificates
 from .core import Ledger, journal_key
 from .institutions import Institution
 from .messages import Envelope
@@ -40,6 +41,7 @@ class Cards:
         self._registry = registry
         self._qr = qr
         self._regions = regions
+        self._certificates = Certificates(registry, qr, ledger.clock)
         self._credit_keys: set[str] = set()
         ledger.owns(CARD_EVENT, self._replay_card_event)
         ledger.owns(CREDIT, self._replay_credit)
@@ -56,21 +58,13 @@ class Cards:
         *,
         activate: bool = False,
         presettle: bool = False,
+        where: str = "input.data",
     ) -> Card | None:
-        """Check the card a message presents (mdtrt_cert_type 03); activate an issued one on first use."""
-        cert_type = getattr(data, "mdtrt_cert_type", "")
-        if cert_type == "01":  # the QR e-voucher: valid, and this person's
-            if self._qr.person_of(data.mdtrt_cert_no, field="input.data.mdtrt_cert_no") != psn_no:
-                raise CardRefused(
-                    "QR_UNKNOWN", f"the QR e-voucher is not person {psn_no}'s", field="input.data.mdtrt_cert_no"
-                )
+        """Check the certificate a message presents (centre/certificates.py: every type, and that it names
+        ``psn_no``); activate an issued card (03) on first use. ``where``: the path of ``data`` in the request."""
+        card = self._certificates.check(data, psn_no, where=where)
+        if card is None:
             return None
-        if cert_type != "03":
-            return None
-        card_sn = (getattr(data, "model_extra", None) or {}).get("card_sn", "")
-        card = self._registry.card_for(
-            data.mdtrt_cert_no, card_sn, psn_no, field="input.data.mdtrt_cert_no", clock=self._ledger.clock
-        )
         if card.status == ISSUED:
             if activate:
                 self._ledger.commit(
@@ -86,7 +80,7 @@ class Cards:
                     "CARD_NOT_ACTIVATED",
                     f"card {card.card_no} is not activated: activate it at a "
                     "bank or by a registration or pharmacy sale",
-                    field="input.data.mdtrt_cert_no",
+                    field=f"{where}.mdtrt_cert_no",
                 )
         return card
 

@@ -57,7 +57,7 @@ class InpatientFlow:
                 f"institution {institution.fixmedins_code} does not admit patients", field="input.mdtrtinfo.med_type"
             )
         self._ledger.settler.population.index_of(info.psn_no, "input.mdtrtinfo.psn_no")
-        self._cards.present(env, institution, info, info.psn_no, activate=True)
+        self._cards.present(env, institution, info, info.psn_no, activate=True, where="input.mdtrtinfo")
         current = self._encounters.in_hospital(info.psn_no)
         if current is not None:
             raise InvalidInput(

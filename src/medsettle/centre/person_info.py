@@ -1,7 +1,8 @@
 """1101 person info: who the certificate names, and what the platform answers about them.
 
 A flow of its own (it changes no state): it resolves the presented certificate (03 a card with its card_sn,
-02 an ID number, 01 a QR e-voucher) through the registry and the QR vouchers, and answers every key the
+02 an ID number, 01 a QR e-voucher) by centre/certificates.py's one rule (a card number without its card_sn,
+a lost or cancelled card, an unknown ID number or token are refused), and answers every key the
 platform's 1101 carries (docs/messages.md), null where the centre has no value, as adapters read by key:
 
 - ``baseinfo``: psn_no, psn_cert_type (01, the resident ID card), certno, psn_name, gend, naty, brdy, age
@@ -27,6 +28,7 @@ from typing import Any
 from ..engine.persons import FLAG_ACTIVE, FLAG_ASSISTANCE
 from ..money import fen_to_decimal
 from ..timeutil import month_index
+from .certificates import Certificates
 from .core import Ledger
 from .institutions import Institution
 from .messages import Envelope, PersonQuery
@@ -43,20 +45,13 @@ class PersonInfo:
         self._registry = registry
         self._qr = qr
         self._regions = regions
+        self._certificates = Certificates(registry, qr, ledger.clock)
 
     def handlers(self) -> dict:
         return {"1101": self._person_info}
 
     def _person_info(self, env: Envelope, institution: Institution, payload: PersonQuery) -> dict:
-        d = payload.data
-        if d.mdtrt_cert_type == "03":
-            psn_no = self._registry.card_for(
-                d.mdtrt_cert_no, d.card_sn, field="input.data.mdtrt_cert_no", clock=self._ledger.clock
-            ).psn_no
-        elif d.mdtrt_cert_type == "02":
-            psn_no = self._registry.person_by_certno(d.certno or d.mdtrt_cert_no)
-        else:  # 01, the QR e-voucher
-            psn_no = self._qr.person_of(d.mdtrt_cert_no, field="input.data.mdtrt_cert_no")
+        psn_no, _ = self._certificates.person_of(payload.data)
         if self._regions.partial:
             self._regions.owns_person(psn_no, "input.data.mdtrt_cert_no")
         with self._ledger.lock:

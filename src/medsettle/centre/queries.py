@@ -1,9 +1,11 @@
-"""Read-only transactions: 5206 year-to-date accumulators."""
+"""Read-only transactions: 5206 year-to-date accumulators (of the person a certificate names, as 1101 is:
+centre/certificates.py, so a guessed psn_no reads nothing)."""
 
 from __future__ import annotations
 
 from ..errors import InvalidInput
 from ..money import fen_to_decimal
+from .certificates import Certificates
 from .core import Ledger
 from .institutions import Institution
 from .messages import Accumulators, Envelope
@@ -13,8 +15,9 @@ GROUP_CODES = ("D", "P")  # deductible met, pooled fund paid: followed by the be
 
 
 class Queries:
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, certificates: Certificates) -> None:
         self._ledger = ledger
+        self._certificates = certificates
 
     def handlers(self) -> dict:
         return {"5206": self._accumulators}
@@ -22,6 +25,7 @@ class Queries:
     def _accumulators(self, env: Envelope, institution: Institution, payload: Accumulators) -> dict:
         data = payload.data
         person = self._ledger.settler.population.index_of(data.psn_no, "input.data.psn_no")
+        self._certificates.check(data, data.psn_no)
         year = int(data.cum_ym[:4])
         with self._ledger.lock:
             st = self._ledger.settler.engine.get_state(person)

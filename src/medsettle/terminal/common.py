@@ -120,6 +120,29 @@ def cert_of(data: dict) -> dict:
     return cert
 
 
+def kept_identity(data: dict) -> dict | None:
+    """The certificate kept with a sale, visit or stay for the messages sent when the patient may be gone (a
+    store-and-forward forward, a voucher's re-settlement, a stay's later settlements): 03 with the card_sn
+    read at the sale, or 02. A QR e-voucher (01) lives minutes and is never kept: the ID number the sale's
+    1101 answered (``certno``) stands for it (docs/failures.md); None when the 1101 was never answered."""
+    who = data.get("identity")
+    if not who:
+        return None
+    if who["mdtrt_cert_type"] != "01":
+        return dict(who)
+    if not data.get("certno"):
+        return None
+    return {**who, "mdtrt_cert_type": "02", "mdtrt_cert_no": data["certno"], "card_sn": ""}
+
+
+def later_cert_of(data: dict) -> dict:
+    """The mdtrt_cert fields of a message sent when the patient may be gone (:func:`kept_identity`)."""
+    kept = kept_identity(data)
+    if kept is None:
+        raise CounterError("the patient was identified by a QR e-voucher only: identify them again")
+    return cert_of({"identity": kept})
+
+
 def bill_lines(items: list[dict], when: str) -> list[dict]:
     """A bill's fee lines from the clerk's items, numbered from 1, all at ``when``."""
     return [

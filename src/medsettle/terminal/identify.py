@@ -58,6 +58,7 @@ class Identification:
             **data,
             "psn_no": person["psn_no"],
             "psn_name": person["psn_name"],
+            "certno": person["certno"],  # the 02 that stands for a QR e-voucher later (common.kept_identity)
             "insuplc_admdvs": insu["insuplc_admdvs"],
             "insutype": insu["insutype"],
         }

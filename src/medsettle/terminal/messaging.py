@@ -19,6 +19,11 @@ from .client import CentreUnreachable, Transport
 from .common import Refused
 from .store import CounterStore
 
+# Answers that say the centre is away, not that it refused the message (docs/failures.md 'The centre is away'):
+# a fail-stopped centre (CENTRE_UNAVAILABLE, until restarted) and one past its connection cap (CENTRE_BUSY).
+# The counter resends them as it resends after no answer, then takes a voucher or settles provisionally.
+CENTRE_AWAY_CODES = ("CENTRE_UNAVAILABLE", "CENTRE_BUSY")
+
 FIRST_DELAY = 0.05  # seconds before the first resend; doubled each time, at most MAX_DELAY
 MAX_DELAY = 1.0
 
@@ -85,7 +90,8 @@ class Messenger:
 
     def send(self, msgid: str, deadline_s: float | None = None) -> dict:
         """Send the journaled bytes, resending them unchanged until answered or ``deadline_s`` (default
-        ``resend_for``) passes; then CentreUnreachable. An answered message answers from the journal."""
+        ``resend_for``) passes; then CentreUnreachable. An answered message answers from the journal. A
+        CENTRE_UNAVAILABLE or CENTRE_BUSY answer is the centre being away, never a final refusal: resent too."""
         message = self.journal.require_message(msgid)
         if message["state"] == "answered":
             return message["answer"]
@@ -93,7 +99,7 @@ class Messenger:
         delay = FIRST_DELAY
         while True:
             try:
-                return self.transport.post(message["request"])
+                return centre_answer(self.transport.post(message["request"]))
             except CentreUnreachable:
                 if self.clock.monotonic() + delay > give_up:
                     raise
@@ -134,3 +140,13 @@ class Messenger:
             if answer is not None and answer.get("infcode") != 0:
                 return answer.get("err_msg", "")
         return None
+
+
+def centre_answer(answer: dict) -> dict:
+    """``answer``, unless it says the centre is away (:data:`CENTRE_AWAY_CODES`): then CentreUnreachable, so
+    the message is resent and, when the patient cannot wait, the sale gets a voucher or a provisional
+    settlement. Checked here, on every transport's answer, not only over HTTP."""
+    err_msg = str(answer.get("err_msg") or "")
+    if answer.get("infcode") != 0 and err_msg.split(":", 1)[0] in CENTRE_AWAY_CODES:
+        raise CentreUnreachable(f"the centre is away: {err_msg}")
+    return answer

@@ -15,7 +15,7 @@ import sqlite3
 from decimal import Decimal
 
 from .client import CentreUnreachable
-from .common import MANUAL_CLAIM_CODES, CounterError, Receipt, Refused, receipt_of
+from .common import MANUAL_CLAIM_CODES, CounterError, Receipt, Refused, kept_identity, receipt_of
 from .crash import CrashPoints
 from .messaging import Messenger
 from .states import SaleState
@@ -74,7 +74,7 @@ class Outcomes:
                 "lines": data["lines"],
                 "bill_time": data["bill_time"],
                 "medfee": data["medfee"],
-                "identity": data.get("identity"),
+                "identity": kept_identity(data),  # re-settled with it if the patient is gone: 03 with card_sn, or 02
                 "psn_no": data.get("psn_no", ""),
                 "psn_name": data.get("psn_name", ""),
                 "insuplc_admdvs": data.get("insuplc_admdvs", ""),

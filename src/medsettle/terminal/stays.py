@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from ..errors import InvalidInput
 from ..seams import Clock
-from .common import CounterError, Identity, Receipt, Refused, cert_of, check_items, receipt_of
+from .common import CounterError, Identity, Receipt, Refused, cert_of, check_items, later_cert_of, receipt_of
 from .crash import CrashPoints
 from .identify import Identification
 from .messaging import Messenger
@@ -127,7 +127,7 @@ class Stays:
                 "insutype": data["insutype"],
                 "acct_used_flag": "1",
                 "mid_setl_flag": "0" if final else "1",
-                **cert_of(data),
+                **later_cert_of(data),  # days after the admission: the certificate kept (common.kept_identity)
             }
         }
         self._messenger.query("2303", request, insuplc=data["insuplc_admdvs"])
@@ -170,7 +170,7 @@ class Stays:
                 "acct_used_flag": "1",
                 "mid_setl_flag": "0",
                 "deferred_voucher_no": voucher["voucher"],
-                **cert_of(data),
+                **later_cert_of(data),  # days after the admission: the certificate kept (common.kept_identity)
             }
         }
         key = voucher.get("step") or f"2304#{sum(1 for k in data['steps'] if k.startswith('2304')) + 1}"

@@ -15,7 +15,7 @@ import dataclasses
 
 from ..seams import Clock
 from .client import CentreUnreachable
-from .common import Identity, Receipt, Refused, bill_lines, bill_total, cert_of, check_items
+from .common import Identity, Receipt, Refused, bill_lines, bill_total, cert_of, check_items, later_cert_of
 from .crash import CrashPoints
 from .identify import Identification
 from .messaging import Messenger
@@ -124,6 +124,7 @@ class Visits:
                     for line in data["lines"]
                 ]
             }
+        later = data.get("voucher") or data.get("saf_cash") is not None  # the patient may be gone
         settle = {
             "data": {
                 "psn_no": data["psn_no"],
@@ -132,7 +133,7 @@ class Visits:
                 "medfee_sumamt": data["medfee"],
                 "insutype": data["insutype"],
                 "acct_used_flag": "1" if data["acct_used"] else "0",
-                **cert,
+                **(later_cert_of(data) if later else cert),
             }
         }
         if data.get("voucher"):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..errors import InvalidInput
-from .common import CounterError, Identity, Receipt, cert_of
+from .common import CounterError, Identity, Receipt, later_cert_of
 from .crash import CrashPoints
 from .identify import Identification
 from .messaging import Messenger
@@ -83,8 +83,9 @@ class Vouchers:
         made_for = v.get("psn_no") or ""
         if captured == identity or (captured is None and not made_for):
             return
-        if not made_for and captured is not None:
-            made_for = self._identification.person_info(captured)["baseinfo"]["psn_no"]
+        if not made_for and captured is not None:  # the ID number a card carries still names its holder once
+            named = Identity("02", captured.certno) if captured.certno else captured  # the card is lost
+            made_for = self._identification.person_info(named)["baseinfo"]["psn_no"]
         given = self._identification.person_info(identity)["baseinfo"]["psn_no"]
         if given != made_for:
             raise InvalidInput(
@@ -104,6 +105,9 @@ class Vouchers:
         voucher = v["voucher"]
         info = self._identification.person_info(who)
         psn_no, insu = info["baseinfo"]["psn_no"], info["insuinfo"][0]
+        # The 2102 carries 03 with its card_sn or 02: a QR e-voucher shown now stands as the ID number its
+        # 1101 answered (the centre takes no 01 on a re-settlement, centre/certificates.py).
+        cert = later_cert_of({"identity": dataclasses.asdict(who), "certno": info["baseinfo"]["certno"]})
         request = {
             "data": {
                 "psn_no": psn_no,
@@ -112,7 +116,7 @@ class Vouchers:
                 "insutype": insu["insutype"],
                 "acct_used_flag": "1",
                 "deferred_voucher_no": voucher,
-                **cert_of({"identity": dataclasses.asdict(who)}),
+                **cert,
             },
             "feedetail": v["lines"],
         }
