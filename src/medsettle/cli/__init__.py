@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .bench import bench
 from .bills import bills
 from .demo import demo
 from .hardware import card, hardware
@@ -26,7 +27,7 @@ def main() -> None:
     """medsettle: medical-insurance settlement at hospital and pharmacy counters, simulated with real parts."""
 
 
-for _command in (demo, settle, policy, persons, bills, serve, sign, hardware, card, terminal):
+for _command in (demo, settle, policy, persons, bills, serve, sign, hardware, card, terminal, bench):
     main.add_command(_command)
 
 __all__ = ["main"]
