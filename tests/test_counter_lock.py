@@ -121,6 +121,9 @@ def test_this_process_holding_a_journal_keeps_other_processes_out_but_may_open_i
     again = CounterStore(journal)  # the same process: a second store on the journal shares the lock
     refused = terminal(served_centre.url, journal, "signin", check=False)
     assert refused.returncode == 1 and refused.stderr == refused_line(journal, os.getpid())
+    alias = tmp_path / "alias.db"
+    alias.symlink_to(journal)  # another name of the same journal locks the same file
+    assert terminal(served_centre.url, alias, "signin", check=False).stderr == refused_line(alias, os.getpid())
     again.close()
     assert terminal(served_centre.url, journal, "signin", check=False).stderr == refused_line(journal, os.getpid())
     store.close()  # the last store of this process: the lock is given up

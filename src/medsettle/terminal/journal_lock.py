@@ -46,8 +46,10 @@ _guard = threading.Lock()
 
 
 def lock_path(journal: Path) -> Path:
-    """The lock file of ``journal``: beside it, its name and ``.lock``."""
-    return journal.with_name(journal.name + ".lock")
+    """The lock file of ``journal``: beside the file itself (a symlink's target), its name and ``.lock``, so
+    two names of one journal lock the same file."""
+    real = Path(os.path.realpath(journal))
+    return real.with_name(real.name + ".lock")
 
 
 def hold(journal: Path, clock: Clock) -> str:
@@ -55,7 +57,7 @@ def hold(journal: Path, clock: Clock) -> str:
     it with. JournalInUse when another process holds it; nothing of the journal is touched then. ``clock``
     times the short wait for a holder's pid (:func:`_holder`)."""
     path = lock_path(journal)
-    key = os.path.realpath(path)
+    key = str(path)
     with _guard:
         held = _held.get(key)
         if held is not None:
