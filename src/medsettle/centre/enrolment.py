@@ -222,9 +222,8 @@ class Enrolment:
         body = {"psn_no": psn_no, "action": "cancel", "reason": reason}
         if not population.describe(population.index_of(psn_no))["active"]:
             raise InvalidInput(f"person {psn_no} is not insured here now", field="psn_no")
-        self._ledger.commit(
-            PERSON_EVENT, region, f"admin/{psn_no}/cancel", body, apply=lambda: self._registry.apply(PERSON_EVENT, body)
-        )
+        key = journal_key("admin", psn_no, "cancel", self._ledger.now_text())  # a re-enrolled person may end again
+        self._ledger.commit(PERSON_EVENT, region, key, body, apply=lambda: self._registry.apply(PERSON_EVENT, body))
         return body
 
 
