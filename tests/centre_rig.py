@@ -3,8 +3,10 @@ directory, the default world it serves (policy, population, registry, institutio
 on them.
 
 Client processes a test starts (``medsettle terminal``, ``persons --centre``) find the credentials of the
-centre started last: ``start`` sets MEDSETTLE_CREDENTIALS to its file until ``stop`` (the one global
-this module edits). This module imports no test module, so that it can move into
+centre started last: ``start`` sets MEDSETTLE_CREDENTIALS to its file, which stays set when the centre
+stops (a counter keeps its credentials while the centre is away) until the test ends (the autouse fixture
+``_credentials_of_this_test``: the one global this module edits, and puts back).
+This module imports no test module, so that it can move into
 ``medsettle.testing`` as a pytest plugin: tests/conftest.py loads it with ``pytest_plugins``. The default
 population and registry are built on first use (about a second), not when a test module is imported.
 """
@@ -65,6 +67,17 @@ def certificate_of(psn_no: str, cert_type: str = "03") -> dict[str, str]:
 
 
 @functools.cache
+def generated_registry(size: int, seed: int = 0) -> Registry:
+    """The registry an in-process Centre makes for ``Population.generate(POLICY, size, seed=seed)``."""
+    return Registry.generate(Population.generate(POLICY, size, seed=seed))
+
+
+def id_certificate(psn_no: str, size: int) -> dict[str, str]:
+    """The 02 certificate (ID number) of a person of an in-process Centre of ``size`` generated persons."""
+    return {"mdtrt_cert_type": "02", "mdtrt_cert_no": generated_registry(size).identities[psn_no].certno}
+
+
+@functools.cache
 def first_person(region: str = "130100", insutype: str = "310") -> str:
     """The psn_no of the default population's first person insured in ``region`` under ``insutype``."""
     population = default_population()
@@ -119,9 +132,6 @@ def envelope(
     }
 
 
-_UNSET = object()
-
-
 class ServedCentre:
     """`medsettle serve --port 0 --data-dir DATA_DIR` on 127.0.0.1, and the calls a test makes to it.
 
@@ -153,7 +163,6 @@ class ServedCentre:
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.output: collections.deque[str] = collections.deque(maxlen=200)
-        self._env_before: object = _UNSET  # MEDSETTLE_CREDENTIALS before start set it
 
     def start(self) -> ServedCentre:
         self.url = ""  # a restart listens on another port
@@ -170,8 +179,6 @@ class ServedCentre:
         if not listening.wait(self.start_within) or not self.url:
             self.stop()
             raise AssertionError(f"the centre did not start within {self.start_within} s:\n" + "".join(self.output))
-        if self._env_before is _UNSET:
-            self._env_before = os.environ.get(credentials.ENV_VAR)
         os.environ[credentials.ENV_VAR] = str(self.credentials_file)
         return self
 
@@ -186,7 +193,6 @@ class ServedCentre:
 
     def stop(self) -> None:
         """Terminate the centre (a clean shutdown); one that has not stopped 30 s later is killed, and said so."""
-        self._restore_env()
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -197,17 +203,8 @@ class ServedCentre:
                     "the centre did not stop within 30 s of SIGTERM (killed):\n" + "".join(self.output)
                 ) from None
 
-    def _restore_env(self) -> None:
-        if self._env_before is not _UNSET:
-            if self._env_before is None:
-                os.environ.pop(credentials.ENV_VAR, None)
-            else:
-                os.environ[credentials.ENV_VAR] = str(self._env_before)
-            self._env_before = _UNSET
-
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, as a power cut would have it."""
-        self._restore_env()
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=30)
@@ -323,3 +320,14 @@ def served_centre(tmp_path: Path) -> Iterator[ServedCentre]:
     """A served centre on 127.0.0.1 with a fresh data directory (tmp_path / "centre"), stopped after the test."""
     with ServedCentre(tmp_path / "centre") as centre:
         yield centre
+
+
+@pytest.fixture(autouse=True)
+def _credentials_of_this_test() -> Iterator[None]:
+    """MEDSETTLE_CREDENTIALS as it was before the test, whatever centre the test started."""
+    before = os.environ.get(credentials.ENV_VAR)
+    yield
+    if before is None:
+        os.environ.pop(credentials.ENV_VAR, None)
+    else:
+        os.environ[credentials.ENV_VAR] = before
