@@ -54,14 +54,19 @@ class EmbeddedCentre:
         """Where the centre wrote its clients' credentials."""
         return self.data_dir / "credentials.toml"
 
-    def start(self) -> None:
-        """Start it and wait for its 'listening on' line; CentreStartError with its last lines if it fails."""
+    def launch(self) -> None:
+        """Start the process (the driver does other work while it builds its world; then :meth:`wait`)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         out, err = self.data_dir / "serve.out", self.data_dir / "serve.log"
         args = [sys.executable, "-m", "medsettle.cli", "serve", "--port", "0", "--data-dir", str(self.data_dir)]
         args += ["--stats-every", "0", *(["--persons", self.persons_file] if self.persons_file else [])]
         with out.open("wb") as stdout, err.open("wb") as stderr:
             self.proc = subprocess.Popen(args, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
+
+    def wait(self) -> None:
+        """Wait for its 'listening on' line; CentreStartError with its last lines if it does not come."""
+        assert self.proc is not None, "launch() first"
+        out, err = self.data_dir / "serve.out", self.data_dir / "serve.log"
         deadline = time.monotonic() + START_WITHIN
         while time.monotonic() < deadline:
             text = out.read_text(encoding="utf-8", errors="replace")

@@ -116,10 +116,10 @@ def _institutions(found: creds.Credentials, regions: Sequence[str]) -> dict[str,
 
 
 def make_config(
-    options: LoadOptions, mix: Mix, url: str, found: creds.Credentials, persons_file: str | None
+    options: LoadOptions, mix: Mix, url: str, found: creds.Credentials, persons: tuple[dict[str, list[list[str]]], Any]
 ) -> dict[str, Any]:
     """The run's configuration, as every process running counters receives it (plain data)."""
-    by_region, policy = _persons(persons_file)
+    by_region, policy = persons
     institutions = _institutions(found, sorted(by_region))
     split = mix.counters(options.counters)
     for place in split:
@@ -193,7 +193,9 @@ def run_load(options: LoadOptions, say: Callable[[str], None]) -> dict[str, Any]
         if options.centre is None:
             embedded = EmbeddedCentre(Path(workdir.name) / "centre", options.persons_file)
             say("starting the embedded centre (medsettle serve --port 0) ...")
-            embedded.start()
+            embedded.launch()
+            persons = _persons(options.persons_file)  # the same persons the centre is building meanwhile
+            embedded.wait()
             url, credentials_path = embedded.url, str(embedded.credentials_file)
             say(f"embedded centre: {url} (pid {embedded.pid})")
             cap = embedded.max_connections
@@ -204,10 +206,11 @@ def run_load(options: LoadOptions, say: Callable[[str], None]) -> dict[str, Any]
                 )
         else:
             url, credentials_path = check_centre_url(options.centre), options.credentials_file
+            persons = _persons(options.persons_file)
             if not is_loopback(url):
                 say(f"note: the load goes to {url}, outside this machine, as --centre asked")
         found = creds.load(credentials_path)
-        config = make_config(options, mix, url, found, options.persons_file)
+        config = make_config(options, mix, url, found, persons)
         return _drive(options, config, say, embedded)
     finally:
         if embedded is not None:
