@@ -222,6 +222,9 @@ def test_an_emigrant_who_returns_is_reenrolled_with_a_new_relation_and_waiting_p
     assert refusal_code(w.sale(emigrant, certno_, account=False)) == "WAITING_PERIOD"
     card = w.ok({"action": "issue_card", "psn_no": emigrant, "channel": "on_the_spot"})  # paid: a new card
     assert card["card_no"] != w.card("emigrant")
+    # and away again, and back again: a third relation
+    w.ok({"action": "cancel_person", "psn_no": emigrant, "reason": "emigration"})
+    assert w.ok(enrol_again(w, "emigrant"))["relation_no"] == 3
 
 
 def test_reenrolment_at_a_new_place_of_work_and_what_is_not_reenrolled(world):

@@ -60,7 +60,7 @@ def unit_of(
 
 
 class Enrolment:
-    """Who is insured here: enrolment, unit changes and cancellation."""
+    """Who is insured here: enrolment, re-enrolment, unit changes and cancellation."""
 
     def __init__(self, ledger: Ledger, registry: Registry, events: PersonEvents) -> None:
         self._ledger = ledger
@@ -155,7 +155,7 @@ class Enrolment:
             raise InvalidInput(f"ID number {req.certno} is recorded as born {ident.brdy.isoformat()}", field="brdy")
 
     def _reenrol(self, psn_no: str, req: A.Enrol, region: str, extra_wait: int, emp_no: str, emp_name: str) -> dict:
-        history = self._registry.relations.get(psn_no, [])
+        relation_no = len(self._registry.relations.get(psn_no, [])) + 2  # the ended ones, the one ending, this one
         body = {
             "action": "reenrol",
             "psn_no": psn_no,
@@ -177,7 +177,7 @@ class Enrolment:
             "emp_no": emp_no,
             "extra_wait_months": extra_wait,
             "reenrolled": True,
-            "relation_no": len(history) + 2,  # the person's relations here so far, this one included
+            "relation_no": relation_no,
             "note": "re-enrolled with the same person number: a new insurance relation, the old one kept; benefits "
             "start after the waiting months of continuous contributions ('contribute'); issue a new card after the "
             "first ('issue_card')" + (FLEXIBLE_NOTE if req.flexible else ""),
@@ -187,7 +187,8 @@ class Enrolment:
         d = self._events.describe(req.psn_no)
         if d["insutype"] != "310":
             raise InvalidInput(
-                "only employees change unit; a resident who finds a job changes scheme ('change_scheme')",
+                "only employees change unit; residents are in the region's virtual unit (a resident who finds "
+                "a job changes scheme: 'change_scheme')",
                 field="psn_no",
             )
         if not d["active"]:
@@ -222,7 +223,8 @@ class Enrolment:
         body = {"psn_no": psn_no, "action": "cancel", "reason": reason}
         if not population.describe(population.index_of(psn_no))["active"]:
             raise InvalidInput(f"person {psn_no} is not insured here now", field="psn_no")
-        key = journal_key("admin", psn_no, "cancel", self._ledger.now_text())  # a re-enrolled person may end again
+        # the relation's number: a re-enrolled person may end again (two cancels within a second keep apart)
+        key = journal_key("admin", psn_no, "cancel", str(len(self._registry.relations.get(psn_no, [])) + 1))
         self._ledger.commit(PERSON_EVENT, region, key, body, apply=lambda: self._registry.apply(PERSON_EVENT, body))
         return body
 

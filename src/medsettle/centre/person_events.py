@@ -236,6 +236,8 @@ class PersonEvents:
             paid_through=paid_through,
         )
         registry.change_unit(psn_no, body["emp_no"], body["emp_name"])
+        registry.flexible.discard(psn_no)  # accepted with a unit (or the virtual one): neither flexible
+        registry.unemployed.pop(psn_no, None)  # nor unemployed any more
 
 
 __all__ = ["PersonEvents"]

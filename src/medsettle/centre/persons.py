@@ -110,6 +110,8 @@ class PersonsFlow:
             raise InvalidInput(
                 f"region {req.insuplc_admdvs} is not owned by this centre process", field="insuplc_admdvs"
             )
+        if isinstance(req, A.Enrol) and req.certno in self._registry.by_certno:  # a re-enrolment: its old region too
+            self._regions.owns_person(self._registry.by_certno[req.certno], "certno")
         if isinstance(req, A.CardAction) and req.card_no in self._registry.cards:
             self._regions.owns_person(self._registry.cards[req.card_no].psn_no, "card_no")
         if isinstance(req, A.IssueCardsEmployer):
