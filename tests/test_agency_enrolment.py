@@ -212,6 +212,8 @@ def test_an_emigrant_who_returns_is_reenrolled_with_a_new_relation_and_waiting_p
     # back: the same person number, a new relation
     back = w.ok(enrol_again(w, "emigrant"))
     assert back["psn_no"] == emigrant and back["reenrolled"] is True and back["relation_no"] == 2
+    old = back["ended_relation"]
+    assert (old["ended"], old["contrib_from"], old["paid_through"]) == ("emigration", "2015-01", LAST_MONTH)
     seen = w.info(certno_)
     assert seen["insuinfo"][0]["psn_insu_stas"] == "1"
     assert all(c["status"] == "cancelled" for c in seen["cardinfo"])  # the old card ended with the relation

@@ -178,6 +178,7 @@ class Enrolment:
             "extra_wait_months": extra_wait,
             "reenrolled": True,
             "relation_no": relation_no,
+            "ended_relation": dict(self._registry.relations[psn_no][-1]),  # kept in the person's history
             "note": "re-enrolled with the same person number: a new insurance relation, the old one kept; benefits "
             "start after the waiting months of continuous contributions ('contribute'); issue a new card after the "
             "first ('issue_card')" + (FLEXIBLE_NOTE if req.flexible else ""),
