@@ -11,6 +11,7 @@ keeps each worker's latest and merges them.
 from __future__ import annotations
 
 import collections
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -60,7 +61,7 @@ class Figures:
 
     def answered(self, done_at: float, latency_ms: float, ok: bool) -> None:  # ok-float: seconds, ms
         """One request answered (or failed) at ``done_at`` (wall clock), ``latency_ms`` after its intended send."""
-        row = self.seconds.setdefault(int(done_at - self.started), [0, 0, collections.Counter()])
+        row = self.seconds.setdefault(math.floor(done_at - self.started), [0, 0, collections.Counter()])
         row[0] += 1
         row[1] += 0 if ok else 1
         row[2][bucket_ms(latency_ms)] += 1

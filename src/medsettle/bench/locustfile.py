@@ -23,9 +23,10 @@ import gevent  # type: ignore[import-untyped]
 from locust import FastHttpUser, events, task
 from locust.runners import WorkerRunner
 
-from .figures import Figures
-from .flows import FLOWS, SETTLEMENTS, Person, Refused, Visit, identity_failures, now_text
-from .schedule import arrivals
+from medsettle.bench.figures import Figures
+from medsettle.bench.flows import FLOWS, SETTLEMENTS, Person, Refused, Visit, identity_failures, now_text
+from medsettle.bench.schedule import arrivals
+from medsettle.credentials import InstitutionCredential
 
 CONFIG_MESSAGE = "medsettle_config"
 LAG_TICK = 0.01  # ok-float: seconds between two wake-ups of the lag monitor
@@ -112,7 +113,7 @@ class Counter(FastHttpUser):
         place, chosen, rank, count = config["assignment"][g % len(config["assignment"])]
         inst = config["institutions"][place][chosen]
         self.place, self.code, self.region = place, inst["code"], inst["region"]
-        self.paasid, self.passtoken = inst["paasid"], inst["passtoken"]
+        self.credential = InstitutionCredential(inst["code"], inst["paasid"], inst["passtoken"])
         persons = config["persons"][self.region]
         mine = persons[rank::count] or persons
         self.persons = [Person(p, c) for p, c in mine]
@@ -124,14 +125,6 @@ class Counter(FastHttpUser):
         self.intended = time.time()
         self.sign_no = ""
         self.finished = False
-
-    def _headers(self) -> dict[str, str]:
-        from ..credentials import InstitutionCredential  # noqa: PLC0415
-
-        return {
-            "Content-Type": "application/json",
-            **InstitutionCredential(self.code, self.paasid, self.passtoken).headers(),
-        }
 
     def call(self, infno: str, input_: dict[str, Any]) -> dict[str, Any]:
         """Send one request (the flows' :class:`~.flows.Talk`); its latency is measured from ``intended``."""
@@ -150,7 +143,11 @@ class Counter(FastHttpUser):
         }
         answer: Any = None
         with self.client.post(
-            self.path, data=json.dumps(body), headers=self._headers(), name=infno, catch_response=True
+            self.path,
+            data=json.dumps(body),
+            headers={"Content-Type": "application/json", **self.credential.headers()},
+            name=infno,
+            catch_response=True,
         ) as resp:
             done = time.time()
             latency_ms = (done - self.intended) * 1000

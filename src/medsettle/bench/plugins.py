@@ -1,5 +1,5 @@
 """A user's own flows: Python files run before the mix is read, each registering flows with
-:func:`medsettle.bench.flows.flow` (docs/load.md 'Your own flows')."""
+:func:`medsettle.bench.flows.flow` (docs/load.md 'Your own flows, and the locustfile')."""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ def title(result: Mapping[str, Any]) -> str:
     p = result["parameters"]
     loop = f"open loop {p['rate_per_s']:g} bills/s ({p['arrivals']})" if p["loop"] == "open" else "closed loop"
     workers = f", {p['workers']} workers" if p["workers"] else ""
-    valid = "" if result["valid"] else " - INVALID: the driver was saturated"
+    valid = "" if result["valid"] else " - INVALID run"
     return f"{p['counters']} counters, {loop}, {p['duration_s']:g} s, centre {p['centre']}{workers}{valid}"
 
 
@@ -76,12 +76,15 @@ def plot(result: Mapping[str, Any], path: Path) -> None:
     err.plot(xs, [100 * r["errors"] / r["answers"] if r["answers"] else 0 for r in rows], color="tab:red")
     err.set_ylabel("errors (% of answers)")
     err.set_ylim(bottom=0)
-    err.set_xlabel("second of the run")
+    err.set_xlabel("second of the run (dotted: the last arrival; later, the counters finish the bills due)")
+    for axes in (lat, thr, err):
+        axes.axvline(result["parameters"]["duration_s"], color="grey", linestyle=":")
     t = result["throughput"]
+    why = f"\nINVALID: {'; '.join(result['invalid_because'])}" if not result["valid"] else ""
     fig.suptitle(
         f"medsettle bench load: {title(result)}\n{t['bills_per_s']:g} bills/s, {t['answers_per_s']:g} answers/s, "
         f"{result['answers_checked']['identity_failures']} identity failures in "
-        f"{result['answers_checked']['settlements']:,} settlements",
+        f"{result['answers_checked']['settlements']:,} settlements{why}",
         fontsize="medium",
     )
     fig.tight_layout()

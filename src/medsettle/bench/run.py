@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import ipaddress
+import logging
 import socket
 import subprocess
 import sys
@@ -218,9 +219,18 @@ def run_load(options: LoadOptions, say: Callable[[str], None]) -> dict[str, Any]
         workdir.cleanup()
 
 
+class _NoSpawnRateWarning(logging.Filter):
+    """Locust warns of a spawn rate above 100 a worker; the counters all start at once on purpose (they then
+    wait for the run's start), so the warning would only worry the reader."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "spawn rate is very high" not in record.getMessage()
+
+
 def _drive(
     options: LoadOptions, config: dict[str, Any], say: Callable[[str], None], embedded: EmbeddedCentre | None
 ) -> dict[str, Any]:
+    logging.getLogger("locust.runners").addFilter(_NoSpawnRateWarning())
     env = Environment(user_classes=[locustfile.Counter], events=events)
     distributed = options.workers + options.remote_workers > 0
     workers: list[subprocess.Popen[bytes]] = []
@@ -288,7 +298,11 @@ def _drive(
         gevent.sleep(0.2)
     finished = snapshot()["finished"]
     if distributed:
-        gevent.sleep(1.5)  # the workers' last reports
+        runner.stop()  # a worker told to stop sends its last report
+        gevent.sleep(1.5)
+    merged = snapshot()
+    for second in range(last, int(options.duration)):  # the seconds whose reports came after the run
+        say(_live_line(merged, second))
     runner.quit()
     if distributed:
         for w in workers:
