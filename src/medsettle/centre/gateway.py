@@ -21,7 +21,6 @@ import collections
 import contextlib
 import hmac
 import re
-import secrets
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -30,7 +29,7 @@ from urllib.parse import urlsplit
 from ..credentials import NONCE, PAASID, SIGNATURE, TIMESTAMP, WINDOW_SECONDS, signature
 from ..errors import MedsettleError
 from ..ledger.gate import AGENCY_ROW, GateStore, Secret
-from ..seams import SYSTEM_CLOCK, Clock
+from ..seams import SYSTEM_CLOCK, SYSTEM_RANDOM, Clock, Randomness
 from .core import CentreFailStopped
 
 INSECURE_WARNING = "this centre runs with --insecure: it checks no signature and no agency token"
@@ -46,10 +45,11 @@ class Unauthenticated(MedsettleError):
     code = "UNAUTHENTICATED"
 
 
-def make_credentials(codes: Iterable[str]) -> dict[str, Secret]:
-    """Fresh credentials for these institutions and the agency (``AGENCY_ROW``), for a centre's first start."""
-    made = {code: Secret(f"{code.lower()}-{secrets.token_hex(4)}", secrets.token_urlsafe(24)) for code in codes}
-    made[AGENCY_ROW] = Secret("agency", secrets.token_urlsafe(32))
+def make_credentials(codes: Iterable[str], randomness: Randomness = SYSTEM_RANDOM) -> dict[str, Secret]:
+    """Fresh credentials for these institutions and the agency (``AGENCY_ROW``), for a centre's first start,
+    from the centre's random source (the system's secrets by default; the simulator's seeded one)."""
+    made = {code: Secret(f"{code.lower()}-{randomness.token_hex(4)}", randomness.token_hex(24)) for code in codes}
+    made[AGENCY_ROW] = Secret("agency", randomness.token_hex(32))
     return made
 
 
@@ -265,6 +265,7 @@ def open_gateway(
     given: Mapping[str, Secret] | None = None,
     *,
     clock: Clock = SYSTEM_CLOCK,
+    randomness: Randomness = SYSTEM_RANDOM,
     on_failure: Callable[[BaseException], MedsettleError] | None = None,
 ) -> tuple[Gateway, dict[str, Secret]]:
     """The gateway of a centre serving the institutions ``codes``, and the credentials it accepts.
@@ -275,6 +276,6 @@ def open_gateway(
     codes = list(codes)
     if given:
         store.keep(given, replace=True)
-    kept = store.keep(make_credentials(codes), replace=False)
+    kept = store.keep(make_credentials(codes, randomness), replace=False)
     mine = {code: kept[code] for code in [*codes, AGENCY_ROW]}
     return Gateway(store, mine, clock=clock, on_failure=on_failure), mine
