@@ -349,6 +349,7 @@ def result(
     for label, share in PERCENTILES:
         all_row[f"{label}_ms"] = total.get_response_time_percentile(share) if total.num_requests else None
     all_row["max_ms"] = round(total.max_response_time, 1) if total.num_requests else None
+    all_row["per_second"] = round(total.num_requests / options.duration, 1)
     lag = merged["lag"]
     cpu = merged["cpu_shares"]
     invalid = (

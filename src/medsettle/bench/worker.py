@@ -17,6 +17,7 @@ from locust import events  # Locust patches the process with gevent here (the mo
 from locust.env import Environment
 
 from . import locustfile
+from .centre import raise_open_files
 from .mix import MixError
 from .plugins import load_flows
 
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     except MixError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    raise_open_files()  # one connection a counter: as the master does
     locust.runners.WORKER_REPORT_INTERVAL = REPORT_EVERY
     env = Environment(user_classes=[locustfile.Counter], events=events)
     runner = env.create_worker_runner(args.master_host, args.master_port)
