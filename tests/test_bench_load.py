@@ -197,3 +197,17 @@ def test_the_default_mix_and_a_mix_file(tmp_path: Path) -> None:
         make_mix({"pharmacy_sale": 1, "inpatient_stay": 1}).counters(1)
     with pytest.raises(MixError, match="non-negative"):
         make_mix({"pharmacy_sale": -1})
+
+
+def test_the_embedded_centre_gets_enough_institutions_for_many_counters(tmp_path: Path) -> None:
+    from medsettle.bench.centre import COUNTERS_PER_INSTITUTION, institutions_toml
+    from medsettle.centre.institutions import load_institutions
+    from medsettle.policy import load_default_policy
+
+    regions = ["130100", "330300"]
+    assert institutions_toml(regions, 200) is None  # the default five a region
+    (tmp_path / "i.toml").write_text(institutions_toml(regions, 1000) or "")
+    institutions, _ = load_institutions(tmp_path / "i.toml", load_default_policy())
+    pharmacies = [i for i in institutions if i.tier == "pharmacy"]
+    assert len(pharmacies) * COUNTERS_PER_INSTITUTION >= 1000 and len(institutions) == 2 * len(pharmacies)
+    assert {"H13010000001", "P13010000002", "H33030000003"} <= {i.fixmedins_code for i in institutions}

@@ -5,15 +5,18 @@ limit, raised for the driver and, inherited, for that centre.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+COUNTERS_PER_INSTITUTION = 50  # past this many a place, the embedded centre gets more institutions
 START_WITHIN = 120.0  # ok-float: seconds for the centre's 'listening on' line (generating persons takes a few)
 
 
@@ -38,12 +41,31 @@ def raise_open_files() -> tuple[int, int] | None:
     return soft, soft
 
 
+def institutions_toml(regions: Sequence[str], counters: int) -> str | None:
+    """An ``serve --institutions`` file with enough institutions for ``counters`` (at most
+    :data:`COUNTERS_PER_INSTITUTION` each, were they all at one place), or None when the default five a
+    region are enough. The default institutions come first, under their usual codes (docs/security.md)."""
+    per_place = math.ceil(counters / (len(regions) * COUNTERS_PER_INSTITUTION))
+    if per_place <= 2:
+        return None
+    lines = []
+    for a in regions:
+        for n in range(1, per_place + 1):
+            tier = ("3", "2", "1")[(n - 1) % 3]
+            lines += ["[[institution]]", f'fixmedins_code = "H{a}{n:05d}"', f'fixmedins_name = "{a} 医院 {n}"']
+            lines += [f'admdvs = "{a}"', f'tier = "{tier}"', ""]
+            lines += ["[[institution]]", f'fixmedins_code = "P{a}{n:05d}"', f'fixmedins_name = "{a} 药房 {n}"']
+            lines += [f'admdvs = "{a}"', 'tier = "pharmacy"', ""]
+    return "\n".join(lines)
+
+
 @dataclass
 class EmbeddedCentre:
     """A ``medsettle serve`` subprocess on 127.0.0.1 and what the run needs of it."""
 
     data_dir: Path
     persons_file: str | None = None
+    institutions: str | None = None  # an institutions file's text (institutions_toml), or the default ones
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
     max_connections: int | None = None
@@ -60,6 +82,9 @@ class EmbeddedCentre:
         out, err = self.data_dir / "serve.out", self.data_dir / "serve.log"
         args = [sys.executable, "-m", "medsettle.cli", "serve", "--port", "0", "--data-dir", str(self.data_dir)]
         args += ["--stats-every", "0", *(["--persons", self.persons_file] if self.persons_file else [])]
+        if self.institutions:
+            (self.data_dir / "institutions.toml").write_text(self.institutions, encoding="utf-8")
+            args += ["--institutions", str(self.data_dir / "institutions.toml")]
         with out.open("wb") as stdout, err.open("wb") as stderr:
             self.proc = subprocess.Popen(args, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
 

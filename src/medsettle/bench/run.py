@@ -30,7 +30,7 @@ from locust.env import Environment
 
 from .. import credentials as creds
 from . import locustfile
-from .centre import EmbeddedCentre, raise_open_files
+from .centre import EmbeddedCentre, institutions_toml, raise_open_files
 from .figures import merge, percentile
 from .mix import Mix, load_mix
 from .plugins import load_flows
@@ -192,7 +192,14 @@ def run_load(options: LoadOptions, say: Callable[[str], None]) -> dict[str, Any]
     workdir = tempfile.TemporaryDirectory(prefix="medsettle-load-")
     try:
         if options.centre is None:
-            embedded = EmbeddedCentre(Path(workdir.name) / "centre", options.persons_file)
+            from ..policy import load_default_policy  # noqa: PLC0415
+
+            regions = [r.admdvs for r in load_default_policy().regions]
+            more = institutions_toml(regions, options.counters)
+            embedded = EmbeddedCentre(Path(workdir.name) / "centre", options.persons_file, more)
+            if more:
+                count = more.count("[[institution]]")
+                say(f"the embedded centre gets {count} institutions for {options.counters} counters")
             say("starting the embedded centre (medsettle serve --port 0) ...")
             embedded.launch()
             persons = _persons(options.persons_file)  # the same persons the centre is building meanwhile
