@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import time
 import types
 import typing
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from pydantic import BaseModel
 from centre_rig import CODES, PHARMACY, ServedCentre, certificate_of, envelope, first_person
 from medsettle.centre.admin import ADMIN_REQUESTS
 from medsettle.centre.messages import INPUTS, Envelope
+from medsettle.jsontext import _depth, loads_request
 
 
 @pytest.fixture(scope="module")
@@ -387,6 +389,7 @@ def test_malformed_bodies_are_answered_in_the_envelope_and_journal_nothing(serve
     @given(st.data())
     def each(data: st.DataObject) -> None:
         path, raw = data.draw(malformed(server, inputs))
+        sent.append(path)
         answer = post(server, raw, path)
         if path == "admin":
             admin_refused(answer)
@@ -394,10 +397,45 @@ def test_malformed_bodies_are_answered_in_the_envelope_and_journal_nothing(serve
             refused(answer)
         assert server.journal_count() == start
 
+    sent: list[str] = []
     each()
+    assert len(sent) >= 400 and "admin" in sent, len(sent)  # the examples ran, to both endpoints
+    logged = "".join(server.output)
+    assert "request failed" not in logged and "Traceback" not in logged, logged[-3000:]  # no bug was reached
 
 
 def test_every_transaction_and_field_is_fuzzed():
     """The targets cover every input model (a transaction added later is fuzzed without editing this)."""
     assert {t[0] for t in TARGETS} >= {*INPUTS, ""}
     assert len(TARGETS) > 250 and len(AMOUNT_FIELDS) >= 20
+
+
+def _nesting(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_nesting, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_nesting, value), default=0)
+    return 0
+
+
+tricky_text = st.text(alphabet='[]{}"\\\\ab\u00e9\u4e2d', max_size=8)
+json_documents = st.recursive(
+    st.none() | st.integers() | tricky_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(tricky_text, inner, max_size=4),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(json_documents, st.booleans())
+def test_the_depth_counted_on_the_text_is_the_documents(document, ascii_only):
+    """jsontext counts nesting on the text (brackets outside strings, escapes paired up): it is exact."""
+    assert _depth(json.dumps(document, ensure_ascii=ascii_only)) == _nesting(document)
+
+
+def test_the_depth_of_a_body_of_escaped_quotes_is_counted_in_linear_time():
+    body = b"[" * 70 + b'"' + b'\\"' * 500_000  # an open string of escaped quotes: no quadratic rescan
+    started = time.perf_counter()  # ok-float: a time
+    with pytest.raises(Exception, match="not JSON|nested"):
+        loads_request(body)
+    assert time.perf_counter() - started < 2
