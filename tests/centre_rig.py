@@ -233,7 +233,7 @@ class ServedCentre:
         if code is None:
             try:
                 named = json.loads(raw) if raw is not None else body
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested past what json reads
                 named = None
             code = named.get("fixmedins_code") if isinstance(named, dict) else None
             code = code if isinstance(code, str) and code in self.credentials().institutions else PHARMACY

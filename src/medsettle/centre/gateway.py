@@ -114,7 +114,9 @@ class Gateway:
                 "the signature is not SHA-256 of timestamp + passtoken + nonce + timestamp", field=SIGNATURE
             )
         named = body.get("fixmedins_code") if isinstance(body, dict) else None
-        if named != code:
+        # A body that names no institution (not an object, no fixmedins_code string) is the envelope's to
+        # refuse, as malformed: it can change nothing. One that names another institution is refused here.
+        if isinstance(named, str) and named != code:
             raise Unauthenticated(
                 f"the request is signed by {code}'s paasid but names fixmedins_code {str(named)[:32]!r}",
                 field="fixmedins_code",

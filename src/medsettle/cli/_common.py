@@ -128,11 +128,14 @@ def admin_request(centre_url: str, body: dict[str, Any]) -> dict[str, Any]:
         )
     from .. import credentials  # noqa: PLC0415
 
+    # Without the credentials the request is still sent: a wrong --centre is said as such, and a centre
+    # that refuses it for want of the token is answered with why there is none.
     context = click.get_current_context(silent=True)
+    missing: credentials.CredentialsError | None = None
     try:
         headers = credentials.load(context.meta.get(CREDENTIALS_KEY) if context else None).admin_headers()
     except credentials.CredentialsError as exc:
-        raise click.ClickException(str(exc)) from None
+        missing, headers = exc, {"Content-Type": "application/json"}
     req = urllib.request.Request(centre_url.rstrip("/") + "/admin", data=json.dumps(body).encode(), headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
@@ -155,7 +158,10 @@ def admin_request(centre_url: str, body: dict[str, Any]) -> dict[str, Any]:
             "from POST /admin); check --centre"
         )
     if not answer.pop("ok", False):
-        raise click.ClickException(answer.get("error", "the centre refused"))
+        error = str(answer.get("error", "the centre refused"))
+        if missing is not None and error.startswith("UNAUTHENTICATED:"):
+            raise click.ClickException(str(missing))
+        raise click.ClickException(error)
     return answer
 
 
