@@ -54,7 +54,8 @@ def statuses(server: ServedCentre, sign_no: str, psn_no: str) -> dict:
     return {c["card_no"]: c["status"] for c in answer["output"]["cardinfo"]}
 
 
-def card_sale(server: ServedCentre, sign_no: str, psn_no: str, card_no: str) -> dict:
+def card_sale(server: ServedCentre, sign_no: str, psn_no: str, card_no: str, card_sn: str = "") -> dict:
+    """A 2102 by the card (its card_sn: the default registry's, or ``card_sn`` for a replacement)."""
     answer, _ = server.call(
         "2102",
         {
@@ -62,6 +63,7 @@ def card_sale(server: ServedCentre, sign_no: str, psn_no: str, card_no: str) -> 
                 "psn_no": psn_no,
                 "mdtrt_cert_type": "03",
                 "mdtrt_cert_no": card_no,
+                "card_sn": card_sn or default_registry().cards[card_no].card_sn,
                 "med_type": "41",
                 "acct_used_flag": "1",
             },
@@ -94,7 +96,7 @@ def test_a_lost_card_stays_lost_and_its_replacement_is_the_one_usable_card(serve
     ok(served_centre.admin(activate(new)))
     refused(served_centre, activate(new), "card_no", "already active")
     assert "CARD_LOST" in card_sale(served_centre, sign_no, psn, old)["err_msg"]
-    assert card_sale(served_centre, sign_no, psn, new)["infcode"] == 0
+    assert card_sale(served_centre, sign_no, psn, new, lost["replacement"]["card_sn"])["infcode"] == 0
     assert statuses(served_centre, sign_no, psn) == {old: "lost", new: "active"}
 
 
@@ -110,7 +112,8 @@ def test_a_cancelled_card_and_a_dead_persons_card_are_not_activated(served_centr
     ok(served_centre.admin({"action": "cancel_person", "psn_no": dead, "reason": "death"}))
     refused(served_centre, activate(replacement), "card_no", "cancelled")
     assert statuses(served_centre, sign_no, dead)[replacement] == "cancelled"
-    assert "CARD_CANCELLED" in card_sale(served_centre, sign_no, dead, replacement)["err_msg"]
+    sale = card_sale(served_centre, sign_no, dead, replacement, lost["replacement"]["card_sn"])
+    assert "CARD_CANCELLED" in sale["err_msg"]
 
 
 def test_a_card_still_being_made_is_not_activated(served_centre):
@@ -189,6 +192,6 @@ def test_a_restart_replays_the_same_cards(tmp_path):
         refused(server, activate(old), "card_no", "lost")  # the replayed state refuses what the live one did
         refused(server, activate(new), "card_no", "already active")
         refused(server, activate(card_of(dead)), "card_no", "cancelled")
-        assert card_sale(server, sign_no, psn, new)["infcode"] == 0
+        assert card_sale(server, sign_no, psn, new, lost["replacement"]["card_sn"])["infcode"] == 0
     finally:
         server.stop()

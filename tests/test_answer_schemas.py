@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from centre_rig import CODES, HOSPITAL, PHARMACY, POLICY, ServedCentre, card_of, default_registry, first_person
+from centre_rig import CODES, HOSPITAL, PHARMACY, POLICY, ServedCentre, certificate_of, default_registry, first_person
 from medsettle.centre.answer_schemas import OUTPUTS, AnswerEnvelope
 
 EMPLOYEE = first_person("130100", "310")
@@ -117,7 +117,7 @@ def schema(server: ServedCentre) -> dict:
 
 
 def sale(psn: str, lines: list[tuple[int, str, str]]) -> dict:
-    data = {"psn_no": psn, "mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn), "med_type": "41"}
+    data = {"psn_no": psn, **certificate_of(psn), "med_type": "41"}
     return {
         "data": {**data, "acct_used_flag": "1"},
         "feedetail": [
@@ -164,16 +164,17 @@ def answers(server: ServedCentre) -> list[tuple[str, dict]]:
 
     employee_id = default_registry().identities[EMPLOYEE].certno
     call("1101", {"data": {"mdtrt_cert_type": "02", "certno": employee_id}})
-    call("1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(EMPLOYEE)}})
+    call("1101", {"data": {**certificate_of(EMPLOYEE)}})
     call("2101", sale(EMPLOYEE, [(0, "12.50", "2"), (1, "8.00", "1")]))
     sold, _ = call("2102", sale(EMPLOYEE, [(0, "12.50", "2"), (1, "8.00", "1")]))
     call("2103", {"data": {"setl_id": sold["output"]["setlinfo"]["setl_id"], "psn_no": EMPLOYEE}})
     _, lost = call("2102", sale(EMPLOYEE, [(0, "3.00", "1")]))
     call("2601", {"data": {"psn_no": EMPLOYEE, "omsgid": lost, "oinfno": "2102"}})
-    call("5206", {"data": {"psn_no": EMPLOYEE, "cum_ym": "202603"}})
+    call("5206", {"data": {"psn_no": EMPLOYEE, "cum_ym": "202603", **certificate_of(EMPLOYEE)}})
 
     certno = default_registry().identities[RESIDENT].certno
-    visit = call("2201", {"data": {"psn_no": RESIDENT, "begntime": "2026-03-02 09:30:00"}}, HOSPITAL)[0]
+    register = {"psn_no": RESIDENT, "begntime": "2026-03-02 09:30:00", **certificate_of(RESIDENT, "02")}
+    visit = call("2201", {"data": register}, HOSPITAL)[0]
     mdtrt_id = visit["output"]["data"]["mdtrt_id"]
     info = {"mdtrt_id": mdtrt_id, "psn_no": RESIDENT, "med_type": "14"}
     call("2203", {"mdtrtinfo": info, "diseinfo": []}, HOSPITAL)
@@ -185,7 +186,7 @@ def answers(server: ServedCentre) -> list[tuple[str, dict]]:
     call("2208", {"data": {"setl_id": setl_id, "mdtrt_id": mdtrt_id, "psn_no": RESIDENT}}, HOSPITAL)
 
     psn = another_employee()
-    cert = {"mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn)}
+    cert = {**certificate_of(psn)}
     admit = {"psn_no": psn, "med_type": "21", "begntime": "2026-03-01 08:00:00", **cert}
     stay = call("2401", {"mdtrtinfo": admit, "diseinfo": []}, HOSPITAL)[0]["output"]["data"]["mdtrt_id"]
     call("2301", {"feedetail": [fee(stay, psn, "1", "20000.00", "21", "2026-03-03 10:00:00")]}, HOSPITAL)

@@ -15,6 +15,7 @@ from centre_rig import (
     POLICY,
     ServedCentre,
     card_of,
+    certificate_of,
     default_population,
     default_registry,
     first_person,
@@ -26,8 +27,7 @@ def sale(psn_no, lines=((0, "12.50", "2"),), **data):
     return {
         "data": {
             "psn_no": psn_no,
-            "mdtrt_cert_type": "03",
-            "mdtrt_cert_no": card_of(psn_no) if psn_no in default_registry().cards_of else "",
+            **(certificate_of(psn_no) if psn_no in default_registry().cards_of else {}),
             "med_type": "41",
             "acct_used_flag": "1",
             **data,
@@ -151,8 +151,7 @@ def test_an_outpatient_visit_from_registration_to_settlement_and_back(tmp_path):
                     "psn_no": psn,
                     "insutype": "310",
                     "begntime": "2026-03-02 09:30:00",
-                    "mdtrt_cert_type": "03",
-                    "mdtrt_cert_no": card_of(psn),
+                    **certificate_of(psn),
                     "ipt_otp_no": "OP1",
                 }
             },
@@ -184,6 +183,7 @@ def test_an_outpatient_visit_from_registration_to_settlement_and_back(tmp_path):
                 "medfee_sumamt": "54.00",
                 "acct_used_flag": "1",
                 "insutype": "310",
+                **certificate_of(psn),
             }
         }
         pre, _ = call("2206", settle_input)
@@ -220,15 +220,16 @@ def test_an_outpatient_visit_from_registration_to_settlement_and_back(tmp_path):
 
 def test_accumulators_after_a_settlement(served_centre):
     psn = first_person()
+    cert = certificate_of(psn)
     sign_no = served_centre.sign_in()
-    before, _ = served_centre.call("5206", {"data": {"psn_no": psn, "cum_ym": "202603"}}, sign_no=sign_no)
+    before, _ = served_centre.call("5206", {"data": {"psn_no": psn, "cum_ym": "202603", **cert}}, sign_no=sign_no)
     assert before["infcode"] == 0, before
     settled, _ = served_centre.call("2102", sale(psn, lines=((0, "300.00", "1"),)), sign_no=sign_no)
     info = settled["output"]["setlinfo"]
-    after, _ = served_centre.call("5206", {"data": {"psn_no": psn, "cum_ym": "202603"}}, sign_no=sign_no)
+    after, _ = served_centre.call("5206", {"data": {"psn_no": psn, "cum_ym": "202603", **cert}}, sign_no=sign_no)
     cum = {c["cum_type_code"]: c["cum"] for c in after["output"]["cuminfo"]}
     assert cum["D-outpatient"] == info["act_pay_dedc"] and cum["P-outpatient"] == info["hifp_pay"]
-    bad, _ = served_centre.call("5206", {"data": {"psn_no": psn, "cum_ym": "2026-3"}}, sign_no=sign_no)
+    bad, _ = served_centre.call("5206", {"data": {"psn_no": psn, "cum_ym": "2026-3", **cert}}, sign_no=sign_no)
     assert bad["infcode"] == -1 and "cum_ym" in bad["err_msg"]
 
 
@@ -270,7 +271,10 @@ def test_reversal_of_a_registration(served_centre):
     psn = first_person()
     sign_no = served_centre.sign_in(HOSPITAL)
     reg, omsgid = served_centre.call(
-        "2201", {"data": {"psn_no": psn, "begntime": "2026-03-02 09:30:00"}}, sign_no=sign_no, fixmedins_code=HOSPITAL
+        "2201",
+        {"data": {"psn_no": psn, "begntime": "2026-03-02 09:30:00", **certificate_of(psn)}},
+        sign_no=sign_no,
+        fixmedins_code=HOSPITAL,
     )
     mdtrt_id = reg["output"]["data"]["mdtrt_id"]
     rvs, _ = served_centre.call(
@@ -371,7 +375,13 @@ def test_an_inpatient_stay_with_a_mid_stay_settlement(tmp_path):
             return server.call(infno, input_, sign_no=sign_no, fixmedins_code=HOSPITAL, **kw)[0]
 
         admit = {
-            "mdtrtinfo": {"psn_no": psn, "med_type": "21", "begntime": "2026-03-01 08:00:00", "ipt_no": "Z1"},
+            "mdtrtinfo": {
+                "psn_no": psn,
+                "med_type": "21",
+                "begntime": "2026-03-01 08:00:00",
+                "ipt_no": "Z1",
+                **certificate_of(psn),
+            },
             "diseinfo": [{"diag_code": "K35"}],
         }
         first = call("2401", admit)
@@ -380,9 +390,9 @@ def test_an_inpatient_stay_with_a_mid_stay_settlement(tmp_path):
         again = call("2401", admit)
         assert again["infcode"] == -1 and "in hospital already" in again["err_msg"]
         assert call("2301", {"feedetail": [inpatient_fee(stay, psn, "1", "600.00")]})["infcode"] == 0
-        early = call("2304", {"data": {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "0"}})
+        early = call("2304", {"data": {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "0", **certificate_of(psn)}})
         assert early["infcode"] == -1 and "discharge first" in early["err_msg"]
-        mid = call("2304", {"data": {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "1"}})
+        mid = call("2304", {"data": {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "1", **certificate_of(psn)}})
         assert mid["infcode"] == 0, mid
         assert mid["output"]["setlinfo"]["act_pay_dedc"] == 600.0
         assert call("2301", {"feedetail": [inpatient_fee(stay, psn, "2", "800.00")]})["infcode"] == 0
@@ -393,7 +403,7 @@ def test_an_inpatient_stay_with_a_mid_stay_settlement(tmp_path):
             )["infcode"]
             == 0
         )
-        final = call("2304", {"data": {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "0"}})
+        final = call("2304", {"data": {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "0", **certificate_of(psn)}})
         assert final["infcode"] == 0, final
         assert final["output"]["setlinfo"]["act_pay_dedc"] == 400.0
         assert final["output"]["setlinfo"]["setl_time"].startswith("2026-")
@@ -406,7 +416,7 @@ def test_an_inpatient_stay_with_a_mid_stay_settlement(tmp_path):
         sign_no = server.sign_in(HOSPITAL)
         second = server.call(
             "2401",
-            {"mdtrtinfo": {"psn_no": psn, "med_type": "21", "begntime": "2026-04-01 08:00:00"}},
+            {"mdtrtinfo": {"psn_no": psn, "med_type": "21", "begntime": "2026-04-01 08:00:00", **certificate_of(psn)}},
             sign_no=sign_no,
             fixmedins_code=HOSPITAL,
         )[0]
@@ -432,7 +442,7 @@ def test_an_inpatient_stay_with_a_mid_stay_settlement(tmp_path):
         )
         pre = server.call(
             "2303",
-            {"data": {"psn_no": psn, "mdtrt_id": stay2, "mid_setl_flag": "0"}},
+            {"data": {"psn_no": psn, "mdtrt_id": stay2, "mid_setl_flag": "0", **certificate_of(psn)}},
             sign_no=sign_no,
             fixmedins_code=HOSPITAL,
         )[0]
@@ -513,9 +523,7 @@ def test_cards_person_info_activation_loss_and_cancellation(tmp_path):
         # An issued card is activated by its first pharmacy sale.
         first_use, _ = server.call("2102", sale(issued.psn_no), sign_no=sign_no)
         assert first_use["infcode"] == 0, first_use
-        status, _ = server.call(
-            "1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": issued.card_no}}, sign_no=sign_no
-        )
+        status, _ = server.call("1101", {"data": certificate_of(issued.psn_no)}, sign_no=sign_no)
         assert status["output"]["cardinfo"] == [{"card_no": issued.card_no, "status": "active"}]
         # Reported lost (and replaced): the old card is refused at every counter, as a stored answer.
         lost = server.admin({"action": "card", "card_no": active.card_no, "card_action": "lost", "replace": True})
@@ -538,7 +546,8 @@ def test_cards_person_info_activation_loss_and_cancellation(tmp_path):
         again, _ = server.call("2102", sale(active.psn_no), sign_no=sign_no)
         assert again["err_msg"].startswith("CARD_LOST")
         no_card = sale(issued.psn_no)
-        no_card["data"]["mdtrt_cert_type"] = "02"
+        no_card["data"] = {**no_card["data"], **certificate_of(issued.psn_no, "02")}
+        del no_card["data"]["card_sn"]
         dead, _ = server.call("2102", no_card, sign_no=sign_no)
         assert dead["err_msg"].startswith("PERSON_INACTIVE"), dead
     finally:
@@ -564,9 +573,7 @@ def test_admin_commands_credit_and_cancel_through_the_cli(served_centre):
     )
     assert again.returncode == 1 and "already made" in again.stderr
     sign_no = served_centre.sign_in()
-    info, _ = served_centre.call(
-        "1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn)}}, sign_no=sign_no
-    )
+    info, _ = served_centre.call("1101", {"data": {**certificate_of(psn)}}, sign_no=sign_no)
     assert f"{info['output']['insuinfo'][0]['balc']:.2f}" == credited["balc"]
     lost = subprocess.run(
         cli + ["card", card_of(psn), "lost", "--replace", "--centre", served_centre.url],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from centre_rig import id_certificate
 from medsettle.centre.institutions import default_institutions
 from medsettle.centre.service import Centre
 from medsettle.engine import Population, Settler
@@ -43,7 +44,7 @@ def test_a_day_at_the_pharmacy_survives_a_restart_on_both_backends(open_journal)
             "fixmedins_code": PHARMACY,
             "sign_no": sign,
             "input": {
-                "data": {"psn_no": psn, "med_type": "41"},
+                "data": {"psn_no": psn, **id_certificate(psn, 300), "med_type": "41"},
                 "feedetail": [{"feedetl_sn": "1", "med_list_codg": code, "pric": "9.90", "cnt": "3"}],
             },
         }

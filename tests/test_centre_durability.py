@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from centre_rig import id_certificate
 from faults import small_sqlite_journal
 from medsettle.centre.institutions import default_institutions
 from medsettle.centre.service import Centre
@@ -32,7 +33,7 @@ def sale_request(sign_no, msgid, psn):
         "fixmedins_code": PHARMACY,
         "sign_no": sign_no,
         "input": {
-            "data": {"psn_no": psn, "med_type": "41", "acct_used_flag": "1"},
+            "data": {"psn_no": psn, **id_certificate(psn, 200), "med_type": "41", "acct_used_flag": "1"},
             "feedetail": [{"feedetl_sn": "1", "med_list_codg": code, "pric": "3.00", "cnt": "1", "memo": "x" * 600}],
         },
     }

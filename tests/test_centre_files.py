@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from centre_rig import CODES, HOSPITAL, PHARMACY, POLICY, ServedCentre, card_of, first_person
+from centre_rig import CODES, HOSPITAL, PHARMACY, POLICY, ServedCentre, certificate_of, first_person
 from medsettle.centre.institutions import default_institutions
 from medsettle.centre.service import Centre
 from medsettle.engine import Population, Settler
@@ -108,8 +108,7 @@ def sale(psn_no: str) -> dict:
     return {
         "data": {
             "psn_no": psn_no,
-            "mdtrt_cert_type": "03",
-            "mdtrt_cert_no": card_of(psn_no),
+            **certificate_of(psn_no),
             "med_type": "41",
             "medfee_sumamt": "25.00",
             "acct_used_flag": "1",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from centre_rig import id_certificate
 from medsettle.centre.institutions import default_institutions
 from medsettle.centre.service import Centre
 from medsettle.engine import Population, Settler
@@ -36,7 +37,7 @@ def sale(sign_no, psn, msgid, insuplc=""):
         "sign_no": sign_no,
         "insuplc_admdvs": insuplc,
         "input": {
-            "data": {"psn_no": psn, "med_type": "41"},
+            "data": {"psn_no": psn, **id_certificate(psn, 300), "med_type": "41"},
             "feedetail": [{"feedetl_sn": "1", "med_list_codg": CODE, "pric": "9.90", "cnt": "3"}],
         },
     }

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from centre_rig import id_certificate
 from medsettle.centre.institutions import default_institutions
 from medsettle.centre.service import Centre
 from medsettle.engine import Population, Settler
@@ -100,7 +101,7 @@ def sale(sign_no, msgid, psn):
         "fixmedins_code": PHARMACY,
         "sign_no": sign_no,
         "input": {
-            "data": {"psn_no": psn, "med_type": "41", "acct_used_flag": "1"},
+            "data": {"psn_no": psn, **id_certificate(psn, 200), "med_type": "41", "acct_used_flag": "1"},
             "feedetail": [
                 {
                     "feedetl_sn": "1",

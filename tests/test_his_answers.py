@@ -21,7 +21,16 @@ from typing import Any
 
 import pytest
 
-from centre_rig import CODES, HOSPITAL, PHARMACY, POLICY, ServedCentre, card_of, default_registry, first_person
+from centre_rig import (
+    CODES,
+    HOSPITAL,
+    PHARMACY,
+    POLICY,
+    ServedCentre,
+    certificate_of,
+    default_registry,
+    first_person,
+)
 from medsettle.centre.answers import ANSWER, Stamps
 from medsettle.centre.institutions import default_institutions
 from medsettle.centre.messages import Envelope
@@ -97,8 +106,7 @@ def sale(psn: str, lines: list[tuple[int, str, str]]) -> dict:
     return {
         "data": {
             "psn_no": psn,
-            "mdtrt_cert_type": "03",
-            "mdtrt_cert_no": card_of(psn),
+            **certificate_of(psn),
             "med_type": "41",
             "acct_used_flag": "1",
         },
@@ -222,7 +230,9 @@ def test_every_settlement_answer_has_every_key_with_the_registrys_and_the_policy
 
     hospital = His(server, HOSPITAL)
     ident = default_registry().identities[RESIDENT]
-    reg = hospital.call("2201", {"data": {"psn_no": RESIDENT, "begntime": "2026-03-02 09:30:00"}})
+    reg = hospital.call(
+        "2201", {"data": {"psn_no": RESIDENT, "begntime": "2026-03-02 09:30:00", **certificate_of(RESIDENT)}}
+    )
     visit = reg["output"]["data"]["mdtrt_id"]
     hospital.call("2203", {"mdtrtinfo": {"mdtrt_id": visit, "psn_no": RESIDENT, "med_type": "14"}, "diseinfo": []})
     hospital.call("2204", {"feedetail": [fee(visit, RESIDENT, "1", NO_CAP[0], "900.00", "14", DAY)]})
@@ -247,8 +257,7 @@ def test_each_fund_answers_what_it_may_still_pay_this_year(server):
                 "psn_no": psn,
                 "med_type": "21",
                 "begntime": "2026-03-01 08:00:00",
-                "mdtrt_cert_type": "03",
-                "mdtrt_cert_no": card_of(psn),
+                **certificate_of(psn),
             },
             "diseinfo": [],
         },
@@ -256,8 +265,7 @@ def test_each_fund_answers_what_it_may_still_pay_this_year(server):
     stay = admit["output"]["data"]["mdtrt_id"]
     codes = NO_CAP
     hospital.call("2301", {"feedetail": [fee(stay, psn, "1", codes[0], "20000.00", "21", "2026-03-03 10:00:00")]})
-    data = {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "1", "mdtrt_cert_type": "03"}
-    data["mdtrt_cert_no"] = card_of(psn)
+    data = {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "1", **certificate_of(psn)}
     pre = hospital.call("2303", {"data": data})
     mid = hospital.call("2304", {"data": data})
     info = check_settlement(mid, med_type="21", cert_type="03")
@@ -292,15 +300,20 @@ def test_a_resent_settlement_after_a_restart_answers_the_same_bytes(tmp_path):
         send(pharmacy, "2102", sale(EMPLOYEE, [(1, "30.00", "1"), (0, "4.00", "3")]))
         send(pharmacy, "2103", {"data": {"setl_id": sold["output"]["setlinfo"]["setl_id"], "psn_no": EMPLOYEE}})
         psn = second_employee()
-        visit = hospital.call("2201", {"data": {"psn_no": psn, "begntime": "2026-03-02 09:30:00"}})
+        visit = hospital.call(
+            "2201", {"data": {"psn_no": psn, "begntime": "2026-03-02 09:30:00", **certificate_of(psn)}}
+        )
         visit_id = visit["output"]["data"]["mdtrt_id"]
         hospital.call("2203", {"mdtrtinfo": {"mdtrt_id": visit_id, "psn_no": psn, "med_type": "11"}, "diseinfo": []})
         hospital.call("2204", {"feedetail": [fee(visit_id, psn, "1", NO_CAP[0], "80.00", "11", DAY)]})
-        send(hospital, "2207", {"data": {"psn_no": psn, "mdtrt_id": visit_id, "mdtrt_cert_type": "02"}})
-        admit = {"mdtrtinfo": {"psn_no": psn, "med_type": "21", "begntime": "2026-03-01 08:00:00"}, "diseinfo": []}
+        send(hospital, "2207", {"data": {"psn_no": psn, "mdtrt_id": visit_id, **certificate_of(psn, "02")}})
+        admit = {
+            "mdtrtinfo": {"psn_no": psn, "med_type": "21", "begntime": "2026-03-01 08:00:00", **certificate_of(psn)},
+            "diseinfo": [],
+        }
         stay = hospital.call("2401", admit)["output"]["data"]["mdtrt_id"]
         hospital.call("2301", {"feedetail": [fee(stay, psn, "1", NO_CAP[0], "9000.00", "21", DAY)]})
-        send(hospital, "2304", {"data": {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "1"}})
+        send(hospital, "2304", {"data": {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "1", **certificate_of(psn)}})
     finally:
         server.stop()
     server = ServedCentre(tmp_path / "centre").start()  # the answers are rebuilt from the journal's records
@@ -309,7 +322,7 @@ def test_a_resent_settlement_after_a_restart_answers_the_same_bytes(tmp_path):
         for code, msgid, infno, body, first in sent:
             answer = json.loads(first)
             med_type = {"2207": "11", "2304": "21"}.get(infno, "41")
-            check_settlement(answer, med_type=med_type, cert_type={"2207": "02", "2304": None}.get(infno, "03"))
+            check_settlement(answer, med_type=med_type, cert_type={"2207": "02"}.get(infno, "03"))
             again = others[code].raw(infno, body, msgid)
             assert again[again.index(b'"err_msg"') :] == first[first.index(b'"err_msg"') :], infno
             assert json.loads(again)["inf_refmsgid"] != answer["inf_refmsgid"]

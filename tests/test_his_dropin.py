@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from centre_rig import CODES, HOSPITAL, PHARMACY, POLICY, ServedCentre, card_of, default_registry
+from centre_rig import CODES, HOSPITAL, PHARMACY, POLICY, ServedCentre, card_of, certificate_of, default_registry
 from medsettle.timeutil import SHANGHAI
 from platform_keys import BASEINFO_KEYS, ENVELOPE_KEYS, INSUINFO_KEYS, RESULT_KEYS, SETLDETAIL_KEYS, SETLINFO_KEYS
 
@@ -437,7 +437,7 @@ def test_sign_in_and_1101_by_card(server, books):
     his = DropInHis(server, PHARMACY, books)
     assert his.sign_no
     psn = EMPLOYEES[0]
-    answer = his.send("1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn)}})
+    answer = his.send("1101", {"data": {**certificate_of(psn)}})
     base, insu = answer["output"]["baseinfo"], answer["output"]["insuinfo"]
     assert list(base) == BASEINFO_KEYS or set(base) == set(BASEINFO_KEYS), sorted(set(base) ^ set(BASEINFO_KEYS))
     assert base["psn_no"] == psn
@@ -450,7 +450,8 @@ def test_sign_in_and_1101_by_card(server, books):
 def outpatient_visit(his: DropInHis, psn: str, med_type: str, lines: list[tuple[str, int, str, str]]) -> dict:
     ident = default_registry().identities[psn]
     otp_no = f"MZ{psn[-6:]}{med_type}"
-    reg = his.send("2201", {"data": {"psn_no": psn, "begntime": when(2), "ipt_otp_no": otp_no, "dept_name": "内科"}})
+    register = {"psn_no": psn, "begntime": when(2), "ipt_otp_no": otp_no, "dept_name": "内科"}
+    reg = his.send("2201", {"data": {**register, "mdtrt_cert_type": "02", "mdtrt_cert_no": ident.certno}})
     data = reg["output"]["data"]
     assert list(data) == REGISTER_KEYS or set(data) == set(REGISTER_KEYS), data
     assert data["psn_no"] == psn and data["mdtrt_id"] and data["ipt_otp_no"] == otp_no, data
@@ -499,9 +500,9 @@ def test_an_outpatient_day_with_a_cancel(server, books):
 def test_a_pharmacy_sale(server, books):
     his = DropInHis(server, PHARMACY, books)
     psn = EMPLOYEES[0]
-    person = his.send("1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn)}})["output"]
+    person = his.send("1101", {"data": {**certificate_of(psn)}})["output"]
     sent = fees(None, psn, "41", [("1", 0, "12.50", "2"), ("2", 1, "8.00", "1")])
-    data = {"psn_no": person["baseinfo"]["psn_no"], "mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn)}
+    data = {"psn_no": person["baseinfo"]["psn_no"], **certificate_of(psn)}
     data |= {"med_type": "41", "medfee_sumamt": total(sent), "insutype": person["insuinfo"][0]["insutype"]}
     data |= {"psn_setlway": "01", "acct_used_flag": "1"}
     pre = his.settle("2101", {"data": data, "feedetail": sent}, med_type="41", cert_type="03")
@@ -513,15 +514,17 @@ def test_a_pharmacy_sale(server, books):
 def test_an_inpatient_stay_with_a_mid_stay_settlement(server, books):
     his = DropInHis(server, HOSPITAL, books)
     psn = EMPLOYEES[3]
-    card = card_of(psn)
+    card, card_sn = card_of(psn), certificate_of(psn)["card_sn"]
     disease = {"diag_type": "1", "diag_srt_no": "1", "diag_code": "K35.800", "diag_name": "阑尾炎", "vali_flag": "1"}
     admission = {"psn_no": psn, "insutype": "310", "begntime": when(72), "mdtrt_cert_type": "03"}
-    admission |= {"mdtrt_cert_no": card, "med_type": "21", "ipt_no": "IPT0001", "adm_dept_name": "外科"}
+    admission |= {"mdtrt_cert_no": card, "card_sn": card_sn, "med_type": "21", "ipt_no": "IPT0001"}
+    admission["adm_dept_name"] = "外科"
     admit = his.send("2401", {"mdtrtinfo": admission, "diseinfo": [disease]})
     stay = admit["output"]["data"]["mdtrt_id"]
     first = fees(stay, psn, "21", [("1", 0, "2000.00", "1"), ("2", 1, "350.50", "2")])
     check_fee_rows(his.send("2301", {"feedetail": first}), first)
-    data = {"psn_no": psn, "mdtrt_id": stay, "mdtrt_cert_type": "03", "mdtrt_cert_no": card, "med_type": "21"}
+    data = {"psn_no": psn, "mdtrt_id": stay, "mdtrt_cert_type": "03", "mdtrt_cert_no": card, "card_sn": card_sn}
+    data["med_type"] = "21"
     data |= {"insutype": "310", "medfee_sumamt": total(first), "mid_setl_flag": "1", "acct_used_flag": "0"}
     mid = his.settle("2304", {"data": data}, med_type="21", cert_type="03")
     assert mid["medfee_sumamt"] == Decimal(total(first))
@@ -538,7 +541,7 @@ def test_a_lost_answer_then_2601(server, books, reversals):
     his = DropInHis(server, PHARMACY, books)
     psn = EMPLOYEES[4]
     sent = fees(None, psn, "41", [("1", 1, "20.00", "1")])
-    data = {"psn_no": psn, "mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn), "med_type": "41"}
+    data = {"psn_no": psn, **certificate_of(psn), "med_type": "41"}
     data |= {"medfee_sumamt": total(sent), "insutype": "310", "acct_used_flag": "1"}
     sale = {"data": data, "feedetail": sent}
     lost = his.lose("2102", sale)
@@ -582,7 +585,7 @@ def test_3201_for_the_day_then_the_file_based_3202(server, books, reversals):
         if lines:  # at least one settlement of each institution, whatever ran before
             psn = EMPLOYEES[5]
             sent = fees(None, psn, "41", lines)
-            data = {"psn_no": psn, "mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn), "med_type": "41"}
+            data = {"psn_no": psn, **certificate_of(psn), "med_type": "41"}
             his.settle(
                 "2102",
                 {"data": {**data, "medfee_sumamt": total(sent)}, "feedetail": sent},

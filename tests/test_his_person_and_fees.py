@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from centre_rig import HOSPITAL, POLICY, ServedCentre, card_of, default_registry, first_person
+from centre_rig import HOSPITAL, POLICY, ServedCentre, card_of, certificate_of, default_registry, first_person
 from medsettle.centre.person_info import age_on, person_answer
 from medsettle.centre.registry import PERSON_EVENT, Registry
 from medsettle.engine import Population
@@ -184,8 +184,7 @@ def test_fee_result_rows_carry_every_key_and_the_catalogues_flags(served_centre:
                 "psn_no": psn_no,
                 "insutype": "310",
                 "begntime": "2026-03-02 09:30:00",
-                "mdtrt_cert_type": "03",
-                "mdtrt_cert_no": card_of(psn_no),
+                **certificate_of(psn_no),
                 "ipt_otp_no": "OP7",
             }
         },
@@ -259,7 +258,13 @@ def test_inpatient_fee_rows_too(served_centre: ServedCentre) -> None:
     admit, _ = served_centre.call(
         "2401",
         {
-            "mdtrtinfo": {"psn_no": psn_no, "med_type": "21", "begntime": "2026-03-02 08:00:00", "ipt_no": "Z9"},
+            "mdtrtinfo": {
+                "psn_no": psn_no,
+                "med_type": "21",
+                "begntime": "2026-03-02 08:00:00",
+                "ipt_no": "Z9",
+                **certificate_of(psn_no),
+            },
             "diseinfo": [{"diag_code": "K35"}],
         },
         sign_no=sign_no,

@@ -26,7 +26,7 @@ from centre_rig import (
     HOSPITAL,
     PHARMACY,
     ServedCentre,
-    card_of,
+    certificate_of,
     certno,
     default_registry,
     first_person,
@@ -147,7 +147,7 @@ def employees(n: int, skip: int = 0) -> list[str]:
 
 def sale(psn: str, *lines: tuple[int, str, str], **data: Any) -> dict:
     return {
-        "data": {"psn_no": psn, "mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn), "med_type": "41", **data},
+        "data": {"psn_no": psn, **certificate_of(psn, "02"), "med_type": "41", **data},
         "feedetail": [
             {
                 "feedetl_sn": str(i + 1),
@@ -433,22 +433,24 @@ def test_an_outpatient_visit_and_a_stay_with_iso_times_nulls_and_string_flags(ce
         line.update(med_list_codg=CODES[0], pric="30.00", cnt="1", hosp_appr_flag="1")
         return with_nulls(line, ("det_item_fee_sumamt", "medins_list_codg", "memo", "bilg_dr_codg"))
 
-    cert = {"mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn), "card_sn": None}
+    cert = {**certificate_of(psn, "02"), "card_sn": None}  # a Newtonsoft null: the same as no card_sn
     reg = call("2201", {"data": {"psn_no": psn, "insutype": "310", "begntime": "2026-03-02T09:30:00", **cert}})
     visit = reg["output"]["data"]["mdtrt_id"]
     call("2203", {"mdtrtinfo": {"mdtrt_id": visit, "psn_no": psn, "med_type": "11", "begntime": "2026-03-02T09:30:00"}})
     up = call("2204", {"feedetail": [fee(visit, "1", "2026-03-02T09:40:00", "11")]})
     assert up["output"]["result"][0]["det_item_fee_sumamt"] == 30.0
     settle = {"psn_no": psn, "mdtrt_id": visit, "med_type": "11", "medfee_sumamt": "30.00", "acct_used_flag": "0"}
+    settle |= cert
     settled = call("2207", {"data": with_nulls(settle, ("chrg_bchno", "deferred_voucher_no", "insutype"))})
     assert settled["output"]["setlinfo"]["medfee_sumamt"] == 30.0 and settled["output"]["setlinfo"]["acct_pay"] == 0
     admit = call("2401", {"mdtrtinfo": {"psn_no": psn, "begntime": "2026-03-03T08:00:00", **cert}, "diseinfo": []})
     stay = admit["output"]["data"]["mdtrt_id"]
     call("2301", {"feedetail": [fee(stay, "1", "2026-03-03T10:00:00", "21")]})
-    call("2304", {"data": {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "1"}}, inf_time="2026-03-04T10:00:00")
+    mid = {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": "1", **cert}
+    call("2304", {"data": mid}, inf_time="2026-03-04T10:00:00")
     call("2301", {"feedetail": [fee(stay, "2", "2026-03-04T11:00:00", "21")]})
     call("2402", {"dscginfo": {"mdtrt_id": stay, "psn_no": psn, "endtime": "2026-03-05T10:00:00"}})
-    final = call("2304", {"data": {"psn_no": psn, "mdtrt_id": stay, "mid_setl_flag": 0, "medfee_sumamt": 30}})
+    final = call("2304", {"data": {**mid, "mid_setl_flag": 0, "medfee_sumamt": 30}})
     assert final["output"]["setlinfo"]["medfee_sumamt"] == 30.0
 
 

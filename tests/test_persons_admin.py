@@ -33,12 +33,16 @@ def call(server, infno, input_, sign_no, insuplc="130100"):
     return server.post(envelope(infno, input_, sign_no=sign_no, msgid=msgid, insuplc=insuplc))
 
 
-def sale(psn_no, cert_type, cert_no, price="100.00"):
+def sale(psn_no, cert_type, cert_no, price="100.00", card_sn=""):
+    """A 2102; a card (03) of the default registry goes with its card_sn, a new one with ``card_sn``."""
+    if cert_type == "03" and not card_sn and cert_no in default_registry().cards:
+        card_sn = default_registry().cards[cert_no].card_sn
     return {
         "data": {
             "psn_no": psn_no,
             "mdtrt_cert_type": cert_type,
             "mdtrt_cert_no": cert_no,
+            **({"card_sn": card_sn} if card_sn else {}),
             "med_type": "41",
             "acct_used_flag": "1",
         },
@@ -52,6 +56,11 @@ def sale(psn_no, cert_type, cert_no, price="100.00"):
             }
         ],
     }
+
+
+def by_card(card: dict) -> dict:
+    """The 03 certificate of a card the admin API issued: its number and card_sn."""
+    return {"mdtrt_cert_type": "03", "mdtrt_cert_no": card["card_no"], "card_sn": card["card_sn"]}
 
 
 def test_enrol_contribute_wait_then_settle_and_survive_a_restart(tmp_path):
@@ -85,9 +94,9 @@ def test_enrol_contribute_wait_then_settle_and_survive_a_restart(tmp_path):
         assert card["ready_on"] == "" and card["status"] == "issued" and card["card_sn"].startswith("130100D156")
         again = server.admin({"action": "issue_card", "psn_no": psn, "channel": "on_the_spot"})
         assert not again["ok"] and "already holds card" in again["error"]
-        with_card = call(server, "2102", sale(psn, "03", card["card_no"], "10.00"), sign_no)
+        with_card = call(server, "2102", sale(psn, "03", card["card_no"], "10.00", card["card_sn"]), sign_no)
         assert with_card["infcode"] == 0, with_card  # first use at a pharmacy activates it
-        info = call(server, "1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": card["card_no"]}}, sign_no)
+        info = call(server, "1101", {"data": by_card(card)}, sign_no)
         assert info["output"]["cardinfo"] == [{"card_no": card["card_no"], "status": "active"}]
         assert info["output"]["insuinfo"][0]["emp_name"] == "石家庄第一机械厂"
         balance = info["output"]["insuinfo"][0]["balc"]
@@ -96,7 +105,7 @@ def test_enrol_contribute_wait_then_settle_and_survive_a_restart(tmp_path):
     server = ServedCentre(tmp_path).start()  # everything above is replayed from the journal
     try:
         sign_no = server.sign_in()
-        info = call(server, "1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": card["card_no"]}}, sign_no)
+        info = call(server, "1101", {"data": by_card(card)}, sign_no)
         assert info["infcode"] == 0, info
         assert info["output"]["baseinfo"]["psn_no"] == psn and info["output"]["insuinfo"][0]["balc"] == balance
         assert float(balance) < float(balance_after) < 640
@@ -191,7 +200,8 @@ def test_card_channels(served_centre):
     assert [x["ready_on"] for x in bulk["cards"]] == [ready, ready]
     for month in ("2025-10", "2025-11", "2025-12", "2026-01", "2026-02"):
         ok(served_centre.admin({"action": "contribute", "psn_no": a, "month": month, "base": "6000"}))
-    not_ready = call(served_centre, "2102", sale(a, "03", bulk["cards"][0]["card_no"]), sign_no)
+    first = bulk["cards"][0]
+    not_ready = call(served_centre, "2102", sale(a, "03", first["card_no"], card_sn=first["card_sn"]), sign_no)
     assert not_ready["infcode"] == -1 and "CARD_NOT_READY" in not_ready["err_msg"]
     no_delegate = served_centre.admin({"action": "issue_card", "psn_no": c, "channel": "delegate"})
     assert not no_delegate["ok"] and "delegate_certno" in no_delegate["error"]
@@ -257,7 +267,8 @@ def test_transfer_between_regions_moves_balance_and_accumulators(tmp_path):
         sign_no = server.sign_in()
         paid = call(server, "2102", sale(psn, "03", card_of(psn)), sign_no)
         assert paid["infcode"] == 0, paid
-        before = call(server, "5206", {"data": {"psn_no": psn}}, sign_no)["output"]
+        by_id = {"mdtrt_cert_type": "02", "mdtrt_cert_no": default_registry().identities[psn].certno}
+        before = call(server, "5206", {"data": {"psn_no": psn, **by_id}}, sign_no)["output"]
         cert = ok(server.admin({"action": "transfer_out", "psn_no": psn, "to_admdvs": "330300"}))
         assert cert["from_admdvs"] == "130100"
         assert cert["balance"] == round(paid["output"]["setlinfo"]["balc"] * 100)  # fen, as the accumulators
@@ -287,11 +298,12 @@ def test_transfer_between_regions_moves_balance_and_accumulators(tmp_path):
             }
         )
         assert not twice["ok"] and "already accepted" in twice["error"]
-        after = call(server, "5206", {"data": {"psn_no": psn}}, sign_no, insuplc="330300")["output"]
+        after = call(server, "5206", {"data": {"psn_no": psn, **by_id}}, sign_no, insuplc="330300")["output"]
         assert after == before  # the year's accumulators moved with the person
         new_card = ok(server.admin({"action": "issue_card", "psn_no": psn, "channel": "on_the_spot"}))
         assert new_card["card_sn"].startswith("330300")
-        cross = call(server, "2102", sale(psn, "03", new_card["card_no"], "10.00"), sign_no, insuplc="330300")
+        new = sale(psn, "03", new_card["card_no"], "10.00", new_card["card_sn"])
+        cross = call(server, "2102", new, sign_no, insuplc="330300")
         assert cross["infcode"] == 0, cross  # settled in 130100 for a person now insured in 330300
         assert cross["output"]["setlinfo"]["psn_no"] == psn
     finally:
@@ -302,7 +314,7 @@ def test_transfer_between_regions_moves_balance_and_accumulators(tmp_path):
         info = call(
             server,
             "1101",
-            {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": new_card["card_no"]}},
+            {"data": by_card(new_card)},
             sign_no,
             insuplc="330300",
         )

@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from centre_rig import id_certificate
 from medsettle.engine import Bill, parse_bill
 from medsettle.engine.plainbill import validate_plain
 from medsettle.ledger import JournaledSettler, SQLiteJournal
@@ -151,7 +152,7 @@ def test_the_centre_answers_the_time_at_which_it_settled(tmp_path, monkeypatch):
                 "fixmedins_code": "P13010000001",
                 "sign_no": sign_no,
                 "input": {
-                    "data": {"psn_no": psn, "med_type": "41", "acct_used_flag": "1"},
+                    "data": {"psn_no": psn, **id_certificate(psn, 200), "med_type": "41", "acct_used_flag": "1"},
                     "feedetail": [
                         {
                             "feedetl_sn": "1",
