@@ -91,7 +91,8 @@ def test_a_closed_loop_on_two_workers_against_a_separate_centre(served_run: Path
 def test_a_centre_stopped_for_a_second_shows_in_the_maximum_latency(tmp_path: Path) -> None:
     out = tmp_path / "stopped"
     with ServedCentre(tmp_path / "centre") as centre:
-        args = ["load", "--counters", COUNTERS, "--duration", "4", "--rate", RATE, "--centre", centre.url]
+        # Busy enough that a request is in flight, or queued behind the stop, when the centre stops.
+        args = ["load", "--counters", "40", "--duration", "4", "--rate", "100", "--centre", centre.url]
         args += ["--credentials", str(centre.credentials_file), "--out", str(out)]
         proc = subprocess.Popen(
             [sys.executable, "-m", "medsettle", "bench", *args],
