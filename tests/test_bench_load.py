@@ -212,3 +212,11 @@ def test_the_embedded_centre_gets_enough_institutions_for_many_counters(tmp_path
     pharmacies = [i for i in institutions if i.tier == "pharmacy"]
     assert len(pharmacies) * COUNTERS_PER_INSTITUTION >= 1000 and len(institutions) == 2 * len(pharmacies)
     assert {"H13010000001", "P13010000002", "H33030000003"} <= {i.fixmedins_code for i in institutions}
+
+
+def test_without_locust_bench_load_says_how_to_install_it() -> None:
+    code = "import sys; sys.modules['locust'] = None\nfrom medsettle.cli import main\nmain(['bench', 'load'])"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stderr.splitlines() == [
+        "Error: bench load needs Locust (locust is not installed): pip install 'medsettle[load]'"
+    ], r.stderr

@@ -366,7 +366,8 @@ def result(
     )
     if finished < options.counters:
         invalid.append(
-            f"{options.counters - finished} counters had not finished their bills {options.drain:g} s after the run"
+            f"{options.counters - finished} counters had not finished the bills due {options.drain:g} s after the run "
+            "(the centre fell behind; those bills' latencies are missing: give --drain more)"
         )
     seconds = [
         {

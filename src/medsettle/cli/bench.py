@@ -185,7 +185,15 @@ def load(
     except MixError as exc:
         raise click.ClickException(str(exc)) from None
     from ..bench import report  # noqa: PLC0415
-    from ..bench.run import LoadError, LoadOptions, run_load  # noqa: PLC0415  (imports Locust: gevent patches here)
+
+    try:
+        from ..bench.run import LoadError, LoadOptions, run_load  # noqa: PLC0415  (imports Locust: gevent patches)
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in ("locust", "gevent", "geventhttpclient", "zmq"):
+            raise
+        raise click.ClickException(
+            f"bench load needs Locust ({exc.name} is not installed): pip install 'medsettle[load]'"
+        ) from None
 
     options = LoadOptions(
         counters=counters,
