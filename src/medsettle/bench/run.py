@@ -159,8 +159,8 @@ def make_config(
 
 
 def _run_tag() -> str:
-    """Six base-36 digits of the run's start (tenths of a second, wrapping every 2.3 days... enough: the
-    centre keeps msgids for idempotency, and a later run against it must not reuse an earlier one's)."""
+    """Six base-36 digits of the run's start in tenths of a second (they wrap every 25 days): the centre keeps
+    msgids for idempotency, so a later run against the same journal must not reuse an earlier run's."""
     n, digits = int(time.time() * 10) % 36**6, ""
     for _ in range(6):
         n, d = divmod(n, 36)
