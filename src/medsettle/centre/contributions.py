@@ -3,8 +3,8 @@
 Each is a journaled PERSON_EVENT (medsettle.centre.person_events) that extends the contribution run the
 person's record already holds (docs/agency.md): a gap breaks it as the policy says (engine.eligibility), a
 month after the current one is refused, and a month the account was already credited for ('credit') is
-recorded without a second credit. The credit is bounded as every credit is (docs/settlement.md 'Units and
-limits'): one at most 100,000 yuan, the balance at most 10^11 fen (checked where the event is applied).
+recorded without a second credit. The credit is bounded as every credit is: one at most 100,000 yuan,
+the balance at most 10^11 fen (docs/settlement.md 'Units and limits'; checked where the event is applied).
 """
 
 from __future__ import annotations
