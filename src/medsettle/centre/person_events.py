@@ -18,9 +18,9 @@ from .cards import Cards
 from .core import Ledger
 from .registry import CANCELLED, PERSON_EVENT, Identity, Registry
 
-# The year's accumulators, held per scheme (docs/agency.md 'Scheme changes: a resident who finds a job'):
-# a person's 64-byte state holds those of the scheme they are in; the others wait in the registry. The
-# balance and the admission in progress are the person's, whatever the scheme.
+# The year's accumulators, held per scheme (docs/agency.md 'Scheme changes'): a person's 64-byte state
+# holds those of the scheme they are in; the others wait in the registry. The balance and the admission
+# in progress are the person's, whatever the scheme.
 SCHEME_ACCUMULATORS = ("t2_base", "ded_met", "pooled_paid", "t2_paid", "maf_paid", "adm_count", "acc_year")
 RELATION_EVENTS = ("reenrol", "change_scheme", "unemployed", "reemployed")  # counted in Registry.changes
 FLEXIBLE_UNIT = ("", "灵活就业人员")  # a flexible employee's unit: none (emp_no empty), as 1101 names it
