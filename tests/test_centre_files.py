@@ -35,7 +35,8 @@ def envelope(infno: str, input_: dict, sign_no: str, code: str = PHARMACY) -> di
 
 def raw_call(centre: ServedCentre, body: dict) -> tuple[int, str, bytes]:
     """POST one envelope; (HTTP status, Content-Type, the body's bytes) as they came."""
-    req = urllib.request.Request(centre.url, data=json.dumps(body).encode(), headers={"Content-Type": "text/plain"})
+    headers = {"Content-Type": "text/plain", **centre.signed_headers(body)}
+    req = urllib.request.Request(centre.url, data=json.dumps(body).encode(), headers=headers)
     with urllib.request.urlopen(req, timeout=30) as resp:
         return resp.status, resp.headers.get_content_type(), resp.read()
 
