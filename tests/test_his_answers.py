@@ -97,7 +97,7 @@ class His:
             "sign_no": self.sign_no,
             "input": input_,
         }
-        request = urllib.request.Request(self.server.url, json.dumps(body).encode())
+        request = urllib.request.Request(self.server.url, json.dumps(body).encode(), self.server.signed_headers(body))
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.read()
 

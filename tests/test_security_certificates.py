@@ -132,6 +132,22 @@ def test_a_lost_card_is_refused_whatever_certificate_stands_for_it(world):
     world.ok("2102", sale(psn, certificate_of(psn, "02")))
 
 
+def test_a_card_read_with_its_chip_stands_for_its_number_alone_at_that_institution_only(world):
+    """A real HIS reads the chip for 1101 and names the card by its number alone in the settlement that follows
+    (the platform's 2102/2207/2304 carry no card_sn): taken from that institution, refused from another, and
+    refused once the card is lost."""
+    psn = employee()
+    by_number = {"mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn)}
+    world.refused("2102", sale(psn, by_number), "CERT_REQUIRED", "card_sn")  # nobody read it yet
+    assert world.ok("1101", {"data": certificate_of(psn)})["baseinfo"]["psn_no"] == psn  # the chip, at the pharmacy
+    world.ok("2102", sale(psn, by_number))
+    world.refused("1101", {"data": by_number}, "CERT_REQUIRED", at=SAF_PHARMACY)  # another institution: a guess
+    forward = sale(psn, by_number, saf_cash_amt="100.00")  # a forward carries the card_sn captured at the sale
+    world.refused("2102", forward, "CERT_REQUIRED", "card_sn")
+    admin_ok(world.server.admin({"action": "card", "card_no": card_of(psn), "card_action": "lost"}))
+    world.refused("2102", sale(psn, by_number), "CARD_LOST")
+
+
 def test_1101_by_a_guessed_card_number_tells_nothing(world):
     psn = employee()
     guessed = {"mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn)}

@@ -62,7 +62,7 @@ class Cards:
     ) -> Card | None:
         """Check the certificate a message presents (centre/certificates.py: every type, and that it names
         ``psn_no``); activate an issued card (03) on first use. ``where``: the path of ``data`` in the request."""
-        card = self._certificates.check(data, psn_no, where=where)
+        card = self._certificates.check(data, psn_no, where=where, institution=institution.fixmedins_code)
         if card is None:
             return None
         if card.status == ISSUED:

@@ -16,6 +16,12 @@ platform (docs/messages.md's table): they rely on the encounter's ``mdtrt_id``, 
 certificate, at the same institution, for the same person. The settlements of an encounter (2206/2207,
 2303/2304) carry ``mdtrt_cert_type`` and ``mdtrt_cert_no`` on the platform, so they show one again.
 
+A real HIS reads the card once, with its chip, for 1101 (or 2201/2401), and names it by its number alone in the
+settlement that follows (the platform's 2207/2102/2304 carry no card_sn; the public adapters send none). So a
+03 without card_sn is taken from the institution that presented that card with its card_sn within the last
+CARD_READ_HOURS hours (in this process: a restart forgets it, and the HIS reads the card again); from anyone
+else, or later, it is CERT_REQUIRED. A guessed card number alone still proves nothing.
+
 A store-and-forward forward (``saf_cash_amt``) or a re-settlement of a voucher (``deferred_voucher_no``) is sent
 when the patient may be gone: it carries what the counter captured at the sale, 03 with the card_sn read then
 or 02. A QR e-voucher lives five minutes and is never kept for later, so a 01 there is refused; a card lost or
@@ -24,6 +30,7 @@ cancelled since the sale is refused like any other (the institution bears a refu
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from ..seams import Clock
@@ -31,6 +38,7 @@ from .qr import QrVouchers
 from .registry import Card, CardRefused, Registry
 
 CERT_TYPES = ("01", "02", "03")
+CARD_READ_HOURS = 24  # a card read with its card_sn at an institution stands for its number alone there this long
 
 
 def _field(data: Any, name: str) -> str:
@@ -60,9 +68,12 @@ class Certificates:
         self._qr = qr
         self._clock = clock
 
-    def person_of(self, data: Any, *, where: str = "input.data") -> tuple[str, Card | None]:
+    def person_of(
+        self, data: Any, *, where: str = "input.data", institution: str | None = None
+    ) -> tuple[str, Card | None]:
         """The psn_no the certificate in ``data`` names (and the card, for 03). ``where`` is the path of
-        ``data`` in the request, for the refusal's field."""
+        ``data`` in the request, for the refusal's field; ``institution`` the sender's fixmedins_code (a 03
+        without card_sn is taken from the institution that read the card lately)."""
         cert_type = _field(data, "mdtrt_cert_type")
         cert_no = _field(data, "mdtrt_cert_no")
         if cert_type not in CERT_TYPES:
@@ -85,19 +96,31 @@ class Certificates:
         if cert_type == "02":
             return self._person_by_id_number(data, cert_no, where), None
         card_sn = _field(data, "card_sn")
+        if cert_no and not card_sn and not captured and self._read_lately(institution, cert_no):
+            card = self._registry.card_for(cert_no, field=f"{where}.mdtrt_cert_no", clock=self._clock)
+            return card.psn_no, card
         if not cert_no or not card_sn:
             raise _refused(
                 "CERT_REQUIRED",
                 "a card (03) is named by its number (mdtrt_cert_no) and the identification code read from "
-                "its chip (card_sn)",
+                f"its chip (card_sn), or by its number alone after this institution read it (1101 with its "
+                f"card_sn) within {CARD_READ_HOURS} hours",
                 field=f"{where}.card_sn" if cert_no else f"{where}.mdtrt_cert_no",
             )
         card = self._registry.card_for(cert_no, card_sn, field=f"{where}.mdtrt_cert_no", clock=self._clock)
+        if institution is not None:
+            self._registry.card_reads[(institution, cert_no)] = self._clock.now()
         return card.psn_no, card
 
-    def check(self, data: Any, psn_no: str, *, where: str = "input.data") -> Card | None:
+    def _read_lately(self, institution: str | None, card_no: str) -> bool:
+        read = self._registry.card_reads.get((institution, card_no)) if institution is not None else None
+        return read is not None and self._clock.now() - read <= dt.timedelta(hours=CARD_READ_HOURS)
+
+    def check(
+        self, data: Any, psn_no: str, *, where: str = "input.data", institution: str | None = None
+    ) -> Card | None:
         """Refuse unless the certificate in ``data`` names ``psn_no``; the card, for 03."""
-        person, card = self.person_of(data, where=where)
+        person, card = self.person_of(data, where=where, institution=institution)
         if person != psn_no:
             cert_type = _field(data, "mdtrt_cert_type")
             code, what = {

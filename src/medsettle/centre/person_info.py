@@ -51,7 +51,7 @@ class PersonInfo:
         return {"1101": self._person_info}
 
     def _person_info(self, env: Envelope, institution: Institution, payload: PersonQuery) -> dict:
-        psn_no, _ = self._certificates.person_of(payload.data)
+        psn_no, _ = self._certificates.person_of(payload.data, institution=institution.fixmedins_code)
         if self._regions.partial:
             self._regions.owns_person(psn_no, "input.data.mdtrt_cert_no")
         with self._ledger.lock:

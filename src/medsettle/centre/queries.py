@@ -25,7 +25,7 @@ class Queries:
     def _accumulators(self, env: Envelope, institution: Institution, payload: Accumulators) -> dict:
         data = payload.data
         person = self._ledger.settler.population.index_of(data.psn_no, "input.data.psn_no")
-        self._certificates.check(data, data.psn_no)
+        self._certificates.check(data, data.psn_no, institution=institution.fixmedins_code)
         year = int(data.cum_ym[:4])
         with self._ledger.lock:
             st = self._ledger.settler.engine.get_state(person)

@@ -103,6 +103,9 @@ class Registry:
         self.unemployed: dict[str, dict] = {}  # psn_no -> since (month index) and the unit left
         self.scheme_accumulators: dict[tuple[str, str], dict] = {}  # (psn_no, insutype) -> that scheme's year
         self.changes: dict[str, int] = {}  # psn_no -> relation and employment events applied (their journal keys)
+        # (fixmedins_code, card_no) -> when that institution last presented the card with its chip's card_sn
+        # (centre/certificates.py): in memory only, as a card reader's session is; a restart forgets it
+        self.card_reads: dict[tuple[str, str], dt.datetime] = {}
 
     @classmethod
     def generate(cls, population: Population, *, seed: int = 0, activated_share: float = 0.9) -> Registry:
@@ -221,7 +224,7 @@ class Registry:
 
     def in_transfer(self, psn_no: str) -> bool:
         """Whether the person left a region by a transfer not yet accepted (insured nowhere until it is)."""
-        return any(c["psn_no"] == psn_no and not c["accepted"] for c in self.transfers.values())
+        return any(c["psn_no"] == psn_no and not c["accepted"] and not c.get("void") for c in self.transfers.values())
 
     def add_contribution(self, psn_no: str, month: int) -> tuple[int, int]:
         """Record a month paid; the person's contribution run as it stands now (run_start, paid_through)."""

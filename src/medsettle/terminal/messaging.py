@@ -19,7 +19,7 @@ from .client import CentreUnreachable, Transport
 from .common import Refused
 from .store import CounterStore
 
-# Answers that say the centre is away, not that it refused the message (docs/failures.md 'The centre is away'):
+# Answers that say the centre is away, not that it refused the message (docs/failures.md 'The centre unreachable'):
 # a fail-stopped centre (CENTRE_UNAVAILABLE, until restarted) and one past its connection cap (CENTRE_BUSY).
 # The counter resends them as it resends after no answer, then takes a voucher or settles provisionally.
 CENTRE_AWAY_CODES = ("CENTRE_UNAVAILABLE", "CENTRE_BUSY")
