@@ -157,6 +157,20 @@ class TransferIn(AdminRequest):
     emp_name: str | None = Field(None, min_length=1, max_length=100)
 
 
+class TransferUndo(AdminRequest):
+    """Undo a transfer out not yet accepted: the person is back as before it, the certificate void."""
+
+    action: Literal["transfer_undo"]
+    certificate_no: str = Field(min_length=1)
+
+
+class CreditRun(AdminRequest):
+    """The month-end credit, as the bank makes it: every eligible account credited once for ``month``."""
+
+    action: Literal["credit_run"]
+    month: Month
+
+
 class IssueQr(AdminRequest):
     action: Literal["issue_qr"]
     psn_no: str = Field(min_length=1)
@@ -183,6 +197,8 @@ ADMIN_REQUESTS: dict[str, type[AdminRequest]] = {
     "issue_cards_employer": IssueCardsEmployer,
     "transfer_out": TransferOut,
     "transfer_in": TransferIn,
+    "transfer_undo": TransferUndo,
+    "credit_run": CreditRun,
     "issue_qr": IssueQr,
     "card_record": CardRecord,
 }

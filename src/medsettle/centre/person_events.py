@@ -122,6 +122,10 @@ class PersonEvents:
             registry.file_transfer(body["certificate"])  # ends the relation, cards too
         elif action == "transfer_in":
             self._apply_transfer_in(psn_no, body)
+        elif action == "transfer_undo":
+            from .transfers import apply_transfer_undo  # noqa: PLC0415  # transfers commits through here
+
+            apply_transfer_undo(settler, registry, body)
         else:
             raise ValueError(f"unknown person event {action!r}")
 
@@ -236,7 +240,10 @@ class PersonEvents:
             paid_through=paid_through,
         )
         registry.change_unit(psn_no, body["emp_no"], body["emp_name"])
-        registry.flexible.discard(psn_no)  # accepted with a unit (or the virtual one): neither flexible
+        if body.get("flexible"):  # a flexible employee accepted without a unit (docs/agency.md 'Flexible employees')
+            registry.flexible.add(psn_no)
+        else:
+            registry.flexible.discard(psn_no)  # accepted with a unit (or the virtual one): neither flexible
         registry.unemployed.pop(psn_no, None)  # nor unemployed any more
 
 

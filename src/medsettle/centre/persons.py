@@ -41,7 +41,7 @@ class PersonsFlow:
         self._regions = regions
         self._events = PersonEvents(ledger, registry, cards)
         self._enrolment = Enrolment(ledger, registry, self._events)
-        self._contributions = Contributions(ledger, registry, self._events)
+        self._contributions = Contributions(ledger, registry, self._events, cards)
         self._card_issue = CardIssue(ledger, registry, self._events)
         self._transfers = Transfers(ledger, registry, self._events)
         self._employment = Employment(ledger, registry, self._events)
@@ -94,6 +94,10 @@ class PersonsFlow:
                 return self._transfers.transfer_out(req)
             case A.TransferIn():
                 return self._transfers.transfer_in(req)
+            case A.TransferUndo():
+                return self._transfers.transfer_undo(req)
+            case A.CreditRun():
+                return self._contributions.credit_run(req, self._regions)
             case A.IssueQr():
                 return self.issue_qr(req)
             case A.CardRecord():
@@ -125,6 +129,8 @@ class PersonsFlow:
                     "by a process owning both (the person's state lives in the old one)",
                     field="certificate_no",
                 )
+        if isinstance(req, A.TransferUndo) and req.certificate_no in self._registry.transfers:
+            self._regions.owns_person(self._registry.transfers[req.certificate_no]["psn_no"], "certificate_no")
         if isinstance(req, A.TransferOut) and req.to_admdvs not in self._regions.owned:
             raise InvalidInput(
                 f"region {req.to_admdvs} is owned by another centre process: transfer within the "

@@ -1,6 +1,6 @@
 """``medsettle persons enrol|change-unit|change-scheme|unemployed|reemployed|contribute|issue-card|employer-cards|
-transfer-out|transfer-in|qr``: the agency's side of persons and cards, each one admin request to a running
-centre (POST /admin)."""
+transfer-out|transfer-in|transfer-undo|credit-run|qr``: the agency's side of persons and cards, each one admin
+request to a running centre (POST /admin)."""
 
 from __future__ import annotations
 
@@ -132,6 +132,22 @@ def register_agency_commands(persons: click.Group) -> None:
     def transfer_in(centre_url: str, **fields: str | None) -> None:
         """Accept a transfer certificate in the new region."""
         _post(centre_url, {"action": "transfer_in", **fields})
+
+    @persons.command("transfer-undo")
+    @click.argument("certificate_no")
+    @CENTRE
+    def transfer_undo(centre_url: str, certificate_no: str) -> None:
+        """Undo a transfer out not yet accepted: the person insured here again as before it, the certificate
+        void."""
+        _post(centre_url, {"action": "transfer_undo", "certificate_no": certificate_no})
+
+    @persons.command("credit-run")
+    @click.option("--month", required=True, callback=month_option, help="The month credited, yyyy-mm.")
+    @CENTRE
+    def credit_run(centre_url: str, month: str) -> None:
+        """The month-end account credit, as the bank makes it: every account due one for the month, once (a
+        second run credits nothing); answers how many were credited, already credited and not eligible."""
+        _post(centre_url, {"action": "credit_run", "month": month})
 
     @persons.command("qr")
     @click.argument("psn_no")
