@@ -1,4 +1,4 @@
-"""What a store-and-forward counter caches for provisional settlement (docs/failures.md 'Store and forward'):
+"""What a store-and-forward counter caches for provisional settlement (docs/failures.md 'Store-and-forward'):
 the pooled-fund rule set in force and the catalogue in force, kept in the journal's meta (``rules``,
 ``catalogue``) and refreshed at every sign-in.
 
