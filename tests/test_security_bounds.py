@@ -1,9 +1,9 @@
-"""Every amount and balance has a bound, checked before it is applied (issue 15, docs/settlement.md 'Units and
-limits'): one credit at most 10^7 fen, a balance at most 10^11 fen, in both engines and the ledger. The issue's
-attack: an admin credit of 92233720368546451.17 set the balance to 2^63-1 and a later cancel wrapped it to about
--9.2e16, which survived replay. Now the credit is refused naming its field and the bound, a cancel whose refund
-would pass the balance bound is refused (BALANCE_LIMIT) and only its answer is journaled, and replay stops at an
-entry past a bound instead of applying it. On SQLite and PostgreSQL, on both engines."""
+"""Every amount and balance has a bound, checked before it is applied (issue 15, docs/settlement.md
+'Units and limits'): one credit at most 10^7 fen, a balance at most 10^11 fen, in both engines and the ledger.
+The issue's attack: an admin credit of 92233720368546451.17 set the balance to 2^63-1 and a later cancel wrapped
+it to about -9.2e16, which survived replay. Now the credit is refused naming its field and the bound, a cancel
+whose refund would pass the balance bound is refused (BALANCE_LIMIT) and only its answer is journaled, and
+replay stops at an entry past a bound instead of applying it. On SQLite and PostgreSQL, on both engines."""
 
 from __future__ import annotations
 
