@@ -66,8 +66,9 @@ def plot(result: Mapping[str, Any], path: Path) -> None:
     rows = result["seconds"]
     xs = [r["second"] for r in rows]
     fig, (lat, thr, err) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    gap = float("nan")  # ok-float: a second without answers, a gap in a latency line of the plot
     for label in ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"):
-        lat.plot(xs, [r[label] if r[label] is not None else float("nan") for r in rows], label=label[:-3])
+        lat.plot(xs, [r[label] if r[label] is not None else gap for r in rows], label=label[:-3])
     lat.set_ylabel("latency (ms, from intended send)")
     lat.set_yscale("symlog", linthresh=10)
     lat.legend(loc="upper left", ncol=5, fontsize="small")
