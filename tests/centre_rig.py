@@ -289,8 +289,15 @@ class ServedCentre:
         return answer["output"]["signinoutb"]["sign_no"]
 
     def journal_count(self) -> int:
-        """Entries in the centre's SQLite journal."""
-        conn = sqlite3.connect(self.data_dir / "centre.db")
+        """Entries in the centre's journal: its ``--db`` PostgreSQL database if it was given one, else the
+        SQLite file in its data directory."""
+        db = self.args[self.args.index("--db") + 1] if "--db" in self.args else ""
+        if db.startswith(("postgresql://", "postgres://")):
+            import psycopg  # only the PostgreSQL runs need it
+
+            with psycopg.connect(db) as pg:
+                return int(pg.execute("SELECT count(*) FROM journal").fetchone()[0])
+        conn = sqlite3.connect(db or self.data_dir / "centre.db")
         try:
             return conn.execute("SELECT count(*) FROM journal").fetchone()[0]
         finally:

@@ -67,14 +67,7 @@ class World:
         return answer["output"]
 
     def journal_count(self) -> int:
-        if self.db_url is None:
-            return self.server.journal_count()
-        import psycopg
-
-        with psycopg.connect(self.db_url) as conn:
-            row = conn.execute("SELECT count(*) FROM journal").fetchone()
-            assert row is not None
-            return int(row[0])
+        return self.server.journal_count()  # SQLite or the --db PostgreSQL database
 
     def state_of(self, psn_no: str) -> tuple:
         """What a refused attack must leave as it was: the balance, the year's accumulators, the cards."""
