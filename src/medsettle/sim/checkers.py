@@ -1,0 +1,200 @@
+"""The invariants a simulated run must keep, checked after every step, at each day's end and at the end.
+
+- **conservation**: every settlement the centre journals splits its bill exactly (medfee = fund + account +
+  cash + the institution's share), and every patient's account balance is what the journal says it must be
+  (the opening balance, less account payments, plus what cancels gave back);
+- **exactly-once**: no message of an institution settles twice, no bill has two live settlements, every
+  cancel undoes a live settlement;
+- **replay**: the journal replayed into a fresh engine gives the live state (at every centre restart, each
+  day's end and the end);
+- **reconciliation**: each counter's 3201 is clean at each day's end;
+- **drain**: after the drain every voucher is settled or a manual claim, nothing is left queued, and what a
+  counter believes (a sale settled, a voucher given, a provisional forwarded) is what the centre holds;
+- **store-and-forward**: a forwarded bill's patient paid no more than the provisional cash, and what the patient
+  kept paying, the fund, the account and the institution's share add up to the bill.
+
+A broken invariant raises :class:`Violation`, which names the invariant, the step and what was seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ..engine.columns import COL
+from ..errors import MedsettleError
+from ..ledger import replay
+from ..ledger.journaled import CANCEL, SETTLE
+
+if TYPE_CHECKING:
+    from .world import Run, SimCounter
+
+INVARIANTS = ("conservation", "exactly-once", "replay", "reconciliation", "drain", "store-and-forward")
+
+
+class Violation(MedsettleError):
+    code = "INVARIANT_BROKEN"
+
+    def __init__(self, invariant: str, step: int, detail: str) -> None:
+        self.invariant, self.step, self.detail = invariant, step, detail
+        super().__init__(f"{invariant} broken at step {step}: {detail}")
+
+
+def _fen(amount: Any) -> int:
+    return int(Decimal(str(amount)) * 100)
+
+
+class Checkers:
+    """The invariants of one run, kept incrementally from the centre's journal as it grows."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.checks = 0
+        self._seq = 0  # the last journal entry looked at
+        self._settles_by_msgid: dict[tuple[str, str], str] = {}  # (institution, msgid) -> setl_id
+        self._live: dict[str, tuple[str, str]] = {}  # live setl_id -> (institution, bill_id)
+        self._live_by_bill: dict[tuple[str, str], str] = {}
+        self._cancelled: set[str] = set()
+        population = run.world.population
+        self._index = {p: i for i, p in enumerate(population.psn_nos)}
+        self._expected_balance: dict[str, int] = {}
+        self._psn_nos = sorted({run.world.registry.by_certno[who.mdtrt_cert_no] for who in run.world.patients})
+
+    def _broken(self, invariant: str, detail: str) -> Violation:
+        return Violation(invariant, self.run.step, detail)
+
+    # -- after every step ---------------------------------------------------------------------------
+
+    def after_step(self) -> None:
+        for entry in self.run.centre.journal.entries(after=self._seq):
+            self._seq = entry.seq
+            if entry.kind == SETTLE:
+                self._settled(entry.seq, entry.body)
+            elif entry.kind == CANCEL:
+                self._cancel(entry.seq, entry.body)
+        self._balances()
+
+    def _balance_of(self, psn_no: str) -> int:
+        if psn_no not in self._expected_balance:
+            self._expected_balance[psn_no] = int(self.run.world.population.balances[self._index[psn_no]])
+        return self._expected_balance[psn_no]
+
+    def _settled(self, seq: int, body: dict) -> None:
+        self.checks += 1
+        row, bill = body["row"], body["bill"]
+        parts = (
+            row[COL["fund_pay_sumamt"]] + row[COL["acct_pay"]] + row[COL["psn_cash_pay"]] + row[COL["hosp_part_amt"]]
+        )
+        if row[COL["medfee_sumamt"]] != parts:
+            raise self._broken(
+                "conservation", f"entry {seq}: medfee {row[COL['medfee_sumamt']]} fen split into {parts}"
+            )
+        psn_no = bill["psn_no"]
+        self._expected_balance[psn_no] = self._balance_of(psn_no) - row[COL["acct_pay"]]
+        if row[COL["balc"]] != self._expected_balance[psn_no]:
+            raise self._broken("conservation", f"entry {seq}: balance {row[COL['balc']]} fen after the settlement, "
+                               f"the journal gives {self._expected_balance[psn_no]}")  # fmt: skip
+        key = (body.get("fixmedins_code", ""), body.get("msgid", ""))
+        if key in self._settles_by_msgid:
+            raise self._broken("exactly-once", f"message {key[1]} of {key[0]} settled twice: "
+                               f"{self._settles_by_msgid[key]} and {body['setl_id']}")  # fmt: skip
+        self._settles_by_msgid[key] = body["setl_id"]
+        bill_key = (key[0], bill.get("bill_id") or body["setl_id"])
+        if bill_key in self._live_by_bill:
+            raise self._broken("exactly-once", f"bill {bill_key[1]} of {bill_key[0]} has two live settlements: "
+                               f"{self._live_by_bill[bill_key]} and {body['setl_id']}")  # fmt: skip
+        self._live[body["setl_id"]] = bill_key
+        self._live_by_bill[bill_key] = body["setl_id"]
+
+    def _cancel(self, seq: int, body: dict) -> None:
+        self.checks += 1
+        original = body["original"]
+        if original not in self._live:
+            raise self._broken("exactly-once", f"entry {seq}: cancel of {original}, which is not a live settlement")
+        bill_key = self._live.pop(original)
+        del self._live_by_bill[bill_key]
+        self._cancelled.add(original)
+        row = body["row"]
+        settled = self.run.centre.settler.records.get(original)
+        psn_no = settled.psn_no if settled is not None else None
+        if psn_no is not None:
+            self._expected_balance[psn_no] = self._balance_of(psn_no) - row[COL["acct_pay"]]
+
+    def _balances(self) -> None:
+        settler = self.run.centre.settler
+        for psn_no in self.run.touched:
+            self.checks += 1
+            live = settler.person_state(psn_no).balance
+            if live != self._balance_of(psn_no):
+                raise self._broken("conservation", f"person {psn_no}: account balance {live} fen, the journal "
+                                   f"gives {self._balance_of(psn_no)}")  # fmt: skip
+        self.run.touched.clear()
+
+    # -- replay -------------------------------------------------------------------------------------
+
+    def live_state(self) -> dict[str, Any]:
+        settler = self.run.centre.settler
+        return {
+            "persons": {p: settler.person_state(p) for p in self._psn_nos},
+            "settlements": sorted(settler.records),
+        }
+
+    def same_state(self, when: str, before: dict, after: dict) -> None:
+        self.checks += 1
+        if before["settlements"] != after["settlements"]:
+            lost = sorted(set(before["settlements"]) ^ set(after["settlements"]))
+            raise self._broken("replay", f"{when}: settlements differ: {lost[:5]}")
+        for p, state in before["persons"].items():
+            if after["persons"][p] != state:
+                raise self._broken("replay", f"{when}: person {p} is {after['persons'][p]}, was {state}")
+
+    def replay_equals_live(self, when: str) -> None:
+        settler = self.run.fresh_settler()
+        replay(self.run.centre.journal, settler, observe=lambda entry: None)
+        replayed = {
+            "persons": {p: settler.person_state(p) for p in self._psn_nos},
+            "settlements": sorted(settler.records),
+        }
+        self.same_state(f"the journal replayed at {when}", self.live_state(), replayed)
+
+    def state_digest(self) -> str:
+        state = self.live_state()
+        text = repr(sorted(state["persons"].items())) + repr(state["settlements"])
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    # -- the day's end and the end ------------------------------------------------------------------
+
+    def reconciled(self, c: SimCounter, answer: dict) -> None:
+        self.checks += 1
+        if not answer.get("clean"):
+            raise self._broken("reconciliation", f"{c.name}'s 3201 of {answer.get('day')} is not clean: {answer}")
+
+    def final(self) -> None:
+        for c in self.run.counters:
+            journal = c.counter.journal
+            for v in journal.vouchers():
+                self.checks += 1
+                if v["state"] not in ("settled", "manual_claim"):
+                    raise self._broken("drain", f"{c.name}'s voucher {v['voucher']} ended {v['state']}")
+            for entry in journal.saf_entries():
+                self.checks += 1
+                if entry["state"] == "forwarded":
+                    self._forwarded(c, entry)
+                elif entry["state"] != "flagged":
+                    raise self._broken("drain", f"{c.name}'s queued sale {entry['sale']} ended {entry['state']}")
+
+    def _forwarded(self, c: SimCounter, entry: dict) -> None:
+        s, outcome = entry["setlinfo"], entry["outcome"]
+        if s["setl_id"] not in self._live and s["setl_id"] not in self._cancelled:
+            raise self._broken(
+                "drain", f"{c.name}'s forwarded sale {entry['sale']}: {s['setl_id']} is not at the centre"
+            )
+        paid = _fen(entry["cash_collected"]) - _fen(outcome["refund_to_patient"])
+        if paid > _fen(entry["cash_collected"]):
+            raise self._broken("store-and-forward", f"{c.name}'s sale {entry['sale']}: the patient was charged "
+                               f"{paid - _fen(entry['cash_collected'])} fen more after the forward")  # fmt: skip
+        total = paid + _fen(s["fund_pay_sumamt"]) + _fen(s["acct_pay"]) + _fen(outcome["institution_bears"])
+        if total != _fen(s["medfee_sumamt"]):
+            raise self._broken("store-and-forward", f"{c.name}'s sale {entry['sale']}: patient {paid}, fund, account "
+                               f"and institution add up to {total} fen of {_fen(s['medfee_sumamt'])}")  # fmt: skip
