@@ -356,8 +356,8 @@ class Run:
 
     def _receipt(self, c: SimCounter, what: str, receipt: Any) -> None:
         self.outcomes[f"{what} {receipt.kind}"] += 1
-        self.trace.event(self.step, f"{c.name} {what}: {receipt.kind} {receipt.sale} {receipt.setl_id} "
-                         f"{receipt.medfee} fund {receipt.fund} account {receipt.account} cash {receipt.cash}")  # fmt: skip
+        split = f"{receipt.medfee} fund {receipt.fund} account {receipt.account} cash {receipt.cash}"
+        self.trace.event(self.step, f"{c.name} {what}: {receipt.kind} {receipt.sale} {receipt.setl_id} {split}")
         if receipt.kind == "sale" and what in ("sale", "visit") and self.rng.random() < 0.05:
             c.sales.append(receipt.sale)
 
