@@ -73,6 +73,7 @@ class RunResult:
     checks: int
     violation: Violation | None = None
     replay_line: str = ""
+    recent: list[str] = dataclasses.field(default_factory=list)  # the trace's last events (what led to a violation)
 
     @property
     def ok(self) -> bool:
@@ -234,6 +235,7 @@ class Run:
             checks=self.checkers.checks,
             violation=violation,
             replay_line=self.options.command("replay"),
+            recent=list(self.trace.recent),
         )
 
     def _day(self, day: int) -> None:
