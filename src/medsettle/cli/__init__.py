@@ -18,6 +18,7 @@ from .policy import policy
 from .serve import serve
 from .settle import settle
 from .sign import sign
+from .sim import sim
 from .terminal import terminal
 
 
@@ -27,7 +28,7 @@ def main() -> None:
     """medsettle: medical-insurance settlement at hospital and pharmacy counters, simulated with real parts."""
 
 
-for _command in (demo, settle, policy, persons, bills, serve, sign, hardware, card, terminal, bench):
+for _command in (demo, settle, policy, persons, bills, serve, sign, hardware, card, terminal, bench, sim):
     main.add_command(_command)
 
 __all__ = ["main"]
