@@ -140,10 +140,8 @@ def _row(name: str, value: int, indent: int = 0) -> str:
 def _header(options: RunOptions) -> str:
     profile = profile_named(options.profile)
     days = "1 day" if options.days == 1 else f"{options.days:,} days"
-    return (
-        f"profile {profile.name} ({profile.description}), {days}, {options.institutions:,} institutions, "
-        f"engine {options.engine}"
-    )
+    institutions = "1 institution" if options.institutions == 1 else f"{options.institutions:,} institutions"
+    return f"profile {profile.name} ({profile.description}), {days}, {institutions}, engine {options.engine}"
 
 
 def _summary(result: RunResult) -> Iterator[str]:
