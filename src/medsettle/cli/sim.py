@@ -12,8 +12,10 @@ import dataclasses
 import os
 import sys
 import time
+import traceback
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from ..sim.world import RunOptions, RunResult, World
 
 F = TypeVar("F", bound=Callable[..., Any])
+DETAIL_CHARS = 200  # of a failing seed's detail in the soak's list
 VOUCHER_STATES = ("settled", "manual_claim")  # where every voucher ends after the drain; shown even at zero
 
 
@@ -239,7 +242,9 @@ def _play_seed(seed: int) -> SeedOutcome:
     try:
         result = _world.run(options)
     except Exception as exc:  # noqa: BLE001  (a soak reports a seed that crashed the simulator and goes on)
-        return SeedOutcome(seed, 0, {}, {}, options.command("replay"), "error", None, f"{type(exc).__name__}: {exc}")
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        detail = f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno} in {where.name})"
+        return SeedOutcome(seed, 0, {}, {}, options.command("replay"), "error", None, detail)
     v = result.violation
     return SeedOutcome(
         seed,
@@ -337,5 +342,11 @@ def _soak_summary(outcomes: list[SeedOutcome], failing: list[SeedOutcome], elaps
         yield "failing seeds:"
     for o in failing:
         where = f"step {o.step}" if o.step is not None else "an exception"
-        yield f"  seed {o.seed}: {o.invariant} at {where}: {o.detail}"
+        yield f"  seed {o.seed}: {o.invariant} at {where}: {_shortened(o.detail)}"
         yield f"    replay: {o.replay_line}"
+
+
+def _shortened(detail: str, most: int = DETAIL_CHARS) -> str:
+    """A failing seed's detail on one short line (``sim run`` of that seed prints it whole)."""
+    detail = " ".join(detail.split())
+    return detail if len(detail) <= most else detail[: most - 3] + "..."
