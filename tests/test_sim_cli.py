@@ -219,3 +219,17 @@ def test_soak_of_clean_seeds_exits_0():
     assert row(r.stdout, "seeds run") == 2 and row(r.stdout, "violations") == 0
     assert "failing seeds" not in r.stdout
     assert row(r.stdout, "faults injected") == sum(row(r.stdout, kind) for kind in FAULT_KINDS)
+
+
+def test_the_user_doc_lists_every_profile_fault_and_invariant():
+    from pathlib import Path
+
+    from medsettle.sim.profiles import PROFILES
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "simulation.md").read_text(encoding="utf-8")
+    for profile in PROFILES.values():
+        assert f"| `{profile.name}` | {profile.description} |" in text, profile.name
+    for kind in FAULT_KINDS:
+        assert f"| `{kind}` |" in text, kind
+    for invariant in INVARIANTS:
+        assert f"- **{invariant}**: " in text, invariant

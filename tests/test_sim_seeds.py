@@ -1,5 +1,6 @@
-"""Twenty seeds of the default profile (10 institutions, every kind of fault) through `medsettle sim soak`, as CI
-runs them in the pytest suite (docs/simulation.md 'Soaking many seeds'): no invariant broken, nothing crashed."""
+"""Twenty seeds of the default profile (10 institutions, every kind of fault) through `medsettle sim soak`, as
+CI runs them in the pytest suite (docs/simulation.md 'Soaking many seeds: `sim soak`'): no invariant broken,
+nothing crashed."""
 
 from __future__ import annotations
 
