@@ -60,6 +60,18 @@ PROFILES: dict[str, Profile] = {
             description="counter disks full and power cuts",
         ),
         Profile(
+            "partitions",
+            {"partition": 0.2},
+            patients_per_counter=30,
+            description="counters often cut off from the centre: store-and-forward counters settle provisionally",
+        ),
+        Profile(
+            "lost_answers",
+            {"answer_lost": 0.2},
+            patients_per_counter=30,
+            description="answers often lost: settles resent, and reversed by 2601 when the patient cannot wait",
+        ),
+        Profile(
             "year_end",
             {**_NETWORK, **_STEPS},
             start=dt.datetime(2026, 12, 31, 16, 0),
