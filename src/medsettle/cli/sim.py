@@ -43,6 +43,15 @@ class _OneLine(click.Command):
             raise click.ClickException(exc.format_message()) from None
 
 
+class _AtLeast(click.IntRange):
+    """An integer of at least ``minimum``; a word given for it is 'not a valid integer' (click says 'range')."""
+
+    name = "integer"
+
+    def __init__(self, minimum: int) -> None:
+        super().__init__(min=minimum)
+
+
 def _world_options(command: F) -> F:
     """--profile, --days, --institutions and --engine: what a run is, besides its seed."""
     for option in reversed(
@@ -55,13 +64,19 @@ def _world_options(command: F) -> F:
                 help=f"Fault profile: {', '.join(PROFILES)} (docs/simulation.md 'Profiles').",
             ),
             click.option(
-                "--days", default=1, show_default=True, type=click.IntRange(min=1), help="Simulated days of patients."
+                "--days",
+                default=1,
+                show_default=True,
+                type=_AtLeast(1),
+                metavar="D",
+                help="Simulated days of patients.",
             ),
             click.option(
                 "--institutions",
                 default=10,
                 show_default=True,
-                type=click.IntRange(min=1),
+                type=_AtLeast(1),
+                metavar="N",
                 help="Counters in the world (hospitals of tiers 3, 2, 1 and pharmacies, in turn).",
             ),
             click.option(
@@ -98,7 +113,7 @@ def sim() -> None:
 
 
 _SEED = click.option(
-    "--seed", required=True, type=click.IntRange(min=0), help="The seed: the same seed plays the same run."
+    "--seed", required=True, type=_AtLeast(0), metavar="S", help="The seed: the same seed plays the same run."
 )
 
 
@@ -259,13 +274,12 @@ def _play_seed(seed: int) -> SeedOutcome:
 
 
 @sim.command(cls=_OneLine)
-@click.option("--seeds", required=True, type=click.IntRange(min=1), help="How many seeds to play.")
-@click.option(
-    "--first-seed", default=0, show_default=True, type=click.IntRange(min=0), help="The first seed; then the next ones."
-)
+@click.option("--seeds", required=True, type=_AtLeast(1), metavar="N", help="How many seeds to play: K..K+N-1.")
+@click.option("--first-seed", default=0, show_default=True, type=_AtLeast(0), metavar="K", help="The first seed (K).")
 @click.option(
     "--jobs",
-    type=click.IntRange(min=1),
+    type=_AtLeast(1),
+    metavar="J",
     help="Worker processes, each with its own world [default: one per CPU].",
 )
 @_world_options
