@@ -46,11 +46,13 @@ checkers.Checkers._settled = planted
 from medsettle.cli import main
 main(args=sys.argv[1:], prog_name="medsettle")
 """
+# The simulator itself failing: in seed 1 the third settlement's journal entry lacks a field the checker reads.
+CRASHING = PLANTED.replace('body["row"][COL["medfee_sumamt"]] += 1', 'del body["bill"]').replace("== 2", "== 1")
 
 
-def start(*args: str, env: dict[str, str] | None = None, planted: bool = False) -> subprocess.Popen:
-    """``python -m medsettle.cli ARGS`` (or the same command with the planted bug), started, not awaited."""
-    command = [sys.executable, "-c", PLANTED] if planted else [sys.executable, "-m", "medsettle.cli"]
+def start(*args: str, env: dict[str, str] | None = None, planted: str = "") -> subprocess.Popen:
+    """``python -m medsettle.cli ARGS`` (or the same command with a bug planted), started, not awaited."""
+    command = [sys.executable, "-c", planted] if planted else [sys.executable, "-m", "medsettle.cli"]
     return subprocess.Popen(
         [*command, *args],
         stdout=subprocess.PIPE,
@@ -65,7 +67,7 @@ def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
-def sim(*args: str, env: dict[str, str] | None = None, planted: bool = False) -> subprocess.CompletedProcess:
+def sim(*args: str, env: dict[str, str] | None = None, planted: str = "") -> subprocess.CompletedProcess:
     return finish(start("sim", *args, env=env, planted=planted))
 
 
@@ -178,7 +180,7 @@ def test_every_command_and_option_says_what_it_is_for():
 
 
 def test_run_reports_a_broken_invariant_with_seed_step_events_and_replay_line():
-    r = sim("run", "--seed", "2", *SMALL, "--engine", "reference", planted=True)
+    r = sim("run", "--seed", "2", *SMALL, "--engine", "reference", planted=PLANTED)
     assert r.returncode == 1, (r.stdout, r.stderr)
     out = r.stdout
     assert re.search(r"^result +VIOLATION$", out, re.M) and "trace sha256: " in out
@@ -197,7 +199,7 @@ def test_run_reports_a_broken_invariant_with_seed_step_events_and_replay_line():
 def test_soak_lists_the_seed_that_broke_an_invariant_and_exits_1():
     # Forked workers inherit the planted bug; where workers are not forked, one job plays the seeds in-process.
     jobs = "2" if multiprocessing.get_start_method() == "fork" else "1"
-    r = sim("soak", "--seeds", "4", "--jobs", jobs, *SMALL, planted=True)
+    r = sim("soak", "--seeds", "4", "--jobs", jobs, *SMALL, planted=PLANTED)
     assert r.returncode == 1, (r.stdout, r.stderr)
     out = r.stdout
     assert row(out, "seeds run") == 4 and row(out, "violations") == 1 and row(out, "errors") == 0
@@ -227,3 +229,23 @@ def test_the_user_doc_lists_every_profile_fault_and_invariant():
         assert f"| `{kind}` |" in text, kind
     for invariant in INVARIANTS:
         assert f"- **{invariant}**: " in text, invariant
+
+
+def test_a_seed_that_crashes_the_simulator_is_listed_by_soak_and_run_says_how_to_replay_it():
+    jobs = "2" if multiprocessing.get_start_method() == "fork" else "1"
+    soak, run = map(
+        finish,
+        [
+            start("sim", "soak", "--seeds", "3", "--jobs", jobs, *SMALL, planted=CRASHING),
+            start("sim", "run", "--seed", "1", *SMALL, "--engine", "reference", planted=CRASHING),
+        ],
+    )
+    assert soak.returncode == 1, (soak.stdout, soak.stderr)
+    assert row(soak.stdout, "violations") == 0 and row(soak.stdout, "errors") == 1
+    failing = soak.stdout.split("failing seeds:\n", 1)[1].splitlines()
+    assert re.fullmatch(r"  seed 1: error at an exception: KeyError: 'bill' \(at \S+:\d+ in \w+\)", failing[0])
+    assert failing[1].startswith("    replay: medsettle sim replay --seed 1 ")
+    assert run.returncode == 1 and run.stdout == ""
+    replay = "replay: medsettle sim replay --seed 1 --profile default --days 1 --institutions 3 --engine reference"
+    assert run.stderr.startswith(f"seed 1: the run stopped on an exception; {replay}\nTraceback")
+    assert run.stderr.rstrip().endswith("KeyError: 'bill'")

@@ -140,7 +140,13 @@ def replay(seed: int, profile: str, days: int, institutions: int, engine: str | 
 def _play(options: RunOptions, echo: Callable[[str], None] | None) -> None:
     from ..sim.world import World  # noqa: PLC0415  (the simulator loads only when a command runs)
 
-    result = World().run(options, echo=echo)
+    try:
+        result = World().run(options, echo=echo)
+    except Exception:  # a bug of the simulator or of what it drives: its traceback follows, and how to replay it
+        click.echo(
+            f"seed {options.seed}: the run stopped on an exception; replay: {options.command('replay')}", err=True
+        )
+        raise
     for line in _summary(result):
         click.echo(line)
     click.echo(f"trace sha256: {result.trace_sha256}")
