@@ -304,11 +304,17 @@ def soak(
     outcomes: list[SeedOutcome] = []
     started = time.perf_counter()
     interrupted = False
-    with click.progressbar(length=seeds, label="seeds", file=sys.stderr, show_pos=True) as bar:
+    failures = 0
+
+    def said(_: SeedOutcome | None) -> str | None:
+        return f"{failures:,} failing" if failures else None
+
+    with click.progressbar(length=seeds, label="seeds", file=sys.stderr, show_pos=True, item_show_func=said) as bar:
         try:
             for outcome in _outcomes(base, range(first_seed, first_seed + seeds), jobs):
                 outcomes.append(outcome)
-                bar.update(1)
+                failures += not outcome.ok
+                bar.update(1, outcome)
         except KeyboardInterrupt:
             interrupted = True
     elapsed = time.perf_counter() - started  # ok-float: seconds
