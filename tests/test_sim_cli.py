@@ -203,7 +203,7 @@ def test_soak_lists_the_seed_that_broke_an_invariant_and_exits_1():
     assert r.returncode == 1, (r.stdout, r.stderr)
     out = r.stdout
     assert row(out, "seeds run") == 3 and row(out, "violations") == 1 and row(out, "errors") == 0
-    assert re.search(r"^seeds/s +\d+\.\d\d$", out, re.M)
+    assert re.search(r"^seeds a second +\d+\.\d\d$", out, re.M)
     failing = out.split("failing seeds:\n", 1)[1].splitlines()
     assert len(failing) == 2, out
     assert re.fullmatch(r"  seed 2: conservation at step \d+: entry \d+: medfee \d+ fen split into \d+", failing[0])

@@ -357,7 +357,7 @@ def _soak_summary(outcomes: list[SeedOutcome], failing: list[SeedOutcome], elaps
         vouchers.update(o.vouchers)
     violations = sum(1 for o in failing if o.invariant != "error")
     yield _row("seeds run", len(outcomes))
-    yield f"{'seeds/s':<30}{len(outcomes) / max(elapsed, 1e-9):>10.2f}"
+    yield f"{'seeds a second':<30}{len(outcomes) / max(elapsed, 1e-9):>10.2f}"
     yield _row("bills", sum(o.bills for o in outcomes))
     yield from _faults(dict(faults))
     yield from _vouchers(dict(vouchers))
