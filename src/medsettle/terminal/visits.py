@@ -177,18 +177,43 @@ class Visits:
         self.advance_visit(resale)
         return self._journal.require_sale(resale)[1]["setlinfo"]
 
+    def _identify_resale(self, voucher_no: str, resale: str, identity: Identity) -> None:
+        """The 1101 of a voucher's new visit; the voucher learns whom it was for, for reconciliation."""
+        self._identification.identify_for(resale, identity)
+        _, data = self._journal.require_sale(resale)
+        v = self._journal.require_voucher(voucher_no)
+        fields = self._journal.voucher_fields(v)
+        with self._journal.transaction() as db:
+            self._journal.put_voucher(
+                db,
+                voucher_no,
+                v["sale"],
+                v["state"],
+                {**fields, **{k: data[k] for k in ("psn_no", "psn_name", "insuplc_admdvs", "insutype")}},
+            )
+
     def advance_visit(self, sale: str) -> Receipt:
         """Take a visit from where it stopped to its settlement (each step sent once, resent unchanged)."""
         for infno in STEPS:
             _, data = self._journal.require_sale(sale)
             msgid = data["steps"].get(infno)
-            if msgid is not None and self._journal.require_message(msgid)["state"] == "answered" and infno != "2207":
-                continue
-            if msgid is None:
-                msgid = self._write_step(sale, infno, data)
+            if msgid is not None and infno != "2207":
+                message = self._journal.require_message(msgid)
+                if message["state"] == "answered":
+                    if infno == "2201" and "mdtrt_id" not in data:  # answered by resume's resend: record it here
+                        self._record_step(sale, infno, msgid, message["answer"], data)
+                    continue
+            # a voucher's new visit, or a provisional visit's forward: no patient waits at the counter
+            unattended = bool(data.get("voucher") or data.get("forward_of"))
             try:
+                if msgid is None:
+                    msgid = self._write_step(sale, infno, data)  # the 2207's pre-settle 2206 may find no centre
                 answer = self._messenger.send(msgid)
             except CentreUnreachable:
+                if unattended:  # left where it stopped: the next try goes on from here, resending the same msgid
+                    raise
+                if msgid is None:  # no answer to the 2206, nothing sent that moves money: cash and a voucher
+                    return self._outcomes.defer(sale, "centre unreachable before the settlement")
                 return self._abandon_visit(sale, infno, msgid)
             if infno == "2207":
                 self._crash.reach("settle_sent")
@@ -255,21 +280,12 @@ class Visits:
 
     def continue_resale(self, voucher_no: str, resale: str, identity: Identity | None = None) -> Receipt:
         """Take a voucher's new visit on from where it stopped, and record how the voucher ended."""
-        _, data = self._journal.require_sale(resale)
-        if "psn_no" not in data:
-            self._identification.identify_for(resale, identity or Identity(**data["identity"]))
-            _, data = self._journal.require_sale(resale)
-            v = self._journal.require_voucher(voucher_no)
-            fields = self._journal.voucher_fields(v)
-            with self._journal.transaction() as db:  # the voucher learns whom it was for, for reconciliation
-                self._journal.put_voucher(
-                    db,
-                    voucher_no,
-                    v["sale"],
-                    v["state"],
-                    {**fields, **{k: data[k] for k in ("psn_no", "psn_name", "insuplc_admdvs", "insutype")}},
-                )
+        state, data = self._journal.require_sale(resale)
+        if state is SaleState.REFUSED:  # refused before a crash or an outage stopped the voucher's record
+            return self._outcomes.finish_voucher(voucher_no, None, {"infcode": -1, "err_msg": data.get("err_msg", "")})
         try:
+            if "psn_no" not in data:
+                self._identify_resale(voucher_no, resale, identity or Identity(**data["identity"]))
             self.advance_visit(resale)
         except Refused as refused:
             return self._outcomes.finish_voucher(voucher_no, None, {"infcode": -1, "err_msg": refused.err_msg})
