@@ -86,6 +86,14 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+class JournalUnwritable(CounterError):
+    """The counter's store cannot be written (the disk is full, or the file is read-only): the step did not
+    happen, and nothing of it was sent (every message is written before it is sent). Once the disk has room
+    again, a restart's resume finishes what was in flight."""
+
+    code = "JOURNAL_UNWRITABLE"
+
+
 class MissingRow(CounterError):
     """A row the counter wrote before is not in its store (the file was changed, or is another counter's):
     the flow that needs it cannot go on. Raised by the ``require_*`` reads instead of a crash on None."""
@@ -125,6 +133,14 @@ class CounterStore:
         with contextlib.suppress(Exception):
             self.close()
 
+    def limit_size(self, pages: int | None) -> None:
+        """The disk's seam: let the file grow by at most ``pages`` more pages (None: as the disk allows), so a
+        simulated or tested disk fills up as a real one does, with SQLite's own SQLITE_FULL."""
+        with self._lock:
+            current = self._db.execute("PRAGMA page_count").fetchone()[0]
+            limit = 2**31 - 2 if pages is None else current + max(0, pages)  # SQLite's largest page count
+            self._db.execute(f"PRAGMA max_page_count = {int(limit)}")
+
     def _now(self) -> str:
         """A row's timestamp: UTC, to the millisecond, as journals have always stored it."""
         return self._clock.now().astimezone(dt.UTC).isoformat(timespec="milliseconds")
@@ -133,13 +149,17 @@ class CounterStore:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One durable step: everything inside commits together (fsync) or not at all."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:  # SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR: nothing written
+                raise JournalUnwritable(f"the counter's journal {self.path} cannot be written: {exc}") from None
 
     # -- meta ----------------------------------------------------------------------------------------
 
