@@ -25,7 +25,9 @@ def _not_bool(value: Any) -> Any:
 _STATEMENT_YUAN = Decimal(MAX_STATEMENT_FEN) / FEN_PER_YUAN
 
 StatementTotal = Annotated[Decimal, Field(ge=-_STATEMENT_YUAN, le=_STATEMENT_YUAN, decimal_places=2)]
-StatementCount = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=MAX_STATEMENT_COUNT)]
+# A statement counts a cancel's mirror -1, so a day of cancels alone counts below 0
+# (docs/messages.md 'Reconciliation (3201, 3202)').
+StatementCount = Annotated[int, BeforeValidator(_not_bool), Field(ge=-MAX_STATEMENT_COUNT, le=MAX_STATEMENT_COUNT)]
 PageNumber = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=MAX_PAGE)]
 PageSize = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=5000)]
 
