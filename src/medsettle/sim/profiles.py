@@ -28,7 +28,7 @@ class Profile:
 
     name: str
     faults: dict[str, float]
-    patients_per_counter: int = 50
+    patients_per_counter: int = 65
     start: dt.datetime = dt.datetime(2026, 6, 1, 8, 0)
     description: str = ""
 

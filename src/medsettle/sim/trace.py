@@ -14,7 +14,9 @@ RECENT = 25  # events a violation report shows
 
 
 class Trace:
-    def __init__(self, echo: Callable[[str], None] | None = None) -> None:
+    def __init__(self, echo: Callable[[str], None] | None = None, *, redact: str | None = None) -> None:
+        """``redact``: a text (the run's directory) written as ``<run>`` wherever an event names it."""
+        self.redact = redact
         self._hash = hashlib.sha256()
         self.recent: collections.deque[str] = collections.deque(maxlen=RECENT)
         self.events = 0
@@ -23,6 +25,8 @@ class Trace:
     def event(self, step: int, what: str, data: bytes = b"") -> None:
         """Record one event of step ``step``: a one-line summary ``what`` and the exact bytes it carried."""
         line = f"{step} {what}"
+        if self.redact:
+            line = line.replace(self.redact, "<run>")
         self._hash.update(line.encode() + b"\n" + len(data).to_bytes(8, "big") + data)
         self.events += 1
         self.recent.append(line)

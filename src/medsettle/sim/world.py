@@ -31,7 +31,7 @@ from ..errors import MedsettleError
 from ..ledger import SQLiteJournal
 from ..policy import Policy, load_default_policy
 from ..seams import Crashed, RaiseOnCrash, SeededRandomness
-from ..terminal import Counter, CounterStore, Identity
+from ..terminal import CentreUnreachable, Counter, CounterStore, Identity
 from ..terminal.crash import POINTS
 from ..timeutil import SHANGHAI
 from .checkers import Checkers, Violation
@@ -44,6 +44,7 @@ REGION = "130100"  # the institutions' region; a few patients come from the poli
 POPULATION = 3000
 PATIENTS = 400  # the persons who come to the counters, drawn by Zipf (s = 1)
 RESEND_FOR_S = 3.0  # a counter's resend loop, on the virtual clock
+MAX_INSTITUTIONS = 500
 WINDOW_PAST = dt.timedelta(days=8)  # past every re-settlement window (docs/failures.md: 7 days)
 
 
@@ -91,6 +92,8 @@ class SimCounter:
     counter: Counter
     stays: list[str] = dataclasses.field(default_factory=list)  # stays admitted and not yet settled
     sales: list[str] = dataclasses.field(default_factory=list)  # settled sales a patient may come back to cancel
+    disk_full_until: int = 0  # the step at which a full disk is cleared (0: not full)
+    signed_in: dt.date | None = None  # the day of the counter's sign-in (None: its last try failed)
 
 
 class World:
@@ -112,12 +115,23 @@ class World:
         self._local_institutions = [i for i in self.all_institutions if i.admdvs == REGION]
 
     def institutions(self, n: int) -> list[Institution]:
-        """``n`` institutions of the region: hospitals of tiers 3, 2, 1 (store-and-forward) and pharmacies
-        (one store-and-forward), then more counters of the same ones."""
-        if n < 1:
-            raise ValueError("--institutions: at least 1")
-        base = self._local_institutions
-        return [base[k % len(base)] for k in range(n)]
+        """``n`` institutions of the region, one counter each: the region's own five (hospitals of tiers 3, 2
+        and 1, the last store-and-forward, and two pharmacies, one store-and-forward), then more like them
+        with codes of their own. One counter per institution: a 3201 reconciles an institution's day, which
+        is one counter's journal here (a hospital of several counters reconciles from its HIS's database)."""
+        if not 1 <= n <= MAX_INSTITUTIONS:
+            raise ValueError(f"--institutions: 1 to {MAX_INSTITUTIONS}")
+        out = []
+        for k in range(n):
+            model = self._local_institutions[k % len(self._local_institutions)]
+            if k < len(self._local_institutions):
+                out.append(model)
+                continue
+            code = f"{model.fixmedins_code[0]}{REGION}{k + 1:05d}"
+            out.append(
+                model.model_copy(update={"fixmedins_code": code, "fixmedins_name": f"{model.fixmedins_name} {k + 1}"})
+            )
+        return out
 
     def run(self, options: RunOptions, *, echo: Any = None, workdir: Path | None = None) -> RunResult:
         return Run(self, options, echo=echo, workdir=workdir).play()
@@ -133,7 +147,7 @@ class Run:
             raise ValueError("--days: at least 1")
         self.rng = random.Random(options.seed)
         self.clock = VirtualClock(self.profile.start.replace(tzinfo=SHANGHAI))
-        self.trace = Trace(echo)
+        self.trace = Trace(echo, redact=None)
         self.faults: Tally[str] = Tally({k: 0 for k in FAULT_KINDS})
         self.outcomes: Tally[str] = Tally()
         self.step = 0
@@ -142,6 +156,10 @@ class Run:
         self._own_dir = workdir is None
         shm = Path("/dev/shm")
         self.dir = workdir or Path(tempfile.mkdtemp(prefix="medsettle-sim-", dir=shm if shm.is_dir() else None))
+        self.trace.redact = str(
+            self.dir
+        )  # a message naming a journal's path names it as <run>/...: same bytes each run
+        self.institutions = world.all_institutions + world.institutions(options.institutions)[5:]
         self.network = SimNetwork(self._deliver, self.clock, self.rng, self.profile, self.trace, self._count)
         self.centre = self._open_centre()
         self.checkers = Checkers(self)
@@ -154,7 +172,7 @@ class Run:
         settler = Settler(world.policy, world.population, engine=self.options.engine)  # type: ignore[arg-type]
         world.registry.card_reads.clear()  # what a restart forgets anyway
         journal = SQLiteJournal(self.dir / "centre.db", clock=self.clock)
-        return Centre(settler, journal, world.all_institutions, registry=world.registry, clock=self.clock,
+        return Centre(settler, journal, self.institutions, registry=world.registry, clock=self.clock,
                       randomness=SeededRandomness(self.rng.getrandbits(64)))  # fmt: skip
 
     def fresh_settler(self) -> Settler:
@@ -186,11 +204,15 @@ class Run:
     def _reopen(self, c: SimCounter, crash_at: str | None = None) -> None:
         c.counter.journal.close()
         c.counter = self._counter(c.name, c.institution, c.path, crash_at)
+        if c.disk_full_until:
+            c.counter.journal.limit_size(0)  # the disk is still full after a restart
 
     def _sign_in(self, c: SimCounter) -> None:
         try:
             c.counter.sign_in()
+            c.signed_in = self.clock.now().date()
         except MedsettleError as exc:
+            c.signed_in = None
             self.trace.event(self.step, f"{c.name} sign-in failed: {exc}")
 
     def _count(self, kind: str) -> None:
@@ -241,6 +263,9 @@ class Run:
     def _day(self, day: int) -> None:
         opening = (self.profile.start + dt.timedelta(days=day)).replace(tzinfo=SHANGHAI)
         self.clock.advance_to(opening)
+        if day:
+            for c in self.counters:  # each morning the clerk signs in: yesterday's sign_no is closed
+                self._sign_in(c)
         patients = self.profile.patients_per_counter * len(self.counters)
         gap_s = 10 * 3600 / patients  # the day's patients spread over ten hours
         for _ in range(patients):
@@ -253,6 +278,8 @@ class Run:
         self.network.step = self.step
         c = self.rng.choice(self.counters)
         self._step_faults(c)
+        if c.signed_in != self.clock.now().date():  # the clerk signs in before the next patient
+            self._sign_in(c)
         crash_at = None
         if self.network.faults_on and self._chance("power_loss"):
             crash_at = self.rng.choice(POINTS)
@@ -280,6 +307,15 @@ class Run:
         if self._chance("centre_crash"):
             self.trace.event(self.step, "centre crash and restart")
             self.restart_centre()
+        if c.disk_full_until and self.step >= c.disk_full_until:
+            c.disk_full_until = 0
+            c.counter.journal.limit_size(None)
+            self.trace.event(self.step, f"{c.name} disk repaired")
+            self._restart_counter(c)
+        elif not c.disk_full_until and self._chance("disk_full"):
+            c.disk_full_until = self.step + self.rng.randint(1, 40)
+            c.counter.journal.limit_size(0)
+            self.trace.event(self.step, f"{c.name} disk full")
         if self._chance("partition"):
             seconds = self.rng.uniform(60, 1800)
             self.network.partition(c.name, seconds)
@@ -353,8 +389,16 @@ class Run:
             self.outcomes["stay fees"] += 1
             return
         c.stays.pop(0)
+        self._settle_stay(c, stay)
+
+    def _settle_stay(self, c: SimCounter, stay: str) -> None:
+        """The final settlement; no answer and the patient going home: a 2601 and a cash voucher."""
         self.bills += 1
-        self._receipt(c, "stay", c.counter.settle_stay(stay, final=True))
+        try:
+            receipt = c.counter.settle_stay(stay, final=True)
+        except CentreUnreachable:
+            receipt = c.counter.defer_stay(stay)
+        self._receipt(c, "stay", receipt)
 
     def _receipt(self, c: SimCounter, what: str, receipt: Any) -> None:
         self.outcomes[f"{what} {receipt.kind}"] += 1
@@ -372,6 +416,9 @@ class Run:
         for c in self.counters:
             self.step += 1
             self.network.step = self.step
+            if c.disk_full_until:  # equipment repaired
+                c.disk_full_until = 0
+                c.counter.journal.limit_size(None)
             self._restart_counter(c)
             try:
                 c.counter.forward()
@@ -396,7 +443,13 @@ class Run:
                     self.trace.event(self.step, f"{c.name} stay {stay}: {exc.code}: {exc}")
         self.restart_centre_if_asked()
         for c in self.counters:
-            self.checkers.reconciled(c, c.counter.reconcile())
+            try:
+                answer = c.counter.reconcile()
+            except MedsettleError as exc:
+                raise Violation(
+                    "reconciliation", self.step, f"{c.name}'s 3201 was refused: {exc.code}: {exc}"
+                ) from None
+            self.checkers.reconciled(c, answer)
         self.checkers.replay_equals_live("the day's end")
         self.network.faults_on = True
 
@@ -404,8 +457,7 @@ class Run:
         _, data = c.counter.journal.require_sale(stay)
         if not data.get("lines"):
             c.counter.stay_fees(stay, self._items(3))
-        self.bills += 1
-        self._receipt(c, "stay", c.counter.settle_stay(stay, final=True))
+        self._settle_stay(c, stay)
 
     def restart_centre_if_asked(self) -> None:
         if self._chance("centre_crash"):
@@ -416,5 +468,7 @@ class Run:
         self._finish_counters()
         self.clock.advance_to(self.clock.now() + WINDOW_PAST)
         self.trace.event(self.step, f"the clock moved past every window: {self.clock.now():%Y-%m-%d %H:%M}")
+        for c in self.counters:
+            self._sign_in(c)
         self._finish_counters()
         self.checkers.replay_equals_live("the end")
