@@ -249,3 +249,17 @@ def test_a_seed_that_crashes_the_simulator_is_listed_by_soak_and_run_says_how_to
     replay = "replay: medsettle sim replay --seed 1 --profile default --days 1 --institutions 3 --engine reference"
     assert run.stderr.startswith(f"seed 1: the run stopped on an exception; {replay}\nTraceback")
     assert run.stderr.rstrip().endswith("KeyError: 'bill'")
+
+
+def test_ctrl_c_stops_a_soak_with_the_totals_of_the_seeds_played():
+    import signal
+    import time
+
+    process = start("sim", "soak", "--seeds", "50", "--jobs", "2", "--institutions", "1")
+    time.sleep(6)
+    process.send_signal(signal.SIGINT)
+    r = finish(process)
+    assert r.returncode == 130, (r.stdout, r.stderr)
+    played = re.search(r"^interrupted: (\d+) of 50 seeds played$", r.stdout, re.M)
+    assert played and int(played.group(1)) < 50 and row(r.stdout, "seeds run") == int(played.group(1)), r.stdout
+    assert "Traceback" not in r.stderr, r.stderr

@@ -250,11 +250,17 @@ def _start_worker(base: RunOptions) -> None:
 
 
 def _start_pool_worker(base: RunOptions) -> None:
-    """A pool worker leaves Ctrl-C to the soak, which stops the pool and prints what was played."""
+    """A pool worker leaves Ctrl-C to the soak, which stops the pool and prints what was played; stopped (the
+    pool's SIGTERM), it exits through its run's cleanup, so no journal directory is left in /dev/shm."""
     import signal  # noqa: PLC0415  (only a pool worker needs it)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     _start_worker(base)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _play_seed(seed: int) -> SeedOutcome:
