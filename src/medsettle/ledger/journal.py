@@ -83,13 +83,20 @@ class GroupCommitJournal:
 
     name = "journal"
 
-    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
-        """``clock``: where the rows' timestamps come from (the simulator passes its virtual clock)."""
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK, inline: bool = False) -> None:
+        """``clock``: where the rows' timestamps come from (the simulator passes its virtual clock).
+        ``inline``: no writer thread; each append commits in the caller's thread before it returns. The
+        durability thread is a seam the simulator owns: it runs one thread, and a commit happens when it
+        says, so thread hand-offs cost it nothing and cannot reorder anything."""
         self._clock = clock
         self.commits = 0  # transactions committed: fewer than entries when appends were grouped
         self.broken: JournalError | None = None  # the first failed commit: nothing after it is written
         self._queue: queue.Queue[Queued | None] = queue.Queue()
         self._closed = False
+        self._inline_conn: Any = None
+        if inline:
+            self._inline_conn = self._connect()
+            return
         ready: Future[None] = Future()
         self._writer = threading.Thread(target=self._write_loop, args=(ready,), name="medsettle-journal", daemon=True)
         self._writer.start()
@@ -113,7 +120,10 @@ class GroupCommitJournal:
             dumps(body),
         )
         future: Future[int] = Future()
-        self._queue.put((row, future))
+        if self._inline_conn is not None:
+            self._commit(self._inline_conn, [(row, future)])
+        else:
+            self._queue.put((row, future))
         return future
 
     def _write_loop(self, ready: Future[None]) -> None:
@@ -215,8 +225,11 @@ class GroupCommitJournal:
         """Finish every queued append, then stop the writer."""
         if not self._closed:
             self._closed = True
-            self._queue.put(None)
-            self._writer.join()
+            if self._inline_conn is not None:
+                self._inline_conn.close()
+            else:
+                self._queue.put(None)
+                self._writer.join()
             if "gate" in self.__dict__:  # opened (a cached_property): its connections too
                 self.gate.close()
 
@@ -266,11 +279,11 @@ class SQLiteJournal(GroupCommitJournal):
 
     _owner_file: IO[str] | None = None  # the open ".owner" file whose lock claim_regions holds
 
-    def __init__(self, path: str | Path, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, path: str | Path, *, clock: Clock = SYSTEM_CLOCK, inline: bool = False) -> None:
         self.path = Path(path)
         self.name = f"journal {self.path}"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        super().__init__(clock=clock)
+        super().__init__(clock=clock, inline=inline)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)

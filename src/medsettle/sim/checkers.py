@@ -69,7 +69,7 @@ class Checkers:
         population = run.world.population
         self._index = {p: i for i, p in enumerate(population.psn_nos)}
         self._expected_balance: dict[str, int] = {}
-        self._psn_nos = sorted({run.world.registry.by_certno[who.mdtrt_cert_no] for who in run.world.patients})
+        self._seen: set[str] = set()  # the persons who came to a counter: the only ones whose state can change
 
     def _broken(self, invariant: str, detail: str) -> Violation:
         return Violation(invariant, self.run.step, detail)
@@ -165,6 +165,7 @@ class Checkers:
             if live != self._balance_of(psn_no):
                 raise self._broken("conservation", f"person {psn_no}: account balance {live} fen, the journal "
                                    f"gives {self._balance_of(psn_no)}")  # fmt: skip
+        self._seen |= self.run.touched
         self.run.touched.clear()
 
     # -- replay -------------------------------------------------------------------------------------
@@ -172,7 +173,7 @@ class Checkers:
     def live_state(self) -> dict[str, Any]:
         settler = self.run.centre.settler
         return {
-            "persons": {p: settler.person_state(p) for p in self._psn_nos},
+            "persons": {p: settler.person_state(p) for p in sorted(self._seen)},
             "settlements": sorted(settler.records),
         }
 
@@ -189,7 +190,7 @@ class Checkers:
         settler = self.run.fresh_settler()
         replay(self.run.centre.journal, settler, observe=lambda entry: None)
         replayed = {
-            "persons": {p: settler.person_state(p) for p in self._psn_nos},
+            "persons": {p: settler.person_state(p) for p in sorted(self._seen)},
             "settlements": sorted(settler.records),
         }
         self.same_state(f"the journal replayed at {when}", self.live_state(), replayed)

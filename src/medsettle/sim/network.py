@@ -48,6 +48,7 @@ class SimNetwork:
         self.held: list[tuple[str, bytes]] = []  # reordered requests still on their way
         self.faults_on = True  # the drain and the day's end turn faults off
         self.step = 0
+        self.delivered: list[tuple[float, bytes]] | None = None  # set to a list: every request the centre got, when
 
     def transport(self, name: str) -> SimTransport:
         return SimTransport(self, name)
@@ -69,6 +70,8 @@ class SimNetwork:
             )
 
     def _answer(self, body: bytes) -> bytes:
+        if self.delivered is not None:
+            self.delivered.append((self.clock.monotonic(), body))
         return dumps_bytes(self._deliver(loads(body)))
 
     def _chance(self, kind: str) -> bool:

@@ -53,7 +53,7 @@ class RunOptions:
     seed: int
     profile: str = "default"
     days: int = 1
-    institutions: int = 5
+    institutions: int = 10
     engine: str = "core"
 
     def command(self, verb: str = "replay") -> str:
@@ -133,14 +133,32 @@ class World:
             )
         return out
 
-    def run(self, options: RunOptions, *, echo: Any = None, workdir: Path | None = None) -> RunResult:
-        return Run(self, options, echo=echo, workdir=workdir).play()
+    def run(
+        self,
+        options: RunOptions,
+        *,
+        echo: Any = None,
+        workdir: Path | None = None,
+        delivered: list[tuple[float, bytes]] | None = None,
+    ) -> RunResult:
+        """Play one seed. ``echo``: called with every trace line (replay's verbose trace); ``delivered``: a
+        list to which every request the centre received is appended with its virtual time (the baseline)."""
+        run = Run(self, options, echo=echo, workdir=workdir, delivered=delivered)
+        return run.play()
 
 
 class Run:
     """One seed of a world, played to its end or to the first violation."""
 
-    def __init__(self, world: World, options: RunOptions, *, echo: Any = None, workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        world: World,
+        options: RunOptions,
+        *,
+        echo: Any = None,
+        workdir: Path | None = None,
+        delivered: list[tuple[float, bytes]] | None = None,
+    ) -> None:
         self.world, self.options = world, options
         self.profile: Profile = profile_named(options.profile)
         if options.days < 1:
@@ -161,6 +179,7 @@ class Run:
         )  # a message naming a journal's path names it as <run>/...: same bytes each run
         self.institutions = world.all_institutions + world.institutions(options.institutions)[5:]
         self.network = SimNetwork(self._deliver, self.clock, self.rng, self.profile, self.trace, self._count)
+        self.network.delivered = delivered
         self.centre = self._open_centre()
         self.checkers = Checkers(self)
         self.counters = [self._new_counter(k, inst) for k, inst in enumerate(world.institutions(options.institutions))]
@@ -171,7 +190,7 @@ class Run:
         world = self.world
         settler = Settler(world.policy, world.population, engine=self.options.engine)  # type: ignore[arg-type]
         world.registry.card_reads.clear()  # what a restart forgets anyway
-        journal = SQLiteJournal(self.dir / "centre.db", clock=self.clock)
+        journal = SQLiteJournal(self.dir / "centre.db", clock=self.clock, inline=True)
         return Centre(settler, journal, self.institutions, registry=world.registry, clock=self.clock,
                       randomness=SeededRandomness(self.rng.getrandbits(64)))  # fmt: skip
 
@@ -179,7 +198,7 @@ class Run:
         return Settler(self.world.policy, self.world.population, engine=self.options.engine)  # type: ignore[arg-type]
 
     def _deliver(self, request: Any) -> dict:
-        return self.centre.handle(request)
+        return self.centre.submit(request).result()  # resolved already: the journal commits inline
 
     def _new_counter(self, k: int, institution: Institution) -> SimCounter:
         name = f"{institution.fixmedins_code}-{k}"
