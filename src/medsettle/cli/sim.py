@@ -9,6 +9,7 @@ process builds one and reuses it for all its seeds; the simulator itself is impo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -90,6 +91,21 @@ def _world_options(command: F) -> F:
     return command
 
 
+def _quiet_on_a_closed_pipe(fn: F) -> F:
+    """Decorator: output piped into head or less, which stopped reading, ends the command quietly (no
+    traceback, no replay line), with the status a shell gives it (128 + SIGPIPE)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit is quiet too
+            raise SystemExit(141) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _options(seed: int, profile: str, days: int, institutions: int, engine: str | None) -> RunOptions:
     """The run asked for, its profile and engine checked here so a bad one is one Error line."""
     from ..engine import core_problem  # noqa: PLC0415  (the engine loads only when a command runs)
@@ -121,6 +137,7 @@ _SEED = click.option(
 @_SEED
 @_world_options
 @fail_cleanly()
+@_quiet_on_a_closed_pipe
 def run(seed: int, profile: str, days: int, institutions: int, engine: str | None) -> None:
     """Play one seed and print a summary (bills, faults, outcomes, vouchers, checks) and the trace's hash;
     exit 1 if an invariant is broken, saying where and how to replay it."""
@@ -131,6 +148,7 @@ def run(seed: int, profile: str, days: int, institutions: int, engine: str | Non
 @_SEED
 @_world_options
 @fail_cleanly()
+@_quiet_on_a_closed_pipe
 def replay(seed: int, profile: str, days: int, institutions: int, engine: str | None) -> None:
     """Play one seed as `sim run` does, printing every event of its trace as it happens, then the same
     summary and hash."""
@@ -142,6 +160,8 @@ def _play(options: RunOptions, echo: Callable[[str], None] | None) -> None:
 
     try:
         result = World().run(options, echo=echo)
+    except BrokenPipeError:
+        raise
     except Exception:  # a bug of the simulator or of what it drives: its traceback follows, and how to replay it
         click.echo(
             f"seed {options.seed}: the run stopped on an exception; replay: {options.command('replay')}", err=True
@@ -296,6 +316,7 @@ def _play_seed(seed: int) -> SeedOutcome:
 )
 @_world_options
 @fail_cleanly()
+@_quiet_on_a_closed_pipe
 def soak(
     seeds: int, first_seed: int, jobs: int | None, profile: str, days: int, institutions: int, engine: str | None
 ) -> None:
