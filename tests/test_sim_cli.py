@@ -2,7 +2,7 @@
 same trace hash in another process, with another PYTHONHASHSEED and on the other engine; replay prints the run it
 replays; a bad option is one Error line; a broken invariant is reported with its seed and the line that replays it.
 
-Runs are small (3 institutions, about a second each) and start together where they do not depend on each other.
+Runs are small (2 institutions, a second or two each) and start together where they do not depend on each other.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from medsettle.engine import core_problem
 from medsettle.sim.checkers import INVARIANTS
 from medsettle.sim.profiles import FAULT_KINDS, PROFILES
 
-SMALL = ("--institutions", "3")
+SMALL = ("--institutions", "2")
 TIMEOUT = 120  # seconds: a bound, not an expectation
 
 # A checker-visible bug, planted from outside (no switch in the simulator): in seed 2 the fifth settlement the
@@ -91,7 +91,7 @@ def test_run_and_replay_print_the_same_run_and_hash():
     )
     assert trace_hash(run) == trace_hash(replay)
     summary = run.stdout
-    assert summary.startswith("seed 3: profile default (every fault, each now and then), 1 day, 3 institutions")
+    assert summary.startswith("seed 3: profile default (every fault, each now and then), 1 day, 2 institutions")
     assert row(summary, "bills") > 0 and row(summary, "steps") >= row(summary, "bills") // 2
     for kind in FAULT_KINDS:  # every kind, zeros too
         row(summary, kind)
@@ -112,24 +112,21 @@ def test_run_and_replay_print_the_same_run_and_hash():
 
 
 def test_one_seed_gives_one_hash_across_processes_hash_seeds_and_engines():
-    """Separate processes with different PYTHONHASHSEED, and the reference engine: the same trace byte for byte;
-    another seed gives another trace."""
+    """Separate processes with different PYTHONHASHSEED, and the reference engine: the same trace byte for byte."""
     if core_problem():
         pytest.skip(f"needs the Cython core to compare engines: {core_problem()}")
     runs = [
         start("sim", "run", "--seed", "5", *SMALL, "--engine", "core", env={"PYTHONHASHSEED": "1"}),
         start("sim", "run", "--seed", "5", *SMALL, "--engine", "core", env={"PYTHONHASHSEED": "4242"}),
         start("sim", "run", "--seed", "5", *SMALL, "--engine", "reference", env={"PYTHONHASHSEED": "7"}),
-        start("sim", "run", "--seed", "6", *SMALL, env={"PYTHONHASHSEED": "1"}),
     ]
-    first, second, reference, other = (trace_hash(finish(p)) for p in runs)
+    first, second, reference = (trace_hash(finish(p)) for p in runs)
     assert first == second == reference
-    assert other != first
 
 
 def test_the_default_engine_is_the_core_when_built():
-    r = sim("run", "--seed", "1", "--institutions", "1", "--profile", "none")
-    assert trace_hash(r)
+    r = sim("run", "--seed", "5", "--institutions", "1", "--profile", "none")
+    assert trace_hash(r) != trace_hash(sim("run", "--seed", "6", "--institutions", "1", "--profile", "none"))
     engine = "reference" if core_problem() else "core"
     assert r.stdout.splitlines()[0].endswith(f", 1 institution, engine {engine}")
     assert re.search(r"^faults injected +0$", r.stdout, re.M), "the profile none injects nothing"
@@ -192,7 +189,7 @@ def test_run_reports_a_broken_invariant_with_seed_step_events_and_replay_line():
     events = re.search(r"^  the last (\d+) events of the trace:\n((?:    .*\n)+)", out, re.M)
     assert events and int(events.group(1)) == len(events.group(2).splitlines()) > 0, out
     assert out.rstrip().endswith(
-        "  replay: medsettle sim replay --seed 2 --profile default --days 1 --institutions 3 --engine reference"
+        "  replay: medsettle sim replay --seed 2 --profile default --days 1 --institutions 2 --engine reference"
     )
 
 
@@ -208,15 +205,15 @@ def test_soak_lists_the_seed_that_broke_an_invariant_and_exits_1():
     assert len(failing) == 2, out
     assert re.fullmatch(r"  seed 2: conservation at step \d+: entry \d+: medfee \d+ fen split into \d+", failing[0])
     assert failing[1].startswith(
-        "    replay: medsettle sim replay --seed 2 --profile default --days 1 --institutions 3"
+        "    replay: medsettle sim replay --seed 2 --profile default --days 1 --institutions 2"
     )
     assert "soak: 3 seeds from 0 in " in r.stderr
 
 
 def test_soak_of_clean_seeds_exits_0():
-    r = sim("soak", "--seeds", "2", "--first-seed", "7", "--jobs", "1", "--institutions", "1")
+    r = sim("soak", "--seeds", "1", "--first-seed", "7", "--jobs", "1", "--institutions", "1")
     assert r.returncode == 0, (r.stdout, r.stderr)
-    assert row(r.stdout, "seeds run") == 2 and row(r.stdout, "violations") == 0
+    assert row(r.stdout, "seeds run") == 1 and row(r.stdout, "violations") == 0
     assert "failing seeds" not in r.stdout
     assert row(r.stdout, "faults injected") == sum(row(r.stdout, kind) for kind in FAULT_KINDS)
 
@@ -246,7 +243,7 @@ def test_a_seed_that_crashes_the_simulator_is_listed_by_soak_and_run_says_how_to
     assert re.fullmatch(r"  seed 1: error at an exception: KeyError: 'bill' \(at \S+:\d+ in \w+\)", failing[0])
     assert failing[1].startswith("    replay: medsettle sim replay --seed 1 ")
     assert run.returncode == 1 and run.stdout == ""
-    replay = "replay: medsettle sim replay --seed 1 --profile default --days 1 --institutions 3 --engine reference"
+    replay = "replay: medsettle sim replay --seed 1 --profile default --days 1 --institutions 2 --engine reference"
     assert run.stderr.startswith(f"seed 1: the run stopped on an exception; {replay}\nTraceback")
     assert run.stderr.rstrip().endswith("KeyError: 'bill'")
 
