@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import os
 import socket
 import socketserver
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from pathlib import Path
 
-from centre_rig import CODES, PHARMACY, ServedCentre, default_registry, first_person
+from centre_rig import CODES, PHARMACY, POLICY, ServedCentre, default_registry, first_person
 from medsettle import credentials
+from medsettle.centre.institutions import default_institutions
 from medsettle.seams import SystemClock
 from medsettle.terminal import CentreClient, Counter, CounterStore, Identity
 
@@ -180,18 +184,97 @@ def make_counter(url: str, journal_path, code: str = PHARMACY, **kwargs) -> Coun
     )
 
 
-def centre_records(server: ServedCentre, sign_no: str) -> list[dict]:
-    """What the centre holds for the pharmacy today, as 3202 lists it (centre_only when we send nothing)."""
+def centre_records(server: ServedCentre, sign_no: str, code: str = PHARMACY) -> list[dict]:
+    """What the centre holds for institution ``code`` today, as 3202 lists it (centre_only when we send nothing);
+    ``sign_no`` is one of that institution's."""
     from medsettle.timeutil import now_shanghai
 
     day = now_shanghai().date().isoformat()
     answer, _ = server.call(
-        "3202", {"data": {"stmt_begndate": day, "stmt_enddate": day}, "detail": []}, sign_no=sign_no
+        "3202",
+        {"data": {"stmt_begndate": day, "stmt_enddate": day}, "detail": []},
+        sign_no=sign_no,
+        fixmedins_code=code,
     )
     assert answer["infcode"] == 0, answer
     return answer["output"]["detail"]
 
 
-def balance_of(server: ServedCentre, sign_no: str) -> Decimal:
-    answer, _ = server.call("1101", {"data": {"mdtrt_cert_type": "02", "certno": patient_certno()}}, sign_no=sign_no)
+def balance_of(server: ServedCentre, sign_no: str, code: str = PHARMACY) -> Decimal:
+    """The patient's account balance, asked by institution ``code`` (whose sign_no ``sign_no`` is)."""
+    answer, _ = server.call(
+        "1101", {"data": {"mdtrt_cert_type": "02", "certno": patient_certno()}}, sign_no=sign_no, fixmedins_code=code
+    )
     return Decimal(str(answer["output"]["insuinfo"][0]["balc"]))
+
+
+# -- one centre for a module: every test its own institution ---------------------------------------------
+
+COPIES = 60  # of each default 130100 institution, in a shared centre
+_next_copy: dict[str, Iterator[int]] = {}
+
+
+def copy_of(like: str, n: int) -> str:
+    """The code of the ``n``-th copy (1..COPIES) of the default institution ``like`` (its tier and failure
+    policy): P13010000001's copies are P13010000101, P13010000201, ...; the last five digits stay unique."""
+    return f"{like[:7]}{n:03d}{like[10:]}"
+
+
+def own_institution(like: str = PHARMACY) -> str:
+    """A copy of ``like`` no other test of this run has used: its centre records, reconciliation and sign-ins
+    are the test's own in a centre that other tests share."""
+    n = next(_next_copy.setdefault(like, itertools.count(1)))
+    assert n <= COPIES, f"more than {COPIES} tests asked for a copy of {like}"
+    return copy_of(like, n)
+
+
+def institutions_toml() -> str:
+    """A ``serve --institutions`` file: the default institutions and COPIES copies of each 130100 one."""
+    lines = []
+    for institution in default_institutions(POLICY):
+        copies = range(1, COPIES + 1) if institution.admdvs == "130100" else ()
+        for code in [institution.fixmedins_code, *(copy_of(institution.fixmedins_code, n) for n in copies)]:
+            lines.append("[[institution]]")
+            for key, value in institution.model_dump(mode="json").items():
+                value = code if key == "fixmedins_code" else value
+                lines.append(f"{key} = {value}" if isinstance(value, int) else f'{key} = "{value}"')
+            lines.append("")
+    return "\n".join(lines)
+
+
+@contextmanager
+def shared_centre(where: Path, engine: str | None = None) -> Iterator[ServedCentre]:
+    """A served centre for a module's tests (started once), which knows every ``own_institution`` code.
+    MEDSETTLE_CREDENTIALS is put back as it was when it stops."""
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "institutions.toml").write_text(institutions_toml(), encoding="utf-8")
+    before = os.environ.get(credentials.ENV_VAR)
+    server = ServedCentre(where / "centre", engine=engine, args=["--institutions", str(where / "institutions.toml")])
+    try:
+        with server:
+            yield server
+    finally:
+        if before is None:
+            os.environ.pop(credentials.ENV_VAR, None)
+        else:
+            os.environ[credentials.ENV_VAR] = before
+
+
+class SharedCentres:
+    """A module's shared centres, one per engine, each started when a test first asks for it and all stopped
+    by ``close`` (a module-scoped fixture's teardown)."""
+
+    def __init__(self, where: Path) -> None:
+        self.where = where
+        self.stack = ExitStack()
+        self.centres: dict[str, ServedCentre] = {}
+
+    def __call__(self, engine: str = "core") -> ServedCentre:
+        if engine not in self.centres:
+            self.centres[engine] = self.stack.enter_context(shared_centre(self.where / engine, engine))
+        else:  # another test's centre may have been started since: clients find this one's credentials again
+            os.environ[credentials.ENV_VAR] = str(self.centres[engine].credentials_file)
+        return self.centres[engine]
+
+    def close(self) -> None:
+        self.stack.close()

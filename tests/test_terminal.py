@@ -4,7 +4,6 @@ outside the window, and after each scenario: reconciliation clean and no fen los
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from decimal import Decimal
@@ -19,11 +18,13 @@ from terminal_rig import (
     ITEM_ARGS,
     ITEMS,
     LossyProxy,
+    SharedCentres,
     balance_of,
     by_certno,
     centre_records,
     days_ago,
     make_counter,
+    own_institution,
     patient,
     patient_certno,
     terminal,
@@ -37,28 +38,44 @@ def money(receipt, *names) -> Decimal:
     return sum(Decimal(getattr(receipt, n)) for n in names)
 
 
+@pytest.fixture(scope="module")
+def centres(tmp_path_factory):
+    """The module's served centres, one per engine, shared: each test counts at its own institution."""
+    shared = SharedCentres(tmp_path_factory.mktemp("centres"))
+    yield shared
+    shared.close()
+
+
+@pytest.fixture()
+def centre(centres):
+    return centres("core")
+
+
+@pytest.fixture()
+def code():
+    """This test's own copy of the online pharmacy."""
+    return own_institution(PHARMACY)
+
+
 @pytest.mark.parametrize("engine", ["core", "reference"])
-def test_online_sale_cancel_and_clean_reconciliation(tmp_path, engine):
-    server = ServedCentre(tmp_path / "centre", engine=engine).start()
-    try:
-        counter = make_counter(server.url, tmp_path / "t.db")
-        counter.sign_in()
-        before = balance_of(server, counter.journal.get_meta("sign_no"))
-        receipt = counter.sell(by_certno(), ITEMS)
-        assert receipt.kind == "sale" and Decimal(receipt.medfee) == MEDFEE
-        assert money(receipt, "fund", "account", "cash") == MEDFEE
-        assert before - Decimal(receipt.account) == Decimal(receipt.balance)
-        assert "fund" in receipt.text() and receipt.setl_id
-        second = counter.sell(by_certno(), ITEMS[:1], acct_used=False)
-        assert Decimal(second.account) == 0
-        cancelled = counter.cancel(second.sale)
-        assert Decimal(cancelled.medfee) == -Decimal(second.medfee)
-        result = counter.reconcile(detail=True)
-        assert result["clean"], result
-        assert {r["stmt_rslt"] for r in result["groups"]} == {"0"}
-        counter.sign_out()
-    finally:
-        server.stop()
+def test_online_sale_cancel_and_clean_reconciliation(centres, tmp_path, engine, code):
+    server = centres(engine)
+    counter = make_counter(server.url, tmp_path / "t.db", code)
+    counter.sign_in()
+    before = balance_of(server, counter.journal.get_meta("sign_no"), code)
+    receipt = counter.sell(by_certno(), ITEMS)
+    assert receipt.kind == "sale" and Decimal(receipt.medfee) == MEDFEE
+    assert money(receipt, "fund", "account", "cash") == MEDFEE
+    assert before - Decimal(receipt.account) == Decimal(receipt.balance)
+    assert "fund" in receipt.text() and receipt.setl_id
+    second = counter.sell(by_certno(), ITEMS[:1], acct_used=False)
+    assert Decimal(second.account) == 0
+    cancelled = counter.cancel(second.sale)
+    assert Decimal(cancelled.medfee) == -Decimal(second.medfee)
+    result = counter.reconcile(detail=True)
+    assert result["clean"], result
+    assert {r["stmt_rslt"] for r in result["groups"]} == {"0"}
+    counter.sign_out()
 
 
 def test_centre_down_before_the_request_then_the_voucher_is_settled(tmp_path):
@@ -88,10 +105,10 @@ def test_centre_down_before_the_request_then_the_voucher_is_settled(tmp_path):
         server.stop()
 
 
-def test_a_lost_answer_is_resent_unchanged_and_answered_once(served_centre, tmp_path):
-    proxy = LossyProxy(served_centre.url)
+def test_a_lost_answer_is_resent_unchanged_and_answered_once(centre, code, tmp_path):
+    proxy = LossyProxy(centre.url)
     try:
-        counter = make_counter(proxy.url, tmp_path / "t.db", resend_for=5)
+        counter = make_counter(proxy.url, tmp_path / "t.db", code, resend_for=5)
         counter.sign_in()
         proxy.drop = {"2102"}
         original_post = counter.client.post
@@ -106,40 +123,40 @@ def test_a_lost_answer_is_resent_unchanged_and_answered_once(served_centre, tmp_
         counter.client.post = post_then_heal
         receipt = counter.sell(by_certno(), ITEMS)
         assert proxy.dropped == 1 and receipt.kind == "sale"
-        records = centre_records(served_centre, counter.journal.get_meta("sign_no"))
+        records = centre_records(centre, counter.journal.get_meta("sign_no"), code)
         assert [r["setl_id"] for r in records] == [receipt.setl_id]  # one settlement, not two
         assert counter.reconcile(detail=True)["clean"]
     finally:
         proxy.close()
 
 
-def test_answer_lost_and_patient_cannot_wait_reverses_then_settles_the_voucher(served_centre, tmp_path):
-    proxy = LossyProxy(served_centre.url)
+def test_answer_lost_and_patient_cannot_wait_reverses_then_settles_the_voucher(centre, code, tmp_path):
+    proxy = LossyProxy(centre.url)
     try:
-        counter = make_counter(proxy.url, tmp_path / "t.db")
+        counter = make_counter(proxy.url, tmp_path / "t.db", code)
         counter.sign_in()
         sign_no = counter.journal.get_meta("sign_no")
-        before = balance_of(served_centre, sign_no)
+        before = balance_of(centre, sign_no, code)
         proxy.drop = {"2102"}
         receipt = counter.sell(by_certno(), ITEMS)  # applied at the centre, never answered
         assert receipt.kind == "deferred" and proxy.dropped >= 1
         voucher = counter.journal.voucher(receipt.voucher)
         assert voucher["blocked_by"] is None  # the 2601 went through and undid the settlement
-        assert balance_of(served_centre, sign_no) == before
+        assert balance_of(centre, sign_no, code) == before
         proxy.drop = set()
         refund = counter.settle_voucher(receipt.voucher)
-        assert balance_of(served_centre, sign_no) == before - Decimal(refund.account)  # paid once
+        assert balance_of(centre, sign_no, code) == before - Decimal(refund.account)  # paid once
         result = counter.reconcile(detail=True)
         assert result["clean"], result
-        assert len(centre_records(served_centre, sign_no)) == 3  # the lost one, its mirror, the voucher's
+        assert len(centre_records(centre, sign_no, code)) == 3  # the lost one, its mirror, the voucher's
     finally:
         proxy.close()
 
 
-def test_a_voucher_waits_for_its_reversal(served_centre, tmp_path):
+def test_a_voucher_waits_for_its_reversal(centre, code, tmp_path):
     """The 2601 cannot be sent while the centre is away: the voucher is not settled before it is answered."""
-    proxy = LossyProxy(served_centre.url)
-    counter = make_counter(proxy.url, tmp_path / "t.db")
+    proxy = LossyProxy(centre.url)
+    counter = make_counter(proxy.url, tmp_path / "t.db", code)
     counter.sign_in()
     proxy.drop = {"2102", "2601"}
     receipt = counter.sell(by_certno(), ITEMS)
@@ -147,15 +164,15 @@ def test_a_voucher_waits_for_its_reversal(served_centre, tmp_path):
     proxy.close()  # now the centre is unreachable altogether
     with pytest.raises(CentreUnreachable):
         counter.settle_voucher(receipt.voucher)
-    counter.client.url = served_centre.url
+    counter.client.url = centre.url
     assert counter.resume()["answered"] >= 1
     assert counter.journal.voucher(receipt.voucher)["blocked_by"] is None
     assert counter.settle_voucher(receipt.voucher).kind == "refund"
     assert counter.reconcile(detail=True)["clean"]
 
 
-def test_equipment_failure_then_resettlement_inside_and_outside_the_window(served_centre, tmp_path):
-    counter = make_counter(served_centre.url, tmp_path / "t.db")
+def test_equipment_failure_then_resettlement_inside_and_outside_the_window(centre, code, tmp_path):
+    counter = make_counter(centre.url, tmp_path / "t.db", code)
     counter.sign_in()
     inside = counter.sell(None, ITEMS)  # the reader broke: nobody identified
     assert inside.kind == "deferred" and inside.cash == "55.00"
@@ -164,7 +181,7 @@ def test_equipment_failure_then_resettlement_inside_and_outside_the_window(serve
     refund = counter.settle_voucher(inside.voucher, by_certno())
     assert refund.kind == "refund"
     # A bill 9 days old: past the default outpatient and pharmacy window of 7 days
-    old_counter = make_counter(served_centre.url, tmp_path / "t.db", clock=days_ago(9))
+    old_counter = make_counter(centre.url, tmp_path / "t.db", code, clock=days_ago(9))
     outside = old_counter.sell(None, ITEMS)
     with pytest.raises(CounterError, match="manual claim"):
         counter.settle_voucher(outside.voucher, by_certno())
@@ -181,54 +198,63 @@ QUEUE_POINTS = ["saf_recorded", "forward_written", "forward_sent"]  # in test_te
 
 
 @pytest.mark.parametrize("point", SALE_POINTS + VOUCHER_POINTS + ["voucher_recorded", "reversal_written"])
-def test_every_crash_point_of_the_terminal(served_centre, tmp_path, point):
+def test_every_crash_point_of_the_terminal(centre, code, tmp_path, point):
+    """The terminal process exits at ``point`` (MEDSETTLE_CRASH_AT) and a new process's resume finishes what
+    was left. The set-up before the crash and the checks after the restart run in this process (signin, a
+    voucher to resettle, vouchers and reconcile as processes are proven by the other CLI tests)."""
     journal = tmp_path / "t.db"
-    terminal(served_centre.url, journal, "signin")
-    sign_no = served_centre.sign_in()  # the test's own eyes on the centre
-    before = balance_of(served_centre, sign_no)
+    setup = make_counter(centre.url, journal, code)
+    setup.sign_in()
+    voucher = setup.sell(None, ITEMS).voucher if point in VOUCHER_POINTS else None  # the reader broke
+    setup.journal.close()  # the CLI is another process: a journal is held by one at a time
+    sign_no = centre.sign_in(code)  # the test's own eyes on the centre
+    before = balance_of(centre, sign_no, code)
     proxy = None
-    if point in VOUCHER_POINTS or point == "voucher_recorded":
-        made = terminal(served_centre.url, journal, "sell", *ITEM_ARGS, crash_at="voucher_recorded", check=False)
-        assert made.returncode == EXIT_CODE
-    if point in VOUCHER_POINTS:
-        voucher = terminal(served_centre.url, journal, "vouchers")
-        pending = json.loads(voucher.stdout)
-        assert len(pending) == 1
+    if voucher:
         crashed = terminal(
-            served_centre.url,
+            centre.url,
             journal,
             "resettle",
-            pending[0]["voucher"],
+            voucher,
             "--certno",
             patient_certno(),
             crash_at=point,
             check=False,
+            code=code,
         )
     elif point == "reversal_written":
-        proxy = LossyProxy(served_centre.url)
+        proxy = LossyProxy(centre.url)
         proxy.drop = {"2102"}
         crashed = terminal(
-            proxy.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS, crash_at=point, check=False
+            proxy.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS, crash_at=point, check=False, code=code
         )
-    elif point != "voucher_recorded":
-        crashed = terminal(
-            served_centre.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS, crash_at=point, check=False
-        )
+    elif point == "voucher_recorded":
+        crashed = terminal(centre.url, journal, "sell", *ITEM_ARGS, crash_at=point, check=False, code=code)
     else:
-        crashed = made
+        crashed = terminal(
+            centre.url,
+            journal,
+            "sell",
+            "--certno",
+            patient_certno(),
+            *ITEM_ARGS,
+            crash_at=point,
+            check=False,
+            code=code,
+        )
     assert crashed.returncode == EXIT_CODE, crashed.stderr
     if proxy:
         proxy.close()
-    terminal(served_centre.url, journal, "resume")  # the restarted terminal finishes what was left
-    for v in json.loads(terminal(served_centre.url, journal, "vouchers").stdout):
-        terminal(served_centre.url, journal, "resettle", v["voucher"], "--certno", patient_certno())
-    report = json.loads(terminal(served_centre.url, journal, "reconcile", "--detail").stdout)
+    terminal(centre.url, journal, "resume", code=code)  # the restarted terminal finishes what was left
+    counter = make_counter(centre.url, journal, code)
+    for v in counter.pending_vouchers():
+        counter.settle_voucher(v["voucher"], by_certno())
+    report = counter.reconcile(detail=True)
     assert report["clean"], report
-    counter = make_counter(served_centre.url, journal)
     settled = [d["setlinfo"] for _s, state, d in counter.journal.sales("done")]
     settled += [v["setlinfo"] for v in counter.journal.vouchers("settled")]
     assert len(settled) == 1  # the sale was paid exactly once, online or by its voucher
-    assert balance_of(served_centre, sign_no) == before - Decimal(str(settled[0]["acct_pay"]))
+    assert balance_of(centre, sign_no, code) == before - Decimal(str(settled[0]["acct_pay"]))
     assert Decimal(str(settled[0]["medfee_sumamt"])) == MEDFEE
 
 
@@ -262,7 +288,7 @@ def test_centre_killed_after_the_answer_keeps_the_settlement(tmp_path):
         server.stop()
 
 
-def test_the_interactive_counter(served_centre, tmp_path):
+def test_the_interactive_counter(centre, code, tmp_path):
     commands = (
         "\n".join(
             [
@@ -285,9 +311,9 @@ def test_the_interactive_counter(served_centre, tmp_path):
             "medsettle.cli",
             "terminal",
             "-i",
-            PHARMACY,
+            code,
             "--centre",
-            served_centre.url,
+            centre.url,
             "--journal",
             str(tmp_path / "t.db"),
         ],
@@ -301,10 +327,10 @@ def test_the_interactive_counter(served_centre, tmp_path):
     assert "unknown command 'bogus'" in result.stderr and "医保结算单" in result.stderr
 
 
-def test_a_qr_e_voucher_identifies_the_patient_at_the_counter(served_centre, tmp_path):
-    counter = make_counter(served_centre.url, tmp_path / "t.db")
+def test_a_qr_e_voucher_identifies_the_patient_at_the_counter(centre, code, tmp_path):
+    counter = make_counter(centre.url, tmp_path / "t.db", code)
     counter.sign_in()
-    token = served_centre.admin({"action": "issue_qr", "psn_no": patient()})["mdtrt_cert_no"]
+    token = centre.admin({"action": "issue_qr", "psn_no": patient()})["mdtrt_cert_no"]
     receipt = counter.sell(Identity("01", token), ITEMS)
     assert receipt.kind == "sale" and receipt.psn_name
     assert counter.reconcile(detail=True)["clean"]
