@@ -15,6 +15,7 @@ from .demo import demo
 from .hardware import card, hardware
 from .persons import persons
 from .policy import policy
+from .scenario import scenario
 from .serve import serve
 from .settle import settle
 from .sign import sign
@@ -28,7 +29,7 @@ def main() -> None:
     """medsettle: medical-insurance settlement at hospital and pharmacy counters, simulated with real parts."""
 
 
-for _command in (demo, settle, policy, persons, bills, serve, sign, hardware, card, terminal, bench, sim):
+for _command in (demo, settle, policy, persons, bills, serve, sign, hardware, card, terminal, bench, sim, scenario):
     main.add_command(_command)
 
 __all__ = ["main"]
