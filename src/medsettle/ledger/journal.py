@@ -363,6 +363,9 @@ class SQLiteJournal(GroupCommitJournal):
             ) from None
 
     def _read_rows(self, sql: str, params: tuple) -> Iterator[tuple]:
+        if self._inline_conn is not None:  # one thread writes and reads: its own connection sees every commit
+            yield from self._inline_conn.execute(sql.format(p="?"), params).fetchall()
+            return
         conn = sqlite3.connect(self.path)
         try:
             yield from conn.execute(sql.format(p="?"), params)

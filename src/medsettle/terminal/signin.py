@@ -20,6 +20,7 @@ class SignIn:
 
     def __init__(self, journal: CounterStore, messenger: Messenger) -> None:
         self._journal, self._messenger = journal, messenger
+        self._codes: tuple[str, set[str] | None] | None = None  # (the cached catalogue's text, its codes)
 
     def sign_in(self) -> str:
         with self._journal.transaction() as db:
@@ -76,8 +77,10 @@ class SignIn:
         cached = self._journal.get_meta("catalogue")
         if not cached:
             return None
-        catalogue = json.loads(cached)
-        items = catalogue.get("items") or []
-        if not items or catalogue.get("total", len(items)) != len(items):
-            return None
-        return {item["med_list_codg"] for item in items}
+        if self._codes is None or self._codes[0] != cached:  # decoded once per catalogue, not once per sale
+            catalogue = json.loads(cached)
+            items = catalogue.get("items") or []
+            complete = items and catalogue.get("total", len(items)) == len(items)
+            self._codes = (cached, {item["med_list_codg"] for item in items} if complete else None)
+        codes = self._codes[1]
+        return set(codes) if codes is not None else None
