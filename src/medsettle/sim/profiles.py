@@ -37,7 +37,8 @@ class Profile:
 
 
 _NETWORK = {"request_lost": 0.03, "answer_lost": 0.03, "duplicated": 0.03, "delayed": 0.05, "reordered": 0.02}
-_STEPS = {"centre_crash": 0.004, "partition": 0.01, "power_loss": 0.03, "disk_full": 0.003}
+# About one centre crash a simulated day of 10 counters (each restart replays the journal: the crashes profile has more)
+_STEPS = {"centre_crash": 0.0015, "partition": 0.01, "power_loss": 0.03, "disk_full": 0.003}
 
 PROFILES: dict[str, Profile] = {
     p.name: p
