@@ -242,14 +242,27 @@ def institutions_toml() -> str:
     return "\n".join(lines)
 
 
+def institutions_args(where: Path) -> list[str]:
+    """``serve`` arguments for the default institutions and every ``own_institution`` code (the file in
+    ``where``): another centre a test starts that must know the test's own institution."""
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "institutions.toml").write_text(institutions_toml(), encoding="utf-8")
+    return ["--institutions", str(where / "institutions.toml")]
+
+
+def dead_url() -> str:
+    """The URL of a port nobody listens on: the centre away, as its counters find it (connection refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}/"
+
+
 @contextmanager
 def shared_centre(where: Path, engine: str | None = None) -> Iterator[ServedCentre]:
     """A served centre for a module's tests (started once), which knows every ``own_institution`` code.
     MEDSETTLE_CREDENTIALS is put back as it was when it stops."""
-    where.mkdir(parents=True, exist_ok=True)
-    (where / "institutions.toml").write_text(institutions_toml(), encoding="utf-8")
     before = os.environ.get(credentials.ENV_VAR)
-    server = ServedCentre(where / "centre", engine=engine, args=["--institutions", str(where / "institutions.toml")])
+    server = ServedCentre(where / "centre", engine=engine, args=institutions_args(where))
     try:
         with server:
             yield server

@@ -24,9 +24,13 @@ from medsettle.timeutil import now_shanghai
 from terminal_rig import (
     ITEMS,
     SAF_PHARMACY,
+    SharedCentres,
     balance_of,
     by_certno,
+    dead_url,
+    institutions_args,
     make_counter,
+    own_institution,
     patient,
     patient_certno,
     terminal,
@@ -37,8 +41,27 @@ ITEM_ARGS = [f"{i['med_list_codg']}:{i['pric']}:{i['cnt']}" for i in ITEMS]
 BIG = [{"med_list_codg": CODES[0], "pric": "2000.00", "cnt": "1"}]  # crosses the 1,500.00 deductible
 
 
+@pytest.fixture(scope="module")
+def centres(tmp_path_factory):
+    """The module's served centre, shared: each test forwards from its own copy of the pharmacy."""
+    shared = SharedCentres(tmp_path_factory.mktemp("centres"))
+    yield shared
+    shared.close()
+
+
 @pytest.fixture()
-def world(tmp_path):
+def world(centres, tmp_path):
+    """The shared centre and a signed-in counter of the test's own store-and-forward pharmacy."""
+    server = centres()
+    counter = make_counter(server.url, tmp_path / "t.db", own_institution(SAF_PHARMACY))
+    counter.sign_in()
+    assert counter.failure_policy == "store_and_forward"
+    return server, counter
+
+
+@pytest.fixture()
+def fresh_world(tmp_path):
+    """A centre of the test's own, for a test that changes the patient for good (cancels them)."""
     server = ServedCentre(tmp_path / "centre").start()
     counter = make_counter(server.url, tmp_path / "t.db", SAF_PHARMACY)
     counter.sign_in()
@@ -48,11 +71,10 @@ def world(tmp_path):
 
 
 def go_down(server, counter):
-    server.stop()  # the counter's next message finds nobody listening
+    counter.client.url = dead_url()  # the counter's next message finds nobody listening
 
 
 def come_back(server, counter):
-    server.start()
     counter.client.url = server.url
 
 
@@ -100,8 +122,8 @@ def test_floor_limits_unknown_persons_and_forwarding_order(world):
     assert counter.reconcile(detail=True)["clean"]
 
 
-def test_a_refused_forward_is_flagged_and_borne_by_the_institution(world):
-    server, counter = world
+def test_a_refused_forward_is_flagged_and_borne_by_the_institution(fresh_world):
+    server, counter = fresh_world
     counter.sell(by_certno(), ITEMS)
     go_down(server, counter)
     provisional = counter.sell(by_certno(), ITEMS)
@@ -116,73 +138,65 @@ def test_a_refused_forward_is_flagged_and_borne_by_the_institution(world):
 
 
 @pytest.mark.parametrize("point", ["saf_recorded", "forward_written", "forward_sent"])
-def test_crash_points_of_the_queue(tmp_path, point):
-    server = ServedCentre(tmp_path / "centre").start()
-    journal = tmp_path / "t.db"
-    try:
-        terminal(server.url, journal, "signin", code=SAF_PHARMACY)
-        terminal(server.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS, code=SAF_PHARMACY)
-        server.stop()
-        crashed = terminal(
-            server.url,
-            journal,
-            "sell",
-            "--certno",
-            patient_certno(),
-            *ITEM_ARGS,
-            code=SAF_PHARMACY,
-            crash_at=point if point == "saf_recorded" else None,
-            check=False,
-        )
-        if point == "saf_recorded":
-            assert crashed.returncode == EXIT_CODE
-        else:
-            assert json.loads(crashed.stdout)["kind"] == "provisional"
-        server.start()
-        if point != "saf_recorded":  # the next command's resume forwards the queue, and crashes there
-            again = terminal(server.url, journal, "signin", code=SAF_PHARMACY, crash_at=point, check=False)
-            assert again.returncode == EXIT_CODE, again.stderr
-        terminal(server.url, journal, "signin", code=SAF_PHARMACY)
-        counter = make_counter(server.url, journal, SAF_PHARMACY)
-        entries = counter.journal.saf_entries()
-        counter.journal.close()  # the CLI is another process: a journal is held by one at a time
-        assert [e["state"] for e in entries] == ["forwarded"]  # forwarded exactly once
-        report = json.loads(terminal(server.url, journal, "reconcile", "--detail", code=SAF_PHARMACY).stdout)
-        assert report["clean"], report
-    finally:
-        server.stop()
+def test_crash_points_of_the_queue(centres, tmp_path, point):
+    """The terminal process exits at ``point`` and the next process forwards the queue exactly once. The
+    online sale before (the counter learns the person) and the checks after run in this process."""
+    server, code, journal = centres(), own_institution(SAF_PHARMACY), tmp_path / "t.db"
+    setup = make_counter(server.url, journal, code)
+    setup.sign_in()
+    assert setup.sell(by_certno(), ITEMS).kind == "sale"
+    setup.journal.close()  # the CLI is another process: a journal is held by one at a time
+    crashed = terminal(
+        dead_url(),  # the centre is away
+        journal,
+        "sell",
+        "--certno",
+        patient_certno(),
+        *ITEM_ARGS,
+        code=code,
+        crash_at=point if point == "saf_recorded" else None,
+        check=False,
+    )
+    if point == "saf_recorded":
+        assert crashed.returncode == EXIT_CODE
+    else:
+        assert json.loads(crashed.stdout)["kind"] == "provisional"
+    if point != "saf_recorded":  # the next command's resume forwards the queue, and crashes there
+        again = terminal(server.url, journal, "signin", code=code, crash_at=point, check=False)
+        assert again.returncode == EXIT_CODE, again.stderr
+    terminal(server.url, journal, "signin", code=code)
+    counter = make_counter(server.url, journal, code)
+    assert [e["state"] for e in counter.journal.saf_entries()] == ["forwarded"]  # forwarded exactly once
+    report = counter.reconcile(detail=True)
+    assert report["clean"], report
 
 
-def test_a_store_and_forward_hospital_forwards_a_provisional_visit(tmp_path):
-    server = ServedCentre(tmp_path / "centre").start()
-    try:
-        counter = make_counter(server.url, tmp_path / "h.db", "H13010000003")  # tier 1, store-and-forward
-        counter.sign_in()
-        assert counter.failure_policy == "store_and_forward"
-        online = counter.visit(by_certno(), BIG)  # known to the counter; the deductible is met
-        assert online.kind == "sale"
-        balance = balance_of(server, server.sign_in())
-        server.stop()
-        provisional = counter.visit(by_certno(), ITEMS, med_type="11")
-        assert provisional.kind == "provisional" and provisional.account == "0.00"
-        assert Decimal(provisional.fund) + Decimal(provisional.cash) == Decimal("55.00")
-        assert counter.forward() == []  # still away
-        server.start()
-        counter.client.url = server.url
-        counter.sign_in()
-        [outcome] = counter.forward_until_done(rounds=3, base_delay=0.01)
-        assert outcome["state"] == "forwarded"
-        actual = counter.journal.saf_entries("forwarded")[0]["setlinfo"]
-        assert Decimal(str(actual["acct_pay"])) == 0
-        # provisional: nothing met, so no fund share; actual: the deductible was met, so a refund
-        assert provisional.fund == "0.00"
-        assert Decimal(outcome["refund_to_patient"]) == Decimal(provisional.cash) - Decimal(str(actual["psn_cash_pay"]))
-        assert Decimal(outcome["refund_to_patient"]) > 0
-        assert balance_of(server, server.sign_in()) == balance
-        report = counter.reconcile(detail=True)
-        assert report["clean"], report
-    finally:
-        server.stop()
+def test_a_store_and_forward_hospital_forwards_a_provisional_visit(centres, tmp_path):
+    server = centres()
+    counter = make_counter(server.url, tmp_path / "h.db", own_institution("H13010000003"))  # tier 1, SAF
+    counter.sign_in()
+    assert counter.failure_policy == "store_and_forward"
+    online = counter.visit(by_certno(), BIG)  # known to the counter; the deductible is met
+    assert online.kind == "sale"
+    balance = balance_of(server, server.sign_in())
+    counter.client.url = dead_url()  # the centre is away
+    provisional = counter.visit(by_certno(), ITEMS, med_type="11")
+    assert provisional.kind == "provisional" and provisional.account == "0.00"
+    assert Decimal(provisional.fund) + Decimal(provisional.cash) == Decimal("55.00")
+    assert counter.forward() == []  # still away
+    counter.client.url = server.url
+    counter.sign_in()
+    [outcome] = counter.forward_until_done(rounds=3, base_delay=0.01)
+    assert outcome["state"] == "forwarded"
+    actual = counter.journal.saf_entries("forwarded")[0]["setlinfo"]
+    assert Decimal(str(actual["acct_pay"])) == 0
+    # provisional: nothing met, so no fund share; actual: the deductible was met, so a refund
+    assert provisional.fund == "0.00"
+    assert Decimal(outcome["refund_to_patient"]) == Decimal(provisional.cash) - Decimal(str(actual["psn_cash_pay"]))
+    assert Decimal(outcome["refund_to_patient"]) > 0
+    assert balance_of(server, server.sign_in()) == balance
+    report = counter.reconcile(detail=True)
+    assert report["clean"], report
 
 
 def test_entries_past_the_retry_or_age_limit_are_flagged_for_a_clerk(world):
@@ -288,18 +302,19 @@ def policy_with_a_new_catalogue(where, effective_from: dt.date):
     return toml
 
 
-def test_a_refresh_after_the_catalogue_changed_fetches_only_the_changed_rows(tmp_path):
+def test_a_refresh_after_the_catalogue_changed_fetches_only_the_changed_rows(centres, tmp_path):
     """A counter that holds 130100-CAT-2025 meets a centre whose catalogue in force is newer: it downloads the
     four rows that differ (two changed, one added, one withdrawn), not the catalogue, and then holds exactly
     the catalogue in force."""
     effective_from = now_shanghai().date() - dt.timedelta(days=2)
     policy = policy_with_a_new_catalogue(tmp_path / "policy", effective_from)
-    with ServedCentre(tmp_path / "old") as old:  # the shipped policy
-        counter = make_counter(old.url, tmp_path / "t.db", SAF_PHARMACY)
-        counter.sign_in()
+    code = own_institution(SAF_PHARMACY)
+    counter = make_counter(centres().url, tmp_path / "t.db", code)  # the shipped policy
+    counter.sign_in()
     assert counter.signin.cached_rules()[1]["ver"] == "130100-CAT-2025"
-    with ServedCentre(tmp_path / "new", args=["--policy", str(policy)]) as new:
-        counter.client = CentreClient(new.url, timeout=2.0, credential=credentials.load().institution(SAF_PHARMACY))
+    args = ["--policy", str(policy), *institutions_args(tmp_path)]
+    with ServedCentre(tmp_path / "new", args=args) as new:
+        counter.client = CentreClient(new.url, timeout=2.0, credential=credentials.load().institution(code))
         before = len(outbox(counter))
         counter.sign_in()
         sent = outbox(counter)[before:]
@@ -344,7 +359,7 @@ class OlderCentre(PostOnly):
 @pytest.mark.parametrize("transport", [PostOnly, OlderCentre])
 def test_without_the_downloads_the_cache_is_filled_by_1312_as_before(world, tmp_path, transport):
     server, _ = world
-    counter = make_counter(server.url, tmp_path / "other.db", SAF_PHARMACY)
+    counter = make_counter(server.url, tmp_path / "other.db", own_institution(SAF_PHARMACY))
     counter.client = transport(counter.client)
     counter.sign_in()
     sent = outbox(counter)
