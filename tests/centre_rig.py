@@ -14,6 +14,7 @@ population and registry are built on first use (about a second), not when a test
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import itertools
 import json
@@ -86,6 +87,15 @@ def first_person(region: str = "130100", insutype: str = "310") -> str:
         if d["insuplc_admdvs"] == region and d["insutype"] == insutype:
             return str(d["psn_no"])
     raise AssertionError(f"no person insured in {region} under {insutype}")
+
+
+@functools.cache
+def persons_insured(region: str = "130100", insutype: str = "310") -> tuple[str, ...]:
+    """The psn_nos of the default population insured in ``region`` under ``insutype``, in its order (the
+    first is ``first_person``'s): tests sharing one served centre take each their own of them."""
+    population = default_population()
+    described = (population.describe(i) for i in range(len(population)))
+    return tuple(str(d["psn_no"]) for d in described if d["insuplc_admdvs"] == region and d["insutype"] == insutype)
 
 
 def certno(region: str, born: str, seq: str) -> str:
@@ -320,6 +330,22 @@ def admin_refused(server: ServedCentre, body: dict, field: str, *words: str) -> 
         assert word in answer["error"], answer
     assert server.journal_count() == before, "a refusal journaled something"
     return answer
+
+
+@contextlib.contextmanager
+def shared_centre(data_dir: Path, **kwargs: Any) -> Iterator[ServedCentre]:
+    """A served centre the tests of a module share (a module-scoped fixture's body): started once, stopped
+    at the end, MEDSETTLE_CREDENTIALS put back as it was before. Each test sharing it takes its own persons,
+    institutions or msgids, and counts journal entries only as a difference across its own requests."""
+    before = os.environ.get(credentials.ENV_VAR)
+    try:
+        with ServedCentre(data_dir, **kwargs) as centre:
+            yield centre
+    finally:
+        if before is None:
+            os.environ.pop(credentials.ENV_VAR, None)
+        else:
+            os.environ[credentials.ENV_VAR] = before
 
 
 @pytest.fixture()

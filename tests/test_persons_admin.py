@@ -16,11 +16,22 @@ from centre_rig import (
     default_registry,
     envelope,
     first_person,
+    persons_insured,
+    shared_centre,
 )
 from medsettle.centre.persons import add_working_days
 from medsettle.timeutil import now_shanghai
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def served_centre(tmp_path_factory):
+    """One served centre for the tests that neither restart it nor need it new (a start is seconds): each
+    enrols its own persons or takes its own of the default population's, and counts journal entries only
+    across its own requests. The two tests that restart a centre start their own."""
+    with shared_centre(tmp_path_factory.mktemp("persons") / "centre") as centre:
+        yield centre
 
 
 def ok(answer):
@@ -186,7 +197,7 @@ def test_unknown_actions_and_malformed_requests(served_centre):
 
 def test_card_channels(served_centre):
     sign_no = served_centre.sign_in()
-    a = ok(served_centre.admin(EMPLOYEE))["psn_no"]
+    a = ok(served_centre.admin({**EMPLOYEE, "certno": certno("130100", "19910101", "029")}))["psn_no"]
     b = ok(served_centre.admin({**EMPLOYEE, "certno": certno("130100", "19920101", "035"), "psn_name": "郑平"}))[
         "psn_no"
     ]
@@ -223,7 +234,7 @@ def test_card_channels(served_centre):
 
 
 def test_unit_change_with_certificate(served_centre):
-    psn = first_person("130100", "310")
+    psn = persons_insured("130100", "310")[1]  # its own employee: the shared centre keeps the new unit
     sign_no = served_centre.sign_in()
     ok(
         served_centre.admin(
@@ -324,7 +335,7 @@ def test_transfer_between_regions_moves_balance_and_accumulators(tmp_path):
 
 
 def test_qr_e_voucher_identifies_the_person(served_centre):
-    psn = first_person("130100", "310")
+    psn = persons_insured("130100", "310")[2]
     sign_no = served_centre.sign_in()
     qr = ok(served_centre.admin({"action": "issue_qr", "psn_no": psn}))
     token = qr["mdtrt_cert_no"]
@@ -384,9 +395,12 @@ def test_the_persons_commands_drive_the_centre(served_centre):
     assert json.loads(qr.stdout)["mdtrt_cert_no"].startswith("330300")
 
 
-@pytest.mark.parametrize("month", ["March", "2026-13", "2026-3", "26-03", "2026-00", "0000-01", ""])
+NOT_YYYY_MM = ["March", "2026-13", "2026-3", "26-03", "2026-00", "0000-01", ""]
+
+
+@pytest.mark.parametrize("month", NOT_YYYY_MM)
 def test_a_credit_or_contribution_for_a_month_that_is_not_yyyy_mm_is_refused_and_changes_nothing(served_centre, month):
-    psn = first_person()
+    psn = persons_insured()[3 + NOT_YYYY_MM.index(month)]  # each case its own person: its 2026-03 is credited once
     before = served_centre.journal_count()
     credit = served_centre.admin({"action": "credit", "psn_no": psn, "amount": "120.50", "key": month})
     assert not credit["ok"] and "field key" in credit["error"] and "yyyy-mm" in credit["error"], credit
@@ -431,7 +445,7 @@ def test_the_persons_commands_refuse_a_month_that_is_not_yyyy_mm(served_centre):
 
 
 def test_a_credit_over_100000_yuan_is_refused_and_changes_nothing(served_centre):
-    psn = first_person()
+    psn = persons_insured()[3 + len(NOT_YYYY_MM)]
     before = served_centre.journal_count()
     over = served_centre.admin({"action": "credit", "psn_no": psn, "amount": "100000.01", "key": "2026-04"})
     assert not over["ok"] and "field amount" in over["error"] and "100000.00" in over["error"], over
