@@ -120,8 +120,10 @@ class _Runner:
         except Crashed as crashed:
             seen = {"crashed": True, "note": f"power lost at {crashed}"}
             w.reopen(desk)
-            resumed = desk.sim.counter.resume()
-            seen["note"] += f"; resumed: {dict(resumed)}"
+            try:  # the restarted counter finishes what was left, as every terminal command does first
+                seen["note"] += f"; resumed: {dict(desk.sim.counter.resume())}"
+            except MedsettleError as exc:
+                error = exc
         except Violation as v:
             self.stopped = f"invariant {v.invariant}: {v.detail}"
             return StepResult(step.index, step.do, False, self.stopped)
@@ -165,9 +167,12 @@ class _Runner:
             problems.append(f"power_off at {armed}: the step finished without reaching that point")
         for field, want in expect.items():
             got = self._observe(field, want, desk, seen)
-            if field in ("balances", "vouchers", "queue"):
-                problems += [f"expect.{field}.{k}: {v} expected, got {got.get(k)}" for k, v in want.items()
+            if field == "balances":
+                problems += [f"expect.balances.{k}: {v} expected, got {got.get(k)}" for k, v in want.items()
                              if not self._equal(field, v, got.get(k))]  # fmt: skip
+            elif field in ("vouchers", "queue"):  # every state: one not named is expected at 0
+                problems += [f"expect.{field}.{k}: {want.get(k, 0)} expected, got {got.get(k, 0)}"
+                             for k in sorted(set(want) | set(got)) if want.get(k, 0) != got.get(k, 0)]  # fmt: skip
             elif field == "note":
                 if want not in str(got or ""):
                     problems.append(f"expect.note: {want!r} expected in {got!r}")
@@ -198,7 +203,7 @@ class _Runner:
     def _summary(seen: dict[str, Any], error: MedsettleError | None) -> str:
         if error is not None:
             return f"{error.code} (expected)"
-        if "kind" in seen:
+        if "medfee" in seen:
             parts = f"{seen['kind']} medfee {seen['medfee']} fund {seen['fund']} account {seen['account']} "
             return parts + f"cash {seen['cash']}" + (f" refund {seen['refund']}" if seen["kind"] == "refund" else "")
         return ", ".join(f"{k} {v}" for k, v in seen.items() if k != "voucher")
