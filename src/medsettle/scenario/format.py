@@ -26,6 +26,7 @@ STEP_FIELDS: dict[str, tuple[str, ...]] = {
     "visit": ("items", "med_type", "acct_used"),
     "admit": ("diagnosis",),
     "stay_fees": ("stay", "items"),
+    "discharge": ("stay",),
     "settle_stay": ("stay", "final"),
     "cut_network": ("mode", "infno", "seconds"),
     "restore_network": (),
@@ -255,7 +256,7 @@ def _check_fields(path: Path, where: str, do: str, fields: dict[str, Any], names
     for field in ("stay", "voucher"):
         if field in fields and fields[field] not in names:
             raise _fail(path, where, field, f"{fields[field]!r} is not named (as = ...) by an earlier step")
-    if do in ("stay_fees", "settle_stay") and "stay" not in fields:
+    if do in ("stay_fees", "discharge", "settle_stay") and "stay" not in fields:
         raise _fail(path, where, "stay", "missing: the name (as = ...) of the admit step")
     for flag in ("acct_used", "final"):
         if flag in fields and not isinstance(fields[flag], bool):

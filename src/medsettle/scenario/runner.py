@@ -210,6 +210,11 @@ class _Runner:
 
     # -- the steps -----------------------------------------------------------------------------------
 
+    def _named(self, name: str) -> Any:
+        if name not in self.named:
+            raise MedsettleError(f"{name!r}: the step that names it did not succeed")
+        return self.named[name]
+
     def _receipt(self, step: Step, receipt: Receipt) -> dict[str, Any]:
         if step.name:
             self.named[step.name] = receipt
@@ -262,11 +267,15 @@ class _Runner:
         return {"stay": stay}
 
     def _do_stay_fees(self, step: Step, desk: Desk) -> dict:
-        lines = desk.sim.counter.stay_fees(self.named[step.fields["stay"]], _items(step))
+        lines = desk.sim.counter.stay_fees(self._named(step.fields["stay"]), _items(step))
         return {"lines": len(lines)}
 
+    def _do_discharge(self, step: Step, desk: Desk) -> dict:
+        desk.sim.counter.discharge(self._named(step.fields["stay"]))
+        return {"discharged": True}
+
     def _do_settle_stay(self, step: Step, desk: Desk) -> dict:
-        stay, final = self.named[step.fields["stay"]], step.fields.get("final", True)
+        stay, final = self._named(step.fields["stay"]), step.fields.get("final", True)
         try:
             receipt = desk.sim.counter.settle_stay(stay, final=final)
         except CentreUnreachable:
@@ -332,7 +341,7 @@ class _Runner:
     def _do_resettle(self, step: Step, desk: Desk) -> dict:
         counter = desk.sim.counter
         if "voucher" in step.fields:
-            voucher = self.named[step.fields["voucher"]].voucher
+            voucher = self._named(step.fields["voucher"]).voucher
         else:
             pending = counter.pending_vouchers()
             if not pending:
