@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from centre_rig import PHARMACY, ServedCentre
+from centre_rig import PHARMACY
 from medsettle.centre.registry import id_check_digit
 from medsettle.errors import InvalidInput, UnknownItem
 from medsettle.terminal import Identity, Refused
@@ -22,10 +22,13 @@ from terminal_rig import (
     ITEM_ARGS,
     ITEMS,
     SAF_PHARMACY,
+    SharedCentres,
     balance_of,
     by_certno,
     centre_records,
+    dead_url,
     make_counter,
+    own_institution,
     patient_certno,
     terminal_command,
 )
@@ -41,6 +44,25 @@ def _unknown_certno() -> str:
 
 UNKNOWN_CERTNO = _unknown_certno()
 PATIENT = "<the patient's certno>"  # in a parametrize list: patient_certno() is looked up by the test, not at import
+
+
+@pytest.fixture(scope="module")
+def centres(tmp_path_factory):
+    """The module's served centres, one per engine, shared: each test counts at its own institution."""
+    shared = SharedCentres(tmp_path_factory.mktemp("centres"))
+    yield shared
+    shared.close()
+
+
+@pytest.fixture()
+def centre(centres):
+    return centres("core")
+
+
+@pytest.fixture()
+def code():
+    """This test's own copy of the online pharmacy."""
+    return own_institution(PHARMACY)
 
 
 def run_terminal(url, journal, *args, stdin=None, cwd=None, code=PHARMACY):
@@ -106,11 +128,11 @@ def bad_lines() -> list[tuple[str, str]]:
     ]
 
 
-def test_the_shell_survives_every_bad_line_and_says_what_was_wrong(served_centre, tmp_path):
+def test_the_shell_survives_every_bad_line_and_says_what_was_wrong(centre, code, tmp_path):
     good_sale = f"sell --certno {patient_certno()} {ITEM_ARGS[0]}"
     bad = bad_lines()
     lines = ["signin"] + [line for line, _ in bad] + [good_sale, "vouchers", "quit"]
-    result = run_terminal(served_centre.url, tmp_path / "t.db", stdin="\n".join(lines) + "\n")
+    result = run_terminal(centre.url, tmp_path / "t.db", stdin="\n".join(lines) + "\n", code=code)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     errors = error_lines(result.stderr)
@@ -134,48 +156,49 @@ def test_the_shell_survives_every_bad_line_and_says_what_was_wrong(served_centre
         (["--certno", PATIENT], "NOPE:12.50:2", "UNKNOWN_ITEM"),  # refused at the pre-settle (2101)
     ],
 )
-def test_a_sale_the_centre_refuses_ends_refused_without_a_voucher(tmp_path, engine, identify, item, refusal):
+def test_a_sale_the_centre_refuses_ends_refused_without_a_voucher(
+    centres, code, tmp_path, engine, identify, item, refusal
+):
     identify = [patient_certno() if arg == PATIENT else arg for arg in identify]
-    server = ServedCentre(tmp_path / "centre", engine=engine).start()
-    try:
-        journal = tmp_path / "t.db"
-        assert run_terminal(server.url, journal, "signin").returncode == 0
-        sign_no = server.sign_in()
-        before = balance_of(server, sign_no)
-        refused = run_terminal(server.url, journal, "sell", *identify, item)
-        assert_one_clean_error(refused, refusal, "no voucher")
-        printed = json.loads(refused.stdout)
-        assert printed["state"] == "refused" and printed["err_msg"].startswith(refusal)
-        # The next command resumes first: the refused sale must not become a voucher then either
-        assert json.loads(run_terminal(server.url, journal, "vouchers").stdout) == []
-        resumed = json.loads(run_terminal(server.url, journal, "resume").stdout)
-        assert resumed["vouchers_made"] == 0
-        counter = make_counter(server.url, journal)
-        assert [(sale, state) for sale, state, _ in counter.journal.sales()] == [(printed["sale"], "refused")]
-        assert counter.pending_vouchers() == []
-        assert centre_records(server, sign_no) == []  # nothing settled, nothing owed
-        assert balance_of(server, sign_no) == before
-        counter.journal.close()  # the CLI is another process: a journal is held by one at a time
-        cancel = run_terminal(server.url, journal, "cancel", printed["sale"])
-        assert_one_clean_error(cancel, printed["sale"], "refused")
-    finally:
-        server.stop()
-
-
-def test_a_sale_before_signing_in_is_refused_and_says_how_to_sign_in(served_centre, tmp_path):
+    server = centres(engine)
     journal = tmp_path / "t.db"
-    refused = run_terminal(served_centre.url, journal, "sell", "--certno", patient_certno(), ITEM_ARGS[0])
-    assert_one_clean_error(refused, "sign_no", f"medsettle terminal -i {PHARMACY} signin", "no voucher")
-    assert json.loads(run_terminal(served_centre.url, journal, "vouchers").stdout) == []
-    assert run_terminal(served_centre.url, journal, "signin").returncode == 0
-    sold = run_terminal(served_centre.url, journal, "sell", "--certno", patient_certno(), ITEM_ARGS[0])
+    signed_in = make_counter(server.url, journal, code)  # the CLI's signin is the shell test's
+    signed_in.sign_in()
+    signed_in.journal.close()  # the CLI is another process: a journal is held by one at a time
+    sign_no = server.sign_in(code)
+    before = balance_of(server, sign_no, code)
+    refused = run_terminal(server.url, journal, "sell", *identify, item, code=code)
+    assert_one_clean_error(refused, refusal, "no voucher")
+    printed = json.loads(refused.stdout)
+    assert printed["state"] == "refused" and printed["err_msg"].startswith(refusal)
+    # The next command resumes first: the refused sale must not become a voucher then either
+    assert json.loads(run_terminal(server.url, journal, "vouchers", code=code).stdout) == []
+    resumed = json.loads(run_terminal(server.url, journal, "resume", code=code).stdout)
+    assert resumed["vouchers_made"] == 0
+    counter = make_counter(server.url, journal, code)
+    assert [(sale, state) for sale, state, _ in counter.journal.sales()] == [(printed["sale"], "refused")]
+    assert counter.pending_vouchers() == []
+    assert centre_records(server, sign_no, code) == []  # nothing settled, nothing owed
+    assert balance_of(server, sign_no, code) == before
+    counter.journal.close()  # the CLI is another process: a journal is held by one at a time
+    cancel = run_terminal(server.url, journal, "cancel", printed["sale"], code=code)
+    assert_one_clean_error(cancel, printed["sale"], "refused")
+
+
+def test_a_sale_before_signing_in_is_refused_and_says_how_to_sign_in(centre, code, tmp_path):
+    journal = tmp_path / "t.db"
+    refused = run_terminal(centre.url, journal, "sell", "--certno", patient_certno(), ITEM_ARGS[0], code=code)
+    assert_one_clean_error(refused, "sign_no", f"medsettle terminal -i {code} signin", "no voucher")
+    assert json.loads(run_terminal(centre.url, journal, "vouchers", code=code).stdout) == []
+    assert run_terminal(centre.url, journal, "signin", code=code).returncode == 0
+    sold = run_terminal(centre.url, journal, "sell", "--certno", patient_certno(), ITEM_ARGS[0], code=code)
     assert sold.returncode == 0 and json.loads(sold.stdout)["kind"] == "sale"
 
 
-def test_a_refusal_answered_after_a_restart_stays_a_refusal(served_centre, tmp_path):
+def test_a_refusal_answered_after_a_restart_stays_a_refusal(centre, code, tmp_path):
     """The terminal died while its 1101 was unanswered: the restart resends it, hears the refusal, and
     ends the sale refused instead of taking it for an interrupted sale (a voucher)."""
-    counter = make_counter(served_centre.url, tmp_path / "t.db")
+    counter = make_counter(centre.url, tmp_path / "t.db", code)
     counter.sign_in()
 
     def die(body):
@@ -185,7 +208,7 @@ def test_a_refusal_answered_after_a_restart_stays_a_refusal(served_centre, tmp_p
     with pytest.raises(KeyboardInterrupt):
         counter.sell(Identity("02", UNKNOWN_CERTNO), ITEMS)
     counter.journal.close()
-    restarted = make_counter(served_centre.url, tmp_path / "t.db")
+    restarted = make_counter(centre.url, tmp_path / "t.db", code)
     done = restarted.resume()
     assert done["answered"] == 1 and done["vouchers_made"] == 0
     [(_sale, state, data)] = restarted.journal.sales()
@@ -194,8 +217,8 @@ def test_a_refusal_answered_after_a_restart_stays_a_refusal(served_centre, tmp_p
     assert restarted.resume()["vouchers_made"] == 0  # and on every restart after
 
 
-def test_the_api_raises_refused_naming_the_sale(served_centre, tmp_path):
-    counter = make_counter(served_centre.url, tmp_path / "t.db")
+def test_the_api_raises_refused_naming_the_sale(centre, code, tmp_path):
+    counter = make_counter(centre.url, tmp_path / "t.db", code)
     counter.sign_in()
     with pytest.raises(Refused) as caught:
         counter.sell(by_certno(), [{"med_list_codg": "NOPE", "pric": "1.00", "cnt": "1"}])
@@ -207,29 +230,26 @@ def test_the_api_raises_refused_naming_the_sale(served_centre, tmp_path):
     assert counter.resume()["vouchers_made"] == 0 and counter.pending_vouchers() == []
 
 
-def test_a_stay_whose_patient_is_refused_is_not_admitted(tmp_path):
+def test_a_stay_whose_patient_is_refused_is_not_admitted(centre, tmp_path):
     from centre_rig import HOSPITAL
 
-    server = ServedCentre(tmp_path / "centre").start()
-    try:
-        journal = tmp_path / "h.db"
-        assert run_terminal(server.url, journal, "signin", code=HOSPITAL).returncode == 0
-        refused = run_terminal(server.url, journal, "admit", "--certno", UNKNOWN_CERTNO, code=HOSPITAL)
-        assert_one_clean_error(refused, "UNKNOWN_PERSON")
-        stay = make_counter(server.url, journal, code=HOSPITAL).journal.sales()[0][0]
-        fees = run_terminal(server.url, journal, "stay-fees", stay, ITEM_ARGS[0], code=HOSPITAL)
-        assert_one_clean_error(fees, stay, "refused")
-    finally:
-        server.stop()
+    hospital = own_institution(HOSPITAL)
+    journal = tmp_path / "h.db"
+    assert run_terminal(centre.url, journal, "signin", code=hospital).returncode == 0
+    refused = run_terminal(centre.url, journal, "admit", "--certno", UNKNOWN_CERTNO, code=hospital)
+    assert_one_clean_error(refused, "UNKNOWN_PERSON")
+    stay = make_counter(centre.url, journal, code=hospital).journal.sales()[0][0]
+    fees = run_terminal(centre.url, journal, "stay-fees", stay, ITEM_ARGS[0], code=hospital)
+    assert_one_clean_error(fees, stay, "refused")
 
 
-def test_an_unknown_item_at_a_store_and_forward_counter_is_refused_before_anything_is_sent(served_centre, tmp_path):
+def test_an_unknown_item_at_a_store_and_forward_counter_is_refused_before_anything_is_sent(centre, tmp_path):
     """The counter holds the catalogue it cached at sign-in: with the centre away, an unknown code is
     refused there and then (it used to become a voucher 'does not settle with the cached rules')."""
-    counter = make_counter(served_centre.url, tmp_path / "t.db", code=SAF_PHARMACY)
+    counter = make_counter(centre.url, tmp_path / "t.db", code=own_institution(SAF_PHARMACY))
     counter.sign_in()
     assert counter.sell(by_certno(), ITEMS).kind == "sale"  # the counter knows the person now
-    served_centre.stop()
+    counter.client.url = dead_url()  # the centre is away
     outbox_before = journal_rows(tmp_path / "t.db", "outbox")
     sales_before = counter.journal.sales()
     with pytest.raises(UnknownItem, match="'NOPE'"):
@@ -346,30 +366,34 @@ def test_sell_help_without_institution_in_a_fresh_directory(tmp_path):
         assert os.listdir(tmp_path) == []
 
 
-def test_the_money_stays_right_after_the_mistakes(served_centre, tmp_path):
+def test_the_money_stays_right_after_the_mistakes(centre, code, tmp_path):
     """After refusals and typos, a good sale still settles once, and the day reconciles clean."""
     journal = tmp_path / "t.db"
-    run_terminal(served_centre.url, journal, "signin")
+    run_terminal(centre.url, journal, "signin", code=code)
     for args in (
         ["sell", "--certno", UNKNOWN_CERTNO, ITEM_ARGS[0]],
         ["sell", "--certno", patient_certno(), "NOPE:1:1"],
         ["sell", "X:abc:1"],
     ):
-        assert run_terminal(served_centre.url, journal, *args).returncode != 0
-    sale = json.loads(run_terminal(served_centre.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS).stdout)
+        assert run_terminal(centre.url, journal, *args, code=code).returncode != 0
+    sale = json.loads(
+        run_terminal(centre.url, journal, "sell", "--certno", patient_certno(), *ITEM_ARGS, code=code).stdout
+    )
     assert sale["kind"] == "sale" and Decimal(sale["medfee"]) == Decimal("55.00")
-    report = json.loads(run_terminal(served_centre.url, journal, "reconcile", "--detail").stdout)
+    report = json.loads(run_terminal(centre.url, journal, "reconcile", "--detail", code=code).stdout)
     assert report["clean"], report
-    assert [r["setl_id"] for r in centre_records(served_centre, served_centre.sign_in())] == [sale["setl_id"]]
+    assert [r["setl_id"] for r in centre_records(centre, centre.sign_in(code), code)] == [sale["setl_id"]]
 
 
-def test_a_known_qr_still_works(served_centre, tmp_path):
+def test_a_known_qr_still_works(centre, code, tmp_path):
     """The refusal handling leaves the good path alone: a QR e-voucher issued by the centre settles."""
-    counter = make_counter(served_centre.url, tmp_path / "t.db")
+    counter = make_counter(centre.url, tmp_path / "t.db", code)
     counter.sign_in()
     psn_no = counter.person_info(by_certno())["baseinfo"]["psn_no"]
-    token = served_centre.admin({"action": "issue_qr", "psn_no": psn_no})
+    token = centre.admin({"action": "issue_qr", "psn_no": psn_no})
     counter.journal.close()  # the CLI is another process: a journal is held by one at a time
-    result = run_terminal(served_centre.url, tmp_path / "t.db", "sell", "--qr", token["mdtrt_cert_no"], ITEM_ARGS[0])
+    result = run_terminal(
+        centre.url, tmp_path / "t.db", "sell", "--qr", token["mdtrt_cert_no"], ITEM_ARGS[0], code=code
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["kind"] == "sale"
