@@ -170,3 +170,24 @@ def test_live_is_not_available_yet():
     assert err.strip().splitlines() == [
         "Error: --live: live mode (real processes) is not available yet; run without --live"
     ]
+
+
+def test_a_broken_invariant_stops_the_scenario_naming_it(monkeypatch, tmp_path):
+    """The simulator's checkers run after every step: a settlement split one fen short (planted from outside,
+    as tests/test_sim_cli.py plants it) stops the scenario at the step that made it."""
+    from medsettle.engine.columns import COL
+    from medsettle.sim import checkers
+
+    original = checkers.Checkers._settled
+
+    def planted(self, seq, body):
+        row = list(body["row"])
+        row[COL["fund_pay_sumamt"]] -= 1
+        return original(self, seq, {**body, "row": row})
+
+    monkeypatch.setattr(checkers.Checkers, "_settled", planted)
+    code, out, err = cli("scenario", "run", str(ROOT / "examples" / "scenarios" / "card_pulled.toml"))
+    assert code == 1, out + err
+    assert "FAIL  6 sell: invariant conservation: entry " in out and "split into" in out
+    assert "  stopped: invariant conservation" in out
+    assert " 7 reconcile" not in out  # the rest is not run
