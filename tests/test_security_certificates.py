@@ -23,8 +23,10 @@ from centre_rig import (
     card_of,
     certificate_of,
     default_registry,
-    first_person,
+    persons_insured,
+    shared_centre,
 )
+from medsettle import credentials
 from medsettle.terminal import CentreClient, Identity
 from medsettle.terminal.client import CentreUnreachable
 from medsettle.terminal.messaging import centre_answer
@@ -36,12 +38,13 @@ DAY = "2026-03-02 09:58:00"
 ZEROS = "000000000000000000"
 
 
-def employee() -> str:
-    return first_person("130100", "310")
+def employee(n: int = 0) -> str:
+    """The ``n``th employee of the default population: each test on a shared centre has its own."""
+    return persons_insured("130100", "310")[n]
 
 
-def resident() -> str:
-    return first_person("130100", "390")
+def resident(n: int = 0) -> str:
+    return persons_insured("130100", "390")[n]
 
 
 def sale(psn_no: str, cert: dict, when: str = DAY, **extra: str) -> dict:
@@ -75,12 +78,10 @@ class World:
         cum = self.ok("5206", {"data": {"psn_no": psn_no, "cum_ym": "202603", **certificate_of(psn_no, "02")}})
         return info["insuinfo"][0]["balc"], json.dumps(cum, sort_keys=True), json.dumps(info["cardinfo"])
 
-    def refused(
-        self, infno: str, body: dict, code: str, *words: str, who: str | None = None, at: str | None = None
-    ) -> str:
+    def refused(self, infno: str, body: dict, code: str, *words: str, who: str, at: str | None = None) -> str:
         """``body`` is refused (infcode -1, err_msg starting with ``code`` and saying ``words``); nothing moved
-        and the journal got at most the refusal's stored answer. Returns the err_msg."""
-        psn_no = who or employee()
+        for person ``who`` and the journal got at most the refusal's stored answer. Returns the err_msg."""
+        psn_no = who
         before, journal = self.state_of(psn_no), self.journal_count()
         answer = self.call(infno, body, at or (HOSPITAL if infno[:2] in ("22", "23", "24") else PHARMACY))
         assert answer["infcode"] == -1 and answer["err_msg"].startswith(f"{code}: "), (infno, answer)
@@ -92,35 +93,60 @@ class World:
         return str(answer["err_msg"])
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def world(request, tmp_path):
-    db_url = None
-    args: list[str] = []
-    if request.param == "postgresql":
-        db_url = request.getfixturevalue("postgres_server").new_database()
-        args = ["--db", db_url]
-    with ServedCentre(tmp_path / "centre", args=args) as server:
-        yield World(server, db_url)
+@pytest.fixture(scope="module")
+def sqlite_centre(tmp_path_factory):
+    """The module's SQLite centre, shared by the tests that neither restart it nor need it new: each test
+    takes its own persons (employee(n), resident(n)) and counts journal entries across its own requests."""
+    with shared_centre(tmp_path_factory.mktemp("certificates") / "centre") as server:
+        yield server
+
+
+@pytest.fixture
+def served_centre(sqlite_centre, monkeypatch):
+    """The shared SQLite centre, whose credentials the test's counters find (another centre started since)."""
+    monkeypatch.setenv(credentials.ENV_VAR, str(sqlite_centre.credentials_file))
+    return sqlite_centre
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def ledger_centre(request, tmp_path_factory):
+    """A served centre on each journal backend, shared by the module's attacks (each its own persons)."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("sqlite_centre"), None
+        return
+    db_url = request.getfixturevalue("postgres_server").new_database()
+    with shared_centre(tmp_path_factory.mktemp("certificates-pg") / "centre", args=["--db", db_url]) as server:
+        yield server, db_url
+
+
+@pytest.fixture
+def world(ledger_centre):
+    """The test's institutions signed in afresh on the shared centre of its journal backend."""
+    return World(*ledger_centre)
 
 
 def test_a_sale_by_psn_no_alone_debits_nothing(world):
-    psn = employee()
-    world.refused("2102", sale(psn, {}), "CERT_REQUIRED", "field input.data.mdtrt_cert_type", "certificate")
-    world.refused("2101", sale(psn, {}), "CERT_REQUIRED")
+    psn = employee(0)
+    world.refused("2102", sale(psn, {}), "CERT_REQUIRED", "field input.data.mdtrt_cert_type", "certificate", who=psn)
+    world.refused("2101", sale(psn, {}), "CERT_REQUIRED", who=psn)
     card = {"mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn)}  # the number alone, as a guess would be
-    world.refused("2102", sale(psn, card), "CERT_REQUIRED", "card_sn")
+    world.refused("2102", sale(psn, card), "CERT_REQUIRED", "card_sn", who=psn)
     world.ok("2102", sale(psn, certificate_of(psn)))  # the card with the code read from its chip: settled
 
 
 def test_a_lost_card_is_refused_whatever_certificate_stands_for_it(world):
-    psn = employee()
+    psn = employee(1)
     admin_ok(world.server.admin({"action": "card", "card_no": card_of(psn), "card_action": "lost"}))
-    world.refused("2102", sale(psn, certificate_of(psn)), "CARD_LOST", card_of(psn))
-    world.refused("2102", sale(psn, {"mdtrt_cert_type": "02", "mdtrt_cert_no": ZEROS}), "UNKNOWN_PERSON", ZEROS)
+    world.refused("2102", sale(psn, certificate_of(psn)), "CARD_LOST", card_of(psn), who=psn)
+    world.refused(
+        "2102", sale(psn, {"mdtrt_cert_type": "02", "mdtrt_cert_no": ZEROS}), "UNKNOWN_PERSON", ZEROS, who=psn
+    )
     someone_else = certificate_of(resident(), "02")
-    world.refused("2102", sale(psn, someone_else), "CERT_MISMATCH", f"not person {psn}'s")
-    world.refused("2102", sale(psn, certificate_of(resident())), "CARD_UNKNOWN", f"not person {psn}'s")
-    world.refused("2102", sale(psn, {"mdtrt_cert_type": "01", "mdtrt_cert_no": "130100" + "0" * 34}), "QR_UNKNOWN")
+    world.refused("2102", sale(psn, someone_else), "CERT_MISMATCH", f"not person {psn}'s", who=psn)
+    world.refused("2102", sale(psn, certificate_of(resident())), "CARD_UNKNOWN", f"not person {psn}'s", who=psn)
+    world.refused(
+        "2102", sale(psn, {"mdtrt_cert_type": "01", "mdtrt_cert_no": "130100" + "0" * 34}), "QR_UNKNOWN", who=psn
+    )
     # The person's own ID card is not lost with the social security card: it still proves presence.
     world.ok("2102", sale(psn, certificate_of(psn, "02")))
 
@@ -129,33 +155,34 @@ def test_a_card_read_with_its_chip_stands_for_its_number_alone_at_that_instituti
     """A real HIS reads the chip for 1101 and names the card by its number alone in the settlement that follows
     (the platform's 2102/2207/2304 carry no card_sn): taken from that institution, refused from another, and
     refused once the card is lost."""
-    psn = employee()
+    psn = employee(2)
     by_number = {"mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn)}
-    world.refused("2102", sale(psn, by_number), "CERT_REQUIRED", "card_sn")  # nobody read it yet
+    world.refused("2102", sale(psn, by_number), "CERT_REQUIRED", "card_sn", who=psn)  # nobody read it yet
     assert world.ok("1101", {"data": certificate_of(psn)})["baseinfo"]["psn_no"] == psn  # the chip, at the pharmacy
     world.ok("2102", sale(psn, by_number))
-    world.refused("1101", {"data": by_number}, "CERT_REQUIRED", at=SAF_PHARMACY)  # another institution: a guess
+    # another institution: a guess
+    world.refused("1101", {"data": by_number}, "CERT_REQUIRED", at=SAF_PHARMACY, who=psn)
     forward = sale(psn, by_number, saf_cash_amt="100.00")  # a forward carries the card_sn captured at the sale
-    world.refused("2102", forward, "CERT_REQUIRED", "card_sn")
+    world.refused("2102", forward, "CERT_REQUIRED", "card_sn", who=psn)
     admin_ok(world.server.admin({"action": "card", "card_no": card_of(psn), "card_action": "lost"}))
-    world.refused("2102", sale(psn, by_number), "CARD_LOST")
+    world.refused("2102", sale(psn, by_number), "CARD_LOST", who=psn)
 
 
 def test_1101_by_a_guessed_card_number_tells_nothing(world):
-    psn = employee()
+    psn = employee(3)
     guessed = {"mdtrt_cert_type": "03", "mdtrt_cert_no": card_of(psn)}
-    world.refused("1101", {"data": guessed}, "CERT_REQUIRED", "card_sn")
+    world.refused("1101", {"data": guessed}, "CERT_REQUIRED", "card_sn", who=psn)
     wrong_sn = {**certificate_of(psn), "card_sn": certificate_of(resident())["card_sn"]}
-    world.refused("1101", {"data": wrong_sn}, "CARD_UNKNOWN")
-    world.refused("1101", {"data": {"mdtrt_cert_type": "02", "certno": ZEROS}}, "UNKNOWN_PERSON")
-    world.refused("5206", {"data": {"psn_no": psn, "cum_ym": "202603"}}, "CERT_REQUIRED")
+    world.refused("1101", {"data": wrong_sn}, "CARD_UNKNOWN", who=psn)
+    world.refused("1101", {"data": {"mdtrt_cert_type": "02", "certno": ZEROS}}, "UNKNOWN_PERSON", who=psn)
+    world.refused("5206", {"data": {"psn_no": psn, "cum_ym": "202603"}}, "CERT_REQUIRED", who=psn)
     assert world.ok("1101", {"data": certificate_of(psn)})["baseinfo"]["psn_no"] == psn
 
 
 def test_every_settlement_of_a_visit_and_a_stay_names_the_person(world):
     """2201 and 2401 open an encounter with a certificate; 2203/2204/2301/2402 continue it on its mdtrt_id (as
     on the platform, they carry none); 2206/2207 and 2303/2304 show one again, as the platform's do."""
-    psn, other = resident(), employee()
+    psn, other = resident(1), employee(4)
     register = {"psn_no": psn, "begntime": "2026-03-02 09:30:00"}
     world.refused("2201", {"data": register}, "CERT_REQUIRED", who=psn)
     world.refused("2201", {"data": {**register, **certificate_of(other)}}, "CARD_UNKNOWN", who=psn)
@@ -170,7 +197,9 @@ def test_every_settlement_of_a_visit_and_a_stay_names_the_person(world):
     world.ok("2207", {"data": {**settle, **certificate_of(psn)}}, HOSPITAL)
 
     admit = {"psn_no": other, "med_type": "21", "begntime": "2026-03-01 08:00:00"}
-    world.refused("2401", {"mdtrtinfo": admit, "diseinfo": []}, "CERT_REQUIRED", "input.mdtrtinfo.mdtrt_cert_type")
+    world.refused(
+        "2401", {"mdtrtinfo": admit, "diseinfo": []}, "CERT_REQUIRED", "input.mdtrtinfo.mdtrt_cert_type", who=other
+    )
     cert = certificate_of(other)
     stay = world.ok("2401", {"mdtrtinfo": {**admit, **cert}, "diseinfo": []}, HOSPITAL)["data"]["mdtrt_id"]
     fee = {"feedetl_sn": "1", "mdtrt_id": stay, "psn_no": other, "med_type": "21", "fee_ocur_time": DAY}
@@ -183,15 +212,17 @@ def test_every_settlement_of_a_visit_and_a_stay_names_the_person(world):
 
 
 def test_a_forward_or_re_settlement_carries_the_certificate_captured_at_the_sale(world):
-    psn = employee()
+    psn = employee(5)
     token = admin_ok(world.server.admin({"action": "issue_qr", "psn_no": psn}))["mdtrt_cert_no"]
     qr = {"mdtrt_cert_type": "01", "mdtrt_cert_no": token}
     forward = {"saf_cash_amt": "100.00", "acct_used_flag": "0"}  # from the store-and-forward pharmacy
-    world.refused("2102", sale(psn, qr, **forward), "CERT_REQUIRED", "QR e-voucher is never kept", at=SAF_PHARMACY)
+    world.refused(
+        "2102", sale(psn, qr, **forward), "CERT_REQUIRED", "QR e-voucher is never kept", at=SAF_PHARMACY, who=psn
+    )
     today = {"deferred_voucher_no": "VX1", "when": now_shanghai().strftime("%Y-%m-%d %H:%M:%S")}  # in the window
-    world.refused("2102", sale(psn, qr, **today), "CERT_REQUIRED", "never kept")
+    world.refused("2102", sale(psn, qr, **today), "CERT_REQUIRED", "never kept", who=psn)
     admin_ok(world.server.admin({"action": "card", "card_no": card_of(psn), "card_action": "lost"}))
-    world.refused("2102", sale(psn, certificate_of(psn), **forward), "CARD_LOST", at=SAF_PHARMACY)
+    world.refused("2102", sale(psn, certificate_of(psn), **forward), "CARD_LOST", at=SAF_PHARMACY, who=psn)
     forwarded = world.ok("2102", sale(psn, certificate_of(psn, "02"), **forward), SAF_PHARMACY)
     assert Decimal(str(forwarded["setlinfo"]["acct_pay"])) == 0
 
@@ -224,7 +255,7 @@ def saf_world(request, tmp_path):
 
 def test_a_forward_of_a_card_lost_since_the_sale_is_refused_and_borne_by_the_institution(saf_world):
     server, counter = saf_world
-    psn = employee()
+    psn = employee(6)
 
     def provisional_sale() -> None:
         server.stop()
@@ -250,7 +281,7 @@ def test_a_forward_of_a_card_lost_since_the_sale_is_refused_and_borne_by_the_ins
 def test_the_counter_keeps_no_qr_token_for_later(tmp_path, served_centre):
     """A 01 sale whose pre-settle got no answer: the voucher keeps the ID number the 1101 answered, and its
     re-settlement (the patient gone) is a 2102 with that 02."""
-    psn = employee()
+    psn = employee(7)
     proxy = LossyProxy(served_centre.url)
     try:
         counter = make_counter(proxy.url, tmp_path / "t.db", PHARMACY, resend_for=0.2)
@@ -274,7 +305,7 @@ def test_the_counter_keeps_no_qr_token_for_later(tmp_path, served_centre):
 
 
 def test_a_voucher_of_a_card_lost_since_is_refused_until_another_certificate_is_shown(tmp_path, served_centre):
-    psn = employee()
+    psn = employee(8)
     counter = make_counter(served_centre.url, tmp_path / "t.db", PHARMACY, resend_for=0.2)
     counter.sign_in()
     url = counter.client.url
@@ -340,7 +371,7 @@ def test_a_fail_stopped_centre_makes_a_voucher_not_a_refusal(tmp_path, served_ce
             return {"infcode": -1, "err_msg": "CENTRE_UNAVAILABLE: the journal failed: disk full", "output": {}}
 
     counter.messenger.transport = FailStopped()
-    receipt = counter.sell(Identity("02", default_registry().identities[employee()].certno), ITEMS)
+    receipt = counter.sell(Identity("02", default_registry().identities[employee(9)].certno), ITEMS)
     assert receipt.kind == "deferred" and receipt.voucher, receipt
     counter.messenger.transport = real
     assert counter.settle_voucher(receipt.voucher).kind == "refund"
