@@ -167,7 +167,9 @@ def load(path: Path) -> Scenario:
     return Scenario(path, head["name"], head["description"].strip(), start, list(institutions), steps)
 
 
-def _step(path: Path, k: int, raw: dict, institutions: list[str], names: set[str]) -> Step:
+def _step(path: Path, k: int, raw: Any, institutions: list[str], names: set[str]) -> Step:
+    if not isinstance(raw, dict):
+        raise _fail(path, f"step {k}", "step", "not a table: write each step as [[step]]")
     do = raw.get("do")
     if not isinstance(do, str) or do not in STEP_FIELDS:
         raise _fail(path, f"step {k}", "do", f"{do!r} is not a step: one of {', '.join(STEP_FIELDS)}")
@@ -244,7 +246,8 @@ def _check_fields(path: Path, where: str, do: str, fields: dict[str, Any], names
         isinstance(fields["infno"], list) and all(isinstance(i, str) and i.isdigit() for i in fields["infno"])
     ):
         raise _fail(path, where, "infno", 'a list of message numbers, ["2102"]')
-    if "seconds" in fields and not (isinstance(fields["seconds"], int) and fields["seconds"] > 0):
+    seconds = fields.get("seconds", 1)
+    if isinstance(seconds, bool) or not (isinstance(seconds, int) and seconds > 0):
         raise _fail(path, where, "seconds", f"{fields['seconds']!r}: a whole number of seconds, more than 0")
     if do == "advance_clock":
         if ("by" in fields) == ("to" in fields):

@@ -28,7 +28,9 @@ FOREVER_S = 365 * 24 * 3600  # a cut_network without seconds lasts until restore
 # a card mistake the patient can put right is an error of the step; anything else the reader raises is an
 # equipment failure: nobody identified (cash and a voucher), as `medsettle terminal` does (docs/failures.md)
 CARD_MISTAKES = ("NO_CARD", "WRONG_PIN", "CARD_BLOCKED", "CARD_NOT_GENUINE")
-NO_COUNTER = ("restore_network", "crash_centre", "restart_centre", "advance_clock", "cancel_card")
+# the steps that run the counter's code: the one after a power_off is the step it interrupts
+COUNTER_STEPS = ("sign_in", "read_card", "sell", "visit", "admit", "stay_fees", "discharge", "settle_stay",
+                 "resettle", "forward", "reconcile")  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -112,7 +114,7 @@ class _Runner:
         w.step = step.index
         w.network.step = step.index
         desk = w.desks[step.counter]
-        armed = desk.armed if step.do not in NO_COUNTER + ("power_off",) else None
+        armed = desk.armed if step.do in COUNTER_STEPS else None
         seen: dict[str, Any] = {}
         error: MedsettleError | None = None
         try:
