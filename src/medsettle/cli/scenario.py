@@ -29,13 +29,17 @@ def scenario() -> None:
 @click.option("--junit", "junit", type=click.Path(path_type=Path), help="Write a JUnit XML report here.")
 @click.option("--live", is_flag=True, help="Against real processes (a served centre, counter processes).")
 def run_command(files: tuple[Path, ...], junit: Path | None, live: bool) -> None:
-    """Run scenario FILES in the deterministic world; exit 1 if a step fails, 2 if a file is malformed."""
+    """Run scenario FILES (a directory: its *.toml) in the deterministic world; exit 1 if a step fails, 2 if a
+    file is malformed."""
     if live:
         raise _FileError("--live: live mode (real processes) is not available yet; run without --live")
     from ..scenario import ScenarioFileError, load, run, write_junit  # noqa: PLC0415
 
+    paths = [p for path in files for p in (sorted(path.glob("*.toml")) if path.is_dir() else [path])]
+    if not paths:
+        raise _FileError(f"{', '.join(map(str, files))}: no scenario files (*.toml) there")
     try:
-        scenarios = [load(path) for path in files]
+        scenarios = [load(path) for path in paths]
     except ScenarioFileError as exc:
         raise _FileError(str(exc)) from None
     results = []
