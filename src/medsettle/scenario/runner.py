@@ -21,7 +21,7 @@ from ..sim.checkers import Violation
 from ..sim.world import World
 from ..terminal import CentreUnreachable, Identity, Receipt
 from ..terminal.common import Refused
-from .format import Scenario, Step, parse_duration, parse_time
+from .format import MONEY_FIELDS, Scenario, Step, parse_duration, parse_time
 from .world import ALL_ANSWERS, Desk, ScenarioWorld
 
 FOREVER_S = 365 * 24 * 3600  # a cut_network without seconds lasts until restore_network
@@ -69,10 +69,6 @@ def _same_money(expected: str, seen: Any) -> bool:
         return Decimal(str(seen)) == Decimal(expected)
     except ArithmeticError:
         return False
-
-
-class _Stop(Exception):
-    """The scenario cannot go on (a broken invariant, a runner failure)."""
 
 
 def run(scenario: Scenario, world: World | None = None) -> ScenarioResult:
@@ -184,8 +180,8 @@ class _Runner:
 
     @staticmethod
     def _equal(field: str, want: Any, got: Any) -> bool:
-        if isinstance(want, str) and (field == "balances" or "." in want) and got is not None:
-            return _same_money(want, got)
+        if field in MONEY_FIELDS or field == "balances":
+            return got is not None and _same_money(want, got)
         return bool(want == got)
 
     def _observe(self, field: str, want: Any, desk: Desk, seen: dict[str, Any]) -> Any:
