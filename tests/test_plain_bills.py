@@ -12,6 +12,7 @@ import copy
 import functools
 from decimal import ROUND_HALF_UP, Decimal
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,9 +21,26 @@ from medsettle.engine.bills import resolve_bill
 from medsettle.engine.plainbill import BillHead, quick_resolve, validate_plain
 from medsettle.errors import MedsettleError
 from medsettle.policy import load_default_policy
+from medsettle.policy.compile import CompiledPolicy, compile_policy
 from medsettle.sim import generate_bills
 
 POLICY = load_default_policy()
+
+
+@functools.cache
+def _compiled() -> CompiledPolicy:
+    """POLICY compiled once for every Settler here (compiling is nearly all of a fresh Settler's cost, and a
+    test makes two per change), its arrays read-only so that no settlement can change what the next one reads."""
+    compiled = compile_policy(POLICY)
+    for value in vars(compiled).values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    return compiled
+
+
+def _settler(population: Population, engine: str) -> Settler:
+    """A fresh Settler (fresh state) on the shared compiled POLICY."""
+    return Settler(POLICY, population, engine=engine, compiled=_compiled())
 
 
 @functools.cache
@@ -180,7 +198,7 @@ def test_plain_bills_take_the_quick_route_and_resolve_as_the_model_does(engine):
     """Both routes (plainbill.resolve_plain on the reference engine, medsettle._plain on the core) say yes
     to the shape counters send and resolve it as the model way does, lines included."""
     population, bills = _stream()
-    settler = Settler(POLICY, population, engine=engine)
+    settler = _settler(population, engine)
     fast = settler.fast_path()
     # The core's route is C (medsettle._plain), not the Python twin it falls back to without that module.
     assert type(fast.route.__self__).__name__ == ("PlainRoute" if engine == "core" else "PythonRoute")
@@ -207,8 +225,8 @@ def test_plain_bills_take_the_quick_route_and_resolve_as_the_model_does(engine):
 def test_both_ways_agree_on_random_bills(engine, data):
     """Streams of bills with up to two random changes each: the state carries over from bill to bill."""
     population, bills = _stream()
-    quick = Settler(POLICY, population, engine=engine)
-    model_way = Settler(POLICY, population, engine=engine)
+    quick = _settler(population, engine)
+    model_way = _settler(population, engine)
     for _ in range(data.draw(st.integers(1, 6))):
         bill = bills[data.draw(st.integers(0, len(bills) - 1))]
         for where, value in data.draw(st.lists(MUTATIONS, max_size=2)):
@@ -234,8 +252,8 @@ def test_both_ways_agree_on_every_single_change(engine):
             for value in values:
                 for base in bases:
                     bill = _apply(base, where, value)
-                    quick = Settler(POLICY, population, engine=engine)
-                    model_way = Settler(POLICY, population, engine=engine)
+                    quick = _settler(population, engine)
+                    model_way = _settler(population, engine)
                     try:
                         expected = _outcome(model_way, parse_bill(bill))
                     except MedsettleError as exc:
