@@ -37,13 +37,20 @@ def patient() -> str:
 
 
 @functools.cache
-def patient_certno() -> str:
-    """The patient's ID number, as a counter without a card reader identifies them."""
-    return default_registry().identities[patient()].certno
+def employees(region: str = "130100") -> list[str]:
+    """The psn_no of every employee (310) insured in ``region`` in the default population, in its order."""
+    population = default_registry().population
+    described = (population.describe(i) for i in range(len(population)))
+    return [str(d["psn_no"]) for d in described if d["insuplc_admdvs"] == region and d["insutype"] == "310"]
 
 
-def by_certno() -> Identity:
-    return Identity("02", patient_certno())
+def patient_certno(psn_no: str | None = None) -> str:
+    """The patient's ID number (or person ``psn_no``'s), as a counter without a card reader identifies them."""
+    return default_registry().identities[psn_no or patient()].certno
+
+
+def by_certno(psn_no: str | None = None) -> Identity:
+    return Identity("02", patient_certno(psn_no))
 
 
 def terminal_command(url: str, journal: Path, code: str = PHARMACY) -> list[str]:
@@ -200,11 +207,11 @@ def centre_records(server: ServedCentre, sign_no: str, code: str = PHARMACY) -> 
     return answer["output"]["detail"]
 
 
-def balance_of(server: ServedCentre, sign_no: str, code: str = PHARMACY) -> Decimal:
-    """The patient's account balance, asked by institution ``code`` (whose sign_no ``sign_no`` is)."""
-    answer, _ = server.call(
-        "1101", {"data": {"mdtrt_cert_type": "02", "certno": patient_certno()}}, sign_no=sign_no, fixmedins_code=code
-    )
+def balance_of(server: ServedCentre, sign_no: str, code: str = PHARMACY, psn_no: str | None = None) -> Decimal:
+    """The patient's (or person ``psn_no``'s) account balance, asked by institution ``code`` (whose sign_no
+    ``sign_no`` is)."""
+    data = {"mdtrt_cert_type": "02", "certno": patient_certno(psn_no)}
+    answer, _ = server.call("1101", {"data": data}, sign_no=sign_no, fixmedins_code=code)
     return Decimal(str(answer["output"]["insuinfo"][0]["balc"]))
 
 

@@ -4,7 +4,6 @@ the terminal crashing mid-visit, and vouchers of visits inside and outside the w
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 import pytest
@@ -15,10 +14,12 @@ from medsettle.terminal.crash import EXIT_CODE
 from terminal_rig import (
     ITEMS,
     LossyProxy,
+    SharedCentres,
     balance_of,
     by_certno,
     days_ago,
     make_counter,
+    own_institution,
     patient_certno,
     terminal,
 )
@@ -29,24 +30,43 @@ MEDFEE = Decimal("55.00")
 ITEM_ARGS = [f"{i['med_list_codg']}:{i['pric']}:{i['cnt']}" for i in ITEMS]
 
 
-def hospital(url, tmp_path, **kwargs):
-    counter = make_counter(url, tmp_path / "h.db", HOSPITAL, **kwargs)
+@pytest.fixture(scope="module")
+def centres(tmp_path_factory):
+    """The module's served centre, shared: each test counts at its own copy of the hospital."""
+    shared = SharedCentres(tmp_path_factory.mktemp("centres"))
+    yield shared
+    shared.close()
+
+
+@pytest.fixture()
+def centre(centres):
+    return centres("core")
+
+
+@pytest.fixture()
+def code():
+    """This test's own copy of the tier-3 hospital."""
+    return own_institution(HOSPITAL)
+
+
+def hospital(url, tmp_path, code=HOSPITAL, **kwargs):
+    counter = make_counter(url, tmp_path / "h.db", code, **kwargs)
     counter.sign_in()
     return counter
 
 
-def test_a_visit_from_registration_to_settlement_and_its_cancel(served_centre, tmp_path):
-    counter = hospital(served_centre.url, tmp_path)
-    before = balance_of(served_centre, served_centre.sign_in())
+def test_a_visit_from_registration_to_settlement_and_its_cancel(centre, code, tmp_path):
+    counter = hospital(centre.url, tmp_path, code)
+    before = balance_of(centre, centre.sign_in())
     receipt = counter.visit(by_certno(), ITEMS, med_type="11")
     assert receipt.kind == "sale" and Decimal(receipt.medfee) == MEDFEE
     assert Decimal(receipt.fund) + Decimal(receipt.account) + Decimal(receipt.cash) == MEDFEE
-    assert balance_of(served_centre, served_centre.sign_in()) == before - Decimal(receipt.account)
+    assert balance_of(centre, centre.sign_in()) == before - Decimal(receipt.account)
     _, data = counter.journal.sale(receipt.sale)
     assert data["mdtrt_id"].startswith("MD130100") and set(data["steps"]) == {"2201", "2203", "2204", "2207"}
     cancelled = counter.cancel(receipt.sale)
     assert Decimal(cancelled.medfee) == -MEDFEE
-    assert balance_of(served_centre, served_centre.sign_in()) == before
+    assert balance_of(centre, centre.sign_in()) == before
     second = counter.visit(by_certno(), ITEMS[:1], med_type="13")
     report = counter.reconcile(detail=True)
     assert report["clean"], report
@@ -70,27 +90,27 @@ def test_centre_away_before_the_visit_then_its_voucher(tmp_path):
         server.stop()
 
 
-def test_lost_settle_answer_in_a_visit_is_reversed_and_paid_once(served_centre, tmp_path):
-    proxy = LossyProxy(served_centre.url)
+def test_lost_settle_answer_in_a_visit_is_reversed_and_paid_once(centre, code, tmp_path):
+    proxy = LossyProxy(centre.url)
     try:
-        counter = hospital(proxy.url, tmp_path)
-        before = balance_of(served_centre, served_centre.sign_in())
+        counter = hospital(proxy.url, tmp_path, code)
+        before = balance_of(centre, centre.sign_in())
         proxy.drop = {"2207"}
         deferred = counter.visit(by_certno(), ITEMS)
         assert deferred.kind == "deferred" and proxy.dropped >= 1
         assert counter.journal.voucher(deferred.voucher)["blocked_by"] is None  # the 2601 was answered
-        assert balance_of(served_centre, served_centre.sign_in()) == before
+        assert balance_of(centre, centre.sign_in()) == before
         proxy.drop = set()
         refund = counter.settle_voucher(deferred.voucher)
-        assert balance_of(served_centre, served_centre.sign_in()) == before - Decimal(refund.account)
+        assert balance_of(centre, centre.sign_in()) == before - Decimal(refund.account)
         assert counter.reconcile(detail=True)["clean"]
     finally:
         proxy.close()
 
 
-def test_a_visits_voucher_past_the_window_is_a_manual_claim(served_centre, tmp_path):
-    counter = hospital(served_centre.url, tmp_path)
-    old = make_counter(served_centre.url, tmp_path / "h.db", HOSPITAL, clock=days_ago(8))
+def test_a_visits_voucher_past_the_window_is_a_manual_claim(centre, code, tmp_path):
+    counter = hospital(centre.url, tmp_path, code)
+    old = make_counter(centre.url, tmp_path / "h.db", code, clock=days_ago(8))
     deferred = old.visit(None, ITEMS)
     with pytest.raises(CounterError, match="manual claim"):
         counter.settle_voucher(deferred.voucher, by_certno())
@@ -99,29 +119,31 @@ def test_a_visits_voucher_past_the_window_is_a_manual_claim(served_centre, tmp_p
 
 
 @pytest.mark.parametrize("point", ["sale_recorded", "settle_written", "settle_sent", "settle_recorded"])
-def test_the_terminal_crashing_mid_visit(served_centre, tmp_path, point):
+def test_the_terminal_crashing_mid_visit(centre, code, tmp_path, point):
+    """The terminal process exits at ``point`` mid-visit and a new process's resume finishes what was left;
+    the sign-in before and the checks after run in this process (their CLI is test_terminal's)."""
     journal = tmp_path / "h.db"
-    terminal(served_centre.url, journal, "signin", code=HOSPITAL)
-    before = balance_of(served_centre, served_centre.sign_in())
+    hospital(centre.url, tmp_path, code).journal.close()  # the CLI is another process: one holds a journal
+    before = balance_of(centre, centre.sign_in())
     crashed = terminal(
-        served_centre.url,
+        centre.url,
         journal,
         "visit",
         "--certno",
         patient_certno(),
         *ITEM_ARGS,
-        code=HOSPITAL,
+        code=code,
         crash_at=point,
         check=False,
     )
     assert crashed.returncode == EXIT_CODE, crashed.stderr
-    terminal(served_centre.url, journal, "resume", code=HOSPITAL)
-    for v in json.loads(terminal(served_centre.url, journal, "vouchers", code=HOSPITAL).stdout):
-        terminal(served_centre.url, journal, "resettle", v["voucher"], "--certno", patient_certno(), code=HOSPITAL)
-    report = json.loads(terminal(served_centre.url, journal, "reconcile", "--detail", code=HOSPITAL).stdout)
+    terminal(centre.url, journal, "resume", code=code)  # the restarted terminal
+    counter = make_counter(centre.url, journal, code)
+    for v in counter.pending_vouchers():
+        counter.settle_voucher(v["voucher"], by_certno())
+    report = counter.reconcile(detail=True)
     assert report["clean"], report
-    counter = make_counter(served_centre.url, journal, HOSPITAL)
     paid = [d["setlinfo"] for _s, _st, d in counter.journal.sales("done") if not d.get("voucher")]
     paid += [v["setlinfo"] for v in counter.journal.vouchers("settled")]
     assert len(paid) == 1 and Decimal(str(paid[0]["medfee_sumamt"])) == MEDFEE
-    assert balance_of(served_centre, served_centre.sign_in()) == before - Decimal(str(paid[0]["acct_pay"]))
+    assert balance_of(centre, centre.sign_in()) == before - Decimal(str(paid[0]["acct_pay"]))
