@@ -61,6 +61,21 @@ def test_the_plugin_is_registered_by_entry_point() -> None:
     assert all(ep.value == PLUGIN for ep in installed)
 
 
+def test_pytest_loads_the_plugin_by_its_entry_point(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the entry point installed (here the pyproject's pytest11 table in a distribution's metadata on
+    PYTHONPATH, as an install writes it) pytest loads the plugin unasked: a test uses a fixture and passes."""
+    table = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["entry-points"]
+    dist = pytester.mkdir("site").joinpath("medsettle_probe-0.dist-info")
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: medsettle-probe\nVersion: 0\n", encoding="utf-8")
+    lines = ["[pytest11]", *(f"{name} = {value}" for name, value in table["pytest11"].items())]
+    (dist / "entry_points.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(dist.parent))
+    pytester.makepyfile(test_clock="def test_clock(medsettle_clock):\n    medsettle_clock.advance(1)\n")
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", timeout=60)
+    result.assert_outcomes(passed=1)
+
+
 def test_the_example_in_docs_passes(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     """docs/examples/test_with_medsettle.py, copied into a suite of its own as a user would, passes."""
     shutil.copy(ROOT / "docs" / "examples" / "test_with_medsettle.py", pytester.path / "test_with_medsettle.py")
