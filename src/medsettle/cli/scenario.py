@@ -27,7 +27,9 @@ def scenario() -> None:
 @scenario.command("run")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--junit", "junit", type=click.Path(path_type=Path), help="Write a JUnit XML report here.")
-@click.option("--live", is_flag=True, help="Against real processes (a served centre, counter processes).")
+@click.option(
+    "--live", is_flag=True, help="Against real processes (a served centre, counter processes): not available yet."
+)
 def run_command(files: tuple[Path, ...], junit: Path | None, live: bool) -> None:
     """Run scenario FILES (a directory: its *.toml) in the deterministic world; exit 1 if a step fails, 2 if a
     file is malformed."""
