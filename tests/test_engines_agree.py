@@ -105,9 +105,17 @@ def max_ceilings(policy_dict) -> dict:
 
 @SETTINGS
 @given(data=st.data())
-def test_core_and_reference_agree_on_every_operation(data):
+def test_engines_agree_on_random_policies(data):
+    """One random policy and population (drawing them is most of an example's time), three properties on
+    them, each in its own function and on its own draws of operations or bills: 150 examples for each."""
     policy_dict = data.draw(policies(), label="policy")
     rows = data.draw(persons(), label="persons")
+    core_and_reference_agree_on_every_operation(data, policy_dict, rows)
+    batch_on_core_equals_bill_by_bill_on_reference(data, policy_dict, rows)
+    settle_then_cancel_restores_state(data, policy_dict, rows)
+
+
+def core_and_reference_agree_on_every_operation(data, policy_dict, rows) -> None:
     ops = data.draw(operations(len(rows)), label="operations")
     core, ref = build(policy_dict, rows, "core"), build(policy_dict, rows, "reference")
     made_core: list[str] = []
@@ -136,11 +144,7 @@ def test_core_and_reference_agree_on_every_operation(data):
             assert st_.pooled_paid[g] <= ceilings[key]
 
 
-@SETTINGS
-@given(data=st.data())
-def test_batch_on_core_equals_bill_by_bill_on_reference(data):
-    policy_dict = data.draw(policies(), label="policy")
-    rows = data.draw(persons(), label="persons")
+def batch_on_core_equals_bill_by_bill_on_reference(data, policy_dict, rows) -> None:
     stream = [data.draw(bills(len(rows), i)) for i in range(data.draw(st.integers(1, 30)))]
     core, ref = build(policy_dict, rows, "core"), build(policy_dict, rows, "reference")
     fresh = states(core)
@@ -176,11 +180,7 @@ def test_batch_on_core_equals_bill_by_bill_on_reference(data):
     assert totals.lines is None and states(narrow) == states(core)
 
 
-@SETTINGS
-@given(data=st.data())
-def test_settle_then_cancel_restores_state(data):
-    policy_dict = data.draw(policies(), label="policy")
-    rows = data.draw(persons(), label="persons")
+def settle_then_cancel_restores_state(data, policy_dict, rows) -> None:
     history = [data.draw(bills(len(rows), i)) for i in range(data.draw(st.integers(0, 12)))]
     extra = data.draw(bills(len(rows), 99), label="bill")
     for engine in ("core", "reference"):
