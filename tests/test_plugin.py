@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import tomllib
@@ -81,6 +83,18 @@ def test_the_example_in_docs_passes(pytester: pytest.Pytester, monkeypatch: pyte
     shutil.copy(ROOT / "docs" / "examples" / "test_with_medsettle.py", pytester.path / "test_with_medsettle.py")
     result = run_suite(pytester, monkeypatch)
     result.assert_outcomes(passed=4)
+
+
+def test_the_examples_of_docs_testing_md_pass(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/testing.md's Python blocks: the module-scoped centre it shows as a conftest.py, the others in one
+    module that uses it (so one centre serves them all)."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "testing.md").read_text(encoding="utf-8"), re.S)
+    shared = [block for block in blocks if 'scope="module"' in block]
+    assert len(shared) == 1 and len(blocks) >= 5
+    pytester.makeconftest(textwrap.dedent(shared[0]))
+    pytester.makepyfile(test_docs_testing_md="\n\n".join(b for b in blocks if b not in shared))
+    result = run_suite(pytester, monkeypatch)
+    result.assert_outcomes(passed=len(blocks) - 1)
 
 
 SUITE = '''

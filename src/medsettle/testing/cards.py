@@ -1,6 +1,6 @@
-"""A counter's card reader for a test, on the virtual reader backend (no pcscd, docs/card.md 'The virtual
-backend'): a bus with one reader entry (its card slot and a PSAM), and the tester's hands on it: issue a card
-personalised for a person, insert it, pull it, make it misbehave, fail the PSAM."""
+"""A counter's card reader for a test, on the virtual reader backend without pcscd
+(docs/card.md 'The virtual backend'): a bus with one reader entry (its card slot and a PSAM), and the tester's
+hands on it: issue a card personalised for a person, insert it, pull it, make it misbehave, fail the PSAM."""
 
 from __future__ import annotations
 
