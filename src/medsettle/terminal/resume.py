@@ -76,8 +76,14 @@ class Resumption:
         failed: list[str] = []
         self._resend_unanswered(deadline_s, done, failed)
         self._take_on_interrupted(done, failed)
-        for sale, _state, _data in self._journal.sales(SaleState.SETTLED):
-            self._outcomes.print_settled(sale)
+        for sale, _state, data in self._journal.sales(SaleState.SETTLED):
+            if data.get("forward_of"):
+                continue  # a provisional visit's forward, settled: forward() below records its entry
+            if data.get("voucher"):  # a voucher's new visit, settled: the voucher's refund is its receipt
+                resale = functools.partial(self._visits.continue_resale, data["voucher"], sale)
+                self._attempt(failed, f"voucher {data['voucher']} (sale {sale}, settled)", resale)
+            else:
+                self._outcomes.print_settled(sale)
             done["receipts"] += 1
         if self._journal.saf_entries("queued", "forwarding"):
             done["forwarded"] = sum(1 for r in self._forwarding.forward() if r["state"] == "forwarded")

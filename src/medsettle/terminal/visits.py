@@ -171,7 +171,9 @@ class Visits:
                 self._journal.put_saf(
                     db, entry["sale"], "forwarding", {**data, "resale": resale}, attempts=entry["attempts"]
                 )
-        _, data = self._journal.require_sale(resale)
+        state, data = self._journal.require_sale(resale)
+        if state is SaleState.DONE:  # settled, and its receipt printed by an older resume
+            return data["setlinfo"]
         if "psn_no" not in data:
             self._identification.identify_for(resale, Identity(**entry["identity"]))
         self.advance_visit(resale)
@@ -283,6 +285,10 @@ class Visits:
         state, data = self._journal.require_sale(resale)
         if state is SaleState.REFUSED:  # refused before a crash or an outage stopped the voucher's record
             return self._outcomes.finish_voucher(voucher_no, None, {"infcode": -1, "err_msg": data.get("err_msg", "")})
+        if state is SaleState.DONE:  # settled, and its receipt printed by an older resume: record the voucher
+            return self._outcomes.finish_voucher(
+                voucher_no, None, {"infcode": 0, "output": {"setlinfo": data["setlinfo"]}}
+            )
         try:
             if "psn_no" not in data:
                 self._identify_resale(voucher_no, resale, identity or Identity(**data["identity"]))
