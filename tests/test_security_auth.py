@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from centre_rig import HOSPITAL, PHARMACY, ServedCentre, envelope, first_person
+from centre_rig import HOSPITAL, PHARMACY, ServedCentre, envelope, first_person, shared_centre
 from medsettle import credentials
 from medsettle.credentials import NONCE, PAASID, SIGNATURE, TIMESTAMP, signature
 
@@ -37,6 +37,15 @@ def headers_of(server: ServedCentre, code: str = PHARMACY, **override: str) -> d
 def refused(answer: dict, code: str, field: str) -> None:
     assert answer["infcode"] == -1, answer
     assert answer["err_msg"].startswith(f"{code}: field {field}:"), answer
+
+
+@pytest.fixture(scope="module")
+def served_centre(tmp_path_factory):
+    """One served centre for the tests that neither restart nor reconfigure it (a start is seconds): their
+    attacks are refused at the gateway, whatever the ledger, and each counts journal entries only across its
+    own requests. The nonce, credential and institutions tests start their own."""
+    with shared_centre(tmp_path_factory.mktemp("auth") / "centre") as centre:
+        yield centre
 
 
 def test_requests_without_a_valid_signature_are_refused_naming_the_header_and_change_nothing(served_centre):

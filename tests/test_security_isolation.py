@@ -25,6 +25,7 @@ from centre_rig import (
     certificate_of,
     default_population,
     first_person,
+    shared_centre,
 )
 from medsettle.centre.institutions import default_institutions
 from medsettle.centre.service import Centre
@@ -34,6 +35,15 @@ from medsettle.ledger import PostgresJournal, SQLiteJournal
 
 OTHER_PHARMACY = "P13010000002"  # B: the second pharmacy of the default institutions
 OTHER_HOSPITAL = "H13010000002"
+
+
+@pytest.fixture(scope="module")
+def served_centre(tmp_path_factory):
+    """One SQLite centre for the tests that neither restart it nor read its day's statements: each has its own
+    persons (employees(n, skip)) and msgids, and counts journal entries only across its own requests. The
+    tests that run on both ledgers, restart a centre or reconcile a pharmacy's day start their own."""
+    with shared_centre(tmp_path_factory.mktemp("isolation") / "centre") as centre:
+        yield centre
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
