@@ -6,6 +6,8 @@ every pytest run of whoever installed medsettle)."""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import http.server
 import json
 import re
@@ -182,10 +184,13 @@ class _Echo(http.server.BaseHTTPRequestHandler):
     """Answers every POST with the JSON body it got, and counts them."""
 
     received: list[bytes] = []
+    ports: list[int] = []  # the port of the upstream that answered each
+    protocol_version = "HTTP/1.1"  # answers keep the connection open unless asked to close
 
     def do_POST(self) -> None:  # http.server calls it by this name
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.received.append(body)
+        self.ports.append(self.server.server_address[1])
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -195,15 +200,24 @@ class _Echo(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def echo_server() -> Iterator[str]:
+    """An upstream on 127.0.0.1 that echoes; its URL."""
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    upstream.daemon_threads = True
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{upstream.server_address[1]}/"
+    finally:
+        upstream.shutdown()
+        upstream.server_close()
+
+
 @pytest.fixture()
 def proxy() -> Iterator[FaultProxy]:
-    _Echo.received = []
-    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    with FaultProxy(f"http://127.0.0.1:{upstream.server_address[1]}/") as fault_proxy:
+    _Echo.received, _Echo.ports = [], []
+    with echo_server() as url, FaultProxy(url) as fault_proxy:
         yield fault_proxy
-    upstream.shutdown()
-    upstream.server_close()
 
 
 def post(url: str, infno: str, timeout: float = 2.0) -> dict:  # ok-float: seconds
@@ -245,3 +259,21 @@ def test_the_proxy_delays_resets_and_blackholes_until_healed(proxy: FaultProxy) 
     assert proxy.count("reset") == 1 and proxy.count("blackholed") == 1
     proxy.heal()
     assert post(proxy.url, "1101") == {"infno": "1101"}
+
+
+def test_the_proxy_keeps_a_client_connection_alive_and_follows_a_restarted_upstream(proxy: FaultProxy) -> None:
+    """Two exchanges on one kept-alive client connection; then the upstream moves (a centre restarted on
+    another port) and ``retarget`` follows it while clients keep the proxy's address."""
+    host, port = proxy.url.split("//")[1].strip("/").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        for infno in ("1101", "2101"):
+            conn.request("POST", "/", body=json.dumps({"infno": infno}).encode())
+            assert json.loads(conn.getresponse().read()) == {"infno": infno}
+    finally:
+        conn.close()
+    assert proxy.connections == 1 and proxy.count("forwarded") == 2
+    with echo_server() as moved:
+        proxy.retarget(moved)
+        assert post(proxy.url, "2102") == {"infno": "2102"}
+        assert _Echo.ports[-1] == int(moved.rsplit(":", 1)[1].strip("/")) != _Echo.ports[0]

@@ -1,10 +1,10 @@
 """A fault proxy: a real TCP proxy on loopback between counters and the centre, that loses, delays, resets
 or swallows the HTTP exchanges passing through it as a test tells it to (docs/testing.md 'medsettle_faults').
 
-One exchange per connection, as the counter's client makes them (one POST, ``Connection: close``). The
-request is read whole (its headers and Content-Length body), so a fault can be chosen by the message's
-``infno``. Every wait is bounded and every thread is a daemon; ``close`` stops accepting and ends the held
-connections.
+Each request is sent upstream on a connection of its own (``Connection: close``), its answer relayed back; a
+client that keeps its connection alive gets its next exchange on it. The request is read whole (its headers
+and Content-Length body), so a fault can be chosen by the message's ``infno``. Every wait is bounded and
+every thread is a daemon; ``close`` stops accepting and ends the held connections.
 
 - ``drop(*infnos, what="answer")``: the request reaches the centre (and is applied), its answer is thrown
   away and the connection closed: the counter does not know whether it was received.
@@ -13,6 +13,7 @@ connections.
 - ``reset()``: connections are reset (TCP RST) before anything is forwarded.
 - ``blackhole()``: connections are accepted and read and never answered, until the client gives up.
 - ``heal()``: all of it off again.
+- ``retarget(url)``: forward to a centre restarted on another port.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class FaultProxy:
         self._healed = threading.Event()  # set by heal() and close(): held and delayed exchanges stop waiting
         self._closed = threading.Event()
         self.events: list[Event] = []
+        self.connections = 0  # client connections accepted
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/"
@@ -114,6 +116,12 @@ class FaultProxy:
             self._state = _State()
         self._healed.set()
 
+    def retarget(self, upstream_url: str) -> None:
+        """Forward to ``upstream_url`` from now on: the centre restarted on another port; counters keep
+        the proxy's address."""
+        with self._lock:
+            self.upstream = _host_port(upstream_url)
+
     def count(self, outcome: str, infno: str | None = None) -> int:
         """How many exchanges ended in ``outcome`` (of messages with ``infno``, if given)."""
         return sum(1 for e in list(self.events) if e.outcome == outcome and (infno is None or e.infno == infno))
@@ -146,46 +154,57 @@ class FaultProxy:
                 continue
             except OSError:
                 return
+            self.connections += 1
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        """The exchanges of one client connection, one after another while it keeps it open (a keep-alive
+        client); a fault ends the connection."""
         with conn:
             conn.settimeout(IO_TIMEOUT_S)
-            try:
-                request = _read_http(conn)
-            except (OSError, ValueError):
-                return
-            if request is None:
-                return
-            infno = _infno_of(request)
-            with self._lock:
-                state = self._state
-                delay, resetting, blackholing = state.delay_s, state.resetting, state.blackholing
-            if resetting:
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                return self._log(infno, "reset")
-            if blackholing:
-                self._log(infno, "blackholed")
-                self._hold(conn)
-                return None
-            if delay and self._healed.wait(delay) and self._closed.is_set():
-                return None
-            with self._lock:
-                if any(rule.takes(infno, "request") for rule in self._state.rules):
-                    return self._log(infno, "dropped request")
-            try:
-                answer = self._forward(request)
-            except (OSError, ValueError):
-                return self._log(infno, "upstream failed")
-            with self._lock:
-                if any(rule.takes(infno, "answer") for rule in self._state.rules):
-                    return self._log(infno, "dropped answer")  # the centre applied it; the counter never hears
-            try:
-                conn.sendall(answer)
-            except OSError:
-                return None
-            self._log(infno, "forwarded")
-        return None
+            while not self._closed.is_set():
+                try:
+                    request = _read_http(conn)
+                except (OSError, ValueError):
+                    return
+                if request is None or not self._exchange(conn, request) or _closes(request):
+                    return
+
+    def _exchange(self, conn: socket.socket, request: bytes) -> bool:
+        """Forward one request and its answer as the faults say; False when the connection is to end."""
+        infno = _infno_of(request)
+        with self._lock:
+            state = self._state
+            delay, resetting, blackholing = state.delay_s, state.resetting, state.blackholing
+        if resetting:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self._log(infno, "reset")
+            return False
+        if blackholing:
+            self._log(infno, "blackholed")
+            self._hold(conn)
+            return False
+        if delay and self._healed.wait(delay) and self._closed.is_set():
+            return False
+        with self._lock:
+            if any(rule.takes(infno, "request") for rule in self._state.rules):
+                self._log(infno, "dropped request")
+                return False
+        try:
+            answer = self._forward(request)
+        except (OSError, ValueError):
+            self._log(infno, "upstream failed")
+            return False
+        with self._lock:
+            if any(rule.takes(infno, "answer") for rule in self._state.rules):
+                self._log(infno, "dropped answer")  # the centre applied it; the counter never hears
+                return False
+        try:
+            conn.sendall(answer)
+        except OSError:
+            return False
+        self._log(infno, "forwarded")
+        return not _closes(answer)
 
     def _hold(self, conn: socket.socket) -> None:
         """Keep the connection open, unanswered, until the client closes it, heal() or close()."""
@@ -200,8 +219,10 @@ class FaultProxy:
                 return
 
     def _forward(self, request: bytes) -> bytes:
-        with socket.create_connection(self.upstream, timeout=IO_TIMEOUT_S) as up:
-            up.sendall(request)
+        with self._lock:
+            upstream = self.upstream
+        with socket.create_connection(upstream, timeout=IO_TIMEOUT_S) as up:
+            up.sendall(_closing(request))
             answer = _read_http(up, until_close=True)
         if not answer:
             raise ValueError("the centre closed the connection without an answer")
@@ -252,6 +273,24 @@ def _content_length(lines: Iterable[bytes]) -> int | None:
         if name.strip().lower() == b"content-length":
             return int(value.strip())
     return None
+
+
+def _closing(request: bytes) -> bytes:
+    """The request as sent upstream: ``Connection: close``, so the answer ends where the centre closes (a
+    chunked answer is relayed as it came)."""
+    head, _, body = request.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    kept = [line for line in lines[1:] if line.partition(b":")[0].strip().lower() not in (b"connection", b"keep-alive")]
+    return b"\r\n".join([lines[0], *kept, b"Connection: close"]) + b"\r\n\r\n" + body
+
+
+def _closes(message: bytes) -> bool:
+    """The message's head asks for the connection to be closed after it (``Connection: close``)."""
+    for line in message.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"connection" and value.strip().lower() == b"close":
+            return True
+    return False
 
 
 def _infno_of(request: bytes) -> str | None:
