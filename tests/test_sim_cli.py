@@ -249,13 +249,20 @@ def test_a_seed_that_crashes_the_simulator_is_listed_by_soak_and_run_says_how_to
 
 
 def test_ctrl_c_stops_a_soak_with_the_totals_of_the_seeds_played():
+    import select
     import signal
     import time
 
     process = start("sim", "soak", "--seeds", "50", "--jobs", "2", "--institutions", "1")
-    time.sleep(6)
+    # Wait for the soak's progress bar (its first bytes on stderr: the workers are up), however slow the
+    # machine, then let a few seeds finish before the Ctrl-C.
+    ready, _, _ = select.select([process.stderr], [], [], TIMEOUT)
+    assert ready, "the soak never started its progress bar"
+    first = os.read(process.stderr.fileno(), 1).decode()
+    time.sleep(4)
     process.send_signal(signal.SIGINT)
     r = finish(process)
+    r.stderr = first + r.stderr
     assert r.returncode == 130, (r.stdout, r.stderr)
     played = re.search(r"^interrupted: (\d+) of 50 seeds played$", r.stdout, re.M)
     assert played and int(played.group(1)) < 50 and row(r.stdout, "seeds run") == int(played.group(1)), r.stdout

@@ -13,6 +13,8 @@
   counter believes is what the centre holds: a sale done and a voucher settled are live there; the sale a
   voucher was given for (cash taken) has no live settlement there; every live settlement there answers a
   message its counter recorded as answered (not one it abandoned for a 2601);
+- **counter-states**: no counter flow tries to take a sale to a state no flow may take it to
+  (:class:`medsettle.terminal.states.IllegalTransition` is a bug, never a refusal);
 - **store-and-forward**: a forwarded bill's patient paid no more than the provisional cash, and what the patient
   kept paying, the fund, the account and the institution's share add up to the bill.
 
@@ -37,7 +39,15 @@ if TYPE_CHECKING:
 
 SETTLE_INFNOS = ("2102", "2207", "2304")  # the messages that settle (a 2601 names one as oinfno)
 
-INVARIANTS = ("conservation", "exactly-once", "replay", "reconciliation", "drain", "store-and-forward")
+INVARIANTS = (
+    "conservation",
+    "exactly-once",
+    "replay",
+    "reconciliation",
+    "drain",
+    "store-and-forward",
+    "counter-states",
+)
 
 
 class Violation(MedsettleError):

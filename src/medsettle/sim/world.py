@@ -33,6 +33,7 @@ from ..policy import Policy, load_default_policy
 from ..seams import Crashed, RaiseOnCrash, SeededRandomness
 from ..terminal import CentreUnreachable, Counter, CounterStore, Identity
 from ..terminal.crash import POINTS
+from ..terminal.states import IllegalTransition
 from ..timeutil import SHANGHAI
 from .checkers import Checkers, Violation
 from .clock import VirtualClock
@@ -231,8 +232,14 @@ class Run:
             c.counter.sign_in()
             c.signed_in = self.clock.now().date()
         except MedsettleError as exc:
+            self._bug_if_illegal(exc)
             c.signed_in = None
             self.trace.event(self.step, f"{c.name} sign-in failed: {exc}")
+
+    def _bug_if_illegal(self, exc: MedsettleError) -> None:
+        """A counter's refusal is part of the run; an illegal transition of a sale's state is a bug in it."""
+        if isinstance(exc, IllegalTransition):
+            raise Violation("counter-states", self.step, f"{exc}") from None
 
     def _count(self, kind: str) -> None:
         self.faults[kind] += 1
@@ -353,6 +360,7 @@ class Run:
             resumed = c.counter.resume()
             self.trace.event(self.step, f"{c.name} resumed: {resumed}")
         except MedsettleError as exc:
+            self._bug_if_illegal(exc)
             self.trace.event(self.step, f"{c.name} resume stopped: {exc.code}: {exc}")
             self.outcomes["resume stopped"] += 1
 
@@ -397,6 +405,7 @@ class Run:
         except Crashed:
             raise
         except MedsettleError as exc:
+            self._bug_if_illegal(exc)
             self.outcomes[f"refused {exc.code}"] += 1
             self.trace.event(self.step, f"{c.name} refused: {exc.code}: {exc}")
 
@@ -442,11 +451,13 @@ class Run:
             try:
                 c.counter.forward()
             except MedsettleError as exc:
+                self._bug_if_illegal(exc)
                 self.trace.event(self.step, f"{c.name} forward stopped: {exc.code}: {exc}")
             for v in c.counter.pending_vouchers():
                 try:
                     self._receipt(c, "voucher", c.counter.settle_voucher(v["voucher"]))
                 except MedsettleError as exc:
+                    self._bug_if_illegal(exc)
                     self.outcomes[f"voucher {exc.code}"] += 1
                     self.trace.event(self.step, f"{c.name} voucher {v['voucher']}: {exc.code}: {exc}")
             self.checkers.after_step()
@@ -459,12 +470,14 @@ class Run:
                 try:
                     self._stay_final(c, stay)
                 except MedsettleError as exc:
+                    self._bug_if_illegal(exc)
                     self.trace.event(self.step, f"{c.name} stay {stay}: {exc.code}: {exc}")
         self.restart_centre_if_asked()
         for c in self.counters:
             try:
                 answer = c.counter.reconcile()
             except MedsettleError as exc:
+                self._bug_if_illegal(exc)
                 raise Violation(
                     "reconciliation", self.step, f"{c.name}'s 3201 was refused: {exc.code}: {exc}"
                 ) from None
