@@ -199,11 +199,11 @@ class FaultProxy:
             if any(rule.takes(infno, "answer") for rule in self._state.rules):
                 self._log(infno, "dropped answer")  # the centre applied it; the counter never hears
                 return False
+        self._log(infno, "forwarded")  # before the answer goes: a client that reads it sees the event logged
         try:
             conn.sendall(answer)
         except OSError:
             return False
-        self._log(infno, "forwarded")
         return not _closes(answer)
 
     def _hold(self, conn: socket.socket) -> None:
