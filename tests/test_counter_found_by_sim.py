@@ -24,7 +24,7 @@ from medsettle.jsontext import dumps_bytes, loads
 from medsettle.ledger import SQLiteJournal
 from medsettle.ledger.journaled import CANCEL, SETTLE
 from medsettle.policy import load_default_policy
-from medsettle.seams import RaiseOnCrash, SeededRandomness
+from medsettle.seams import Crashed, RaiseOnCrash, SeededRandomness
 from medsettle.terminal import CentreUnreachable, Counter, CounterStore, Identity, Refused, SaleState
 from medsettle.terminal.store import JournalUnwritable
 from medsettle.timeutil import now_shanghai
@@ -297,3 +297,54 @@ def test_a_statement_of_a_day_with_only_a_cancel_counts_minus_one(tmp_path, engi
         assert statement(0)["output"]["stmtinfo"]["stmt_rslt"] == "1"  # a count that does not agree still differs
     finally:
         world.journal.close()
+
+
+def reopened(world: World, counter: Counter, code: str, name: str = "t.db", crash_at: str | None = None) -> Counter:
+    """The same counter's journal opened again (after a crash), optionally armed to crash at ``crash_at``."""
+    counter.journal.close()
+    return Counter(
+        code,
+        CounterStore(world.tmp_path / name, clock=world.clock),
+        world.transport,
+        clock=world.clock,
+        randomness=SeededRandomness(13),
+        resend_for=3.0,
+        crash=RaiseOnCrash(),
+        crash_at=crash_at,
+    )
+
+
+def test_a_resettlement_whose_visit_was_settled_when_the_counter_stopped_is_recorded_by_resume(world):
+    """Seed 106 of `medsettle sim run --days 2`: the power went after the re-visit's 2207 answer was recorded and
+    before its receipt; resume printed the visit's receipt and left the voucher settling for good."""
+    counter, voucher = visit_voucher(world)
+    armed = reopened(world, counter, HOSPITAL, crash_at="settle_recorded")
+    with pytest.raises(Crashed):
+        armed.settle_voucher(voucher)
+    restarted = reopened(world, armed, HOSPITAL)
+    resumed = restarted.resume()
+    assert "failed" not in resumed, resumed
+    v = restarted.journal.require_voucher(voucher)
+    assert v["state"] == "settled"
+    check_refund(world, restarted, voucher, restarted.settle_voucher(voucher))
+    restarted.journal.close()
+
+
+def test_a_forward_whose_visit_was_settled_when_the_counter_stopped_is_recorded_by_the_next_forward(world):
+    counter = world.counter(SAF_HOSPITAL, "h.db")
+    assert counter.visit(world.who, BIG).kind == "sale"  # the counter knows the patient now
+    world.transport.down = True
+    assert counter.visit(world.who, ITEMS).kind == "provisional"
+    world.transport.down = False
+    armed = reopened(world, counter, SAF_HOSPITAL, "h.db", crash_at="settle_recorded")
+    with pytest.raises(Crashed):
+        armed.forward()
+    restarted = reopened(world, armed, SAF_HOSPITAL, "h.db")
+    resumed = restarted.resume()  # resume forwards the queue: the forward's visit, settled, is recorded
+    assert "failed" not in resumed, resumed
+    [entry] = restarted.journal.saf_entries()
+    assert entry["state"] == "forwarded"
+    forwards = [s for s in world.live_settlements(SAF_HOSPITAL) if s["setl_id"] == entry["setlinfo"]["setl_id"]]
+    assert len(forwards) == 1 and len(world.live_settlements(SAF_HOSPITAL)) == 2
+    assert restarted.reconcile(detail=True)["clean"]
+    restarted.journal.close()
