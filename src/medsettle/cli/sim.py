@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 import sys
 import time
@@ -126,6 +127,11 @@ def _options(seed: int, profile: str, days: int, institutions: int, engine: str 
 def sim() -> None:
     """Play seeded fault scenarios on a simulated world and check that no fen is lost or paid twice
     (docs/simulation.md)."""
+    # The simulated counters' warnings (a resume that could not finish a step) are events of the run, in its
+    # trace (`sim replay` prints them); printed to stderr they would only break the progress bar and the table.
+    counters = logging.getLogger("medsettle.terminal")
+    counters.addHandler(logging.NullHandler())
+    counters.propagate = False
 
 
 _SEED = click.option(
