@@ -84,3 +84,20 @@ def pcsc_counter(pcsc_stack):
         probe.wait_for_card(3)
     yield slot
     slot.card.clear_faults()
+
+
+@pytest.fixture(scope="module")
+def centres(tmp_path_factory):
+    """The module's served centres, one per engine, each started when a test first asks for it and shared by
+    the module's tests (terminal_rig.SharedCentres): each test works at its own copy of an institution."""
+    from terminal_rig import SharedCentres
+
+    shared = SharedCentres(tmp_path_factory.mktemp("centres"))
+    yield shared
+    shared.close()
+
+
+@pytest.fixture()
+def centre(centres):
+    """The module's shared centre on the core engine (a module may define its own ``centre``)."""
+    return centres("core")

@@ -18,7 +18,6 @@ from terminal_rig import (
     ITEM_ARGS,
     ITEMS,
     LossyProxy,
-    SharedCentres,
     balance_of,
     by_certno,
     centre_records,
@@ -36,19 +35,6 @@ MEDFEE = Decimal("55.00")  # 12.50 × 2 + 30.00
 
 def money(receipt, *names) -> Decimal:
     return sum(Decimal(getattr(receipt, n)) for n in names)
-
-
-@pytest.fixture(scope="module")
-def centres(tmp_path_factory):
-    """The module's served centres, one per engine, shared: each test counts at its own institution."""
-    shared = SharedCentres(tmp_path_factory.mktemp("centres"))
-    yield shared
-    shared.close()
-
-
-@pytest.fixture()
-def centre(centres):
-    return centres("core")
 
 
 @pytest.fixture()

@@ -22,7 +22,6 @@ from terminal_rig import (
     ITEM_ARGS,
     ITEMS,
     SAF_PHARMACY,
-    SharedCentres,
     balance_of,
     by_certno,
     centre_records,
@@ -44,19 +43,6 @@ def _unknown_certno() -> str:
 
 UNKNOWN_CERTNO = _unknown_certno()
 PATIENT = "<the patient's certno>"  # in a parametrize list: patient_certno() is looked up by the test, not at import
-
-
-@pytest.fixture(scope="module")
-def centres(tmp_path_factory):
-    """The module's served centres, one per engine, shared: each test counts at its own institution."""
-    shared = SharedCentres(tmp_path_factory.mktemp("centres"))
-    yield shared
-    shared.close()
-
-
-@pytest.fixture()
-def centre(centres):
-    return centres("core")
 
 
 @pytest.fixture()

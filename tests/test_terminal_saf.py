@@ -24,7 +24,6 @@ from medsettle.timeutil import now_shanghai
 from terminal_rig import (
     ITEMS,
     SAF_PHARMACY,
-    SharedCentres,
     balance_of,
     by_certno,
     dead_url,
@@ -39,14 +38,6 @@ from terminal_rig import (
 pytestmark = pytest.mark.timeout(180)
 ITEM_ARGS = [f"{i['med_list_codg']}:{i['pric']}:{i['cnt']}" for i in ITEMS]
 BIG = [{"med_list_codg": CODES[0], "pric": "2000.00", "cnt": "1"}]  # crosses the 1,500.00 deductible
-
-
-@pytest.fixture(scope="module")
-def centres(tmp_path_factory):
-    """The module's served centre, shared: each test forwards from its own copy of the pharmacy."""
-    shared = SharedCentres(tmp_path_factory.mktemp("centres"))
-    yield shared
-    shared.close()
 
 
 @pytest.fixture()

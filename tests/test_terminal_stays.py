@@ -16,7 +16,6 @@ from medsettle.terminal import CentreUnreachable, CounterError
 from medsettle.terminal.crash import EXIT_CODE
 from terminal_rig import (
     LossyProxy,
-    SharedCentres,
     balance_of,
     by_certno,
     days_ago,
@@ -31,19 +30,6 @@ pytestmark = pytest.mark.timeout(180)
 HOSPITAL = "H13010000002"
 DAY1 = [{"med_list_codg": CODES[0], "pric": "800.00", "cnt": "1"}]
 DAY2 = [{"med_list_codg": CODES[1], "pric": "350.00", "cnt": "2"}]
-
-
-@pytest.fixture(scope="module")
-def centres(tmp_path_factory):
-    """The module's served centre, shared: each test's stay is at its own copy of the hospital."""
-    shared = SharedCentres(tmp_path_factory.mktemp("centres"))
-    yield shared
-    shared.close()
-
-
-@pytest.fixture()
-def centre(centres):
-    return centres("core")
 
 
 @pytest.fixture()

@@ -14,7 +14,6 @@ from medsettle.terminal.crash import EXIT_CODE
 from terminal_rig import (
     ITEMS,
     LossyProxy,
-    SharedCentres,
     balance_of,
     by_certno,
     days_ago,
@@ -28,19 +27,6 @@ pytestmark = pytest.mark.timeout(180)
 HOSPITAL = "H13010000001"
 MEDFEE = Decimal("55.00")
 ITEM_ARGS = [f"{i['med_list_codg']}:{i['pric']}:{i['cnt']}" for i in ITEMS]
-
-
-@pytest.fixture(scope="module")
-def centres(tmp_path_factory):
-    """The module's served centre, shared: each test counts at its own copy of the hospital."""
-    shared = SharedCentres(tmp_path_factory.mktemp("centres"))
-    yield shared
-    shared.close()
-
-
-@pytest.fixture()
-def centre(centres):
-    return centres("core")
 
 
 @pytest.fixture()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
@@ -17,6 +17,18 @@ R = TypeVar("R")
 def one_line(message: str) -> str:
     """``message`` on one line: a reason quoted from elsewhere (a database driver's, say) may span several."""
     return "; ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
+class OneLineCommand(click.Command):
+    """A command whose bad options are one ``Error: ...`` line naming the option (no usage block)."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise click.ClickException(exc.format_message()) from None
 
 
 def fail_cleanly(*plain: type[Exception]) -> Callable[[Callable[P, R]], Callable[P, R]]:

@@ -10,24 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from ..credentials import CredentialsError
-from ._errors import fail_cleanly
-
-
-class _OneLine(click.Command):
-    """A command whose bad options are one ``Error: ...`` line naming the option (no usage block)."""
-
-    def make_context(
-        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
-    ) -> click.Context:
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as exc:
-            raise click.ClickException(exc.format_message()) from None
+from ._errors import OneLineCommand, fail_cleanly
 
 
 def _say(line: str) -> None:
@@ -39,7 +26,7 @@ def bench() -> None:
     """Load a centre with simulated counters, and compare runs (docs/load.md)."""
 
 
-@bench.command(cls=_OneLine)
+@bench.command(cls=OneLineCommand)
 @click.option(
     "--counters", default=100, show_default=True, type=click.IntRange(min=1), help="Simulated counters (Locust users)."
 )
@@ -232,7 +219,7 @@ def _check_url(url: str) -> None:
         raise click.ClickException(f"--centre {url}: give the centre's URL, such as http://127.0.0.1:8901/")
 
 
-@bench.command(cls=_OneLine)
+@bench.command(cls=OneLineCommand)
 @click.argument("a", metavar="A.json", type=click.Path(dir_okay=False))
 @click.argument("b", metavar="B.json", type=click.Path(dir_okay=False))
 @fail_cleanly()

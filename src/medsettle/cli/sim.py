@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ..sim.profiles import FAULT_KINDS, PROFILES, UnknownProfile, profile_named
-from ._errors import fail_cleanly
+from ._errors import OneLineCommand, fail_cleanly
 
 if TYPE_CHECKING:
     from ..sim.world import RunOptions, RunResult, World
@@ -31,18 +31,6 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 DETAIL_CHARS = 200  # of a failing seed's detail in the soak's list
 VOUCHER_STATES = ("settled", "manual_claim")  # where every voucher ends after the drain; shown even at zero
-
-
-class _OneLine(click.Command):
-    """A command whose bad options are one ``Error: ...`` line naming the option (no usage block)."""
-
-    def make_context(
-        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
-    ) -> click.Context:
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as exc:
-            raise click.ClickException(exc.format_message()) from None
 
 
 class _AtLeast(click.IntRange):
@@ -139,7 +127,7 @@ _SEED = click.option(
 )
 
 
-@sim.command(cls=_OneLine)
+@sim.command(cls=OneLineCommand)
 @_SEED
 @_world_options
 @fail_cleanly()
@@ -150,7 +138,7 @@ def run(seed: int, profile: str, days: int, institutions: int, engine: str | Non
     _play(_options(seed, profile, days, institutions, engine), echo=None)
 
 
-@sim.command(cls=_OneLine)
+@sim.command(cls=OneLineCommand)
 @_SEED
 @_world_options
 @fail_cleanly()
@@ -311,7 +299,7 @@ def _play_seed(seed: int) -> SeedOutcome:
     )
 
 
-@sim.command(cls=_OneLine)
+@sim.command(cls=OneLineCommand)
 @click.option("--seeds", required=True, type=_AtLeast(1), metavar="N", help="How many seeds to play: K..K+N-1.")
 @click.option("--first-seed", default=0, show_default=True, type=_AtLeast(0), metavar="K", help="The first seed (K).")
 @click.option(
