@@ -288,6 +288,47 @@ def test_a_resident_who_finds_a_job_changes_scheme_and_back(world):
     assert w.cum(resident, certno_) == as_employee
 
 
+def test_a_reversal_after_a_scheme_change_moves_the_accumulators_of_the_settlements_scheme(world):
+    """A settlement made as a resident, cancelled (2208) or reversed (2601) after the person moved to the
+    employee scheme, comes off the resident scheme's year (held while they are employees), not the employee
+    scheme's; a restart replays the same; 5206 shows each scheme's own year."""
+    w, resident, certno_ = world, PSN["resident"], world.certno("resident")
+    first = w.sale(resident, certno_, account=False)
+    second_msgid = w.server.next_msgid()
+    line = {"feedetl_sn": "1", "med_list_codg": CODES[0], "pric": "100.00", "cnt": "1", "fee_ocur_time": TODAY_SALE}
+    data = {"psn_no": resident, "mdtrt_cert_type": "02", "mdtrt_cert_no": certno_, "med_type": "41"}
+    second, _ = w.server.call(
+        "2102", {"data": {**data, "acct_used_flag": "0"}, "feedetail": [line]}, sign_no=w.sign_no, msgid=second_msgid
+    )
+    assert first["infcode"] == 0 and second["infcode"] == 0, (first, second)
+    as_resident = w.cum(resident, certno_)
+    assert any(v != 0 for v in as_resident.values()), as_resident
+    job = {"insutype": "310", "psn_type": "11", "emp_no": "U130100556", "emp_name": "石家庄药厂", "certificate": "C1"}
+    w.ok({"action": "change_scheme", "psn_no": resident, **job})
+    w.ok(contribute(resident, base="5000.00"))
+    assert w.sale(resident, certno_, account=False)["infcode"] == 0
+    as_employee = w.cum(resident, certno_)
+    assert any(v != 0 for v in as_employee.values()), as_employee
+    # the resident-scheme settlements undone while an employee: the employee scheme's year does not move
+    setl_id = first["output"]["setlinfo"]["setl_id"]
+    cancel, _ = w.server.call("2208", {"data": {"psn_no": resident, "setl_id": setl_id}}, sign_no=w.sign_no)
+    assert cancel["infcode"] == 0, cancel
+    reversal, _ = w.server.call(
+        "2601", {"data": {"psn_no": resident, "omsgid": second_msgid, "oinfno": "2102"}}, sign_no=w.sign_no
+    )
+    assert reversal["infcode"] == 0 and reversal["output"]["data"]["rvs_rslt"] == "reversed", reversal
+    assert w.cum(resident, certno_) == as_employee
+    w.restart()
+    assert w.cum(resident, certno_) == as_employee  # replay agrees
+    # back in the resident scheme: its year without the two settlements (nothing left of them)
+    w.ok({"action": "change_scheme", "psn_no": resident, "insutype": "390", "psn_type": "1501"})
+    assert all(v == 0 for v in w.cum(resident, certno_).values()), w.cum(resident, certno_)
+    w.restart()
+    assert all(v == 0 for v in w.cum(resident, certno_).values())
+    w.ok({"action": "change_scheme", "psn_no": resident, **job, "certificate": "C2"})
+    assert w.cum(resident, certno_) == as_employee
+
+
 # -- flexible employees ----------------------------------------------------------------------------
 
 

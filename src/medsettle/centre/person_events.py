@@ -7,10 +7,14 @@ module knows how an event's body changes the settler's rows and the registry.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
+from collections.abc import Iterator
 
 from ..engine.persons import FLAG_ACTIVE, FLAG_ASSISTANCE, NO_MONTH
+from ..engine.results import Settlement
+from ..engine.settler import Settler
 from ..engine.state import PersonState
 from ..ledger.journal import Entry
 from ..policy.codes import INSUTYPE_INDEX, PSN_TYPE_INDEX
@@ -40,6 +44,7 @@ class PersonEvents:
         self._registry = registry
         self._cards = cards
         ledger.owns(PERSON_EVENT, self._replay)
+        ledger.settler.cancel_scope = self.under_scheme_of  # live and on replay (both cancel through the settler)
 
     def months_held(self, psn_no: str) -> set[int]:
         """The months the person has paid for: those recorded here, or (before the first contribution
@@ -222,6 +227,33 @@ class PersonEvents:
             setattr(state, name, held[name] if held else getattr(fresh, name))
         settler.engine.set_state(index, state)
 
+    @contextlib.contextmanager
+    def under_scheme_of(self, original: Settlement) -> Iterator[None]:
+        """Cancel ``original`` against the year of the scheme it was settled under: a settlement made before a
+        scheme change comes off that scheme's accumulators (held while the person is in the other), not the
+        ones of the scheme the person is in now. The balance and the admission in progress move as always."""
+        settler, registry = self._ledger.settler, self._registry
+        index = original.person
+        if settler.population.describe(index)["insutype"] == original.insutype:
+            yield
+            return
+        key = (original.psn_no, original.insutype)
+        held = registry.scheme_accumulators.get(key)
+        state = settler.engine.get_state(index)
+        now = {name: copy.copy(getattr(state, name)) for name in SCHEME_ACCUMULATORS}
+        fresh = PersonState()
+        for name in SCHEME_ACCUMULATORS:
+            setattr(state, name, held[name] if held else getattr(fresh, name))
+        settler.engine.set_state(index, state)
+        try:
+            yield
+        except BaseException:
+            _put_back(settler, index, now)  # refused before anything moved: the held year stays as it was
+            raise
+        after = settler.engine.get_state(index)
+        registry.scheme_accumulators[key] = {name: copy.copy(getattr(after, name)) for name in SCHEME_ACCUMULATORS}
+        _put_back(settler, index, now)
+
     def _apply_transfer_in(self, psn_no: str, body: dict) -> None:
         settler, registry = self._ledger.settler, self._registry
         cert, run = registry.accept_transfer(body["certificate_no"], psn_no, body["gap_months"])
@@ -245,6 +277,14 @@ class PersonEvents:
         else:
             registry.flexible.discard(psn_no)  # accepted with a unit (or the virtual one): neither flexible
         registry.unemployed.pop(psn_no, None)  # nor unemployed any more
+
+
+def _put_back(settler: Settler, index: int, accumulators: dict) -> None:
+    """Give person ``index`` the year's ``accumulators`` again (the balance and the admission as they are)."""
+    state = settler.engine.get_state(index)
+    for name in SCHEME_ACCUMULATORS:
+        setattr(state, name, accumulators[name])
+    settler.engine.set_state(index, state)
 
 
 __all__ = ["PersonEvents"]

@@ -14,7 +14,9 @@ raises :class:`SettlementRefused` from the single-bill calls and changes nothing
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -88,6 +90,8 @@ class Settler:
         self._fast: CoreFastPath | ReferenceFastPath | None = None  # the single-bill fast path, made on first use
         self._last_seq = 0  # setl_ids are S + 15 digits, counting up
         self.id_prefix = ""  # digits that start this process's setl_ids when several share a database
+        # what a cancel runs inside, given the original (the centre puts the year of the original's scheme in place)
+        self.cancel_scope: Callable[[Settlement], contextlib.AbstractContextManager[object]] | None = None
 
     # -- one bill -------------------------------------------------------------------------------
 
@@ -216,7 +220,8 @@ class Settler:
             raise AlreadyCancelled(
                 f"settlement {setl_id} was already cancelled by {original.cancelled_by}", field="setl_id"
             )
-        status, balance = self._cancel_in_engine(original)
+        with self.cancel_scope(original) if self.cancel_scope else contextlib.nullcontext():
+            status, balance = self._cancel_in_engine(original)
         if status == BALANCE_LIMIT:  # refused by the engine, before anything moved (either engine)
             refund = int(original.row[COL["acct_pay"]])
             raise SettlementRefused(
