@@ -10,6 +10,9 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from .. import money
+from ..bounds import MAX_CNT_UNITS, MAX_LINES, MAX_MEDFEE, MAX_PRIC_UNITS
+
 YuanText = str  # validated by money.to_fen where used, so the field is named in the error
 
 FIRST_MONTH_YEAR, LAST_MONTH_YEAR = 1900, 2099  # contributions go back decades; bills stop at 2099
@@ -183,6 +186,35 @@ class CardRecord(AdminRequest):
     psn_no: str = Field(min_length=1)
 
 
+CLAIM_MAX_PRIC_FEN = MAX_PRIC_UNITS // (money.PRICE_SCALE // 100)  # a bill line's bound on pric, in fen
+
+
+class ClaimItem(AdminRequest):
+    """One line of the institution's receipt: the catalogue code, the price of one unit and the count."""
+
+    med_list_codg: str = Field(min_length=1, max_length=50)
+    # strict: fen are integers, so "120.00" (yuan written as text) is refused, never read as 120 fen
+    pric: int = Field(ge=0, le=CLAIM_MAX_PRIC_FEN, strict=True, description="fen for one unit")
+    cnt: int = Field(ge=1, le=MAX_CNT_UNITS // money.CNT_SCALE, strict=True)
+
+
+class EmergencyClaim(AdminRequest):
+    """Emergency care at a non-agreed institution (seed 003), claimed at the insured region's agency: settled
+    with the drug scope the region's rule set relaxes for it (its ``emergency_scope``); amounts in fen."""
+
+    action: Literal["emergency_claim"]
+    psn_no: str = Field(min_length=1)
+    date: dt.date = Field(description="the day of the care")
+    med_type: Literal["13", "21"] = Field("13", description="13 emergency, 21 an emergency admission")
+    institution_name: str = Field(min_length=1, max_length=100)
+    institution_code: str | None = Field(None, min_length=1, max_length=30, description="its code, if it has one")
+    institution_admdvs: str = Field(pattern=r"^\d{6}$", description="the region the institution is in")
+    hosp_lv: Literal["1", "2", "3"]
+    invoice_no: str = Field(min_length=1, max_length=50, description="the institution's receipt: claimed once")
+    items: list[ClaimItem] = Field(min_length=1, max_length=MAX_LINES)
+    medfee_sumamt: int = Field(ge=0, le=MAX_MEDFEE, strict=True, description="the receipt's total, fen")
+
+
 ADMIN_REQUESTS: dict[str, type[AdminRequest]] = {
     "card": CardAction,
     "credit": Credit,
@@ -201,4 +233,5 @@ ADMIN_REQUESTS: dict[str, type[AdminRequest]] = {
     "credit_run": CreditRun,
     "issue_qr": IssueQr,
     "card_record": CardRecord,
+    "emergency_claim": EmergencyClaim,
 }

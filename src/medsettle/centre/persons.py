@@ -1,10 +1,10 @@
 """The agency's admin API (POST /admin, ``medsettle persons ...``): one request validated by its model
 (medsettle.centre.admin) and dispatched to the flow whose job it is: enrolment, re-enrolment and
 cancellation (enrolment), scheme changes, unemployment and re-employment (employment), contributions
-(contributions), card issue (card_issue), card events and account credits
-(cards), transfers between regions (transfers), and the QR e-voucher (held in memory only, valid 5 minutes:
-a restart voids the vouchers issued before). Person events are applied by medsettle.centre.person_events
-both live and on replay, so a restarted centre has the same persons.
+(contributions), card issue (card_issue), card events and account credits (cards), transfers between
+regions (transfers), emergency claims at a non-agreed institution (claims), and the QR e-voucher (held in
+memory only, valid 5 minutes: a restart voids the vouchers issued before). Person events are applied by
+medsettle.centre.person_events both live and on replay, so a restarted centre has the same persons.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from ..errors import InvalidInput
 from . import admin as A
 from .card_issue import CardIssue, add_working_days
 from .cards import Cards
+from .claims import Claims
 from .contributions import Contributions
 from .core import Ledger
 from .employment import Employment
 from .enrolment import Enrolment
+from .institutions import Institution
 from .person_events import PersonEvents
 from .qr import QrVouchers
 from .regions import OwnedRegions
@@ -33,7 +35,16 @@ class PersonsFlow:
     """The admin API of persons and cards. The persons' state is the settler's (their rows) and the
     registry's (identities, contributions, transfers); card actions and credits go to the cards flow."""
 
-    def __init__(self, ledger: Ledger, registry: Registry, cards: Cards, qr: QrVouchers, regions: OwnedRegions) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        registry: Registry,
+        cards: Cards,
+        qr: QrVouchers,
+        regions: OwnedRegions,
+        institutions: dict[str, Institution] | None = None,
+    ) -> None:
+        """``institutions``: the agreed institutions (fixmedins_code -> them): an emergency claim is for another."""
         self._ledger = ledger
         self._registry = registry
         self._cards = cards
@@ -45,6 +56,7 @@ class PersonsFlow:
         self._card_issue = CardIssue(ledger, registry, self._events)
         self._transfers = Transfers(ledger, registry, self._events)
         self._employment = Employment(ledger, registry, self._events)
+        self._claims = Claims(ledger, self._events, institutions or {})
 
     def admin(self, body: Any) -> dict:
         """One admin request (a dict with ``action``); answers a dict, raises InvalidInput naming the field."""
@@ -102,6 +114,8 @@ class PersonsFlow:
                 return self.issue_qr(req)
             case A.CardRecord():
                 return self._card_issue.card_record(req)
+            case A.EmergencyClaim():
+                return self._claims.claim(req)
         raise TypeError(f"no handler for the admin request {type(req).__name__}")
 
     def cancel_person(self, psn_no: str, reason: str) -> dict:

@@ -121,7 +121,7 @@ class Centre:
         )
         qr = QrVouchers(self._ledger, randomness)
         self._cards = Cards(self._ledger, self.registry, qr, self._regions)
-        self._persons = PersonsFlow(self._ledger, self.registry, self._cards, qr, self._regions)
+        self._persons = PersonsFlow(self._ledger, self.registry, self._cards, qr, self._regions, self.institutions)
         settlements = Settlements(self._ledger, self._answers, self.encounters, self.registry)
         outpatient = OutpatientFlow(
             self._ledger, settlements, self._cards, self.encounters, id_prefix=self._regions.id_prefix

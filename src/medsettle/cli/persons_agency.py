@@ -1,6 +1,6 @@
 """``medsettle persons enrol|change-unit|change-scheme|unemployed|reemployed|contribute|issue-card|employer-cards|
-transfer-out|transfer-in|transfer-undo|credit-run|qr``: the agency's side of persons and cards, each one admin
-request to a running centre (POST /admin)."""
+transfer-out|transfer-in|transfer-undo|credit-run|qr|emergency-claim``: the agency's side of persons and cards,
+each one admin request to a running centre (POST /admin)."""
 
 from __future__ import annotations
 
@@ -155,3 +155,27 @@ def register_agency_commands(persons: click.Group) -> None:
     def qr(centre_url: str, psn_no: str) -> None:
         """Issue a QR e-voucher token (mdtrt_cert_type 01) for a person, valid 5 minutes."""
         _post(centre_url, {"action": "issue_qr", "psn_no": psn_no})
+
+    @persons.command("emergency-claim")
+    @click.argument("psn_no")
+    @click.option("--date", "date", required=True, help="The day of the care, yyyy-mm-dd.")
+    @click.option("--institution", "institution_name", required=True, help="The non-agreed institution's name.")
+    @click.option("--institution-code", help="Its code, if it has one (an agreed institution's is refused).")
+    @click.option("--region", "institution_admdvs", required=True, help="The region it is in (6 digits).")
+    @click.option("--level", "hosp_lv", required=True, type=click.Choice(["1", "2", "3"]), help="Its tier.")
+    @click.option("--invoice", "invoice_no", required=True, help="The receipt's number (claimed once).")
+    @click.option("--admission", is_flag=True, help="An emergency admission (med_type 21), not emergency care (13).")
+    @click.option("--item", "items", multiple=True, required=True, help="CODE:PRICE_FEN:COUNT, once per line.")
+    @click.option("--total", "medfee_sumamt", required=True, type=int, help="The receipt's total, fen.")
+    @CENTRE
+    def emergency_claim(centre_url: str, items: tuple[str, ...], admission: bool, **fields: str | int | None) -> None:
+        """Claim emergency care at a non-agreed institution at the insured region's agency: settled with the drug
+        scope the region's policy relaxes for it (emergency_scope), the fund's share paid back."""
+        lines = []
+        for text in items:
+            parts = text.split(":")
+            if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+                raise click.BadParameter(f"{text!r}: write CODE:PRICE_FEN:COUNT", param_hint="--item")
+            lines.append({"med_list_codg": parts[0], "pric": int(parts[1]), "cnt": int(parts[2])})
+        body = {"action": "emergency_claim", "med_type": "21" if admission else "13", "items": lines, **fields}
+        _post(centre_url, body)

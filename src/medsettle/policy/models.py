@@ -185,6 +185,18 @@ class DeferredWindow(_Model):
     manual_claim_days: int = Field(default=180, ge=0, le=3650)
 
 
+class EmergencyScope(_Model):
+    """The drug scope relaxed for emergency care at a non-agreed institution (社会保险法实施细则 art. 8: the
+    scope of drugs that must be used in an emergency or rescue may be relaxed; the region sets how), applied to
+    a manual claim at the insured region's agency (docs/agency.md 'Emergency care at a non-agreed
+    institution'). ``class_c_as``: the catalogue code of a class A or B item (no price cap, not restricted)
+    whose class and self-pay-first share a class C drug of the claim is settled with; None: class C stays own
+    pay. ``restricted_approved``: a restricted item (限定支付) is paid as if the hospital had approved it."""
+
+    class_c_as: str | None = Field(default=None, min_length=1, max_length=50)
+    restricted_approved: bool = False
+
+
 class RuleSet(_Model):
     """The rules of one region in force from ``effective_from`` until the next rule set's date."""
 
@@ -199,6 +211,7 @@ class RuleSet(_Model):
     waiting_months: int = Field(default=3, ge=0, le=24)
     late_enrolment: LateEnrolment = LateEnrolment()
     deferred_window: DeferredWindow = DeferredWindow()
+    emergency_scope: EmergencyScope = EmergencyScope()
 
     @field_validator("med_type_groups")
     @classmethod
@@ -333,7 +346,23 @@ class Region(_Model):
                     raise ValueError(f"{where}.second_tier[{j}].groups: unknown groups {bad}")
             if len({t.insutype for t in rs.second_tier}) != len(rs.second_tier):
                 raise ValueError(f"{where}.second_tier: one entry per insutype")
+            self._check_emergency_scope(where, rs.emergency_scope)
         return self
+
+    def _check_emergency_scope(self, where: str, scope: EmergencyScope) -> None:
+        """The item a relaxed class C drug is settled as: in every catalogue, class A or B, no cap, not restricted."""
+        code = scope.class_c_as
+        if code is None:
+            return
+        for cat in self.catalogues:
+            item = cat.by_code.get(code)
+            if item is None:
+                raise ValueError(f"{where}.emergency_scope.class_c_as: {code!r} is not in catalogue {cat.version}")
+            if item.chrgitm_lv == "03" or item.pric_uplmt_amt is not None or item.lmt_used_flag:
+                raise ValueError(
+                    f"{where}.emergency_scope.class_c_as: {code!r} must be a class A or B item (01, 02) with no "
+                    f"price cap and not restricted, as catalogue {cat.version} holds it"
+                )
 
     def group_index(self, name: str) -> int:
         return [g.name for g in self.groups].index(name)
