@@ -4,8 +4,8 @@ One centre in this process (SQLite journal in a temporary directory), 100,000 ph
 default population's persons, submitted 1,000 at a time so they share group commits. The figure is the
 growth of the process's resident set (RSS, from /proc/self/statm) from after the first 1,000 sales (the
 interpreter, the population and the caches warmed) to the end, divided by the sales counted: what a long
-run adds per settlement, whatever holds it (the stored answer, the settlement record, indexes). Python's
-allocator keeps freed memory for reuse, so the figure is an upper bound of what is held.
+run adds per settlement, whatever holds it (the settlement record, what its answer is made again from,
+indexes). Python's allocator keeps freed memory for reuse, so the figure is an upper bound of what is held.
 
     python -m pytest benchmarks/test_centre_memory_bench.py --benchmark-only -s
 """

@@ -5,27 +5,39 @@ again, another request under a used msgid is refused, and a msgid that 2601 reve
 (a tombstone) is refused for good. Until an answer is durable its Future is what is stored, so no copy
 of an answer leaves before the original is durable.
 
+What is held for a msgid, once its answer is durable (docs/security.md, 'Memory'):
+
+- a settlement's or a cancel's answer is not stored at all: it is made again from the settlement's record
+  when asked (:class:`Kept` with a remaker, as replay has always done), so a settlement costs its record;
+- any other answer is held as its JSON text for the idempotency window (``window``, two days by default),
+  then leaves memory: a resend past the window is answered from the journal entry that holds it (a
+  :class:`Kept` (kind, key)), and the request's digest stays, so a reused msgid is still refused.
+
 Also here: the platform's envelope, which every answer (stored or not) is written in, and the centre's
 side of it (:class:`Stamps`: its own message id and the times).
 """
 
 from __future__ import annotations
 
+import collections
+import datetime as dt
 import itertools
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 from ..errors import InvalidInput, MedsettleError, SettlementRefused
-from ..jsontext import dumps_kept, loads
+from ..jsontext import dumps_bytes, dumps_kept, loads
 from ..ledger.journal import Entry
 from ..seams import Clock
+from ..timeutil import SHANGHAI
 from .core import Ledger, journal_key
 from .messages import Envelope
 from .pending import answered, when_all
 
 ANSWER = "answer"
 TOMBSTONE = "reversed-before-arrival"
+IDEMPOTENCY_WINDOW = 2 * 86_400.0  # ok-float: seconds a stored answer is held in memory (serve --idempotency-window)
 # What the platform answers in enctype and signtype when the answer is neither encrypted nor signed (its
 # gateway does both when an institution is set up for them; medsettle's centre does neither): null.
 ENCTYPE = None
@@ -137,9 +149,25 @@ class Stamps:
         return {**response, "inf_refmsgid": refmsgid, "refmsg_time": refmsg_time, "respond_time": respond_time}
 
 
+class Kept:
+    """Where an answer the store does not hold is found when it is asked for again: the journal entry of
+    ``kind`` and ``key`` that answered the request, read back by the remaker of its kind (a settlement's
+    record, in memory) or else from the journal."""
+
+    __slots__ = ("key", "kind")
+
+    def __init__(self, kind: str, key: str) -> None:
+        self.kind = kind
+        self.key = key
+
+
+# Made again from what is in memory: the output of the answer the entry of this kind and key gave.
+Remaker = Callable[[str], dict]
+
+
 class AnswerStore:
-    """(fixmedins_code, msgid) -> (request hash, the response as JSON bytes, or its Future while it is not yet
-    durable).
+    """(fixmedins_code, msgid) -> (request hash, the answer: its Future while it is not yet durable, then its
+    JSON bytes within the idempotency window, or a :class:`Kept` saying where it is found again).
 
     Each institution's msgids are its own namespace (DOMAIN.md's Security): another institution can
     neither read an answer, nor tombstone a msgid (a 2601 before it arrived), nor take a msgid first.
@@ -151,16 +179,29 @@ class AnswerStore:
     Bytes, not dicts: millions of stored answers would otherwise be millions of containers for Python's
     cyclic garbage collector to walk again and again (pauses of a second and more)."""
 
-    def __init__(self, ledger: Ledger, stamps: Stamps) -> None:
+    def __init__(self, ledger: Ledger, stamps: Stamps, *, window: float = IDEMPOTENCY_WINDOW) -> None:
+        """``window``: seconds an answer's text is held after it was made (a resend later is answered from
+        the journal)."""
+        if not window > 0:
+            raise ValueError(f"the idempotency window must be positive, not {window}")
         self._ledger = ledger
         self.stamps = stamps
+        self.window = window
         self._answers: dict[str, dict[str, tuple[str, Any]]] = {}  # fixmedins_code -> msgid -> stored
         self._legacy: dict[str, tuple[str, Any]] = {}  # msgid -> stored, of entries without an institution
         # (fixmedins_code, msgid) whose journal key an entry of an older version holds (a msgid that looked
         # like a key of today's): a request under it would be refused by the journal after it was applied.
         self._reserved: set[tuple[str, str]] = set()
+        # The answers held as text, oldest first: (when they leave memory, code, msgid, where they are kept).
+        self._held: collections.deque[tuple[float, str, str, Kept]] = collections.deque()
+        self._remakers: dict[str, Remaker] = {}
         ledger.owns(ANSWER, self._replay_refusal)
         ledger.observe_every(self._replay_answer)
+
+    def remade_by(self, kind: str, remaker: Remaker) -> None:
+        """The answers of requests journaled as entries of ``kind`` are not stored: ``remaker(key)`` makes
+        one again from memory (under the ledger's lock) when it is asked for."""
+        self._remakers[kind] = remaker
 
     def _find(self, code: str, msgid: str) -> tuple[str, Any] | None:
         own = self._answers.get(code)
@@ -198,7 +239,7 @@ class AnswerStore:
                 self._own(code)[msgid] = (digest, pending)
         if stored is not None:
             return self._repeat(msgid, digest, stored)
-        with self._ledger.collect_waits() as journal_waits:
+        with self._ledger.collect_waits() as collected:
             try:
                 try:
                     response = work()
@@ -212,31 +253,79 @@ class AnswerStore:
                     del self._answers[code][msgid]
                 pending.set_exception(exc)  # an identical request waiting meanwhile gets the same error
                 raise
-        when_all(journal_waits, lambda failure: self._settle(code, msgid, digest, pending, response, failure))
+        # The entry that answers it (a 2601 queues its undoing first, then its own entry): where it is kept.
+        kept = Kept(*collected.answer_entries[-1]) if collected.answer_entries else None
+        when_all(collected.waits, lambda failure: self._settle(code, msgid, digest, pending, response, kept, failure))
         return pending
 
-    @staticmethod
-    def _repeat(msgid: str, digest: str, stored: tuple[str, Any]) -> Future:
+    def _repeat(self, msgid: str, digest: str, stored: tuple[str, Any]) -> Future:
         stored_digest, answer = stored
         if stored_digest == TOMBSTONE:
             raise InvalidInput(f"msgid {msgid} was reversed by 2601 before it arrived", field="msgid")
         if stored_digest != digest:
             raise InvalidInput(f"msgid {msgid} was already used for another request", field="msgid")
-        return answer if isinstance(answer, Future) else answered(loads(answer))
+        if isinstance(answer, Future):
+            return answer
+        if isinstance(answer, Kept):
+            with self._ledger.lock:
+                return answered(self._again(answer))
+        return answered(loads(answer))
 
     def _settle(
-        self, code: str, msgid: str, digest: str, pending: Future, response: dict, failure: BaseException | None
+        self,
+        code: str,
+        msgid: str,
+        digest: str,
+        pending: Future,
+        response: dict,
+        kept: Kept | None,
+        failure: BaseException | None,
     ) -> None:
         """Store a durable answer for repeats, or, if its journal entries failed, forget it and fail."""
         if failure is None:
             with self._ledger.lock:
-                self._own(code)[msgid] = (digest, dumps_kept(response))
+                self._own(code)[msgid] = (digest, self._hold(code, msgid, response, kept, self._ledger.clock.time()))
+                self._let_go(self._ledger.clock.time())
             pending.set_result(response)
             return
         unavailable = self._ledger.fail(failure)
         with self._ledger.lock:
             del self._answers[code][msgid]
         pending.set_exception(unavailable)
+
+    def _hold(self, code: str, msgid: str, response: dict, kept: Kept | None, made_at: float) -> bytes | Kept:
+        """What is held of a durable answer made at ``made_at`` (under the lock): nothing but where it is kept
+        if it can be made again from memory or its window has passed, else its text (and when it leaves)."""
+        if kept is not None and kept.kind in self._remakers:
+            return kept
+        if kept is not None:
+            leaves_at = made_at + self.window
+            if leaves_at <= self._ledger.clock.time():
+                return kept
+            self._held.append((leaves_at, code, msgid, kept))
+        return dumps_kept(response)  # an answer no entry holds (a voucher's repeat) stays: it is rare and small
+
+    def _let_go(self, now: float) -> None:
+        """Answers held past their window leave memory (under the lock): their entries now say where they are
+        kept. Called as answers are stored, so a busy centre lets go as it goes."""
+        held = self._held
+        while held and held[0][0] <= now:
+            _, code, msgid, kept = held.popleft()
+            stored = self._find(code, msgid)
+            if stored is not None and isinstance(stored[1], bytes):
+                (self._own(code) if code else self._legacy)[msgid] = (stored[0], kept)
+
+    def _again(self, kept: Kept) -> dict:
+        """An answer not held, made again (under the lock): by its kind's remaker, or read from the journal."""
+        remaker = self._remakers.get(kept.kind)
+        if remaker is not None:
+            return loads(dumps_bytes(ok_response("", "", "", remaker(kept.key))))
+        entry = self._ledger.journal.find(kept.kind, kept.key)
+        if entry is None:  # the entry was durable before the answer was kept: a journal that lost it
+            raise self._ledger.fail(LookupError(f"the journal has no {kept.kind} entry {kept.key}"))
+        if kept.kind == ANSWER:
+            return _refusal_of(entry.body)
+        return ok_response("", "", "", entry.body["answer_output"])
 
     # -- what 2601 reads and writes (under the ledger's lock) -----------------------------------
 
@@ -253,39 +342,49 @@ class AnswerStore:
         if stored is None:
             return None
         digest, answer = stored
-        return digest, (loads(answer) if isinstance(answer, bytes) else None)
+        if isinstance(answer, bytes):
+            return digest, loads(answer)
+        if isinstance(answer, Kept):
+            return digest, self._again(answer)
+        return digest, None
 
     def tombstone(self, code: str, msgid: str) -> None:
         """Mark institution ``code``'s ``msgid`` as reversed before it arrived: a late copy is refused (under
         the lock). ``code`` "" (an entry of an older version): any institution's copy."""
         (self._own(code) if code else self._legacy)[msgid] = (TOMBSTONE, None)
 
-    def remember(self, code: str, msgid: str, digest: str, output: dict) -> None:
-        """On replay: the stored answer of a journaled success (``code`` "": an older entry's, shared)."""
-        stored = (digest, dumps_kept(ok_response("", "", "", output)))  # stamped as it leaves
-        (self._own(code) if code else self._legacy)[msgid] = stored
-
     # -- replay ---------------------------------------------------------------------------------
+
+    def _remember(self, entry: Entry, code: str, msgid: str, digest: str, response: dict) -> None:
+        """On replay: the answer ``entry`` journaled (``code`` "": an older entry's, shared), held as when it
+        was made (its window counted from the entry's time)."""
+        made_at = _unix_seconds(entry.at)
+        stored = (digest, self._hold(code, msgid, response, Kept(entry.kind, entry.key), made_at))
+        (self._own(code) if code else self._legacy)[msgid] = stored
+        self._let_go(self._ledger.clock.time())
 
     def _replay_refusal(self, entry: Entry) -> None:
         """A journaled refusal, in today's envelope (a journal of an older version kept fewer keys, and
         keyed it by the msgid alone, without the institution)."""
         body = entry.body
-        response = body["response"]
-        envelope = {"enctype": ENCTYPE, "signtype": SIGNTYPE, "warn_msg": None, **response}
-        stored = (body["hash"], dumps_kept({key: envelope.get(key) for key in ENVELOPE_KEYS}))
-        code = body.get("fixmedins_code", "")
-        (self._own(code) if code else self._legacy)[body.get("msgid", entry.key)] = stored
+        self._remember(
+            entry, body.get("fixmedins_code", ""), body.get("msgid", entry.key), body["hash"], _refusal_of(body)
+        )
 
     def _replay_answer(self, entry: Entry) -> None:
-        """Every journaled success but a settlement's carries its answer (a settlement's answer is a
-        function of its record, so its flow remembers it). The entry's owner has run first: an older
-        entry without fixmedins_code has been given its encounter's where one can tell."""
+        """Every journaled success carries its answer, or, a settlement's, is remade from its record. The
+        entry's owner has run first: an older entry without fixmedins_code has been given its encounter's
+        where one can tell."""
         body = entry.body
         if entry.key.startswith("[") and (entry.kind == ANSWER or "msgid" in body):
             self._reserve_lookalike(entry)
-        if entry.kind != ANSWER and "answer_output" in body:
-            self.remember(body.get("fixmedins_code", ""), body["msgid"], body["hash"], body["answer_output"])
+        if entry.kind == ANSWER or "msgid" not in body or "hash" not in body:
+            return
+        code = body.get("fixmedins_code", "")
+        if entry.kind in self._remakers:
+            (self._own(code) if code else self._legacy)[body["msgid"]] = (body["hash"], Kept(entry.kind, entry.key))
+        elif "answer_output" in body:
+            self._remember(entry, code, body["msgid"], body["hash"], ok_response("", "", "", body["answer_output"]))
 
     def _reserve_lookalike(self, entry: Entry) -> None:
         """An older entry keyed by a msgid that reads as one of today's keys reserves that key's msgid."""
@@ -298,3 +397,15 @@ class AnswerStore:
         body = entry.body
         if parts[0] != body.get("fixmedins_code") or parts[1] != body.get("msgid"):  # not one of today's
             self._reserved.add((parts[0], parts[1]))
+
+
+def _refusal_of(body: dict) -> dict:
+    """A journaled refusal's answer in today's envelope (a journal of an older version kept fewer keys)."""
+    envelope = {"enctype": ENCTYPE, "signtype": SIGNTYPE, "warn_msg": None, **body["response"]}
+    return {key: envelope.get(key) for key in ENVELOPE_KEYS}
+
+
+def _unix_seconds(at: dt.datetime) -> float:
+    """A journal row's time as Unix seconds: the rows are stamped with the centre's clock in Asia/Shanghai,
+    written without their offset."""
+    return (at if at.tzinfo is not None else at.replace(tzinfo=SHANGHAI)).timestamp()

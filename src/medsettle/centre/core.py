@@ -40,6 +40,22 @@ Replayer = Callable[[Entry], None]
 # Set by ``Ledger.collect_waits`` around a state-changing request; ``Ledger.wait`` outside one (the admin
 # API) blocks instead.
 _JOURNAL_WAITS: contextvars.ContextVar[list[Future] | None] = contextvars.ContextVar("journal_waits", default=None)
+# The (kind, key) of each journal entry the request being answered has queued that answers it (its body names
+# the request's msgid and hash): where the answer store finds that answer again once it no longer holds it.
+_ANSWER_ENTRIES: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar(
+    "answer_entries", default=None
+)
+
+
+class Collected:
+    """What a state-changing request queued (:meth:`Ledger.collect_waits`): the journal entries its answer
+    waits for, and the (kind, key) of those that answer it (their bodies name its msgid)."""
+
+    __slots__ = ("answer_entries", "waits")
+
+    def __init__(self) -> None:
+        self.waits: list[Future] = []
+        self.answer_entries: list[tuple[str, str]] = []
 
 
 def journal_key(*parts: str) -> str:
@@ -49,6 +65,12 @@ def journal_key(*parts: str) -> str:
     Keys written by versions before this were joined with "/" (``msgid/2601``) or were the msgid alone;
     replay does not read keys back as parts, so those entries replay as they are."""
     return json.dumps(list(parts), separators=(",", ":"))
+
+
+def _note_answer_entry(kind: str, key: str, body: dict) -> None:
+    noted = _ANSWER_ENTRIES.get()
+    if noted is not None and "msgid" in body and "hash" in body:
+        noted.append((kind, key))
 
 
 class CentreFailStopped(MedsettleError):
@@ -134,6 +156,7 @@ class Ledger:
             apply()
             future = self.journal.append_future(kind, region, key, body)
             self._in_flight.add((kind, key))
+            _note_answer_entry(kind, key, body)
         future.add_done_callback(lambda _: self._landed(kind, key))
         self.wait(future)
 
@@ -142,6 +165,7 @@ class Ledger:
 
     def append(self, kind: str, region: str, key: str, body: dict) -> Future:
         """Queue one journal entry (the caller holds the lock and has applied the change)."""
+        _note_answer_entry(kind, key, body)
         return self.journal.append_future(kind, region, key, body)
 
     def wait(self, future: Future) -> None:
@@ -157,14 +181,17 @@ class Ledger:
             raise self.fail(exc) from None
 
     @contextlib.contextmanager
-    def collect_waits(self) -> Iterator[list[Future]]:
-        """Within this block, :meth:`wait` collects the journal entries into the list it yields instead of
-        blocking: the request's answer is then chained to them, and no thread waits."""
-        journal_waits: list[Future] = []
-        token = _JOURNAL_WAITS.set(journal_waits)
+    def collect_waits(self) -> Iterator[Collected]:
+        """Within this block, :meth:`wait` collects the journal entries into what it yields instead of
+        blocking: the request's answer is then chained to them, and no thread waits. The entries queued
+        that answer the request are noted too (where the answer store finds that answer again)."""
+        collected = Collected()
+        token = _JOURNAL_WAITS.set(collected.waits)
+        answers_token = _ANSWER_ENTRIES.set(collected.answer_entries)
         try:
-            yield journal_waits
+            yield collected
         finally:
+            _ANSWER_ENTRIES.reset(answers_token)
             _JOURNAL_WAITS.reset(token)
 
     # -- replay ---------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from ..errors import InvalidInput, MedsettleError
 from ..jsontext import dumps_bytes, loads
 from ..ledger import GroupCommitJournal
 from ..seams import SYSTEM_CLOCK, SYSTEM_RANDOM, Clock, Randomness
-from .answers import AnswerStore, Stamps, ok_response
+from .answers import IDEMPOTENCY_WINDOW, AnswerStore, Stamps, ok_response
 from .cards import Cards
 from .certificates import Certificates
 from .core import CentreFailStopped, Ledger
@@ -100,13 +100,15 @@ class Centre:
         regions: list[str] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         randomness: Randomness = SYSTEM_RANDOM,
+        idempotency_window: float = IDEMPOTENCY_WINDOW,
     ) -> None:
         """``regions``: the insured regions this process owns (default: all of the policy's). Several
         processes may share one PostgreSQL journal, each owning other regions (docs/architecture.md): each is
         the one writer of its regions' persons, refuses the others' and numbers its ids apart.
         ``clock`` and ``randomness``: where the centre's times (sign_no, setl_time, days, answers' times)
         and QR tokens come from; the real ones by default, a virtual clock and a seeded source in the
-        simulator and in tests."""
+        simulator and in tests. ``idempotency_window``: seconds an answer is held in memory for resends
+        (later, a resend is answered from the journal; docs/security.md 'Memory')."""
         self._regions = OwnedRegions(settler.population, [r.admdvs for r in settler.policy.regions], regions)
         settler.id_prefix = self._regions.id_prefix
         journal.claim_regions(sorted(self._regions.owned))
@@ -115,7 +117,7 @@ class Centre:
         self.encounters = Encounters()
         self._ledger = Ledger(settler, journal, clock)
         self._stamps = Stamps(clock, min(self._regions.owned))  # inf_refmsgid and the envelope's times
-        self._answers = AnswerStore(self._ledger, self._stamps)
+        self._answers = AnswerStore(self._ledger, self._stamps, window=idempotency_window)
         self._signins = SignIns(
             self._ledger, self.institutions, id_prefix=self._regions.id_prefix, partial=self._regions.partial
         )

@@ -11,11 +11,16 @@ what each fund may still pay this year from the person's accumulators just after
 replay, which settles again in journal order, rebuilds every answer as it was first given: nothing of it
 is journaled twice, except the certificate type the request named (new entries keep it; older ones
 answer null). ``Settler.setlinfo()`` and ``medsettle settle`` keep the amounts only: they have no registry.
+
+Nor is the answer stored in memory: a resend, a 2601 or a voucher's repeat gets it made again from the
+record, with what each fund could still pay just after it, kept packed per settlement (three numbers),
+since the accumulators have moved on since (the answer store's remaker, medsettle.centre.answers).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import struct
 from concurrent.futures import Future
 from typing import Any
 
@@ -95,6 +100,9 @@ PSN_CERT_TYPE = "01"  # 居民身份证: the registry knows every person by thei
 CVLSERV_FLAG = "0"  # medsettle has no civil-servant supplement (cvlserv_pay is always 0), as 1101 says
 _ZERO = fen_number(0)  # hifes_pay, oth_pay, acct_mulaid_pay: funds medsettle's engines do not have
 _CAPPED_FUNDS = tuple((name, COL[name]) for name in ("hifp_pay", "hifob_pay", "hifmi_pay", "maf_pay"))
+# What the pooled fund, the second tier (-1: the scheme has none) and medical assistance could still pay the
+# person just after a settlement, packed: kept per settlement to make its answer again (b"": no rules in force).
+_ROOMS = struct.Struct("<qqq")
 
 
 def settlement_output(result: Settlement) -> dict:
@@ -130,8 +138,11 @@ class Settlements:
         self._setl_institution: dict[str, str] = {}
         self._cert_types: dict[str, str] = {}  # setl_id -> the mdtrt_cert_type its request named (its cancel's too)
         self._vouchers: dict[tuple[str, str], str] = {}  # (fixmedins_code, deferred_voucher_no) -> setl_id
+        self._rooms_after: dict[str, bytes] = {}  # setl_id -> _ROOMS just after it (its answer's crt_payb_lmt_amt)
         ledger.owns(SETTLE, self._replay_settle)
         ledger.owns(CANCEL, self._replay_cancel)
+        answers.remade_by(SETTLE, self._answer_again)
+        answers.remade_by(CANCEL, self._answer_again)
 
     def handlers(self) -> dict:
         return {"2103": self.cancel, "2208": self.cancel, "2305": self.cancel}
@@ -171,7 +182,7 @@ class Settlements:
             cert_type = certificate_type(env)
             if cert_type is not None:
                 self._cert_types[result.setl_id] = cert_type
-            output = self.answer(result, cert_type)
+            output = self._answer_kept(result, cert_type)
             if "mdtrt_id" in extra:
                 self._encounters.mark_settled(extra["mdtrt_id"], extra["feedetl_sns"], result.setl_id)
             future = ledger.append(
@@ -201,10 +212,7 @@ class Settlements:
         record = self._ledger.settler.records.get(setl_id or "")
         if setl_id is None or record is None or record.cancelled_by is not None:
             return None
-        stored = self._answers.stored(code, record.bill_id)
-        if stored is not None and stored[1] is not None and stored[1]["infcode"] == 0:
-            return stored[1]["output"]
-        return self.answer(record, self._cert_types.get(setl_id))
+        return self._answer_again(setl_id)
 
     def cancel(self, env: Envelope, institution: Institution, payload: Cancel) -> dict:
         """2103/2208/2305: cancel a settlement by a mirror with negative amounts. An institution cancels only
@@ -223,7 +231,7 @@ class Settlements:
             mirror, future = self.cancel_locked(
                 institution, payload.data.setl_id, {"msgid": env.msgid, "hash": env.request_hash()}
             )
-            output = self.answer(mirror, self._cert_types.get(mirror.setl_id))
+            output = self._answer_kept(mirror, self._cert_types.get(mirror.setl_id))
         self._ledger.wait(future)
         return output
 
@@ -257,9 +265,11 @@ class Settlements:
 
     # -- the answer -----------------------------------------------------------------------------
 
-    def answer(self, record: Settlement, cert_type: str | None) -> dict:
-        """The platform's answer of a settlement, a pre-settlement or a cancel mirror (under the lock, just
-        after the settler made ``record``): setlinfo's 41 keys, setldetail's rows, the line split."""
+    def answer(self, record: Settlement, cert_type: str | None, rooms: bytes | None = None) -> dict:
+        """The platform's answer of a settlement, a pre-settlement or a cancel mirror (under the lock): setlinfo's
+        41 keys, setldetail's rows, the line split. ``rooms``: what the capped funds could still pay just after
+        it (:data:`_ROOMS`), as kept; by default the person's accumulators now say it (just after the settler
+        made ``record``)."""
         settler = self._ledger.settler
         values = record.row.tolist()
         amounts = record.setlinfo(values, fen_number)
@@ -284,11 +294,11 @@ class Settlements:
             "clr_way": settler.policy.region(insured).clr_way,
             "clr_type": CLR_TYPE[record.med_type],
         }
-        rooms = self._rooms(record, values, insured)
+        room_of = _rooms_of(self._rooms_now(record, values, insured) if rooms is None else rooms, values)
         detail = []
         for row in record.setldetail(values, fen_number):  # the funds that paid, in the platform's order
             code = str(row["fund_pay_type"])
-            room = rooms.get(code)
+            room = room_of.get(code)
             detail.append(
                 {
                     "fund_pay_type": code,
@@ -307,18 +317,32 @@ class Settlements:
             out["feedetail"] = record.line_split(fen_number)
         return out
 
-    def _rooms(self, record: Settlement, values: list[int], insured: str) -> dict[str, int | None]:
-        """What each fund may still pay the person in the settlement's year once it is made (crt_payb_lmt_amt):
-        the ceiling of the rules in force (the insured region's, on the settlement's date, or on the last day
-        of the year a later settlement counts in) less what the fund has paid this year, this settlement
-        included. The account's room is its balance after; the institution's share has no ceiling (None)."""
+    def _answer_kept(self, record: Settlement, cert_type: str | None) -> dict:
+        """:meth:`answer` of a settlement or mirror just made, keeping what it needs to be made again."""
+        values = record.row.tolist()
+        population = self._ledger.settler.population
+        rooms = self._rooms_after[record.setl_id] = self._rooms_now(
+            record, values, population.region_of(population.index_of(record.psn_no))
+        )
+        return self.answer(record, cert_type, rooms)
+
+    def _answer_again(self, setl_id: str) -> dict:
+        """The answer a settlement or mirror was given, made again from its record (under the lock)."""
+        record = self._ledger.settler.records[setl_id]
+        return self.answer(record, self._cert_types.get(setl_id), self._rooms_after[setl_id])
+
+    def _rooms_now(self, record: Settlement, values: list[int], insured: str) -> bytes:
+        """What each capped fund may still pay the person in the settlement's year once it is made
+        (crt_payb_lmt_amt), as :data:`_ROOMS`: the ceiling of the rules in force (the insured region's, on the
+        settlement's date, or on the last day of the year a later settlement counts in) less what the fund has
+        paid this year, this settlement included."""
         settler = self._ledger.settler
         region = settler.policy.region(insured)
         year = values[COL["year"]]
         day = record.setl_time.date()
         rules = region.ruleset_on(day if day.year == year else dt.date(year, 12, 31))
         if rules is None:
-            return {}
+            return b""
         state = settler.person_state(record.psn_no)
         counted = state.acc_year == year  # before the person's first settlement of the year, nothing is paid
         # a pre-settlement moved nothing: count what it would pay
@@ -327,20 +351,12 @@ class Settlements:
         pooled = rules.benefit(region.groups[group].name, record.insutype, record.psn_type).ceiling
         pooled_room = pooled - (state.pooled_paid[group] if counted else 0) - this["hifp_pay"]
         tier2 = rules.second_tier_for(record.insutype)
-        t2_room = None
+        t2_room = -1
         if tier2 is not None:
             t2_paid = (state.t2_paid if counted else 0) + this["hifob_pay"] + this["hifmi_pay"]
             t2_room = max(0, tier2.annual_cap - t2_paid)
         maf_room = rules.assistance.annual_cap - (state.maf_paid if counted else 0) - this["maf_pay"]
-        return {
-            codes.FUND_EMPLOYEE_POOLED: max(0, pooled_room),
-            codes.FUND_RESIDENT_BASIC: max(0, pooled_room),
-            codes.FUND_LARGE_AMOUNT: t2_room,
-            codes.FUND_RESIDENT_CRITICAL: t2_room,
-            codes.FUND_ASSISTANCE: max(0, maf_room),
-            codes.FUND_EMPLOYEE_ACCOUNT: values[COL["balc"]],
-            codes.FUND_INSTITUTION: None,
-        }
+        return _ROOMS.pack(max(0, pooled_room), t2_room, max(0, maf_room))
 
     # -- checks every settling flow makes -------------------------------------------------------
 
@@ -397,8 +413,29 @@ class Settlements:
     def _remember_answer(self, body: dict[str, Any]) -> None:
         """A settlement's answer is a function of its record (and of the registry, the policy and the
         accumulators just after it, which the replay has rebuilt up to this entry), so it is not journaled
-        twice. An entry older than the certificate type answers it null."""
-        if "msgid" in body:
-            record = self._ledger.settler.records[body["setl_id"]]
-            answer = self.answer(record, body.get("mdtrt_cert_type"))
-            self._answers.remember(body["fixmedins_code"], body["msgid"], body["hash"], answer)
+        twice: what the accumulators say now is kept, to make it again. An entry older than the certificate
+        type answers it null. (A 2601's mirror answers no request of its own: nothing is kept.)"""
+        if "msgid" not in body:
+            return
+        record = self._ledger.settler.records[body["setl_id"]]
+        population = self._ledger.settler.population
+        insured = population.region_of(population.index_of(record.psn_no))
+        self._rooms_after[record.setl_id] = self._rooms_now(record, record.row.tolist(), insured)
+
+
+def _rooms_of(rooms: bytes, values: list[int]) -> dict[str, int | None]:
+    """crt_payb_lmt_amt of each fund (by fund_pay_type) from kept :data:`_ROOMS`: the account's room is its
+    balance after; the institution's share has no ceiling (None)."""
+    if not rooms:
+        return {}
+    pooled_room, t2_room, maf_room = _ROOMS.unpack(rooms)
+    t2 = None if t2_room < 0 else t2_room
+    return {
+        codes.FUND_EMPLOYEE_POOLED: pooled_room,
+        codes.FUND_RESIDENT_BASIC: pooled_room,
+        codes.FUND_LARGE_AMOUNT: t2,
+        codes.FUND_RESIDENT_CRITICAL: t2,
+        codes.FUND_ASSISTANCE: maf_room,
+        codes.FUND_EMPLOYEE_ACCOUNT: values[COL["balc"]],
+        codes.FUND_INSTITUTION: None,
+    }

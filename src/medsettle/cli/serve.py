@@ -39,6 +39,21 @@ log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 CONNECTIONS = "medsettle.connections"  # the command context's meta key of the connection limits
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+class Duration(click.ParamType):
+    """A length of time as a whole number and a unit (``90s``, ``30m``, ``36h``, ``2d``), in seconds."""
+
+    name = "duration"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*(\d{1,9})\s*([smhd])\s*", str(value))
+        if match is None or int(match[1]) == 0:
+            self.fail(f"{value!r} is not a positive duration such as 90s, 30m, 36h or 2d", param, ctx)
+        return int(match[1]) * DURATION_UNITS[match[2]]
 
 
 def _connection_limits(ctx: click.Context, _param: click.Parameter, value: int | None) -> None:
@@ -110,6 +125,16 @@ def _connection_limits(ctx: click.Context, _param: click.Parameter, value: int |
     help="Connections open at once; past N a new one is answered HTTP 503 CENTRE_BUSY and closed "
     "(default: 80% of the open-file limit, whose soft value is raised to the hard one).",
 )
+@click.option(
+    "--idempotency-window",
+    type=Duration(),
+    default="2d",
+    show_default=True,
+    metavar="DURATION",
+    help="How long an answer is held in memory for resends (90s, 30m, 36h, 2d). A resend later is still "
+    "answered, from the journal, and a reused msgid still refused; a settlement's answer is never held (it is "
+    "made again from its record).",
+)
 @fail_cleanly()
 def serve(
     policy_file: str | None,
@@ -124,6 +149,7 @@ def serve(
     log_level: str,
     log_file: str | None,
     stats_every: int,
+    idempotency_window: int,
 ) -> None:
     """Run the settlement centre on 127.0.0.1: POST the platform's envelope to / ; GET /schema for schemas.
 
@@ -138,7 +164,17 @@ def serve(
     handler = _configure_logging(log_level, log_file)
     try:
         _serve(
-            policy_file, persons_file, db_url, data_dir, port, engine, regions, stats_every, institutions_file, insecure
+            policy_file,
+            persons_file,
+            db_url,
+            data_dir,
+            port,
+            engine,
+            regions,
+            stats_every,
+            institutions_file,
+            insecure,
+            idempotency_window,
         )
     finally:  # as it was, for a caller that runs the command in its own process (tests)
         root.removeHandler(handler)
@@ -157,6 +193,7 @@ def _serve(
     stats_every: int,
     institutions_file: str | None,
     insecure: bool,
+    idempotency_window: int,
 ) -> None:
     """Build the centre (policy, population, the port bound, then the journal replayed) and serve it."""
     from ..centre.institutions import default_institutions, load_institutions  # noqa: PLC0415
@@ -177,7 +214,13 @@ def _serve(
         raise
     try:
         started = time.perf_counter()
-        centre = Centre(settler, journal, institutions or default_institutions(pol), regions=owned)
+        centre = Centre(
+            settler,
+            journal,
+            institutions or default_institutions(pol),
+            regions=owned,
+            idempotency_window=idempotency_window,
+        )
         replayed = journal.count()
         click.echo(f"journal {url}: {replayed:,} entries replayed in {time.perf_counter() - started:.2f} s")
         click.echo("institutions: " + ", ".join(f"{code} ({i.tier})" for code, i in centre.institutions.items()))
