@@ -1,9 +1,11 @@
-"""``medsettle demo``: settle a generated day of bills and print fund, account and cash per region."""
+"""``medsettle demo``: a simulated day at a hospital and a pharmacy (timeline, summary table, a PNG chart), or
+with ``--batch`` a generated day of bills settled at once, with fund, account and cash per region."""
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import click
 import numpy as np
@@ -21,13 +23,21 @@ from ._common import ENGINE_CHOICE, at_least, check_days_in_force, parse_day
 from ._errors import fail_cleanly
 
 CHUNK = 50_000  # bills per engine call in long runs, so the progress bar moves
+CHART = "medsettle-demo.png"
+BATCH_OPTIONS = ("n_persons", "n_bills", "day")  # the batch demo's own: giving one asks for the batch demo
 
 
 @click.command()
-@click.option("--persons", "n_persons", default=20_000, show_default=True, help="Insured persons to generate.")
-@click.option("--bills", "n_bills", default=100_000, show_default=True, help="Bills in the simulated day.")
-@click.option("--date", "day", default="2026-03-02", show_default=True, help="The day's date (yyyy-mm-dd).")
-@click.option("--seed", default=0, show_default=True, help="Seed for persons and bills (same seed, same day).")
+@click.option(
+    "--batch",
+    is_flag=True,
+    help="Settle a generated day of bills at once and print fund, account and cash per region and med type "
+    "(the demo before the simulated day; --persons, --bills or --date ask for it too).",
+)
+@click.option("--persons", "n_persons", default=20_000, show_default=True, help="--batch: insured persons to generate.")
+@click.option("--bills", "n_bills", default=100_000, show_default=True, help="--batch: bills in the generated day.")
+@click.option("--date", "day", default="2026-03-02", show_default=True, help="--batch: the day's date (yyyy-mm-dd).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the day (same seed, same day).")
 @click.option(
     "--engine",
     default="auto",
@@ -35,12 +45,71 @@ CHUNK = 50_000  # bills per engine call in long runs, so the progress bar moves
     show_default=True,
     help="Settlement engine: the Cython core, the pure-Python reference, or the core when built.",
 )
+@click.option(
+    "--chart",
+    "chart",
+    default=CHART,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the day's PNG chart (fund, account and cash by hour).",
+)
+@click.option(
+    "--pcsc",
+    is_flag=True,
+    help="Read the cards through pcscd with vpcd readers (the hardware stack) instead of the virtual backend.",
+)
+@click.pass_context
 @fail_cleanly()
-def demo(n_persons: int, n_bills: int, day: str, seed: int, engine: EngineName) -> None:
+def demo(
+    ctx: click.Context,
+    batch: bool,
+    n_persons: int,
+    n_bills: int,
+    day: str,
+    seed: int,
+    engine: EngineName,
+    chart: str,
+    pcsc: bool,
+) -> None:
+    """A simulated day at a hospital and a pharmacy: patients by the hour, a centre outage mid-morning
+    (store-and-forward at the pharmacy, cash and vouchers at the hospital), a card reader failure in the
+    afternoon, repairs, re-settlement, forwarding and a clean reconciliation; prints the timeline and a summary
+    table and writes a PNG chart. --batch: settle a generated day of bills and print a summary table."""
+    at_least(seed, 0, "--seed")
+    given = {p for p in BATCH_OPTIONS if ctx.get_parameter_source(p) is not click.core.ParameterSource.DEFAULT}
+    if batch or given:
+        for name, option in (("chart", "--chart"), ("pcsc", "--pcsc")):
+            if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+                raise click.UsageError(f"{option} is the simulated day's; the batch demo draws no chart")
+        _batch(n_persons, n_bills, day, seed, engine)
+        return
+    _day(seed, engine, Path(chart), pcsc)
+
+
+def _day(seed: int, engine: EngineName, chart: Path, pcsc: bool) -> None:
+    from ..demo import play_day, report  # noqa: PLC0415 - the day's world is built only when it is played
+    from ..demo.chart import draw  # noqa: PLC0415
+
+    started = time.perf_counter()
+    result = play_day(seed, engine=engine, pcsc=pcsc)
+    elapsed = time.perf_counter() - started
+    problem = core_problem() if result.engine == "reference" else None
+    said = f"reference, because {problem}" if problem else result.engine
+    click.echo(f"medsettle {__version__}: {report.heading(result, said)}\n")
+    for line in report.timeline(result):
+        click.echo(line)
+    click.echo()
+    for line in report.summary(result):
+        click.echo(line)
+    draw(result, chart)
+    click.echo(f"chart: fund, account and cash by hour, the outage and the reader failure shaded: {chart.resolve()}")
+    click.echo(f"\nthe day took {elapsed:.1f} s of real time on the {result.engine} engine")
+
+
+def _batch(n_persons: int, n_bills: int, day: str, seed: int, engine: EngineName) -> None:
     """Settle a generated day of bills for the default regions and print a summary table."""
     at_least(n_persons, 1, "--persons")
     at_least(n_bills, 1, "--bills")
-    at_least(seed, 0, "--seed")
     start = parse_day(day)
     policy = load_default_policy()
     check_days_in_force(policy, start)
