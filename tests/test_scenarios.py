@@ -1,10 +1,11 @@
 """`medsettle scenario run` as a scenario tester runs it (docs/scenarios.md): every example of
 examples/scenarios/ passes in the deterministic world with a JUnit report CI can read; a malformed file is one
 Error line naming the file, the step and the field (exit 2, nothing run); a scenario whose expectation is
-wrong fails with exit 1 naming the step; --live is not available yet and says so.
+wrong fails with exit 1 naming the step; --live runs examples against a served centre, skipping those that
+need the virtual clock.
 
 The examples run through the command in a subprocess, all in one (a world each, about half a second); the bad
-files, the wrong expectation and --live through the same command in this process (click's runner), which
+files and the wrong expectation through the same command in this process (click's runner), which
 keeps the file under a minute on a busy machine.
 """
 
@@ -165,12 +166,28 @@ def test_a_wrong_expectation_fails_with_exit_1_naming_the_step(tmp_path):
     assert failure.get("message", "").startswith("step 3 (sell): expect.cash")
 
 
-def test_live_is_not_available_yet():
-    code, out, err = cli("scenario", "run", "--live", str(EXAMPLES[0]))
-    assert code == 2 and out == ""
-    assert err.strip().splitlines() == [
-        "Error: --live: live mode (real processes) is not available yet; run without --live"
-    ]
+def test_live_runs_examples_against_a_served_centre_and_skips_the_clock(tmp_path):
+    """--live: a centre killed with SIGKILL and restarted, a counter powered off at a crash point, and a
+    scenario that needs the virtual clock skipped (printed and in the JUnit report as skipped, not passed)."""
+    names = ["centre_crash_after_answer.toml", "power_off_settle_sent.toml", "year_closed.toml"]
+    report = tmp_path / "live.xml"
+    proc = medsettle("scenario", "run", "--live", *(str(ROOT / "examples" / "scenarios" / n) for n in names),
+                     "--junit", str(report))  # fmt: skip
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, out + err
+    assert "PASS " in out and "centre_crash_after_answer.toml" in out
+    assert "  ok    7 restart_centre: centre up, its journal replayed" in out
+    assert "  ok    4 sell: crashed True, note power lost at settle_sent" in out
+    assert "SKIP " in out and "year_closed.toml" in out
+    assert (
+        "  skipped in live mode: step 5 (advance_clock) needs the virtual clock; live mode runs on real clocks" in out
+    )
+    assert "2 of 3 scenarios passed, 1 skipped in live mode; " in out and ", 0 failed" in out
+    root = ET.parse(report).getroot()
+    assert root.get("skipped") == "1" and root.get("failures") == "0"
+    [skipped] = root.findall(".//skipped")
+    assert "advance_clock" in skipped.get("message", "")
+    assert not root.findall(".//failure")
 
 
 def test_a_broken_invariant_stops_the_scenario_naming_it(monkeypatch, tmp_path):

@@ -8,7 +8,10 @@ the command runs (``--help`` stays fast).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -28,14 +31,15 @@ def scenario() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--junit", "junit", type=click.Path(path_type=Path), help="Write a JUnit XML report here.")
 @click.option(
-    "--live", is_flag=True, help="Against real processes (a served centre, counter processes): not available yet."
+    "--live",
+    is_flag=True,
+    help="Against real processes: a served centre killed and restarted for real, counters over HTTP through a "
+    "fault proxy. A scenario that needs the virtual clock (advance_clock) is skipped, saying so.",
 )
 def run_command(files: tuple[Path, ...], junit: Path | None, live: bool) -> None:
-    """Run scenario FILES (a directory: its *.toml) in the deterministic world; exit 1 if a step fails, 2 if a
-    file is malformed."""
-    if live:
-        raise _FileError("--live: live mode (real processes) is not available yet; run without --live")
-    from ..scenario import ScenarioFileError, load, run, write_junit  # noqa: PLC0415
+    """Run scenario FILES (a directory: its *.toml) in the deterministic world (--live: against real
+    processes); exit 1 if a step fails, 2 if a file is malformed."""
+    from ..scenario import ScenarioFileError, junit_xml, load, run  # noqa: PLC0415
 
     paths = [p for path in files for p in (sorted(path.glob("*.toml")) if path.is_dir() else [path])]
     if not paths:
@@ -44,26 +48,53 @@ def run_command(files: tuple[Path, ...], junit: Path | None, live: bool) -> None
         scenarios = [load(path) for path in paths]
     except ScenarioFileError as exc:
         raise _FileError(str(exc)) from None
-    results = []
-    for s in scenarios:
-        try:
-            result = run(s)
-        except ScenarioFileError as exc:
-            raise _FileError(str(exc)) from None
-        results.append(result)
-        click.echo(f"{'PASS' if result.ok else 'FAIL'} {s.path}: {s.name}")
-        for step in result.steps:
-            click.echo(step.line())
-        if result.stopped:
-            click.echo(f"  stopped: {result.stopped}")
+    results: list[Any] = []
+    with contextlib.ExitStack() as stack:
+        play = run if not live else _live_runner(stack)
+        for s in scenarios:
+            try:
+                result = play(s)
+            except ScenarioFileError as exc:
+                raise _FileError(str(exc)) from None
+            results.append(result)
+            skipped = getattr(result, "skipped", "")
+            click.echo(f"{'SKIP' if skipped else 'PASS' if result.ok else 'FAIL'} {s.path}: {s.name}")
+            if skipped:
+                click.echo(f"  skipped in live mode: {skipped}")
+            for step in result.steps:
+                click.echo(step.line())
+            if result.stopped:
+                click.echo(f"  stopped: {result.stopped}")
     if junit is not None:
         try:
-            write_junit(junit, results)
+            if live:
+                from ..scenario.live import live_junit_xml  # noqa: PLC0415
+
+                junit.write_bytes(live_junit_xml(results))
+            else:
+                junit.write_bytes(junit_xml(results))
         except OSError as exc:
             raise click.ClickException(f"--junit: cannot write {junit}: {exc.strerror or exc}") from None
     steps = sum(len(r.steps) for r in results)
     failed_steps = sum(len(r.failures()) for r in results)
+    skipped_n = sum(1 for r in results if getattr(r, "skipped", ""))
     passed = sum(r.ok for r in results)
-    click.echo(f"{passed} of {len(results)} scenarios passed; {steps} steps, {failed_steps} failed")
-    if passed != len(results):
+    total = f"{passed} of {len(results)} scenarios passed"
+    if live:
+        total += f", {skipped_n} skipped in live mode"
+    click.echo(f"{total}; {steps} steps, {failed_steps} failed")
+    if passed + skipped_n != len(results):
         raise SystemExit(1)
+
+
+def _live_runner(stack: contextlib.ExitStack) -> Callable[[Any], Any]:
+    """Live mode's runner: one deterministic world (its population the served centres' persons file) for
+    every scenario, the file in a temporary directory removed at the end."""
+    import tempfile  # noqa: PLC0415
+
+    from ..scenario.live import run_live, write_persons  # noqa: PLC0415
+    from ..sim.world import World  # noqa: PLC0415
+
+    world = World()
+    persons = write_persons(world, Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="medsettle-live-"))))
+    return lambda s: run_live(s, world, persons)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter as Tally
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -71,11 +72,17 @@ def _same_money(expected: str, seen: Any) -> bool:
         return False
 
 
-def run(scenario: Scenario, world: World | None = None) -> ScenarioResult:
+def run(
+    scenario: Scenario,
+    world: World | None = None,
+    *,
+    make_world: Callable[[Scenario, World], ScenarioWorld] = ScenarioWorld,
+) -> ScenarioResult:
     """Play ``scenario`` in a fresh deterministic world (a new :class:`World` unless one is given: a
-    scenario may cancel a card or a person, which changes a world's registry for good)."""
+    scenario may cancel a card or a person, which changes a world's registry for good). ``make_world``:
+    the world the steps run in (live mode's, :mod:`.live`, against real processes)."""
     started = time.monotonic()
-    w = ScenarioWorld(scenario, world or World())
+    w = make_world(scenario, world or World())
     runner = _Runner(w)
     results: list[StepResult] = []
     stopped = ""

@@ -23,6 +23,7 @@ import datetime as dt
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
+from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -117,29 +118,37 @@ def _ask(centre: RunningCentre, code: str, sign_no: str, infno: str, input_: Any
     return centre.post(body)
 
 
-def centre_state(centre: RunningCentre, codes: list[str], psn_nos: Iterable[str], days: list[str]) -> dict[str, Any]:
-    """What the running centre answers of the run: each patient's 1101 balance and 5206 accumulators (asked by
-    the first counter's institution), and each institution's 3202 list of settlements of each day."""
-    from ..testing.centre import _default_persons  # noqa: PLC0415
+def centre_state(
+    centre: RunningCentre, asker: str, codes: list[str], persons: Mapping[str, tuple[str, str]], days: list[str]
+) -> dict[str, Any]:
+    """What the running centre answers: the 1101 balance (fen) and 5206 accumulators of each of ``persons``
+    (psn_no -> their ID number and insured region), asked by institution ``asker`` (signed in for it: not a
+    counter's own institution while that counter still works), and each institution of ``codes``' 3202 list
+    of settlements of each day."""
     from ..timeutil import SHANGHAI  # noqa: PLC0415
 
-    persons = {p.psn_no: p for p in _default_persons()}
-    code = codes[0]
-    sign_no = centre.sign_in(code)
+    sign_no = centre.sign_in(asker)
     month = f"{dt.datetime.now(SHANGHAI):%Y%m}"
     state: dict[str, Any] = {"balances": {}, "cum": {}, "settlements": {}}
-    for psn_no in sorted(psn_nos):
-        p = persons[psn_no]
-        cert = {"mdtrt_cert_type": "02", "mdtrt_cert_no": p.certno, "card_sn": ""}
-        info = _ask(centre, code, sign_no, "1101", {"data": {**cert, "certno": p.certno}}, p.insuplc_admdvs)
+    for psn_no in sorted(persons):
+        certno, insuplc = persons[psn_no]
+        cert = {"mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "card_sn": ""}
+        info = _ask(centre, asker, sign_no, "1101", {"data": {**cert, "certno": certno}}, insuplc)
         state["balances"][psn_no] = _fen(info["output"]["insuinfo"][0]["balc"]) if info.get("infcode") == 0 else info
-        cum = _ask(centre, code, sign_no, "5206", {"data": {"psn_no": psn_no, "cum_ym": month, **cert}},
-                   p.insuplc_admdvs)  # fmt: skip
+        cum = _ask(centre, asker, sign_no, "5206", {"data": {"psn_no": psn_no, "cum_ym": month, **cert}}, insuplc)
         state["cum"][psn_no] = cum.get("output") if cum.get("infcode") == 0 else cum.get("err_msg")
     for c in codes:
         for day in days:
             state["settlements"][f"{c} {day}"] = sorted(r["setl_id"] for r in centre.settlements(c, day))
     return state
+
+
+def default_persons(psn_nos: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """psn_no -> (ID number, insured region) of persons of the centre's default population."""
+    from ..testing.centre import _default_persons  # noqa: PLC0415
+
+    wanted = set(psn_nos)
+    return {p.psn_no: (p.certno, p.insuplc_admdvs) for p in _default_persons() if p.psn_no in wanted}
 
 
 def _first_difference(before: dict[str, Any], after: dict[str, Any]) -> str:
@@ -173,9 +182,10 @@ class LiveChecks:
         """``restart("kill")`` kills the centre with SIGKILL and starts it again on its journal."""
         self._reconciled(event)
         codes = [c.code for c in self.counters]
-        before = centre_state(self.centre, codes, self.touched, self.days)
+        persons = default_persons(self.touched)
+        before = centre_state(self.centre, codes[0], codes, persons, self.days)
         restart("kill")
-        after = centre_state(self.centre, codes, self.touched, self.days)
+        after = centre_state(self.centre, codes[0], codes, persons, self.days)
         self.checks += 1
         if before != after:
             raise Violation("replay", self.step, "the centre answers otherwise after a kill and restart: "
@@ -201,53 +211,76 @@ class LiveChecks:
 
     def _journal(self, answered: dict[str, Any], event: Callable[[str], None]) -> None:
         """The centre's journal and the counters' journals, checked by the deterministic checkers."""
-        from ..engine import Settler  # noqa: PLC0415
-        from ..ledger import SQLiteJournal, replay  # noqa: PLC0415
         from ..terminal import CounterStore  # noqa: PLC0415
 
-        population = self.registry.population
-        journal = SQLiteJournal(self.centre.data_dir / "centre.db", inline=True)
-        stores: list[CounterStore] = []
+        stores = [CounterStore(c.journal_path) for c in self.counters]
         try:
-            policy = _policy()
-            settler = Settler(policy, population)
-            replay(journal, settler, observe=lambda entry: None)
-            run = SimpleNamespace(
-                world=SimpleNamespace(population=population),
-                centre=SimpleNamespace(journal=journal, settler=settler),
-                step=self.step,
-                touched=set(self.touched),
-                counters=[],
-                fresh_settler=lambda: Settler(policy, population),
-            )
-            checkers = Checkers(run)  # type: ignore[arg-type]  # the run-like object it reads
-            checkers.after_step()  # conservation and exactly-once, entry by entry
-            for psn_no, balance in answered["balances"].items():
-                self.checks += 1
-                journal_gives = int(settler.person_state(psn_no).balance)  # Checkers.after_step checked it
-                if balance != journal_gives:
-                    raise Violation("conservation", self.step, f"person {psn_no}: the centre answers a balance of "
-                                    f"{balance} fen, its journal gives {journal_gives}")  # fmt: skip
-            records: list[CounterRecord] = []
-            for c in self.counters:
-                store = CounterStore(c.journal_path)
-                stores.append(store)
-                run.counters.append(
-                    SimpleNamespace(name=c.name, institution=SimpleNamespace(fixmedins_code=c.code),
-                                    counter=SimpleNamespace(journal=store))
-                )  # fmt: skip
-                records += counter_records(c.name, store)
-            checkers.final()  # the drain: vouchers, queues, what counters believe against what the centre holds
-            centre = {s: tuple(r.amount(a) for a in AMOUNTS) for s, r in settler.records.items()}
-            cancelled = {r.mirror_of for r in settler.records.values() if r.mirror_of}
-            live = {s for s, r in settler.records.items() if r.mirror_of is None and s not in cancelled}
-            self.checks += check_records(records, centre, live, self.step)
-            self.checks += checkers.checks
-            event(f"journals: {len(records)} counter records agree with the centre's {len(centre)}")
+            counters = [(c.name, c.code, store) for c, store in zip(self.counters, stores, strict=True)]
+            self.checks += check_live_journal(
+                self.centre.data_dir / "centre.db", _policy(), self.registry.population, self.touched, counters,
+                step=self.step, answered=answered["balances"], event=event,
+            )  # fmt: skip
         finally:
             for store in stores:
                 store.close()
-            journal.close()
+
+
+def check_live_journal(
+    journal_path: Path,
+    policy: Any,
+    population: Any,
+    touched: Iterable[str],
+    counters: list[tuple[str, str, CounterStore]],
+    *,
+    step: int = 0,
+    drain: bool = True,
+    answered: Mapping[str, Any] | None = None,
+    event: Callable[[str], None] | None = None,
+) -> int:
+    """A stopped centre's journal (``journal_path``) and its counters' journals (name, institution code,
+    store), checked by the deterministic checkers (:class:`Checkers`: conservation and exactly-once entry by
+    entry; with ``drain``, its final checks on the counters' journals) and by :func:`check_records`; the
+    balances the centre process ``answered`` (psn_no -> fen) must be its journal's. Returns the checks made."""
+    from ..engine import Settler  # noqa: PLC0415
+    from ..ledger import SQLiteJournal, replay  # noqa: PLC0415
+
+    journal = SQLiteJournal(journal_path, inline=True)
+    checks = 0
+    try:
+        settler = Settler(policy, population)
+        replay(journal, settler, observe=lambda entry: None)
+        run = SimpleNamespace(
+            world=SimpleNamespace(population=population),
+            centre=SimpleNamespace(journal=journal, settler=settler),
+            step=step,
+            touched=set(touched),
+            counters=[
+                SimpleNamespace(name=name, institution=SimpleNamespace(fixmedins_code=code),
+                                counter=SimpleNamespace(journal=store))
+                for name, code, store in counters
+            ],
+            fresh_settler=lambda: Settler(policy, population),
+        )  # fmt: skip
+        checkers = Checkers(run)  # type: ignore[arg-type]  # the run-like object it reads
+        checkers.after_step()  # conservation and exactly-once, entry by entry
+        for psn_no, balance in (answered or {}).items():
+            checks += 1
+            journal_gives = int(settler.person_state(psn_no).balance)  # Checkers.after_step checked it
+            if balance != journal_gives:
+                raise Violation("conservation", step, f"person {psn_no}: the centre answers a balance of "
+                                f"{balance} fen, its journal gives {journal_gives}")  # fmt: skip
+        records = [r for name, _, store in counters for r in counter_records(name, store)]
+        if drain:
+            checkers.final()  # vouchers, queues, what counters believe against what the centre holds
+        centre = {s: tuple(r.amount(a) for a in AMOUNTS) for s, r in settler.records.items()}
+        cancelled = {r.mirror_of for r in settler.records.values() if r.mirror_of}
+        live = {s for s, r in settler.records.items() if r.mirror_of is None and s not in cancelled}
+        checks += check_records(records, centre, live, step)
+        if event is not None:
+            event(f"journals: {len(records)} counter records agree with the centre's {len(centre)}")
+        return checks + checkers.checks
+    finally:
+        journal.close()
 
 
 def _policy() -> Any:
