@@ -145,3 +145,9 @@ def test_pcsc_without_pcscd_says_what_is_needed(monkeypatch):
     r = CliRunner().invoke(demo, ["--pcsc"])
     assert r.exit_code == 1, r.output
     assert "Error: STACK_ERROR: pcscd is not installed (apt-get install pcscd" in r.output
+
+
+def test_a_chart_in_a_directory_that_is_not_there_is_refused_before_the_day(tmp_path):
+    r = CliRunner().invoke(demo, ["--chart", str(tmp_path / "no" / "day.png")])
+    assert r.exit_code == 2 and "Invalid value for --chart" in r.output and "no directory" in r.output
+    assert "timeline" not in r.output

@@ -90,6 +90,8 @@ def _day(seed: int, engine: EngineName, chart: Path, pcsc: bool) -> None:
     from ..demo import play_day, report  # noqa: PLC0415 - the day's world is built only when it is played
     from ..demo.chart import draw  # noqa: PLC0415
 
+    if not chart.parent.is_dir():  # said before the day is played, not after
+        raise click.BadParameter(f"{chart}: no directory {chart.parent}", param_hint="--chart")
     started = time.perf_counter()
     result = play_day(seed, engine=engine, pcsc=pcsc)
     elapsed = time.perf_counter() - started
@@ -101,7 +103,10 @@ def _day(seed: int, engine: EngineName, chart: Path, pcsc: bool) -> None:
     click.echo()
     for line in report.summary(result):
         click.echo(line)
-    draw(result, chart)
+    try:
+        draw(result, chart)
+    except OSError as error:
+        raise click.ClickException(f"--chart {chart}: cannot write it: {error.strerror or error}") from None
     click.echo(f"chart: fund, account and cash by hour, the outage and the reader failure shaded: {chart.resolve()}")
     click.echo(f"\nthe day took {elapsed:.1f} s of real time on the {result.engine} engine")
 
