@@ -16,7 +16,7 @@ from medsettle.sim.checkers import Violation
 from medsettle.sim.live_checks import AMOUNTS, CounterRecord, check_records, counter_records
 from medsettle.terminal import CounterStore
 
-LIVE_TIMEOUT_S = 110  # each seed; both run at once
+LIVE_TIMEOUT_S = 170  # a bound for each seed (both run at once), not an expectation: half a minute on an idle machine
 
 
 def test_two_seeds_run_clean_with_faults_and_centre_kills() -> None:

@@ -153,7 +153,6 @@ class LiveRun:
         self.step = 0
         self._lock = threading.Lock()
         self._centre_lock = threading.RLock()  # a kill and restart, against the counters' proxies' retarget
-        self.persons = _Persons()
         self.touched: set[str] = set()  # psn_nos of the patients who came
         self.started = time.monotonic()
 
@@ -175,7 +174,12 @@ class LiveRun:
         vouchers: Tally[str] = Tally()
         checks = 0
         try:
+            loading = threading.Thread(target=self._load_persons, daemon=True)  # while the centre starts
+            loading.start()
             self.centre.start()
+            loading.join()
+            if getattr(self, "_load_error", None) is not None:
+                raise RuntimeError("the patients could not be loaded") from self._load_error
             self.event(f"centre started at {self.centre.url}")
             self.day = _today()
             for k, code in enumerate(CODES[: self.options.counters]):
@@ -207,6 +211,12 @@ class LiveRun:
             dict(sorted(self.outcomes.items())), dict(sorted(vouchers.items())), checks,
             time.monotonic() - started, violation, list(self.recent),
         )  # fmt: skip
+
+    def _load_persons(self) -> None:
+        try:
+            self.persons = _Persons()
+        except BaseException as exc:  # noqa: BLE001 - raised in play's thread
+            self._load_error: BaseException | None = exc
 
     def days(self) -> list[str]:
         """The run's days at the centre (Asia/Shanghai): the first and, past midnight, the next."""
