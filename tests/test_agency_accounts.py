@@ -153,7 +153,9 @@ def test_a_month_in_the_future_is_refused_naming_it_and_changes_nothing(centre):
 def test_a_transfer_keeps_the_run_and_the_next_contribution_extends_it(centre):
     sign_no = centre.sign_in()
     mover = PSN["mover"]
-    cert = ok(centre.admin({"action": "transfer_out", "psn_no": mover, "to_admdvs": "330300"}))
+    cert = ok(
+        centre.admin({"action": "transfer_out", "psn_no": mover, "to_admdvs": "330300", "acceptance_letter": "AL-1"})
+    )
     ok(
         centre.admin(
             {"action": "transfer_in", "certificate_no": cert["certificate_no"], "emp_no": "U3303", "emp_name": "厂"}
@@ -168,7 +170,11 @@ def test_a_transfer_keeps_the_run_and_the_next_contribution_extends_it(centre):
 
 
 def test_the_transfer_certificate_is_in_fen_throughout(centre):
-    cert = ok(centre.admin({"action": "transfer_out", "psn_no": PSN["mover"], "to_admdvs": "330300"}))
+    cert = ok(
+        centre.admin(
+            {"action": "transfer_out", "psn_no": PSN["mover"], "to_admdvs": "330300", "acceptance_letter": "AL-1"}
+        )
+    )
     assert cert["balance"] == 50_000  # 500.00 yuan, in fen like the accumulators
     acc = cert["accumulators"]
     assert all(isinstance(v, int) for v in (acc["second_tier_base"], acc["second_tier_paid"], acc["assistance_paid"]))
@@ -205,7 +211,9 @@ def test_no_credit_to_a_cancelled_person_or_one_between_regions(centre):
     before = info(centre, sign_no, certno_of(centre, "dead"))
     refused(centre, {"action": "credit", "psn_no": dead, "amount": "10.00", "key": THIS_MONTH}, "psn_no", "not insured")
     assert info(centre, sign_no, certno_of(centre, "dead")) == before
-    cert = ok(centre.admin({"action": "transfer_out", "psn_no": between, "to_admdvs": "330300"}))
+    cert = ok(
+        centre.admin({"action": "transfer_out", "psn_no": between, "to_admdvs": "330300", "acceptance_letter": "AL-1"})
+    )
     credit = {"action": "credit", "psn_no": between, "amount": "10.00", "key": THIS_MONTH}
     refused(centre, credit, "psn_no", "not insured")
     refused(centre, contribute(between, THIS_MONTH), "psn_no", "not insured")
@@ -228,7 +236,11 @@ def test_a_restart_replays_the_same_persons_and_accounts(tmp_path):
         ok(server.admin(contribute(PSN["steady"], THIS_MONTH)))
         ok(server.admin({"action": "credit", "psn_no": PSN["retiree"], "amount": "30.00", "key": THIS_MONTH}))
         ok(server.admin(contribute(PSN["retiree"], THIS_MONTH, base=None)))
-        cert = ok(server.admin({"action": "transfer_out", "psn_no": PSN["mover"], "to_admdvs": "330300"}))
+        cert = ok(
+            server.admin(
+                {"action": "transfer_out", "psn_no": PSN["mover"], "to_admdvs": "330300", "acceptance_letter": "AL-1"}
+            )
+        )
         ok(
             server.admin(
                 {"action": "transfer_in", "certificate_no": cert["certificate_no"], "emp_no": "U3", "emp_name": "厂"}
@@ -256,7 +268,9 @@ def test_a_transfer_can_be_completed_after_a_reversal_refunds_the_account(centre
     mover, certno = PSN["mover"], certno_of(centre, "mover")
     paid, msgid = sale_and_msgid(centre, sign_no, mover, certno)
     assert paid["infcode"] == 0, paid
-    cert = ok(centre.admin({"action": "transfer_out", "psn_no": mover, "to_admdvs": "330300"}))
+    cert = ok(
+        centre.admin({"action": "transfer_out", "psn_no": mover, "to_admdvs": "330300", "acceptance_letter": "AL-1"})
+    )
     reversed_, _ = centre.call("2601", {"data": {"psn_no": mover, "omsgid": msgid, "oinfno": "2102"}}, sign_no=sign_no)
     accepted = ok(
         centre.admin(

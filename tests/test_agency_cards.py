@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-from centre_rig import CODES, EMPLOYEE, ServedCentre, card_of, default_population, default_registry
+from centre_rig import CODES, EMPLOYEE, ServedCentre, card_of, certno, default_population, default_registry
 from centre_rig import admin_ok as ok
 from centre_rig import admin_refused as refused
 from medsettle.cli.hardware import psam_of
@@ -135,7 +135,13 @@ def test_a_card_only_after_paying(served_centre):
     )
     refused(
         served_centre,
-        {"action": "issue_cards_employer", "emp_no": EMPLOYEE["emp_no"], "psn_nos": [psn]},
+        {
+            "action": "issue_cards_employer",
+            "emp_no": EMPLOYEE["emp_no"],
+            "psn_nos": [psn],
+            "letter_no": "UL-1",
+            "operator_certno": certno("130100", "19700101", "013"),
+        },
         "psn_nos[0]",
         "no contribution",
     )

@@ -51,6 +51,7 @@ PERSONS = {
     "between": ("310", "11", "100.00"),  # transferred out, not yet accepted
 }
 PSN = {name: f"{REGION}{i + 1:014d}" for i, name in enumerate(PERSONS)}
+LETTER = {"letter_no": "UL-2026-0001", "operator_certno": certno(REGION, "19700101", "013")}  # a bulk's papers
 FLEXIBLE = {
     "action": "enrol",
     "insuplc_admdvs": REGION,
@@ -241,7 +242,7 @@ def test_reenrolment_at_a_new_place_of_work_and_what_is_not_reenrolled(world):
     # a dead person, and one between regions, are not re-enrolled
     w.ok({"action": "cancel_person", "psn_no": PSN["dead"], "reason": "death"})
     w.refused(enrol_again(w, "dead", **unit), "certno", "death", certno=w.certno("dead"))
-    w.ok({"action": "transfer_out", "psn_no": PSN["between"], "to_admdvs": OTHER})
+    w.ok({"action": "transfer_out", "psn_no": PSN["between"], "to_admdvs": OTHER, "acceptance_letter": "AL-1"})
     w.refused(enrol_again(w, "between", **unit), "certno", "transfer_in")
 
 
@@ -263,6 +264,7 @@ def test_a_resident_who_finds_a_job_changes_scheme_and_back(world):
         "certificate": "91130100MA0001",
     }
     unit = {k: job[k] for k in ("psn_no", "emp_no", "emp_name", "certificate")}
+    unit |= {"card_no": w.card("resident"), "certno": certno_}  # the card and ID card presented
     w.refused({"action": "change_unit", **unit}, "psn_no", "change_scheme", certno=certno_)
     w.refused({**job, "certificate": None}, "certificate", certno=certno_)
     w.refused({**job, "insutype": "390", "psn_type": "1501"}, "insutype", "already", certno=certno_)
@@ -351,7 +353,8 @@ def test_a_flexible_employee_enrols_without_a_unit_pays_and_collects_the_card(wo
     assert card["status"] == "issued"
     # a job later: a change of unit on the new unit's certificate
     unit = {"emp_no": "U130100900", "emp_name": "新公司", "certificate": "91130100MA0900"}
-    w.ok({"action": "change_unit", "psn_no": psn_no, **unit})
+    papers = {"card_no": card["card_no"], "certno": FLEXIBLE["certno"]}
+    w.ok({"action": "change_unit", "psn_no": psn_no, **unit, **papers})
     assert w.info(FLEXIBLE["certno"])["insuinfo"][0]["emp_name"] == "新公司"
 
 
@@ -368,7 +371,8 @@ def test_unemployment_then_the_new_unit_applies_for_the_new_card(world):
     w.refused({"action": "unemployed", "psn_no": worker}, "psn_no", "already", certno=certno_)
     seen = w.info(certno_)
     assert seen["insuinfo"][0]["emp_name"] == "失业人员" and seen["insuinfo"][0]["psn_insu_stas"] == "1"
-    w.refused({"action": "change_unit", "psn_no": worker, **unit}, "psn_no", "reemployed", certno=certno_)
+    papers = {"card_no": w.card("worker"), "certno": certno_}
+    w.refused({"action": "change_unit", "psn_no": worker, **unit, **papers}, "psn_no", "reemployed", certno=certno_)
     # meanwhile: insured while the months are paid (the unemployment insurance pays on its base)
     w.ok(contribute(worker, base="2000.00"))
     assert w.sale(worker, certno_)["infcode"] == 0
@@ -377,7 +381,7 @@ def test_unemployment_then_the_new_unit_applies_for_the_new_card(world):
     cards = w.info(certno_)["cardinfo"]
     assert cards == [{"card_no": w.card("worker"), "status": "cancelled"}]
     w.refused({**{"action": "reemployed", "psn_no": worker}, **unit}, "psn_no", "not unemployed")
-    bulk = w.ok({"action": "issue_cards_employer", "emp_no": unit["emp_no"], "psn_nos": [worker]})
+    bulk = w.ok({"action": "issue_cards_employer", "emp_no": unit["emp_no"], "psn_nos": [worker], **LETTER})
     assert bulk["cards"][0]["psn_no"] == worker and bulk["cards"][0]["channel"] == "employer"
 
 
@@ -398,7 +402,7 @@ def test_a_restart_replays_the_same_persons_accounts_and_cards(world):
     w.ok(contribute(flexible, base="4000.00"))
     w.ok({"action": "unemployed", "psn_no": PSN["worker"]})
     w.ok({"action": "reemployed", "psn_no": PSN["worker"], "emp_no": "U6", "emp_name": "新厂", "certificate": "C6"})
-    w.ok({"action": "issue_cards_employer", "emp_no": "U6", "psn_nos": [PSN["worker"]]})
+    w.ok({"action": "issue_cards_employer", "emp_no": "U6", "psn_nos": [PSN["worker"]], **LETTER})
     certnos = {**{name: w.certno(name) for name in names}, "flexible": FLEXIBLE["certno"]}
     psn_nos = {**{name: PSN[name] for name in names}, "flexible": flexible}
     seen = {name: (w.info(c), w.cum(psn_nos[name], c)) for name, c in certnos.items()}

@@ -173,7 +173,7 @@ def test_the_month_end_credit_run_credits_every_eligible_account_once(world):
     w = world
     w.ok({"action": "credit", "psn_no": PSN["credited"], "amount": "30.00", "key": LAST_MONTH})
     w.ok({"action": "cancel_person", "psn_no": PSN["dead"], "reason": "death"})
-    cert = w.ok({"action": "transfer_out", "psn_no": PSN["between"], "to_admdvs": OTHER})
+    cert = w.ok({"action": "transfer_out", "psn_no": PSN["between"], "to_admdvs": OTHER, "acceptance_letter": "AL-1"})
     before = {name: w.balance(name) for name in PERSONS}
     run = w.ok(credit_run(LAST_MONTH))
     assert (run["month"], run["credited"], run["already_credited"], run["not_eligible"]) == (LAST_MONTH, 1, 1, 5)
@@ -218,7 +218,7 @@ def test_a_transfer_out_is_undone_and_the_person_is_back_as_before(world):
     w = world
     psn_no, certno_ = PSN["between"], w.certno("between")
     before = w.info(certno_)
-    cert = w.ok({"action": "transfer_out", "psn_no": psn_no, "to_admdvs": OTHER})
+    cert = w.ok({"action": "transfer_out", "psn_no": psn_no, "to_admdvs": OTHER, "acceptance_letter": "AL-1"})
     assert w.info(certno_)["insuinfo"][0]["psn_insu_stas"] == "4"
     card_lost = {"action": "card", "card_no": w.card("between"), "card_action": "lost"}
     w.refused(card_lost, "card_no")  # cancelled with the relation
@@ -238,14 +238,16 @@ def test_a_transfer_out_is_undone_and_the_person_is_back_as_before(world):
     assert w.everyone() == seen
     w.refused(undo, "certificate_no", "already undone", certno=certno_)
     w.ok(card_lost)  # the card is as the transfer out found it
-    again = w.ok({"action": "transfer_out", "psn_no": psn_no, "to_admdvs": OTHER})  # and may transfer later
+    again = w.ok(
+        {"action": "transfer_out", "psn_no": psn_no, "to_admdvs": OTHER, "acceptance_letter": "AL-1"}
+    )  # and may transfer later
     assert again["certificate_no"] != cert["certificate_no"]
 
 
 def test_a_completed_transfer_is_not_undone(world):
     w = world
     psn_no, certno_ = PSN["employee"], w.certno("employee")
-    cert = w.ok({"action": "transfer_out", "psn_no": psn_no, "to_admdvs": OTHER})
+    cert = w.ok({"action": "transfer_out", "psn_no": psn_no, "to_admdvs": OTHER, "acceptance_letter": "AL-1"})
     w.ok({"action": "transfer_in", "certificate_no": cert["certificate_no"], "emp_no": "U3", "emp_name": "厂"})
     undo = {"action": "transfer_undo", "certificate_no": cert["certificate_no"]}
     w.refused(undo, "certificate_no", "accepted", certno=certno_)
@@ -255,7 +257,9 @@ def test_a_completed_transfer_is_not_undone(world):
 
 
 def test_a_transfer_is_undone_from_the_command_line(world):
-    cert = world.ok({"action": "transfer_out", "psn_no": PSN["between"], "to_admdvs": OTHER})
+    cert = world.ok(
+        {"action": "transfer_out", "psn_no": PSN["between"], "to_admdvs": OTHER, "acceptance_letter": "AL-1"}
+    )
     shown = medsettle(world.server, "transfer-undo", cert["certificate_no"])
     assert shown.returncode == 0 and json.loads(shown.stdout)["void"] is True, shown.stderr
     again = medsettle(world.server, "transfer-undo", cert["certificate_no"])
@@ -266,14 +270,16 @@ def test_a_flexible_employee_is_accepted_without_a_unit(world):
     w = world
     psn_no = w.ok(FLEXIBLE)["psn_no"]
     w.ok({"action": "contribute", "psn_no": psn_no, "month": THIS_MONTH, "base": "4000.00"})
-    cert = w.ok({"action": "transfer_out", "psn_no": psn_no, "to_admdvs": OTHER})
+    cert = w.ok({"action": "transfer_out", "psn_no": psn_no, "to_admdvs": OTHER, "acceptance_letter": "AL-1"})
     accepted = w.ok({"action": "transfer_in", "certificate_no": cert["certificate_no"]})
     assert accepted["insuplc_admdvs"] == OTHER
     insu = w.info(FLEXIBLE["certno"])["insuinfo"][0]
     assert (insu["insuplc_admdvs"], insu["emp_name"], insu["psn_insu_stas"]) == (OTHER, "灵活就业人员", "1")
     seen = w.info(FLEXIBLE["certno"])
     # an employee with a unit is still accepted only with the new one
-    employee = w.ok({"action": "transfer_out", "psn_no": PSN["employee"], "to_admdvs": OTHER})
+    employee = w.ok(
+        {"action": "transfer_out", "psn_no": PSN["employee"], "to_admdvs": OTHER, "acceptance_letter": "AL-1"}
+    )
     accept = {"action": "transfer_in", "certificate_no": employee["certificate_no"]}
     w.refused(accept, "emp_no", "new unit")
     w.refused({**accept, "emp_no": "U3"}, "emp_name", "new unit")

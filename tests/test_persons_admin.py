@@ -23,6 +23,7 @@ from medsettle.centre.persons import add_working_days
 from medsettle.timeutil import now_shanghai
 
 pytestmark = pytest.mark.timeout(120)
+LETTER = {"letter_no": "UL-1", "operator_certno": certno("130100", "19700101", "013")}  # a bulk's papers
 
 
 @pytest.fixture(scope="module")
@@ -204,9 +205,13 @@ def test_card_channels(served_centre):
     c = ok(served_centre.admin({**EMPLOYEE, "certno": certno("130100", "19930101", "047"), "emp_no": "U999"}))["psn_no"]
     for person in (a, b, c):  # a card only after paying
         ok(served_centre.admin({"action": "contribute", "psn_no": person, "month": "2025-09", "base": "6000"}))
-    bulk = served_centre.admin({"action": "issue_cards_employer", "emp_no": "U130100001", "psn_nos": [a, b, c]})
+    bulk = served_centre.admin(
+        {"action": "issue_cards_employer", "emp_no": "U130100001", "psn_nos": [a, b, c], **LETTER}
+    )
     assert not bulk["ok"] and "psn_nos[2]" in bulk["error"]  # c is not the unit's: no card made for anyone
-    bulk = ok(served_centre.admin({"action": "issue_cards_employer", "emp_no": "U130100001", "psn_nos": [a, b]}))
+    bulk = ok(
+        served_centre.admin({"action": "issue_cards_employer", "emp_no": "U130100001", "psn_nos": [a, b], **LETTER})
+    )
     ready = add_working_days(now_shanghai().date(), 3).isoformat()  # the centre's calendar is Asia/Shanghai
     assert [x["ready_on"] for x in bulk["cards"]] == [ready, ready]
     for month in ("2025-10", "2025-11", "2025-12", "2026-01", "2026-02"):
@@ -223,6 +228,7 @@ def test_card_channels(served_centre):
                 "psn_no": c,
                 "channel": "delegate",
                 "delegate_certno": certno("130100", "19600101", "051"),
+                "certno": certno("130100", "19930101", "047"),  # the holder's ID card, presented too
             }
         )
     )
@@ -236,6 +242,7 @@ def test_card_channels(served_centre):
 def test_unit_change_with_certificate(served_centre):
     psn = persons_insured("130100", "310")[1]  # its own employee: the shared centre keeps the new unit
     sign_no = served_centre.sign_in()
+    papers = {"card_no": card_of(psn), "certno": default_registry().identities[psn].certno}  # card and ID card
     ok(
         served_centre.admin(
             {
@@ -244,6 +251,7 @@ def test_unit_change_with_certificate(served_centre):
                 "emp_no": "U77",
                 "emp_name": "新单位",
                 "certificate": "130100-REG-0077",
+                **papers,
             }
         )
     )
@@ -257,12 +265,14 @@ def test_unit_change_with_certificate(served_centre):
             "emp_no": "U77",
             "emp_name": "新单位",
             "certificate": "130100-REG-0077",
+            **papers,
         }
     )
     assert not again["ok"] and "already with unit" in again["error"]
     resident = first_person("130100", "390")
     refused = served_centre.admin(
         {"action": "change_unit", "psn_no": resident, "emp_no": "U1", "emp_name": "x", "certificate": "c"}
+        | {"card_no": card_of(resident), "certno": default_registry().identities[resident].certno}
     )
     assert not refused["ok"] and "residents" in refused["error"]
 
@@ -280,7 +290,9 @@ def test_transfer_between_regions_moves_balance_and_accumulators(tmp_path):
         assert paid["infcode"] == 0, paid
         by_id = {"mdtrt_cert_type": "02", "mdtrt_cert_no": default_registry().identities[psn].certno}
         before = call(server, "5206", {"data": {"psn_no": psn, **by_id}}, sign_no)["output"]
-        cert = ok(server.admin({"action": "transfer_out", "psn_no": psn, "to_admdvs": "330300"}))
+        cert = ok(
+            server.admin({"action": "transfer_out", "psn_no": psn, "to_admdvs": "330300", "acceptance_letter": "AL-1"})
+        )
         assert cert["from_admdvs"] == "130100"
         assert cert["balance"] == round(paid["output"]["setlinfo"]["balc"] * 100)  # fen, as the accumulators
         old_card = call(server, "2102", sale(psn, "03", card_of(psn)), sign_no)

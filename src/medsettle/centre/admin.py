@@ -40,6 +40,21 @@ def _month_field(text: str) -> str:
 Month = Annotated[str, AfterValidator(_month_field)]
 
 
+def _check_digit(text: str) -> str:
+    """A citizen ID number whose 18th character is its check digit (ISO 7064 MOD 11-2); else refused."""
+    from .registry import id_check_digit  # noqa: PLC0415  # the CLI imports these models: no engine at its start
+
+    if id_check_digit(text[:17]) != text[17]:
+        raise PydanticCustomError("certno", "the ID number's check digit is wrong: {certno}", {"certno": text})
+    return text
+
+
+# An ID number presented at a window (a delegate's, a holder's, a unit's operator's): 18 characters, the check
+# digit right (docs/agency.md 'Paperwork').
+CertNo = Annotated[str, Field(pattern=r"^\d{17}[\dX]$"), AfterValidator(_check_digit)]
+DocumentNo = Annotated[str, Field(min_length=1, max_length=60)]  # a letter's or certificate's number
+
+
 class AdminRequest(BaseModel):
     """What every admin request shares: unknown fields refused, text stripped; ``action`` names its model."""
 
@@ -86,11 +101,15 @@ class Enrol(AdminRequest):
 
 
 class ChangeUnit(AdminRequest):
+    """A new unit: its certificate, and the person's card and ID card presented (seed 000)."""
+
     action: Literal["change_unit"]
     psn_no: str = Field(min_length=1)
     emp_no: str = Field(min_length=1, max_length=30)
     emp_name: str = Field(min_length=1, max_length=100)
     certificate: str = Field(min_length=1, max_length=60, description="the new unit's registration certificate")
+    card_no: str = Field(min_length=1, max_length=30, description="the person's card, presented")
+    certno: CertNo = Field(description="the person's ID number, as their ID card shows it")
 
 
 class ChangeScheme(AdminRequest):
@@ -135,22 +154,32 @@ class Contribute(AdminRequest):
 
 
 class IssueCard(AdminRequest):
+    """A card at a window; a delegate presents their own ID and the holder's (seed 004)."""
+
     action: Literal["issue_card"]
     psn_no: str = Field(min_length=1)
     channel: Literal["on_the_spot", "service_point", "delegate"]
-    delegate_certno: str | None = Field(None, pattern=r"^\d{17}[\dX]$")
+    delegate_certno: CertNo | None = None
+    certno: CertNo | None = Field(None, description="the holder's ID number (a delegate presents it)")
 
 
 class IssueCardsEmployer(AdminRequest):
+    """Cards in bulk: the unit's letter of introduction and its operator's ID presented (seed 004)."""
+
     action: Literal["issue_cards_employer"]
     emp_no: str = Field(min_length=1)
     psn_nos: list[str] = Field(min_length=1, max_length=10_000)
+    letter_no: DocumentNo = Field(description="the unit's letter of introduction")
+    operator_certno: CertNo = Field(description="the ID number of the unit's person who applies")
 
 
 class TransferOut(AdminRequest):
+    """The new region's letter of acceptance of the relation presented (seed 001)."""
+
     action: Literal["transfer_out"]
     psn_no: str = Field(min_length=1)
     to_admdvs: str = Field(pattern=r"^\d{6}$")
+    acceptance_letter: DocumentNo = Field(description="the new region's letter of acceptance")
 
 
 class TransferIn(AdminRequest):
@@ -176,6 +205,13 @@ class CreditRun(AdminRequest):
 
 class IssueQr(AdminRequest):
     action: Literal["issue_qr"]
+    psn_no: str = Field(min_length=1)
+
+
+class Paperwork(AdminRequest):
+    """Read-only: what the person presented with each procedure that asks for papers."""
+
+    action: Literal["paperwork"]
     psn_no: str = Field(min_length=1)
 
 
@@ -234,4 +270,5 @@ ADMIN_REQUESTS: dict[str, type[AdminRequest]] = {
     "issue_qr": IssueQr,
     "card_record": CardRecord,
     "emergency_claim": EmergencyClaim,
+    "paperwork": Paperwork,
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..errors import InvalidInput
+from ..ledger.journal import Entry
 from . import admin as A
 from .core import Ledger
 from .person_events import PersonEvents
@@ -36,29 +37,40 @@ class CardIssue:
         self._ledger = ledger
         self._registry = registry
         self._events = events
+        ledger.observe_every(self._replay_presented)
 
     def issue_card(self, req: A.IssueCard) -> dict:
+        """One card at a window. A delegate presents their own ID and the holder's (seed 004), both checked."""
+        holder = self._registry.identities.get(req.psn_no)
         if req.channel == "delegate":
             if req.delegate_certno is None:
                 raise InvalidInput(
                     "a card collected by a delegate needs the delegate's ID number", field="delegate_certno"
                 )
-            holder = self._registry.identities.get(req.psn_no)
+            if req.certno is None:
+                raise InvalidInput("a delegate presents the holder's ID card too: its number", field="certno")
             if holder is not None and req.delegate_certno == holder.certno:
                 raise InvalidInput("the delegate is someone other than the holder", field="delegate_certno")
         elif req.delegate_certno is not None:
             raise InvalidInput("delegate_certno is for the delegate channel only", field="delegate_certno")
-        return self._issue(req.psn_no, req.channel, req.delegate_certno)
+        if req.certno is not None and (holder is None or req.certno != holder.certno):
+            raise InvalidInput(f"the ID card presented is not that of {req.psn_no}", field="certno")
+        presented = {"certno": req.certno, "delegate_certno": req.delegate_certno} if req.certno else None
+        return self._issue(req.psn_no, req.channel, req.delegate_certno, presented)
 
-    def _issue(self, psn_no: str, channel: str, delegate_certno: str | None) -> dict:
+    def _issue(self, psn_no: str, channel: str, delegate_certno: str | None, presented: dict | None = None) -> dict:
         with self._ledger.lock:  # the card number is the count of cards: taken and used under the lock
             card = self._new_card(psn_no, channel, field="psn_no")
-            body = {"action": "issue", "card": vars(card), "delegate_certno": delegate_certno}
+            body: dict = {"action": "issue", "card": vars(card), "delegate_certno": delegate_certno}
+            if presented is not None:
+                body["presented"] = presented
             self._ledger.refuse_if_failed()
             self._registry.apply(CARD_EVENT, body)
             future = self._ledger.append(CARD_EVENT, card.card_sn[:6], f"{card.card_no}/issue", body)
+            if presented is not None:
+                self._events.record_presented(psn_no, f"issue_card:{channel}", presented)
         self._ledger.wait(future)
-        return {
+        answer = {
             "psn_no": psn_no,
             "card_no": card.card_no,
             "card_sn": card.card_sn,
@@ -66,9 +78,18 @@ class CardIssue:
             "channel": channel,
             "ready_on": card.ready_on,
         }
+        return answer if presented is None else {**answer, "presented": presented}
+
+    def _replay_presented(self, entry: Entry) -> None:
+        """A card issue's papers, found again on replay (the registry applies the card itself)."""
+        body = entry.body
+        if entry.kind == CARD_EVENT and body.get("action") == "issue" and "presented" in body:
+            card = body["card"]
+            self._events.record_presented(card["psn_no"], f"issue_card:{card['channel']}", body["presented"])
 
     def issue_cards_employer(self, req: A.IssueCardsEmployer) -> dict:
-        """Cards for a unit's employees in bulk: every person is checked before any card is made."""
+        """Cards for a unit's employees in bulk, on the unit's letter of introduction and its operator's ID
+        (seed 004): every person is checked before any card is made."""
         if len(set(req.psn_nos)) != len(req.psn_nos):
             raise InvalidInput("a person is listed twice", field="psn_nos")
         for i, psn_no in enumerate(req.psn_nos):
@@ -76,8 +97,9 @@ class CardIssue:
             if ident is None or ident.emp_no != req.emp_no:
                 raise InvalidInput(f"{psn_no!r} is not an employee of unit {req.emp_no}", field=f"psn_nos[{i}]")
             self._new_card(psn_no, "employer", field=f"psn_nos[{i}]")  # checks only
-        issued = [self._issue(psn_no, "employer", None) for psn_no in req.psn_nos]
-        return {"emp_no": req.emp_no, "cards": issued}
+        presented = {"emp_no": req.emp_no, "letter_no": req.letter_no, "operator_certno": req.operator_certno}
+        issued = [self._issue(psn_no, "employer", None, presented) for psn_no in req.psn_nos]
+        return {"emp_no": req.emp_no, "cards": issued, "presented": presented}
 
     def _new_card(self, psn_no: str, channel: str, *, field: str) -> Card:
         d = self._events.describe(psn_no, field=field)

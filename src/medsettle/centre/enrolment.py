@@ -202,6 +202,14 @@ class Enrolment:
         ident = self._registry.identities[req.psn_no]
         if ident.emp_no == req.emp_no:
             raise InvalidInput(f"person {req.psn_no} is already with unit {req.emp_no}", field="emp_no")
+        if req.certno != ident.certno:
+            raise InvalidInput(f"the ID card presented is not that of {req.psn_no}", field="certno")
+        card = self._registry.usable_card_of(req.psn_no)
+        if card is None or card.card_no != req.card_no:
+            held = "none: issue one first" if card is None else "another card"
+            raise InvalidInput(
+                f"card {req.card_no} is not the usable card of {req.psn_no} (they hold {held})", field="card_no"
+            )
         body = {
             "action": "change_unit",
             "psn_no": req.psn_no,
@@ -209,9 +217,10 @@ class Enrolment:
             "emp_name": req.emp_name,
             "certificate": req.certificate,
             "from_emp_no": ident.emp_no,
+            "presented": {"certificate": req.certificate, "card_no": req.card_no, "certno": req.certno},
         }
         self._events.commit(d["insuplc_admdvs"], journal_key(req.psn_no, "unit", req.emp_no, req.certificate), body)
-        return {"psn_no": req.psn_no, "emp_no": req.emp_no, "emp_name": req.emp_name}
+        return {"psn_no": req.psn_no, "emp_no": req.emp_no, "emp_name": req.emp_name, "presented": body["presented"]}
 
     def cancel_person(self, psn_no: str, reason: str) -> dict:
         """End a person's insurance here (emigration, household registration lost, transfer out, death)."""

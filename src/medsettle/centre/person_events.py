@@ -45,6 +45,7 @@ class PersonEvents:
         self._cards = cards
         ledger.owns(PERSON_EVENT, self._replay)
         ledger.settler.cancel_scope = self.under_scheme_of  # live and on replay (both cancel through the settler)
+        self._presented: dict[str, list[dict]] = {}  # psn_no -> the papers of each procedure, in journal order
 
     def months_held(self, psn_no: str) -> set[int]:
         """The months the person has paid for: those recorded here, or (before the first contribution
@@ -133,6 +134,16 @@ class PersonEvents:
             apply_transfer_undo(settler, registry, body)
         else:
             raise ValueError(f"unknown person event {action!r}")
+        if "presented" in body:  # events journaled before papers were asked for have none
+            self.record_presented(psn_no, action, body["presented"])
+
+    def record_presented(self, psn_no: str, procedure: str, presented: dict) -> None:
+        """Keep what was presented with a procedure (a person event's, or a card issue's: live and on replay)."""
+        self._presented.setdefault(psn_no, []).append({"procedure": procedure, **presented})
+
+    def presented(self, psn_no: str) -> list[dict]:
+        """What the person presented with each procedure that asks for papers, oldest first."""
+        return [dict(p) for p in self._presented.get(psn_no, [])]
 
     def _apply_relation_event(self, action: str, psn_no: str, body: dict) -> None:
         """Re-enrolment, a scheme change, unemployment and re-employment (medsettle.centre.employment)."""

@@ -116,6 +116,9 @@ class PersonsFlow:
                 return self._card_issue.card_record(req)
             case A.EmergencyClaim():
                 return self._claims.claim(req)
+            case A.Paperwork():
+                self._events.describe(req.psn_no)  # an unknown person is refused naming psn_no
+                return {"psn_no": req.psn_no, "presented": self._events.presented(req.psn_no)}
         raise TypeError(f"no handler for the admin request {type(req).__name__}")
 
     def cancel_person(self, psn_no: str, reason: str) -> dict:

@@ -79,7 +79,14 @@ class Transfers:
             "accepted": False,
         }
         cards = {no: self._registry.cards[no].status for no in self._registry.cards_of.get(req.psn_no, [])}
-        body = {"action": "transfer_out", "psn_no": req.psn_no, "certificate": {**cert, CARDS_BEFORE: cards}}
+        cert["acceptance_letter"] = req.acceptance_letter  # the new region's, presented here
+        presented = {"acceptance_letter": req.acceptance_letter, "to_admdvs": req.to_admdvs}
+        body = {
+            "action": "transfer_out",
+            "psn_no": req.psn_no,
+            "certificate": {**cert, CARDS_BEFORE: cards},
+            "presented": presented,
+        }
         self._events.commit(d["insuplc_admdvs"], f"{req.psn_no}/transfer_out/{cert['certificate_no']}", body)
         return cert  # in fen throughout, balance and accumulators alike
 

@@ -1,6 +1,6 @@
 """``medsettle persons enrol|change-unit|change-scheme|unemployed|reemployed|contribute|issue-card|employer-cards|
-transfer-out|transfer-in|transfer-undo|credit-run|qr|emergency-claim``: the agency's side of persons and cards,
-each one admin request to a running centre (POST /admin)."""
+transfer-out|transfer-in|transfer-undo|credit-run|qr|emergency-claim|paperwork``: the agency's side of persons and
+cards, each one admin request to a running centre (POST /admin)."""
 
 from __future__ import annotations
 
@@ -85,9 +85,11 @@ def register_agency_commands(persons: click.Group) -> None:
     @click.option("--emp-no", required=True)
     @click.option("--emp-name", required=True)
     @click.option("--certificate", required=True, help="The new unit's registration certificate number.")
+    @click.option("--card-no", required=True, help="The person's card, presented.")
+    @click.option("--certno", required=True, help="The person's ID number, as their ID card shows it.")
     @CENTRE
     def change_unit(centre_url: str, **fields: str) -> None:
-        """Move an employee to a new unit, on the new unit's certificate."""
+        """Move an employee to a new unit, on the new unit's certificate, the person's card and ID card."""
         _post(centre_url, {"action": "change_unit", **fields})
 
     @persons.command("contribute")
@@ -103,25 +105,32 @@ def register_agency_commands(persons: click.Group) -> None:
     @click.argument("psn_no")
     @click.option("--channel", required=True, type=click.Choice(["on_the_spot", "service_point", "delegate"]))
     @click.option("--delegate-certno", help="With --channel delegate: the delegate's ID number.")
+    @click.option("--certno", help="The holder's ID number (a delegate presents it too).")
     @CENTRE
     def issue_card(centre_url: str, **fields: str | None) -> None:
-        """Issue a social security card (ready at once on the spot or by a delegate, 3 working days at a point)."""
+        """Issue a social security card (ready at once on the spot or by a delegate, 3 working days at a point).
+        A delegate presents their own ID number and the holder's."""
         _post(centre_url, {"action": "issue_card", **fields})
 
     @persons.command("employer-cards")
     @click.argument("emp_no")
     @click.argument("psn_nos", nargs=-1, required=True)
+    @click.option("--letter", "letter_no", required=True, help="The unit's letter of introduction (its number).")
+    @click.option("--operator-certno", required=True, help="The ID number of the unit's person who applies.")
     @CENTRE
-    def employer_cards(centre_url: str, emp_no: str, psn_nos: tuple[str, ...]) -> None:
-        """Issue cards in bulk through an employer for its employees (all checked before any is made)."""
-        _post(centre_url, {"action": "issue_cards_employer", "emp_no": emp_no, "psn_nos": list(psn_nos)})
+    def employer_cards(centre_url: str, emp_no: str, psn_nos: tuple[str, ...], **papers: str) -> None:
+        """Issue cards in bulk through an employer for its employees (all checked before any is made), on the
+        unit's letter of introduction and its operator's ID."""
+        _post(centre_url, {"action": "issue_cards_employer", "emp_no": emp_no, "psn_nos": list(psn_nos), **papers})
 
     @persons.command("transfer-out")
     @click.argument("psn_no")
     @click.option("--to", "to_admdvs", required=True, help="The new region (6 digits).")
+    @click.option("--acceptance-letter", required=True, help="The new region's letter of acceptance (its number).")
     @CENTRE
     def transfer_out(centre_url: str, **fields: str) -> None:
-        """End the relation here and issue a transfer certificate (balance and accumulators on it)."""
+        """End the relation here and issue a transfer certificate (balance and accumulators on it), on the new
+        region's letter of acceptance."""
         _post(centre_url, {"action": "transfer_out", **fields})
 
     @persons.command("transfer-in")
@@ -179,3 +188,10 @@ def register_agency_commands(persons: click.Group) -> None:
             lines.append({"med_list_codg": parts[0], "pric": int(parts[1]), "cnt": int(parts[2])})
         body = {"action": "emergency_claim", "med_type": "21" if admission else "13", "items": lines, **fields}
         _post(centre_url, body)
+
+    @persons.command("paperwork")
+    @click.argument("psn_no")
+    @CENTRE
+    def paperwork(centre_url: str, psn_no: str) -> None:
+        """What the person presented with each procedure that asks for papers (read-only)."""
+        _post(centre_url, {"action": "paperwork", "psn_no": psn_no})
