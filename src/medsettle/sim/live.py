@@ -53,7 +53,16 @@ _FROM_PROFILE = {
     "power_loss": (("power_loss",), 4.0),
 }
 MOST_CHANCE = 0.5  # ok-float: a probability
+MOST_NETWORK = 0.8  # ok-float: the chance of a network fault at one command, at most
+NETWORK_FAULTS = ("request_dropped", "answer_dropped", "delayed", "reset", "blackhole")
 SETTLE_INFNOS = {"sell": "2102", "visit": "2207"}  # the message a dropped settle aims at
+# the crash points a command of each flow may reach (a bill's: some only when its settle gets no answer)
+_BILL_POINTS = (*POINTS[:5], "reversal_written", "saf_recorded")
+FLOW_POINTS = {
+    "sell": _BILL_POINTS,
+    "visit": _BILL_POINTS,
+    "resettle": ("voucher_settle_written", "voucher_settle_sent"),
+}
 DOWN_S = (0.2, 1.5)  # how long the killed centre stays down
 
 
@@ -112,6 +121,9 @@ def live_chances(profile: Profile) -> dict[str, float]:
     chances = {}
     for kind, (sources, scale) in _FROM_PROFILE.items():
         chances[kind] = min(MOST_CHANCE, scale * sum(profile.chance(s) for s in sources))
+    network = sum(p for kind, p in chances.items() if kind in NETWORK_FAULTS)
+    if network > MOST_NETWORK:  # one network fault a command at most: each keeps its share of the chance
+        chances.update({kind: p * MOST_NETWORK / network for kind, p in chances.items() if kind in NETWORK_FAULTS})
     return chances
 
 
@@ -301,7 +313,7 @@ class LiveRun:
         fault = self._arm(c, rng, flow)
         crash_at = None
         if rng.random() < self.chances["power_loss"]:
-            crash_at = rng.choice(POINTS)
+            crash_at = rng.choice(FLOW_POINTS[flow])
         outcome = c.run(*args, crash_at=crash_at)
         c.proxy.heal()
         self._record(c, flow, outcome, fault)
@@ -314,7 +326,7 @@ class LiveRun:
     def _arm(self, c: LiveCounter, rng: random.Random, flow: str) -> str | None:
         """At most one network fault for this command, on this counter's proxy."""
         roll, at = rng.random(), 0.0
-        for kind in ("request_dropped", "answer_dropped", "delayed", "reset", "blackhole"):
+        for kind in NETWORK_FAULTS:
             at += self.chances[kind]
             if roll < at:
                 break
