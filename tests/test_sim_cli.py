@@ -169,7 +169,7 @@ def test_a_bad_option_in_a_real_process_is_one_error_line_and_no_traceback():
 def test_every_command_and_option_says_what_it_is_for():
     group = medsettle_main.commands["sim"]
     assert isinstance(group, click.Group) and group.help
-    assert sorted(group.commands) == ["replay", "run", "soak"]
+    assert sorted(group.commands) == ["live", "replay", "run", "soak"]
     for name, command in group.commands.items():
         assert command.help, name
         for param in command.params:
