@@ -126,3 +126,24 @@ def test_a_settlement_the_centre_cancelled_or_never_held_is_flagged() -> None:
     with pytest.raises(Violation, match="which the centre does not hold"):
         check_records([record], {}, set())
     assert len(AMOUNTS) == 4
+
+
+def test_a_violation_is_reported_with_the_seed_and_the_line_that_plays_it_again() -> None:
+    from medsettle.cli.sim import _live_summary, _live_violation
+    from medsettle.sim.live import LIVE_FAULTS, LiveOptions, LiveResult
+
+    options = LiveOptions(seed=9, counters=2, patients=3)
+    violation = Violation("exactly-once", 4, "settlement S1 is recorded twice")
+    result = LiveResult(options, 6, 14, {k: 1 for k in LIVE_FAULTS}, {"sell sale": 3}, {"settled": 1}, 20, 12.5,
+                        violation, ["3 P13010000001-0 sell: exit 0 sale"])  # fmt: skip
+    summary = list(_live_summary(result))
+    assert summary[0].startswith("seed 9 (live): profile default") and "not byte-identical" in summary[0]
+    assert summary[-1].split() == ["result", "VIOLATION"]
+    assert any(line.split() == ["centre_kill", "1"] for line in summary)
+    report = list(_live_violation(result))
+    assert "VIOLATION at seed 9 (live): exactly-once" in report
+    assert "  detail:    settlement S1 is recorded twice" in report
+    assert report[-1] == (
+        "  replay (seeded, not byte-identical): medsettle sim live --seed 9 --profile default --counters 2 --patients 3"
+    )
+    assert result.as_json()["violation"] == {"invariant": "exactly-once", "step": 4, "detail": violation.detail}
