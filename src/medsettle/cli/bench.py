@@ -1,8 +1,8 @@
 """``medsettle bench``: load tools for load testers (docs/load.md).
 
 ``bench load`` drives a centre with simulated counters on Locust; ``bench compare`` puts two runs' figures
-side by side. Locust (and gevent's monkeypatching) is imported only when ``bench load`` runs, never by
-``medsettle`` itself nor by ``bench compare``.
+side by side; ``bench all`` measures every layer of the project against its yardstick. Locust (and gevent's
+monkeypatching) is imported only when ``bench load`` runs, never by ``medsettle`` itself nor by ``bench compare``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def _say(line: str) -> None:
 
 @click.group()
 def bench() -> None:
-    """Load a centre with simulated counters, and compare runs (docs/load.md)."""
+    """Load a centre with simulated counters, compare runs, measure every layer (docs/load.md)."""
 
 
 @bench.command(cls=OneLineCommand)
@@ -233,3 +233,48 @@ def compare(a: str, b: str) -> None:
         raise click.ClickException(str(exc)) from None
     for line in report.compare(first, second):
         click.echo(line)
+
+
+@bench.command("all", cls=OneLineCommand)
+@click.option("--quick", is_flag=True, help="Smaller sizes: the whole run in about a minute.")
+@click.option(
+    "--only",
+    metavar="LAYER,...",
+    help="Only these layers: kernel, single, settle, sim, centre, card [default: all of them].",
+)
+@click.option(
+    "--json",
+    "json_file",
+    type=click.Path(dir_okay=False),
+    help="Also write the figures to FILE as JSON [default: no file].",
+)
+@click.option(
+    "--scale",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, max=100, min_open=True),
+    help="Multiply every layer's sizes (below 1 for a slow machine or a test).",
+)
+@fail_cleanly()
+def all_layers(quick: bool, only: str | None, json_file: str | None, scale: float) -> None:  # ok-float: a factor
+    """Each layer's throughput and p99 or median, with its yardstick measured in the same run and the ratio."""
+    from ..bench.all import parse_only, run_all, table  # noqa: PLC0415
+    from ..bench.layers import Size  # noqa: PLC0415
+
+    try:
+        names = parse_only(only)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    out = Path(json_file) if json_file else None
+    if out is not None and not out.parent.is_dir():
+        raise click.ClickException(f"--json {json_file}: no directory {out.parent}")
+    document = run_all(names, Size(quick=quick, scale=scale), _say)
+    for line in table(document):
+        click.echo(line)
+    if out is not None:
+        import orjson  # noqa: PLC0415
+
+        out.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        click.echo(f"figures: {out}")
+    if any(entry["status"] == "failed" for entry in document["layers"].values()):
+        sys.exit(1)
