@@ -6,7 +6,8 @@ reference engine on a sample, and a bare ``balance[person] -= amount`` loop over
     MEDSETTLE_BENCH_BILLS=1000000 ...                                      # a shorter stream
 
 State is re-initialised in place between rounds, so every round settles the same stream from the same
-starting state; result buffers are allocated once and reused.
+starting state; result buffers are allocated once and reused. The world and the timed calls are
+medsettle.bench.layers.kernel's (what `medsettle bench all` measures).
 """
 
 from __future__ import annotations
@@ -18,36 +19,15 @@ import numpy as np
 import pytest
 
 from figures import record
-from medsettle.engine import Population, Settler
-from medsettle.engine.backends import core_module
-from medsettle.engine.columns import LINE_COLUMNS, N_COLUMNS, NARROW_COLUMNS
-from medsettle.engine.state import STATE_DTYPE
+from medsettle.bench.layers.kernel import KernelWorld as World
+from medsettle.engine import Settler
 from medsettle.policy import load_default_policy
-from medsettle.sim import generate_bills
 
-_core = core_module()  # the compiled kernel, through the one seam (None where it is not built)
 SIZES = [10_000, 1_000_000, 10_000_000] + ([100_000_000] if os.environ.get("MEDSETTLE_BENCH_100M") == "1" else [])
 REFERENCE_SAMPLE = 20_000
 ROUNDS = 3
 
 _POLICY = load_default_policy()
-
-
-class World:
-    def __init__(self, n_persons: int, persons: str, n_bills: int):
-        gc.collect()
-        self.key = (f"{n_persons:,} persons", persons)
-        self.population = Population.generate(_POLICY, n_persons, seed=1, with_psn_nos=False)
-        self.settler = Settler(_POLICY, self.population, engine="core")
-        self.stream = generate_bills(self.settler.compiled, self.population, n_bills, seed=2, persons=persons, days=28)
-        self.batch = self.stream.batch
-        self.n = n_bills
-        self.out = np.zeros((n_bills, N_COLUMNS), np.int64)
-        self.line_out = np.zeros((len(self.batch.item), len(LINE_COLUMNS)), np.int64)
-        self.narrow_out = np.zeros((n_bills, len(NARROW_COLUMNS)), np.int64)
-        fees = (self.batch.pric * self.batch.cnt + 500_000) // 1_000_000
-        self.amount = np.add.reduceat(fees, self.batch.line_start[:-1])
-        self.dense_balance = self.population.balances.copy()
 
 
 @pytest.fixture(
@@ -61,48 +41,24 @@ def world(request, n_bills):
 
 
 def test_core_all_outputs(benchmark, world):
-    benchmark.pedantic(
-        world.settler.run_batch,
-        args=(world.batch,),
-        kwargs={"validate": False, "out": world.out, "line_out": world.line_out},
-        setup=world.settler.engine.reset,
-        rounds=ROUNDS,
-        iterations=1,
-    )
+    benchmark.pedantic(world.settle_all_outputs, setup=world.settler.engine.reset, rounds=ROUNDS, iterations=1)
     record(world.key, "core_full", world.n, benchmark)
     assert np.count_nonzero(world.out[:, 0] == 0) > 0.9 * world.n
 
 
 def test_core_totals_only(benchmark, world):
-    benchmark.pedantic(
-        world.settler.run_batch,
-        args=(world.batch,),
-        kwargs={"validate": False, "outputs": "totals", "out": world.narrow_out},
-        setup=world.settler.engine.reset,
-        rounds=ROUNDS,
-        iterations=1,
-    )
+    benchmark.pedantic(world.settle_totals, setup=world.settler.engine.reset, rounds=ROUNDS, iterations=1)
     record(world.key, "core_totals", world.n, benchmark)
 
 
 def test_bare_loop_on_the_state_records(benchmark, world):
     """balance -= amount on the balance field of the 64-byte records: the kernel's memory-access limit."""
-    balances = world.settler.engine.state.view(np.int64)  # 8 int64 per record; balance is the first
-    stride = STATE_DTYPE.itemsize // 8
-    benchmark.pedantic(
-        _core.bare_debit,
-        args=(balances, world.batch.person, world.amount, stride),
-        setup=world.settler.engine.reset,
-        rounds=ROUNDS,
-        iterations=1,
-    )
+    benchmark.pedantic(world.bare_record_loop, setup=world.settler.engine.reset, rounds=ROUNDS, iterations=1)
     record(world.key, "bare_record", world.n, benchmark)
 
 
 def test_bare_loop_on_a_dense_balance_array(benchmark, world):
-    benchmark.pedantic(
-        _core.bare_debit, args=(world.dense_balance, world.batch.person, world.amount, 1), rounds=ROUNDS, iterations=1
-    )
+    benchmark.pedantic(world.bare_dense_loop, rounds=ROUNDS, iterations=1)
     record(world.key, "bare_dense", world.n, benchmark)
 
 

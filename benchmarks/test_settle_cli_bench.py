@@ -7,7 +7,8 @@ the command's peak memory for a short and a ten times longer file.
 
 The command is a real process reading a file and writing to /dev/null. Its time includes starting up
 (imports, the policy, reading the persons file), measured as a run on a file of one bill: the figure per
-bill leaves it out, as the validated path's does. The goals: per bill, at least half the validated path's
+bill leaves it out, as the validated path's does. The measuring code is medsettle.bench.layers.settle_file's
+(what `medsettle bench all` measures). The goals: per bill, at least half the validated path's
 bills/s (reading a bill and writing its answer cost no more than settling it); a peak RSS for the longer
 file at most 1.2 times that for the shorter (it keeps nothing per bill).
 """
@@ -15,18 +16,22 @@ file at most 1.2 times that for the shorter (it keeps nothing per bill).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-import orjson
 import pytest
 
 from figures import RESULTS, record
+from medsettle.bench.layers.settle_file import (
+    peak_rss_kb,
+    reset_settler,
+    run_command,
+    settle_command,
+    settle_each,
+    timed,
+    validated_dicts,
+    write_bills,
+)
 from medsettle.engine import Population, Settler
 from medsettle.policy import load_default_policy
-from medsettle.sim import generate_bills
 
 N_PERSONS = int(os.environ.get("MEDSETTLE_BENCH_SETTLE_PERSONS", "100000"))
 N_BILLS = int(os.environ.get("MEDSETTLE_BENCH_SETTLE_BILLS", "100000"))  # the throughput file
@@ -38,15 +43,6 @@ KEY = (f"{N_PERSONS:,} persons", "settle")
 _POLICY = load_default_policy()
 
 
-def _write_bills(population: Population, n: int, path: Path, seed: int) -> None:
-    """n generated bills (28 days, uniform persons) as the JSON lines 'medsettle bills generate' writes."""
-    compiled = Settler(_POLICY, population, engine="reference").compiled
-    stream = generate_bills(compiled, population, n, seed=seed, days=28)
-    with path.open("wb") as f:
-        for start in range(0, n, 10_000):
-            f.write(b"".join(orjson.dumps(stream.bill_dict(i)) + b"\n" for i in range(start, min(n, start + 10_000))))
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("settle_cli")
@@ -54,57 +50,27 @@ def files(tmp_path_factory):
     persons = tmp / "persons.csv"
     population.to_csv(persons)
     short, long_ = tmp / "short.jsonl", tmp / "long.jsonl"
-    _write_bills(population, N_BILLS, short, seed=5)
-    _write_bills(population, N_RSS_LONG, long_, seed=5)
+    write_bills(population, N_BILLS, short, seed=5)
+    write_bills(population, N_RSS_LONG, long_, seed=5)
     one = tmp / "one.jsonl"
     one.write_bytes(short.read_bytes().split(b"\n", 1)[0] + b"\n")
     return population, persons, short, long_, one
 
 
-def _settle_command(persons: Path, bills: Path) -> list[str]:
-    return [sys.executable, "-m", "medsettle", "settle", "--persons", str(persons), "--engine", "core", str(bills)]
-
-
-def _run(command: list[str]) -> None:
-    with open(os.devnull, "wb") as sink:
-        subprocess.run(command, stdout=sink, stderr=subprocess.PIPE, check=True, timeout=3600)
-
-
-def _peak_rss_kb(command: list[str]) -> int:
-    """Peak RSS of ``command`` (kB): ru_maxrss of the children of a process that runs only it."""
-    probe = (
-        "import resource, subprocess, sys; "
-        "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True); "
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", probe, *command], capture_output=True, text=True, check=True, timeout=3600
-    )
-    return int(out.stdout.strip())
-
-
 def test_validated_single_bill_path(benchmark, files):
     population, _, short, _, _ = files
     settler = Settler(_POLICY, population, engine="core")
-    with short.open("rb") as f:
-        dicts = [orjson.loads(next(f)) for _ in range(min(N_VALIDATED, N_BILLS))]
-
-    def run():
-        for d in dicts:
-            settler.settle(d)
-
-    def reset():
-        settler.engine.reset()
-        settler.records.clear()
-
-    benchmark.pedantic(run, setup=reset, rounds=ROUNDS, iterations=1)
+    dicts = validated_dicts(short, min(N_VALIDATED, N_BILLS))
+    benchmark.pedantic(
+        settle_each, args=(settler, dicts), setup=lambda: reset_settler(settler), rounds=ROUNDS, iterations=1
+    )
     record(KEY, "single_validated", len(dicts), benchmark)
 
 
-def test_settle_command(benchmark, files, capsys):
+def testsettle_command(benchmark, files, capsys):
     _, persons, short, _, one = files
-    startup = min(_timed(_settle_command(persons, one)) for _ in range(ROUNDS))
-    benchmark.pedantic(_run, args=(_settle_command(persons, short),), rounds=ROUNDS, iterations=1)
+    startup = min(timed(settle_command(persons, one)) for _ in range(ROUNDS))
+    benchmark.pedantic(run_command, args=(settle_command(persons, short),), rounds=ROUNDS, iterations=1)
     end_to_end = record(KEY, "settle_cli", N_BILLS, benchmark)
     # Per bill, as the validated path is measured: the time of the run less that of a run of one bill.
     per_bill = (N_BILLS - 1) / (benchmark.stats.stats.min - startup)
@@ -123,17 +89,11 @@ def test_settle_command(benchmark, files, capsys):
     benchmark.extra_info.update(startup_s=round(startup, 3), per_bill_bills_per_s=round(per_bill))
 
 
-def _timed(command: list[str]) -> float:
-    started = time.perf_counter()
-    _run(command)
-    return time.perf_counter() - started
-
-
 def test_settle_command_memory_does_not_grow_with_the_bills(benchmark, files, capsys):
     """Peak RSS of the short file, then (timed, once) of the long one."""
     _, persons, short, long_, _ = files
-    short_kb = _peak_rss_kb(_settle_command(persons, short))
-    long_kb = benchmark.pedantic(_peak_rss_kb, args=(_settle_command(persons, long_),), rounds=1, iterations=1)
+    short_kb = peak_rss_kb(settle_command(persons, short))
+    long_kb = benchmark.pedantic(peak_rss_kb, args=(settle_command(persons, long_),), rounds=1, iterations=1)
     record(KEY, f"cli_{N_RSS_LONG // 1000}k_bills", N_RSS_LONG, benchmark)
     ratio = long_kb / short_kb
     with capsys.disabled():

@@ -4,7 +4,8 @@ For each of a few seeds of the default profile (10 counters, one simulated day, 
 (counters, their journals, the network's faults, the checkers after every step), and the same seed's request
 stream under the fault profile ``none`` submitted to a fresh centre with nothing else (sim/baseline.py). The
 world (policy, population, registry) is built once and reused across seeds, as `medsettle sim soak` does. The
-figure is the ratio of the two, measured in the same run; issue 17 asks for at most 3x.
+figure is the ratio of the two, measured in the same run; issue 17 asks for at most 3x. The measuring code is
+medsettle.bench.layers.simulator's (what `medsettle bench all` measures).
 
     python -m pytest benchmarks/test_sim_bench.py --benchmark-only -s
 """
@@ -12,12 +13,11 @@ figure is the ratio of the two, measured in the same run; issue 17 asks for at m
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
 from figures import RESULTS
-from medsettle.sim.baseline import replay_stream, request_stream
+from medsettle.bench.layers.simulator import SeedTimings, streams_of, time_seeds
 from medsettle.sim.world import RunOptions, World
 
 SEEDS = range(1, 1 + int(os.environ.get("MEDSETTLE_BENCH_SIM_SEEDS", 5)))
@@ -27,26 +27,17 @@ SEEDS = range(1, 1 + int(os.environ.get("MEDSETTLE_BENCH_SIM_SEEDS", 5)))
 def test_a_seed_against_its_request_stream(benchmark):
     world = World()
     world.run(RunOptions(0))  # warm: imports, the engines' first calls, caches
-    streams = {seed: request_stream(world, seed) for seed in SEEDS}
-    timings: dict[str, float] = {"run": 0.0, "baseline": 0.0}  # ok-float: seconds
-    bills = 0
+    streams = streams_of(world, SEEDS)
+    timings = SeedTimings()
 
     def both() -> None:
-        nonlocal bills
-        for seed in SEEDS:
-            started = time.perf_counter()
-            replay_stream(world, streams[seed])
-            timings["baseline"] += time.perf_counter() - started
-            started = time.perf_counter()
-            result = world.run(RunOptions(seed))
-            timings["run"] += time.perf_counter() - started
-            assert result.ok, result.violation
-            bills += result.bills
+        nonlocal timings
+        timings = time_seeds(world, streams)
 
     benchmark.pedantic(both, rounds=1, iterations=1)
-    ratio = timings["run"] / timings["baseline"]
-    seeds_per_s = len(SEEDS) / timings["run"]
-    requests = sum(len(s) for s in streams.values())
+    ratio = sum(timings.run) / sum(timings.baseline)
+    seeds_per_s = len(SEEDS) / sum(timings.run)
+    bills, requests = timings.bills, timings.requests
     benchmark.extra_info.update(
         ratio=round(ratio, 2), seeds_per_s=round(seeds_per_s, 3), bills=bills, requests=requests
     )
