@@ -1,21 +1,22 @@
 """``medsettle bench all`` (issue 18): every layer's two numbers, its yardstick and the ratio, as a table
 and JSON; a layer whose parts are missing is skipped with the reason; bad options are one Error line.
 
-The real command runs the cheap layers at a small scale (seconds); the centre and the card are only
-driven into their skip paths here (the card would start a pcscd, and only one can run on a machine;
-the centre takes both cores for wrk and pgbench).
+The real command runs the cheap layers at a small scale (seconds); the centre runs for a second without
+pgbench (its yardstick, which takes both cores) and is driven into its skip path without wrk; the card only
+into its skip path (it would start a pcscd, and only one can run on a machine).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 from click.testing import CliRunner
 
-from medsettle.bench.layers import card, http, kernel
+from medsettle.bench.layers import card, http, kernel, postgres
 from medsettle.cli.bench import bench
 
 CHEAP = ["kernel", "single", "settle", "sim"]
@@ -63,6 +64,21 @@ def test_missing_parts_are_skipped_with_the_reason(tmp_path, monkeypatch):
     assert layers["centre"]["status"] == "skipped" and layers["centre"]["reason"] == http.WRK_MISSING
     assert "card: skipped: no PC/SC stack" in result.output
     assert "centre: skipped: wrk is not installed" in result.output
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def test_the_centre_without_postgresql_is_measured_without_its_yardstick(tmp_path, monkeypatch):
+    monkeypatch.setattr(postgres, "missing", lambda: "PostgreSQL is not installed (test)")
+    out = tmp_path / "centre.json"
+    result = CliRunner().invoke(bench, ["all", "--quick", "--scale", "0.1", "--only", "centre", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    entry = json.loads(out.read_text())["layers"]["centre"]
+    assert entry["status"] == "measured", entry
+    assert entry["throughput"] > 0 and entry["latency_ms"] > 0 and entry["details"]["server_cpu_ms"] > 0
+    assert entry["yardstick_throughput"] is None and entry["ratio"] is None
+    assert entry["note"].startswith("measured without its yardstick: PostgreSQL is not installed (test)")
+    row = next(line for line in result.output.splitlines() if line.startswith("centre "))
+    assert row.split()[-2:] == ["-", "-"]  # no yardstick, no ratio
 
 
 def test_a_failing_layer_is_reported_and_the_others_still_run(tmp_path, monkeypatch):

@@ -203,10 +203,10 @@ def measure(size: Size) -> LayerResult:
             cpu_ms = (cpu_seconds(centre.pid) - cpu_before) * 1e3 / max(1, load.done)
         finally:
             centre.stop()
-    note, tps = "", None
+    note, tps = f"server CPU {cpu_ms:.2f} ms per settlement", None
     why = postgres.missing()
     if why:
-        note = f"measured without its yardstick: {why}"
+        note = f"measured without its yardstick: {why}; {note}"
     else:
         with postgres.PrivatePostgres() as server:
             postgres.pgbench_init(server.url(), 10)
@@ -222,6 +222,6 @@ def measure(size: Size) -> LayerResult:
         yardstick_throughput=tps,
         yardstick_unit="tps",
         ratio=ratio(load.per_second, tps),
-        note=note or f"server CPU {cpu_ms:.2f} ms per settlement",
+        note=note,
         details={"clients": clients, "seconds": seconds, "p50_ms": load.p50_ms, "server_cpu_ms": cpu_ms},
     )
