@@ -55,6 +55,7 @@ _FROM_PROFILE = {
 MOST_CHANCE = 0.5  # ok-float: a probability
 MOST_NETWORK = 0.8  # ok-float: the chance of a network fault at one command, at most
 NETWORK_FAULTS = ("request_dropped", "answer_dropped", "delayed", "reset", "blackhole")
+CANCELS = 0.08  # ok-float: the chance that a patient comes back to have a settled sale cancelled
 SETTLE_INFNOS = {"sell": "2102", "visit": "2207"}  # the message a dropped settle aims at
 # the crash points a command of each flow may reach (a bill's: some only when its settle gets no answer)
 _BILL_POINTS = (*POINTS[:5], "reversal_written", "saf_recorded")
@@ -295,10 +296,13 @@ class LiveRun:
             self._failure = exc
 
     def _patient_at(self, c: LiveCounter, rng: random.Random) -> None:
-        pending = c.unsettled_vouchers()
-        if pending and rng.random() < 0.3:
+        pending, roll = c.unsettled_vouchers(), rng.random()
+        cancellable = c.cancellable() if roll > 1 - CANCELS else []
+        if pending and roll < 0.3:
             args: tuple[str, ...] = ("resettle", pending[0])
             flow = "resettle"
+        elif cancellable:  # a patient comes back: the sale is cancelled (2103, 2208)
+            args, flow = ("cancel", rng.choice(cancellable)), "cancel"
         else:
             person = rng.choices(self.persons.persons, self.persons.weights)[0]
             self.touched.add(person.psn_no)
@@ -312,7 +316,7 @@ class LiveRun:
                 self.bills += 1
         fault = self._arm(c, rng, flow)
         crash_at = None
-        if rng.random() < self.chances["power_loss"]:
+        if rng.random() < self.chances["power_loss"] and FLOW_POINTS.get(flow):
             crash_at = rng.choice(FLOW_POINTS[flow])
         outcome = c.run(*args, crash_at=crash_at)
         c.proxy.heal()
@@ -333,7 +337,7 @@ class LiveRun:
         else:
             return None
         if kind in ("request_dropped", "answer_dropped"):
-            aimed = SETTLE_INFNOS.get(flow)
+            aimed = SETTLE_INFNOS.get(flow) or ({"P": "2103", "H": "2208"}[c.code[0]] if flow == "cancel" else None)
             infnos = (aimed,) if aimed and rng.random() < 0.7 else ()
             c.proxy.drop(*infnos, what="request" if kind == "request_dropped" else "answer", times=1)
             return f"{kind} {'/'.join(infnos) or 'next message'}"

@@ -95,6 +95,17 @@ class LiveCounter:
         with self.journal() as store:
             return [v["voucher"] for v in store.vouchers() if v["state"] not in ("settled", "manual_claim")]
 
+    def cancellable(self) -> list[str]:
+        """The sales settled whole at the centre (not a provisional or a voucher's) that may be cancelled."""
+        from ..terminal.states import SaleState  # noqa: PLC0415
+
+        with self.journal() as store:
+            return [
+                sale
+                for sale, _, data in store.sales(SaleState.DONE)
+                if data.get("receipt", {}).get("kind") == "sale" and data.get("setlinfo")
+            ]
+
     def queued(self) -> int:
         """Provisional settlements (store-and-forward) not yet forwarded."""
         with self.journal() as store:
