@@ -403,7 +403,13 @@ def _shortened(detail: str, most: int = DETAIL_CHARS) -> str:
 
 
 @sim.command(cls=OneLineCommand)
-@_SEED
+@click.option(
+    "--seed",
+    required=True,
+    type=_AtLeast(0),
+    metavar="S",
+    help="The seed: the same seed plays the same plan (patients, bills, faults), not the same bytes.",
+)
 @click.option(
     "--profile",
     default="default",
