@@ -253,6 +253,7 @@ def compare(a: str, b: str) -> None:
     default=1.0,
     show_default=True,
     type=click.FloatRange(min=0, max=100, min_open=True),
+    metavar="F",
     help="Multiply every layer's sizes (below 1 for a slow machine or a test).",
 )
 @fail_cleanly()
