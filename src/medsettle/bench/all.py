@@ -38,17 +38,15 @@ def run_all(names: Sequence[str], size: Size, say: Callable[[str], None]) -> dic
     layers: dict[str, Any] = {}
     started = time.perf_counter()
     for n, name in enumerate(names, 1):
-        module = layer_module(name)
-        say(f"[{n}/{len(names)}] {name}: {module.TITLE} ...")
         began = time.perf_counter()
+        entry: dict[str, Any]
         try:
-            entry = module.measure(size).to_json()
-        except LayerSkipped as exc:
-            entry = {"status": "skipped", "layer": name, "title": module.TITLE, "reason": str(exc)}
-        except Exception as exc:  # noqa: BLE001  (one layer's failure is reported; the others still run)
-            last = traceback.extract_tb(exc.__traceback__)[-1]
-            where = f"{os.path.basename(last.filename)}:{last.lineno}"
-            entry = {"status": "failed", "layer": name, "title": module.TITLE, "reason": f"{exc!r} at {where}"}
+            module = layer_module(name)
+        except ImportError as exc:  # a module of an optional part is missing
+            entry = {"status": "skipped", "layer": name, "title": name, "reason": f"cannot import {exc.name}: {exc}"}
+        else:
+            say(f"[{n}/{len(names)}] {name}: {module.TITLE} ...")
+            entry = _measure(name, module, size)
         entry["seconds"] = round(time.perf_counter() - began, 2)
         layers[name] = entry
         say(f"[{n}/{len(names)}] {name}: {_progress_end(entry)} ({entry['seconds']:.1f} s)")
@@ -61,6 +59,18 @@ def run_all(names: Sequence[str], size: Size, say: Callable[[str], None]) -> dic
         "seconds": round(time.perf_counter() - started, 2),
         "layers": layers,
     }
+
+
+def _measure(name: str, module: Any, size: Size) -> dict[str, Any]:
+    title = module.TITLE
+    try:
+        return dict(module.measure(size).to_json())
+    except LayerSkipped as exc:
+        return {"status": "skipped", "layer": name, "title": title, "reason": str(exc)}
+    except Exception as exc:  # noqa: BLE001  (one layer's failure is reported; the others still run)
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f"{os.path.basename(last.filename)}:{last.lineno}"
+        return {"status": "failed", "layer": name, "title": title, "reason": f"{exc!r} at {where}"}
 
 
 def _progress_end(entry: dict[str, Any]) -> str:
