@@ -96,14 +96,19 @@ class LiveCounter:
             return [v["voucher"] for v in store.vouchers() if v["state"] not in ("settled", "manual_claim")]
 
     def cancellable(self) -> list[str]:
-        """The sales settled whole at the centre (not a provisional or a voucher's) that may be cancelled."""
+        """The sales settled whole at the centre that a patient may come back to cancel: not a voucher's
+        re-visit nor a forward (their receipts name the voucher's sale; the deterministic world never cancels
+        them either)."""
         from ..terminal.states import SaleState  # noqa: PLC0415
 
         with self.journal() as store:
             return [
                 sale
                 for sale, _, data in store.sales(SaleState.DONE)
-                if data.get("receipt", {}).get("kind") == "sale" and data.get("setlinfo")
+                if data.get("receipt", {}).get("kind") == "sale"
+                and data.get("setlinfo")
+                and not data.get("voucher")
+                and not data.get("forward_of")
             ]
 
     def queued(self) -> int:
