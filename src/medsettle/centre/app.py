@@ -27,7 +27,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -38,7 +38,11 @@ from ..seams import SYSTEM_CLOCK, Clock
 from .files import FileAnswer
 from .gateway import INSECURE_WARNING, Gateway
 from .messages import json_schemas
+from .regions import ForeignRegion
 from .service import Centre
+
+if TYPE_CHECKING:
+    from .workers import Handoff
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # every request but a 9101 upload
@@ -50,7 +54,12 @@ INFNO = re.compile(r"\d{4}")
 
 
 def make_app(
-    centre: Centre, *, gateway: Gateway | None, workers: int = 8, throughput: Throughput | None = None
+    centre: Centre,
+    *,
+    gateway: Gateway | None,
+    workers: int = 8,
+    throughput: Throughput | None = None,
+    handoff: Handoff | None = None,
 ) -> web.Application:
     """The centre's aiohttp application; its answers to the envelope are counted in ``throughput`` if given.
 
@@ -60,7 +69,10 @@ def make_app(
     One route takes every method and path, so that nothing the centre is sent is answered by aiohttp's
     plain-text errors or a status other than 200: GET /schema and /admin are theirs, every other path is
     the envelope's, and a path or method the envelope does not take is refused in its shape
-    (:func:`envelope_path`)."""
+    (:func:`envelope_path`).
+
+    ``handoff``: this process is one of ``serve --workers``; an admin request about another worker's persons
+    is handed to that worker (the envelope's are handed off by the centre itself, :attr:`Centre.handoff`)."""
     app = web.Application(client_max_size=MAX_UPLOAD_BODY)
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medsettle-centre")
     durable: list[_DurableAnswers] = []  # made on the first request, on the server's event loop
@@ -130,7 +142,12 @@ def make_app(
                 gateway.check_admin(request.headers, request.content_type)
             body = parse_sized_body(await read_body(request), None, may_upload=False, decimals=False)
             work = functools.partial(centre.admin, body)
-            result = await asyncio.get_running_loop().run_in_executor(executor, work)
+            try:
+                result = await asyncio.get_running_loop().run_in_executor(executor, work)
+            except ForeignRegion as exc:
+                if handoff is None:
+                    raise
+                return _json(insecure_note(await handoff.admin(exc.region, body)))  # the owner's answer
         except MedsettleError as exc:
             return _json(insecure_note({"ok": False, "error": f"{exc.code}: {exc}"}))
         except Exception as exc:  # a bug: answer in the admin API's shape, and log it

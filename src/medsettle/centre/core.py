@@ -90,6 +90,7 @@ class Ledger:
         self.clock = clock
         self.lock = threading.Lock()
         self._failure: str | None = None
+        self._failing = threading.Lock()  # the first failure is told apart from the others under it
         self._owners: dict[str, Replayer] = {}
         self._observers: list[Replayer] = []
         self._clock_text: tuple[int, str] = (0, "")
@@ -113,13 +114,18 @@ class Ledger:
         return self._failure
 
     def fail(self, failure: BaseException) -> CentreFailStopped:
-        """Fail stop: record that the journal failed; the error every later change is refused with."""
-        if self._failure is None:  # the first failure; the requests of its group commit fail with it
+        """Fail stop: record that the journal failed; the error every later change is refused with.
+
+        Logged once: the journal's writer thread and the event loop (a nonce the gateway could not store) may
+        both find the database failed at the same moment."""
+        with self._failing:
+            first = self._failure is None  # the first failure; the requests of its group commit fail with it
+            self._failure = f"the journal failed: {failure}"
+        if first:
             log.error(
                 "fail-stop: the journal failed: %s; every change is refused until a restart replays the journal",
                 failure,
             )
-        self._failure = f"the journal failed: {failure}"
         return self.unavailable()
 
     def unavailable(self) -> CentreFailStopped:

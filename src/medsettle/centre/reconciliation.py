@@ -84,7 +84,9 @@ class Reconciliation:
         to fetch with 9102 (``fileinfo``). medsettle's extension: the detail inline (``detail``), answered
         inline. Either way, per setl_id: both sides have it, the centre only, or the institution only."""
         d = payload.data
-        ours = {r.setl_id: r for r in self._institution_records(institution, d.stmt_begndate, d.stmt_enddate)}
+        records = self._institution_records(institution, d.stmt_begndate, d.stmt_enddate)
+        # the platform's 3202 names the insured region (setl_optins); medsettle's extension may leave it out
+        ours = {r.setl_id: r for r in records if not d.setl_optins or self._insured_region(r) == d.setl_optins}
         if not d.file_qury_no:
             if payload.detail is None:
                 raise InvalidInput(

@@ -55,7 +55,7 @@ from .pharmacy import PharmacyFlow
 from .qr import QrVouchers
 from .queries import Queries
 from .reconciliation import Reconciliation
-from .regions import OwnedRegions
+from .regions import ForeignRegion, OwnedRegions
 from .registry import Registry
 from .reversal import ReversalFlow
 from .settlements import Settlements
@@ -110,6 +110,9 @@ class Centre:
         simulator and in tests. ``idempotency_window``: seconds an answer is held in memory for resends
         (later, a resend is answered from the journal; docs/security.md 'Memory')."""
         self._regions = OwnedRegions(settler.population, [r.admdvs for r in settler.policy.regions], regions)
+        # ``serve --workers``: where a request about another worker's region goes (medsettle.centre.workers);
+        # None (one process, or processes each answering only their own regions): such a request is refused.
+        self.handoff: Callable[[str, Any], Future] | None = None
         settler.id_prefix = self._regions.id_prefix
         journal.claim_regions(sorted(self._regions.owned))
         self.institutions = {i.fixmedins_code: i for i in institutions}
@@ -183,7 +186,9 @@ class Centre:
         The response is plain JSON data, amounts as Decimal (``submit``'s may hold pre-written numbers)."""
         return loads(dumps_bytes(self.submit(request).result()))
 
-    def submit(self, request: Any, *, url_infno: str | None = None, may_hold_nulls: bool = True) -> Future:
+    def submit(
+        self, request: Any, *, url_infno: str | None = None, may_hold_nulls: bool = True, may_hand_off: bool = True
+    ) -> Future:
         """Answer one request: a Future of the response that resolves once its journal entries are durable.
 
         Never blocks: the request is applied (or refused) before this returns, or, a 2601 of an original
@@ -194,13 +199,16 @@ class Centre:
         before anything reads the request or hashes it; ``may_hold_nulls`` False skips that walk for a
         caller that knows there is none (the HTTP server, whose body text has no ``null``). ``url_infno``:
         the transaction code the request's URL ends with (``POST /1101``); a body without an ``infno`` takes
-        it, a body with another one is refused naming ``infno``."""
+        it, a body with another one is refused naming ``infno``.
+
+        A request about another worker's region is handed to that worker (:attr:`handoff`) unless
+        ``may_hand_off`` is False (a request handed to this one: it is answered here)."""
         refmsg_time = self._stamps.time()
         try:
             request = self._edge(request, url_infno, may_hold_nulls)
         except MedsettleError as exc:
             return answered(self._stamps.error(refmsg_time, exc))
-        return self._submit(request, refmsg_time)
+        return self._submit(request, refmsg_time, may_hand_off and self.handoff is not None)
 
     def refusal(self, exc: MedsettleError) -> dict:
         """The platform's answer refusing a request that never reached the envelope (a path or a method the
@@ -224,7 +232,7 @@ class Centre:
                 raise InvalidInput(f"{infno!r} in the body, but the URL ends with /{url_infno}", field="infno")
         return request
 
-    def _submit(self, request: Any, refmsg_time: str) -> Future:
+    def _submit(self, request: Any, refmsg_time: str, hand_off: bool = False) -> Future:
         stamps = self._stamps
         try:
             env = _parse(Envelope, request, "")
@@ -234,18 +242,29 @@ class Centre:
                 raise InvalidInput(f"transaction {env.infno} is not offered by this centre", field="infno")
             payload = _parse(INPUTS[env.infno], env.input, "input.")
             if self._regions.partial:
-                self._regions.check_message(env, payload)
+                named = self._regions.check_message(env, payload)
+                if hand_off and not named and env.infno in STATE_CHANGING:  # answered by one worker
+                    self._regions.check_institution(institution.admdvs)
+                if self.handoff is not None and env.infno == "3202" and not payload.data.setl_optins:
+                    raise InvalidInput(
+                        "name the insured region whose settlements to list: each region's are held by its worker",
+                        field="input.data.setl_optins",
+                    )
             if env.infno not in STATE_CHANGING:
                 return answered(stamps.ok(refmsg_time, handler(env, institution, payload)))
             if env.infno == "2601":
                 original = self._reversal.waits_for(env, payload)
                 if original is not None:  # answered once the original's answer is durable
-                    return after(original, lambda: self._submit(request, refmsg_time))
+                    return after(original, lambda: self._submit(request, refmsg_time, hand_off))
             pending = self._answers.once(
                 env,
                 institution.admdvs,
                 lambda: ok_response("", "", "", handler(env, institution, payload)),  # stamped as it leaves
             )
+        except ForeignRegion as exc:  # another worker's: its answer, as it gives it
+            if hand_off and self.handoff is not None:
+                return self._handed_off(self.handoff(exc.region, request))
+            return answered(stamps.error(refmsg_time, exc))
         except MedsettleError as exc:  # refusals and bad input alike (refusals were stored by once)
             return answered(stamps.error(refmsg_time, exc))
         return then(  # every answer, first or stored, leaves with its own inf_refmsgid and this request's times
@@ -253,6 +272,22 @@ class Centre:
             lambda response: stamps.again(response, refmsg_time),
             lambda exc: stamps.error(refmsg_time, exc),
         )
+
+    def _handed_off(self, future: Future) -> Future:
+        """The answer another worker gave (:attr:`handoff`); its failure (the worker did not answer) as the
+        platform's refusal, never an exception."""
+        answer: Future = Future()
+
+        def done(source: Future) -> None:
+            exc = source.exception()
+            if exc is None:
+                answer.set_result(source.result())
+            else:
+                error = exc if isinstance(exc, MedsettleError) else CentreFailStopped(f"a worker did not answer: {exc}")
+                answer.set_result(self.refusal(error))
+
+        future.add_done_callback(done)
+        return answer
 
     # -- the admin API and what other processes ask -------------------------------------------
 
