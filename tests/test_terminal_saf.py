@@ -272,6 +272,9 @@ def test_the_cache_is_filled_by_the_catalogue_downloads_and_a_second_refresh_fet
     assert counter.signin.cached_rules() == (rules, catalogue)
 
 
+EMERGENCY_CLASS_C_AS = "XJ01AA000A3930101"  # the shipped policy's emergency_scope.class_c_as for 130100
+
+
 def policy_with_a_new_catalogue(where, effective_from: dt.date):
     """The shipped policy, with a second 130100 catalogue in force from ``effective_from``: one item's price
     cap and another's ratio for a person type changed, one item added and the last one withdrawn."""
@@ -279,9 +282,11 @@ def policy_with_a_new_catalogue(where, effective_from: dt.date):
     with (where / "catalogue-130100.csv").open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
         fields, rows = reader.fieldnames, list(reader)
-    rows[0]["pric_uplmt_amt"] = "99.50"
-    rows[1]["selfpay_prop_11"] = "0.3"
-    rows = rows[:-1] + [{**rows[0], "med_list_codg": "XA01AA999A0000101", "name": "新药#999", "pric_uplmt_amt": ""}]
+    # not the item the region's emergency scope settles class C drugs as: that one must stay without a price cap
+    capped = next(r for r in rows if r["med_list_codg"] != EMERGENCY_CLASS_C_AS)
+    capped["pric_uplmt_amt"] = "99.50"
+    next(r for r in rows if r is not capped)["selfpay_prop_11"] = "0.3"
+    rows = rows[:-1] + [{**capped, "med_list_codg": "XA01AA999A0000101", "name": "新药#999", "pric_uplmt_amt": ""}]
     with (where / "catalogue-130100-new.csv").open("w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()

@@ -188,10 +188,12 @@ class DeferredWindow(_Model):
 class EmergencyScope(_Model):
     """The drug scope relaxed for emergency care at a non-agreed institution (社会保险法实施细则 art. 8: the
     scope of drugs that must be used in an emergency or rescue may be relaxed; the region sets how), applied to
-    a manual claim at the insured region's agency (docs/agency.md 'Emergency care at a non-agreed
-    institution'). ``class_c_as``: the catalogue code of a class A or B item (no price cap, not restricted)
-    whose class and self-pay-first share a class C drug of the claim is settled with; None: class C stays own
-    pay. ``restricted_approved``: a restricted item (限定支付) is paid as if the hospital had approved it."""
+    a manual claim at the insured region's agency
+    (docs/agency.md 'Emergency care at a non-agreed institution').
+
+    ``class_c_as``: the catalogue code of a class A or B item (no price cap, not restricted) whose class and
+    self-pay-first share a class C drug of the claim is settled with; None: class C stays own pay.
+    ``restricted_approved``: a restricted item (限定支付) is paid as if the hospital had approved it."""
 
     class_c_as: str | None = Field(default=None, min_length=1, max_length=50)
     restricted_approved: bool = False
