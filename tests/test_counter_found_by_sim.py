@@ -20,6 +20,7 @@ from medsettle.centre.institutions import default_institutions
 from medsettle.centre.registry import Registry
 from medsettle.centre.service import Centre
 from medsettle.engine import Population, Settler
+from medsettle.errors import InvalidInput
 from medsettle.jsontext import dumps_bytes, loads
 from medsettle.ledger import SQLiteJournal
 from medsettle.ledger.journaled import CANCEL, SETTLE
@@ -348,3 +349,20 @@ def test_a_forward_whose_visit_was_settled_when_the_counter_stopped_is_recorded_
     assert len(forwards) == 1 and len(world.live_settlements(SAF_HOSPITAL)) == 2
     assert restarted.reconcile(detail=True)["clean"]
     restarted.journal.close()
+
+
+def test_a_vouchers_resettlement_is_not_cancelled_as_a_sale_of_its_own(world):
+    """Found by `medsettle sim live` (seed 3, 2 counters, 4 patients): cancelling a voucher's re-settlement by
+    its sale number was sent and applied, the voucher stayed "settled" and the day's 3201 saw the centre's
+    mirror alone. It is refused at the counter, before anything is sent."""
+    counter, voucher = visit_voucher(world)
+    counter.settle_voucher(voucher)
+    settled = counter.journal.sales(SaleState.DONE, SaleState.SETTLED)
+    [sale] = [sale for sale, _state, data in settled if data.get("voucher") == voucher]  # not the visit paid in cash
+    arrived = len(world.transport.arrived)
+    with pytest.raises(InvalidInput, match=f"re-settlement of voucher {voucher}"):
+        counter.cancel(sale)
+    assert len(world.transport.arrived) == arrived  # nothing sent
+    assert counter.journal.require_voucher(voucher)["state"] == "settled"
+    assert len([s for s in world.live_settlements(HOSPITAL) if s.get("deferred_voucher_no") == voucher]) == 1
+    assert counter.reconcile(detail=True)["clean"]

@@ -27,6 +27,18 @@ class Cancels:
         if state not in CANCELLABLE:
             why = f"refused by the centre ({data.get('err_msg', '')})" if state is SaleState.REFUSED else state.value
             raise InvalidInput(f"sale {sale} is not settled ({why}): there is nothing to cancel", field="sale")
+        if data.get("voucher") or data.get("forward_of"):
+            # Its settlement belongs to the voucher (or to the provisional sale it forwards): the counter's
+            # records and its reconciliation count it there, so a cancel here would leave the voucher
+            # "settled" with no settlement, and the day unreconciled. Found by `medsettle sim live`.
+            if data.get("voucher"):
+                what = f"the re-settlement of voucher {data['voucher']}"
+            else:
+                what = f"the forward of provisional sale {data['forward_of']}"
+            raise InvalidInput(
+                f"sale {sale} is {what}, not a sale of its own: it cannot be cancelled at the counter",
+                field="sale",
+            )
         msgid = data["cancel_msgid"] if state is SaleState.CANCELLING else self._write_cancel(sale, data)
         answer = self._messenger.send(msgid)
         with self._journal.transaction() as db:
