@@ -291,3 +291,25 @@ def test_medsettle_sign_prints_headers_curl_sends(served_centre):
         capture_output=True, text=True, timeout=60, env=env, check=True,
     ).stdout  # fmt: skip
     assert admin_post(server, {"action": "card_record", "psn_no": first_person()}, json.loads(agency))["ok"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_batch_of_nonces_is_claimed_each_once_on_either_database(backend, tmp_path, request):
+    """The gateway claims the nonces of many requests at once (PostgreSQL in a statement per chunk): a nonce
+    seen before, or twice in one batch, is taken once; one whose window has passed is forgotten."""
+    from medsettle.ledger.gate import PostgresGateStore, SQLiteGateStore
+
+    if backend == "sqlite":
+        store = SQLiteGateStore(tmp_path / "centre.db")
+    else:
+        store = PostgresGateStore(request.getfixturevalue("postgres_server").new_database())
+    try:
+        assert store.claim_nonces([("A", "n1", 100)], 10) == [True]
+        batch = [("A", "n1", 100), ("A", "n2", 100), ("A", "n2", 100), ("B", "n1", 100)]
+        assert store.claim_nonces(batch, 10) == [False, True, False, True]
+        many = [("C", f"m{i}", 100) for i in range(300)]  # over one statement's chunk
+        assert store.claim_nonces(many, 10) == [True] * 300
+        assert store.claim_nonces(many[:2], 10) == [False, False]
+        assert store.claim_nonces([("A", "n1", 200)], 150) == [True]  # its window over: forgotten, taken anew
+    finally:
+        store.close()

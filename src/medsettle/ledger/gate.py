@@ -198,6 +198,9 @@ class SQLiteGateStore(GateStore):
             raise
 
 
+_NONCE_CHUNK = 128  # nonces claimed per INSERT on PostgreSQL
+
+
 class PostgresGateStore(GateStore):
     """The gate's tables in the PostgreSQL journal's database, shared by every centre process on it."""
 
@@ -214,6 +217,28 @@ class PostgresGateStore(GateStore):
 
     def close(self) -> None:
         self._conns.close()
+
+    def claim_nonces(self, claims: Sequence[tuple[str, str, int]], now: int) -> list[bool]:
+        """As the base class's, in a statement per chunk of claims rather than per claim: each statement is a
+        round trip to the server, and a busy centre claims dozens of nonces at a time. A nonce twice in one
+        batch is taken by its first claim."""
+        with self._transaction(write=True) as execute:
+            execute("DELETE FROM nonces WHERE expires < {p}", (now,))
+            inserted: set[tuple[str, str]] = set()
+            for start in range(0, len(claims), _NONCE_CHUNK):
+                chunk = claims[start : start + _NONCE_CHUNK]
+                values = ", ".join(["({p}, {p}, {p})"] * len(chunk))
+                rows = execute(
+                    f"INSERT INTO nonces (paasid, nonce, expires) VALUES {values} "
+                    "ON CONFLICT DO NOTHING RETURNING paasid, nonce",
+                    tuple(value for claim in chunk for value in claim),
+                )
+                inserted.update((paasid, nonce) for paasid, nonce in rows)
+        taken = []
+        for paasid, nonce, _ in claims:
+            taken.append((paasid, nonce) in inserted)
+            inserted.discard((paasid, nonce))  # a second claim of it in this batch finds it taken
+        return taken
 
     @contextlib.contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Execute]:

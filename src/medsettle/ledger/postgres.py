@@ -64,6 +64,21 @@ class PostgresJournal(GroupCommitJournal):
             "INSERT INTO journal (at, kind, region, key, body) VALUES (%s, %s, %s, %s, %s) RETURNING seq", row
         ).fetchone()[0]
 
+    def _insert_many(self, conn: Any, rows: list[Row]) -> list[int]:
+        # A few multi-row INSERTs per group, not a round trip to the server per row (at 64 clients a group
+        # holds dozens). RETURNING gives each row's seq with its kind and key, which are unique together, so
+        # the seqs are matched to the rows whatever order the server returns them in. Chunk sizes come from
+        # a fixed set so that psycopg prepares each statement once.
+        seqs: dict[tuple[str, str], int] = {}
+        done = 0
+        while done < len(rows):
+            size = next(n for n in _CHUNKS if n <= len(rows) - done)
+            chunk = rows[done : done + size]
+            found = conn.execute(_insert_rows_returning(size), [value for row in chunk for value in row]).fetchall()
+            seqs.update(((kind, key), seq) for seq, kind, key in found)
+            done += size
+        return [seqs[(row[1], row[3])] for row in rows]
+
     def _is_duplicate(self, exc: Exception) -> bool:
         import psycopg  # noqa: PLC0415
 
@@ -106,6 +121,15 @@ class PostgresJournal(GroupCommitJournal):
         if owner is not None:
             owner.close()  # releases the regions
             self._owner = None
+
+
+_CHUNKS = (128, 32, 8, 1)  # rows per INSERT statement, largest first
+
+
+@functools.lru_cache(maxsize=len(_CHUNKS))
+def _insert_rows_returning(rows: int) -> str:
+    values = ", ".join(["(%s, %s, %s, %s, %s)"] * rows)
+    return f"INSERT INTO journal (at, kind, region, key, body) VALUES {values} RETURNING seq, kind, key"
 
 
 def _lock_id(name: str) -> int:
