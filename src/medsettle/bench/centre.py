@@ -70,6 +70,7 @@ class EmbeddedCentre:
     url: str = ""
     max_connections: int | None = None
     log: list[str] = field(default_factory=list)
+    serve_args: tuple[str, ...] = ()  # more of serve's options (--db URL, --workers N)
 
     @property
     def credentials_file(self) -> Path:
@@ -82,6 +83,7 @@ class EmbeddedCentre:
         out, err = self.data_dir / "serve.out", self.data_dir / "serve.log"
         args = [sys.executable, "-m", "medsettle.cli", "serve", "--port", "0", "--data-dir", str(self.data_dir)]
         args += ["--stats-every", "0", *(["--persons", self.persons_file] if self.persons_file else [])]
+        args += self.serve_args
         if self.institutions:
             (self.data_dir / "institutions.toml").write_text(self.institutions, encoding="utf-8")
             args += ["--institutions", str(self.data_dir / "institutions.toml")]

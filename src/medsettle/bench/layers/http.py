@@ -50,9 +50,10 @@ class Load:
         return self.done / self.seconds
 
 
-def sale_persons(region: str = "130100") -> tuple[list[tuple[str, str]], list[str]]:
-    """The default served centre's persons of ``region`` as (psn_no, ID number), and 20 class-A item codes
-    of its catalogue: a sale names the person by a certificate (02, the ID number)."""
+def sale_persons(region: str = "130100", *more: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """The default served centre's persons of ``region`` (and of the regions ``more`` names) as (psn_no, ID
+    number), and 20 class-A item codes of the first region's catalogue: a sale names the person by a
+    certificate (02, the ID number)."""
     from ...centre.registry import Registry  # noqa: PLC0415
     from ...engine import Population  # noqa: PLC0415
     from ...policy import load_default_policy  # noqa: PLC0415
@@ -61,10 +62,11 @@ def sale_persons(region: str = "130100") -> tuple[list[tuple[str, str]], list[st
     population = Population.generate(policy, 10_000, seed=0)
     registry = Registry.generate(population)
     codes = [i.med_list_codg for i in policy.region(region).catalogues[0].items if i.chrgitm_lv == "01"][:20]
+    regions = {region, *more}
     persons = [
         (population.psn_nos[i], registry.identities[population.psn_nos[i]].certno)
         for i in range(len(population))
-        if population.region_codes[population.attrs[i]["region"]] == region
+        if population.region_codes[population.attrs[i]["region"]] in regions
     ]
     return persons, codes
 
@@ -92,9 +94,17 @@ def write_signatures(credential: InstitutionCredential, threads: int, seconds: f
         (workdir / f"nonces-{thread}.txt").write_text("\n".join(lines) + "\n")
 
 
-def load_with_wrk(url: str, credential: InstitutionCredential, clients: int, seconds: float, workdir: Path) -> Load:
-    """A wrk run of ``seconds`` at ``clients`` connections; RuntimeError on any refused or failed reply."""
-    persons, codes = sale_persons()
+def load_with_wrk(
+    url: str,
+    credential: InstitutionCredential,
+    clients: int,
+    seconds: float,
+    workdir: Path,
+    regions: tuple[str, ...] = ("130100",),
+) -> Load:
+    """A wrk run of ``seconds`` at ``clients`` connections, sales to persons insured in ``regions`` (the
+    pharmacy's own first); RuntimeError on any refused or failed reply."""
+    persons, codes = sale_persons(*regions)
     threads = min(clients, 2)
     write_signatures(credential, threads, seconds, workdir)
     (workdir / "persons.txt").write_text("\n".join(f"{psn} {certno}" for psn, certno in persons))
@@ -176,6 +186,12 @@ def cpu_seconds(pid: int) -> float:  # ok-float: seconds
     """User + system CPU time of a process, from /proc (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:  # ok-float: seconds
+    """:func:`cpu_seconds` of a process and its running children (``serve --workers``' workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return cpu_seconds(pid) + sum(tree_cpu_seconds(int(child)) for child in children)
 
 
 def find_wrk() -> str | None:

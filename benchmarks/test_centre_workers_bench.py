@@ -1,0 +1,101 @@
+"""`serve --workers 2` against one centre process, both on PostgreSQL, against pgbench's TPC-B (issue 18).
+
+Two centres on one private PostgreSQL server (fsync on), each with a database of its own: `medsettle serve
+--db URL` (one process owning both insured regions) and `medsettle serve --db URL --workers 2` (a worker per
+region). wrk with the signed benchmarks' script sends 2102 sales of the 130100 pharmacy to persons of both
+regions (about 60% of the generated persons are 130100's), so on the workers about half the sales land on the
+worker that does not own the person and are handed over. At 1, 8 and 64 connections the two centres are driven
+in turn, ROUNDS times for SECONDS each, and pgbench runs with the same clients after each pair: the
+machine's load moves between rounds, and alternating shares it out. Printed: the median settlements/s of
+each, the ratio 2 workers / 1 process, each against pgbench, and server CPU (the parent and its workers) per
+settlement.
+
+    python -m pytest benchmarks/test_centre_workers_bench.py --benchmark-only -s
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import uuid
+
+import pytest
+
+from figures import RESULTS
+from medsettle.bench.centre import EmbeddedCentre
+from medsettle.bench.layers import http, postgres
+from medsettle.credentials import load as load_credentials
+
+CLIENTS = (1, 8, 64)
+SECONDS = float(os.environ.get("MEDSETTLE_BENCH_SECONDS", 6))
+ROUNDS = int(os.environ.get("MEDSETTLE_BENCH_ROUNDS", 3))
+REGIONS = ("130100", "330300")
+CONFIGS = ("1 process", "2 workers")
+
+
+def _database(server: postgres.PrivatePostgres) -> str:
+    import psycopg
+
+    name = "b_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server.url(name)
+
+
+@pytest.fixture(scope="module")
+def centres(tmp_path_factory):
+    missing = postgres.missing() or (None if shutil.which("wrk") else "wrk is not installed (apt-get install wrk)")
+    if missing:
+        pytest.skip(missing)
+    server = postgres.PrivatePostgres()
+    postgres.pgbench_init(server.url(), 10)
+    started = {}
+    try:
+        for name, extra in zip(CONFIGS, ((), ("--workers", "2")), strict=True):
+            centre = EmbeddedCentre(tmp_path_factory.mktemp("centre"), serve_args=("--db", _database(server), *extra))
+            centre.launch()
+            centre.wait()
+            started[name] = centre
+        yield server, started
+    finally:
+        for centre in started.values():
+            centre.stop()
+        server.stop()
+
+
+@pytest.mark.parametrize("clients", CLIENTS)
+def test_two_workers_against_one_process(benchmark, centres, clients, tmp_path):
+    server, started = centres
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in CONFIGS}  # (per s, p99, cpu ms)
+    pgbench: list[float] = []
+
+    def run() -> None:
+        for round_no in range(ROUNDS):
+            for name, centre in started.items():
+                credential = load_credentials(centre.credentials_file).institution(http.PHARMACY)
+                workdir = tmp_path / f"{round_no}-{name.replace(' ', '-')}"
+                workdir.mkdir()
+                assert centre.pid is not None
+                before = http.tree_cpu_seconds(centre.pid)
+                load = http.load_with_wrk(centre.url, credential, clients, SECONDS, workdir, REGIONS)
+                cpu_ms = (http.tree_cpu_seconds(centre.pid) - before) * 1000 / max(1, load.done)
+                runs[name].append((load.done / SECONDS, load.p99_ms, cpu_ms))
+            pgbench.append(postgres.pgbench_tps(server.url(), clients, int(SECONDS)))
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    tps = {name: statistics.median(r[0] for r in runs[name]) for name in CONFIGS}
+    yardstick = statistics.median(pgbench)
+    figures = RESULTS.setdefault(("centre workers", f"{clients} clients"), {})
+    figures.update({"pgbench_tps": yardstick, "2 workers / 1 process": tps["2 workers"] / tps["1 process"]})
+    print(f"\n{clients} clients, {ROUNDS} rounds of {SECONDS:g} s, medians; pgbench TPC-B {yardstick:,.0f} tps")
+    for name in CONFIGS:
+        p99 = statistics.median(r[1] for r in runs[name])
+        cpu = statistics.median(r[2] for r in runs[name])
+        figures[f"{name} settlements/s"] = tps[name]
+        each = ", ".join(f"{r[0]:,.0f}" for r in runs[name])
+        print(
+            f"  {name}: {tps[name]:,.0f} settlements/s ({each}), p99 {p99:.1f} ms, "
+            f"{tps[name] / yardstick:.2f}x pgbench, server CPU {cpu:.2f} ms per settlement"
+        )
+    print(f"  2 workers / 1 process: {tps['2 workers'] / tps['1 process']:.2f}")
