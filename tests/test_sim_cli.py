@@ -267,3 +267,15 @@ def test_ctrl_c_stops_a_soak_with_the_totals_of_the_seeds_played():
     played = re.search(r"^interrupted: (\d+) of 50 seeds played$", r.stdout, re.M)
     assert played and int(played.group(1)) < 50 and row(r.stdout, "seeds run") == int(played.group(1)), r.stdout
     assert "Traceback" not in r.stderr, r.stderr
+
+
+def test_the_run_docs_simulation_md_shows_is_what_sim_run_prints():
+    """docs/simulation.md shows a whole `sim run` output, hash included: it must be what the command prints
+    today (a change of the simulated world, or of an answer's bytes, changes the hash; regenerate the block)."""
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "simulation.md").read_text(encoding="utf-8")
+    _, _, rest = docs.partition("```sh\nmedsettle sim run --seed 3 --institutions 3\n```")
+    assert rest, "docs/simulation.md no longer shows `medsettle sim run --seed 3 --institutions 3`"
+    shown = rest.split("```text\n", 1)[1].split("```", 1)[0]
+    run = sim("run", "--seed", "3", "--institutions", "3")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == shown, "docs/simulation.md's sim run excerpt is stale: paste the output of the command"
