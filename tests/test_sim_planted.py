@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from medsettle.centre.answers import TOMBSTONE, AnswerStore
+from medsettle.centre.answers import TOMBSTONE, AnswerStore, Kept
 from medsettle.centre.reversal import ReversalFlow
 from medsettle.centre.settlements import Settlements
 from medsettle.engine.columns import COL
@@ -62,7 +62,8 @@ def resent_settle_applied_twice(monkeypatch: pytest.MonkeyPatch) -> None:
         if env.infno in SETTLE_INFNOS:
             own = self._answers.get(env.fixmedins_code, {})
             stored = own.get(env.msgid)
-            if stored is not None and stored[0] not in (TOMBSTONE, None) and isinstance(stored[1], bytes):
+            durable = isinstance(stored[1], bytes | Kept) if stored is not None else False  # held, or made again
+            if stored is not None and stored[0] not in (TOMBSTONE, None) and durable:
                 del own[env.msgid]
         return once(self, env, region, work)
 

@@ -13,7 +13,7 @@ import datetime as dt
 from ..errors import MedsettleError
 
 NETWORK_FAULTS = ("request_lost", "answer_lost", "duplicated", "delayed", "reordered")
-STEP_FAULTS = ("centre_crash", "partition", "power_loss", "disk_full")
+STEP_FAULTS = ("centre_crash", "partition", "power_loss", "disk_full", "reader_dead", "psam_failed", "card_pulled")
 FAULT_KINDS = NETWORK_FAULTS + STEP_FAULTS
 
 
@@ -39,12 +39,14 @@ class Profile:
 _NETWORK = {"request_lost": 0.03, "answer_lost": 0.03, "duplicated": 0.03, "delayed": 0.05, "reordered": 0.02}
 # About one centre crash a simulated day of 10 counters (each restart replays the journal: the crashes profile has more)
 _STEPS = {"centre_crash": 0.0015, "partition": 0.01, "power_loss": 0.03, "disk_full": 0.003}
+# A counter's card reader stops answering, or its PSAM does, for a while; a patient pulls the card during its read
+_EQUIPMENT = {"reader_dead": 0.004, "psam_failed": 0.003, "card_pulled": 0.02}
 
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
         Profile("none", {}, description="no faults: the baseline"),
-        Profile("default", {**_NETWORK, **_STEPS}, description="every fault, each now and then"),
+        Profile("default", {**_NETWORK, **_STEPS, **_EQUIPMENT}, description="every fault, each now and then"),
         Profile(
             "network",
             {k: 4 * v for k, v in _NETWORK.items()} | {"partition": 0.04},
@@ -57,8 +59,9 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             "equipment",
-            {"disk_full": 0.05, "power_loss": 0.05, "answer_lost": 0.05},
-            description="counter disks full and power cuts",
+            {"disk_full": 0.05, "power_loss": 0.05, "answer_lost": 0.05}
+            | {"reader_dead": 0.04, "psam_failed": 0.03, "card_pulled": 0.1},
+            description="counter disks full, card readers and PSAMs dead, cards pulled, power cuts",
         ),
         Profile(
             "partitions",
@@ -74,7 +77,7 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             "year_end",
-            {**_NETWORK, **_STEPS},
+            {**_NETWORK, **_STEPS, **_EQUIPMENT},
             start=dt.datetime(2026, 12, 31, 16, 0),
             description="every fault, across midnight and the year end",
         ),

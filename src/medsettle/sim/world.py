@@ -28,8 +28,12 @@ from ..centre.registry import Registry
 from ..centre.service import Centre
 from ..engine import Population, Settler
 from ..errors import MedsettleError
+from ..hardware.bus import BusEntry, VirtualBus
+from ..hardware.card import VirtualCard
+from ..hardware.personalise import profile_for
 from ..ledger import SQLiteJournal
 from ..policy import Policy, load_default_policy
+from ..readers import ReaderError, VirtualReader
 from ..seams import Crashed, RaiseOnCrash, SeededRandomness
 from ..terminal import CentreUnreachable, Counter, CounterStore, Identity
 from ..terminal.crash import POINTS
@@ -47,6 +51,8 @@ PATIENTS = 400  # the persons who come to the counters, drawn by Zipf (s = 1)
 RESEND_FOR_S = 3.0  # a counter's resend loop, on the virtual clock
 MAX_INSTITUTIONS = 500
 WINDOW_PAST = dt.timedelta(days=8)  # past every re-settlement window (docs/failures.md: 7 days)
+CARD_SHARE = 0.5  # of the patients with an active card, those who hand it over (the others their ID card)
+NO_CARD = "NO_CARD"  # what the reader says of a card pulled during its read: the clerk takes the ID card instead
 
 
 @dataclasses.dataclass
@@ -95,6 +101,13 @@ class SimCounter:
     sales: list[str] = dataclasses.field(default_factory=list)  # settled sales a patient may come back to cancel
     disk_full_until: int = 0  # the step at which a full disk is cleared (0: not full)
     signed_in: dt.date | None = None  # the day of the counter's sign-in (None: its last try failed)
+    bus: VirtualBus | None = None  # the counter's card reader and PSAM (the virtual reader backend)
+    broken: dict[str, int] = dataclasses.field(default_factory=dict)  # "reader"/"psam" -> the step it is repaired
+
+    @property
+    def entry(self) -> BusEntry:
+        assert self.bus is not None
+        return self.bus.counters[self.name]
 
 
 class World:
@@ -172,6 +185,11 @@ class Run:
         self.step = 0
         self.bills = 0
         self.touched: set[str] = set()  # persons who came to a counter since the last check
+        self.unidentified: dict[str, str] = {}  # voucher -> the ID number of the patient no reader identified
+        # counter -> the ID number of the last patient its reader missed (a sale cut short by a power loss leaves
+        # its voucher to resume: it is that patient's)
+        self._unread: dict[str, str] = {}
+        self._cards: dict[str, VirtualCard] = {}  # psn_no -> the patient's card (issued at the first read)
         self._own_dir = workdir is None
         shm = Path("/dev/shm")
         self.dir = workdir or Path(tempfile.mkdtemp(prefix="medsettle-sim-", dir=shm if shm.is_dir() else None))
@@ -204,15 +222,19 @@ class Run:
     def _new_counter(self, k: int, institution: Institution) -> SimCounter:
         name = f"{institution.fixmedins_code}-{k}"
         path = self.dir / f"{name}.db"
-        counter = SimCounter(name, institution, path, self._counter(name, institution, path))
+        bus = VirtualBus([name])
+        counter = SimCounter(name, institution, path, self._counter(name, institution, path, bus), bus=bus)
         self._sign_in(counter)
         return counter
 
-    def _counter(self, name: str, institution: Institution, path: Path, crash_at: str | None = None) -> Counter:
+    def _counter(
+        self, name: str, institution: Institution, path: Path, bus: VirtualBus | None, crash_at: str | None = None
+    ) -> Counter:
         return Counter(
             institution.fixmedins_code,
             CounterStore(path, clock=self.clock),
             self.network.transport(name),
+            reader=VirtualReader(bus=bus, clock=self.clock) if bus is not None else None,
             dev_no=name.rsplit("-", 1)[1].rjust(3, "0"),
             resend_for=RESEND_FOR_S,
             clock=self.clock,
@@ -223,7 +245,7 @@ class Run:
 
     def _reopen(self, c: SimCounter, crash_at: str | None = None) -> None:
         c.counter.journal.close()
-        c.counter = self._counter(c.name, c.institution, c.path, crash_at)
+        c.counter = self._counter(c.name, c.institution, c.path, c.bus, crash_at)
         if c.disk_full_until:
             c.counter.journal.limit_size(0)  # the disk is still full after a restart
 
@@ -346,6 +368,32 @@ class Run:
             seconds = self.rng.uniform(60, 1800)
             self.network.partition(c.name, seconds)
             self.trace.event(self.step, f"{c.name} partitioned for {seconds:.0f} s")
+        self._equipment_faults(c)
+
+    def _equipment_faults(self, c: SimCounter) -> None:
+        """The card reader (its PC/SC service) or the PSAM stops answering for a while, then is repaired."""
+        for part, kind in (("reader", "reader_dead"), ("psam", "psam_failed")):
+            if part in c.broken and self.step >= c.broken[part]:
+                self._repair(c, part)
+            elif part not in c.broken and self._chance(kind):
+                c.broken[part] = self.step + self.rng.randint(1, 30)
+                if part == "reader":
+                    self._bus(c).stop_service()
+                else:
+                    c.entry.psam.set_faults(mute=True)
+                self.trace.event(self.step, f"{c.name} {part} stops answering")
+
+    def _bus(self, c: SimCounter) -> VirtualBus:
+        assert c.bus is not None
+        return c.bus
+
+    def _repair(self, c: SimCounter, part: str) -> None:
+        del c.broken[part]
+        if part == "reader":
+            self._bus(c).start_service()
+        else:
+            c.entry.psam.clear_faults()
+        self.trace.event(self.step, f"{c.name} {part} repaired")
 
     def restart_centre(self) -> None:
         """The centre process dies and starts again on its journal: what it answered must come back."""
@@ -371,6 +419,43 @@ class Run:
         self.touched.add(self.world.registry.by_certno[who.mdtrt_cert_no])
         return who
 
+    def _identified(self, c: SimCounter, who: Identity) -> Identity | None:
+        """Who the counter settles for: the patient's card read in its reader (half of those with an active
+        card hand it over), their ID card otherwise, or a card pulled during the read; None when the reader or
+        its PSAM has failed (nobody identified: cash and a voucher, re-settled later with the ID number)."""
+        registry = self.world.registry
+        psn_no = registry.by_certno[who.mdtrt_cert_no]
+        card = registry.usable_card_of(psn_no)
+        if card is None or card.status != "active" or self.rng.random() >= CARD_SHARE:
+            return who
+        if psn_no not in self._cards:
+            self._cards[psn_no] = VirtualCard.issue(profile_for(registry, psn_no))
+        slot = c.entry.card
+        if slot.inserted:
+            slot.remove()
+        slot.insert(self._cards[psn_no])
+        if self._chance("card_pulled"):
+            slot.remove()
+            self.trace.event(self.step, f"{c.name} card pulled during its read")
+        try:
+            return c.counter.read_card()
+        except ReaderError as exc:
+            if exc.code == NO_CARD:
+                return who  # the clerk asks for the ID card
+            self.trace.event(self.step, f"{c.name} card not read: {exc.code}: {exc}")
+            return None
+
+    def _settle_voucher(self, c: SimCounter, voucher: str) -> Any:
+        """A voucher re-settled: a patient no reader identified shows the ID card this time."""
+        certno = self.unidentified.get(voucher)
+        if certno is None:
+            _, sale = c.counter.journal.require_sale(c.counter.journal.require_voucher(voucher)["sale"])
+            if sale.get("identity") is None and c.name in self._unread:  # made by a sale a power loss cut short
+                certno = self.unidentified[voucher] = self._unread[c.name]
+        if certno is not None:
+            self.touched.add(self.world.registry.by_certno[certno])
+        return c.counter.settle_voucher(voucher, Identity("02", certno) if certno else None)
+
     def _items(self, most: int = 4) -> list[dict]:
         return [
             {"med_list_codg": self.rng.choice(self.world.drugs), "pric": f"{self.rng.randint(100, 20000) / 100:.2f}",
@@ -388,18 +473,23 @@ class Run:
                 sale = c.sales.pop(self.rng.randrange(len(c.sales)))
                 self._receipt(c, "cancel", counter.cancel(sale))
             elif tier != "pharmacy" and roll > 0.93:
-                c.stays.append(counter.admit(self._patient()))
+                who = self._patient()
+                c.stays.append(counter.admit(self._identified(c, who) or who))  # no card read: the ID card
                 self.outcomes["admitted"] += 1
             elif counter.pending_vouchers() and roll < 0.45:
                 voucher = counter.pending_vouchers()[0]["voucher"]
-                self._receipt(c, "voucher", counter.settle_voucher(voucher))
+                self._receipt(c, "voucher", self._settle_voucher(c, voucher))
             else:
                 self.bills += 1
                 items = self._items()
-                if tier == "pharmacy":
-                    self._receipt(c, "sale", counter.sell(self._patient(), items))
-                else:
-                    self._receipt(c, "visit", counter.visit(self._patient(), items))
+                who = self._patient()
+                identity = self._identified(c, who)
+                if identity is None:
+                    self._unread[c.name] = who.mdtrt_cert_no
+                receipt = counter.sell(identity, items) if tier == "pharmacy" else counter.visit(identity, items)
+                if identity is None and receipt.voucher:
+                    self.unidentified[receipt.voucher] = who.mdtrt_cert_no
+                self._receipt(c, "sale" if tier == "pharmacy" else "visit", receipt)
             if counter.journal.saf_entries("queued"):
                 counter.forward()
         except Crashed:
@@ -447,6 +537,8 @@ class Run:
             if c.disk_full_until:  # equipment repaired
                 c.disk_full_until = 0
                 c.counter.journal.limit_size(None)
+            for part in list(c.broken):
+                self._repair(c, part)
             self._restart_counter(c)
             try:
                 c.counter.forward()
@@ -455,7 +547,7 @@ class Run:
                 self.trace.event(self.step, f"{c.name} forward stopped: {exc.code}: {exc}")
             for v in c.counter.pending_vouchers():
                 try:
-                    self._receipt(c, "voucher", c.counter.settle_voucher(v["voucher"]))
+                    self._receipt(c, "voucher", self._settle_voucher(c, v["voucher"]))
                 except MedsettleError as exc:
                     self._bug_if_illegal(exc)
                     self.outcomes[f"voucher {exc.code}"] += 1
