@@ -4,8 +4,8 @@ A real `medsettle serve` process (SQLite journal, WAL, synchronous=FULL) answers
 from 1, 8 and 64 concurrent clients on 127.0.0.1 for a bounded time each; pgbench runs its TPC-B
 workload with the same client counts on a private PostgreSQL server (fsync on) in the same run.
 
-The load comes from wrk (Debian's package ``wrk``) with the signed wrk script medsettle/bench/layers/wrk_sale.lua: a C client, as
-pgbench's is, so that on a two-core machine the yardstick and the centre are driven alike. Without wrk
+The load comes from wrk (Debian's package ``wrk``) with the signed script medsettle/bench/layers/wrk_sale.lua:
+a C client, as pgbench's is, so that on a two-core machine the yardstick and the centre are driven alike. Without wrk
 an aiohttp client in Python drives the load instead; it needs about as much CPU as the centre itself,
 so its figures are lower and say so. The measuring code is medsettle.bench.layers.http's (and
 .postgres's), what `medsettle bench all` measures.
