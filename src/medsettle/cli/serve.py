@@ -1,10 +1,8 @@
-"""``medsettle serve``: the settlement centre on 127.0.0.1.
+"""``medsettle serve``: the settlement centre on 127.0.0.1; its options, checked before anything is opened.
 
-What it prints on stdout (the journal replayed, the institutions, the URL it listens on) is for the user and
-for the scripts that read the URL; its log (to stderr, or ``--log-file``) is for the operator: one line at the
-start, one every ``--stats-every`` seconds (requests, refusals and sampled latency), one at a clean stop
-(SIGINT or SIGTERM), and one from the centre's core if it fail-stops. Logging is configured here, in the
-command, and nowhere in the library.
+What serving takes (the socket, the journal, the gateway and credentials, the server's loop, what it prints
+and logs) is in :mod:`._serving`, shared with ``--workers`` (:mod:`.serve_workers`). Logging is configured
+here, in the command, and nowhere in the library.
 """
 
 from __future__ import annotations
