@@ -200,3 +200,18 @@ def test_more_workers_than_regions_is_refused(postgres_server, tmp_path):
     )
     assert result.returncode == 1, result.stderr
     assert "Error: --workers 3: only 2 insured regions to share out (130100, 330300)" in result.stderr
+
+
+def test_the_workers_stop_when_their_parent_is_killed(postgres_server, tmp_path):
+    """A parent killed with SIGKILL cannot stop its workers: Linux sends them SIGTERM (PR_SET_PDEATHSIG)."""
+    server = workers_centre(tmp_path, postgres_server.new_database()).start()
+    try:
+        assert server.proc is not None
+        children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+        server.kill()
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{child}").exists() for child in children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(Path(f"/proc/{child}").exists() for child in children), "a worker outlived its parent"
+    finally:
+        server.stop()
