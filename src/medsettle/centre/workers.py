@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ..errors import MedsettleError
+from ..errors import InvalidInput, MedsettleError
 from ..jsontext import dumps_bytes, loads
 from .app import parse_sized_body
 from .service import Centre
@@ -82,10 +82,15 @@ class Handoff:
             connector = aiohttp.TCPConnector(limit=256, force_close=False)
             timeout = aiohttp.ClientTimeout(total=HANDOFF_TIMEOUT)
             self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
-        url = self._owners[region] + path
+        owner = self._owners.get(region)
+        if owner is None:  # `serve --regions` left it to another centre: refused as by one process
+            raise InvalidInput(
+                f"insured region {region} is not served by this centre's workers", field="insuplc_admdvs"
+            )
+        url = owner + path
         if region not in self._used:
             self._used.add(region)
-            log.info("handing requests about region %s to its worker (%s)", region, self._owners[region])
+            log.info("handing requests about region %s to its worker (%s)", region, owner)
         headers = {TOKEN_HEADER: self._token, "Content-Type": "application/json"}
         try:
             async with self._session.post(url, data=dumps_bytes(body), headers=headers) as response:
