@@ -179,7 +179,9 @@ class AnswerStore:
     Bytes, not dicts: millions of stored answers would otherwise be millions of containers for Python's
     cyclic garbage collector to walk again and again (pauses of a second and more)."""
 
-    def __init__(self, ledger: Ledger, stamps: Stamps, *, window: float = IDEMPOTENCY_WINDOW) -> None:
+    def __init__(
+        self, ledger: Ledger, stamps: Stamps, *, window: float = IDEMPOTENCY_WINDOW  # ok-float: seconds
+    ) -> None:
         """``window``: seconds an answer's text is held after it was made (a resend later is answered from
         the journal)."""
         if not window > 0:
@@ -293,7 +295,9 @@ class AnswerStore:
             del self._answers[code][msgid]
         pending.set_exception(unavailable)
 
-    def _hold(self, code: str, msgid: str, response: dict, kept: Kept | None, made_at: float) -> bytes | Kept:
+    def _hold(
+        self, code: str, msgid: str, response: dict, kept: Kept | None, made_at: float  # ok-float: a time
+    ) -> bytes | Kept:
         """What is held of a durable answer made at ``made_at`` (under the lock): nothing but where it is kept
         if it can be made again from memory or its window has passed, else its text (and when it leaves)."""
         if kept is not None and kept.kind in self._remakers:
@@ -305,7 +309,7 @@ class AnswerStore:
             self._held.append((leaves_at, code, msgid, kept))
         return dumps_kept(response)  # an answer no entry holds (a voucher's repeat) stays: it is rare and small
 
-    def _let_go(self, now: float) -> None:
+    def _let_go(self, now: float) -> None:  # ok-float: time
         """Answers held past their window leave memory (under the lock): their entries now say where they are
         kept. Called as answers are stored, so a busy centre lets go as it goes."""
         held = self._held

@@ -100,7 +100,7 @@ class Centre:
         regions: list[str] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         randomness: Randomness = SYSTEM_RANDOM,
-        idempotency_window: float = IDEMPOTENCY_WINDOW,
+        idempotency_window: float = IDEMPOTENCY_WINDOW,  # ok-float: seconds
     ) -> None:
         """``regions``: the insured regions this process owns (default: all of the policy's). Several
         processes may share one PostgreSQL journal, each owning other regions (docs/architecture.md): each is

@@ -104,4 +104,4 @@ def pgbench_tps(url: str, clients: int, seconds: int) -> float:  # ok-float: a r
     found = re.search(r"tps = ([\d.]+)", proc.stdout)
     if found is None:
         raise RuntimeError(f"pgbench printed no tps: {proc.stdout[-300:]}")
-    return float(found.group(1))
+    return float(found.group(1))  # ok-float: a rate (tps)
