@@ -180,7 +180,11 @@ class AnswerStore:
     cyclic garbage collector to walk again and again (pauses of a second and more)."""
 
     def __init__(
-        self, ledger: Ledger, stamps: Stamps, *, window: float = IDEMPOTENCY_WINDOW  # ok-float: seconds
+        self,
+        ledger: Ledger,
+        stamps: Stamps,
+        *,
+        window: float = IDEMPOTENCY_WINDOW,  # ok-float: seconds
     ) -> None:
         """``window``: seconds an answer's text is held after it was made (a resend later is answered from
         the journal)."""
@@ -296,7 +300,12 @@ class AnswerStore:
         pending.set_exception(unavailable)
 
     def _hold(
-        self, code: str, msgid: str, response: dict, kept: Kept | None, made_at: float  # ok-float: a time
+        self,
+        code: str,
+        msgid: str,
+        response: dict,
+        kept: Kept | None,
+        made_at: float,  # ok-float: a time
     ) -> bytes | Kept:
         """What is held of a durable answer made at ``made_at`` (under the lock): nothing but where it is kept
         if it can be made again from memory or its window has passed, else its text (and when it leaves)."""
