@@ -43,7 +43,7 @@ def pytest_terminal_summary(terminalreporter):
     tr.write_line(header + (f"{'full/bare_rec':>15}{'totals/bare_rec':>17}" if ratios else ""))
     for key, row in RESULTS.items():
         label = " ".join(str(k) for k in key)
-        line = f"{label:<28}" + "".join(f"{row[n]:>17,.0f}" if n in row else f"{'-':>17}" for n in names)
+        line = f"{label:<28}" + "".join(f"{_figure(row[n]):>17}" if n in row else f"{'-':>17}" for n in names)
         if ratios and row.get("bare_record"):
             line += f"{row.get('core_full', 0) / row['bare_record']:>15.3f}"
             line += f"{row.get('core_totals', 0) / row['bare_record']:>17.3f}"
@@ -53,3 +53,8 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture(scope="session")
 def n_bills() -> int:
     return int(os.environ.get("MEDSETTLE_BENCH_BILLS", 10_000_000))
+
+
+def _figure(value: float) -> str:
+    """Thousands as whole numbers, small rates (seeds/s) with the digits that say something."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
