@@ -1,8 +1,8 @@
 """`medsettle scenario run` as a scenario tester runs it (docs/scenarios.md): every example of
 examples/scenarios/ passes in the deterministic world with a JUnit report CI can read; a malformed file is one
 Error line naming the file, the step and the field (exit 2, nothing run); a scenario whose expectation is
-wrong fails with exit 1 naming the step; --live runs examples against a served centre, skipping those that
-need the virtual clock.
+wrong fails with exit 1 naming the step; --live runs examples against a served centre, on the real clock moved
+by the steps that move the clock.
 
 The examples run through the command in a subprocess, all in one (a world each, about half a second); the bad
 files and the wrong expectation through the same command in this process (click's runner), which
@@ -166,28 +166,27 @@ def test_a_wrong_expectation_fails_with_exit_1_naming_the_step(tmp_path):
     assert failure.get("message", "").startswith("step 3 (sell): expect.cash")
 
 
-def test_live_runs_examples_against_a_served_centre_and_skips_the_clock(tmp_path):
-    """--live: a centre killed with SIGKILL and restarted, a counter powered off at a crash point, and a
-    scenario that needs the virtual clock skipped (printed and in the JUnit report as skipped, not passed)."""
+def test_live_runs_examples_against_a_served_centre_on_its_moved_clock(tmp_path):
+    """--live: a centre killed with SIGKILL and restarted, a counter powered off at a crash point, and the year
+    end crossed by ``advance_clock`` on the served centre's clock (``serve --clock-file``): the December
+    voucher is refused YEAR_CLOSED by the centre process once a sale of 2 January has settled."""
     names = ["centre_crash_after_answer.toml", "power_off_settle_sent.toml", "year_closed.toml"]
     report = tmp_path / "live.xml"
     proc = medsettle("scenario", "run", "--live", *(str(ROOT / "examples" / "scenarios" / n) for n in names),
                      "--junit", str(report))  # fmt: skip
     out, err = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 0, out + err
-    assert "PASS " in out and "centre_crash_after_answer.toml" in out
+    verdicts = {line.split()[1].rsplit("/", 1)[-1]: line.split()[0] for line in out.splitlines() if ".toml: " in line}
+    assert verdicts == {f"{n}:": "PASS" for n in names}, out
     assert "  ok    7 restart_centre: centre up, its journal replayed" in out
     assert "  ok    4 sell: crashed True, note power lost at settle_sent" in out
-    assert "SKIP " in out and "year_closed.toml" in out
-    assert (
-        "  skipped in live mode: step 5 (advance_clock) needs the virtual clock; live mode runs on real clocks" in out
-    )
-    assert "2 of 3 scenarios passed, 1 skipped in live mode; " in out and ", 0 failed" in out
+    assert "  ok    1 sign_in: sign_no 20261231" in out  # the centre's sign-in day is the file's start
+    assert "  ok    5 advance_clock: now 2027-01-02 09:00" in out
+    assert "  ok    7 sign_in: sign_no 20270102" in out  # and then the day the step moved it to
+    assert "YEAR_CLOSED" in out
+    assert "3 of 3 scenarios passed; " in out and ", 0 failed" in out
     root = ET.parse(report).getroot()
-    assert root.get("skipped") == "1" and root.get("failures") == "0"
-    [skipped] = root.findall(".//skipped")
-    assert "advance_clock" in skipped.get("message", "")
-    assert not root.findall(".//failure")
+    assert root.get("failures") == "0" and not root.findall(".//skipped") and not root.findall(".//failure")
 
 
 def test_a_broken_invariant_stops_the_scenario_naming_it(monkeypatch, tmp_path):

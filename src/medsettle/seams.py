@@ -12,6 +12,7 @@ Times are Asia/Shanghai, as the platform keeps them.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import random
 import secrets
@@ -24,6 +25,8 @@ __all__ = [
     "Clock",
     "SystemClock",
     "SYSTEM_CLOCK",
+    "OffsetClock",
+    "ClockFileError",
     "Randomness",
     "SystemRandomness",
     "SeededRandomness",
@@ -66,6 +69,88 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(max(0.0, seconds))
+
+
+class ClockFileError(ValueError):
+    """A clock file that holds no offset (``medsettle serve --clock-file``)."""
+
+
+class OffsetClock(SystemClock):
+    """The real clock moved by a whole number of seconds kept in a file: a test clock for scenario tests of
+    served processes (``medsettle serve --clock-file``, ``medsettle scenario run --live``).
+
+    The file holds one integer, the seconds to add to the real wall time (negative: back). Whoever writes it
+    (:meth:`set_now`, :meth:`advance`, or any other process) moves the wall time of every process that reads it;
+    each reads it again when the file changes (its inode, size or modification time), so a step of the test
+    moves the centre's and the counters' days on together. Time keeps flowing as the real clock's does.
+    Monotonic time and sleep stay real: a deadline or a resend loop is unaffected, as by a jump of the system
+    clock. A missing file is an offset of 0; a file that holds no integer is :class:`ClockFileError` when the
+    clock is made, and is ignored later (the last offset read stays, as a writer that replaces the file
+    atomically never leaves half a number).
+
+    Never for a real centre: whoever can write the file moves the centre's clock.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._seen: tuple[int, int, int] | None = None  # (inode, size, mtime_ns) of the file last read
+        self._offset = 0
+        self._offset = self._read(strict=True)
+
+    def offset(self) -> int:
+        """The seconds added to the real wall time, as the file holds them now."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._seen, self._offset = None, 0
+            return 0
+        if (st.st_ino, st.st_size, st.st_mtime_ns) != self._seen:
+            self._offset = self._read(strict=False)
+        return self._offset
+
+    def _read(self, *, strict: bool) -> int:
+        try:
+            st = os.stat(self.path)
+            with open(self.path, encoding="ascii") as f:
+                text = f.read().strip()
+            value = int(text)
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError) as exc:
+            if strict:
+                raise ClockFileError(f"{self.path}: a clock file holds whole seconds to add (-86400, 0, 3600): "
+                                     f"{exc}") from None  # fmt: skip
+            return self._offset
+        self._seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+        return value
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(SHANGHAI) + dt.timedelta(seconds=self.offset())
+
+    def time(self) -> float:
+        return time.time() + self.offset()
+
+    def set_now(self, when: dt.datetime) -> None:
+        """Move the wall time of every reader of the file to ``when`` (aware), or less than a second after it
+        (the offset is whole seconds, the real clock's fraction stays)."""
+        self._write(math.ceil((when - dt.datetime.now(SHANGHAI)).total_seconds()))
+
+    def advance(self, seconds: float) -> None:  # ok-float: seconds of time, not money
+        """Move the wall time on by ``seconds`` (never back)."""
+        self._write(self.offset() + max(0, round(seconds)))
+
+    def advance_to(self, when: dt.datetime) -> None:
+        """Move the wall time on to ``when`` if it is later than now."""
+        if when > self.now():
+            self.set_now(when)
+
+    def _write(self, offset: int) -> None:
+        """Replace the file atomically: a reader sees the old offset or the new one, never half of one."""
+        temporary = f"{self.path}.{os.getpid()}.tmp"
+        with open(temporary, "w", encoding="ascii") as f:
+            f.write(f"{offset}\n")
+        os.replace(temporary, self.path)
+        self._offset = self._read(strict=True)
 
 
 class Randomness(Protocol):

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..seams import SYSTEM_CLOCK
+
 if TYPE_CHECKING:
     import asyncio
     from collections.abc import Callable, Iterable
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from ..ledger.gate import Secret
     from ..ledger.journal import GroupCommitJournal
     from ..policy.models import Policy
+    from ..seams import Clock
 
 log = logging.getLogger("medsettle.cli.serve")  # one logger name for the operator's log, whichever module writes
 CONNECTIONS = "medsettle.connections"  # the command context's meta key of the connection limits (serve's option)
@@ -84,6 +87,7 @@ def gateway_of(
     journal: GroupCommitJournal,
     given: dict[str, Secret],
     fail_stop: Callable[[BaseException], MedsettleError],
+    clock: Clock = SYSTEM_CLOCK,
 ) -> tuple[Gateway, dict[str, Secret]]:
     """The gateway of institutions ``codes`` and the credentials it accepts (made now where none is stored
     yet); ``fail_stop``: what a failure to store a nonce does (the journal's database failed)."""
@@ -93,7 +97,7 @@ def gateway_of(
     def failed(exc: BaseException) -> MedsettleError:  # the nonces are in the journal's database: it failed
         return fail_stop(JournalError(f"{journal.name}: storing a nonce: {exc}"))
 
-    return open_gateway(journal.gate, codes, given, on_failure=failed)
+    return open_gateway(journal.gate, codes, given, clock=clock, on_failure=failed)
 
 
 def write_credentials(kept: dict[str, Secret], data_dir: str) -> None:
@@ -255,14 +259,14 @@ def listen(port: int) -> socket.socket:
     return listener
 
 
-def journal_at(url: str) -> GroupCommitJournal:
+def journal_at(url: str, clock: Clock = SYSTEM_CLOCK) -> GroupCommitJournal:
     """The journal at ``url``, or one Error line naming it and why it cannot be opened."""
     import sqlite3  # noqa: PLC0415
 
     from ..ledger import open_journal  # noqa: PLC0415
 
     try:
-        return open_journal(url)
+        return open_journal(url, clock=clock)
     except (OSError, sqlite3.Error) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise click.ClickException(f"journal {url}: cannot open it: {reason}; check --data-dir or --db") from None

@@ -34,7 +34,7 @@ def scenario() -> None:
     "--live",
     is_flag=True,
     help="Against real processes: a served centre killed and restarted for real, counters over HTTP through a "
-    "fault proxy. A scenario that needs the virtual clock (advance_clock) is skipped, saying so.",
+    "fault proxy, on the real clock moved to the scenario's start (advance_clock moves it on).",
 )
 def run_command(files: tuple[Path, ...], junit: Path | None, live: bool) -> None:
     """Run scenario FILES (a directory: its *.toml) in the deterministic world (--live: against real
@@ -57,33 +57,21 @@ def run_command(files: tuple[Path, ...], junit: Path | None, live: bool) -> None
             except ScenarioFileError as exc:
                 raise _FileError(str(exc)) from None
             results.append(result)
-            skipped = getattr(result, "skipped", "")
-            click.echo(f"{'SKIP' if skipped else 'PASS' if result.ok else 'FAIL'} {s.path}: {s.name}")
-            if skipped:
-                click.echo(f"  skipped in live mode: {skipped}")
+            click.echo(f"{'PASS' if result.ok else 'FAIL'} {s.path}: {s.name}")
             for step in result.steps:
                 click.echo(step.line())
             if result.stopped:
                 click.echo(f"  stopped: {result.stopped}")
     if junit is not None:
         try:
-            if live:
-                from ..scenario.live import live_junit_xml  # noqa: PLC0415
-
-                junit.write_bytes(live_junit_xml(results))
-            else:
-                junit.write_bytes(junit_xml(results))
+            junit.write_bytes(junit_xml(results))
         except OSError as exc:
             raise click.ClickException(f"--junit: cannot write {junit}: {exc.strerror or exc}") from None
     steps = sum(len(r.steps) for r in results)
     failed_steps = sum(len(r.failures()) for r in results)
-    skipped_n = sum(1 for r in results if getattr(r, "skipped", ""))
     passed = sum(r.ok for r in results)
-    total = f"{passed} of {len(results)} scenarios passed"
-    if live:
-        total += f", {skipped_n} skipped in live mode"
-    click.echo(f"{total}; {steps} steps, {failed_steps} failed")
-    if passed + skipped_n != len(results):
+    click.echo(f"{passed} of {len(results)} scenarios passed; {steps} steps, {failed_steps} failed")
+    if passed != len(results):
         raise SystemExit(1)
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..engine import Population, Settler
+from ..seams import SYSTEM_CLOCK, ClockFileError, OffsetClock
 from ._common import ENGINE_CHOICE, policy_from
 from ._errors import fail_cleanly
 from ._serving import (
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from ..engine.settler import EngineName
     from ..ledger.gate import Secret
     from ..ledger.journal import GroupCommitJournal
+    from ..seams import Clock
 
 log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -145,6 +147,14 @@ def _connection_limits(ctx: click.Context, _param: click.Parameter, value: int |
     "answered, from the journal, and a reused msgid still refused; a settlement's answer is never held (it is "
     "made again from its record).",
 )
+@click.option(
+    "--clock-file",
+    type=click.Path(dir_okay=False),
+    metavar="PATH",
+    help="Test clock: the centre's wall time is the real one plus the whole seconds PATH holds, read again "
+    "whenever PATH changes, so a scenario test moves days on (docs/scenarios.md 'Live mode'). Never for a "
+    "real centre.",
+)
 @fail_cleanly()
 def serve(
     policy_file: str | None,
@@ -161,6 +171,7 @@ def serve(
     stats_every: int,
     workers: int,
     idempotency_window: int,
+    clock_file: str | None,
 ) -> None:
     """Run the settlement centre on 127.0.0.1: POST the platform's envelope to / ; GET /schema for schemas.
 
@@ -175,6 +186,7 @@ def serve(
             f"--workers {workers}: the workers share one PostgreSQL journal; give --db postgresql://... "
             "(a SQLite journal has one centre process)"
         )
+    clock = _clock_of(clock_file)
     root = logging.getLogger()
     level_before = root.level
     handler = _configure_logging(log_level, log_file)
@@ -195,6 +207,7 @@ def serve(
                 institutions_file=institutions_file,
                 insecure=insecure,
                 idempotency_window=idempotency_window,
+                clock=clock,
             )
             return
         _serve(
@@ -209,6 +222,7 @@ def serve(
             institutions_file,
             insecure,
             idempotency_window,
+            clock,
         )
     finally:  # as it was, for a caller that runs the command in its own process (tests)
         root.removeHandler(handler)
@@ -228,6 +242,7 @@ def _serve(
     institutions_file: str | None,
     insecure: bool,
     idempotency_window: int,
+    clock: Clock,
 ) -> None:
     """Build the centre (policy, population, the port bound, then the journal replayed) and serve it."""
     from ..centre.institutions import default_institutions, load_institutions  # noqa: PLC0415
@@ -242,7 +257,7 @@ def _serve(
     listener = listen(port)
     try:
         url = db_url or str(Path(data_dir) / "centre.db")
-        journal = journal_at(url)
+        journal = journal_at(url, clock)
     except BaseException:
         listener.close()
         raise
@@ -254,11 +269,15 @@ def _serve(
             institutions or default_institutions(pol),
             regions=owned,
             idempotency_window=idempotency_window,
+            clock=clock,
         )
         replayed = journal.count()
         click.echo(f"journal {url}: {replayed:,} entries replayed in {time.perf_counter() - started:.2f} s")
         click.echo("institutions: " + ", ".join(f"{code} ({i.tier})" for code, i in centre.institutions.items()))
-        gateway: Gateway | None = _open_gateway(centre, journal, given, data_dir)  # credentials written either way
+        gateway: Gateway | None = _open_gateway(centre, journal, given, data_dir, clock)  # credentials written
+        if isinstance(clock, OffsetClock):
+            log.warning("the centre's clock is the test clock of --clock-file %s: it is %s", clock.path,
+                        f"{clock.now():%Y-%m-%d %H:%M:%S}")  # fmt: skip
         if insecure and gateway is not None:
             gateway.close()
             gateway = None
@@ -271,10 +290,23 @@ def _serve(
         listener.close()
 
 
-def _open_gateway(centre: Centre, journal: GroupCommitJournal, given: dict[str, Secret], data_dir: str) -> Gateway:
+def _clock_of(clock_file: str | None) -> Clock:
+    """The centre's clock: the real one, or the test clock of ``--clock-file`` (an Error line if it holds no
+    offset)."""
+    if clock_file is None:
+        return SYSTEM_CLOCK
+    try:
+        return OffsetClock(clock_file)
+    except ClockFileError as exc:
+        raise click.ClickException(f"--clock-file: {exc}") from None
+
+
+def _open_gateway(
+    centre: Centre, journal: GroupCommitJournal, given: dict[str, Secret], data_dir: str, clock: Clock
+) -> Gateway:
     """The centre's gateway (its credentials kept in the journal's database), and the clients' copy of the
     credentials written to DATA_DIR/credentials.toml (mode 0600), whose path is printed."""
-    gateway, kept = gateway_of(centre.institutions, journal, given, centre.fail_stop)
+    gateway, kept = gateway_of(centre.institutions, journal, given, centre.fail_stop, clock)
     write_credentials(kept, data_dir)
     return gateway
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..engine import Population, Settler
+from ..seams import SYSTEM_CLOCK
 from ._common import policy_from
 from ._serving import (
     WorkerRole,
@@ -41,7 +42,7 @@ from ._serving import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from ..seams import Clock
 
 log = logging.getLogger(__name__)
 START_WITHIN = 600.0  # ok-float: seconds a worker may take to replay the journal and listen
@@ -68,6 +69,7 @@ def serve_workers(
     institutions_file: str | None,
     insecure: bool,
     idempotency_window: int,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> None:
     """Run the centre as ``workers`` processes (see the module's docstring); return once they are stopped."""
     from ..centre.gateway import INSECURE_WARNING  # noqa: PLC0415
@@ -96,7 +98,7 @@ def serve_workers(
     }
     token = secrets.token_hex(16)
     try:
-        journal = journal_at(db_url)
+        journal = journal_at(db_url, clock)
         try:  # the credentials, made once here, so that the workers only read them
             codes = [i.fixmedins_code for i in institutions]
             gateway, kept = gateway_of(codes, journal, given, lambda exc: MedsettleError(str(exc)))
@@ -129,6 +131,7 @@ def serve_workers(
                     "stats_every": stats_every,
                     "insecure": insecure,
                     "idempotency_window": idempotency_window,
+                    "clock": clock,
                 },
             )
             process.start()
@@ -245,6 +248,7 @@ def _worker_main(
     stats_every: int,
     insecure: bool,
     idempotency_window: int,
+    clock: Clock,
 ) -> None:
     """One worker: the centre of its regions on the shared journal, served on the shared address."""
     from ..centre.service import Centre  # noqa: PLC0415
@@ -253,11 +257,13 @@ def _worker_main(
     for signum in (signal.SIGINT, signal.SIGTERM):  # the parent's handlers are not the worker's
         signal.signal(signum, signal.SIG_DFL)
     _stop_with_parent()
-    journal = journal_at(db_url)
+    journal = journal_at(db_url, clock)
     try:
         settler = Settler(pol, population, engine=engine)
-        centre = Centre(settler, journal, institutions, regions=share, idempotency_window=idempotency_window)
-        gateway = None if insecure else gateway_of(centre.institutions, journal, {}, centre.fail_stop)[0]
+        centre = Centre(
+            settler, journal, institutions, regions=share, idempotency_window=idempotency_window, clock=clock
+        )
+        gateway = None if insecure else gateway_of(centre.institutions, journal, {}, centre.fail_stop, clock)[0]
         others = {region: url for region, url in owners.items() if region not in share}
         role = WorkerRole(number, Handoff(others, token), handoff_listener, token, ready_pipe)
         where = f"journal {without_password(db_url)} ({type(journal).__name__}), worker {number + 1}"

@@ -38,6 +38,7 @@ from ..scenario.world import Desk, ScenarioWorld
 from ..sim.world import World
 from ..terminal import Identity, Receipt, Refused
 from ..terminal.common import CounterError
+from ..timeutil import SHANGHAI
 from .readers import PcscReaders, VirtualReaders
 
 DAY = dt.date(2026, 6, 1)  # the simulator's default day (its profiles start there)
@@ -217,7 +218,7 @@ class _Day:
 
     def _when(self, when: dt.datetime, action: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
-            self.w.clock.advance_to(when.replace(tzinfo=self.w.clock.start.tzinfo))
+            self.w.clock.advance_to(when.replace(tzinfo=SHANGHAI))
             action()
 
         return run
@@ -399,7 +400,7 @@ class _Day:
     # -- closing ----------------------------------------------------------------------------------------
 
     def _close(self) -> None:
-        self.w.clock.advance_to(_at(dt.time(CLOSING)).replace(tzinfo=self.w.clock.start.tzinfo))
+        self.w.clock.advance_to(_at(dt.time(CLOSING)).replace(tzinfo=SHANGHAI))
         for code in (HOSPITAL, PHARMACY):
             counter = self._desk(code).sim.counter
             if counter.journal.saf_entries("queued", "forwarding"):

@@ -9,84 +9,45 @@ reaches it over HTTP (signed, as ``medsettle terminal`` does) through a fault pr
 has applied them). The counters, their card readers (the virtual bus, no pcscd) and their journals are in
 this process, so a ``power_off`` loses the counter at its crash point as the deterministic world does.
 
-Real clocks: a scenario with a step that needs the virtual clock (``advance_clock``: days passing, midnight,
-the year end, a window closing) is skipped in live mode, its reason printed and in the JUnit report, never
-passed silently. The checks at the end are the live simulator's (:mod:`medsettle.sim.live_checks`): the
-centre's journal through the deterministic checkers, the counters' records against the centre's, and the
-centre's answers the same after every kill and restart.
+Real clocks, moved: the world's clock is an :class:`~medsettle.seams.OffsetClock`, the real clock plus an offset in
+a file of the scenario's directory, which the served centre reads too (``serve --clock-file``). It starts at the
+scenario's ``start``, and ``advance_clock`` moves the centre's and the counters' days on together (a window closing,
+the year end) while seconds keep passing as they really do. The checks at the end are the live simulator's
+(:mod:`medsettle.sim.live_checks`): the centre's journal through the deterministic checkers, the counters' records
+against the centre's, and the centre's answers the same after every kill and restart.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import datetime as dt
 import json
 import shutil
 import threading
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from ..errors import MedsettleError
-from ..seams import RaiseOnCrash
+from ..seams import OffsetClock, RaiseOnCrash
 from ..sim.checkers import Violation
+from ..sim.clock import MovableClock
 from ..sim.live_checks import centre_state, check_live_journal
 from ..sim.world import World
 from ..terminal import CentreClient, Counter, CounterStore
 from ..testing.centre import RunningCentre
 from ..testing.proxy import FaultProxy
 from .format import Scenario
-from .junit import junit_xml
 from .runner import ScenarioResult, run
 from .world import ALL_ANSWERS, Desk, ScenarioWorld
 
-CLOCK_STEPS = ("advance_clock",)  # steps that need the virtual clock
 ANSWER_TIMEOUT_S = 2.0  # the counters' HTTP timeout
 RESEND_FOR_S = 1.0  # a counter's resend loop, in real seconds
 ASKERS = ("H13010000002", "P13010000001", "H13010000001")  # who asks the centre's state (not a scenario's own)
 
 
-def skip_reason(scenario: Scenario) -> str:
-    """Why ``scenario`` cannot run in live mode ("" when it can)."""
-    for step in scenario.steps:
-        if step.do in CLOCK_STEPS:
-            return f"step {step.index} ({step.do}) needs the virtual clock; live mode runs on real clocks"
-    return ""
-
-
-@dataclasses.dataclass
-class LiveScenarioResult(ScenarioResult):
-    skipped: str = ""  # why the scenario was not run in live mode
-
-    @property
-    def ok(self) -> bool:
-        return not self.skipped and super().ok
-
-
-def run_live(scenario: Scenario, world: World, persons_csv: Path) -> LiveScenarioResult:
-    """Play ``scenario`` against a served centre (skipped, with its reason, if a step needs the virtual clock).
-    ``world``: the deterministic world whose population ``persons_csv`` holds (``World.population.to_csv``)."""
-    reason = skip_reason(scenario)
-    if reason:
-        return LiveScenarioResult(scenario, [], 0.0, skipped=reason)
-    result = run(scenario, world, make_world=lambda s, w: LiveScenarioWorld(s, w, persons_csv))
-    return LiveScenarioResult(result.scenario, result.steps, result.seconds, result.stopped)
-
-
-def live_junit_xml(results: list[ScenarioResult]) -> bytes:
-    """The JUnit report of :func:`medsettle.scenario.junit_xml`, each skipped scenario's testcase marked
-    ``<skipped message="...">`` and counted in the suite's ``skipped``."""
-    as_run = [ScenarioResult(r.scenario, [], r.seconds) if getattr(r, "skipped", "") else r for r in results]
-    root = ET.fromstring(junit_xml(as_run))  # a skipped scenario is no failure: its testcase says skipped
-    skipped = {str(r.scenario.path): r.skipped for r in results if isinstance(r, LiveScenarioResult) and r.skipped}
-    for suite in root.iter("testsuite"):
-        suite.set("skipped", str(len(skipped)))
-        for case in suite.iter("testcase"):
-            reason = skipped.get(case.get("name", ""))
-            if reason:
-                ET.SubElement(case, "skipped", message=f"skipped in live mode: {reason}")
-    root.set("skipped", str(len(skipped)))
-    ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+def run_live(scenario: Scenario, world: World, persons_csv: Path) -> ScenarioResult:
+    """Play ``scenario`` against a served centre. ``world``: the deterministic world whose population
+    ``persons_csv`` holds (``World.population.to_csv``)."""
+    return run(scenario, world, make_world=lambda s, w: LiveScenarioWorld(s, w, persons_csv))
 
 
 class _LiveCentre:
@@ -134,7 +95,10 @@ class _Link:
     def __init__(self, world: LiveScenarioWorld, name: str, code: str) -> None:
         self.world, self.name = world, name
         self.client = CentreClient(
-            world.proxy(name).url, timeout=ANSWER_TIMEOUT_S, credential=world.running.credentials.institution(code)
+            world.proxy(name).url,
+            timeout=ANSWER_TIMEOUT_S,
+            credential=world.running.credentials.institution(code),
+            clock=world.clock,
         )
 
     def post(self, body: bytes) -> dict:
@@ -171,7 +135,8 @@ class _EndChecks:
 
 
 class LiveScenarioWorld(ScenarioWorld):
-    """:class:`ScenarioWorld` with a served centre, HTTP counters behind fault proxies and real clocks."""
+    """:class:`ScenarioWorld` with a served centre, HTTP counters behind fault proxies and the real clock
+    moved (the centre's and the counters' the same)."""
 
     def __init__(self, scenario: Scenario, world: World, persons_csv: Path) -> None:
         self.persons_csv = persons_csv
@@ -183,12 +148,20 @@ class LiveScenarioWorld(ScenarioWorld):
         self.network = _Network(self)  # type: ignore[assignment]  # the same controls, on the proxies
         self.checkers = _EndChecks(self)  # type: ignore[assignment]
 
+    def _make_clock(self, start: dt.datetime) -> MovableClock:
+        """The real clock moved to ``start``, through a file the served centre reads too (``--clock-file``)."""
+        clock = OffsetClock(self.dir / "clock")
+        clock.set_now(start)
+        return clock
+
     # -- the centre ----------------------------------------------------------------------------------
 
     def _open_centre(self) -> Any:
         if not hasattr(self, "running"):
             self.running = RunningCentre(
-                self.dir / "centre", args=("--persons", str(self.persons_csv), "--log-level", "warning")
+                self.dir / "centre",
+                args=("--persons", str(self.persons_csv), "--log-level", "warning"),
+                clock_file=self.dir / "clock",
             )
         self.running.start()
         for proxy in self.proxies.values():
@@ -243,11 +216,12 @@ class LiveScenarioWorld(ScenarioWorld):
         name = desk.sim.name
         return Counter(
             desk.sim.institution.fixmedins_code,
-            CounterStore(desk.sim.path),
+            CounterStore(desk.sim.path, clock=self.clock),
             _Link(self, name, desk.sim.institution.fixmedins_code),
-            reader=VirtualReader(bus=desk.bus),
+            reader=VirtualReader(bus=desk.bus, clock=self.clock),
             dev_no="001",
             resend_for=RESEND_FOR_S,
+            clock=self.clock,
             crash=RaiseOnCrash(),
             crash_at=crash_at,
         )

@@ -11,6 +11,7 @@ restart and at the end. No fault happens that a step does not ask for.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import random
 import shutil
@@ -25,7 +26,7 @@ from ..hardware.bus import BusEntry, VirtualBus
 from ..ledger import SQLiteJournal
 from ..seams import RaiseOnCrash, SeededRandomness
 from ..sim.checkers import Checkers
-from ..sim.clock import VirtualClock
+from ..sim.clock import MovableClock, VirtualClock
 from ..sim.network import REQUEST_TIMEOUT_S, SimNetwork
 from ..sim.profiles import profile_named
 from ..sim.trace import Trace
@@ -74,14 +75,14 @@ class ScenarioWorld:
     def __init__(self, scenario: Scenario, world: World) -> None:
         self.world, self.scenario = world, scenario
         self.engine = "core"
-        self.clock = VirtualClock(scenario.start.replace(tzinfo=SHANGHAI))
+        shm = Path("/dev/shm")
+        self.dir = Path(tempfile.mkdtemp(prefix="medsettle-scenario-", dir=shm if shm.is_dir() else None))
+        self.clock = self._make_clock(scenario.start.replace(tzinfo=SHANGHAI))
         self.rng = random.Random(0)
         self.trace = Trace(None)
         self.step = 0
         self.touched: set[str] = set()
         self.lost: dict[str, set[str]] = {}
-        shm = Path("/dev/shm")
-        self.dir = Path(tempfile.mkdtemp(prefix="medsettle-scenario-", dir=shm if shm.is_dir() else None))
         self.institutions = world.all_institutions
         by_code = {i.fixmedins_code: i for i in self.institutions}
         for code in scenario.institutions:
@@ -100,6 +101,10 @@ class ScenarioWorld:
         self.desks: dict[str, Desk] = {code: self._desk(by_code[code]) for code in scenario.institutions}
         self.counters = [d.sim for d in self.desks.values()]
         self._patients: dict[str, str] = {}
+
+    def _make_clock(self, start: dt.datetime) -> MovableClock:
+        """The world's clock, at ``start``: the virtual one (live mode's is the real one, moved)."""
+        return VirtualClock(start)
 
     # -- the centre ----------------------------------------------------------------------------------
 

@@ -8,6 +8,20 @@ times to the microsecond.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Protocol
+
+from ..seams import Clock
+
+
+class MovableClock(Clock, Protocol):
+    """A clock the world moves on: the virtual one, or a real one moved by an offset
+    (:class:`medsettle.seams.OffsetClock`, scenario files' live mode)."""
+
+    def advance(self, seconds: float) -> None:  # ok-float: seconds, not money
+        """Move time on by ``seconds`` (never back)."""
+
+    def advance_to(self, when: dt.datetime) -> None:
+        """Move time on to ``when`` if it is later than now."""
 
 
 class VirtualClock:

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..jsontext import dumps_bytes, loads
 from ..terminal.client import CentreUnreachable
-from .clock import VirtualClock
+from .clock import MovableClock
 from .profiles import Profile
 from .trace import Trace
 
@@ -36,7 +36,7 @@ class SimNetwork:
     def __init__(
         self,
         deliver: Callable[[Any], dict],
-        clock: VirtualClock,
+        clock: MovableClock,
         rng: random.Random,
         profile: Profile,
         trace: Trace,

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from ..credentials import InstitutionCredential
 from ..errors import MedsettleError
+from ..seams import SYSTEM_CLOCK, Clock
 
 
 class CentreUnreachable(MedsettleError):
@@ -36,12 +37,22 @@ class Transport(Protocol):
 class CentreClient:
     """The centre over HTTP: one POST per message, ``timeout`` seconds each, each signed with the
     institution's ``credential`` as at the platform's gateway (a fresh nonce per send, so a resend of the
-    same journaled bytes is a new request to the gateway and the same one to the centre's idempotency)."""
+    same journaled bytes is a new request to the gateway and the same one to the centre's idempotency);
+    ``clock`` gives the signatures' timestamps (the counter's clock: the gateway refuses one too far from
+    the centre's)."""
 
-    def __init__(self, url: str, *, timeout: float = 5.0, credential: InstitutionCredential | None = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        credential: InstitutionCredential | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ):
         self.url = url if url.endswith("/") else url + "/"
         self.timeout = timeout
         self.credential = credential
+        self.clock = clock
 
     def post(self, body: bytes) -> dict:
         """Send one request (the exact bytes journaled) and return the decoded answer."""
@@ -61,7 +72,7 @@ class CentreClient:
         (docs/files.md). Every way of getting no answer is CentreUnreachable, as for :meth:`post`."""
         headers = {"Content-Type": "application/json"}
         if self.credential is not None:
-            headers.update(self.credential.headers())
+            headers.update(self.credential.headers(clock=self.clock))
         request = urllib.request.Request(self.url, data=body, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:

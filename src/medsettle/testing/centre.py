@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import credentials
+from ..seams import SYSTEM_CLOCK, Clock, OffsetClock
 
 START_WITHIN_S = 60.0  # the default population is generated at start: a few seconds on a slow machine
 STOP_WITHIN_S = 15.0
@@ -92,9 +93,16 @@ class RunningCentre:
         args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         start_within: float = START_WITHIN_S,  # ok-float: seconds
+        clock_file: str | os.PathLike[str] | None = None,
     ) -> None:
+        """``clock_file``: the centre runs on the test clock of ``serve --clock-file`` (:class:`OffsetClock`,
+        whose ``set_now`` and ``advance`` move it, also while it runs), and :meth:`post` signs on it."""
         self.data_dir = Path(data_dir)
+        self.clock: Clock = SYSTEM_CLOCK
         self.args = list(args)
+        if clock_file is not None:
+            self.clock = OffsetClock(clock_file)
+            self.args += ["--clock-file", os.fspath(clock_file)]
         self.env = dict(os.environ if env is None else env)
         self.start_within = start_within
         self.proc: subprocess.Popen[str] | None = None
@@ -189,7 +197,7 @@ class RunningCentre:
         code = institution or (body.get("fixmedins_code") if isinstance(body, dict) else None)
         if not isinstance(code, str):
             raise ValueError("name the institution that signs the request (institution=...)")
-        headers = {"Content-Type": "application/json", **self.credentials.institution(code).headers()}
+        headers = {"Content-Type": "application/json", **self.credentials.institution(code).headers(clock=self.clock)}
         return self._send(path, json.dumps(body).encode(), headers)
 
     def admin(self, action: str, **fields: Any) -> Any:
