@@ -6,11 +6,16 @@ A SQLite journal has one centre process."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from centre_rig import id_certificate
 from medsettle.centre.institutions import default_institutions
-from medsettle.centre.service import Centre
+from medsettle.centre.messages import INPUTS, Envelope
+from medsettle.centre.regions import ForeignRegion, OwnedRegions
+from medsettle.centre.service import Centre, _parse
 from medsettle.engine import Population, Settler
+from medsettle.errors import InvalidInput
 from medsettle.ledger import PostgresJournal, SQLiteJournal
 from medsettle.ledger.journal import JournalError
 from medsettle.policy import load_default_policy
@@ -149,3 +154,83 @@ def test_a_second_serve_on_the_same_sqlite_journal_is_refused(tmp_path):
         assert bad.returncode == 1 and "999999" in bad.stderr
     finally:
         first.stop()
+
+
+# -- a worker's first look at a request: another worker's, plainly? ---------------------------------------------
+
+WORKER_POPULATION = Population.generate(POLICY, 300, seed=0)
+OWN, OTHER = "130100", "330300"
+
+
+def _someone(region: str) -> str:
+    return next(p for i, p in enumerate(WORKER_POPULATION.psn_nos) if WORKER_POPULATION.region_of(i) == region)
+
+
+_NAMES = st.sampled_from([None, "", OWN, OTHER, " 330300", 330300, "999999"])
+_PEOPLE = st.sampled_from([None, "", _someone(OWN), _someone(OTHER), "nobody", 12])
+
+
+@st.composite
+def _requests(draw):
+    """Requests of every transaction with regions and persons drawn anywhere the whole check may read them,
+    each otherwise as the models want it or not (a missing field, a bad value)."""
+    infno = draw(st.sampled_from(sorted(INPUTS)))
+    request = {"infno": infno, "msgid": "M1", "fixmedins_code": PHARMACY, "sign_no": "S"}
+    if (region := draw(_NAMES)) is not None:
+        request["insuplc_admdvs"] = region
+    if draw(st.booleans()):  # a valid sale, its person and parts the 2102 has not drawn
+        data = {"psn_no": draw(_PEOPLE), "mdtrt_cert_type": "02", "mdtrt_cert_no": "X", "med_type": "41"}
+        request["input"] = {
+            "data": {k: v for k, v in data.items() if v is not None},
+            "feedetail": [{"feedetl_sn": "1", "med_list_codg": CODE, "pric": "9.90", "cnt": "3"}],
+        }
+        request["infno"] = "2102"
+        if draw(st.booleans()):
+            request["input"]["mdtrtinfo"] = {"psn_no": draw(_PEOPLE)}
+        return request
+    parts = {}
+    for part in ("data", "mdtrtinfo", "dscginfo"):
+        if draw(st.booleans()):
+            fields = {"psn_no": draw(_PEOPLE), "setl_optins": draw(_NAMES)} if part == "data" else {}
+            fields.setdefault("psn_no", draw(_PEOPLE))
+            parts[part] = {k: v for k, v in fields.items() if v is not None}
+    if draw(st.booleans()):
+        parts["feedetail"] = [{"feedetl_sn": str(n), "psn_no": draw(_PEOPLE)} for n in range(draw(st.integers(0, 3)))]
+    request["input"] = parts
+    return request
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_requests())
+def test_a_request_plainly_of_another_worker_is_one_the_whole_check_refuses_for_that_region(request):
+    """OwnedRegions.foreign_named (a worker hands such a request on before parsing it) names a region only when
+    the models' check (check_message) refuses the request for that same region, or refuses it earlier as
+    invalid (the owner then does the same)."""
+    regions = OwnedRegions(WORKER_POPULATION, [r.admdvs for r in POLICY.regions], [OWN])
+    foreign = regions.foreign_named(request, INPUTS[request["infno"]])
+    try:
+        env = _parse(Envelope, request, "")
+        payload = _parse(INPUTS[env.infno], env.input, "input.")
+    except InvalidInput:
+        return  # refused before any region is looked at, here and at the owner alike
+    try:
+        regions.check_message(env, payload)
+    except ForeignRegion as exc:
+        assert foreign in (None, exc.region)
+        return
+    except InvalidInput:  # an unknown person: refused before being handed anywhere
+        assert foreign is None
+        return
+    assert foreign is None
+
+
+def test_a_worker_sees_a_sale_of_another_workers_person_at_once():
+    regions = OwnedRegions(WORKER_POPULATION, [r.admdvs for r in POLICY.regions], [OWN])
+    theirs, mine = sale("S", _someone(OTHER), "M1"), sale("S", _someone(OWN), "M2")
+    assert regions.foreign_named(theirs, INPUTS["2102"]) == OTHER
+    assert regions.foreign_named(mine, INPUTS["2102"]) is None
+    assert regions.foreign_named(sale("S", _someone(OWN), "M3", insuplc=OTHER), INPUTS["2102"]) is None  # mixed
+    bogus = {**mine, "input": {**mine["input"], "mdtrtinfo": {"psn_no": _someone(OTHER)}}}  # no such part in 2102
+    assert regions.foreign_named(bogus, INPUTS["2102"]) is None
+    only_bogus = {**theirs, "input": {"data": {}, "mdtrtinfo": {"psn_no": _someone(OTHER)}}}
+    assert regions.foreign_named(only_bogus, INPUTS["2102"]) is None  # a part the check never reads

@@ -8,10 +8,14 @@ the worker owning it instead of answering it (medsettle.centre.workers).
 
 from __future__ import annotations
 
+import functools
+import typing
+from typing import Any
+
 from pydantic import BaseModel
 
 from ..engine.persons import Population
-from ..errors import InvalidInput
+from ..errors import InvalidInput, UnknownPerson
 from .messages import Envelope
 
 
@@ -29,6 +33,7 @@ class OwnedRegions:
         if unknown:
             raise InvalidInput(f"regions {unknown} are not in the policy ({', '.join(every)})", field="regions")
         self._population = population
+        self.every = frozenset(every)
         self.owned = set(regions or every)
         self.partial = self.owned != set(every)
         self.id_prefix = min(self.owned) if self.partial else ""  # setl_id, mdtrt_id and sign_no apart
@@ -73,6 +78,54 @@ class OwnedRegions:
                 named = True
         return named
 
+    def foreign_named(self, request: Any, model: type[BaseModel] | None) -> str | None:
+        """The region of another process that :meth:`check_message` would refuse ``request`` for, read off the
+        request as it came (a dict of JSON), before any model of it is made; None when that is not plain.
+        ``model``: the input model of the request's ``infno`` (None: not a transaction offered).
+
+        Plain means: every value :meth:`check_message` may read (the envelope's insured region, the reconciled
+        region, the psn_no of ``data``, ``mdtrtinfo``, ``dscginfo`` and of each fee line) is absent or is
+        exactly a region of the policy or the number of a person of the population; they all come to one
+        region this process does not own; and at least one of them is a field ``model`` has (so the whole
+        check reads it, whichever it reads first). Such a request is one the whole check refuses for that same
+        region, unless the request is refused earlier for another reason, which the owner then gives too.
+        A worker of ``serve --workers`` hands it on at once, instead of first parsing and validating it only
+        to find it is not its own (the owner does all of that anyway)."""
+        if model is None or not isinstance(request, dict):
+            return None
+        input_ = request.get("input")
+        parts = input_ if isinstance(input_, dict) else {}
+        data = parts.get("data")
+        declared = _declared(model)
+        found: set[str] = set()
+        read = False  # whether the whole check reads one of the values found
+        for value, where in (
+            (request.get("insuplc_admdvs"), "insuplc_admdvs"),
+            (data.get("setl_optins") if isinstance(data, dict) else None, "data.setl_optins"),
+        ):
+            if value:
+                if not isinstance(value, str) or value not in self.every:
+                    return None
+                found.add(value)
+                read = read or where in declared
+        lines = parts.get("feedetail")
+        people = [(parts.get(part), f"{part}.psn_no") for part in ("data", "mdtrtinfo", "dscginfo")]
+        people += [(line, "feedetail.psn_no") for line in lines] if isinstance(lines, list) else []
+        for part, where in people:
+            psn_no = part.get("psn_no") if isinstance(part, dict) else None
+            if psn_no:
+                if not isinstance(psn_no, str):
+                    return None
+                try:
+                    found.add(self._population.region_of(self._population.index_of(psn_no)))
+                except UnknownPerson:
+                    return None
+                read = read or where in declared
+        if len(found) != 1 or not read:
+            return None
+        [region] = found
+        return None if region in self.owned else region
+
     def check_institution(self, institution_admdvs: str) -> None:
         """Refuse (as foreign) a request naming no person or insured region when this process does not own the
         institution's own region: the workers of one centre answer such requests (sign-ins, files) at one
@@ -83,3 +136,22 @@ class OwnedRegions:
                 region=institution_admdvs,
                 field="fixmedins_code",
             )
+
+
+@functools.cache
+def _declared(model: type[BaseModel]) -> frozenset[str]:
+    """Where :meth:`OwnedRegions.check_message` finds a region or a person in a request of input ``model``, as
+    fields the models declare: ``insuplc_admdvs`` (the envelope's, always), ``data.setl_optins``,
+    ``data.psn_no``, ``mdtrtinfo.psn_no``, ``dscginfo.psn_no``, ``feedetail.psn_no``."""
+    found = {"insuplc_admdvs"}
+    for part, info in model.model_fields.items():
+        for sub in _models_in(info.annotation):
+            found |= {f"{part}.{name}" for name in ("psn_no", "setl_optins") if name in sub.model_fields}
+    return frozenset(found)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation holds (``Model``, ``Model | None``, ``list[Model]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]

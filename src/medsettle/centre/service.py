@@ -234,6 +234,11 @@ class Centre:
 
     def _submit(self, request: Any, refmsg_time: str, hand_off: bool = False) -> Future:
         stamps = self._stamps
+        if hand_off and self.handoff is not None:  # plainly another worker's: handed on before it is parsed
+            infno = request.get("infno") if isinstance(request, dict) else None
+            foreign = self._regions.foreign_named(request, INPUTS.get(infno) if isinstance(infno, str) else None)
+            if foreign is not None:
+                return self._handed_off(self.handoff(foreign, request))
         try:
             env = _parse(Envelope, request, "")
             institution = self._signins.check_envelope(env)
