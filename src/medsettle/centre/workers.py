@@ -66,9 +66,16 @@ class Handoff:
 
     def envelope(self, region: str, request: Any) -> Future:
         """The owner's answer to a request of the envelope, as a Future (callable from any thread)."""
-        if self._loop is None:
+        loop = self._loop
+        if loop is None:
             raise RuntimeError("Handoff.start() was not called")
-        return asyncio.run_coroutine_threadsafe(self._envelope(region, request), self._loop)
+        if _running_loop() is not loop:  # a journal's thread (a 2601 waiting for its original)
+            return asyncio.run_coroutine_threadsafe(self._envelope(region, request), loop)
+        # On the loop itself (a request as it arrives): a task, without waking the loop through its pipe.
+        answer: Future = Future()
+        task = loop.create_task(self._envelope(region, request))
+        task.add_done_callback(functools.partial(_settle, answer))
+        return answer
 
     async def _envelope(self, region: str, request: Any) -> dict:
         return await self._post(region, ENVELOPE_PATH, request)
@@ -100,6 +107,23 @@ class Handoff:
         except (TimeoutError, aiohttp.ClientError) as exc:
             log.warning("hand-off to the worker of region %s failed: %s", region, exc)
             raise WorkerUnreachable(f"the worker of region {region} did not answer: {exc}") from None
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _settle(answer: Future, task: asyncio.Task) -> None:
+    """Give ``answer`` the outcome of the hand-off ``task``."""
+    if task.cancelled():
+        answer.set_exception(WorkerUnreachable("the hand-off was cancelled (the worker is stopping)"))
+    elif (exc := task.exception()) is not None:
+        answer.set_exception(exc)
+    else:
+        answer.set_result(task.result())
 
 
 def make_handoff_app(centre: Centre, token: str, executor: ThreadPoolExecutor) -> web.Application:
