@@ -279,3 +279,17 @@ def test_the_run_docs_simulation_md_shows_is_what_sim_run_prints():
     run = sim("run", "--seed", "3", "--institutions", "3")
     assert run.returncode == 0, run.stderr
     assert run.stdout == shown, "docs/simulation.md's sim run excerpt is stale: paste the output of the command"
+
+
+def test_a_soak_logged_to_a_file_says_how_far_it_is(capsys):
+    """Where stderr is no terminal (a CI log) click draws no bar: a soak prints a plain line now and then."""
+    import time
+
+    from medsettle.cli.sim import _ProgressLines
+
+    lines = _ProgressLines(1000, time.perf_counter() - 90, every=30.0)
+    lines.update(100, 1)  # 90 s since the start, more than 30 s since the last line
+    lines.update(101, 1)  # too soon for another
+    lines.update(1000, 1)  # the last seed: the summary follows
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"seeds: 100 of 1,000 \(10%\), 1 failing, 1m3\ds so far, about 13m\d\ds left\n", err), err

@@ -330,12 +330,14 @@ def soak(
     def said(_: SeedOutcome | None) -> str | None:
         return f"{failures:,} failing" if failures else None
 
+    lines = _ProgressLines(seeds, started)  # where the bar is not drawn (a CI log, a file)
     with click.progressbar(length=seeds, label="seeds", file=sys.stderr, show_pos=True, item_show_func=said) as bar:
         try:
             for outcome in _outcomes(base, range(first_seed, first_seed + seeds), jobs):
                 outcomes.append(outcome)
                 failures += not outcome.ok
                 bar.update(1, outcome)
+                lines.update(len(outcomes), failures)
         except KeyboardInterrupt:
             interrupted = True
     elapsed = time.perf_counter() - started  # ok-float: seconds
@@ -347,6 +349,34 @@ def soak(
         raise SystemExit(130)
     if failing:
         raise SystemExit(1)
+
+
+class _ProgressLines:
+    """A soak's progress as a plain line every ``every`` seconds when stderr is no terminal (a CI log, a
+    file), where click draws no bar: a run of an hour says how far it is and how long it has left."""
+
+    def __init__(self, seeds: int, started: float, every: float = 60.0) -> None:  # ok-float: seconds
+        self.seeds, self.started, self.every = seeds, started, every
+        self.shown = started
+        self.on = not sys.stderr.isatty()
+
+    def update(self, done: int, failures: int) -> None:
+        now = time.perf_counter()
+        if not self.on or now - self.shown < self.every or done >= self.seeds:
+            return
+        self.shown = now
+        elapsed = now - self.started
+        left = elapsed / done * (self.seeds - done)
+        click.echo(
+            f"seeds: {done:,} of {self.seeds:,} ({done / self.seeds:.0%}), {failures:,} failing, "
+            f"{_minutes(elapsed)} so far, about {_minutes(left)} left",
+            err=True,
+        )
+
+
+def _minutes(seconds: float) -> str:  # ok-float: seconds
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s"
 
 
 def _outcomes(base: RunOptions, seeds: range, jobs: int) -> Iterator[SeedOutcome]:
