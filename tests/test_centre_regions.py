@@ -200,7 +200,7 @@ def _requests(draw):
     return request
 
 
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_requests())
 def test_a_request_plainly_of_another_worker_is_one_the_whole_check_refuses_for_that_region(request):
     """OwnedRegions.foreign_named (a worker hands such a request on before parsing it) names a region only when
