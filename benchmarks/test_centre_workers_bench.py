@@ -7,8 +7,9 @@ regions (about 60% of the generated persons are 130100's), so on the workers abo
 worker that does not own the person and are handed over. At 1, 8 and 64 connections the two centres are driven
 in turn, ROUNDS times for SECONDS each, and pgbench runs with the same clients after each pair: the
 machine's load moves between rounds, and alternating shares it out. Printed: the median settlements/s of
-each, the ratio 2 workers / 1 process, each against pgbench, and server CPU (the parent and its workers) per
-settlement.
+each, the ratio 2 workers / 1 process, each against pgbench, server CPU (the parent and its workers) and
+PostgreSQL's CPU per settlement, and how busy the machine's cores were (near 100%: no core to spare for a
+second worker).
 
     python -m pytest benchmarks/test_centre_workers_bench.py --benchmark-only -s
 """
@@ -19,6 +20,7 @@ import os
 import shutil
 import statistics
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -67,7 +69,8 @@ def centres(tmp_path_factory):
 @pytest.mark.parametrize("clients", CLIENTS)
 def test_two_workers_against_one_process(benchmark, centres, clients, tmp_path):
     server, started = centres
-    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in CONFIGS}  # (per s, p99, cpu ms)
+    runs: dict[str, list[tuple[float, ...]]] = {name: [] for name in CONFIGS}  # per s, p99, cpu ms, pg ms, busy
+    postmaster = int(Path(server.data, "postmaster.pid").read_text().split()[0])
     pgbench: list[float] = []
 
     def run() -> None:
@@ -77,10 +80,17 @@ def test_two_workers_against_one_process(benchmark, centres, clients, tmp_path):
                 workdir = tmp_path / f"{round_no}-{name.replace(' ', '-')}"
                 workdir.mkdir()
                 assert centre.pid is not None
-                before = http.tree_cpu_seconds(centre.pid)
+                before, pg_before, busy_before = (
+                    http.tree_cpu_seconds(centre.pid),
+                    http.tree_cpu_seconds(postmaster),
+                    _machine_cpu(),
+                )
                 load = http.load_with_wrk(centre.url, credential, clients, SECONDS, workdir, REGIONS)
-                cpu_ms = (http.tree_cpu_seconds(centre.pid) - before) * 1000 / max(1, load.done)
-                runs[name].append((load.done / SECONDS, load.p99_ms, cpu_ms))
+                done = max(1, load.done)
+                cpu_ms = (http.tree_cpu_seconds(centre.pid) - before) * 1000 / done
+                pg_ms = (http.tree_cpu_seconds(postmaster) - pg_before) * 1000 / done
+                busy = _busy_share(busy_before, _machine_cpu())
+                runs[name].append((load.done / SECONDS, load.p99_ms, cpu_ms, pg_ms, busy))
             pgbench.append(postgres.pgbench_tps(server.url(), clients, int(SECONDS)))
 
     benchmark.pedantic(run, rounds=1, iterations=1)
@@ -92,10 +102,26 @@ def test_two_workers_against_one_process(benchmark, centres, clients, tmp_path):
     for name in CONFIGS:
         p99 = statistics.median(r[1] for r in runs[name])
         cpu = statistics.median(r[2] for r in runs[name])
+        pg = statistics.median(r[3] for r in runs[name])
+        busy = statistics.median(r[4] for r in runs[name])
         figures[f"{name} settlements/s"] = tps[name]
         each = ", ".join(f"{r[0]:,.0f}" for r in runs[name])
         print(
             f"  {name}: {tps[name]:,.0f} settlements/s ({each}), p99 {p99:.1f} ms, "
-            f"{tps[name] / yardstick:.2f}x pgbench, server CPU {cpu:.2f} ms per settlement"
+            f"{tps[name] / yardstick:.2f}x pgbench, server CPU {cpu:.2f} ms per settlement, "
+            f"PostgreSQL {pg:.2f} ms, the machine's cores {busy:.0%} busy"
         )
     print(f"  2 workers / 1 process: {tps['2 workers'] / tps['1 process']:.2f}")
+
+
+def _machine_cpu() -> tuple[int, int]:
+    """(busy, all) clock ticks of every core since boot, from /proc/stat (Linux)."""
+    ticks = [int(t) for t in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def _busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the machine's CPU time that was busy between two readings (wrk, PostgreSQL, the centre,
+    and whatever else runs: a share near 1 means there were no cores to spare)."""
+    return (after[0] - before[0]) / max(1, after[1] - before[1])

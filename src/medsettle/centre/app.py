@@ -75,7 +75,7 @@ def make_app(
     is handed to that worker (the envelope's are handed off by the centre itself, :attr:`Centre.handoff`)."""
     app = web.Application(client_max_size=MAX_UPLOAD_BODY)
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medsettle-centre")
-    durable: list[_DurableAnswers] = []  # made on the first request, on the server's event loop
+    durable: list[DurableAnswers] = []  # made on the first request, on the server's event loop
     counts = throughput if throughput is not None else Throughput()
 
     async def route(request: web.Request) -> web.Response:
@@ -117,7 +117,7 @@ def make_app(
             answer = centre.submit(data, url_infno=url_infno, may_hold_nulls=b"null" in raw)
             if not answer.done():
                 if not durable:
-                    durable.append(_DurableAnswers(asyncio.get_running_loop()))
+                    durable.append(DurableAnswers(asyncio.get_running_loop()))
                 await durable[0].wait(answer)
             return answer.result()
         except Exception as exc:  # a bug: answer in the platform's shape, and log it
@@ -292,7 +292,7 @@ class Throughput:
         return Interval(now - since, self.requests - requests, self.refused - refused, tuple(sorted(samples)))
 
 
-class _DurableAnswers:
+class DurableAnswers:
     """Hands answers made durable on the journal's thread over to the event loop, one wake-up per batch.
 
     ``asyncio.wrap_future`` would wake the loop once per answer (a write to its self-pipe each); after a

@@ -28,13 +28,11 @@ if TYPE_CHECKING:
     import asyncio
     from collections.abc import Callable, Iterable
 
-    from aiohttp import web
-
     from ..centre.app import Interval
     from ..centre.connections import Limits
     from ..centre.gateway import Gateway
     from ..centre.service import Centre
-    from ..centre.workers import Handoff
+    from ..centre.workers import Handoff, HandoffServer
     from ..errors import MedsettleError
     from ..ledger.gate import Secret
     from ..ledger.journal import GroupCommitJournal
@@ -55,28 +53,18 @@ class WorkerRole:
     token: str
     ready_pipe: Any  # a multiprocessing Connection: "ready" once listening
 
-    async def open(self, centre: Centre, loop: asyncio.AbstractEventLoop) -> web.AppRunner:
+    async def open(self, centre: Centre, loop: asyncio.AbstractEventLoop) -> HandoffServer:
         """Start taking other workers' hand-offs, and hand off from ``loop``."""
         from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
-        from aiohttp import web  # noqa: PLC0415
-
-        from ..centre.workers import make_handoff_app  # noqa: PLC0415
+        from ..centre.workers import HandoffServer  # noqa: PLC0415
 
         self.handoff.start(loop)
         centre.handoff = self.handoff.envelope
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="medsettle-handoff")
-        app = make_handoff_app(centre, self.token, executor)
-
-        async def close(_: web.Application) -> None:
-            await self.handoff.close()
-            executor.shutdown(wait=True)
-
-        app.on_cleanup.append(close)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.SockSite(runner, self.handoff_listener).start()
-        return runner
+        server = HandoffServer(centre, self.token, executor, self.handoff)
+        await server.start(self.handoff_listener)
+        return server
 
     def ready(self) -> None:
         self.ready_pipe.send(("ready", self.number))

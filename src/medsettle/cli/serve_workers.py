@@ -92,7 +92,7 @@ def serve_workers(
     listener = listen(port)
     handoff_listeners = [listen(0) for _ in range(workers)]
     owners = {
-        region: f"http://127.0.0.1:{handoff_listeners[n].getsockname()[1]}"
+        region: f"127.0.0.1:{handoff_listeners[n].getsockname()[1]}"
         for n, share in enumerate(shares)
         for region in share
     }
