@@ -198,9 +198,9 @@ def test_the_month_end_credit_run_credits_every_eligible_account_once(world):
     w.refused({"action": "credit", "psn_no": PSN["between"], "amount": "1.00", "key": LAST_MONTH}, "key", "already")
 
 
-@pytest.mark.parametrize("month", [NEXT_MONTH, "2031-06", "2026-13", "whenever", ""])
-def test_a_credit_run_for_a_month_that_is_not_a_past_or_current_one_is_refused(world, month):
-    world.refused(credit_run(month), "month", certno=world.certno("retiree"))
+def test_a_credit_run_for_a_month_that_is_not_a_past_or_current_one_is_refused(world):
+    for month in (NEXT_MONTH, "2031-06", "2026-13", "whenever", ""):  # one centre for all: each is refused alike
+        world.refused(credit_run(month), "month", certno=world.certno("retiree"))
 
 
 def test_the_credit_run_from_the_command_line(world):

@@ -5,7 +5,8 @@ A request arrives at whichever worker the kernel hands the connection to; one ab
 is handed to that worker. So whatever worker a request lands on: a sale of either region's person settles
 once and its resend gets the same answer; a sign-in's resend the same sign_no; a 2601 and an admin credit
 reach the person's worker; 3201 agrees per insured region; and all of it holds after a restart (every
-worker replays the journal). A worker that dies stops the centre, saying so.
+worker replays the journal). A worker that dies stops the centre, saying so. The workers' own hand-off
+listener takes nothing from anyone without their token.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def test_two_workers_answer_either_regions_requests_once_wherever_they_land(post
         sign_in_until_both_hand_off(server, f"{OTHER_PHARMACY}SIGNIN0000001", OTHER_PHARMACY)
         handed = "".join(server.output)
         assert all(f"handing requests about region {r}" in handed for r in REGIONS), "each worker handed off"
+        strangers_are_refused_by_the_hand_off_listener(server, sign_no)
         sold, bodies = [], []
         for region in REGIONS:
             for k, psn in enumerate(persons_insured(region, "310")[:3]):
@@ -133,7 +135,7 @@ def test_two_workers_answer_either_regions_requests_once_wherever_they_land(post
             assert stmt["stmt_rslt"] == "0", stmt
 
 
-def test_the_hand_off_listener_answers_only_the_centres_own_workers(postgres_server, tmp_path):
+def strangers_are_refused_by_the_hand_off_listener(server: ServedCentre, sign_no: str) -> None:
     """A worker's hand-off listener skips the gateway, so it must take nothing from anyone else: a connection
     whose first frame is not the workers' token (or that speaks HTTP) is closed unanswered, and the sale it
     carried is not made."""
@@ -143,31 +145,27 @@ def test_the_hand_off_listener_answers_only_the_centres_own_workers(postgres_ser
     from medsettle.centre.workers import ENVELOPE, HELLO, frame
     from medsettle.jsontext import dumps_bytes
 
-    with workers_centre(tmp_path, postgres_server.new_database()) as server:
-        sign_no = sign_in_until_both_hand_off(server, f"{PHARMACY}SIGNIN0000001", PHARMACY)
-        found = re.search(r"handing requests about region \d+ to its worker \(127\.0\.0\.1:(\d+)\)",
-                          "".join(server.output))  # fmt: skip
-        assert found, "".join(server.output)
-        port = int(found.group(1))
-        psn = persons_insured("330300", "310")[7]
-        balance = call(server, "1101", {"data": certificate_of(psn, "02")}, sign_no, psn[:6])
-        data = {"psn_no": psn, **certificate_of(psn, "02"), "med_type": "41", "acct_used_flag": "1"}
-        line = {"feedetl_sn": "1", "med_list_codg": CODES[0], "pric": "12.50", "cnt": "2"}
-        body = envelope("2102", {"data": data, "feedetail": [line]}, sign_no=sign_no, msgid=f"{PHARMACY}ROGUE0001",
-                        insuplc=psn[:6])  # fmt: skip
-        attempts = [
-            frame(HELLO, 0, b"0" * 32) + frame(ENVELOPE, 1, dumps_bytes(body)),  # a guessed token
-            frame(ENVELOPE, 1, dumps_bytes(body)),  # no token at all
-            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",  # HTTP, as the channel once was
-        ]
-        for attempt in attempts:
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-                sock.sendall(attempt)
-                assert sock.recv(65536) == b"", "the hand-off listener answered a stranger"  # closed on us
-        again = call(server, "1101", {"data": certificate_of(psn, "02")}, sign_no, psn[:6])
-        assert again["output"]["insuinfo"][0]["balc"] == balance["output"]["insuinfo"][0]["balc"], again
-        answer, _ = sale(server, sign_no, psn, f"{PHARMACY}ROGUE0001")  # the same msgid, through the gateway
-        assert answer["infcode"] == 0 and answer["output"]["setlinfo"]["acct_pay"] == 25.0, answer
+    found = re.search(r"handing requests about region \d+ to its worker \(127\.0\.0\.1:(\d+)\)",
+                      "".join(server.output))  # fmt: skip
+    assert found, "".join(server.output)
+    port = int(found.group(1))
+    psn = persons_insured("330300", "310")[7]
+    balance = call(server, "1101", {"data": certificate_of(psn, "02")}, sign_no, psn[:6])
+    data = {"psn_no": psn, **certificate_of(psn, "02"), "med_type": "41", "acct_used_flag": "1"}
+    line = {"feedetl_sn": "1", "med_list_codg": CODES[0], "pric": "12.50", "cnt": "2"}
+    body = envelope("2102", {"data": data, "feedetail": [line]}, sign_no=sign_no, msgid=f"{PHARMACY}ROGUE0001",
+                    insuplc=psn[:6])  # fmt: skip
+    attempts = [
+        frame(HELLO, 0, b"0" * 32) + frame(ENVELOPE, 1, dumps_bytes(body)),  # a guessed token
+        frame(ENVELOPE, 1, dumps_bytes(body)),  # no token at all
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",  # HTTP, as the channel once was
+    ]
+    for attempt in attempts:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(attempt)
+            assert sock.recv(65536) == b"", "the hand-off listener answered a stranger"  # closed on us
+    again = call(server, "1101", {"data": certificate_of(psn, "02")}, sign_no, psn[:6])
+    assert again["output"]["insuinfo"][0]["balc"] == balance["output"]["insuinfo"][0]["balc"], again
 
 
 def statement_of_rows(server: ServedCentre, sign_no: str, region: str, rows: list[dict]) -> dict:
