@@ -295,7 +295,7 @@ def test_medsettle_sign_prints_headers_curl_sends(served_centre):
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_batch_of_nonces_is_claimed_each_once_on_either_database(backend, tmp_path, request):
-    """The gateway claims the nonces of many requests at once (PostgreSQL in a statement per chunk): a nonce
+    """The gateway claims the nonces of many requests at once (PostgreSQL in one statement): a nonce
     seen before, or twice in one batch, is taken once; one whose window has passed is forgotten."""
     from medsettle.ledger.gate import PostgresGateStore, SQLiteGateStore
 

@@ -198,7 +198,13 @@ class SQLiteGateStore(GateStore):
             raise
 
 
-_NONCE_CHUNK = 128  # nonces claimed per INSERT on PostgreSQL
+_SWEEP_EVERY_S = 60  # how often PostgreSQL's expired nonces are deleted (a claim retakes one meanwhile)
+_CLAIM_NONCES = """
+INSERT INTO nonces (paasid, nonce, expires)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])
+ON CONFLICT (paasid, nonce) DO UPDATE SET expires = EXCLUDED.expires WHERE nonces.expires < %s
+RETURNING paasid, nonce
+"""
 
 
 class PostgresGateStore(GateStore):
@@ -211,34 +217,51 @@ class PostgresGateStore(GateStore):
 
         self._url = url
         self._conns = _PerThread(lambda: psycopg.connect(url))
+        self._autocommit_conns = _PerThread(lambda: psycopg.connect(url, autocommit=True))
+        self._next_sweep = 0  # the Unix second from which expired nonces are deleted again
         with psycopg.connect(url) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id("medsettle-schema"),))
             conn.execute(SCHEMA)
 
     def close(self) -> None:
         self._conns.close()
+        self._autocommit_conns.close()
 
     def claim_nonces(self, claims: Sequence[tuple[str, str, int]], now: int) -> list[bool]:
-        """As the base class's, in a statement per chunk of claims rather than per claim: each statement is a
-        round trip to the server, and a busy centre claims dozens of nonces at a time. A nonce twice in one
-        batch is taken by its first claim."""
-        with self._transaction(write=True) as execute:
-            execute("DELETE FROM nonces WHERE expires < {p}", (now,))
-            inserted: set[tuple[str, str]] = set()
-            for start in range(0, len(claims), _NONCE_CHUNK):
-                chunk = claims[start : start + _NONCE_CHUNK]
-                values = ", ".join(["({p}, {p}, {p})"] * len(chunk))
-                rows = execute(
-                    f"INSERT INTO nonces (paasid, nonce, expires) VALUES {values} "
-                    "ON CONFLICT DO NOTHING RETURNING paasid, nonce",
-                    tuple(value for claim in chunk for value in claim),
-                )
-                inserted.update((paasid, nonce) for paasid, nonce in rows)
+        """As the base class's, in one statement and one round trip to the server for the whole batch (a busy
+        centre claims dozens of nonces at a time, and every request waits for its claim): the claims as
+        arrays, inserted unless the nonce is held and unexpired (an expired one is taken again, as the
+        base class's forgetting it first would). A nonce twice in one batch is taken by its first claim. The
+        expired rows themselves are deleted at most once a minute, by a statement of their own."""
+        first: dict[tuple[str, str], int] = {}
+        for paasid, nonce, expires in claims:
+            first.setdefault((paasid, nonce), expires)
+        with self._autocommit() as conn:
+            if now >= self._next_sweep:
+                conn.execute("DELETE FROM nonces WHERE expires < %s", (now,))
+                self._next_sweep = now + _SWEEP_EVERY_S
+            rows = conn.execute(
+                _CLAIM_NONCES,
+                ([p for p, _ in first], [n for _, n in first], list(first.values()), now),
+            ).fetchall()
+        inserted = {(paasid, nonce) for paasid, nonce in rows}
         taken = []
         for paasid, nonce, _ in claims:
             taken.append((paasid, nonce) in inserted)
             inserted.discard((paasid, nonce))  # a second claim of it in this batch finds it taken
         return taken
+
+    @contextlib.contextmanager
+    def _autocommit(self) -> Iterator[Any]:
+        """This thread's connection with each statement its own transaction (one round trip, no BEGIN and
+        COMMIT of their own)."""
+        import psycopg  # noqa: PLC0415
+
+        try:
+            yield self._autocommit_conns.get()
+        except psycopg.Error as exc:
+            self._autocommit_conns.close()  # a broken connection is not reused
+            raise GateError(f"PostgreSQL: {exc}") from exc
 
     @contextlib.contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Execute]:

@@ -189,9 +189,14 @@ def cpu_seconds(pid: int) -> float:  # ok-float: seconds
 
 
 def tree_cpu_seconds(pid: int) -> float:  # ok-float: seconds
-    """:func:`cpu_seconds` of a process and its running children (``serve --workers``' workers)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return cpu_seconds(pid) + sum(tree_cpu_seconds(int(child)) for child in children)
+    """:func:`cpu_seconds` of a process and its running children (``serve --workers``' workers, PostgreSQL's
+    backends); a child that ends while it is read counts for nothing."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        own = cpu_seconds(pid)
+    except FileNotFoundError:  # it ended meanwhile
+        return 0.0
+    return own + sum(tree_cpu_seconds(int(child)) for child in children)
 
 
 def find_wrk() -> str | None:
