@@ -82,13 +82,14 @@ def test_two_workers_against_one_process(benchmark, centres, clients, tmp_path):
                 assert centre.pid is not None
                 before, pg_before, busy_before = (
                     http.tree_cpu_seconds(centre.pid),
-                    http.tree_cpu_seconds(postmaster),
+                    _backends(postmaster),
                     _machine_cpu(),
                 )
                 load = http.load_with_wrk(centre.url, credential, clients, SECONDS, workdir, REGIONS)
                 done = max(1, load.done)
                 cpu_ms = (http.tree_cpu_seconds(centre.pid) - before) * 1000 / done
-                pg_ms = (http.tree_cpu_seconds(postmaster) - pg_before) * 1000 / done
+                pg_after = _backends(postmaster)
+                pg_ms = sum(pg_after[pid] - cpu for pid, cpu in pg_before.items() if pid in pg_after) * 1000 / done
                 busy = _busy_share(busy_before, _machine_cpu())
                 runs[name].append((load.done / SECONDS, load.p99_ms, cpu_ms, pg_ms, busy))
             pgbench.append(postgres.pgbench_tps(server.url(), clients, int(SECONDS)))
@@ -125,3 +126,16 @@ def _busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
     """The share of the machine's CPU time that was busy between two readings (wrk, PostgreSQL, the centre,
     and whatever else runs: a share near 1 means there were no cores to spare)."""
     return (after[0] - before[0]) / max(1, after[1] - before[1])
+
+
+def _backends(postmaster: int) -> dict[int, float]:  # ok-float: seconds
+    """CPU seconds of each PostgreSQL process now (the centres' backends live as long as the centres; pgbench's
+    come and go, and count only while they run)."""
+    children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    found = {}
+    for pid in (postmaster, *map(int, children)):
+        try:
+            found[pid] = http.cpu_seconds(pid)
+        except FileNotFoundError:  # it ended meanwhile
+            continue
+    return found
