@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .. import money
-from ..engine.bills import MAX_CNT_UNITS, MAX_LINES, MAX_PRIC_UNITS
+from ..bounds import MAX_CNT_UNITS, MAX_LINES, MAX_PRIC_UNITS
 from ..errors import InvalidInput, MedsettleError, UnknownItem
 
 MANUAL_CLAIM_CODES = ("WINDOW_EXPIRED", "YEAR_CLOSED")

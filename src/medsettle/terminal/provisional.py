@@ -10,9 +10,7 @@ counter's own region (it caches only its region's rules); anyone else pays cash 
 
 from __future__ import annotations
 
-from ..engine import Population, Settler
 from ..errors import MedsettleError
-from ..policy import policy_from_dict
 
 
 class CannotSettleProvisionally(MedsettleError):
@@ -21,6 +19,11 @@ class CannotSettleProvisionally(MedsettleError):
 
 def provisional_split(rules: dict, catalogue: dict, person: dict, bill: dict) -> dict:
     """The provisional setlinfo of ``bill`` for ``person`` (insutype, psn_type, insuplc_admdvs)."""
+    # Here, not at the module's top: only a store-and-forward sale needs the engine, whose import costs most
+    # of a second of every `medsettle terminal` command.
+    from ..engine import Population, Settler  # noqa: PLC0415
+    from ..policy import policy_from_dict  # noqa: PLC0415
+
     ruleset = {**rules["ruleset"], "second_tier": [], "assistance": {"ratio": "0", "annual_cap": "0"}}
     region = {
         "admdvs": rules["admdvs"],
