@@ -263,6 +263,9 @@ def _start_worker(base: RunOptions) -> None:
     _world, _base = World(), base
 
 
+EXIT_WITHIN_S = 5.0  # ok-float: seconds a stopped pool worker has for its cleanup before it is ended
+
+
 def _start_pool_worker(base: RunOptions) -> None:
     """A pool worker leaves Ctrl-C to the soak, which stops the pool and prints what was played; stopped (the
     pool's SIGTERM), it exits through its run's cleanup, so no journal directory is left in /dev/shm."""
@@ -274,6 +277,15 @@ def _start_pool_worker(base: RunOptions) -> None:
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """Raised where the worker is, so that its run's cleanup runs. But code that C calls back into (orjson's
+    ``default=``) turns an exception raised there into a TypeError of its own, which the worker records as
+    the seed's error and goes on: it would never exit, and the pool's terminate would wait for it for ever.
+    So a timer ends the process a few seconds later, whatever happens to the exception."""
+    import threading  # noqa: PLC0415  (only a stopping pool worker needs it)
+
+    timer = threading.Timer(EXIT_WITHIN_S, os._exit, (128 + signum,))
+    timer.daemon = True
+    timer.start()
     raise SystemExit(128 + signum)
 
 
