@@ -94,20 +94,19 @@ class _Link(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
-    def send(self, kind: int, payload: bytes) -> asyncio.Future[bytes]:
-        """The answer's JSON (bytes), once it comes; WorkerUnreachable if the connection is lost first."""
+    def send(self, kind: int, payload: bytes) -> tuple[int, asyncio.Future[bytes]]:
+        """The request's number, and its answer's JSON (bytes) once it comes; WorkerUnreachable if the
+        connection is lost first."""
         assert self.transport is not None
         number = next(self._numbers) & 0xFFFFFFFF
         answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiting[number] = answer
         self.transport.write(frame(kind, number, payload))
-        return answer
+        return number, answer
 
-    def forget(self, answer: asyncio.Future[bytes]) -> None:
+    def forget(self, number: int) -> None:
         """Stop waiting for an answer that took too long (if it comes after all, it is dropped)."""
-        for number, waiting in list(self._waiting.items()):
-            if waiting is answer:
-                del self._waiting[number]
+        self._waiting.pop(number, None)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -188,11 +187,11 @@ class Handoff:
             log.info("handing requests about region %s to its worker (%s)", region, owner)
         try:
             link = await self._link(owner)
-            answer = link.send(kind, dumps_bytes(body))
+            number, answer = link.send(kind, dumps_bytes(body))
             try:
                 return loads(await asyncio.wait_for(asyncio.shield(answer), HANDOFF_TIMEOUT))
             except TimeoutError:
-                link.forget(answer)
+                link.forget(number)
                 why = f"the worker of region {region} did not answer in {HANDOFF_TIMEOUT:g} s"
                 raise WorkerUnreachable(why) from None
         except OSError as exc:

@@ -15,22 +15,23 @@ import click
 
 from .. import __version__
 
-# The command's name -> (its module in this package, the command's name there).
-WHERE = {
-    "demo": ("demo", "demo"),
-    "settle": ("settle", "settle"),
-    "policy": ("policy", "policy"),
-    "persons": ("persons", "persons"),
-    "bills": ("bills", "bills"),
-    "serve": ("serve", "serve"),
-    "sign": ("sign", "sign"),
-    "hardware": ("hardware", "hardware"),
-    "card": ("hardware", "card"),
-    "terminal": ("terminal", "terminal"),
-    "bench": ("bench", "bench"),
-    "sim": ("sim", "sim"),
-    "scenario": ("scenario", "scenario"),
-}
+# The command's name -> (its module in this package, the command's name there): each in a module of its name,
+# but for `card`, which lives beside `hardware`.
+_NAMES = (
+    "demo",
+    "settle",
+    "policy",
+    "persons",
+    "bills",
+    "serve",
+    "sign",
+    "hardware",
+    "terminal",
+    "bench",
+    "sim",
+    "scenario",
+)
+WHERE = {name: (name, name) for name in _NAMES} | {"card": ("hardware", "card")}
 
 
 class _Commands(MutableMapping[str, click.Command]):

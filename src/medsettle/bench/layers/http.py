@@ -137,7 +137,7 @@ def load_with_wrk(
         got = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", proc.stdout, re.M)
         if got is None:
             raise RuntimeError(f"wrk printed no {label} latency")
-        return float(got.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[got.group(2)]
+        return float(got.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[got.group(2)]  # ok-float: milliseconds
 
     return Load(int(found.group(1)), percentile("50%"), percentile("99%"), seconds)
 
